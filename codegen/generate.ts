@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ScriptDef } from '../src/runtime/script-def.js';
+import { renderBinding } from './bindings.js';
+import { parseHeader } from './header.js';
+import { scanIncludes } from './includes.js';
+import { assembleLua } from './lua.js';
+import { renderFunctionsLibrary } from './functions.js';
+import { renderBarrel, verifyBinding } from './surface.js';
+
+export interface CompiledScript {
+  def: ScriptDef;
+  /** scripts-lua/<name>.lua */
+  sourceFile: string;
+  /** generated/lua/<name>.lua */
+  luaFile: string;
+  /** The script body as written, without header and includes (for the Functions library). */
+  body: string;
+}
+
+/** Everything codegen writes, as package-relative path → content. */
+export type Output = Map<string, string>;
+
+export function sha1(text: string): string {
+  return createHash('sha1').update(text, 'utf8').digest('hex');
+}
+
+/** Compiles every top-level script in scripts-lua/ (fragments live in subfolders). */
+export function compileScripts(rootDir: string): CompiledScript[] {
+  const dir = join(rootDir, 'scripts-lua');
+  const files = readdirSync(dir).filter((f) => f.endsWith('.lua')).sort();
+  return files.map((f) => {
+    const file = `scripts-lua/${f}`;
+    const text = readFileSync(join(dir, f), 'utf8');
+    const header = parseHeader(file, text, f.slice(0, -'.lua'.length));
+    const source = assembleLua(rootDir, file, text, header);
+    const def: ScriptDef = {
+      name: header.name,
+      version: header.version,
+      summary: header.summary,
+      sha1: sha1(source),
+      source,
+      readOnly: header.readOnly,
+      keys: header.keys,
+      args: header.args,
+      returns: header.returns,
+      checks: header.checks,
+    };
+    const lines = text.split('\n');
+    const bodyStart = lines.findIndex((l) => !l.startsWith('---') || /^---\s+@(include|args)\b/.test(l));
+    const body = scanIncludes(lines.slice(bodyStart).join('\n')).body;
+    return { def, sourceFile: file, luaFile: `generated/lua/${header.name}.lua`, body };
+  });
+}
+
+export function manifest(pkg: { name: string; version: string }, scripts: CompiledScript[]): unknown {
+  return {
+    name: pkg.name,
+    version: pkg.version,
+    scripts: scripts.map(({ def, luaFile }) => ({
+      name: def.name,
+      version: def.version,
+      sha1: def.sha1,
+      file: luaFile,
+      summary: def.summary,
+      readOnly: def.readOnly,
+      keys: def.keys.map(({ name, doc }) => ({ name, doc })),
+      args: def.args.map((a) => ({
+        name: a.name,
+        type: a.type,
+        required: a.required,
+        default: a.default ?? null,
+        ...(a.type === 'int' ? { min: a.min, max: a.max } : { maxLength: a.maxLength }),
+        doc: a.doc,
+      })),
+      returns: def.returns.map(({ name, type, doc }) => ({ name, type, doc })),
+      checks: def.checks.map(({ name, args, doc }) => ({ name, args, doc })),
+    })),
+  };
+}
+
+/** Runs the whole pipeline in memory. */
+export function generate(rootDir: string): Output {
+  const pkg = JSON.parse(readFileSync(join(rootDir, 'package.json'), 'utf8')) as { name: string; version: string };
+  const scripts = compileScripts(rootDir);
+  const out: Output = new Map();
+  for (const s of scripts) {
+    out.set(s.luaFile, s.def.source);
+    const tsPath = `generated/ts/${s.def.name}.ts`;
+    const ts = renderBinding(rootDir, s.def, s.sourceFile);
+    verifyBinding(s.def, tsPath, ts);
+    out.set(tsPath, ts);
+  }
+  out.set('generated/index.ts', renderBarrel(scripts.map((s) => s.def)));
+  out.set('generated/manifest.json', JSON.stringify(manifest(pkg, scripts), null, 2) + '\n');
+  out.set('generated/functions/redlimit.lua', renderFunctionsLibrary(rootDir, pkg.version, scripts));
+  return out;
+}

@@ -1,0 +1,169 @@
+import type { ArgSpec, CheckSpec, KeySpec, ReturnSpec } from '../src/runtime/script-def.js';
+import { CodegenError } from './errors.js';
+import { KNOWN_CHECKS } from './checks.js';
+import { camelCase } from './names.js';
+
+/** What a script's header declares: its whole contract. */
+export interface ScriptHeader {
+  name: string;
+  version: number;
+  summary: string;
+  readOnly: boolean;
+  keys: KeySpec[];
+  args: ArgSpec[];
+  returns: ReturnSpec[];
+  checks: CheckSpec[];
+}
+
+const NAME = /^[a-z][a-z0-9_]*$/;
+const TAG_LINE = /^---\s+@(\w+)\s*(.*)$/;
+const ARG_LINE =
+  /^(\w+)\s+(int|string)\s+(required|optional|default=(\S+))(?:\s+(-?\d+)\.\.(-?\d+)|\s+maxlen=(\d+))?\s+(.+)$/;
+
+/**
+ * Parses the `--- @tag` block that opens a script. `file` is only for error messages.
+ * Tags: script, version, summary, readonly, key, arg, check, return. `@include` and `@args`
+ * belong to the body and are left for the include resolver.
+ */
+export function parseHeader(file: string, text: string, expectedName: string): ScriptHeader {
+  const lines = text.split('\n');
+  const header: Partial<ScriptHeader> & Pick<ScriptHeader, 'keys' | 'args' | 'returns' | 'checks'> = {
+    readOnly: false,
+    keys: [],
+    args: [],
+    returns: [],
+    checks: [],
+  };
+  const seen = new Set<string>();
+
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trimEnd();
+    if (!line.startsWith('---')) break;
+    const lineNo = i + 1;
+    const fail = (message: string): never => {
+      throw new CodegenError(file, lineNo, message);
+    };
+    const m = TAG_LINE.exec(line);
+    if (!m) continue; // prose in the doc block
+    const [, tag, rest] = m as unknown as [string, string, string];
+    switch (tag) {
+      case 'script':
+        if (!NAME.test(rest)) fail(`@script name "${rest}" must be snake_case`);
+        if (rest !== expectedName) fail(`@script ${rest} does not match the file name ${expectedName}.lua`);
+        header.name = rest;
+        break;
+      case 'version':
+        if (!/^[1-9]\d*$/.test(rest)) fail(`@version must be a positive integer, got "${rest}"`);
+        header.version = Number(rest);
+        break;
+      case 'summary':
+        if (!rest) fail('@summary is empty');
+        header.summary = rest;
+        break;
+      case 'readonly':
+        header.readOnly = true;
+        break;
+      case 'key': {
+        const km = /^(\w+)\s+(.+)$/.exec(rest);
+        if (!km || !NAME.test(km[1]!)) fail('@key wants: <name> <doc>');
+        header.keys.push({ name: km![1]!, prop: camelCase(km![1]!), doc: km![2]! });
+        break;
+      }
+      case 'arg':
+        header.args.push(parseArg(rest, fail));
+        break;
+      case 'check': {
+        const [name, ...args] = rest.split(/\s+/);
+        const known = KNOWN_CHECKS[name ?? ''];
+        if (!known) fail(`@check ${name} is not a known check (${Object.keys(KNOWN_CHECKS).join(', ')})`);
+        if (args.length !== known!.arity) fail(`@check ${name} takes ${known!.arity} argument names`);
+        for (const a of args) {
+          if (!header.args.some((x) => x.name === a)) fail(`@check ${name}: no @arg named ${a} above it`);
+        }
+        header.checks.push({ name: name!, args, doc: known!.doc });
+        break;
+      }
+      case 'return': {
+        const rm = /^(\w+)\s+(bool|int|string)\s+(.+)$/.exec(rest);
+        if (!rm || !NAME.test(rm[1]!)) fail('@return wants: <name> <bool|int|string> <doc>');
+        header.returns.push({ name: rm![1]!, prop: camelCase(rm![1]!), type: rm![2] as ReturnSpec['type'], doc: rm![3]! });
+        break;
+      }
+      case 'include':
+      case 'args':
+        continue;
+      default:
+        fail(`unknown tag @${tag}`);
+    }
+    if (['script', 'version', 'summary', 'readonly'].includes(tag)) {
+      if (seen.has(tag)) fail(`@${tag} given twice`);
+      seen.add(tag);
+    }
+  }
+
+  const end = lines.findIndex((l) => !l.startsWith('---'));
+  const endLine = end === -1 ? lines.length : end + 1;
+  for (const required of ['script', 'version', 'summary'] as const) {
+    if (header[required === 'script' ? 'name' : required] === undefined) {
+      throw new CodegenError(file, endLine, `header has no @${required}`);
+    }
+  }
+  if (header.returns.length === 0) throw new CodegenError(file, endLine, 'header has no @return');
+  checkNames(file, endLine, header as ScriptHeader);
+  return header as ScriptHeader;
+}
+
+function parseArg(rest: string, fail: (m: string) => never): ArgSpec {
+  const m = ARG_LINE.exec(rest);
+  if (!m) {
+    fail('@arg wants: <name> <int|string> <required|optional|default=V> [min..max | maxlen=N] <doc>');
+  }
+  const [, name, type, presence, defaultRaw, min, max, maxLength, doc] = m!;
+  if (!NAME.test(name!)) fail(`@arg name "${name}" must be snake_case`);
+  const spec: { -readonly [K in keyof ArgSpec]: ArgSpec[K] } = {
+    name: name!,
+    prop: camelCase(name!),
+    type: type as ArgSpec['type'],
+    required: presence === 'required',
+    doc: doc!,
+  };
+  if (defaultRaw !== undefined) {
+    if (/^-?\d+$/.test(defaultRaw)) spec.default = type === 'int' ? Number(defaultRaw) : defaultRaw;
+    else if (NAME.test(defaultRaw)) spec.default = { arg: defaultRaw };
+    else spec.default = defaultRaw;
+  }
+  if (type === 'int') {
+    if (min === undefined || max === undefined) fail(`@arg ${name}: an int needs a range min..max`);
+    spec.min = Number(min);
+    spec.max = Number(max);
+    if (!Number.isSafeInteger(spec.min) || !Number.isSafeInteger(spec.max) || spec.min > spec.max) {
+      fail(`@arg ${name}: bad range ${min}..${max}`);
+    }
+    if (typeof spec.default === 'number' && (spec.default < spec.min || spec.default > spec.max)) {
+      fail(`@arg ${name}: default ${spec.default} is outside ${min}..${max}`);
+    }
+  } else {
+    if (maxLength === undefined) fail(`@arg ${name}: a string needs maxlen=N`);
+    spec.maxLength = Number(maxLength);
+  }
+  return spec;
+}
+
+function checkNames(file: string, line: number, h: ScriptHeader): void {
+  const names = new Set<string>();
+  for (const n of [...h.keys.map((k) => k.name), ...h.args.map((a) => a.name)]) {
+    if (names.has(n)) throw new CodegenError(file, line, `name ${n} is declared twice`);
+    names.add(n);
+  }
+  let optionalSeen = false;
+  for (const a of h.args) {
+    if (!a.required) optionalSeen = true;
+    else if (optionalSeen) throw new CodegenError(file, line, `required @arg ${a.name} comes after an optional one`);
+    if (typeof a.default === 'object') {
+      const ref = a.default.arg;
+      if (!h.args.slice(0, h.args.indexOf(a)).some((b) => b.name === ref)) {
+        throw new CodegenError(file, line, `@arg ${a.name}: default=${ref} must name an earlier argument`);
+      }
+    }
+  }
+}

@@ -1,0 +1,54 @@
+/** Every error redlimit raises on purpose carries a stable `code`. */
+export type RedlimitErrorCode =
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_INVALID_CONFIG'
+  | 'ERR_SCRIPT'
+  | 'ERR_CROSS_SLOT'
+  | 'ERR_UNSUPPORTED_CLIENT'
+  | 'ERR_REDIS_UNAVAILABLE'
+  | 'ERR_RATE_LIMITED';
+
+export class RedlimitError extends Error {
+  constructor(
+    readonly code: RedlimitErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** An argument a script would refuse, caught before the round trip. */
+export class InvalidArgumentError extends RedlimitError {
+  constructor(
+    readonly script: string,
+    readonly argument: string,
+    message: string,
+  ) {
+    super('ERR_INVALID_ARGUMENT', `redlimit ${script}: ${message}`);
+  }
+}
+
+/** Redis answered a script call with an error reply (bad argument, WRONGTYPE state key, ...). */
+export class ScriptError extends RedlimitError {
+  constructor(
+    readonly script: string,
+    readonly redisMessage: string,
+    options?: { cause?: unknown },
+  ) {
+    super('ERR_SCRIPT', `redlimit ${script}: Redis replied: ${redisMessage}`, options);
+  }
+}
+
+export class CrossSlotError extends RedlimitError {
+  constructor(message: string) {
+    super('ERR_CROSS_SLOT', message);
+  }
+}
+
+export class UnsupportedClientError extends RedlimitError {
+  constructor(message: string) {
+    super('ERR_UNSUPPORTED_CLIENT', message);
+  }
+}

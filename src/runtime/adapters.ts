@@ -1,0 +1,87 @@
+import { UnsupportedClientError } from '../errors.js';
+
+/**
+ * Any client redlimit can run scripts on: ioredis `Redis` / `Cluster` or node-redis 5
+ * `createClient()` / `createCluster()`. Recognised by shape, so neither library is imported.
+ */
+export type RedisClientLike = object;
+
+/** What the runner needs from a client. */
+export interface ScriptTransport {
+  readonly kind: 'ioredis' | 'node-redis';
+  evalsha(sha: string, keys: string[], argv: string[], readOnly: boolean): Promise<unknown>;
+  eval(source: string, keys: string[], argv: string[], readOnly: boolean): Promise<unknown>;
+  /** SCRIPT LOAD on every primary the client talks to. */
+  scriptLoad(source: string): Promise<void>;
+}
+
+type Fn = (...args: unknown[]) => Promise<unknown>;
+type IoredisLike = {
+  evalsha: Fn;
+  eval: Fn;
+  evalsha_ro?: Fn;
+  eval_ro?: Fn;
+  script: Fn;
+  nodes?: (role: string) => IoredisLike[];
+  isCluster?: boolean;
+};
+type NodeRedisLike = {
+  evalSha: Fn;
+  eval: Fn;
+  evalShaRo?: Fn;
+  evalRo?: Fn;
+  scriptLoad?: Fn;
+  masters?: unknown[];
+  nodeClient?: (node: unknown) => Promise<{ scriptLoad: Fn }> | { scriptLoad: Fn };
+};
+
+const transports = new WeakMap<object, ScriptTransport>();
+
+export function transportFor(client: RedisClientLike): ScriptTransport {
+  let t = transports.get(client);
+  if (!t) {
+    t = detect(client);
+    transports.set(client, t);
+  }
+  return t;
+}
+
+function detect(client: RedisClientLike): ScriptTransport {
+  const c = client as Partial<IoredisLike & NodeRedisLike>;
+  if (typeof c.evalsha === 'function' && typeof c.script === 'function') return ioredisTransport(c as IoredisLike);
+  if (typeof c.evalSha === 'function') return nodeRedisTransport(c as NodeRedisLike);
+  throw new UnsupportedClientError(
+    'redlimit: unsupported Redis client: pass an ioredis Redis/Cluster or a node-redis 5 client/cluster',
+  );
+}
+
+function ioredisTransport(c: IoredisLike): ScriptTransport {
+  return {
+    kind: 'ioredis',
+    evalsha: (sha, keys, argv, readOnly) =>
+      (readOnly && c.evalsha_ro ? c.evalsha_ro : c.evalsha).call(c, sha, keys.length, ...keys, ...argv),
+    eval: (source, keys, argv, readOnly) =>
+      (readOnly && c.eval_ro ? c.eval_ro : c.eval).call(c, source, keys.length, ...keys, ...argv),
+    async scriptLoad(source) {
+      const nodes = c.isCluster && c.nodes ? c.nodes('master') : [c];
+      await Promise.all(nodes.map((n) => n.script('LOAD', source)));
+    },
+  };
+}
+
+function nodeRedisTransport(c: NodeRedisLike): ScriptTransport {
+  return {
+    kind: 'node-redis',
+    evalsha: (sha, keys, argv, readOnly) =>
+      (readOnly && c.evalShaRo ? c.evalShaRo : c.evalSha).call(c, sha, { keys, arguments: argv }),
+    eval: (source, keys, argv, readOnly) =>
+      (readOnly && c.evalRo ? c.evalRo : c.eval).call(c, source, { keys, arguments: argv }),
+    async scriptLoad(source) {
+      if (Array.isArray(c.masters) && c.nodeClient) {
+        await Promise.all(c.masters.map(async (m) => (await c.nodeClient!(m)).scriptLoad(source)));
+      } else if (c.scriptLoad) {
+        await c.scriptLoad(source);
+      }
+    },
+  };
+}

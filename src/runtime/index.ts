@@ -1,0 +1,6 @@
+export type { ArgSpec, CheckSpec, KeySpec, ReturnSpec, ScriptDef } from './script-def.js';
+export type { RedisClientLike, ScriptTransport } from './adapters.js';
+export { transportFor } from './adapters.js';
+export { runScript, preload, isReplyError, type RunOptions } from './runner.js';
+export { intArg, stringArg, keyArg, trimOptional } from './validate.js';
+export { checks } from './checks.js';

@@ -1,0 +1,54 @@
+import { ScriptError } from '../errors.js';
+import { transportFor, type RedisClientLike } from './adapters.js';
+import type { ScriptDef } from './script-def.js';
+
+export interface RunOptions {
+  /** Run a read-only script with EVALSHA_RO (Redis 7+), so it may be served by a replica. */
+  readOnly?: boolean;
+}
+
+/**
+ * The one way redlimit runs a script: EVALSHA by the SHA1 codegen computed; on NOSCRIPT, EVAL
+ * the exact source (which also caches it on that node) and carry on. EVAL rather than
+ * SCRIPT LOAD because SCRIPT LOAD on a primary does not reach its replicas' caches, and each
+ * cluster node has its own cache. Error replies become `ScriptError`; connection errors are
+ * passed through untouched for the caller (or the client's breaker) to judge.
+ */
+export async function runScript(
+  client: RedisClientLike,
+  def: ScriptDef,
+  keys: string[],
+  argv: string[],
+  options: RunOptions = {},
+): Promise<unknown> {
+  const transport = transportFor(client);
+  const readOnly = options.readOnly ?? false;
+  try {
+    return await transport.evalsha(def.sha1, keys, argv, readOnly);
+  } catch (err) {
+    if (!isReplyError(err)) throw err;
+    if (!err.message.startsWith('NOSCRIPT')) throw new ScriptError(def.name, err.message, { cause: err });
+  }
+  try {
+    return await transport.eval(def.source, keys, argv, readOnly);
+  } catch (err) {
+    if (isReplyError(err)) throw new ScriptError(def.name, err.message, { cause: err });
+    throw err;
+  }
+}
+
+/** Loads scripts ahead of traffic (SCRIPT LOAD on every primary). Optional: runScript recovers anyway. */
+export async function preload(client: RedisClientLike, defs: readonly ScriptDef[]): Promise<void> {
+  const transport = transportFor(client);
+  for (const def of defs) await transport.scriptLoad(def.source);
+}
+
+/** An error reply from Redis, as opposed to a connection or client-side failure. */
+export function isReplyError(err: unknown): err is Error {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'ReplyError') return true; // ioredis
+  for (let p = Object.getPrototypeOf(err); p && p !== Error.prototype; p = Object.getPrototypeOf(p)) {
+    if (p.constructor?.name === 'ErrorReply') return true; // node-redis 5
+  }
+  return false;
+}
