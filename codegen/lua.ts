@@ -1,4 +1,4 @@
-import type { ArgSpec } from '../src/runtime/script-def.js';
+import type { ArgSpec, ScriptDef } from '../src/runtime/script-def.js';
 import { CodegenError } from './errors.js';
 import type { ScriptHeader } from './header.js';
 import { resolveIncludes, scanIncludes } from './includes.js';
@@ -11,7 +11,7 @@ function luaInt(n: number): string {
 }
 
 /** The argument prologue a header stands for: arity, each argument, defaults, checks. */
-export function renderPrologue(h: Pick<ScriptHeader, 'name' | 'keys' | 'args' | 'checks'>): string {
+export function renderPrologue(h: Pick<ScriptDef, 'name' | 'keys' | 'args' | 'checks'>): string {
   const s = `'${h.name}'`;
   const out = ['-- Arguments, as declared in the header above (written by codegen).'];
   out.push(`rl_arity(${s}, KEYS, ARGV, ${h.keys.length}, ${h.args.length})`);

@@ -1,0 +1,25 @@
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+
+/** The Redis the global setup found (REDIS_URL, a container, or a local redis-server). */
+export function redisUrl(): string {
+  return inject('redisUrl');
+}
+
+/** A key prefix no other test uses: tests share one server and isolate by prefix. */
+export function uniquePrefix(label: string): string {
+  return `rltest:${label}:${randomBytes(4).toString('hex')}:`;
+}
+
+export function ioredis(url = redisUrl()): Redis {
+  return new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
+}
+
+export async function nodeRedis(url = redisUrl()) {
+  const client = createClient({ url });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
