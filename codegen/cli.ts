@@ -1,32 +1,11 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { CodegenError } from './errors.js';
-import { generate, type Output } from './generate.js';
+import { generate, listGenerated, staleFiles, type Output } from './generate.js';
 
 const defaultRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-
-function listFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { withFileTypes: true, recursive: true })
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name));
-}
-
-/** Paths that differ between `out` and generated/ on disk (changed, missing or stale). */
-export function staleFiles(root: string, out: Output): string[] {
-  const stale: string[] = [];
-  for (const [path, content] of out) {
-    const abs = join(root, path);
-    if (!existsSync(abs) || readFileSync(abs, 'utf8') !== content) stale.push(path);
-  }
-  for (const abs of listFiles(join(root, 'generated'))) {
-    const path = relative(root, abs);
-    if (!out.has(path)) stale.push(`${path} (no longer generated)`);
-  }
-  return stale;
-}
 
 const program = new Command()
   .name('codegen')
@@ -53,7 +32,7 @@ const program = new Command()
       console.log(`codegen --check: generated/ is up to date (${out.size} files)`);
       return;
     }
-    for (const abs of listFiles(join(opts.root, 'generated'))) {
+    for (const abs of listGenerated(opts.root)) {
       if (!out.has(relative(opts.root, abs))) rmSync(abs);
     }
     for (const [path, content] of out) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import type { ScriptDef } from '../src/runtime/script-def.js';
 import { renderBinding } from './bindings.js';
 import { parseHeader } from './header.js';
@@ -97,3 +97,27 @@ export function generate(rootDir: string): Output {
   out.set('generated/functions/redlimit.lua', renderFunctionsLibrary(rootDir, pkg.version, scripts));
   return out;
 }
+
+/** Absolute paths of every file now under generated/. */
+export function listGenerated(root: string): string[] {
+  const dir = join(root, 'generated');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name));
+}
+
+/** Paths that differ between `out` and generated/ on disk (changed, missing or stale). */
+export function staleFiles(root: string, out: Output): string[] {
+  const stale: string[] = [];
+  for (const [path, content] of out) {
+    const abs = join(root, path);
+    if (!existsSync(abs) || readFileSync(abs, 'utf8') !== content) stale.push(path);
+  }
+  for (const abs of listGenerated(root)) {
+    const path = relative(root, abs);
+    if (!out.has(path)) stale.push(`${path} (no longer generated)`);
+  }
+  return stale;
+}
+

@@ -2,6 +2,7 @@ import type { ArgSpec, ScriptDef } from '../src/runtime/script-def.js';
 import { CodegenError } from './errors.js';
 import type { ScriptHeader } from './header.js';
 import { resolveIncludes, scanIncludes } from './includes.js';
+import { shakeFragments } from './shake.js';
 
 const ARGS_MARKER = /^---\s+@args\s*$/;
 
@@ -33,14 +34,14 @@ export function renderPrologue(h: Pick<ScriptDef, 'name' | 'keys' | 'args' | 'ch
 
 /**
  * The self-contained script that gets loaded: the header, a generated-file note, every fragment
- * once, then the body with the argument prologue in place of `--- @args`.
+ * once (only the definitions the script reaches), then the body with the argument prologue in
+ * place of `--- @args`.
  */
 export function assembleLua(rootDir: string, file: string, text: string, h: ScriptHeader): string {
   const lines = text.split('\n');
   const headerEnd = lines.findIndex((l) => !l.startsWith('---') || /^---\s+@(include|args)\b/.test(l));
   const headerLines = lines.slice(0, headerEnd);
   const rest = lines.slice(headerEnd).join('\n');
-  const fragments = resolveIncludes(rootDir, file, text);
 
   const markerCount = rest.split('\n').filter((l) => ARGS_MARKER.test(l.trim())).length;
   if (markerCount !== 1) {
@@ -51,6 +52,7 @@ export function assembleLua(rootDir: string, file: string, text: string, h: Scri
     .map((l) => (ARGS_MARKER.test(l.trim()) ? renderPrologue(h) : l))
     .join('\n')
     .trim();
+  const fragments = shakeFragments(resolveIncludes(rootDir, file, text), body);
 
   const parts = [
     headerLines.join('\n'),

@@ -22,12 +22,12 @@ local now = rl_now_ms(now_ms)
 local whole, frac = burst, 0
 local stored = redis.call('GET', KEYS[1])
 if stored then
-  local sep = string.find(stored, ':', 1, true)
-  if not sep then rl_fail('gcra', 'key ' .. KEYS[1] .. ' does not hold gcra state') end
-  local tat_ms = tonumber(string.sub(stored, 1, sep - 1))
+  local tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
+  if not tat_ms then rl_fail('gcra', 'key ' .. KEYS[1] .. ' does not hold gcra state') end
+  tat_ms = tonumber(tat_ms)
   if tat_ms >= now then
     local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)
-    local borrow, slack_num = rl_divmod(span_num - tonumber(string.sub(stored, sep + 1)), limit)
+    local borrow, slack_num = rl_divmod(span_num - tonumber(tat_num), limit)
     local slack_ms = span_ms - (tat_ms - now) + borrow
     if slack_ms < 0 then
       whole, frac = 0, 0 -- burst was lowered below what is already spent

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import type { TestProject } from 'vitest/node';
-import { redisServerBinary, startLocalRedis } from './support/redis-server.js';
+import { redisServerBinary, startLocalRedis } from '../devtools/local-redis.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -44,19 +44,6 @@ local function rl_arg_int(script, raw, index, name, required, min, max)
   return n
 end
 
-local function rl_arg_string(script, raw, index, name, required, max_len)
-  if raw == nil or raw == '' then
-    if required then
-      rl_fail(script, name .. ' (ARGV[' .. index .. ']) is required')
-    end
-    return nil
-  end
-  if #raw > max_len then
-    rl_fail(script, string.format('%s (ARGV[%d]) must be at most %d bytes, got %d', name, index, max_len, #raw))
-  end
-  return raw
-end
-
 local function rl_arity(script, keys, argv, nkeys, max_args)
   if #keys ~= nkeys then
     rl_fail(script, string.format('expects %d key(s), got %d', nkeys, #keys))
@@ -86,7 +73,8 @@ end
 local function rl_muldivmod(a, b, c)
   local p = a * b
   if p < RL_TWO53 then
-    return rl_divmod(p, c)
+    local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
+    return (p - r) / c, r
   end
   local q, r = 0, 0
   local scale = 68719476736 -- 2^36: b's most significant 12-bit chunk
@@ -102,13 +90,6 @@ local function rl_muldivmod(a, b, c)
   return q, r
 end
 
---- ceil(p / c) for integers |p| < 2^53, c >= 1.
-local function rl_ceildiv(p, c)
-  local q, r = rl_divmod(p, c)
-  if r > 0 then return q + 1 end
-  return q
-end
-
 -- from scripts-lua/lib/bucket.lua
 --- The continuous-refill bucket shared by gcra and token_bucket: `burst` units of capacity,
 --- refilled at `limit` units per `period_ms`. A bucket's content at a moment is kept exactly as
@@ -120,6 +101,9 @@ end
 local RL_MAX_REFILL_MS = 315360000000
 
 local function rl_check_refill_bounded(script, limit, period_ms, burst)
+  -- The float estimate is within a hair of the exact value: only near the bound is it worth
+  -- computing exactly.
+  if burst * period_ms < limit * RL_MAX_REFILL_MS * 0.999 then return end
   local q, r = rl_muldivmod(burst, period_ms, limit)
   if r > 0 then q = q + 1 end
   if q > RL_MAX_REFILL_MS then
@@ -140,21 +124,6 @@ local function rl_ms_until(target, whole, frac, limit, period_ms)
   local ms, num = rl_time_until(target, whole, frac, limit, period_ms)
   if num > 0 then return ms + 1 end
   return ms
-end
-
---- Content after `elapsed_ms` of refill, capped at burst.
-local function rl_refill(whole, frac, elapsed_ms, burst, limit, period_ms)
-  local carry
-  carry, frac = rl_divmod(frac, period_ms) -- frac was counted under an older period_ms
-  whole = whole + carry
-  if whole >= burst then return burst, 0 end
-  if elapsed_ms <= 0 then return whole, frac end
-  local full_ms = rl_ms_until(burst, whole, frac, limit, period_ms)
-  if elapsed_ms >= full_ms then return burst, 0 end
-  local q, r = rl_muldivmod(elapsed_ms, limit, period_ms)
-  local f
-  carry, f = rl_divmod(frac + r, period_ms)
-  return whole + q + carry, f
 end
 
 --- Take `cost` units: allowed (1/0), whole units left, retry_after_ms (0 allowed, -1 never).
@@ -192,12 +161,12 @@ local now = rl_now_ms(now_ms)
 local whole, frac = burst, 0
 local stored = redis.call('GET', KEYS[1])
 if stored then
-  local sep = string.find(stored, ':', 1, true)
-  if not sep then rl_fail('gcra', 'key ' .. KEYS[1] .. ' does not hold gcra state') end
-  local tat_ms = tonumber(string.sub(stored, 1, sep - 1))
+  local tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
+  if not tat_ms then rl_fail('gcra', 'key ' .. KEYS[1] .. ' does not hold gcra state') end
+  tat_ms = tonumber(tat_ms)
   if tat_ms >= now then
     local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)
-    local borrow, slack_num = rl_divmod(span_num - tonumber(string.sub(stored, sep + 1)), limit)
+    local borrow, slack_num = rl_divmod(span_num - tonumber(tat_num), limit)
     local slack_ms = span_ms - (tat_ms - now) + borrow
     if slack_ms < 0 then
       whole, frac = 0, 0 -- burst was lowered below what is already spent

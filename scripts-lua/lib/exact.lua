@@ -17,7 +17,8 @@ end
 local function rl_muldivmod(a, b, c)
   local p = a * b
   if p < RL_TWO53 then
-    return rl_divmod(p, c)
+    local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
+    return (p - r) / c, r
   end
   local q, r = 0, 0
   local scale = 68719476736 -- 2^36: b's most significant 12-bit chunk

@@ -15,7 +15,10 @@ export function divmod(p: number, c: number): [number, number] {
 /** [q, r] with a*b = q*c + r, 0 <= r < c; 0 <= a < 2^40, 0 <= b < 2^48, 1 <= c < 2^40. */
 export function muldivmod(a: number, b: number, c: number): [number, number] {
   const p = a * b;
-  if (p < TWO53) return divmod(p, c);
+  if (p < TWO53) {
+    const r = p % c; // p >= 0: no sign fix-up needed
+    return [(p - r) / c, r];
+  }
   let q = 0;
   let r = 0;
   for (let scale = 68719476736; scale >= 1; scale /= 4096) {

@@ -1,3 +1,4 @@
+/** Dev tooling shared by tests, bench and demo: a redis-server process of our own. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer, Socket } from 'node:net';
 

@@ -1,0 +1,2 @@
+/** Benches beyond the per-script server cost; each returns printable lines. */
+export const benches: (() => Promise<string[]>)[] = [];

@@ -1,0 +1,77 @@
+/**
+ * `npm run bench`: server cost of every script as a ratio to a trivial `return 1` script measured
+ * in the same run (rounds interleave script and baseline, so a noisy neighbour hits both), and
+ * decisions/s from one Node process. Runs against REDIS_URL, else a redis-server of its own.
+ */
+import { Redis } from 'ioredis';
+import { allScripts, gcra } from '../generated/index.js';
+import { preload } from '../src/runtime/index.js';
+import { startLocalRedis } from '../devtools/local-redis.js';
+import { decisionsPerSecond, serverUsecPerCall, TRIVIAL_SOURCE } from './server-cost.js';
+import { benchCases } from './cases.js';
+
+const CALLS = Number(process.env.BENCH_CALLS ?? 20_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+async function main(): Promise<void> {
+  const own = process.env.REDIS_URL ? undefined : await startLocalRedis();
+  const url = process.env.REDIS_URL ?? own!.url;
+  const redis = new Redis(url);
+  try {
+    await preload(redis, allScripts);
+    const trivialSha = (await redis.script('LOAD', TRIVIAL_SOURCE)) as string;
+    const cases = benchCases();
+
+    const samples = new Map<string, { script: number[]; base: number[] }>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const c of cases) {
+        // The baseline gets the same keys and arguments, so only the script's own work differs.
+        const base = await serverUsecPerCall(redis, trivialSha, { ...c, name: 'trivial' }, CALLS);
+        const script = await serverUsecPerCall(redis, c.def!.sha1, c, CALLS);
+        const s = samples.get(c.name) ?? { script: [], base: [] };
+        s.script.push(script);
+        s.base.push(base);
+        samples.set(c.name, s);
+      }
+    }
+
+    console.log(`redlimit bench: ${url} (${own ? 'own redis-server' : 'REDIS_URL'}), ${CALLS} calls x ${ROUNDS} rounds per case`);
+    console.log('script'.padEnd(28) + 'server us/call'.padStart(15) + 'trivial us/call'.padStart(17) + 'ratio'.padStart(8) + 'target'.padStart(9));
+    let missed = 0;
+    for (const c of cases) {
+      const s = samples.get(c.name)!;
+      const script = median(s.script);
+      const base = median(s.base);
+      const ratio = script / base;
+      const ok = c.target === undefined || ratio <= c.target;
+      if (!ok) missed++;
+      console.log(
+        c.name.padEnd(28) + script.toFixed(2).padStart(15) + base.toFixed(2).padStart(17) + `${ratio.toFixed(2)}x`.padStart(8) + (c.target ? `<=${c.target}x ${ok ? 'ok' : 'MISSED'}` : '').padStart(9),
+      );
+    }
+
+    const dps = await decisionsPerSecond((i) => gcra(redis, { key: `bench:dps:${i % 1000}`, limit: 1_000_000, periodMs: 1000 }), CALLS);
+    console.log(`\ngcra binding, one Node process, 128 in flight: ${Math.round(dps).toLocaleString('en-US')} decisions/s`);
+
+    for (const line of await extraBenches()) console.log(line);
+    if (missed > 0) console.log(`\n${missed} target(s) missed on this run (the machine is shared; rerun to confirm).`);
+  } finally {
+    await redis.quit();
+    await own?.stop();
+  }
+}
+
+/** Further benches registered by later parts (twin, client); each returns printable lines. */
+async function extraBenches(): Promise<string[]> {
+  const { benches } = await import('./extra.js');
+  const lines: string[] = [];
+  for (const b of benches) lines.push(...(await b()));
+  return lines;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+await main();

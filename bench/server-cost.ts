@@ -1,0 +1,48 @@
+import type { Redis } from 'ioredis';
+import type { ScriptDef } from '../src/runtime/index.js';
+
+/** A script whose server cost is the floor every ratio is measured against. */
+export const TRIVIAL_SOURCE = 'return 1';
+
+export interface CostCase {
+  name: string;
+  /** The script to run, or the trivial baseline. */
+  def?: ScriptDef;
+  /** keys and argv for call i (vary keys so state exists and is realistic). */
+  call(i: number): { keys: string[]; argv: string[] };
+  /** Which ratio target applies, e.g. 6 for "≤ 6x trivial". */
+  target?: number;
+}
+
+/**
+ * Redis server µs per call of one script: CONFIG RESETSTAT, `calls` EVALSHAs kept `inFlight`
+ * deep, then INFO commandstats' usec_per_call for evalsha. Server time only: network and client
+ * costs are out of the number, which is what makes it comparable across runs.
+ */
+export async function serverUsecPerCall(redis: Redis, sha: string, c: CostCase, calls: number, inFlight = 64): Promise<number> {
+  await redis.config('RESETSTAT');
+  let next = 0;
+  const worker = async () => {
+    while (next < calls) {
+      const { keys, argv } = c.call(next++);
+      await redis.evalsha(sha, keys.length, ...keys, ...argv);
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const stats = await redis.info('commandstats');
+  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+),usec_per_call=([\d.]+)/.exec(stats);
+  if (!m) throw new Error('no evalsha stats');
+  return Number(m[2]) / Number(m[1]);
+}
+
+/** Decisions per second from one Node process through a binding (client + network included). */
+export async function decisionsPerSecond(run: (i: number) => Promise<unknown>, calls: number, inFlight = 128): Promise<number> {
+  let next = 0;
+  const start = process.hrtime.bigint();
+  const worker = async () => {
+    while (next < calls) await run(next++);
+  };
+  await Promise.all(Array.from({ length: inFlight }, worker));
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return calls / seconds;
+}
