@@ -92,11 +92,17 @@ describe('codegen', () => {
     expect(cycle.message).toBe('scripts-lua/lib/b.lua:2: circular include: scripts-lua/demo.lua -> lib/a -> lib/b -> lib/a');
   });
 
-  it('includes a fragment reached twice only once', () => {
+  it('includes a fragment reached twice only once, and only the definitions the script reaches', () => {
     const root = tempScriptsRoot({
-      'scripts-lua/demo.lua': [...GOOD_HEADER, '--- @include "lib/bucket"', '--- @include "lib/exact"', '--- @args', 'return {1}'].join('\n'),
+      'scripts-lua/demo.lua': [...GOOD_HEADER, '--- @include "lib/bucket"', '--- @include "lib/exact"', '--- @args', 'return { rl_ms_until(1, 0, 0, 1, 1) }'].join('\n'),
     });
     const [demo] = compileScripts(root);
-    expect(demo!.def.source.match(/^-- from scripts-lua\/lib\/exact\.lua$/gm)).toHaveLength(1);
+    const source = demo!.def.source;
+    expect(source.match(/^-- from scripts-lua\/lib\/exact\.lua$/gm)).toHaveLength(1);
+    // reached through rl_ms_until -> rl_time_until -> rl_muldivmod / rl_divmod
+    for (const used of ['rl_ms_until', 'rl_time_until', 'rl_muldivmod', 'rl_divmod', 'rl_arg_int']) {
+      expect(source).toContain(`local function ${used}(`);
+    }
+    for (const unused of ['rl_refill', 'rl_take', 'rl_ceildiv', 'rl_arg_string']) expect(source).not.toContain(`local function ${unused}(`);
   });
 });

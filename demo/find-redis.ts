@@ -1,0 +1,33 @@
+import { Socket } from 'node:net';
+import { redisServerBinary, startLocalRedis } from '../devtools/local-redis.js';
+
+export interface FoundRedis {
+  url: string | undefined;
+  description: string;
+  stop(): Promise<void>;
+}
+
+/** REDIS_URL, else localhost:6379 if it answers, else a redis-server of our own, else none. */
+export async function findRedis(): Promise<FoundRedis> {
+  if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, description: `REDIS_URL (${process.env.REDIS_URL})`, stop: async () => {} };
+  if (await answers(6379)) return { url: 'redis://127.0.0.1:6379', description: 'Redis on localhost:6379', stop: async () => {} };
+  if (redisServerBinary()) {
+    const local = await startLocalRedis();
+    return { url: local.url, description: `a redis-server started for the demo (port ${local.port})`, stop: local.stop };
+  }
+  return { url: undefined, description: 'no Redis (none configured, none on localhost:6379, no redis-server binary)', stop: async () => {} };
+}
+
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(300, () => done(false));
+    s.once('error', () => done(false));
+    s.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
+    s.once('data', (d) => done(d.toString().startsWith('+PONG')));
+  });
+}

@@ -1,0 +1,4 @@
+// redlimit: distributed rate limiting on Redis.
+export * from '../generated/index.js';
+export { preload, runScript, type RedisClientLike, type ScriptDef } from './runtime/index.js';
+export * from './errors.js';
