@@ -13,8 +13,13 @@ const BURST = 10;
 
 const found = await findRedis();
 console.log(`redlimit demo on ${found.description}`);
+if (!found.url) {
+  console.log('Set REDIS_URL or install redis-server to run the demo.');
+  process.exit(0);
+}
+const url = found.url;
 console.log(`${WORKERS} workers, each trying ~40 requests/s against one fleet-wide limit of ${LIMIT}/s (burst ${BURST})\n`);
-const clients = Array.from({ length: WORKERS }, () => new Redis(found.url));
+const clients = Array.from({ length: WORKERS }, () => new Redis(url));
 const key = `redlimit:demo:${process.pid}`;
 
 for (let second = 1; second <= SECONDS; second++) {
