@@ -7,4 +7,16 @@ export const KNOWN_CHECKS: Record<string, { arity: number; doc: string }> = {
     arity: 3,
     doc: 'ceil(burst * period_ms / limit) <= 315360000000: a bucket refills from empty within 10 years',
   },
+  reserve_bounded: {
+    arity: 3,
+    doc: 'floor(max_wait_ms * limit / period_ms) <= 1000000000: a reservation puts at most 1e9 units in debt',
+  },
+  multi_items: {
+    arity: 1,
+    doc: "each limit has what its algo needs, in that algo's ranges (see the single-limit scripts)",
+  },
+  offset_within_period: {
+    arity: 2,
+    doc: 'offset_ms < period_ms',
+  },
 };

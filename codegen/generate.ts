@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import type { ScriptDef } from '../src/runtime/script-def.js';
+import type { ArgSpec, ScriptDef } from '../src/runtime/script-def.js';
 import { renderBinding } from './bindings.js';
 import { parseHeader } from './header.js';
 import { scanIncludes } from './includes.js';
@@ -46,12 +46,24 @@ export function compileScripts(rootDir: string): CompiledScript[] {
       args: header.args,
       returns: header.returns,
       checks: header.checks,
+      ...(header.each ? { each: header.each } : {}),
     };
     const lines = text.split('\n');
     const bodyStart = lines.findIndex((l) => !l.startsWith('---') || /^---\s+@(include|args)\b/.test(l));
     const body = scanIncludes(lines.slice(bodyStart).join('\n')).body;
     return { def, sourceFile: file, luaFile: `generated/lua/${header.name}.lua`, body };
   });
+}
+
+function manifestArg(a: ArgSpec) {
+  return {
+    name: a.name,
+    type: a.type,
+    required: a.required,
+    default: a.default ?? null,
+    ...(a.type === 'int' ? { min: a.min, max: a.max } : a.type === 'enum' ? { values: a.values } : { maxLength: a.maxLength }),
+    doc: a.doc,
+  };
 }
 
 export function manifest(pkg: { name: string; version: string }, scripts: CompiledScript[]): unknown {
@@ -65,17 +77,11 @@ export function manifest(pkg: { name: string; version: string }, scripts: Compil
       file: luaFile,
       summary: def.summary,
       readOnly: def.readOnly,
-      keys: def.keys.map(({ name, doc }) => ({ name, doc })),
-      args: def.args.map((a) => ({
-        name: a.name,
-        type: a.type,
-        required: a.required,
-        default: a.default ?? null,
-        ...(a.type === 'int' ? { min: a.min, max: a.max } : { maxLength: a.maxLength }),
-        doc: a.doc,
-      })),
+      keys: def.keys.map(({ name, doc, variadic }) => ({ name, doc, variadic: variadic ?? false })),
+      args: def.args.map(manifestArg),
       returns: def.returns.map(({ name, type, doc }) => ({ name, type, doc })),
       checks: def.checks.map(({ name, args, doc }) => ({ name, args, doc })),
+      ...(def.each ? { each: { name: def.each.name, args: def.each.args.map(manifestArg), returns: def.each.returns.map(({ name, type, doc }) => ({ name, type, doc })) } } : {}),
     })),
   };
 }

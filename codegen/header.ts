@@ -13,12 +13,13 @@ export interface ScriptHeader {
   args: ArgSpec[];
   returns: ReturnSpec[];
   checks: CheckSpec[];
+  each?: { name: string; args: ArgSpec[]; returns: ReturnSpec[] };
 }
 
 const NAME = /^[a-z][a-z0-9_]*$/;
 const TAG_LINE = /^---\s+@(\w+)\s*(.*)$/;
 const ARG_LINE =
-  /^(\w+)\s+(int|string)\s+(required|optional|default=(\S+))(?:\s+(-?\d+)\.\.(-?\d+)|\s+maxlen=(\d+))?\s+(.+)$/;
+  /^(\w+)\s+(int|string|enum:[\w|]+)\s+(required|optional|default=(\S+))(?:\s+(-?\d+)\.\.(-?\d+)|\s+maxlen=(\d+))?\s+(.+)$/;
 
 /**
  * Parses the `--- @tag` block that opens a script. `file` is only for error messages.
@@ -64,21 +65,39 @@ export function parseHeader(file: string, text: string, expectedName: string): S
         header.readOnly = true;
         break;
       case 'key': {
-        const km = /^(\w+)\s+(.+)$/.exec(rest);
-        if (!km || !NAME.test(km[1]!)) fail('@key wants: <name> <doc>');
-        header.keys.push({ name: km![1]!, prop: camelCase(km![1]!), doc: km![2]! });
+        const km = /^(\w+)(\+?)\s+(.+)$/.exec(rest);
+        if (!km || !NAME.test(km[1]!)) fail('@key wants: <name>[+] <doc>');
+        if (header.keys.some((k) => k.variadic)) fail('only the last @key may be variadic (name+)');
+        header.keys.push({ name: km![1]!, prop: camelCase(km![1]!), doc: km![3]!, ...(km![2] ? { variadic: true } : {}) });
         break;
       }
       case 'arg':
+        if (header.each) fail('@arg must come before @each');
         header.args.push(parseArg(rest, fail));
         break;
+      case 'each':
+        if (!NAME.test(rest)) fail('@each wants the list name, e.g. "@each limits"');
+        if (!header.keys.at(-1)?.variadic) fail('@each needs a variadic last key (@key name+ ...)');
+        header.each = { name: rest, args: [], returns: [] };
+        break;
+      case 'group':
+        if (!header.each) fail('@group needs an @each before it');
+        header.each!.args.push(parseArg(rest, fail));
+        break;
+      case 'return_each': {
+        if (!header.each) fail('@return_each needs an @each before it');
+        const rm = /^(\w+)\s+(bool|int|string)\s+(.+)$/.exec(rest);
+        if (!rm || !NAME.test(rm[1]!)) fail('@return_each wants: <name> <bool|int|string> <doc>');
+        header.each!.returns.push({ name: rm![1]!, prop: camelCase(rm![1]!), type: rm![2] as ReturnSpec['type'], doc: rm![3]! });
+        break;
+      }
       case 'check': {
         const [name, ...args] = rest.split(/\s+/);
         const known = KNOWN_CHECKS[name ?? ''];
         if (!known) fail(`@check ${name} is not a known check (${Object.keys(KNOWN_CHECKS).join(', ')})`);
         if (args.length !== known!.arity) fail(`@check ${name} takes ${known!.arity} argument names`);
         for (const a of args) {
-          if (!header.args.some((x) => x.name === a)) fail(`@check ${name}: no @arg named ${a} above it`);
+          if (!header.args.some((x) => x.name === a) && header.each?.name !== a) fail(`@check ${name}: no @arg or @each named ${a} above it`);
         }
         header.checks.push({ name: name!, args, doc: known!.doc });
         break;
@@ -109,6 +128,7 @@ export function parseHeader(file: string, text: string, expectedName: string): S
     }
   }
   if (header.returns.length === 0) throw new CodegenError(file, endLine, 'header has no @return');
+  if (header.each && header.each.args.length === 0) throw new CodegenError(file, endLine, '@each has no @group');
   checkNames(file, endLine, header as ScriptHeader);
   return header as ScriptHeader;
 }
@@ -123,7 +143,7 @@ function parseArg(rest: string, fail: (m: string) => never): ArgSpec {
   const spec: { -readonly [K in keyof ArgSpec]: ArgSpec[K] } = {
     name: name!,
     prop: camelCase(name!),
-    type: type as ArgSpec['type'],
+    type: type!.startsWith('enum:') ? 'enum' : (type as ArgSpec['type']),
     required: presence === 'required',
     doc: doc!,
   };
@@ -142,6 +162,11 @@ function parseArg(rest: string, fail: (m: string) => never): ArgSpec {
     if (typeof spec.default === 'number' && (spec.default < spec.min || spec.default > spec.max)) {
       fail(`@arg ${name}: default ${spec.default} is outside ${min}..${max}`);
     }
+  } else if (spec.type === 'enum') {
+    spec.values = type!.slice('enum:'.length).split('|');
+    if (spec.values.some((v) => !NAME.test(v))) fail(`@arg ${name}: enum values must be snake_case words`);
+    if (typeof spec.default === 'object') spec.default = spec.default.arg; // a bare word is a value here
+    if (spec.default !== undefined && !spec.values.includes(String(spec.default))) fail(`@arg ${name}: default ${spec.default} is not one of its values`);
   } else {
     if (maxLength === undefined) fail(`@arg ${name}: a string needs maxlen=N`);
     spec.maxLength = Number(maxLength);
@@ -151,7 +176,7 @@ function parseArg(rest: string, fail: (m: string) => never): ArgSpec {
 
 function checkNames(file: string, line: number, h: ScriptHeader): void {
   const names = new Set<string>();
-  for (const n of [...h.keys.map((k) => k.name), ...h.args.map((a) => a.name)]) {
+  for (const n of [...h.keys.map((k) => k.name), ...h.args.map((a) => a.name), ...(h.each?.args ?? []).map((a) => a.name)]) {
     if (names.has(n)) throw new CodegenError(file, line, `name ${n} is declared twice`);
     names.add(n);
   }
@@ -159,11 +184,15 @@ function checkNames(file: string, line: number, h: ScriptHeader): void {
   for (const a of h.args) {
     if (!a.required) optionalSeen = true;
     else if (optionalSeen) throw new CodegenError(file, line, `required @arg ${a.name} comes after an optional one`);
-    if (typeof a.default === 'object') {
-      const ref = a.default.arg;
-      if (!h.args.slice(0, h.args.indexOf(a)).some((b) => b.name === ref)) {
-        throw new CodegenError(file, line, `@arg ${a.name}: default=${ref} must name an earlier argument`);
-      }
-    }
+    checkDefaultRef(file, line, h.args, a);
+  }
+  for (const a of h.each?.args ?? []) checkDefaultRef(file, line, h.each!.args, a);
+}
+
+function checkDefaultRef(file: string, line: number, list: ArgSpec[], a: ArgSpec): void {
+  if (typeof a.default !== 'object') return;
+  const ref = a.default.arg;
+  if (!list.slice(0, list.indexOf(a)).some((b) => b.name === ref)) {
+    throw new CodegenError(file, line, `@arg ${a.name}: default=${ref} must name an earlier argument`);
   }
 }

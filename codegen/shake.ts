@@ -1,3 +1,4 @@
+import { CodegenError } from './errors.js';
 import type { Fragment } from './includes.js';
 
 interface Definition {
@@ -48,6 +49,19 @@ export function shakeFragments(fragments: Fragment[], code: string): Fragment[] 
       }
     }
   }
+  // A local is visible only below its definition: a fragment that calls into a fragment it does
+  // not include (directly or not) would fail at run time as a global lookup. Catch it here.
+  const definedAt = new Map<string, number>();
+  all.forEach((d, i) => definedAt.set(d.name, i));
+  all.forEach((d, i) => {
+    for (const other of all) {
+      if (other !== d && definedAt.get(other.name)! > i && new RegExp(`\\b${other.name}\\b`).test(d.text)) {
+        const owner = split.find((s) => s.defs.includes(d))!.f;
+        const otherOwner = split.find((s) => s.defs.includes(other))!.f;
+        throw new CodegenError(owner.file, 1, `${d.name} uses ${other.name} from ${otherOwner.file}, which is not included before it (add --- @include "${otherOwner.name}")`);
+      }
+    }
+  });
   return split
     .map(({ f, doc, defs }) => {
       const kept = defs.filter((d) => used.has(d.name));

@@ -2,7 +2,7 @@ import { Project, StructureKind, VariableDeclarationKind, type SourceFile } from
 import type { ScriptDef } from '../src/runtime/script-def.js';
 import { CodegenError } from './errors.js';
 import { camelCase, pascalCase } from './names.js';
-import { keyField } from './bindings.js';
+import { keyField, tsArgType, tsReturnType } from './bindings.js';
 
 const project = new Project({ useInMemoryFileSystem: true, compilerOptions: { strict: true } });
 
@@ -22,14 +22,15 @@ export function verifyBinding(def: ScriptDef, path: string, text: string): void 
 
   const fn = sf.getFunction(camel);
   if (!fn?.isExported()) fail(`no exported function ${camel}`);
-  if (fn!.getParameters().map((p) => p.getName()).join(',') !== 'client,args') fail(`${camel} must take (client, args)`);
+  if (fn!.getParameters().map((p) => p.getName()).join(',') !== 'client,args,options') fail(`${camel} must take (client, args, options)`);
   if (!sf.getVariableDeclaration(`${camel}Script`)?.isExported()) fail(`no exported ${camel}Script`);
 
   const argsIface = sf.getInterface(`${pascal}Args`);
   if (!argsIface?.isExported()) fail(`no exported interface ${pascal}Args`);
   const expectedArgs = [
-    ...def.keys.map((_, i) => ({ name: keyField(def, i), optional: false, type: 'string' })),
-    ...def.args.map((a) => ({ name: a.prop, optional: !a.required, type: a.type === 'int' ? 'number' : 'string' })),
+    ...def.keys.filter((k) => !(k.variadic && def.each)).map((_, i) => ({ name: keyField(def, i), optional: false, type: def.keys[i]!.variadic ? 'string[]' : 'string' })),
+    ...def.args.map((a) => ({ name: a.prop, optional: !a.required, type: tsArgType(a) })),
+    ...(def.each ? [{ name: camelCase(def.each.name), optional: false, type: `${pascal}Item[]` }] : []),
   ];
   const actualArgs = argsIface!.getProperties().map((p) => ({ name: p.getName(), optional: p.hasQuestionToken(), type: p.getTypeNode()?.getText() }));
   if (JSON.stringify(actualArgs) !== JSON.stringify(expectedArgs)) {
@@ -38,8 +39,19 @@ export function verifyBinding(def: ScriptDef, path: string, text: string): void 
 
   const resultIface = sf.getInterface(`${pascal}Result`);
   if (!resultIface?.isExported()) fail(`no exported interface ${pascal}Result`);
-  const tsType = { bool: 'boolean', int: 'number', string: 'string' } as const;
-  const expectedReturns = def.returns.map((r) => `${r.prop}:${tsType[r.type]}`);
+  if (def.each) {
+    const item = sf.getInterface(`${pascal}Item`);
+    const itemProps = item?.getProperties().map((p) => `${p.getName()}${p.hasQuestionToken() ? '?' : ''}:${p.getTypeNode()?.getText()}`);
+    const expectedItem = ['key:string', ...def.each.args.map((a) => `${a.prop}${a.required ? '' : '?'}:${tsArgType(a)}`)];
+    if (JSON.stringify(itemProps) !== JSON.stringify(expectedItem)) fail(`${pascal}Item is ${JSON.stringify(itemProps)}, expected ${JSON.stringify(expectedItem)}`);
+    const itemResult = sf.getInterface(`${pascal}ItemResult`)?.getProperties().map((p) => `${p.getName()}:${p.getTypeNode()?.getText()}`);
+    const expectedItemResult = def.each.returns.map((r) => `${r.prop}:${tsReturnType(r)}`);
+    if (JSON.stringify(itemResult) !== JSON.stringify(expectedItemResult)) fail(`${pascal}ItemResult is ${JSON.stringify(itemResult)}, expected ${JSON.stringify(expectedItemResult)}`);
+  }
+  const expectedReturns = [
+    ...def.returns.map((r) => `${r.prop}:${tsReturnType(r)}`),
+    ...(def.each ? [`${camelCase(def.each.name)}:${pascal}ItemResult[]`] : []),
+  ];
   const actualReturns = resultIface!.getProperties().map((p) => `${p.getName()}:${p.getTypeNode()?.getText()}`);
   if (expectedReturns.join(',') !== actualReturns.join(',')) {
     fail(`${pascal}Result is {${actualReturns.join(', ')}}, expected {${expectedReturns.join(', ')}}`);

@@ -33,6 +33,43 @@ local function rl_arg_int(script, raw, index, name, required, min, max)
   return n
 end
 
+local function rl_arg_string(script, raw, index, name, required, max_len)
+  if raw == nil or raw == '' then
+    if required then
+      rl_fail(script, name .. ' (ARGV[' .. index .. ']) is required')
+    end
+    return nil
+  end
+  if #raw > max_len then
+    rl_fail(script, string.format('%s (ARGV[%d]) must be at most %d bytes, got %d', name, index, max_len, #raw))
+  end
+  return raw
+end
+
+local function rl_arg_enum(script, raw, index, name, required, values)
+  if raw == nil or raw == '' then
+    if required then
+      rl_fail(script, name .. ' (ARGV[' .. index .. ']) is required')
+    end
+    return nil
+  end
+  if not string.find(values, '|' .. raw .. '|', 1, true) or string.find(raw, '|', 1, true) then
+    rl_fail(script, string.format('%s (ARGV[%d]) must be one of %s, got "%s"', name, index, string.sub(values, 2, -2), string.sub(raw, 1, 40)))
+  end
+  return raw
+end
+
+--- For scripts over a list: fixed keys then one key per item, fixed args then one group per item.
+local function rl_arity_variadic(script, keys, argv, nkeys, nargs, group_size)
+  local items = #keys - nkeys + 1
+  if items < 1 then
+    rl_fail(script, string.format('expects at least %d key(s), got %d', nkeys, #keys))
+  end
+  if #argv ~= nargs + items * group_size then
+    rl_fail(script, string.format('expects %d argument(s) for %d key(s) (%d fixed + %d per key), got %d', nargs + items * group_size, #keys, nargs, group_size, #argv))
+  end
+end
+
 local function rl_arity(script, keys, argv, nkeys, max_args)
   if #keys ~= nkeys then
     rl_fail(script, string.format('expects %d key(s), got %d', nkeys, #keys))
@@ -40,6 +77,79 @@ local function rl_arity(script, keys, argv, nkeys, max_args)
   if #argv > max_args then
     rl_fail(script, string.format('expects at most %d argument(s), got %d', max_args, #argv))
   end
+end
+
+-- from scripts-lua/lib/algo_block.lua
+--- Penalty box: a key that, while it lives, denies its id whatever the limits say. Its value is
+--- the ms timestamp the block ends (so a caller clock, now_ms, is honoured too).
+
+--- Blocked until (ms) or nil.
+local function rl_block_read(key, now)
+  local stored = redis.call('GET', key)
+  if not stored then return nil end
+  local until_ms = tonumber(stored)
+  if not until_ms then rl_fail('block', 'key ' .. key .. ' does not hold block state') end
+  if until_ms <= now then return nil end
+  return until_ms
+end
+
+-- from scripts-lua/lib/clock.lua
+--- The clock: Redis server time unless the caller passes now_ms (tests, simulation, replays).
+--- Server time means a fleet with skewed clocks still agrees on every decision.
+
+local function rl_now_ms(override)
+  if override then return override end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+--- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
+--- clock, and must not lose state it still needs. (No decision depends on a TTL: every state
+--- records the time it belongs to; TTLs only free memory.)
+local RL_SIMULATED_GRACE_MS = 60000
+
+--- How to expire a key `ttl_ms` after `now`: on the server clock as an absolute time (PXAT /
+--- PEXPIREAT: no rounding, never early), on a caller's clock (now_ms) as a relative TTL plus
+--- grace (PX / PEXPIRE). Returns the SET option, the expire command and its value.
+local function rl_expiry(now, ttl_ms, simulated)
+  if simulated then return 'PX', 'PEXPIRE', ttl_ms + RL_SIMULATED_GRACE_MS end
+  return 'PXAT', 'PEXPIREAT', now + ttl_ms
+end
+
+--- Runs the writes an algorithm planned: a list of redis.call argument lists.
+local function rl_apply(writes)
+  for i = 1, #writes do
+    redis.call(unpack(writes[i]))
+  end
+end
+
+-- from scripts-lua/lib/algo_concurrency.lua
+--- Concurrency leases: a sorted set of lease ids scored by when each lease expires (its holder
+--- died or forgot to release). At most `limit` live leases per key.
+
+--- Drops expired leases; returns how many are live.
+local function rl_concurrency_live(key, now, trim)
+  if trim then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
+    return redis.call('ZCARD', key)
+  end
+  return redis.call('ZCOUNT', key, string.format('(%d', now), '+inf')
+end
+
+--- ms until the last live lease expires (0 when none): the key's TTL.
+local function rl_concurrency_reset(key, now)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #last == 0 then return 0 end
+  return math.max(tonumber(last[2]) - now, 0)
+end
+
+local function rl_concurrency_expire(key, now, simulated)
+  local reset = rl_concurrency_reset(key, now)
+  if reset > 0 then
+    local _, expire_cmd, at = rl_expiry(now, reset, simulated)
+    redis.call(expire_cmd, key, at)
+  end
+  return reset
 end
 
 -- from scripts-lua/lib/exact.lua
@@ -79,6 +189,68 @@ local function rl_muldivmod(a, b, c)
   return q, r
 end
 
+-- from scripts-lua/lib/counter.lua
+--- A count that belongs to one window, stored as "window_start_ms:count". Keeping the window
+--- start in the value (not only in the TTL) means a key that outlives its window, or a caller
+--- clock (now_ms), can never carry a count into the next window.
+
+local function rl_check_offset_within_period(script, period_ms, offset_ms)
+  if offset_ms >= period_ms then
+    rl_fail(script, string.format('offset_ms must be less than period_ms (%d), got %d', period_ms, offset_ms))
+  end
+end
+
+--- Start of the window of `period_ms` containing `now`, windows starting at offset_ms + k*period_ms.
+local function rl_window_start(now, period_ms, offset_ms)
+  local _, into = rl_divmod(now - offset_ms, period_ms)
+  return now - into
+end
+
+--- Count stored for the window starting at `start` (0 for any other window or no key).
+local function rl_counter_read(script, key, start)
+  local stored = redis.call('GET', key)
+  if not stored then return 0 end
+  local s, c = string.match(stored, '^(%d+):(%d+)$')
+  if not s then rl_fail(script, 'key ' .. key .. ' does not hold ' .. script .. ' state') end
+  if tonumber(s) ~= start then return 0 end
+  return tonumber(c)
+end
+
+--- Writes storing `used` for the window [start, window_end), expiring exactly at its end.
+local function rl_counter_writes(key, start, window_end, used, now, simulated)
+  if used <= 0 then return { { 'DEL', key } } end
+  local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+  return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
+end
+
+--- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
+local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated)
+  local reset = 0
+  if used > 0 then reset = window_end - now end
+  if cost > limit then return 0, limit - used, reset, -1, {} end
+  if used + cost > limit then return 0, limit - used, reset, window_end - now, {} end
+  if cost == 0 then return 1, limit - used, reset, 0, {} end
+  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated)
+end
+
+-- from scripts-lua/lib/algo_fixed_window.lua
+--- Fixed window: at most `limit` units per window of `period_ms`, windows aligned to the epoch
+--- plus offset_ms. Denied calls do not count.
+
+local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated)
+  local start = rl_window_start(now, period_ms, offset_ms)
+  local used = rl_counter_read('fixed_window', key, start)
+  return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated)
+end
+
+local function rl_fixed_window_refund(key, limit, period_ms, offset_ms, cost, now, simulated)
+  local start = rl_window_start(now, period_ms, offset_ms)
+  local used = math.max(rl_counter_read('fixed_window', key, start) - cost, 0)
+  local reset = 0
+  if used > 0 then reset = start + period_ms - now end
+  return limit - used, reset, rl_counter_writes(key, start, start + period_ms, used, now, simulated)
+end
+
 -- from scripts-lua/lib/bucket.lua
 --- The continuous-refill bucket shared by gcra and token_bucket: `burst` units of capacity,
 --- refilled at `limit` units per `period_ms`. A bucket's content at a moment is kept exactly as
@@ -88,6 +260,15 @@ end
 --- Longest a bucket may take to refill from empty: 10 years. It bounds every TTL and keeps
 --- every intermediate value exact.
 local RL_MAX_REFILL_MS = 315360000000
+
+--- Reservations may put a bucket in debt by at most max_wait_ms of refill: keep that debt
+--- within 1e9 units so every intermediate value stays exact.
+local function rl_check_reserve_bounded(script, limit, period_ms, max_wait_ms)
+  local q = rl_muldivmod(max_wait_ms, limit, period_ms)
+  if q > 1000000000 then
+    rl_fail(script, string.format('max_wait_ms * limit / period_ms must be at most 1000000000 units, got %d', q))
+  end
+end
 
 local function rl_check_refill_bounded(script, limit, period_ms, burst)
   -- The float estimate is within a hair of the exact value: only near the bound is it worth
@@ -130,6 +311,12 @@ local function rl_refill(whole, frac, elapsed_ms, burst, limit, period_ms)
   return whole + q + carry, f
 end
 
+--- Give `cost` units back, never above burst.
+local function rl_give(whole, frac, burst, cost)
+  if whole + cost >= burst then return burst, 0 end
+  return whole + cost, frac
+end
+
 --- Take `cost` units: allowed (1/0), whole units left, retry_after_ms (0 allowed, -1 never).
 local function rl_take(whole, frac, burst, cost, limit, period_ms)
   if cost > burst then return 0, whole, -1 end
@@ -137,15 +324,510 @@ local function rl_take(whole, frac, burst, cost, limit, period_ms)
   return 0, whole, rl_ms_until(cost, whole, frac, limit, period_ms)
 end
 
--- from scripts-lua/lib/clock.lua
---- The clock: Redis server time unless the caller passes now_ms (tests, simulation, replays).
---- Server time means a fleet with skewed clocks still agrees on every decision.
+-- from scripts-lua/lib/algo_gcra.lua
+--- GCRA over the shared bucket: the state is one string, the theoretical arrival time (tat) as
+--- "ms:num" with num in 1/limit ms. Content at `now` = (now + burst span - tat) * limit / period.
 
-local function rl_now_ms(override)
-  if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+--- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
+local function rl_gcra_read(key, limit, period_ms, burst, now)
+  local stored = redis.call('GET', key)
+  if not stored then return burst, 0 end
+  local tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
+  if not tat_ms then rl_fail('gcra', 'key ' .. key .. ' does not hold gcra state') end
+  tat_ms = tonumber(tat_ms)
+  if tat_ms < now then return burst, 0 end
+  local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)
+  local borrow, slack_num = rl_divmod(span_num - tonumber(tat_num), limit)
+  local slack_ms = span_ms - (tat_ms - now) + borrow
+  if slack_ms < 0 then
+    -- In debt (a reservation booked ahead, or burst lowered): content below zero.
+    local q, r = rl_muldivmod(-slack_ms, limit, period_ms)
+    local carry, frac = rl_divmod(slack_num - r, period_ms)
+    return carry - q, frac
+  end
+  local q, r = rl_muldivmod(slack_ms, limit, period_ms)
+  local carry, frac = rl_divmod(r + slack_num, period_ms)
+  return q + carry, frac
 end
+
+--- The writes that store content (whole, frac) at `now`; none when full (absent = full).
+local function rl_gcra_writes(key, whole, frac, limit, period_ms, burst, now, simulated)
+  local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
+  if reset_ms == 0 and reset_num == 0 then return { { 'DEL', key } } end
+  local ttl = reset_ms
+  if reset_num > 0 then ttl = ttl + 1 end
+  local set_opt, _, at = rl_expiry(now, ttl, simulated)
+  return { { 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at } }
+end
+
+--- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted).
+local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+  local allowed, left, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
+  local reset = rl_ms_until(burst, left, frac, limit, period_ms)
+  local writes = {}
+  if allowed == 1 and cost > 0 then
+    writes = rl_gcra_writes(key, left, frac, limit, period_ms, burst, now, simulated)
+  end
+  return allowed, math.max(left, 0), reset, retry, writes
+end
+
+--- Gives `cost` back, never above full: remaining, reset_after_ms, writes.
+local function rl_gcra_refund(key, limit, period_ms, burst, cost, now, simulated)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+  whole, frac = rl_give(whole, frac, burst, cost)
+  return math.max(whole, 0), rl_ms_until(burst, whole, frac, limit, period_ms),
+    rl_gcra_writes(key, whole, frac, limit, period_ms, burst, now, simulated)
+end
+
+-- from scripts-lua/lib/algo_token_bucket.lua
+--- Token bucket over the shared bucket: the state is a hash { tokens, frac, ts_ms }, readable
+--- with HGETALL. A clock that steps back refills nothing (content is kept as counted).
+
+--- Content at `now` (whole, frac) and the time it was counted at.
+local function rl_token_bucket_read(key, limit, period_ms, burst, now)
+  local stored = redis.call('HMGET', key, 'tokens', 'frac', 'ts_ms')
+  if not stored[1] then return burst, 0, now end
+  local ts_ms = tonumber(stored[3])
+  local whole, frac = rl_refill(tonumber(stored[1]), tonumber(stored[2]), now - ts_ms, burst, limit, period_ms)
+  if ts_ms > now then return whole, frac, ts_ms end
+  return whole, frac, now
+end
+
+local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, burst, now, simulated)
+  local reset = rl_ms_until(burst, whole, frac, limit, period_ms)
+  if reset == 0 then return { { 'DEL', key } } end
+  -- Refill runs from ts (later than now only if the clock stepped back).
+  local _, expire_cmd, at = rl_expiry(now, reset + ts - now, simulated)
+  return {
+    { 'HSET', key, 'tokens', string.format('%d', whole), 'frac', string.format('%d', frac), 'ts_ms', string.format('%d', ts) },
+    { expire_cmd, key, at },
+  }
+end
+
+local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated)
+  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
+  local allowed, remaining, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
+  local reset = rl_ms_until(burst, remaining, frac, limit, period_ms)
+  local writes = {}
+  if allowed == 1 and cost > 0 then
+    writes = rl_token_bucket_writes(key, remaining, frac, ts, limit, period_ms, burst, now, simulated)
+  end
+  return allowed, remaining, reset, retry, writes
+end
+
+local function rl_token_bucket_refund(key, limit, period_ms, burst, cost, now, simulated)
+  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
+  whole, frac = rl_give(whole, frac, burst, cost)
+  return whole, rl_ms_until(burst, whole, frac, limit, period_ms),
+    rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, burst, now, simulated)
+end
+
+-- from scripts-lua/lib/algo_sliding_window.lua
+--- Sliding window (two counters): the count of the current window plus the previous window's
+--- count weighted by how much of it the rolling window still covers. State "start:cur:prev".
+--- Windows are aligned to the epoch. Exact rational comparison; no float weights.
+
+--- Counts (cur, prev) for the window starting at `start`.
+local function rl_sliding_window_read(key, start, period_ms)
+  local stored = redis.call('GET', key)
+  if not stored then return 0, 0 end
+  local s, c, p = string.match(stored, '^(%d+):(%d+):(%d+)$')
+  if not s then rl_fail('sliding_window', 'key ' .. key .. ' does not hold sliding_window state') end
+  s = tonumber(s)
+  if s == start then return tonumber(c), tonumber(p) end
+  if s == start - period_ms then return 0, tonumber(c) end
+  return 0, 0
+end
+
+--- ms until the state is empty again.
+local function rl_sliding_window_reset(start, period_ms, cur, prev, now)
+  if cur > 0 then return start + 2 * period_ms - now end
+  if prev > 0 then return start + period_ms - now end
+  return 0
+end
+
+local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
+  if reset == 0 then return { { 'DEL', key } } end
+  local set_opt, _, at = rl_expiry(now, reset, simulated)
+  return { { 'SET', key, string.format('%d:%d:%d', start, cur, prev), set_opt, at } }
+end
+
+--- Earliest ms into a window at which prev * (period - e) / period <= room (prev > 0, room >= 0).
+local function rl_sliding_window_when(prev, room, period_ms)
+  local q = rl_muldivmod(room, period_ms, prev)
+  return math.max(period_ms - q, 0)
+end
+
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated)
+  local start = rl_window_start(now, period_ms, 0)
+  local elapsed = now - start
+  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  -- weighted previous count = prev * (period - elapsed) / period = wq + wr / period
+  local wq, wr = rl_muldivmod(prev, period_ms - elapsed, period_ms)
+  local used = wq
+  if wr > 0 then used = used + 1 end
+  local room = limit - cur - used -- whole units left: floor(limit - cur - weighted)
+  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
+  if cost > limit then return 0, math.max(room, 0), reset, -1, {} end
+  if cost <= room then
+    if cost == 0 then return 1, room, reset, 0, {} end
+    cur = cur + cost
+    return 1, room - cost, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0,
+      rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+  end
+  local retry
+  if cur + cost <= limit then
+    -- Later in this window the previous window's weight falls far enough.
+    retry = rl_sliding_window_when(prev, limit - cur - cost, period_ms) - elapsed
+  else
+    -- Not before the next window, where prev' = cur and cur' = 0.
+    retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - cost, period_ms)
+  end
+  return 0, math.max(room, 0), reset, retry, {}
+end
+
+local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated)
+  local start = rl_window_start(now, period_ms, 0)
+  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  cur = math.max(cur - cost, 0)
+  local wq, wr = rl_muldivmod(prev, period_ms - (now - start), period_ms)
+  if wr > 0 then wq = wq + 1 end
+  return math.max(limit - cur - wq, 0), rl_sliding_window_reset(start, period_ms, cur, prev, now),
+    rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+end
+
+-- from scripts-lua/lib/algo_sliding_log.lua
+--- Sliding log: an exact rolling window on a sorted set. One entry per admitted call, scored by
+--- its time, named "<cumulative units>:<cost>", so the units in the window are
+--- newest.cumulative - (oldest.cumulative - oldest.cost) without reading every entry. Entries
+--- leave the window `period_ms` after they were admitted; each has cost >= 1, so a key never
+--- holds more than `limit` entries.
+
+--- Drops what left the window and returns (units in window, cumulative units so far).
+local function rl_sliding_log_read(key, period_ms, now, trim)
+  if trim then redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - period_ms)) end
+  local oldest = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now - period_ms), '+inf', 'LIMIT', 0, 1)
+  if #oldest == 0 then return 0, 0 end
+  local newest = redis.call('ZRANGE', key, -1, -1)
+  local o_cum, o_cost = string.match(oldest[1], '^(%d+):(%d+)$')
+  local n_cum = string.match(newest[1], '^(%d+):')
+  if not o_cum or not n_cum then rl_fail('sliding_log', 'key ' .. key .. ' does not hold sliding_log state') end
+  return tonumber(n_cum) - tonumber(o_cum) + tonumber(o_cost), tonumber(n_cum)
+end
+
+--- ms until enough of the oldest entries leave the window to free `needed` units.
+local function rl_sliding_log_wait(key, period_ms, now, needed)
+  local offset = 0
+  local freed = 0
+  while true do
+    local batch = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now - period_ms), '+inf', 'WITHSCORES', 'LIMIT', offset, 128)
+    if #batch == 0 then return 0 end
+    for i = 1, #batch, 2 do
+      freed = freed + tonumber(string.match(batch[i], ':(%d+)$'))
+      if freed >= needed then return tonumber(batch[i + 1]) + period_ms - now end
+    end
+    offset = offset + 128
+  end
+end
+
+local function rl_sliding_log_reset(key, period_ms, now)
+  local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #newest == 0 then return 0 end
+  return math.max(tonumber(newest[2]) + period_ms - now, 0)
+end
+
+local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim)
+  local used, cumulative = rl_sliding_log_read(key, period_ms, now, trim)
+  local reset = 0
+  if used > 0 then reset = rl_sliding_log_reset(key, period_ms, now) end
+  if cost > limit then return 0, limit - used, reset, -1, {} end
+  if used + cost > limit then
+    return 0, limit - used, reset, rl_sliding_log_wait(key, period_ms, now, used + cost - limit), {}
+  end
+  if cost == 0 then return 1, limit - used, reset, 0, {} end
+  local _, expire_cmd, at = rl_expiry(now, period_ms, simulated)
+  return 1, limit - used - cost, period_ms, 0, {
+    { 'ZADD', key, string.format('%d', now), string.format('%d:%d', cumulative + cost, cost) },
+    { expire_cmd, key, at },
+  }
+end
+
+-- from scripts-lua/lib/calendar.lua
+--- Calendar periods in a fixed UTC offset: days, ISO weeks (from Monday) and months.
+--- Civil-date conversions after Howard Hinnant's days_from_civil / civil_from_days.
+
+local RL_DAY_MS = 86400000
+
+local function rl_days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+
+local function rl_civil_from_days(z)
+  z = z + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp + 3
+  if mp >= 10 then m = mp - 9 end
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y, m
+end
+
+--- [start, end) in UTC ms of the day / week / month containing `now`, in local time utc + offset.
+local function rl_calendar_period(now, unit, utc_offset_ms)
+  local local_ms = now + utc_offset_ms
+  local days = math.floor(local_ms / RL_DAY_MS)
+  local first, after
+  if unit == 'day' then
+    first, after = days, days + 1
+  elseif unit == 'week' then
+    first = days - (days + 3) % 7 -- 1970-01-01 was a Thursday; weeks start on Monday
+    after = first + 7
+  else
+    local y, m = rl_civil_from_days(days)
+    first = rl_days_from_civil(y, m, 1)
+    if m == 12 then after = rl_days_from_civil(y + 1, 1, 1) else after = rl_days_from_civil(y, m + 1, 1) end
+  end
+  return first * RL_DAY_MS - utc_offset_ms, after * RL_DAY_MS - utc_offset_ms
+end
+
+-- from scripts-lua/lib/algo_quota.lua
+--- Quota: a budget of `limit` units per calendar day, week or month in a UTC offset, cost
+--- weighted. The state names its period, and expires exactly at the period's end.
+
+local function rl_quota_eval(key, limit, unit, utc_offset_ms, cost, now, simulated)
+  local start, period_end = rl_calendar_period(now, unit, utc_offset_ms)
+  local used = rl_counter_read('quota', key, start)
+  return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated)
+end
+
+local function rl_quota_refund(key, limit, unit, utc_offset_ms, cost, now, simulated)
+  local start, period_end = rl_calendar_period(now, unit, utc_offset_ms)
+  local used = math.max(rl_counter_read('quota', key, start) - cost, 0)
+  local reset = 0
+  if used > 0 then reset = period_end - now end
+  return limit - used, reset, rl_counter_writes(key, start, period_end, used, now, simulated)
+end
+
+-- from scripts-lua/lib/multi.lua
+--- One decision over many limits, all-or-nothing: every limit is evaluated on the same clock
+--- reading, and only if all admit are their writes applied. Shared by multi and multi_peek.
+
+--- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
+local function rl_multi_check(script, i, item)
+  local function need(name, value, min, max)
+    if value == nil then
+      rl_fail(script, string.format('%s[%d] is required for algo %s', name, i, item.algo))
+    end
+    if value < min or value > max then
+      rl_fail(script, string.format('%s[%d] must be between %d and %d for algo %s, got %d', name, i, min, max, item.algo, value))
+    end
+  end
+  local algo = item.algo
+  if algo == 'block' then return end
+  if algo == 'quota' then
+    if item.unit == nil then rl_fail(script, string.format('unit[%d] is required for algo quota', i)) end
+    need('offset_ms', item.offset_ms, -50400000, 50400000)
+    return
+  end
+  need('limit', item.limit, 1, 1000000000)
+  need('period_ms', item.period_ms, 1, 31622400000)
+  need('cost', item.cost, 0, 1000000000)
+  if algo == 'gcra' or algo == 'token_bucket' then
+    need('burst', item.burst, 1, 1000000000)
+    rl_check_refill_bounded(script, item.limit, item.period_ms, item.burst)
+  elseif algo == 'fixed_window' then
+    need('offset_ms', item.offset_ms, 0, item.period_ms - 1)
+  end
+end
+
+--- Every item's parameters (the prologue calls this after parsing the limits).
+local function rl_check_multi_items(script, items)
+  for i = 1, #items do rl_multi_check(script, i, items[i]) end
+end
+
+--- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes.
+local function rl_multi_item(key, item, now, simulated, trim)
+  local algo = item.algo
+  if algo == 'gcra' then
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated)
+  elseif algo == 'token_bucket' then
+    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated)
+  elseif algo == 'fixed_window' then
+    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated)
+  elseif algo == 'sliding_window' then
+    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated)
+  elseif algo == 'sliding_log' then
+    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim)
+  elseif algo == 'quota' then
+    return rl_quota_eval(key, item.limit, item.unit, item.offset_ms, item.cost, now, simulated)
+  end
+  local until_ms = rl_block_read(key, now)
+  if until_ms then return 0, 0, until_ms - now, until_ms - now, {} end
+  return 1, 0, 0, 0, {}
+end
+
+--- The reply of multi / multi_peek: allowed, denied_index, retry_after_ms, then per item
+--- allowed, remaining, reset_after_ms, retry_after_ms.
+local function rl_multi(script, keys, items, now, simulated, commit)
+  local seen = {}
+  for i = 1, #items do
+    if seen[keys[i]] then
+      rl_fail(script, string.format('key %s is given twice (items %d and %d)', keys[i], seen[keys[i]], i))
+    end
+    seen[keys[i]] = i
+  end
+  local reply = { 1, 0, 0 }
+  local pending = {}
+  for i = 1, #items do
+    local allowed, remaining, reset, retry, writes = rl_multi_item(keys[i], items[i], now, simulated, commit)
+    reply[#reply + 1] = allowed
+    reply[#reply + 1] = remaining
+    reply[#reply + 1] = reset
+    reply[#reply + 1] = retry
+    if allowed == 1 then
+      pending[#pending + 1] = writes
+    else
+      if reply[1] == 1 then reply[1], reply[2] = 0, i end
+      if retry < 0 or reply[3] < 0 then reply[3] = -1 elseif retry > reply[3] then reply[3] = retry end
+    end
+  end
+  if commit and reply[1] == 1 then
+    for i = 1, #pending do rl_apply(pending[i]) end
+  end
+  return reply
+end
+
+-- block v1: Penalty box: denies an id for `duration_ms` whatever its limits say, in every multi call that names this key. A longer existing block is kept; duration 0 lifts the block.
+redis.register_function{ function_name = 'redlimit_block_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('block', KEYS, ARGV, 1, 2)
+local duration_ms = rl_arg_int('block', ARGV[1], 1, 'duration_ms', true, 0, 31622400000)
+local now_ms = rl_arg_int('block', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
+local now = rl_now_ms(now_ms)
+if duration_ms == 0 then
+  redis.call('DEL', KEYS[1])
+  return { 0 }
+end
+local until_ms = now + duration_ms
+local current = rl_block_read(KEYS[1], now)
+if current and current > until_ms then return { current } end
+local set_opt, _, at = rl_expiry(now, duration_ms, now_ms ~= nil)
+redis.call('SET', KEYS[1], string.format('%d', until_ms), set_opt, at)
+return { until_ms }
+end }
+
+-- concurrency_acquire v1: Concurrency limit: takes one of at most `limit` in-flight leases. A lease lasts `period_ms` unless released (or renewed by acquiring the same lease id again), so a crashed holder cannot leak it.
+redis.register_function{ function_name = 'redlimit_concurrency_acquire_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('concurrency_acquire', KEYS, ARGV, 1, 4)
+local limit = rl_arg_int('concurrency_acquire', ARGV[1], 1, 'limit', true, 1, 1000000)
+local period_ms = rl_arg_int('concurrency_acquire', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local lease_id = rl_arg_string('concurrency_acquire', ARGV[3], 3, 'lease_id', true, 128)
+local now_ms = rl_arg_int('concurrency_acquire', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
+local now = rl_now_ms(now_ms)
+local live = rl_concurrency_live(KEYS[1], now, true)
+local held = redis.call('ZSCORE', KEYS[1], lease_id)
+if not held and live >= limit then
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return { 0, 0, rl_concurrency_reset(KEYS[1], now), tonumber(first[2]) - now }
+end
+redis.call('ZADD', KEYS[1], string.format('%d', now + period_ms), lease_id)
+if not held then live = live + 1 end
+return { 1, math.max(limit - live, 0), rl_concurrency_expire(KEYS[1], now, now_ms ~= nil), 0 }
+end }
+
+-- concurrency_peek v1: Read-only: live leases on a concurrency key. Runs with EVALSHA_RO and on replicas.
+redis.register_function{ function_name = 'redlimit_concurrency_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('concurrency_peek', KEYS, ARGV, 1, 2)
+local limit = rl_arg_int('concurrency_peek', ARGV[1], 1, 'limit', true, 1, 1000000)
+local now_ms = rl_arg_int('concurrency_peek', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
+local now = rl_now_ms(now_ms)
+local live = rl_concurrency_live(KEYS[1], now, false)
+local allowed = 0
+if live < limit then allowed = 1 end
+return { allowed, math.max(limit - live, 0), rl_concurrency_reset(KEYS[1], now), live }
+end }
+
+-- concurrency_release v1: Releases a lease. Releasing twice, an expired lease or an unknown id is harmless and reported (released = 0).
+redis.register_function{ function_name = 'redlimit_concurrency_release_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('concurrency_release', KEYS, ARGV, 1, 2)
+local lease_id = rl_arg_string('concurrency_release', ARGV[1], 1, 'lease_id', true, 128)
+local now_ms = rl_arg_int('concurrency_release', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
+local now = rl_now_ms(now_ms)
+local score = redis.call('ZSCORE', KEYS[1], lease_id)
+local released = 0
+if score then
+  redis.call('ZREM', KEYS[1], lease_id)
+  if tonumber(score) > now then released = 1 end
+end
+local live = rl_concurrency_live(KEYS[1], now, true)
+rl_concurrency_expire(KEYS[1], now, now_ms ~= nil)
+return { released, live }
+end }
+
+-- fixed_window v1: Fixed window: at most `limit` units per window of `period_ms` aligned to the epoch plus `offset_ms`. Denied calls do not count. The cheapest limiter; allows up to 2x limit across a window boundary.
+redis.register_function{ function_name = 'redlimit_fixed_window_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('fixed_window', KEYS, ARGV, 1, 5)
+local limit = rl_arg_int('fixed_window', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('fixed_window', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local offset_ms = rl_arg_int('fixed_window', ARGV[3], 3, 'offset_ms', false, 0, 31622400000)
+if offset_ms == nil then offset_ms = 0 end
+local cost = rl_arg_int('fixed_window', ARGV[4], 4, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('fixed_window', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+rl_check_offset_within_period('fixed_window', period_ms, offset_ms)
+local allowed, remaining, reset, retry, writes = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+if allowed == 1 then rl_apply(writes) end
+return { allowed, remaining, reset, retry }
+end }
+
+-- fixed_window_peek v1: Read-only fixed_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
+redis.register_function{ function_name = 'redlimit_fixed_window_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('fixed_window_peek', KEYS, ARGV, 1, 5)
+local limit = rl_arg_int('fixed_window_peek', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('fixed_window_peek', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local offset_ms = rl_arg_int('fixed_window_peek', ARGV[3], 3, 'offset_ms', false, 0, 31622400000)
+if offset_ms == nil then offset_ms = 0 end
+local cost = rl_arg_int('fixed_window_peek', ARGV[4], 4, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('fixed_window_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+rl_check_offset_within_period('fixed_window_peek', period_ms, offset_ms)
+local allowed, remaining, reset, retry = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+return { allowed, remaining, reset, retry }
+end }
+
+-- fixed_window_refund v1: Gives units back to the current window of a fixed_window key, never below zero used.
+redis.register_function{ function_name = 'redlimit_fixed_window_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('fixed_window_refund', KEYS, ARGV, 1, 5)
+local limit = rl_arg_int('fixed_window_refund', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('fixed_window_refund', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local offset_ms = rl_arg_int('fixed_window_refund', ARGV[3], 3, 'offset_ms', false, 0, 31622400000)
+if offset_ms == nil then offset_ms = 0 end
+local cost = rl_arg_int('fixed_window_refund', ARGV[4], 4, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('fixed_window_refund', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+rl_check_offset_within_period('fixed_window_refund', period_ms, offset_ms)
+local remaining, reset, writes = rl_fixed_window_refund(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+rl_apply(writes)
+return { remaining, reset }
+end }
 
 -- gcra v1: Generic cell rate algorithm: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string; decisions are identical to token_bucket.
 redis.register_function{ function_name = 'redlimit_gcra_v1', flags = {}, callback = function(KEYS, ARGV)
@@ -159,38 +841,242 @@ local cost = rl_arg_int('gcra', ARGV[4], 4, 'cost', false, 0, 1000000000)
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('gcra', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
 rl_check_refill_bounded('gcra', limit, period_ms, burst)
+local allowed, remaining, reset, retry, writes = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
+if allowed == 1 then rl_apply(writes) end
+return { allowed, remaining, reset, retry }
+end }
+
+-- gcra_peek v1: Read-only gcra: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas.
+redis.register_function{ function_name = 'redlimit_gcra_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('gcra_peek', KEYS, ARGV, 1, 5)
+local limit = rl_arg_int('gcra_peek', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('gcra_peek', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local burst = rl_arg_int('gcra_peek', ARGV[3], 3, 'burst', false, 1, 1000000000)
+if burst == nil then burst = limit end
+local cost = rl_arg_int('gcra_peek', ARGV[4], 4, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('gcra_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+rl_check_refill_bounded('gcra_peek', limit, period_ms, burst)
+local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
+return { allowed, remaining, reset, retry }
+end }
+
+-- gcra_refund v1: Gives units back to a gcra key (a call that was admitted but not used), never above burst.
+redis.register_function{ function_name = 'redlimit_gcra_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('gcra_refund', KEYS, ARGV, 1, 5)
+local limit = rl_arg_int('gcra_refund', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('gcra_refund', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local burst = rl_arg_int('gcra_refund', ARGV[3], 3, 'burst', false, 1, 1000000000)
+if burst == nil then burst = limit end
+local cost = rl_arg_int('gcra_refund', ARGV[4], 4, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('gcra_refund', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+rl_check_refill_bounded('gcra_refund', limit, period_ms, burst)
+local remaining, reset, writes = rl_gcra_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
+rl_apply(writes)
+return { remaining, reset }
+end }
+
+-- gcra_reserve v1: Books the next slot fleet-wide on a gcra key: admits now if it can, else reserves the cost if it will be available within max_wait_ms and says how long to wait (the basis of acquire-with-wait without polling).
+redis.register_function{ function_name = 'redlimit_gcra_reserve_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('gcra_reserve', KEYS, ARGV, 1, 6)
+local limit = rl_arg_int('gcra_reserve', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('gcra_reserve', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local burst = rl_arg_int('gcra_reserve', ARGV[3], 3, 'burst', false, 1, 1000000000)
+if burst == nil then burst = limit end
+local cost = rl_arg_int('gcra_reserve', ARGV[4], 4, 'cost', false, 1, 1000000000)
+if cost == nil then cost = 1 end
+local max_wait_ms = rl_arg_int('gcra_reserve', ARGV[5], 5, 'max_wait_ms', false, 0, 31622400000)
+if max_wait_ms == nil then max_wait_ms = 0 end
+local now_ms = rl_arg_int('gcra_reserve', ARGV[6], 6, 'now_ms', false, 0, 140737488355328)
+rl_check_refill_bounded('gcra_reserve', limit, period_ms, burst)
+rl_check_reserve_bounded('gcra_reserve', limit, period_ms, max_wait_ms)
 local now = rl_now_ms(now_ms)
+local whole, frac = rl_gcra_read(KEYS[1], limit, period_ms, burst, now)
+local reset = rl_ms_until(burst, whole, frac, limit, period_ms)
+if cost > burst then return { 0, math.max(whole, 0), reset, -1, 0 } end
+local wait = rl_ms_until(cost, whole, frac, limit, period_ms)
+if wait > max_wait_ms then return { 0, math.max(whole, 0), reset, wait - max_wait_ms, 0 } end
+whole = whole - cost -- may go below zero: later callers queue behind this booking
+rl_apply(rl_gcra_writes(KEYS[1], whole, frac, limit, period_ms, burst, now, now_ms ~= nil))
+return { 1, math.max(whole, 0), rl_ms_until(burst, whole, frac, limit, period_ms), 0, wait }
+end }
 
--- Decode: content = (now + burst span - tat) * limit / period_ms, exactly.
-local whole, frac = burst, 0
-local stored = redis.call('GET', KEYS[1])
-if stored then
-  local tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
-  if not tat_ms then rl_fail('gcra', 'key ' .. KEYS[1] .. ' does not hold gcra state') end
-  tat_ms = tonumber(tat_ms)
-  if tat_ms >= now then
-    local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)
-    local borrow, slack_num = rl_divmod(span_num - tonumber(tat_num), limit)
-    local slack_ms = span_ms - (tat_ms - now) + borrow
-    if slack_ms < 0 then
-      whole, frac = 0, 0 -- burst was lowered below what is already spent
-    else
-      local q, r = rl_muldivmod(slack_ms, limit, period_ms)
-      local carry, f = rl_divmod(r + slack_num, period_ms)
-      whole, frac = q + carry, f
-    end
-  end
+-- multi v1: Atomic multi-limit check: N limits of any mix of algorithms, each with its own cost and parameters; either every limit admits and all consume, or none consumes.
+redis.register_function{ function_name = 'redlimit_multi_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity_variadic('multi', KEYS, ARGV, 1, 1, 7)
+local now_ms = rl_arg_int('multi', ARGV[1], 1, 'now_ms', false, 0, 140737488355328)
+local limits = {}
+for i = 1, #KEYS - 0 do
+  local base = 1 + (i - 1) * 7
+  local item = {}
+  item.algo = rl_arg_enum('multi', ARGV[base + 1], base + 1, 'algo[' .. i .. ']', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|')
+  item.limit = rl_arg_int('multi', ARGV[base + 2], base + 2, 'limit[' .. i .. ']', false, 1, 1000000000000000)
+  if item.limit == nil then item.limit = 1 end
+  item.period_ms = rl_arg_int('multi', ARGV[base + 3], base + 3, 'period_ms[' .. i .. ']', false, 1, 31622400000)
+  item.cost = rl_arg_int('multi', ARGV[base + 4], base + 4, 'cost[' .. i .. ']', false, 0, 1000000000000000)
+  if item.cost == nil then item.cost = 1 end
+  item.burst = rl_arg_int('multi', ARGV[base + 5], base + 5, 'burst[' .. i .. ']', false, 1, 1000000000000000)
+  if item.burst == nil then item.burst = item.limit end
+  item.offset_ms = rl_arg_int('multi', ARGV[base + 6], base + 6, 'offset_ms[' .. i .. ']', false, -50400000, 31622400000)
+  if item.offset_ms == nil then item.offset_ms = 0 end
+  item.unit = rl_arg_enum('multi', ARGV[base + 7], base + 7, 'unit[' .. i .. ']', false, '|day|week|month|')
+  limits[i] = item
 end
+rl_check_multi_items('multi', limits)
+return rl_multi('multi', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, true)
+end }
 
-local allowed, remaining, retry_after_ms = rl_take(whole, frac, burst, cost, limit, period_ms)
-local reset_ms, reset_num = rl_time_until(burst, remaining, frac, limit, period_ms)
-local reset_after_ms = reset_ms
-if reset_num > 0 then reset_after_ms = reset_ms + 1 end
-
-if allowed == 1 and cost > 0 then
-  redis.call('SET', KEYS[1], string.format('%d:%d', now + reset_ms, reset_num), 'PX', reset_after_ms)
+-- multi_peek v1: Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas.
+redis.register_function{ function_name = 'redlimit_multi_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity_variadic('multi_peek', KEYS, ARGV, 1, 1, 7)
+local now_ms = rl_arg_int('multi_peek', ARGV[1], 1, 'now_ms', false, 0, 140737488355328)
+local limits = {}
+for i = 1, #KEYS - 0 do
+  local base = 1 + (i - 1) * 7
+  local item = {}
+  item.algo = rl_arg_enum('multi_peek', ARGV[base + 1], base + 1, 'algo[' .. i .. ']', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|')
+  item.limit = rl_arg_int('multi_peek', ARGV[base + 2], base + 2, 'limit[' .. i .. ']', false, 1, 1000000000000000)
+  if item.limit == nil then item.limit = 1 end
+  item.period_ms = rl_arg_int('multi_peek', ARGV[base + 3], base + 3, 'period_ms[' .. i .. ']', false, 1, 31622400000)
+  item.cost = rl_arg_int('multi_peek', ARGV[base + 4], base + 4, 'cost[' .. i .. ']', false, 0, 1000000000000000)
+  if item.cost == nil then item.cost = 1 end
+  item.burst = rl_arg_int('multi_peek', ARGV[base + 5], base + 5, 'burst[' .. i .. ']', false, 1, 1000000000000000)
+  if item.burst == nil then item.burst = item.limit end
+  item.offset_ms = rl_arg_int('multi_peek', ARGV[base + 6], base + 6, 'offset_ms[' .. i .. ']', false, -50400000, 31622400000)
+  if item.offset_ms == nil then item.offset_ms = 0 end
+  item.unit = rl_arg_enum('multi_peek', ARGV[base + 7], base + 7, 'unit[' .. i .. ']', false, '|day|week|month|')
+  limits[i] = item
 end
-return { allowed, remaining, reset_after_ms, retry_after_ms }
+rl_check_multi_items('multi_peek', limits)
+return rl_multi('multi_peek', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, false)
+end }
+
+-- quota v1: Quota: a cost-weighted budget per calendar day, week or month in a UTC offset. Resets exactly at the period end (the key expires at that instant, never earlier).
+redis.register_function{ function_name = 'redlimit_quota_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('quota', KEYS, ARGV, 1, 5)
+local limit = rl_arg_int('quota', ARGV[1], 1, 'limit', true, 1, 1000000000000000)
+local unit = rl_arg_enum('quota', ARGV[2], 2, 'unit', true, '|day|week|month|')
+local utc_offset_ms = rl_arg_int('quota', ARGV[3], 3, 'utc_offset_ms', false, -50400000, 50400000)
+if utc_offset_ms == nil then utc_offset_ms = 0 end
+local cost = rl_arg_int('quota', ARGV[4], 4, 'cost', false, 0, 1000000000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('quota', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local allowed, remaining, reset, retry, writes = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+if allowed == 1 then rl_apply(writes) end
+return { allowed, remaining, reset, retry }
+end }
+
+-- quota_peek v1: Read-only quota: usage and what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
+redis.register_function{ function_name = 'redlimit_quota_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('quota_peek', KEYS, ARGV, 1, 5)
+local limit = rl_arg_int('quota_peek', ARGV[1], 1, 'limit', true, 1, 1000000000000000)
+local unit = rl_arg_enum('quota_peek', ARGV[2], 2, 'unit', true, '|day|week|month|')
+local utc_offset_ms = rl_arg_int('quota_peek', ARGV[3], 3, 'utc_offset_ms', false, -50400000, 50400000)
+if utc_offset_ms == nil then utc_offset_ms = 0 end
+local cost = rl_arg_int('quota_peek', ARGV[4], 4, 'cost', false, 0, 1000000000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('quota_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local allowed, remaining, reset, retry = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+return { allowed, remaining, reset, retry }
+end }
+
+-- quota_refund v1: Gives units back to the current period of a quota key, never below zero used.
+redis.register_function{ function_name = 'redlimit_quota_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('quota_refund', KEYS, ARGV, 1, 5)
+local limit = rl_arg_int('quota_refund', ARGV[1], 1, 'limit', true, 1, 1000000000000000)
+local unit = rl_arg_enum('quota_refund', ARGV[2], 2, 'unit', true, '|day|week|month|')
+local utc_offset_ms = rl_arg_int('quota_refund', ARGV[3], 3, 'utc_offset_ms', false, -50400000, 50400000)
+if utc_offset_ms == nil then utc_offset_ms = 0 end
+local cost = rl_arg_int('quota_refund', ARGV[4], 4, 'cost', false, 0, 1000000000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('quota_refund', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local remaining, reset, writes = rl_quota_refund(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+rl_apply(writes)
+return { remaining, reset }
+end }
+
+-- reset v1: Resets limits: deletes their state keys (any algorithm), so each is back to full. Also lifts blocks and drops leases.
+redis.register_function{ function_name = 'redlimit_reset_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity_variadic('reset', KEYS, ARGV, 1, 0, 0)
+return { redis.call('DEL', unpack(KEYS)) }
+end }
+
+-- sliding_log v1: Sliding log: an exact rolling window; at most `limit` units admitted in any `period_ms`. Memory: one entry per admitted call, so at most `limit` entries per key; trimmed in the same call.
+redis.register_function{ function_name = 'redlimit_sliding_log_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('sliding_log', KEYS, ARGV, 1, 4)
+local limit = rl_arg_int('sliding_log', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('sliding_log', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local cost = rl_arg_int('sliding_log', ARGV[3], 3, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('sliding_log', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
+local allowed, remaining, reset, retry, writes = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, true)
+if allowed == 1 then rl_apply(writes) end
+return { allowed, remaining, reset, retry }
+end }
+
+-- sliding_log_peek v1: Read-only sliding_log: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
+redis.register_function{ function_name = 'redlimit_sliding_log_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('sliding_log_peek', KEYS, ARGV, 1, 4)
+local limit = rl_arg_int('sliding_log_peek', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('sliding_log_peek', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local cost = rl_arg_int('sliding_log_peek', ARGV[3], 3, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('sliding_log_peek', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
+local allowed, remaining, reset, retry = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, false)
+return { allowed, remaining, reset, retry }
+end }
+
+-- sliding_window v1: Sliding window (two counters): the current window's count plus the previous window's weighted by overlap must stay within `limit`. Two numbers per key; see the README for its error bound.
+redis.register_function{ function_name = 'redlimit_sliding_window_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('sliding_window', KEYS, ARGV, 1, 4)
+local limit = rl_arg_int('sliding_window', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('sliding_window', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local cost = rl_arg_int('sliding_window', ARGV[3], 3, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('sliding_window', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
+local allowed, remaining, reset, retry, writes = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+if allowed == 1 then rl_apply(writes) end
+return { allowed, remaining, reset, retry }
+end }
+
+-- sliding_window_peek v1: Read-only sliding_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
+redis.register_function{ function_name = 'redlimit_sliding_window_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('sliding_window_peek', KEYS, ARGV, 1, 4)
+local limit = rl_arg_int('sliding_window_peek', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('sliding_window_peek', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local cost = rl_arg_int('sliding_window_peek', ARGV[3], 3, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('sliding_window_peek', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
+local allowed, remaining, reset, retry = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+return { allowed, remaining, reset, retry }
+end }
+
+-- sliding_window_refund v1: Gives units back to the current window of a sliding_window key, never below zero.
+redis.register_function{ function_name = 'redlimit_sliding_window_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('sliding_window_refund', KEYS, ARGV, 1, 4)
+local limit = rl_arg_int('sliding_window_refund', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('sliding_window_refund', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local cost = rl_arg_int('sliding_window_refund', ARGV[3], 3, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('sliding_window_refund', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
+local remaining, reset, writes = rl_sliding_window_refund(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+rl_apply(writes)
+return { remaining, reset }
 end }
 
 -- token_bucket v1: Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is an inspectable hash; decisions are identical to gcra.
@@ -205,23 +1091,40 @@ local cost = rl_arg_int('token_bucket', ARGV[4], 4, 'cost', false, 0, 1000000000
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('token_bucket', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
 rl_check_refill_bounded('token_bucket', limit, period_ms, burst)
-local now = rl_now_ms(now_ms)
+local allowed, remaining, reset, retry, writes = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
+if allowed == 1 then rl_apply(writes) end
+return { allowed, remaining, reset, retry }
+end }
 
-local whole, frac = burst, 0
-local stored = redis.call('HMGET', KEYS[1], 'tokens', 'frac', 'ts_ms')
-if stored[1] then
-  local ts_ms = tonumber(stored[3])
-  -- A clock that steps back refills nothing; the content is kept as counted.
-  whole, frac = rl_refill(tonumber(stored[1]), tonumber(stored[2]), now - ts_ms, burst, limit, period_ms)
-  if ts_ms > now then now = ts_ms end
-end
+-- token_bucket_peek v1: Read-only token_bucket: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas.
+redis.register_function{ function_name = 'redlimit_token_bucket_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('token_bucket_peek', KEYS, ARGV, 1, 5)
+local limit = rl_arg_int('token_bucket_peek', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('token_bucket_peek', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local burst = rl_arg_int('token_bucket_peek', ARGV[3], 3, 'burst', false, 1, 1000000000)
+if burst == nil then burst = limit end
+local cost = rl_arg_int('token_bucket_peek', ARGV[4], 4, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('token_bucket_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+rl_check_refill_bounded('token_bucket_peek', limit, period_ms, burst)
+local allowed, remaining, reset, retry = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
+return { allowed, remaining, reset, retry }
+end }
 
-local allowed, remaining, retry_after_ms = rl_take(whole, frac, burst, cost, limit, period_ms)
-local reset_after_ms = rl_ms_until(burst, remaining, frac, limit, period_ms)
-
-if allowed == 1 and cost > 0 then
-  redis.call('HSET', KEYS[1], 'tokens', string.format('%d', remaining), 'frac', string.format('%d', frac), 'ts_ms', string.format('%d', now))
-  redis.call('PEXPIRE', KEYS[1], reset_after_ms)
-end
-return { allowed, remaining, reset_after_ms, retry_after_ms }
+-- token_bucket_refund v1: Gives units back to a token_bucket key (a call that was admitted but not used), never above burst.
+redis.register_function{ function_name = 'redlimit_token_bucket_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('token_bucket_refund', KEYS, ARGV, 1, 5)
+local limit = rl_arg_int('token_bucket_refund', ARGV[1], 1, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('token_bucket_refund', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
+local burst = rl_arg_int('token_bucket_refund', ARGV[3], 3, 'burst', false, 1, 1000000000)
+if burst == nil then burst = limit end
+local cost = rl_arg_int('token_bucket_refund', ARGV[4], 4, 'cost', false, 0, 1000000000)
+if cost == nil then cost = 1 end
+local now_ms = rl_arg_int('token_bucket_refund', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+rl_check_refill_bounded('token_bucket_refund', limit, period_ms, burst)
+local remaining, reset, writes = rl_token_bucket_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
+rl_apply(writes)
+return { remaining, reset }
 end }

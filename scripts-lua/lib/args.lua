@@ -39,6 +39,30 @@ local function rl_arg_string(script, raw, index, name, required, max_len)
   return raw
 end
 
+local function rl_arg_enum(script, raw, index, name, required, values)
+  if raw == nil or raw == '' then
+    if required then
+      rl_fail(script, name .. ' (ARGV[' .. index .. ']) is required')
+    end
+    return nil
+  end
+  if not string.find(values, '|' .. raw .. '|', 1, true) or string.find(raw, '|', 1, true) then
+    rl_fail(script, string.format('%s (ARGV[%d]) must be one of %s, got "%s"', name, index, string.sub(values, 2, -2), string.sub(raw, 1, 40)))
+  end
+  return raw
+end
+
+--- For scripts over a list: fixed keys then one key per item, fixed args then one group per item.
+local function rl_arity_variadic(script, keys, argv, nkeys, nargs, group_size)
+  local items = #keys - nkeys + 1
+  if items < 1 then
+    rl_fail(script, string.format('expects at least %d key(s), got %d', nkeys, #keys))
+  end
+  if #argv ~= nargs + items * group_size then
+    rl_fail(script, string.format('expects %d argument(s) for %d key(s) (%d fixed + %d per key), got %d', nargs + items * group_size, #keys, nargs, group_size, #argv))
+  end
+end
+
 local function rl_arity(script, keys, argv, nkeys, max_args)
   if #keys ~= nkeys then
     rl_fail(script, string.format('expects %d key(s), got %d', nkeys, #keys))

@@ -9,6 +9,15 @@
 --- every intermediate value exact.
 local RL_MAX_REFILL_MS = 315360000000
 
+--- Reservations may put a bucket in debt by at most max_wait_ms of refill: keep that debt
+--- within 1e9 units so every intermediate value stays exact.
+local function rl_check_reserve_bounded(script, limit, period_ms, max_wait_ms)
+  local q = rl_muldivmod(max_wait_ms, limit, period_ms)
+  if q > 1000000000 then
+    rl_fail(script, string.format('max_wait_ms * limit / period_ms must be at most 1000000000 units, got %d', q))
+  end
+end
+
 local function rl_check_refill_bounded(script, limit, period_ms, burst)
   -- The float estimate is within a hair of the exact value: only near the bound is it worth
   -- computing exactly.
@@ -48,6 +57,12 @@ local function rl_refill(whole, frac, elapsed_ms, burst, limit, period_ms)
   local f
   carry, f = rl_divmod(frac + r, period_ms)
   return whole + q + carry, f
+end
+
+--- Give `cost` units back, never above burst.
+local function rl_give(whole, frac, burst, cost)
+  if whole + cost >= burst then return burst, 0 end
+  return whole + cost, frac
 end
 
 --- Take `cost` units: allowed (1/0), whole units left, retry_after_ms (0 allowed, -1 never).

@@ -6,3 +6,23 @@ local function rl_now_ms(override)
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+
+--- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
+--- clock, and must not lose state it still needs. (No decision depends on a TTL: every state
+--- records the time it belongs to; TTLs only free memory.)
+local RL_SIMULATED_GRACE_MS = 60000
+
+--- How to expire a key `ttl_ms` after `now`: on the server clock as an absolute time (PXAT /
+--- PEXPIREAT: no rounding, never early), on a caller's clock (now_ms) as a relative TTL plus
+--- grace (PX / PEXPIRE). Returns the SET option, the expire command and its value.
+local function rl_expiry(now, ttl_ms, simulated)
+  if simulated then return 'PX', 'PEXPIRE', ttl_ms + RL_SIMULATED_GRACE_MS end
+  return 'PXAT', 'PEXPIREAT', now + ttl_ms
+end
+
+--- Runs the writes an algorithm planned: a list of redis.call argument lists.
+local function rl_apply(writes)
+  for i = 1, #writes do
+    redis.call(unpack(writes[i]))
+  end
+end

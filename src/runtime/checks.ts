@@ -1,17 +1,66 @@
 import { InvalidArgumentError } from '../errors.js';
 import { MAX_REFILL_MS, msUntil } from '../twin/bucket.js';
-import type { ScriptDef } from './script-def.js';
+import { muldivmod } from '../twin/exact.js';
+
+/** One limit of a multi call, as the binding receives it. */
+export interface MultiItemInput {
+  algo: string;
+  limit?: number;
+  periodMs?: number;
+  cost?: number;
+  burst?: number;
+  offsetMs?: number;
+  unit?: string;
+}
 
 /** TypeScript twins of the Lua `rl_check_<name>` functions a header names with `@check`. */
 export const checks = {
-  refillBounded(def: ScriptDef, limit: number, periodMs: number, burst: number): void {
+  refillBounded(script: string, limit: number, periodMs: number, burst: number): void {
     const refillMs = msUntil(burst, 0, 0, limit, periodMs);
     if (refillMs > MAX_REFILL_MS) {
-      throw new InvalidArgumentError(
-        def.name,
-        'burst',
-        `burst * period_ms / limit must be at most ${MAX_REFILL_MS} ms (10 years), got ${refillMs} ms`,
-      );
+      throw new InvalidArgumentError(script, 'burst', `burst * period_ms / limit must be at most ${MAX_REFILL_MS} ms (10 years), got ${refillMs} ms`);
     }
+  },
+
+  reserveBounded(script: string, limit: number, periodMs: number, maxWaitMs: number): void {
+    const [q] = muldivmod(maxWaitMs, limit, periodMs);
+    if (q > 1_000_000_000) {
+      throw new InvalidArgumentError(script, 'max_wait_ms', `max_wait_ms * limit / period_ms must be at most 1000000000 units, got ${q}`);
+    }
+  },
+
+  offsetWithinPeriod(script: string, periodMs: number, offsetMs: number): void {
+    if (offsetMs >= periodMs) {
+      throw new InvalidArgumentError(script, 'offset_ms', `offset_ms must be less than period_ms (${periodMs}), got ${offsetMs}`);
+    }
+  },
+
+  /** What rl_multi_check does in Lua, per item, with the same messages. */
+  multiItems(script: string, items: readonly MultiItemInput[]): void {
+    items.forEach((item, index) => {
+      const i = index + 1;
+      const need = (name: string, value: number | undefined, min: number, max: number) => {
+        if (value === undefined) throw new InvalidArgumentError(script, name, `${name}[${i}] is required for algo ${item.algo}`);
+        if (value < min || value > max) {
+          throw new InvalidArgumentError(script, name, `${name}[${i}] must be between ${min} and ${max} for algo ${item.algo}, got ${value}`);
+        }
+      };
+      if (item.algo === 'block') return;
+      if (item.algo === 'quota') {
+        if (item.unit === undefined) throw new InvalidArgumentError(script, 'unit', `unit[${i}] is required for algo quota`);
+        need('offset_ms', item.offsetMs ?? 0, -50_400_000, 50_400_000);
+        return;
+      }
+      const limit = item.limit ?? 1;
+      need('limit', limit, 1, 1_000_000_000);
+      need('period_ms', item.periodMs, 1, 31_622_400_000);
+      need('cost', item.cost ?? 1, 0, 1_000_000_000);
+      if (item.algo === 'gcra' || item.algo === 'token_bucket') {
+        need('burst', item.burst ?? limit, 1, 1_000_000_000);
+        checks.refillBounded(script, limit, item.periodMs!, item.burst ?? limit);
+      } else if (item.algo === 'fixed_window') {
+        need('offset_ms', item.offsetMs ?? 0, 0, item.periodMs! - 1);
+      }
+    });
   },
 };

@@ -2,5 +2,6 @@ export type { ArgSpec, CheckSpec, KeySpec, ReturnSpec, ScriptDef } from './scrip
 export type { RedisClientLike, ScriptTransport } from './adapters.js';
 export { transportFor } from './adapters.js';
 export { runScript, preload, isReplyError, type RunOptions } from './runner.js';
-export { intArg, stringArg, keyArg, trimOptional } from './validate.js';
-export { checks } from './checks.js';
+export { intArg, stringArg, enumArg, keyArg, nonEmpty, trimOptional } from './validate.js';
+export { hashSlot, sameSlot } from './slots.js';
+export { checks, type MultiItemInput } from './checks.js';

@@ -3,7 +3,10 @@ import { transportFor, type RedisClientLike } from './adapters.js';
 import type { ScriptDef } from './script-def.js';
 
 export interface RunOptions {
-  /** Run a read-only script with EVALSHA_RO (Redis 7+), so it may be served by a replica. */
+  /**
+   * Run with EVALSHA_RO (Redis 7+), so a replica may serve it. Default: the script's own
+   * read-only flag (peek scripts).
+   */
   readOnly?: boolean;
 }
 
@@ -22,7 +25,7 @@ export async function runScript(
   options: RunOptions = {},
 ): Promise<unknown> {
   const transport = transportFor(client);
-  const readOnly = options.readOnly ?? false;
+  const readOnly = options.readOnly ?? def.readOnly;
   try {
     return await transport.evalsha(def.sha1, keys, argv, readOnly);
   } catch (err) {

@@ -3,7 +3,7 @@
  * the script headers in scripts-lua/; generated/manifest.json holds the same data for other
  * languages.
  */
-export type ArgType = 'int' | 'string';
+export type ArgType = 'int' | 'string' | 'enum';
 export type ReturnType = 'bool' | 'int' | 'string';
 
 export interface ArgSpec {
@@ -18,12 +18,16 @@ export interface ArgSpec {
   readonly min?: number;
   readonly max?: number;
   readonly maxLength?: number;
+  /** The allowed values of an enum argument. */
+  readonly values?: readonly string[];
   readonly doc: string;
 }
 
 export interface KeySpec {
   readonly name: string;
   readonly prop: string;
+  /** The last key may repeat: one per item of the script's `each` list. */
+  readonly variadic?: boolean;
   readonly doc: string;
 }
 
@@ -52,4 +56,14 @@ export interface ScriptDef {
   readonly args: readonly ArgSpec[];
   readonly returns: readonly ReturnSpec[];
   readonly checks: readonly CheckSpec[];
+  /**
+   * Scripts over a list (multi): the list's name, the arguments each item carries (after the
+   * fixed args, in ARGV, one group per variadic key) and the reply fields each item gets (after
+   * the fixed returns).
+   */
+  readonly each?: {
+    readonly name: string;
+    readonly args: readonly ArgSpec[];
+    readonly returns: readonly ReturnSpec[];
+  };
 }

@@ -1,46 +1,50 @@
 import { InvalidArgumentError } from '../errors.js';
-import type { ScriptDef } from './script-def.js';
+import type { ArgSpec, KeySpec } from './script-def.js';
 
 /**
  * The TypeScript side of the argument contract: the same ranges the Lua prologue enforces,
- * checked before any round trip. One function per argument kind; generated bindings call them.
+ * checked before any round trip. One function per argument kind; generated bindings call them
+ * with the spec from the script's header. `label` names the argument in messages (limits[2].cost).
  */
-export function intArg(def: ScriptDef, index: number, value: number | undefined): string {
-  const spec = def.args[index]!;
-  if (value === undefined || value === null) {
-    if (spec.required) throw new InvalidArgumentError(def.name, spec.name, `${spec.prop} is required`);
-    return '';
-  }
+export function intArg(script: string, spec: ArgSpec, value: number | undefined, label = spec.prop): string {
+  if (value === undefined || value === null) return missing(script, spec, label);
   if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new InvalidArgumentError(def.name, spec.name, `${spec.prop} must be an integer, got ${describe(value)}`);
+    throw new InvalidArgumentError(script, spec.name, `${label} must be an integer, got ${describe(value)}`);
   }
   if (value < spec.min! || value > spec.max!) {
-    throw new InvalidArgumentError(def.name, spec.name, `${spec.prop} must be between ${spec.min} and ${spec.max}, got ${value}`);
+    throw new InvalidArgumentError(script, spec.name, `${label} must be between ${spec.min} and ${spec.max}, got ${value}`);
   }
   return String(value);
 }
 
-export function stringArg(def: ScriptDef, index: number, value: string | undefined): string {
-  const spec = def.args[index]!;
-  if (value === undefined || value === null || value === '') {
-    if (spec.required) throw new InvalidArgumentError(def.name, spec.name, `${spec.prop} is required`);
-    return '';
-  }
+export function stringArg(script: string, spec: ArgSpec, value: string | undefined, label = spec.prop): string {
+  if (value === undefined || value === null || value === '') return missing(script, spec, label);
   if (typeof value !== 'string') {
-    throw new InvalidArgumentError(def.name, spec.name, `${spec.prop} must be a string, got ${describe(value)}`);
+    throw new InvalidArgumentError(script, spec.name, `${label} must be a string, got ${describe(value)}`);
   }
   if (Buffer.byteLength(value) > spec.maxLength!) {
-    throw new InvalidArgumentError(def.name, spec.name, `${spec.prop} must be at most ${spec.maxLength} bytes`);
+    throw new InvalidArgumentError(script, spec.name, `${label} must be at most ${spec.maxLength} bytes`);
   }
   return value;
 }
 
-export function keyArg(def: ScriptDef, index: number, value: string): string {
-  const spec = def.keys[index]!;
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new InvalidArgumentError(def.name, spec.name, `key ${spec.name} must be a non-empty string, got ${describe(value)}`);
+export function enumArg(script: string, spec: ArgSpec, value: string | undefined, label = spec.prop): string {
+  if (value === undefined || value === null || value === '') return missing(script, spec, label);
+  if (!spec.values!.includes(value)) {
+    throw new InvalidArgumentError(script, spec.name, `${label} must be one of ${spec.values!.join('|')}, got ${describe(value)}`);
   }
   return value;
+}
+
+export function keyArg(script: string, spec: KeySpec, value: string, label = `key ${spec.name}`): string {
+  if (typeof value !== 'string' || value.length === 0) {
+    throw new InvalidArgumentError(script, spec.name, `${label} must be a non-empty string, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function nonEmpty(script: string, name: string, list: readonly unknown[]): void {
+  if (!Array.isArray(list) || list.length === 0) throw new InvalidArgumentError(script, name, `${name} must be a non-empty array`);
 }
 
 /** Drops trailing omitted optional arguments; an omitted one in the middle stays '' (= default). */
@@ -48,6 +52,11 @@ export function trimOptional(argv: string[]): string[] {
   let end = argv.length;
   while (end > 0 && argv[end - 1] === '') end--;
   return end === argv.length ? argv : argv.slice(0, end);
+}
+
+function missing(script: string, spec: ArgSpec, label: string): string {
+  if (spec.required) throw new InvalidArgumentError(script, spec.name, `${label} is required`);
+  return '';
 }
 
 function describe(value: unknown): string {

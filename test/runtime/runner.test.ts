@@ -78,10 +78,14 @@ describe('runner', () => {
   it('the Functions library loads and answers like the EVAL scripts', async () => {
     const lib = readFileSync(join(repoRoot, 'generated/functions/redlimit.lua'), 'utf8');
     await redis.function('LOAD', 'REPLACE', lib);
-    for (const def of allScripts) {
-      const argv = ['7', '1000', '3', '2', '1000000'];
-      const viaFunction = await redis.fcall(`redlimit_${def.name}_v${def.version}`, 1, `fn:${def.name}`, ...argv);
-      const viaScript = await runScript(redis, def, [`ev:${def.name}`], argv);
+    const listed = (await redis.function('LIST', 'LIBRARYNAME', 'redlimit')) as unknown[];
+    const names = JSON.stringify(listed);
+    for (const def of allScripts) expect(names).toContain(`redlimit_${def.name}_v${def.version}`);
+    const argv = ['7', '1000', '3', '2', '1000000'];
+    for (const def of allScripts.filter((d) => ['gcra', 'token_bucket', 'sliding_window', 'sliding_log', 'fixed_window'].includes(d.name))) {
+      const fnArgv = def.name === 'fixed_window' ? ['7', '1000', '3', '2', '1000000'] : def.name.startsWith('sliding') ? ['7', '1000', '2', '1000000'] : argv;
+      const viaFunction = await redis.fcall(`redlimit_${def.name}_v${def.version}`, 1, `fn:${def.name}`, ...fnArgv);
+      const viaScript = await runScript(redis, def, [`ev:${def.name}`], fnArgv);
       expect(viaFunction).toEqual(viaScript);
       await expect(redis.fcall(`redlimit_${def.name}_v${def.version}`, 1, 'x', 'zero')).rejects.toThrow(`ERR redlimit ${def.name}: limit (ARGV[1]) must be a decimal integer`);
     }

@@ -1,0 +1,20 @@
+--- @script fixed_window
+--- @version 1
+--- @summary Fixed window: at most `limit` units per window of `period_ms` aligned to the epoch plus `offset_ms`. Denied calls do not count. The cheapest limiter; allows up to 2x limit across a window boundary.
+--- @key state The window and its count, "window_start_ms:count". Absent means nothing used.
+--- @arg limit int required 1..1000000000 Units admitted per window.
+--- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
+--- @arg offset_ms int default=0 0..31622400000 Windows start at offset_ms + k * period_ms (e.g. local midnight); less than period_ms.
+--- @arg cost int default=1 0..1000000000 Units this call takes; 0 is a peek that never writes.
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted.
+--- @check offset_within_period period_ms offset_ms
+--- @return allowed bool 1 if the cost was admitted and taken.
+--- @return remaining int Whole units left after this call.
+--- @return reset_after_ms int ms until the key is back to full (and expires).
+--- @return retry_after_ms int 0 when allowed; ms until this cost would be admitted; -1 when cost > the limit or burst (never).
+--- @include "lib/algo_fixed_window"
+--- @args
+
+local allowed, remaining, reset, retry, writes = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+if allowed == 1 then rl_apply(writes) end
+return { allowed, remaining, reset, retry }

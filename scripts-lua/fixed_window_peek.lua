@@ -1,0 +1,20 @@
+--- @script fixed_window_peek
+--- @version 1
+--- @summary Read-only fixed_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
+--- @readonly
+--- @key state The window and its count, "window_start_ms:count". Absent means nothing used.
+--- @arg limit int required 1..1000000000 Units admitted per window.
+--- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
+--- @arg offset_ms int default=0 0..31622400000 Windows start at offset_ms + k * period_ms (e.g. local midnight); less than period_ms.
+--- @arg cost int default=1 0..1000000000 Units the answer is for (nothing is taken).
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted.
+--- @check offset_within_period period_ms offset_ms
+--- @return allowed bool 1 if this cost would be admitted now.
+--- @return remaining int Whole units available now.
+--- @return reset_after_ms int ms until the key is back to full.
+--- @return retry_after_ms int 0 when it would be admitted; ms until it would be; -1 never.
+--- @include "lib/algo_fixed_window"
+--- @args
+
+local allowed, remaining, reset, retry = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+return { allowed, remaining, reset, retry }

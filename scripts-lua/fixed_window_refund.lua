@@ -1,0 +1,18 @@
+--- @script fixed_window_refund
+--- @version 1
+--- @summary Gives units back to the current window of a fixed_window key, never below zero used.
+--- @key state The window and its count, "window_start_ms:count". Absent means nothing used.
+--- @arg limit int required 1..1000000000 Units admitted per window.
+--- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
+--- @arg offset_ms int default=0 0..31622400000 Windows start at offset_ms + k * period_ms (e.g. local midnight); less than period_ms.
+--- @arg cost int default=1 0..1000000000 Units to give back (never above full).
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted.
+--- @check offset_within_period period_ms offset_ms
+--- @return remaining int Whole units available after the refund.
+--- @return reset_after_ms int ms until the key is back to full.
+--- @include "lib/algo_fixed_window"
+--- @args
+
+local remaining, reset, writes = rl_fixed_window_refund(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+rl_apply(writes)
+return { remaining, reset }

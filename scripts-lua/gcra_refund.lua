@@ -1,0 +1,19 @@
+--- @script gcra_refund
+--- @version 1
+--- @summary Gives units back to a gcra key (a call that was admitted but not used), never above burst.
+--- @key state GCRA state: the theoretical arrival time as "ms:num" (num in 1/limit ms). Absent means full.
+--- @arg limit int required 1..1000000000 Units refilled per period.
+--- @arg period_ms int required 1..31622400000 Refill period in ms (at most 366 days).
+--- @arg burst int default=limit 1..1000000000 Capacity: units a fresh key admits at once.
+--- @arg cost int default=1 0..1000000000 Units to give back (never above full).
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted.
+--- @check refill_bounded limit period_ms burst
+--- @return remaining int Whole units available after the refund.
+--- @return reset_after_ms int ms until the key is back to full.
+--- @include "lib/algo_gcra"
+--- @include "lib/clock"
+--- @args
+
+local remaining, reset, writes = rl_gcra_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
+rl_apply(writes)
+return { remaining, reset }

@@ -1,0 +1,56 @@
+--- GCRA over the shared bucket: the state is one string, the theoretical arrival time (tat) as
+--- "ms:num" with num in 1/limit ms. Content at `now` = (now + burst span - tat) * limit / period.
+--- @include "lib/bucket"
+--- @include "lib/clock"
+
+--- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
+local function rl_gcra_read(key, limit, period_ms, burst, now)
+  local stored = redis.call('GET', key)
+  if not stored then return burst, 0 end
+  local tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
+  if not tat_ms then rl_fail('gcra', 'key ' .. key .. ' does not hold gcra state') end
+  tat_ms = tonumber(tat_ms)
+  if tat_ms < now then return burst, 0 end
+  local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)
+  local borrow, slack_num = rl_divmod(span_num - tonumber(tat_num), limit)
+  local slack_ms = span_ms - (tat_ms - now) + borrow
+  if slack_ms < 0 then
+    -- In debt (a reservation booked ahead, or burst lowered): content below zero.
+    local q, r = rl_muldivmod(-slack_ms, limit, period_ms)
+    local carry, frac = rl_divmod(slack_num - r, period_ms)
+    return carry - q, frac
+  end
+  local q, r = rl_muldivmod(slack_ms, limit, period_ms)
+  local carry, frac = rl_divmod(r + slack_num, period_ms)
+  return q + carry, frac
+end
+
+--- The writes that store content (whole, frac) at `now`; none when full (absent = full).
+local function rl_gcra_writes(key, whole, frac, limit, period_ms, burst, now, simulated)
+  local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
+  if reset_ms == 0 and reset_num == 0 then return { { 'DEL', key } } end
+  local ttl = reset_ms
+  if reset_num > 0 then ttl = ttl + 1 end
+  local set_opt, _, at = rl_expiry(now, ttl, simulated)
+  return { { 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at } }
+end
+
+--- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted).
+local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+  local allowed, left, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
+  local reset = rl_ms_until(burst, left, frac, limit, period_ms)
+  local writes = {}
+  if allowed == 1 and cost > 0 then
+    writes = rl_gcra_writes(key, left, frac, limit, period_ms, burst, now, simulated)
+  end
+  return allowed, math.max(left, 0), reset, retry, writes
+end
+
+--- Gives `cost` back, never above full: remaining, reset_after_ms, writes.
+local function rl_gcra_refund(key, limit, period_ms, burst, cost, now, simulated)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+  whole, frac = rl_give(whole, frac, burst, cost)
+  return math.max(whole, 0), rl_ms_until(burst, whole, frac, limit, period_ms),
+    rl_gcra_writes(key, whole, frac, limit, period_ms, burst, now, simulated)
+end

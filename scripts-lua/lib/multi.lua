@@ -1,0 +1,94 @@
+--- One decision over many limits, all-or-nothing: every limit is evaluated on the same clock
+--- reading, and only if all admit are their writes applied. Shared by multi and multi_peek.
+--- @include "lib/algo_gcra"
+--- @include "lib/algo_token_bucket"
+--- @include "lib/algo_fixed_window"
+--- @include "lib/algo_sliding_window"
+--- @include "lib/algo_sliding_log"
+--- @include "lib/algo_quota"
+--- @include "lib/algo_block"
+
+--- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
+local function rl_multi_check(script, i, item)
+  local function need(name, value, min, max)
+    if value == nil then
+      rl_fail(script, string.format('%s[%d] is required for algo %s', name, i, item.algo))
+    end
+    if value < min or value > max then
+      rl_fail(script, string.format('%s[%d] must be between %d and %d for algo %s, got %d', name, i, min, max, item.algo, value))
+    end
+  end
+  local algo = item.algo
+  if algo == 'block' then return end
+  if algo == 'quota' then
+    if item.unit == nil then rl_fail(script, string.format('unit[%d] is required for algo quota', i)) end
+    need('offset_ms', item.offset_ms, -50400000, 50400000)
+    return
+  end
+  need('limit', item.limit, 1, 1000000000)
+  need('period_ms', item.period_ms, 1, 31622400000)
+  need('cost', item.cost, 0, 1000000000)
+  if algo == 'gcra' or algo == 'token_bucket' then
+    need('burst', item.burst, 1, 1000000000)
+    rl_check_refill_bounded(script, item.limit, item.period_ms, item.burst)
+  elseif algo == 'fixed_window' then
+    need('offset_ms', item.offset_ms, 0, item.period_ms - 1)
+  end
+end
+
+--- Every item's parameters (the prologue calls this after parsing the limits).
+local function rl_check_multi_items(script, items)
+  for i = 1, #items do rl_multi_check(script, i, items[i]) end
+end
+
+--- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes.
+local function rl_multi_item(key, item, now, simulated, trim)
+  local algo = item.algo
+  if algo == 'gcra' then
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated)
+  elseif algo == 'token_bucket' then
+    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated)
+  elseif algo == 'fixed_window' then
+    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated)
+  elseif algo == 'sliding_window' then
+    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated)
+  elseif algo == 'sliding_log' then
+    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim)
+  elseif algo == 'quota' then
+    return rl_quota_eval(key, item.limit, item.unit, item.offset_ms, item.cost, now, simulated)
+  end
+  local until_ms = rl_block_read(key, now)
+  if until_ms then return 0, 0, until_ms - now, until_ms - now, {} end
+  return 1, 0, 0, 0, {}
+end
+
+--- The reply of multi / multi_peek: allowed, denied_index, retry_after_ms, then per item
+--- allowed, remaining, reset_after_ms, retry_after_ms.
+local function rl_multi(script, keys, items, now, simulated, commit)
+  local seen = {}
+  for i = 1, #items do
+    if seen[keys[i]] then
+      rl_fail(script, string.format('key %s is given twice (items %d and %d)', keys[i], seen[keys[i]], i))
+    end
+    seen[keys[i]] = i
+  end
+  local reply = { 1, 0, 0 }
+  local pending = {}
+  for i = 1, #items do
+    local allowed, remaining, reset, retry, writes = rl_multi_item(keys[i], items[i], now, simulated, commit)
+    reply[#reply + 1] = allowed
+    reply[#reply + 1] = remaining
+    reply[#reply + 1] = reset
+    reply[#reply + 1] = retry
+    if allowed == 1 then
+      pending[#pending + 1] = writes
+    else
+      if reply[1] == 1 then reply[1], reply[2] = 0, i end
+      if retry < 0 or reply[3] < 0 then reply[3] = -1 elseif retry > reply[3] then reply[3] = retry end
+    end
+  end
+  if commit and reply[1] == 1 then
+    for i = 1, #pending do rl_apply(pending[i]) end
+  end
+  return reply
+end

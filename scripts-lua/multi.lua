@@ -1,0 +1,26 @@
+--- @script multi
+--- @version 1
+--- @summary Atomic multi-limit check: N limits of any mix of algorithms, each with its own cost and parameters; either every limit admits and all consume, or none consumes.
+--- @key state+ One key per limit, in the order of the limits: its state key (a block key for algo block). In Redis Cluster all must share a hash slot.
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
+--- @each limits
+--- @group algo enum:gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block required The limit's algorithm (block: a penalty key set by the block script).
+--- @group limit int default=1 1..1000000000000000 Units per period (gcra/token_bucket: refill rate; quota: budget up to 1e15; others up to 1e9).
+--- @group period_ms int optional 1..31622400000 Period or window in ms (all but quota and block).
+--- @group cost int default=1 0..1000000000000000 Units this limit takes (RPM: 1, TPM: the tokens).
+--- @group burst int default=limit 1..1000000000000000 gcra/token_bucket capacity.
+--- @group offset_ms int default=0 -50400000..31622400000 fixed_window: window offset (0 <= offset < period); quota: UTC offset.
+--- @group unit enum:day|week|month optional quota: the calendar period.
+--- @check multi_items limits
+--- @return allowed bool 1 if every limit admitted and all consumed; 0 if any denied and none consumed.
+--- @return denied_index int 1-based index of the first limit that denied; 0 when allowed.
+--- @return retry_after_ms int 0 when allowed; the longest wait any denying limit needs; -1 if one can never admit.
+--- @return_each allowed bool 1 if this limit alone would admit.
+--- @return_each remaining int Whole units left on this limit (after consumption when allowed).
+--- @return_each reset_after_ms int ms until this limit is back to full.
+--- @return_each retry_after_ms int 0 when this limit admits; else its own wait; -1 never.
+--- @include "lib/multi"
+--- @include "lib/clock"
+--- @args
+
+return rl_multi('multi', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, true)

@@ -1,0 +1,19 @@
+--- @script quota_peek
+--- @version 1
+--- @summary Read-only quota: usage and what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
+--- @readonly
+--- @key state The period and what it used, "period_start_ms:used". Absent means nothing used.
+--- @arg limit int required 1..1000000000000000 Units per calendar period (up to 1e15: token budgets).
+--- @arg unit enum:day|week|month required The calendar period: day, ISO week (from Monday) or month.
+--- @arg utc_offset_ms int default=0 -50400000..50400000 Fixed offset of the local time zone from UTC in ms (e.g. 3600000 for UTC+1).
+--- @arg cost int default=1 0..1000000000000000 Units the answer is for (nothing is taken).
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted.
+--- @return allowed bool 1 if this cost would be admitted now.
+--- @return remaining int Whole units available now.
+--- @return reset_after_ms int ms until the key is back to full.
+--- @return retry_after_ms int 0 when it would be admitted; ms until it would be; -1 never.
+--- @include "lib/algo_quota"
+--- @args
+
+local allowed, remaining, reset, retry = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+return { allowed, remaining, reset, retry }

@@ -1,0 +1,18 @@
+--- @script sliding_log
+--- @version 1
+--- @summary Sliding log: an exact rolling window; at most `limit` units admitted in any `period_ms`. Memory: one entry per admitted call, so at most `limit` entries per key; trimmed in the same call.
+--- @key log Sorted set: one entry per admitted call, scored by its time, named "<cumulative units>:<cost>". Absent means empty.
+--- @arg limit int required 1..1000000000 Units admitted per window.
+--- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
+--- @arg cost int default=1 0..1000000000 Units this call takes; 0 is a peek that never writes.
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted.
+--- @return allowed bool 1 if the cost was admitted and taken.
+--- @return remaining int Whole units left after this call.
+--- @return reset_after_ms int ms until the key is back to full (and expires).
+--- @return retry_after_ms int 0 when allowed; ms until this cost would be admitted; -1 when cost > the limit or burst (never).
+--- @include "lib/algo_sliding_log"
+--- @args
+
+local allowed, remaining, reset, retry, writes = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, true)
+if allowed == 1 then rl_apply(writes) end
+return { allowed, remaining, reset, retry }

@@ -1,0 +1,18 @@
+--- @script sliding_log_peek
+--- @version 1
+--- @summary Read-only sliding_log: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
+--- @readonly
+--- @key log Sorted set: one entry per admitted call, scored by its time, named "<cumulative units>:<cost>". Absent means empty.
+--- @arg limit int required 1..1000000000 Units admitted per window.
+--- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
+--- @arg cost int default=1 0..1000000000 Units the answer is for (nothing is taken).
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted.
+--- @return allowed bool 1 if this cost would be admitted now.
+--- @return remaining int Whole units available now.
+--- @return reset_after_ms int ms until the key is back to full.
+--- @return retry_after_ms int 0 when it would be admitted; ms until it would be; -1 never.
+--- @include "lib/algo_sliding_log"
+--- @args
+
+local allowed, remaining, reset, retry = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, false)
+return { allowed, remaining, reset, retry }

@@ -1,0 +1,16 @@
+--- @script sliding_window_refund
+--- @version 1
+--- @summary Gives units back to the current window of a sliding_window key, never below zero.
+--- @key state "window_start_ms:current_count:previous_count". Absent means nothing used.
+--- @arg limit int required 1..1000000000 Units admitted per window.
+--- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
+--- @arg cost int default=1 0..1000000000 Units to give back (never above full).
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted.
+--- @return remaining int Whole units available after the refund.
+--- @return reset_after_ms int ms until the key is back to full.
+--- @include "lib/algo_sliding_window"
+--- @args
+
+local remaining, reset, writes = rl_sliding_window_refund(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+rl_apply(writes)
+return { remaining, reset }
