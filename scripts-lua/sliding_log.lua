@@ -1,7 +1,7 @@
 --- @script sliding_log
 --- @version 1
 --- @summary Sliding log: an exact rolling window; at most `limit` units admitted in any `period_ms`. Memory: one entry per admitted call, so at most `limit` entries per key; trimmed in the same call.
---- @key log Sorted set: one entry per admitted call, scored by its time, named "<cumulative units>:<cost>". Absent means empty.
+--- @key log Sorted set: one entry per admitted call, scored by its time, named "<cumulative units, zero-padded to 16 digits>:<cost>". Absent means empty.
 --- @arg limit int required 1..1000000000 Units admitted per window.
 --- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
 --- @arg cost int default=1 0..1000000000 Units this call takes; 0 is a peek that never writes.

@@ -2,7 +2,7 @@
 --- @version 1
 --- @summary Read-only sliding_log: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
 --- @readonly
---- @key log Sorted set: one entry per admitted call, scored by its time, named "<cumulative units>:<cost>". Absent means empty.
+--- @key log Sorted set: one entry per admitted call, scored by its time, named "<cumulative units, zero-padded to 16 digits>:<cost>". Absent means empty.
 --- @arg limit int required 1..1000000000 Units admitted per window.
 --- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
 --- @arg cost int default=1 0..1000000000 Units the answer is for (nothing is taken).

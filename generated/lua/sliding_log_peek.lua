@@ -3,7 +3,7 @@
 --- @version 1
 --- @summary Read-only sliding_log: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
 --- @readonly
---- @key log Sorted set: one entry per admitted call, scored by its time, named "<cumulative units>:<cost>". Absent means empty.
+--- @key log Sorted set: one entry per admitted call, scored by its time, named "<cumulative units, zero-padded to 16 digits>:<cost>". Absent means empty.
 --- @arg limit int required 1..1000000000 Units admitted per window.
 --- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
 --- @arg cost int default=1 0..1000000000 Units the answer is for (nothing is taken).
@@ -78,7 +78,8 @@ end
 
 -- from scripts-lua/lib/algo_sliding_log.lua
 --- Sliding log: an exact rolling window on a sorted set. One entry per admitted call, scored by
---- its time, named "<cumulative units>:<cost>", so the units in the window are
+--- its time, named "<cumulative units, 16 digits>:<cost>" (zero-padded so that entries of one
+--- millisecond sort in the order they were added), so the units in the window are
 --- newest.cumulative - (oldest.cumulative - oldest.cost) without reading every entry. Entries
 --- leave the window `period_ms` after they were admitted; each has cost >= 1, so a key never
 --- holds more than `limit` entries.
@@ -127,7 +128,7 @@ local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, 
   if cost == 0 then return 1, limit - used, reset, 0, {} end
   local _, expire_cmd, at = rl_expiry(now, period_ms, simulated)
   return 1, limit - used - cost, period_ms, 0, {
-    { 'ZADD', key, string.format('%d', now), string.format('%d:%d', cumulative + cost, cost) },
+    { 'ZADD', key, string.format('%d', now), string.format('%016d:%d', cumulative + cost, cost) },
     { expire_cmd, key, at },
   }
 end

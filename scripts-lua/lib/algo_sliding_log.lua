@@ -1,5 +1,6 @@
 --- Sliding log: an exact rolling window on a sorted set. One entry per admitted call, scored by
---- its time, named "<cumulative units>:<cost>", so the units in the window are
+--- its time, named "<cumulative units, 16 digits>:<cost>" (zero-padded so that entries of one
+--- millisecond sort in the order they were added), so the units in the window are
 --- newest.cumulative - (oldest.cumulative - oldest.cost) without reading every entry. Entries
 --- leave the window `period_ms` after they were admitted; each has cost >= 1, so a key never
 --- holds more than `limit` entries.
@@ -50,7 +51,7 @@ local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, 
   if cost == 0 then return 1, limit - used, reset, 0, {} end
   local _, expire_cmd, at = rl_expiry(now, period_ms, simulated)
   return 1, limit - used - cost, period_ms, 0, {
-    { 'ZADD', key, string.format('%d', now), string.format('%d:%d', cumulative + cost, cost) },
+    { 'ZADD', key, string.format('%d', now), string.format('%016d:%d', cumulative + cost, cost) },
     { expire_cmd, key, at },
   }
 end

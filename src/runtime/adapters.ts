@@ -8,7 +8,7 @@ export type RedisClientLike = object;
 
 /** What the runner needs from a client. */
 export interface ScriptTransport {
-  readonly kind: 'ioredis' | 'node-redis';
+  readonly kind: 'ioredis' | 'node-redis' | 'twin';
   evalsha(sha: string, keys: string[], argv: string[], readOnly: boolean): Promise<unknown>;
   eval(source: string, keys: string[], argv: string[], readOnly: boolean): Promise<unknown>;
   /** SCRIPT LOAD on every primary the client talks to. */
@@ -35,6 +35,8 @@ type NodeRedisLike = {
   nodeClient?: (node: unknown) => Promise<{ scriptLoad: Fn }> | { scriptLoad: Fn };
 };
 
+type TwinLike = { redlimitTwinEval(sha: string, keys: string[], argv: string[]): Promise<unknown> };
+
 const transports = new WeakMap<object, ScriptTransport>();
 
 export function transportFor(client: RedisClientLike): ScriptTransport {
@@ -47,7 +49,8 @@ export function transportFor(client: RedisClientLike): ScriptTransport {
 }
 
 function detect(client: RedisClientLike): ScriptTransport {
-  const c = client as Partial<IoredisLike & NodeRedisLike>;
+  const c = client as Partial<IoredisLike & NodeRedisLike & TwinLike>;
+  if (typeof c.redlimitTwinEval === 'function') return twinTransport(c as TwinLike);
   if (typeof c.evalsha === 'function' && typeof c.script === 'function') return ioredisTransport(c as IoredisLike);
   if (typeof c.evalSha === 'function') return nodeRedisTransport(c as NodeRedisLike);
   throw new UnsupportedClientError(
@@ -83,5 +86,15 @@ function nodeRedisTransport(c: NodeRedisLike): ScriptTransport {
         await c.scriptLoad(source);
       }
     },
+  };
+}
+
+/** The in-memory twin (src/twin/client.ts): scripts are found by SHA, so NOSCRIPT never happens. */
+function twinTransport(c: TwinLike): ScriptTransport {
+  return {
+    kind: 'twin',
+    evalsha: (sha, keys, argv) => c.redlimitTwinEval(sha, keys, argv),
+    eval: () => Promise.reject(new Error('redlimit: the twin runs only generated scripts, by SHA')),
+    scriptLoad: async () => {},
   };
 }

@@ -1,0 +1,38 @@
+import { allScripts } from '../../generated/index.js';
+import type { ScriptDef } from '../runtime/script-def.js';
+import { runTwinScript } from './scripts.js';
+import { MemoryStore } from './store.js';
+
+/**
+ * A stand-in for a Redis client that runs every redlimit script on the in-memory twin. The
+ * generated bindings accept it like any client (`gcra(twin, {...})`), so the same code path
+ * serves Redis and the fallback. The clock is Date.now() unless given (tests, simulations).
+ */
+export class TwinClient {
+  readonly store: MemoryStore;
+  private readonly bySha = new Map<string, ScriptDef>();
+
+  constructor(options: { store?: MemoryStore; clock?: () => number; scripts?: readonly ScriptDef[] } = {}) {
+    this.store = options.store ?? new MemoryStore();
+    this.clock = options.clock ?? Date.now;
+    for (const def of options.scripts ?? allScripts) this.bySha.set(def.sha1, def);
+  }
+
+  readonly clock: () => number;
+
+  /** Used by the runner's transport; answers like EVALSHA (NOSCRIPT for an unknown SHA). */
+  redlimitTwinEval(sha: string, keys: string[], argv: string[]): Promise<unknown> {
+    const def = this.bySha.get(sha);
+    if (!def) return Promise.reject(Object.assign(new Error('NOSCRIPT No matching script in the twin'), { name: 'ReplyError' }));
+    try {
+      return Promise.resolve(runTwinScript(this.store, def, keys, argv, this.clock));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Runs a script definition directly (no SHA lookup). */
+  run(def: ScriptDef, keys: string[], argv: string[]): number[] {
+    return runTwinScript(this.store, def, keys, argv, this.clock);
+  }
+}

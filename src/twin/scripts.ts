@@ -1,0 +1,125 @@
+/**
+ * Every generated script, run by the twin: same keys, same ARGV strings, same reply arrays.
+ * This is what lets the generated bindings run unchanged on the twin (see TwinClient), and what
+ * the differential tests compare with the Lua on a real Redis.
+ */
+import { ScriptError } from '../errors.js';
+import type { ScriptDef } from '../runtime/script-def.js';
+import * as a from './algorithms.js';
+import { parseScriptArgs, type ArgValues } from './args.js';
+import { TwinStateError, type MemoryStore } from './store.js';
+
+export interface TwinCall {
+  store: MemoryStore;
+  keys: readonly string[];
+  args: ArgValues;
+  items: ArgValues[];
+  now: number;
+  simulated: boolean;
+}
+
+const n = (v: unknown) => v as number;
+const s = (v: unknown) => v as string;
+
+function consume(e: a.Eval, store: MemoryStore): number[] {
+  if (e[0] === 1) a.apply(store, e[4]);
+  return [e[0], e[1], e[2], e[3]];
+}
+
+function refund(r: [number, number, a.Write[]], store: MemoryStore): number[] {
+  a.apply(store, r[2]);
+  return [r[0], r[1]];
+}
+
+function multiItem(c: TwinCall, key: string, it: ArgValues, trim: boolean): a.Eval {
+  const { store, now, simulated } = c;
+  switch (it.algo) {
+    case 'gcra':
+      return a.gcraEval(store, key, n(it.limit), n(it.period_ms), n(it.burst), n(it.cost), now, simulated);
+    case 'token_bucket':
+      return a.tokenBucketEval(store, key, n(it.limit), n(it.period_ms), n(it.burst), n(it.cost), now, simulated);
+    case 'fixed_window':
+      return a.fixedWindowEval(store, key, n(it.limit), n(it.period_ms), n(it.offset_ms), n(it.cost), now, simulated);
+    case 'sliding_window':
+      return a.slidingWindowEval(store, key, n(it.limit), n(it.period_ms), n(it.cost), now, simulated);
+    case 'sliding_log':
+      return a.slidingLogEval(store, key, n(it.limit), n(it.period_ms), n(it.cost), now, simulated, trim);
+    case 'quota':
+      return a.quotaEval(store, key, n(it.limit), s(it.unit), n(it.offset_ms), n(it.cost), now, simulated);
+    default: {
+      const until = a.blockRead(store, key, now);
+      return until !== undefined ? [0, 0, until - now, until - now, []] : [1, 0, 0, 0, []];
+    }
+  }
+}
+
+function multi(c: TwinCall, commit: boolean, name: string): number[] {
+  const seen = new Map<string, number>();
+  c.keys.forEach((k, i) => {
+    if (seen.has(k)) throw new ScriptError(name, `ERR redlimit ${name}: key ${k} is given twice (items ${seen.get(k)! + 1} and ${i + 1})`);
+    seen.set(k, i);
+  });
+  const reply = [1, 0, 0];
+  const pending: a.Write[][] = [];
+  c.items.forEach((it, i) => {
+    const [allowed, remaining, reset, retry, writes] = multiItem(c, c.keys[i]!, it, commit);
+    reply.push(allowed, remaining, reset, retry);
+    if (allowed === 1) pending.push(writes);
+    else {
+      if (reply[0] === 1) {
+        reply[0] = 0;
+        reply[1] = i + 1;
+      }
+      if (retry < 0 || reply[2]! < 0) reply[2] = -1;
+      else if (retry > reply[2]!) reply[2] = retry;
+    }
+  });
+  if (commit && reply[0] === 1) for (const w of pending) a.apply(c.store, w);
+  return reply;
+}
+
+type Impl = (c: TwinCall) => number[];
+const k0 = (c: TwinCall) => c.keys[0]!;
+
+export const twinScripts: Record<string, Impl> = {
+  gcra: (c) => consume(a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
+  gcra_peek: (c) => a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated).slice(0, 4) as number[],
+  gcra_refund: (c) => refund(a.gcraRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
+  gcra_reserve: (c) =>
+    a.gcraReserve(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), n(c.args.max_wait_ms), c.now, c.simulated),
+  token_bucket: (c) => consume(a.tokenBucketEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
+  token_bucket_peek: (c) => a.tokenBucketEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated).slice(0, 4) as number[],
+  token_bucket_refund: (c) => refund(a.tokenBucketRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
+  fixed_window: (c) => consume(a.fixedWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
+  fixed_window_peek: (c) => a.fixedWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated).slice(0, 4) as number[],
+  fixed_window_refund: (c) => refund(a.fixedWindowRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
+  sliding_window: (c) => consume(a.slidingWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated), c.store),
+  sliding_window_peek: (c) => a.slidingWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated).slice(0, 4) as number[],
+  sliding_window_refund: (c) => refund(a.slidingWindowRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated), c.store),
+  sliding_log: (c) => consume(a.slidingLogEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated, true), c.store),
+  sliding_log_peek: (c) => a.slidingLogEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated, false).slice(0, 4) as number[],
+  quota: (c) => consume(a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
+  quota_peek: (c) => a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), n(c.args.cost), c.now, c.simulated).slice(0, 4) as number[],
+  quota_refund: (c) => refund(a.quotaRefund(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
+  concurrency_acquire: (c) => a.concurrencyAcquire(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), s(c.args.lease_id), c.now, c.simulated),
+  concurrency_release: (c) => a.concurrencyRelease(c.store, k0(c), s(c.args.lease_id), c.now, c.simulated),
+  concurrency_peek: (c) => a.concurrencyPeek(c.store, k0(c), n(c.args.limit), c.now),
+  block: (c) => [a.block(c.store, k0(c), n(c.args.duration_ms), c.now, c.simulated)],
+  reset: (c) => [c.keys.reduce((count, k) => count + (c.store.delete(k) ? 1 : 0), 0)],
+  multi: (c) => multi(c, true, 'multi'),
+  multi_peek: (c) => multi(c, false, 'multi_peek'),
+};
+
+/** Runs one script on the twin, answering as Redis would (reply array, or ScriptError). */
+export function runTwinScript(store: MemoryStore, def: ScriptDef, keys: readonly string[], argv: readonly string[], clock: () => number): number[] {
+  const impl = twinScripts[def.name];
+  if (!impl) throw new ScriptError(def.name, `ERR the twin has no script ${def.name}`);
+  const { args, items } = parseScriptArgs(def, keys, argv);
+  const override = args.now_ms as number | undefined;
+  try {
+    return impl({ store, keys, args, items, now: override ?? clock(), simulated: override !== undefined });
+  } catch (err) {
+    if (err instanceof TwinStateError) throw new ScriptError(def.name, `ERR ${err.message}`);
+    throw err;
+  }
+}
