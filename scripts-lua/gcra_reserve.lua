@@ -26,5 +26,7 @@ if cost > burst then return { 0, math.max(whole, 0), reset, -1, 0 } end
 local wait = rl_ms_until(cost, whole, frac, limit, period_ms)
 if wait > max_wait_ms then return { 0, math.max(whole, 0), reset, wait - max_wait_ms, 0 } end
 whole = whole - cost -- may go below zero: later callers queue behind this booking
-rl_apply(rl_gcra_writes(KEYS[1], whole, frac, limit, period_ms, burst, now, now_ms ~= nil))
-return { 1, math.max(whole, 0), rl_ms_until(burst, whole, frac, limit, period_ms), 0, wait }
+local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
+rl_apply(rl_gcra_writes(KEYS[1], reset_ms, reset_num, now, now_ms ~= nil))
+if reset_num > 0 then reset_ms = reset_ms + 1 end
+return { 1, math.max(whole, 0), reset_ms, 0, wait }

@@ -350,9 +350,9 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
---- The writes that store content (whole, frac) at `now`; none when full (absent = full).
-local function rl_gcra_writes(key, whole, frac, limit, period_ms, burst, now, simulated)
-  local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
+--- The writes that store content (whole, frac) at `now`, given the exact time until it is full
+--- again (reset_ms + reset_num / limit); none when full (absent = full).
+local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
   if reset_ms == 0 and reset_num == 0 then return { { 'DEL', key } } end
   local ttl = reset_ms
   if reset_num > 0 then ttl = ttl + 1 end
@@ -364,20 +364,23 @@ end
 local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
   local allowed, left, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
-  local reset = rl_ms_until(burst, left, frac, limit, period_ms)
+  local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
   local writes = {}
   if allowed == 1 and cost > 0 then
-    writes = rl_gcra_writes(key, left, frac, limit, period_ms, burst, now, simulated)
+    writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
   end
-  return allowed, math.max(left, 0), reset, retry, writes
+  if reset_num > 0 then reset_ms = reset_ms + 1 end
+  return allowed, math.max(left, 0), reset_ms, retry, writes
 end
 
 --- Gives `cost` back, never above full: remaining, reset_after_ms, writes.
 local function rl_gcra_refund(key, limit, period_ms, burst, cost, now, simulated)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
   whole, frac = rl_give(whole, frac, burst, cost)
-  return math.max(whole, 0), rl_ms_until(burst, whole, frac, limit, period_ms),
-    rl_gcra_writes(key, whole, frac, limit, period_ms, burst, now, simulated)
+  local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
+  local writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+  if reset_num > 0 then reset_ms = reset_ms + 1 end
+  return math.max(whole, 0), reset_ms, writes
 end
 
 -- from scripts-lua/lib/algo_token_bucket.lua
@@ -902,8 +905,10 @@ if cost > burst then return { 0, math.max(whole, 0), reset, -1, 0 } end
 local wait = rl_ms_until(cost, whole, frac, limit, period_ms)
 if wait > max_wait_ms then return { 0, math.max(whole, 0), reset, wait - max_wait_ms, 0 } end
 whole = whole - cost -- may go below zero: later callers queue behind this booking
-rl_apply(rl_gcra_writes(KEYS[1], whole, frac, limit, period_ms, burst, now, now_ms ~= nil))
-return { 1, math.max(whole, 0), rl_ms_until(burst, whole, frac, limit, period_ms), 0, wait }
+local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
+rl_apply(rl_gcra_writes(KEYS[1], reset_ms, reset_num, now, now_ms ~= nil))
+if reset_num > 0 then reset_ms = reset_ms + 1 end
+return { 1, math.max(whole, 0), reset_ms, 0, wait }
 end }
 
 -- multi v1: Atomic multi-limit check: N limits of any mix of algorithms, each with its own cost and parameters; either every limit admits and all consume, or none consumes.

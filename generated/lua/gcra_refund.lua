@@ -117,13 +117,6 @@ local function rl_time_until(target, whole, frac, limit, period_ms)
   return q + carry, num
 end
 
---- The same, rounded up to whole ms.
-local function rl_ms_until(target, whole, frac, limit, period_ms)
-  local ms, num = rl_time_until(target, whole, frac, limit, period_ms)
-  if num > 0 then return ms + 1 end
-  return ms
-end
-
 --- Give `cost` units back, never above burst.
 local function rl_give(whole, frac, burst, cost)
   if whole + cost >= burst then return burst, 0 end
@@ -186,9 +179,9 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
---- The writes that store content (whole, frac) at `now`; none when full (absent = full).
-local function rl_gcra_writes(key, whole, frac, limit, period_ms, burst, now, simulated)
-  local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
+--- The writes that store content (whole, frac) at `now`, given the exact time until it is full
+--- again (reset_ms + reset_num / limit); none when full (absent = full).
+local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
   if reset_ms == 0 and reset_num == 0 then return { { 'DEL', key } } end
   local ttl = reset_ms
   if reset_num > 0 then ttl = ttl + 1 end
@@ -200,8 +193,10 @@ end
 local function rl_gcra_refund(key, limit, period_ms, burst, cost, now, simulated)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
   whole, frac = rl_give(whole, frac, burst, cost)
-  return math.max(whole, 0), rl_ms_until(burst, whole, frac, limit, period_ms),
-    rl_gcra_writes(key, whole, frac, limit, period_ms, burst, now, simulated)
+  local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
+  local writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+  if reset_num > 0 then reset_ms = reset_ms + 1 end
+  return math.max(whole, 0), reset_ms, writes
 end
 
 -- from scripts-lua/gcra_refund.lua

@@ -226,9 +226,9 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
---- The writes that store content (whole, frac) at `now`; none when full (absent = full).
-local function rl_gcra_writes(key, whole, frac, limit, period_ms, burst, now, simulated)
-  local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
+--- The writes that store content (whole, frac) at `now`, given the exact time until it is full
+--- again (reset_ms + reset_num / limit); none when full (absent = full).
+local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
   if reset_ms == 0 and reset_num == 0 then return { { 'DEL', key } } end
   local ttl = reset_ms
   if reset_num > 0 then ttl = ttl + 1 end
@@ -240,12 +240,13 @@ end
 local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
   local allowed, left, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
-  local reset = rl_ms_until(burst, left, frac, limit, period_ms)
+  local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
   local writes = {}
   if allowed == 1 and cost > 0 then
-    writes = rl_gcra_writes(key, left, frac, limit, period_ms, burst, now, simulated)
+    writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
   end
-  return allowed, math.max(left, 0), reset, retry, writes
+  if reset_num > 0 then reset_ms = reset_ms + 1 end
+  return allowed, math.max(left, 0), reset_ms, retry, writes
 end
 
 -- from scripts-lua/lib/algo_token_bucket.lua

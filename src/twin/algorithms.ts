@@ -3,9 +3,9 @@
  * the exact in-memory twin the client falls back to. Same integer math (src/twin/exact.ts,
  * src/twin/bucket.ts), same replies; differential tests hold the two together.
  */
-import { type MemoryStore } from './store.js';
-import { divmod, muldivmod } from './exact.js';
-import { msUntil, refill, take, timeUntil } from './bucket.js';
+import { type MemoryStore, type TwinValue } from './store.js';
+import { QR, divmod, divmodTo, muldivmod, muldivmodTo } from './exact.js';
+import { msUntil, refill, take, timeUntil, timeUntilTo } from './bucket.js';
 import { calendarPeriod } from './calendar.js';
 
 /** allowed (1/0), remaining, resetAfterMs, retryAfterMs, and the writes to apply if admitted. */
@@ -28,44 +28,83 @@ export function apply(store: MemoryStore, writes: Write[]): void {
 
 // --- gcra -------------------------------------------------------------------------------------
 
+/** Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt. */
 export function gcraRead(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, now: number): [number, number] {
-  const v = store.get(key, 'gcra', now);
-  if (!v) return [burst, 0];
-  if (v.tatMs < now) return [burst, 0];
-  const [spanMs, spanNum] = muldivmod(burst, periodMs, limit);
-  const [borrow, slackNum] = divmod(spanNum - v.tatNum, limit);
-  const slackMs = spanMs - (v.tatMs - now) + borrow;
-  if (slackMs < 0) {
-    const [q, r] = muldivmod(-slackMs, limit, periodMs);
-    const [carry, frac] = divmod(slackNum - r, periodMs);
-    return [carry - q, frac];
-  }
-  const [q, r] = muldivmod(slackMs, limit, periodMs);
-  const [carry, frac] = divmod(r + slackNum, periodMs);
-  return [q + carry, frac];
+  gcraContent(store.get(key, 'gcra', now), limit, periodMs, burst, now);
+  return [QR.q, QR.r];
 }
 
-export function gcraWrites(key: string, whole: number, frac: number, limit: number, periodMs: number, burst: number, now: number, simulated: boolean): Write[] {
-  const [resetMs, resetNum] = timeUntil(burst, whole, frac, limit, periodMs);
+type GcraState = Extract<TwinValue, { kind: 'gcra' }>;
+
+function gcraContent(v: GcraState | undefined, limit: number, periodMs: number, burst: number, now: number): void {
+  if (!v || v.tatMs < now) {
+    QR.q = burst;
+    QR.r = 0;
+    return;
+  }
+  muldivmodTo(burst, periodMs, limit);
+  const spanMs = QR.q;
+  divmodTo(QR.r - v.tatNum, limit);
+  const slackNum = QR.r;
+  const slackMs = spanMs - (v.tatMs - now) + QR.q;
+  if (slackMs < 0) {
+    muldivmodTo(-slackMs, limit, periodMs);
+    const q = QR.q;
+    divmodTo(slackNum - QR.r, periodMs);
+    QR.q -= q;
+    return;
+  }
+  muldivmodTo(slackMs, limit, periodMs);
+  const q = QR.q;
+  divmodTo(QR.r + slackNum, periodMs);
+  QR.q += q;
+}
+
+/** Stores content whose exact time to full is resetMs + resetNum / limit (deletes when full). */
+export function gcraWrites(key: string, resetMs: number, resetNum: number, now: number, simulated: boolean, current?: GcraState): Write[] {
   if (resetMs === 0 && resetNum === 0) return del(key);
-  const ttl = resetNum > 0 ? resetMs + 1 : resetMs;
-  const value = { kind: 'gcra' as const, tatMs: now + resetMs, tatNum: resetNum };
-  const at = expiresAt(now, ttl, simulated);
-  return [(s) => s.set(key, value, at)];
+  const at = expiresAt(now, resetNum > 0 ? resetMs + 1 : resetMs, simulated);
+  const tatMs = now + resetMs;
+  return [
+    (s) => {
+      const v = current ?? s.get(key, 'gcra', now);
+      if (v) {
+        v.tatMs = tatMs;
+        v.tatNum = resetNum;
+        s.expire(key, at);
+      } else s.set(key, { kind: 'gcra', tatMs, tatNum: resetNum }, at);
+    },
+  ];
 }
 
 export function gcraEval(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean): Eval {
-  const [whole, frac] = gcraRead(store, key, limit, periodMs, burst, now);
-  const [allowed, left, retry] = take(whole, frac, burst, cost, limit, periodMs);
-  const reset = msUntil(burst, left, frac, limit, periodMs);
-  const writes = allowed === 1 && cost > 0 ? gcraWrites(key, left, frac, limit, periodMs, burst, now, simulated) : NO_WRITES;
-  return [allowed, Math.max(left, 0), reset, retry, writes];
+  const current = store.get(key, 'gcra', now);
+  gcraContent(current, limit, periodMs, burst, now);
+  const whole = QR.q;
+  const frac = QR.r;
+  let allowed = 1;
+  let left = whole;
+  let retry = 0;
+  if (cost > burst) {
+    allowed = 0;
+    retry = -1;
+  } else if (whole >= cost) left = whole - cost;
+  else {
+    allowed = 0;
+    retry = msUntil(cost, whole, frac, limit, periodMs);
+  }
+  timeUntilTo(burst, left, frac, limit, periodMs);
+  const resetMs = QR.q;
+  const resetNum = QR.r;
+  const writes = allowed === 1 && cost > 0 ? gcraWrites(key, resetMs, resetNum, now, simulated, current) : NO_WRITES;
+  return [allowed, Math.max(left, 0), resetNum > 0 ? resetMs + 1 : resetMs, retry, writes];
 }
 
 export function gcraRefund(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean): [number, number, Write[]] {
   let [whole, frac] = gcraRead(store, key, limit, periodMs, burst, now);
   [whole, frac] = give(whole, frac, burst, cost);
-  return [Math.max(whole, 0), msUntil(burst, whole, frac, limit, periodMs), gcraWrites(key, whole, frac, limit, periodMs, burst, now, simulated)];
+  const [resetMs, resetNum] = timeUntil(burst, whole, frac, limit, periodMs);
+  return [Math.max(whole, 0), resetNum > 0 ? resetMs + 1 : resetMs, gcraWrites(key, resetMs, resetNum, now, simulated)];
 }
 
 /** gcra_reserve: [allowed, remaining, reset, retry, waitMs]. */
@@ -76,8 +115,9 @@ export function gcraReserve(store: MemoryStore, key: string, limit: number, peri
   const wait = msUntil(cost, whole, frac, limit, periodMs);
   if (wait > maxWaitMs) return [0, Math.max(whole, 0), reset, wait - maxWaitMs, 0];
   whole -= cost;
-  apply(store, gcraWrites(key, whole, frac, limit, periodMs, burst, now, simulated));
-  return [1, Math.max(whole, 0), msUntil(burst, whole, frac, limit, periodMs), 0, wait];
+  const [resetMs, resetNum] = timeUntil(burst, whole, frac, limit, periodMs);
+  apply(store, gcraWrites(key, resetMs, resetNum, now, simulated));
+  return [1, Math.max(whole, 0), resetNum > 0 ? resetMs + 1 : resetMs, 0, wait];
 }
 
 function give(whole: number, frac: number, burst: number, cost: number): [number, number] {

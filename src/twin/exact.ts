@@ -2,22 +2,31 @@
  * Exact integer arithmetic on doubles: the twin of scripts-lua/lib/exact.lua, operation for
  * operation, so both sides round identically (they never round: every value is an exact
  * integer below 2^53).
+ *
+ * The `…To` forms write their pair into `QR` instead of allocating one: the twin's hot path
+ * (millions of decisions a second) calls them several times per decision.
  */
 const TWO53 = 9007199254740992;
 
-/** [q, r] with p = q*c + r, 0 <= r < c. */
-export function divmod(p: number, c: number): [number, number] {
+/** The pair written by divmodTo / muldivmodTo: q, r. */
+export const QR = { q: 0, r: 0 };
+
+/** q, r with p = q*c + r, 0 <= r < c, into QR. */
+export function divmodTo(p: number, c: number): void {
   let r = p % c;
   if (r < 0) r += c;
-  return [(p - r) / c, r];
+  QR.q = (p - r) / c;
+  QR.r = r;
 }
 
-/** [q, r] with a*b = q*c + r, 0 <= r < c; 0 <= a < 2^40, 0 <= b < 2^48, 1 <= c < 2^40. */
-export function muldivmod(a: number, b: number, c: number): [number, number] {
+/** q, r with a*b = q*c + r, 0 <= r < c, into QR; 0 <= a < 2^40, 0 <= b < 2^48, 1 <= c < 2^40. */
+export function muldivmodTo(a: number, b: number, c: number): void {
   const p = a * b;
   if (p < TWO53) {
     const r = p % c; // p >= 0: no sign fix-up needed
-    return [(p - r) / c, r];
+    QR.q = (p - r) / c;
+    QR.r = r;
+    return;
   }
   let q = 0;
   let r = 0;
@@ -29,10 +38,21 @@ export function muldivmod(a: number, b: number, c: number): [number, number] {
     q = q * 4096 + (s - rr) / c;
     r = rr;
   }
-  return [q, r];
+  QR.q = q;
+  QR.r = r;
+}
+
+export function divmod(p: number, c: number): [number, number] {
+  divmodTo(p, c);
+  return [QR.q, QR.r];
+}
+
+export function muldivmod(a: number, b: number, c: number): [number, number] {
+  muldivmodTo(a, b, c);
+  return [QR.q, QR.r];
 }
 
 export function ceildiv(p: number, c: number): number {
-  const [q, r] = divmod(p, c);
-  return r > 0 ? q + 1 : q;
+  divmodTo(p, c);
+  return QR.r > 0 ? QR.q + 1 : QR.q;
 }
