@@ -16,5 +16,11 @@
 --- @include "lib/algo_fixed_window"
 --- @args
 
-local allowed, remaining, reset, retry = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local now = rl_now_ms(now_ms)
+local allowed, remaining, reset, retry = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, now, now_ms ~= nil)
+-- What is there now, not what would be left after taking `cost`.
+if allowed == 1 and cost > 0 then
+  local _
+  _, remaining, reset = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, 0, now, now_ms ~= nil)
+end
 return { allowed, remaining, reset, retry }

@@ -17,5 +17,11 @@
 --- @include "lib/clock"
 --- @args
 
-local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local now = rl_now_ms(now_ms)
+local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, now, now_ms ~= nil)
+-- What is there now, not what would be left after taking `cost`.
+if allowed == 1 and cost > 0 then
+  local _
+  _, remaining, reset = rl_gcra_eval(KEYS[1], limit, period_ms, burst, 0, now, now_ms ~= nil)
+end
 return { allowed, remaining, reset, retry }

@@ -17,8 +17,8 @@
 --- @return denied_index int 1-based index of the first limit that denied; 0 when allowed.
 --- @return retry_after_ms int 0 when allowed; the longest wait any denying limit needs; -1 if one can never admit.
 --- @return_each allowed bool 1 if this limit alone would admit.
---- @return_each remaining int Whole units left on this limit (after consumption when allowed).
---- @return_each reset_after_ms int ms until this limit is back to full.
+--- @return_each remaining int Whole units left on this limit: after this call's consumption when all admitted, else what it holds now.
+--- @return_each reset_after_ms int ms until this limit is back to full (after this call).
 --- @return_each retry_after_ms int 0 when this limit admits; else its own wait; -1 never.
 --- @include "lib/multi"
 --- @include "lib/clock"

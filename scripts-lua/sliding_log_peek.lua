@@ -14,5 +14,11 @@
 --- @include "lib/algo_sliding_log"
 --- @args
 
-local allowed, remaining, reset, retry = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, false)
+local now = rl_now_ms(now_ms)
+local allowed, remaining, reset, retry = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, now, now_ms ~= nil, false)
+-- What is there now, not what would be left after taking `cost`.
+if allowed == 1 and cost > 0 then
+  local _
+  _, remaining, reset = rl_sliding_log_eval(KEYS[1], limit, period_ms, 0, now, now_ms ~= nil, false)
+end
 return { allowed, remaining, reset, retry }

@@ -709,6 +709,18 @@ local function rl_multi(script, keys, items, now, simulated, commit)
   end
   if commit and reply[1] == 1 then
     for i = 1, #pending do rl_apply(pending[i]) end
+  else
+    -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
+    for i = 1, #items do
+      local o = 4 * i
+      if reply[o] == 1 and items[i].cost > 0 then
+        local saved = items[i].cost
+        items[i].cost = 0
+        local _, remaining, reset = rl_multi_item(keys[i], items[i], now, simulated, false)
+        items[i].cost = saved
+        reply[o + 1], reply[o + 2] = remaining, reset
+      end
+    end
   end
   return reply
 end
@@ -812,7 +824,13 @@ local cost = rl_arg_int('fixed_window_peek', ARGV[4], 4, 'cost', false, 0, 10000
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('fixed_window_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
 rl_check_offset_within_period('fixed_window_peek', period_ms, offset_ms)
-local allowed, remaining, reset, retry = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local now = rl_now_ms(now_ms)
+local allowed, remaining, reset, retry = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, now, now_ms ~= nil)
+-- What is there now, not what would be left after taking `cost`.
+if allowed == 1 and cost > 0 then
+  local _
+  _, remaining, reset = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, 0, now, now_ms ~= nil)
+end
 return { allowed, remaining, reset, retry }
 end }
 
@@ -862,7 +880,13 @@ local cost = rl_arg_int('gcra_peek', ARGV[4], 4, 'cost', false, 0, 1000000000)
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('gcra_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
 rl_check_refill_bounded('gcra_peek', limit, period_ms, burst)
-local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local now = rl_now_ms(now_ms)
+local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, now, now_ms ~= nil)
+-- What is there now, not what would be left after taking `cost`.
+if allowed == 1 and cost > 0 then
+  local _
+  _, remaining, reset = rl_gcra_eval(KEYS[1], limit, period_ms, burst, 0, now, now_ms ~= nil)
+end
 return { allowed, remaining, reset, retry }
 end }
 
@@ -990,7 +1014,13 @@ if utc_offset_ms == nil then utc_offset_ms = 0 end
 local cost = rl_arg_int('quota_peek', ARGV[4], 4, 'cost', false, 0, 1000000000000000)
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('quota_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
-local allowed, remaining, reset, retry = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local now = rl_now_ms(now_ms)
+local allowed, remaining, reset, retry = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, cost, now, now_ms ~= nil)
+-- What is there now, not what would be left after taking `cost`.
+if allowed == 1 and cost > 0 then
+  local _
+  _, remaining, reset = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, 0, now, now_ms ~= nil)
+end
 return { allowed, remaining, reset, retry }
 end }
 
@@ -1040,7 +1070,13 @@ local period_ms = rl_arg_int('sliding_log_peek', ARGV[2], 2, 'period_ms', true, 
 local cost = rl_arg_int('sliding_log_peek', ARGV[3], 3, 'cost', false, 0, 1000000000)
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('sliding_log_peek', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
-local allowed, remaining, reset, retry = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, false)
+local now = rl_now_ms(now_ms)
+local allowed, remaining, reset, retry = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, now, now_ms ~= nil, false)
+-- What is there now, not what would be left after taking `cost`.
+if allowed == 1 and cost > 0 then
+  local _
+  _, remaining, reset = rl_sliding_log_eval(KEYS[1], limit, period_ms, 0, now, now_ms ~= nil, false)
+end
 return { allowed, remaining, reset, retry }
 end }
 
@@ -1067,7 +1103,13 @@ local period_ms = rl_arg_int('sliding_window_peek', ARGV[2], 2, 'period_ms', tru
 local cost = rl_arg_int('sliding_window_peek', ARGV[3], 3, 'cost', false, 0, 1000000000)
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('sliding_window_peek', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
-local allowed, remaining, reset, retry = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local now = rl_now_ms(now_ms)
+local allowed, remaining, reset, retry = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, now, now_ms ~= nil)
+-- What is there now, not what would be left after taking `cost`.
+if allowed == 1 and cost > 0 then
+  local _
+  _, remaining, reset = rl_sliding_window_eval(KEYS[1], limit, period_ms, 0, now, now_ms ~= nil)
+end
 return { allowed, remaining, reset, retry }
 end }
 
@@ -1114,7 +1156,13 @@ local cost = rl_arg_int('token_bucket_peek', ARGV[4], 4, 'cost', false, 0, 10000
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('token_bucket_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
 rl_check_refill_bounded('token_bucket_peek', limit, period_ms, burst)
-local allowed, remaining, reset, retry = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local now = rl_now_ms(now_ms)
+local allowed, remaining, reset, retry = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, cost, now, now_ms ~= nil)
+-- What is there now, not what would be left after taking `cost`.
+if allowed == 1 and cost > 0 then
+  local _
+  _, remaining, reset = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, 0, now, now_ms ~= nil)
+end
 return { allowed, remaining, reset, retry }
 end }
 

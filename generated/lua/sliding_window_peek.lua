@@ -198,5 +198,11 @@ local cost = rl_arg_int('sliding_window_peek', ARGV[3], 3, 'cost', false, 0, 100
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('sliding_window_peek', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
 
-local allowed, remaining, reset, retry = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local now = rl_now_ms(now_ms)
+local allowed, remaining, reset, retry = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, now, now_ms ~= nil)
+-- What is there now, not what would be left after taking `cost`.
+if allowed == 1 and cost > 0 then
+  local _
+  _, remaining, reset = rl_sliding_window_eval(KEYS[1], limit, period_ms, 0, now, now_ms ~= nil)
+end
 return { allowed, remaining, reset, retry }

@@ -89,6 +89,18 @@ local function rl_multi(script, keys, items, now, simulated, commit)
   end
   if commit and reply[1] == 1 then
     for i = 1, #pending do rl_apply(pending[i]) end
+  else
+    -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
+    for i = 1, #items do
+      local o = 4 * i
+      if reply[o] == 1 and items[i].cost > 0 then
+        local saved = items[i].cost
+        items[i].cost = 0
+        local _, remaining, reset = rl_multi_item(keys[i], items[i], now, simulated, false)
+        items[i].cost = saved
+        reply[o + 1], reply[o + 2] = remaining, reset
+      end
+    end
   end
   return reply
 end

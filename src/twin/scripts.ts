@@ -26,6 +26,16 @@ function consume(e: a.Eval, store: MemoryStore): number[] {
   return [e[0], e[1], e[2], e[3]];
 }
 
+/** A peek: allowed and retry for `cost`, remaining and reset as they are now. */
+function peek(evalAt: (cost: number) => a.Eval, cost: number): number[] {
+  const e = evalAt(cost);
+  if (e[0] === 1 && cost > 0) {
+    const now = evalAt(0);
+    return [1, now[1], now[2], e[3]];
+  }
+  return [e[0], e[1], e[2], e[3]];
+}
+
 function refund(r: [number, number, a.Write[]], store: MemoryStore): number[] {
   a.apply(store, r[2]);
   return [r[0], r[1]];
@@ -75,6 +85,16 @@ function multi(c: TwinCall, commit: boolean, name: string): number[] {
     }
   });
   if (commit && reply[0] === 1) for (const w of pending) a.apply(c.store, w);
+  else {
+    c.items.forEach((it, i) => {
+      const o = 3 + 4 * i;
+      if (reply[o] === 1 && n(it.cost) > 0) {
+        const [, remaining, reset] = multiItem(c, c.keys[i]!, { ...it, cost: 0 }, false);
+        reply[o + 1] = remaining;
+        reply[o + 2] = reset;
+      }
+    });
+  }
   return reply;
 }
 
@@ -83,23 +103,23 @@ const k0 = (c: TwinCall) => c.keys[0]!;
 
 export const twinScripts: Record<string, Impl> = {
   gcra: (c) => consume(a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
-  gcra_peek: (c) => a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated).slice(0, 4) as number[],
+  gcra_peek: (c) => peek((cost) => a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), cost, c.now, c.simulated), n(c.args.cost)),
   gcra_refund: (c) => refund(a.gcraRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
   gcra_reserve: (c) =>
     a.gcraReserve(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), n(c.args.max_wait_ms), c.now, c.simulated),
   token_bucket: (c) => consume(a.tokenBucketEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
-  token_bucket_peek: (c) => a.tokenBucketEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated).slice(0, 4) as number[],
+  token_bucket_peek: (c) => peek((cost) => a.tokenBucketEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), cost, c.now, c.simulated), n(c.args.cost)),
   token_bucket_refund: (c) => refund(a.tokenBucketRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
   fixed_window: (c) => consume(a.fixedWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
-  fixed_window_peek: (c) => a.fixedWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated).slice(0, 4) as number[],
+  fixed_window_peek: (c) => peek((cost) => a.fixedWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), cost, c.now, c.simulated), n(c.args.cost)),
   fixed_window_refund: (c) => refund(a.fixedWindowRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
   sliding_window: (c) => consume(a.slidingWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated), c.store),
-  sliding_window_peek: (c) => a.slidingWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated).slice(0, 4) as number[],
+  sliding_window_peek: (c) => peek((cost) => a.slidingWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), cost, c.now, c.simulated), n(c.args.cost)),
   sliding_window_refund: (c) => refund(a.slidingWindowRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated), c.store),
   sliding_log: (c) => consume(a.slidingLogEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated, true), c.store),
-  sliding_log_peek: (c) => a.slidingLogEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated, false).slice(0, 4) as number[],
+  sliding_log_peek: (c) => peek((cost) => a.slidingLogEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), cost, c.now, c.simulated, false), n(c.args.cost)),
   quota: (c) => consume(a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
-  quota_peek: (c) => a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), n(c.args.cost), c.now, c.simulated).slice(0, 4) as number[],
+  quota_peek: (c) => peek((cost) => a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), cost, c.now, c.simulated), n(c.args.cost)),
   quota_refund: (c) => refund(a.quotaRefund(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
   concurrency_acquire: (c) => a.concurrencyAcquire(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), s(c.args.lease_id), c.now, c.simulated),
   concurrency_release: (c) => a.concurrencyRelease(c.store, k0(c), s(c.args.lease_id), c.now, c.simulated),
