@@ -50,6 +50,12 @@ async function main(): Promise<void> {
       );
     }
 
+    const single = median(samples.get('multi (1 limit)')!.script);
+    const triple = median(samples.get('multi (3 limits)')!.script);
+    const multiOk = triple / single <= 2.5;
+    if (!multiOk) missed++;
+    console.log(`\nmulti with 3 limits costs ${(triple / single).toFixed(2)}x multi with 1 (target <=2.5x ${multiOk ? 'ok' : 'MISSED'})`);
+
     const dps = await decisionsPerSecond((i) => gcra(redis, { key: `bench:dps:${i % 1000}`, limit: 1_000_000, periodMs: 1000 }), CALLS);
     console.log(`\ngcra binding, one Node process, 128 in flight: ${Math.round(dps).toLocaleString('en-US')} decisions/s`);
 
