@@ -1,3 +1,5 @@
+import type { Decision } from './client/decision.js';
+
 /** Every error redlimit raises on purpose carries a stable `code`. */
 export type RedlimitErrorCode =
   | 'ERR_INVALID_ARGUMENT'
@@ -38,6 +40,27 @@ export class ScriptError extends RedlimitError {
     options?: { cause?: unknown },
   ) {
     super('ERR_SCRIPT', `redlimit ${script}: Redis replied: ${redisMessage}`, options);
+  }
+}
+
+/** A limiter configuration that cannot work, caught at construction. */
+export class InvalidConfigError extends RedlimitError {
+  constructor(message: string) {
+    super('ERR_INVALID_CONFIG', `redlimit: invalid config: ${message}`);
+  }
+}
+
+/** Redis could not decide and the limiter is configured to fail closed with an error. */
+export class RedisUnavailableError extends RedlimitError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_REDIS_UNAVAILABLE', message, options);
+  }
+}
+
+/** Thrown by `limitOrThrow` when a call is denied; carries the decision (Retry-After and all). */
+export class RateLimitedError extends RedlimitError {
+  constructor(readonly decision: Decision) {
+    super('ERR_RATE_LIMITED', `redlimit: rate limited by ${decision.deniedBy ?? 'a limit'}; retry after ${decision.retryAfterMs} ms`);
   }
 }
 

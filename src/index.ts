@@ -1,4 +1,11 @@
 // redlimit: distributed rate limiting on Redis.
+export { createRateLimiter, RateLimiter, type Cost, type LimiterStats } from './client/limiter.js';
+export type { RateLimiterOptions, LimitSpec, OnRedisFailure } from './client/config.js';
+export type { Decision, DecisionSource, LimitResult } from './client/decision.js';
+export type { Subject } from './client/keys.js';
+export { CircuitBreaker, type BreakerOptions, type BreakerState, type BreakerStats } from './client/breaker.js';
+export type { MetricsHook } from './client/metrics.js';
+export { fromEnv } from './client/from-env.js';
 export * from '../generated/index.js';
 export { TwinClient } from './twin/client.js';
 export { MemoryStore } from './twin/store.js';

@@ -1,0 +1,30 @@
+/** Which path produced a decision. */
+export type DecisionSource = 'redis' | 'fallback' | 'fail-open' | 'fail-closed' | 'deny-cache' | 'lease';
+
+/** One limit's part of a decision. */
+export interface LimitResult {
+  name: string;
+  allowed: boolean;
+  remaining: number;
+  limit: number;
+  resetAfterMs: number;
+  retryAfterMs: number;
+}
+
+/** The answer to `limit(id)`: plain data, ready for headers (RateLimit-*, Retry-After). */
+export interface Decision {
+  allowed: boolean;
+  /** Units left on the most constrained limit. */
+  remaining: number;
+  /** That limit's size. */
+  limit: number;
+  /** ms until every limit is back to full. */
+  resetAfterMs: number;
+  /** 0 when allowed; ms until this cost could be admitted; -1 never (cost above a limit). */
+  retryAfterMs: number;
+  /** Name of the first limit that denied, or null. */
+  deniedBy: string | null;
+  source: DecisionSource;
+  /** Per limit, in configuration order (empty for fail-open / fail-closed / deny-cache / lease). */
+  limits: LimitResult[];
+}

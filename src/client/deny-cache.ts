@@ -1,0 +1,51 @@
+import type { Decision } from './decision.js';
+
+interface Entry {
+  /** Local ms until which Redis would deny at least these costs. */
+  until: number;
+  costs: number[];
+  retryNever: boolean;
+  deniedBy: string | null;
+}
+
+/**
+ * Remembers subjects Redis denied, until their exact retry time, so a flood from a denied id
+ * costs no Redis calls. It only ever denies, and only calls at least as costly (per limit) as the
+ * one Redis denied; `until` counts from when that call was sent, so it can end early (then Redis
+ * is asked again) but never late. A refund, reset or block forgets the subject.
+ */
+export class DenyCache {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(private readonly maxEntries = 10_000) {}
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  check(subject: string, costs: number[], now: number): { retryAfterMs: number; deniedBy: string | null } | null {
+    const e = this.entries.get(subject);
+    if (!e) return null;
+    if (now >= e.until) {
+      this.entries.delete(subject);
+      return null;
+    }
+    for (let i = 0; i < costs.length; i++) if (costs[i]! < e.costs[i]!) return null;
+    return { retryAfterMs: e.retryNever ? -1 : e.until - now, deniedBy: e.deniedBy };
+  }
+
+  remember(subject: string, costs: number[], d: Decision, sentAt: number): void {
+    if (d.retryAfterMs === 0) return; // nothing to wait for (e.g. denied by a race): ask Redis again
+    const retryNever = d.retryAfterMs < 0;
+    // "never" holds for as long as the configuration does; re-check once a minute anyway.
+    const until = sentAt + (retryNever ? 60_000 : d.retryAfterMs);
+    if (!this.entries.has(subject) && this.entries.size >= this.maxEntries) {
+      this.entries.delete(this.entries.keys().next().value!);
+    }
+    this.entries.set(subject, { until, costs: [...costs], retryNever, deniedBy: d.deniedBy });
+  }
+
+  forget(subject: string): void {
+    this.entries.delete(subject);
+  }
+}

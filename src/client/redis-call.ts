@@ -1,0 +1,70 @@
+/** Timeouts and readiness: a slow or absent Redis never holds a caller past its deadline. */
+export class TimeoutError extends Error {
+  constructor(ms: number) {
+    super(`redlimit: Redis did not answer within ${ms} ms`);
+    this.name = 'TimeoutError';
+  }
+}
+
+export class NotReadyError extends Error {
+  constructor(state: string) {
+    super(`redlimit: Redis connection not ready (${state}); not sending, so nothing queues to replay later`);
+    this.name = 'NotReadyError';
+  }
+}
+
+/**
+ * Is the client connected and ready to send now? A command given to a client that is not ready
+ * would wait in its offline queue (ioredis) and run whenever Redis comes back: a stale consume.
+ * So the limiter does not send it and decides without Redis instead.
+ */
+export function readiness(client: object): string | null {
+  const c = client as { status?: string; isReady?: boolean };
+  if (typeof c.status === 'string') return c.status === 'ready' ? null : c.status; // ioredis Redis and Cluster
+  if (typeof c.isReady === 'boolean') return c.isReady ? null : 'not ready'; // node-redis
+  return null;
+}
+
+/**
+ * Resolves once the client is ready, waiting at most `ms` (a fresh or reconnecting client gets
+ * that long to come up); rejects with NotReadyError otherwise. Nothing is sent before that.
+ */
+export async function whenReady(client: object, ms: number): Promise<void> {
+  const state = readiness(client);
+  if (state === null) return;
+  const c = client as { status?: string; isOpen?: boolean; connect?: () => Promise<unknown>; once?: (e: string, f: () => void) => void; off?: (e: string, f: () => void) => void };
+  if (state === 'end' || state === 'close' || (c.isOpen === false && c.status === undefined)) throw new NotReadyError(state);
+  if (state === 'wait' && typeof c.connect === 'function') c.connect().catch(() => {}); // ioredis lazyConnect
+  if (typeof c.once !== 'function') throw new NotReadyError(state);
+  await new Promise<void>((resolve, reject) => {
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      c.off?.('ready', onReady);
+      reject(new NotReadyError(readiness(client) ?? state));
+    }, ms);
+    c.once!('ready', onReady);
+  });
+}
+
+export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(ms)), ms);
+  });
+  work.catch(() => {}); // a late failure after the deadline is not the caller's any more
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Options of a client the limiter relies on; each entry is a warning for stats(). */
+export function clientWarnings(client: object): string[] {
+  const o = (client as { options?: { autoResendUnfulfilledCommands?: boolean } }).options;
+  if (o && o.autoResendUnfulfilledCommands !== false && 'autoResendUnfulfilledCommands' in o) {
+    return [
+      'ioredis autoResendUnfulfilledCommands is on: a consume in flight when the connection drops is re-sent after reconnect (it can only make limits stricter, never admit more); set it to false to avoid that',
+    ];
+  }
+  return [];
+}
