@@ -1,0 +1,173 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { createRateLimiter, InvalidArgumentError, InvalidConfigError, RateLimitedError, type MetricsHook } from '../../src/index.js';
+import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
+
+// Counting Redis calls needs INFO commandstats to itself: this file owns its server.
+let server: LocalRedis;
+let redis: Redis;
+beforeAll(async () => {
+  server = await startLocalRedis();
+  redis = new Redis(server.url);
+});
+afterAll(async () => {
+  await redis.quit();
+  await server.stop();
+});
+
+async function scriptCalls(): Promise<number> {
+  const stats = await redis.info('commandstats');
+  return [...stats.matchAll(/cmdstat_(?:evalsha|eval|evalsha_ro):calls=(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
+}
+
+const rpmTpm = [
+  { name: 'rpm', algo: 'sliding_log' as const, limit: 3, periodMs: 60_000 },
+  { name: 'tpm', algo: 'gcra' as const, limit: 1_000, periodMs: 60_000 },
+];
+
+describe('createRateLimiter', () => {
+  it('decides several limits atomically, with per-limit costs, names and sources', async () => {
+    const rl = createRateLimiter({ redis, prefix: 'rl1', limits: rpmTpm });
+    const a = await rl.limit('agent', { cost: { tpm: 600 } });
+    expect(a).toMatchObject({ allowed: true, deniedBy: null, source: 'redis', remaining: 400, limit: 1000 });
+    expect(a.limits.map((l) => [l.name, l.remaining])).toEqual([['rpm', 2], ['tpm', 400]]);
+    const b = await rl.limit('agent', { cost: { tpm: 600 } });
+    expect(b).toMatchObject({ allowed: false, deniedBy: 'tpm', source: 'redis' });
+    expect(b.retryAfterMs).toBeGreaterThan(11_900); // 200 tokens at 1000/min, on the server clock
+    expect(b.retryAfterMs).toBeLessThanOrEqual(12_000);
+    expect(b.limits[0]).toMatchObject({ name: 'rpm', remaining: 2 }); // nothing consumed
+    await expect(rl.limitOrThrow('agent', { cost: { tpm: 600 } })).rejects.toBeInstanceOf(RateLimitedError);
+    expect((await rl.peek('agent')).limits.map((l) => l.remaining)).toEqual([2, 400]);
+    await rl.refund('agent', { cost: { tpm: 600, rpm: 0 } });
+    expect((await rl.peek('agent')).limits.map((l) => l.remaining)).toEqual([2, 1000]);
+    await rl.reset('agent');
+    expect((await rl.peek('agent')).limits.map((l) => l.remaining)).toEqual([3, 1000]);
+    await rl.close();
+  });
+
+  it('blocks an id regardless of its limits, until the block ends or is lifted', async () => {
+    const rl = createRateLimiter({ redis, prefix: 'rl2', limits: { name: 'rps', algo: 'gcra', limit: 100, periodMs: 1000 } });
+    await rl.block('mallory', 60_000);
+    const d = await rl.limit('mallory');
+    expect(d).toMatchObject({ allowed: false, deniedBy: 'block', source: 'redis' });
+    expect(d.retryAfterMs).toBeGreaterThan(59_000);
+    expect((await rl.limit('alice')).allowed).toBe(true);
+    await rl.block('mallory', 0);
+    expect((await rl.limit('mallory')).allowed).toBe(true);
+    await rl.close();
+  });
+
+  it('keys limits by scope under one hash tag (user / team / org)', async () => {
+    const rl = createRateLimiter({
+      redis,
+      prefix: 'rl3',
+      limits: [
+        { name: 'user', algo: 'gcra', limit: 5, periodMs: 60_000 },
+        { name: 'org', algo: 'quota', limit: 7, unit: 'month', scope: 'org' },
+      ],
+    });
+    const caller = (user: string) => ({ id: user, hashTag: 'acme', scopes: { org: 'acme' } });
+    let admitted = 0;
+    for (const user of ['ann', 'bob']) for (let i = 0; i < 5; i++) if ((await rl.limit(caller(user))).allowed) admitted++;
+    expect(admitted).toBe(7); // the org quota is shared
+    expect(await redis.exists('rl3:{acme}:org:acme', 'rl3:{acme}:user:ann', 'rl3:{acme}:user:bob')).toBe(3);
+    await expect(rl.limit({ id: 'ann', hashTag: 'acme' })).rejects.toThrow(/scoped by org/);
+    await rl.close();
+  });
+
+  it('refuses bad configuration and bad input with clear typed errors', async () => {
+    expect(() => createRateLimiter({ redis, limits: [] })).toThrow(InvalidConfigError);
+    expect(() => createRateLimiter({ redis, limits: { name: 'x', algo: 'gcra', limit: 0, periodMs: 1000 } })).toThrow(/limit x: limit must be an integer between 1/);
+    expect(() => createRateLimiter({ redis, limits: { name: 'x', algo: 'nope' as 'gcra', limit: 1, periodMs: 1000 } })).toThrow(/algo must be one of/);
+    expect(() => createRateLimiter({ redis, limits: { name: 'x', algo: 'sliding_log', limit: 1, periodMs: 1000 }, lease: { size: 10 } })).toThrow(/lease cannot be used with sliding_log/);
+    const rl = createRateLimiter({ redis, prefix: 'rl4', limits: rpmTpm });
+    await expect(rl.limit('')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(rl.limit('a{b}')).rejects.toThrow(/without \{ or \}/);
+    await expect(rl.limit('a', { cost: -1 })).rejects.toThrow(/cost must be an integer/);
+    await expect(rl.limit('a', { cost: { nope: 1 } })).rejects.toThrow(/which this limiter does not have/);
+    expect(rl.stats().breaker?.state).toBe('closed'); // input errors are not Redis failures
+    await rl.close();
+  });
+
+  it('deny cache: a flood from a denied id costs zero Redis calls, and ends at the exact retry time', async () => {
+    let now = Date.now();
+    const rl = createRateLimiter({ redis, prefix: 'rl5', limits: { name: 'rps', algo: 'fixed_window', limit: 2, periodMs: 3_600_000 }, clock: () => now });
+    await rl.limit('flood');
+    await rl.limit('flood');
+    const denied = await rl.limit('flood');
+    expect(denied).toMatchObject({ allowed: false, source: 'redis' });
+    const before = await scriptCalls();
+    for (let i = 0; i < 500; i++) expect(await rl.limit('flood')).toMatchObject({ allowed: false, source: 'deny-cache', deniedBy: 'rps' });
+    expect((await scriptCalls()) - before).toBe(0);
+    expect((await rl.limit('other')).source).toBe('redis'); // only the denied id is cached
+    now += denied.retryAfterMs + 1;
+    expect((await rl.limit('flood')).source).toBe('redis');
+    await rl.close();
+  });
+
+  it('deny cache never denies a cheaper call than the one Redis denied', async () => {
+    const rl = createRateLimiter({ redis, prefix: 'rl6', limits: { name: 'tpm', algo: 'gcra', limit: 100, periodMs: 60_000 } });
+    expect((await rl.limit('x', { cost: 80 })).allowed).toBe(true);
+    expect(await rl.limit('x', { cost: 50 })).toMatchObject({ allowed: false, source: 'redis' });
+    expect(await rl.limit('x', { cost: 60 })).toMatchObject({ allowed: false, source: 'deny-cache' });
+    expect(await rl.limit('x', { cost: 10 })).toMatchObject({ allowed: true, source: 'redis' });
+    await rl.close();
+  });
+
+  it('leases: batches of units from Redis, spent locally, never over-admitting across instances; close() gives the rest back', async () => {
+    const limits = { name: 'rps', algo: 'gcra' as const, limit: 1, periodMs: 3_600_000, burst: 1_000 };
+    const a = createRateLimiter({ redis, prefix: 'rl7', limits, lease: { size: 100, ttlMs: 60_000 } });
+    const b = createRateLimiter({ redis, prefix: 'rl7', limits, lease: { size: 100, ttlMs: 60_000 } });
+    const before = await scriptCalls();
+    let admitted = 0;
+    const sources = new Set<string>();
+    for (let i = 0; i < 1_500; i++) {
+      const d = await (i % 2 ? a : b).limit('shared');
+      if (d.allowed) admitted++;
+      sources.add(d.source);
+    }
+    expect(admitted).toBeLessThanOrEqual(1_000);
+    expect(admitted).toBeGreaterThan(800);
+    expect(sources.has('lease')).toBe(true);
+    expect((await scriptCalls()) - before).toBeLessThan(100);
+    const held = a.stats().leases.units + b.stats().leases.units;
+    await a.close();
+    await b.close();
+    const peek = createRateLimiter({ redis, prefix: 'rl7', limits });
+    expect((await peek.peek('shared')).remaining).toBe(1_000 - admitted);
+    expect(held).toBeGreaterThan(0); // units still leased at close() went back to Redis
+    await peek.close();
+  });
+
+  it('acquire waits for a booked slot fleet-wide, no polling; aborting gives the units back', async () => {
+    const mk = () => createRateLimiter({ redis, prefix: 'rl8', limits: { name: 'calls', algo: 'gcra', limit: 20, periodMs: 1000, burst: 1 } });
+    const [x, y] = [mk(), mk()];
+    await x.peek('warm-up'); // load the scripts, so the count below is bookings only
+    await x.acquire('warm-up');
+    const t0 = Date.now();
+    const before = await scriptCalls();
+    const results = await Promise.all([0, 1, 2, 3].map((i) => (i % 2 ? x : y).acquire('job', { maxWaitMs: 1000 })));
+    const elapsed = Date.now() - t0;
+    expect(results.every((r) => r.allowed)).toBe(true);
+    expect(elapsed).toBeGreaterThanOrEqual(140); // 4 calls at 20/s after a burst of 1: the last waits 150 ms
+    expect((await scriptCalls()) - before).toBe(4); // one booking each
+    expect((await x.acquire('job', { maxWaitMs: 10 })).allowed).toBe(false);
+    const ac = new AbortController();
+    const pending = x.acquire('job', { maxWaitMs: 1000, signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('caller gave up')), 5);
+    await expect(pending).rejects.toThrow('caller gave up');
+    await x.close();
+    await y.close();
+  });
+
+  it('reports decisions, latency and breaker state through the metrics hook', async () => {
+    const events: string[] = [];
+    const metrics: MetricsHook = { decision: (e) => events.push(`${e.outcome}:${e.source}`) };
+    const rl = createRateLimiter({ redis, prefix: 'rl9', limits: { name: 'r', algo: 'gcra', limit: 1, periodMs: 60_000 }, metrics });
+    await rl.limit('m');
+    await rl.limit('m');
+    await rl.limit('m');
+    expect(events).toEqual(['allowed:redis', 'denied:redis', 'denied:deny-cache']);
+    await rl.close();
+  });
+});
