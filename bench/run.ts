@@ -59,7 +59,7 @@ async function main(): Promise<void> {
     const dps = await decisionsPerSecond((i) => gcra(redis, { key: `bench:dps:${i % 1000}`, limit: 1_000_000, periodMs: 1000 }), CALLS);
     console.log(`\ngcra binding, one Node process, 128 in flight: ${Math.round(dps).toLocaleString('en-US')} decisions/s`);
 
-    for (const line of await extraBenches()) console.log(line);
+    for (const line of await extraBenches(redis)) console.log(line);
     if (missed > 0) console.log(`\n${missed} target(s) missed on this run (the machine is shared; rerun to confirm).`);
   } finally {
     await redis.quit();
@@ -68,10 +68,10 @@ async function main(): Promise<void> {
 }
 
 /** Further benches registered by later parts (twin, client); each returns printable lines. */
-async function extraBenches(): Promise<string[]> {
+async function extraBenches(redis: Redis): Promise<string[]> {
   const { benches } = await import('./extra.js');
   const lines: string[] = [];
-  for (const b of benches) lines.push(...(await b()));
+  for (const b of benches) lines.push(...(await b(redis)));
   return lines;
 }
 

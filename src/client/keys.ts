@@ -16,14 +16,27 @@ interface Resolved {
 }
 
 function part(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 512 || /[{}]/.test(value)) {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 512 || value.includes('{') || value.includes('}')) {
     throw new InvalidArgumentError('limiter', what, `${what} must be a non-empty string of at most 512 characters without { or }, got ${JSON.stringify(value)}`);
   }
   return value;
 }
 
+const NO_SCOPES: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+const resolvedIds = new Map<string, Resolved>();
+
 export function resolveSubject(subject: Subject): Resolved {
-  if (typeof subject === 'string') return { id: part(subject, 'id'), tag: subject, scopes: {} };
+  if (typeof subject === 'string') {
+    // Plain ids repeat: keep their resolved form (a small, bounded cache of immutable values).
+    let r = resolvedIds.get(subject);
+    if (!r) {
+      r = Object.freeze({ id: part(subject, 'id'), tag: subject, scopes: NO_SCOPES });
+      if (resolvedIds.size >= 10_000) resolvedIds.clear();
+      resolvedIds.set(subject, r);
+    }
+    return r;
+  }
   if (!subject || typeof subject !== 'object') throw new InvalidArgumentError('limiter', 'id', 'the subject must be an id string or { id, hashTag?, scopes? }');
   const id = part(subject.id, 'id');
   const tag = subject.hashTag === undefined ? id : part(subject.hashTag, 'hashTag');
@@ -46,5 +59,6 @@ export function blockKey(prefix: string, s: Resolved): string {
 
 /** Identity of a subject for local caches. */
 export function subjectId(s: Resolved): string {
+  if (s.scopes === NO_SCOPES && s.tag === s.id) return s.id; // the common case, kept cheap
   return `${s.tag}\u0000${s.id}\u0000${Object.entries(s.scopes).sort().join('\u0000')}`;
 }

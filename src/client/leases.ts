@@ -28,9 +28,9 @@ export class LeasePool {
   }
 
   /** Spends `cost` local units; returns units left, or null when the lease cannot cover it. */
-  take(sid: string, cost: number): number | null {
+  take(sid: string, cost: number, now: number): number | null {
     const l = this.leases.get(sid);
-    if (!l || l.units < cost || this.clock() - l.takenAt >= this.ttlMs) return null;
+    if (!l || l.units < cost || now - l.takenAt >= this.ttlMs) return null;
     l.units -= cost;
     return l.units;
   }

@@ -55,9 +55,11 @@ export class RateLimiter {
   private readonly warnings: string[];
   private readonly onBreakerState: (e: { to: string }) => void;
   private closed = false;
+  private readonly unitCosts: number[];
 
   constructor(options: RateLimiterOptions) {
     this.limits = validateConfig(options);
+    this.unitCosts = this.limits.map(() => 1);
     this.prefix = options.prefix ?? 'rl';
     this.name = options.name ?? this.prefix;
     this.redis = options.redis;
@@ -86,23 +88,31 @@ export class RateLimiter {
   }
 
   /** Decide one call for `subject`, consuming `cost` if admitted. Never throws for Redis trouble. */
-  async limit(subject: Subject, options: { cost?: Cost } = {}): Promise<Decision> {
+  limit(subject: Subject, options?: { cost?: Cost }): Promise<Decision> {
     const started = this.clock();
+    // Hot path: a plain id spending from its local lease, with nothing to allocate or await.
+    const cost = options?.cost;
+    if (this.leases && typeof subject === 'string' && (cost === undefined || typeof cost === 'number')) {
+      const units = cost === undefined ? 1 : this.costs(cost)[0]!;
+      const local = this.leases.take(subjectId(resolveSubject(subject)), units, started);
+      if (local !== null) {
+        this.leases.refillSoon(subject, () => this.takeBatch(resolveSubject(subject), subject));
+        return Promise.resolve(this.report(this.allowedLocally(local, 'lease'), started));
+      }
+    }
+    return this.limitSlow(subject, cost, started);
+  }
+
+  private async limitSlow(subject: Subject, cost: Cost | undefined, started: number): Promise<Decision> {
     const s = resolveSubject(subject);
-    const costs = this.costs(options.cost);
+    const costs = this.costs(cost);
     const sid = subjectId(s);
 
     const cached = this.denyCache?.check(sid, costs, started);
     if (cached) return this.report(this.denied(cached.retryAfterMs, cached.deniedBy, 'deny-cache'), started);
 
-    if (this.leases && typeof options.cost !== 'object') {
-      const units = costs[0]!;
-      const local = this.leases.take(sid, units);
-      if (local !== null) {
-        this.leases.refillSoon(sid, () => this.takeBatch(s, sid));
-        return this.report({ ...this.allowedLocally(local), source: 'lease' }, started);
-      }
-      const batch = await this.takeBatch(s, sid, units);
+    if (this.leases && typeof cost !== 'object') {
+      const batch = await this.takeBatch(s, sid, costs[0]!);
       if (batch) return this.report(batch, started);
     }
 
@@ -228,7 +238,7 @@ export class RateLimiter {
       }
       return v;
     };
-    if (cost === undefined) return this.limits.map(() => 1);
+    if (cost === undefined) return this.unitCosts;
     if (typeof cost === 'number') return this.limits.map(() => check(cost, 'cost'));
     if (typeof cost !== 'object' || cost === null) throw new InvalidArgumentError('limiter', 'cost', 'cost must be a number or { [limitName]: number }');
     for (const k of Object.keys(cost)) {
@@ -300,7 +310,7 @@ export class RateLimiter {
         return this.fromMulti(await this.call((c) => run(c, { limits: this.items(s, costs, 1) })), 'redis', 1);
       } catch (err) {
         if (err instanceof InvalidArgumentError) throw err;
-        if (this.onFailure === 'open') return { ...this.allowedLocally(null), source: 'fail-open' };
+        if (this.onFailure === 'open') return this.allowedLocally(null, 'fail-open');
         if (this.onFailure === 'closed') {
           if (this.throwWhenFailedClosed) throw new RedisUnavailableError('redlimit: Redis unavailable and the limiter fails closed', { cause: err });
           return this.denied(0, null, 'fail-closed');
@@ -329,9 +339,9 @@ export class RateLimiter {
     };
   }
 
-  private allowedLocally(remaining: number | null): Omit<Decision, 'source'> {
+  private allowedLocally(remaining: number | null, source: DecisionSource): Decision {
     const l = this.limits[0]!;
-    return { allowed: true, remaining: remaining ?? l.limit, limit: l.limit, resetAfterMs: 0, retryAfterMs: 0, deniedBy: null, limits: [] };
+    return { allowed: true, remaining: remaining ?? l.limit, limit: l.limit, resetAfterMs: 0, retryAfterMs: 0, deniedBy: null, source, limits: [] };
   }
 
   private denied(retryAfterMs: number, deniedBy: string | null, source: DecisionSource): Decision {
@@ -345,7 +355,7 @@ export class RateLimiter {
       const r = await this.call((c) => b.multi(c, { limits: this.items(s, this.limits.map(() => size), 1) }));
       if (!r.allowed) return null;
       const left = this.leases!.add(sid, s, size - forCost);
-      return { ...this.allowedLocally(left), source: forCost > 0 ? 'redis' : 'lease' };
+      return this.allowedLocally(left, forCost > 0 ? 'redis' : 'lease');
     } catch (err) {
       if (err instanceof InvalidArgumentError) throw err;
       return null;
@@ -359,7 +369,7 @@ export class RateLimiter {
   }
 
   private report(d: Decision, started: number): Decision {
-    this.metrics.decision?.({ limiter: this.name, outcome: d.allowed ? 'allowed' : 'denied', source: d.source, latencyMs: this.clock() - started });
+    if (this.metrics.decision) this.metrics.decision({ limiter: this.name, outcome: d.allowed ? 'allowed' : 'denied', source: d.source, latencyMs: this.clock() - started });
     return d;
   }
 }
