@@ -5,6 +5,11 @@ import { request, usage } from '../examples/hierarchy.js';
 import { checkCall } from '../examples/llm-rpm-tpm.js';
 import { TwinClient } from '../src/index.js';
 import { ioredis, uniquePrefix } from './support/redis.js';
+import * as prom from 'prom-client';
+import { AgentQuotaManager } from '../examples/agent-quota.js';
+import { check, createGateway, httpAnswer } from '../examples/gateway-tiers.js';
+import { ProviderLimiter } from '../examples/provider-limiter.js';
+import { freePort } from '../devtools/local-redis.js';
 
 let redis: Redis;
 let id: string;
@@ -42,5 +47,61 @@ describe('examples', () => {
     // The examples run unchanged on the in-memory twin.
     const twin = new TwinClient();
     expect(await checkCall(twin, agent, 'openai', 60_000, undefined, T0)).toMatchObject({ allowed: true, tokensLeft: 30_000 });
+  });
+});
+
+
+async function deadRedis() {
+  const { Redis: IORedis } = await import('ioredis');
+  const r = new IORedis({ port: await freePort(), enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
+  r.on('error', () => {});
+  return r;
+}
+
+describe('client examples', () => {
+  it('agent quota: checkAndConsume against a daily token budget, refunds, and keeps enforcing on the fallback', async () => {
+    const q = new AgentQuotaManager({ redis, tokensPerDay: 10_000, requestsPerMinute: 100 });
+    const agent = `${id}pyagent`;
+    expect(await q.checkAndConsume(agent, 6_000)).toMatchObject({ allowed: true, tokensLeft: 4_000, source: 'redis' });
+    expect(await q.checkAndConsume(agent, 6_000)).toMatchObject({ allowed: false, reason: 'tokens', source: 'redis' });
+    await q.refundTokens(agent, 2_000);
+    expect(await q.checkAndConsume(agent, 6_000)).toMatchObject({ allowed: true, tokensLeft: 0 });
+    await q.close();
+    const dead = await deadRedis();
+    const offline = new AgentQuotaManager({ redis: dead, tokensPerDay: 10_000, requestsPerMinute: 100, instances: 4 });
+    expect(await offline.checkAndConsume(agent, 2_500)).toMatchObject({ allowed: true, source: 'fallback', tokensLeft: 0 });
+    expect(await offline.checkAndConsume(agent, 1)).toMatchObject({ allowed: false, source: 'fallback' });
+    await offline.close();
+    dead.disconnect();
+  });
+
+  it('gateway: tiers across user/team/org, 429 with Retry-After, fail-open when Redis is down, metrics', async () => {
+    const registry = new prom.Registry();
+    const gw = createGateway({ redis, failOpen: true, prom, registry });
+    const org = `${id}org2`;
+    let last = await check(gw, 'u1', 'team-a', org);
+    for (let i = 0; i < 95; i++) last = await check(gw, 'u1', 'team-a', org);
+    expect(httpAnswer(last)).toMatchObject({ status: 429, headers: { 'Retry-After': '1', 'RateLimit-Limit': '60' } });
+    expect(last.deniedBy).toBe('user_minute');
+    expect((await check(gw, 'u2', 'team-a', org)).allowed).toBe(true);
+    await gw.close();
+    const dead = await deadRedis();
+    const down = createGateway({ redis: dead, failOpen: true, prom, registry: new prom.Registry() });
+    expect(await check(down, 'u1', 'team-a', org)).toMatchObject({ allowed: true, source: 'fail-open' });
+    await down.close();
+    dead.disconnect();
+    expect(await registry.metrics()).toContain('redlimit_decisions_total{limiter="gateway",outcome="denied",source="redis"}');
+  });
+
+  it('provider limiter: RPM + TPM per agent and provider, usage, reset', async () => {
+    const pl = new ProviderLimiter(redis, { openai: { rpm: 3, tpm: 1_000 }, anthropic: { rpm: 10, tpm: 5_000 } });
+    const agent = `${id}l04`;
+    expect((await pl.check(agent, 'openai', 900)).allowed).toBe(true);
+    expect(await pl.check(agent, 'openai', 200)).toMatchObject({ allowed: false, deniedBy: 'tpm' });
+    expect((await pl.check(agent, 'anthropic', 900)).allowed).toBe(true); // providers are separate
+    expect(await pl.getUsage(agent, 'openai')).toMatchObject({ requestsLeft: 2, tokensLeft: 100, source: 'redis' });
+    await pl.reset(agent, 'openai');
+    expect(await pl.getUsage(agent, 'openai')).toMatchObject({ requestsLeft: 3, tokensLeft: 1_000, fullInMs: 0 });
+    await pl.close();
   });
 });
