@@ -3,7 +3,7 @@
  * call, a fail-open switch for when Redis is down, and Prometheus metrics.
  */
 import type * as PromClient from 'prom-client';
-import { createRateLimiter, type Decision, type RateLimiter } from '../src/index.js';
+import { createRateLimiter, httpHeaders, type Decision, type RateLimiter } from '../src/index.js';
 import { prometheusMetrics } from '../src/metrics/prometheus.js';
 
 export interface GatewayOptions {
@@ -29,17 +29,8 @@ export function createGateway(o: GatewayOptions): RateLimiter {
   });
 }
 
-/** The HTTP answer for a decision: 429 with Retry-After (seconds) and RateLimit headers. */
-export function httpAnswer(d: Decision): { status: number; headers: Record<string, string> } {
-  const headers: Record<string, string> = {
-    'RateLimit-Limit': String(d.limit),
-    'RateLimit-Remaining': String(d.remaining),
-    'RateLimit-Reset': String(Math.ceil(d.resetAfterMs / 1000)),
-  };
-  if (d.allowed) return { status: 200, headers };
-  if (d.retryAfterMs > 0) headers['Retry-After'] = String(Math.ceil(d.retryAfterMs / 1000));
-  return { status: 429, headers };
-}
+/** The HTTP answer for a decision (status and RateLimit / Retry-After headers). */
+export const httpAnswer = (d: Decision) => httpHeaders(d);
 
 export function check(gw: RateLimiter, user: string, team: string, org: string) {
   return gw.limit({ id: user, hashTag: org, scopes: { team, org } });
