@@ -10,5 +10,5 @@ export { httpRateLimit, httpHeaders, type HttpRateLimitOptions } from './client/
 export * from '../generated/index.js';
 export { TwinClient } from './twin/client.js';
 export { MemoryStore } from './twin/store.js';
-export { preload, runScript, type RedisClientLike, type ScriptDef } from './runtime/index.js';
+export { preload, runScript, hashSlot, type RedisClientLike, type ScriptDef } from './runtime/index.js';
 export * from './errors.js';
