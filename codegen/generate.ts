@@ -7,6 +7,7 @@ import { parseHeader } from './header.js';
 import { scanIncludes } from './includes.js';
 import { assembleLua } from './lua.js';
 import { renderFunctionsLibrary } from './functions.js';
+import { renderPython } from './python.js';
 import { renderBarrel, verifyBinding } from './surface.js';
 
 export interface CompiledScript {
@@ -101,6 +102,7 @@ export function generate(rootDir: string): Output {
   out.set('generated/index.ts', renderBarrel(scripts.map((s) => s.def)));
   out.set('generated/manifest.json', JSON.stringify(manifest(pkg, scripts), null, 2) + '\n');
   out.set('generated/functions/redlimit.lua', renderFunctionsLibrary(rootDir, pkg.version, scripts));
+  out.set('generated/python/redlimit_scripts.py', renderPython(rootDir, pkg.version, scripts));
   return out;
 }
 
