@@ -172,6 +172,38 @@ describe('faults', () => {
     expect((await rl.limit('z')).source).toBe('redis');
   }, 20_000);
 
+  async function outageReplay(options: Record<string, unknown>): Promise<{ remaining: number; warnings: string[] }> {
+    const s = await server();
+    const r = new Redis({ port: s.port, host: '127.0.0.1', retryStrategy: () => 50, ...options });
+    r.on('error', () => {});
+    cleanup.push(async () => r.disconnect());
+    const rl = limiter(r, { limits: { name: 'n', algo: 'fixed_window', limit: 1_000, periodMs: 3_600_000 } });
+    for (let i = 0; i < 5; i++) expect((await rl.limit('id')).source).toBe('redis');
+    await s.kill();
+    const during = [];
+    for (let i = 0; i < 40; i++) during.push((await rl.limit('id')).source);
+    expect(during.filter((x) => x !== 'fallback').length).toBeLessThanOrEqual(1); // the one racing the crash
+    await s.restart();
+    await new Promise((res) => (r.status === 'ready' ? res(undefined) : r.once('ready', res)));
+    await new Promise((res) => setTimeout(res, 300)); // let anything queued drain, if anything were queued
+    // The server restarted empty: whatever it holds now arrived after the crash.
+    const after = await rl.peek('id');
+    expect(after.source).toBe('redis');
+    return { remaining: after.remaining, warnings: rl.stats().warnings };
+  }
+
+  it('with ioredis defaults nothing queued during an outage is replayed; at most the call racing the crash is re-sent', async () => {
+    const { remaining, warnings } = await outageReplay({});
+    expect(remaining).toBeGreaterThanOrEqual(999); // 40 fallback decisions, none of them reached Redis
+    expect(warnings.join(' ')).toMatch(/autoResendUnfulfilledCommands/);
+  }, 20_000);
+
+  it('with the recommended client options nothing at all is replayed', async () => {
+    const { remaining, warnings } = await outageReplay({ enableOfflineQueue: false, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 0 });
+    expect(remaining).toBe(1_000);
+    expect(warnings).toEqual([]);
+  }, 20_000);
+
   it('fails closed when told to, with or without throwing', async () => {
     const port = await freePort(); // nothing listens here
     const rl = limiter(client(port), { onRedisFailure: 'closed' });
