@@ -82,6 +82,11 @@ export function assembleLua(rootDir: string, file: string, text: string, h: Scri
     .join('\n')
     .trim();
   const fragments = shakeFragments(resolveIncludes(rootDir, file, text), body);
+  const defined = new Set(fragments.flatMap((f) => [...f.body.matchAll(/^local (?:function )?(rl_\w+)/gm)].map((m) => m[1]!)));
+  const missing = [...new Set([...body.matchAll(/\b(rl_\w+)\s*\(/g)].map((m) => m[1]!))].filter((n) => !defined.has(n));
+  if (missing.length > 0) {
+    throw new CodegenError(file, headerEnd + 1, `uses ${missing.join(', ')}, which no included fragment defines (a missing --- @include?)`);
+  }
 
   const parts = [
     // Redis 7+ then refuses any write from the script and lets it run on replicas (EVALSHA_RO).

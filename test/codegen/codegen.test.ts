@@ -73,7 +73,7 @@ describe('codegen', () => {
     const misnamed = compileError({ 'scripts-lua/other.lua': [...GOOD_HEADER, '--- @args'].join('\n') });
     expect(misnamed.message).toMatch(/^scripts-lua\/other\.lua:1: @script demo does not match the file name other\.lua/);
 
-    const noArgs = compileError({ 'scripts-lua/demo.lua': [...GOOD_HEADER, 'return {1}'].join('\n') });
+    const noArgs = compileError({ 'scripts-lua/demo.lua': [...GOOD_HEADER, '--- @include "lib/args"', 'return {1}'].join('\n') });
     expect(noArgs.message).toMatch(/exactly one "--- @args" line \(found 0\)/);
   });
 
@@ -92,6 +92,20 @@ describe('codegen', () => {
       false,
     );
     expect(cycle.message).toBe('scripts-lua/lib/b.lua:2: circular include: scripts-lua/demo.lua -> lib/a -> lib/b -> lib/a');
+  });
+
+  it('refuses a script that calls a helper no included fragment defines', () => {
+    const err = compileError({ 'scripts-lua/demo.lua': [...GOOD_HEADER, '--- @args', 'return { rl_nowhere(1) }'].join('\n') });
+    expect(err.message).toMatch(/^scripts-lua\/demo\.lua:7: uses rl_arity, rl_arg_int, rl_nowhere, which no included fragment defines/);
+  });
+
+  it('refuses a fragment that calls into a fragment it does not include (a runtime global lookup otherwise)', () => {
+    const err = compileError({
+      'scripts-lua/demo.lua': [...GOOD_HEADER, '--- @include "lib/args"', '--- @include "lib/a"', '--- @include "lib/b"', '--- @args', 'return { rl_a() }'].join('\n'),
+      'scripts-lua/lib/a.lua': 'local function rl_a() return rl_b() end',
+      'scripts-lua/lib/b.lua': 'local function rl_b() return 1 end',
+    });
+    expect(err.message).toBe('scripts-lua/lib/a.lua:1: rl_a uses rl_b from scripts-lua/lib/b.lua, which is not included before it (add --- @include "lib/b")');
   });
 
   it('includes a fragment reached twice only once, and only the definitions the script reaches', () => {
