@@ -12,11 +12,11 @@
 local now = rl_now_ms(now_ms)
 if duration_ms == 0 then
   redis.call('DEL', KEYS[1])
-  return { 0 }
+  return rl_reply({ 0 })
 end
 local until_ms = now + duration_ms
 local current = rl_block_read(KEYS[1], now)
 if current and current > until_ms then return { current } end
 local set_opt, _, at = rl_expiry(now, duration_ms, now_ms ~= nil)
 redis.call('SET', KEYS[1], string.format('%d', until_ms), set_opt, at)
-return { until_ms }
+return rl_reply({ until_ms })

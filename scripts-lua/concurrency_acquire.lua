@@ -18,8 +18,8 @@ local live = rl_concurrency_live(KEYS[1], now, true)
 local held = redis.call('ZSCORE', KEYS[1], lease_id)
 if not held and live >= limit then
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return { 0, 0, rl_concurrency_reset(KEYS[1], now), tonumber(first[2]) - now }
+  return rl_reply({ 0, 0, rl_concurrency_reset(KEYS[1], now), tonumber(first[2]) - now })
 end
 redis.call('ZADD', KEYS[1], string.format('%d', now + period_ms), lease_id)
 if not held then live = live + 1 end
-return { 1, math.max(limit - live, 0), rl_concurrency_expire(KEYS[1], now, now_ms ~= nil), 0 }
+return rl_reply({ 1, math.max(limit - live, 0), rl_concurrency_expire(KEYS[1], now, now_ms ~= nil), 0 })

@@ -16,4 +16,4 @@ local now = rl_now_ms(now_ms)
 local live = rl_concurrency_live(KEYS[1], now, false)
 local allowed = 0
 if live < limit then allowed = 1 end
-return { allowed, math.max(limit - live, 0), rl_concurrency_reset(KEYS[1], now), live }
+return rl_reply({ allowed, math.max(limit - live, 0), rl_concurrency_reset(KEYS[1], now), live })

@@ -18,4 +18,4 @@ if score then
 end
 local live = rl_concurrency_live(KEYS[1], now, true)
 rl_concurrency_expire(KEYS[1], now, now_ms ~= nil)
-return { released, live }
+return rl_reply({ released, live })

@@ -23,4 +23,4 @@ if allowed == 1 and cost > 0 then
   local _
   _, remaining, reset = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, 0, now, now_ms ~= nil)
 end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })

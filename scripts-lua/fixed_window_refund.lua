@@ -15,4 +15,4 @@
 
 local remaining, reset, writes = rl_fixed_window_refund(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-return { remaining, reset }
+return rl_reply({ remaining, reset })

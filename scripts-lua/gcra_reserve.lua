@@ -29,4 +29,4 @@ whole = whole - cost -- may go below zero: later callers queue behind this booki
 local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
 rl_apply(rl_gcra_writes(KEYS[1], reset_ms, reset_num, now, now_ms ~= nil))
 if reset_num > 0 then reset_ms = reset_ms + 1 end
-return { 1, math.max(whole, 0), reset_ms, 0, wait }
+return rl_reply({ 1, math.max(whole, 0), reset_ms, 0, wait })

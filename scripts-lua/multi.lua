@@ -23,4 +23,4 @@
 --- @include "lib/clock"
 --- @args
 
-return rl_multi('multi', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, true)
+return rl_reply(rl_multi('multi', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, true))

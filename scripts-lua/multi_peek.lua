@@ -24,4 +24,4 @@
 --- @include "lib/clock"
 --- @args
 
-return rl_multi('multi_peek', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, false)
+return rl_reply(rl_multi('multi_peek', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, false))

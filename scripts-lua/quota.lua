@@ -16,4 +16,4 @@
 
 local allowed, remaining, reset, retry, writes = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 if allowed == 1 then rl_apply(writes) end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })

@@ -14,4 +14,4 @@
 
 local remaining, reset, writes = rl_quota_refund(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-return { remaining, reset }
+return rl_reply({ remaining, reset })

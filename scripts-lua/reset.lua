@@ -6,4 +6,4 @@
 --- @include "lib/args"
 --- @args
 
-return { redis.call('DEL', unpack(KEYS)) }
+return rl_reply({ redis.call('DEL', rl_unpack(KEYS)) })

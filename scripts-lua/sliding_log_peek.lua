@@ -21,4 +21,4 @@ if allowed == 1 and cost > 0 then
   local _
   _, remaining, reset = rl_sliding_log_eval(KEYS[1], limit, period_ms, 0, now, now_ms ~= nil, false)
 end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })

@@ -16,4 +16,4 @@
 
 local remaining, reset, writes = rl_token_bucket_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-return { remaining, reset }
+return rl_reply({ remaining, reset })

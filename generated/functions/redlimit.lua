@@ -12,6 +12,18 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack.
+local rl_unpack = unpack or table.unpack
+
+--- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
+--- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
+local function rl_reply(values)
+  if math.tointeger then
+    for i = 1, #values do values[i] = math.floor(values[i]) end
+  end
+  return values
+end
+
 local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
@@ -119,7 +131,7 @@ end
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
-    redis.call(unpack(writes[i]))
+    redis.call(rl_unpack(writes[i]))
   end
 end
 
@@ -734,14 +746,14 @@ local now_ms = rl_arg_int('block', ARGV[2], 2, 'now_ms', false, 0, 1407374883553
 local now = rl_now_ms(now_ms)
 if duration_ms == 0 then
   redis.call('DEL', KEYS[1])
-  return { 0 }
+  return rl_reply({ 0 })
 end
 local until_ms = now + duration_ms
 local current = rl_block_read(KEYS[1], now)
 if current and current > until_ms then return { current } end
 local set_opt, _, at = rl_expiry(now, duration_ms, now_ms ~= nil)
 redis.call('SET', KEYS[1], string.format('%d', until_ms), set_opt, at)
-return { until_ms }
+return rl_reply({ until_ms })
 end }
 
 -- concurrency_acquire v1: Concurrency limit: takes one of at most `limit` in-flight leases. A lease lasts `period_ms` unless released (or renewed by acquiring the same lease id again), so a crashed holder cannot leak it.
@@ -757,11 +769,11 @@ local live = rl_concurrency_live(KEYS[1], now, true)
 local held = redis.call('ZSCORE', KEYS[1], lease_id)
 if not held and live >= limit then
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return { 0, 0, rl_concurrency_reset(KEYS[1], now), tonumber(first[2]) - now }
+  return rl_reply({ 0, 0, rl_concurrency_reset(KEYS[1], now), tonumber(first[2]) - now })
 end
 redis.call('ZADD', KEYS[1], string.format('%d', now + period_ms), lease_id)
 if not held then live = live + 1 end
-return { 1, math.max(limit - live, 0), rl_concurrency_expire(KEYS[1], now, now_ms ~= nil), 0 }
+return rl_reply({ 1, math.max(limit - live, 0), rl_concurrency_expire(KEYS[1], now, now_ms ~= nil), 0 })
 end }
 
 -- concurrency_peek v1: Read-only: live leases on a concurrency key. Runs with EVALSHA_RO and on replicas.
@@ -774,7 +786,7 @@ local now = rl_now_ms(now_ms)
 local live = rl_concurrency_live(KEYS[1], now, false)
 local allowed = 0
 if live < limit then allowed = 1 end
-return { allowed, math.max(limit - live, 0), rl_concurrency_reset(KEYS[1], now), live }
+return rl_reply({ allowed, math.max(limit - live, 0), rl_concurrency_reset(KEYS[1], now), live })
 end }
 
 -- concurrency_release v1: Releases a lease. Releasing twice, an expired lease or an unknown id is harmless and reported (released = 0).
@@ -792,7 +804,7 @@ if score then
 end
 local live = rl_concurrency_live(KEYS[1], now, true)
 rl_concurrency_expire(KEYS[1], now, now_ms ~= nil)
-return { released, live }
+return rl_reply({ released, live })
 end }
 
 -- fixed_window v1: Fixed window: at most `limit` units per window of `period_ms` aligned to the epoch plus `offset_ms`. Denied calls do not count. The cheapest limiter; allows up to 2x limit across a window boundary.
@@ -809,7 +821,7 @@ local now_ms = rl_arg_int('fixed_window', ARGV[5], 5, 'now_ms', false, 0, 140737
 rl_check_offset_within_period('fixed_window', period_ms, offset_ms)
 local allowed, remaining, reset, retry, writes = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 if allowed == 1 then rl_apply(writes) end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- fixed_window_peek v1: Read-only fixed_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
@@ -831,7 +843,7 @@ if allowed == 1 and cost > 0 then
   local _
   _, remaining, reset = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, 0, now, now_ms ~= nil)
 end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- fixed_window_refund v1: Gives units back to the current window of a fixed_window key, never below zero used.
@@ -848,7 +860,7 @@ local now_ms = rl_arg_int('fixed_window_refund', ARGV[5], 5, 'now_ms', false, 0,
 rl_check_offset_within_period('fixed_window_refund', period_ms, offset_ms)
 local remaining, reset, writes = rl_fixed_window_refund(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-return { remaining, reset }
+return rl_reply({ remaining, reset })
 end }
 
 -- gcra v1: Generic cell rate algorithm: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string; decisions are identical to token_bucket.
@@ -865,7 +877,7 @@ local now_ms = rl_arg_int('gcra', ARGV[5], 5, 'now_ms', false, 0, 14073748835532
 rl_check_refill_bounded('gcra', limit, period_ms, burst)
 local allowed, remaining, reset, retry, writes = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 if allowed == 1 then rl_apply(writes) end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- gcra_peek v1: Read-only gcra: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas.
@@ -887,7 +899,7 @@ if allowed == 1 and cost > 0 then
   local _
   _, remaining, reset = rl_gcra_eval(KEYS[1], limit, period_ms, burst, 0, now, now_ms ~= nil)
 end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- gcra_refund v1: Gives units back to a gcra key (a call that was admitted but not used), never above burst.
@@ -904,7 +916,7 @@ local now_ms = rl_arg_int('gcra_refund', ARGV[5], 5, 'now_ms', false, 0, 1407374
 rl_check_refill_bounded('gcra_refund', limit, period_ms, burst)
 local remaining, reset, writes = rl_gcra_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-return { remaining, reset }
+return rl_reply({ remaining, reset })
 end }
 
 -- gcra_reserve v1: Books the next slot fleet-wide on a gcra key: admits now if it can, else reserves the cost if it will be available within max_wait_ms and says how long to wait (the basis of acquire-with-wait without polling).
@@ -932,7 +944,7 @@ whole = whole - cost -- may go below zero: later callers queue behind this booki
 local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
 rl_apply(rl_gcra_writes(KEYS[1], reset_ms, reset_num, now, now_ms ~= nil))
 if reset_num > 0 then reset_ms = reset_ms + 1 end
-return { 1, math.max(whole, 0), reset_ms, 0, wait }
+return rl_reply({ 1, math.max(whole, 0), reset_ms, 0, wait })
 end }
 
 -- multi v1: Atomic multi-limit check: N limits of any mix of algorithms, each with its own cost and parameters; either every limit admits and all consume, or none consumes.
@@ -958,7 +970,7 @@ for i = 1, #KEYS - 0 do
   limits[i] = item
 end
 rl_check_multi_items('multi', limits)
-return rl_multi('multi', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, true)
+return rl_reply(rl_multi('multi', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, true))
 end }
 
 -- multi_peek v1: Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas.
@@ -984,7 +996,7 @@ for i = 1, #KEYS - 0 do
   limits[i] = item
 end
 rl_check_multi_items('multi_peek', limits)
-return rl_multi('multi_peek', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, false)
+return rl_reply(rl_multi('multi_peek', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, false))
 end }
 
 -- quota v1: Quota: a cost-weighted budget per calendar day, week or month in a UTC offset. Resets exactly at the period end (the key expires at that instant, never earlier).
@@ -1000,7 +1012,7 @@ if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('quota', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
 local allowed, remaining, reset, retry, writes = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 if allowed == 1 then rl_apply(writes) end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- quota_peek v1: Read-only quota: usage and what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
@@ -1021,7 +1033,7 @@ if allowed == 1 and cost > 0 then
   local _
   _, remaining, reset = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, 0, now, now_ms ~= nil)
 end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- quota_refund v1: Gives units back to the current period of a quota key, never below zero used.
@@ -1037,14 +1049,14 @@ if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('quota_refund', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
 local remaining, reset, writes = rl_quota_refund(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-return { remaining, reset }
+return rl_reply({ remaining, reset })
 end }
 
 -- reset v1: Resets limits: deletes their state keys (any algorithm), so each is back to full. Also lifts blocks and drops leases.
 redis.register_function{ function_name = 'redlimit_reset_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity_variadic('reset', KEYS, ARGV, 1, 0, 0)
-return { redis.call('DEL', unpack(KEYS)) }
+return rl_reply({ redis.call('DEL', rl_unpack(KEYS)) })
 end }
 
 -- sliding_log v1: Sliding log: an exact rolling window; at most `limit` units admitted in any `period_ms`. Memory: one entry per admitted call, so at most `limit` entries per key; trimmed in the same call.
@@ -1058,7 +1070,7 @@ if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('sliding_log', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
 local allowed, remaining, reset, retry, writes = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, true)
 if allowed == 1 then rl_apply(writes) end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- sliding_log_peek v1: Read-only sliding_log: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
@@ -1077,7 +1089,7 @@ if allowed == 1 and cost > 0 then
   local _
   _, remaining, reset = rl_sliding_log_eval(KEYS[1], limit, period_ms, 0, now, now_ms ~= nil, false)
 end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- sliding_window v1: Sliding window (two counters): the current window's count plus the previous window's weighted by overlap must stay within `limit`. Two numbers per key; see the README for its error bound.
@@ -1091,7 +1103,7 @@ if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('sliding_window', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
 local allowed, remaining, reset, retry, writes = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 if allowed == 1 then rl_apply(writes) end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- sliding_window_peek v1: Read-only sliding_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
@@ -1110,7 +1122,7 @@ if allowed == 1 and cost > 0 then
   local _
   _, remaining, reset = rl_sliding_window_eval(KEYS[1], limit, period_ms, 0, now, now_ms ~= nil)
 end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- sliding_window_refund v1: Gives units back to the current window of a sliding_window key, never below zero.
@@ -1124,7 +1136,7 @@ if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('sliding_window_refund', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
 local remaining, reset, writes = rl_sliding_window_refund(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-return { remaining, reset }
+return rl_reply({ remaining, reset })
 end }
 
 -- token_bucket v1: Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is an inspectable hash; decisions are identical to gcra.
@@ -1141,7 +1153,7 @@ local now_ms = rl_arg_int('token_bucket', ARGV[5], 5, 'now_ms', false, 0, 140737
 rl_check_refill_bounded('token_bucket', limit, period_ms, burst)
 local allowed, remaining, reset, retry, writes = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 if allowed == 1 then rl_apply(writes) end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- token_bucket_peek v1: Read-only token_bucket: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas.
@@ -1163,7 +1175,7 @@ if allowed == 1 and cost > 0 then
   local _
   _, remaining, reset = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, 0, now, now_ms ~= nil)
 end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- token_bucket_refund v1: Gives units back to a token_bucket key (a call that was admitted but not used), never above burst.
@@ -1180,5 +1192,5 @@ local now_ms = rl_arg_int('token_bucket_refund', ARGV[5], 5, 'now_ms', false, 0,
 rl_check_refill_bounded('token_bucket_refund', limit, period_ms, burst)
 local remaining, reset, writes = rl_token_bucket_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-return { remaining, reset }
+return rl_reply({ remaining, reset })
 end }

@@ -16,6 +16,15 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
+--- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
+local function rl_reply(values)
+  if math.tointeger then
+    for i = 1, #values do values[i] = math.floor(values[i]) end
+  end
+  return values
+end
+
 local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
@@ -92,11 +101,11 @@ local now_ms = rl_arg_int('block', ARGV[2], 2, 'now_ms', false, 0, 1407374883553
 local now = rl_now_ms(now_ms)
 if duration_ms == 0 then
   redis.call('DEL', KEYS[1])
-  return { 0 }
+  return rl_reply({ 0 })
 end
 local until_ms = now + duration_ms
 local current = rl_block_read(KEYS[1], now)
 if current and current > until_ms then return { current } end
 local set_opt, _, at = rl_expiry(now, duration_ms, now_ms ~= nil)
 redis.call('SET', KEYS[1], string.format('%d', until_ms), set_opt, at)
-return { until_ms }
+return rl_reply({ until_ms })

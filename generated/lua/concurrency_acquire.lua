@@ -21,6 +21,15 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
+--- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
+local function rl_reply(values)
+  if math.tointeger then
+    for i = 1, #values do values[i] = math.floor(values[i]) end
+  end
+  return values
+end
+
 local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
@@ -129,8 +138,8 @@ local live = rl_concurrency_live(KEYS[1], now, true)
 local held = redis.call('ZSCORE', KEYS[1], lease_id)
 if not held and live >= limit then
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return { 0, 0, rl_concurrency_reset(KEYS[1], now), tonumber(first[2]) - now }
+  return rl_reply({ 0, 0, rl_concurrency_reset(KEYS[1], now), tonumber(first[2]) - now })
 end
 redis.call('ZADD', KEYS[1], string.format('%d', now + period_ms), lease_id)
 if not held then live = live + 1 end
-return { 1, math.max(limit - live, 0), rl_concurrency_expire(KEYS[1], now, now_ms ~= nil), 0 }
+return rl_reply({ 1, math.max(limit - live, 0), rl_concurrency_expire(KEYS[1], now, now_ms ~= nil), 0 })

@@ -21,6 +21,15 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
+--- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
+local function rl_reply(values)
+  if math.tointeger then
+    for i = 1, #values do values[i] = math.floor(values[i]) end
+  end
+  return values
+end
+
 local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
@@ -91,4 +100,4 @@ local now = rl_now_ms(now_ms)
 local live = rl_concurrency_live(KEYS[1], now, false)
 local allowed = 0
 if live < limit then allowed = 1 end
-return { allowed, math.max(limit - live, 0), rl_concurrency_reset(KEYS[1], now), live }
+return rl_reply({ allowed, math.max(limit - live, 0), rl_concurrency_reset(KEYS[1], now), live })

@@ -26,6 +26,18 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack.
+local rl_unpack = unpack or table.unpack
+
+--- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
+--- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
+local function rl_reply(values)
+  if math.tointeger then
+    for i = 1, #values do values[i] = math.floor(values[i]) end
+  end
+  return values
+end
+
 local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
@@ -164,7 +176,7 @@ end
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
-    redis.call(unpack(writes[i]))
+    redis.call(rl_unpack(writes[i]))
   end
 end
 
@@ -229,4 +241,4 @@ whole = whole - cost -- may go below zero: later callers queue behind this booki
 local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
 rl_apply(rl_gcra_writes(KEYS[1], reset_ms, reset_num, now, now_ms ~= nil))
 if reset_num > 0 then reset_ms = reset_ms + 1 end
-return { 1, math.max(whole, 0), reset_ms, 0, wait }
+return rl_reply({ 1, math.max(whole, 0), reset_ms, 0, wait })

@@ -24,6 +24,15 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
+--- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
+local function rl_reply(values)
+  if math.tointeger then
+    for i = 1, #values do values[i] = math.floor(values[i]) end
+  end
+  return values
+end
+
 local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
@@ -198,4 +207,4 @@ if allowed == 1 and cost > 0 then
   local _
   _, remaining, reset = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, 0, now, now_ms ~= nil)
 end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })

@@ -20,6 +20,18 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack.
+local rl_unpack = unpack or table.unpack
+
+--- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
+--- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
+local function rl_reply(values)
+  if math.tointeger then
+    for i = 1, #values do values[i] = math.floor(values[i]) end
+  end
+  return values
+end
+
 local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
@@ -89,7 +101,7 @@ end
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
-    redis.call(unpack(writes[i]))
+    redis.call(rl_unpack(writes[i]))
   end
 end
 
@@ -188,4 +200,4 @@ local now_ms = rl_arg_int('quota_refund', ARGV[5], 5, 'now_ms', false, 0, 140737
 
 local remaining, reset, writes = rl_quota_refund(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-return { remaining, reset }
+return rl_reply({ remaining, reset })

@@ -14,6 +14,18 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack.
+local rl_unpack = unpack or table.unpack
+
+--- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
+--- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
+local function rl_reply(values)
+  if math.tointeger then
+    for i = 1, #values do values[i] = math.floor(values[i]) end
+  end
+  return values
+end
+
 local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
@@ -33,4 +45,4 @@ end
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity_variadic('reset', KEYS, ARGV, 1, 0, 0)
 
-return { redis.call('DEL', unpack(KEYS)) }
+return rl_reply({ redis.call('DEL', rl_unpack(KEYS)) })

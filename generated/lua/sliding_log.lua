@@ -21,6 +21,18 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack.
+local rl_unpack = unpack or table.unpack
+
+--- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
+--- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
+local function rl_reply(values)
+  if math.tointeger then
+    for i = 1, #values do values[i] = math.floor(values[i]) end
+  end
+  return values
+end
+
 local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
@@ -77,7 +89,7 @@ end
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
-    redis.call(unpack(writes[i]))
+    redis.call(rl_unpack(writes[i]))
   end
 end
 
@@ -149,4 +161,4 @@ local now_ms = rl_arg_int('sliding_log', ARGV[4], 4, 'now_ms', false, 0, 1407374
 
 local allowed, remaining, reset, retry, writes = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, true)
 if allowed == 1 then rl_apply(writes) end
-return { allowed, remaining, reset, retry }
+return rl_reply({ allowed, remaining, reset, retry })

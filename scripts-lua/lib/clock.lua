@@ -1,3 +1,4 @@
+--- @include "lib/args"
 --- The clock: Redis server time unless the caller passes now_ms (tests, simulation, replays).
 --- Server time means a fleet with skewed clocks still agrees on every decision.
 
@@ -23,6 +24,6 @@ end
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
-    redis.call(unpack(writes[i]))
+    redis.call(rl_unpack(writes[i]))
   end
 end
