@@ -89,7 +89,7 @@ end
 --- q, r with a*b = q*c + r and 0 <= r < c, for integers 0 <= a < 2^40, 0 <= b < 2^48,
 --- 1 <= c < 2^40. q is exact while it is below 2^53.
 local function rl_muldivmod(a, b, c)
-  local p = a * b
+  local p = (a + 0.0) * b -- a float product: Lua 5.4 integers would wrap past 2^63
   if p < RL_TWO53 then
     local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
     return (p - r) / c, r
@@ -130,7 +130,7 @@ end
 local function rl_check_refill_bounded(script, limit, period_ms, burst)
   -- The float estimate is within a hair of the exact value: only near the bound is it worth
   -- computing exactly.
-  if burst * period_ms < limit * RL_MAX_REFILL_MS * 0.999 then return end
+  if (burst + 0.0) * period_ms < limit * RL_MAX_REFILL_MS * 0.999 then return end
   local q, r = rl_muldivmod(burst, period_ms, limit)
   if r > 0 then q = q + 1 end
   if q > RL_MAX_REFILL_MS then

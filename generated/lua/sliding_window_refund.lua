@@ -82,7 +82,7 @@ end
 --- q, r with a*b = q*c + r and 0 <= r < c, for integers 0 <= a < 2^40, 0 <= b < 2^48,
 --- 1 <= c < 2^40. q is exact while it is below 2^53.
 local function rl_muldivmod(a, b, c)
-  local p = a * b
+  local p = (a + 0.0) * b -- a float product: Lua 5.4 integers would wrap past 2^63
   if p < RL_TWO53 then
     local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
     return (p - r) / c, r

@@ -21,7 +21,7 @@ end
 local function rl_check_refill_bounded(script, limit, period_ms, burst)
   -- The float estimate is within a hair of the exact value: only near the bound is it worth
   -- computing exactly.
-  if burst * period_ms < limit * RL_MAX_REFILL_MS * 0.999 then return end
+  if (burst + 0.0) * period_ms < limit * RL_MAX_REFILL_MS * 0.999 then return end
   local q, r = rl_muldivmod(burst, period_ms, limit)
   if r > 0 then q = q + 1 end
   if q > RL_MAX_REFILL_MS then
