@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { allScripts, gcra } from '../generated/index.js';
 import { preload } from '../src/runtime/index.js';
 import { startLocalRedis } from '../devtools/local-redis.js';
-import { decisionsPerSecond, serverUsecPerCall, TRIVIAL_SOURCE } from './server-cost.js';
+import { decisionsPerSecond, FLOOR_SOURCE, serverUsecPerCall, TRIVIAL_SOURCE } from './server-cost.js';
 import { benchCases } from './cases.js';
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 20_000);
@@ -49,6 +49,16 @@ async function main(): Promise<void> {
         c.name.padEnd(28) + script.toFixed(2).padStart(15) + base.toFixed(2).padStart(17) + `${ratio.toFixed(2)}x`.padStart(8) + (c.target ? `<=${c.target}x ${ok ? 'ok' : 'MISSED'}` : '').padStart(9),
       );
     }
+
+    // Calibration: how expensive is the bare minimum on this machine, in the same run?
+    const floorSha = (await redis.script('LOAD', FLOOR_SOURCE)) as string;
+    const gcraCase = cases.find((c) => c.name === 'gcra')!;
+    const floorRatios: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const base = await serverUsecPerCall(redis, trivialSha, { ...gcraCase, name: 'trivial' }, CALLS);
+      floorRatios.push((await serverUsecPerCall(redis, floorSha, { ...gcraCase, name: 'floor' }, CALLS)) / base);
+    }
+    console.log(`\nreference: a script doing only TIME + GET + SET PXAT costs ${median(floorRatios).toFixed(2)}x trivial on this run`);
 
     const single = median(samples.get('multi (1 limit)')!.script);
     const triple = median(samples.get('multi (3 limits)')!.script);

@@ -4,6 +4,11 @@ import type { ScriptDef } from '../src/runtime/index.js';
 /** A script whose server cost is the floor every ratio is measured against. */
 export const TRIVIAL_SOURCE = 'return 1';
 
+/** The least any server-clocked limiter does: TIME, GET its state, SET it back with an expiry. */
+export const FLOOR_SOURCE =
+  "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) " +
+  "local v = redis.call('GET', KEYS[1]) redis.call('SET', KEYS[1], now, 'PXAT', now + 1000) return { 1, 0, 0, 0 }";
+
 export interface CostCase {
   name: string;
   /** The script to run, or the trivial baseline. */

@@ -133,13 +133,16 @@ export class RateLimiter {
     return this.decide(resolveSubject(subject), this.costs(options.cost ?? 0), false);
   }
 
-  /** Back to full for every limit of `subject`; lifts a block. */
+  /**
+   * Back to full for every limit of `subject`; lifts a block. Applied to the fallback too; if
+   * Redis cannot take it, throws RedisUnavailableError (the caller should know it did not land).
+   */
   async reset(subject: Subject): Promise<void> {
     const s = resolveSubject(subject);
     this.forget(s);
     const keys = [...this.limits.map((l) => limitKey(this.prefix, s, l)), blockKey(this.prefix, s)];
-    await this.twin.redlimitTwinEval(b.resetScript.sha1, keys, []);
-    if (this.redis) await this.call((c) => b.reset(c, { keys }));
+    await b.reset(this.twin, { keys });
+    if (this.redis) await this.call((c) => b.reset(c, { keys })).catch(unavailable('reset'));
   }
 
   /** Give back units an admitted call did not use (never above full). sliding_log cannot refund. */
@@ -160,13 +163,16 @@ export class RateLimiter {
     await run(this.twin, this.share);
   }
 
-  /** Deny `subject` for `durationMs` whatever its limits say (0 lifts the block). */
+  /**
+   * Deny `subject` for `durationMs` whatever its limits say (0 lifts the block). Applied to the
+   * fallback too; throws RedisUnavailableError if Redis cannot take it.
+   */
   async block(subject: Subject, durationMs: number): Promise<void> {
     const s = resolveSubject(subject);
     this.forget(s);
     const args = { key: blockKey(this.prefix, s), durationMs };
     await b.block(this.twin, args);
-    if (this.redis) await this.call((c) => b.block(c, args)).catch(() => {});
+    if (this.redis) await this.call((c) => b.block(c, args)).catch(unavailable('block'));
   }
 
   /**
@@ -372,6 +378,13 @@ export class RateLimiter {
     if (this.metrics.decision) this.metrics.decision({ limiter: this.name, outcome: d.allowed ? 'allowed' : 'denied', source: d.source, latencyMs: this.clock() - started });
     return d;
   }
+}
+
+function unavailable(operation: string) {
+  return (err: unknown): never => {
+    if (err instanceof InvalidArgumentError || err instanceof RedisUnavailableError) throw err;
+    throw new RedisUnavailableError(`redlimit: ${operation} did not reach Redis: ${(err as Error).message}`, { cause: err });
+  };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

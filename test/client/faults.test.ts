@@ -204,10 +204,13 @@ describe('faults', () => {
     expect(warnings).toEqual([]);
   }, 20_000);
 
-  it('fails closed when told to, with or without throwing', async () => {
+  it('fails closed when told to, with or without throwing; management calls say they did not land', async () => {
     const port = await freePort(); // nothing listens here
     const rl = limiter(client(port), { onRedisFailure: 'closed' });
     expect(await rl.limit('x')).toMatchObject({ allowed: false, source: 'fail-closed' });
+    await expect(rl.reset('x')).rejects.toBeInstanceOf(RedisUnavailableError);
+    await expect(rl.block('x', 1000)).rejects.toBeInstanceOf(RedisUnavailableError);
+    expect(await rl.peek('x')).toMatchObject({ source: 'fail-closed' });
     const strict = limiter(client(port), { onRedisFailure: 'closed', throwWhenFailedClosed: true });
     await expect(strict.limit('x')).rejects.toBeInstanceOf(RedisUnavailableError);
   }, 20_000);
