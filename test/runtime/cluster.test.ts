@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from 'ioredis';
 import { createCluster } from 'redis';
 import * as b from '../../generated/index.js';
-import { CrossSlotError, createRateLimiter, hashSlot } from '../../src/index.js';
+import { CrossSlotError, createRateLimiter, hashSlot, preload } from '../../src/index.js';
 import { startLocalCluster, type LocalCluster } from '../../devtools/local-cluster.js';
 
 // A real local Redis Cluster: three redis-server primaries this file starts.
@@ -51,6 +51,25 @@ describe('Redis Cluster', () => {
       }
     } finally {
       await c.close();
+    }
+  });
+
+  it('preload puts every script in every primary\'s cache, through either client', async () => {
+    const io = new Cluster(cluster.nodes);
+    const nr = createCluster({ rootNodes: cluster.nodes.map((n) => ({ url: `redis://${n.host}:${n.port}` })) });
+    nr.on('error', () => {});
+    await nr.connect();
+    try {
+      for (const client of [io, nr]) {
+        for (const node of io.nodes('master')) await node.script('FLUSH');
+        await preload(client, b.allScripts);
+        for (const node of io.nodes('master')) {
+          expect(await node.script('EXISTS', ...b.allScripts.map((d) => d.sha1))).toEqual(b.allScripts.map(() => 1));
+        }
+      }
+    } finally {
+      await io.quit();
+      await nr.close();
     }
   });
 
