@@ -93,11 +93,15 @@ export class RateLimiter {
     // Hot path: a plain id spending from its local lease, with nothing to allocate or await.
     const cost = options?.cost;
     if (this.leases && typeof subject === 'string' && (cost === undefined || typeof cost === 'number')) {
-      const units = cost === undefined ? 1 : this.costs(cost)[0]!;
-      const local = this.leases.take(subjectId(resolveSubject(subject)), units, started);
-      if (local !== null) {
-        this.leases.refillSoon(subject, () => this.takeBatch(resolveSubject(subject), subject));
-        return Promise.resolve(this.report(this.allowedLocally(local, 'lease'), started));
+      try {
+        const units = cost === undefined ? 1 : this.costs(cost)[0]!;
+        const local = this.leases.take(subjectId(resolveSubject(subject)), units, started);
+        if (local !== null) {
+          this.leases.refillSoon(subject, () => this.takeBatch(resolveSubject(subject), subject));
+          return Promise.resolve(this.report(this.allowedLocally(local, 'lease'), started));
+        }
+      } catch (err) {
+        return Promise.reject(err); // bad input: a rejected promise, as from every other path
       }
     }
     return this.limitSlow(subject, cost, started);

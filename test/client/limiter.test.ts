@@ -87,6 +87,10 @@ describe('createRateLimiter', () => {
     await expect(rl.limit('a', { cost: { nope: 1 } })).rejects.toThrow(/which this limiter does not have/);
     expect(rl.stats().breaker?.state).toBe('closed'); // input errors are not Redis failures
     await rl.close();
+    const leased = createRateLimiter({ redis, prefix: 'rl4b', limits: { name: 'g', algo: 'gcra', limit: 5, periodMs: 1000 }, lease: { size: 2 } });
+    await expect(leased.limit('')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(leased.limit('a', { cost: 1.5 })).rejects.toThrow(/cost must be an integer/);
+    await leased.close();
   });
 
   it('deny cache: a flood from a denied id costs zero Redis calls, and ends at the exact retry time', async () => {
