@@ -201,14 +201,18 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
   }
 }
 
-const shared = new WeakMap<object, CircuitBreaker>();
+const shared = new WeakMap<object, { breaker: CircuitBreaker; options: string }>();
 
-/** One breaker per Redis connection, shared by every limiter that uses it. */
-export function breakerFor(connection: object, options?: BreakerOptions): CircuitBreaker {
-  let b = shared.get(connection);
-  if (!b) {
-    b = new CircuitBreaker(options);
-    shared.set(connection, b);
-  }
-  return b;
+/**
+ * One breaker per Redis connection, shared by every limiter that uses it: the connection is
+ * healthy or not for all of them. The first limiter's options make it; `conflict` is set when a
+ * later limiter asked for different ones (they are not applied).
+ */
+export function breakerFor(connection: object, options?: BreakerOptions): { breaker: CircuitBreaker; conflict: boolean } {
+  const key = JSON.stringify(options ?? {});
+  const found = shared.get(connection);
+  if (found) return { breaker: found.breaker, conflict: options !== undefined && found.options !== key };
+  const breaker = new CircuitBreaker(options);
+  shared.set(connection, { breaker, options: key });
+  return { breaker, conflict: false };
 }

@@ -73,8 +73,11 @@ export class RateLimiter {
     const dc = options.denyCache ?? true;
     this.denyCache = dc ? new DenyCache(typeof dc === 'object' ? dc.maxEntries : undefined) : null;
     this.warnings = this.redis ? clientWarnings(this.redis) : ['no redis given: every decision comes from the in-memory twin'];
-    if (this.redis) {
-      this.breaker = options.breaker instanceof CircuitBreaker ? options.breaker : breakerFor(this.redis, options.breaker);
+    if (this.redis && options.breaker instanceof CircuitBreaker) this.breaker = options.breaker;
+    else if (this.redis) {
+      const { breaker, conflict } = breakerFor(this.redis, options.breaker);
+      this.breaker = breaker;
+      if (conflict) this.warnings.push('this connection already has a breaker with other options; it is shared, so those options apply');
     } else this.breaker = null;
     this.onBreakerState = ({ to }) => {
       this.metrics.breakerState?.({ limiter: this.name, state: to as 'open' });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CircuitBreaker } from '../../src/client/breaker.js';
+import { CircuitBreaker, breakerFor } from '../../src/client/breaker.js';
 
 function clocked(options: ConstructorParameters<typeof CircuitBreaker>[0] = {}) {
   let now = 1_000_000;
@@ -78,5 +78,16 @@ describe('circuit breaker', () => {
     b.success();
     b.failure();
     expect(b.stats().nextAttemptAt! - now()).toBe(100);
+  });
+});
+
+describe('breakerFor', () => {
+  it('shares one breaker per connection and says when later options differ', () => {
+    const connection = {};
+    const first = breakerFor(connection, { consecutiveFailures: 2 });
+    expect(breakerFor(connection).breaker).toBe(first.breaker);
+    expect(breakerFor(connection, { consecutiveFailures: 2 }).conflict).toBe(false);
+    expect(breakerFor(connection, { consecutiveFailures: 9 })).toMatchObject({ breaker: first.breaker, conflict: true });
+    expect(breakerFor({}).breaker).not.toBe(first.breaker);
   });
 });

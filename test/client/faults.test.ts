@@ -10,7 +10,7 @@ import { freePort, startLocalRedis, type LocalRedis } from '../../devtools/local
  * within timeoutMs plus a margin.
  */
 const TIMEOUT_MS = 50;
-const MARGIN_MS = 150; // event-loop slack on a shared 2-core machine
+const MARGIN_MS = 100; // event-loop slack on a shared 2-core machine (observed: under 10 ms)
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
   while (cleanup.length) await cleanup.pop()!().catch(() => {});
@@ -89,7 +89,9 @@ async function load(rl: ReturnType<typeof limiter>, callers: number, durationMs:
 function expectHealthy(samples: Sample[]) {
   expect(samples.filter((s) => s.error).map((s) => String(s.error))).toEqual([]);
   expect(samples.every((s) => ['redis', 'fallback', 'fail-open', 'fail-closed', 'deny-cache', 'lease'].includes(s.decision!.source))).toBe(true);
-  expect(Math.max(...samples.map((s) => s.ms))).toBeLessThanOrEqual(TIMEOUT_MS + MARGIN_MS);
+  const worst = Math.max(...samples.map((s) => s.ms));
+  if (process.env.REDLIMIT_SHOW_LATENCY) console.log(`worst latency ${worst} ms over ${samples.length} calls (deadline ${TIMEOUT_MS} ms)`);
+  expect(worst).toBeLessThanOrEqual(TIMEOUT_MS + MARGIN_MS);
 }
 
 describe('faults', () => {
