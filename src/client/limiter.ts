@@ -2,7 +2,7 @@ import * as b from '../../generated/index.js';
 import { InvalidArgumentError, InvalidConfigError, RateLimitedError, RedisUnavailableError } from '../errors.js';
 import type { RedisClientLike } from '../runtime/index.js';
 import { TwinClient } from '../twin/client.js';
-import { CircuitBreaker, breakerFor, type BreakerStats } from './breaker.js';
+import { CircuitBreaker, breakerFor, type BreakerOptions, type BreakerStats } from './breaker.js';
 import { validateConfig, type LimitSpec, type OnRedisFailure, type RateLimiterOptions } from './config.js';
 import type { Decision, DecisionSource, LimitResult } from './decision.js';
 import { DenyCache } from './deny-cache.js';
@@ -75,7 +75,7 @@ export class RateLimiter {
     this.warnings = this.redis ? clientWarnings(this.redis) : ['no redis given: every decision comes from the in-memory twin'];
     if (this.redis && options.breaker instanceof CircuitBreaker) this.breaker = options.breaker;
     else if (this.redis) {
-      const { breaker, conflict } = breakerFor(this.redis, options.breaker);
+      const { breaker, conflict } = breakerFor(this.redis, options.breaker as BreakerOptions | undefined);
       this.breaker = breaker;
       if (conflict) this.warnings.push('this connection already has a breaker with other options; it is shared, so those options apply');
     } else this.breaker = null;
