@@ -20,23 +20,24 @@ export interface CostCase {
 }
 
 /**
- * Redis server µs per call of one script: CONFIG RESETSTAT, `calls` EVALSHAs kept `inFlight`
- * deep, then INFO commandstats' usec_per_call for evalsha. Server time only: network and client
- * costs are out of the number, which is what makes it comparable across runs.
+ * Redis server µs per call of one script: CONFIG RESETSTAT, `calls` EVALSHAs (or FCALLs of
+ * `fn`) kept `inFlight` deep, then INFO commandstats' usec per call. Server time only: network
+ * and client costs are out of the number, which is what makes it comparable across runs.
  */
-export async function serverUsecPerCall(redis: Redis, sha: string, c: CostCase, calls: number, inFlight = 64): Promise<number> {
+export async function serverUsecPerCall(redis: Redis, sha: string, c: CostCase, calls: number, inFlight = 64, fn?: string): Promise<number> {
   await redis.config('RESETSTAT');
   let next = 0;
   const worker = async () => {
     while (next < calls) {
       const { keys, argv } = c.call(next++);
-      await redis.evalsha(sha, keys.length, ...keys, ...argv);
+      if (fn) await redis.fcall(fn, keys.length, ...keys, ...argv);
+      else await redis.evalsha(sha, keys.length, ...keys, ...argv);
     }
   };
   await Promise.all(Array.from({ length: inFlight }, worker));
   const stats = await redis.info('commandstats');
-  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+),usec_per_call=([\d.]+)/.exec(stats);
-  if (!m) throw new Error('no evalsha stats');
+  const m = new RegExp(`cmdstat_${fn ? 'fcall' : 'evalsha'}:calls=(\\d+),usec=(\\d+)`).exec(stats);
+  if (!m) throw new Error('no stats for the measured command');
   return Number(m[2]) / Number(m[1]);
 }
 

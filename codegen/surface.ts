@@ -67,6 +67,7 @@ export function renderBarrel(defs: readonly ScriptDef[]): string {
   sf.addImportDeclarations(
     defs.map((def) => ({ namedImports: [`${camelCase(def.name)}Script`], moduleSpecifier: `./ts/${def.name}.js` })),
   );
+  sf.addExportDeclaration({ moduleSpecifier: './ts/functions-library.js' });
   sf.addImportDeclaration({ isTypeOnly: true, namedImports: ['ScriptDef'], moduleSpecifier: '../src/runtime/index.js' });
   sf.addVariableStatement({
     kind: StructureKind.VariableStatement,

@@ -51,6 +51,7 @@ export * from './ts/sliding_window_refund.js';
 export * from './ts/token_bucket.js';
 export * from './ts/token_bucket_peek.js';
 export * from './ts/token_bucket_refund.js';
+export * from './ts/functions-library.js';
 
 /** Every script definition, in manifest order. */
 export const allScripts: readonly ScriptDef[] = [blockScript, concurrencyAcquireScript, concurrencyPeekScript, concurrencyReleaseScript, fixedWindowScript, fixedWindowPeekScript, fixedWindowRefundScript, gcraScript, gcraPeekScript, gcraRefundScript, gcraReserveScript, multiScript, multiPeekScript, quotaScript, quotaPeekScript, quotaRefundScript, resetScript, slidingLogScript, slidingLogPeekScript, slidingWindowScript, slidingWindowPeekScript, slidingWindowRefundScript, tokenBucketScript, tokenBucketPeekScript, tokenBucketRefundScript];

@@ -11,4 +11,5 @@ export * from '../generated/index.js';
 export { TwinClient } from './twin/client.js';
 export { MemoryStore } from './twin/store.js';
 export { preload, runScript, hashSlot, type RedisClientLike, type ScriptDef } from './runtime/index.js';
+export { useFunctions } from './runtime/functions.js';
 export * from './errors.js';

@@ -13,6 +13,10 @@ export interface ScriptTransport {
   eval(source: string, keys: string[], argv: string[], readOnly: boolean): Promise<unknown>;
   /** SCRIPT LOAD on every primary the client talks to. */
   scriptLoad(source: string): Promise<void>;
+  /** FCALL / FCALL_RO of a Functions library function. */
+  fcall(name: string, keys: string[], argv: string[], readOnly: boolean): Promise<unknown>;
+  /** FUNCTION LOAD REPLACE on every primary the client talks to. */
+  functionLoad(source: string): Promise<void>;
 }
 
 type Fn = (...args: unknown[]) => Promise<unknown>;
@@ -21,6 +25,9 @@ type IoredisLike = {
   eval: Fn;
   evalsha_ro?: Fn;
   eval_ro?: Fn;
+  fcall: Fn;
+  fcall_ro?: Fn;
+  function: Fn;
   script: Fn;
   nodes?: (role: string) => IoredisLike[];
   isCluster?: boolean;
@@ -30,9 +37,12 @@ type NodeRedisLike = {
   eval: Fn;
   evalShaRo?: Fn;
   evalRo?: Fn;
+  fCall: Fn;
+  fCallRo?: Fn;
   scriptLoad?: Fn;
+  functionLoad?: Fn;
   masters?: unknown[];
-  nodeClient?: (node: unknown) => Promise<{ scriptLoad: Fn }> | { scriptLoad: Fn };
+  nodeClient?: (node: unknown) => Promise<{ scriptLoad: Fn; functionLoad: Fn }> | { scriptLoad: Fn; functionLoad: Fn };
 };
 
 type TwinLike = { redlimitTwinEval(sha: string, keys: string[], argv: string[]): Promise<unknown> };
@@ -51,7 +61,7 @@ export function transportFor(client: RedisClientLike): ScriptTransport {
 function detect(client: RedisClientLike): ScriptTransport {
   const c = client as Partial<IoredisLike & NodeRedisLike & TwinLike>;
   if (typeof c.redlimitTwinEval === 'function') return twinTransport(c as TwinLike);
-  if (typeof c.evalsha === 'function' && typeof c.script === 'function') return ioredisTransport(c as IoredisLike);
+  if (typeof c.evalsha === 'function' && typeof c.script === 'function') return ioredisTransport(c as unknown as IoredisLike);
   if (typeof c.evalSha === 'function') return nodeRedisTransport(c as NodeRedisLike);
   throw new UnsupportedClientError(
     'redlimit: unsupported Redis client: pass an ioredis Redis/Cluster or a node-redis 5 client/cluster',
@@ -68,6 +78,11 @@ function ioredisTransport(c: IoredisLike): ScriptTransport {
     async scriptLoad(source) {
       const nodes = c.isCluster && c.nodes ? c.nodes('master') : [c];
       await Promise.all(nodes.map((n) => n.script('LOAD', source)));
+    },
+    fcall: (name, keys, argv, readOnly) => (readOnly && c.fcall_ro ? c.fcall_ro : c.fcall).call(c, name, keys.length, ...keys, ...argv),
+    async functionLoad(source) {
+      const nodes = c.isCluster && c.nodes ? c.nodes('master') : [c];
+      await Promise.all(nodes.map((n) => n.function('LOAD', 'REPLACE', source)));
     },
   };
 }
@@ -86,6 +101,14 @@ function nodeRedisTransport(c: NodeRedisLike): ScriptTransport {
         await c.scriptLoad(source);
       }
     },
+    fcall: (name, keys, argv, readOnly) => (readOnly && c.fCallRo ? c.fCallRo : c.fCall).call(c, name, { keys, arguments: argv }),
+    async functionLoad(source) {
+      if (Array.isArray(c.masters) && c.nodeClient) {
+        await Promise.all(c.masters.map(async (m) => (await c.nodeClient!(m)).functionLoad(source, { REPLACE: true })));
+      } else if (c.functionLoad) {
+        await c.functionLoad(source, { REPLACE: true });
+      }
+    },
   };
 }
 
@@ -96,5 +119,7 @@ function twinTransport(c: TwinLike): ScriptTransport {
     evalsha: (sha, keys, argv) => c.redlimitTwinEval(sha, keys, argv),
     eval: () => Promise.reject(new Error('redlimit: the twin runs only generated scripts, by SHA')),
     scriptLoad: async () => {},
+    fcall: () => Promise.reject(new Error('redlimit: the twin has no Functions library')),
+    functionLoad: async () => {},
   };
 }

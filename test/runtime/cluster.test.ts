@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from 'ioredis';
 import { createCluster } from 'redis';
 import * as b from '../../generated/index.js';
-import { CrossSlotError, createRateLimiter, hashSlot, preload } from '../../src/index.js';
+import { CrossSlotError, createRateLimiter, hashSlot, preload, useFunctions } from '../../src/index.js';
 import { startLocalCluster, type LocalCluster } from '../../devtools/local-cluster.js';
 
 // A real local Redis Cluster: three redis-server primaries this file starts.
@@ -66,6 +66,26 @@ describe('Redis Cluster', () => {
         for (const node of io.nodes('master')) {
           expect(await node.script('EXISTS', ...b.allScripts.map((d) => d.sha1))).toEqual(b.allScripts.map(() => 1));
         }
+      }
+    } finally {
+      await io.quit();
+      await nr.close();
+    }
+  });
+
+  it('useFunctions loads the library on every primary; multi then runs through FCALL on either client', async () => {
+    const io = new Cluster(cluster.nodes);
+    const nr = createCluster({ rootNodes: cluster.nodes.map((n) => ({ url: `redis://${n.host}:${n.port}` })) });
+    nr.on('error', () => {});
+    await nr.connect();
+    try {
+      await useFunctions(io);
+      await useFunctions(nr);
+      for (const node of io.nodes('master')) expect(JSON.stringify(await node.function('LIST', 'LIBRARYNAME', 'redlimit'))).toContain('redlimit_multi_v1');
+      for (const [client, t] of [[io, 'fa'], [nr, 'fb']] as const) {
+        const results = [];
+        for (let i = 0; i < 4; i++) results.push((await b.multi(client, { limits: tiers(t) })).allowed);
+        expect(results).toEqual([true, true, true, false]);
       }
     } finally {
       await io.quit();

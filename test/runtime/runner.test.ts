@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { compileScripts } from '../../codegen/generate.js';
-import { allScripts, gcra, gcraScript, tokenBucket } from '../../generated/index.js';
+import { allScripts, gcra, gcraPeek, gcraScript, tokenBucket } from '../../generated/index.js';
+import { useFunctions } from '../../src/index.js';
 import { UnsupportedClientError } from '../../src/errors.js';
 import { preload, runScript } from '../../src/runtime/index.js';
 import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
@@ -73,6 +74,27 @@ describe('runner', () => {
     const r3 = await runScript(redis, gcraScript, [key], common);
     expect([r1, r2, r3].map((r) => (r as number[])[1])).toEqual([9, 8, 7]);
     expect(await redis.script('EXISTS', gcraScript.sha1, v2!.sha1)).toEqual([1, 1]);
+  });
+
+  it('useFunctions runs every script through FCALL, and falls back to EVALSHA if the library goes', async () => {
+    const c = new Redis(server.url);
+    try {
+      await useFunctions(c);
+      await c.config('RESETSTAT');
+      expect(await gcra(c, { key: 'fn-1', limit: 5, periodMs: 1000 })).toMatchObject({ allowed: true, remaining: 4 });
+      expect(await gcraPeek(c, { key: 'fn-1', limit: 5, periodMs: 1000 })).toMatchObject({ allowed: true, remaining: 4 });
+      let stats = await c.info('commandstats');
+      expect(stats).toMatch(/cmdstat_fcall:calls=1,/);
+      expect(stats).toMatch(/cmdstat_fcall_ro:calls=1,/);
+      expect(stats).not.toMatch(/cmdstat_evalsha:/);
+      await c.function('FLUSH');
+      expect(await gcra(c, { key: 'fn-1', limit: 5, periodMs: 1000 })).toMatchObject({ allowed: true, remaining: 3 });
+      stats = await c.info('commandstats');
+      expect(stats).toMatch(/cmdstat_evalsha:calls=1,/);
+      await expect(gcra(c, { key: 'fn-1', limit: 5, periodMs: 1000 })).resolves.toMatchObject({ remaining: 2 });
+    } finally {
+      await c.quit();
+    }
   });
 
   it('the Functions library loads and answers like the EVAL scripts', async () => {
