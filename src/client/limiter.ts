@@ -1,5 +1,5 @@
 import * as b from '../../generated/index.js';
-import { InvalidArgumentError, InvalidConfigError, RateLimitedError, RedisUnavailableError } from '../errors.js';
+import { InvalidArgumentError, InvalidConfigError, RateLimitedError, RedisUnavailableError, ScriptError } from '../errors.js';
 import type { RedisClientLike } from '../runtime/index.js';
 import { TwinClient } from '../twin/client.js';
 import { CircuitBreaker, breakerFor, type BreakerOptions, type BreakerStats } from './breaker.js';
@@ -309,7 +309,10 @@ export class RateLimiter {
         this.breaker!.success(); // the caller's mistake, not Redis'
         throw err;
       }
-      this.breaker!.failure(err);
+      // A key holding something else (WRONGTYPE, foreign state) is that key's problem: Redis
+      // answered, so the breaker hears a success; this call still takes the failure path.
+      if (err instanceof ScriptError && /WRONGTYPE|does not hold/.test(err.redisMessage)) this.breaker!.success();
+      else this.breaker!.failure(err);
       this.metrics.redisError?.({ limiter: this.name, reason: errorReason(err) });
       throw err;
     }

@@ -17,6 +17,7 @@ export function errorReason(err: unknown): string {
   if (err instanceof Error) {
     if (err.name === 'TimeoutError') return 'timeout';
     const redisMessage = (err as { redisMessage?: string }).redisMessage;
+    if (redisMessage && /does not hold/.test(redisMessage)) return 'wrongtype';
     const code = /^([A-Z]+)\b/.exec(redisMessage ?? err.message)?.[1];
     if (code && ['OOM', 'READONLY', 'NOSCRIPT', 'WRONGTYPE', 'LOADING', 'BUSY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'MOVED', 'ASK', 'NOREPLICAS', 'ERR'].includes(code)) return code.toLowerCase();
     if (/not ready|closed|offline|ECONNREFUSED|ECONNRESET|EPIPE|Connection|socket/i.test(err.message)) return 'connection';

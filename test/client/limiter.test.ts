@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { createRateLimiter, InvalidArgumentError, InvalidConfigError, RateLimitedError, type MetricsHook } from '../../src/index.js';
+import { CircuitBreaker, createRateLimiter, InvalidArgumentError, InvalidConfigError, RateLimitedError, type MetricsHook } from '../../src/index.js';
 import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
 
 // Counting Redis calls needs INFO commandstats to itself: this file owns its server.
@@ -171,6 +171,19 @@ describe('createRateLimiter', () => {
     await expect(pending).rejects.toThrow('caller gave up');
     await x.close();
     await y.close();
+  });
+
+  it('a key holding foreign data falls back for that call without opening the breaker', async () => {
+    const reasons: string[] = [];
+    const rl = createRateLimiter({ redis, prefix: 'rl10', limits: { name: 'r', algo: 'gcra', limit: 5, periodMs: 60_000 }, metrics: { redisError: (e) => reasons.push(e.reason) }, breaker: new CircuitBreaker({ consecutiveFailures: 1 }) });
+    await redis.rpush('rl10:{bad}:r:bad', 'not a limiter');
+    await redis.set('rl10:{odd}:r:odd', 'not-gcra-state');
+    expect(await rl.limit('bad')).toMatchObject({ allowed: true, source: 'fallback' });
+    expect(await rl.limit('odd')).toMatchObject({ allowed: true, source: 'fallback' });
+    expect(reasons).toEqual(['wrongtype', 'wrongtype']);
+    expect(rl.stats().breaker!.state).toBe('closed');
+    expect((await rl.limit('good')).source).toBe('redis');
+    await rl.close();
   });
 
   it('reports decisions, latency and breaker state through the metrics hook', async () => {
