@@ -185,7 +185,8 @@ export class RateLimiter {
   /**
    * Wait for capacity instead of being denied: books the next slot fleet-wide (gcra_reserve) and
    * resolves when it is due — no polling. Needs a limiter with one gcra limit. If the wait would
-   * pass maxWaitMs, resolves denied at once. Aborting after a booking gives the units back.
+   * pass maxWaitMs, or the subject is blocked, resolves denied at once. Aborting after a booking
+   * gives the units back.
    */
   async acquire(subject: Subject, options: { cost?: number; maxWaitMs?: number; signal?: AbortSignal } = {}): Promise<Decision> {
     const l = this.limits[0]!;
@@ -195,13 +196,19 @@ export class RateLimiter {
     const cost = this.costs(options.cost)[0]!;
     const bucket = (share: number) => this.params(l, share) as { limit: number; periodMs: number; burst: number };
     const args = { key: limitKey(this.prefix, s, l), ...bucket(1), cost, maxWaitMs: options.maxWaitMs ?? 0 };
+    const penalty = [{ key: blockKey(this.prefix, s), algo: 'block' as const }];
     let source: DecisionSource = 'redis';
     let r: b.GcraReserveResult;
     try {
+      // A blocked subject books nothing (the block check is read-only, then the booking).
+      const blocked = await this.call((c) => b.multiPeek(c, { limits: penalty }));
+      if (!blocked.allowed) return this.denied(blocked.retryAfterMs, 'block', 'redis');
       r = await this.call((c) => b.gcraReserve(c, args));
     } catch (err) {
       if (err instanceof InvalidArgumentError) throw err;
       source = 'fallback';
+      const blocked = await b.multiPeek(this.twin, { limits: penalty });
+      if (!blocked.allowed) return this.denied(blocked.retryAfterMs, 'block', 'fallback');
       r = await b.gcraReserve(this.twin, { ...args, ...bucket(this.share) });
     }
     const decision: Decision = {

@@ -163,12 +163,14 @@ describe('createRateLimiter', () => {
     const elapsed = Date.now() - t0;
     expect(results.every((r) => r.allowed)).toBe(true);
     expect(elapsed).toBeGreaterThanOrEqual(140); // 4 calls at 20/s after a burst of 1: the last waits 150 ms
-    expect((await scriptCalls()) - before).toBe(4); // one booking each
+    expect((await scriptCalls()) - before).toBe(8); // a block check and a booking each
     expect((await x.acquire('job', { maxWaitMs: 10 })).allowed).toBe(false);
     const ac = new AbortController();
     const pending = x.acquire('job', { maxWaitMs: 1000, signal: ac.signal });
     setTimeout(() => ac.abort(new Error('caller gave up')), 5);
     await expect(pending).rejects.toThrow('caller gave up');
+    await x.block('job', 10_000);
+    expect(await x.acquire('job', { maxWaitMs: 1000 })).toMatchObject({ allowed: false, deniedBy: 'block', source: 'redis' });
     await x.close();
     await y.close();
   });
