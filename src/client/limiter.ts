@@ -152,7 +152,11 @@ export class RateLimiter {
     if (this.redis) await this.call((c) => b.reset(c, { keys })).catch(unavailable('reset'));
   }
 
-  /** Give back units an admitted call did not use (never above full). sliding_log cannot refund. */
+  /**
+   * Give back units an admitted call did not use (never above full); sliding_log cannot refund.
+   * The refund goes to whichever side decides now: Redis, or the fallback while Redis cannot
+   * (where a call admitted during the outage took its units). It never throws for Redis trouble.
+   */
   async refund(subject: Subject, options: { cost?: Cost } = {}): Promise<void> {
     const s = resolveSubject(subject);
     const costs = this.costs(options.cost);
