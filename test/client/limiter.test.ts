@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { createClient } from 'redis';
 import { CircuitBreaker, createRateLimiter, InvalidArgumentError, InvalidConfigError, RateLimitedError, type MetricsHook } from '../../src/index.js';
 import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
 
@@ -185,6 +186,20 @@ describe('createRateLimiter', () => {
     expect(reasons).toEqual(['wrongtype', 'wrongtype']);
     expect(rl.stats().breaker!.state).toBe('closed');
     expect((await rl.limit('good')).source).toBe('redis');
+    await rl.close();
+  });
+
+  it('works on a node-redis 5 client too, and falls back the moment it is closed', async () => {
+    const client = createClient({ url: server.url });
+    client.on('error', () => {});
+    await client.connect();
+    const rl = createRateLimiter({ redis: client, prefix: 'rl11', limits: { name: 'r', algo: 'sliding_log', limit: 2, periodMs: 60_000 }, timeoutMs: 50 });
+    expect(await rl.limit('n')).toMatchObject({ allowed: true, source: 'redis', remaining: 1 });
+    expect(await rl.limit('n')).toMatchObject({ allowed: true, source: 'redis', remaining: 0 });
+    client.destroy();
+    const started = Date.now();
+    expect(await rl.limit('n')).toMatchObject({ source: 'fallback' });
+    expect(Date.now() - started).toBeLessThan(50); // not ready and not opening: no waiting at all
     await rl.close();
   });
 
