@@ -46,10 +46,11 @@ async function perCall(source: string, c: CostCase): Promise<number> {
   return (many - few) / (2 * N);
 }
 
-const cases = benchCases();
+const only = process.env.BENCH_ONLY?.split(',');
+const cases = benchCases().filter((c) => !only || only.includes(c.name));
 console.log(`redlimit instructions per call (callgrind, ${N} and ${3 * N} calls per count)`);
 console.log('script'.padEnd(22) + 'instructions'.padStart(14) + 'trivial'.padStart(10) + 'ratio'.padStart(9) + 'target'.padStart(9));
-const gcraCase = cases.find((c) => c.name === 'gcra')!;
+const gcraCase = benchCases().find((c) => c.name === 'gcra')!;
 const floor = (await perCall(FLOOR_SOURCE, gcraCase)) / (await perCall(TRIVIAL_SOURCE, gcraCase));
 for (const c of cases) {
   const base = await perCall(TRIVIAL_SOURCE, c);

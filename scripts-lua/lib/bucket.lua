@@ -44,19 +44,20 @@ local function rl_ms_until(target, whole, frac, limit, period_ms)
   return ms
 end
 
---- Content after `elapsed_ms` of refill, capped at burst.
+--- Content after `elapsed_ms` of refill, capped at burst. Any bucket is full again within
+--- RL_MAX_REFILL_MS (the refill_bounded check), which also keeps the product below exact.
 local function rl_refill(whole, frac, elapsed_ms, burst, limit, period_ms)
   local carry
   carry, frac = rl_divmod(frac, period_ms) -- frac was counted under an older period_ms
   whole = whole + carry
-  if whole >= burst then return burst, 0 end
+  if whole >= burst or elapsed_ms > RL_MAX_REFILL_MS then return burst, 0 end
   if elapsed_ms <= 0 then return whole, frac end
-  local full_ms = rl_ms_until(burst, whole, frac, limit, period_ms)
-  if elapsed_ms >= full_ms then return burst, 0 end
   local q, r = rl_muldivmod(elapsed_ms, limit, period_ms)
   local f
   carry, f = rl_divmod(frac + r, period_ms)
-  return whole + q + carry, f
+  whole = whole + q + carry
+  if whole >= burst then return burst, 0 end
+  return whole, f
 end
 
 --- Give `cost` units back, never above burst.

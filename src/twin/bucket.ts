@@ -34,14 +34,14 @@ export function refill(whole: number, frac: number, elapsedMs: number, burst: nu
   divmodTo(frac, periodMs);
   whole += QR.q;
   frac = QR.r;
-  if (whole >= burst) return [burst, 0];
+  if (whole >= burst || elapsedMs > MAX_REFILL_MS) return [burst, 0];
   if (elapsedMs <= 0) return [whole, frac];
-  const fullMs = msUntil(burst, whole, frac, limit, periodMs);
-  if (elapsedMs >= fullMs) return [burst, 0];
   muldivmodTo(elapsedMs, limit, periodMs);
   const q = QR.q;
   divmodTo(frac + QR.r, periodMs);
-  return [whole + q + QR.q, QR.r];
+  whole += q + QR.q;
+  if (whole >= burst) return [burst, 0];
+  return [whole, QR.r];
 }
 
 /** [allowed 1/0, whole units left, retryAfterMs (0 allowed, -1 never)]. */
