@@ -74,7 +74,7 @@ end
 --- 1e9 units per 31 days keep every unit. The TypeScript twin (src/twin/exact.ts) is this
 --- file line for line.
 
---- q, r with p = q*c + r and 0 <= r < c (floor division), for integers |p| < 2^53, c >= 1.
+--- q, r with p = q*c + r and 0 <= r < c (floor division), for integers c >= 1, |p| + c <= 2^53.
 local function rl_divmod(p, c)
   local r = math.fmod(p, c)
   if r < 0 then r = r + c end

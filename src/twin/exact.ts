@@ -11,9 +11,9 @@ const TWO53 = 9007199254740992;
 /** The pair written by divmodTo / muldivmodTo: q, r. */
 export const QR = { q: 0, r: 0 };
 
-/** q, r with p = q*c + r, 0 <= r < c, into QR. */
+/** q, r with p = q*c + r, 0 <= r < c, into QR; c >= 1, |p| + c <= 2^53. */
 export function divmodTo(p: number, c: number): void {
-  let r = p % c;
+  let r = (p % c) + 0; // + 0 turns JS's -0 (from a negative p) into the 0 Lua has
   if (r < 0) r += c;
   QR.q = (p - r) / c;
   QR.r = r;

@@ -105,6 +105,29 @@ describe('twin ≡ Lua', () => {
     );
   });
 
+  it('windows with large limits and periods (the split-product paths) agree too', async () => {
+    const params = fc.record({ limit: fc.integer({ min: 1_000_000, max: 1_000_000_000 }), periodMs: fc.integer({ min: 1_000_000, max: 31_622_400_000 }) });
+    await fc.assert(
+      fc.asyncProperty(params, steps(fc.double({ min: 0, max: 0.7, noNaN: true })), t0, async (p, ops, start) => {
+        const algos = {
+          sliding_window: { consume: b.slidingWindow, peek: b.slidingWindowPeek, refund: b.slidingWindowRefund },
+          fixed_window: { consume: b.fixedWindow, peek: b.fixedWindowPeek, refund: b.fixedWindowRefund },
+        };
+        for (const f of Object.values(algos)) {
+          await agree(
+            (key) =>
+              ops.map(([adv, kind, share]) => ({
+                advance: Math.round(adv * p.periodMs * 0.9),
+                op: { fn: f[kind as 'consume'] as Op['fn'], args: { key, limit: p.limit, periodMs: p.periodMs, cost: Math.round(share * p.limit) } },
+              })),
+            start,
+          );
+        }
+      }),
+      RUNS,
+    );
+  });
+
   it('quota across days, weeks and months in UTC offsets', async () => {
     const params = fc.record({
       limit: fc.oneof(fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 1_000_000_000_000_000 })),
