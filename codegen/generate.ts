@@ -95,9 +95,7 @@ export function generate(rootDir: string): Output {
   for (const s of scripts) {
     out.set(s.luaFile, s.def.source);
     const tsPath = `generated/ts/${s.def.name}.ts`;
-    const ts = renderBinding(rootDir, s.def, s.sourceFile);
-    verifyBinding(s.def, tsPath, ts);
-    out.set(tsPath, ts);
+    out.set(tsPath, verifyBinding(s.def, tsPath, renderBinding(rootDir, s.def, s.sourceFile)));
   }
   out.set('generated/index.ts', renderBarrel(scripts.map((s) => s.def)));
   out.set('generated/manifest.json', JSON.stringify(manifest(pkg, scripts), null, 2) + '\n');

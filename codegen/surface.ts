@@ -11,9 +11,12 @@ const project = new Project({ useInMemoryFileSystem: true, compilerOptions: { st
  * the header promises: the function, the args interface (keys and arguments, optional exactly
  * where the header says so) and the result interface (one property per return field, in order).
  * A template change that drifts from the contract fails codegen here, not in a user's build.
+ * Returns the binding with its imports organized.
  */
-export function verifyBinding(def: ScriptDef, path: string, text: string): void {
+export function verifyBinding(def: ScriptDef, path: string, text: string): string {
   const sf = project.createSourceFile(`/verify/${path}`, text, { overwrite: true });
+  // The template imports every runtime helper a binding might need; keep the ones this one uses.
+  sf.organizeImports({ indentSize: 2, tabSize: 2, convertTabsToSpaces: true });
   const fail = (message: string): never => {
     throw new CodegenError(path, 1, `generated binding does not match the ${def.name} header: ${message}`);
   };
@@ -56,6 +59,7 @@ export function verifyBinding(def: ScriptDef, path: string, text: string): void 
   if (expectedReturns.join(',') !== actualReturns.join(',')) {
     fail(`${pascal}Result is {${actualReturns.join(', ')}}, expected {${expectedReturns.join(', ')}}`);
   }
+  return sf.getFullText();
 }
 
 /** Builds generated/index.ts: re-exports every binding and lists every script definition. */

@@ -7,11 +7,9 @@ import {
   nonEmpty,
   runScript,
   sameSlot,
-  stringArg,
-  trimOptional,
   type RedisClientLike,
   type RunOptions,
-  type ScriptDef,
+  type ScriptDef
 } from '../../src/runtime/index.js';
 
 /** One item of `multi`'s `limits` list. */
