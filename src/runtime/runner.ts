@@ -59,7 +59,9 @@ const withFunctions = new WeakSet<object>();
  * runner falls back to EVALSHA by itself.
  */
 export async function loadFunctions(client: RedisClientLike, library: string): Promise<void> {
-  await transportFor(client).functionLoad(library);
+  const transport = transportFor(client);
+  if (transport.kind === 'twin') return; // the twin runs scripts by SHA; it has no library
+  await transport.functionLoad(library);
   withFunctions.add(client);
 }
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { compileScripts } from '../../codegen/generate.js';
 import { allScripts, gcra, gcraPeek, gcraScript, tokenBucket } from '../../generated/index.js';
-import { useFunctions } from '../../src/index.js';
+import { TwinClient, useFunctions } from '../../src/index.js';
 import { UnsupportedClientError } from '../../src/errors.js';
 import { preload, runScript } from '../../src/runtime/index.js';
 import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
@@ -92,6 +92,9 @@ describe('runner', () => {
       stats = await c.info('commandstats');
       expect(stats).toMatch(/cmdstat_evalsha:calls=1,/);
       await expect(gcra(c, { key: 'fn-1', limit: 5, periodMs: 1000 })).resolves.toMatchObject({ remaining: 2 });
+      const twin = new TwinClient();
+      await useFunctions(twin); // harmless on the twin
+      expect(await gcra(twin, { key: 't', limit: 5, periodMs: 1000 })).toMatchObject({ allowed: true, remaining: 4 });
     } finally {
       await c.quit();
     }
