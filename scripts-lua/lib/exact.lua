@@ -33,10 +33,3 @@ local function rl_muldivmod(a, b, c)
   end
   return q, r
 end
-
---- ceil(p / c) for integers |p| < 2^53, c >= 1.
-local function rl_ceildiv(p, c)
-  local q, r = rl_divmod(p, c)
-  if r > 0 then return q + 1 end
-  return q
-end

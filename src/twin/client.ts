@@ -30,9 +30,4 @@ export class TwinClient {
       return Promise.reject(err);
     }
   }
-
-  /** Runs a script definition directly (no SHA lookup). */
-  run(def: ScriptDef, keys: string[], argv: string[]): number[] {
-    return runTwinScript(this.store, def, keys, argv, this.clock);
-  }
 }

@@ -51,8 +51,3 @@ export function muldivmod(a: number, b: number, c: number): [number, number] {
   muldivmodTo(a, b, c);
   return [QR.q, QR.r];
 }
-
-export function ceildiv(p: number, c: number): number {
-  divmodTo(p, c);
-  return QR.r > 0 ? QR.q + 1 : QR.q;
-}

@@ -119,6 +119,6 @@ describe('codegen', () => {
     for (const used of ['rl_ms_until', 'rl_time_until', 'rl_muldivmod', 'rl_divmod', 'rl_arg_int']) {
       expect(source).toContain(`local function ${used}(`);
     }
-    for (const unused of ['rl_refill', 'rl_take', 'rl_ceildiv', 'rl_arg_string']) expect(source).not.toContain(`local function ${unused}(`);
+    for (const unused of ['rl_refill', 'rl_take', 'rl_give', 'rl_arg_string']) expect(source).not.toContain(`local function ${unused}(`);
   });
 });
