@@ -5,7 +5,7 @@
  */
 import { type MemoryStore, type TwinValue } from './store.js';
 import { QR, divmod, divmodTo, muldivmod, muldivmodTo } from './exact.js';
-import { msUntil, refill, take, timeUntil, timeUntilTo } from './bucket.js';
+import { TAKE, give, msUntil, refill, takeTo, timeUntil, timeUntilTo } from './bucket.js';
 import { calendarPeriod } from './calendar.js';
 
 /** allowed (1/0), remaining, resetAfterMs, retryAfterMs, and the writes to apply if admitted. */
@@ -80,19 +80,9 @@ export function gcraWrites(key: string, resetMs: number, resetNum: number, now: 
 export function gcraEval(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean): Eval {
   const current = store.get(key, 'gcra', now);
   gcraContent(current, limit, periodMs, burst, now);
-  const whole = QR.q;
   const frac = QR.r;
-  let allowed = 1;
-  let left = whole;
-  let retry = 0;
-  if (cost > burst) {
-    allowed = 0;
-    retry = -1;
-  } else if (whole >= cost) left = whole - cost;
-  else {
-    allowed = 0;
-    retry = msUntil(cost, whole, frac, limit, periodMs);
-  }
+  takeTo(QR.q, frac, burst, cost, limit, periodMs);
+  const { allowed, left, retry } = TAKE;
   timeUntilTo(burst, left, frac, limit, periodMs);
   const resetMs = QR.q;
   const resetNum = QR.r;
@@ -120,11 +110,6 @@ export function gcraReserve(store: MemoryStore, key: string, limit: number, peri
   return [1, Math.max(whole, 0), resetNum > 0 ? resetMs + 1 : resetMs, 0, wait];
 }
 
-function give(whole: number, frac: number, burst: number, cost: number): [number, number] {
-  if (whole + cost >= burst) return [burst, 0];
-  return [whole + cost, frac];
-}
-
 // --- token_bucket -----------------------------------------------------------------------------
 
 export function tokenBucketRead(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, now: number): [number, number, number] {
@@ -144,7 +129,8 @@ function tokenBucketWrites(key: string, whole: number, frac: number, ts: number,
 
 export function tokenBucketEval(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean): Eval {
   const [whole, frac, ts] = tokenBucketRead(store, key, limit, periodMs, burst, now);
-  const [allowed, remaining, retry] = take(whole, frac, burst, cost, limit, periodMs);
+  takeTo(whole, frac, burst, cost, limit, periodMs);
+  const { allowed, left: remaining, retry } = TAKE;
   const reset = msUntil(burst, remaining, frac, limit, periodMs);
   const writes = allowed === 1 && cost > 0 ? tokenBucketWrites(key, remaining, frac, ts, limit, periodMs, burst, now, simulated) : NO_WRITES;
   return [allowed, remaining, reset, retry, writes];

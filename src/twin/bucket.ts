@@ -44,9 +44,27 @@ export function refill(whole: number, frac: number, elapsedMs: number, burst: nu
   return [whole, QR.r];
 }
 
-/** [allowed 1/0, whole units left, retryAfterMs (0 allowed, -1 never)]. */
-export function take(whole: number, frac: number, burst: number, cost: number, limit: number, periodMs: number): [number, number, number] {
-  if (cost > burst) return [0, whole, -1];
-  if (whole >= cost) return [1, whole - cost, 0];
-  return [0, whole, msUntil(cost, whole, frac, limit, periodMs)];
+/** What takeTo decided: allowed (1/0), whole units left, retryAfterMs (0 allowed, -1 never). */
+export const TAKE = { allowed: 0, left: 0, retry: 0 };
+
+/** Take `cost` units (rl_take), into TAKE: the twin's hot path allocates nothing per decision. */
+export function takeTo(whole: number, frac: number, burst: number, cost: number, limit: number, periodMs: number): void {
+  TAKE.left = whole;
+  if (cost > burst) {
+    TAKE.allowed = 0;
+    TAKE.retry = -1;
+  } else if (whole >= cost) {
+    TAKE.allowed = 1;
+    TAKE.left = whole - cost;
+    TAKE.retry = 0;
+  } else {
+    TAKE.allowed = 0;
+    TAKE.retry = msUntil(cost, whole, frac, limit, periodMs);
+  }
+}
+
+/** Give `cost` units back, never above burst (rl_give). */
+export function give(whole: number, frac: number, burst: number, cost: number): [number, number] {
+  if (whole + cost >= burst) return [burst, 0];
+  return [whole + cost, frac];
 }
