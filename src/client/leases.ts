@@ -47,12 +47,17 @@ export class LeasePool {
     return units;
   }
 
-  /** Tops the lease up in the background when it runs below half, so callers rarely wait. */
-  refillSoon(sid: string, fetch: () => Promise<unknown>): void {
+  /** Is the lease below half and not already being topped up? */
+  wantsRefill(sid: string): boolean {
     const l = this.leases.get(sid);
-    if (!l || l.refilling || l.units * 2 >= this.size) return;
+    return l !== undefined && !l.refilling && l.units * 2 < this.size;
+  }
+
+  /** Tops the lease up in the background with `fetch`, so callers rarely wait for Redis. */
+  refill(sid: string, fetch: Promise<unknown>): void {
+    const l = this.leases.get(sid)!;
     l.refilling = true;
-    void fetch().finally(() => {
+    void fetch.finally(() => {
       l.refilling = false;
     });
   }

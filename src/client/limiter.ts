@@ -98,9 +98,11 @@ export class RateLimiter {
     if (this.leases && typeof subject === 'string' && (cost === undefined || typeof cost === 'number')) {
       try {
         const units = cost === undefined ? 1 : this.costs(cost)[0]!;
-        const local = this.leases.take(subjectId(resolveSubject(subject)), units, started);
+        const s = resolveSubject(subject);
+        const sid = subjectId(s);
+        const local = this.leases.take(sid, units, started);
         if (local !== null) {
-          this.leases.refillSoon(subject, () => this.takeBatch(resolveSubject(subject), subject));
+          if (this.leases.wantsRefill(sid)) this.leases.refill(sid, this.takeBatch(s, sid));
           return Promise.resolve(this.report(this.allowedLocally(local, 'lease'), started));
         }
       } catch (err) {
