@@ -1,5 +1,4 @@
-import { Socket } from 'node:net';
-import { redisServerBinary, startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
+import { pings, redisServerBinary, startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
 
 export interface FoundRedis {
   url: string | undefined;
@@ -25,20 +24,6 @@ export async function findRedis(): Promise<FoundRedis> {
     };
   }
   if (process.env.REDIS_URL) return { url: process.env.REDIS_URL, description: `REDIS_URL (${process.env.REDIS_URL})`, stop: async () => {} };
-  if (await answers(6379)) return { url: 'redis://127.0.0.1:6379', description: 'Redis on localhost:6379', stop: async () => {} };
+  if (await pings(6379, 300)) return { url: 'redis://127.0.0.1:6379', description: 'Redis on localhost:6379', stop: async () => {} };
   return { url: undefined, description: 'no Redis (none configured, none on localhost:6379, no redis-server binary): the embedded in-memory fallback', stop: async () => {} };
-}
-
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = new Socket();
-    const done = (ok: boolean) => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(300, () => done(false));
-    s.once('error', () => done(false));
-    s.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
-    s.once('data', (d) => done(d.toString().startsWith('+PONG')));
-  });
 }

@@ -33,22 +33,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once the server answers PING (raw RESP, so no client library is involved). */
+/** Does a Redis answer PING on this port right now? (Raw RESP, so no client library is involved.) */
+export function pings(port: number, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = new Socket();
+    const done = (v: boolean) => {
+      s.destroy();
+      resolve(v);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('error', () => done(false));
+    s.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
+    s.once('data', (d) => done(d.toString().startsWith('+PONG')));
+  });
+}
+
+/** Resolves once the server answers PING. */
 export async function waitForPing(port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = new Socket();
-      const done = (v: boolean) => {
-        s.destroy();
-        resolve(v);
-      };
-      s.setTimeout(500, () => done(false));
-      s.once('error', () => done(false));
-      s.connect(port, '127.0.0.1', () => s.write('PING\r\n'));
-      s.once('data', (d) => done(d.toString().startsWith('+PONG')));
-    });
-    if (ok) return;
+  while (!(await pings(port))) {
     if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer PING within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 50));
   }
