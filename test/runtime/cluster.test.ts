@@ -12,6 +12,13 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => cluster?.stop());
 
+async function nodeRedisCluster() {
+  const c = createCluster({ rootNodes: cluster.nodes.map((n) => ({ url: `redis://${n.host}:${n.port}` })) });
+  c.on('error', () => {});
+  await c.connect();
+  return c;
+}
+
 const tiers = (tenant: string) => [
   { key: `rl:{${tenant}}:minute`, algo: 'gcra' as const, limit: 3, periodMs: 60_000 },
   { key: `rl:{${tenant}}:day`, algo: 'quota' as const, limit: 5, unit: 'day' as const },
@@ -39,9 +46,7 @@ describe('Redis Cluster', () => {
   });
 
   it('runs through a node-redis 5 cluster too', async () => {
-    const c = createCluster({ rootNodes: cluster.nodes.map((n) => ({ url: `redis://${n.host}:${n.port}` })) });
-    c.on('error', () => {});
-    await c.connect();
+    const c = await nodeRedisCluster();
     try {
       for (const t of ['g', 'h', 'i']) {
         const results = [];
@@ -56,9 +61,7 @@ describe('Redis Cluster', () => {
 
   it('preload puts every script in every primary\'s cache, through either client', async () => {
     const io = new Cluster(cluster.nodes);
-    const nr = createCluster({ rootNodes: cluster.nodes.map((n) => ({ url: `redis://${n.host}:${n.port}` })) });
-    nr.on('error', () => {});
-    await nr.connect();
+    const nr = await nodeRedisCluster();
     try {
       for (const client of [io, nr]) {
         for (const node of io.nodes('master')) await node.script('FLUSH');
@@ -75,9 +78,7 @@ describe('Redis Cluster', () => {
 
   it('useFunctions loads the library on every primary; multi then runs through FCALL on either client', async () => {
     const io = new Cluster(cluster.nodes);
-    const nr = createCluster({ rootNodes: cluster.nodes.map((n) => ({ url: `redis://${n.host}:${n.port}` })) });
-    nr.on('error', () => {});
-    await nr.connect();
+    const nr = await nodeRedisCluster();
     try {
       await useFunctions(io);
       await useFunctions(nr);
