@@ -15,6 +15,10 @@ export const KNOWN_CHECKS: Record<string, { arity: number; doc: string }> = {
     arity: 1,
     doc: "each limit has what its algo needs, in that algo's ranges (see the single-limit scripts)",
   },
+  batch_spec: {
+    arity: 7,
+    doc: "the one limit every decision shares has what its algo needs, in that algo's ranges, for the largest cost asked",
+  },
   offset_within_period: {
     arity: 2,
     doc: 'offset_ms < period_ms',

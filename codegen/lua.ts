@@ -12,15 +12,18 @@ function luaInt(n: number): string {
 }
 
 /** Lua statements parsing one argument from `raw` at ARGV index `index` into `target`. */
-function parseArgLua(script: string, a: ArgSpec, target: string, raw: string, index: string, label: string, scope: (n: string) => string): string[] {
+function parseArgLua(script: string, a: ArgSpec, target: string, raw: string, index: string, item: string | null, scope: (n: string) => string): string[] {
   const required = a.required ? 'true' : 'false';
+  // The name and item number go in separately: the label is only formatted for an error message.
+  const label = `'${a.name}'`;
+  const tail = item ? `, ${item}` : '';
   const out: string[] = [];
   if (a.type === 'int') {
-    out.push(`${target} = rl_arg_int(${script}, ${raw}, ${index}, ${label}, ${required}, ${luaInt(a.min!)}, ${luaInt(a.max!)})`);
+    out.push(`${target} = rl_arg_int(${script}, ${raw}, ${index}, ${label}, ${required}, ${luaInt(a.min!)}, ${luaInt(a.max!)}${tail})`);
   } else if (a.type === 'enum') {
-    out.push(`${target} = rl_arg_enum(${script}, ${raw}, ${index}, ${label}, ${required}, '|${a.values!.join('|')}|')`);
+    out.push(`${target} = rl_arg_enum(${script}, ${raw}, ${index}, ${label}, ${required}, '|${a.values!.join('|')}|'${tail})`);
   } else {
-    out.push(`${target} = rl_arg_string(${script}, ${raw}, ${index}, ${label}, ${required}, ${a.maxLength})`);
+    out.push(`${target} = rl_arg_string(${script}, ${raw}, ${index}, ${label}, ${required}, ${a.maxLength}${tail})`);
   }
   if (a.default !== undefined) {
     const value =
@@ -39,7 +42,7 @@ export function renderPrologue(h: Pick<ScriptDef, 'name' | 'keys' | 'args' | 'ch
   if (variadic) out.push(`rl_arity_variadic(${s}, KEYS, ARGV, ${h.keys.length}, ${h.args.length}, ${groupSize})`);
   else out.push(`rl_arity(${s}, KEYS, ARGV, ${h.keys.length}, ${h.args.length})`);
   h.args.forEach((a: ArgSpec, i) => {
-    const lines = parseArgLua(s, a, a.name, `ARGV[${i + 1}]`, String(i + 1), `'${a.name}'`, (n) => n);
+    const lines = parseArgLua(s, a, a.name, `ARGV[${i + 1}]`, String(i + 1), null, (n) => n);
     lines[0] = `local ${lines[0]}`;
     out.push(...lines);
   });
@@ -50,7 +53,7 @@ export function renderPrologue(h: Pick<ScriptDef, 'name' | 'keys' | 'args' | 'ch
     out.push(`  local base = ${fixed} + (i - 1) * ${groupSize}`);
     out.push('  local item = {}');
     h.each.args.forEach((a, j) => {
-      for (const l of parseArgLua(s, a, `item.${a.name}`, `ARGV[base + ${j + 1}]`, `base + ${j + 1}`, `'${a.name}[' .. i .. ']'`, (n) => `item.${n}`)) {
+      for (const l of parseArgLua(s, a, `item.${a.name}`, `ARGV[base + ${j + 1}]`, `base + ${j + 1}`, 'i', (n) => `item.${n}`)) {
         out.push(`  ${l}`);
       }
     });

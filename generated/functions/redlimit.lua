@@ -31,45 +31,52 @@ local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
 
-local function rl_arg_int(script, raw, index, name, required, min, max)
+--- An argument's name in messages: `cost`, or `cost[3]` for the third item of a list. Built only
+--- when a message is, so a valid call formats no numbers.
+local function rl_arg_label(name, item)
+  if item then return name .. '[' .. item .. ']' end
+  return name
+end
+
+local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
-      rl_fail(script, name .. ' (ARGV[' .. index .. ']) is required')
+      rl_fail(script, rl_arg_label(name, item) .. ' (ARGV[' .. index .. ']) is required')
     end
     return nil
   end
   if #raw > 17 or not string.find(raw, '^%-?%d+$') then
-    rl_fail(script, name .. ' (ARGV[' .. index .. ']) must be a decimal integer, got "' .. string.sub(raw, 1, 40) .. '"')
+    rl_fail(script, rl_arg_label(name, item) .. ' (ARGV[' .. index .. ']) must be a decimal integer, got "' .. string.sub(raw, 1, 40) .. '"')
   end
   local n = tonumber(raw)
   if n < min or n > max then
-    rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', name, index, min, max, raw))
+    rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
   return n
 end
 
-local function rl_arg_string(script, raw, index, name, required, max_len)
+local function rl_arg_string(script, raw, index, name, required, max_len, item)
   if raw == nil or raw == '' then
     if required then
-      rl_fail(script, name .. ' (ARGV[' .. index .. ']) is required')
+      rl_fail(script, rl_arg_label(name, item) .. ' (ARGV[' .. index .. ']) is required')
     end
     return nil
   end
   if #raw > max_len then
-    rl_fail(script, string.format('%s (ARGV[%d]) must be at most %d bytes, got %d', name, index, max_len, #raw))
+    rl_fail(script, string.format('%s (ARGV[%d]) must be at most %d bytes, got %d', rl_arg_label(name, item), index, max_len, #raw))
   end
   return raw
 end
 
-local function rl_arg_enum(script, raw, index, name, required, values)
+local function rl_arg_enum(script, raw, index, name, required, values, item)
   if raw == nil or raw == '' then
     if required then
-      rl_fail(script, name .. ' (ARGV[' .. index .. ']) is required')
+      rl_fail(script, rl_arg_label(name, item) .. ' (ARGV[' .. index .. ']) is required')
     end
     return nil
   end
   if not string.find(values, '|' .. raw .. '|', 1, true) or string.find(raw, '|', 1, true) then
-    rl_fail(script, string.format('%s (ARGV[%d]) must be one of %s, got "%s"', name, index, string.sub(values, 2, -2), string.sub(raw, 1, 40)))
+    rl_fail(script, string.format('%s (ARGV[%d]) must be one of %s, got "%s"', rl_arg_label(name, item), index, string.sub(values, 2, -2), string.sub(raw, 1, 40)))
   end
   return raw
 end
@@ -92,79 +99,6 @@ local function rl_arity(script, keys, argv, nkeys, max_args)
   if #argv > max_args then
     rl_fail(script, string.format('expects at most %d argument(s), got %d', max_args, #argv))
   end
-end
-
--- from scripts-lua/lib/algo_block.lua
---- Penalty box: a key that, while it lives, denies its id whatever the limits say. Its value is
---- the ms timestamp the block ends (so a caller clock, now_ms, is honoured too).
-
---- Blocked until (ms) or nil.
-local function rl_block_read(key, now)
-  local stored = redis.call('GET', key)
-  if not stored then return nil end
-  local until_ms = tonumber(stored)
-  if not until_ms then rl_fail('block', 'key ' .. key .. ' does not hold block state') end
-  if until_ms <= now then return nil end
-  return until_ms
-end
-
--- from scripts-lua/lib/clock.lua
---- The clock: Redis server time unless the caller passes now_ms (tests, simulation, replays).
---- Server time means a fleet with skewed clocks still agrees on every decision.
-
-local function rl_now_ms(override)
-  if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
---- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
---- clock, and must not lose state it still needs. (No decision depends on a TTL: every state
---- records the time it belongs to; TTLs only free memory.)
-local RL_SIMULATED_GRACE_MS = 60000
-
---- How to expire a key `ttl_ms` after `now`: on the server clock as an absolute time (PXAT /
---- PEXPIREAT: no rounding, never early), on a caller's clock (now_ms) as a relative TTL plus
---- grace (PX / PEXPIRE). Returns the SET option, the expire command and its value.
-local function rl_expiry(now, ttl_ms, simulated)
-  if simulated then return 'PX', 'PEXPIRE', ttl_ms + RL_SIMULATED_GRACE_MS end
-  return 'PXAT', 'PEXPIREAT', now + ttl_ms
-end
-
---- Runs the writes an algorithm planned: a list of redis.call argument lists.
-local function rl_apply(writes)
-  for i = 1, #writes do
-    redis.call(rl_unpack(writes[i]))
-  end
-end
-
--- from scripts-lua/lib/algo_concurrency.lua
---- Concurrency leases: a sorted set of lease ids scored by when each lease expires (its holder
---- died or forgot to release). At most `limit` live leases per key.
-
---- Drops expired leases; returns how many are live.
-local function rl_concurrency_live(key, now, trim)
-  if trim then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
-    return redis.call('ZCARD', key)
-  end
-  return redis.call('ZCOUNT', key, string.format('(%d', now), '+inf')
-end
-
---- ms until the last live lease expires (0 when none): the key's TTL.
-local function rl_concurrency_reset(key, now)
-  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  if #last == 0 then return 0 end
-  return math.max(tonumber(last[2]) - now, 0)
-end
-
-local function rl_concurrency_expire(key, now, simulated)
-  local reset = rl_concurrency_reset(key, now)
-  if reset > 0 then
-    local _, expire_cmd, at = rl_expiry(now, reset, simulated)
-    redis.call(expire_cmd, key, at)
-  end
-  return reset
 end
 
 -- from scripts-lua/lib/exact.lua
@@ -202,68 +136,6 @@ local function rl_muldivmod(a, b, c)
     scale = scale / 4096
   end
   return q, r
-end
-
--- from scripts-lua/lib/counter.lua
---- A count that belongs to one window, stored as "window_start_ms:count". Keeping the window
---- start in the value (not only in the TTL) means a key that outlives its window, or a caller
---- clock (now_ms), can never carry a count into the next window.
-
-local function rl_check_offset_within_period(script, period_ms, offset_ms)
-  if offset_ms >= period_ms then
-    rl_fail(script, string.format('offset_ms must be less than period_ms (%d), got %d', period_ms, offset_ms))
-  end
-end
-
---- Start of the window of `period_ms` containing `now`, windows starting at offset_ms + k*period_ms.
-local function rl_window_start(now, period_ms, offset_ms)
-  local _, into = rl_divmod(now - offset_ms, period_ms)
-  return now - into
-end
-
---- Count stored for the window starting at `start` (0 for any other window or no key).
-local function rl_counter_read(script, key, start)
-  local stored = redis.call('GET', key)
-  if not stored then return 0 end
-  local s, c = string.match(stored, '^(%d+):(%d+)$')
-  if not s then rl_fail(script, 'key ' .. key .. ' does not hold ' .. script .. ' state') end
-  if tonumber(s) ~= start then return 0 end
-  return tonumber(c)
-end
-
---- Writes storing `used` for the window [start, window_end), expiring exactly at its end.
-local function rl_counter_writes(key, start, window_end, used, now, simulated)
-  if used <= 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
-  return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
-end
-
---- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
-local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated)
-  local reset = 0
-  if used > 0 then reset = window_end - now end
-  if cost > limit then return 0, limit - used, reset, -1, {} end
-  if used + cost > limit then return 0, limit - used, reset, window_end - now, {} end
-  if cost == 0 then return 1, limit - used, reset, 0, {} end
-  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated)
-end
-
--- from scripts-lua/lib/algo_fixed_window.lua
---- Fixed window: at most `limit` units per window of `period_ms`, windows aligned to the epoch
---- plus offset_ms. Denied calls do not count.
-
-local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated)
-  local start = rl_window_start(now, period_ms, offset_ms)
-  local used = rl_counter_read('fixed_window', key, start)
-  return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated)
-end
-
-local function rl_fixed_window_refund(key, limit, period_ms, offset_ms, cost, now, simulated)
-  local start = rl_window_start(now, period_ms, offset_ms)
-  local used = math.max(rl_counter_read('fixed_window', key, start) - cost, 0)
-  local reset = 0
-  if used > 0 then reset = start + period_ms - now end
-  return limit - used, reset, rl_counter_writes(key, start, start + period_ms, used, now, simulated)
 end
 
 -- from scripts-lua/lib/bucket.lua
@@ -338,6 +210,36 @@ local function rl_take(whole, frac, burst, cost, limit, period_ms)
   if cost > burst then return 0, whole, -1 end
   if whole >= cost then return 1, whole - cost, 0 end
   return 0, whole, rl_ms_until(cost, whole, frac, limit, period_ms)
+end
+
+-- from scripts-lua/lib/clock.lua
+--- The clock: Redis server time unless the caller passes now_ms (tests, simulation, replays).
+--- Server time means a fleet with skewed clocks still agrees on every decision.
+
+local function rl_now_ms(override)
+  if override then return override end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+--- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
+--- clock, and must not lose state it still needs. (No decision depends on a TTL: every state
+--- records the time it belongs to; TTLs only free memory.)
+local RL_SIMULATED_GRACE_MS = 60000
+
+--- How to expire a key `ttl_ms` after `now`: on the server clock as an absolute time (PXAT /
+--- PEXPIREAT: no rounding, never early), on a caller's clock (now_ms) as a relative TTL plus
+--- grace (PX / PEXPIRE). Returns the SET option, the expire command and its value.
+local function rl_expiry(now, ttl_ms, simulated)
+  if simulated then return 'PX', 'PEXPIRE', ttl_ms + RL_SIMULATED_GRACE_MS end
+  return 'PXAT', 'PEXPIREAT', now + ttl_ms
+end
+
+--- Runs the writes an algorithm planned: a list of redis.call argument lists.
+local function rl_apply(writes)
+  for i = 1, #writes do
+    redis.call(rl_unpack(writes[i]))
+  end
 end
 
 -- from scripts-lua/lib/algo_gcra.lua
@@ -440,6 +342,68 @@ local function rl_token_bucket_refund(key, limit, period_ms, burst, cost, now, s
   whole, frac = rl_give(whole, frac, burst, cost)
   return whole, rl_ms_until(burst, whole, frac, limit, period_ms),
     rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, burst, now, simulated)
+end
+
+-- from scripts-lua/lib/counter.lua
+--- A count that belongs to one window, stored as "window_start_ms:count". Keeping the window
+--- start in the value (not only in the TTL) means a key that outlives its window, or a caller
+--- clock (now_ms), can never carry a count into the next window.
+
+local function rl_check_offset_within_period(script, period_ms, offset_ms)
+  if offset_ms >= period_ms then
+    rl_fail(script, string.format('offset_ms must be less than period_ms (%d), got %d', period_ms, offset_ms))
+  end
+end
+
+--- Start of the window of `period_ms` containing `now`, windows starting at offset_ms + k*period_ms.
+local function rl_window_start(now, period_ms, offset_ms)
+  local _, into = rl_divmod(now - offset_ms, period_ms)
+  return now - into
+end
+
+--- Count stored for the window starting at `start` (0 for any other window or no key).
+local function rl_counter_read(script, key, start)
+  local stored = redis.call('GET', key)
+  if not stored then return 0 end
+  local s, c = string.match(stored, '^(%d+):(%d+)$')
+  if not s then rl_fail(script, 'key ' .. key .. ' does not hold ' .. script .. ' state') end
+  if tonumber(s) ~= start then return 0 end
+  return tonumber(c)
+end
+
+--- Writes storing `used` for the window [start, window_end), expiring exactly at its end.
+local function rl_counter_writes(key, start, window_end, used, now, simulated)
+  if used <= 0 then return { { 'DEL', key } } end
+  local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+  return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
+end
+
+--- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
+local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated)
+  local reset = 0
+  if used > 0 then reset = window_end - now end
+  if cost > limit then return 0, limit - used, reset, -1, {} end
+  if used + cost > limit then return 0, limit - used, reset, window_end - now, {} end
+  if cost == 0 then return 1, limit - used, reset, 0, {} end
+  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated)
+end
+
+-- from scripts-lua/lib/algo_fixed_window.lua
+--- Fixed window: at most `limit` units per window of `period_ms`, windows aligned to the epoch
+--- plus offset_ms. Denied calls do not count.
+
+local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated)
+  local start = rl_window_start(now, period_ms, offset_ms)
+  local used = rl_counter_read('fixed_window', key, start)
+  return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated)
+end
+
+local function rl_fixed_window_refund(key, limit, period_ms, offset_ms, cost, now, simulated)
+  local start = rl_window_start(now, period_ms, offset_ms)
+  local used = math.max(rl_counter_read('fixed_window', key, start) - cost, 0)
+  local reset = 0
+  if used > 0 then reset = start + period_ms - now end
+  return limit - used, reset, rl_counter_writes(key, start, start + period_ms, used, now, simulated)
 end
 
 -- from scripts-lua/lib/algo_sliding_window.lua
@@ -640,24 +604,39 @@ local function rl_quota_refund(key, limit, unit, utc_offset_ms, cost, now, simul
   return limit - used, reset, rl_counter_writes(key, start, period_end, used, now, simulated)
 end
 
+-- from scripts-lua/lib/algo_block.lua
+--- Penalty box: a key that, while it lives, denies its id whatever the limits say. Its value is
+--- the ms timestamp the block ends (so a caller clock, now_ms, is honoured too).
+
+--- Blocked until (ms) or nil.
+local function rl_block_read(key, now)
+  local stored = redis.call('GET', key)
+  if not stored then return nil end
+  local until_ms = tonumber(stored)
+  if not until_ms then rl_fail('block', 'key ' .. key .. ' does not hold block state') end
+  if until_ms <= now then return nil end
+  return until_ms
+end
+
 -- from scripts-lua/lib/multi.lua
 --- One decision over many limits, all-or-nothing: every limit is evaluated on the same clock
 --- reading, and only if all admit are their writes applied. Shared by multi and multi_peek.
 
 --- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
+--- `i` numbers the item in messages (`limit[2]`); nil for a script with one limit (batch).
 local function rl_multi_check(script, i, item)
   local function need(name, value, min, max)
     if value == nil then
-      rl_fail(script, string.format('%s[%d] is required for algo %s', name, i, item.algo))
+      rl_fail(script, string.format('%s is required for algo %s', rl_arg_label(name, i), item.algo))
     end
     if value < min or value > max then
-      rl_fail(script, string.format('%s[%d] must be between %d and %d for algo %s, got %d', name, i, min, max, item.algo, value))
+      rl_fail(script, string.format('%s must be between %d and %d for algo %s, got %d', rl_arg_label(name, i), min, max, item.algo, value))
     end
   end
   local algo = item.algo
   if algo == 'block' then return end
   if algo == 'quota' then
-    if item.unit == nil then rl_fail(script, string.format('unit[%d] is required for algo quota', i)) end
+    if item.unit == nil then rl_fail(script, string.format('%s is required for algo quota', rl_arg_label('unit', i))) end
     need('offset_ms', item.offset_ms, -50400000, 50400000)
     return
   end
@@ -675,6 +654,15 @@ end
 --- Every item's parameters (the prologue calls this after parsing the limits).
 local function rl_check_multi_items(script, items)
   for i = 1, #items do rl_multi_check(script, i, items[i]) end
+end
+
+--- batch: the one limit every decision shares, checked once with the largest cost asked.
+local function rl_check_batch_spec(script, algo, limit, period_ms, burst, offset_ms, unit, decisions)
+  local cost = 0
+  for i = 1, #decisions do
+    if decisions[i].cost > cost then cost = decisions[i].cost end
+  end
+  rl_multi_check(script, nil, { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit, cost = cost })
 end
 
 --- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes.
@@ -740,6 +728,71 @@ local function rl_multi(script, keys, items, now, simulated, commit)
   end
   return reply
 end
+
+-- from scripts-lua/lib/algo_concurrency.lua
+--- Concurrency leases: a sorted set of lease ids scored by when each lease expires (its holder
+--- died or forgot to release). At most `limit` live leases per key.
+
+--- Drops expired leases; returns how many are live.
+local function rl_concurrency_live(key, now, trim)
+  if trim then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
+    return redis.call('ZCARD', key)
+  end
+  return redis.call('ZCOUNT', key, string.format('(%d', now), '+inf')
+end
+
+--- ms until the last live lease expires (0 when none): the key's TTL.
+local function rl_concurrency_reset(key, now)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #last == 0 then return 0 end
+  return math.max(tonumber(last[2]) - now, 0)
+end
+
+local function rl_concurrency_expire(key, now, simulated)
+  local reset = rl_concurrency_reset(key, now)
+  if reset > 0 then
+    local _, expire_cmd, at = rl_expiry(now, reset, simulated)
+    redis.call(expire_cmd, key, at)
+  end
+  return reset
+end
+
+-- batch v1: Many independent decisions on one limit in one call: each key is a decision of its own (all-or-nothing for its own cost), decided in order exactly as if each had been sent alone. What the client sends when several decisions of one limiter arrive in the same event-loop turn.
+redis.register_function{ function_name = 'redlimit_batch_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity_variadic('batch', KEYS, ARGV, 1, 7, 1)
+local algo = rl_arg_enum('batch', ARGV[1], 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|')
+local limit = rl_arg_int('batch', ARGV[2], 2, 'limit', true, 1, 1000000000000000)
+local period_ms = rl_arg_int('batch', ARGV[3], 3, 'period_ms', false, 1, 31622400000)
+local burst = rl_arg_int('batch', ARGV[4], 4, 'burst', false, 1, 1000000000000000)
+if burst == nil then burst = limit end
+local offset_ms = rl_arg_int('batch', ARGV[5], 5, 'offset_ms', false, -50400000, 31622400000)
+if offset_ms == nil then offset_ms = 0 end
+local unit = rl_arg_enum('batch', ARGV[6], 6, 'unit', false, '|day|week|month|')
+local now_ms = rl_arg_int('batch', ARGV[7], 7, 'now_ms', false, 0, 140737488355328)
+local decisions = {}
+for i = 1, #KEYS - 0 do
+  local base = 7 + (i - 1) * 1
+  local item = {}
+  item.cost = rl_arg_int('batch', ARGV[base + 1], base + 1, 'cost', false, 0, 1000000000000000, i)
+  if item.cost == nil then item.cost = 1 end
+  decisions[i] = item
+end
+rl_check_batch_spec('batch', algo, limit, period_ms, burst, offset_ms, unit, decisions)
+local now = rl_now_ms(now_ms)
+local simulated = now_ms ~= nil
+local spec = { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit, cost = 0 }
+local reply = { now }
+for i = 1, #decisions do
+  spec.cost = decisions[i].cost
+  local allowed, remaining, reset, retry, writes = rl_multi_item(KEYS[i], spec, now, simulated, true)
+  if allowed == 1 then rl_apply(writes) end
+  local o = 4 * i - 2
+  reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
+end
+return rl_reply(reply)
+end }
 
 -- block v1: Penalty box: denies an id for `duration_ms` whatever its limits say, in every multi call that names this key. A longer existing block is kept; duration 0 lifts the block.
 redis.register_function{ function_name = 'redlimit_block_v1', flags = {}, callback = function(KEYS, ARGV)
@@ -960,17 +1013,17 @@ local limits = {}
 for i = 1, #KEYS - 0 do
   local base = 1 + (i - 1) * 7
   local item = {}
-  item.algo = rl_arg_enum('multi', ARGV[base + 1], base + 1, 'algo[' .. i .. ']', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|')
-  item.limit = rl_arg_int('multi', ARGV[base + 2], base + 2, 'limit[' .. i .. ']', false, 1, 1000000000000000)
+  item.algo = rl_arg_enum('multi', ARGV[base + 1], base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|', i)
+  item.limit = rl_arg_int('multi', ARGV[base + 2], base + 2, 'limit', false, 1, 1000000000000000, i)
   if item.limit == nil then item.limit = 1 end
-  item.period_ms = rl_arg_int('multi', ARGV[base + 3], base + 3, 'period_ms[' .. i .. ']', false, 1, 31622400000)
-  item.cost = rl_arg_int('multi', ARGV[base + 4], base + 4, 'cost[' .. i .. ']', false, 0, 1000000000000000)
+  item.period_ms = rl_arg_int('multi', ARGV[base + 3], base + 3, 'period_ms', false, 1, 31622400000, i)
+  item.cost = rl_arg_int('multi', ARGV[base + 4], base + 4, 'cost', false, 0, 1000000000000000, i)
   if item.cost == nil then item.cost = 1 end
-  item.burst = rl_arg_int('multi', ARGV[base + 5], base + 5, 'burst[' .. i .. ']', false, 1, 1000000000000000)
+  item.burst = rl_arg_int('multi', ARGV[base + 5], base + 5, 'burst', false, 1, 1000000000000000, i)
   if item.burst == nil then item.burst = item.limit end
-  item.offset_ms = rl_arg_int('multi', ARGV[base + 6], base + 6, 'offset_ms[' .. i .. ']', false, -50400000, 31622400000)
+  item.offset_ms = rl_arg_int('multi', ARGV[base + 6], base + 6, 'offset_ms', false, -50400000, 31622400000, i)
   if item.offset_ms == nil then item.offset_ms = 0 end
-  item.unit = rl_arg_enum('multi', ARGV[base + 7], base + 7, 'unit[' .. i .. ']', false, '|day|week|month|')
+  item.unit = rl_arg_enum('multi', ARGV[base + 7], base + 7, 'unit', false, '|day|week|month|', i)
   limits[i] = item
 end
 rl_check_multi_items('multi', limits)
@@ -986,17 +1039,17 @@ local limits = {}
 for i = 1, #KEYS - 0 do
   local base = 1 + (i - 1) * 7
   local item = {}
-  item.algo = rl_arg_enum('multi_peek', ARGV[base + 1], base + 1, 'algo[' .. i .. ']', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|')
-  item.limit = rl_arg_int('multi_peek', ARGV[base + 2], base + 2, 'limit[' .. i .. ']', false, 1, 1000000000000000)
+  item.algo = rl_arg_enum('multi_peek', ARGV[base + 1], base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|', i)
+  item.limit = rl_arg_int('multi_peek', ARGV[base + 2], base + 2, 'limit', false, 1, 1000000000000000, i)
   if item.limit == nil then item.limit = 1 end
-  item.period_ms = rl_arg_int('multi_peek', ARGV[base + 3], base + 3, 'period_ms[' .. i .. ']', false, 1, 31622400000)
-  item.cost = rl_arg_int('multi_peek', ARGV[base + 4], base + 4, 'cost[' .. i .. ']', false, 0, 1000000000000000)
+  item.period_ms = rl_arg_int('multi_peek', ARGV[base + 3], base + 3, 'period_ms', false, 1, 31622400000, i)
+  item.cost = rl_arg_int('multi_peek', ARGV[base + 4], base + 4, 'cost', false, 0, 1000000000000000, i)
   if item.cost == nil then item.cost = 1 end
-  item.burst = rl_arg_int('multi_peek', ARGV[base + 5], base + 5, 'burst[' .. i .. ']', false, 1, 1000000000000000)
+  item.burst = rl_arg_int('multi_peek', ARGV[base + 5], base + 5, 'burst', false, 1, 1000000000000000, i)
   if item.burst == nil then item.burst = item.limit end
-  item.offset_ms = rl_arg_int('multi_peek', ARGV[base + 6], base + 6, 'offset_ms[' .. i .. ']', false, -50400000, 31622400000)
+  item.offset_ms = rl_arg_int('multi_peek', ARGV[base + 6], base + 6, 'offset_ms', false, -50400000, 31622400000, i)
   if item.offset_ms == nil then item.offset_ms = 0 end
-  item.unit = rl_arg_enum('multi_peek', ARGV[base + 7], base + 7, 'unit[' .. i .. ']', false, '|day|week|month|')
+  item.unit = rl_arg_enum('multi_peek', ARGV[base + 7], base + 7, 'unit', false, '|day|week|month|', i)
   limits[i] = item
 end
 rl_check_multi_items('multi_peek', limits)

@@ -42,19 +42,26 @@ local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
 
-local function rl_arg_int(script, raw, index, name, required, min, max)
+--- An argument's name in messages: `cost`, or `cost[3]` for the third item of a list. Built only
+--- when a message is, so a valid call formats no numbers.
+local function rl_arg_label(name, item)
+  if item then return name .. '[' .. item .. ']' end
+  return name
+end
+
+local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
-      rl_fail(script, name .. ' (ARGV[' .. index .. ']) is required')
+      rl_fail(script, rl_arg_label(name, item) .. ' (ARGV[' .. index .. ']) is required')
     end
     return nil
   end
   if #raw > 17 or not string.find(raw, '^%-?%d+$') then
-    rl_fail(script, name .. ' (ARGV[' .. index .. ']) must be a decimal integer, got "' .. string.sub(raw, 1, 40) .. '"')
+    rl_fail(script, rl_arg_label(name, item) .. ' (ARGV[' .. index .. ']) must be a decimal integer, got "' .. string.sub(raw, 1, 40) .. '"')
   end
   local n = tonumber(raw)
   if n < min or n > max then
-    rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', name, index, min, max, raw))
+    rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
   return n
 end

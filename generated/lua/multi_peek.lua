@@ -51,32 +51,39 @@ local function rl_fail(script, message)
   error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
 end
 
-local function rl_arg_int(script, raw, index, name, required, min, max)
+--- An argument's name in messages: `cost`, or `cost[3]` for the third item of a list. Built only
+--- when a message is, so a valid call formats no numbers.
+local function rl_arg_label(name, item)
+  if item then return name .. '[' .. item .. ']' end
+  return name
+end
+
+local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
-      rl_fail(script, name .. ' (ARGV[' .. index .. ']) is required')
+      rl_fail(script, rl_arg_label(name, item) .. ' (ARGV[' .. index .. ']) is required')
     end
     return nil
   end
   if #raw > 17 or not string.find(raw, '^%-?%d+$') then
-    rl_fail(script, name .. ' (ARGV[' .. index .. ']) must be a decimal integer, got "' .. string.sub(raw, 1, 40) .. '"')
+    rl_fail(script, rl_arg_label(name, item) .. ' (ARGV[' .. index .. ']) must be a decimal integer, got "' .. string.sub(raw, 1, 40) .. '"')
   end
   local n = tonumber(raw)
   if n < min or n > max then
-    rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', name, index, min, max, raw))
+    rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
   return n
 end
 
-local function rl_arg_enum(script, raw, index, name, required, values)
+local function rl_arg_enum(script, raw, index, name, required, values, item)
   if raw == nil or raw == '' then
     if required then
-      rl_fail(script, name .. ' (ARGV[' .. index .. ']) is required')
+      rl_fail(script, rl_arg_label(name, item) .. ' (ARGV[' .. index .. ']) is required')
     end
     return nil
   end
   if not string.find(values, '|' .. raw .. '|', 1, true) or string.find(raw, '|', 1, true) then
-    rl_fail(script, string.format('%s (ARGV[%d]) must be one of %s, got "%s"', name, index, string.sub(values, 2, -2), string.sub(raw, 1, 40)))
+    rl_fail(script, string.format('%s (ARGV[%d]) must be one of %s, got "%s"', rl_arg_label(name, item), index, string.sub(values, 2, -2), string.sub(raw, 1, 40)))
   end
   return raw
 end
@@ -550,19 +557,20 @@ end
 --- reading, and only if all admit are their writes applied. Shared by multi and multi_peek.
 
 --- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
+--- `i` numbers the item in messages (`limit[2]`); nil for a script with one limit (batch).
 local function rl_multi_check(script, i, item)
   local function need(name, value, min, max)
     if value == nil then
-      rl_fail(script, string.format('%s[%d] is required for algo %s', name, i, item.algo))
+      rl_fail(script, string.format('%s is required for algo %s', rl_arg_label(name, i), item.algo))
     end
     if value < min or value > max then
-      rl_fail(script, string.format('%s[%d] must be between %d and %d for algo %s, got %d', name, i, min, max, item.algo, value))
+      rl_fail(script, string.format('%s must be between %d and %d for algo %s, got %d', rl_arg_label(name, i), min, max, item.algo, value))
     end
   end
   local algo = item.algo
   if algo == 'block' then return end
   if algo == 'quota' then
-    if item.unit == nil then rl_fail(script, string.format('unit[%d] is required for algo quota', i)) end
+    if item.unit == nil then rl_fail(script, string.format('%s is required for algo quota', rl_arg_label('unit', i))) end
     need('offset_ms', item.offset_ms, -50400000, 50400000)
     return
   end
@@ -654,17 +662,17 @@ local limits = {}
 for i = 1, #KEYS - 0 do
   local base = 1 + (i - 1) * 7
   local item = {}
-  item.algo = rl_arg_enum('multi_peek', ARGV[base + 1], base + 1, 'algo[' .. i .. ']', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|')
-  item.limit = rl_arg_int('multi_peek', ARGV[base + 2], base + 2, 'limit[' .. i .. ']', false, 1, 1000000000000000)
+  item.algo = rl_arg_enum('multi_peek', ARGV[base + 1], base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|', i)
+  item.limit = rl_arg_int('multi_peek', ARGV[base + 2], base + 2, 'limit', false, 1, 1000000000000000, i)
   if item.limit == nil then item.limit = 1 end
-  item.period_ms = rl_arg_int('multi_peek', ARGV[base + 3], base + 3, 'period_ms[' .. i .. ']', false, 1, 31622400000)
-  item.cost = rl_arg_int('multi_peek', ARGV[base + 4], base + 4, 'cost[' .. i .. ']', false, 0, 1000000000000000)
+  item.period_ms = rl_arg_int('multi_peek', ARGV[base + 3], base + 3, 'period_ms', false, 1, 31622400000, i)
+  item.cost = rl_arg_int('multi_peek', ARGV[base + 4], base + 4, 'cost', false, 0, 1000000000000000, i)
   if item.cost == nil then item.cost = 1 end
-  item.burst = rl_arg_int('multi_peek', ARGV[base + 5], base + 5, 'burst[' .. i .. ']', false, 1, 1000000000000000)
+  item.burst = rl_arg_int('multi_peek', ARGV[base + 5], base + 5, 'burst', false, 1, 1000000000000000, i)
   if item.burst == nil then item.burst = item.limit end
-  item.offset_ms = rl_arg_int('multi_peek', ARGV[base + 6], base + 6, 'offset_ms[' .. i .. ']', false, -50400000, 31622400000)
+  item.offset_ms = rl_arg_int('multi_peek', ARGV[base + 6], base + 6, 'offset_ms', false, -50400000, 31622400000, i)
   if item.offset_ms == nil then item.offset_ms = 0 end
-  item.unit = rl_arg_enum('multi_peek', ARGV[base + 7], base + 7, 'unit[' .. i .. ']', false, '|day|week|month|')
+  item.unit = rl_arg_enum('multi_peek', ARGV[base + 7], base + 7, 'unit', false, '|day|week|month|', i)
   limits[i] = item
 end
 rl_check_multi_items('multi_peek', limits)

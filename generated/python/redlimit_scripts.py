@@ -81,6 +81,7 @@ class Script:
 
 
 SCRIPTS = {spec["name"]: Script(spec) for spec in MANIFEST["scripts"]}
+BATCH = SCRIPTS["batch"]
 BLOCK = SCRIPTS["block"]
 CONCURRENCY_ACQUIRE = SCRIPTS["concurrency_acquire"]
 CONCURRENCY_PEEK = SCRIPTS["concurrency_peek"]

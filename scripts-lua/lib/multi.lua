@@ -9,19 +9,20 @@
 --- @include "lib/algo_block"
 
 --- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
+--- `i` numbers the item in messages (`limit[2]`); nil for a script with one limit (batch).
 local function rl_multi_check(script, i, item)
   local function need(name, value, min, max)
     if value == nil then
-      rl_fail(script, string.format('%s[%d] is required for algo %s', name, i, item.algo))
+      rl_fail(script, string.format('%s is required for algo %s', rl_arg_label(name, i), item.algo))
     end
     if value < min or value > max then
-      rl_fail(script, string.format('%s[%d] must be between %d and %d for algo %s, got %d', name, i, min, max, item.algo, value))
+      rl_fail(script, string.format('%s must be between %d and %d for algo %s, got %d', rl_arg_label(name, i), min, max, item.algo, value))
     end
   end
   local algo = item.algo
   if algo == 'block' then return end
   if algo == 'quota' then
-    if item.unit == nil then rl_fail(script, string.format('unit[%d] is required for algo quota', i)) end
+    if item.unit == nil then rl_fail(script, string.format('%s is required for algo quota', rl_arg_label('unit', i))) end
     need('offset_ms', item.offset_ms, -50400000, 50400000)
     return
   end
@@ -39,6 +40,15 @@ end
 --- Every item's parameters (the prologue calls this after parsing the limits).
 local function rl_check_multi_items(script, items)
   for i = 1, #items do rl_multi_check(script, i, items[i]) end
+end
+
+--- batch: the one limit every decision shares, checked once with the largest cost asked.
+local function rl_check_batch_spec(script, algo, limit, period_ms, burst, offset_ms, unit, decisions)
+  local cost = 0
+  for i = 1, #decisions do
+    if decisions[i].cost > cost then cost = decisions[i].cost end
+  end
+  rl_multi_check(script, nil, { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit, cost = cost })
 end
 
 --- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes.

@@ -73,6 +73,8 @@ const checkFns: Record<string, (script: string, values: unknown[]) => void> = {
   refill_bounded: (s, [l, p, b]) => checks.refillBounded(s, l as number, p as number, b as number),
   reserve_bounded: (s, [l, p, w]) => checks.reserveBounded(s, l as number, p as number, w as number),
   offset_within_period: (s, [p, o]) => checks.offsetWithinPeriod(s, p as number, o as number),
+  batch_spec: (s, [algo, limit, period, burst, offset, unit, decisions]) =>
+    checks.batchSpec(s, algo as string, limit as number, period as number | undefined, burst as number, offset as number, unit as string | undefined, decisions as { cost?: number }[]),
   multi_items: (s, [items]) =>
     checks.multiItems(
       s,

@@ -98,6 +98,19 @@ function multi(c: TwinCall, commit: boolean, name: string): number[] {
   return reply;
 }
 
+/** batch: independent decisions on one limit, in order, each applied before the next. */
+function batch(c: TwinCall): number[] {
+  const reply = [c.now];
+  const spec: ArgValues = { ...c.args };
+  c.items.forEach((it, i) => {
+    spec.cost = it.cost;
+    const [allowed, remaining, reset, retry, writes] = multiItem(c, c.keys[i]!, spec, true);
+    if (allowed === 1) a.apply(c.store, writes);
+    reply.push(allowed, remaining, reset, retry);
+  });
+  return reply;
+}
+
 type Impl = (c: TwinCall) => number[];
 const k0 = (c: TwinCall) => c.keys[0]!;
 
@@ -127,6 +140,7 @@ export const twinScripts: Record<string, Impl> = {
   block: (c) => [a.block(c.store, k0(c), n(c.args.duration_ms), c.now, c.simulated)],
   reset: (c) => [c.keys.reduce((count, k) => count + (c.store.delete(k) ? 1 : 0), 0)],
   multi: (c) => multi(c, true, 'multi'),
+  batch,
   multi_peek: (c) => multi(c, false, 'multi_peek'),
 };
 

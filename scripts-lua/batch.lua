@@ -1,0 +1,35 @@
+--- @script batch
+--- @version 1
+--- @summary Many independent decisions on one limit in one call: each key is a decision of its own (all-or-nothing for its own cost), decided in order exactly as if each had been sent alone. What the client sends when several decisions of one limiter arrive in the same event-loop turn.
+--- @key state+ One state key per decision, in order. A key may repeat: a later decision sees what an earlier one took. In Redis Cluster all must share a hash slot.
+--- @arg algo enum:gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota required The limit's algorithm.
+--- @arg limit int required 1..1000000000000000 Units per period (gcra/token_bucket: refill rate; quota: budget up to 1e15; others up to 1e9).
+--- @arg period_ms int optional 1..31622400000 Period or window in ms (all but quota).
+--- @arg burst int default=limit 1..1000000000000000 gcra/token_bucket capacity.
+--- @arg offset_ms int default=0 -50400000..31622400000 fixed_window: window offset (0 <= offset < period); quota: UTC offset.
+--- @arg unit enum:day|week|month optional quota: the calendar period.
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
+--- @each decisions
+--- @group cost int default=1 0..1000000000000000 Units this decision takes (0 is a peek that never writes).
+--- @check batch_spec algo limit period_ms burst offset_ms unit decisions
+--- @return now_ms int The clock reading (ms) every decision of the call used.
+--- @return_each allowed bool 1 if this decision's cost was admitted and taken.
+--- @return_each remaining int Whole units left on its key after this decision.
+--- @return_each reset_after_ms int ms until its key is back to full.
+--- @return_each retry_after_ms int 0 when allowed; ms until this cost would be admitted; -1 never.
+--- @include "lib/multi"
+--- @include "lib/clock"
+--- @args
+
+local now = rl_now_ms(now_ms)
+local simulated = now_ms ~= nil
+local spec = { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit, cost = 0 }
+local reply = { now }
+for i = 1, #decisions do
+  spec.cost = decisions[i].cost
+  local allowed, remaining, reset, retry, writes = rl_multi_item(KEYS[i], spec, now, simulated, true)
+  if allowed == 1 then rl_apply(writes) end
+  local o = 4 * i - 2
+  reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
+end
+return rl_reply(reply)
