@@ -94,6 +94,15 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
   }
 
   /** May a call go to Redis now? Counts a refusal when not. */
+  /**
+   * How long a caller refused now should wait before Redis may be tried again: until the next
+   * probe while open, else one reset timeout (a failure just happened; the breaker may open).
+   */
+  retryAfterMs(): number {
+    if (this.state_ === 'open') return Math.max(1, this.reopenAt - this.o.now());
+    return this.o.resetTimeoutMs;
+  }
+
   tryAcquire(): boolean {
     const state = this.state;
     if (state === 'closed') return true;

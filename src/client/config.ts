@@ -37,33 +37,89 @@ export interface RateLimiterOptions {
   metrics?: MetricsHook;
   /** Clock for local bookkeeping (deny cache, leases, fallback). Default Date.now. */
   clock?: () => number;
+  /**
+   * Decisions of the same event-loop turn go to Redis as one `batch` script call (one limit, no
+   * blocks). Default true; exactness is the same either way.
+   */
+  coalesce?: boolean;
+  /**
+   * Enables block(): every decision then checks the subject's penalty box atomically with its
+   * limits (through the multi script, so it costs more per decision). Default false.
+   */
+  blocks?: boolean;
 }
 
-const ALGOS = ['gcra', 'token_bucket', 'fixed_window', 'sliding_window', 'sliding_log', 'quota'];
-const NAME = /^[A-Za-z0-9_-]+$/;
+const OPTIONS = new Set([
+  'redis', 'prefix', 'name', 'limits', 'onRedisFailure', 'fallbackShare', 'throwWhenFailedClosed', 'breaker', 'timeoutMs',
+  'denyCache', 'lease', 'metrics', 'clock', 'coalesce', 'blocks',
+]);
+const LIMIT_FIELDS: Record<string, readonly string[]> = {
+  gcra: ['burst'],
+  token_bucket: ['burst'],
+  fixed_window: ['offsetMs'],
+  sliding_window: [],
+  sliding_log: [],
+  quota: ['unit', 'utcOffsetMs'],
+};
+
+const ALGOS = Object.keys(LIMIT_FIELDS);
+const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 function positiveInt(value: unknown, what: string, max = 1_000_000_000): void {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    throw new InvalidConfigError(`${what} must be an integer between 1 and ${max}, got ${String(value)}`);
+    throw new InvalidConfigError(`${what} must be an integer between 1 and ${max}, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
   }
 }
 
-/** Checks a configuration up front, with messages that say what to change. */
+/** A misspelt option must not pass silently: name the closest known one. */
+function unknownKeys(obj: object, known: Iterable<string>, where: string): void {
+  const names = [...known];
+  for (const k of Object.keys(obj)) {
+    if (names.includes(k)) continue;
+    const near = names.find((n) => n.toLowerCase() === k.toLowerCase()) ?? names.find((n) => distance(n, k) <= 2);
+    throw new InvalidConfigError(`${where}: unknown option ${JSON.stringify(k)}${near ? ` (did you mean ${near}?)` : ''}`);
+  }
+}
+
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+  }
+  return d[a.length]![b.length]!;
+}
+
+/**
+ * Checks a configuration's shape up front, with messages that say what to change. The numeric
+ * ranges of a limit come from its script's header: the plan (src/client/plan.ts) checks them
+ * when it compiles the limit.
+ */
 export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
   if (!o || typeof o !== 'object') throw new InvalidConfigError('options must be an object');
+  unknownKeys(o, OPTIONS, 'createRateLimiter');
+  if (o.redis !== undefined && (o.redis === null || typeof o.redis !== 'object')) {
+    throw new InvalidConfigError(`redis must be an ioredis or node-redis client (got ${typeof o.redis === 'string' ? 'a string: create the client yourself, e.g. new Redis(url), or use fromEnv()' : typeof o.redis})`);
+  }
   const limits = Array.isArray(o.limits) ? o.limits : o.limits ? [o.limits] : [];
   if (limits.length === 0) throw new InvalidConfigError('limits must name at least one limit');
   const names = new Set<string>();
   for (const l of limits) {
-    if (!l || typeof l.name !== 'string' || !NAME.test(l.name)) throw new InvalidConfigError(`every limit needs a name of letters, digits, _ or - (got ${JSON.stringify(l?.name)})`);
+    if (!l || typeof l !== 'object' || typeof l.name !== 'string' || !NAME.test(l.name)) {
+      throw new InvalidConfigError(`every limit needs a name of 1 to 64 letters, digits, _ or - (got ${JSON.stringify((l as { name?: unknown } | undefined)?.name)})`);
+    }
     if (names.has(l.name)) throw new InvalidConfigError(`limit name ${l.name} is used twice`);
     names.add(l.name);
     if (!ALGOS.includes(l.algo)) throw new InvalidConfigError(`limit ${l.name}: algo must be one of ${ALGOS.join(', ')}, got ${JSON.stringify(l.algo)}`);
+    const fields = ['name', 'algo', 'limit', 'scope', ...(l.algo === 'quota' ? [] : ['periodMs']), ...LIMIT_FIELDS[l.algo]!];
+    unknownKeys(l, fields, `limit ${l.name}`);
     positiveInt(l.limit, `limit ${l.name}: limit`, l.algo === 'quota' ? 1e15 : 1e9);
     if (l.algo === 'quota') {
       if (!['day', 'week', 'month'].includes(l.unit)) throw new InvalidConfigError(`limit ${l.name}: unit must be day, week or month`);
     } else positiveInt(l.periodMs, `limit ${l.name}: periodMs`, 31_622_400_000);
-    if ((l.algo === 'gcra' || l.algo === 'token_bucket') && l.burst !== undefined) positiveInt(l.burst, `limit ${l.name}: burst`);
+    if (l.scope !== undefined && (typeof l.scope !== 'string' || !NAME.test(l.scope))) {
+      throw new InvalidConfigError(`limit ${l.name}: scope must be a name of letters, digits, _ or -`);
+    }
   }
   if (o.prefix !== undefined && (typeof o.prefix !== 'string' || o.prefix.length === 0 || /[{}]/.test(o.prefix))) {
     throw new InvalidConfigError('prefix must be a non-empty string without { or }');
@@ -73,7 +129,11 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
   }
   if (o.fallbackShare !== undefined) positiveInt(o.fallbackShare, 'fallbackShare', 10_000);
   if (o.timeoutMs !== undefined) positiveInt(o.timeoutMs, 'timeoutMs', 60_000);
+  for (const flag of ['coalesce', 'blocks', 'throwWhenFailedClosed'] as const) {
+    if (o[flag] !== undefined && typeof o[flag] !== 'boolean') throw new InvalidConfigError(`${flag} must be true or false`);
+  }
   if (o.lease) {
+    unknownKeys(o.lease, ['size', 'ttlMs'], 'lease');
     positiveInt(o.lease.size, 'lease.size', 1_000_000);
     if (o.lease.ttlMs !== undefined) positiveInt(o.lease.ttlMs, 'lease.ttlMs', 3_600_000);
     const log = limits.find((l) => l.algo === 'sliding_log');

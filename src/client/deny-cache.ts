@@ -4,8 +4,9 @@ interface Entry {
   /** Local ms until which Redis would deny at least these costs. */
   until: number;
   costs: number[];
-  retryNever: boolean;
-  deniedBy: string | null;
+  /** The decision Redis gave, and when its call was sent. */
+  decision: Decision;
+  sentAt: number;
 }
 
 /**
@@ -13,6 +14,9 @@ interface Entry {
  * costs no Redis calls. It only ever denies, and only calls at least as costly (per limit) as the
  * one Redis denied; `until` counts from when that call was sent, so it can end early (then Redis
  * is asked again) but never late. A refund, reset or block forgets the subject.
+ *
+ * Its answers are Redis's own decision with the times moved on by what has elapsed since: the
+ * same limits, remaining, limit and deniedBy; resetAfterMs and retryAfterMs counted down.
  */
 export class DenyCache {
   private readonly entries = new Map<string, Entry>();
@@ -23,7 +27,7 @@ export class DenyCache {
     return this.entries.size;
   }
 
-  check(subject: string, costs: number[], now: number): { retryAfterMs: number; deniedBy: string | null } | null {
+  check(subject: string, costs: number[], now: number): Decision | null {
     const e = this.entries.get(subject);
     if (!e) return null;
     if (now >= e.until) {
@@ -31,18 +35,26 @@ export class DenyCache {
       return null;
     }
     for (let i = 0; i < costs.length; i++) if (costs[i]! < e.costs[i]!) return null;
-    return { retryAfterMs: e.retryNever ? -1 : e.until - now, deniedBy: e.deniedBy };
+    const elapsed = Math.max(0, now - e.sentAt);
+    const later = (ms: number) => (ms < 0 ? ms : Math.max(0, ms - elapsed));
+    const d = e.decision;
+    return {
+      ...d,
+      resetAfterMs: later(d.resetAfterMs),
+      retryAfterMs: later(d.retryAfterMs),
+      source: 'deny-cache',
+      limits: d.limits.map((x) => ({ ...x, resetAfterMs: later(x.resetAfterMs), retryAfterMs: later(x.retryAfterMs) })),
+    };
   }
 
   remember(subject: string, costs: number[], d: Decision, sentAt: number): void {
     if (d.retryAfterMs === 0) return; // nothing to wait for (e.g. denied by a race): ask Redis again
-    const retryNever = d.retryAfterMs < 0;
-    // "never" holds for as long as the configuration does; re-check once a minute anyway.
-    const until = sentAt + (retryNever ? 60_000 : d.retryAfterMs);
+    // "never" (-1) holds for as long as the configuration does; re-check once a minute anyway.
+    const until = sentAt + (d.retryAfterMs < 0 ? 60_000 : d.retryAfterMs);
     if (!this.entries.has(subject) && this.entries.size >= this.maxEntries) {
       this.entries.delete(this.entries.keys().next().value!);
     }
-    this.entries.set(subject, { until, costs: [...costs], retryNever, deniedBy: d.deniedBy });
+    this.entries.set(subject, { until, costs: [...costs], decision: d, sentAt });
   }
 
   forget(subject: string): void {

@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
-import type { LimitSpec } from './config.js';
+import { hashSlot } from '../runtime/index.js';
 
 /**
  * Who a call is for. A string is an id. An object can also name the hash tag (all keys of one
@@ -9,29 +9,41 @@ import type { LimitSpec } from './config.js';
  */
 export type Subject = string | { id: string; hashTag?: string; scopes?: Record<string, string> };
 
-interface Resolved {
-  id: string;
-  tag: string;
-  scopes: Record<string, string>;
+export interface Resolved {
+  readonly id: string;
+  readonly tag: string;
+  /** Own properties only (a null-prototype object): `constructor` is a scope like any other. */
+  readonly scopes: Readonly<Record<string, string>>;
+  /** Redis Cluster slot of every key of this subject (they share the hash tag); computed once. */
+  slot: number;
 }
 
+/**
+ * One part of a key. Refused: empty, over 512 characters, braces (they would change the hash
+ * tag), and lone UTF-16 surrogates — Redis clients encode those as U+FFFD, so 'a\uD800' and
+ * 'a\uDBFF' would land on one key.
+ */
 function part(value: unknown, what: string): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 512 || value.includes('{') || value.includes('}')) {
-    throw new InvalidArgumentError('limiter', what, `${what} must be a non-empty string of at most 512 characters without { or }, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'string' || value.length === 0 || value.length > 512 || value.includes('{') || value.includes('}') || !(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    throw new InvalidArgumentError(
+      'limiter',
+      what,
+      `${what} must be a non-empty, well-formed string of at most 512 characters without { or }, got ${typeof value === 'string' ? JSON.stringify(value.slice(0, 40)) : typeof value}`,
+    );
   }
   return value;
 }
 
-const NO_SCOPES: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NO_SCOPES: Readonly<Record<string, string>> = Object.freeze(Object.create(null) as Record<string, string>);
 
 const resolvedIds = new Map<string, Resolved>();
 
 export function resolveSubject(subject: Subject): Resolved {
   if (typeof subject === 'string') {
-    // Plain ids repeat: keep their resolved form (a small, bounded cache of immutable values).
+    // Plain ids repeat: keep their resolved form (a small, bounded cache).
     let r = resolvedIds.get(subject);
     if (!r) {
-      r = Object.freeze({ id: part(subject, 'id'), tag: subject, scopes: NO_SCOPES });
+      r = { id: part(subject, 'id'), tag: subject, scopes: NO_SCOPES, slot: -1 };
       if (resolvedIds.size >= 10_000) resolvedIds.clear();
       resolvedIds.set(subject, r);
     }
@@ -40,25 +52,34 @@ export function resolveSubject(subject: Subject): Resolved {
   if (!subject || typeof subject !== 'object') throw new InvalidArgumentError('limiter', 'id', 'the subject must be an id string or { id, hashTag?, scopes? }');
   const id = part(subject.id, 'id');
   const tag = subject.hashTag === undefined ? id : part(subject.hashTag, 'hashTag');
-  const scopes: Record<string, string> = {};
-  for (const [k, v] of Object.entries(subject.scopes ?? {})) scopes[k] = part(v, `scopes.${k}`);
-  return { id, tag, scopes };
+  let scopes = NO_SCOPES;
+  if (subject.scopes !== undefined) {
+    if (!subject.scopes || typeof subject.scopes !== 'object') throw new InvalidArgumentError('limiter', 'scopes', 'scopes must be an object of strings');
+    const own = Object.create(null) as Record<string, string>;
+    for (const k of Object.keys(subject.scopes)) own[k] = part(subject.scopes[k], `scopes.${k}`);
+    scopes = own;
+  }
+  return { id, tag, scopes, slot: -1 };
 }
 
-/** The one place that knows the key layout: `${prefix}:{${tag}}:${limit}:${scopeValue}`. */
-export function limitKey(prefix: string, s: Resolved, limit: LimitSpec): string {
-  const scope = limit.scope ?? 'id';
-  const value = scope === 'id' ? s.id : s.scopes[scope];
-  if (value === undefined) throw new InvalidArgumentError('limiter', 'scopes', `limit ${limit.name} is scoped by ${scope}: pass scopes: { ${scope}: ... }`);
-  return `${prefix}:{${s.tag}}:${limit.name}:${value}`;
+export function slotOf(s: Resolved): number {
+  if (s.slot < 0) s.slot = hashSlot(`{${s.tag}}`);
+  return s.slot;
+}
+
+/**
+ * The one place that knows the key layout: `${prefix}:{${tag}}:${limit}:${scopeValue}` for a
+ * limit, `${prefix}:{${tag}}:!block:${id}` for the penalty box. Limit names are letters, digits,
+ * `_` and `-` (no `:`, no `!`), the tag has no braces, so a key names exactly one
+ * (tag, limit, value) and no limit can share the block key.
+ */
+export function limitKey(prefix: string, s: Resolved, name: string, scope: string | null): string {
+  if (scope === null) return `${prefix}:{${s.tag}}:${name}:${s.id}`;
+  const value = Object.hasOwn(s.scopes, scope) ? s.scopes[scope] : undefined;
+  if (value === undefined) throw new InvalidArgumentError('limiter', 'scopes', `limit ${name} is scoped by ${scope}: pass scopes: { ${scope}: ... }`);
+  return `${prefix}:{${s.tag}}:${name}:${value}`;
 }
 
 export function blockKey(prefix: string, s: Resolved): string {
-  return `${prefix}:{${s.tag}}:block:${s.id}`;
-}
-
-/** Identity of a subject for local caches. */
-export function subjectId(s: Resolved): string {
-  if (s.scopes === NO_SCOPES && s.tag === s.id) return s.id; // the common case, kept cheap
-  return `${s.tag}\u0000${s.id}\u0000${Object.entries(s.scopes).sort().join('\u0000')}`;
+  return `${prefix}:{${s.tag}}:!block:${s.id}`;
 }

@@ -12,6 +12,10 @@ interface Lease {
  * The trade-off is fairness: an instance holding a lease serves its own callers from it while
  * another instance may be denied; a lease lasts at most ttlMs, after which its unused units are
  * given back, and close() gives back everything.
+ *
+ * Every unit is spent or given back exactly once: a lease leaves the pool (and its units are
+ * zeroed) in the same synchronous step that hands its units back, so an expiry sweep, a re-add
+ * and close() can overlap without returning the same units twice.
  */
 export class LeasePool {
   private readonly leases = new Map<string, Lease>();
@@ -23,7 +27,7 @@ export class LeasePool {
     private readonly clock: () => number,
     private readonly giveBack: (subject: Subject, units: number) => Promise<void>,
   ) {
-    this.timer = setInterval(() => void this.expire(), Math.max(10, Math.floor(ttlMs / 2)));
+    this.timer = setInterval(() => this.expire(), Math.max(10, Math.floor(ttlMs / 2)));
     this.timer.unref();
   }
 
@@ -35,15 +39,16 @@ export class LeasePool {
     return l.units;
   }
 
-  add(sid: string, s: { id: string; tag: string; scopes: Record<string, string> }, units: number): number {
+  add(sid: string, s: { id: string; tag: string; scopes: Readonly<Record<string, string>> }, units: number): number {
+    const now = this.clock();
     const l = this.leases.get(sid);
-    if (l && this.clock() - l.takenAt < this.ttlMs) {
+    if (l && now - l.takenAt < this.ttlMs) {
       l.units += units;
-      l.takenAt = this.clock();
+      l.takenAt = now;
       return l.units;
     }
-    if (l && l.units > 0) void this.giveBack(l.subject, l.units).catch(() => {});
-    this.leases.set(sid, { subject: { id: s.id, hashTag: s.tag, scopes: s.scopes }, units, takenAt: this.clock(), refilling: false });
+    if (l) this.release(sid, l);
+    this.leases.set(sid, { subject: { id: s.id, hashTag: s.tag, scopes: { ...s.scopes } }, units, takenAt: now, refilling: false });
     return units;
   }
 
@@ -62,7 +67,10 @@ export class LeasePool {
     });
   }
 
+  /** Forgets a lease without giving its units back (reset and block: the state is gone anyway). */
   drop(sid: string): void {
+    const l = this.leases.get(sid);
+    if (l) l.units = 0;
     this.leases.delete(sid);
   }
 
@@ -72,19 +80,23 @@ export class LeasePool {
     return { subjects: this.leases.size, units };
   }
 
-  async expire(): Promise<void> {
+  /** Gives back the unused units of every lease past its ttl. */
+  expire(): void {
     const now = this.clock();
-    const due = [...this.leases.entries()].filter(([, l]) => now - l.takenAt >= this.ttlMs);
-    for (const [sid, l] of due) {
-      this.leases.delete(sid);
-      if (l.units > 0) await this.giveBack(l.subject, l.units).catch(() => {});
-    }
+    for (const [sid, l] of this.leases) if (now - l.takenAt >= this.ttlMs) this.release(sid, l);
   }
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    const all = [...this.leases.values()];
-    this.leases.clear();
-    await Promise.all(all.filter((l) => l.units > 0).map((l) => this.giveBack(l.subject, l.units).catch(() => {})));
+    const all = [...this.leases.entries()];
+    await Promise.all(all.map(([sid, l]) => this.release(sid, l)));
+  }
+
+  /** Removes the lease and hands back its units, once: they are zeroed in the same step. */
+  private release(sid: string, l: Lease): Promise<void> {
+    if (this.leases.get(sid) === l) this.leases.delete(sid);
+    const units = l.units;
+    l.units = 0;
+    return units > 0 ? this.giveBack(l.subject, units).catch(() => {}) : Promise.resolve();
   }
 }

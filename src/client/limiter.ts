@@ -1,15 +1,19 @@
 import * as b from '../../generated/index.js';
-import { InvalidArgumentError, InvalidConfigError, RateLimitedError, RedisUnavailableError, ScriptError } from '../errors.js';
-import type { RedisClientLike } from '../runtime/index.js';
+import { InvalidArgumentError, InvalidConfigError, RateLimitedError, RedisUnavailableError } from '../errors.js';
+import { intArg, transportFor, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
+import type { ArgValues } from '../twin/args.js';
 import { TwinClient } from '../twin/client.js';
 import { CircuitBreaker, breakerFor, type BreakerOptions, type BreakerStats } from './breaker.js';
-import { validateConfig, type LimitSpec, type OnRedisFailure, type RateLimiterOptions } from './config.js';
+import { Coalescer, type Waiter } from './coalescer.js';
+import { validateConfig, type OnRedisFailure, type RateLimiterOptions } from './config.js';
 import type { Decision, DecisionSource, LimitResult } from './decision.js';
 import { DenyCache } from './deny-cache.js';
-import { blockKey, limitKey, resolveSubject, subjectId, type Subject } from './keys.js';
+import { blockKey, limitKey, resolveSubject, slotOf, type Resolved, type Subject } from './keys.js';
 import { LeasePool } from './leases.js';
-import { errorReason, type MetricsHook } from './metrics.js';
-import { clientWarnings, whenReady, withTimeout } from './redis-call.js';
+import type { MetricsHook } from './metrics.js';
+import { argvWith, batchArgv, compileLimit, pushBlockItem, pushItem, valuesWith, type CompiledScript, type LimitPlan } from './plan.js';
+import { clientWarnings } from './redis-call.js';
+import { RedisPath } from './redis-path.js';
 
 /** Cost of a call: one number for every limit, or per limit name (missing names cost 1). */
 export type Cost = number | Record<string, number>;
@@ -22,63 +26,89 @@ export interface LimiterStats {
   warnings: string[];
 }
 
-const REFUND: Record<string, ((client: RedisClientLike, args: never) => Promise<unknown>) | undefined> = {
-  gcra: b.gcraRefund as never,
-  token_bucket: b.tokenBucketRefund as never,
-  fixed_window: b.fixedWindowRefund as never,
-  sliding_window: b.slidingWindowRefund as never,
-  quota: b.quotaRefund as never,
-  sliding_log: undefined,
-};
+/** A call's subject, resolved, with its keys (in plan order, then the block key) and local identity. */
+interface Call {
+  s: Resolved;
+  keys: string[];
+  /** Identity for local caches: two subjects share it exactly when they share every Redis key. */
+  ident: string;
+}
 
 /**
- * The client most services use: one or several limits per subject, decided atomically in Redis
- * (the `multi` script), with what production needs around it — a breaker, timeouts, a fallback
- * to the exact in-memory twin, a local deny cache, leases and metrics. It computes nothing of its
- * own: every decision comes from the Lua scripts or their twin.
+ * The client most services use: one or several limits per subject, decided atomically in Redis,
+ * with what production needs around it — a breaker, deadlines, a fallback to the exact in-memory
+ * twin, a local deny cache, leases, coalescing and metrics. It computes nothing of its own: every
+ * decision comes from the Lua scripts or their twin. The configuration is compiled once into a
+ * plan (src/client/plan.ts); a call fills in only its keys and costs.
+ *
+ * How a decision reaches Redis: one limit and no blocks → the limit's own script, or with
+ * coalescing (default) the `batch` script for every decision of the same event-loop turn; several
+ * limits, or `blocks: true` → the `multi` script, all-or-nothing.
  */
 export class RateLimiter {
   readonly name: string;
   readonly breaker: CircuitBreaker | null;
-  private readonly limits: LimitSpec[];
+  private readonly plans: LimitPlan[];
   private readonly prefix: string;
   private readonly redis: RedisClientLike | undefined;
+  private readonly path: RedisPath | null;
+  private readonly coalescer: Coalescer | null;
+  private readonly cluster: boolean;
   private readonly twin: TwinClient;
   private readonly onFailure: OnRedisFailure;
-  private readonly share: number;
-  private readonly timeoutMs: number;
   private readonly denyCache: DenyCache | null;
   private readonly leases: LeasePool | null;
   private readonly metrics: MetricsHook;
   private readonly clock: () => number;
   private readonly throwWhenFailedClosed: boolean;
+  private readonly blocks: boolean;
   private readonly warnings: string[];
   private readonly onBreakerState: (e: { to: string }) => void;
-  private closed = false;
   private readonly unitCosts: number[];
+  private readonly costSpec: { def: ScriptDef; spec: ScriptDef['args'][number] }[];
+  private closed = false;
 
   constructor(options: RateLimiterOptions) {
-    this.limits = validateConfig(options);
-    this.unitCosts = this.limits.map(() => 1);
+    const limits = validateConfig(options);
+    const share = options.fallbackShare ?? 1;
+    this.plans = limits.map((l) => compileLimit(l, share));
+    this.unitCosts = this.plans.map(() => 1);
+    // Each limit's cost is checked against its own script's range (the header is the source).
+    this.costSpec = this.plans.map((p) => ({ def: p.consume.def, spec: p.consume.def.args.find((a) => a.name === 'cost')! }));
     this.prefix = options.prefix ?? 'rl';
     this.name = options.name ?? this.prefix;
     this.redis = options.redis;
     this.clock = options.clock ?? Date.now;
     this.twin = new TwinClient({ clock: this.clock });
     this.onFailure = options.onRedisFailure ?? 'fallback';
-    this.share = options.fallbackShare ?? 1;
-    this.timeoutMs = options.timeoutMs ?? 100;
     this.throwWhenFailedClosed = options.throwWhenFailedClosed ?? false;
+    this.blocks = options.blocks ?? false;
     this.metrics = options.metrics ?? {};
     const dc = options.denyCache ?? true;
     this.denyCache = dc ? new DenyCache(typeof dc === 'object' ? dc.maxEntries : undefined) : null;
     this.warnings = this.redis ? clientWarnings(this.redis) : ['no redis given: every decision comes from the in-memory twin'];
-    if (this.redis && options.breaker instanceof CircuitBreaker) this.breaker = options.breaker;
-    else if (this.redis) {
-      const { breaker, conflict } = breakerFor(this.redis, options.breaker as BreakerOptions | undefined);
-      this.breaker = breaker;
-      if (conflict) this.warnings.push('this connection already has a breaker with other options; it is shared, so those options apply');
-    } else this.breaker = null;
+
+    if (this.redis) {
+      transportFor(this.redis); // refuses anything that is not a supported client, now rather than per call
+      if (options.breaker instanceof CircuitBreaker) this.breaker = options.breaker;
+      else {
+        const { breaker, conflict } = breakerFor(this.redis, options.breaker as BreakerOptions | undefined);
+        this.breaker = breaker;
+        if (conflict) this.warnings.push('this connection already has a breaker with other options; it is shared, so those options apply');
+      }
+      this.path = new RedisPath(this.redis, this.breaker, options.timeoutMs ?? 100, (reason) => this.metrics.redisError?.({ limiter: this.name, reason }));
+      this.cluster = (this.redis as { isCluster?: boolean }).isCluster === true || Array.isArray((this.redis as { masters?: unknown }).masters);
+    } else {
+      this.breaker = null;
+      this.path = null;
+      this.cluster = false;
+    }
+    const single = this.plans.length === 1 && !this.blocks ? this.plans[0]! : null;
+    this.coalescer =
+      this.path && single && (options.coalesce ?? true)
+        ? new Coalescer((def, keys, argv) => this.path!.run(def, keys, argv), single.consume, batchArgv(single.item))
+        : null;
+
     this.onBreakerState = ({ to }) => {
       this.metrics.breakerState?.({ limiter: this.name, state: to as 'open' });
       // Redis is authoritative again: what the fallback counted meanwhile is dropped.
@@ -93,41 +123,32 @@ export class RateLimiter {
   /** Decide one call for `subject`, consuming `cost` if admitted. Never throws for Redis trouble. */
   limit(subject: Subject, options?: { cost?: Cost }): Promise<Decision> {
     const started = this.clock();
-    // Hot path: a plain id spending from its local lease, with nothing to allocate or await.
-    const cost = options?.cost;
-    if (this.leases && typeof subject === 'string' && (cost === undefined || typeof cost === 'number')) {
-      try {
-        const units = cost === undefined ? 1 : this.costs(cost)[0]!;
-        const s = resolveSubject(subject);
-        const sid = subjectId(s);
-        const local = this.leases.take(sid, units, started);
-        if (local !== null) {
-          if (this.leases.wantsRefill(sid)) this.leases.refill(sid, this.takeBatch(s, sid));
-          return Promise.resolve(this.report(this.allowedLocally(local, 'lease'), started));
-        }
-      } catch (err) {
-        return Promise.reject(err); // bad input: a rejected promise, as from every other path
+    let call: Call;
+    let costs: number[];
+    try {
+      call = this.resolve(subject);
+      costs = this.costs(options?.cost);
+    } catch (err) {
+      return Promise.reject(err); // bad input: a rejected promise, as from every other path
+    }
+    // Leases hold the same number of units of every limit: a per-limit cost object skips them.
+    const leased = this.leases !== null && typeof options?.cost !== 'object';
+    if (leased) {
+      const local = this.leases!.take(call.ident, costs[0]!, started);
+      if (local !== null) {
+        if (this.leases!.wantsRefill(call.ident)) this.leases!.refill(call.ident, this.takeBatch(call, 0));
+        return Promise.resolve(this.report(this.leaseDecision(local), started));
       }
     }
-    return this.limitSlow(subject, cost, started);
-  }
-
-  private async limitSlow(subject: Subject, cost: Cost | undefined, started: number): Promise<Decision> {
-    const s = resolveSubject(subject);
-    const costs = this.costs(cost);
-    const sid = subjectId(s);
-
-    const cached = this.denyCache?.check(sid, costs, started);
-    if (cached) return this.report(this.denied(cached.retryAfterMs, cached.deniedBy, 'deny-cache'), started);
-
-    if (this.leases && typeof cost !== 'object') {
-      const batch = await this.takeBatch(s, sid, costs[0]!);
-      if (batch) return this.report(batch, started);
+    if (this.denyCache) {
+      const cached = this.denyCache.check(call.ident, costs, started);
+      if (cached) return Promise.resolve(this.report(cached, started));
     }
-
-    const decision = await this.decide(s, costs, true);
-    if (!decision.allowed && decision.source === 'redis') this.denyCache?.remember(sid, costs, decision, started);
-    return this.report(decision, started);
+    const decided = leased ? this.takeBatch(call, costs[0]!).then((d) => d ?? this.decide(call, costs)) : this.decide(call, costs);
+    return decided.then((d) => {
+      if (!d.allowed && d.source === 'redis') this.denyCache?.remember(call.ident, costs, d, started);
+      return this.report(d, started);
+    });
   }
 
   /** Like limit(), but throws RateLimitedError (with the decision) when denied. */
@@ -137,9 +158,21 @@ export class RateLimiter {
     return d;
   }
 
-  /** What limit() would answer now, consuming nothing (read-only script: may run on a replica). */
+  /** What limit() would answer now, consuming nothing (read-only scripts: may run on a replica). */
   async peek(subject: Subject, options: { cost?: Cost } = {}): Promise<Decision> {
-    return this.decide(resolveSubject(subject), this.costs(options.cost ?? 0), false);
+    const call = this.resolve(subject);
+    const costs = this.costs(options.cost ?? 0);
+    if (this.plans.length === 1 && !this.blocks) {
+      const p = this.plans[0]!;
+      return this.viaRedis(
+        (path) => path.run(p.peek.def, call.keys, argvWith(p.peek, costs[0]!)).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit)),
+        () => this.fromSingle(this.twin.runParsed(p.fallback.peek.def, call.keys, valuesWith(p.fallback.peek, costs[0]!)), 0, 'fallback', p.fallbackLimit),
+      );
+    }
+    return this.viaRedis(
+      (path) => path.run(b.multiPeekScript, call.keys, this.multiArgv(costs)).then((r) => this.fromMulti(r as number[], 'redis')),
+      () => this.fromMulti(this.twin.runParsed(b.multiPeekScript, call.keys, {}, this.twinItems(costs)), 'fallback'),
+    );
   }
 
   /**
@@ -147,11 +180,10 @@ export class RateLimiter {
    * Redis cannot take it, throws RedisUnavailableError (the caller should know it did not land).
    */
   async reset(subject: Subject): Promise<void> {
-    const s = resolveSubject(subject);
-    this.forget(s);
-    const keys = [...this.limits.map((l) => limitKey(this.prefix, s, l)), blockKey(this.prefix, s)];
-    await b.reset(this.twin, { keys });
-    if (this.redis) await this.call((c) => b.reset(c, { keys })).catch(unavailable('reset'));
+    const call = this.resolve(subject);
+    this.forget(call);
+    this.twin.runParsed(b.resetScript, call.keys, {});
+    if (this.path) await this.path.run(b.resetScript, call.keys, []).catch(unavailable('reset'));
   }
 
   /**
@@ -160,32 +192,34 @@ export class RateLimiter {
    * (where a call admitted during the outage took its units). It never throws for Redis trouble.
    */
   async refund(subject: Subject, options: { cost?: Cost } = {}): Promise<void> {
-    const s = resolveSubject(subject);
+    const call = this.resolve(subject);
     const costs = this.costs(options.cost);
-    this.denyCache?.forget(subjectId(s));
-    const run = async (client: RedisClientLike, share: number) => {
-      for (const [i, l] of this.limits.entries()) {
-        const fn = REFUND[l.algo];
-        if (fn && costs[i]! > 0) await fn(client, { key: limitKey(this.prefix, s, l), ...this.params(l, share), cost: costs[i]! } as never);
-      }
+    this.denyCache?.forget(call.ident);
+    const refunds = this.plans.flatMap((p, i) => (p.refund && costs[i]! > 0 ? [{ p, i }] : []));
+    const onTwin = () => {
+      for (const { p, i } of refunds) this.twin.runParsed(p.fallback.refund!.def, [call.keys[i]!], valuesWith(p.fallback.refund!, costs[i]!));
     };
-    if (this.redis) {
-      const ok = await this.call((c) => run(c, 1)).then(() => true, () => false);
-      if (ok) return;
-    }
-    await run(this.twin, this.share);
+    if (!this.path) return onTwin();
+    const landed = await Promise.all(refunds.map(({ p, i }) => this.path!.run(p.refund!.def, [call.keys[i]!], argvWith(p.refund!, costs[i]!)))).then(
+      () => true,
+      () => false,
+    );
+    if (!landed) onTwin();
   }
 
   /**
-   * Deny `subject` for `durationMs` whatever its limits say (0 lifts the block). Applied to the
-   * fallback too; throws RedisUnavailableError if Redis cannot take it.
+   * Deny `subject` for `durationMs` whatever its limits say (0 lifts the block). Needs
+   * `blocks: true`, which makes every decision check the block atomically with the limits.
+   * Applied to the fallback too; throws RedisUnavailableError if Redis cannot take it.
    */
   async block(subject: Subject, durationMs: number): Promise<void> {
-    const s = resolveSubject(subject);
-    this.forget(s);
-    const args = { key: blockKey(this.prefix, s), durationMs };
-    await b.block(this.twin, args);
-    if (this.redis) await this.call((c) => b.block(c, args)).catch(unavailable('block'));
+    if (!this.blocks) throw new InvalidConfigError('block() needs a limiter created with blocks: true (every decision then checks the block atomically)');
+    const call = this.resolve(subject);
+    this.forget(call);
+    const key = [blockKey(this.prefix, call.s)];
+    const argv = [intArg(b.blockScript.name, b.blockScript.args[0]!, durationMs, 'durationMs')];
+    this.twin.runParsed(b.blockScript, key, { duration_ms: durationMs });
+    if (this.path) await this.path.run(b.blockScript, key, argv).catch(unavailable('block'));
   }
 
   /**
@@ -195,46 +229,45 @@ export class RateLimiter {
    * gives the units back.
    */
   async acquire(subject: Subject, options: { cost?: number; maxWaitMs?: number; signal?: AbortSignal } = {}): Promise<Decision> {
-    const l = this.limits[0]!;
-    if (this.limits.length !== 1 || l.algo !== 'gcra') throw new InvalidConfigError('acquire needs a limiter with exactly one gcra limit');
-    const s = resolveSubject(subject);
+    const p = this.plans[0]!;
+    if (this.plans.length !== 1 || p.algo !== 'gcra') throw new InvalidConfigError('acquire needs a limiter with exactly one gcra limit');
+    const call = this.resolve(subject);
     options.signal?.throwIfAborted();
     const cost = this.costs(options.cost)[0]!;
-    const bucket = (share: number) => this.params(l, share) as { limit: number; periodMs: number; burst: number };
-    const args = { key: limitKey(this.prefix, s, l), ...bucket(1), cost, maxWaitMs: options.maxWaitMs ?? 0 };
-    const penalty = [{ key: blockKey(this.prefix, s), algo: 'block' as const }];
-    let source: DecisionSource = 'redis';
-    let r: b.GcraReserveResult;
+    const maxWaitMs = options.maxWaitMs ?? 0;
+    const def = b.gcraReserveScript;
+    const argv = [...p.consume.argv.slice(0, 3), String(cost), intArg(def.name, def.args[4]!, maxWaitMs, 'maxWaitMs')];
+    const values: ArgValues = { ...p.fallback.consume.values, cost, max_wait_ms: maxWaitMs };
+    const blocked = (source: DecisionSource, r: number[]) => (r[0] === 1 ? null : this.blockDenied(r[5]!, source));
+    const penalty = this.blocks ? [blockKey(this.prefix, call.s)] : null;
+    const key = [call.keys[0]!];
+    const reserve = (r: number[], source: DecisionSource, limit: number) => ({ d: this.fromSingle(r, 0, source, limit), waitMs: r[4]! });
+    const result = await this.viaRedis(
+      async (path) => {
+        // A blocked subject books nothing (the block check is read-only, then the booking).
+        if (penalty) {
+          const d = blocked('redis', (await path.run(b.multiPeekScript, penalty, ['', 'block', '', '', '', '', '', ''])) as number[]);
+          if (d) return { d, waitMs: 0 };
+        }
+        return reserve((await path.run(def, key, argv)) as number[], 'redis', p.limit);
+      },
+      () => {
+        if (penalty) {
+          const d = blocked('fallback', this.twin.runParsed(b.multiPeekScript, penalty, {}, [{ algo: 'block', limit: 1, cost: 1, offset_ms: 0 }]));
+          if (d) return { d, waitMs: 0 };
+        }
+        return reserve(this.twin.runParsed(def, key, values), 'fallback', p.fallbackLimit);
+      },
+      (d) => ({ d, waitMs: 0 }),
+    );
+    if (!result.d.allowed || result.waitMs === 0) return result.d;
     try {
-      // A blocked subject books nothing (the block check is read-only, then the booking).
-      const blocked = await this.call((c) => b.multiPeek(c, { limits: penalty }));
-      if (!blocked.allowed) return this.denied(blocked.retryAfterMs, 'block', 'redis');
-      r = await this.call((c) => b.gcraReserve(c, args));
-    } catch (err) {
-      if (err instanceof InvalidArgumentError) throw err;
-      source = 'fallback';
-      const blocked = await b.multiPeek(this.twin, { limits: penalty });
-      if (!blocked.allowed) return this.denied(blocked.retryAfterMs, 'block', 'fallback');
-      r = await b.gcraReserve(this.twin, { ...args, ...bucket(this.share) });
-    }
-    const decision: Decision = {
-      allowed: r.allowed,
-      remaining: r.remaining,
-      limit: this.params(l, 1).limit,
-      resetAfterMs: r.resetAfterMs,
-      retryAfterMs: r.retryAfterMs,
-      deniedBy: r.allowed ? null : l.name,
-      source,
-      limits: [{ name: l.name, allowed: r.allowed, remaining: r.remaining, limit: l.limit, resetAfterMs: r.resetAfterMs, retryAfterMs: r.retryAfterMs }],
-    };
-    if (!r.allowed || r.waitMs === 0) return decision;
-    try {
-      await sleep(r.waitMs, options.signal);
+      await sleep(result.waitMs, options.signal);
     } catch (err) {
       await this.refund(subject, { cost }).catch(() => {});
       throw err;
     }
-    return decision;
+    return result.d;
   }
 
   stats(): LimiterStats {
@@ -253,148 +286,183 @@ export class RateLimiter {
     this.closed = true;
     this.breaker?.off('state', this.onBreakerState);
     await this.leases?.close();
+    this.path?.close();
   }
 
   // --- internals -----------------------------------------------------------------------------
 
+  private resolve(subject: Subject): Call {
+    const s = resolveSubject(subject);
+    const keys: string[] = [];
+    for (const p of this.plans) keys.push(limitKey(this.prefix, s, p.name, p.scope));
+    if (this.blocks) keys.push(blockKey(this.prefix, s));
+    return { s, keys, ident: keys.length === 1 ? keys[0]! : JSON.stringify(keys) };
+  }
+
   private costs(cost: Cost | undefined): number[] {
-    const check = (v: unknown, what: string) => {
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1e15) {
-        throw new InvalidArgumentError('limiter', 'cost', `${what} must be an integer between 0 and 1e15, got ${String(v)}`);
-      }
-      return v;
-    };
     if (cost === undefined) return this.unitCosts;
-    if (typeof cost === 'number') return this.limits.map(() => check(cost, 'cost'));
+    const check = (v: unknown, i: number, label: string) => {
+      const { def, spec } = this.costSpec[i]!;
+      intArg(def.name, spec, v as number, label);
+      return v as number;
+    };
+    if (typeof cost === 'number') return this.plans.map((_, i) => check(cost, i, 'cost'));
     if (typeof cost !== 'object' || cost === null) throw new InvalidArgumentError('limiter', 'cost', 'cost must be a number or { [limitName]: number }');
     for (const k of Object.keys(cost)) {
-      if (!this.limits.some((l) => l.name === k)) throw new InvalidArgumentError('limiter', 'cost', `cost names limit ${k}, which this limiter does not have`);
+      if (!this.plans.some((p) => p.name === k)) throw new InvalidArgumentError('limiter', 'cost', `cost names limit ${k}, which this limiter does not have`);
     }
-    return this.limits.map((l) => check(cost[l.name] ?? 1, `cost.${l.name}`));
+    return this.plans.map((p, i) => check(Object.hasOwn(cost, p.name) ? cost[p.name] : 1, i, `cost.${p.name}`));
   }
 
-  /** A limit's parameters for the scripts, divided by `share` for the fallback. */
-  private params(l: LimitSpec, share: number) {
-    const div = (n: number) => Math.max(1, Math.floor(n / share));
-    switch (l.algo) {
-      case 'gcra':
-      case 'token_bucket':
-        return { limit: div(l.limit), periodMs: l.periodMs, burst: div(l.burst ?? l.limit) };
-      case 'fixed_window':
-        return { limit: div(l.limit), periodMs: l.periodMs, offsetMs: l.offsetMs ?? 0 };
-      case 'quota':
-        return { limit: div(l.limit), unit: l.unit, utcOffsetMs: l.utcOffsetMs ?? 0 };
-      default:
-        return { limit: div(l.limit), periodMs: l.periodMs };
-    }
+  /**
+   * The one failure policy of every Redis call: run `onRedis` through the Redis path; when it
+   * fails, answer from `onFallback` (the twin), or fail open / closed as configured. Bad input is
+   * never a Redis failure: it is thrown to the caller.
+   */
+  private viaRedis<T>(onRedis: (path: RedisPath) => Promise<T>, onFallback: () => T, wrap: (d: Decision) => T = (d) => d as T): Promise<T> {
+    if (!this.path) return Promise.resolve().then(onFallback);
+    return onRedis(this.path).catch((err: unknown) => this.failed(err, onFallback, wrap));
   }
 
-  private items(s: ReturnType<typeof resolveSubject>, costs: number[], share: number): b.MultiItem[] {
-    return [
-      { key: blockKey(this.prefix, s), algo: 'block' },
-      ...this.limits.map((l, i): b.MultiItem => {
-        const p = this.params(l, share) as Record<string, unknown>;
-        const item: b.MultiItem = { key: limitKey(this.prefix, s, l), algo: l.algo, limit: p.limit as number, cost: costs[i]! };
-        if (p.periodMs !== undefined) item.periodMs = p.periodMs as number;
-        if (p.burst !== undefined) item.burst = p.burst as number;
-        if (l.algo === 'fixed_window') item.offsetMs = p.offsetMs as number;
-        if (l.algo === 'quota') {
-          item.unit = l.unit;
-          item.offsetMs = p.utcOffsetMs as number;
-        }
-        return item;
-      }),
-    ];
-  }
-
-  /** Runs `work` on Redis through the breaker, readiness check and deadline. Throws on failure. */
-  private async call<T>(work: (client: RedisClientLike) => Promise<T>): Promise<T> {
-    const client = this.redis!;
-    if (!this.breaker!.tryAcquire()) throw new RedisUnavailableError('redlimit: circuit breaker is open');
-    try {
-      const started = this.clock();
-      await whenReady(client, this.timeoutMs);
-      const result = await withTimeout(work(client), Math.max(1, this.timeoutMs - (this.clock() - started)));
-      this.breaker!.success();
-      return result;
-    } catch (err) {
-      if (err instanceof InvalidArgumentError) {
-        this.breaker!.success(); // the caller's mistake, not Redis'
-        throw err;
-      }
-      // A key holding something else (WRONGTYPE, foreign state) is that key's problem: Redis
-      // answered, so the breaker hears a success; this call still takes the failure path.
-      if (err instanceof ScriptError && /WRONGTYPE|does not hold/.test(err.redisMessage)) this.breaker!.success();
-      else this.breaker!.failure(err);
-      this.metrics.redisError?.({ limiter: this.name, reason: errorReason(err) });
-      throw err;
+  private failed<T>(err: unknown, onFallback: () => T, wrap: (d: Decision) => T): T {
+    if (err instanceof InvalidArgumentError) throw err;
+    if (this.onFailure === 'open') return wrap(this.failOpen());
+    if (this.onFailure === 'closed') {
+      if (this.throwWhenFailedClosed) throw new RedisUnavailableError('redlimit: Redis unavailable and the limiter fails closed', { cause: err });
+      return wrap(this.failClosed());
     }
+    return onFallback();
   }
 
   /** One decision over all limits: Redis when it can, else the configured failure path. */
-  private async decide(s: ReturnType<typeof resolveSubject>, costs: number[], consume: boolean): Promise<Decision> {
-    const run = consume ? b.multi : b.multiPeek;
-    if (this.redis) {
-      try {
-        return this.fromMulti(await this.call((c) => run(c, { limits: this.items(s, costs, 1) })), 'redis', 1);
-      } catch (err) {
-        if (err instanceof InvalidArgumentError) throw err;
-        if (this.onFailure === 'open') return this.allowedLocally(null, 'fail-open');
-        if (this.onFailure === 'closed') {
-          if (this.throwWhenFailedClosed) throw new RedisUnavailableError('redlimit: Redis unavailable and the limiter fails closed', { cause: err });
-          return this.denied(0, null, 'fail-closed');
-        }
+  private decide(call: Call, costs: number[]): Promise<Decision> {
+    if (this.plans.length === 1 && !this.blocks) {
+      const p = this.plans[0]!;
+      const fallback = () => this.fromSingle(this.twin.runParsed(p.fallback.consume.def, call.keys, valuesWith(p.fallback.consume, costs[0]!)), 0, 'fallback', p.fallbackLimit);
+      if (this.coalescer) {
+        return new Promise<Decision>((resolve, reject) => {
+          const w: Waiter = {
+            key: call.keys[0]!,
+            cost: String(costs[0]),
+            done: (r, o) => resolve(this.fromSingle(r, o, 'redis', p.limit)),
+            fail: (err) => {
+              try {
+                resolve(this.failed(err, fallback, (d) => d));
+              } catch (e) {
+                reject(e);
+              }
+            },
+          };
+          this.coalescer!.add(this.cluster ? slotOf(call.s) : 0, w);
+        });
       }
+      return this.viaRedis((path) => path.run(p.consume.def, call.keys, argvWith(p.consume, costs[0]!)).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit)), fallback);
     }
-    return this.fromMulti(await run(this.twin, { limits: this.items(s, costs, this.share) }), 'fallback', this.share);
+    return this.viaRedis(
+      (path) => path.run(b.multiScript, call.keys, this.multiArgv(costs)).then((r) => this.fromMulti(r as number[], 'redis')),
+      () => this.fromMulti(this.twin.runParsed(b.multiScript, call.keys, {}, this.twinItems(costs)), 'fallback'),
+    );
   }
 
-  private fromMulti(r: b.MultiResult, source: DecisionSource, share: number): Decision {
-    const limits: LimitResult[] = this.limits.map((l, i) => {
-      const x = r.limits[i + 1]!;
-      return { name: l.name, allowed: x.allowed, remaining: x.remaining, limit: this.params(l, share).limit, resetAfterMs: x.resetAfterMs, retryAfterMs: x.retryAfterMs };
+  /** multi ARGV: now_ms omitted, one group per limit (in plan order), then the block item. */
+  private multiArgv(costs: number[]): string[] {
+    const argv = [''];
+    for (let i = 0; i < this.plans.length; i++) pushItem(argv, this.plans[i]!.item, costs[i]!);
+    if (this.blocks) pushBlockItem(argv);
+    return argv;
+  }
+
+  private twinItems(costs: number[]): ArgValues[] {
+    const items: ArgValues[] = this.plans.map((p, i) => ({ ...p.fallbackItem, cost: costs[i]! }));
+    if (this.blocks) items.push({ algo: 'block', limit: 1, cost: 1, offset_ms: 0 });
+    return items;
+  }
+
+  /** A single-limit reply (allowed, remaining, reset, retry at `o`). */
+  private fromSingle(r: readonly number[], o: number, source: DecisionSource, limit: number): Decision {
+    const allowed = r[o] === 1;
+    const x: LimitResult = { name: this.plans[0]!.name, allowed, remaining: r[o + 1]!, limit, resetAfterMs: r[o + 2]!, retryAfterMs: r[o + 3]! };
+    return { allowed, remaining: x.remaining, limit, resetAfterMs: x.resetAfterMs, retryAfterMs: x.retryAfterMs, deniedBy: allowed ? null : x.name, source, limits: [x] };
+  }
+
+  /**
+   * A multi reply. The top-level numbers all describe one limit: the first that denied, else the
+   * one closest to denying (least remaining relative to its size), so a 429's remaining, limit
+   * and reset belong together. A block is reported as its own denial (deniedBy 'block').
+   */
+  private fromMulti(r: readonly number[], source: DecisionSource): Decision {
+    const fallback = source === 'fallback';
+    const limits: LimitResult[] = this.plans.map((p, i) => {
+      const o = 3 + 4 * i;
+      return { name: p.name, allowed: r[o] === 1, remaining: r[o + 1]!, limit: fallback ? p.fallbackLimit : p.limit, resetAfterMs: r[o + 2]!, retryAfterMs: r[o + 3]! };
     });
-    let tightest = limits[0]!;
-    for (const x of limits) if (x.remaining / x.limit < tightest.remaining / tightest.limit) tightest = x;
-    return {
-      allowed: r.allowed,
-      remaining: tightest.remaining,
-      limit: tightest.limit,
-      resetAfterMs: Math.max(...limits.map((x) => x.resetAfterMs)),
-      retryAfterMs: r.retryAfterMs,
-      deniedBy: r.allowed ? null : r.deniedIndex === 1 ? 'block' : this.limits[r.deniedIndex - 2]!.name,
-      source,
-      limits,
-    };
+    const allowed = r[0] === 1;
+    const deniedIndex = r[1]! - 1;
+    if (!allowed && deniedIndex === this.plans.length) {
+      const o = 3 + 4 * deniedIndex; // the block item, after the limits
+      return { ...this.blockDenied(r[o + 3]!, source), limits };
+    }
+    let pick = limits[0]!;
+    if (!allowed) pick = limits[deniedIndex]!;
+    else for (const x of limits) if (x.remaining * pick.limit < pick.remaining * x.limit) pick = x;
+    return { allowed, remaining: pick.remaining, limit: pick.limit, resetAfterMs: pick.resetAfterMs, retryAfterMs: allowed ? 0 : r[2]!, deniedBy: allowed ? null : pick.name, source, limits };
   }
 
-  private allowedLocally(remaining: number | null, source: DecisionSource): Decision {
-    const l = this.limits[0]!;
-    return { allowed: true, remaining: remaining ?? l.limit, limit: l.limit, resetAfterMs: 0, retryAfterMs: 0, deniedBy: null, source, limits: [] };
+  private blockDenied(retryAfterMs: number, source: DecisionSource): Decision {
+    return { allowed: false, remaining: 0, limit: this.plans[0]!.limit, resetAfterMs: retryAfterMs, retryAfterMs, deniedBy: 'block', source, limits: [] };
   }
 
-  private denied(retryAfterMs: number, deniedBy: string | null, source: DecisionSource): Decision {
-    return { allowed: false, remaining: 0, limit: this.limits[0]!.limit, resetAfterMs: 0, retryAfterMs, deniedBy, source, limits: [] };
+  /** Redis could not decide and the limiter fails open: allowed, and nothing is known of the limits. */
+  private failOpen(): Decision {
+    return { allowed: true, remaining: 0, limit: this.plans[0]!.limit, resetAfterMs: 0, retryAfterMs: 0, deniedBy: null, source: 'fail-open', limits: [] };
   }
 
-  /** A batch of lease units from Redis; answers this call from it. Null if none could be taken. */
-  private async takeBatch(s: ReturnType<typeof resolveSubject>, sid: string, forCost = 0): Promise<Decision | null> {
-    const size = Math.max(this.leases!.size, forCost);
-    try {
-      const r = await this.call((c) => b.multi(c, { limits: this.items(s, this.limits.map(() => size), 1) }));
-      if (!r.allowed) return null;
-      const left = this.leases!.add(sid, s, size - forCost);
-      return this.allowedLocally(left, forCost > 0 ? 'redis' : 'lease');
-    } catch (err) {
+  /** Redis could not decide and the limiter fails closed: retry when the breaker next tries Redis. */
+  private failClosed(): Decision {
+    const retry = this.breaker!.retryAfterMs();
+    return { allowed: false, remaining: 0, limit: this.plans[0]!.limit, resetAfterMs: retry, retryAfterMs: retry, deniedBy: null, source: 'fail-closed', limits: [] };
+  }
+
+  private leaseDecision(left: number): Decision {
+    return { allowed: true, remaining: left, limit: this.plans[0]!.limit, resetAfterMs: 0, retryAfterMs: 0, deniedBy: null, source: 'lease', limits: [] };
+  }
+
+  /**
+   * A batch of lease units from Redis (every limit takes `size`, or `forCost` if larger); answers
+   * a call of `forCost` from it. Null if none could be taken.
+   */
+  private takeBatch(call: Call, forCost: number): Promise<Decision | null> {
+    const pool = this.leases!;
+    const size = Math.max(pool.size, forCost);
+    return this.decideOnRedisOnly(call, this.plans.map(() => size)).then(
+      (d) => {
+        if (!d || !d.allowed) return null;
+        const left = pool.add(call.ident, call.s, size - forCost);
+        return forCost > 0 ? { ...d, remaining: left, source: 'redis' as const, limits: [] } : this.leaseDecision(left);
+      },
+      (err: unknown) => {
+        if (err instanceof InvalidArgumentError) throw err;
+        return null;
+      },
+    );
+  }
+
+  /** A consume on Redis with no failure policy: null when Redis cannot decide. */
+  private decideOnRedisOnly(call: Call, costs: number[]): Promise<Decision | null> {
+    if (!this.path) return Promise.resolve(null);
+    const run =
+      this.plans.length === 1 && !this.blocks
+        ? this.path.run(this.plans[0]!.consume.def, call.keys, argvWith(this.plans[0]!.consume, costs[0]!)).then((r) => this.fromSingle(r as number[], 0, 'redis', this.plans[0]!.limit))
+        : this.path.run(b.multiScript, call.keys, this.multiArgv(costs)).then((r) => this.fromMulti(r as number[], 'redis'));
+    return run.catch((err: unknown) => {
       if (err instanceof InvalidArgumentError) throw err;
       return null;
-    }
+    });
   }
 
-  private forget(s: ReturnType<typeof resolveSubject>): void {
-    const sid = subjectId(s);
-    this.denyCache?.forget(sid);
-    this.leases?.drop(sid);
+  private forget(call: Call): void {
+    this.denyCache?.forget(call.ident);
+    this.leases?.drop(call.ident);
   }
 
   private report(d: Decision, started: number): Decision {
@@ -428,3 +496,5 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   return new RateLimiter(options);
 }
+
+export type { CompiledScript };

@@ -1,7 +1,9 @@
 import { allScripts } from '../../generated/index.js';
 import type { ScriptDef } from '../runtime/script-def.js';
-import { runTwinScript } from './scripts.js';
-import { MemoryStore } from './store.js';
+import { ScriptError } from '../errors.js';
+import type { ArgValues } from './args.js';
+import { runTwinScript, twinScripts } from './scripts.js';
+import { MemoryStore, TwinStateError } from './store.js';
 
 /**
  * A stand-in for a Redis client that runs every redlimit script on the in-memory twin. The
@@ -19,6 +21,20 @@ export class TwinClient {
   }
 
   readonly clock: () => number;
+
+  /**
+   * Runs a script on arguments already parsed and checked (the limiter compiles them once): the
+   * in-memory path with no strings to format or parse. Throws ScriptError as Redis would.
+   */
+  runParsed(def: ScriptDef, keys: readonly string[], args: ArgValues, items: ArgValues[] = []): number[] {
+    const impl = twinScripts[def.name]!;
+    try {
+      return impl({ store: this.store, keys, args, items, now: this.clock(), simulated: false });
+    } catch (err) {
+      if (err instanceof TwinStateError) throw new ScriptError(def.name, `ERR ${err.message}`);
+      throw err;
+    }
+  }
 
   /** Used by the runner's transport; answers like EVALSHA (NOSCRIPT for an unknown SHA). */
   redlimitTwinEval(sha: string, keys: string[], argv: string[]): Promise<unknown> {

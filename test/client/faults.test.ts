@@ -118,10 +118,16 @@ describe('faults', () => {
     const s = await server();
     const rl = limiter(client(s.port));
     const admin = client(s.port);
-    const samples = await load(rl, 8, 1_500, [{ at: 300, fn: () => admin.call('CLIENT', 'PAUSE', '600', 'ALL') }]);
+    const t0 = Date.now();
+    let closedAt = Infinity;
+    rl.breaker!.on('close', () => (closedAt = Date.now() - t0));
+    const samples = await load(rl, 8, 1_700, [{ at: 300, fn: () => admin.call('CLIENT', 'PAUSE', '600', 'ALL') }]);
     expectHealthy(samples);
     expect(samples.filter((x) => x.at > 350 && x.at < 800).every((x) => x.decision!.source === 'fallback')).toBe(true);
-    expect(samples.filter((x) => x.at > 1_300).every((x) => x.decision!.source === 'redis')).toBe(true);
+    // Once the breaker has closed again (after the pause, within its backoff), Redis decides.
+    expect(closedAt).toBeGreaterThan(900);
+    expect(closedAt).toBeLessThan(1_700);
+    expect(samples.filter((x) => x.at > closedAt + 5).every((x) => x.decision!.source === 'redis')).toBe(true);
   }, 20_000);
 
   it('a busy Redis (DEBUG SLEEP) is a timeout like any other', async () => {
@@ -208,7 +214,7 @@ describe('faults', () => {
 
   it('fails closed when told to, with or without throwing; management calls say they did not land', async () => {
     const port = await freePort(); // nothing listens here
-    const rl = limiter(client(port), { onRedisFailure: 'closed' });
+    const rl = limiter(client(port), { onRedisFailure: 'closed', blocks: true });
     expect(await rl.limit('x')).toMatchObject({ allowed: false, source: 'fail-closed' });
     await expect(rl.reset('x')).rejects.toBeInstanceOf(RedisUnavailableError);
     await expect(rl.block('x', 1000)).rejects.toBeInstanceOf(RedisUnavailableError);

@@ -47,7 +47,9 @@ describe('createRateLimiter', () => {
   });
 
   it('blocks an id regardless of its limits, until the block ends or is lifted', async () => {
-    const rl = createRateLimiter({ redis, prefix: 'rl2', limits: { name: 'rps', algo: 'gcra', limit: 100, periodMs: 1000 } });
+    const rl = createRateLimiter({ redis, prefix: 'rl2', limits: { name: 'rps', algo: 'gcra', limit: 100, periodMs: 1000 }, blocks: true });
+    const plain = createRateLimiter({ redis, prefix: 'rl2', limits: { name: 'rps', algo: 'gcra', limit: 100, periodMs: 1000 } });
+    await expect(plain.block('mallory', 60_000)).rejects.toThrow(/blocks: true/);
     await rl.block('mallory', 60_000);
     const d = await rl.limit('mallory');
     expect(d).toMatchObject({ allowed: false, deniedBy: 'block', source: 'redis' });
@@ -84,13 +86,13 @@ describe('createRateLimiter', () => {
     const rl = createRateLimiter({ redis, prefix: 'rl4', limits: rpmTpm });
     await expect(rl.limit('')).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(rl.limit('a{b}')).rejects.toThrow(/without \{ or \}/);
-    await expect(rl.limit('a', { cost: -1 })).rejects.toThrow(/cost must be an integer/);
+    await expect(rl.limit('a', { cost: -1 })).rejects.toThrow(/cost must be (an integer|between)/);
     await expect(rl.limit('a', { cost: { nope: 1 } })).rejects.toThrow(/which this limiter does not have/);
     expect(rl.stats().breaker?.state).toBe('closed'); // input errors are not Redis failures
     await rl.close();
     const leased = createRateLimiter({ redis, prefix: 'rl4b', limits: { name: 'g', algo: 'gcra', limit: 5, periodMs: 1000 }, lease: { size: 2 } });
     await expect(leased.limit('')).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(leased.limit('a', { cost: 1.5 })).rejects.toThrow(/cost must be an integer/);
+    await expect(leased.limit('a', { cost: 1.5 })).rejects.toThrow(/cost must be (an integer|between)/);
     await leased.close();
   });
 
@@ -154,7 +156,7 @@ describe('createRateLimiter', () => {
   });
 
   it('acquire waits for a booked slot fleet-wide, no polling; aborting gives the units back', async () => {
-    const mk = () => createRateLimiter({ redis, prefix: 'rl8', limits: { name: 'calls', algo: 'gcra', limit: 20, periodMs: 1000, burst: 1 } });
+    const mk = () => createRateLimiter({ redis, prefix: 'rl8', limits: { name: 'calls', algo: 'gcra', limit: 20, periodMs: 1000, burst: 1 }, blocks: true });
     const [x, y] = [mk(), mk()];
     await x.peek('warm-up'); // load the scripts, so the count below is bookings only
     await x.acquire('warm-up');

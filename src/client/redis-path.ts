@@ -1,0 +1,136 @@
+import { InvalidArgumentError, RedisUnavailableError, ScriptError } from '../errors.js';
+import { runScript, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
+import type { CircuitBreaker } from './breaker.js';
+import { errorReason } from './metrics.js';
+import { readiness, TimeoutError, whenReady } from './redis-call.js';
+
+interface Pending {
+  /** Loop-available time (see `loopNow`) when the call started. */
+  start: number;
+  settled: boolean;
+  reject: (err: unknown) => void;
+}
+
+const BREAKER_OPEN = () => new RedisUnavailableError('redlimit: circuit breaker is open');
+
+/**
+ * The one way a limiter talks to Redis: every method's call goes through `run`, which applies the
+ * circuit breaker, the readiness check (nothing is sent to a client that is not ready, so nothing
+ * waits in an offline queue to be replayed as a stale consume) and the deadline, and tells the
+ * breaker how it went. What to answer on failure is the caller's policy; how failure is detected
+ * is decided here only.
+ *
+ * Deadlines: no timer per call. One sweep runs every timeoutMs/8 while calls are in flight, and
+ * a call fails once it has waited timeoutMs of *event-loop-available* time: when the sweep itself
+ * fires late, the process was busy (a slow event loop, not a slow Redis), and that delay is not
+ * charged to Redis. So a healthy Redis never opens the breaker because this process is loaded,
+ * while a Redis that does not answer still fails every call within about timeoutMs.
+ */
+export class RedisPath {
+  private readonly pending: Pending[] = [];
+  private head = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private lastSweep = 0;
+  /** Total ms the event loop was late for the sweep: time no reply could have been read. */
+  private stalled = 0;
+  private readonly sweepMs: number;
+
+  constructor(
+    readonly client: RedisClientLike,
+    readonly breaker: CircuitBreaker,
+    private readonly timeoutMs: number,
+    private readonly onError: (reason: string) => void,
+  ) {
+    this.sweepMs = Math.max(1, Math.floor(timeoutMs / 8));
+  }
+
+  /** Runs a script on Redis. Rejects with the failure (and has told the breaker). */
+  run(def: ScriptDef, keys: string[], argv: string[]): Promise<unknown> {
+    if (!this.breaker.tryAcquire()) return Promise.reject(BREAKER_OPEN());
+    const work =
+      readiness(this.client) === null
+        ? runScript(this.client, def, keys, argv)
+        : whenReady(this.client, this.timeoutMs).then(() => runScript(this.client, def, keys, argv));
+    return this.guard(work);
+  }
+
+  private loopNow(): number {
+    return performance.now() - this.stalled;
+  }
+
+  private guard(work: Promise<unknown>): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const p: Pending = { start: this.loopNow(), settled: false, reject };
+      this.pending.push(p);
+      if (this.timer === null) this.startSweep();
+      work.then(
+        (value) => {
+          if (p.settled) return; // too late: the caller has been answered without Redis
+          p.settled = true;
+          this.breaker.success();
+          resolve(value);
+        },
+        (err: unknown) => {
+          if (p.settled) return;
+          p.settled = true;
+          this.judge(err);
+          reject(err);
+        },
+      );
+    });
+  }
+
+  /** Tells the breaker what a failed call says about Redis. */
+  private judge(err: unknown): void {
+    if (err instanceof InvalidArgumentError) {
+      this.breaker.success(); // the caller's mistake, not Redis'
+      return;
+    }
+    // A key holding something else (WRONGTYPE, foreign state) is that key's problem: Redis
+    // answered, so the breaker hears a success; this call still takes the failure path.
+    if (err instanceof ScriptError && /WRONGTYPE|does not hold/.test(err.redisMessage)) this.breaker.success();
+    else this.breaker.failure(err);
+    this.onError(errorReason(err));
+  }
+
+  private startSweep(): void {
+    this.lastSweep = performance.now();
+    this.timer = setInterval(() => this.sweep(), this.sweepMs);
+    this.timer.unref();
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    const late = now - this.lastSweep - this.sweepMs;
+    if (late > 0) this.stalled += late;
+    this.lastSweep = now;
+    const loopNow = now - this.stalled;
+    // Calls start in order and share one timeout, so the oldest are at the head.
+    while (this.head < this.pending.length) {
+      const p = this.pending[this.head]!;
+      if (!p.settled) {
+        if (loopNow - p.start < this.timeoutMs) break;
+        p.settled = true;
+        const err = new TimeoutError(this.timeoutMs);
+        this.breaker.failure(err);
+        this.onError('timeout');
+        p.reject(err);
+      }
+      this.head++;
+    }
+    if (this.head > 1024 || this.head === this.pending.length) {
+      this.pending.splice(0, this.head);
+      this.head = 0;
+    }
+    if (this.pending.length === 0 && this.timer !== null) {
+      clearInterval(this.timer);
+      this.timer = null;
+    }
+  }
+
+  /** Stops the sweep; calls still in flight settle on their own (or never: close came first). */
+  close(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
