@@ -33,6 +33,10 @@ const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 256);
 const IDS = 10_000;
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? (CI ? 0.3 : 2));
 const CALLGRIND = !CI && process.env.BENCH_CALLGRIND !== '0' && spawnSync('valgrind', ['--version']).status === 0;
+/** Sections to run (comma list), default all: throughput,latency,memory,flood,in-memory,lease,callgrind. */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'throughput,latency,memory,flood,in-memory,lease,callgrind').split(','));
+/** Under callgrind Redis runs ~50x slower: the limiter's deadline must not be what is measured. */
+let limiterTimeoutMs = 100;
 
 /** One decision for id `id`; resolves whatever the outcome (a denial is not an error). */
 type Decide = (id: string) => Promise<unknown>;
@@ -107,7 +111,7 @@ function limiterContender(name: string, extra: Record<string, unknown>, tiers = 
         { name: 'h', algo: 'gcra' as const, limit: LIMIT * 10, periodMs: PERIOD_MS * 60 },
         { name: 'd', algo: 'gcra' as const, limit: LIMIT * 100, periodMs: PERIOD_MS * 60 * 24 },
       ].slice(0, tiers);
-      const limiter: RateLimiter = createRateLimiter({ redis, prefix: tag, limits, ...extra } as never);
+      const limiter: RateLimiter = createRateLimiter({ redis, prefix: tag, limits, timeoutMs: limiterTimeoutMs, ...extra } as never);
       return { decide: (id) => limiter.limit(id), close: () => limiter.close(), keyPattern: `${tag}:*` };
     },
   };
@@ -273,7 +277,7 @@ async function main(): Promise<void> {
   const uniform = ids(42);
   const hot = ['hot-id'];
   try {
-    for (const [label, idList] of [['10k uniform ids', uniform], ['1 hot id', hot]] as const) {
+    for (const [label, idList] of SECTIONS.has('throughput') ? ([['10k uniform ids', uniform], ['1 hot id', hot]] as const) : []) {
       const samples = new Map<string, Sample[]>();
       for (let round = 0; round < ROUNDS; round++) {
         for (const c of contenders) {
@@ -299,8 +303,8 @@ async function main(): Promise<void> {
       }
     }
 
-    console.log('\n## Latency at a fixed offered load (ms from scheduled start; 10k uniform ids)');
-    for (const rate of [5_000, 10_000]) {
+    if (SECTIONS.has('latency')) console.log('\n## Latency at a fixed offered load (ms from scheduled start; 10k uniform ids)');
+    for (const rate of SECTIONS.has('latency') ? [5_000, 10_000] : []) {
       const w = [48, 9, 9, 9];
       console.log(row([`${rate}/s`, 'p50', 'p99', 'p999'], w));
       for (const c of contenders) {
@@ -313,8 +317,8 @@ async function main(): Promise<void> {
       }
     }
 
-    console.log('\n## Memory per limited id (MEMORY USAGE, after one decision per id)');
-    for (const c of contenders.slice(1)) {
+    if (SECTIONS.has('memory')) console.log('\n## Memory per limited id (MEMORY USAGE, after one decision per id)');
+    for (const c of SECTIONS.has('memory') ? contenders.slice(1) : []) {
       await redis.flushall();
       const m = await c.make(redis, 'mem');
       await closedLoop(m.decide, uniform, IDS, IN_FLIGHT);
@@ -322,8 +326,8 @@ async function main(): Promise<void> {
       await m.close();
     }
 
-    console.log('\n## A flood of already-denied ids (limit 1 per minute, 100 ids, each asked 50 times)');
-    {
+    if (SECTIONS.has('flood')) {
+      console.log('\n## A flood of already-denied ids (limit 1 per minute, 100 ids, each asked 50 times)');
       await redis.flushall();
       const floodIds = Array.from({ length: 100 }, (_, i) => `flood-${i}`);
       const rlf = new RateLimiterRedis({ storeClient: redis, keyPrefix: 'fl1', points: 1, duration: 60 });
@@ -338,8 +342,8 @@ async function main(): Promise<void> {
       await ours.close();
     }
 
-    console.log('\n## In-memory path, one await per decision (10k uniform ids)');
-    {
+    if (SECTIONS.has('in-memory')) {
+      console.log('\n## In-memory path, one await per decision (10k uniform ids)');
       const n = CI ? 20_000 : 500_000;
       const mem = new RateLimiterMemory({ points: LIMIT, duration: 60 });
       const ours = createRateLimiter({ limits: { name: 'm', algo: 'gcra', limit: LIMIT, periodMs: PERIOD_MS } });
@@ -360,8 +364,8 @@ async function main(): Promise<void> {
       await ours.close();
     }
 
-    console.log('\n## Leases (size 100), one event-loop turn (setImmediate) per decision, 10 hot ids');
-    {
+    if (SECTIONS.has('lease')) {
+      console.log('\n## Leases (size 100), one event-loop turn (setImmediate) per decision, 10 hot ids');
       await redis.flushall();
       const n = CI ? 20_000 : 300_000;
       const leased = createRateLimiter({ redis, prefix: 'lease', limits: { name: 'm', algo: 'gcra', limit: 1_000_000_000, periodMs: PERIOD_MS }, lease: { size: 100 } });
@@ -375,7 +379,8 @@ async function main(): Promise<void> {
       await leased.close();
     }
 
-    if (CALLGRIND) {
+    if (CALLGRIND && SECTIONS.has('callgrind')) {
+      limiterTimeoutMs = 10_000;
       console.log('\n## Redis instructions per decision (callgrind; noise-free)');
       const n = Number(process.env.BENCH_CALLGRIND_DECISIONS ?? 3_000);
       const base = await instructionsPerDecision(contenders[1]!, uniform, n);

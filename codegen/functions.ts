@@ -1,6 +1,7 @@
 import { renderPrologue } from './lua.js';
 import { resolveIncludes, type Fragment } from './includes.js';
 import { shakeFragments } from './shake.js';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CompiledScript } from './generate.js';
@@ -31,5 +32,17 @@ export function renderFunctionsLibrary(rootDir: string, version: string, scripts
       `-- ${s.def.name} v${s.def.version}: ${s.def.summary}\nredis.register_function{ function_name = '${fn}', flags = ${flags}, callback = function(KEYS, ARGV)\n${body}\nend }`,
     );
   });
+  // A probe the client calls before loading the library itself: the library's own hash, so an
+  // instance never uses (or replaces) a library another redlimit release loaded.
+  const body = out.join('\n\n');
+  const hash = createHash('sha1').update(body, 'utf8').digest('hex');
+  out.push(
+    `-- The hash of everything above: which redlimit library this server holds.\nredis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '${hash}' end }`,
+  );
   return out.join('\n\n') + '\n';
+}
+
+/** The hash \`redlimit_library\` answers for a rendered library (see renderFunctionsLibrary). */
+export function libraryHash(library: string): string {
+  return /return '([0-9a-f]{40})' end \}\n$/.exec(library)![1]!;
 }

@@ -1251,3 +1251,6 @@ local remaining, reset, writes = rl_token_bucket_refund(KEYS[1], limit, period_m
 rl_apply(writes)
 return rl_reply({ remaining, reset })
 end }
+
+-- The hash of everything above: which redlimit library this server holds.
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'be53da7de19cbb54b56bb01ccae8a06e6b36f609' end }

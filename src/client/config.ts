@@ -47,11 +47,16 @@ export interface RateLimiterOptions {
    * limits (through the multi script, so it costs more per decision). Default false.
    */
   blocks?: boolean;
+  /**
+   * Run scripts through FCALL when the server can hold this release's Functions library (loaded
+   * automatically, never replacing another one); EVALSHA otherwise. Default true.
+   */
+  functions?: boolean;
 }
 
 const OPTIONS = new Set([
   'redis', 'prefix', 'name', 'limits', 'onRedisFailure', 'fallbackShare', 'throwWhenFailedClosed', 'breaker', 'timeoutMs',
-  'denyCache', 'lease', 'metrics', 'clock', 'coalesce', 'blocks',
+  'denyCache', 'lease', 'metrics', 'clock', 'coalesce', 'blocks', 'functions',
 ]);
 const LIMIT_FIELDS: Record<string, readonly string[]> = {
   gcra: ['burst'],
@@ -129,7 +134,7 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
   }
   if (o.fallbackShare !== undefined) positiveInt(o.fallbackShare, 'fallbackShare', 10_000);
   if (o.timeoutMs !== undefined) positiveInt(o.timeoutMs, 'timeoutMs', 60_000);
-  for (const flag of ['coalesce', 'blocks', 'throwWhenFailedClosed'] as const) {
+  for (const flag of ['coalesce', 'blocks', 'throwWhenFailedClosed', 'functions'] as const) {
     if (o[flag] !== undefined && typeof o[flag] !== 'boolean') throw new InvalidConfigError(`${flag} must be true or false`);
   }
   if (o.lease) {

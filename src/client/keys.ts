@@ -68,13 +68,17 @@ export function slotOf(s: Resolved): number {
 }
 
 /**
- * The one place that knows the key layout: `${prefix}:{${tag}}:${limit}:${scopeValue}` for a
- * limit, `${prefix}:{${tag}}:!block:${id}` for the penalty box. Limit names are letters, digits,
- * `_` and `-` (no `:`, no `!`), the tag has no braces, so a key names exactly one
- * (tag, limit, value) and no limit can share the block key.
+ * The one place that knows the key layout:
+ * - a limit keyed by the id, tag = id (the common case): `${prefix}:{${id}}:${limit}` — the id
+ *   is not repeated (memory per limited id);
+ * - keyed by the id under another tag: `${prefix}:{${tag}}:${limit}:${id}`;
+ * - keyed by a scope: `${prefix}:{${tag}}:${limit}:${scopeValue}`;
+ * - the penalty box: `${prefix}:{${tag}}:!block:${id}`.
+ * Limit names are letters, digits, `_` and `-` (no `:`, no `!`) and the tag has no braces, so a
+ * key names exactly one (tag, limit, value) and no limit can share the block key.
  */
 export function limitKey(prefix: string, s: Resolved, name: string, scope: string | null): string {
-  if (scope === null) return `${prefix}:{${s.tag}}:${name}:${s.id}`;
+  if (scope === null) return s.tag === s.id ? `${prefix}:{${s.id}}:${name}` : `${prefix}:{${s.tag}}:${name}:${s.id}`;
   const value = Object.hasOwn(s.scopes, scope) ? s.scopes[scope] : undefined;
   if (value === undefined) throw new InvalidArgumentError('limiter', 'scopes', `limit ${name} is scoped by ${scope}: pass scopes: { ${scope}: ... }`);
   return `${prefix}:{${s.tag}}:${name}:${value}`;

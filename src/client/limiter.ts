@@ -13,6 +13,7 @@ import { LeasePool } from './leases.js';
 import type { MetricsHook } from './metrics.js';
 import { argvWith, batchArgv, compileLimit, pushBlockItem, pushItem, valuesWith, type CompiledScript, type LimitPlan } from './plan.js';
 import { clientWarnings } from './redis-call.js';
+import { autoFunctionsWhenReady } from '../runtime/functions.js';
 import { RedisPath } from './redis-path.js';
 
 /** Cost of a call: one number for every limit, or per limit name (missing names cost 1). */
@@ -90,6 +91,8 @@ export class RateLimiter {
 
     if (this.redis) {
       transportFor(this.redis); // refuses anything that is not a supported client, now rather than per call
+      // FCALL where the server can hold our exact library: helpers are created once at load, not per call.
+      if (options.functions ?? true) autoFunctionsWhenReady(this.redis);
       if (options.breaker instanceof CircuitBreaker) this.breaker = options.breaker;
       else {
         const { breaker, conflict } = breakerFor(this.redis, options.breaker as BreakerOptions | undefined);

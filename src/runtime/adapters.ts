@@ -15,8 +15,8 @@ export interface ScriptTransport {
   scriptLoad(source: string): Promise<void>;
   /** FCALL / FCALL_RO of a Functions library function. */
   fcall(name: string, keys: string[], argv: string[], readOnly: boolean): Promise<unknown>;
-  /** FUNCTION LOAD REPLACE on every primary the client talks to. */
-  functionLoad(source: string): Promise<void>;
+  /** FUNCTION LOAD (REPLACE unless `replace` is false) on every primary the client talks to. */
+  functionLoad(source: string, replace?: boolean): Promise<void>;
 }
 
 type Fn = (...args: unknown[]) => Promise<unknown>;
@@ -80,9 +80,9 @@ function ioredisTransport(c: IoredisLike): ScriptTransport {
       await Promise.all(nodes.map((n) => n.script('LOAD', source)));
     },
     fcall: (name, keys, argv, readOnly) => (readOnly && c.fcall_ro ? c.fcall_ro : c.fcall).call(c, name, keys.length, ...keys, ...argv),
-    async functionLoad(source) {
+    async functionLoad(source, replace = true) {
       const nodes = c.isCluster && c.nodes ? c.nodes('master') : [c];
-      await Promise.all(nodes.map((n) => n.function('LOAD', 'REPLACE', source)));
+      await Promise.all(nodes.map((n) => (replace ? n.function('LOAD', 'REPLACE', source) : n.function('LOAD', source))));
     },
   };
 }
@@ -102,11 +102,11 @@ function nodeRedisTransport(c: NodeRedisLike): ScriptTransport {
       }
     },
     fcall: (name, keys, argv, readOnly) => (readOnly && c.fCallRo ? c.fCallRo : c.fCall).call(c, name, { keys, arguments: argv }),
-    async functionLoad(source) {
+    async functionLoad(source, replace = true) {
       if (Array.isArray(c.masters) && c.nodeClient) {
-        await Promise.all(c.masters.map(async (m) => (await c.nodeClient!(m)).functionLoad(source, { REPLACE: true })));
+        await Promise.all(c.masters.map(async (m) => (await c.nodeClient!(m)).functionLoad(source, { REPLACE: replace })));
       } else if (c.functionLoad) {
-        await c.functionLoad(source, { REPLACE: true });
+        await c.functionLoad(source, { REPLACE: replace });
       }
     },
   };

@@ -52,6 +52,11 @@ export async function runScript(
 
 const withFunctions = new WeakSet<object>();
 
+/** From now on, scripts on `client` run through FCALL (the library is known to be loaded). */
+export function markFunctions(client: RedisClientLike): void {
+  withFunctions.add(client);
+}
+
 /**
  * Loads the Redis Functions library (Redis 7+, Valkey) on every primary and runs every script of
  * this client with FCALL from then on: the library's helpers are created once at load instead
