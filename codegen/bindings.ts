@@ -79,6 +79,7 @@ export function renderBinding(rootDir: string, def: ScriptDef, file: string): st
       offset: def.returns.length,
     },
     checks: def.checks.map((c) => ({ fn: camelCase(c.name), argExprs: c.args.map((n) => valueExpr(def, n)).join(', ') })),
+    keysRepeat: def.keys.some((k) => k.repeats === true),
     returns: def.returns.map((r, i) => ({ ...r, tsType: tsReturnType(r), decode: decodeExpr(r, String(i)) })),
   });
 }

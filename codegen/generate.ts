@@ -78,7 +78,7 @@ export function manifest(pkg: { name: string; version: string }, scripts: Compil
       file: luaFile,
       summary: def.summary,
       readOnly: def.readOnly,
-      keys: def.keys.map(({ name, doc, variadic }) => ({ name, doc, variadic: variadic ?? false })),
+      keys: def.keys.map(({ name, doc, variadic, repeats }) => ({ name, doc, variadic: variadic ?? false, ...(repeats ? { repeats } : {}) })),
       args: def.args.map(manifestArg),
       returns: def.returns.map(({ name, type, doc }) => ({ name, type, doc })),
       checks: def.checks.map(({ name, args, doc }) => ({ name, args, doc })),

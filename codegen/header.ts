@@ -65,10 +65,12 @@ export function parseHeader(file: string, text: string, expectedName: string): S
         header.readOnly = true;
         break;
       case 'key': {
-        const km = /^(\w+)(\+?)\s+(.+)$/.exec(rest);
-        if (!km || !NAME.test(km[1]!)) fail('@key wants: <name>[+] <doc>');
+        // name+ is variadic; "name+ repeats" lets one key stand more than once (batch).
+        const km = /^(\w+)(\+?)(\s+repeats)?\s+(.+)$/.exec(rest);
+        if (!km || !NAME.test(km[1]!)) fail('@key wants: <name>[+ [repeats]] <doc>');
         if (header.keys.some((k) => k.variadic)) fail('only the last @key may be variadic (name+)');
-        header.keys.push({ name: km![1]!, prop: camelCase(km![1]!), doc: km![3]!, ...(km![2] ? { variadic: true } : {}) });
+        if (km![3] && !km![2]) fail('only a variadic key (name+) may repeat');
+        header.keys.push({ name: km![1]!, prop: camelCase(km![1]!), doc: km![4]!, ...(km![2] ? { variadic: true } : {}), ...(km![3] ? { repeats: true } : {}) });
         break;
       }
       case 'arg':

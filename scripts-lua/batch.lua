@@ -1,7 +1,7 @@
 --- @script batch
 --- @version 1
 --- @summary Many independent decisions on one limit in one call: each key is a decision of its own (all-or-nothing for its own cost), decided in order exactly as if each had been sent alone. What the client sends when several decisions of one limiter arrive in the same event-loop turn.
---- @key state+ One state key per decision, in order. A key may repeat: a later decision sees what an earlier one took. In Redis Cluster all must share a hash slot.
+--- @key state+ repeats One state key per decision, in order. A key may repeat: a later decision sees what an earlier one took. In Redis Cluster all must share a hash slot.
 --- @arg algo enum:gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota required The limit's algorithm.
 --- @arg limit int required 1..1000000000000000 Units per period (gcra/token_bucket: refill rate; quota: budget up to 1e15; others up to 1e9).
 --- @arg period_ms int optional 1..31622400000 Period or window in ms (all but quota).

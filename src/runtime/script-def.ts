@@ -28,6 +28,8 @@ export interface KeySpec {
   readonly prop: string;
   /** The last key may repeat: one per item of the script's `each` list. */
   readonly variadic?: boolean;
+  /** A variadic key that may stand more than once in one call (each item is independent). */
+  readonly repeats?: boolean;
   readonly doc: string;
 }
 

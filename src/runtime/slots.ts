@@ -28,7 +28,7 @@ export function hashSlot(key: string): number {
  * Every key of one script call must live in one hash slot, or Redis Cluster refuses the call
  * (CROSSSLOT). Checked always, so code that works on a single Redis keeps working on a cluster.
  */
-export function sameSlot(script: string, keys: readonly string[]): void {
+export function sameSlot(script: string, keys: readonly string[], repeats = false): void {
   if (keys.length < 2) return;
   const slot = hashSlot(keys[0]!);
   const other = keys.find((k) => hashSlot(k) !== slot);
@@ -37,6 +37,7 @@ export function sameSlot(script: string, keys: readonly string[]): void {
       `redlimit ${script}: keys "${keys[0]}" and "${other}" are in different hash slots; give every key of one call the same hash tag, e.g. "rl:{tenant-42}:user:7" and "rl:{tenant-42}:org"`,
     );
   }
+  if (repeats) return;
   const seen = new Set<string>();
   for (const k of keys) {
     if (seen.has(k)) throw new InvalidArgumentError(script, 'keys', `key "${k}" is given twice in one call`);

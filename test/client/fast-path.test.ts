@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import * as b from '../../generated/index.js';
+import { createRateLimiter, type Decision } from '../../src/index.js';
+import { autoFunctions } from '../../src/runtime/functions.js';
+import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
+import { ioredis, uniquePrefix } from '../support/redis.js';
+
+let redis: Redis;
+beforeAll(() => {
+  redis = ioredis();
+});
+afterAll(() => redis.quit());
+
+/** Script calls (round trips) Redis has served, whatever the command that ran them. */
+async function scriptCalls(client: Redis = redis): Promise<number> {
+  const stats = await client.info('commandstats');
+  return [...stats.matchAll(/cmdstat_(?:evalsha|eval|evalsha_ro|eval_ro|fcall|fcall_ro):calls=(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
+}
+
+const shape = (d: Decision) => [d.allowed, d.remaining, d.retryAfterMs > 0];
+
+describe('the fast path', () => {
+  it('coalesces the decisions of one event-loop turn into one script call, deciding exactly as one by one', async () => {
+    const limits = { name: 'rps', algo: 'gcra' as const, limit: 3, periodMs: 3_600_000 };
+    const together = createRateLimiter({ redis, prefix: uniquePrefix('co1'), limits, denyCache: false });
+    const apart = createRateLimiter({ redis, prefix: uniquePrefix('co2'), limits, denyCache: false, coalesce: false });
+    await together.peek('warm-up');
+    await apart.peek('warm-up');
+    // 5 calls for each of 40 ids, interleaved, all in one turn.
+    const ids = Array.from({ length: 200 }, (_, i) => `id-${i % 40}`);
+    const before = await scriptCalls();
+    const coalesced = await Promise.all(ids.map((id) => together.limit(id)));
+    const calls = (await scriptCalls()) - before;
+    expect(calls).toBeLessThanOrEqual(2); // one batch (256 decisions fit in one)
+    expect(coalesced.every((d) => d.source === 'redis')).toBe(true);
+    const oneByOne: Decision[] = [];
+    for (const id of ids) oneByOne.push(await apart.limit(id));
+    expect(coalesced.map(shape)).toEqual(oneByOne.map(shape));
+    expect(coalesced.filter((d) => d.allowed)).toHaveLength(40 * 3); // exactly the limit per id
+    await together.close();
+    await apart.close();
+  });
+
+  it('a lone decision is sent as the limit’s own script, without waiting for company', async () => {
+    const rl = createRateLimiter({ redis, prefix: uniquePrefix('lone'), limits: { name: 'r', algo: 'gcra', limit: 5, periodMs: 1000 } });
+    await rl.peek('x');
+    const before = await scriptCalls();
+    const d = await rl.limit('x');
+    expect(d).toMatchObject({ allowed: true, remaining: 4, source: 'redis', deniedBy: null });
+    expect((await scriptCalls()) - before).toBe(1);
+    await rl.close();
+  });
+
+  it('a busy event loop never opens the breaker against a healthy Redis', async () => {
+    const rl = createRateLimiter({ redis, prefix: uniquePrefix('busy'), limits: { name: 'r', algo: 'gcra', limit: 1_000_000, periodMs: 1000 }, timeoutMs: 20, breaker: { consecutiveFailures: 1 } });
+    await rl.peek('warm-up');
+    for (let round = 0; round < 5; round++) {
+      const pending = Array.from({ length: 256 }, (_, i) => rl.limit(`u${i}`));
+      // Hold the event loop far past the deadline while the replies wait in the socket.
+      const until = performance.now() + 80;
+      while (performance.now() < until);
+      const decisions = await Promise.all(pending);
+      expect(decisions.every((d) => d.source === 'redis')).toBe(true);
+    }
+    expect(rl.stats().breaker).toMatchObject({ state: 'closed', totalFailures: 0 });
+    await rl.close();
+  });
+
+  it('a Redis that does not answer still fails each call within about the deadline', async () => {
+    const own = await startLocalRedis();
+    const client = new Redis(own.url, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
+    client.on('error', () => {});
+    try {
+      const rl = createRateLimiter({ redis: client, prefix: 'stall', limits: { name: 'r', algo: 'gcra', limit: 10, periodMs: 1000 }, timeoutMs: 50 });
+      await rl.peek('x');
+      await client.call('CLIENT', 'PAUSE', '400', 'ALL');
+      const t0 = performance.now();
+      const d = await rl.limit('x');
+      const waited = performance.now() - t0;
+      expect(d.source).toBe('fallback');
+      expect(waited).toBeGreaterThanOrEqual(45);
+      expect(waited).toBeLessThan(350); // well before the pause ends
+      await rl.close();
+    } finally {
+      client.disconnect();
+      await own.stop();
+    }
+  });
+
+  it('blocks are opt-in: a limiter with blocks checks them atomically through multi', async () => {
+    const prefix = uniquePrefix('blk');
+    const limits = { name: 'r', algo: 'gcra' as const, limit: 10, periodMs: 1000 };
+    const rl = createRateLimiter({ redis, prefix, limits, blocks: true });
+    await rl.block('eve', 5_000);
+    expect(await rl.limit('eve')).toMatchObject({ allowed: false, deniedBy: 'block', source: 'redis', limits: [{ name: 'r', allowed: true }] });
+    expect((await rl.limit('eve')).source).toBe('deny-cache');
+    expect((await rl.peek('eve')).deniedBy).toBe('block');
+    // A limit named "block" cannot reach the penalty box.
+    const named = createRateLimiter({ redis, prefix, limits: { ...limits, name: 'block' } });
+    expect((await named.limit('eve')).allowed).toBe(true);
+    await rl.close();
+    await named.close();
+  });
+
+  it('the in-memory path decides exactly like the twin scripts (no Redis given)', async () => {
+    let now = 1_800_000_000_000;
+    const rl = createRateLimiter({ limits: { name: 'r', algo: 'sliding_window', limit: 4, periodMs: 1000 }, clock: () => now });
+    const reference = new (await import('../../src/index.js')).TwinClient({ clock: () => now });
+    for (let i = 0; i < 30; i++) {
+      now += 97;
+      const d = await rl.limit('a', { cost: 1 + (i % 2) });
+      const r = await b.slidingWindow(reference, { key: 'a', limit: 4, periodMs: 1000, cost: 1 + (i % 2) });
+      expect([d.allowed, d.remaining, d.resetAfterMs, d.retryAfterMs, d.source]).toEqual([r.allowed, r.remaining, r.resetAfterMs, r.retryAfterMs, 'fallback']);
+    }
+    await rl.close();
+  });
+});
+
+describe('Functions, loaded automatically', () => {
+  let own: LocalRedis;
+  beforeAll(async () => {
+    own = await startLocalRedis();
+  });
+  afterAll(() => own?.stop());
+
+  it('loads this release’s library and runs every decision through FCALL', async () => {
+    const client = new Redis(own.url);
+    await client.function('FLUSH');
+    const rl = createRateLimiter({ redis: client, prefix: 'fn', limits: { name: 'r', algo: 'gcra', limit: 10, periodMs: 1000 } });
+    expect(await autoFunctions(client)).toBe('fcall');
+    await client.config('RESETSTAT');
+    await rl.limit('a');
+    expect(await client.info('commandstats')).toMatch(/cmdstat_fcall:calls=1,/);
+    // FUNCTION FLUSH (or a failover to a node without it): back to EVALSHA without a failed call.
+    await client.function('FLUSH');
+    expect((await rl.limit('a')).source).toBe('redis');
+    expect(rl.stats().breaker!.totalFailures).toBe(0);
+    await rl.close();
+    client.disconnect();
+  });
+
+  it('never replaces a library another release loaded, and stays on EVALSHA', async () => {
+    const client = new Redis(own.url);
+    await client.function('FLUSH');
+    const foreign = "#!lua name=redlimit\nredis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'another-release' end }";
+    await client.function('LOAD', foreign);
+    const rl = createRateLimiter({ redis: client, prefix: 'fn2', limits: { name: 'r', algo: 'gcra', limit: 10, periodMs: 1000 } });
+    expect(await autoFunctions(client)).toBe('other-library');
+    await client.config('RESETSTAT');
+    expect((await rl.limit('a')).source).toBe('redis');
+    const stats = await client.info('commandstats');
+    expect(stats).not.toMatch(/cmdstat_fcall:/);
+    expect(await client.fcall('redlimit_library', 0)).toBe('another-release');
+    await rl.close();
+    client.disconnect();
+  });
+});

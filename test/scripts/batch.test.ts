@@ -1,0 +1,119 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import type { Redis } from 'ioredis';
+import * as b from '../../generated/index.js';
+import { ScriptError, TwinClient } from '../../src/index.js';
+import { ioredis, uniquePrefix } from '../support/redis.js';
+
+/**
+ * The batch script must decide N decisions exactly as N separate calls of the limit's own script
+ * would, in order, on one clock reading — on Redis and on the twin.
+ */
+let redis: Redis;
+let prefix: string;
+let run = 0;
+beforeAll(() => {
+  redis = ioredis();
+  prefix = uniquePrefix('batch');
+});
+afterAll(() => redis.quit());
+
+type Spec =
+  | { algo: 'gcra' | 'token_bucket'; limit: number; periodMs: number; burst: number }
+  | { algo: 'fixed_window'; limit: number; periodMs: number; offsetMs: number }
+  | { algo: 'sliding_window' | 'sliding_log'; limit: number; periodMs: number }
+  | { algo: 'quota'; limit: number; unit: 'day' | 'week' | 'month'; offsetMs: number };
+
+/** The limit's own script, one decision: the reference batch is held to. */
+function single(client: object, spec: Spec, key: string, cost: number, nowMs: number) {
+  switch (spec.algo) {
+    case 'gcra':
+      return b.gcra(client, { key, limit: spec.limit, periodMs: spec.periodMs, burst: spec.burst, cost, nowMs });
+    case 'token_bucket':
+      return b.tokenBucket(client, { key, limit: spec.limit, periodMs: spec.periodMs, burst: spec.burst, cost, nowMs });
+    case 'fixed_window':
+      return b.fixedWindow(client, { key, limit: spec.limit, periodMs: spec.periodMs, offsetMs: spec.offsetMs, cost, nowMs });
+    case 'sliding_window':
+      return b.slidingWindow(client, { key, limit: spec.limit, periodMs: spec.periodMs, cost, nowMs });
+    case 'sliding_log':
+      return b.slidingLog(client, { key, limit: spec.limit, periodMs: spec.periodMs, cost, nowMs });
+    case 'quota':
+      return b.quota(client, { key, limit: spec.limit, unit: spec.unit, utcOffsetMs: spec.offsetMs, cost, nowMs });
+  }
+}
+
+function batchArgs(spec: Spec, keys: string[], costs: number[], nowMs: number): b.BatchArgs {
+  return {
+    algo: spec.algo,
+    limit: spec.limit,
+    periodMs: 'periodMs' in spec ? spec.periodMs : undefined,
+    burst: 'burst' in spec ? spec.burst : undefined,
+    offsetMs: 'offsetMs' in spec ? spec.offsetMs : undefined,
+    unit: 'unit' in spec ? spec.unit : undefined,
+    nowMs,
+    decisions: keys.map((key, i) => ({ key, cost: costs[i]! })),
+  };
+}
+
+const small = fc.integer({ min: 1, max: 6 });
+const periodMs = fc.integer({ min: 1, max: 5_000 });
+const spec: fc.Arbitrary<Spec> = fc.oneof(
+  fc.record({ algo: fc.constantFrom('gcra' as const, 'token_bucket' as const), limit: small, periodMs, burst: small }),
+  fc.record({ algo: fc.constant('fixed_window' as const), limit: small, periodMs: fc.integer({ min: 2, max: 5_000 }), offsetMs: fc.constant(1) }),
+  fc.record({ algo: fc.constantFrom('sliding_window' as const, 'sliding_log' as const), limit: small, periodMs }),
+  fc.record({ algo: fc.constant('quota' as const), limit: small, unit: fc.constantFrom('day' as const, 'week' as const, 'month' as const), offsetMs: fc.integer({ min: -3_600_000, max: 3_600_000 }) }),
+);
+
+describe('batch', () => {
+  it('decides each key in order exactly as the limit’s own script would, on Redis and on the twin', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        spec,
+        fc.array(fc.array(fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 3 })), { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
+        async (s, rounds, t0) => {
+          const tag = `${prefix}:${run++}`;
+          const twin = new TwinClient();
+          let now = t0;
+          for (const round of rounds) {
+            now += 137;
+            const ids = round.map(([k]) => k);
+            const costs = round.map(([, c]) => c);
+            // One by one through the single script, on keys of their own.
+            const expected = [];
+            for (let i = 0; i < ids.length; i++) {
+              const r = await single(redis, s, `${tag}:one:{${ids[i]}}`, costs[i]!, now);
+              expected.push([r.allowed, r.remaining, r.resetAfterMs, r.retryAfterMs]);
+            }
+            const keys = (side: string) => ids.map((k) => `${tag}:${side}:{x}${k}`);
+            const onRedis = await b.batch(redis, batchArgs(s, keys('lua'), costs, now));
+            const onTwin = await b.batch(twin, batchArgs(s, keys('lua'), costs, now));
+            const got = onRedis.decisions.map((d) => [d.allowed, d.remaining, d.resetAfterMs, d.retryAfterMs]);
+            expect(got).toEqual(expected);
+            expect(onTwin).toEqual(onRedis);
+            expect(onRedis.nowMs).toBe(now);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('refuses bad input before touching any key, in TypeScript and in Lua', async () => {
+    const key = `${prefix}:bad`;
+    const good = { algo: 'gcra' as const, limit: 5, periodMs: 1000, decisions: [{ key, cost: 1 }] };
+    await expect(b.batch(redis, { ...good, periodMs: undefined })).rejects.toThrow(/period_ms is required for algo gcra/);
+    await expect(b.batch(redis, { ...good, decisions: [{ key, cost: 1 }, { key, cost: 2_000_000_000 }] })).rejects.toThrow(/cost must be between 0 and 1000000000 for algo gcra/);
+    // The Lua checks the same things for callers in other languages.
+    const sha = b.batchScript.sha1;
+    await redis.script('LOAD', b.batchScript.source);
+    await expect(redis.evalsha(sha, 2, key, key, 'gcra', '5', '', '', '', '', '', '1', '1')).rejects.toThrow(/period_ms is required for algo gcra/);
+    await expect(redis.evalsha(sha, 2, key, key, 'gcra', '5', '1000', '', '', '', '', '1', '1e3')).rejects.toThrow(/cost\[2\] \(ARGV\[9\]\) must be a decimal integer/);
+    await expect(redis.evalsha(sha, 2, key, key, 'gcra', '5', '1000', '', '', '', '', '1')).rejects.toThrow(/expects 9 argument\(s\) for 2 key\(s\)/);
+    await expect(redis.evalsha(sha, 1, key, 'gcra', '5', '1000', '', '', '', '', '2000000000')).rejects.toThrow(/cost must be between 0 and 1000000000 for algo gcra/);
+    expect(await redis.exists(key)).toBe(0);
+    // And the twin answers bad input like Redis does.
+    await expect(b.batch(new TwinClient(), { ...good, periodMs: undefined })).rejects.toThrow(/period_ms is required/);
+    await expect(new TwinClient().redlimitTwinEval(sha, [key], ['gcra', '5', '', '', '', '', '', '1'])).rejects.toBeInstanceOf(ScriptError);
+  });
+});
