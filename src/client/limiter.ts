@@ -68,6 +68,7 @@ export class RateLimiter {
   private readonly unitCosts: number[];
   private readonly costSpec: { def: ScriptDef; spec: ScriptDef['args'][number] }[];
   private closed = false;
+  private readonly calls = new Map<string, Call>();
 
   constructor(options: RateLimiterOptions) {
     const limits = validateConfig(options);
@@ -143,6 +144,7 @@ export class RateLimiter {
         return Promise.resolve(this.report(this.leaseDecision(local), started));
       }
     }
+    if (!this.path) return Promise.resolve(this.report(this.onTwin(call, costs, true, started), started)); // no Redis: decided now
     if (this.denyCache) {
       const cached = this.denyCache.check(call.ident, costs, started);
       if (cached) return Promise.resolve(this.report(cached, started));
@@ -165,17 +167,12 @@ export class RateLimiter {
   async peek(subject: Subject, options: { cost?: Cost } = {}): Promise<Decision> {
     const call = this.resolve(subject);
     const costs = this.costs(options.cost ?? 0);
+    const onTwin = () => this.onTwin(call, costs, false);
     if (this.plans.length === 1 && !this.blocks) {
       const p = this.plans[0]!;
-      return this.viaRedis(
-        (path) => path.run(p.peek.def, call.keys, argvWith(p.peek, costs[0]!)).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit)),
-        () => this.fromSingle(this.twin.runParsed(p.fallback.peek.def, call.keys, valuesWith(p.fallback.peek, costs[0]!)), 0, 'fallback', p.fallbackLimit),
-      );
+      return this.viaRedis((path) => path.run(p.peek.def, call.keys, argvWith(p.peek, costs[0]!)).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit)), onTwin);
     }
-    return this.viaRedis(
-      (path) => path.run(b.multiPeekScript, call.keys, this.multiArgv(costs)).then((r) => this.fromMulti(r as number[], 'redis')),
-      () => this.fromMulti(this.twin.runParsed(b.multiPeekScript, call.keys, {}, this.twinItems(costs)), 'fallback'),
-    );
+    return this.viaRedis((path) => path.run(b.multiPeekScript, call.keys, this.multiArgv(costs)).then((r) => this.fromMulti(r as number[], 'redis')), onTwin);
   }
 
   /**
@@ -295,6 +292,20 @@ export class RateLimiter {
   // --- internals -----------------------------------------------------------------------------
 
   private resolve(subject: Subject): Call {
+    // Plain ids repeat: their keys are built once (a bounded cache of immutable values).
+    if (typeof subject === 'string') {
+      let call = this.calls.get(subject);
+      if (!call) {
+        call = this.resolveNew(subject);
+        if (this.calls.size >= 10_000) this.calls.clear();
+        this.calls.set(subject, call);
+      }
+      return call;
+    }
+    return this.resolveNew(subject);
+  }
+
+  private resolveNew(subject: Subject): Call {
     const s = resolveSubject(subject);
     const keys: string[] = [];
     for (const p of this.plans) keys.push(limitKey(this.prefix, s, p.name, p.scope));
@@ -337,11 +348,21 @@ export class RateLimiter {
     return onFallback();
   }
 
-  /** One decision over all limits: Redis when it can, else the configured failure path. */
-  private decide(call: Call, costs: number[]): Promise<Decision> {
+  /** One decision (or peek) over all limits on the twin: no Redis, or Redis could not decide. */
+  private onTwin(call: Call, costs: number[], consume: boolean, now = this.clock()): Decision {
     if (this.plans.length === 1 && !this.blocks) {
       const p = this.plans[0]!;
-      const fallback = () => this.fromSingle(this.twin.runParsed(p.fallback.consume.def, call.keys, valuesWith(p.fallback.consume, costs[0]!)), 0, 'fallback', p.fallbackLimit);
+      const c = consume ? p.fallback.consume : p.fallback.peek;
+      return this.fromSingle(this.twin.runParsed(c.def, call.keys, valuesWith(c, costs[0]!), undefined, now), 0, 'fallback', p.fallbackLimit);
+    }
+    return this.fromMulti(this.twin.runParsed(consume ? b.multiScript : b.multiPeekScript, call.keys, {}, this.twinItems(costs), now), 'fallback');
+  }
+
+  /** One decision over all limits: Redis when it can, else the configured failure path. */
+  private decide(call: Call, costs: number[]): Promise<Decision> {
+    const fallback = () => this.onTwin(call, costs, true);
+    if (this.plans.length === 1 && !this.blocks) {
+      const p = this.plans[0]!;
       if (this.coalescer) {
         return new Promise<Decision>((resolve, reject) => {
           const w: Waiter = {
@@ -361,10 +382,7 @@ export class RateLimiter {
       }
       return this.viaRedis((path) => path.run(p.consume.def, call.keys, argvWith(p.consume, costs[0]!)).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit)), fallback);
     }
-    return this.viaRedis(
-      (path) => path.run(b.multiScript, call.keys, this.multiArgv(costs)).then((r) => this.fromMulti(r as number[], 'redis')),
-      () => this.fromMulti(this.twin.runParsed(b.multiScript, call.keys, {}, this.twinItems(costs)), 'fallback'),
-    );
+    return this.viaRedis((path) => path.run(b.multiScript, call.keys, this.multiArgv(costs)).then((r) => this.fromMulti(r as number[], 'redis')), fallback);
   }
 
   /** multi ARGV: now_ms omitted, one group per limit (in plan order), then the block item. */

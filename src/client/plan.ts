@@ -131,9 +131,20 @@ export function argvWith(c: CompiledScript, cost: number): string[] {
   return argv;
 }
 
-/** The typed twin arguments with this cost. */
+const scratch = new WeakMap<CompiledScript, ArgValues>();
+
+/**
+ * The typed twin arguments with this cost, in a scratch object reused per script: the twin runs
+ * synchronously and keeps nothing of its arguments, so the in-memory path allocates none.
+ */
 export function valuesWith(c: CompiledScript, cost: number): ArgValues {
-  return c.costIndex >= 0 ? { ...c.values, cost } : { ...c.values };
+  let v = scratch.get(c);
+  if (!v) {
+    v = { ...c.values };
+    scratch.set(c, v);
+  }
+  if (c.costIndex >= 0) v.cost = cost;
+  return v;
 }
 
 /** The multi item group order (see scripts-lua/multi.lua): algo limit period_ms cost burst offset_ms unit. */

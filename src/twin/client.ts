@@ -26,10 +26,10 @@ export class TwinClient {
    * Runs a script on arguments already parsed and checked (the limiter compiles them once): the
    * in-memory path with no strings to format or parse. Throws ScriptError as Redis would.
    */
-  runParsed(def: ScriptDef, keys: readonly string[], args: ArgValues, items: ArgValues[] = []): number[] {
+  runParsed(def: ScriptDef, keys: readonly string[], args: ArgValues, items: ArgValues[] = [], now = this.clock()): number[] {
     const impl = twinScripts[def.name]!;
     try {
-      return impl({ store: this.store, keys, args, items, now: this.clock(), simulated: false });
+      return impl({ store: this.store, keys, args, items, now, simulated: false });
     } catch (err) {
       if (err instanceof TwinStateError) throw new ScriptError(def.name, `ERR ${err.message}`);
       throw err;
