@@ -222,6 +222,8 @@ export function breakerFor(connection: object, options?: BreakerOptions): { brea
   const found = shared.get(connection);
   if (found) return { breaker: found.breaker, conflict: options !== undefined && found.options !== key };
   const breaker = new CircuitBreaker(options);
+  // Every limiter on the connection listens to it (and stops on close): many is not a leak.
+  breaker.setMaxListeners(0);
   shared.set(connection, { breaker, options: key });
   return { breaker, conflict: false };
 }

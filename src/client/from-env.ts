@@ -7,7 +7,7 @@ import { RateLimiter } from './limiter.js';
  * queue or re-send a consume: no offline queue, no auto-resend) and one limit from
  * REDLIMIT_ALGO (default gcra), REDLIMIT_LIMIT, REDLIMIT_PERIOD_MS, REDLIMIT_BURST,
  * plus REDLIMIT_PREFIX, REDLIMIT_ON_FAILURE, REDLIMIT_TIMEOUT_MS, REDLIMIT_FALLBACK_SHARE.
- * close() on the returned limiter also closes the connection it made.
+ * close() on the returned limiter also closes the connection it made (also when Redis is down).
  */
 export async function fromEnv(env: NodeJS.ProcessEnv = process.env): Promise<RateLimiter> {
   const int = (name: string, fallback?: number): number | undefined => {
@@ -21,7 +21,7 @@ export async function fromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Rat
   if (limit === undefined || periodMs === undefined) throw new InvalidConfigError('REDLIMIT_LIMIT and REDLIMIT_PERIOD_MS are required');
   const algo = (env.REDLIMIT_ALGO ?? 'gcra') as 'gcra';
   const spec = { name: 'default', algo, limit, periodMs, ...(env.REDLIMIT_BURST ? { burst: int('REDLIMIT_BURST') } : {}) } as LimitSpec;
-  let redis: { quit(): Promise<unknown> } | undefined;
+  let redis: { quit(): Promise<unknown>; disconnect(): void; status: string } | undefined;
   if (env.REDIS_URL) {
     const { Redis } = await import('ioredis');
     redis = new Redis(env.REDIS_URL, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 0 });
@@ -39,7 +39,10 @@ export async function fromEnv(env: NodeJS.ProcessEnv = process.env): Promise<Rat
     const close = limiter.close.bind(limiter);
     limiter.close = async () => {
       await close();
-      await redis!.quit().catch(() => {});
+      // QUIT when connected (replies in flight are read); then stop reconnecting either way, so
+      // a process whose Redis is down can still exit.
+      if (redis!.status === 'ready') await redis!.quit().catch(() => {});
+      redis!.disconnect();
     };
   }
   return limiter;

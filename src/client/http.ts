@@ -43,6 +43,8 @@ export function httpRateLimit<Req extends IncomingMessage = IncomingMessage>(lim
     }
     limiter.limit(subject, { cost }).then(
       (d) => {
+        // Someone answered already (a timeout handler, another middleware): nothing to add.
+        if (res.headersSent || res.writableEnded) return;
         const { status, headers } = httpHeaders(d);
         for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
         if (d.allowed) {
@@ -53,7 +55,16 @@ export function httpRateLimit<Req extends IncomingMessage = IncomingMessage>(lim
         res.setHeader('Content-Type', 'application/json');
         res.end(JSON.stringify({ error: 'rate_limited', deniedBy: d.deniedBy, retryAfterMs: d.retryAfterMs }));
       },
-      (err) => (next ? next(err) : ((res.statusCode = 500), res.end())),
-    );
+      (err) => {
+        if (next) next(err);
+        else if (!res.headersSent) {
+          res.statusCode = 500;
+          res.end();
+        }
+      },
+    ).catch((err: unknown) => {
+      // Whatever next() or a header write throws must not become an unhandled rejection.
+      if (next) next(err);
+    });
   };
 }

@@ -69,10 +69,13 @@ export class RateLimiter {
   private readonly costSpec: { def: ScriptDef; spec: ScriptDef['args'][number] }[];
   private closed = false;
   private readonly calls = new Map<string, Call>();
+  private readonly learned = new Map<string, { at: number; remaining: number[] }>();
+  private readonly share: number;
 
   constructor(options: RateLimiterOptions) {
     const limits = validateConfig(options);
     const share = options.fallbackShare ?? 1;
+    this.share = share;
     this.plans = limits.map((l) => compileLimit(l, share));
     this.unitCosts = this.plans.map(() => 1);
     // Each limit's cost is checked against its own script's range (the header is the source).
@@ -151,7 +154,10 @@ export class RateLimiter {
     }
     const decided = leased ? this.takeBatch(call, costs[0]!).then((d) => d ?? this.decide(call, costs)) : this.decide(call, costs);
     return decided.then((d) => {
-      if (!d.allowed && d.source === 'redis') this.denyCache?.remember(call.ident, costs, d, started);
+      if (d.source === 'redis') {
+        this.learn(call, d, started);
+        if (!d.allowed) this.denyCache?.remember(call.ident, costs, d, started);
+      }
       return this.report(d, started);
     });
   }
@@ -348,8 +354,44 @@ export class RateLimiter {
     return onFallback();
   }
 
+  /**
+   * What Redis last said of a subject: each limit's remaining units and when it was sent. The
+   * fallback starts from it, so an outage does not hand a subject Redis had exhausted a fresh
+   * allowance. Bounded: the oldest entries go first.
+   */
+  private learn(call: Call, d: Decision, at: number): void {
+    if (d.limits.length !== this.plans.length) return; // a block decision says nothing of the limits
+    let l = this.learned.get(call.ident);
+    if (l) this.learned.delete(call.ident); // re-inserted below: most recent last
+    else {
+      if (this.learned.size >= 10_000) this.learned.delete(this.learned.keys().next().value!);
+      l = { at, remaining: new Array<number>(this.plans.length) };
+    }
+    l.at = at;
+    for (let i = 0; i < d.limits.length; i++) l.remaining[i] = d.limits[i]!.remaining;
+    this.learned.set(call.ident, l);
+  }
+
+  /**
+   * Seeds the fallback's state for a subject it has not seen during this outage from what Redis
+   * last said: this instance's share of the remaining units (floor(remaining / share)), taken at
+   * the time Redis said it, so refill since then is counted exactly as the twin counts it.
+   */
+  private seed(call: Call): void {
+    const l = this.learned.get(call.ident);
+    if (!l) return;
+    this.learned.delete(call.ident);
+    const share = this.share;
+    this.plans.forEach((p, i) => {
+      if (this.twin.store.has(call.keys[i]!, l.at)) return;
+      const take = p.fallbackCapacity - Math.floor(l.remaining[i]! / share);
+      if (take > 0) this.twin.runParsed(p.fallback.consume.def, [call.keys[i]!], valuesWith(p.fallback.consume, take), undefined, l.at);
+    });
+  }
+
   /** One decision (or peek) over all limits on the twin: no Redis, or Redis could not decide. */
   private onTwin(call: Call, costs: number[], consume: boolean, now = this.clock()): Decision {
+    if (this.path) this.seed(call);
     if (this.plans.length === 1 && !this.blocks) {
       const p = this.plans[0]!;
       const c = consume ? p.fallback.consume : p.fallback.peek;

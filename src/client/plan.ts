@@ -30,6 +30,8 @@ export interface LimitPlan {
   /** Size reported to callers (the configured limit; during an outage divided by the share). */
   readonly limit: number;
   readonly fallbackLimit: number;
+  /** Units a fresh key holds on the fallback (burst for gcra / token_bucket, else the limit), per share. */
+  readonly fallbackCapacity: number;
   /** null: keyed by the subject's id; else the scope name whose value keys it. */
   readonly scope: string | null;
   readonly consume: CompiledScript;
@@ -110,6 +112,7 @@ export function compileLimit(l: LimitSpec, share: number): LimitPlan {
       algo: l.algo,
       limit: l.limit,
       fallbackLimit: parameters(l, share).limit as number,
+      fallbackCapacity: (parameters(l, share).burst ?? parameters(l, share).limit) as number,
       scope: l.scope === undefined || l.scope === 'id' ? null : l.scope,
       ...redis,
       fallback: share === 1 ? redis : side(share),

@@ -25,28 +25,37 @@ export function readiness(client: object): string | null {
   return null;
 }
 
+const nextReady = new WeakMap<object, Promise<void>>();
+
 /**
  * Resolves once the client is ready, waiting at most `ms` (a fresh or reconnecting client gets
  * that long to come up); rejects with NotReadyError otherwise. Nothing is sent before that.
+ * However many callers wait, a client gets one 'ready' listener (no listener-leak warnings).
  */
 export async function whenReady(client: object, ms: number): Promise<void> {
   const state = readiness(client);
   if (state === null) return;
-  const c = client as { status?: string; isOpen?: boolean; connect?: () => Promise<unknown>; once?: (e: string, f: () => void) => void; off?: (e: string, f: () => void) => void };
+  const c = client as { status?: string; isOpen?: boolean; connect?: () => Promise<unknown>; once?: (e: string, f: () => void) => void };
   if (state === 'end' || state === 'close' || (c.isOpen === false && c.status === undefined)) throw new NotReadyError(state);
   if (state === 'wait' && typeof c.connect === 'function') c.connect().catch(() => {}); // ioredis lazyConnect
   if (typeof c.once !== 'function') throw new NotReadyError(state);
-  await new Promise<void>((resolve, reject) => {
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    const timer = setTimeout(() => {
-      c.off?.('ready', onReady);
-      reject(new NotReadyError(readiness(client) ?? state));
-    }, ms);
-    c.once!('ready', onReady);
-  });
+  let ready = nextReady.get(client);
+  if (!ready) {
+    ready = new Promise<void>((resolve) => c.once!('ready', resolve));
+    nextReady.set(client, ready);
+    void ready.then(() => nextReady.delete(client));
+  }
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      ready,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new NotReadyError(readiness(client) ?? state)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
@@ -60,6 +69,12 @@ export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
 
 /** Options of a client the limiter relies on; each entry is a warning for stats(). */
 export function clientWarnings(client: object): string[] {
+  const nodeRedis = client as { isOpen?: boolean; status?: unknown };
+  if (nodeRedis.isOpen === false && nodeRedis.status === undefined) {
+    const warning = 'the node-redis client is not connected (call await client.connect()): until it is, every decision comes from the fallback';
+    process.emitWarning(`redlimit: ${warning}`, { code: 'REDLIMIT_NOT_CONNECTED' });
+    return [warning];
+  }
   const o = (client as { options?: { autoResendUnfulfilledCommands?: boolean } }).options;
   if (o && o.autoResendUnfulfilledCommands !== false && 'autoResendUnfulfilledCommands' in o) {
     return [

@@ -63,6 +63,12 @@ export class MemoryStore {
     if (e) e.expiresAt = expiresAt;
   }
 
+  /** Does `key` hold live state at `now`? */
+  has(key: string, now: number): boolean {
+    const e = this.map.get(key);
+    return e !== undefined && now <= e.expiresAt;
+  }
+
   delete(key: string): boolean {
     return this.map.delete(key);
   }

@@ -1,0 +1,196 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { createClient } from 'redis';
+import { createRateLimiter, InvalidArgumentError, InvalidConfigError, UnsupportedClientError, type Decision, type RateLimiter } from '../../src/index.js';
+import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
+import { ioredis, uniquePrefix } from '../support/redis.js';
+
+let redis: Redis;
+beforeAll(() => {
+  redis = ioredis();
+});
+afterAll(() => redis.quit());
+
+const gcra = (limit: number, periodMs = 3_600_000) => ({ name: 'r', algo: 'gcra' as const, limit, periodMs });
+
+describe('leases never over-admit', () => {
+  it('with short ttls, overlapping expiry sweeps and many ids, no id gets more than its limit', async () => {
+    const prefix = uniquePrefix('lease-ttl');
+    // Two instances, leases of 7 that expire every 15 ms (sweeps every 10 ms) against a limit of 100 per hour.
+    const mk = () => createRateLimiter({ redis, prefix, limits: gcra(100), lease: { size: 7, ttlMs: 15 }, denyCache: false });
+    const instances = [mk(), mk()];
+    const ids = Array.from({ length: 30 }, (_, i) => `id-${i}`);
+    const allowed = new Map<string, number>();
+    const until = Date.now() + 600;
+    await Promise.all(
+      Array.from({ length: 24 }, async (_, w) => {
+        while (Date.now() < until) {
+          const id = ids[(w * 7 + allowed.size) % ids.length]!;
+          const d = await instances[w % 2]!.limit(id);
+          if (d.allowed) allowed.set(id, (allowed.get(id) ?? 0) + 1);
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      }),
+    );
+    await Promise.all(instances.map((i) => i.close()));
+    for (const [id, n] of allowed) expect(n, id).toBeLessThanOrEqual(100);
+    // Every unit handed out and not spent went back exactly once: Redis holds the rest.
+    const check = createRateLimiter({ redis, prefix, limits: gcra(100) });
+    for (const id of ids) {
+      const left = (await check.peek(id)).remaining;
+      expect(left + (allowed.get(id) ?? 0), id).toBeLessThanOrEqual(100);
+    }
+    await check.close();
+  }, 20_000);
+});
+
+describe('identity is injective', () => {
+  it('no two different subjects share a Redis key or a local entry', async () => {
+    const prefix = uniquePrefix('ident');
+    const rl = createRateLimiter({ redis, prefix, limits: gcra(1) });
+    // 'T\0I\0' as a plain id must not be { id: 'I', hashTag: 'T' }, locally or in Redis.
+    expect((await rl.limit({ id: 'I', hashTag: 'T' })).allowed).toBe(true);
+    expect((await rl.limit({ id: 'I', hashTag: 'T' })).allowed).toBe(false); // now in the deny cache
+    expect((await rl.limit('T\u0000I\u0000')).allowed).toBe(true);
+    expect((await rl.limit('I')).allowed).toBe(true);
+    // Lone surrogates would be encoded to one key: refused with a clear error.
+    for (const bad of ['a\uD800', 'a\uDBFF', '\uDC00x']) await expect(rl.limit(bad)).rejects.toThrow(/well-formed/);
+    expect((await rl.limit('a\uFFFD')).allowed).toBe(true);
+    await rl.close();
+  });
+
+  it('scope and limit names that are Object prototype members are names like any other', async () => {
+    const prefix = uniquePrefix('proto');
+    const rl = createRateLimiter({ redis, prefix, limits: [{ ...gcra(2), name: 'constructor' }, { ...gcra(5), name: 'toString', scope: 'constructor' }] });
+    await expect(rl.limit({ id: 'u' })).rejects.toThrow(/scoped by constructor/);
+    const d = await rl.limit({ id: 'u', scopes: { constructor: 'team-1' } }, { cost: { toString: 2 } });
+    expect(d.limits.map((l) => [l.name, l.remaining])).toEqual([
+      ['constructor', 1],
+      ['toString', 3],
+    ]);
+    const u = { id: 'u', scopes: { constructor: 'team-1' } };
+    await expect(rl.limit(u, { cost: JSON.parse('{"__proto__": 1}') })).rejects.toThrow(/cost names limit __proto__, which this limiter does not have/);
+    expect((await rl.limit(u)).limits.map((l) => l.remaining)).toEqual([0, 2]);
+    await expect(rl.limit(u, { cost: { valueOf: 1 } as never })).rejects.toThrow(/which this limiter does not have/);
+    await rl.close();
+  });
+});
+
+describe('configuration mistakes are refused or reported', () => {
+  it('refuses misspelt options, values of the wrong type and things that are not clients', () => {
+    const limits = gcra(10);
+    expect(() => createRateLimiter({ redis, limits, timeoutMS: 10 } as never)).toThrow(/unknown option "timeoutMS" \(did you mean timeoutMs\?\)/);
+    expect(() => createRateLimiter({ redis, limits: { ...limits, brust: 3 } as never })).toThrow(/unknown option "brust" \(did you mean burst\?\)/);
+    expect(() => createRateLimiter({ redis, limits: { name: 'r', algo: 'gcra', limit: 1, perodMs: 1 } as never })).toThrow(/unknown option "perodMs"/);
+    expect(() => createRateLimiter({ redis, limits: { ...limits, limit: '10' as never } })).toThrow(/got "10"/);
+    expect(() => createRateLimiter({ redis: 'redis://localhost:6379' as never, limits })).toThrow(InvalidConfigError);
+    expect(() => createRateLimiter({ redis: 'redis://localhost:6379' as never, limits })).toThrow(/create the client yourself/);
+    expect(() => createRateLimiter({ redis: {}, limits })).toThrow(UnsupportedClientError);
+  });
+
+  it('a node-redis client that was never connected is reported at once, not a silent fallback', async () => {
+    const client = createClient({ url: 'redis://127.0.0.1:6379' });
+    const rl = createRateLimiter({ redis: client, limits: gcra(10) });
+    expect(rl.stats().warnings.join('\n')).toMatch(/not connected/);
+    expect((await rl.limit('a')).source).toBe('fallback');
+    await rl.close();
+  });
+});
+
+describe('every decision is truthful, whatever its source', () => {
+  it('deny cache answers carry the denying limit and its times, counted down', async () => {
+    let now = Date.now();
+    const rl = createRateLimiter({ redis, prefix: uniquePrefix('dc'), limits: { name: 'w', algo: 'fixed_window', limit: 1, periodMs: 60_000 }, clock: () => now });
+    await rl.limit('x');
+    const fromRedis = await rl.limit('x');
+    now += 1_000;
+    const cached = await rl.limit('x');
+    expect(cached.source).toBe('deny-cache');
+    expect(cached).toMatchObject({ allowed: false, deniedBy: 'w', limit: 1, remaining: 0 });
+    expect(cached.retryAfterMs).toBe(fromRedis.retryAfterMs - 1_000);
+    expect(cached.resetAfterMs).toBe(fromRedis.resetAfterMs - 1_000);
+    expect(cached.limits).toHaveLength(1);
+    expect(cached.resetAfterMs).toBeGreaterThan(0);
+    await rl.close();
+  });
+
+  it('with several limits the top-level numbers are those of the limit that denied', async () => {
+    const rl = createRateLimiter({
+      redis,
+      prefix: uniquePrefix('multi'),
+      limits: [
+        { name: 'big', algo: 'gcra', limit: 100, periodMs: 60_000 },
+        { name: 'small', algo: 'fixed_window', limit: 2, periodMs: 60_000 },
+      ],
+      denyCache: false,
+    });
+    await rl.limit('a');
+    const allowed = await rl.limit('a');
+    expect(allowed).toMatchObject({ allowed: true, remaining: 0, limit: 2 }); // closest to denying: small
+    const denied = await rl.limit('a');
+    expect(denied).toMatchObject({ allowed: false, deniedBy: 'small', remaining: 0, limit: 2 });
+    expect(denied.resetAfterMs).toBe(denied.limits[1]!.resetAfterMs);
+    expect(denied.retryAfterMs).toBeGreaterThan(0);
+    await rl.close();
+  });
+
+  it('fail-open promises nothing; fail-closed says when Redis will be tried again', async () => {
+    const own = await startLocalRedis();
+    const client = new Redis(own.url, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 0 });
+    client.on('error', () => {});
+    await own.stop();
+    const open = createRateLimiter({ redis: client, prefix: 'o', limits: gcra(10), onRedisFailure: 'open', breaker: { consecutiveFailures: 1, resetTimeoutMs: 5_000, jitter: 0 } });
+    const o = await open.limit('a');
+    expect(o).toMatchObject({ allowed: true, source: 'fail-open', remaining: 0, limits: [] });
+    const closed = createRateLimiter({ redis: client, prefix: 'c', limits: gcra(10), onRedisFailure: 'closed', breaker: { consecutiveFailures: 1, resetTimeoutMs: 5_000, jitter: 0 } });
+    const c: Decision = await closed.limit('a');
+    expect(c).toMatchObject({ allowed: false, source: 'fail-closed', remaining: 0 });
+    expect(c.retryAfterMs).toBeGreaterThan(4_000); // the breaker opened: the next probe is ~5 s away
+    expect(c.retryAfterMs).toBeLessThanOrEqual(5_000);
+    await open.close();
+    await closed.close();
+    client.disconnect();
+  });
+});
+
+describe('the fallback starts from what Redis last said', () => {
+  let own: LocalRedis;
+  let client: Redis;
+  let limiters: RateLimiter[] = [];
+  beforeAll(async () => {
+    own = await startLocalRedis();
+  });
+  afterAll(async () => {
+    await Promise.all(limiters.map((l) => l.close()));
+    client?.disconnect();
+    await own?.kill();
+  });
+
+  it('an id Redis exhausted stays exhausted during an outage; others keep exactly their share', async () => {
+    client = new Redis(own.url, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 0 });
+    client.on('error', () => {});
+    const mk = (fallbackShare: number) => createRateLimiter({ redis: client, prefix: `warm${fallbackShare}`, limits: gcra(6), fallbackShare, denyCache: false, timeoutMs: 50 });
+    const [one, two] = [mk(1), mk(2)];
+    limiters = [one, two];
+    for (const rl of [one, two]) {
+      for (let i = 0; i < 6; i++) expect((await rl.limit('spent')).source).toBe('redis');
+      for (let i = 0; i < 2; i++) await rl.limit('partial'); // 4 left in Redis
+    }
+    await own.kill(); // a crash: SIGKILL
+    const admitted = async (rl: RateLimiter, id: string) => {
+      let n = 0;
+      for (let i = 0; i < 10; i++) {
+        const d = await rl.limit(id);
+        expect(d.source).toBe('fallback');
+        if (d.allowed) n++;
+      }
+      return n;
+    };
+    expect(await admitted(one, 'spent')).toBe(0);
+    expect(await admitted(one, 'partial')).toBe(4);
+    expect(await admitted(one, 'never-seen')).toBe(6);
+    expect(await admitted(two, 'spent')).toBe(0);
+    expect(await admitted(two, 'partial')).toBe(2); // floor(4 / 2): its share
+    expect(await admitted(two, 'never-seen')).toBe(3);
+  }, 20_000);
+});
