@@ -7,6 +7,7 @@ export type RedlimitErrorCode =
   | 'ERR_SCRIPT'
   | 'ERR_CROSS_SLOT'
   | 'ERR_UNSUPPORTED_CLIENT'
+  | 'ERR_UNSUPPORTED_SERVER'
   | 'ERR_REDIS_UNAVAILABLE'
   | 'ERR_RATE_LIMITED';
 
@@ -73,5 +74,12 @@ export class CrossSlotError extends RedlimitError {
 export class UnsupportedClientError extends RedlimitError {
   constructor(message: string) {
     super('ERR_UNSUPPORTED_CLIENT', message);
+  }
+}
+
+/** The server is older than Redis 7.0 (no EVALSHA_RO, no `no-writes` scripts, no Functions). */
+export class UnsupportedServerError extends RedlimitError {
+  constructor(message: string) {
+    super('ERR_UNSUPPORTED_SERVER', message);
   }
 }

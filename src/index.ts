@@ -11,5 +11,6 @@ export * from '../generated/index.js';
 export { TwinClient } from './twin/client.js';
 export { MemoryStore } from './twin/store.js';
 export { preload, runScript, hashSlot, type RedisClientLike, type ScriptDef } from './runtime/index.js';
-export { useFunctions } from './runtime/functions.js';
+export { useFunctions, autoFunctions, type FunctionsState } from './runtime/functions.js';
+export { detectServer, type ServerInfo } from './runtime/server.js';
 export * from './errors.js';

@@ -13,7 +13,9 @@ import { LeasePool } from './leases.js';
 import type { MetricsHook } from './metrics.js';
 import { argvWith, batchArgv, compileLimit, pushBlockItem, pushItem, valuesWith, type CompiledScript, type LimitPlan } from './plan.js';
 import { clientWarnings } from './redis-call.js';
-import { autoFunctionsWhenReady } from '../runtime/functions.js';
+import { autoFunctions } from '../runtime/functions.js';
+import { detectServer } from '../runtime/server.js';
+import { whenReadyEvent } from './redis-call.js';
 import { RedisPath } from './redis-path.js';
 
 /** Cost of a call: one number for every limit, or per limit name (missing names cost 1). */
@@ -95,8 +97,7 @@ export class RateLimiter {
 
     if (this.redis) {
       transportFor(this.redis); // refuses anything that is not a supported client, now rather than per call
-      // FCALL where the server can hold our exact library: helpers are created once at load, not per call.
-      if (options.functions ?? true) autoFunctionsWhenReady(this.redis);
+      this.prepare(options.functions ?? true);
       if (options.breaker instanceof CircuitBreaker) this.breaker = options.breaker;
       else {
         const { breaker, conflict } = breakerFor(this.redis, options.breaker as BreakerOptions | undefined);
@@ -296,6 +297,24 @@ export class RateLimiter {
   }
 
   // --- internals -----------------------------------------------------------------------------
+
+  /**
+   * Once the client is ready: learn the server's version (Redis before 7.0 is refused with a
+   * clear error on every call, which then takes the failure path) and, where it can, switch the
+   * client to FCALL (helpers created once at load instead of on every EVALSHA).
+   */
+  private prepare(functions: boolean): void {
+    const client = this.redis!;
+    whenReadyEvent(client, () => {
+      void detectServer(client).then((info) => {
+        if (info.unsupported) {
+          this.path!.refuse(info.unsupported);
+          this.warnings.push(info.unsupported.message);
+          process.emitWarning(info.unsupported.message, { code: info.unsupported.code });
+        } else if (functions) void autoFunctions(client);
+      });
+    });
+  }
 
   private resolve(subject: Subject): Call {
     // Plain ids repeat: their keys are built once (a bounded cache of immutable values).

@@ -26,6 +26,28 @@ export function readiness(client: object): string | null {
 }
 
 const nextReady = new WeakMap<object, Promise<void>>();
+const readyWork = new WeakMap<object, (() => void)[]>();
+
+/**
+ * Runs `work` now if the client is ready, else once when it first becomes ready. However many
+ * limiters ask, a client gets one 'ready' listener for this.
+ */
+export function whenReadyEvent(client: object, work: () => void): void {
+  if (readiness(client) === null) return work();
+  const c = client as { once?: (e: string, f: () => void) => void };
+  if (typeof c.once !== 'function') return;
+  let queue = readyWork.get(client);
+  if (!queue) {
+    const q: (() => void)[] = [];
+    queue = q;
+    readyWork.set(client, q);
+    c.once('ready', () => {
+      readyWork.delete(client);
+      for (const w of q) w();
+    });
+  }
+  queue.push(work);
+}
 
 /**
  * Resolves once the client is ready, waiting at most `ms` (a fresh or reconnecting client gets

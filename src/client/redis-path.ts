@@ -34,6 +34,7 @@ export class RedisPath {
   /** Total ms the event loop was late for the sweep: time no reply could have been read. */
   private stalled = 0;
   private readonly sweepMs: number;
+  private refused: Error | null = null;
 
   constructor(
     readonly client: RedisClientLike,
@@ -46,6 +47,7 @@ export class RedisPath {
 
   /** Runs a script on Redis. Rejects with the failure (and has told the breaker). */
   run(def: ScriptDef, keys: string[], argv: string[]): Promise<unknown> {
+    if (this.refused) return Promise.reject(this.refused);
     if (!this.breaker.tryAcquire()) return Promise.reject(BREAKER_OPEN());
     const work =
       readiness(this.client) === null
@@ -126,6 +128,11 @@ export class RedisPath {
       clearInterval(this.timer);
       this.timer = null;
     }
+  }
+
+  /** Every later call fails with `err` without being sent (an unsupported server). */
+  refuse(err: Error): void {
+    this.refused = err;
   }
 
   /** Stops the sweep; calls still in flight settle on their own (or never: close came first). */

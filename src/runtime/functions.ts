@@ -29,19 +29,6 @@ export function autoFunctions(client: RedisClientLike): Promise<FunctionsState> 
   return attempt;
 }
 
-const waiting = new WeakSet<object>();
-
-/** autoFunctions as soon as the client is ready (once per client, whatever the number of limiters). */
-export function autoFunctionsWhenReady(client: RedisClientLike): void {
-  const c = client as { status?: string; isReady?: boolean; once?: (e: string, f: () => void) => void };
-  const ready = c.status === undefined ? c.isReady !== false : c.status === 'ready';
-  if (ready) void autoFunctions(client);
-  else if (typeof c.once === 'function' && !waiting.has(client)) {
-    waiting.add(client);
-    c.once('ready', () => void autoFunctions(client));
-  }
-}
-
 async function tryFunctions(client: RedisClientLike): Promise<FunctionsState> {
   const t = transportFor(client);
   const c = client as { isCluster?: boolean; masters?: unknown };
