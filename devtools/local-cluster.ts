@@ -10,6 +10,8 @@ const run = promisify(execFile);
 
 export interface LocalCluster {
   nodes: { host: string; port: number }[];
+  /** The redis-server processes, in `nodes` order (kill one to take its shard down). */
+  servers: LocalRedis[];
   stop(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export async function startLocalCluster(size = 3): Promise<LocalCluster> {
   }
   return {
     nodes: servers.map((s) => ({ host: '127.0.0.1', port: s.port })),
+    servers,
     stop: async () => {
       await Promise.all(servers.map((s) => s.kill()));
     },

@@ -26,7 +26,7 @@ export class Coalescer {
   private readonly flushAll = () => this.flush();
 
   constructor(
-    private readonly send: (def: ScriptDef, keys: string[], argv: string[]) => Promise<unknown>,
+    private readonly send: (def: ScriptDef, keys: string[], argv: string[], slot: number) => Promise<unknown>,
     /** The limit's own script and ARGV with the cost at `costIndex`. */
     private readonly single: { def: ScriptDef; argv: readonly string[]; costIndex: number },
     /** The batch script's fixed ARGV for this limit. */
@@ -42,7 +42,7 @@ export class Coalescer {
     q.push(w);
     if (q.length >= MAX_BATCH) {
       this.queues.delete(slot);
-      this.sendBatch(q);
+      this.sendBatch(q, slot);
     } else if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flushAll);
@@ -51,18 +51,18 @@ export class Coalescer {
 
   private flush(): void {
     this.scheduled = false;
-    const queues = [...this.queues.values()];
+    const queues = [...this.queues];
     this.queues.clear();
-    for (const q of queues) this.sendBatch(q);
+    for (const [slot, q] of queues) this.sendBatch(q, slot);
   }
 
-  private sendBatch(q: Waiter[]): void {
+  private sendBatch(q: Waiter[], slot: number): void {
     let call: Promise<unknown>;
     let first: number;
     if (q.length === 1) {
       const argv = this.single.argv.slice();
       argv[this.single.costIndex] = q[0]!.cost;
-      call = this.send(this.single.def, [q[0]!.key], argv);
+      call = this.send(this.single.def, [q[0]!.key], argv, slot);
       first = 0;
     } else {
       const keys = new Array<string>(q.length);
@@ -71,7 +71,7 @@ export class Coalescer {
         keys[i] = q[i]!.key;
         argv.push(q[i]!.cost);
       }
-      call = this.send(b.batchScript, keys, argv);
+      call = this.send(b.batchScript, keys, argv, slot);
       first = 1; // the batch reply opens with the clock reading
     }
     call.then(
@@ -80,7 +80,11 @@ export class Coalescer {
         for (let i = 0; i < q.length; i++) q[i]!.done(r, first + 4 * i);
       },
       (err: unknown) => {
-        for (const w of q) w.fail(err);
+        // A slot half-way through a migration refuses multi-key calls (TRYAGAIN): each decision
+        // alone follows the ASK redirect, so the batch is sent again one by one.
+        if (q.length > 1 && /^TRYAGAIN\b/.test((err as { redisMessage?: string }).redisMessage ?? '')) {
+          for (const w of q) this.sendBatch([w], slot);
+        } else for (const w of q) w.fail(err);
       },
     );
   }

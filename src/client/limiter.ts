@@ -1,6 +1,6 @@
 import * as b from '../../generated/index.js';
 import { InvalidArgumentError, InvalidConfigError, RateLimitedError, RedisUnavailableError } from '../errors.js';
-import { intArg, transportFor, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
+import { hashSlot, intArg, preload, slotOwner, transportFor, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
 import type { ArgValues } from '../twin/args.js';
 import { TwinClient } from '../twin/client.js';
 import { CircuitBreaker, breakerFor, type BreakerOptions, type BreakerStats } from './breaker.js';
@@ -23,6 +23,8 @@ export type Cost = number | Record<string, number>;
 
 export interface LimiterStats {
   breaker: BreakerStats | null;
+  /** On a Cluster: the breaker of each primary ("host:port") this limiter has called. */
+  nodes: Record<string, BreakerStats>;
   denyCacheEntries: number;
   leases: { subjects: number; units: number };
   fallbackKeys: number;
@@ -35,6 +37,8 @@ interface Call {
   keys: string[];
   /** Identity for local caches: two subjects share it exactly when they share every Redis key. */
   ident: string;
+  /** Cluster hash slot of every key of the call; -1 on a standalone client. */
+  slot: number;
 }
 
 /**
@@ -70,6 +74,7 @@ export class RateLimiter {
   private readonly unitCosts: number[];
   private readonly costSpec: { def: ScriptDef; spec: ScriptDef['args'][number] }[];
   private closed = false;
+  private prepared: Promise<void> = Promise.resolve();
   private readonly calls = new Map<string, Call>();
   private readonly learned = new Map<string, { at: number; remaining: number[] }>();
   private readonly share: number;
@@ -97,15 +102,22 @@ export class RateLimiter {
 
     if (this.redis) {
       transportFor(this.redis); // refuses anything that is not a supported client, now rather than per call
-      this.prepare(options.functions ?? true);
+      this.prepared = this.prepare(options.functions ?? true);
       if (options.breaker instanceof CircuitBreaker) this.breaker = options.breaker;
       else {
         const { breaker, conflict } = breakerFor(this.redis, options.breaker as BreakerOptions | undefined);
         this.breaker = breaker;
         if (conflict) this.warnings.push('this connection already has a breaker with other options; it is shared, so those options apply');
       }
-      this.path = new RedisPath(this.redis, this.breaker, options.timeoutMs ?? 100, (reason) => this.metrics.redisError?.({ limiter: this.name, reason }));
       this.cluster = (this.redis as { isCluster?: boolean }).isCluster === true || Array.isArray((this.redis as { masters?: unknown }).masters);
+      this.path = new RedisPath(
+        this.redis,
+        this.breaker,
+        options.timeoutMs ?? 100,
+        (reason) => this.metrics.redisError?.({ limiter: this.name, reason }),
+        options.breaker instanceof CircuitBreaker ? undefined : options.breaker,
+        (node, breaker) => breaker.on('state', ({ to }) => this.onNodeState(node, to)),
+      );
     } else {
       this.breaker = null;
       this.path = null;
@@ -114,7 +126,7 @@ export class RateLimiter {
     const single = this.plans.length === 1 && !this.blocks ? this.plans[0]! : null;
     this.coalescer =
       this.path && single && (options.coalesce ?? true)
-        ? new Coalescer((def, keys, argv) => this.path!.run(def, keys, argv), single.consume, batchArgv(single.item))
+        ? new Coalescer((def, keys, argv, slot) => this.path!.run(def, keys, argv, slot), single.consume, batchArgv(single.item))
         : null;
 
     this.onBreakerState = ({ to }) => {
@@ -126,6 +138,15 @@ export class RateLimiter {
     this.leases = options.lease
       ? new LeasePool(options.lease.size, options.lease.ttlMs ?? 5_000, this.clock, (subject, units) => this.refund(subject, { cost: units }))
       : null;
+  }
+
+  /**
+   * Resolves once the client is ready and the limiter has prepared it: the server's version
+   * checked, Functions loaded or every script loaded on every primary (which also opens each
+   * Cluster node's connection). Optional: a decision before then just costs a little more.
+   */
+  ready(): Promise<void> {
+    return this.prepared;
   }
 
   /** Decide one call for `subject`, consuming `cost` if admitted. Never throws for Redis trouble. */
@@ -177,9 +198,9 @@ export class RateLimiter {
     const onTwin = () => this.onTwin(call, costs, false);
     if (this.plans.length === 1 && !this.blocks) {
       const p = this.plans[0]!;
-      return this.viaRedis((path) => path.run(p.peek.def, call.keys, argvWith(p.peek, costs[0]!)).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit)), onTwin);
+      return this.viaRedis((path) => path.run(p.peek.def, call.keys, argvWith(p.peek, costs[0]!), call.slot).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit)), onTwin);
     }
-    return this.viaRedis((path) => path.run(b.multiPeekScript, call.keys, this.multiArgv(costs)).then((r) => this.fromMulti(r as number[], 'redis')), onTwin);
+    return this.viaRedis((path) => path.run(b.multiPeekScript, call.keys, this.multiArgv(costs), call.slot).then((r) => this.fromMulti(r as number[], 'redis')), onTwin);
   }
 
   /**
@@ -190,7 +211,7 @@ export class RateLimiter {
     const call = this.resolve(subject);
     this.forget(call);
     this.twin.runParsed(b.resetScript, call.keys, {});
-    if (this.path) await this.path.run(b.resetScript, call.keys, []).catch(unavailable('reset'));
+    if (this.path) await this.path.run(b.resetScript, call.keys, [], call.slot).catch(unavailable('reset'));
   }
 
   /**
@@ -207,7 +228,7 @@ export class RateLimiter {
       for (const { p, i } of refunds) this.twin.runParsed(p.fallback.refund!.def, [call.keys[i]!], valuesWith(p.fallback.refund!, costs[i]!));
     };
     if (!this.path) return onTwin();
-    const landed = await Promise.all(refunds.map(({ p, i }) => this.path!.run(p.refund!.def, [call.keys[i]!], argvWith(p.refund!, costs[i]!)))).then(
+    const landed = await Promise.all(refunds.map(({ p, i }) => this.path!.run(p.refund!.def, [call.keys[i]!], argvWith(p.refund!, costs[i]!), call.slot))).then(
       () => true,
       () => false,
     );
@@ -226,7 +247,7 @@ export class RateLimiter {
     const key = [blockKey(this.prefix, call.s)];
     const argv = [intArg(b.blockScript.name, b.blockScript.args[0]!, durationMs, 'durationMs')];
     this.twin.runParsed(b.blockScript, key, { duration_ms: durationMs });
-    if (this.path) await this.path.run(b.blockScript, key, argv).catch(unavailable('block'));
+    if (this.path) await this.path.run(b.blockScript, key, argv, call.slot).catch(unavailable('block'));
   }
 
   /**
@@ -253,10 +274,10 @@ export class RateLimiter {
       async (path) => {
         // A blocked subject books nothing (the block check is read-only, then the booking).
         if (penalty) {
-          const d = blocked('redis', (await path.run(b.multiPeekScript, penalty, ['', 'block', '', '', '', '', '', ''])) as number[]);
+          const d = blocked('redis', (await path.run(b.multiPeekScript, penalty, ['', 'block', '', '', '', '', '', ''], call.slot)) as number[]);
           if (d) return { d, waitMs: 0 };
         }
-        return reserve((await path.run(def, key, argv)) as number[], 'redis', p.limit);
+        return reserve((await path.run(def, key, argv, call.slot)) as number[], 'redis', p.limit);
       },
       () => {
         if (penalty) {
@@ -280,6 +301,7 @@ export class RateLimiter {
   stats(): LimiterStats {
     return {
       breaker: this.breaker?.stats() ?? null,
+      nodes: Object.fromEntries([...(this.path?.nodeBreakers ?? [])].map(([node, b]) => [node, b.stats()])),
       denyCacheEntries: this.denyCache?.size ?? 0,
       leases: this.leases?.stats() ?? { subjects: 0, units: 0 },
       fallbackKeys: this.twin.store.size,
@@ -303,18 +325,43 @@ export class RateLimiter {
    * clear error on every call, which then takes the failure path) and, where it can, switch the
    * client to FCALL (helpers created once at load instead of on every EVALSHA).
    */
-  private prepare(functions: boolean): void {
+  /** A Cluster primary's breaker changed state; when it closes, its slots' fallback counts go. */
+  private onNodeState(node: string, to: string): void {
+    this.metrics.breakerState?.({ limiter: this.name, state: to as 'open' });
+    if (to !== 'closed') return;
+    for (const key of [...this.twin.store.keys()]) if (slotOwner(this.redis!, hashSlot(key)) === node) this.twin.store.delete(key);
+  }
+
+  private prepare(functions: boolean): Promise<void> {
     const client = this.redis!;
-    whenReadyEvent(client, () => {
-      void detectServer(client).then((info) => {
-        if (info.unsupported) {
-          this.path!.refuse(info.unsupported);
-          this.warnings.push(info.unsupported.message);
-          process.emitWarning(info.unsupported.message, { code: info.unsupported.code });
-        } else if (functions) void autoFunctions(client);
+    return new Promise<void>((resolve) => {
+      whenReadyEvent(client, () => {
+        void detectServer(client)
+          .then(async (info) => {
+            if (info.unsupported) {
+              this.path!.refuse(info.unsupported);
+              this.warnings.push(info.unsupported.message);
+              process.emitWarning(info.unsupported.message, { code: info.unsupported.code });
+              return;
+            }
+            if (functions && (await autoFunctions(client)) === 'fcall') return;
+            // EVALSHA: load this limiter's scripts on every primary now, which also opens the
+            // connection to each Cluster node before the first decision needs it.
+            await preload(client, this.scripts()).catch(() => {});
+          })
+          .then(resolve, resolve);
       });
     });
   }
+
+  /** Every script this limiter may run. */
+  private scripts(): ScriptDef[] {
+    const defs = new Set<ScriptDef>([b.batchScript, b.multiScript, b.multiPeekScript, b.resetScript]);
+    for (const p of this.plans) for (const c of [p.consume, p.peek, p.refund]) if (c) defs.add(c.def);
+    if (this.blocks) defs.add(b.blockScript);
+    return [...defs];
+  }
+
 
   private resolve(subject: Subject): Call {
     // Plain ids repeat: their keys are built once (a bounded cache of immutable values).
@@ -335,7 +382,7 @@ export class RateLimiter {
     const keys: string[] = [];
     for (const p of this.plans) keys.push(limitKey(this.prefix, s, p.name, p.scope));
     if (this.blocks) keys.push(blockKey(this.prefix, s));
-    return { s, keys, ident: keys.length === 1 ? keys[0]! : JSON.stringify(keys) };
+    return { s, keys, ident: keys.length === 1 ? keys[0]! : JSON.stringify(keys), slot: this.cluster ? slotOf(s) : -1 };
   }
 
   private costs(cost: Cost | undefined): number[] {
@@ -438,12 +485,12 @@ export class RateLimiter {
               }
             },
           };
-          this.coalescer!.add(this.cluster ? slotOf(call.s) : 0, w);
+          this.coalescer!.add(call.slot, w);
         });
       }
-      return this.viaRedis((path) => path.run(p.consume.def, call.keys, argvWith(p.consume, costs[0]!)).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit)), fallback);
+      return this.viaRedis((path) => path.run(p.consume.def, call.keys, argvWith(p.consume, costs[0]!), call.slot).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit)), fallback);
     }
-    return this.viaRedis((path) => path.run(b.multiScript, call.keys, this.multiArgv(costs)).then((r) => this.fromMulti(r as number[], 'redis')), fallback);
+    return this.viaRedis((path) => path.run(b.multiScript, call.keys, this.multiArgv(costs), call.slot).then((r) => this.fromMulti(r as number[], 'redis')), fallback);
   }
 
   /** multi ARGV: now_ms omitted, one group per limit (in plan order), then the block item. */
@@ -534,8 +581,8 @@ export class RateLimiter {
     if (!this.path) return Promise.resolve(null);
     const run =
       this.plans.length === 1 && !this.blocks
-        ? this.path.run(this.plans[0]!.consume.def, call.keys, argvWith(this.plans[0]!.consume, costs[0]!)).then((r) => this.fromSingle(r as number[], 0, 'redis', this.plans[0]!.limit))
-        : this.path.run(b.multiScript, call.keys, this.multiArgv(costs)).then((r) => this.fromMulti(r as number[], 'redis'));
+        ? this.path.run(this.plans[0]!.consume.def, call.keys, argvWith(this.plans[0]!.consume, costs[0]!), call.slot).then((r) => this.fromSingle(r as number[], 0, 'redis', this.plans[0]!.limit))
+        : this.path.run(b.multiScript, call.keys, this.multiArgv(costs), call.slot).then((r) => this.fromMulti(r as number[], 'redis'));
     return run.catch((err: unknown) => {
       if (err instanceof InvalidArgumentError) throw err;
       return null;

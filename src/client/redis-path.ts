@@ -1,6 +1,6 @@
 import { InvalidArgumentError, RedisUnavailableError, ScriptError } from '../errors.js';
-import { runScript, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
-import type { CircuitBreaker } from './breaker.js';
+import { runScript, slotOwner, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
+import { CircuitBreaker, type BreakerOptions } from './breaker.js';
 import { errorReason } from './metrics.js';
 import { readiness, TimeoutError, whenReady } from './redis-call.js';
 
@@ -8,6 +8,7 @@ interface Pending {
   /** Loop-available time (see `loopNow`) when the call started. */
   start: number;
   settled: boolean;
+  breaker: CircuitBreaker;
   reject: (err: unknown) => void;
 }
 
@@ -19,6 +20,10 @@ const BREAKER_OPEN = () => new RedisUnavailableError('redlimit: circuit breaker 
  * waits in an offline queue to be replayed as a stale consume) and the deadline, and tells the
  * breaker how it went. What to answer on failure is the caller's policy; how failure is detected
  * is decided here only.
+ *
+ * On a Cluster, each primary has a breaker of its own (found from the client's slot table), so
+ * one dead shard sends only its own slots to the failure path; `breaker` is the one used when
+ * the owner is unknown (and the only one on a standalone client).
  *
  * Deadlines: no timer per call. One sweep runs every timeoutMs/8 while calls are in flight, and
  * a call fails once it has waited timeoutMs of *event-loop-available* time: when the sweep itself
@@ -36,46 +41,66 @@ export class RedisPath {
   private readonly sweepMs: number;
   private refused: Error | null = null;
 
+  /** Per Cluster primary ("host:port"). */
+  readonly nodeBreakers = new Map<string, CircuitBreaker>();
+
   constructor(
     readonly client: RedisClientLike,
     readonly breaker: CircuitBreaker,
     private readonly timeoutMs: number,
     private readonly onError: (reason: string) => void,
+    private readonly nodeBreakerOptions: BreakerOptions | undefined,
+    private readonly onNodeBreaker: (node: string, breaker: CircuitBreaker) => void = () => {},
   ) {
     this.sweepMs = Math.max(1, Math.floor(timeoutMs / 8));
   }
 
+  /** The breaker guarding the primary that owns `slot` (-1: not a Cluster call). */
+  breakerFor(slot: number): CircuitBreaker {
+    if (slot < 0) return this.breaker;
+    const node = slotOwner(this.client, slot);
+    if (node === null) return this.breaker;
+    let b = this.nodeBreakers.get(node);
+    if (!b) {
+      b = new CircuitBreaker(this.nodeBreakerOptions);
+      this.nodeBreakers.set(node, b);
+      this.onNodeBreaker(node, b);
+    }
+    return b;
+  }
+
   /** Runs a script on Redis. Rejects with the failure (and has told the breaker). */
-  run(def: ScriptDef, keys: string[], argv: string[]): Promise<unknown> {
+  run(def: ScriptDef, keys: string[], argv: string[], slot = -1): Promise<unknown> {
     if (this.refused) return Promise.reject(this.refused);
-    if (!this.breaker.tryAcquire()) return Promise.reject(BREAKER_OPEN());
+    const breaker = slot < 0 ? this.breaker : this.breakerFor(slot);
+    if (!breaker.tryAcquire()) return Promise.reject(BREAKER_OPEN());
     const work =
       readiness(this.client) === null
         ? runScript(this.client, def, keys, argv)
         : whenReady(this.client, this.timeoutMs).then(() => runScript(this.client, def, keys, argv));
-    return this.guard(work);
+    return this.guard(work, breaker);
   }
 
   private loopNow(): number {
     return performance.now() - this.stalled;
   }
 
-  private guard(work: Promise<unknown>): Promise<unknown> {
+  private guard(work: Promise<unknown>, breaker: CircuitBreaker): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const p: Pending = { start: this.loopNow(), settled: false, reject };
+      const p: Pending = { start: this.loopNow(), settled: false, breaker, reject };
       this.pending.push(p);
       if (this.timer === null) this.startSweep();
       work.then(
         (value) => {
           if (p.settled) return; // too late: the caller has been answered without Redis
           p.settled = true;
-          this.breaker.success();
+          breaker.success();
           resolve(value);
         },
         (err: unknown) => {
           if (p.settled) return;
           p.settled = true;
-          this.judge(err);
+          this.judge(err, breaker);
           reject(err);
         },
       );
@@ -83,15 +108,16 @@ export class RedisPath {
   }
 
   /** Tells the breaker what a failed call says about Redis. */
-  private judge(err: unknown): void {
+  private judge(err: unknown, breaker: CircuitBreaker): void {
     if (err instanceof InvalidArgumentError) {
-      this.breaker.success(); // the caller's mistake, not Redis'
+      breaker.success(); // the caller's mistake, not Redis'
       return;
     }
-    // A key holding something else (WRONGTYPE, foreign state) is that key's problem: Redis
-    // answered, so the breaker hears a success; this call still takes the failure path.
-    if (err instanceof ScriptError && /WRONGTYPE|does not hold/.test(err.redisMessage)) this.breaker.success();
-    else this.breaker.failure(err);
+    // A key holding something else (WRONGTYPE, foreign state) is that key's problem, and a slot
+    // on the move (TRYAGAIN, MOVED, ASK) is the cluster at work: Redis answered, so the breaker
+    // hears a success; this call still takes the failure path.
+    if (err instanceof ScriptError && /WRONGTYPE|does not hold|^(TRYAGAIN|MOVED|ASK)\b/.test(err.redisMessage)) breaker.success();
+    else breaker.failure(err);
     this.onError(errorReason(err));
   }
 
@@ -114,7 +140,7 @@ export class RedisPath {
         if (loopNow - p.start < this.timeoutMs) break;
         p.settled = true;
         const err = new TimeoutError(this.timeoutMs);
-        this.breaker.failure(err);
+        p.breaker.failure(err);
         this.onError('timeout');
         p.reject(err);
       }

@@ -44,3 +44,16 @@ export function sameSlot(script: string, keys: readonly string[], repeats = fals
     seen.add(k);
   }
 }
+
+/**
+ * The primary that owns `slot` on a Cluster client, as "host:port" from the client's own slot
+ * table (ioredis Cluster, node-redis cluster); null for a standalone client or an unknown slot.
+ */
+export function slotOwner(client: object, slot: number): string | null {
+  const c = client as { isCluster?: boolean; slots?: unknown; masters?: unknown };
+  if (!Array.isArray(c.slots)) return null;
+  const entry: unknown = c.slots[slot];
+  if (c.isCluster === true) return Array.isArray(entry) && typeof entry[0] === 'string' ? entry[0] : null; // ioredis: [primary, ...replicas]
+  const address = (entry as { master?: { address?: unknown } } | undefined)?.master?.address; // node-redis
+  return typeof address === 'string' ? address : null;
+}

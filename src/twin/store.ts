@@ -63,6 +63,11 @@ export class MemoryStore {
     if (e) e.expiresAt = expiresAt;
   }
 
+  /** Every key held (live or not yet swept). */
+  keys(): IterableIterator<string> {
+    return this.map.keys();
+  }
+
   /** Does `key` hold live state at `now`? */
   has(key: string, now: number): boolean {
     const e = this.map.get(key);
