@@ -6,7 +6,7 @@ export type { Subject } from './client/keys.js';
 export { CircuitBreaker, type BreakerOptions, type BreakerState, type BreakerStats } from './client/breaker.js';
 export type { MetricsHook } from './client/metrics.js';
 export { fromEnv } from './client/from-env.js';
-export { httpRateLimit, httpHeaders, type HttpRateLimitOptions } from './client/http.js';
+export * from './http/index.js';
 export * from '../generated/index.js';
 export { TwinClient } from './twin/client.js';
 export { MemoryStore } from './twin/store.js';

@@ -160,6 +160,12 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
     };
   }
 
+  /** Back to closed now, backoff forgotten (an operator's reset; see the operations endpoint). */
+  reset(): void {
+    this.backoffMs = this.o.resetTimeoutMs;
+    this.transition('closed');
+  }
+
   private open(): void {
     this.totals.opens++;
     const wait = this.backoffMs * (1 + this.o.jitter * this.o.random());

@@ -14,7 +14,12 @@ export interface LimitResult {
 /** The answer to `limit(id)`: plain data, ready for headers (RateLimit-*, Retry-After). */
 export interface Decision {
   allowed: boolean;
-  /** Units left on the most constrained limit. */
+  /**
+   * The limit `remaining`, `limit` and `resetAfterMs` describe: the one that denied, else the one
+   * closest to denying. Null when no limit is known (fail-open, fail-closed, a block).
+   */
+  limitName: string | null;
+  /** Units left on that limit. */
   remaining: number;
   /** That limit's size. */
   limit: number;

@@ -5,7 +5,7 @@ import type { ArgValues } from '../twin/args.js';
 import { TwinClient } from '../twin/client.js';
 import { CircuitBreaker, breakerFor, type BreakerOptions, type BreakerStats } from './breaker.js';
 import { Coalescer, type Waiter } from './coalescer.js';
-import { validateConfig, type OnRedisFailure, type RateLimiterOptions } from './config.js';
+import { validateConfig, type LimitSpec, type OnRedisFailure, type RateLimiterOptions } from './config.js';
 import type { Decision, DecisionSource, LimitResult } from './decision.js';
 import { DenyCache } from './deny-cache.js';
 import { blockKey, limitKey, resolveSubject, slotOf, type Resolved, type Subject } from './keys.js';
@@ -55,6 +55,8 @@ interface Call {
 export class RateLimiter {
   readonly name: string;
   readonly breaker: CircuitBreaker | null;
+  /** The limits as configured. */
+  readonly limits: readonly LimitSpec[];
   private readonly plans: LimitPlan[];
   private readonly prefix: string;
   private readonly redis: RedisClientLike | undefined;
@@ -81,6 +83,7 @@ export class RateLimiter {
 
   constructor(options: RateLimiterOptions) {
     const limits = validateConfig(options);
+    this.limits = Object.freeze([...limits]);
     const share = options.fallbackShare ?? 1;
     this.share = share;
     this.plans = limits.map((l) => compileLimit(l, share));
@@ -298,6 +301,11 @@ export class RateLimiter {
     return result.d;
   }
 
+  /** The breakers of the Cluster primaries this limiter has called. */
+  nodeBreakers(): CircuitBreaker[] {
+    return [...(this.path?.nodeBreakers.values() ?? [])];
+  }
+
   stats(): LimiterStats {
     return {
       breaker: this.breaker?.stats() ?? null,
@@ -511,7 +519,7 @@ export class RateLimiter {
   private fromSingle(r: readonly number[], o: number, source: DecisionSource, limit: number): Decision {
     const allowed = r[o] === 1;
     const x: LimitResult = { name: this.plans[0]!.name, allowed, remaining: r[o + 1]!, limit, resetAfterMs: r[o + 2]!, retryAfterMs: r[o + 3]! };
-    return { allowed, remaining: x.remaining, limit, resetAfterMs: x.resetAfterMs, retryAfterMs: x.retryAfterMs, deniedBy: allowed ? null : x.name, source, limits: [x] };
+    return { allowed, limitName: x.name, remaining: x.remaining, limit, resetAfterMs: x.resetAfterMs, retryAfterMs: x.retryAfterMs, deniedBy: allowed ? null : x.name, source, limits: [x] };
   }
 
   /**
@@ -534,26 +542,26 @@ export class RateLimiter {
     let pick = limits[0]!;
     if (!allowed) pick = limits[deniedIndex]!;
     else for (const x of limits) if (x.remaining * pick.limit < pick.remaining * x.limit) pick = x;
-    return { allowed, remaining: pick.remaining, limit: pick.limit, resetAfterMs: pick.resetAfterMs, retryAfterMs: allowed ? 0 : r[2]!, deniedBy: allowed ? null : pick.name, source, limits };
+    return { allowed, limitName: pick.name, remaining: pick.remaining, limit: pick.limit, resetAfterMs: pick.resetAfterMs, retryAfterMs: allowed ? 0 : r[2]!, deniedBy: allowed ? null : pick.name, source, limits };
   }
 
   private blockDenied(retryAfterMs: number, source: DecisionSource): Decision {
-    return { allowed: false, remaining: 0, limit: this.plans[0]!.limit, resetAfterMs: retryAfterMs, retryAfterMs, deniedBy: 'block', source, limits: [] };
+    return { allowed: false, limitName: null, remaining: 0, limit: this.plans[0]!.limit, resetAfterMs: retryAfterMs, retryAfterMs, deniedBy: 'block', source, limits: [] };
   }
 
   /** Redis could not decide and the limiter fails open: allowed, and nothing is known of the limits. */
   private failOpen(): Decision {
-    return { allowed: true, remaining: 0, limit: this.plans[0]!.limit, resetAfterMs: 0, retryAfterMs: 0, deniedBy: null, source: 'fail-open', limits: [] };
+    return { allowed: true, limitName: null, remaining: 0, limit: this.plans[0]!.limit, resetAfterMs: 0, retryAfterMs: 0, deniedBy: null, source: 'fail-open', limits: [] };
   }
 
   /** Redis could not decide and the limiter fails closed: retry when the breaker next tries Redis. */
   private failClosed(): Decision {
     const retry = this.breaker!.retryAfterMs();
-    return { allowed: false, remaining: 0, limit: this.plans[0]!.limit, resetAfterMs: retry, retryAfterMs: retry, deniedBy: null, source: 'fail-closed', limits: [] };
+    return { allowed: false, limitName: null, remaining: 0, limit: this.plans[0]!.limit, resetAfterMs: retry, retryAfterMs: retry, deniedBy: null, source: 'fail-closed', limits: [] };
   }
 
   private leaseDecision(left: number): Decision {
-    return { allowed: true, remaining: left, limit: this.plans[0]!.limit, resetAfterMs: 0, retryAfterMs: 0, deniedBy: null, source: 'lease', limits: [] };
+    return { allowed: true, limitName: this.plans[0]!.name, remaining: left, limit: this.plans[0]!.limit, resetAfterMs: 0, retryAfterMs: 0, deniedBy: null, source: 'lease', limits: [] };
   }
 
   /**

@@ -1,0 +1,177 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpRateLimiter, type HttpRateLimitOptions, type HttpRequestInfo, type Outcome } from './core.js';
+
+/** One core, given directly or built from options. */
+function core(o: HttpRateLimiter | HttpRateLimitOptions): HttpRateLimiter {
+  return o instanceof HttpRateLimiter ? o : new HttpRateLimiter(o);
+}
+
+function pathOf(url: string | undefined): string {
+  const u = url ?? '/';
+  const q = u.indexOf('?');
+  return q === -1 ? u : u.slice(0, q);
+}
+
+/** A Node request as the core sees it. */
+export function nodeRequest(req: IncomingMessage, raw: unknown = req): HttpRequestInfo {
+  return {
+    method: req.method ?? 'GET',
+    path: pathOf((req as { originalUrl?: string }).originalUrl ?? req.url),
+    header: (name) => {
+      const v = req.headers[name.toLowerCase()];
+      return Array.isArray(v) ? v.join(', ') : v;
+    },
+    remoteAddress: req.socket?.remoteAddress,
+    raw,
+  };
+}
+
+/** Writes an outcome on a Node response, unless someone has answered already. */
+function writeNode(res: ServerResponse, outcome: Outcome): boolean {
+  if (res.headersSent || res.writableEnded) return false;
+  for (const [k, v] of Object.entries(outcome.headers)) res.setHeader(k, v);
+  if (outcome.pass) return true;
+  res.statusCode = outcome.status;
+  res.end(outcome.body);
+  return false;
+}
+
+/**
+ * `(req, res, next)` middleware for Node's http server, Express and Connect. Admitted requests go
+ * on to `next()`; denied ones are answered here. If the response was already sent when the
+ * decision arrives (a timeout handler, another middleware), nothing is written. An error in a
+ * user callback goes to `next(err)`; without `next`, a 500.
+ */
+export function nodeRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
+  const limiter = core(options);
+  const middleware = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {
+    limiter.handle(nodeRequest(req)).then(
+      (outcome) => {
+        if (writeNode(res, outcome)) next?.();
+      },
+      (err: unknown) => {
+        if (next) next(err);
+        else if (!res.headersSent) {
+          res.statusCode = 500;
+          res.end();
+        }
+      },
+    );
+  };
+  return Object.assign(middleware, { limiter });
+}
+
+/** The same middleware under the name Express users look for. */
+export const expressRateLimit = nodeRateLimit;
+
+interface FastifyLike {
+  addHook(name: 'onRequest', hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
+  addHook(name: 'onClose', hook: () => Promise<void>): unknown;
+}
+interface FastifyRequestLike {
+  raw: IncomingMessage;
+  url: string;
+  method: string;
+  routeOptions?: { url?: string };
+}
+interface FastifyReplyLike {
+  sent: boolean;
+  header(name: string, value: string): unknown;
+  code(status: number): FastifyReplyLike;
+  send(body: string): unknown;
+}
+
+/**
+ * A Fastify plugin: an `onRequest` hook in the scope it is registered in (Fastify's
+ * encapsulation: register it inside a plugin to limit only that plugin's routes). Register it
+ * with `fastify-plugin` semantics by calling it directly: `await fastifyRateLimit(app, options)`;
+ * or `app.register(fastifyRateLimit, options)` for a scoped one.
+ */
+export async function fastifyRateLimit(fastify: FastifyLike, options: HttpRateLimiter | HttpRateLimitOptions): Promise<void> {
+  const limiter = core(options);
+  fastify.addHook('onRequest', async (request, reply) => {
+    const outcome = await limiter.handle(nodeRequest(request.raw, request));
+    if (reply.sent) return;
+    for (const [k, v] of Object.entries(outcome.headers)) reply.header(k, v);
+    if (!outcome.pass) return reply.code(outcome.status).send(outcome.body);
+    return undefined;
+  });
+  if (!(options instanceof HttpRateLimiter)) fastify.addHook('onClose', () => limiter.close());
+}
+
+/** A fetch Request as the core sees it (Hono, Next.js route handlers, Bun, Deno). */
+export function fetchRequest(req: Request, remoteAddress?: string): HttpRequestInfo {
+  const url = new URL(req.url);
+  return { method: req.method, path: url.pathname, header: (name) => req.headers.get(name) ?? undefined, remoteAddress, raw: req };
+}
+
+function toResponse(outcome: Outcome & { pass: false }): Response {
+  return new Response(outcome.body, { status: outcome.status, headers: outcome.headers });
+}
+
+/**
+ * Wraps a fetch-style handler `(req) => Response`: denied requests get their 429 here, admitted
+ * ones the handler's response with the rate-limit headers added. `remoteAddress` tells the
+ * client's address where the runtime knows it (e.g. Bun's `server.requestIP(req)`).
+ */
+export function fetchRateLimit<A extends unknown[]>(
+  options: HttpRateLimiter | HttpRateLimitOptions,
+  handler: (req: Request, ...rest: A) => Response | Promise<Response>,
+  remoteAddress?: (req: Request, ...rest: A) => string | undefined,
+) {
+  const limiter = core(options);
+  const wrapped = async (req: Request, ...rest: A): Promise<Response> => {
+    const outcome = await limiter.handle(fetchRequest(req, remoteAddress?.(req, ...rest)));
+    if (!outcome.pass) return toResponse(outcome);
+    const res = await handler(req, ...rest);
+    const out = new Response(res.body, res); // headers of a fetched Response can be immutable
+    for (const [k, v] of Object.entries(outcome.headers)) out.headers.set(k, v);
+    return out;
+  };
+  return Object.assign(wrapped, { limiter });
+}
+
+interface HonoContextLike {
+  req: { raw: Request };
+  env?: { incoming?: IncomingMessage };
+  header(name: string, value: string): void;
+  body(data: string, status: number, headers: Record<string, string>): Response;
+}
+
+/** Hono middleware `(c, next)`; on @hono/node-server the socket's address is used. */
+export function honoRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
+  const limiter = core(options);
+  const middleware = async (c: HonoContextLike, next: () => Promise<void>): Promise<Response | void> => {
+    const outcome = await limiter.handle(fetchRequest(c.req.raw, c.env?.incoming?.socket?.remoteAddress));
+    if (!outcome.pass) return c.body(outcome.body, outcome.status, outcome.headers);
+    for (const [k, v] of Object.entries(outcome.headers)) c.header(k, v);
+    await next();
+  };
+  return Object.assign(middleware, { limiter });
+}
+
+interface KoaContextLike {
+  req: IncomingMessage;
+  status: number;
+  body: unknown;
+  set(name: string, value: string): void;
+  respond?: boolean;
+  headerSent?: boolean;
+}
+
+/** Koa middleware `(ctx, next)`. */
+export function koaRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
+  const limiter = core(options);
+  const middleware = async (ctx: KoaContextLike, next: () => Promise<unknown>): Promise<void> => {
+    const outcome = await limiter.handle(nodeRequest(ctx.req, ctx));
+    if (ctx.headerSent) return;
+    for (const [k, v] of Object.entries(outcome.headers)) ctx.set(k, v);
+    if (!outcome.pass) {
+      ctx.status = outcome.status;
+      ctx.body = outcome.body; // headers already carry the problem+json Content-Type
+      return;
+    }
+    await next();
+  };
+  return Object.assign(middleware, { limiter });
+}

@@ -1,0 +1,315 @@
+import type { BlockList } from 'node:net';
+import { InvalidConfigError } from '../errors.js';
+import type { LimitSpec, RateLimiterOptions } from '../client/config.js';
+import type { Decision } from '../client/decision.js';
+import { createRateLimiter, type Cost, type RateLimiter } from '../client/limiter.js';
+import { verifyBypass, type BypassOptions } from './bypass.js';
+import { addressList, clientAddress, inList, type TrustProxy } from './client-ip.js';
+import { rateLimitHeaders, retryMs, windowSeconds, type HeaderStyle } from './headers.js';
+
+/** What the core needs of a request; every adapter builds one. */
+export interface HttpRequestInfo {
+  method: string;
+  /** The path without the query string. */
+  path: string;
+  header(name: string): string | undefined;
+  /** The socket's peer address. */
+  remoteAddress: string | undefined;
+  /** The framework's own request (Express req, Fastify request, fetch Request, Koa ctx...). */
+  raw: unknown;
+}
+
+/** Who a request counts against. */
+export type KeyOption = 'ip' | { header: string } | ((req: HttpRequestInfo) => string | undefined | Promise<string | undefined>);
+
+/** A client class, as `classify` answers (built in: internal, api-key, authenticated, anonymous). */
+export type ClientClass = string;
+
+export interface RateLimitRule {
+  /** Name in metrics, Redis keys and the operations endpoint. Default `rule<index>`. */
+  name?: string;
+  /** Exact path, or a RegExp tested against the path. Omitted: every path. */
+  path?: string | RegExp;
+  /** One method or several (upper case). Omitted: every method. */
+  method?: string | readonly string[];
+  /** Client class(es) the rule is for. Omitted: every class. */
+  clientClass?: ClientClass | readonly ClientClass[];
+  /** The limits a matching request is decided against, atomically. An empty list: no limit. */
+  limits?: LimitSpec | LimitSpec[];
+  /** Or a limiter you built yourself (its own limits, prefix and options; `scale` does not apply). */
+  limiter?: RateLimiter;
+  /** Decide and report, never deny (roll a new limit out). */
+  shadow?: boolean;
+  /** Overrides the key for this rule. */
+  key?: KeyOption;
+  /** The request's cost (e.g. per limit name). Default 1. */
+  cost?: (req: HttpRequestInfo) => Cost;
+}
+
+export interface HttpRateLimitOptions {
+  /** ioredis / node-redis client shared by every rule's limiter; omitted: in-memory only. */
+  redis?: object;
+  /** Key prefix; each rule's keys live under `${prefix}:${rule}`. Default `rl:http`. */
+  prefix?: string;
+  /** Limits for a request no rule matches (same as a last rule without conditions). */
+  limits?: LimitSpec | LimitSpec[];
+  /** Ordered rules: the first whose path, method and client class match decides. */
+  rules?: readonly RateLimitRule[];
+  /** Who a request counts against. Default `ip`. */
+  key?: KeyOption;
+  /** Which proxies may name the client in X-Forwarded-For (see TrustProxy). Default false. */
+  trustProxy?: TrustProxy;
+  /** IPv6 clients are keyed by this prefix. Default 56; false: the whole address. */
+  ipv6Subnet?: number | false;
+  /** When a request has no key: `skip` (no limit), `reject` (missingKeyStatus) or a shared key. Default `reject`. */
+  onMissingKey?: 'skip' | 'reject' | { key: string };
+  /** Status for a request without a key. Default 400 (use 401 when the key is a credential). */
+  missingKeyStatus?: 400 | 401;
+  /** Keys or IP addresses / CIDRs that are never limited. */
+  allowList?: readonly string[];
+  /** Keys or IP addresses / CIDRs that are refused with 403. */
+  denyList?: readonly string[];
+  /** Requests this says yes to are not limited (health checks, static files). */
+  skip?: (req: HttpRequestInfo) => boolean | Promise<boolean>;
+  /** The client's class for rules. Default: internal (valid bypass), api-key, authenticated (Authorization), anonymous. */
+  classify?: (req: HttpRequestInfo) => ClientClass | Promise<ClientClass>;
+  /** Internal-service bypass by signed header (see signBypass). */
+  bypass?: BypassOptions;
+  /** Multiplies every limit (and burst), e.g. 0.8 in staging. Default 1. */
+  scale?: number;
+  /** Header style(s). Default `ietf`. */
+  headers?: HeaderStyle | readonly HeaderStyle[];
+  /** The 429 response. Default: `application/problem+json`. */
+  onDenied?: (req: HttpRequestInfo, d: Decision) => HttpResponse;
+  /** When the limiter could not reach Redis and fails closed: 503 (default) or 429. */
+  unavailableStatus?: 503 | 429;
+  /** Every decision, for logs and metrics (shadow denials included). */
+  onDecision?: (e: { rule: string; key: string; decision: Decision; shadow: boolean; req: HttpRequestInfo }) => void;
+  /** Options passed to every rule's limiter (onRedisFailure, breaker, timeoutMs, metrics...). */
+  limiter?: Omit<RateLimiterOptions, 'redis' | 'limits' | 'prefix'>;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** What to do with a request: let it through with these headers, or answer it now. */
+export type Outcome = { pass: true; headers: Record<string, string>; decision: Decision | null } | ({ pass: false; decision: Decision | null } & HttpResponse);
+
+interface CompiledRule {
+  name: string;
+  path?: string | RegExp;
+  methods: Set<string> | null;
+  classes: Set<string> | null;
+  limits: LimitSpec[];
+  limiter: RateLimiter | null;
+  shadow: boolean;
+  key?: KeyOption;
+  cost?: (req: HttpRequestInfo) => Cost;
+}
+
+/** Counters since start, for the operations endpoint. */
+export interface HttpCounters {
+  since: number;
+  byRule: Record<string, { allowed: number; denied: number; shadowDenied: number; bySource: Record<string, number> }>;
+  skipped: number;
+  bypassed: number;
+  forbidden: number;
+  missingKey: number;
+}
+
+/**
+ * The framework-neutral core every adapter shares: who the request is, which rule applies, the
+ * limiter's decision, and the response — headers true for every decision source, 429 with
+ * Retry-After, 403 for the deny list, 503 (or 429) when Redis is down and the limiter fails
+ * closed. Adapters only translate requests and responses.
+ */
+export class HttpRateLimiter {
+  readonly rules: readonly CompiledRule[];
+  readonly counters: HttpCounters;
+  private readonly styles: HeaderStyle[];
+  private readonly trusted: BlockList | null;
+  private readonly allowIps: BlockList;
+  private readonly denyIps: BlockList;
+  private readonly allowKeys: Set<string>;
+  private readonly denyKeys: Set<string>;
+
+  constructor(private readonly o: HttpRateLimitOptions) {
+    const scale = o.scale ?? 1;
+    if (!(scale > 0) || !Number.isFinite(scale)) throw new InvalidConfigError('scale must be a positive number');
+    const prefix = o.prefix ?? 'rl:http';
+    const rules = [...(o.rules ?? [])];
+    if (o.limits !== undefined) rules.push({ name: 'default', limits: o.limits });
+    if (rules.length === 0) throw new InvalidConfigError('give limits, rules, or both');
+    const names = new Set<string>();
+    this.rules = rules.map((r, i) => {
+      const name = r.name ?? `rule${i}`;
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new InvalidConfigError(`rule name ${JSON.stringify(name)}: letters, digits, _ and - only`);
+      if (names.has(name)) throw new InvalidConfigError(`rule name ${name} is used twice`);
+      names.add(name);
+      if ((r.limits === undefined) === (r.limiter === undefined)) throw new InvalidConfigError(`rule ${name}: give limits or a limiter (one of them)`);
+      const limits = r.limiter ? [...r.limiter.limits] : (Array.isArray(r.limits) ? r.limits : [r.limits!]).map((l) => scaled(l, scale));
+      const methods = r.method === undefined ? null : new Set((typeof r.method === 'string' ? [r.method] : r.method).map((m) => m.toUpperCase()));
+      const classes = r.clientClass === undefined ? null : new Set(typeof r.clientClass === 'string' ? [r.clientClass] : r.clientClass);
+      const limiter = r.limiter ?? (limits.length === 0 ? null : createRateLimiter({ ...o.limiter, redis: o.redis, limits, prefix: `${prefix}:${name}`, name }));
+      return { name, path: r.path, methods, classes, limits, limiter, shadow: r.shadow ?? false, key: r.key, cost: r.cost };
+    });
+    this.styles = typeof o.headers === 'string' ? [o.headers] : [...(o.headers ?? ['ietf'])];
+    this.trusted = Array.isArray(o.trustProxy) ? addressList(o.trustProxy, 'trustProxy') : null;
+    const split = (entries: readonly string[] | undefined, what: string) => {
+      const ips = (entries ?? []).filter((e) => /^[0-9a-fA-F:.]+(\/\d+)?$/.test(e) && (e.includes('.') || e.includes(':')));
+      return { ips: addressList(ips, what), keys: new Set((entries ?? []).filter((e) => !ips.includes(e))) };
+    };
+    const allow = split(o.allowList, 'allowList');
+    const deny = split(o.denyList, 'denyList');
+    this.allowIps = allow.ips;
+    this.allowKeys = allow.keys;
+    this.denyIps = deny.ips;
+    this.denyKeys = deny.keys;
+    this.counters = { since: Date.now(), byRule: {}, skipped: 0, bypassed: 0, forbidden: 0, missingKey: 0 };
+  }
+
+  /** The client's address as keyed (trusted proxies applied, IPv6 cut to its subnet). */
+  address(req: HttpRequestInfo): string | undefined {
+    return clientAddress(req.remoteAddress, req.header('x-forwarded-for'), this.o, this.trusted);
+  }
+
+  /** Is this request signed by an internal service (see signBypass)? */
+  isInternal(req: HttpRequestInfo): boolean {
+    return this.o.bypass !== undefined && verifyBypass(this.o.bypass, req.method, req.path, req.header(this.o.bypass.header ?? 'x-ratelimit-bypass'));
+  }
+
+  async classify(req: HttpRequestInfo): Promise<ClientClass> {
+    if (this.isInternal(req)) return 'internal';
+    if (this.o.classify) return this.o.classify(req);
+    if (req.header('x-api-key')) return 'api-key';
+    if (req.header('authorization')) return 'authenticated';
+    return 'anonymous';
+  }
+
+  /** Decides one request. Never throws for Redis trouble; a bug in a user callback is thrown. */
+  async handle(req: HttpRequestInfo): Promise<Outcome> {
+    if (this.o.skip && (await this.o.skip(req))) {
+      this.counters.skipped++;
+      return { pass: true, headers: {}, decision: null };
+    }
+    const clientClass = await this.classify(req);
+    if (clientClass === 'internal') {
+      this.counters.bypassed++;
+      return { pass: true, headers: {}, decision: null };
+    }
+    const address = this.address(req);
+    if (address && inList(this.denyIps, address)) return this.forbidden();
+    if (address && inList(this.allowIps, address)) {
+      this.counters.skipped++;
+      return { pass: true, headers: {}, decision: null };
+    }
+    const rule = this.rules.find((r) => matches(r, req, clientClass));
+    if (!rule || !rule.limiter) return { pass: true, headers: {}, decision: null };
+
+    let key = await this.keyOf(rule.key ?? this.o.key ?? 'ip', req, address);
+    if (key !== undefined && this.denyKeys.has(key)) return this.forbidden();
+    if (key !== undefined && this.allowKeys.has(key)) {
+      this.counters.skipped++;
+      return { pass: true, headers: {}, decision: null };
+    }
+    if (key === undefined) {
+      this.counters.missingKey++;
+      const missing = this.o.onMissingKey ?? 'reject';
+      if (missing === 'skip') return { pass: true, headers: {}, decision: null };
+      if (missing === 'reject') {
+        const status = this.o.missingKeyStatus ?? 400;
+        return { pass: false, decision: null, ...problem(status, status === 401 ? 'Unauthorized' : 'Bad Request', 'This endpoint is rate limited per client and the request does not say who the client is.', {}) };
+      }
+      key = missing.key;
+    }
+
+    const decision = await rule.limiter.limit(key, rule.cost ? { cost: rule.cost(req) } : undefined);
+    this.count(rule.name, decision, rule.shadow);
+    this.o.onDecision?.({ rule: rule.name, key, decision, shadow: rule.shadow, req });
+    const headers = this.headersFor(decision, rule.limits);
+    if (decision.allowed || rule.shadow) return { pass: true, headers, decision };
+    if (decision.source === 'fail-closed') {
+      const status = this.o.unavailableStatus ?? 503;
+      const retry = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
+      return { pass: false, decision, ...problem(status, status === 503 ? 'Service Unavailable' : 'Too Many Requests', 'The rate limiter cannot reach its store and fails closed.', { ...headers, 'Retry-After': retry }) };
+    }
+    const windowSecs = windowSeconds(rule.limits.find((l) => l.name === decision.limitName) ?? rule.limits[0]!);
+    headers['Retry-After'] = String(Math.max(1, Math.ceil(retryMs(decision, windowSecs) / 1000)));
+    if (this.o.onDenied) {
+      const custom = this.o.onDenied(req, decision);
+      return { pass: false, decision, ...custom, headers: { ...headers, ...custom.headers } };
+    }
+    const detail = decision.retryAfterMs < 0 ? `This request costs more than limit ${decision.deniedBy} can ever admit.` : `Limit ${decision.deniedBy} is exhausted; retry in ${headers['Retry-After']} s.`;
+    return { pass: false, decision, ...problem(429, 'Too Many Requests', detail, headers, { limit: decision.deniedBy, retryAfterMs: decision.retryAfterMs }) };
+  }
+
+  private headersFor(d: Decision, limits: readonly LimitSpec[]): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const style of this.styles) Object.assign(out, rateLimitHeaders(style, d, limits));
+    return out;
+  }
+
+  private async keyOf(option: KeyOption, req: HttpRequestInfo, address: string | undefined): Promise<string | undefined> {
+    let key: string | undefined;
+    if (option === 'ip') key = address;
+    else if (typeof option === 'function') key = await option(req);
+    else key = req.header(option.header);
+    if (key === undefined || key === '') return undefined;
+    // Braces would move the Redis hash tag; keep any key usable as an id.
+    return key.replace(/[{}]/g, '_').slice(0, 512);
+  }
+
+  private forbidden(): Outcome {
+    this.counters.forbidden++;
+    return { pass: false, decision: null, ...problem(403, 'Forbidden', 'This client is not allowed.', {}) };
+  }
+
+  private count(rule: string, d: Decision, shadow: boolean): void {
+    const c = (this.counters.byRule[rule] ??= { allowed: 0, denied: 0, shadowDenied: 0, bySource: {} });
+    if (d.allowed) c.allowed++;
+    else if (shadow) c.shadowDenied++;
+    else c.denied++;
+    c.bySource[d.source] = (c.bySource[d.source] ?? 0) + 1;
+  }
+
+  /** The rule's limiter by name, for the operations endpoint. */
+  limiter(rule: string): RateLimiter | null {
+    return this.rules.find((r) => r.name === rule)?.limiter ?? null;
+  }
+
+  /** Closes the limiters this core built (not the ones given in rules, nor the Redis client). */
+  async close(): Promise<void> {
+    await Promise.all(this.rules.filter((r, i) => !this.o.rules?.[i]?.limiter).map((r) => r.limiter?.close()));
+  }
+}
+
+function matches(r: CompiledRule, req: HttpRequestInfo, clientClass: string): boolean {
+  if (r.methods && !r.methods.has(req.method.toUpperCase())) return false;
+  if (r.classes && !r.classes.has(clientClass)) return false;
+  if (r.path === undefined) return true;
+  return typeof r.path === 'string' ? r.path === req.path : r.path.test(req.path);
+}
+
+function scaled(l: LimitSpec, scale: number): LimitSpec {
+  if (scale === 1) return l;
+  const s = (n: number) => Math.max(1, Math.floor(n * scale));
+  const out = { ...l, limit: s(l.limit) } as LimitSpec;
+  if ((l.algo === 'gcra' || l.algo === 'token_bucket') && l.burst !== undefined) (out as { burst?: number }).burst = s(l.burst);
+  return out;
+}
+
+/** An RFC 9457 problem details response. */
+function problem(status: number, title: string, detail: string, headers: Record<string, string>, extra: Record<string, unknown> = {}): HttpResponse {
+  return {
+    status,
+    headers: { ...headers, 'Content-Type': 'application/problem+json' },
+    body: JSON.stringify({ type: 'about:blank', title, status, detail, ...extra }),
+  };
+}
+
+export function createHttpRateLimiter(options: HttpRateLimitOptions): HttpRateLimiter {
+  return new HttpRateLimiter(options);
+}

@@ -1,0 +1,78 @@
+import type { Decision } from '../client/decision.js';
+import type { LimitSpec } from '../client/config.js';
+
+/**
+ * Response header styles:
+ * - `ietf`: the current IETF draft, draft-ietf-httpapi-ratelimit-headers-10 (September 2025):
+ *   `RateLimit-Policy` lists every limit as `"name";q=<quota>;w=<window s>`, `RateLimit` gives
+ *   the limit that denied (or the one closest to denying) as `"name";r=<remaining>;t=<s>`.
+ * - `draft-6`: `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds) and
+ *   `RateLimit-Policy: <limit>;w=<window s>`, as most clients read today (express-rate-limit's draft-6).
+ * - `legacy`: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix seconds).
+ * - `none`.
+ */
+export type HeaderStyle = 'ietf' | 'draft-6' | 'legacy' | 'none';
+
+const UNIT_SECONDS = { day: 86_400, week: 604_800, month: 2_592_000 } as const;
+
+/** A limit's window in seconds (a quota's calendar period, a month counted as 30 days). */
+export function windowSeconds(l: LimitSpec): number {
+  return l.algo === 'quota' ? UNIT_SECONDS[l.unit] : Math.max(1, Math.ceil(l.periodMs / 1000));
+}
+
+/** What one decision says to a client, in seconds: the limit to report and when to come back. */
+export interface Reported {
+  name: string;
+  limit: number;
+  remaining: number;
+  /** Seconds until the reported limit resets (when allowed) or this request could pass (when denied). */
+  resetSeconds: number;
+  windowSeconds: number;
+}
+
+/**
+ * The numbers every style prints, taken from the decision's top level (the limit that denied, or
+ * the one closest to denying: their remaining, limit and reset belong together). A denied
+ * request reports the wait until it could pass, so `t` / Reset never exceed Retry-After; a reset
+ * never exceeds the limit's window. Null when nothing is known (fail-open, fail-closed).
+ */
+export function reported(d: Decision, limits: readonly LimitSpec[]): Reported | null {
+  if (d.source === 'fail-open' || d.source === 'fail-closed') return null;
+  const name = d.limitName ?? limits[0]!.name; // null for a block: report the first limit, fully waited for
+  const spec = limits.find((l) => l.name === name) ?? limits[0]!;
+  const w = windowSeconds(spec);
+  const ms = d.allowed ? d.resetAfterMs : retryMs(d, w);
+  return { name, limit: d.limit, remaining: Math.max(0, d.remaining), resetSeconds: Math.min(w, Math.ceil(ms / 1000)), windowSeconds: w };
+}
+
+/** The wait a denied decision implies, in ms: its retry time; a cost that can never pass waits a window. */
+export function retryMs(d: Decision, windowSecs: number): number {
+  return d.retryAfterMs < 0 ? windowSecs * 1000 : d.retryAfterMs;
+}
+
+/** Quoted sf-string for a policy name (names are letters, digits, _ and -). */
+const sf = (name: string) => `"${name}"`;
+
+export function rateLimitHeaders(style: HeaderStyle, d: Decision, limits: readonly LimitSpec[], now = Date.now()): Record<string, string> {
+  const r = reported(d, limits);
+  if (style === 'none' || r === null) return {};
+  if (style === 'ietf') {
+    return {
+      'RateLimit-Policy': limits.map((l) => `${sf(l.name)};q=${l.algo === 'gcra' || l.algo === 'token_bucket' ? (l.burst ?? l.limit) : l.limit};w=${windowSeconds(l)}`).join(', '),
+      RateLimit: `${sf(r.name)};r=${r.remaining};t=${r.resetSeconds}`,
+    };
+  }
+  if (style === 'draft-6') {
+    return {
+      'RateLimit-Limit': String(r.limit),
+      'RateLimit-Remaining': String(r.remaining),
+      'RateLimit-Reset': String(r.resetSeconds),
+      'RateLimit-Policy': `${r.limit};w=${r.windowSeconds}`,
+    };
+  }
+  return {
+    'X-RateLimit-Limit': String(r.limit),
+    'X-RateLimit-Remaining': String(r.remaining),
+    'X-RateLimit-Reset': String(Math.ceil(now / 1000) + r.resetSeconds),
+  };
+}
