@@ -431,19 +431,19 @@ export class RateLimiter {
   /**
    * What Redis last said of a subject: each limit's remaining units and when it was sent. The
    * fallback starts from it, so an outage does not hand a subject Redis had exhausted a fresh
-   * allowance. Bounded: the oldest entries go first.
+   * allowance. Bounded: the subjects first seen longest ago go first.
    */
   private learn(call: Call, d: Decision, at: number): void {
     if (d.limits.length !== this.plans.length) return; // a block decision says nothing of the limits
     let l = this.learned.get(call.ident);
-    if (l) this.learned.delete(call.ident); // re-inserted below: most recent last
-    else {
+    if (!l) {
+      // Oldest first out (insertion order); an entry is updated in place, so no re-insertion per call.
       if (this.learned.size >= 10_000) this.learned.delete(this.learned.keys().next().value!);
       l = { at, remaining: new Array<number>(this.plans.length) };
+      this.learned.set(call.ident, l);
     }
     l.at = at;
     for (let i = 0; i < d.limits.length; i++) l.remaining[i] = d.limits[i]!.remaining;
-    this.learned.set(call.ident, l);
   }
 
   /**
