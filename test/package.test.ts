@@ -1,39 +1,106 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from './support/temp-scripts.js';
 import { allScripts } from '../generated/index.js';
 import { redisUrl } from './support/redis.js';
 
+/**
+ * The package as a user gets it: `npm pack`, unpacked into a fresh project's node_modules, then
+ * used from CommonJS, ESM and TypeScript under node16, nodenext and bundler resolution.
+ */
+let project: string;
+let files: string[];
+beforeAll(() => {
+  const out = execFileSync('npm', ['pack', '--json', '--loglevel=error', '--pack-destination', tmpdir()], { cwd: repoRoot, encoding: 'utf8', timeout: 180_000 });
+  const [pack] = JSON.parse(out.slice(out.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
+  files = pack.files.map((f) => f.path);
+  project = mkdtempSync(join(tmpdir(), 'redlimit-user-'));
+  const pkg = join(project, 'node_modules', 'redlimit');
+  mkdirSync(pkg, { recursive: true });
+  execFileSync('tar', ['xzf', join(tmpdir(), pack.filename), '-C', pkg, '--strip-components=1']);
+  rmSync(join(tmpdir(), pack.filename));
+  // The user's own dependencies: a Redis client and, for TypeScript, Node's types.
+  for (const dep of ['ioredis', 'prom-client', '@types']) symlinkSync(join(repoRoot, 'node_modules', dep), join(project, 'node_modules', dep));
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user', private: true }));
+}, 240_000);
+afterAll(() => rmSync(project, { recursive: true, force: true }));
+
+const node = (args: string[]) => execFileSync(process.execPath, args, { cwd: project, encoding: 'utf8', timeout: 60_000 });
+
 describe('the npm package', () => {
-  it('ships the Lua sources, the generated scripts, the manifest and the built ESM with types', () => {
-    const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--loglevel=error'], { cwd: repoRoot, encoding: 'utf8', timeout: 120_000 });
-    const [pack] = JSON.parse(out.slice(out.indexOf('['))) as [{ files: { path: string }[] }];
-    const files = pack.files.map((f) => f.path);
-    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'generated/manifest.json', 'generated/functions/redlimit.lua']));
+  it('ships exactly what it needs: both builds with types, the Lua, the manifest, the Functions library, the Python binding, the dashboard', () => {
+    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md', 'generated/manifest.json', 'generated/functions/redlimit.lua', 'generated/python/redlimit_scripts.py', 'dashboards/redlimit-grafana.json']));
+    for (const build of ['esm', 'cjs']) {
+      for (const f of ['src/index', 'src/http/index', 'src/metrics/prometheus', 'generated/index']) {
+        expect(files).toContain(`dist/${build}/${f}.js`);
+        expect(files).toContain(`dist/${build}/${f}.d.ts`);
+      }
+    }
+    expect(files).toContain('dist/cjs/package.json');
     for (const def of allScripts) {
       expect(files).toContain(`scripts-lua/${def.name}.lua`);
       expect(files).toContain(`generated/lua/${def.name}.lua`);
-      expect(files).toContain(`dist/generated/ts/${def.name}.js`);
-      expect(files).toContain(`dist/generated/ts/${def.name}.d.ts`);
     }
-    expect(files).toEqual(expect.arrayContaining(['dist/src/index.js', 'dist/src/index.d.ts', 'dist/generated/index.js', 'scripts-lua/lib/exact.lua']));
-    expect(files.filter((f) => f.startsWith('test/') || f.startsWith('codegen/') || f.startsWith('node_modules/'))).toEqual([]);
-  }, 180_000);
+    const unwanted = files.filter((f) => /^(test|codegen|bench|demo|devtools|examples|node_modules|src|generated\/ts)\//.test(f) || f.endsWith('.map') || (f.endsWith('.ts') && !f.endsWith('.d.ts')));
+    expect(unwanted).toEqual([]);
+  });
 
-  it('the built ESM runs in plain Node (no tsx): a limiter and a binding against Redis', () => {
-    // npm pack above ran the build (prepack); build here if this test runs alone.
-    if (!existsSync(`${repoRoot}/dist/src/index.js`)) execFileSync('npm', ['run', 'build'], { cwd: repoRoot, timeout: 120_000 });
+  it('works from CommonJS (require) against Redis, with every subpath the README names', () => {
     const code = `
-      const { createRateLimiter, gcra, TwinClient } = await import('${repoRoot}/dist/src/index.js');
-      const { Redis } = await import('ioredis');
+      const { createRateLimiter, gcra, TwinClient } = require('redlimit');
+      const { expressRateLimit } = require('redlimit/http');
+      const { prometheusMetrics } = require('redlimit/prometheus');
+      const bindings = require('redlimit/bindings');
+      const manifest = require('redlimit/manifest.json');
+      const { Redis } = require('ioredis');
+      const paths = ['redlimit/functions.lua', 'redlimit/python/redlimit_scripts.py', 'redlimit/lua/gcra.lua', 'redlimit/scripts-lua/gcra.lua', 'redlimit/dashboards/redlimit-grafana.json'].map((p) => require('fs').existsSync(require.resolve(p)));
+      (async () => {
+        const redis = new Redis(process.argv[1]);
+        const rl = createRateLimiter({ redis, prefix: 'cjs' + process.pid, limits: { name: 'r', algo: 'gcra', limit: 1, periodMs: 60000 } });
+        const a = await rl.limit('x'); const b = await rl.limit('x');
+        const t = await gcra(new TwinClient(), { key: 'k', limit: 1, periodMs: 1000 });
+        console.log(JSON.stringify([a.source, a.allowed, b.allowed, t.allowed, typeof expressRateLimit, typeof prometheusMetrics, typeof bindings.multi, manifest.scripts.length > 20, ...paths]));
+        await rl.close(); redis.disconnect();
+      })();`;
+    expect(JSON.parse(node(['-e', code, redisUrl()]))).toEqual(['redis', true, false, true, 'function', 'function', 'function', true, true, true, true, true, true]);
+  });
+
+  it('works from ESM (import) against Redis', () => {
+    const code = `
+      import { createRateLimiter } from 'redlimit';
+      import { fetchRateLimit } from 'redlimit/http';
+      import { Redis } from 'ioredis';
       const redis = new Redis(process.argv[1]);
-      const rl = createRateLimiter({ redis, prefix: 'pkg' + process.pid, limits: { name: 'r', algo: 'gcra', limit: 1, periodMs: 60000 } });
+      const rl = createRateLimiter({ redis, prefix: 'esm' + process.pid, limits: { name: 'r', algo: 'sliding_log', limit: 1, periodMs: 60000 } });
       const a = await rl.limit('x'); const b = await rl.limit('x');
-      const t = await gcra(new TwinClient(), { key: 'k', limit: 1, periodMs: 1000 });
-      console.log(JSON.stringify([a.allowed, a.source, b.allowed, t.allowed]));
-      await rl.close(); await redis.quit();`;
-    const out = execFileSync(process.execPath, ['--input-type=module', '-e', code, redisUrl()], { cwd: repoRoot, encoding: 'utf8', timeout: 60_000 });
-    expect(JSON.parse(out)).toEqual([true, 'redis', false, true]);
-  }, 60_000);
+      console.log(JSON.stringify([a.source, a.allowed, b.allowed, typeof fetchRateLimit]));
+      await rl.close(); redis.disconnect();`;
+    expect(JSON.parse(node(['--input-type=module', '-e', code, redisUrl()]))).toEqual(['redis', true, false, 'function']);
+  });
+
+  it.each([
+    ['node16', 'Node16', 'Node16'],
+    ['nodenext', 'NodeNext', 'NodeNext'],
+    ['bundler', 'ESNext', 'Bundler'],
+  ])('type-checks from .ts, .mts and .cts under %s resolution', (name, module, resolution) => {
+    const dir = join(project, `tsc-${name}`);
+    mkdirSync(dir, { recursive: true });
+    const use = `const limiter = createRateLimiter({ limits: { name: 'r', algo: 'gcra', limit: 1, periodMs: 1000 } });\nexport const p: Promise<Decision> = limiter.limit('x');\nexport const m = expressRateLimit({ limits: [] , rules: [] });\n`;
+    writeFileSync(join(dir, 'a.mts'), `import { createRateLimiter, type Decision } from 'redlimit';\nimport { expressRateLimit } from 'redlimit/http';\n${use}`);
+    writeFileSync(join(dir, 'b.cts'), `import { createRateLimiter, type Decision } from 'redlimit';\nimport { expressRateLimit } from 'redlimit/http';\n${use}`);
+    writeFileSync(join(dir, 'c.ts'), `import { createRateLimiter, type Decision } from 'redlimit';\nimport { expressRateLimit } from 'redlimit/http';\n${use}`);
+    const files = resolution === 'Bundler' ? ['a.mts', 'c.ts'] : ['a.mts', 'b.cts', 'c.ts'];
+    const tsc = join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc');
+    const out = (() => {
+      try {
+        return execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--module', module, '--moduleResolution', resolution, '--target', 'ES2022', '--types', 'node', ...files], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
+      } catch (err) {
+        return (err as { stdout: string }).stdout;
+      }
+    })();
+    expect(out).toBe('');
+  }, 120_000);
 });

@@ -603,7 +603,10 @@ export class RateLimiter {
   }
 
   private report(d: Decision, started: number): Decision {
-    if (this.metrics.decision) this.metrics.decision({ limiter: this.name, outcome: d.allowed ? 'allowed' : 'denied', source: d.source, latencyMs: this.clock() - started });
+    if (this.metrics.decision) {
+      const nearLimit = d.allowed && d.limitName !== null && d.remaining * 5 <= d.limit;
+      this.metrics.decision({ limiter: this.name, outcome: d.allowed ? 'allowed' : 'denied', source: d.source, latencyMs: this.clock() - started, limit: d.limitName, nearLimit });
+    }
     return d;
   }
 }

@@ -7,7 +7,11 @@ import type { DecisionSource } from './decision.js';
  * redlimit.redis.errors, redlimit.breaker.state).
  */
 export interface MetricsHook {
-  decision?(e: { limiter: string; outcome: 'allowed' | 'denied'; source: DecisionSource; latencyMs: number }): void;
+  /**
+   * Every decision. `nearLimit`: admitted with at most 20% of the reported limit left (the
+   * subject is close to being denied); `limit` names that limit (null when none is known).
+   */
+  decision?(e: { limiter: string; outcome: 'allowed' | 'denied'; source: DecisionSource; latencyMs: number; limit: string | null; nearLimit: boolean }): void;
   redisError?(e: { limiter: string; reason: string }): void;
   breakerState?(e: { limiter: string; state: BreakerState }): void;
 }

@@ -11,6 +11,8 @@ const STATE = { closed: 0, 'half-open': 1, open: 2 } as const;
  *   redlimit_redis_errors_total{limiter,reason}
  *   redlimit_breaker_state{limiter}                         (0 closed, 1 half-open, 2 open)
  *   redlimit_fallback_decisions_total{limiter} and redlimit_fail_open_decisions_total{limiter}
+ *   redlimit_near_limit_decisions_total{limiter,limit}       (admitted with <= 20% left)
+ * dashboards/redlimit-grafana.json charts them.
  */
 export function prometheusMetrics(prom: typeof PromClient, options: { registry?: PromClient.Registry; prefix?: string } = {}): MetricsHook {
   const registers = options.registry ? [options.registry] : undefined;
@@ -27,12 +29,14 @@ export function prometheusMetrics(prom: typeof PromClient, options: { registry?:
   const breaker = new prom.Gauge({ name: `${p}breaker_state`, help: 'Circuit breaker state: 0 closed, 1 half-open, 2 open.', labelNames: ['limiter'], registers });
   const fallback = new prom.Counter({ name: `${p}fallback_decisions_total`, help: 'Decisions made by the in-memory fallback.', labelNames: ['limiter'], registers });
   const failOpen = new prom.Counter({ name: `${p}fail_open_decisions_total`, help: 'Calls allowed because Redis could not decide.', labelNames: ['limiter'], registers });
+  const nearLimit = new prom.Counter({ name: `${p}near_limit_decisions_total`, help: 'Admitted decisions with at most 20% of the limit left.', labelNames: ['limiter', 'limit'], registers });
   return {
     decision(e) {
       decisions.inc({ limiter: e.limiter, outcome: e.outcome, source: e.source });
       duration.observe({ limiter: e.limiter, source: e.source }, e.latencyMs / 1000);
       if (e.source === 'fallback') fallback.inc({ limiter: e.limiter });
       if (e.source === 'fail-open') failOpen.inc({ limiter: e.limiter });
+      if (e.nearLimit) nearLimit.inc({ limiter: e.limiter, limit: e.limit ?? '' });
     },
     redisError(e) {
       errors.inc({ limiter: e.limiter, reason: e.reason });
