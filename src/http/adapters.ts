@@ -131,19 +131,21 @@ export function fetchRateLimit<A extends unknown[]>(
   return Object.assign(wrapped, { limiter });
 }
 
+/** What the Hono middleware uses of a Hono Context (typed loosely: any Hono version fits). */
 interface HonoContextLike {
   req: { raw: Request };
-  env?: { incoming?: IncomingMessage };
+  env?: unknown;
   header(name: string, value: string): void;
-  body(data: string, status: number, headers: Record<string, string>): Response;
+  body: (...args: never[]) => Response;
 }
 
 /** Hono middleware `(c, next)`; on @hono/node-server the socket's address is used. */
 export function honoRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
   const limiter = core(options);
   const middleware = async (c: HonoContextLike, next: () => Promise<void>): Promise<Response | void> => {
-    const outcome = await limiter.handle(fetchRequest(c.req.raw, c.env?.incoming?.socket?.remoteAddress));
-    if (!outcome.pass) return c.body(outcome.body, outcome.status, outcome.headers);
+    const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+    const outcome = await limiter.handle(fetchRequest(c.req.raw, incoming?.socket?.remoteAddress));
+    if (!outcome.pass) return (c.body as unknown as (data: string, status: number, headers: Record<string, string>) => Response).call(c, outcome.body, outcome.status, outcome.headers);
     for (const [k, v] of Object.entries(outcome.headers)) c.header(k, v);
     await next();
   };

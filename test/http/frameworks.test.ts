@@ -42,14 +42,14 @@ const frameworks: Record<string, () => Promise<Started>> = {
   },
   fastify: async () => {
     const app = Fastify();
-    await fastifyRateLimit(app as never, options());
+    await fastifyRateLimit(app, options());
     app.get('/', async () => 'ok');
     const url = await app.listen({ port: 0, host: '127.0.0.1' });
     return { url, close: () => app.close() };
   },
   hono: async () => {
     const app = new Hono();
-    app.use('*', honoRateLimit(options()) as never);
+    app.use('*', honoRateLimit(options()));
     app.get('/', (c) => c.text('ok'));
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
     await new Promise((r) => server.once('listening', r));
@@ -63,7 +63,7 @@ const frameworks: Record<string, () => Promise<Started>> = {
   },
   koa: async () => {
     const app = new Koa();
-    app.use(koaRateLimit(options()) as never);
+    app.use(koaRateLimit(options()));
     app.use((ctx) => {
       ctx.body = 'ok';
     });
