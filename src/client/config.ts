@@ -12,7 +12,7 @@ export type LimitSpec =
 export type OnRedisFailure = 'fallback' | 'open' | 'closed';
 
 export interface RateLimiterOptions {
-  /** ioredis Redis/Cluster or node-redis 5 client/cluster. Omit to run on the in-memory twin only. */
+  /** ioredis 5 or 6 Redis/Cluster, or node-redis 5 or 6 client/cluster. Omit to run on the in-memory twin only. */
   redis?: object;
   /** Key prefix. Default "rl". Keys are `${prefix}:{hashTag}:${limit.name}:${scopeValue}`. */
   prefix?: string;

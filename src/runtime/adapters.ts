@@ -1,7 +1,7 @@
 import { UnsupportedClientError } from '../errors.js';
 
 /**
- * Any client redlimit can run scripts on: ioredis `Redis` / `Cluster` or node-redis 5
+ * Any client redlimit can run scripts on: ioredis 5 or 6 `Redis` / `Cluster` or node-redis 5 or 6
  * `createClient()` / `createCluster()`. Recognised by shape, so neither library is imported.
  */
 export type RedisClientLike = object;
@@ -64,7 +64,7 @@ function detect(client: RedisClientLike): ScriptTransport {
   if (typeof c.evalsha === 'function' && typeof c.script === 'function') return ioredisTransport(c as unknown as IoredisLike);
   if (typeof c.evalSha === 'function') return nodeRedisTransport(c as NodeRedisLike);
   throw new UnsupportedClientError(
-    'redlimit: unsupported Redis client: pass an ioredis Redis/Cluster or a node-redis 5 client/cluster',
+    'redlimit: unsupported Redis client: pass an ioredis Redis/Cluster or a node-redis 5 or 6 client/cluster',
   );
 }
 

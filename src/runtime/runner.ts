@@ -81,7 +81,7 @@ export function isReplyError(err: unknown): err is Error {
   if (!(err instanceof Error)) return false;
   if (err.name === 'ReplyError') return true; // ioredis
   for (let p = Object.getPrototypeOf(err); p && p !== Error.prototype; p = Object.getPrototypeOf(p)) {
-    if (p.constructor?.name === 'ErrorReply') return true; // node-redis 5
+    if (p.constructor?.name === 'ErrorReply') return true; // node-redis 5 and 6
   }
   return false;
 }
