@@ -23,7 +23,7 @@ beforeAll(() => {
   execFileSync('tar', ['xzf', join(tmpdir(), pack.filename), '-C', pkg, '--strip-components=1']);
   rmSync(join(tmpdir(), pack.filename));
   // The user's own dependencies: a Redis client and, for TypeScript, Node's types.
-  for (const dep of ['ioredis', 'prom-client', '@types']) symlinkSync(join(repoRoot, 'node_modules', dep), join(project, 'node_modules', dep));
+  for (const dep of ['ioredis', 'prom-client', 'commander', '@types']) symlinkSync(join(repoRoot, 'node_modules', dep), join(project, 'node_modules', dep));
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user', private: true }));
 }, 240_000);
 afterAll(() => rmSync(project, { recursive: true, force: true }));
@@ -66,6 +66,12 @@ describe('the npm package', () => {
         await rl.close(); redis.disconnect();
       })();`;
     expect(JSON.parse(node(['-e', code, redisUrl()]))).toEqual(['redis', true, false, true, 'function', 'function', 'function', true, true, true, true, true, true]);
+  });
+
+  it('has a working bin: npx redlimit', () => {
+    const pkg = JSON.parse(node(['-e', "process.stdout.write(require('fs').readFileSync('node_modules/redlimit/package.json', 'utf8'))"])) as { bin: { redlimit: string } };
+    const out = node([join(project, 'node_modules', 'redlimit', pkg.bin.redlimit), 'scripts', '--json']);
+    expect((JSON.parse(out) as { name: string }[]).map((s) => s.name)).toEqual(allScripts.map((d) => d.name));
   });
 
   it('works from ESM (import) against Redis', () => {

@@ -1,0 +1,386 @@
+#!/usr/bin/env node
+/**
+ * `npx redlimit …`: the operator's toolkit. Exit codes: 0 done, 1 failed, 2 bad input (usage,
+ * an unknown script, a bad number), 3 Redis unreachable.
+ */
+import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
+import * as b from '../../generated/index.js';
+import { functionsLibrary } from '../../generated/index.js';
+import type { LimitSpec } from '../client/config.js';
+import { createRateLimiter } from '../client/limiter.js';
+import { RedlimitError } from '../errors.js';
+import { preload, type ScriptDef } from '../runtime/index.js';
+import { chartSvg, simulate, TRAFFIC, type Traffic } from './simulate.js';
+
+class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
+
+const ALGOS = ['gcra', 'token_bucket', 'fixed_window', 'sliding_window', 'sliding_log', 'quota'] as const;
+
+function int(name: string, min = 0) {
+  return (raw: string): number => {
+    if (!/^\d+$/.test(raw) || Number(raw) < min) throw new CommanderArgumentError(`${name} must be a whole number${min ? ` >= ${min}` : ''}, got ${JSON.stringify(raw)}`);
+    return Number(raw);
+  };
+}
+
+function scriptByName(name: string): ScriptDef {
+  const def = b.allScripts.find((d) => d.name === name);
+  if (!def) throw new CliError(`unknown script ${JSON.stringify(name)}; redlimit scripts lists them`, 2);
+  return def;
+}
+
+/** An ioredis client (a peer dependency) that never queues: unreachable is an answer, fast. */
+async function connect(url: string, cluster: boolean) {
+  let ioredis: Pick<typeof import('ioredis'), 'Redis' | 'Cluster'>;
+  try {
+    ioredis = await import('ioredis');
+  } catch {
+    throw new CliError('the CLI talks to Redis through ioredis: npm install ioredis', 1);
+  }
+  const options = { enableOfflineQueue: true, maxRetriesPerRequest: 0, connectTimeout: 3_000, retryStrategy: () => null, lazyConnect: true };
+  const client = cluster ? new ioredis.Cluster([url], { redisOptions: options, clusterRetryStrategy: () => null }) : new ioredis.Redis(url, options);
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    if (cluster) await new Promise((resolve, reject) => (client.status === 'ready' ? resolve(null) : (client.once('ready', resolve), client.once('end', () => reject(new Error('cluster connection ended'))))));
+  } catch (err) {
+    client.disconnect();
+    throw new CliError(`cannot reach Redis at ${url}: ${(err as Error).message}`, 3);
+  }
+  return client;
+}
+
+function limitFrom(o: { algo: (typeof ALGOS)[number]; limit: number; period?: number; burst?: number; unit?: string; name: string }): LimitSpec {
+  if (o.algo === 'quota') return { name: o.name, algo: 'quota', limit: o.limit, unit: (o.unit ?? 'day') as 'day' };
+  if (o.period === undefined) throw new CliError(`--period is required for --algo ${o.algo}`, 2);
+  if (o.algo === 'gcra' || o.algo === 'token_bucket') return { name: o.name, algo: o.algo, limit: o.limit, periodMs: o.period, ...(o.burst ? { burst: o.burst } : {}) };
+  return { name: o.name, algo: o.algo, limit: o.limit, periodMs: o.period };
+}
+
+function print(json: boolean, value: unknown, text: () => string): void {
+  process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text() + '\n');
+}
+
+/** A live counter on stderr while something takes seconds (only on a terminal). */
+function progress(label: string) {
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  return {
+    tick(done: number, total?: number) {
+      const now = Date.now();
+      if (!tty || now - last < 100) return;
+      last = now;
+      process.stderr.write(`\r${label}: ${done}${total ? ` / ${total}` : ''}   `);
+    },
+    end() {
+      if (tty) process.stderr.write('\r\x1b[K');
+    },
+  };
+}
+
+const limitOptions = (c: Command) =>
+  c
+    .requiredOption('--limit <n>', 'units per period (per calendar unit for quota)', int('--limit', 1))
+    .addOption(new Option('--algo <algo>', 'algorithm').choices(ALGOS).default('gcra'))
+    .option('--period <ms>', 'period in ms (all but quota)', int('--period', 1))
+    .option('--burst <n>', 'gcra / token_bucket capacity', int('--burst', 1))
+    .addOption(new Option('--unit <unit>', 'quota period').choices(['day', 'week', 'month']))
+    .option('--name <name>', 'the limit name in the keys', 'default')
+    .option('--prefix <prefix>', 'key prefix', 'rl')
+    .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+    .option('--cluster', 'the URL is a Redis Cluster node')
+    .option('--json', 'JSON output');
+
+export function program(): Command {
+  const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  const cli = new Command('redlimit').description('redlimit: distributed rate limiting on Redis — scripts, state and simulations').version(version).showHelpAfterError();
+  cli.exitOverride();
+
+  cli
+    .command('scripts')
+    .description('list every script: name, version, SHA1, read-only')
+    .option('--json', 'JSON output')
+    .action((o: { json?: boolean }) => {
+      const rows = b.allScripts.map((d) => ({ name: d.name, version: d.version, sha1: d.sha1, readOnly: d.readOnly }));
+      print(!!o.json, rows, () => rows.map((r) => `${r.name.padEnd(22)} v${r.version}  ${r.sha1}${r.readOnly ? '  read-only' : ''}`).join('\n'));
+    });
+
+  cli
+    .command('show <script>')
+    .description("a script's contract: keys, arguments (ranges, defaults), reply, checks")
+    .option('--json', 'JSON output')
+    .action((name: string, o: { json?: boolean }) => {
+      const d = scriptByName(name);
+      const contract = { name: d.name, version: d.version, sha1: d.sha1, summary: d.summary, readOnly: d.readOnly, keys: d.keys, args: d.args, each: d.each ?? null, returns: d.returns, checks: d.checks };
+      print(!!o.json, contract, () =>
+        [
+          `${d.name} v${d.version} (${d.sha1})${d.readOnly ? ' read-only' : ''}`,
+          d.summary,
+          '',
+          ...d.keys.map((k, i) => `KEYS[${i + 1}]${k.variadic ? '…' : ''}  ${k.name}: ${k.doc}`),
+          ...d.args.map((a, i) => `ARGV[${i + 1}]  ${a.name} ${a.type}${a.required ? ' required' : ''}${a.min !== undefined ? ` ${a.min}..${a.max}` : ''}${a.values ? ` ${a.values.join('|')}` : ''}${a.default !== undefined ? ` default=${typeof a.default === 'object' ? a.default.arg : a.default}` : ''}: ${a.doc}`),
+          ...(d.each ? [`then per ${d.each.name} item: ${d.each.args.map((a) => a.name).join(' ')}`] : []),
+          '',
+          ...d.returns.map((r, i) => `reply[${i + 1}]  ${r.name} ${r.type}: ${r.doc}`),
+          ...(d.each ? [`then per item: ${d.each.returns.map((r) => r.name).join(' ')}`] : []),
+          ...d.checks.map((c) => `check ${c.name}: ${c.doc}`),
+        ].join('\n'),
+      );
+    });
+
+  cli
+    .command('load')
+    .description('load every script into Redis (EVAL cache on every primary), or the Functions library with --functions')
+    .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+    .option('--cluster', 'the URL is a Redis Cluster node: load on every primary')
+    .option('--functions', 'FUNCTION LOAD REPLACE the library instead')
+    .option('--json', 'JSON output')
+    .action(async (o: { url: string; cluster?: boolean; functions?: boolean; json?: boolean }) => {
+      const client = await connect(o.url, !!o.cluster);
+      try {
+        if (o.functions) {
+          const nodes = o.cluster ? (client as import('ioredis').Cluster).nodes('master') : [client as import('ioredis').Redis];
+          await Promise.all(nodes.map((n) => n.function('LOAD', 'REPLACE', functionsLibrary)));
+          print(!!o.json, { loaded: 'functions', nodes: nodes.length }, () => `loaded the Functions library on ${nodes.length} node(s)`);
+        } else {
+          await preload(client, b.allScripts);
+          print(!!o.json, { loaded: b.allScripts.map((d) => d.sha1) }, () => `loaded ${b.allScripts.length} scripts`);
+        }
+      } finally {
+        client.disconnect();
+      }
+    });
+
+  for (const verb of ['peek', 'reset'] as const) {
+    limitOptions(cli.command(`${verb} <subject>`).description(verb === 'peek' ? "a subject's state under a limit, without consuming" : 'put a subject back to full under a limit')).action(
+      async (subject: string, o: Parameters<typeof limitFrom>[0] & { prefix: string; url: string; cluster?: boolean; json?: boolean }) => {
+        const limit = limitFrom(o);
+        const client = await connect(o.url, !!o.cluster);
+        const rl = createRateLimiter({ redis: client, prefix: o.prefix, limits: limit, onRedisFailure: 'closed', throwWhenFailedClosed: true, functions: false, timeoutMs: 5_000 });
+        try {
+          if (verb === 'reset') {
+            await rl.reset(subject);
+            print(!!o.json, { subject, reset: true }, () => `${subject}: back to full`);
+          } else {
+            const d = await rl.peek(subject);
+            const l = d.limits[0]!;
+            print(!!o.json, { subject, ...l }, () => `${subject}: ${l.remaining} of ${l.limit} left; full again in ${l.resetAfterMs} ms`);
+          }
+        } finally {
+          await rl.close();
+          client.disconnect();
+        }
+      },
+    );
+  }
+
+  cli
+    .command('inspect <key>')
+    .description("decode a redlimit key: its raw state and TTL; with the limit's options, remaining and reset exactly (through the peek script)")
+    .option('--limit <n>', 'units per period', int('--limit', 1))
+    .addOption(new Option('--algo <algo>', 'algorithm').choices(ALGOS).default('gcra'))
+    .option('--period <ms>', 'period in ms (all but quota)', int('--period', 1))
+    .option('--burst <n>', 'gcra / token_bucket capacity', int('--burst', 1))
+    .addOption(new Option('--unit <unit>', 'quota period').choices(['day', 'week', 'month']))
+    .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+    .option('--cluster', 'the URL is a Redis Cluster node')
+    .option('--json', 'JSON output')
+    .action(async (key: string, o: Partial<Parameters<typeof limitFrom>[0]> & { url: string; cluster?: boolean; json?: boolean }) => {
+      const client = await connect(o.url!, !!o.cluster);
+      try {
+        const type = (await client.type(key)) as string;
+        const pttl = await client.pttl(key);
+        let raw: unknown = null;
+        let decoded: Record<string, unknown> = {};
+        if (type === 'string') {
+          raw = await client.get(key);
+          const gcra = /^(\d+):(\d+)$/.exec(String(raw));
+          if (gcra) decoded = { kind: 'gcra', theoreticalArrival: new Date(Number(gcra[1])).toISOString(), fractionOfMs: `${gcra[2]}/limit` };
+          else if (/^\d+$/.test(String(raw))) decoded = { kind: 'counter or block', value: Number(raw) };
+          else decoded = { kind: 'window counters', value: raw };
+        } else if (type === 'hash') {
+          raw = await client.hgetall(key);
+          decoded = { kind: 'token_bucket', ...(raw as object) };
+        } else if (type === 'zset') {
+          const entries = await client.zrange(key, 0, -1, 'WITHSCORES');
+          raw = entries;
+          decoded = { kind: 'sliding_log or concurrency', entries: entries.length / 2, oldest: entries[1] ? new Date(Number(entries[1])).toISOString() : null };
+        } else if (type === 'none') throw new CliError(`no key ${key} (absent means full)`, 1);
+        let exact: unknown = null;
+        if (o.limit !== undefined && o.algo) {
+          const limit = limitFrom({ ...o, name: 'inspect' } as Parameters<typeof limitFrom>[0]);
+          const peek = { gcra: b.gcraPeek, token_bucket: b.tokenBucketPeek, fixed_window: b.fixedWindowPeek, sliding_window: b.slidingWindowPeek, sliding_log: b.slidingLogPeek, quota: b.quotaPeek }[limit.algo];
+          const args = limit.algo === 'quota' ? { key, limit: limit.limit, unit: limit.unit } : { key, limit: limit.limit, periodMs: (limit as { periodMs: number }).periodMs, ...('burst' in limit ? { burst: limit.burst } : {}) };
+          const r = await (peek as (c: object, a: object) => Promise<{ remaining: number; resetAfterMs: number }>)(client, args);
+          exact = { remaining: r.remaining, resetAfterMs: r.resetAfterMs };
+        }
+        print(!!o.json, { key, type, pttlMs: pttl, raw, decoded, exact }, () =>
+          [`${key}: ${type}, expires in ${pttl} ms`, `raw: ${JSON.stringify(raw)}`, `decoded: ${JSON.stringify(decoded)}`, ...(exact ? [`exact: ${JSON.stringify(exact)}`] : ['(give --algo, --limit and --period for the exact remaining and reset)'])].join('\n'),
+        );
+      } finally {
+        client.disconnect();
+      }
+    });
+
+  limitOptions(cli.command('top').description('the subjects closest to their limit: SCAN in bounded steps (never KEYS), then a read-only peek of each'))
+    .option('--count <n>', 'how many to show', int('--count', 1), 10)
+    .option('--max-keys <n>', 'stop after scanning this many keys', int('--max-keys', 1), 10_000)
+    .action(async (o: Parameters<typeof limitFrom>[0] & { prefix: string; url: string; cluster?: boolean; json?: boolean; count: number; maxKeys: number }) => {
+      const limit = limitFrom(o);
+      const client = await connect(o.url, !!o.cluster);
+      const rl = createRateLimiter({ redis: client, prefix: o.prefix, limits: limit, onRedisFailure: 'closed', throwWhenFailedClosed: true, functions: false, timeoutMs: 5_000 });
+      const bar = progress('scanning');
+      try {
+        // Keys of this limit: `${prefix}:{id}:${name}` (tag = id) — the subject is the tag.
+        const pattern = `${o.prefix}:{*}:${o.name}`;
+        const found: { subject: string; remaining: number; limit: number; resetAfterMs: number }[] = [];
+        let cursor = '0';
+        let scanned = 0;
+        const nodes = o.cluster ? (client as import('ioredis').Cluster).nodes('master') : [client as import('ioredis').Redis];
+        for (const node of nodes) {
+          cursor = '0';
+          do {
+            const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 200);
+            cursor = next;
+            for (const key of keys) {
+              const subject = /\{([^}]*)\}/.exec(key)![1]!;
+              const d = await rl.peek(subject);
+              found.push({ subject, remaining: d.limits[0]!.remaining, limit: d.limits[0]!.limit, resetAfterMs: d.limits[0]!.resetAfterMs });
+              scanned++;
+              bar.tick(scanned);
+            }
+          } while (cursor !== '0' && scanned < o.maxKeys);
+        }
+        bar.end();
+        found.sort((x, y) => x.remaining / x.limit - y.remaining / y.limit);
+        const top = found.slice(0, o.count);
+        print(!!o.json, { scanned, top }, () => [`scanned ${scanned} key(s)`, ...top.map((t) => `${t.subject.padEnd(32)} ${t.remaining} of ${t.limit} left, full in ${t.resetAfterMs} ms`)].join('\n'));
+      } finally {
+        await rl.close();
+        client.disconnect();
+      }
+    });
+
+  cli
+    .command('export')
+    .description('write the scripts for other tooling: lua (one file per script), functions (the library), manifest, python (the binding)')
+    .addOption(new Option('--format <format>', 'what to write').choices(['lua', 'functions', 'manifest', 'python']).makeOptionMandatory())
+    .requiredOption('--out <dir>', 'directory to write into')
+    .option('--json', 'JSON output')
+    .action((o: { format: string; out: string; json?: boolean }) => {
+      mkdirSync(o.out, { recursive: true });
+      const root = packageRoot();
+      const written: string[] = [];
+      const write = (name: string, content: string) => {
+        writeFileSync(join(o.out, name), content);
+        written.push(join(o.out, name));
+      };
+      if (o.format === 'lua') for (const d of b.allScripts) write(`${d.name}.lua`, d.source);
+      if (o.format === 'functions') write('redlimit.lua', functionsLibrary);
+      if (o.format === 'manifest') write('manifest.json', readFileSync(join(root, 'generated', 'manifest.json'), 'utf8'));
+      if (o.format === 'python') write('redlimit_scripts.py', readFileSync(join(root, 'generated', 'python', 'redlimit_scripts.py'), 'utf8'));
+      print(!!o.json, { written }, () => `wrote ${written.length} file(s) to ${o.out}`);
+    });
+
+  cli
+    .command('simulate')
+    .description('run a traffic shape through an algorithm on a simulated clock (the exact in-memory twin) and draw allowed vs denied')
+    .addOption(new Option('--algo <algo>', 'algorithm').choices(ALGOS).default('gcra'))
+    .requiredOption('--limit <n>', 'units per period', int('--limit', 1))
+    .option('--period <ms>', 'period in ms (all but quota)', int('--period', 1))
+    .option('--burst <n>', 'gcra / token_bucket capacity', int('--burst', 1))
+    .addOption(new Option('--unit <unit>', 'quota period').choices(['day', 'week', 'month']))
+    .addOption(new Option('--traffic <shape>', 'traffic shape').choices(TRAFFIC).default('steady'))
+    .option('--duration <ms>', 'simulated time', int('--duration', 1))
+    .option('--out <file>', 'write the chart here (SVG)')
+    .option('--json', 'JSON output (per-bucket counts)')
+    .action(async (o: Parameters<typeof limitFrom>[0] & { traffic: Traffic; duration?: number; out?: string; json?: boolean }) => {
+      const sim = await simulate({ limit: limitFrom({ ...o, name: 'sim' }), traffic: o.traffic, durationMs: o.duration });
+      if (o.out) writeFileSync(o.out, chartSvg(sim));
+      const allowed = sim.allowed.reduce((s, v) => s + v, 0);
+      const denied = sim.denied.reduce((s, v) => s + v, 0);
+      print(!!o.json, { allowed, denied, bucketMs: sim.bucketMs, buckets: sim.allowed.map((a, i) => ({ allowed: a, denied: sim.denied[i] })) }, () => `${allowed} allowed, ${denied} denied${o.out ? `; chart: ${o.out}` : ''}`);
+    });
+
+  cli
+    .command('bench')
+    .description('decisions per second from this process against a Redis (one gcra limit, coalescing on and off)')
+    .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+    .option('--decisions <n>', 'decisions per run', int('--decisions', 1), 50_000)
+    .option('--in-flight <n>', 'concurrent callers', int('--in-flight', 1), 256)
+    .option('--json', 'JSON output')
+    .action(async (o: { url: string; decisions: number; inFlight: number; json?: boolean }) => {
+      const client = await connect(o.url, false);
+      const results: Record<string, number> = {};
+      try {
+        for (const coalesce of [true, false]) {
+          const rl = createRateLimiter({ redis: client, prefix: `rlbench${process.pid}`, limits: { name: 'b', algo: 'gcra', limit: 1_000_000_000, periodMs: 60_000 }, coalesce });
+          await rl.ready();
+          const label = coalesce ? 'coalesced' : 'one call per decision';
+          const bar = progress(label);
+          let next = 0;
+          const t0 = performance.now();
+          await Promise.all(
+            Array.from({ length: o.inFlight }, async () => {
+              while (next < o.decisions) {
+                await rl.limit(`id-${next++ % 10_000}`);
+                bar.tick(next, o.decisions);
+              }
+            }),
+          );
+          bar.end();
+          results[label] = Math.round(o.decisions / ((performance.now() - t0) / 1000));
+          if (!o.json) process.stdout.write(`${label}: ${results[label]} decisions/s\n`);
+          await rl.close();
+        }
+        if (o.json) print(true, results, () => '');
+      } finally {
+        client.disconnect();
+      }
+    });
+  return cli;
+}
+
+/** The package root (where generated/ lives): two levels up from src/cli, four from dist/esm/src/cli. */
+function packageRoot(): string {
+  const here = import.meta.dirname;
+  for (const up of [['..', '..'], ['..', '..', '..', '..']]) {
+    const root = join(here, ...up);
+    if (existsSync(join(root, 'generated', 'manifest.json'))) return root;
+  }
+  throw new CliError('cannot find the package files (generated/manifest.json)', 1);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number; message: string };
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+    if (typeof e.code === 'string' && e.code.startsWith('commander.')) return 2; // commander printed the usage error
+    if (err instanceof CliError) {
+      process.stderr.write(`redlimit: ${err.message}\n`);
+      return err.exitCode;
+    }
+    if (err instanceof RedlimitError) {
+      process.stderr.write(`redlimit: ${err.message}\n`);
+      return err.code === 'ERR_REDIS_UNAVAILABLE' ? 3 : 2;
+    }
+    process.stderr.write(`redlimit: ${e.message}\n`);
+    return 1;
+  }
+}
+
+if (process.argv[1] && /cli[/\\]main\.(js|ts)$/.test(realpathSync(process.argv[1]))) {
+  void main(process.argv).then((code) => process.exit(code));
+}
