@@ -23,28 +23,23 @@ async function main(): Promise<void> {
     const trivialSha = (await redis.script('LOAD', TRIVIAL_SOURCE)) as string;
     const cases = benchCases();
 
-    const samples = new Map<string, { script: number[]; base: number[]; fcall: number[] }>();
-    for (let round = 0; round < ROUNDS; round++) {
-      for (const c of cases) {
-        // The baseline gets the same keys and arguments, so only the script's own work differs.
-        const base = await serverUsecPerCall(redis, trivialSha, { ...c, name: 'trivial' }, CALLS);
-        const script = await serverUsecPerCall(redis, c.def!.sha1, c, CALLS);
-        // Same traffic on keys of its own, so neither run inherits the other's state.
-        const onOwnKeys = { ...c, call: (i: number) => ({ ...c.call(i), keys: c.call(i).keys.map((k) => `fcall:${k}`) }) };
-        const fcall = await serverUsecPerCall(redis, '', onOwnKeys, CALLS, 64, `redlimit_${c.def!.name}_v${c.def!.version}`);
-        const s = samples.get(c.name) ?? { script: [], base: [], fcall: [] };
-        s.script.push(script);
-        s.base.push(base);
-        s.fcall.push(fcall);
-        samples.set(c.name, s);
-      }
-    }
-
+    // Each case's rounds run together and its row prints as soon as it is measured; within a
+    // round the script and the trivial baseline alternate, so a noisy neighbour hits both.
     console.log(`redlimit bench: ${url} (${own ? 'own redis-server' : 'REDIS_URL'}), ${CALLS} calls x ${ROUNDS} rounds per case`);
     console.log('script'.padEnd(28) + 'server us/call'.padStart(15) + 'trivial us/call'.padStart(17) + 'ratio'.padStart(8) + 'target'.padStart(9) + 'via FCALL'.padStart(18));
+    const samples = new Map<string, { script: number[]; base: number[]; fcall: number[] }>();
     let missed = 0;
     for (const c of cases) {
-      const s = samples.get(c.name)!;
+      const s = { script: [] as number[], base: [] as number[], fcall: [] as number[] };
+      for (let round = 0; round < ROUNDS; round++) {
+        // The baseline gets the same keys and arguments, so only the script's own work differs.
+        s.base.push(await serverUsecPerCall(redis, trivialSha, { ...c, name: 'trivial' }, CALLS));
+        s.script.push(await serverUsecPerCall(redis, c.def!.sha1, c, CALLS));
+        // Same traffic on keys of its own, so neither run inherits the other's state.
+        const onOwnKeys = { ...c, call: (i: number) => ({ ...c.call(i), keys: c.call(i).keys.map((k) => `fcall:${k}`) }) };
+        s.fcall.push(await serverUsecPerCall(redis, '', onOwnKeys, CALLS, 64, `redlimit_${c.def!.name}_v${c.def!.version}`));
+      }
+      samples.set(c.name, s);
       const script = median(s.script);
       const base = median(s.base);
       const ratio = script / base;
@@ -80,7 +75,7 @@ async function main(): Promise<void> {
     const dps = await decisionsPerSecond((i) => gcra(redis, { key: `bench:dps:${i % 1000}`, limit: 1_000_000, periodMs: 1000 }), CALLS);
     console.log(`\ngcra binding, one Node process, 128 in flight: ${Math.round(dps).toLocaleString('en-US')} decisions/s`);
 
-    for (const line of await extraBenches(redis)) console.log(line);
+    await extraBenches(redis);
     if (missed > 0) console.log(`\n${missed} target(s) missed on this run (the machine is shared; rerun to confirm).`);
   } finally {
     await redis.quit();
@@ -88,12 +83,10 @@ async function main(): Promise<void> {
   }
 }
 
-/** Further benches registered by later parts (twin, client); each returns printable lines. */
-async function extraBenches(redis: Redis): Promise<string[]> {
+/** Further benches registered by later parts (twin, client); each prints as soon as it has measured. */
+async function extraBenches(redis: Redis): Promise<void> {
   const { benches } = await import('./extra.js');
-  const lines: string[] = [];
-  for (const b of benches) lines.push(...(await b(redis)));
-  return lines;
+  for (const b of benches) for (const line of await b(redis)) console.log(line);
 }
 
 function median(xs: number[]): number {
