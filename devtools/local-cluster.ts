@@ -1,4 +1,4 @@
-/** Dev tooling: a real Redis Cluster of local redis-server processes (3 primaries, no replicas). */
+/** Dev tooling: a real Redis Cluster of local redis-server processes (3 primaries; optionally a replica each). */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync } from 'node:fs';
@@ -15,17 +15,36 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-export async function startLocalCluster(size = 3): Promise<LocalCluster> {
+export async function startLocalCluster(size = 3, replicas = 0): Promise<LocalCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'redlimit-cluster-'));
   const servers: LocalRedis[] = [];
   try {
-    for (let i = 0; i < size; i++) {
+    for (let i = 0; i < size * (1 + replicas); i++) {
       const port = await freePort();
       servers.push(
-        await startLocalRedis(['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000', '--dir', dir], port),
+        await startLocalRedis(['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no', '--dir', dir], port),
       );
     }
-    await run('redis-cli', ['--cluster', 'create', ...servers.map((s) => `127.0.0.1:${s.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    const primaries = servers.slice(0, size);
+    await run('redis-cli', ['--cluster', 'create', ...primaries.map((s) => `127.0.0.1:${s.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    // Replicas joined one by one (redis-cli's own assignment is unreliable on one host).
+    for (let i = size; i < servers.length; i++) {
+      const primary = primaries[(i - size) % size]!;
+      const { stdout: id } = await run('redis-cli', ['-p', String(primary.port), 'cluster', 'myid']);
+      await run('redis-cli', ['-p', String(servers[i]!.port), 'cluster', 'meet', '127.0.0.1', String(primary.port)]);
+      for (let attempt = 0; ; attempt++) {
+        const { stdout } = await run('redis-cli', ['-p', String(servers[i]!.port), 'cluster', 'replicate', id.trim()]).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }));
+        if (stdout.trim() === 'OK') break;
+        if (attempt > 100) throw new Error(`replica ${servers[i]!.port} could not follow ${primary.port}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      for (let attempt = 0; ; attempt++) {
+        const { stdout } = await run('redis-cli', ['-p', String(servers[i]!.port), 'info', 'replication']);
+        if (stdout.includes('master_link_status:up')) break;
+        if (attempt > 100) throw new Error(`replica ${servers[i]!.port} never synced`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
     // Wait until every node agrees the cluster is up.
     for (const s of servers) {
       for (let attempt = 0; ; attempt++) {

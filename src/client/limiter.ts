@@ -102,6 +102,10 @@ export class RateLimiter {
     const dc = options.denyCache ?? true;
     this.denyCache = dc ? new DenyCache(typeof dc === 'object' ? dc.maxEntries : undefined) : null;
     this.warnings = this.redis ? clientWarnings(this.redis) : ['no redis given: every decision comes from the in-memory twin'];
+    const tryAgain = (this.redis as { isCluster?: boolean; options?: { retryDelayOnTryAgain?: number } } | undefined)?.options?.retryDelayOnTryAgain;
+    if ((this.redis as { isCluster?: boolean } | undefined)?.isCluster && (tryAgain ?? 100) >= (options.timeoutMs ?? 100) / 2) {
+      this.warnings.push(`ioredis Cluster retryDelayOnTryAgain is ${tryAgain ?? 100} ms: during a slot migration a call can wait that long, past the limiter's deadline; set it to about 5 ms`);
+    }
 
     if (this.redis) {
       transportFor(this.redis); // refuses anything that is not a supported client, now rather than per call
@@ -119,7 +123,12 @@ export class RateLimiter {
         options.timeoutMs ?? 100,
         (reason) => this.metrics.redisError?.({ limiter: this.name, reason }),
         options.breaker instanceof CircuitBreaker ? undefined : options.breaker,
-        (node, breaker) => breaker.on('state', ({ to }) => this.onNodeState(node, to)),
+        (node, breaker) => {
+          breaker.on('state', ({ to }) => this.onNodeState(node, to));
+          // A primary that stops answering may have failed over: ask the client for the current
+          // slot owners, so its slots go to the promoted replica (with a breaker of its own).
+          breaker.on('open', () => refreshTopology(this.redis!));
+        },
       );
     } else {
       this.breaker = null;
@@ -609,6 +618,12 @@ export class RateLimiter {
     }
     return d;
   }
+}
+
+/** Asks a Cluster client to reload its slot table (ioredis; node-redis rediscovers on MOVED by itself). */
+function refreshTopology(client: object): void {
+  const c = client as { refreshSlotsCache?: (cb?: (err?: Error) => void) => void };
+  if (typeof c.refreshSlotsCache === 'function') c.refreshSlotsCache(() => {});
 }
 
 function unavailable(operation: string) {
