@@ -15,16 +15,16 @@
  * @upstash/ratelimit 2.2 scripts open with `#!lua flags=allow-key-locking`, which stock Redis
  * refuses: the adapter below drops that line and maps upstash's SHA to the rewritten script's SHA.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import { Ratelimit } from '@upstash/ratelimit';
 import { createRateLimiter, gcra, type RateLimiter } from '../src/index.js';
-import { freePort, redisServerBinary, startLocalRedis, waitForPing } from '../devtools/local-redis.js';
+import { startLocalRedis } from '../devtools/local-redis.js';
+import { instructionsOf } from './callgrind.js';
 
 const CI = process.env.BENCH_MODE === 'ci';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (CI ? 1 : 3));
@@ -233,30 +233,13 @@ function fmt(n: number, digits = 1): string {
 // --- callgrind ------------------------------------------------------------------------------------
 
 async function instructionsPerDecision(c: Contender, idList: string[], n: number): Promise<number> {
-  const after = async (decisions: number) => {
-    const dir = mkdtempSync(join(tmpdir(), 'redlimit-cmp-callgrind-'));
-    const port = await freePort();
-    const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(dir, 'out')}`, redisServerBinary()!, '--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    try {
-      await waitForPing(port, 60_000);
-      const redis = new Redis(port, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
-      redis.on('error', () => {});
-      await new Promise((r) => redis.once('ready', r));
+  const after = (decisions: number) =>
+    instructionsOf(async (redis) => {
       const m = await c.make(redis, 'cg');
-      // Timeouts are irrelevant here (callgrind runs Redis ~50x slower): make them generous.
+      // Timeouts are irrelevant here (callgrind runs Redis ~50x slower): limiterTimeoutMs is generous.
       await closedLoop(m.decide, idList, decisions, IN_FLIGHT);
       await m.close();
-      await redis.call('SHUTDOWN', 'NOSAVE').catch(() => {});
-      redis.disconnect();
-      await exited;
-      const file = readdirSync(dir).find((f) => f.startsWith('out'))!;
-      return Number(/^summary: (\d+)/m.exec(readFileSync(join(dir, file), 'utf8'))![1]);
-    } finally {
-      child.kill('SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
-    }
-  };
+    });
   const [few, many] = [await after(n), await after(3 * n)];
   return (many - few) / (2 * n);
 }

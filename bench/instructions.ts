@@ -5,40 +5,20 @@
  * binary, script and inputs give the same count, so ratios compare across runs and machines.
  * Per call = (count after 3N calls - count after N calls) / 2N, which cancels start-up and shutdown.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Redis } from 'ioredis';
-import { freePort, redisServerBinary, waitForPing } from '../devtools/local-redis.js';
+import { instructionsOf } from './callgrind.js';
 import { benchCases } from './cases.js';
 import { FLOOR_SOURCE, TRIVIAL_SOURCE, type CostCase } from './server-cost.js';
 
 const N = Number(process.env.BENCH_CALLS ?? 400);
 
 async function instructionsAfter(source: string, c: CostCase, calls: number): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'redlimit-callgrind-'));
-  const port = await freePort();
-  const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(dir, 'out')}`, redisServerBinary()!, '--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  try {
-    await waitForPing(port, 60_000);
-    const redis = new Redis(port, { lazyConnect: false });
-    redis.on('error', () => {});
+  return instructionsOf(async (redis) => {
     const sha = (await redis.script('LOAD', source)) as string;
     for (let i = 0; i < calls; i++) {
       const { keys, argv } = c.call(i);
       await redis.evalsha(sha, keys.length, ...keys, ...argv);
     }
-    await redis.call('SHUTDOWN', 'NOSAVE').catch(() => {});
-    redis.disconnect();
-    await exited;
-    const file = readdirSync(dir).find((f) => f.startsWith('out'))!;
-    return Number(/^summary: (\d+)/m.exec(readFileSync(join(dir, file), 'utf8'))![1]);
-  } finally {
-    child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 }
 
 async function perCall(source: string, c: CostCase): Promise<number> {
