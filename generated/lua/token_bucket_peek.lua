@@ -184,10 +184,12 @@ local RL_SIMULATED_GRACE_MS = 60000
 
 --- How to expire a key `ttl_ms` after `now`: on the server clock as an absolute time (PXAT /
 --- PEXPIREAT: no rounding, never early), on a caller's clock (now_ms) as a relative TTL plus
---- grace (PX / PEXPIRE). Returns the SET option, the expire command and its value.
+--- grace (PX / PEXPIRE). Returns the SET option, the expire command and its value — formatted
+--- as an integer here: a Lua number given to redis.call is otherwise formatted with %.17g, which
+--- costs more than the integer conversion.
 local function rl_expiry(now, ttl_ms, simulated)
-  if simulated then return 'PX', 'PEXPIRE', ttl_ms + RL_SIMULATED_GRACE_MS end
-  return 'PXAT', 'PEXPIREAT', now + ttl_ms
+  if simulated then return 'PX', 'PEXPIRE', string.format('%d', ttl_ms + RL_SIMULATED_GRACE_MS) end
+  return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
 end
 
 -- from scripts-lua/lib/algo_token_bucket.lua
