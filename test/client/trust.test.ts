@@ -76,6 +76,26 @@ describe('identity is injective', () => {
   });
 });
 
+describe('no listener-leak warnings', () => {
+  it('with 12 limiters on one connection and 16 callers waiting for it to come up', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    const own = await startLocalRedis();
+    const client = new Redis(own.url, { lazyConnect: true, enableOfflineQueue: false, autoResendUnfulfilledCommands: false });
+    client.on('error', () => {});
+    const limiters = Array.from({ length: 12 }, (_, i) => createRateLimiter({ redis: client, prefix: `leak${i}`, limits: gcra(10), timeoutMs: 2_000 }));
+    const decisions = await Promise.all(Array.from({ length: 16 }, (_, i) => limiters[i % 12]!.limit(`u${i}`))); // all wait for 'ready'
+    expect(decisions.every((d) => d.source === 'redis')).toBe(true);
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+    expect(warnings.filter((w) => /MaxListenersExceeded|memory leak/i.test(w))).toEqual([]);
+    await Promise.all(limiters.map((l) => l.close()));
+    client.disconnect();
+    await own.stop();
+  });
+});
+
 describe('configuration mistakes are refused or reported', () => {
   it('refuses misspelt options, values of the wrong type and things that are not clients', () => {
     const limits = gcra(10);
