@@ -76,6 +76,26 @@ describe('identity is injective', () => {
   });
 });
 
+describe('closing', () => {
+  it('a process using fromEnv() exits after close(), even with Redis down', async () => {
+    const { execFile } = await import('node:child_process');
+    const { freePort } = await import('../../devtools/local-redis.js');
+    const code = `
+      import { fromEnv } from ${JSON.stringify(new URL('../../src/index.ts', import.meta.url).pathname)};
+      const limiter = await fromEnv();
+      const d = await limiter.limit('a');
+      await limiter.close();
+      console.log(d.source);`;
+    const env = { ...process.env, REDIS_URL: `redis://127.0.0.1:${await freePort()}`, REDLIMIT_LIMIT: '5', REDLIMIT_PERIOD_MS: '1000', REDLIMIT_TIMEOUT_MS: '50' };
+    const started = Date.now();
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { env, timeout: 15_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    );
+    expect(out.trim()).toBe('fallback');
+    expect(Date.now() - started).toBeLessThan(10_000); // it exited by itself: nothing kept it alive
+  }, 20_000);
+});
+
 describe('no listener-leak warnings', () => {
   it('with 12 limiters on one connection and 16 callers waiting for it to come up', async () => {
     const warnings: string[] = [];
