@@ -1,4 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Decision } from '../client/decision.js';
+import type { Subject } from '../client/keys.js';
+import type { Cost, RateLimiter } from '../client/limiter.js';
 import { HttpRateLimiter, type HttpRateLimitOptions, type HttpRequestInfo, type Outcome } from './core.js';
 
 /** One core, given directly or built from options. */
@@ -176,4 +179,39 @@ export function koaRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
     await next();
   };
   return Object.assign(middleware, { limiter });
+}
+
+/**
+ * The 0.1 middleware, kept working: `httpRateLimit(limiter, { subject, cost })` for Node, Express
+ * and Connect, with `RateLimit-Limit/-Remaining/-Reset` headers and the 0.1 JSON 429 body. A
+ * request whose subject is missing now gets 400 instead of an error. New code: nodeRateLimit.
+ * @deprecated since 0.2
+ */
+export function httpRateLimit<Req extends IncomingMessage = IncomingMessage>(
+  limiter: RateLimiter,
+  options: { subject: (req: Req) => Subject | undefined; cost?: (req: Req) => Cost },
+) {
+  const cost = options.cost;
+  return nodeRateLimit({
+    rules: [{ name: 'default', limiter, subject: (r) => options.subject(r.raw as Req), ...(cost ? { cost: (r: HttpRequestInfo) => cost(r.raw as Req) } : {}) }],
+    headers: 'draft-6',
+    onDenied: (_req, d) => ({ status: 429, headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ error: 'rate_limited', deniedBy: d.deniedBy, retryAfterMs: d.retryAfterMs }) }),
+  });
+}
+
+/**
+ * The 0.1 helper, kept working: status and `RateLimit-Limit/-Remaining/-Reset` headers for a
+ * decision, `Retry-After` when denied (Reset is the wait until this request could pass).
+ * @deprecated since 0.2: use rateLimitHeaders
+ */
+export function httpHeaders(d: Decision): { status: number; headers: Record<string, string> } {
+  const waitMs = d.allowed ? d.resetAfterMs : Math.max(0, d.retryAfterMs);
+  const headers: Record<string, string> = {
+    'RateLimit-Limit': String(d.limit),
+    'RateLimit-Remaining': String(Math.max(0, d.remaining)),
+    'RateLimit-Reset': String(Math.ceil(waitMs / 1000)),
+  };
+  if (d.allowed) return { status: 200, headers };
+  if (d.retryAfterMs > 0) headers['Retry-After'] = String(Math.ceil(d.retryAfterMs / 1000));
+  return { status: 429, headers };
 }

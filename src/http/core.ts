@@ -3,6 +3,7 @@ import { InvalidConfigError } from '../errors.js';
 import type { LimitSpec, RateLimiterOptions } from '../client/config.js';
 import type { Decision } from '../client/decision.js';
 import { createRateLimiter, type Cost, type RateLimiter } from '../client/limiter.js';
+import type { Subject } from '../client/keys.js';
 import { verifyBypass, type BypassOptions } from './bypass.js';
 import { addressList, clientAddress, inList, type TrustProxy } from './client-ip.js';
 import { rateLimitHeaders, retryMs, windowSeconds, type HeaderStyle } from './headers.js';
@@ -42,6 +43,11 @@ export interface RateLimitRule {
   shadow?: boolean;
   /** Overrides the key for this rule. */
   key?: KeyOption;
+  /**
+   * Or the whole subject for this rule's limiter (`{ id, hashTag, scopes }` for user / team / org
+   * limits); its id is the key for allow / deny lists. Undefined or empty: a missing key.
+   */
+  subject?: (req: HttpRequestInfo) => Subject | undefined | Promise<Subject | undefined>;
   /** The request's cost (e.g. per limit name). Default 1. */
   cost?: (req: HttpRequestInfo) => Cost;
 }
@@ -107,6 +113,7 @@ interface CompiledRule {
   limiter: RateLimiter | null;
   shadow: boolean;
   key?: KeyOption;
+  subject?: RateLimitRule['subject'];
   cost?: (req: HttpRequestInfo) => Cost;
 }
 
@@ -154,7 +161,7 @@ export class HttpRateLimiter {
       const methods = r.method === undefined ? null : new Set((typeof r.method === 'string' ? [r.method] : r.method).map((m) => m.toUpperCase()));
       const classes = r.clientClass === undefined ? null : new Set(typeof r.clientClass === 'string' ? [r.clientClass] : r.clientClass);
       const limiter = r.limiter ?? (limits.length === 0 ? null : createRateLimiter({ ...o.limiter, redis: o.redis, limits, prefix: `${prefix}:${name}`, name }));
-      return { name, path: r.path, methods, classes, limits, limiter, shadow: r.shadow ?? false, key: r.key, cost: r.cost };
+      return { name, path: r.path, methods, classes, limits, limiter, shadow: r.shadow ?? false, key: r.key, subject: r.subject, cost: r.cost };
     });
     this.styles = typeof o.headers === 'string' ? [o.headers] : [...(o.headers ?? ['ietf'])];
     this.trusted = Array.isArray(o.trustProxy) ? addressList(o.trustProxy, 'trustProxy') : null;
@@ -209,7 +216,13 @@ export class HttpRateLimiter {
     const rule = this.rules.find((r) => matches(r, req, clientClass));
     if (!rule || !rule.limiter) return { pass: true, headers: {}, decision: null };
 
-    let key = await this.keyOf(rule.key ?? this.o.key ?? 'ip', req, address);
+    let subject: Subject | undefined;
+    let key: string | undefined;
+    if (rule.subject) {
+      subject = await rule.subject(req);
+      key = typeof subject === 'string' ? subject || undefined : subject?.id || undefined;
+      if (key === undefined) subject = undefined;
+    } else key = await this.keyOf(rule.key ?? this.o.key ?? 'ip', req, address);
     if (key !== undefined && this.denyKeys.has(key)) return this.forbidden();
     if (key !== undefined && this.allowKeys.has(key)) {
       this.counters.skipped++;
@@ -225,8 +238,9 @@ export class HttpRateLimiter {
       }
       key = missing.key;
     }
+    subject ??= key;
 
-    const decision = await rule.limiter.limit(key, rule.cost ? { cost: rule.cost(req) } : undefined);
+    const decision = await rule.limiter.limit(subject, rule.cost ? { cost: rule.cost(req) } : undefined);
     this.count(rule.name, decision, rule.shadow);
     this.o.onDecision?.({ rule: rule.name, key, decision, shadow: rule.shadow, req });
     const headers = this.headersFor(decision, rule.limits);
