@@ -19,6 +19,10 @@ export const KNOWN_CHECKS: Record<string, { arity: number; doc: string }> = {
     arity: 7,
     doc: "the one limit every decision shares has what its algo needs, in that algo's ranges, for the largest cost asked",
   },
+  multi_batch_specs: {
+    arity: 3,
+    doc: 'specs parse as `count` limits (algo,limit,period_ms,burst,offset_ms,unit), each valid for the largest cost asked of it, and the keys are whole decisions',
+  },
   offset_within_period: {
     arity: 2,
     doc: 'offset_ms < period_ms',

@@ -12,6 +12,7 @@ import { gcraPeekScript } from './ts/gcra_peek.js';
 import { gcraRefundScript } from './ts/gcra_refund.js';
 import { gcraReserveScript } from './ts/gcra_reserve.js';
 import { multiScript } from './ts/multi.js';
+import { multiBatchScript } from './ts/multi_batch.js';
 import { multiPeekScript } from './ts/multi_peek.js';
 import { quotaScript } from './ts/quota.js';
 import { quotaPeekScript } from './ts/quota_peek.js';
@@ -40,6 +41,7 @@ export * from './ts/gcra_peek.js';
 export * from './ts/gcra_refund.js';
 export * from './ts/gcra_reserve.js';
 export * from './ts/multi.js';
+export * from './ts/multi_batch.js';
 export * from './ts/multi_peek.js';
 export * from './ts/quota.js';
 export * from './ts/quota_peek.js';
@@ -56,4 +58,4 @@ export * from './ts/token_bucket_refund.js';
 export * from './ts/functions-library.js';
 
 /** Every script definition, in manifest order. */
-export const allScripts: readonly ScriptDef[] = [batchScript, blockScript, concurrencyAcquireScript, concurrencyPeekScript, concurrencyReleaseScript, fixedWindowScript, fixedWindowPeekScript, fixedWindowRefundScript, gcraScript, gcraPeekScript, gcraRefundScript, gcraReserveScript, multiScript, multiPeekScript, quotaScript, quotaPeekScript, quotaRefundScript, resetScript, slidingLogScript, slidingLogPeekScript, slidingWindowScript, slidingWindowPeekScript, slidingWindowRefundScript, tokenBucketScript, tokenBucketPeekScript, tokenBucketRefundScript];
+export const allScripts: readonly ScriptDef[] = [batchScript, blockScript, concurrencyAcquireScript, concurrencyPeekScript, concurrencyReleaseScript, fixedWindowScript, fixedWindowPeekScript, fixedWindowRefundScript, gcraScript, gcraPeekScript, gcraRefundScript, gcraReserveScript, multiScript, multiBatchScript, multiPeekScript, quotaScript, quotaPeekScript, quotaRefundScript, resetScript, slidingLogScript, slidingLogPeekScript, slidingWindowScript, slidingWindowPeekScript, slidingWindowRefundScript, tokenBucketScript, tokenBucketPeekScript, tokenBucketRefundScript];

@@ -667,6 +667,41 @@ local function rl_check_batch_spec(script, algo, limit, period_ms, burst, offset
   rl_multi_check(script, nil, { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit, cost = cost })
 end
 
+--- multi_batch: the limits every decision shares, parsed from `algo,limit,period_ms,burst,offset_ms,unit;...`.
+local function rl_multi_batch_specs(script, count, specs)
+  local limits = {}
+  for spec in string.gmatch(specs, '[^;]+') do
+    local algo, limit, period_ms, burst, offset_ms, unit = string.match(spec, '^(%l[%l_]*),(%d*),(%d*),(%d*),(%-?%d*),(%l*)$')
+    local i = #limits + 1
+    if not algo or (algo ~= 'gcra' and algo ~= 'token_bucket' and algo ~= 'fixed_window' and algo ~= 'sliding_window' and algo ~= 'sliding_log' and algo ~= 'quota' and algo ~= 'block') then
+      rl_fail(script, string.format('specs[%d] must be algo,limit,period_ms,burst,offset_ms,unit with a known algo, got "%s"', i, string.sub(spec, 1, 80)))
+    end
+    if #limit > 16 or #period_ms > 16 or #burst > 16 or #offset_ms > 16 or (unit ~= '' and unit ~= 'day' and unit ~= 'week' and unit ~= 'month') then
+      rl_fail(script, string.format('specs[%d] has a field out of range: "%s"', i, string.sub(spec, 1, 80)))
+    end
+    local item = { algo = algo, limit = tonumber(limit) or 1, period_ms = tonumber(period_ms), offset_ms = tonumber(offset_ms) or 0, cost = 0 }
+    item.burst = tonumber(burst) or item.limit
+    if unit ~= '' then item.unit = unit end
+    limits[i] = item
+  end
+  if #limits ~= count then rl_fail(script, string.format('specs has %d limit(s), count says %d', #limits, count)) end
+  return limits
+end
+
+--- The specs are valid for every item's cost, and the items are whole decisions.
+local function rl_check_multi_batch_specs(script, count, specs, items)
+  if #items % count ~= 0 then rl_fail(script, string.format('%d key(s) are not whole decisions of %d limit(s)', #items, count)) end
+  local limits = rl_multi_batch_specs(script, count, specs)
+  for j = 1, count do
+    local cost = 0
+    for i = j, #items, count do
+      if items[i].cost > cost then cost = items[i].cost end
+    end
+    limits[j].cost = cost
+    rl_multi_check(script, j, limits[j])
+  end
+end
+
 --- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes.
 local function rl_multi_item(key, item, now, simulated, trim)
   local algo = item.algo
@@ -1032,6 +1067,39 @@ rl_check_multi_items('multi', limits)
 return rl_reply(rl_multi('multi', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, true))
 end }
 
+-- multi_batch v1: Many independent multi decisions over the same limits in one call: each decision is all-or-nothing over its own keys (one per limit), decided in order exactly as separate multi calls would. What the client sends when several decisions of one multi-limit limiter arrive in the same event-loop turn.
+redis.register_function{ function_name = 'redlimit_multi_batch_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity_variadic('multi_batch', KEYS, ARGV, 1, 3, 1)
+local count = rl_arg_int('multi_batch', ARGV[1], 1, 'count', true, 1, 16)
+local specs = rl_arg_string('multi_batch', ARGV[2], 2, 'specs', true, 2048)
+local now_ms = rl_arg_int('multi_batch', ARGV[3], 3, 'now_ms', false, 0, 140737488355328)
+local items = {}
+for i = 1, #KEYS - 0 do
+  local base = 3 + (i - 1) * 1
+  local item = {}
+  item.cost = rl_arg_int('multi_batch', ARGV[base + 1], base + 1, 'cost', false, 0, 1000000000000000, i)
+  if item.cost == nil then item.cost = 1 end
+  items[i] = item
+end
+rl_check_multi_batch_specs('multi_batch', count, specs, items)
+local now = rl_now_ms(now_ms)
+local simulated = now_ms ~= nil
+local limits = rl_multi_batch_specs('multi_batch', count, specs)
+local reply = { now }
+local keys, decision = {}, {}
+for d = 0, #items / count - 1 do
+  for j = 1, count do
+    keys[j] = KEYS[d * count + j]
+    limits[j].cost = items[d * count + j].cost
+    decision[j] = limits[j]
+  end
+  local r = rl_multi('multi_batch', keys, decision, now, simulated, true)
+  for k = 4, #r do reply[#reply + 1] = r[k] end
+end
+return rl_reply(reply)
+end }
+
 -- multi_peek v1: Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas.
 redis.register_function{ function_name = 'redlimit_multi_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
@@ -1255,4 +1323,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '6dbf634be604223e68162e4e413bbbb827119106' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'dbbda6f5ea91fb735e89e03f40f63a86b471a801' end }

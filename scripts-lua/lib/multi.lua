@@ -51,6 +51,41 @@ local function rl_check_batch_spec(script, algo, limit, period_ms, burst, offset
   rl_multi_check(script, nil, { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit, cost = cost })
 end
 
+--- multi_batch: the limits every decision shares, parsed from `algo,limit,period_ms,burst,offset_ms,unit;...`.
+local function rl_multi_batch_specs(script, count, specs)
+  local limits = {}
+  for spec in string.gmatch(specs, '[^;]+') do
+    local algo, limit, period_ms, burst, offset_ms, unit = string.match(spec, '^(%l[%l_]*),(%d*),(%d*),(%d*),(%-?%d*),(%l*)$')
+    local i = #limits + 1
+    if not algo or (algo ~= 'gcra' and algo ~= 'token_bucket' and algo ~= 'fixed_window' and algo ~= 'sliding_window' and algo ~= 'sliding_log' and algo ~= 'quota' and algo ~= 'block') then
+      rl_fail(script, string.format('specs[%d] must be algo,limit,period_ms,burst,offset_ms,unit with a known algo, got "%s"', i, string.sub(spec, 1, 80)))
+    end
+    if #limit > 16 or #period_ms > 16 or #burst > 16 or #offset_ms > 16 or (unit ~= '' and unit ~= 'day' and unit ~= 'week' and unit ~= 'month') then
+      rl_fail(script, string.format('specs[%d] has a field out of range: "%s"', i, string.sub(spec, 1, 80)))
+    end
+    local item = { algo = algo, limit = tonumber(limit) or 1, period_ms = tonumber(period_ms), offset_ms = tonumber(offset_ms) or 0, cost = 0 }
+    item.burst = tonumber(burst) or item.limit
+    if unit ~= '' then item.unit = unit end
+    limits[i] = item
+  end
+  if #limits ~= count then rl_fail(script, string.format('specs has %d limit(s), count says %d', #limits, count)) end
+  return limits
+end
+
+--- The specs are valid for every item's cost, and the items are whole decisions.
+local function rl_check_multi_batch_specs(script, count, specs, items)
+  if #items % count ~= 0 then rl_fail(script, string.format('%d key(s) are not whole decisions of %d limit(s)', #items, count)) end
+  local limits = rl_multi_batch_specs(script, count, specs)
+  for j = 1, count do
+    local cost = 0
+    for i = j, #items, count do
+      if items[i].cost > cost then cost = items[i].cost end
+    end
+    limits[j].cost = cost
+    rl_multi_check(script, j, limits[j])
+  end
+end
+
 --- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes.
 local function rl_multi_item(key, item, now, simulated, trim)
   local algo = item.algo

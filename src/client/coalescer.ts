@@ -1,24 +1,33 @@
-import * as b from '../../generated/index.js';
 import type { ScriptDef } from '../runtime/index.js';
 
-/** One decision waiting for its batch: its key, its cost (as sent) and how to answer it. */
+/** One decision waiting for its batch: its keys and costs (as sent) and how to answer it. */
 export interface Waiter {
-  key: string;
-  cost: string;
-  /** The reply holds this decision's allowed, remaining, reset, retry at `offset`. */
+  keys: readonly string[];
+  costs: readonly string[];
+  /** The decision's first limit result (allowed, remaining, reset, retry) is at `offset`. */
   done(reply: readonly number[], offset: number): void;
   fail(err: unknown): void;
+}
+
+/** How one limiter's decisions are sent: alone, or many in one call. */
+export interface BatchShape {
+  /** A lone decision: the limiter's own script call and where its first result starts. */
+  lone(w: Waiter): { def: ScriptDef; argv: string[]; offset: number };
+  /** The batch script (`batch` for one limit, `multi_batch` for several) and its fixed ARGV; each key's cost follows. */
+  def: ScriptDef;
+  argv: readonly string[];
 }
 
 /** Most decisions one script call carries: bounds how long one call holds Redis. */
 const MAX_BATCH = 256;
 
 /**
- * Coalescing: decisions of one single-limit limiter that arrive in the same event-loop turn go
- * to Redis as one `batch` script call, which decides them in order, each independently and
- * exactly as if sent alone. The flush runs in the same turn's check phase (setImmediate), so an
- * idle process adds no latency; a lone decision is sent as the limit's own script. On a Cluster,
- * decisions are grouped per hash slot (every key of one call must live in one slot).
+ * Coalescing: decisions of one limiter that arrive in the same event-loop turn go to Redis as
+ * one batch script call, which decides them in order, each independently and exactly as if sent
+ * alone (each multi-limit decision all-or-nothing on its own). The flush runs in the same turn's
+ * check phase (setImmediate), so an idle process adds no latency; a lone decision is sent as the
+ * limiter's own script. On a Cluster, decisions are grouped per hash slot (every key of one
+ * call must live in one slot).
  */
 export class Coalescer {
   private readonly queues = new Map<number, Waiter[]>();
@@ -27,10 +36,7 @@ export class Coalescer {
 
   constructor(
     private readonly send: (def: ScriptDef, keys: string[], argv: string[], slot: number) => Promise<unknown>,
-    /** The limit's own script and ARGV with the cost at `costIndex`. */
-    private readonly single: { def: ScriptDef; argv: readonly string[]; costIndex: number },
-    /** The batch script's fixed ARGV for this limit. */
-    private readonly batchArgv: readonly string[],
+    private readonly shape: BatchShape,
   ) {}
 
   add(slot: number, w: Waiter): void {
@@ -57,32 +63,37 @@ export class Coalescer {
   }
 
   private sendBatch(q: Waiter[], slot: number): void {
-    let call: Promise<unknown>;
-    let first: number;
     if (q.length === 1) {
-      const argv = this.single.argv.slice();
-      argv[this.single.costIndex] = q[0]!.cost;
-      call = this.send(this.single.def, [q[0]!.key], argv, slot);
-      first = 0;
-    } else {
-      const keys = new Array<string>(q.length);
-      const argv = this.batchArgv.slice();
-      for (let i = 0; i < q.length; i++) {
-        keys[i] = q[i]!.key;
-        argv.push(q[i]!.cost);
-      }
-      call = this.send(b.batchScript, keys, argv, slot);
-      first = 1; // the batch reply opens with the clock reading
+      const w = q[0]!;
+      const { def, argv, offset } = this.shape.lone(w);
+      this.send(def, [...w.keys], argv, slot).then(
+        (reply) => w.done(reply as number[], offset),
+        (err: unknown) => w.fail(err),
+      );
+      return;
     }
-    call.then(
+    const keys: string[] = [];
+    const argv = this.shape.argv.slice();
+    for (const w of q) {
+      for (let j = 0; j < w.keys.length; j++) {
+        keys.push(w.keys[j]!);
+        argv.push(w.costs[j]!);
+      }
+    }
+    this.send(this.shape.def, keys, argv, slot).then(
       (reply) => {
         const r = reply as number[];
-        for (let i = 0; i < q.length; i++) q[i]!.done(r, first + 4 * i);
+        // The reply opens with the clock reading, then 4 numbers per key, decision after decision.
+        let offset = 1;
+        for (const w of q) {
+          w.done(r, offset);
+          offset += 4 * w.keys.length;
+        }
       },
       (err: unknown) => {
         // A slot half-way through a migration refuses multi-key calls (TRYAGAIN): each decision
         // alone follows the ASK redirect, so the batch is sent again one by one.
-        if (q.length > 1 && /^TRYAGAIN\b/.test((err as { redisMessage?: string }).redisMessage ?? '')) {
+        if (/^TRYAGAIN\b/.test((err as { redisMessage?: string }).redisMessage ?? '')) {
           for (const w of q) this.sendBatch([w], slot);
         } else for (const w of q) w.fail(err);
       },

@@ -4,7 +4,7 @@ import { hashSlot, intArg, preload, slotOwner, transportFor, type RedisClientLik
 import type { ArgValues } from '../twin/args.js';
 import { TwinClient } from '../twin/client.js';
 import { CircuitBreaker, breakerFor, type BreakerOptions, type BreakerStats } from './breaker.js';
-import { Coalescer, type Waiter } from './coalescer.js';
+import { Coalescer, type BatchShape, type Waiter } from './coalescer.js';
 import { validateConfig, type LimitSpec, type OnRedisFailure, type RateLimiterOptions } from './config.js';
 import type { Decision, DecisionSource, LimitResult } from './decision.js';
 import { DenyCache } from './deny-cache.js';
@@ -135,11 +135,7 @@ export class RateLimiter {
       this.path = null;
       this.cluster = false;
     }
-    const single = this.plans.length === 1 && !this.blocks ? this.plans[0]! : null;
-    this.coalescer =
-      this.path && single && (options.coalesce ?? true)
-        ? new Coalescer((def, keys, argv, slot) => this.path!.run(def, keys, argv, slot), single.consume, batchArgv(single.item))
-        : null;
+    this.coalescer = this.path && (options.coalesce ?? true) ? new Coalescer((def, keys, argv, slot) => this.path!.run(def, keys, argv, slot), this.batchShape()) : null;
 
     this.onBreakerState = ({ to }) => {
       this.metrics.breakerState?.({ limiter: this.name, state: to as 'open' });
@@ -486,32 +482,59 @@ export class RateLimiter {
   /** One decision over all limits: Redis when it can, else the configured failure path. */
   private decide(call: Call, costs: number[]): Promise<Decision> {
     const fallback = () => this.onTwin(call, costs, true);
-    if (this.plans.length === 1 && !this.blocks) {
+    const single = this.plans.length === 1 && !this.blocks;
+    if (this.coalescer) {
+      return new Promise<Decision>((resolve, reject) => {
+        const w: Waiter = {
+          keys: call.keys,
+          costs: this.costStrings(costs),
+          done: (r, o) => resolve(single ? this.fromSingle(r, o, 'redis', this.plans[0]!.limit) : this.fromItems(r, o, 'redis')),
+          fail: (err) => {
+            try {
+              resolve(this.failed(err, fallback, (d) => d));
+            } catch (e) {
+              reject(e);
+            }
+          },
+        };
+        this.coalescer!.add(call.slot, w);
+      });
+    }
+    if (single) {
       const p = this.plans[0]!;
-      if (this.coalescer) {
-        return new Promise<Decision>((resolve, reject) => {
-          const w: Waiter = {
-            key: call.keys[0]!,
-            cost: String(costs[0]),
-            done: (r, o) => resolve(this.fromSingle(r, o, 'redis', p.limit)),
-            fail: (err) => {
-              try {
-                resolve(this.failed(err, fallback, (d) => d));
-              } catch (e) {
-                reject(e);
-              }
-            },
-          };
-          this.coalescer!.add(call.slot, w);
-        });
-      }
       return this.viaRedis((path) => path.run(p.consume.def, call.keys, argvWith(p.consume, costs[0]!), call.slot).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit)), fallback);
     }
     return this.viaRedis((path) => path.run(b.multiScript, call.keys, this.multiArgv(costs), call.slot).then((r) => this.fromMulti(r as number[], 'redis')), fallback);
   }
 
+  /** Each key's cost as sent: one per limit, then 1 for the block item. */
+  private costStrings(costs: readonly (number | string)[]): string[] {
+    const out = this.plans.map((_, i) => String(costs[i]));
+    if (this.blocks) out.push('1');
+    return out;
+  }
+
+  /** How decisions go to Redis: alone, or coalesced into `batch` (one limit) / `multi_batch` (several, or blocks). */
+  private batchShape(): BatchShape {
+    if (this.plans.length === 1 && !this.blocks) {
+      const p = this.plans[0]!;
+      return {
+        lone: (w) => ({ def: p.consume.def, argv: argvWith(p.consume, Number(w.costs[0])), offset: 0 }),
+        def: b.batchScript,
+        argv: batchArgv(p.item),
+      };
+    }
+    const specs = this.plans.map((p) => [p.item.algo, p.item.limit, p.item.period_ms, p.item.burst, p.item.offset_ms, p.item.unit].join(','));
+    if (this.blocks) specs.push('block,,,,,');
+    return {
+      lone: (w) => ({ def: b.multiScript, argv: this.multiArgv(w.costs), offset: 3 }),
+      def: b.multiBatchScript,
+      argv: [String(specs.length), specs.join(';'), ''],
+    };
+  }
+
   /** multi ARGV: now_ms omitted, one group per limit (in plan order), then the block item. */
-  private multiArgv(costs: number[]): string[] {
+  private multiArgv(costs: readonly (number | string)[]): string[] {
     const argv = [''];
     for (let i = 0; i < this.plans.length; i++) pushItem(argv, this.plans[i]!.item, costs[i]!);
     if (this.blocks) pushBlockItem(argv);
@@ -531,27 +554,41 @@ export class RateLimiter {
     return { allowed, limitName: x.name, remaining: x.remaining, limit, resetAfterMs: x.resetAfterMs, retryAfterMs: x.retryAfterMs, deniedBy: allowed ? null : x.name, source, limits: [x] };
   }
 
-  /**
-   * A multi reply. The top-level numbers all describe one limit: the first that denied, else the
-   * one closest to denying (least remaining relative to its size), so a 429's remaining, limit
-   * and reset belong together. A block is reported as its own denial (deniedBy 'block').
-   */
+  /** A multi reply: its per-limit results start after allowed, denied index and retry. */
   private fromMulti(r: readonly number[], source: DecisionSource): Decision {
+    return this.fromItems(r, 3, source);
+  }
+
+  /**
+   * One decision from its per-item results at `o` (limits in plan order, then the block item),
+   * summarised as the multi script does: allowed when every item admits; denied by the first
+   * that does not; retry the longest wait of the denying ones (-1 if one never can). The
+   * top-level numbers all describe one limit: the first that denied, else the one closest to
+   * denying (least remaining relative to its size), so a 429's remaining, limit and reset belong
+   * together. A block is reported as its own denial (deniedBy 'block').
+   */
+  private fromItems(r: readonly number[], o: number, source: DecisionSource): Decision {
     const fallback = source === 'fallback';
     const limits: LimitResult[] = this.plans.map((p, i) => {
-      const o = 3 + 4 * i;
-      return { name: p.name, allowed: r[o] === 1, remaining: r[o + 1]!, limit: fallback ? p.fallbackLimit : p.limit, resetAfterMs: r[o + 2]!, retryAfterMs: r[o + 3]! };
+      const at = o + 4 * i;
+      return { name: p.name, allowed: r[at] === 1, remaining: r[at + 1]!, limit: fallback ? p.fallbackLimit : p.limit, resetAfterMs: r[at + 2]!, retryAfterMs: r[at + 3]! };
     });
-    const allowed = r[0] === 1;
-    const deniedIndex = r[1]! - 1;
-    if (!allowed && deniedIndex === this.plans.length) {
-      const o = 3 + 4 * deniedIndex; // the block item, after the limits
-      return { ...this.blockDenied(r[o + 3]!, source), limits };
+    const items = this.plans.length + (this.blocks ? 1 : 0);
+    let deniedIndex = -1;
+    let retry = 0;
+    for (let i = 0; i < items; i++) {
+      const at = o + 4 * i;
+      if (r[at] === 1) continue;
+      if (deniedIndex < 0) deniedIndex = i;
+      const own = r[at + 3]!;
+      retry = own < 0 || retry < 0 ? -1 : Math.max(retry, own);
     }
+    const allowed = deniedIndex < 0;
+    if (deniedIndex === this.plans.length) return { ...this.blockDenied(r[o + 4 * deniedIndex + 3]!, source), limits };
     let pick = limits[0]!;
     if (!allowed) pick = limits[deniedIndex]!;
     else for (const x of limits) if (x.remaining * pick.limit < pick.remaining * x.limit) pick = x;
-    return { allowed, limitName: pick.name, remaining: pick.remaining, limit: pick.limit, resetAfterMs: pick.resetAfterMs, retryAfterMs: allowed ? 0 : r[2]!, deniedBy: allowed ? null : pick.name, source, limits };
+    return { allowed, limitName: pick.name, remaining: pick.remaining, limit: pick.limit, resetAfterMs: pick.resetAfterMs, retryAfterMs: allowed ? 0 : retry, deniedBy: allowed ? null : pick.name, source, limits };
   }
 
   private blockDenied(retryAfterMs: number, source: DecisionSource): Decision {

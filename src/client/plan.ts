@@ -151,7 +151,7 @@ export function valuesWith(c: CompiledScript, cost: number): ArgValues {
 }
 
 /** The multi item group order (see scripts-lua/multi.lua): algo limit period_ms cost burst offset_ms unit. */
-export function pushItem(argv: string[], item: Readonly<Record<string, string>>, cost: number): void {
+export function pushItem(argv: string[], item: Readonly<Record<string, string>>, cost: number | string): void {
   argv.push(item.algo!, item.limit!, item.period_ms!, String(cost), item.burst!, item.offset_ms!, item.unit!);
 }
 

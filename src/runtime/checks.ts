@@ -40,6 +40,17 @@ export const checks = {
     items.forEach((item, index) => checkItem(script, item, index + 1));
   },
 
+  /** What rl_check_multi_batch_specs does in Lua. */
+  multiBatchSpecs(script: string, count: number, specs: string, items: readonly { cost?: number }[]): void {
+    if (items.length % count !== 0) throw new InvalidArgumentError(script, 'items', `${items.length} key(s) are not whole decisions of ${count} limit(s)`);
+    const limits = parseMultiBatchSpecs(script, count, specs);
+    limits.forEach((l, j) => {
+      let cost = 0;
+      for (let i = j; i < items.length; i += count) cost = Math.max(cost, items[i]!.cost ?? 1);
+      checkItem(script, { ...l, cost }, j + 1);
+    });
+  },
+
   /** What rl_check_batch_spec does in Lua: the shared limit, checked with the largest cost. */
   batchSpec(script: string, algo: string, limit: number, periodMs: number | undefined, burst: number, offsetMs: number, unit: string | undefined, decisions: readonly { cost?: number }[]): void {
     let cost = 0;
@@ -47,6 +58,39 @@ export const checks = {
     checkItem(script, { algo, limit, periodMs, burst, offsetMs, unit, cost }, undefined);
   },
 };
+
+const SPEC = /^([a-z][a-z_]*),(\d*),(\d*),(\d*),(-?\d*),([a-z]*)$/;
+const SPEC_ALGOS = ['gcra', 'token_bucket', 'fixed_window', 'sliding_window', 'sliding_log', 'quota', 'block'];
+
+/** rl_multi_batch_specs: the limits of a multi_batch call, parsed with the Lua's rules and messages. */
+export interface BatchLimit {
+  algo: string;
+  limit: number;
+  periodMs?: number;
+  burst: number;
+  offsetMs: number;
+  unit?: string;
+  cost: number;
+}
+
+export function parseMultiBatchSpecs(script: string, count: number, specs: string): BatchLimit[] {
+  const out: BatchLimit[] = [];
+  for (const spec of specs.split(';').filter((x) => x !== '')) {
+    const i = out.length + 1;
+    const m = SPEC.exec(spec);
+    if (!m || !SPEC_ALGOS.includes(m[1]!)) {
+      throw new InvalidArgumentError(script, 'specs', `specs[${i}] must be algo,limit,period_ms,burst,offset_ms,unit with a known algo, got "${spec.slice(0, 80)}"`);
+    }
+    const [, algo, limit, periodMs, burst, offsetMs, unit] = m as unknown as string[];
+    if (limit!.length > 16 || periodMs!.length > 16 || burst!.length > 16 || offsetMs!.length > 16 || (unit !== '' && !['day', 'week', 'month'].includes(unit!))) {
+      throw new InvalidArgumentError(script, 'specs', `specs[${i}] has a field out of range: "${spec.slice(0, 80)}"`);
+    }
+    const l = limit ? Number(limit) : 1;
+    out.push({ algo: algo!, limit: l, periodMs: periodMs ? Number(periodMs) : undefined, burst: burst ? Number(burst) : l, offsetMs: offsetMs && offsetMs !== '-' ? Number(offsetMs) : 0, ...(unit ? { unit } : {}), cost: 0 });
+  }
+  if (out.length !== count) throw new InvalidArgumentError(script, 'specs', `specs has ${out.length} limit(s), count says ${count}`);
+  return out;
+}
 
 /** rl_multi_check: `i` numbers the item in messages (limit[2]); undefined for a single limit. */
 function checkItem(script: string, item: MultiItemInput, i: number | undefined): void {

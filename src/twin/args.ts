@@ -75,6 +75,7 @@ const checkFns: Record<string, (script: string, values: unknown[]) => void> = {
   offset_within_period: (s, [p, o]) => checks.offsetWithinPeriod(s, p as number, o as number),
   batch_spec: (s, [algo, limit, period, burst, offset, unit, decisions]) =>
     checks.batchSpec(s, algo as string, limit as number, period as number | undefined, burst as number, offset as number, unit as string | undefined, decisions as { cost?: number }[]),
+  multi_batch_specs: (s, [count, specs, items]) => checks.multiBatchSpecs(s, count as number, specs as string, items as { cost?: number }[]),
   multi_items: (s, [items]) =>
     checks.multiItems(
       s,

@@ -7,6 +7,7 @@ import { ScriptError } from '../errors.js';
 import type { ScriptDef } from '../runtime/script-def.js';
 import * as a from './algorithms.js';
 import { parseScriptArgs, type ArgValues } from './args.js';
+import { parseMultiBatchSpecs } from '../runtime/checks.js';
 import { TwinStateError, type MemoryStore } from './store.js';
 
 export interface TwinCall {
@@ -111,6 +112,26 @@ function batch(c: TwinCall): number[] {
   return reply;
 }
 
+/** multi_batch: whole multi decisions over the same limits, in order, each all-or-nothing. */
+function multiBatch(c: TwinCall): number[] {
+  const count = n(c.args.count);
+  const limits: ArgValues[] = parseMultiBatchSpecs('multi_batch', count, s(c.args.specs)).map((l) => ({
+    algo: l.algo,
+    limit: l.limit,
+    period_ms: l.periodMs,
+    burst: l.burst,
+    offset_ms: l.offsetMs,
+    unit: l.unit,
+  }));
+  const reply = [c.now];
+  for (let d = 0; d * count < c.keys.length; d++) {
+    const keys = c.keys.slice(d * count, (d + 1) * count);
+    const items = limits.map((l, j) => ({ ...l, cost: c.items[d * count + j]!.cost }));
+    reply.push(...multi({ ...c, keys, items }, true, 'multi_batch').slice(3));
+  }
+  return reply;
+}
+
 type Impl = (c: TwinCall) => number[];
 const k0 = (c: TwinCall) => c.keys[0]!;
 
@@ -140,6 +161,7 @@ export const twinScripts: Record<string, Impl> = {
   block: (c) => [a.block(c.store, k0(c), n(c.args.duration_ms), c.now, c.simulated)],
   reset: (c) => [c.keys.reduce((count, k) => count + (c.store.delete(k) ? 1 : 0), 0)],
   multi: (c) => multi(c, true, 'multi'),
+  multi_batch: multiBatch,
   batch,
   multi_peek: (c) => multi(c, false, 'multi_peek'),
 };

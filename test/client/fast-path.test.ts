@@ -42,6 +42,31 @@ describe('the fast path', () => {
     await apart.close();
   });
 
+  it('coalesces multi-limit decisions too (multi_batch), each all-or-nothing, blocks included', async () => {
+    const limits = [
+      { name: 'minute', algo: 'gcra' as const, limit: 4, periodMs: 60_000 },
+      { name: 'hour', algo: 'fixed_window' as const, limit: 6, periodMs: 3_600_000 },
+      { name: 'day', algo: 'quota' as const, limit: 100, unit: 'day' as const },
+    ];
+    const together = createRateLimiter({ redis, prefix: uniquePrefix('mco1'), limits, denyCache: false, blocks: true });
+    const apart = createRateLimiter({ redis, prefix: uniquePrefix('mco2'), limits, denyCache: false, blocks: true, coalesce: false });
+    await together.block('eve', 60_000);
+    await apart.block('eve', 60_000);
+    const ids = Array.from({ length: 120 }, (_, i) => (i % 20 === 0 ? 'eve' : `id-${i % 20}`));
+    const costs = ids.map((_, i) => ({ hour: 1 + (i % 2) }));
+    const before = await scriptCalls();
+    const coalesced = await Promise.all(ids.map((id, i) => together.limit(id, { cost: costs[i] })));
+    expect((await scriptCalls()) - before).toBeLessThanOrEqual(2);
+    const oneByOne: Decision[] = [];
+    for (const [i, id] of ids.entries()) oneByOne.push(await apart.limit(id, { cost: costs[i] }));
+    const view = (d: Decision) => [d.allowed, d.deniedBy, d.remaining, d.limits.map((l) => l.remaining)];
+    expect(coalesced.map(view)).toEqual(oneByOne.map(view));
+    expect(coalesced.filter((d) => d.deniedBy === 'block')).toHaveLength(6);
+    expect(new Set(coalesced.map((d) => d.deniedBy))).toEqual(new Set([null, 'minute', 'hour', 'block']));
+    await together.close();
+    await apart.close();
+  });
+
   it('a lone decision is sent as the limit’s own script, without waiting for company', async () => {
     const rl = createRateLimiter({ redis, prefix: uniquePrefix('lone'), limits: { name: 'r', algo: 'gcra', limit: 5, periodMs: 1000 } });
     await rl.peek('x');

@@ -117,3 +117,61 @@ describe('batch', () => {
     await expect(new TwinClient().redlimitTwinEval(sha, [key], ['gcra', '5', '', '', '', '', '', '1'])).rejects.toBeInstanceOf(ScriptError);
   });
 });
+
+type Item = { algo: string; limit?: number; periodMs?: number; burst?: number; offsetMs?: number; unit?: 'day' | 'week' | 'month' };
+const multiLimit: fc.Arbitrary<Item> = fc.oneof(
+  fc.record({ algo: fc.constantFrom('gcra', 'token_bucket'), limit: small, periodMs, burst: small }),
+  fc.record({ algo: fc.constant('fixed_window'), limit: small, periodMs: fc.integer({ min: 2, max: 5_000 }), offsetMs: fc.constant(1) }),
+  fc.record({ algo: fc.constantFrom('sliding_window', 'sliding_log'), limit: small, periodMs }),
+  fc.record({ algo: fc.constant('quota'), limit: small, unit: fc.constantFrom('day' as const, 'week' as const), offsetMs: fc.constant(3_600_000) }),
+  fc.constant({ algo: 'block' }),
+);
+const specOf = (l: Item) => [l.algo, l.limit ?? '', l.periodMs ?? '', l.burst ?? '', l.offsetMs ?? '', l.unit ?? ''].join(',');
+
+describe('multi_batch', () => {
+  it('decides each decision in order exactly as its own multi call would, on Redis and on the twin', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(multiLimit, { minLength: 1, maxLength: 3 }),
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 3, maxLength: 3 })), { minLength: 1, maxLength: 10 }),
+        fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }),
+        async (limits, decisions, now) => {
+          const tag = `${prefix}:mb${run++}`;
+          const K = limits.length;
+          const keysOf = (side: string, id: number) => limits.map((_, j) => `${tag}:{${side}}:${id}:${j}`);
+          const expected: number[][] = [];
+          for (const [id, costs] of decisions) {
+            const r = await b.multi(redis, { nowMs: now, limits: limits.map((l, j) => ({ ...l, key: keysOf('one', id)[j]!, cost: costs[j]! }) as b.MultiItem) });
+            expected.push(...r.limits.map((x) => [x.allowed ? 1 : 0, x.remaining, x.resetAfterMs, x.retryAfterMs]));
+          }
+          const args = {
+            count: K,
+            specs: limits.map(specOf).join(';'),
+            nowMs: now,
+            items: decisions.flatMap(([id, costs]) => keysOf('all', id).map((key, j) => ({ key, cost: costs[j]! }))),
+          };
+          const onRedis = await b.multiBatch(redis, args);
+          expect(onRedis.items.map((x) => [x.allowed ? 1 : 0, x.remaining, x.resetAfterMs, x.retryAfterMs])).toEqual(expected);
+          expect(await b.multiBatch(new TwinClient(), args)).toEqual(onRedis);
+          expect(K).toBeGreaterThan(0);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('refuses bad specs and partial decisions before touching any key, in TypeScript and in Lua', async () => {
+    const key = `${prefix}:{mbad}`;
+    const items = [{ key: `${key}a`, cost: 1 }, { key: `${key}b`, cost: 1 }];
+    await expect(b.multiBatch(redis, { count: 2, specs: 'gcra,5,1000,,,', items })).rejects.toThrow(/specs has 1 limit\(s\), count says 2/);
+    await expect(b.multiBatch(redis, { count: 1, specs: 'nope,5,1000,,,', items })).rejects.toThrow(/specs\[1\] must be/);
+    await expect(b.multiBatch(redis, { count: 1, specs: 'gcra,5,,,,', items })).rejects.toThrow(/period_ms\[1\] is required for algo gcra/);
+    await expect(b.multiBatch(redis, { count: 2, specs: 'gcra,5,1000,,,;block,,,,,', items: items.slice(0, 1) })).rejects.toThrow(/not whole decisions/);
+    const sha = b.multiBatchScript.sha1;
+    await redis.script('LOAD', b.multiBatchScript.source);
+    await expect(redis.evalsha(sha, 2, `${key}a`, `${key}b`, '2', 'gcra,5,1000,,,', '', '1', '1')).rejects.toThrow(/specs has 1 limit\(s\), count says 2/);
+    await expect(redis.evalsha(sha, 1, `${key}a`, '1', 'gcra,5,1000,,,', '', '1e3')).rejects.toThrow(/cost\[1\] \(ARGV\[4\]\) must be a decimal integer/);
+    await expect(redis.evalsha(sha, 1, `${key}a`, '1', 'gcra,2000000000,1000,,,', '', '1')).rejects.toThrow(/limit\[1\] must be between 1 and 1000000000 for algo gcra/);
+    expect(await redis.exists(`${key}a`, `${key}b`)).toBe(0);
+  });
+});
