@@ -69,7 +69,7 @@ function upstashAdapter(redis: Redis) {
   };
 }
 
-const contenders: Contender[] = [
+const allContenders: Contender[] = [
   {
     name: 'return 1 (EVALSHA ceiling)',
     async make(redis, tag) {
@@ -101,6 +101,9 @@ const contenders: Contender[] = [
   limiterContender('redlimit createRateLimiter (coalesce off)', { coalesce: false }),
   limiterContender('redlimit 3 limits (minute/hour/day)', {}, 3),
 ];
+/** BENCH_CONTENDERS: a regular expression on contender names; rate-limiter-flexible (the reference) always runs. */
+const only = process.env.BENCH_CONTENDERS ? new RegExp(process.env.BENCH_CONTENDERS) : null;
+const contenders = allContenders.filter((c, i) => i === 1 || !only || only.test(c.name));
 
 function limiterContender(name: string, extra: Record<string, unknown>, tiers = 1): Contender {
   return {
@@ -273,7 +276,7 @@ async function main(): Promise<void> {
       console.log(`\n## Throughput, ${label} (median [min–max] of ${ROUNDS}; ratio to rate-limiter-flexible's median)`);
       const w = [48, 26, 8, 10, 10, 10];
       console.log(row(['contender', 'decisions/s', '×rlf', 'Redis µs', 'calls', 'Node µs'], w));
-      const peer = median(samples.get(contenders[1]!.name)!.map((s) => s.perSec));
+      const peer = median(samples.get(contenders.find((c) => c.name.startsWith('rate-limiter-flexible'))!.name)!.map((s) => s.perSec));
       for (const c of contenders) {
         const s = samples.get(c.name)!;
         const per = s.map((x) => x.perSec);
@@ -373,9 +376,10 @@ async function main(): Promise<void> {
       limiterTimeoutMs = 10_000;
       console.log('\n## Redis instructions per decision (callgrind; noise-free)');
       const n = Number(process.env.BENCH_CALLGRIND_DECISIONS ?? 3_000);
-      const base = await instructionsPerDecision(contenders[1]!, uniform, n);
+      const reference = contenders.find((c) => c.name.startsWith('rate-limiter-flexible'))!;
+      const base = await instructionsPerDecision(reference, uniform, n);
       for (const c of contenders) {
-        const v = c === contenders[1] ? base : await instructionsPerDecision(c, uniform, n);
+        const v = c === reference ? base : await instructionsPerDecision(c, uniform, n);
         console.log(`${c.name.padEnd(48)} ${Math.round(v).toLocaleString('en-US').padStart(10)}  ${fmt(v / base, 2)}× rate-limiter-flexible`);
       }
     } else console.log('\n(callgrind section skipped: valgrind missing, BENCH_CALLGRIND=0 or CI mode)');
