@@ -22,6 +22,9 @@ export function stringArg(script: string, spec: ArgSpec, value: string | undefin
   if (typeof value !== 'string') {
     throw new InvalidArgumentError(script, spec.name, `${label} must be a string, got ${describe(value)}`);
   }
+  if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    throw new InvalidArgumentError(script, spec.name, `${label} must be well-formed text (it holds a lone UTF-16 surrogate)`);
+  }
   if (Buffer.byteLength(value) > spec.maxLength!) {
     throw new InvalidArgumentError(script, spec.name, `${label} must be at most ${spec.maxLength} bytes`);
   }
@@ -39,6 +42,10 @@ export function enumArg(script: string, spec: ArgSpec, value: string | undefined
 export function keyArg(script: string, spec: KeySpec, value: string, label = `key ${spec.name}`): string {
   if (typeof value !== 'string' || value.length === 0) {
     throw new InvalidArgumentError(script, spec.name, `${label} must be a non-empty string, got ${describe(value)}`);
+  }
+  // A lone UTF-16 surrogate is sent as U+FFFD: two different keys would name one Redis key.
+  if (!(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+    throw new InvalidArgumentError(script, spec.name, `${label} must be well-formed text (it holds a lone UTF-16 surrogate, which would be sent as U+FFFD)`);
   }
   return value;
 }

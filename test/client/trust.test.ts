@@ -56,6 +56,9 @@ describe('identity is injective', () => {
     // Lone surrogates would be encoded to one key: refused with a clear error.
     for (const bad of ['a\uD800', 'a\uDBFF', '\uDC00x']) await expect(rl.limit(bad)).rejects.toThrow(/well-formed/);
     expect((await rl.limit('a\uFFFD')).allowed).toBe(true);
+    // The bindings refuse such keys too (other code may call them directly).
+    const { gcra: gcraBinding } = await import('../../src/index.js');
+    await expect(gcraBinding(redis, { key: 'k\uD800', limit: 1, periodMs: 1000 })).rejects.toThrow(/lone UTF-16 surrogate/);
     await rl.close();
   });
 
