@@ -296,7 +296,7 @@ export class HttpRateLimiter {
 
   /** Closes the limiters this core built (not the ones given in rules, nor the Redis client). */
   async close(): Promise<void> {
-    await Promise.all(this.rules.filter((r, i) => !this.o.rules?.[i]?.limiter).map((r) => r.limiter?.close()));
+    await Promise.all(this.rules.filter((_, i) => !this.o.rules?.[i]?.limiter).map((r) => r.limiter?.close()));
   }
 }
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { createRateLimiter, InvalidArgumentError, InvalidConfigError, UnsupportedClientError, type Decision, type RateLimiter } from '../../src/index.js';
+import { createRateLimiter, InvalidConfigError, UnsupportedClientError, type Decision, type RateLimiter } from '../../src/index.js';
 import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
 import { ioredis, uniquePrefix } from '../support/redis.js';
 
