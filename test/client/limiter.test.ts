@@ -174,15 +174,21 @@ describe('createRateLimiter', () => {
     expect(results.every((r) => r.allowed)).toBe(true);
     expect(elapsed).toBeGreaterThanOrEqual(140); // 4 calls at 20/s after a burst of 1: the last waits 150 ms
     expect((await scriptCalls()) - before).toBe(8); // a block check and a booking each
-    expect((await x.acquire('job', { maxWaitMs: 10 })).allowed).toBe(false);
+    // Waiting and aborting on a slow limit (1 per minute), so no refill can race the assertions.
+    const slow = createRateLimiter({ redis, prefix: 'rl8s', limits: { name: 'calls', algo: 'gcra', limit: 1, periodMs: 60_000 } });
+    expect((await slow.acquire('job')).allowed).toBe(true);
+    expect((await slow.acquire('job', { maxWaitMs: 10 })).allowed).toBe(false); // the next slot is ~60 s away
     const ac = new AbortController();
-    const pending = x.acquire('job', { maxWaitMs: 1000, signal: ac.signal });
+    const pending = slow.acquire('job', { maxWaitMs: 120_000, signal: ac.signal });
     setTimeout(() => ac.abort(new Error('caller gave up')), 5);
     await expect(pending).rejects.toThrow('caller gave up');
+    // The booking was given back: the key is one minute from full again, not two.
+    expect((await slow.peek('job')).resetAfterMs).toBeLessThanOrEqual(60_000);
     await x.block('job', 10_000);
     expect(await x.acquire('job', { maxWaitMs: 1000 })).toMatchObject({ allowed: false, deniedBy: 'block', source: 'redis' });
     await x.close();
     await y.close();
+    await slow.close();
   });
 
   it('a key holding foreign data falls back for that call without opening the breaker', async () => {
