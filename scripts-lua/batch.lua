@@ -27,7 +27,7 @@ local spec = { algo = algo, limit = limit, period_ms = period_ms, burst = burst,
 local reply = { now }
 for i = 1, #decisions do
   spec.cost = decisions[i].cost
-  local allowed, remaining, reset, retry, writes = rl_multi_item(KEYS[i], spec, now, simulated, true)
+  local allowed, remaining, reset, retry, writes = rl_multi_item(KEYS[i], spec, now, simulated, true, true)
   if allowed == 1 then rl_apply(writes) end
   local o = 4 * i - 2
   reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry

@@ -16,6 +16,5 @@
 --- @include "lib/clock"
 --- @args
 
-local allowed, remaining, reset, retry, writes = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
-if allowed == 1 then rl_apply(writes) end
+local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil, true)
 return rl_reply({ allowed, remaining, reset, retry })

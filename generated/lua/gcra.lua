@@ -23,12 +23,6 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
---- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack. Looked up at call
---- time: a Functions library may not touch globals while it loads.
-local function rl_unpack(list)
-  return (table.unpack or unpack)(list)
-end
-
 --- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
 --- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
 local function rl_reply(values)
@@ -180,12 +174,8 @@ local function rl_expiry(now, ttl_ms, simulated)
   return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
 end
 
---- Runs the writes an algorithm planned: a list of redis.call argument lists.
-local function rl_apply(writes)
-  for i = 1, #writes do
-    redis.call(rl_unpack(writes[i]))
-  end
-end
+--- No writes: shared, never changed (saves a table per call that writes nothing).
+local RL_NO_WRITES = {}
 
 -- from scripts-lua/lib/algo_gcra.lua
 --- GCRA over the shared bucket: the state is one string, the theoretical arrival time (tat) as
@@ -213,24 +203,34 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
---- The writes that store content (whole, frac) at `now`, given the exact time until it is full
---- again (reset_ms + reset_num / limit); none when full (absent = full).
-local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
-  if reset_ms == 0 and reset_num == 0 then return { { 'DEL', key } } end
+--- The command that stores content (whole, frac) at `now`, given the exact time until it is full
+--- again (reset_ms + reset_num / limit), as redis.call arguments; DEL when full (absent = full).
+local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
+  if reset_ms == 0 and reset_num == 0 then return 'DEL', key end
   local ttl = reset_ms
   if reset_num > 0 then ttl = ttl + 1 end
   local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  return { { 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at } }
+  return 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at
 end
 
---- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted).
-local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated)
+--- The same as a list of writes, for callers that apply them later (or never).
+local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+  return { { rl_gcra_write(key, reset_ms, reset_num, now, simulated) } }
+end
+
+--- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted). With
+--- `apply_now` the write is made here and no list is built (a caller with nothing to roll back).
+local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
   local allowed, left, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
   local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
-  local writes = {}
+  local writes = RL_NO_WRITES
   if allowed == 1 and cost > 0 then
-    writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+    if apply_now then
+      redis.call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
+    else
+      writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+    end
   end
   if reset_num > 0 then reset_ms = reset_ms + 1 end
   return allowed, math.max(left, 0), reset_ms, retry, writes
@@ -248,6 +248,5 @@ if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('gcra', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
 rl_check_refill_bounded('gcra', limit, period_ms, burst)
 
-local allowed, remaining, reset, retry, writes = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
-if allowed == 1 then rl_apply(writes) end
+local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil, true)
 return rl_reply({ allowed, remaining, reset, retry })

@@ -203,14 +203,19 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
---- The writes that store content (whole, frac) at `now`, given the exact time until it is full
---- again (reset_ms + reset_num / limit); none when full (absent = full).
-local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
-  if reset_ms == 0 and reset_num == 0 then return { { 'DEL', key } } end
+--- The command that stores content (whole, frac) at `now`, given the exact time until it is full
+--- again (reset_ms + reset_num / limit), as redis.call arguments; DEL when full (absent = full).
+local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
+  if reset_ms == 0 and reset_num == 0 then return 'DEL', key end
   local ttl = reset_ms
   if reset_num > 0 then ttl = ttl + 1 end
   local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  return { { 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at } }
+  return 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at
+end
+
+--- The same as a list of writes, for callers that apply them later (or never).
+local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+  return { { rl_gcra_write(key, reset_ms, reset_num, now, simulated) } }
 end
 
 --- Gives `cost` back, never above full: remaining, reset_after_ms, writes.

@@ -218,6 +218,9 @@ local function rl_expiry(now, ttl_ms, simulated)
   return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
 end
 
+--- No writes: shared, never changed (saves a table per call that writes nothing).
+local RL_NO_WRITES = {}
+
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
@@ -251,24 +254,34 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
---- The writes that store content (whole, frac) at `now`, given the exact time until it is full
---- again (reset_ms + reset_num / limit); none when full (absent = full).
-local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
-  if reset_ms == 0 and reset_num == 0 then return { { 'DEL', key } } end
+--- The command that stores content (whole, frac) at `now`, given the exact time until it is full
+--- again (reset_ms + reset_num / limit), as redis.call arguments; DEL when full (absent = full).
+local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
+  if reset_ms == 0 and reset_num == 0 then return 'DEL', key end
   local ttl = reset_ms
   if reset_num > 0 then ttl = ttl + 1 end
   local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  return { { 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at } }
+  return 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at
 end
 
---- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted).
-local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated)
+--- The same as a list of writes, for callers that apply them later (or never).
+local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+  return { { rl_gcra_write(key, reset_ms, reset_num, now, simulated) } }
+end
+
+--- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted). With
+--- `apply_now` the write is made here and no list is built (a caller with nothing to roll back).
+local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
   local allowed, left, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
   local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
-  local writes = {}
+  local writes = RL_NO_WRITES
   if allowed == 1 and cost > 0 then
-    writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+    if apply_now then
+      redis.call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
+    else
+      writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+    end
   end
   if reset_num > 0 then reset_ms = reset_ms + 1 end
   return allowed, math.max(left, 0), reset_ms, retry, writes
@@ -590,11 +603,12 @@ local function rl_check_multi_items(script, items)
   for i = 1, #items do rl_multi_check(script, i, items[i]) end
 end
 
---- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes.
-local function rl_multi_item(key, item, now, simulated, trim)
+--- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes. `apply_now`:
+--- an algorithm that can may make its write at once (batch: nothing to roll back) and return none.
+local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   local algo = item.algo
   if algo == 'gcra' then
-    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated)
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now)
   elseif algo == 'token_bucket' then
     return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated)
   elseif algo == 'fixed_window' then

@@ -25,24 +25,34 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
---- The writes that store content (whole, frac) at `now`, given the exact time until it is full
---- again (reset_ms + reset_num / limit); none when full (absent = full).
-local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
-  if reset_ms == 0 and reset_num == 0 then return { { 'DEL', key } } end
+--- The command that stores content (whole, frac) at `now`, given the exact time until it is full
+--- again (reset_ms + reset_num / limit), as redis.call arguments; DEL when full (absent = full).
+local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
+  if reset_ms == 0 and reset_num == 0 then return 'DEL', key end
   local ttl = reset_ms
   if reset_num > 0 then ttl = ttl + 1 end
   local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  return { { 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at } }
+  return 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at
 end
 
---- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted).
-local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated)
+--- The same as a list of writes, for callers that apply them later (or never).
+local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+  return { { rl_gcra_write(key, reset_ms, reset_num, now, simulated) } }
+end
+
+--- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted). With
+--- `apply_now` the write is made here and no list is built (a caller with nothing to roll back).
+local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
   local allowed, left, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
   local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
-  local writes = {}
+  local writes = RL_NO_WRITES
   if allowed == 1 and cost > 0 then
-    writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+    if apply_now then
+      redis.call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
+    else
+      writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+    end
   end
   if reset_num > 0 then reset_ms = reset_ms + 1 end
   return allowed, math.max(left, 0), reset_ms, retry, writes

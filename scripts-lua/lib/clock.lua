@@ -23,6 +23,9 @@ local function rl_expiry(now, ttl_ms, simulated)
   return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
 end
 
+--- No writes: shared, never changed (saves a table per call that writes nothing).
+local RL_NO_WRITES = {}
+
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do

@@ -86,11 +86,12 @@ local function rl_check_multi_batch_specs(script, count, specs, items)
   end
 end
 
---- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes.
-local function rl_multi_item(key, item, now, simulated, trim)
+--- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes. `apply_now`:
+--- an algorithm that can may make its write at once (batch: nothing to roll back) and return none.
+local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   local algo = item.algo
   if algo == 'gcra' then
-    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated)
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now)
   elseif algo == 'token_bucket' then
     return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated)
   elseif algo == 'fixed_window' then
