@@ -11,7 +11,7 @@ import { DenyCache } from './deny-cache.js';
 import { blockKey, limitKey, resolveSubject, slotOf, type Resolved, type Subject } from './keys.js';
 import { LeasePool } from './leases.js';
 import type { MetricsHook } from './metrics.js';
-import { argvWith, batchArgv, compileLimit, pushBlockItem, pushItem, valuesWith, type CompiledScript, type LimitPlan } from './plan.js';
+import { argvWith, batchArgv, compileLimit, pushBlockItem, pushItem, valuesWith, type LimitPlan } from './plan.js';
 import { clientWarnings } from './redis-call.js';
 import { autoFunctions } from '../runtime/functions.js';
 import { detectServer } from '../runtime/server.js';
@@ -500,11 +500,16 @@ export class RateLimiter {
         this.coalescer!.add(call.slot, w);
       });
     }
-    if (single) {
+    return this.viaRedis((path) => this.consumeOnRedis(path, call, costs), fallback);
+  }
+
+  /** One consume on Redis, uncoalesced: the limit's own script, or multi for several limits / blocks. */
+  private consumeOnRedis(path: RedisPath, call: Call, costs: number[]): Promise<Decision> {
+    if (this.plans.length === 1 && !this.blocks) {
       const p = this.plans[0]!;
-      return this.viaRedis((path) => path.run(p.consume.def, call.keys, argvWith(p.consume, costs[0]!), call.slot).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit)), fallback);
+      return path.run(p.consume.def, call.keys, argvWith(p.consume, costs[0]!), call.slot).then((r) => this.fromSingle(r as number[], 0, 'redis', p.limit));
     }
-    return this.viaRedis((path) => path.run(b.multiScript, call.keys, this.multiArgv(costs), call.slot).then((r) => this.fromMulti(r as number[], 'redis')), fallback);
+    return path.run(b.multiScript, call.keys, this.multiArgv(costs), call.slot).then((r) => this.fromMulti(r as number[], 'redis'));
   }
 
   /** Each key's cost as sent: one per limit, then 1 for the block item. */
@@ -633,11 +638,7 @@ export class RateLimiter {
   /** A consume on Redis with no failure policy: null when Redis cannot decide. */
   private decideOnRedisOnly(call: Call, costs: number[]): Promise<Decision | null> {
     if (!this.path) return Promise.resolve(null);
-    const run =
-      this.plans.length === 1 && !this.blocks
-        ? this.path.run(this.plans[0]!.consume.def, call.keys, argvWith(this.plans[0]!.consume, costs[0]!), call.slot).then((r) => this.fromSingle(r as number[], 0, 'redis', this.plans[0]!.limit))
-        : this.path.run(b.multiScript, call.keys, this.multiArgv(costs), call.slot).then((r) => this.fromMulti(r as number[], 'redis'));
-    return run.catch((err: unknown) => {
+    return this.consumeOnRedis(this.path, call, costs).catch((err: unknown) => {
       if (err instanceof InvalidArgumentError) throw err;
       return null;
     });
@@ -689,4 +690,3 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   return new RateLimiter(options);
 }
 
-export type { CompiledScript };

@@ -80,15 +80,6 @@ export async function whenReady(client: object, ms: number): Promise<void> {
   }
 }
 
-export function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(ms)), ms);
-  });
-  work.catch(() => {}); // a late failure after the deadline is not the caller's any more
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** Options of a client the limiter relies on; each entry is a warning for stats(). */
 export function clientWarnings(client: object): string[] {
   const nodeRedis = client as { isOpen?: boolean; status?: unknown };
