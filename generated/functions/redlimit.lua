@@ -854,6 +854,7 @@ local now_ms = rl_arg_int('block', ARGV[2], 2, 'now_ms', false, 0, 1407374883553
 local now = rl_now_ms(now_ms)
 if duration_ms == 0 then
   redis.call('DEL', KEYS[1])
+  redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1])
   return rl_reply({ 0 })
 end
 local until_ms = now + duration_ms
@@ -861,6 +862,7 @@ local current = rl_block_read(KEYS[1], now)
 if current and current > until_ms then return { current } end
 local set_opt, _, at = rl_expiry(now, duration_ms, now_ms ~= nil)
 redis.call('SET', KEYS[1], string.format('%d', until_ms), set_opt, at)
+redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1])
 return rl_reply({ until_ms })
 end }
 
@@ -968,6 +970,7 @@ local now_ms = rl_arg_int('fixed_window_refund', ARGV[5], 5, 'now_ms', false, 0,
 rl_check_offset_within_period('fixed_window_refund', period_ms, offset_ms)
 local remaining, reset, writes = rl_fixed_window_refund(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
@@ -1023,6 +1026,7 @@ local now_ms = rl_arg_int('gcra_refund', ARGV[5], 5, 'now_ms', false, 0, 1407374
 rl_check_refill_bounded('gcra_refund', limit, period_ms, burst)
 local remaining, reset, writes = rl_gcra_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
@@ -1189,6 +1193,7 @@ if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('quota_refund', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
 local remaining, reset, writes = rl_quota_refund(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
@@ -1196,7 +1201,9 @@ end }
 redis.register_function{ function_name = 'redlimit_reset_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity_variadic('reset', KEYS, ARGV, 1, 0, 0)
-return rl_reply({ redis.call('DEL', rl_unpack(KEYS)) })
+local deleted = redis.call('DEL', rl_unpack(KEYS))
+for i = 1, #KEYS do redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[i]) end
+return rl_reply({ deleted })
 end }
 
 -- sliding_log v1: Sliding log: an exact rolling window; at most `limit` units admitted in any `period_ms`. Memory: one entry per admitted call, so at most `limit` entries per key; trimmed in the same call.
@@ -1276,6 +1283,7 @@ if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('sliding_window_refund', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
 local remaining, reset, writes = rl_sliding_window_refund(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
@@ -1332,8 +1340,9 @@ local now_ms = rl_arg_int('token_bucket_refund', ARGV[5], 5, 'now_ms', false, 0,
 rl_check_refill_bounded('token_bucket_refund', limit, period_ms, burst)
 local remaining, reset, writes = rl_token_bucket_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'b4473598af7735081ac0679d73c68ce810aab14e' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '045060764ef9fa7076645d2371ae79dc9d3987cd' end }
