@@ -1,3 +1,4 @@
+import { multiBatchScript } from '../../generated/index.js';
 import { InvalidConfigError } from '../errors.js';
 import type { BreakerOptions, CircuitBreaker } from './breaker.js';
 import type { MetricsHook } from './metrics.js';
@@ -108,6 +109,10 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
   }
   const limits = Array.isArray(o.limits) ? o.limits : o.limits ? [o.limits] : [];
   if (limits.length === 0) throw new InvalidConfigError('limits must name at least one limit');
+  // Every decision must fit the script that coalesces it (multi_batch): its header bounds it.
+  const most = multiBatchScript.args.find((a) => a.name === 'count')!.max!;
+  const items = limits.length + (o.blocks === true ? 1 : 0);
+  if (items > most) throw new InvalidConfigError(`a limiter holds at most ${most} limits (counting the block check of blocks: true), got ${items}`);
   const names = new Set<string>();
   for (const l of limits) {
     if (!l || typeof l !== 'object' || typeof l.name !== 'string' || !NAME.test(l.name)) {

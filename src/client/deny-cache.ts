@@ -13,7 +13,9 @@ interface Entry {
  * Remembers subjects Redis denied, until their exact retry time, so a flood from a denied id
  * costs no Redis calls. It only ever denies, and only calls at least as costly (per limit) as the
  * one Redis denied; `until` counts from when that call was sent, so it can end early (then Redis
- * is asked again) but never late. A refund, reset or block forgets the subject.
+ * is asked again) but never late. It answers only calls of exactly the costs Redis denied (a
+ * costlier call may be one that can never pass, a cheaper one may pass). A refund, reset or
+ * block forgets the subject.
  *
  * Its answers are Redis's own decision with the times moved on by what has elapsed since: the
  * same limits, remaining, limit and deniedBy; resetAfterMs and retryAfterMs counted down.
@@ -34,7 +36,9 @@ export class DenyCache {
       this.entries.delete(subject);
       return null;
     }
-    for (let i = 0; i < costs.length; i++) if (costs[i]! < e.costs[i]!) return null;
+    // Only the very costs Redis denied: a costlier call may never pass at all (retry -1) or wait
+    // longer, a cheaper one may pass now. Either way only Redis can say.
+    for (let i = 0; i < costs.length; i++) if (costs[i] !== e.costs[i]) return null;
     const elapsed = Math.max(0, now - e.sentAt);
     const later = (ms: number) => (ms < 0 ? ms : Math.max(0, ms - elapsed));
     const d = e.decision;

@@ -20,6 +20,7 @@ interface Lease {
 export class LeasePool {
   private readonly leases = new Map<string, Lease>();
   private readonly timer: NodeJS.Timeout;
+  private closed = false;
 
   constructor(
     readonly size: number,
@@ -39,7 +40,15 @@ export class LeasePool {
     return l.units;
   }
 
+  /**
+   * Adds units taken from Redis. After close() nothing may hold them: they go straight back (a
+   * top-up whose reply arrives after close() would otherwise strand its units).
+   */
   add(sid: string, s: { id: string; tag: string; scopes: Readonly<Record<string, string>> }, units: number): number {
+    if (this.closed) {
+      if (units > 0) this.track(this.giveBack({ id: s.id, hashTag: s.tag, scopes: { ...s.scopes } }, units).catch(() => {}));
+      return 0;
+    }
     const now = this.clock();
     const l = this.leases.get(sid);
     if (l && now - l.takenAt < this.ttlMs) {
@@ -62,7 +71,7 @@ export class LeasePool {
   refill(sid: string, fetch: Promise<unknown>): void {
     const l = this.leases.get(sid)!;
     l.refilling = true;
-    void fetch.finally(() => {
+    void this.track(fetch).finally(() => {
       l.refilling = false;
     });
   }
@@ -86,10 +95,27 @@ export class LeasePool {
     for (const [sid, l] of this.leases) if (now - l.takenAt >= this.ttlMs) this.release(sid, l);
   }
 
+  /** Lease fetches and late give-backs still in flight: close() waits for them. */
+  private readonly inflight = new Set<Promise<unknown>>();
+
+  /** Registers a fetch of units from Redis (or a give-back) that close() must wait for. */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.inflight.add(p);
+    const done = () => this.inflight.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  /**
+   * Gives back every unit held, once. Fetches in flight settle first: units they bring after this
+   * point go straight back (see add), so close() resolves only when every unit is home.
+   */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
     const all = [...this.leases.entries()];
     await Promise.all(all.map(([sid, l]) => this.release(sid, l)));
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight]);
   }
 
   /** Removes the lease and hands back its units, once: they are zeroed in the same step. */

@@ -1,7 +1,7 @@
 import * as b from '../../generated/index.js';
 import { InvalidArgumentError, InvalidConfigError, RateLimitedError, RedisUnavailableError } from '../errors.js';
 import { hashSlot, intArg, preload, slotOwner, transportFor, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
-import type { ArgValues } from '../twin/args.js';
+import { parseScriptArgs, type ArgValues } from '../twin/args.js';
 import { TwinClient } from '../twin/client.js';
 import { CircuitBreaker, breakerFor, type BreakerOptions, type BreakerStats } from './breaker.js';
 import { Coalescer, type BatchShape, type Waiter } from './coalescer.js';
@@ -212,24 +212,31 @@ export class RateLimiter {
   }
 
   /**
-   * Back to full for every limit of `subject`; lifts a block. Applied to the fallback too; if
-   * Redis cannot take it, throws RedisUnavailableError (the caller should know it did not land).
+   * Back to full for what belongs to `subject`: by default the limits keyed by its own id (not
+   * those it shares with others through a scope, e.g. a team's or an org's budget), and its
+   * block. Name limits (`limits`) or scopes (`scopes`: every limit keyed by that scope) to reset
+   * exactly those instead. Applied to the fallback too, and every other instance drops what it
+   * holds locally for these keys (the reset script publishes them); if Redis cannot take it,
+   * throws RedisUnavailableError (the caller should know it did not land).
    */
-  async reset(subject: Subject): Promise<void> {
+  async reset(subject: Subject, options: { limits?: readonly string[]; scopes?: readonly string[] } = {}): Promise<void> {
     const call = this.resolve(subject);
+    const keys = this.resetKeys(call, options);
     this.forget(call);
-    this.twin.runParsed(b.resetScript, call.keys, {});
-    if (this.path) await this.path.run(b.resetScript, call.keys, [], call.slot).catch(unavailable('reset'));
+    this.twin.runParsed(b.resetScript, keys, {});
+    if (this.path) await this.path.run(b.resetScript, keys, [], call.slot).catch(unavailable('reset'));
   }
 
   /**
    * Give back units an admitted call did not use (never above full); sliding_log cannot refund.
+   * A number refunds that many units of every limit; an object refunds only the limits it names
+   * (an RPM + TPM limiter refunding unused tokens names `tpm` and gives back no request).
    * The refund goes to whichever side decides now: Redis, or the fallback while Redis cannot
    * (where a call admitted during the outage took its units). It never throws for Redis trouble.
    */
   async refund(subject: Subject, options: { cost?: Cost } = {}): Promise<void> {
     const call = this.resolve(subject);
-    const costs = this.costs(options.cost);
+    const costs = this.costs(options.cost, 0);
     this.denyCache?.forget(call.ident);
     const refunds = this.plans.flatMap((p, i) => (p.refund && costs[i]! > 0 ? [{ p, i }] : []));
     const onTwin = () => {
@@ -269,10 +276,11 @@ export class RateLimiter {
     if (this.plans.length !== 1 || p.algo !== 'gcra') throw new InvalidConfigError('acquire needs a limiter with exactly one gcra limit');
     const call = this.resolve(subject);
     options.signal?.throwIfAborted();
-    const cost = this.costs(options.cost)[0]!;
-    const maxWaitMs = options.maxWaitMs ?? 0;
     const def = b.gcraReserveScript;
-    const argv = [...p.consume.argv.slice(0, 3), String(cost), intArg(def.name, def.args[4]!, maxWaitMs, 'maxWaitMs')];
+    const cost = options.cost ?? 1;
+    const maxWaitMs = options.maxWaitMs ?? 0;
+    const argv = [...p.consume.argv.slice(0, 3), intArg(def.name, def.args[3]!, cost, 'cost'), intArg(def.name, def.args[4]!, maxWaitMs, 'maxWaitMs')];
+    refusedBefore(def, () => parseScriptArgs(def, [call.keys[0]!], argv)); // every check the script makes (its @checks too), before the round trip
     const values: ArgValues = { ...p.fallback.consume.values, cost, max_wait_ms: maxWaitMs };
     const blocked = (source: DecisionSource, r: number[]) => (r[0] === 1 ? null : this.blockDenied(r[5]!, source));
     const penalty = this.blocks ? [blockKey(this.prefix, call.s)] : null;
@@ -398,7 +406,37 @@ export class RateLimiter {
     return { s, keys, ident: keys.length === 1 ? keys[0]! : JSON.stringify(keys), slot: this.cluster ? slotOf(s) : -1 };
   }
 
-  private costs(cost: Cost | undefined): number[] {
+  /**
+   * The keys a reset clears: the limits keyed by the subject's own id and its block (default),
+   * or exactly the limits named, by name or by the scope that keys them.
+   */
+  private resetKeys(call: Call, o: { limits?: readonly string[]; scopes?: readonly string[] }): string[] {
+    if (o === null || typeof o !== 'object') throw new InvalidArgumentError('limiter', 'reset', 'reset options must be { limits?, scopes? }');
+    const names = o.limits === undefined ? null : new Set(o.limits);
+    const scopes = o.scopes === undefined ? null : new Set(o.scopes);
+    for (const [list, what] of [[names, 'limits'], [scopes, 'scopes']] as const) {
+      if (list !== null && (!Array.isArray(what === 'limits' ? o.limits : o.scopes) || list.size === 0)) {
+        throw new InvalidArgumentError('limiter', what, `reset ${what} must be a non-empty array of names`);
+      }
+    }
+    for (const n of names ?? []) {
+      if (!this.plans.some((p) => p.name === n)) throw new InvalidArgumentError('limiter', 'limits', `reset names limit ${JSON.stringify(n)}, which this limiter does not have`);
+    }
+    for (const sc of scopes ?? []) {
+      if (!this.plans.some((p) => (p.scope ?? 'id') === sc)) throw new InvalidArgumentError('limiter', 'scopes', `reset names scope ${JSON.stringify(sc)}, which no limit of this limiter is keyed by`);
+    }
+    const keys: string[] = [];
+    this.plans.forEach((p, i) => {
+      const chosen = names === null && scopes === null ? p.scope === null : names?.has(p.name) === true || scopes?.has(p.scope ?? 'id') === true;
+      if (chosen) keys.push(call.keys[i]!);
+    });
+    if (this.blocks && names === null && scopes === null) keys.push(call.keys[this.plans.length]!);
+    if (keys.length === 0) throw new InvalidArgumentError('limiter', 'reset', 'every limit of this limiter is keyed by a scope: name the limits or scopes to reset');
+    return keys;
+  }
+
+  /** Per-limit costs in plan order; limits an object does not name cost `unnamed`. */
+  private costs(cost: Cost | undefined, unnamed = 1): number[] {
     if (cost === undefined) return this.unitCosts;
     const check = (v: unknown, i: number, label: string) => {
       const { def, spec } = this.costSpec[i]!;
@@ -410,7 +448,7 @@ export class RateLimiter {
     for (const k of Object.keys(cost)) {
       if (!this.plans.some((p) => p.name === k)) throw new InvalidArgumentError('limiter', 'cost', `cost names limit ${k}, which this limiter does not have`);
     }
-    return this.plans.map((p, i) => check(Object.hasOwn(cost, p.name) ? cost[p.name] : 1, i, `cost.${p.name}`));
+    return this.plans.map((p, i) => check(Object.hasOwn(cost, p.name) ? cost[p.name] : unnamed, i, `cost.${p.name}`));
   }
 
   /**
@@ -622,7 +660,7 @@ export class RateLimiter {
   private takeBatch(call: Call, forCost: number): Promise<Decision | null> {
     const pool = this.leases!;
     const size = Math.max(pool.size, forCost);
-    return this.decideOnRedisOnly(call, this.plans.map(() => size)).then(
+    return pool.track(this.decideOnRedisOnly(call, this.plans.map(() => size))).then(
       (d) => {
         if (!d || !d.allowed) return null;
         const left = pool.add(call.ident, call.s, size - forCost);
@@ -662,6 +700,16 @@ export class RateLimiter {
 function refreshTopology(client: object): void {
   const c = client as { refreshSlotsCache?: (cb?: (err?: Error) => void) => void };
   if (typeof c.refreshSlotsCache === 'function') c.refreshSlotsCache(() => {});
+}
+
+/** Runs the twin's parse of a call's arguments: what it refuses is the caller's error, typed as such. */
+function refusedBefore(def: ScriptDef, parse: () => unknown): void {
+  try {
+    parse();
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw err;
+    throw new InvalidArgumentError(def.name, 'arguments', ((err as Error).message ?? String(err)).replace(/^.*?redlimit \w+: (Redis replied: )?(ERR |BADARG )?(redlimit \w+: )?/, ''));
+  }
 }
 
 function unavailable(operation: string) {

@@ -114,11 +114,16 @@ describe('createRateLimiter', () => {
     await rl.close();
   });
 
-  it('deny cache never denies a cheaper call than the one Redis denied', async () => {
+  it('deny cache answers only the costs Redis denied: never a cheaper call, never a costlier one', async () => {
     const rl = createRateLimiter({ redis, prefix: 'rl6', limits: { name: 'tpm', algo: 'gcra', limit: 100, periodMs: 60_000 } });
     expect((await rl.limit('x', { cost: 80 })).allowed).toBe(true);
     expect(await rl.limit('x', { cost: 50 })).toMatchObject({ allowed: false, source: 'redis' });
-    expect(await rl.limit('x', { cost: 60 })).toMatchObject({ allowed: false, source: 'deny-cache' });
+    expect(await rl.limit('x', { cost: 50 })).toMatchObject({ allowed: false, source: 'deny-cache' });
+    // A costlier call waits longer than the cached denial says, or can never pass: only Redis knows.
+    const costlier = await rl.limit('x', { cost: 60 });
+    expect(costlier).toMatchObject({ allowed: false, source: 'redis' });
+    expect(costlier.retryAfterMs).toBeGreaterThan((await rl.limit('x', { cost: 50 })).retryAfterMs);
+    expect(await rl.limit('x', { cost: 101 })).toMatchObject({ allowed: false, source: 'redis', retryAfterMs: -1 });
     expect(await rl.limit('x', { cost: 10 })).toMatchObject({ allowed: true, source: 'redis' });
     await rl.close();
   });
