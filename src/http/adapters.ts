@@ -3,23 +3,24 @@ import type { Decision } from '../client/decision.js';
 import type { Subject } from '../client/keys.js';
 import type { Cost, RateLimiter } from '../client/limiter.js';
 import { HttpRateLimiter, type HttpRateLimitOptions, type HttpRequestInfo, type Outcome } from './core.js';
+import { requestPath, type PathMatching } from './paths.js';
 
 /** One core, given directly or built from options. */
 function core(o: HttpRateLimiter | HttpRateLimitOptions): HttpRateLimiter {
   return o instanceof HttpRateLimiter ? o : new HttpRateLimiter(o);
 }
 
-function pathOf(url: string | undefined): string {
-  const u = url ?? '/';
-  const q = u.indexOf('?');
-  return q === -1 ? u : u.slice(0, q);
-}
-
-/** A Node request as the core sees it. */
-export function nodeRequest(req: IncomingMessage, raw: unknown = req): HttpRequestInfo {
+/**
+ * A Node request as the core sees it. Rules match paths as any router might (`pathMatching`
+ * omitted: Express, Connect and @koa/router fold case and ignore a trailing slash by default,
+ * whatever an app setting says for its own router; hand-written handlers often parse with WHATWG
+ * URL) unless the adapter knows the router.
+ */
+export function nodeRequest(req: IncomingMessage, raw: unknown = req, pathMatching?: PathMatching): HttpRequestInfo {
   return {
     method: req.method ?? 'GET',
-    path: pathOf((req as { originalUrl?: string }).originalUrl ?? req.url),
+    path: requestPath((req as { originalUrl?: string }).originalUrl ?? req.url),
+    ...(pathMatching ? { pathMatching } : {}),
     header: (name) => {
       const v = req.headers[name.toLowerCase()];
       return Array.isArray(v) ? v.join(', ') : v;
@@ -68,9 +69,27 @@ export function nodeRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
 export const expressRateLimit = nodeRateLimit;
 
 interface FastifyLike {
+  /** Fastify's options after validation; its router's path options live here (top level or routerOptions). */
+  initialConfig?: FastifyRouterConfig & { routerOptions?: FastifyRouterConfig };
   addHook(name: 'onRequest', hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
   addHook(name: 'onClose', hook: () => Promise<void>): unknown;
 }
+interface FastifyRouterConfig {
+  caseSensitive?: boolean;
+  ignoreTrailingSlash?: boolean;
+  ignoreDuplicateSlashes?: boolean;
+  useSemicolonDelimiter?: boolean;
+}
+
+/** How this Fastify instance's router (find-my-way) matches paths: it decodes once and never resolves dot segments. */
+function fastifyMatching(f: FastifyLike): PathMatching | undefined {
+  const c = f.initialConfig;
+  if (!c) return undefined;
+  const r = c.routerOptions ?? {};
+  const on = (k: keyof FastifyRouterConfig) => r[k] === true || c[k] === true;
+  return { caseInsensitive: r.caseSensitive === false || c.caseSensitive === false, ignoreTrailingSlash: on('ignoreTrailingSlash'), ignoreDuplicateSlashes: on('ignoreDuplicateSlashes'), semicolonDelimiter: on('useSemicolonDelimiter'), resolveDotSegments: false };
+}
+
 interface FastifyRequestLike {
   raw: IncomingMessage;
   url: string;
@@ -85,15 +104,19 @@ interface FastifyReplyLike {
 }
 
 /**
- * A Fastify plugin: an `onRequest` hook in the scope it is registered in (Fastify's
- * encapsulation: register it inside a plugin to limit only that plugin's routes). Register it
- * with `fastify-plugin` semantics by calling it directly: `await fastifyRateLimit(app, options)`;
- * or `app.register(fastifyRateLimit, options)` for a scoped one.
+ * A Fastify plugin: an `onRequest` hook in the context that registers it.
+ * `app.register(fastifyRateLimit, options)` at the root limits every route of the app (the plugin
+ * is marked `skip-override`, as fastify-plugin does, so it is not encapsulated in a child of its
+ * own); registered inside one of your plugins, it limits only that plugin's routes.
+ * `await fastifyRateLimit(app, options)` does the same as registering. Rules match paths as this
+ * instance's router does (caseSensitive, ignoreTrailingSlash, ignoreDuplicateSlashes,
+ * useSemicolonDelimiter; percent-escapes decoded once).
  */
 export async function fastifyRateLimit(fastify: FastifyLike, options: HttpRateLimiter | HttpRateLimitOptions): Promise<void> {
   const limiter = core(options);
+  const matching = fastifyMatching(fastify);
   fastify.addHook('onRequest', async (request, reply) => {
-    const outcome = await limiter.handle(nodeRequest(request.raw, request));
+    const outcome = await limiter.handle(nodeRequest(request.raw, request, matching));
     if (reply.sent) return;
     for (const [k, v] of Object.entries(outcome.headers)) reply.header(k, v);
     if (!outcome.pass) return reply.code(outcome.status).send(outcome.body);
@@ -101,11 +124,36 @@ export async function fastifyRateLimit(fastify: FastifyLike, options: HttpRateLi
   });
   if (!(options instanceof HttpRateLimiter)) fastify.addHook('onClose', () => limiter.close());
 }
+Object.assign(fastifyRateLimit, { [Symbol.for('skip-override')]: true, [Symbol.for('fastify.display-name')]: 'redlimit' });
 
-/** A fetch Request as the core sees it (Hono, Next.js route handlers, Bun, Deno). */
-export function fetchRequest(req: Request, remoteAddress?: string): HttpRequestInfo {
+/**
+ * A fetch Request as the core sees it (Hono, Next.js route handlers, Bun, Deno). Its URL is
+ * already WHATWG-parsed (dot segments resolved); rules match as any router might unless
+ * `pathMatching` says how the router matches.
+ */
+export function fetchRequest(req: Request, remoteAddress?: string, pathMatching?: PathMatching): HttpRequestInfo {
   const url = new URL(req.url);
-  return { method: req.method, path: url.pathname, header: (name) => req.headers.get(name) ?? undefined, remoteAddress, raw: req };
+  return { method: req.method, path: url.pathname, ...(pathMatching ? { pathMatching } : {}), header: (name) => req.headers.get(name) ?? undefined, remoteAddress, raw: req };
+}
+
+/**
+ * Adds headers to a finished fetch Response in place, or to a copy when its headers are
+ * immutable (a Response from fetch()). Null when it can be neither (a 101 upgrade cannot be
+ * copied): then it keeps its own headers.
+ */
+function withHeaders(res: Response, headers: Record<string, string>): Response | null {
+  try {
+    for (const [k, v] of Object.entries(headers)) res.headers.set(k, v);
+    return res;
+  } catch {
+    try {
+      const copy = new Response(res.body, res);
+      for (const [k, v] of Object.entries(headers)) copy.headers.set(k, v);
+      return copy;
+    } catch {
+      return null;
+    }
+  }
 }
 
 function toResponse(outcome: Outcome & { pass: false }): Response {
@@ -127,30 +175,44 @@ export function fetchRateLimit<A extends unknown[]>(
     const outcome = await limiter.handle(fetchRequest(req, remoteAddress?.(req, ...rest)));
     if (!outcome.pass) return toResponse(outcome);
     const res = await handler(req, ...rest);
-    const out = new Response(res.body, res); // headers of a fetched Response can be immutable
-    for (const [k, v] of Object.entries(outcome.headers)) out.headers.set(k, v);
-    return out;
+    return withHeaders(res, outcome.headers) ?? res;
   };
   return Object.assign(wrapped, { limiter });
 }
 
 /** What the Hono middleware uses of a Hono Context (typed loosely: any Hono version fits). */
 interface HonoContextLike {
-  req: { raw: Request };
+  /** `path` is the path Hono routes (decoded once; trailing slash dropped when `strict: false`). */
+  req: { raw: Request; path?: string };
   env?: unknown;
-  header(name: string, value: string): void;
+  res: Response;
   body: (...args: never[]) => Response;
 }
 
-/** Hono middleware `(c, next)`; on @hono/node-server the socket's address is used. */
+/** How Hono routes a path: decoded once, dot segments resolved, case-sensitive; with `strict: false` a trailing slash is dropped. */
+function honoMatching(c: HonoContextLike): PathMatching {
+  const raw = new URL(c.req.raw.url).pathname;
+  const routed = c.req.path;
+  const ignoreTrailingSlash = routed === undefined || (raw.length > 1 && raw.endsWith('/') && !routed.endsWith('/'));
+  return { caseInsensitive: false, ignoreTrailingSlash, ignoreDuplicateSlashes: false, semicolonDelimiter: false, resolveDotSegments: true };
+}
+
+/**
+ * Hono middleware `(c, next)`; on @hono/node-server the socket's address is used. The headers of
+ * an admitted request are set on the response after `next()`, so they reach a handler's own
+ * `new Response(...)` (or a fetched one) too.
+ */
 export function honoRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
   const limiter = core(options);
   const middleware = async (c: HonoContextLike, next: () => Promise<void>): Promise<Response | void> => {
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-    const outcome = await limiter.handle(fetchRequest(c.req.raw, incoming?.socket?.remoteAddress));
+    const outcome = await limiter.handle(fetchRequest(c.req.raw, incoming?.socket?.remoteAddress, honoMatching(c)));
     if (!outcome.pass) return (c.body as unknown as (data: string, status: number, headers: Record<string, string>) => Response).call(c, outcome.body, outcome.status, outcome.headers);
-    for (const [k, v] of Object.entries(outcome.headers)) c.header(k, v);
     await next();
+    if (Object.keys(outcome.headers).length === 0) return;
+    const res = c.res;
+    const out = withHeaders(res, outcome.headers);
+    if (out && out !== res) c.res = out;
   };
   return Object.assign(middleware, { limiter });
 }

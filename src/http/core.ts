@@ -5,14 +5,21 @@ import type { Decision } from '../client/decision.js';
 import { createRateLimiter, type Cost, type RateLimiter } from '../client/limiter.js';
 import type { Subject } from '../client/keys.js';
 import { verifyBypass, type BypassOptions } from './bypass.js';
-import { addressList, clientAddress, inList, type TrustProxy } from './client-ip.js';
-import { rateLimitHeaders, retryMs, windowSeconds, type HeaderStyle } from './headers.js';
+import { addressKey, addressList, clientIp, inList, type TrustProxy } from './client-ip.js';
+import { headerStyles, rateLimitHeaders, retryMs, windowSeconds, type HeaderStyle } from './headers.js';
+import { ANY_ROUTER, PathPattern, pathForms, type PathForms, type PathMatching } from './paths.js';
+import { checkHttpOptions } from './validate.js';
 
 /** What the core needs of a request; every adapter builds one. */
 export interface HttpRequestInfo {
   method: string;
-  /** The path without the query string. */
+  /** The path as sent, without the query string (absolute-form targets reduced to their path). */
   path: string;
+  /**
+   * How the framework in front routes paths (see PathMatching); adapters set it. Omitted: every
+   * normalisation any supported router applies (ANY_ROUTER).
+   */
+  pathMatching?: PathMatching;
   header(name: string): string | undefined;
   /** The socket's peer address. */
   remoteAddress: string | undefined;
@@ -29,9 +36,14 @@ export type ClientClass = string;
 export interface RateLimitRule {
   /** Name in metrics, Redis keys and the operations endpoint. Default `rule<index>`. */
   name?: string;
-  /** Exact path, or a RegExp tested against the path. Omitted: every path. */
+  /**
+   * A path, or a RegExp. Omitted: every path. Matched as the framework routes (see PathPattern):
+   * a string matches every spelling the router sends to the same route (`/login` also matches
+   * `/LOGIN` and `/login/` on Express, `/l%6Fgin` on Fastify and Hono); a RegExp is tested against
+   * the path as sent and as normalised, case-insensitively where the router is.
+   */
   path?: string | RegExp;
-  /** One method or several (upper case). Omitted: every method. */
+  /** One method or several. GET also matches HEAD (every framework answers HEAD with the GET handler). Omitted: every method. */
   method?: string | readonly string[];
   /** Client class(es) the rule is for. Omitted: every class. */
   clientClass?: ClientClass | readonly ClientClass[];
@@ -106,7 +118,7 @@ export type Outcome = { pass: true; headers: Record<string, string>; decision: D
 
 interface CompiledRule {
   name: string;
-  path?: string | RegExp;
+  path?: PathPattern;
   methods: Set<string> | null;
   classes: Set<string> | null;
   limits: LimitSpec[];
@@ -144,6 +156,7 @@ export class HttpRateLimiter {
   private readonly denyKeys: Set<string>;
 
   constructor(private readonly o: HttpRateLimitOptions) {
+    checkHttpOptions(o);
     const scale = o.scale ?? 1;
     if (!(scale > 0) || !Number.isFinite(scale)) throw new InvalidConfigError('scale must be a positive number');
     const prefix = o.prefix ?? 'rl:http';
@@ -159,13 +172,15 @@ export class HttpRateLimiter {
       if ((r.limits === undefined) === (r.limiter === undefined)) throw new InvalidConfigError(`rule ${name}: give limits or a limiter (one of them)`);
       const limits = r.limiter ? [...r.limiter.limits] : (Array.isArray(r.limits) ? r.limits : [r.limits!]).map((l) => scaled(l, scale));
       const methods = r.method === undefined ? null : new Set((typeof r.method === 'string' ? [r.method] : r.method).map((m) => m.toUpperCase()));
+      if (methods?.has('GET')) methods.add('HEAD');
       const classes = r.clientClass === undefined ? null : new Set(typeof r.clientClass === 'string' ? [r.clientClass] : r.clientClass);
       const limiter = r.limiter ?? (limits.length === 0 ? null : createRateLimiter({ ...o.limiter, redis: o.redis, limits, prefix: `${prefix}:${name}`, name }));
-      return { name, path: r.path, methods, classes, limits, limiter, shadow: r.shadow ?? false, key: r.key, subject: r.subject, cost: r.cost };
+      return { name, path: r.path === undefined ? undefined : new PathPattern(r.path), methods, classes, limits, limiter, shadow: r.shadow ?? false, key: r.key, subject: r.subject, cost: r.cost };
     });
-    this.styles = typeof o.headers === 'string' ? [o.headers] : [...(o.headers ?? ['ietf'])];
+    this.styles = headerStyles(o.headers);
     this.trusted = Array.isArray(o.trustProxy) ? addressList(o.trustProxy, 'trustProxy') : null;
     const split = (entries: readonly string[] | undefined, what: string) => {
+      for (const e of entries ?? []) if (typeof e !== 'string' || e === '') throw new InvalidConfigError(`${what}: entries must be non-empty strings (keys, IP addresses or CIDRs)`);
       const ips = (entries ?? []).filter((e) => /^[0-9a-fA-F:.]+(\/\d+)?$/.test(e) && (e.includes('.') || e.includes(':')));
       return { ips: addressList(ips, what), keys: new Set((entries ?? []).filter((e) => !ips.includes(e))) };
     };
@@ -178,9 +193,15 @@ export class HttpRateLimiter {
     this.counters = { since: Date.now(), byRule: {}, skipped: 0, bypassed: 0, forbidden: 0, missingKey: 0 };
   }
 
+  /** The client's address (trusted proxies applied): what allow and deny lists are checked against. */
+  clientIp(req: HttpRequestInfo): string | undefined {
+    return clientIp(req.remoteAddress, req.header('x-forwarded-for'), this.o, this.trusted);
+  }
+
   /** The client's address as keyed (trusted proxies applied, IPv6 cut to its subnet). */
   address(req: HttpRequestInfo): string | undefined {
-    return clientAddress(req.remoteAddress, req.header('x-forwarded-for'), this.o, this.trusted);
+    const ip = this.clientIp(req);
+    return ip === undefined ? undefined : addressKey(ip, this.o);
   }
 
   /** Is this request signed by an internal service (see signBypass)? */
@@ -207,13 +228,15 @@ export class HttpRateLimiter {
       this.counters.bypassed++;
       return { pass: true, headers: {}, decision: null };
     }
-    const address = this.address(req);
-    if (address && inList(this.denyIps, address)) return this.forbidden();
-    if (address && inList(this.allowIps, address)) {
+    const ip = this.clientIp(req);
+    if (ip && inList(this.denyIps, ip)) return this.forbidden();
+    if (ip && inList(this.allowIps, ip)) {
       this.counters.skipped++;
       return { pass: true, headers: {}, decision: null };
     }
-    const rule = this.rules.find((r) => matches(r, req, clientClass));
+    const address = ip === undefined ? undefined : addressKey(ip, this.o);
+    const forms = pathForms(req.path, req.pathMatching ?? ANY_ROUTER);
+    const rule = this.rules.find((r) => matches(r, req, forms, clientClass));
     if (!rule || !rule.limiter) return { pass: true, headers: {}, decision: null };
 
     let subject: Subject | undefined;
@@ -300,11 +323,10 @@ export class HttpRateLimiter {
   }
 }
 
-function matches(r: CompiledRule, req: HttpRequestInfo, clientClass: string): boolean {
+function matches(r: CompiledRule, req: HttpRequestInfo, path: PathForms, clientClass: string): boolean {
   if (r.methods && !r.methods.has(req.method.toUpperCase())) return false;
   if (r.classes && !r.classes.has(clientClass)) return false;
-  if (r.path === undefined) return true;
-  return typeof r.path === 'string' ? r.path === req.path : r.path.test(req.path);
+  return r.path === undefined || r.path.matches(path);
 }
 
 function scaled(l: LimitSpec, scale: number): LimitSpec {

@@ -1,5 +1,7 @@
 import type { Decision } from '../client/decision.js';
 import type { LimitSpec } from '../client/config.js';
+import { InvalidConfigError } from '../errors.js';
+import { describe, nearest } from './validate.js';
 
 /**
  * Response header styles:
@@ -10,8 +12,46 @@ import type { LimitSpec } from '../client/config.js';
  *   `RateLimit-Policy: <limit>;w=<window s>`, as most clients read today (express-rate-limit's draft-6).
  * - `legacy`: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix seconds).
  * - `none`.
+ *
+ * A list of styles writes each style's own headers. Every header has one writer: `ietf` and
+ * `draft-6` both name a `RateLimit-Policy`, in syntaxes that contradict each other, so that pair
+ * is refused (`['ietf', 'legacy']` and `['draft-6', 'legacy']` are fine).
  */
 export type HeaderStyle = 'ietf' | 'draft-6' | 'legacy' | 'none';
+
+/** The headers each style writes (Retry-After is written for every denial, whatever the style). */
+export const STYLE_HEADERS: Readonly<Record<HeaderStyle, readonly string[]>> = {
+  ietf: ['RateLimit-Policy', 'RateLimit'],
+  'draft-6': ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'RateLimit-Policy'],
+  legacy: ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset'],
+  none: [],
+};
+const STYLES = Object.keys(STYLE_HEADERS) as HeaderStyle[];
+
+/** The `headers` option checked: known styles, none twice, `none` alone, no header with two writers. */
+export function headerStyles(option: unknown): HeaderStyle[] {
+  if (option === undefined) return ['ietf'];
+  const list = typeof option === 'string' ? [option] : option;
+  if (!Array.isArray(list)) throw new InvalidConfigError(`headers must be a style or a list of styles (${STYLES.join(', ')}), got ${describe(option)}`);
+  const out: HeaderStyle[] = [];
+  const writer = new Map<string, HeaderStyle>();
+  for (const s of list as unknown[]) {
+    if (typeof s !== 'string' || !STYLES.includes(s as HeaderStyle)) {
+      const near = typeof s === 'string' ? nearest(s, STYLES) : undefined;
+      throw new InvalidConfigError(`headers: unknown style ${describe(s)}${near ? ` (did you mean ${near}?)` : ''}; styles: ${STYLES.join(', ')}`);
+    }
+    const style = s as HeaderStyle;
+    if (out.includes(style)) throw new InvalidConfigError(`headers: ${style} is listed twice`);
+    if (style === 'none' && list.length > 1) throw new InvalidConfigError('headers: none cannot be combined with other styles');
+    for (const h of STYLE_HEADERS[style]) {
+      const other = writer.get(h);
+      if (other) throw new InvalidConfigError(`headers: ${other} and ${style} both write ${h}, in different syntaxes (a client of one would read a value invalid for it); pick one of them (each combines with legacy)`);
+      writer.set(h, style);
+    }
+    out.push(style);
+  }
+  return out;
+}
 
 const UNIT_SECONDS = { day: 86_400, week: 604_800, month: 2_592_000 } as const;
 
@@ -70,6 +110,7 @@ export function rateLimitHeaders(style: HeaderStyle, d: Decision, limits: readon
       'RateLimit-Policy': `${r.limit};w=${r.windowSeconds}`,
     };
   }
+  if (style !== 'legacy') throw new InvalidConfigError(`unknown header style ${describe(style)}`);
   return {
     'X-RateLimit-Limit': String(r.limit),
     'X-RateLimit-Remaining': String(r.remaining),

@@ -3,5 +3,6 @@ export { HttpRateLimiter, createHttpRateLimiter, type HttpRateLimitOptions, type
 export { nodeRateLimit, expressRateLimit, fastifyRateLimit, fetchRateLimit, honoRateLimit, koaRateLimit, nodeRequest, fetchRequest, httpRateLimit, httpHeaders } from './adapters.js';
 export { rateLimitHeaders, type HeaderStyle } from './headers.js';
 export { signBypass, verifyBypass, type BypassOptions } from './bypass.js';
-export { clientAddress, ipv6Prefix, type TrustProxy } from './client-ip.js';
+export { clientAddress, clientIp, ipv6Prefix, type TrustProxy } from './client-ip.js';
+export { ANY_ROUTER, type PathMatching } from './paths.js';
 export { opsHandler, opsMiddleware, type OpsOptions } from './ops.js';
