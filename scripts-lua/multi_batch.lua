@@ -1,6 +1,6 @@
 --- @script multi_batch
---- @version 1
---- @summary Many independent multi decisions over the same limits in one call: each decision is all-or-nothing over its own keys (one per limit), decided in order exactly as separate multi calls would. What the client sends when several decisions of one multi-limit limiter arrive in the same event-loop turn.
+--- @version 2
+--- @summary Many independent multi decisions over the same limits in one call: each decision is all-or-nothing over its own keys (one per limit), decided in order exactly as separate multi calls would. A decision with a key that holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one multi-limit limiter arrive in the same event-loop turn.
 --- @key state+ repeats The keys of every decision, decision after decision, one per limit in `specs` order (a block key for a block spec). Within a decision the keys differ; across decisions they may repeat. In Redis Cluster all must share a hash slot.
 --- @arg count int required 1..16 How many limits each decision has (the number of specs).
 --- @arg specs string required maxlen=2048 The limits, `;`-separated, each `algo,limit,period_ms,burst,offset_ms,unit` with empty fields for what an algo does not take (e.g. `gcra,60,60000,10,,;quota,1000,,,0,day;block,,,,,`).
@@ -9,8 +9,8 @@
 --- @group cost int default=1 0..1000000000000000 Units this item takes (its limit's cost in its decision).
 --- @check multi_batch_specs count specs items
 --- @return now_ms int The clock reading (ms) every decision of the call used.
---- @return_each allowed bool 1 if this limit alone would admit its cost.
---- @return_each remaining int Whole units left on this limit: after the decision's consumption when all its limits admitted, else what it holds now.
+--- @return_each allowed int 1 if this limit alone would admit its cost; 0 if not; -1 on every item of a decision that failed alone: one of its keys holds another Redis type or foreign state, and nothing of the decision was written.
+--- @return_each remaining int Whole units left on this limit: after the decision's consumption when all its limits admitted, else what it holds now (allowed -1: on the item whose key failed, 1 = WRONGTYPE, another Redis type, or 2 = WRONGSTATE, a value that is not this algorithm's state; 0 on the others).
 --- @return_each reset_after_ms int ms until this limit is back to full.
 --- @return_each retry_after_ms int 0 when this limit admits; else its own wait; -1 never.
 --- @include "lib/multi"
@@ -28,7 +28,17 @@ for d = 0, #items / count - 1 do
     limits[j].cost = items[d * count + j].cost
     decision[j] = limits[j]
   end
-  local r = rl_multi('multi_batch', keys, decision, now, simulated, true)
-  for k = 4, #r do reply[#reply + 1] = r[k] end
+  -- A decision fails alone: its writes are applied only after all its keys were read.
+  local ok, r = pcall(rl_multi, 'multi_batch', keys, decision, now, simulated, true)
+  if ok then
+    for k = 4, #r do reply[#reply + 1] = r[k] end
+  else
+    local code, bad = rl_key_error(r), rl_multi_failing_item(keys, decision, now, simulated)
+    for j = 1, count do
+      local n = #reply
+      reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = -1, 0, 0, 0
+      if j == bad then reply[n + 2] = code end
+    end
+  end
 end
 return rl_reply(reply)

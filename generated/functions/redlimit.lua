@@ -27,8 +27,37 @@ local function rl_reply(values)
   return values
 end
 
+--- Errors are codes: the first word of every error reply says what went wrong, the rest is for
+--- people. BADARG: an argument the script refuses (the caller's mistake, never Redis').
 local function rl_fail(script, message)
-  error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
+  error({ err = 'BADARG redlimit ' .. script .. ': ' .. message })
+end
+
+--- WRONGSTATE: the key holds a value of the right Redis type that is not this script's state
+--- (someone else's data under the prefix, or another algorithm's). Redis itself answers
+--- WRONGTYPE when the type differs.
+local function rl_fail_state(script, key)
+  error({ err = 'WRONGSTATE redlimit ' .. script .. ': key ' .. key .. ' does not hold ' .. script .. ' state' })
+end
+
+--- Codes of a decision that failed alone in a batch (its reply marker): its key holds another
+--- Redis type, or foreign state. Any other error is raised again as it came, failing the call.
+local RL_KEY_WRONGTYPE = 1
+
+local RL_KEY_WRONGSTATE = 2
+
+--- The marker code of an error caught by pcall. Redis 7 hands pcall an error table's message as
+--- a string; both forms are read.
+local function rl_key_error(e)
+  local message = e
+  if type(e) == 'table' then message = e.err end
+  if type(message) == 'string' then
+    if string.sub(message, 1, 10) == 'WRONGTYPE ' then return RL_KEY_WRONGTYPE end
+    if string.sub(message, 1, 11) == 'WRONGSTATE ' then return RL_KEY_WRONGSTATE end
+    -- Raised again as a table, so the reply keeps its code word (a string would become ERR).
+    if string.find(message, '^%u+ ') then error({ err = message }) end
+  end
+  error(e)
 end
 
 --- An argument's name in messages: `cost`, or `cost[3]` for the third item of a list. Built only
@@ -256,7 +285,7 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   local stored = redis.call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
-  if not tat_ms then rl_fail('gcra', 'key ' .. key .. ' does not hold gcra state') end
+  if not tat_ms then rl_fail_state('gcra', key) end
   tat_ms = tonumber(tat_ms)
   if tat_ms < now then return burst, 0 end
   local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)
@@ -381,7 +410,7 @@ local function rl_counter_read(script, key, start)
   local stored = redis.call('GET', key)
   if not stored then return 0 end
   local s, c = string.match(stored, '^(%d+):(%d+)$')
-  if not s then rl_fail(script, 'key ' .. key .. ' does not hold ' .. script .. ' state') end
+  if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end
@@ -431,7 +460,7 @@ local function rl_sliding_window_read(key, start, period_ms)
   local stored = redis.call('GET', key)
   if not stored then return 0, 0 end
   local s, c, p = string.match(stored, '^(%d+):(%d+):(%d+)$')
-  if not s then rl_fail('sliding_window', 'key ' .. key .. ' does not hold sliding_window state') end
+  if not s then rl_fail_state('sliding_window', key) end
   s = tonumber(s)
   if s == start then return tonumber(c), tonumber(p) end
   if s == start - period_ms then return 0, tonumber(c) end
@@ -504,16 +533,22 @@ end
 --- leave the window `period_ms` after they were admitted; each has cost >= 1, so a key never
 --- holds more than `limit` entries.
 
---- Drops what left the window and returns (units in window, cumulative units so far).
+--- Returns (units in window, cumulative units so far) and, with `trim`, drops what left the
+--- window — only once the key is known to hold sliding_log state: a key that fails a decision
+--- is left as it was.
 local function rl_sliding_log_read(key, period_ms, now, trim)
-  if trim then redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - period_ms)) end
-  local oldest = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now - period_ms), '+inf', 'LIMIT', 0, 1)
-  if #oldest == 0 then return 0, 0 end
-  local newest = redis.call('ZRANGE', key, -1, -1)
-  local o_cum, o_cost = string.match(oldest[1], '^(%d+):(%d+)$')
-  local n_cum = string.match(newest[1], '^(%d+):')
-  if not o_cum or not n_cum then rl_fail('sliding_log', 'key ' .. key .. ' does not hold sliding_log state') end
-  return tonumber(n_cum) - tonumber(o_cum) + tonumber(o_cost), tonumber(n_cum)
+  local since = string.format('%d', now - period_ms)
+  local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. since, '+inf', 'LIMIT', 0, 1)
+  local used, cumulative = 0, 0
+  if #oldest > 0 then
+    local newest = redis.call('ZRANGE', key, -1, -1)
+    local o_cum, o_cost = string.match(oldest[1], '^(%d+):(%d+)$')
+    local n_cum = string.match(newest[1], '^(%d+):')
+    if not o_cum or not n_cum then rl_fail_state('sliding_log', key) end
+    used, cumulative = tonumber(n_cum) - tonumber(o_cum) + tonumber(o_cost), tonumber(n_cum)
+  end
+  if trim then redis.call('ZREMRANGEBYSCORE', key, '-inf', since) end
+  return used, cumulative
 end
 
 --- ms until enough of the oldest entries leave the window to free `needed` units.
@@ -628,7 +663,7 @@ local function rl_block_read(key, now)
   local stored = redis.call('GET', key)
   if not stored then return nil end
   local until_ms = tonumber(stored)
-  if not until_ms then rl_fail('block', 'key ' .. key .. ' does not hold block state') end
+  if not until_ms then rl_fail_state('block', key) end
   if until_ms <= now then return nil end
   return until_ms
 end
@@ -737,6 +772,20 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   return 1, 0, 0, 0, {}
 end
 
+--- Which item of a decision that raised holds the key at fault: each is read again at cost 0,
+--- which writes nothing (only a failed decision pays for this).
+local function rl_multi_failing_item(keys, items, now, simulated)
+  for i = 1, #items do
+    local item = items[i]
+    local saved = item.cost
+    item.cost = 0
+    local ok = pcall(rl_multi_item, keys[i], item, now, simulated, false)
+    item.cost = saved
+    if not ok then return i end
+  end
+  return 0
+end
+
 --- The reply of multi / multi_peek: allowed, denied_index, retry_after_ms, then per item
 --- allowed, remaining, reset_after_ms, retry_after_ms.
 local function rl_multi(script, keys, items, now, simulated, commit)
@@ -809,8 +858,8 @@ local function rl_concurrency_expire(key, now, simulated)
   return reset
 end
 
--- batch v1: Many independent decisions on one limit in one call: each key is a decision of its own (all-or-nothing for its own cost), decided in order exactly as if each had been sent alone. What the client sends when several decisions of one limiter arrive in the same event-loop turn.
-redis.register_function{ function_name = 'redlimit_batch_v1', flags = {}, callback = function(KEYS, ARGV)
+-- batch v2: Many independent decisions on one limit in one call: each key is a decision of its own (all-or-nothing for its own cost), decided in order exactly as if each had been sent alone. A decision whose key holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one limiter arrive in the same event-loop turn.
+redis.register_function{ function_name = 'redlimit_batch_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity_variadic('batch', KEYS, ARGV, 1, 7, 1)
 local algo = rl_arg_enum('batch', ARGV[1], 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|')
@@ -837,8 +886,13 @@ local spec = { algo = algo, limit = limit, period_ms = period_ms, burst = burst,
 local reply = { now }
 for i = 1, #decisions do
   spec.cost = decisions[i].cost
-  local allowed, remaining, reset, retry, writes = rl_multi_item(KEYS[i], spec, now, simulated, true, true)
-  if allowed == 1 then rl_apply(writes) end
+  -- A decision fails alone: an algorithm raises before its first write, so nothing of it lands.
+  local ok, allowed, remaining, reset, retry, writes = pcall(rl_multi_item, KEYS[i], spec, now, simulated, true, true)
+  if not ok then
+    allowed, remaining, reset, retry = -1, rl_key_error(allowed), 0, 0
+  elseif allowed == 1 then
+    rl_apply(writes)
+  end
   local o = 4 * i - 2
   reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
 end
@@ -1084,8 +1138,8 @@ rl_check_multi_items('multi', limits)
 return rl_reply(rl_multi('multi', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, true))
 end }
 
--- multi_batch v1: Many independent multi decisions over the same limits in one call: each decision is all-or-nothing over its own keys (one per limit), decided in order exactly as separate multi calls would. What the client sends when several decisions of one multi-limit limiter arrive in the same event-loop turn.
-redis.register_function{ function_name = 'redlimit_multi_batch_v1', flags = {}, callback = function(KEYS, ARGV)
+-- multi_batch v2: Many independent multi decisions over the same limits in one call: each decision is all-or-nothing over its own keys (one per limit), decided in order exactly as separate multi calls would. A decision with a key that holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one multi-limit limiter arrive in the same event-loop turn.
+redis.register_function{ function_name = 'redlimit_multi_batch_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity_variadic('multi_batch', KEYS, ARGV, 1, 3, 1)
 local count = rl_arg_int('multi_batch', ARGV[1], 1, 'count', true, 1, 16)
@@ -1111,8 +1165,18 @@ for d = 0, #items / count - 1 do
     limits[j].cost = items[d * count + j].cost
     decision[j] = limits[j]
   end
-  local r = rl_multi('multi_batch', keys, decision, now, simulated, true)
-  for k = 4, #r do reply[#reply + 1] = r[k] end
+  -- A decision fails alone: its writes are applied only after all its keys were read.
+  local ok, r = pcall(rl_multi, 'multi_batch', keys, decision, now, simulated, true)
+  if ok then
+    for k = 4, #r do reply[#reply + 1] = r[k] end
+  else
+    local code, bad = rl_key_error(r), rl_multi_failing_item(keys, decision, now, simulated)
+    for j = 1, count do
+      local n = #reply
+      reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = -1, 0, 0, 0
+      if j == bad then reply[n + 2] = code end
+    end
+  end
 end
 return rl_reply(reply)
 end }
@@ -1345,4 +1409,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '045060764ef9fa7076645d2371ae79dc9d3987cd' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '835ed39a9aa65b35198d67c89c951c265fcd0c22' end }

@@ -28,8 +28,17 @@ local function rl_reply(values)
   return values
 end
 
+--- Errors are codes: the first word of every error reply says what went wrong, the rest is for
+--- people. BADARG: an argument the script refuses (the caller's mistake, never Redis').
 local function rl_fail(script, message)
-  error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
+  error({ err = 'BADARG redlimit ' .. script .. ': ' .. message })
+end
+
+--- WRONGSTATE: the key holds a value of the right Redis type that is not this script's state
+--- (someone else's data under the prefix, or another algorithm's). Redis itself answers
+--- WRONGTYPE when the type differs.
+local function rl_fail_state(script, key)
+  error({ err = 'WRONGSTATE redlimit ' .. script .. ': key ' .. key .. ' does not hold ' .. script .. ' state' })
 end
 
 --- An argument's name in messages: `cost`, or `cost[3]` for the third item of a list. Built only
@@ -74,7 +83,7 @@ local function rl_block_read(key, now)
   local stored = redis.call('GET', key)
   if not stored then return nil end
   local until_ms = tonumber(stored)
-  if not until_ms then rl_fail('block', 'key ' .. key .. ' does not hold block state') end
+  if not until_ms then rl_fail_state('block', key) end
   if until_ms <= now then return nil end
   return until_ms
 end

@@ -39,8 +39,17 @@ local function rl_reply(values)
   return values
 end
 
+--- Errors are codes: the first word of every error reply says what went wrong, the rest is for
+--- people. BADARG: an argument the script refuses (the caller's mistake, never Redis').
 local function rl_fail(script, message)
-  error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
+  error({ err = 'BADARG redlimit ' .. script .. ': ' .. message })
+end
+
+--- WRONGSTATE: the key holds a value of the right Redis type that is not this script's state
+--- (someone else's data under the prefix, or another algorithm's). Redis itself answers
+--- WRONGTYPE when the type differs.
+local function rl_fail_state(script, key)
+  error({ err = 'WRONGSTATE redlimit ' .. script .. ': key ' .. key .. ' does not hold ' .. script .. ' state' })
 end
 
 --- An argument's name in messages: `cost`, or `cost[3]` for the third item of a list. Built only
@@ -189,7 +198,7 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   local stored = redis.call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
-  if not tat_ms then rl_fail('gcra', 'key ' .. key .. ' does not hold gcra state') end
+  if not tat_ms then rl_fail_state('gcra', key) end
   tat_ms = tonumber(tat_ms)
   if tat_ms < now then return burst, 0 end
   local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)

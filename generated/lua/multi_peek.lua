@@ -47,8 +47,17 @@ local function rl_reply(values)
   return values
 end
 
+--- Errors are codes: the first word of every error reply says what went wrong, the rest is for
+--- people. BADARG: an argument the script refuses (the caller's mistake, never Redis').
 local function rl_fail(script, message)
-  error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
+  error({ err = 'BADARG redlimit ' .. script .. ': ' .. message })
+end
+
+--- WRONGSTATE: the key holds a value of the right Redis type that is not this script's state
+--- (someone else's data under the prefix, or another algorithm's). Redis itself answers
+--- WRONGTYPE when the type differs.
+local function rl_fail_state(script, key)
+  error({ err = 'WRONGSTATE redlimit ' .. script .. ': key ' .. key .. ' does not hold ' .. script .. ' state' })
 end
 
 --- An argument's name in messages: `cost`, or `cost[3]` for the third item of a list. Built only
@@ -239,7 +248,7 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   local stored = redis.call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
-  if not tat_ms then rl_fail('gcra', 'key ' .. key .. ' does not hold gcra state') end
+  if not tat_ms then rl_fail_state('gcra', key) end
   tat_ms = tonumber(tat_ms)
   if tat_ms < now then return burst, 0 end
   local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)
@@ -341,7 +350,7 @@ local function rl_counter_read(script, key, start)
   local stored = redis.call('GET', key)
   if not stored then return 0 end
   local s, c = string.match(stored, '^(%d+):(%d+)$')
-  if not s then rl_fail(script, 'key ' .. key .. ' does not hold ' .. script .. ' state') end
+  if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end
@@ -383,7 +392,7 @@ local function rl_sliding_window_read(key, start, period_ms)
   local stored = redis.call('GET', key)
   if not stored then return 0, 0 end
   local s, c, p = string.match(stored, '^(%d+):(%d+):(%d+)$')
-  if not s then rl_fail('sliding_window', 'key ' .. key .. ' does not hold sliding_window state') end
+  if not s then rl_fail_state('sliding_window', key) end
   s = tonumber(s)
   if s == start then return tonumber(c), tonumber(p) end
   if s == start - period_ms then return 0, tonumber(c) end
@@ -446,16 +455,22 @@ end
 --- leave the window `period_ms` after they were admitted; each has cost >= 1, so a key never
 --- holds more than `limit` entries.
 
---- Drops what left the window and returns (units in window, cumulative units so far).
+--- Returns (units in window, cumulative units so far) and, with `trim`, drops what left the
+--- window — only once the key is known to hold sliding_log state: a key that fails a decision
+--- is left as it was.
 local function rl_sliding_log_read(key, period_ms, now, trim)
-  if trim then redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - period_ms)) end
-  local oldest = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now - period_ms), '+inf', 'LIMIT', 0, 1)
-  if #oldest == 0 then return 0, 0 end
-  local newest = redis.call('ZRANGE', key, -1, -1)
-  local o_cum, o_cost = string.match(oldest[1], '^(%d+):(%d+)$')
-  local n_cum = string.match(newest[1], '^(%d+):')
-  if not o_cum or not n_cum then rl_fail('sliding_log', 'key ' .. key .. ' does not hold sliding_log state') end
-  return tonumber(n_cum) - tonumber(o_cum) + tonumber(o_cost), tonumber(n_cum)
+  local since = string.format('%d', now - period_ms)
+  local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. since, '+inf', 'LIMIT', 0, 1)
+  local used, cumulative = 0, 0
+  if #oldest > 0 then
+    local newest = redis.call('ZRANGE', key, -1, -1)
+    local o_cum, o_cost = string.match(oldest[1], '^(%d+):(%d+)$')
+    local n_cum = string.match(newest[1], '^(%d+):')
+    if not o_cum or not n_cum then rl_fail_state('sliding_log', key) end
+    used, cumulative = tonumber(n_cum) - tonumber(o_cum) + tonumber(o_cost), tonumber(n_cum)
+  end
+  if trim then redis.call('ZREMRANGEBYSCORE', key, '-inf', since) end
+  return used, cumulative
 end
 
 --- ms until enough of the oldest entries leave the window to free `needed` units.
@@ -562,7 +577,7 @@ local function rl_block_read(key, now)
   local stored = redis.call('GET', key)
   if not stored then return nil end
   local until_ms = tonumber(stored)
-  if not until_ms then rl_fail('block', 'key ' .. key .. ' does not hold block state') end
+  if not until_ms then rl_fail_state('block', key) end
   if until_ms <= now then return nil end
   return until_ms
 end

@@ -38,8 +38,17 @@ local function rl_reply(values)
   return values
 end
 
+--- Errors are codes: the first word of every error reply says what went wrong, the rest is for
+--- people. BADARG: an argument the script refuses (the caller's mistake, never Redis').
 local function rl_fail(script, message)
-  error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
+  error({ err = 'BADARG redlimit ' .. script .. ': ' .. message })
+end
+
+--- WRONGSTATE: the key holds a value of the right Redis type that is not this script's state
+--- (someone else's data under the prefix, or another algorithm's). Redis itself answers
+--- WRONGTYPE when the type differs.
+local function rl_fail_state(script, key)
+  error({ err = 'WRONGSTATE redlimit ' .. script .. ': key ' .. key .. ' does not hold ' .. script .. ' state' })
 end
 
 --- An argument's name in messages: `cost`, or `cost[3]` for the third item of a list. Built only
@@ -130,7 +139,7 @@ local function rl_counter_read(script, key, start)
   local stored = redis.call('GET', key)
   if not stored then return 0 end
   local s, c = string.match(stored, '^(%d+):(%d+)$')
-  if not s then rl_fail(script, 'key ' .. key .. ' does not hold ' .. script .. ' state') end
+  if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end

@@ -32,8 +32,10 @@ local function rl_reply(values)
   return values
 end
 
+--- Errors are codes: the first word of every error reply says what went wrong, the rest is for
+--- people. BADARG: an argument the script refuses (the caller's mistake, never Redis').
 local function rl_fail(script, message)
-  error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
+  error({ err = 'BADARG redlimit ' .. script .. ': ' .. message })
 end
 
 --- For scripts over a list: fixed keys then one key per item, fixed args then one group per item.

@@ -7,7 +7,7 @@ local function rl_block_read(key, now)
   local stored = redis.call('GET', key)
   if not stored then return nil end
   local until_ms = tonumber(stored)
-  if not until_ms then rl_fail('block', 'key ' .. key .. ' does not hold block state') end
+  if not until_ms then rl_fail_state('block', key) end
   if until_ms <= now then return nil end
   return until_ms
 end

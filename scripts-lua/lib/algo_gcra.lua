@@ -8,7 +8,7 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   local stored = redis.call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
-  if not tat_ms then rl_fail('gcra', 'key ' .. key .. ' does not hold gcra state') end
+  if not tat_ms then rl_fail_state('gcra', key) end
   tat_ms = tonumber(tat_ms)
   if tat_ms < now then return burst, 0 end
   local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)

@@ -8,7 +8,7 @@ local function rl_sliding_window_read(key, start, period_ms)
   local stored = redis.call('GET', key)
   if not stored then return 0, 0 end
   local s, c, p = string.match(stored, '^(%d+):(%d+):(%d+)$')
-  if not s then rl_fail('sliding_window', 'key ' .. key .. ' does not hold sliding_window state') end
+  if not s then rl_fail_state('sliding_window', key) end
   s = tonumber(s)
   if s == start then return tonumber(c), tonumber(p) end
   if s == start - period_ms then return 0, tonumber(c) end

@@ -20,8 +20,36 @@ local function rl_reply(values)
   return values
 end
 
+--- Errors are codes: the first word of every error reply says what went wrong, the rest is for
+--- people. BADARG: an argument the script refuses (the caller's mistake, never Redis').
 local function rl_fail(script, message)
-  error({ err = 'ERR redlimit ' .. script .. ': ' .. message })
+  error({ err = 'BADARG redlimit ' .. script .. ': ' .. message })
+end
+
+--- WRONGSTATE: the key holds a value of the right Redis type that is not this script's state
+--- (someone else's data under the prefix, or another algorithm's). Redis itself answers
+--- WRONGTYPE when the type differs.
+local function rl_fail_state(script, key)
+  error({ err = 'WRONGSTATE redlimit ' .. script .. ': key ' .. key .. ' does not hold ' .. script .. ' state' })
+end
+
+--- Codes of a decision that failed alone in a batch (its reply marker): its key holds another
+--- Redis type, or foreign state. Any other error is raised again as it came, failing the call.
+local RL_KEY_WRONGTYPE = 1
+local RL_KEY_WRONGSTATE = 2
+
+--- The marker code of an error caught by pcall. Redis 7 hands pcall an error table's message as
+--- a string; both forms are read.
+local function rl_key_error(e)
+  local message = e
+  if type(e) == 'table' then message = e.err end
+  if type(message) == 'string' then
+    if string.sub(message, 1, 10) == 'WRONGTYPE ' then return RL_KEY_WRONGTYPE end
+    if string.sub(message, 1, 11) == 'WRONGSTATE ' then return RL_KEY_WRONGSTATE end
+    -- Raised again as a table, so the reply keeps its code word (a string would become ERR).
+    if string.find(message, '^%u+ ') then error({ err = message }) end
+  end
+  error(e)
 end
 
 --- An argument's name in messages: `cost`, or `cost[3]` for the third item of a list. Built only

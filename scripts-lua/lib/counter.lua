@@ -22,7 +22,7 @@ local function rl_counter_read(script, key, start)
   local stored = redis.call('GET', key)
   if not stored then return 0 end
   local s, c = string.match(stored, '^(%d+):(%d+)$')
-  if not s then rl_fail(script, 'key ' .. key .. ' does not hold ' .. script .. ' state') end
+  if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end

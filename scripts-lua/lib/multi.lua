@@ -108,6 +108,20 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   return 1, 0, 0, 0, {}
 end
 
+--- Which item of a decision that raised holds the key at fault: each is read again at cost 0,
+--- which writes nothing (only a failed decision pays for this).
+local function rl_multi_failing_item(keys, items, now, simulated)
+  for i = 1, #items do
+    local item = items[i]
+    local saved = item.cost
+    item.cost = 0
+    local ok = pcall(rl_multi_item, keys[i], item, now, simulated, false)
+    item.cost = saved
+    if not ok then return i end
+  end
+  return 0
+end
+
 --- The reply of multi / multi_peek: allowed, denied_index, retry_after_ms, then per item
 --- allowed, remaining, reset_after_ms, retry_after_ms.
 local function rl_multi(script, keys, items, now, simulated, commit)

@@ -1,3 +1,4 @@
+import { KEY_ERROR_CODES, ScriptError, StateKeyError } from '../errors.js';
 import type { ScriptDef } from '../runtime/index.js';
 
 /** One decision waiting for its batch: its keys and costs (as sent) and how to answer it. */
@@ -84,19 +85,33 @@ export class Coalescer {
       (reply) => {
         const r = reply as number[];
         // The reply opens with the clock reading, then 4 numbers per key, decision after decision.
+        // A decision that failed alone (a key holding another type or foreign state) has
+        // allowed = -1 on each of its items, and the code on the item whose key it was.
         let offset = 1;
         for (const w of q) {
-          w.done(r, offset);
+          const failed = keyFailure(this.shape.def.name, r, offset, w.keys);
+          if (failed) w.fail(failed);
+          else w.done(r, offset);
           offset += 4 * w.keys.length;
         }
       },
       (err: unknown) => {
         // A slot half-way through a migration refuses multi-key calls (TRYAGAIN): each decision
         // alone follows the ASK redirect, so the batch is sent again one by one.
-        if (/^TRYAGAIN\b/.test((err as { redisMessage?: string }).redisMessage ?? '')) {
+        if (err instanceof ScriptError && err.redisCode === 'TRYAGAIN') {
           for (const w of q) this.sendBatch([w], slot);
         } else for (const w of q) w.fail(err);
       },
     );
   }
+}
+
+/** The error of a decision the batch reply marks as failed alone, or null when it was decided. */
+function keyFailure(script: string, r: readonly number[], offset: number, keys: readonly string[]): StateKeyError | null {
+  if (r[offset] !== -1) return null;
+  for (let j = 0; j < keys.length; j++) {
+    const code = KEY_ERROR_CODES[r[offset + 4 * j + 1]!];
+    if (code) return new StateKeyError(script, code, keys[j]!);
+  }
+  return new StateKeyError(script, 'WRONGSTATE', null);
 }

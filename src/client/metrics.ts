@@ -16,15 +16,35 @@ export interface MetricsHook {
   breakerState?(e: { limiter: string; state: BreakerState }): void;
 }
 
-/** A short, bounded label for an error: its Redis error code or a failure kind. */
+const REASONS: ReadonlySet<string> = new Set(['OOM', 'READONLY', 'NOSCRIPT', 'WRONGTYPE', 'WRONGSTATE', 'BADARG', 'LOADING', 'BUSY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'MOVED', 'ASK', 'NOREPLICAS', 'ERR']);
+const CONNECTION_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTCONN']);
+/** What the clients reject with when there is no connection to send on (node-redis, ioredis). */
+const CONNECTION_CLASSES: ReadonlySet<string> = new Set([
+  'NotReadyError',
+  'ClientClosedError',
+  'ClientOfflineError',
+  'SocketClosedUnexpectedlyError',
+  'ConnectionTimeoutError',
+  'DisconnectsClientError',
+  'RootNodesUnavailableError',
+  'ReconnectStrategyError',
+  'MaxRetriesPerRequestError',
+  'ClusterAllFailedError',
+]);
+
+/**
+ * A short, bounded label for an error: its Redis error code (the reply's first word, from the
+ * error's `redisCode`), or a failure kind, by error class and code only.
+ */
 export function errorReason(err: unknown): string {
-  if (err instanceof Error) {
-    if (err.name === 'TimeoutError') return 'timeout';
-    const redisMessage = (err as { redisMessage?: string }).redisMessage;
-    if (redisMessage && /does not hold/.test(redisMessage)) return 'wrongtype';
-    const code = /^([A-Z]+)\b/.exec(redisMessage ?? err.message)?.[1];
-    if (code && ['OOM', 'READONLY', 'NOSCRIPT', 'WRONGTYPE', 'LOADING', 'BUSY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'MOVED', 'ASK', 'NOREPLICAS', 'ERR'].includes(code)) return code.toLowerCase();
-    if (/not ready|closed|offline|ECONNREFUSED|ECONNRESET|EPIPE|Connection|socket/i.test(err.message)) return 'connection';
-  }
+  if (!(err instanceof Error)) return 'other';
+  if (err.name === 'TimeoutError') return 'timeout';
+  const redisCode = (err as { redisCode?: unknown }).redisCode;
+  if (typeof redisCode === 'string') return REASONS.has(redisCode) ? redisCode.toLowerCase() : 'other';
+  const sysCode = (err as { code?: unknown }).code;
+  if (typeof sysCode === 'string' && CONNECTION_CODES.has(sysCode)) return 'connection';
+  // ioredis rejects with a plain Error when the connection is gone ("Connection is closed.",
+  // offline queue off): no reply, so no code. Replies all carry codes (handled above).
+  if (CONNECTION_CLASSES.has(err.name) || CONNECTION_CLASSES.has(err.constructor.name) || err.constructor === Error) return 'connection';
   return 'other';
 }

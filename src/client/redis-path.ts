@@ -1,6 +1,7 @@
-import { InvalidArgumentError, RedisUnavailableError, ScriptError } from '../errors.js';
+import { RedisUnavailableError } from '../errors.js';
 import { runScript, slotOwner, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
 import { CircuitBreaker, type BreakerOptions } from './breaker.js';
+import { callerError, classify } from './failure.js';
 import { errorReason } from './metrics.js';
 import { readiness, TimeoutError, whenReady } from './redis-call.js';
 
@@ -69,7 +70,10 @@ export class RedisPath {
     return b;
   }
 
-  /** Runs a script on Redis. Rejects with the failure (and has told the breaker). */
+  /**
+   * Runs a script on Redis. Rejects with the failure (and has told the breaker); the caller's
+   * own mistakes (see failure.ts) as a typed error: InvalidArgumentError, StateKeyError.
+   */
   run(def: ScriptDef, keys: string[], argv: string[], slot = -1): Promise<unknown> {
     if (this.refused) return Promise.reject(this.refused);
     const breaker = slot < 0 ? this.breaker : this.breakerFor(slot);
@@ -78,14 +82,14 @@ export class RedisPath {
       readiness(this.client) === null
         ? runScript(this.client, def, keys, argv)
         : whenReady(this.client, this.timeoutMs).then(() => runScript(this.client, def, keys, argv));
-    return this.guard(work, breaker);
+    return this.guard(work, breaker, keys);
   }
 
   private loopNow(): number {
     return performance.now() - this.stalled;
   }
 
-  private guard(work: Promise<unknown>, breaker: CircuitBreaker): Promise<unknown> {
+  private guard(work: Promise<unknown>, breaker: CircuitBreaker, keys: readonly string[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const p: Pending = { start: this.loopNow(), settled: false, breaker, reject };
       this.pending.push(p);
@@ -100,25 +104,28 @@ export class RedisPath {
         (err: unknown) => {
           if (p.settled) return;
           p.settled = true;
-          this.judge(err, breaker);
-          reject(err);
+          reject(this.judge(err, breaker, keys));
         },
       );
     });
   }
 
-  /** Tells the breaker what a failed call says about Redis. */
-  private judge(err: unknown, breaker: CircuitBreaker): void {
-    if (err instanceof InvalidArgumentError) {
-      breaker.success(); // the caller's mistake, not Redis'
-      return;
+  /**
+   * Tells the breaker what a failed call says about Redis, and returns what the caller gets. A
+   * caller error is no verdict on Redis: it counts neither way (except that a half-open probe
+   * Redis answered must give its probe slot back, which only a success does). A slot on the move
+   * is Redis answering (a success); this call still takes the failure path.
+   */
+  private judge(err: unknown, breaker: CircuitBreaker, keys: readonly string[]): unknown {
+    const kind = classify(err);
+    if (kind === 'caller') {
+      if (breaker.state === 'half-open') breaker.success();
+      return callerError(err, keys);
     }
-    // A key holding something else (WRONGTYPE, foreign state) is that key's problem, and a slot
-    // on the move (TRYAGAIN, MOVED, ASK) is the cluster at work: Redis answered, so the breaker
-    // hears a success; this call still takes the failure path.
-    if (err instanceof ScriptError && /WRONGTYPE|does not hold|^(TRYAGAIN|MOVED|ASK)\b/.test(err.redisMessage)) breaker.success();
+    if (kind === 'moving') breaker.success();
     else breaker.failure(err);
     this.onError(errorReason(err));
+    return err;
   }
 
   private startSweep(): void {

@@ -4,8 +4,9 @@ import { ScriptError } from '../errors.js';
 
 export type ArgValues = Record<string, number | string | undefined>;
 
+/** A refused argument: the reply the Lua prologue gives (rl_fail), code BADARG. */
 function fail(def: ScriptDef, message: string): never {
-  throw new ScriptError(def.name, `ERR redlimit ${def.name}: ${message}`);
+  throw new ScriptError(def.name, `BADARG redlimit ${def.name}: ${message}`);
 }
 
 /** One argument as the Lua prologue parses it (rl_arg_int / rl_arg_enum / rl_arg_string). */

@@ -1,9 +1,8 @@
 import { allScripts } from '../../generated/index.js';
 import type { ScriptDef } from '../runtime/script-def.js';
-import { ScriptError } from '../errors.js';
 import type { ArgValues } from './args.js';
-import { runTwinScript, twinScripts } from './scripts.js';
-import { MemoryStore, TwinStateError } from './store.js';
+import { runTwinScript, twinError, twinScripts } from './scripts.js';
+import { MemoryStore } from './store.js';
 
 /**
  * A stand-in for a Redis client that runs every redlimit script on the in-memory twin. The
@@ -29,10 +28,9 @@ export class TwinClient {
   runParsed(def: ScriptDef, keys: readonly string[], args: ArgValues, items: ArgValues[] = [], now = this.clock()): number[] {
     const impl = twinScripts[def.name]!;
     try {
-      return impl({ store: this.store, keys, args, items, now, simulated: false });
+      return impl({ store: this.store, keys, args, items, now, simulated: false, script: def.name });
     } catch (err) {
-      if (err instanceof TwinStateError) throw new ScriptError(def.name, `ERR ${err.message}`);
-      throw err;
+      throw twinError(err, def, this.store, keys, now);
     }
   }
 

@@ -3,12 +3,12 @@
  * This is what lets the generated bindings run unchanged on the twin (see TwinClient), and what
  * the differential tests compare with the Lua on a real Redis.
  */
-import { ScriptError } from '../errors.js';
+import { KEY_ERROR_CODES, ScriptError } from '../errors.js';
 import type { ScriptDef } from '../runtime/script-def.js';
 import * as a from './algorithms.js';
 import { parseScriptArgs, type ArgValues } from './args.js';
 import { parseMultiBatchSpecs } from '../runtime/checks.js';
-import { TwinStateError, type MemoryStore } from './store.js';
+import { TwinStateError, type MemoryStore, type TwinValue } from './store.js';
 
 export interface TwinCall {
   store: MemoryStore;
@@ -17,6 +17,8 @@ export interface TwinCall {
   items: ArgValues[];
   now: number;
   simulated: boolean;
+  /** The script being run, for its error replies. */
+  script: string;
 }
 
 const n = (v: unknown) => v as number;
@@ -42,7 +44,80 @@ function refund(r: [number, number, a.Write[]], store: MemoryStore): number[] {
   return [r[0], r[1]];
 }
 
+type Kind = TwinValue['kind'];
+
+/** The state each algorithm keeps, and the Redis type the Lua stores it as. */
+const ALGO_KIND: Record<string, Kind> = {
+  gcra: 'gcra',
+  token_bucket: 'token_bucket',
+  fixed_window: 'counter',
+  quota: 'counter',
+  sliding_window: 'sliding_window',
+  sliding_log: 'sliding_log',
+  block: 'block',
+  concurrency: 'leases',
+};
+const REDIS_TYPE: Record<Kind, 'string' | 'hash' | 'zset'> = {
+  gcra: 'string',
+  counter: 'string',
+  sliding_window: 'string',
+  block: 'string',
+  token_bucket: 'hash',
+  sliding_log: 'zset',
+  leases: 'zset',
+};
+const KINDS = Object.keys(REDIS_TYPE) as Kind[];
+
+/** The kind of state `key` holds at `now` (it is known to hold some). */
+function heldKind(store: MemoryStore, key: string, now: number): Kind | undefined {
+  for (const kind of KINDS) {
+    try {
+      if (store.get(key, kind, now) !== undefined) return kind;
+    } catch {
+      // another kind: try the next
+    }
+  }
+  return undefined;
+}
+
+/**
+ * What Redis answers when `algo` meets `key` holding another algorithm's state: WRONGTYPE when
+ * the Redis types differ (the Lua's redis.call refuses), WRONGSTATE when they match but the
+ * value is not this algorithm's (the Lua's rl_fail_state).
+ */
+function stateKeyError(script: string, store: MemoryStore, key: string, algo: string, now: number): ScriptError {
+  const held = heldKind(store, key, now);
+  if (held !== undefined && REDIS_TYPE[held] !== REDIS_TYPE[ALGO_KIND[algo]!]) {
+    return new ScriptError(script, 'WRONGTYPE Operation against a key holding the wrong kind of value');
+  }
+  return new ScriptError(script, `WRONGSTATE redlimit ${algo}: key ${key} does not hold ${algo} state`);
+}
+
+/** The algorithm a single-key script runs (gcra_peek: gcra). */
+function algoOfScript(name: string): string {
+  let best = name;
+  for (const algo of Object.keys(ALGO_KIND)) if (name.startsWith(algo) && (best === name || algo.length > best.length)) best = algo;
+  return best;
+}
+
+/** The marker code of a batch decision that failed alone; any other error is thrown again. */
+function keyErrorCode(err: unknown): number {
+  if (err instanceof ScriptError) {
+    for (const [code, word] of Object.entries(KEY_ERROR_CODES)) if (word === err.redisCode) return Number(code);
+  }
+  throw err;
+}
+
 function multiItem(c: TwinCall, key: string, it: ArgValues, trim: boolean): a.Eval {
+  try {
+    return evalItem(c, key, it, trim);
+  } catch (err) {
+    if (err instanceof TwinStateError) throw stateKeyError(c.script, c.store, key, s(it.algo), c.now);
+    throw err;
+  }
+}
+
+function evalItem(c: TwinCall, key: string, it: ArgValues, trim: boolean): a.Eval {
   const { store, now, simulated } = c;
   switch (it.algo) {
     case 'gcra':
@@ -67,7 +142,7 @@ function multiItem(c: TwinCall, key: string, it: ArgValues, trim: boolean): a.Ev
 function multi(c: TwinCall, commit: boolean, name: string): number[] {
   const seen = new Map<string, number>();
   c.keys.forEach((k, i) => {
-    if (seen.has(k)) throw new ScriptError(name, `ERR redlimit ${name}: key ${k} is given twice (items ${seen.get(k)! + 1} and ${i + 1})`);
+    if (seen.has(k)) throw new ScriptError(name, `BADARG redlimit ${name}: key ${k} is given twice (items ${seen.get(k)! + 1} and ${i + 1})`);
     seen.set(k, i);
   });
   const reply = [1, 0, 0];
@@ -105,11 +180,30 @@ function batch(c: TwinCall): number[] {
   const spec: ArgValues = { ...c.args };
   c.items.forEach((it, i) => {
     spec.cost = it.cost;
-    const [allowed, remaining, reset, retry, writes] = multiItem(c, c.keys[i]!, spec, true);
+    let e: a.Eval;
+    try {
+      e = multiItem(c, c.keys[i]!, spec, true);
+    } catch (err) {
+      reply.push(-1, keyErrorCode(err), 0, 0); // this decision fails alone; nothing of it written
+      return;
+    }
+    const [allowed, remaining, reset, retry, writes] = e;
     if (allowed === 1) a.apply(c.store, writes);
     reply.push(allowed, remaining, reset, retry);
   });
   return reply;
+}
+
+/** Which item of a decision that threw holds the key at fault (0: none found), as the Lua finds it. */
+function failingItem(c: TwinCall): number {
+  for (let i = 0; i < c.items.length; i++) {
+    try {
+      multiItem(c, c.keys[i]!, { ...c.items[i], cost: 0 }, false);
+    } catch {
+      return i + 1;
+    }
+  }
+  return 0;
 }
 
 /** multi_batch: whole multi decisions over the same limits, in order, each all-or-nothing. */
@@ -127,7 +221,15 @@ function multiBatch(c: TwinCall): number[] {
   for (let d = 0; d * count < c.keys.length; d++) {
     const keys = c.keys.slice(d * count, (d + 1) * count);
     const items = limits.map((l, j) => ({ ...l, cost: c.items[d * count + j]!.cost }));
-    reply.push(...multi({ ...c, keys, items }, true, 'multi_batch').slice(3));
+    const call = { ...c, keys, items };
+    try {
+      reply.push(...multi(call, true, 'multi_batch').slice(3));
+    } catch (err) {
+      // This decision fails alone: -1 on each item, the code on the one whose key it was.
+      const code = keyErrorCode(err);
+      const bad = failingItem(call);
+      for (let j = 1; j <= count; j++) reply.push(-1, j === bad ? code : 0, 0, 0);
+    }
   }
   return reply;
 }
@@ -172,10 +274,16 @@ export function runTwinScript(store: MemoryStore, def: ScriptDef, keys: readonly
   if (!impl) throw new ScriptError(def.name, `ERR the twin has no script ${def.name}`);
   const { args, items } = parseScriptArgs(def, keys, argv);
   const override = args.now_ms as number | undefined;
+  const now = override ?? clock();
   try {
-    return impl({ store, keys, args, items, now: override ?? clock(), simulated: override !== undefined });
+    return impl({ store, keys, args, items, now, simulated: override !== undefined, script: def.name });
   } catch (err) {
-    if (err instanceof TwinStateError) throw new ScriptError(def.name, `ERR ${err.message}`);
-    throw err;
+    throw twinError(err, def, store, keys, now);
   }
+}
+
+/** A single-key script's state error as Redis would answer it (multi-key scripts convert per item). */
+export function twinError(err: unknown, def: ScriptDef, store: MemoryStore, keys: readonly string[], now: number): unknown {
+  if (err instanceof TwinStateError) return stateKeyError(def.name, store, keys[0]!, algoOfScript(def.name), now);
+  return err;
 }

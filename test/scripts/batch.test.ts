@@ -12,6 +12,7 @@ import { ioredis, uniquePrefix } from '../support/redis.js';
 let redis: Redis;
 let prefix: string;
 let run = 0;
+const T0 = 1_750_000_000_000;
 beforeAll(() => {
   redis = ioredis();
   prefix = uniquePrefix('batch');
@@ -83,7 +84,7 @@ describe('batch', () => {
             const expected = [];
             for (let i = 0; i < ids.length; i++) {
               const r = await single(redis, s, `${tag}:one:{${ids[i]}}`, costs[i]!, now);
-              expected.push([r.allowed, r.remaining, r.resetAfterMs, r.retryAfterMs]);
+              expected.push([r.allowed ? 1 : 0, r.remaining, r.resetAfterMs, r.retryAfterMs]);
             }
             const keys = (side: string) => ids.map((k) => `${tag}:${side}:{x}${k}`);
             const onRedis = await b.batch(redis, batchArgs(s, keys('lua'), costs, now));
@@ -115,6 +116,30 @@ describe('batch', () => {
     // And the twin answers bad input like Redis does.
     await expect(b.batch(new TwinClient(), { ...good, periodMs: undefined })).rejects.toThrow(/period_ms is required/);
     await expect(new TwinClient().redlimitTwinEval(sha, [key], ['gcra', '5', '', '', '', '', '', '1'])).rejects.toBeInstanceOf(ScriptError);
+  });
+
+  it('fails a decision whose key holds another type or foreign state alone, writing nothing of it', async () => {
+    const tag = `${prefix}:{own}`;
+    const [good, list, text, later] = [`${tag}good`, `${tag}list`, `${tag}text`, `${tag}later`] as const;
+    await redis.rpush(list, 'not a limiter');
+    await redis.set(text, 'not-gcra-state');
+    const args = { algo: 'gcra' as const, limit: 5, periodMs: 60_000, nowMs: T0, decisions: [good, list, text, later, good].map((key) => ({ key, cost: 1 })) };
+    const r = await b.batch(redis, args);
+    expect(r.decisions.map((d) => [d.allowed, d.remaining])).toEqual([
+      [1, 4],
+      [-1, 1], // WRONGTYPE: another Redis type
+      [-1, 2], // WRONGSTATE: a string that is not gcra state
+      [1, 4],
+      [1, 3], // the good key went on being decided, in order
+    ]);
+    expect(await redis.lrange(list, 0, -1)).toEqual(['not a limiter']);
+    expect(await redis.get(text)).toBe('not-gcra-state');
+    for (const algo of ['token_bucket', 'fixed_window', 'sliding_window', 'sliding_log', 'quota'] as const) {
+      const extra = algo === 'quota' ? { unit: 'day' as const } : { periodMs: 60_000 };
+      const one = await b.batch(redis, { algo, limit: 5, ...extra, nowMs: T0, decisions: [{ key: list, cost: 1 }, { key: `${tag}${algo}`, cost: 1 }] });
+      expect(one.decisions.map((d) => [d.allowed, d.remaining])).toEqual([[-1, 1], [1, 4]]);
+    }
+    expect(await redis.lrange(list, 0, -1)).toEqual(['not a limiter']);
   });
 });
 
@@ -151,7 +176,7 @@ describe('multi_batch', () => {
             items: decisions.flatMap(([id, costs]) => keysOf('all', id).map((key, j) => ({ key, cost: costs[j]! }))),
           };
           const onRedis = await b.multiBatch(redis, args);
-          expect(onRedis.items.map((x) => [x.allowed ? 1 : 0, x.remaining, x.resetAfterMs, x.retryAfterMs])).toEqual(expected);
+          expect(onRedis.items.map((x) => [x.allowed, x.remaining, x.resetAfterMs, x.retryAfterMs])).toEqual(expected);
           expect(await b.multiBatch(new TwinClient(), args)).toEqual(onRedis);
           expect(K).toBeGreaterThan(0);
         },
@@ -173,5 +198,31 @@ describe('multi_batch', () => {
     await expect(redis.evalsha(sha, 1, `${key}a`, '1', 'gcra,5,1000,,,', '', '1e3')).rejects.toThrow(/cost\[1\] \(ARGV\[4\]\) must be a decimal integer/);
     await expect(redis.evalsha(sha, 1, `${key}a`, '1', 'gcra,2000000000,1000,,,', '', '1')).rejects.toThrow(/limit\[1\] must be between 1 and 1000000000 for algo gcra/);
     expect(await redis.exists(`${key}a`, `${key}b`)).toBe(0);
+  });
+
+  it('fails a decision with a key of another type or foreign state alone: none of its writes land', async () => {
+    const tag = `${prefix}:{mown}`;
+    await redis.rpush(`${tag}list`, 'not a limiter');
+    await redis.set(`${tag}text`, 'not-window-state');
+    const specs = 'gcra,5,60000,,,;fixed_window,5,60000,,0,';
+    const decisions = [
+      [`${tag}a1`, `${tag}a2`],
+      [`${tag}b1`, `${tag}list`], // the second key is a list: WRONGTYPE
+      [`${tag}c1`, `${tag}text`], // the second key is a string that is not a window: WRONGSTATE
+      [`${tag}a1`, `${tag}a2`],
+    ];
+    const r = await b.multiBatch(redis, { count: 2, specs, nowMs: T0, items: decisions.flat().map((key) => ({ key, cost: 1 })) });
+    expect(r.items.map((x) => [x.allowed, x.remaining])).toEqual([
+      [1, 4], [1, 4],
+      [-1, 0], [-1, 1],
+      [-1, 0], [-1, 2],
+      [1, 3], [1, 3],
+    ]);
+    expect(await redis.exists(`${tag}b1`, `${tag}c1`)).toBe(0); // the failed decisions' good keys: untouched
+    expect(await redis.get(`${tag}text`)).toBe('not-window-state');
+    // A key at fault in the first place of a decision is named there.
+    const first = await b.multiBatch(redis, { count: 2, specs, nowMs: T0, items: [`${tag}list`, `${tag}d2`].map((key) => ({ key, cost: 1 })) });
+    expect(first.items.map((x) => [x.allowed, x.remaining])).toEqual([[-1, 1], [-1, 0]]);
+    expect(await redis.exists(`${tag}d2`)).toBe(0);
   });
 });

@@ -145,6 +145,7 @@ describe.each(algorithms)('$name', ({ name, run, def }) => {
     await redis.rpush(k, 'x');
     const err = await run(redis, { key: k, limit: 1, periodMs: 1000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ScriptError);
+    expect((err as ScriptError).redisCode).toBe('WRONGTYPE');
     expect((err as ScriptError).message).toMatch(new RegExp(`redlimit ${name}: .*WRONGTYPE`));
   });
 
@@ -184,7 +185,7 @@ describe.each(algorithms)('$name', ({ name, run, def }) => {
     const k = key();
     await redis.eval(def.source, 1, `${prefix}warm`, '1', '1', '1', '0'); // make sure the SHA is cached
     const err = await redis.evalsha(def.sha1, 1, k, ...argv).catch((e: unknown) => e);
-    expect((err as Error).message).toMatch(new RegExp(`^ERR redlimit ${name}: `));
+    expect((err as Error).message).toMatch(new RegExp(`^BADARG redlimit ${name}: `)); // the code word first
     expect((err as Error).message).toMatch(message);
     expect(await redis.exists(k)).toBe(0);
   });
