@@ -137,12 +137,13 @@ export function fetchRequest(req: Request, remoteAddress?: string, pathMatching?
 }
 
 /**
- * Adds headers to a finished fetch Response in place, or to a copy when its headers are
- * immutable (a Response from fetch()). Null when it can be neither (a 101 upgrade cannot be
- * copied): then it keeps its own headers.
+ * Adds headers to a finished fetch Response: in place (`inPlace`) unless its headers are
+ * immutable (a Response from fetch()), else on a copy. Null when it can be neither (a 101 upgrade
+ * cannot be copied): then it keeps its own headers.
  */
-function withHeaders(res: Response, headers: Record<string, string>): Response | null {
+function withHeaders(res: Response, headers: Record<string, string>, inPlace: boolean): Response | null {
   try {
+    if (!inPlace) throw new TypeError('copy');
     for (const [k, v] of Object.entries(headers)) res.headers.set(k, v);
     return res;
   } catch {
@@ -175,7 +176,7 @@ export function fetchRateLimit<A extends unknown[]>(
     const outcome = await limiter.handle(fetchRequest(req, remoteAddress?.(req, ...rest)));
     if (!outcome.pass) return toResponse(outcome);
     const res = await handler(req, ...rest);
-    return withHeaders(res, outcome.headers) ?? res;
+    return withHeaders(res, outcome.headers, false) ?? res; // the handler's Response may be shared: a copy
   };
   return Object.assign(wrapped, { limiter });
 }
@@ -211,7 +212,7 @@ export function honoRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
     await next();
     if (Object.keys(outcome.headers).length === 0) return;
     const res = c.res;
-    const out = withHeaders(res, outcome.headers);
+    const out = withHeaders(res, outcome.headers, true);
     if (out && out !== res) c.res = out;
   };
   return Object.assign(middleware, { limiter });
@@ -219,6 +220,8 @@ export function honoRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
 
 interface KoaContextLike {
   req: IncomingMessage;
+  /** The target as received (koa-mount rewrites `req.url` to the mounted path). */
+  originalUrl?: string;
   status: number;
   body: unknown;
   set(name: string, value: string): void;
@@ -230,7 +233,7 @@ interface KoaContextLike {
 export function koaRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
   const limiter = core(options);
   const middleware = async (ctx: KoaContextLike, next: () => Promise<unknown>): Promise<void> => {
-    const outcome = await limiter.handle(nodeRequest(ctx.req, ctx));
+    const outcome = await limiter.handle({ ...nodeRequest(ctx.req, ctx), path: requestPath(ctx.originalUrl ?? ctx.req.url) });
     if (ctx.headerSent) return;
     for (const [k, v] of Object.entries(outcome.headers)) ctx.set(k, v);
     if (!outcome.pass) {

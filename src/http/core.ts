@@ -71,7 +71,7 @@ export interface HttpRateLimitOptions {
   prefix?: string;
   /** Limits for a request no rule matches (same as a last rule without conditions). */
   limits?: LimitSpec | LimitSpec[];
-  /** Ordered rules: the first whose path, method and client class match decides. */
+  /** Ordered rules: the first whose path, method and client class match decides. Unknown rule keys are refused. */
   rules?: readonly RateLimitRule[];
   /** Who a request counts against. Default `ip`. */
   key?: KeyOption;
@@ -83,9 +83,12 @@ export interface HttpRateLimitOptions {
   onMissingKey?: 'skip' | 'reject' | { key: string };
   /** Status for a request without a key. Default 400 (use 401 when the key is a credential). */
   missingKeyStatus?: 400 | 401;
-  /** Keys or IP addresses / CIDRs that are never limited. */
+  /**
+   * Keys or IP addresses / CIDRs (IPv4 and IPv6) that are never limited. Addresses are checked
+   * against the client's own address (after trustProxy), not against its /56 key.
+   */
   allowList?: readonly string[];
-  /** Keys or IP addresses / CIDRs that are refused with 403. */
+  /** Keys or IP addresses / CIDRs that are refused with 403 (checked as allowList is). */
   denyList?: readonly string[];
   /** Requests this says yes to are not limited (health checks, static files). */
   skip?: (req: HttpRequestInfo) => boolean | Promise<boolean>;
@@ -95,7 +98,7 @@ export interface HttpRateLimitOptions {
   bypass?: BypassOptions;
   /** Multiplies every limit (and burst), e.g. 0.8 in staging. Default 1. */
   scale?: number;
-  /** Header style(s). Default `ietf`. */
+  /** Header style(s). Default `ietf`. A list writes each style's headers; `ietf` with `draft-6` is refused (both write RateLimit-Policy). */
   headers?: HeaderStyle | readonly HeaderStyle[];
   /** The 429 response. Default: `application/problem+json`. */
   onDenied?: (req: HttpRequestInfo, d: Decision) => HttpResponse;

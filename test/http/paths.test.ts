@@ -166,4 +166,21 @@ describe('path rules', () => {
     expect((await rawRequest(s.url, '/login', { headers: user })).status).toBe(200); // /l%6Fgin is another path
     await s.close();
   });
+
+  it('Koa: rules see the path as received, also after a mount rewrote it (as Express does with originalUrl)', async () => {
+    const app = new Koa();
+    app.use((ctx, next) => {
+      ctx.path = ctx.path.replace(/^\/api/, '') || '/'; // what koa-mount does
+      return next();
+    });
+    app.use(koaRateLimit({ ...options(), rules: [{ name: 'login', path: '/api/login', limits: { name: 'login', algo: 'fixed_window', limit: 1, periodMs: 3_600_000 } }] }));
+    app.use((ctx) => {
+      ctx.body = 'ok';
+    });
+    const s = await started(app.listen(0, '127.0.0.1'));
+    const user = { 'x-user': 'mounted' };
+    expect((await rawRequest(s.url, '/api/login', { headers: user })).status).toBe(200);
+    expect((await rawRequest(s.url, '/api/login', { headers: user })).status).toBe(429);
+    await s.close();
+  });
 });
