@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npx redlimit …`: the operator's toolkit. Exit codes: 0 done, 1 failed, 2 bad input (usage,
- * an unknown script, a bad number), 3 Redis unreachable.
+ * an unknown script, a bad number, a malformed subject), 3 Redis unreachable. An absent key is
+ * an answer (full), not a failure: `inspect` reports it with exit 0.
  */
 import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 
 import * as b from '../../generated/index.js';
 import { functionsLibrary } from '../../generated/index.js';
 import type { LimitSpec } from '../client/config.js';
+import { blockKey, limitKey, resolveSubject, type Subject } from '../client/keys.js';
 import { createRateLimiter } from '../client/limiter.js';
 import { RedlimitError } from '../errors.js';
 import { preload, type ScriptDef } from '../runtime/index.js';
@@ -59,12 +61,75 @@ async function connect(url: string, cluster: boolean) {
   return client;
 }
 
-function limitFrom(o: { algo: (typeof ALGOS)[number]; limit: number; period?: number; burst?: number; unit?: string; name: string }): LimitSpec {
-  if (o.algo === 'quota') return { name: o.name, algo: 'quota', limit: o.limit, unit: (o.unit ?? 'day') as 'day' };
+function limitFrom(o: { algo: (typeof ALGOS)[number]; limit: number; period?: number; burst?: number; unit?: string; name: string; scopedBy?: string }): LimitSpec {
+  const scope = o.scopedBy ? { scope: o.scopedBy } : {};
+  if (o.algo === 'quota') return { name: o.name, algo: 'quota', limit: o.limit, unit: (o.unit ?? 'day') as 'day', ...scope };
   if (o.period === undefined) throw new CliError(`--period is required for --algo ${o.algo}`, 2);
-  if (o.algo === 'gcra' || o.algo === 'token_bucket') return { name: o.name, algo: o.algo, limit: o.limit, periodMs: o.period, ...(o.burst ? { burst: o.burst } : {}) };
-  return { name: o.name, algo: o.algo, limit: o.limit, periodMs: o.period };
+  if (o.algo === 'gcra' || o.algo === 'token_bucket') return { name: o.name, algo: o.algo, limit: o.limit, periodMs: o.period, ...(o.burst ? { burst: o.burst } : {}), ...scope };
+  return { name: o.name, algo: o.algo, limit: o.limit, periodMs: o.period, ...scope };
 }
+
+/** The subject options every command that takes a subject shares (peek, reset, top). */
+interface SubjectOptions {
+  hashTag?: string;
+  scope?: Record<string, string>;
+  scopedBy?: string;
+}
+
+function scopePair(raw: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const eq = raw.indexOf('=');
+  if (eq <= 0) throw new CommanderArgumentError(`--scope must be name=value (e.g. --scope org=acme), got ${JSON.stringify(raw)}`);
+  const scopes = { ...previous };
+  scopes[raw.slice(0, eq)] = raw.slice(eq + 1);
+  return scopes;
+}
+
+const subjectOptions = (c: Command, what: string) =>
+  c
+    .option('--hash-tag <tag>', `${what}'s hash tag (the { } part of its keys; default: the id)`)
+    .option('--scope <name=value>', `${what}'s scopes, e.g. --scope org=acme (repeatable)`, scopePair)
+    .option('--scoped-by <scope>', "the limit is keyed by this scope of the subject (the limit's scope option), e.g. org");
+
+/** A subject from the command line: an id, or { id, hashTag, scopes } when those are given. */
+function subjectFrom(id: string, o: SubjectOptions): Subject {
+  if (o.hashTag === undefined && o.scope === undefined) return id;
+  return { id, ...(o.hashTag !== undefined ? { hashTag: o.hashTag } : {}), ...(o.scope ? { scopes: o.scope } : {}) };
+}
+
+/** Runs a glob pattern over every primary's keys in bounded SCAN steps (never KEYS). */
+async function* scanKeys(client: Awaited<ReturnType<typeof connect>>, cluster: boolean, pattern: string, maxKeys: number): AsyncGenerator<string> {
+  const nodes = cluster ? (client as import('ioredis').Cluster).nodes('master') : [client as import('ioredis').Redis];
+  let seen = 0;
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 200);
+      cursor = next;
+      for (const key of keys) {
+        if (seen++ >= maxKeys) return;
+        yield key;
+      }
+    } while (cursor !== '0');
+  }
+}
+
+/** A literal inside a SCAN MATCH pattern: glob characters escaped. */
+const globLiteral = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
+const regexLiteral = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** A read-only peek of one key with the limit's options, by the algorithm's _peek script. */
+async function peekKey(client: object, limit: LimitSpec, key: string): Promise<{ remaining: number; resetAfterMs: number }> {
+  const peek = { gcra: b.gcraPeek, token_bucket: b.tokenBucketPeek, fixed_window: b.fixedWindowPeek, sliding_window: b.slidingWindowPeek, sliding_log: b.slidingLogPeek, quota: b.quotaPeek }[limit.algo];
+  const args =
+    limit.algo === 'quota'
+      ? { key, limit: limit.limit, unit: limit.unit }
+      : { key, limit: limit.limit, periodMs: limit.periodMs, ...('burst' in limit && limit.burst ? { burst: limit.burst } : {}), ...('offsetMs' in limit && limit.offsetMs ? { offsetMs: limit.offsetMs } : {}) };
+  const r = await (peek as (c: object, a: object) => Promise<{ remaining: number; resetAfterMs: number }>)(client, args);
+  return { remaining: r.remaining, resetAfterMs: r.resetAfterMs };
+}
+
+/** Limit names as the limiter accepts them (they are part of every key). */
+const LIMIT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 function print(json: boolean, value: unknown, text: () => string): void {
   process.stdout.write(json ? JSON.stringify(value, null, 2) + '\n' : text() + '\n');
@@ -160,28 +225,50 @@ export function program(): Command {
       }
     });
 
-  for (const verb of ['peek', 'reset'] as const) {
-    limitOptions(cli.command(`${verb} <subject>`).description(verb === 'peek' ? "a subject's state under a limit, without consuming" : 'put a subject back to full under a limit')).action(
-      async (subject: string, o: Parameters<typeof limitFrom>[0] & { prefix: string; url: string; cluster?: boolean; json?: boolean }) => {
-        const limit = limitFrom(o);
-        const client = await connect(o.url, !!o.cluster);
-        const rl = createRateLimiter({ redis: client, prefix: o.prefix, limits: limit, onRedisFailure: 'closed', throwWhenFailedClosed: true, functions: false, timeoutMs: 5_000 });
-        try {
-          if (verb === 'reset') {
-            await rl.reset(subject);
-            print(!!o.json, { subject, reset: true }, () => `${subject}: back to full`);
-          } else {
-            const d = await rl.peek(subject);
-            const l = d.limits[0]!;
-            print(!!o.json, { subject, ...l }, () => `${subject}: ${l.remaining} of ${l.limit} left; full again in ${l.resetAfterMs} ms`);
-          }
-        } finally {
-          await rl.close();
-          client.disconnect();
-        }
-      },
-    );
-  }
+  subjectOptions(limitOptions(cli.command('peek <subject>').description("a subject's state under a limit, without consuming")), "the subject").action(
+    async (id: string, o: Parameters<typeof limitFrom>[0] & SubjectOptions & { prefix: string; url: string; cluster?: boolean; json?: boolean }) => {
+      const limit = limitFrom(o);
+      const subject = subjectFrom(id, o);
+      limitKey(o.prefix, resolveSubject(subject), o.name, o.scopedBy ?? null); // a malformed subject is bad input, before any connection
+      const client = await connect(o.url, !!o.cluster);
+      const rl = createRateLimiter({ redis: client, prefix: o.prefix, limits: limit, onRedisFailure: 'closed', throwWhenFailedClosed: true, functions: false, timeoutMs: 5_000 });
+      try {
+        const d = await rl.peek(subject);
+        const l = d.limits[0]!;
+        print(!!o.json, { subject, ...l }, () => `${id}: ${l.remaining} of ${l.limit} left; full again in ${l.resetAfterMs} ms`);
+      } finally {
+        await rl.close();
+        client.disconnect();
+      }
+    },
+  );
+
+  subjectOptions(
+    cli
+      .command('reset <subject>')
+      .description("put a subject back to full: deletes its state under the named limits (no limit options needed), and with --block lifts its block")
+      .option('--name <name>', 'a limit name in the keys (repeatable)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+      .option('--block', "also lift the subject's block")
+      .option('--prefix <prefix>', 'key prefix', 'rl')
+      .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+      .option('--cluster', 'the URL is a Redis Cluster node')
+      .option('--json', 'JSON output'),
+    'the subject',
+  ).action(async (id: string, o: SubjectOptions & { name?: string[]; block?: boolean; prefix: string; url: string; cluster?: boolean; json?: boolean }) => {
+    const names = o.name ?? ['default'];
+    for (const n of names) if (!LIMIT_NAME.test(n)) throw new CliError(`--name must be letters, digits, _ and - (at most 64), got ${JSON.stringify(n)}`, 2);
+    const subject = subjectFrom(id, o);
+    const resolved = resolveSubject(subject);
+    const keys = names.map((n) => limitKey(o.prefix, resolved, n, o.scopedBy ?? null));
+    if (o.block) keys.push(blockKey(o.prefix, resolved));
+    const client = await connect(o.url, !!o.cluster);
+    try {
+      const { deleted } = await b.reset(client, { keys });
+      print(!!o.json, { subject, keys, deleted, reset: true }, () => `${id}: back to full (${deleted} of ${keys.length} key(s) held state: ${keys.join(', ')})`);
+    } finally {
+      client.disconnect();
+    }
+  });
 
   cli
     .command('inspect <key>')
@@ -214,61 +301,63 @@ export function program(): Command {
           const entries = await client.zrange(key, 0, -1, 'WITHSCORES');
           raw = entries;
           decoded = { kind: 'sliding_log or concurrency', entries: entries.length / 2, oldest: entries[1] ? new Date(Number(entries[1])).toISOString() : null };
-        } else if (type === 'none') throw new CliError(`no key ${key} (absent means full)`, 1);
+        } else if (type === 'none') decoded = { kind: 'absent', meaning: 'no state: the subject is at full' };
         let exact: unknown = null;
         if (o.limit !== undefined && o.algo) {
-          const limit = limitFrom({ ...o, name: 'inspect' } as Parameters<typeof limitFrom>[0]);
-          const peek = { gcra: b.gcraPeek, token_bucket: b.tokenBucketPeek, fixed_window: b.fixedWindowPeek, sliding_window: b.slidingWindowPeek, sliding_log: b.slidingLogPeek, quota: b.quotaPeek }[limit.algo];
-          const args = limit.algo === 'quota' ? { key, limit: limit.limit, unit: limit.unit } : { key, limit: limit.limit, periodMs: (limit as { periodMs: number }).periodMs, ...('burst' in limit ? { burst: limit.burst } : {}) };
-          const r = await (peek as (c: object, a: object) => Promise<{ remaining: number; resetAfterMs: number }>)(client, args);
-          exact = { remaining: r.remaining, resetAfterMs: r.resetAfterMs };
+          exact = await peekKey(client, limitFrom({ ...o, name: 'inspect' } as Parameters<typeof limitFrom>[0]), key);
         }
-        print(!!o.json, { key, type, pttlMs: pttl, raw, decoded, exact }, () =>
-          [`${key}: ${type}, expires in ${pttl} ms`, `raw: ${JSON.stringify(raw)}`, `decoded: ${JSON.stringify(decoded)}`, ...(exact ? [`exact: ${JSON.stringify(exact)}`] : ['(give --algo, --limit and --period for the exact remaining and reset)'])].join('\n'),
+        const absent = type === 'none';
+        print(!!o.json, { key, type, absent, pttlMs: pttl, raw, decoded, exact }, () =>
+          [absent ? `${key}: absent — no state, so the subject is at full` : `${key}: ${type}, expires in ${pttl} ms`, `raw: ${JSON.stringify(raw)}`, `decoded: ${JSON.stringify(decoded)}`, ...(exact ? [`exact: ${JSON.stringify(exact)}`] : ['(give --algo, --limit and --period for the exact remaining and reset)'])].join('\n'),
         );
       } finally {
         client.disconnect();
       }
     });
 
-  limitOptions(cli.command('top').description('the subjects closest to their limit: SCAN in bounded steps (never KEYS), then a read-only peek of each'))
-    .option('--count <n>', 'how many to show', int('--count', 1), 10)
-    .option('--max-keys <n>', 'stop after scanning this many keys', int('--max-keys', 1), 10_000)
-    .action(async (o: Parameters<typeof limitFrom>[0] & { prefix: string; url: string; cluster?: boolean; json?: boolean; count: number; maxKeys: number }) => {
-      const limit = limitFrom(o);
-      const client = await connect(o.url, !!o.cluster);
-      const rl = createRateLimiter({ redis: client, prefix: o.prefix, limits: limit, onRedisFailure: 'closed', throwWhenFailedClosed: true, functions: false, timeoutMs: 5_000 });
-      const bar = progress('scanning');
-      try {
-        // Keys of this limit: `${prefix}:{id}:${name}` (tag = id) — the subject is the tag.
-        const pattern = `${o.prefix}:{*}:${o.name}`;
-        const found: { subject: string; remaining: number; limit: number; resetAfterMs: number }[] = [];
-        let cursor = '0';
-        let scanned = 0;
-        const nodes = o.cluster ? (client as import('ioredis').Cluster).nodes('master') : [client as import('ioredis').Redis];
-        for (const node of nodes) {
-          cursor = '0';
-          do {
-            const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 200);
-            cursor = next;
-            for (const key of keys) {
-              const subject = /\{([^}]*)\}/.exec(key)![1]!;
-              const d = await rl.peek(subject);
-              found.push({ subject, remaining: d.limits[0]!.remaining, limit: d.limits[0]!.limit, resetAfterMs: d.limits[0]!.resetAfterMs });
-              scanned++;
-              bar.tick(scanned);
-            }
-          } while (cursor !== '0' && scanned < o.maxKeys);
-        }
-        bar.end();
-        found.sort((x, y) => x.remaining / x.limit - y.remaining / y.limit);
-        const top = found.slice(0, o.count);
-        print(!!o.json, { scanned, top }, () => [`scanned ${scanned} key(s)`, ...top.map((t) => `${t.subject.padEnd(32)} ${t.remaining} of ${t.limit} left, full in ${t.resetAfterMs} ms`)].join('\n'));
-      } finally {
-        await rl.close();
-        client.disconnect();
+  subjectOptions(
+    limitOptions(cli.command('top').description('the subjects closest to their limit: SCAN in bounded steps (never KEYS), then a read-only peek of each key'))
+      .option('--count <n>', 'how many to show', int('--count', 1), 10)
+      .option('--max-keys <n>', 'stop after scanning this many keys', int('--max-keys', 1), 10_000),
+    'only subjects under this',
+  ).action(async (o: Parameters<typeof limitFrom>[0] & SubjectOptions & { prefix: string; url: string; cluster?: boolean; json?: boolean; count: number; maxKeys: number }) => {
+    const limit = limitFrom(o);
+    if (o.scope) throw new CliError('top lists subjects: use --hash-tag and --scoped-by to choose them, not --scope', 2);
+    if (o.hashTag !== undefined) resolveSubject({ id: 'top', hashTag: o.hashTag });
+    const client = await connect(o.url, !!o.cluster);
+    const bar = progress('scanning');
+    try {
+      // Keys of this limit (src/client/keys.ts): `${prefix}:{${id}}:${name}` (tag = id),
+      // `${prefix}:{${tag}}:${name}:${id}`, or `${prefix}:{${tag}}:${name}:${scopeValue}` when scoped.
+      // Parts have no braces, so the first } closes the tag.
+      const tag = o.hashTag === undefined ? '*' : globLiteral(o.hashTag);
+      const pattern = `${globLiteral(o.prefix)}:{${tag}}:${globLiteral(o.name)}*`;
+      const shape = new RegExp(`^${regexLiteral(o.prefix)}:\\{([^}]*)\\}:${regexLiteral(o.name)}(?::(.+))?$`, 's');
+      const found: { subject: string; hashTag: string; scope?: Record<string, string>; key: string; remaining: number; limit: number; resetAfterMs: number }[] = [];
+      let scanned = 0;
+      for await (const key of scanKeys(client, !!o.cluster, pattern, o.maxKeys)) {
+        scanned++;
+        bar.tick(scanned);
+        const m = shape.exec(key);
+        if (!m) continue; // another limit whose name starts with this one
+        const [, keyTag, rest] = m as unknown as [string, string, string | undefined];
+        // A scoped limit's keys always end in the scope value; an id's key ends in the id only
+        // under a tag other than the id.
+        if (o.scopedBy && rest === undefined) continue;
+        const who = o.scopedBy ? { subject: `${o.scopedBy}=${rest}`, scope: { [o.scopedBy]: rest! } } : { subject: rest ?? keyTag };
+        const r = await peekKey(client, limit, key);
+        found.push({ ...who, hashTag: keyTag, key, remaining: r.remaining, limit: limit.limit, resetAfterMs: r.resetAfterMs });
       }
-    });
+      bar.end();
+      found.sort((x, y) => x.remaining / x.limit - y.remaining / y.limit);
+      const top = found.slice(0, o.count);
+      print(!!o.json, { scanned, top }, () =>
+        [`scanned ${scanned} key(s)`, ...top.map((t) => `${(t.subject === t.hashTag ? t.subject : `${t.subject} {${t.hashTag}}`).padEnd(32)} ${t.remaining} of ${t.limit} left, full in ${t.resetAfterMs} ms`)].join('\n'),
+      );
+    } finally {
+      client.disconnect();
+    }
+  });
 
   cli
     .command('export')
