@@ -31,8 +31,13 @@ export interface RateLimiterOptions {
   breaker?: CircuitBreaker | BreakerOptions;
   /** Deadline of one Redis round trip, ms. Default 100. */
   timeoutMs?: number;
-  /** Answer ids that Redis denied locally until their exact retry time. Default true. */
-  denyCache?: boolean | { maxEntries?: number };
+  /**
+   * Answer ids that Redis denied locally until their exact retry time. Default true. A change made
+   * anywhere through the scripts (reset, refund, block) ends a local denial at once; one nothing
+   * announces (a DEL by hand, without keyspace events) after at most `maxHoldMs` (default 100 ms,
+   * unlimited when the server sends keyspace events for deletions: notify-keyspace-events Eg).
+   */
+  denyCache?: boolean | { maxEntries?: number; maxHoldMs?: number };
   /** Take units from Redis in batches and spend them locally (opt-in). */
   lease?: { size: number; ttlMs?: number };
   metrics?: MetricsHook;
@@ -141,6 +146,12 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
   if (o.timeoutMs !== undefined) positiveInt(o.timeoutMs, 'timeoutMs', 60_000);
   for (const flag of ['coalesce', 'blocks', 'throwWhenFailedClosed', 'functions'] as const) {
     if (o[flag] !== undefined && typeof o[flag] !== 'boolean') throw new InvalidConfigError(`${flag} must be true or false`);
+  }
+  if (o.denyCache !== undefined && typeof o.denyCache !== 'boolean') {
+    if (o.denyCache === null || typeof o.denyCache !== 'object') throw new InvalidConfigError('denyCache must be true, false or { maxEntries?, maxHoldMs? }');
+    unknownKeys(o.denyCache, ['maxEntries', 'maxHoldMs'], 'denyCache');
+    if (o.denyCache.maxEntries !== undefined) positiveInt(o.denyCache.maxEntries, 'denyCache.maxEntries', 10_000_000);
+    if (o.denyCache.maxHoldMs !== undefined) positiveInt(o.denyCache.maxHoldMs, 'denyCache.maxHoldMs', 86_400_000);
   }
   if (o.lease) {
     unknownKeys(o.lease, ['size', 'ttlMs'], 'lease');

@@ -1,7 +1,9 @@
+import type { Changes } from './changes.js';
 import type { Decision } from './decision.js';
+import type { Target } from './subjects.js';
 
 interface Entry {
-  /** Local ms until which Redis would deny at least these costs. */
+  /** Local ms until which Redis would deny these costs. */
   until: number;
   costs: number[];
   /** The decision Redis gave, and when its call was sent. */
@@ -11,11 +13,14 @@ interface Entry {
 
 /**
  * Remembers subjects Redis denied, until their exact retry time, so a flood from a denied id
- * costs no Redis calls. It only ever denies, and only calls at least as costly (per limit) as the
- * one Redis denied; `until` counts from when that call was sent, so it can end early (then Redis
- * is asked again) but never late. It answers only calls of exactly the costs Redis denied (a
- * costlier call may be one that can never pass, a cheaper one may pass). A refund, reset or
- * block forgets the subject.
+ * costs no Redis calls. It only ever denies, and only calls of exactly the costs Redis denied (a
+ * costlier call may be one that can never pass, a cheaper one may pass); `until` counts from when
+ * that call was sent, so it can end early (then Redis is asked again) but never late.
+ *
+ * A change made anywhere to one of the subject's keys after the denial — a reset, refund or block
+ * by any instance, the CLI or another language (the scripts publish it) — drops the entry; a
+ * change nothing announces (a DEL by hand without keyspace events) is seen after at most
+ * `maxHoldMs()`, when Redis is asked again.
  *
  * Its answers are Redis's own decision with the times moved on by what has elapsed since: the
  * same limits, remaining, limit and deniedBy; resetAfterMs and retryAfterMs counted down.
@@ -23,21 +28,24 @@ interface Entry {
 export class DenyCache {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(private readonly maxEntries = 10_000) {}
+  constructor(
+    private readonly changes: Changes,
+    private readonly maxHoldMs: () => number,
+    private readonly maxEntries = 10_000,
+  ) {}
 
   get size(): number {
     return this.entries.size;
   }
 
-  check(subject: string, costs: number[], now: number): Decision | null {
-    const e = this.entries.get(subject);
+  check(t: Target, costs: readonly number[], now: number): Decision | null {
+    const e = this.entries.get(t.ident);
     if (!e) return null;
-    if (now >= e.until) {
-      this.entries.delete(subject);
+    // The hold is judged now, not when remembered: it shrinks the moment changes stop being announced.
+    if (now >= e.until || now - e.sentAt >= this.maxHoldMs() || this.changes.since(t.keys, e.sentAt)) {
+      this.entries.delete(t.ident);
       return null;
     }
-    // Only the very costs Redis denied: a costlier call may never pass at all (retry -1) or wait
-    // longer, a cheaper one may pass now. Either way only Redis can say.
     for (let i = 0; i < costs.length; i++) if (costs[i] !== e.costs[i]) return null;
     const elapsed = Math.max(0, now - e.sentAt);
     const later = (ms: number) => (ms < 0 ? ms : Math.max(0, ms - elapsed));
@@ -51,17 +59,21 @@ export class DenyCache {
     };
   }
 
-  remember(subject: string, costs: number[], d: Decision, sentAt: number): void {
+  remember(t: Target, costs: readonly number[], d: Decision, sentAt: number): void {
     if (d.retryAfterMs === 0) return; // nothing to wait for (e.g. denied by a race): ask Redis again
     // "never" (-1) holds for as long as the configuration does; re-check once a minute anyway.
     const until = sentAt + (d.retryAfterMs < 0 ? 60_000 : d.retryAfterMs);
-    if (!this.entries.has(subject) && this.entries.size >= this.maxEntries) {
+    if (!this.entries.has(t.ident) && this.entries.size >= this.maxEntries) {
       this.entries.delete(this.entries.keys().next().value!);
     }
-    this.entries.set(subject, { until, costs: [...costs], decision: d, sentAt });
+    this.entries.set(t.ident, { until, costs: [...costs], decision: d, sentAt });
   }
 
-  forget(subject: string): void {
-    this.entries.delete(subject);
+  forget(ident: string): void {
+    this.entries.delete(ident);
+  }
+
+  clear(): void {
+    this.entries.clear();
   }
 }

@@ -1,9 +1,13 @@
+import type { Changes } from './changes.js';
 import type { Subject } from './keys.js';
+import type { Target } from './subjects.js';
 
 interface Lease {
   subject: Subject;
   units: number;
   takenAt: number;
+  /** When the first units of this lease were taken: a change to its keys after that voids it. */
+  bornAt: number;
   refilling: boolean;
 }
 
@@ -27,14 +31,22 @@ export class LeasePool {
     private readonly ttlMs: number,
     private readonly clock: () => number,
     private readonly giveBack: (subject: Subject, units: number) => Promise<void>,
+    private readonly changes: Changes,
   ) {
     this.timer = setInterval(() => this.expire(), Math.max(10, Math.floor(ttlMs / 2)));
     this.timer.unref();
   }
 
-  /** Spends `cost` local units; returns units left, or null when the lease cannot cover it. */
-  take(sid: string, cost: number, now: number): number | null {
-    const l = this.leases.get(sid);
+  /**
+   * Spends `cost` local units; returns units left, or null when the lease cannot cover it. A
+   * lease whose keys changed elsewhere after it was taken (a reset, a block) is void: dropped.
+   */
+  take(t: Target, cost: number, now: number): number | null {
+    const l = this.leases.get(t.ident);
+    if (l && this.changes.since(t.keys, l.bornAt)) {
+      this.drop(t.ident);
+      return null;
+    }
     if (!l || l.units < cost || now - l.takenAt >= this.ttlMs) return null;
     l.units -= cost;
     return l.units;
@@ -44,7 +56,7 @@ export class LeasePool {
    * Adds units taken from Redis. After close() nothing may hold them: they go straight back (a
    * top-up whose reply arrives after close() would otherwise strand its units).
    */
-  add(sid: string, s: { id: string; tag: string; scopes: Readonly<Record<string, string>> }, units: number): number {
+  add(sid: string, s: { id: string; tag: string; scopes: Readonly<Record<string, string>> }, units: number, sentAt: number): number {
     if (this.closed) {
       if (units > 0) this.track(this.giveBack({ id: s.id, hashTag: s.tag, scopes: { ...s.scopes } }, units).catch(() => {}));
       return 0;
@@ -57,7 +69,7 @@ export class LeasePool {
       return l.units;
     }
     if (l) this.release(sid, l);
-    this.leases.set(sid, { subject: { id: s.id, hashTag: s.tag, scopes: { ...s.scopes } }, units, takenAt: now, refilling: false });
+    this.leases.set(sid, { subject: { id: s.id, hashTag: s.tag, scopes: { ...s.scopes } }, units, takenAt: now, bornAt: sentAt, refilling: false });
     return units;
   }
 
@@ -81,6 +93,11 @@ export class LeasePool {
     const l = this.leases.get(sid);
     if (l) l.units = 0;
     this.leases.delete(sid);
+  }
+
+  /** Every lease dropped (too many changes to track one by one). */
+  dropAll(): void {
+    for (const sid of [...this.leases.keys()]) this.drop(sid);
   }
 
   stats(): { subjects: number; units: number } {

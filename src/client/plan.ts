@@ -128,7 +128,7 @@ export function compileLimit(l: LimitSpec, share: number): LimitPlan {
 }
 
 /** ARGV of a single-limit script call with this cost (a fresh array: the runner may keep it). */
-export function argvWith(c: CompiledScript, cost: number): string[] {
+export function argvWith(c: CompiledScript, cost: number | string): string[] {
   const argv = c.argv.slice();
   if (c.costIndex >= 0) argv[c.costIndex] = String(cost);
   return argv;

@@ -196,14 +196,15 @@ describe('createRateLimiter', () => {
     await slow.close();
   });
 
-  it('a key holding foreign data falls back for that call without opening the breaker', async () => {
+  it('a key holding foreign data fails that call alone with a typed error; the breaker and the fallback hear nothing', async () => {
     const reasons: string[] = [];
     const rl = createRateLimiter({ redis, prefix: 'rl10', limits: { name: 'r', algo: 'gcra', limit: 5, periodMs: 60_000 }, metrics: { redisError: (e) => reasons.push(e.reason) }, breaker: new CircuitBreaker({ consecutiveFailures: 1 }) });
     await redis.rpush('rl10:{bad}:r', 'not a limiter');
     await redis.set('rl10:{odd}:r', 'not-gcra-state');
-    expect(await rl.limit('bad')).toMatchObject({ allowed: true, source: 'fallback' });
-    expect(await rl.limit('odd')).toMatchObject({ allowed: true, source: 'fallback' });
-    expect(reasons).toEqual(['wrongtype', 'wrongtype']);
+    await expect(rl.limit('bad')).rejects.toMatchObject({ code: 'ERR_WRONG_STATE', redisCode: 'WRONGTYPE' });
+    await expect(rl.limit('odd')).rejects.toMatchObject({ code: 'ERR_WRONG_STATE', redisCode: 'WRONGSTATE' });
+    expect(reasons).toEqual([]);
+    expect(rl.stats().fallbackKeys).toBe(0);
     expect(rl.stats().breaker!.state).toBe('closed');
     expect((await rl.limit('good')).source).toBe('redis');
     await rl.close();

@@ -143,7 +143,8 @@ describe('configuration mistakes are refused or reported', () => {
 describe('every decision is truthful, whatever its source', () => {
   it('deny cache answers carry the denying limit and its times, counted down', async () => {
     let now = Date.now();
-    const rl = createRateLimiter({ redis, prefix: uniquePrefix('dc'), limits: { name: 'w', algo: 'fixed_window', limit: 1, periodMs: 60_000 }, clock: () => now });
+    // Held past the 100 ms default for unannounced changes (no keyspace events on this server).
+    const rl = createRateLimiter({ redis, prefix: uniquePrefix('dc'), limits: { name: 'w', algo: 'fixed_window', limit: 1, periodMs: 60_000 }, clock: () => now, denyCache: { maxHoldMs: 60_000 } });
     await rl.limit('x');
     const fromRedis = await rl.limit('x');
     now += 1_000;

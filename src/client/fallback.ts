@@ -1,0 +1,81 @@
+import { TwinClient } from '../twin/client.js';
+import type { Changes } from './changes.js';
+import type { Decision } from './decision.js';
+import { valuesWith, type LimitPlan } from './plan.js';
+import type { Shape } from './shape.js';
+import type { Target } from './subjects.js';
+
+/**
+ * The in-memory side of a limiter: the exact twin that decides when Redis cannot, and what Redis
+ * last said of each subject so an outage does not hand a subject Redis had exhausted a fresh
+ * allowance. When Redis is authoritative again (its breaker closes) what was counted here is
+ * dropped.
+ */
+export class Fallback {
+  readonly twin: TwinClient;
+  /** Per subject identity: each limit's remaining units and when Redis said so. Bounded, oldest first out. */
+  private readonly learned = new Map<string, { at: number; remaining: number[] }>();
+
+  constructor(
+    private readonly plans: readonly LimitPlan[],
+    private readonly shape: Shape,
+    private readonly share: number,
+    private readonly clock: () => number,
+    /** false: no Redis at all, the twin is the only authority (nothing to learn or seed). */
+    private readonly behindRedis: boolean,
+    private readonly changes: Changes,
+  ) {
+    this.twin = new TwinClient({ clock });
+  }
+
+  /** One decision (or peek) over all limits on the twin. */
+  decide(t: Target, costs: readonly number[], consume: boolean, now = this.clock()): Decision {
+    if (this.behindRedis) this.seed(t);
+    return this.shape.onTwin(this.twin, t.keys, costs, consume, now);
+  }
+
+  /** Remembers what Redis said of a subject (a decision over every limit; a block says nothing of them). */
+  learn(t: Target, d: Decision, at: number): void {
+    if (d.limits.length !== this.plans.length) return;
+    let l = this.learned.get(t.ident);
+    if (!l) {
+      // Oldest first out (insertion order); an entry is updated in place, so no re-insertion per call.
+      if (this.learned.size >= 10_000) this.learned.delete(this.learned.keys().next().value!);
+      l = { at, remaining: new Array<number>(this.plans.length) };
+      this.learned.set(t.ident, l);
+    }
+    l.at = at;
+    for (let i = 0; i < d.limits.length; i++) l.remaining[i] = d.limits[i]!.remaining;
+  }
+
+  /** This instance changed the subject's state (reset, refund, block): what was learned of it is stale. */
+  forget(ident: string): void {
+    this.learned.delete(ident);
+  }
+
+  /** A key changed elsewhere: the twin's own count of it goes (learned values are checked against `changes`). */
+  invalidate(key: string): void {
+    this.twin.store.delete(key);
+  }
+
+  clear(): void {
+    this.learned.clear();
+  }
+
+  /**
+   * Seeds the twin's state for a subject it has not seen during this outage from what Redis last
+   * said: this instance's share of the remaining units (floor(remaining / share)), taken at the
+   * time Redis said it, so refill since then is counted exactly as the twin counts it.
+   */
+  private seed(t: Target): void {
+    const l = this.learned.get(t.ident);
+    if (!l) return;
+    this.learned.delete(t.ident);
+    if (this.changes.since(t.keys, l.at)) return; // changed elsewhere after Redis said it
+    this.plans.forEach((p, i) => {
+      if (this.twin.store.has(t.keys[i]!, l.at)) return;
+      const take = p.fallbackCapacity - Math.floor(l.remaining[i]! / this.share);
+      if (take > 0) this.twin.runParsed(p.fallback.consume.def, [t.keys[i]!], valuesWith(p.fallback.consume, take), undefined, l.at);
+    });
+  }
+}
