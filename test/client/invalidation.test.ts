@@ -132,6 +132,16 @@ describe('the scripts publish what they change', () => {
     expect(keys()).toEqual(expected);
   });
 
+  it('exactly reset, block and the refund scripts publish, on INVALIDATION_CHANNEL, and their headers say so', () => {
+    const publishing = b.allScripts.filter((d) => d.source.includes('PUBLISH')).map((d) => d.name).sort();
+    expect(publishing).toEqual(['block', 'fixed_window_refund', 'gcra_refund', 'quota_refund', 'reset', 'sliding_window_refund', 'token_bucket_refund']);
+    for (const d of b.allScripts.filter((x) => publishing.includes(x.name))) {
+      const header = d.source.split('\n').filter((l) => l.startsWith('---')).join('\n');
+      expect(header).toContain(`channel ${INVALIDATION_CHANNEL}`);
+      for (const call of d.source.match(/PUBLISH', '[^']*'/g)!) expect(call).toBe(`PUBLISH', '${INVALIDATION_CHANNEL}'`);
+    }
+  });
+
   it('a script run by another process in another client (redis-cli --eval on the generated file) reaches the subscriber', async () => {
     const { sub, keys } = listen(admin);
     await until('subscribed', () => sub.healthy());
