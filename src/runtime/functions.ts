@@ -1,10 +1,10 @@
 import { functionsLibrary, functionsLibraryHash } from '../../generated/index.js';
 import { transportFor, type RedisClientLike } from './adapters.js';
-import { isReplyError, loadFunctions, markFunctions } from './runner.js';
+import { isReplyError, loadFunctions, markFunctions, replyCode } from './runner.js';
 
 /** Loads redlimit's Functions library on `client` (FUNCTION LOAD REPLACE) and runs every script through FCALL. */
 export function useFunctions(client: RedisClientLike): Promise<void> {
-  return loadFunctions(client, functionsLibrary);
+  return loadFunctions(client, functionsLibrary, functionsLibraryHash);
 }
 
 /** What automatic loading found on a client's server. */
@@ -37,7 +37,8 @@ async function tryFunctions(client: RedisClientLike): Promise<FunctionsState> {
     try {
       return String(await t.fcall('redlimit_library', [], [], true));
     } catch (err) {
-      if (isReplyError(err) && /function not found/i.test(err.message)) return null;
+      // No such function (a plain ERR); NOPERM and the like are thrown (left on EVALSHA).
+      if (isReplyError(err) && replyCode(err) === 'ERR') return null;
       throw err;
     }
   };
@@ -46,11 +47,13 @@ async function tryFunctions(client: RedisClientLike): Promise<FunctionsState> {
     try {
       await t.functionLoad(functionsLibrary, false);
     } catch (err) {
-      if (!isReplyError(err) || !/already exists/i.test(err.message)) throw err;
+      // ERR: a library of that name is there already (a racing instance, another release);
+      // asking again below says which.
+      if (!isReplyError(err) || replyCode(err) !== 'ERR') throw err;
     }
     hash = await held(); // loaded now, or by a racing instance, or another release's library
   }
   if (hash !== functionsLibraryHash) return 'other-library';
-  markFunctions(client);
+  markFunctions(client, functionsLibraryHash);
   return 'fcall';
 }

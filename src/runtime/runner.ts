@@ -31,8 +31,11 @@ export async function runScript(
       return await transport.fcall(`redlimit_${def.name}_v${def.version}`, keys, argv, readOnly);
     } catch (err) {
       if (!isReplyError(err)) throw err;
-      // The library is gone (FUNCTION FLUSH, a failover to a node without it): scripts take over.
-      if (!/function not found/i.test(err.message)) throw new ScriptError(def.name, err.message, { cause: err });
+      const failed = new ScriptError(def.name, err.message, { cause: err });
+      // A missing function is a plain ERR (its name only in the prose): ask the library itself
+      // whether it is still this one. Gone (FUNCTION FLUSH, a failover to a node without it) or
+      // replaced by another release: scripts take over. Else the ERR was the script's own.
+      if (failed.redisCode !== 'ERR' || (await holdsLibrary(client, withFunctions.get(client)!))) throw failed;
       withFunctions.delete(client);
     }
   }
@@ -40,7 +43,8 @@ export async function runScript(
     return await transport.evalsha(def.sha1, keys, argv, readOnly);
   } catch (err) {
     if (!isReplyError(err)) throw err;
-    if (!err.message.startsWith('NOSCRIPT')) throw new ScriptError(def.name, err.message, { cause: err });
+    const failed = new ScriptError(def.name, err.message, { cause: err });
+    if (failed.redisCode !== 'NOSCRIPT') throw failed;
   }
   try {
     return await transport.eval(def.source, keys, argv, readOnly);
@@ -50,11 +54,28 @@ export async function runScript(
   }
 }
 
-const withFunctions = new WeakSet<object>();
+/** The first word of an error reply: its code (ERR, NOSCRIPT, WRONGTYPE, BADARG, ...). */
+export function replyCode(err: Error): string {
+  const space = err.message.indexOf(' ');
+  return space < 0 ? err.message : err.message.slice(0, space);
+}
+
+/** Per client: the hash `redlimit_library` answers for the library loaded (null: not known). */
+const withFunctions = new WeakMap<object, string | null>();
+
+/** Does the server still hold the library FCALL was switched on for? */
+async function holdsLibrary(client: RedisClientLike, hash: string | null): Promise<boolean> {
+  try {
+    const held = await transportFor(client).fcall('redlimit_library', [], [], true);
+    return hash === null || String(held) === hash;
+  } catch {
+    return false;
+  }
+}
 
 /** From now on, scripts on `client` run through FCALL (the library is known to be loaded). */
-export function markFunctions(client: RedisClientLike): void {
-  withFunctions.add(client);
+export function markFunctions(client: RedisClientLike, libraryHash: string | null = null): void {
+  withFunctions.set(client, libraryHash);
 }
 
 /**
@@ -63,11 +84,11 @@ export function markFunctions(client: RedisClientLike): void {
  * of on every EVALSHA, which saves server time per call. If a function goes missing later, the
  * runner falls back to EVALSHA by itself.
  */
-export async function loadFunctions(client: RedisClientLike, library: string): Promise<void> {
+export async function loadFunctions(client: RedisClientLike, library: string, libraryHash: string | null = null): Promise<void> {
   const transport = transportFor(client);
   if (transport.kind === 'twin') return; // the twin runs scripts by SHA; it has no library
   await transport.functionLoad(library);
-  withFunctions.add(client);
+  withFunctions.set(client, libraryHash);
 }
 
 /** Loads scripts ahead of traffic (SCRIPT LOAD on every primary). Optional: runScript recovers anyway. */

@@ -1,6 +1,6 @@
 import { checks } from '../runtime/checks.js';
 import type { ArgSpec, ScriptDef } from '../runtime/script-def.js';
-import { ScriptError } from '../errors.js';
+import { InvalidArgumentError, ScriptError } from '../errors.js';
 
 export type ArgValues = Record<string, number | string | undefined>;
 
@@ -64,8 +64,8 @@ export function parseScriptArgs(def: ScriptDef, keys: readonly string[], argv: r
       fn(def.name, c.args.map((a) => (a === def.each?.name ? items : args[a])));
     }
   } catch (err) {
-    if (err instanceof ScriptError) throw err;
-    fail(def, (err as Error).message.replace(`redlimit ${def.name}: `, ''));
+    if (err instanceof InvalidArgumentError) fail(def, err.detail);
+    throw err;
   }
   return { args, items };
 }

@@ -112,7 +112,7 @@ describe('runner', () => {
       const viaFunction = await redis.fcall(`redlimit_${def.name}_v${def.version}`, 1, `fn:${def.name}`, ...fnArgv);
       const viaScript = await runScript(redis, def, [`ev:${def.name}`], fnArgv);
       expect(viaFunction).toEqual(viaScript);
-      await expect(redis.fcall(`redlimit_${def.name}_v${def.version}`, 1, 'x', 'zero')).rejects.toThrow(`ERR redlimit ${def.name}: limit (ARGV[1]) must be a decimal integer`);
+      await expect(redis.fcall(`redlimit_${def.name}_v${def.version}`, 1, 'x', 'zero')).rejects.toThrow(`BADARG redlimit ${def.name}: limit (ARGV[1]) must be a decimal integer`);
     }
   });
 });
