@@ -38,7 +38,7 @@ describe('one key of another type or foreign state', () => {
         const [a, list, c, text] = await settled([rl.limit('a'), rl.limit('list'), rl.limit('c'), rl.limit('text')]);
         expect(a).toMatchObject({ status: 'fulfilled', value: { allowed: true, source: 'redis', remaining: 5 - turn } });
         expect(c).toMatchObject({ status: 'fulfilled', value: { allowed: true, source: 'redis', remaining: 5 - turn } });
-        expect(list.status).toBe('rejected');
+        expect(list!.status).toBe('rejected');
         const wrongType = (list as PromiseRejectedResult).reason as StateKeyError;
         expect(wrongType).toBeInstanceOf(StateKeyError);
         expect(wrongType).toMatchObject({ code: 'ERR_WRONG_STATE', redisCode: 'WRONGTYPE', key: `${p}${onRedisFailure}:{list}:r` });
