@@ -1,17 +1,16 @@
 import * as b from '../../generated/index.js';
-import { InvalidArgumentError, InvalidConfigError, RateLimitedError } from '../errors.js';
+import { InvalidConfigError, RateLimitedError } from '../errors.js';
 import { hashSlot, intArg, slotOwner, type RedisClientLike } from '../runtime/index.js';
 import { booking, sleep, type AcquireOptions, type Booking } from './acquire.js';
 import type { BreakerStats, CircuitBreaker } from './breaker.js';
-import { Changes } from './changes.js';
-import { Coalescer } from './coalescer.js';
+import { Decider } from './decider.js';
 import { validateConfig, type LimitSpec, type RateLimiterOptions } from './config.js';
 import { connect } from './connect.js';
 import type { Decision } from './decision.js';
-import { DenyCache } from './deny-cache.js';
 import { Fallback } from './fallback.js';
-import { Invalidation } from './invalidation.js';
-import { LeasePool } from './leases.js';
+import { Changes } from './changes.js';
+import { LocalState } from './local.js';
+import { Naming, type Cost, type ResetOptions } from './costs.js';
 import type { MetricsHook } from './metrics.js';
 import { compileLimit, valuesWith, argvWith, type LimitPlan } from './plan.js';
 import { FailurePolicy, isCallerError, unavailable } from './policy.js';
@@ -20,8 +19,7 @@ import { Shape } from './shape.js';
 import { Subjects, type Target } from './subjects.js';
 import type { Subject } from './keys.js';
 
-/** Cost of a call: one number for every limit, or per limit name (missing names cost 1; in a refund, 0). */
-export type Cost = number | Record<string, number>;
+export type { Cost, ResetOptions };
 
 export interface LimiterStats {
   breaker: BreakerStats | null;
@@ -56,27 +54,23 @@ export class RateLimiter {
   private readonly fallback: Fallback;
   private readonly policy: FailurePolicy;
   private readonly path: RedisPath | null;
-  private readonly coalescer: Coalescer | null;
-  private readonly changes: Changes;
-  private readonly invalidation: Invalidation | null;
-  private readonly denyCache: DenyCache | null;
-  private readonly leases: LeasePool | null;
+  private readonly decider: Decider | null;
+  private readonly local: LocalState;
+  private readonly naming: Naming;
   private readonly metrics: MetricsHook;
   private readonly clock: () => number;
   private readonly blocks: boolean;
   private readonly warnings: string[];
-  private readonly unitCosts: number[];
   private readonly prepared: Promise<void>;
   private readonly onBreakerState: (e: { to: string }) => void;
   private closed = false;
-  private subscribedBefore = false;
 
   constructor(options: RateLimiterOptions) {
     const limits = validateConfig(options);
     this.limits = Object.freeze([...limits]);
     const share = options.fallbackShare ?? 1;
     this.plans = limits.map((l) => compileLimit(l, share));
-    this.unitCosts = this.plans.map(() => 1);
+    this.naming = new Naming(this.plans);
     const prefix = options.prefix ?? 'rl';
     this.name = options.name ?? prefix;
     this.clock = options.clock ?? Date.now;
@@ -90,27 +84,11 @@ export class RateLimiter {
     this.warnings = conn?.warnings ?? ['no redis given: every decision comes from the in-memory twin'];
     this.prepared = conn?.prepared ?? Promise.resolve();
     this.subjects = new Subjects(prefix, this.plans, this.blocks, conn?.cluster ?? false);
-    this.changes = new Changes(() => this.dropLocal());
-    this.fallback = new Fallback(this.plans, this.shape, share, this.clock, conn !== null, this.changes);
+    const changes = new Changes(() => this.local.dropAll());
+    this.fallback = new Fallback(this.plans, this.shape, share, this.clock, conn !== null, changes);
     this.policy = new FailurePolicy(options.onRedisFailure ?? 'fallback', options.throwWhenFailedClosed ?? false, this.breaker, this.shape.decode);
-    this.coalescer = this.path && (options.coalesce ?? true) ? new Coalescer((def, keys, argv, slot) => this.path!.run(def, keys, argv, slot), this.shape.batch) : null;
-    // Changes made elsewhere reach every local cache: the scripts publish the keys they change.
-    this.invalidation = redis ? new Invalidation(redis, (key) => this.changed(key), {
-          prefix: `${prefix}:{`,
-          // Back after a loss: what was announced meanwhile is unknown, so nothing held is trusted.
-          onHealthChange: (up) => {
-            if (up && this.subscribedBefore) this.dropLocal();
-            if (up) this.subscribedBefore = true;
-          },
-        }) : null;
-    this.invalidation?.start();
-    const dc = options.denyCache ?? true;
-    const hold = typeof dc === 'object' ? dc.maxHoldMs : undefined;
-    // A denial is held until its retry time only while every change, a DEL by hand included
-    // (keyspace events), is announced; otherwise at most 100 ms, the bound for unannounced changes.
-    const maxHold = () => hold ?? (this.invalidation?.healthy() && this.invalidation.keyEvents() ? Infinity : 100);
-    this.denyCache = dc ? new DenyCache(this.changes, maxHold, typeof dc === 'object' ? dc.maxEntries : undefined) : null;
-    this.leases = options.lease ? new LeasePool(options.lease.size, options.lease.ttlMs ?? 5_000, this.clock, (s, units) => this.refund(s, { cost: units }), this.changes) : null;
+    this.decider = this.path ? new Decider(this.path, options.coalesce ?? true, this.shape, this.policy, this.fallback) : null;
+    this.local = new LocalState(redis, prefix, options, this.clock, this.fallback, (s, units) => this.refund(s, { cost: units }), changes);
     this.onBreakerState = ({ to }) => {
       this.metrics.breakerState?.({ limiter: this.name, state: to as 'open' });
       if (to === 'closed') this.fallback.twin.store.clear(); // Redis is authoritative again
@@ -130,28 +108,30 @@ export class RateLimiter {
     let costs: number[];
     try {
       t = this.subjects.resolve(subject);
-      costs = this.costs(options?.cost);
+      costs = this.naming.costs(options?.cost);
     } catch (err) {
       return Promise.reject(err); // bad input: a rejected promise, as from every other path
     }
     if (!this.path) return Promise.resolve(this.report(this.fallback.decide(t, costs, true, started), started)); // no Redis: decided now
     // Leases hold the same number of units of every limit (a per-limit cost object skips them),
     // and are spent only while a block or reset made elsewhere reaches this instance.
-    const leased = this.leases !== null && typeof options?.cost !== 'object' && this.invalidation!.healthy();
+    const leases = this.local.leasesUsable() ? this.local.leases! : null;
+    const leased = leases !== null && typeof options?.cost !== 'object';
     if (leased) {
-      const left = this.leases!.take(t, costs[0]!, started);
+      const left = leases!.take(t, costs[0]!, started);
       if (left !== null) {
-        if (this.leases!.wantsRefill(t.ident)) this.leases!.refill(t.ident, this.takeBatch(t, 0));
+        if (leases!.wantsRefill(t.ident)) leases!.refill(t.ident, this.decider!.topUp(leases!, t, 0, started));
         return Promise.resolve(this.report(this.shape.decode.lease(left), started));
       }
     }
-    const cached = this.denyCache?.check(t, costs, started);
+    const cached = this.local.denyCache?.check(t, costs, started);
     if (cached) return Promise.resolve(this.report(cached, started));
-    const decided = leased ? this.takeBatch(t, costs[0]!).then((d) => d ?? this.decide(t, costs)) : this.decide(t, costs);
+    const decider = this.decider!;
+    const decided = leased ? decider.topUp(leases!, t, costs[0]!, started).then((d) => d ?? decider.decide(t, costs)) : decider.decide(t, costs);
     return decided.then((d) => {
       if (d.source === 'redis') {
         this.fallback.learn(t, d, started);
-        if (!d.allowed) this.denyCache?.remember(t, costs, d, started);
+        if (!d.allowed) this.local.denyCache?.remember(t, costs, d, started);
       }
       return this.report(d, started);
     });
@@ -167,7 +147,7 @@ export class RateLimiter {
   /** What limit() would answer now, consuming nothing (read-only scripts: may run on a replica). */
   async peek(subject: Subject, options: { cost?: Cost } = {}): Promise<Decision> {
     const t = this.subjects.resolve(subject);
-    const costs = this.costs(options.cost ?? 0);
+    const costs = this.naming.costs(options.cost ?? 0);
     const call = this.shape.peek(costs);
     return this.viaRedis(
       (path) => path.run(call.def, t.keys, call.argv, t.slot).then((r) => this.shape.decide(call, r as number[], 'redis')),
@@ -182,12 +162,12 @@ export class RateLimiter {
    * exactly those. Applied to the fallback too; every other instance drops what it holds for
    * these keys (the script publishes them). Throws RedisUnavailableError if Redis cannot take it.
    */
-  async reset(subject: Subject, options: { limits?: readonly string[]; scopes?: readonly string[] } = {}): Promise<void> {
+  async reset(subject: Subject, options: ResetOptions = {}): Promise<void> {
     const t = this.subjects.resolve(subject);
-    const keys = this.resetKeys(t, options);
-    this.forget(t);
+    const keys = this.naming.resetKeys(t, this.blocks ? this.subjects.blockKey(t) : null, options);
+    this.local.forget(t);
     this.fallback.twin.runParsed(b.resetScript, keys, {});
-    if (this.path) await this.announced(keys, this.path.run(b.resetScript, keys, [], t.slot)).catch(unavailable('reset'));
+    if (this.path) await this.local.announced(keys, this.path.run(b.resetScript, keys, [], t.slot)).catch(unavailable('reset'));
   }
 
   /**
@@ -199,14 +179,14 @@ export class RateLimiter {
    */
   async refund(subject: Subject, options: { cost?: Cost } = {}): Promise<void> {
     const t = this.subjects.resolve(subject);
-    const costs = this.costs(options.cost, 0);
-    this.forget(t);
+    const costs = this.naming.costs(options.cost, 0);
+    this.local.forget(t);
     const refunds = this.plans.flatMap((p, i) => (p.refund && costs[i]! > 0 ? [{ p, i }] : []));
     const onTwin = () => {
       for (const { p, i } of refunds) this.fallback.twin.runParsed(p.fallback.refund!.def, [t.keys[i]!], valuesWith(p.fallback.refund!, costs[i]!));
     };
     if (!this.path) return onTwin();
-    const sent = refunds.map(({ p, i }) => this.announced([t.keys[i]!], this.path!.run(p.refund!.def, [t.keys[i]!], argvWith(p.refund!, costs[i]!), t.slot)));
+    const sent = refunds.map(({ p, i }) => this.local.announced([t.keys[i]!], this.path!.run(p.refund!.def, [t.keys[i]!], argvWith(p.refund!, costs[i]!), t.slot)));
     const landed = await Promise.all(sent).then(
       () => true,
       (err: unknown) => {
@@ -225,11 +205,11 @@ export class RateLimiter {
   async block(subject: Subject, durationMs: number): Promise<void> {
     if (!this.blocks) throw new InvalidConfigError('block() needs a limiter created with blocks: true (every decision then checks the block atomically)');
     const t = this.subjects.resolve(subject);
-    this.forget(t);
+    this.local.forget(t);
     const key = [this.subjects.blockKey(t)];
     const argv = [intArg(b.blockScript.name, b.blockScript.args[0]!, durationMs, 'durationMs')];
     this.fallback.twin.runParsed(b.blockScript, key, { duration_ms: durationMs });
-    if (this.path) await this.announced(key, this.path.run(b.blockScript, key, argv, t.slot)).catch(unavailable('block'));
+    if (this.path) await this.local.announced(key, this.path.run(b.blockScript, key, argv, t.slot)).catch(unavailable('block'));
   }
 
   /**
@@ -264,10 +244,8 @@ export class RateLimiter {
     return {
       breaker: this.breaker?.stats() ?? null,
       nodes: Object.fromEntries([...(this.path?.nodeBreakers ?? [])].map(([node, nb]) => [node, nb.stats()])),
-      denyCacheEntries: this.denyCache?.size ?? 0,
-      leases: this.leases?.stats() ?? { subjects: 0, units: 0 },
+      ...this.local.stats(),
       fallbackKeys: this.fallback.twin.store.size,
-      invalidation: { subscribed: this.invalidation?.healthy() ?? false, keyEvents: this.invalidation?.keyEvents() ?? false },
       warnings: [...this.warnings],
     };
   }
@@ -277,9 +255,8 @@ export class RateLimiter {
     if (this.closed) return;
     this.closed = true;
     this.breaker?.off('state', this.onBreakerState);
-    await this.leases?.close();
+    await this.local.close();
     this.path?.close();
-    await this.invalidation?.close();
   }
 
   // --- steps ---------------------------------------------------------------------------------
@@ -288,109 +265,6 @@ export class RateLimiter {
   private viaRedis<T>(onRedis: (path: RedisPath) => Promise<T>, onFallback: () => T, wrap: (d: Decision) => T = (d) => d as T): Promise<T> {
     if (!this.path) return Promise.resolve().then(onFallback);
     return onRedis(this.path).catch((err: unknown) => this.policy.answer(err, onFallback, wrap));
-  }
-
-  /** One decision over all limits: coalesced with the turn's others when it can be, else alone. */
-  private decide(t: Target, costs: number[]): Promise<Decision> {
-    const fallback = () => this.fallback.decide(t, costs, true);
-    if (!this.coalescer) return this.viaRedis((path) => this.consumeOnRedis(path, t, costs), fallback);
-    return new Promise<Decision>((resolve, reject) => {
-      this.coalescer!.add(t.slot, {
-        keys: t.keys,
-        costs: this.shape.costStrings(costs),
-        done: (r, o) => resolve(this.shape.decideAt(r, o, 'redis')),
-        fail: (err) => {
-          try {
-            resolve(this.policy.answer(err, fallback, (d) => d));
-          } catch (e) {
-            reject(e);
-          }
-        },
-      });
-    });
-  }
-
-  private consumeOnRedis(path: RedisPath, t: Target, costs: readonly number[]): Promise<Decision> {
-    const call = this.shape.consume(costs);
-    return path.run(call.def, t.keys, call.argv, t.slot).then((r) => this.shape.decide(call, r as number[], 'redis'));
-  }
-
-  /** A batch of lease units from Redis (every limit takes `size`, or `forCost` if larger); answers a call of `forCost` from it. Null if none. */
-  private takeBatch(t: Target, forCost: number): Promise<Decision | null> {
-    const pool = this.leases!;
-    const size = Math.max(pool.size, forCost);
-    const sentAt = this.clock();
-    const fetched = this.consumeOnRedis(this.path!, t, this.plans.map(() => size)).catch((err: unknown) => {
-      if (isCallerError(err)) throw err;
-      return null;
-    });
-    return pool.track(fetched).then((d) => {
-      if (!d || !d.allowed) return null;
-      const left = pool.add(t.ident, t.s, size - forCost, sentAt);
-      return forCost > 0 ? { ...d, remaining: left, source: 'redis' as const, limits: [] } : this.shape.decode.lease(left);
-    });
-  }
-
-  /** Per-limit costs in plan order; limits an object does not name cost `unnamed`. */
-  private costs(cost: Cost | undefined, unnamed = 1): number[] {
-    if (cost === undefined) return this.unitCosts;
-    const check = (v: unknown, i: number, label: string) => {
-      const c = this.plans[i]!.consume;
-      intArg(c.def.name, c.def.args[c.costIndex]!, v as number, label);
-      return v as number;
-    };
-    if (typeof cost === 'number') return this.plans.map((_, i) => check(cost, i, 'cost'));
-    if (typeof cost !== 'object' || cost === null) throw new InvalidArgumentError('limiter', 'cost', 'cost must be a number or { [limitName]: number }');
-    for (const k of Object.keys(cost)) {
-      if (!this.plans.some((p) => p.name === k)) throw new InvalidArgumentError('limiter', 'cost', `cost names limit ${k}, which this limiter does not have`);
-    }
-    return this.plans.map((p, i) => check(Object.hasOwn(cost, p.name) ? cost[p.name] : unnamed, i, `cost.${p.name}`));
-  }
-
-  /** The keys a reset clears: the limits keyed by the subject's own id and its block (default), or exactly those named. */
-  private resetKeys(t: Target, o: { limits?: readonly string[]; scopes?: readonly string[] }): string[] {
-    const named = (list: unknown, what: 'limits' | 'scopes', known: (n: string) => boolean) => {
-      if (list === undefined) return null;
-      if (!Array.isArray(list) || list.length === 0) throw new InvalidArgumentError('limiter', what, `reset ${what} must be a non-empty array of names`);
-      for (const n of list) if (!known(n)) throw new InvalidArgumentError('limiter', what, `reset names ${what === 'limits' ? 'limit' : 'scope'} ${JSON.stringify(n)}, which no limit of this limiter has`);
-      return new Set<string>(list);
-    };
-    const names = named(o?.limits, 'limits', (n) => this.plans.some((p) => p.name === n));
-    const scopes = named(o?.scopes, 'scopes', (n) => this.plans.some((p) => (p.scope ?? 'id') === n));
-    const own = names === null && scopes === null;
-    const keys = t.keys.filter((_, i) => i < this.plans.length && (own ? this.plans[i]!.scope === null : names?.has(this.plans[i]!.name) || scopes?.has(this.plans[i]!.scope ?? 'id')));
-    if (this.blocks && own) keys.push(this.subjects.blockKey(t));
-    if (keys.length === 0) throw new InvalidArgumentError('limiter', 'reset', 'every limit of this limiter is keyed by a scope: name the limits or scopes to reset');
-    return keys;
-  }
-
-  /** Runs this instance's own change of `keys`: their announcements coming back are not news. */
-  private announced<T>(keys: readonly string[], run: Promise<T>): Promise<T> {
-    if (!this.invalidation?.healthy()) return run;
-    const undo = this.changes.expect(keys);
-    return run.catch((err: unknown) => {
-      undo();
-      throw err;
-    });
-  }
-
-  /** A key changed elsewhere: every local answer older than the change is void. */
-  private changed(key: string): void {
-    if (!this.changes.heard(key)) return; // our own change, coming back
-    this.changes.mark(key, this.clock());
-    this.fallback.invalidate(key);
-  }
-
-  private forget(t: Target): void {
-    this.denyCache?.forget(t.ident);
-    this.leases?.drop(t.ident);
-    this.fallback.forget(t.ident);
-  }
-
-  private dropLocal(): void {
-    this.denyCache?.clear();
-    this.leases?.dropAll();
-    this.fallback.clear();
   }
 
   /** A Cluster primary's breaker changed state; when it closes, its slots' fallback counts go. */

@@ -23,6 +23,8 @@ export interface Call {
 export class Shape {
   readonly decode: Decoder;
   readonly single: boolean;
+  /** How many limits (costs) a decision has. */
+  readonly count: number;
   readonly batch: BatchShape;
   private readonly twinBlock: ArgValues = { algo: 'block', limit: 1, cost: 1, offset_ms: 0 };
 
@@ -32,6 +34,7 @@ export class Shape {
   ) {
     this.decode = new Decoder(plans, blocks);
     this.single = plans.length === 1 && !blocks;
+    this.count = plans.length;
     this.batch = this.batchShape();
   }
 

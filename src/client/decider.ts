@@ -1,0 +1,71 @@
+import { Coalescer } from './coalescer.js';
+import type { Decision } from './decision.js';
+import type { Fallback } from './fallback.js';
+import type { LeasePool } from './leases.js';
+import type { FailurePolicy } from './policy.js';
+import { isCallerError } from './policy.js';
+import type { RedisPath } from './redis-path.js';
+import type { Shape } from './shape.js';
+import type { Target } from './subjects.js';
+
+/**
+ * Consumes on Redis: coalesced with the same turn's other decisions (batch / multi_batch) or
+ * alone, with the failure policy answering when Redis cannot; and lease top-ups, which have no
+ * failure policy (no units when Redis cannot give them).
+ */
+export class Decider {
+  private readonly coalescer: Coalescer | null;
+
+  constructor(
+    private readonly path: RedisPath,
+    coalesce: boolean,
+    private readonly shape: Shape,
+    private readonly policy: FailurePolicy,
+    private readonly fallback: Fallback,
+  ) {
+    this.coalescer = coalesce ? new Coalescer((def, keys, argv, slot) => path.run(def, keys, argv, slot), shape.batch) : null;
+  }
+
+  /** One decision over all limits: coalesced with the turn's others when it can be, else alone. */
+  decide(t: Target, costs: number[]): Promise<Decision> {
+    const fallback = () => this.fallback.decide(t, costs, true);
+    if (!this.coalescer) return this.consume(t, costs).catch((err: unknown) => this.policy.answer(err, fallback, (d) => d));
+    return new Promise<Decision>((resolve, reject) => {
+      this.coalescer!.add(t.slot, {
+        keys: t.keys,
+        costs: this.shape.costStrings(costs),
+        done: (r, o) => resolve(this.shape.decideAt(r, o, 'redis')),
+        fail: (err) => {
+          try {
+            resolve(this.policy.answer(err, fallback, (d) => d));
+          } catch (e) {
+            reject(e);
+          }
+        },
+      });
+    });
+  }
+
+  /** One consume, uncoalesced, no failure policy. */
+  consume(t: Target, costs: readonly number[]): Promise<Decision> {
+    const call = this.shape.consume(costs);
+    return this.path.run(call.def, t.keys, call.argv, t.slot).then((r) => this.shape.decide(call, r as number[], 'redis'));
+  }
+
+  /**
+   * A batch of lease units from Redis (every limit takes `size`, or `forCost` if larger), and a
+   * call of `forCost` answered from it. Null when none could be taken.
+   */
+  topUp(pool: LeasePool, t: Target, forCost: number, sentAt: number): Promise<Decision | null> {
+    const size = Math.max(pool.size, forCost);
+    const fetched = this.consume(t, new Array<number>(this.shape.count).fill(size)).catch((err: unknown) => {
+      if (isCallerError(err)) throw err;
+      return null;
+    });
+    return pool.track(fetched).then((d) => {
+      if (!d || !d.allowed) return null;
+      const left = pool.add(t.ident, t.s, size - forCost, sentAt);
+      return forCost > 0 ? { ...d, remaining: left, source: 'redis' as const, limits: [] } : this.shape.decode.lease(left);
+    });
+  }
+}

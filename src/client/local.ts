@@ -1,0 +1,105 @@
+import type { RedisClientLike } from '../runtime/index.js';
+import type { Changes } from './changes.js';
+import type { RateLimiterOptions } from './config.js';
+import { DenyCache } from './deny-cache.js';
+import type { Fallback } from './fallback.js';
+import { Invalidation } from './invalidation.js';
+import type { Subject } from './keys.js';
+import { LeasePool } from './leases.js';
+import type { Target } from './subjects.js';
+
+/**
+ * What a limiter holds in this process besides the fallback — the deny cache and leases — and
+ * how it stays true to changes made anywhere: the scripts that change state (reset, refund,
+ * block) publish the keys they touch, every limiter hears them (one subscription per client),
+ * and every local answer older than a change to one of its keys is void.
+ *
+ * Bounds, while Redis is up: a change made through the scripts (any instance, the CLI, another
+ * language) reaches every cache within the pub/sub delivery time; a change nothing announces (a
+ * DEL by hand without keyspace events, or any change while the subscription is down) within
+ * 100 ms for the deny cache (`denyCache.maxHoldMs`), and leases are not spent at all then.
+ */
+export class LocalState {
+  readonly invalidation: Invalidation | null;
+  readonly denyCache: DenyCache | null;
+  readonly leases: LeasePool | null;
+  private subscribedBefore = false;
+
+  constructor(
+    redis: RedisClientLike | undefined,
+    prefix: string,
+    options: RateLimiterOptions,
+    clock: () => number,
+    private readonly fallback: Fallback,
+    giveBack: (subject: Subject, units: number) => Promise<void>,
+    readonly changes: Changes,
+  ) {
+    this.invalidation = redis
+      ? new Invalidation(redis, (key) => this.changed(key, clock()), {
+          prefix: `${prefix}:{`,
+          // Back after a loss: what was announced meanwhile is unknown, so nothing held is trusted.
+          onHealthChange: (up) => {
+            if (up && this.subscribedBefore) this.dropAll();
+            if (up) this.subscribedBefore = true;
+          },
+        })
+      : null;
+    this.invalidation?.start();
+    const dc = options.denyCache ?? true;
+    const hold = typeof dc === 'object' ? dc.maxHoldMs : undefined;
+    // A denial is held to its retry time only while every change, a DEL by hand included
+    // (keyspace events), is announced; otherwise at most 100 ms.
+    const maxHold = () => hold ?? (this.invalidation?.healthy() && this.invalidation.keyEvents() ? Infinity : 100);
+    this.denyCache = redis && dc ? new DenyCache(this.changes, maxHold, typeof dc === 'object' ? dc.maxEntries : undefined) : null;
+    this.leases = redis && options.lease ? new LeasePool(options.lease.size, options.lease.ttlMs ?? 5_000, clock, giveBack, this.changes) : null;
+  }
+
+  /** Leases may be spent: a block or reset made elsewhere reaches this instance right now. */
+  leasesUsable(): boolean {
+    return this.leases !== null && this.invalidation!.healthy();
+  }
+
+  /** This instance changed the subject's state itself: its own caches of it go at once. */
+  forget(t: Target): void {
+    this.denyCache?.forget(t.ident);
+    this.leases?.drop(t.ident);
+    this.fallback.forget(t.ident);
+  }
+
+  /** Runs this instance's own change of `keys`: their announcements coming back are not news. */
+  announced<T>(keys: readonly string[], run: Promise<T>): Promise<T> {
+    if (!this.invalidation?.healthy()) return run;
+    const undo = this.changes.expect(keys);
+    return run.catch((err: unknown) => {
+      undo();
+      throw err;
+    });
+  }
+
+  stats(): { denyCacheEntries: number; leases: { subjects: number; units: number }; invalidation: { subscribed: boolean; keyEvents: boolean } } {
+    return {
+      denyCacheEntries: this.denyCache?.size ?? 0,
+      leases: this.leases?.stats() ?? { subjects: 0, units: 0 },
+      invalidation: { subscribed: this.invalidation?.healthy() ?? false, keyEvents: this.invalidation?.keyEvents() ?? false },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.leases?.close();
+    await this.invalidation?.close();
+  }
+
+  /** A key changed elsewhere: every local answer older than the change is void. */
+  private changed(key: string, now: number): void {
+    if (!this.changes.heard(key)) return; // our own change, coming back
+    this.changes.mark(key, now);
+    this.fallback.invalidate(key);
+  }
+
+  /** Every local answer dropped (too many changes to track one by one). */
+  dropAll(): void {
+    this.denyCache?.clear();
+    this.leases?.dropAll();
+    this.fallback.clear();
+  }
+}
