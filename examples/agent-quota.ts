@@ -3,7 +3,7 @@
  * and a requests-per-minute rate, shared by every worker of the fleet; when Redis is down the
  * in-memory twin keeps enforcing (each of `instances` workers gets its share).
  */
-import { createRateLimiter, type RateLimiter } from '../src/index.js';
+import { createRateLimiter, type RateLimiter } from 'redlimit';
 
 export interface AgentQuotaOptions {
   redis?: object;

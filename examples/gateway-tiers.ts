@@ -3,8 +3,8 @@
  * call, a fail-open switch for when Redis is down, and Prometheus metrics.
  */
 import type * as PromClient from 'prom-client';
-import { createRateLimiter, rateLimitHeaders, type Decision, type LimitSpec, type RateLimiter } from '../src/index.js';
-import { prometheusMetrics } from '../src/metrics/prometheus.js';
+import { createRateLimiter, rateLimitHeaders, type Decision, type LimitSpec, type RateLimiter } from 'redlimit';
+import { prometheusMetrics } from 'redlimit/prometheus';
 
 export interface GatewayOptions {
   redis?: object;

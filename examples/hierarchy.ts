@@ -3,8 +3,7 @@
  * and the org's shared quota, all or nothing. The org is the hash tag, so a tenant's keys share a
  * cluster slot and one script call sees them all.
  */
-import { multi, multiPeek, type MultiItem } from '../src/index.js';
-import type { RedisClientLike } from '../src/runtime/index.js';
+import { multi, multiPeek, type MultiItem, type RedisClientLike } from 'redlimit';
 
 export interface Caller {
   org: string;

@@ -3,8 +3,7 @@
  * (all or nothing). Per-call overrides let a premium agent or a provider outage change limits
  * without new keys. When a call is denied, retryAfterMs says how long the slowest limit needs.
  */
-import { multi, type MultiItem } from '../src/index.js';
-import type { RedisClientLike } from '../src/runtime/index.js';
+import { multi, type MultiItem, type RedisClientLike } from 'redlimit';
 
 export interface ProviderLimits {
   rpm: number;

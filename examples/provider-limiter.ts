@@ -2,7 +2,7 @@
  * L04-style per-agent, per-provider RPM + TPM limiter with usage and reset: one limiter per
  * provider (each has its own limits), the agent as the hash tag.
  */
-import { createRateLimiter, type RateLimiter } from '../src/index.js';
+import { createRateLimiter, type RateLimiter } from 'redlimit';
 
 export class ProviderLimiter {
   private readonly byProvider = new Map<string, RateLimiter>();

@@ -3,8 +3,7 @@
  * the minute tier is a GCRA with a burst multiplier (short spikes are fine), the hour tier a
  * sliding window, the day a calendar quota in the customer's time zone.
  */
-import { multi, type MultiItem } from '../src/index.js';
-import type { RedisClientLike } from '../src/runtime/index.js';
+import { multi, type MultiItem, type RedisClientLike } from 'redlimit';
 
 export interface Plan {
   perMinute: number;

@@ -1,4 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// The examples import the package by its name, as an application does ('redlimit',
+// 'redlimit/prometheus'); here the name means this checkout's source, not a build of it.
+vi.mock('redlimit', () => import('../src/index.js'));
+vi.mock('redlimit/prometheus', () => import('../src/metrics/prometheus.js'));
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { runTiers } from '../examples/tiers.js';
 import { request, usage } from '../examples/hierarchy.js';
@@ -10,6 +17,7 @@ import { AgentQuotaManager } from '../examples/agent-quota.js';
 import { check, createGateway, httpAnswer } from '../examples/gateway-tiers.js';
 import { ProviderLimiter } from '../examples/provider-limiter.js';
 import { freePort } from '../devtools/local-redis.js';
+import { repoRoot } from './support/temp-scripts.js';
 
 let redis: Redis;
 let id: string;
@@ -22,6 +30,14 @@ afterAll(() => redis.quit());
 const T0 = Date.UTC(2026, 2, 10, 12);
 
 describe('examples', () => {
+  it('import the package by its name only, so each runs wherever redlimit is installed', () => {
+    const dir = join(repoRoot, 'examples');
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts'))) {
+      const specifiers = [...readFileSync(join(dir, file), 'utf8').matchAll(/\bfrom\s+'([^']+)'|\bimport\(\s*'([^']+)'\s*\)/g)].map((m) => m[1] ?? m[2]!);
+      for (const s of specifiers) expect(s, `${file} imports ${s}`).toMatch(/^(node:|redlimit(\/(http|bindings|prometheus))?$|ioredis$|redis$|prom-client$)/);
+    }
+  });
+
   it('tiers: the minute tier admits its burst (limit x multiplier), then the minute tier denies', async () => {
     const plan = { perMinute: 10, burstMultiplier: 1.5, perHour: 100, perDay: 1000, utcOffsetMs: 0 };
     expect(await runTiers(redis, `${id}a`, plan, 20, T0)).toEqual({ allowed: 15, deniedBy: { minute: 5 } });
