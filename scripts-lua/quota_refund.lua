@@ -2,8 +2,8 @@
 --- @version 1
 --- @summary Gives units back to the current period of a quota key, never below zero used.
 --- @key state The period and what it used, "period_start_ms:used". Absent means nothing used.
---- Publishes the key (as given) on the channel redlimit:invalidate when cost > 0, so other
---- instances drop what they cached about it (a denial may pass now). PUBLISH takes no key: a
+--- Publishes the key (as given) on the channel redlimit:refund when cost > 0, so other
+--- instances drop the denials they cached (one may pass now; their leases stay). PUBLISH takes no key: a
 --- Cluster broadcasts it. pcall: a client whose ACL forbids PUBLISH still refunds.
 --- @arg limit int required 1..1000000000000000 Units per calendar period (up to 1e15: token budgets).
 --- @arg unit enum:day|week|month required The calendar period: day, ISO week (from Monday) or month.
@@ -17,5 +17,5 @@
 
 local remaining, reset, writes = rl_quota_refund(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })

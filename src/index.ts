@@ -5,6 +5,7 @@ export type { Decision, DecisionSource, LimitResult } from './client/decision.js
 export type { Subject } from './client/keys.js';
 export { CircuitBreaker, type BreakerOptions, type BreakerState, type BreakerStats } from './client/breaker.js';
 export type { MetricsHook } from './client/metrics.js';
+export { isCallerError, classify, type FailureKind } from './client/failure.js';
 export { fromEnv } from './client/from-env.js';
 export * from './http/index.js';
 export * from '../generated/index.js';

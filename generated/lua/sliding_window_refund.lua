@@ -2,8 +2,8 @@
 --- @version 1
 --- @summary Gives units back to the current window of a sliding_window key, never below zero.
 --- @key state "window_start_ms:current_count:previous_count". Absent means nothing used.
---- Publishes the key (as given) on the channel redlimit:invalidate when cost > 0, so other
---- instances drop what they cached about it (a denial may pass now). PUBLISH takes no key: a
+--- Publishes the key (as given) on the channel redlimit:refund when cost > 0, so other
+--- instances drop the denials they cached (one may pass now; their leases stay). PUBLISH takes no key: a
 --- Cluster broadcasts it. pcall: a client whose ACL forbids PUBLISH still refunds.
 --- @arg limit int required 1..1000000000 Units admitted per window.
 --- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
@@ -215,5 +215,5 @@ local now_ms = rl_arg_int('sliding_window_refund', ARGV[4], 4, 'now_ms', false, 
 
 local remaining, reset, writes = rl_sliding_window_refund(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })

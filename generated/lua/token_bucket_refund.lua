@@ -2,8 +2,8 @@
 --- @version 1
 --- @summary Gives units back to a token_bucket key (a call that was admitted but not used), never above burst.
 --- @key state Hash with fields tokens (whole units, negative never), frac (extra units in 1/period_ms) and ts_ms (when they were counted). Absent means full.
---- Publishes the key (as given) on the channel redlimit:invalidate when cost > 0, so other
---- instances drop what they cached about it (a denial may pass now). PUBLISH takes no key: a
+--- Publishes the key (as given) on the channel redlimit:refund when cost > 0, so other
+--- instances drop the denials they cached (one may pass now; their leases stay). PUBLISH takes no key: a
 --- Cluster broadcasts it. pcall: a client whose ACL forbids PUBLISH still refunds.
 --- @arg limit int required 1..1000000000 Units refilled per period.
 --- @arg period_ms int required 1..31622400000 Refill period in ms (at most 366 days).
@@ -251,5 +251,5 @@ rl_check_refill_bounded('token_bucket_refund', limit, period_ms, burst)
 
 local remaining, reset, writes = rl_token_bucket_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })

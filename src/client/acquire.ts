@@ -3,6 +3,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { intArg, type ScriptDef } from '../runtime/index.js';
 import { parseScriptArgs, type ArgValues } from '../twin/args.js';
 import type { Decision, DecisionSource } from './decision.js';
+import { callerError } from './failure.js';
 import type { Decoder } from './decode.js';
 import type { Fallback } from './fallback.js';
 import type { LimitPlan } from './plan.js';
@@ -61,7 +62,8 @@ function refusedBefore(def: ScriptDef, parse: () => unknown): void {
   try {
     parse();
   } catch (err) {
-    if (err instanceof InvalidArgumentError) throw err;
+    const typed = callerError(err, []);
+    if (typed instanceof InvalidArgumentError) throw typed;
     throw new InvalidArgumentError(def.name, 'arguments', (err as Error).message);
   }
 }

@@ -114,6 +114,14 @@ export class CircuitBreaker extends EventEmitter<BreakerEvents> {
     return false;
   }
 
+  /**
+   * A call that ended with no verdict on Redis (the caller's own error) gives its half-open probe
+   * slot back without counting as a success or a failure.
+   */
+  release(): void {
+    if (this.state === 'half-open') this.probesInFlight = Math.max(0, this.probesInFlight - 1);
+  }
+
   success(): void {
     this.totals.successes++;
     this.record(false);

@@ -9,6 +9,8 @@
  */
 export class Changes {
   private readonly at = new Map<string, number>();
+  /** The same, for changes that replaced a key's state (reset, DEL, block), not mere refunds. */
+  private readonly replacedAt = new Map<string, number>();
 
   constructor(
     private readonly onOverflow: () => void,
@@ -40,19 +42,21 @@ export class Changes {
     return false;
   }
 
-  mark(key: string, now: number): void {
+  mark(key: string, now: number, replaced: boolean): void {
     if (!this.at.has(key) && this.at.size >= this.max) {
-      this.at.clear();
+      this.clear();
       this.onOverflow();
     }
     this.at.set(key, now);
+    if (replaced) this.replacedAt.set(key, now);
   }
 
-  /** Did one of `keys` change at or after `t`? */
-  since(keys: readonly string[], t: number): boolean {
-    if (this.at.size === 0) return false;
+  /** Did one of `keys` change (only: have its state replaced) at or after `t`? */
+  since(keys: readonly string[], t: number, replacedOnly = false): boolean {
+    const at = replacedOnly ? this.replacedAt : this.at;
+    if (at.size === 0) return false;
     for (let i = 0; i < keys.length; i++) {
-      const c = this.at.get(keys[i]!);
+      const c = at.get(keys[i]!);
       if (c !== undefined && c >= t) return true;
     }
     return false;
@@ -60,5 +64,6 @@ export class Changes {
 
   clear(): void {
     this.at.clear();
+    this.replacedAt.clear();
   }
 }

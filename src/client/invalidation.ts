@@ -1,5 +1,5 @@
 import type { RedisClientLike } from '../runtime/adapters.js';
-import { INVALIDATION_CHANNEL, subscribe, type SubscribeOptions, type Subscription } from '../runtime/pubsub.js';
+import { INVALIDATION_CHANNEL, REFUND_CHANNEL, subscribe, type SubscribeOptions, type Subscription } from '../runtime/pubsub.js';
 
 export interface InvalidationOptions {
   /**
@@ -15,6 +15,13 @@ export interface InvalidationOptions {
   /** For the shared subscription; the first Invalidation on a client decides (like breakerFor). */
   heartbeatMs?: number;
 }
+
+/**
+ * What happened to a key: `replaced` — its state was reset, deleted or a block set or lifted
+ * (nothing held about it stays true); `refund` — units were given back (a cached denial may pass
+ * now, units held elsewhere stay valid).
+ */
+export type ChangeKind = 'replaced' | 'refund';
 
 interface Shared {
   subscription: Subscription;
@@ -44,12 +51,13 @@ function join(client: RedisClientLike, member: Invalidation, heartbeatMs: number
       },
       ...(heartbeatMs !== undefined ? { heartbeatMs } : {}),
     };
-    // Every message, on our channel or a keyevent channel, is one key name.
+    // Every message, on our channels or a keyevent channel, is one key name.
     const keyPrefix = keyPrefixOf(client);
-    const subscription = subscribe(client, [INVALIDATION_CHANNEL], (_channel, raw) => {
+    const subscription = subscribe(client, [INVALIDATION_CHANNEL, REFUND_CHANNEL], (channel, raw) => {
       if (!raw.startsWith(keyPrefix)) return; // another application's key on the same server
       const key = raw.slice(keyPrefix.length);
-      for (const m of members) m.deliver(key);
+      const kind: ChangeKind = channel === REFUND_CHANNEL ? 'refund' : 'replaced';
+      for (const m of members) m.deliver(key, kind);
     }, options);
     s = { subscription, members };
     shared.set(client, s);
@@ -70,7 +78,7 @@ export class Invalidation {
 
   constructor(
     private readonly client: RedisClientLike,
-    private readonly onKey: (key: string) => void,
+    private readonly onKey: (key: string, kind: ChangeKind) => void,
     private readonly options: InvalidationOptions = {},
   ) {}
 
@@ -104,11 +112,11 @@ export class Invalidation {
   }
 
   /** @internal */
-  deliver(key: string): void {
+  deliver(key: string, kind: ChangeKind): void {
     if (this.closed) return;
     if (this.options.prefix !== undefined && !key.startsWith(this.options.prefix)) return;
     try {
-      this.onKey(key);
+      this.onKey(key, kind);
     } catch {
       // one limiter's callback failing must not keep the key from the others
     }

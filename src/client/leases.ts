@@ -39,11 +39,12 @@ export class LeasePool {
 
   /**
    * Spends `cost` local units; returns units left, or null when the lease cannot cover it. A
-   * lease whose keys changed elsewhere after it was taken (a reset, a block) is void: dropped.
+   * lease whose keys had their state replaced elsewhere after it was taken (a reset, a block, a
+   * DEL) is void: dropped. A refund elsewhere leaves it valid (its units are still taken).
    */
   take(t: Target, cost: number, now: number): number | null {
     const l = this.leases.get(t.ident);
-    if (l && this.changes.since(t.keys, l.bornAt)) {
+    if (l && this.changes.since(t.keys, l.bornAt, true)) {
       this.drop(t.ident);
       return null;
     }

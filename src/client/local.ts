@@ -35,7 +35,7 @@ export class LocalState {
     readonly changes: Changes,
   ) {
     this.invalidation = redis
-      ? new Invalidation(redis, (key) => this.changed(key, clock()), {
+      ? new Invalidation(redis, (key, kind) => this.changed(key, kind === 'replaced', clock()), {
           prefix: `${prefix}:{`,
           // Back after a loss: what was announced meanwhile is unknown, so nothing held is trusted.
           onHealthChange: (up) => {
@@ -90,9 +90,9 @@ export class LocalState {
   }
 
   /** A key changed elsewhere: every local answer older than the change is void. */
-  private changed(key: string, now: number): void {
+  private changed(key: string, replaced: boolean, now: number): void {
     if (!this.changes.heard(key)) return; // our own change, coming back
-    this.changes.mark(key, now);
+    this.changes.mark(key, now, replaced);
     this.fallback.invalidate(key);
   }
 

@@ -119,7 +119,7 @@ export class RedisPath {
   private judge(err: unknown, breaker: CircuitBreaker, keys: readonly string[]): unknown {
     const kind = classify(err);
     if (kind === 'caller') {
-      if (breaker.state === 'half-open') breaker.success();
+      breaker.release();
       return callerError(err, keys);
     }
     if (kind === 'moving') breaker.success();

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { InvalidArgumentError, InvalidConfigError, RedisUnavailableError } from '../errors.js';
+import { InvalidConfigError, RedisUnavailableError, StateKeyError } from '../errors.js';
+import { isCallerError } from '../client/failure.js';
 import type { HttpRateLimiter } from './core.js';
 import { requestPath } from './paths.js';
 import { check, describe, isFunction, isPlainObject, refuseUnknownKeys } from './validate.js';
@@ -113,7 +114,8 @@ export function opsHandler(http: HttpRateLimiter, o: OpsOptions) {
     try {
       return await hit.r.run(m);
     } catch (err) {
-      if (err instanceof InvalidArgumentError) return json(400, { error: 'bad request', detail: err.message });
+      if (err instanceof StateKeyError) return json(409, { error: 'foreign state', detail: err.message });
+      if (isCallerError(err)) return json(400, { error: 'bad request', detail: (err as Error).message });
       if (err instanceof RedisUnavailableError) return json(503, { error: 'redis unavailable', detail: err.message });
       throw err;
     }

@@ -7,6 +7,8 @@ import { transportFor, type RedisClientLike } from './adapters.js';
  * hears every shard.
  */
 export const INVALIDATION_CHANNEL = 'redlimit:invalidate';
+/** Where refund scripts announce a key they gave units back to (its state was not replaced). */
+export const REFUND_CHANNEL = 'redlimit:refund';
 
 /** The keyspace-event channels for deletions made by hand (DEL, UNLINK) in database `db`. */
 export function keyEventChannels(db: number): string[] {
