@@ -8,7 +8,7 @@ import type { Decoder } from './decode.js';
 import type { Fallback } from './fallback.js';
 import type { LimitPlan } from './plan.js';
 import type { RedisPath } from './redis-path.js';
-import type { Target } from './subjects.js';
+import type { Target } from './keys.js';
 
 export interface AcquireOptions {
   cost?: number;

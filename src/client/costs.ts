@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { intArg } from '../runtime/index.js';
 import type { LimitPlan } from './plan.js';
-import type { Target } from './subjects.js';
+import type { Target } from './keys.js';
 
 /** Cost of a call: one number for every limit, or per limit name (missing names cost 1; in a refund, 0). */
 export type Cost = number | Record<string, number>;

@@ -6,7 +6,7 @@ import type { FailurePolicy } from './policy.js';
 import { isCallerError } from './policy.js';
 import type { RedisPath } from './redis-path.js';
 import type { Shape } from './shape.js';
-import type { Target } from './subjects.js';
+import type { Target } from './keys.js';
 
 /**
  * Consumes on Redis: coalesced with the same turn's other decisions (batch / multi_batch) or

@@ -1,6 +1,6 @@
 import type { Changes } from './changes.js';
 import type { Decision } from './decision.js';
-import type { Target } from './subjects.js';
+import type { Target } from './keys.js';
 
 interface Entry {
   /** Local ms until which Redis would deny these costs. */

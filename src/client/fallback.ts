@@ -3,7 +3,7 @@ import type { Changes } from './changes.js';
 import type { Decision } from './decision.js';
 import { valuesWith, type LimitPlan } from './plan.js';
 import type { Shape } from './shape.js';
-import type { Target } from './subjects.js';
+import type { Target } from './keys.js';
 
 /**
  * The in-memory side of a limiter: the exact twin that decides when Redis cannot, and what Redis

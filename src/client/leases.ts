@@ -1,6 +1,5 @@
 import type { Changes } from './changes.js';
-import type { Subject } from './keys.js';
-import type { Target } from './subjects.js';
+import type { Subject, Target } from './keys.js';
 
 interface Lease {
   subject: Subject;

@@ -16,8 +16,7 @@ import { compileLimit, valuesWith, argvWith, type LimitPlan } from './plan.js';
 import { FailurePolicy, isCallerError, unavailable } from './policy.js';
 import type { RedisPath } from './redis-path.js';
 import { Shape } from './shape.js';
-import { Subjects, type Target } from './subjects.js';
-import type { Subject } from './keys.js';
+import { Subjects, type Subject, type Target } from './keys.js';
 
 export type { Cost, ResetOptions };
 

@@ -4,9 +4,8 @@ import type { RateLimiterOptions } from './config.js';
 import { DenyCache } from './deny-cache.js';
 import type { Fallback } from './fallback.js';
 import { Invalidation } from './invalidation.js';
-import type { Subject } from './keys.js';
 import { LeasePool } from './leases.js';
-import type { Target } from './subjects.js';
+import type { Subject, Target } from './keys.js';
 
 /**
  * What a limiter holds in this process besides the fallback — the deny cache and leases — and
