@@ -17,7 +17,9 @@ import { multiPeekScript } from './ts/multi_peek.js';
 import { quotaScript } from './ts/quota.js';
 import { quotaPeekScript } from './ts/quota_peek.js';
 import { quotaRefundScript } from './ts/quota_refund.js';
+import { reserveScript } from './ts/reserve.js';
 import { resetScript } from './ts/reset.js';
+import { settleScript } from './ts/settle.js';
 import { slidingLogScript } from './ts/sliding_log.js';
 import { slidingLogPeekScript } from './ts/sliding_log_peek.js';
 import { slidingWindowScript } from './ts/sliding_window.js';
@@ -46,7 +48,9 @@ export * from './ts/multi_peek.js';
 export * from './ts/quota.js';
 export * from './ts/quota_peek.js';
 export * from './ts/quota_refund.js';
+export * from './ts/reserve.js';
 export * from './ts/reset.js';
+export * from './ts/settle.js';
 export * from './ts/sliding_log.js';
 export * from './ts/sliding_log_peek.js';
 export * from './ts/sliding_window.js';
@@ -58,4 +62,4 @@ export * from './ts/token_bucket_refund.js';
 export * from './ts/functions-library.js';
 
 /** Every script definition, in manifest order. */
-export const allScripts: readonly ScriptDef[] = [batchScript, blockScript, concurrencyAcquireScript, concurrencyPeekScript, concurrencyReleaseScript, fixedWindowScript, fixedWindowPeekScript, fixedWindowRefundScript, gcraScript, gcraPeekScript, gcraRefundScript, gcraReserveScript, multiScript, multiBatchScript, multiPeekScript, quotaScript, quotaPeekScript, quotaRefundScript, resetScript, slidingLogScript, slidingLogPeekScript, slidingWindowScript, slidingWindowPeekScript, slidingWindowRefundScript, tokenBucketScript, tokenBucketPeekScript, tokenBucketRefundScript];
+export const allScripts: readonly ScriptDef[] = [batchScript, blockScript, concurrencyAcquireScript, concurrencyPeekScript, concurrencyReleaseScript, fixedWindowScript, fixedWindowPeekScript, fixedWindowRefundScript, gcraScript, gcraPeekScript, gcraRefundScript, gcraReserveScript, multiScript, multiBatchScript, multiPeekScript, quotaScript, quotaPeekScript, quotaRefundScript, reserveScript, resetScript, settleScript, slidingLogScript, slidingLogPeekScript, slidingWindowScript, slidingWindowPeekScript, slidingWindowRefundScript, tokenBucketScript, tokenBucketPeekScript, tokenBucketRefundScript];

@@ -858,6 +858,163 @@ local function rl_concurrency_expire(key, now, simulated)
   return reset
 end
 
+-- from scripts-lua/lib/reservation.lua
+--- Reservation records: what reserve took, kept under the reservation's own key until settle
+--- replaces it by a tombstone. Both are plain strings (one GET, one SET):
+---   record     "r:<deadline_ms>:<specs>\n<keys>"  specs = "algo,limit,period_ms,burst,offset_ms,unit,estimate;..."
+---   tombstone  "s:<deadline_ms>:<c|x>"          c: committed, x: cancelled
+--- keys is every state key as "<length>:<key>", concatenated, so settle compares its KEYS with one
+--- string comparison and no key can be confused with two others. The deadline is in the value, not
+--- only in the TTL, so a caller clock (now_ms, where TTLs carry grace) expires a record exactly.
+
+--- Settle's status codes (settle.lua's header states them).
+local RL_RSV_UNKNOWN = 0
+
+local RL_RSV_COMMITTED = 1
+
+local RL_RSV_CANCELLED = 2
+
+local RL_RSV_SETTLED = 3
+
+local RL_RSV_MISMATCH = 4
+
+--- A tombstone lives at least this long (ms), so a settle retried minutes later still hears
+--- "already settled" rather than "unknown".
+local RL_RSV_TOMBSTONE_MS = 600000
+
+--- The state keys of a call (KEYS[2..]) as one string: "<length>:<key>" each.
+local function rl_rsv_keys(keys)
+  local parts = {}
+  for i = 2, #keys do parts[i - 1] = #keys[i] .. ':' .. keys[i] end
+  return table.concat(parts)
+end
+
+--- What reserve stores of each limit: its parameters (defaults applied) and its estimate.
+local function rl_rsv_specs(items)
+  local parts = {}
+  for i = 1, #items do
+    local it = items[i]
+    local period = ''
+    if it.period_ms then period = string.format('%d', it.period_ms) end
+    parts[i] = string.format('%s,%d,%s,%d,%d,%s,%d', it.algo, it.limit, period, it.burst, it.offset_ms, it.unit or '', it.cost)
+  end
+  return table.concat(parts, ';')
+end
+
+--- The stored specs as items (cost = the estimate), in order.
+local function rl_rsv_parse_specs(script, key, specs)
+  local items = {}
+  for algo, limit, period, burst, offset, unit, estimate in string.gmatch(specs, '([%l_]+),(%d+),(%d*),(%d+),(%-?%d+),(%l*),(%d+)') do
+    local it = { algo = algo, limit = tonumber(limit), period_ms = tonumber(period), burst = tonumber(burst), offset_ms = tonumber(offset), cost = tonumber(estimate) }
+    if unit ~= '' then it.unit = unit end
+    items[#items + 1] = it
+  end
+  if #items == 0 then rl_fail_state(script, key) end
+  return items
+end
+
+--- What the reservation key holds at `now`: 'record', deadline, body (specs "\n" keys); or
+--- 'tombstone', deadline, mode; or nil when absent or past its deadline.
+local function rl_rsv_read(script, key, now)
+  local stored = redis.call('GET', key)
+  if not stored then return nil end
+  local kind, deadline, rest = string.match(stored, '^([rs]):(%d+):(.*)$')
+  if not kind then rl_fail_state(script, key) end
+  deadline = tonumber(deadline)
+  if now > deadline then return nil end
+  if kind == 'r' then return 'record', deadline, rest end
+  return 'tombstone', deadline, rest
+end
+
+-- from scripts-lua/lib/charge.lua
+--- Settling a reservation on one limit: give back what was over-estimated (each algorithm's own
+--- refund), or charge what was under-estimated — the only place a limit is charged without
+--- asking whether it admits. A charge either stops at what is left (cap) or may go into debt:
+--- the limit then admits nothing until the debt is repaid, by refill (gcra, token_bucket) or by
+--- the window's end (fixed_window, quota, sliding_window). Debt is bounded by one capacity: after a
+--- charge a limit holds at least -burst units (buckets) or counts at most 2 * limit (counters);
+--- the part of a charge beyond that is not charged (the reply's remaining says 0 either way).
+
+--- How much of `cost` to charge a limit with `left` units left (negative: in debt) and `capacity`.
+local function rl_charge_take(left, capacity, cost, debt)
+  local room = left
+  if debt then room = left + capacity end
+  if room <= 0 then return 0 end
+  if cost < room then return cost end
+  return room
+end
+
+--- Each charge returns remaining (never below 0), reset_after_ms and the writes to apply.
+local function rl_gcra_charge(key, limit, period_ms, burst, cost, debt, now, simulated)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+  whole = whole - rl_charge_take(whole, burst, cost, debt)
+  local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
+  local writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
+  if reset_num > 0 then reset_ms = reset_ms + 1 end
+  return math.max(whole, 0), reset_ms, writes
+end
+
+local function rl_token_bucket_charge(key, limit, period_ms, burst, cost, debt, now, simulated)
+  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
+  whole = whole - rl_charge_take(whole, burst, cost, debt)
+  return math.max(whole, 0), rl_ms_until(burst, whole, frac, limit, period_ms),
+    rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, burst, now, simulated)
+end
+
+--- fixed_window and quota: the count of the window [start, window_end).
+local function rl_counter_charge(script, key, limit, start, window_end, cost, debt, now, simulated)
+  local used = rl_counter_read(script, key, start)
+  used = used + rl_charge_take(limit - used, limit, cost, debt)
+  local reset = 0
+  if used > 0 then reset = window_end - now end
+  return math.max(limit - used, 0), reset, rl_counter_writes(key, start, window_end, used, now, simulated)
+end
+
+local function rl_sliding_window_charge(key, limit, period_ms, cost, debt, now, simulated)
+  local start = rl_window_start(now, period_ms, 0)
+  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  local wq, wr = rl_muldivmod(prev, period_ms - (now - start), period_ms)
+  if wr > 0 then wq = wq + 1 end
+  cur = cur + rl_charge_take(limit - cur - wq, limit, cost, debt)
+  return math.max(limit - cur - wq, 0), rl_sliding_window_reset(start, period_ms, cur, prev, now),
+    rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+end
+
+--- Charges `cost` more to one reserved limit (item: algo and parameters as multi's).
+local function rl_charge(key, item, cost, debt, now, simulated)
+  local algo = item.algo
+  if algo == 'gcra' then
+    return rl_gcra_charge(key, item.limit, item.period_ms, item.burst, cost, debt, now, simulated)
+  elseif algo == 'token_bucket' then
+    return rl_token_bucket_charge(key, item.limit, item.period_ms, item.burst, cost, debt, now, simulated)
+  elseif algo == 'fixed_window' then
+    local start = rl_window_start(now, item.period_ms, item.offset_ms)
+    return rl_counter_charge('fixed_window', key, item.limit, start, start + item.period_ms, cost, debt, now, simulated)
+  elseif algo == 'sliding_window' then
+    return rl_sliding_window_charge(key, item.limit, item.period_ms, cost, debt, now, simulated)
+  end
+  local start, period_end = rl_calendar_period(now, item.unit, item.offset_ms)
+  return rl_counter_charge('quota', key, item.limit, start, period_end, cost, debt, now, simulated)
+end
+
+--- Gives `cost` back to one reserved limit, never above full: each algorithm's own refund.
+local function rl_charge_refund(key, item, cost, now, simulated)
+  local algo = item.algo
+  local remaining, reset, writes
+  if algo == 'gcra' then
+    remaining, reset, writes = rl_gcra_refund(key, item.limit, item.period_ms, item.burst, cost, now, simulated)
+  elseif algo == 'token_bucket' then
+    remaining, reset, writes = rl_token_bucket_refund(key, item.limit, item.period_ms, item.burst, cost, now, simulated)
+  elseif algo == 'fixed_window' then
+    remaining, reset, writes = rl_fixed_window_refund(key, item.limit, item.period_ms, item.offset_ms, cost, now, simulated)
+  elseif algo == 'sliding_window' then
+    remaining, reset, writes = rl_sliding_window_refund(key, item.limit, item.period_ms, cost, now, simulated)
+  else
+    remaining, reset, writes = rl_quota_refund(key, item.limit, item.unit, item.offset_ms, cost, now, simulated)
+  end
+  return math.max(remaining, 0), reset, writes
+end
+
 -- batch v2: Many independent decisions on one limit in one call: each key is a decision of its own (all-or-nothing for its own cost), decided in order exactly as if each had been sent alone. A decision whose key holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one limiter arrive in the same event-loop turn.
 redis.register_function{ function_name = 'redlimit_batch_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
@@ -913,10 +1070,10 @@ if duration_ms == 0 then
 end
 local until_ms = now + duration_ms
 local current = rl_block_read(KEYS[1], now)
+redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1])
 if current and current > until_ms then return { current } end
 local set_opt, _, at = rl_expiry(now, duration_ms, now_ms ~= nil)
 redis.call('SET', KEYS[1], string.format('%d', until_ms), set_opt, at)
-redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1])
 return rl_reply({ until_ms })
 end }
 
@@ -1024,7 +1181,7 @@ local now_ms = rl_arg_int('fixed_window_refund', ARGV[5], 5, 'now_ms', false, 0,
 rl_check_offset_within_period('fixed_window_refund', period_ms, offset_ms)
 local remaining, reset, writes = rl_fixed_window_refund(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
@@ -1080,7 +1237,7 @@ local now_ms = rl_arg_int('gcra_refund', ARGV[5], 5, 'now_ms', false, 0, 1407374
 rl_check_refill_bounded('gcra_refund', limit, period_ms, burst)
 local remaining, reset, writes = rl_gcra_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
@@ -1257,8 +1414,68 @@ if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('quota_refund', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
 local remaining, reset, writes = rl_quota_refund(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
+end }
+
+-- reserve v1: Reserve an estimate on N limits at once, all-or-nothing like multi, and remember what was taken under a reservation key until settle commits the actual or cancels (or the reservation expires and counts at its estimate).
+redis.register_function{ function_name = 'redlimit_reserve_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity_variadic('reserve', KEYS, ARGV, 2, 2, 7)
+local ttl_ms = rl_arg_int('reserve', ARGV[1], 1, 'ttl_ms', true, 1, 86400000)
+local now_ms = rl_arg_int('reserve', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
+local limits = {}
+for i = 1, #KEYS - 1 do
+  local base = 2 + (i - 1) * 7
+  local item = {}
+  item.algo = rl_arg_enum('reserve', ARGV[base + 1], base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|quota|block|', i)
+  item.limit = rl_arg_int('reserve', ARGV[base + 2], base + 2, 'limit', false, 1, 1000000000000000, i)
+  if item.limit == nil then item.limit = 1 end
+  item.period_ms = rl_arg_int('reserve', ARGV[base + 3], base + 3, 'period_ms', false, 1, 31622400000, i)
+  item.cost = rl_arg_int('reserve', ARGV[base + 4], base + 4, 'cost', false, 0, 1000000000000000, i)
+  if item.cost == nil then item.cost = 1 end
+  item.burst = rl_arg_int('reserve', ARGV[base + 5], base + 5, 'burst', false, 1, 1000000000000000, i)
+  if item.burst == nil then item.burst = item.limit end
+  item.offset_ms = rl_arg_int('reserve', ARGV[base + 6], base + 6, 'offset_ms', false, -50400000, 31622400000, i)
+  if item.offset_ms == nil then item.offset_ms = 0 end
+  item.unit = rl_arg_enum('reserve', ARGV[base + 7], base + 7, 'unit', false, '|day|week|month|', i)
+  limits[i] = item
+end
+rl_check_multi_items('reserve', limits)
+local record_key = KEYS[1]
+local state_keys = {}
+for i = 2, #KEYS do
+  if KEYS[i] == record_key then rl_fail('reserve', string.format('the record key is also the state key of limit %d', i - 1)) end
+  state_keys[i - 1] = KEYS[i]
+end
+local now = rl_now_ms(now_ms)
+local simulated = now_ms ~= nil
+local body = rl_rsv_specs(limits) .. '\n' .. rl_rsv_keys(KEYS)
+
+local held, _, held_body = rl_rsv_read('reserve', record_key, now)
+if held == 'record' and held_body == body then
+  -- The same reservation again: admitted, nothing more taken; what each limit holds now.
+  local reply = { 1, 0, 0 }
+  for i = 1, #limits do
+    local item = limits[i]
+    item.cost = 0
+    local _, remaining, reset = rl_multi_item(state_keys[i], item, now, simulated, false)
+    reply[#reply + 1] = 1
+    reply[#reply + 1] = remaining
+    reply[#reply + 1] = reset
+    reply[#reply + 1] = 0
+  end
+  return rl_reply(reply)
+elseif held then
+  rl_fail('reserve', 'reservation key ' .. record_key .. ' already holds another reservation or a settled one (ids are never reused)')
+end
+
+local reply = rl_multi('reserve', state_keys, limits, now, simulated, true)
+if reply[1] == 1 then
+  local set_opt, _, at = rl_expiry(now, ttl_ms, simulated)
+  redis.call('SET', record_key, string.format('r:%d:', now + ttl_ms) .. body, set_opt, at)
+end
+return rl_reply(reply)
 end }
 
 -- reset v1: Resets limits: deletes their state keys (any algorithm), so each is back to full. Also lifts blocks and drops leases.
@@ -1268,6 +1485,78 @@ rl_arity_variadic('reset', KEYS, ARGV, 1, 0, 0)
 local deleted = redis.call('DEL', rl_unpack(KEYS))
 for i = 1, #KEYS do redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[i]) end
 return rl_reply({ deleted })
+end }
+
+-- settle v1: Settle a reservation made by reserve: commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once.
+redis.register_function{ function_name = 'redlimit_settle_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity_variadic('settle', KEYS, ARGV, 2, 3, 1)
+local mode = rl_arg_enum('settle', ARGV[1], 1, 'mode', true, '|commit|cancel|')
+local overage = rl_arg_enum('settle', ARGV[2], 2, 'overage', false, '|debt|cap|')
+if overage == nil then overage = 'debt' end
+local now_ms = rl_arg_int('settle', ARGV[3], 3, 'now_ms', false, 0, 140737488355328)
+local actuals = {}
+for i = 1, #KEYS - 1 do
+  local base = 3 + (i - 1) * 1
+  local item = {}
+  item.actual = rl_arg_int('settle', ARGV[base + 1], base + 1, 'actual', true, 0, 1000000000000000, i)
+  actuals[i] = item
+end
+local record_key = KEYS[1]
+local n = #KEYS - 1
+local now = rl_now_ms(now_ms)
+
+local function unsettled(status)
+  local reply = { status }
+  for i = 1, n do
+    reply[2 * i], reply[2 * i + 1] = -1, -1
+  end
+  return reply
+end
+
+local held, deadline, body = rl_rsv_read('settle', record_key, now)
+if not held then return unsettled(RL_RSV_UNKNOWN) end
+if held == 'tombstone' then return unsettled(RL_RSV_SETTLED) end
+local split = string.find(body, '\n', 1, true)
+if not split or string.sub(body, split + 1) ~= rl_rsv_keys(KEYS) then return unsettled(RL_RSV_MISMATCH) end
+local items = rl_rsv_parse_specs('settle', record_key, string.sub(body, 1, split - 1))
+if #items ~= n then rl_fail_state('settle', record_key) end
+
+local simulated = now_ms ~= nil
+local cancel = mode == 'cancel'
+local debt = overage == 'debt'
+local reply = { RL_RSV_COMMITTED }
+if cancel then reply[1] = RL_RSV_CANCELLED end
+-- Everything is read and decided before anything is written: a key that fails (another type,
+-- foreign state) fails the whole settle with nothing changed, and it can be retried.
+local pending = {}
+for i = 1, n do
+  local item, key = items[i], KEYS[i + 1]
+  local remaining, reset = 0, 0
+  if item.algo ~= 'block' then
+    local delta = -item.cost
+    if not cancel then delta = actuals[i].actual - item.cost end
+    local writes
+    if delta < 0 then
+      remaining, reset, writes = rl_charge_refund(key, item, -delta, now, simulated)
+    else
+      remaining, reset, writes = rl_charge(key, item, delta, debt, now, simulated)
+    end
+    if delta ~= 0 then pending[#pending + 1] = { key, writes } end
+  end
+  reply[2 * i], reply[2 * i + 1] = remaining, reset
+end
+for i = 1, #pending do
+  rl_apply(pending[i][2])
+  redis.pcall('PUBLISH', 'redlimit:refund', pending[i][1])
+end
+
+local tomb = math.max(deadline - now, RL_RSV_TOMBSTONE_MS)
+local set_opt, _, at = rl_expiry(now, tomb, simulated)
+local mark = 'c'
+if cancel then mark = 'x' end
+redis.call('SET', record_key, string.format('s:%d:', now + tomb) .. mark, set_opt, at)
+return rl_reply(reply)
 end }
 
 -- sliding_log v1: Sliding log: an exact rolling window; at most `limit` units admitted in any `period_ms`. Memory: one entry per admitted call, so at most `limit` entries per key; trimmed in the same call.
@@ -1347,7 +1636,7 @@ if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('sliding_window_refund', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
 local remaining, reset, writes = rl_sliding_window_refund(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
@@ -1404,9 +1693,9 @@ local now_ms = rl_arg_int('token_bucket_refund', ARGV[5], 5, 'now_ms', false, 0,
 rl_check_refill_bounded('token_bucket_refund', limit, period_ms, burst)
 local remaining, reset, writes = rl_token_bucket_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
-if cost > 0 then redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[1]) end
+if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '835ed39a9aa65b35198d67c89c951c265fcd0c22' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '3a8b632241ac0a6a90bb4399048464306c81a53c' end }

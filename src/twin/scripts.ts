@@ -9,6 +9,7 @@ import * as a from './algorithms.js';
 import { parseScriptArgs, type ArgValues } from './args.js';
 import { parseMultiBatchSpecs } from '../runtime/checks.js';
 import { TwinStateError, type MemoryStore, type TwinValue } from './store.js';
+import { twinReserve, twinSettle } from './reservation.js';
 
 export interface TwinCall {
   store: MemoryStore;
@@ -266,6 +267,8 @@ export const twinScripts: Record<string, Impl> = {
   multi_batch: multiBatch,
   batch,
   multi_peek: (c) => multi(c, false, 'multi_peek'),
+  reserve: (c) => twinReserve(c, multi, stateKeyError),
+  settle: (c) => twinSettle(c, stateKeyError),
 };
 
 /** Runs one script on the twin, answering as Redis would (reply array, or ScriptError). */

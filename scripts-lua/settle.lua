@@ -1,0 +1,96 @@
+--- @script settle
+--- @version 1
+--- @summary Settle a reservation made by reserve: commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once.
+--- @key record The reservation's key, as reserve was given it.
+--- @key state+ The same state keys as reserve was given, in the same order.
+--- Status (the reply's first field):
+---   0 unknown: no live reservation under the record key (never made, expired after ttl_ms and so
+---     counted at its estimate, or its key deleted). Nothing written.
+---   1 committed / 2 cancelled: settled now; the record is replaced by a tombstone.
+---   3 already settled: a tombstone is there (a commit or cancel came first). Nothing written.
+---   4 mismatch: the record was made for other state keys (another subject's handle, other limits,
+---     or another order). Nothing written; the reservation stays as it was.
+--- Settling uses the limits' parameters as reserve recorded them (a limit reconfigured since is
+--- settled as it was taken). Per limit, delta = actual - estimate (cancel: -estimate):
+---   delta < 0: -delta is given back, never above full (the algorithm's refund).
+---   delta > 0: delta is charged. overage=cap charges at most what is left now. overage=debt may
+---     take the limit below empty, so later calls wait until the debt is repaid; the debt is bounded
+---     by one capacity: gcra and token_bucket hold at least -burst units (repaid by refill, within
+---     2 * burst * period_ms / limit of the charge); fixed_window and quota count at most 2 * limit
+---     in the current window (the debt ends with it); sliding_window counts at most limit over
+---     the limit in the current window (it weighs on the next one, and is gone two windows on).
+---     A charge beyond the bound is not charged.
+---   block items are left alone.
+--- The tombstone lives as long as the reservation would have, and at least 10 minutes.
+--- Publishes each state key it changed (given back or charged) on the channel redlimit:refund, as
+--- the refund scripts do: other instances drop the denials they cached (one may pass now) and what
+--- their fallback learned of the key; their leases stay (units already taken stay taken). PUBLISH
+--- takes no key: a Cluster broadcasts it. pcall: a client whose ACL forbids PUBLISH still settles.
+--- @arg mode enum:commit|cancel required commit: settle at the actuals; cancel: give every estimate back (actuals ignored).
+--- @arg overage enum:debt|cap default=debt What an actual above its estimate does: debt (charge it, below empty if need be) or cap (charge at most what is left).
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
+--- @each actuals
+--- @group actual int required 0..1000000000000000 Units this limit really used (RPM: 1, TPM: the tokens); cancel: any, e.g. 0.
+--- @return status int 0 unknown, 1 committed, 2 cancelled, 3 already settled, 4 mismatch.
+--- @return_each remaining int Whole units left on this limit after settling (0 while in debt); -1 when nothing was settled.
+--- @return_each reset_after_ms int ms until this limit is back to full; -1 when nothing was settled.
+--- @include "lib/reservation"
+--- @include "lib/charge"
+--- @include "lib/clock"
+--- @args
+
+local record_key = KEYS[1]
+local n = #KEYS - 1
+local now = rl_now_ms(now_ms)
+
+local function unsettled(status)
+  local reply = { status }
+  for i = 1, n do
+    reply[2 * i], reply[2 * i + 1] = -1, -1
+  end
+  return reply
+end
+
+local held, deadline, body = rl_rsv_read('settle', record_key, now)
+if not held then return unsettled(RL_RSV_UNKNOWN) end
+if held == 'tombstone' then return unsettled(RL_RSV_SETTLED) end
+local split = string.find(body, '\n', 1, true)
+if not split or string.sub(body, split + 1) ~= rl_rsv_keys(KEYS) then return unsettled(RL_RSV_MISMATCH) end
+local items = rl_rsv_parse_specs('settle', record_key, string.sub(body, 1, split - 1))
+if #items ~= n then rl_fail_state('settle', record_key) end
+
+local simulated = now_ms ~= nil
+local cancel = mode == 'cancel'
+local debt = overage == 'debt'
+local reply = { RL_RSV_COMMITTED }
+if cancel then reply[1] = RL_RSV_CANCELLED end
+-- Everything is read and decided before anything is written: a key that fails (another type,
+-- foreign state) fails the whole settle with nothing changed, and it can be retried.
+local pending = {}
+for i = 1, n do
+  local item, key = items[i], KEYS[i + 1]
+  local remaining, reset = 0, 0
+  if item.algo ~= 'block' then
+    local delta = -item.cost
+    if not cancel then delta = actuals[i].actual - item.cost end
+    local writes
+    if delta < 0 then
+      remaining, reset, writes = rl_charge_refund(key, item, -delta, now, simulated)
+    else
+      remaining, reset, writes = rl_charge(key, item, delta, debt, now, simulated)
+    end
+    if delta ~= 0 then pending[#pending + 1] = { key, writes } end
+  end
+  reply[2 * i], reply[2 * i + 1] = remaining, reset
+end
+for i = 1, #pending do
+  rl_apply(pending[i][2])
+  redis.pcall('PUBLISH', 'redlimit:refund', pending[i][1])
+end
+
+local tomb = math.max(deadline - now, RL_RSV_TOMBSTONE_MS)
+local set_opt, _, at = rl_expiry(now, tomb, simulated)
+local mark = 'c'
+if cancel then mark = 'x' end
+redis.call('SET', record_key, string.format('s:%d:', now + tomb) .. mark, set_opt, at)
+return rl_reply(reply)
