@@ -1,0 +1,205 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as b from '../../generated/index.js';
+import { InvalidArgumentError } from '../errors.js';
+import { enumArg, intArg, sameSlot, type ScriptDef } from '../runtime/index.js';
+import type { ArgValues } from '../twin/args.js';
+import type { LimitPlan } from './plan.js';
+
+/**
+ * Reservations on the client side (scripts-lua/reserve.lua, settle.lua): the handle a caller
+ * keeps between reserve and commit / cancel, the calls both scripts are sent, and their replies.
+ *
+ * A handle is a string any process can settle: `rsv1.<rid>.<keys>.<check>` — rid is 128 random
+ * bits (hex), keys the reservation's state keys (base64url of their JSON array, in the order they
+ * were reserved), check the first 64 bits of SHA-256 over the rest (base64url). The check is not a
+ * secret: it catches a handle cut short, mangled or edited by hand before any round trip, and the
+ * script catches the rest (a record made for other keys is a mismatch; no record is unknown).
+ * The record key is derived from the keys: `${prefix}:{${tag}}:!rsv:${rid}`, in their hash slot.
+ */
+
+const VERSION = 'rsv1';
+const HANDLE = /^rsv1\.([0-9a-f]{32})\.([A-Za-z0-9_-]{2,65536})\.([A-Za-z0-9_-]{11})$/;
+/** The longest a reservation may stay unsettled (reserve's ttl_ms range). */
+export const MAX_RESERVATION_TTL_MS = b.reserveScript.args.find((a) => a.name === 'ttl_ms')!.max!;
+
+export type SettleStatus = 'committed' | 'cancelled' | 'already-settled' | 'unknown' | 'mismatch';
+/** settle's status codes, as its header states them. */
+const STATUS: readonly SettleStatus[] = ['unknown', 'committed', 'cancelled', 'already-settled', 'mismatch'];
+
+export interface Reservation {
+  readonly rid: string;
+  /** The state keys, in the order reserve took them (plan order, then the block key). */
+  readonly keys: readonly string[];
+  /** `${prefix}:{${tag}}:!rsv:${rid}`. */
+  readonly recordKey: string;
+}
+
+/** A settle that found no reservation to settle: the caller's handle, never Redis' fault. */
+export class ReservationError extends InvalidArgumentError {
+  constructor(
+    readonly status: 'unknown' | 'mismatch',
+    readonly handle: string,
+  ) {
+    super(
+      'settle',
+      'handle',
+      status === 'unknown'
+        ? 'no live reservation for this handle: never made, expired (it counted at its estimate), or made on the other side of a failover'
+        : 'this handle was not made for these keys (another subject, another limiter, or edited)',
+    );
+  }
+}
+
+function check(rest: string): string {
+  return createHash('sha256').update(rest).digest().subarray(0, 8).toString('base64url');
+}
+
+function refuse(detail: string): never {
+  throw new InvalidArgumentError('settle', 'handle', detail);
+}
+
+/** `${prefix}:{${tag}}` of a key the limiter built (every key of one subject shares it). */
+function tagged(key: string): string | undefined {
+  const open = key.indexOf('{');
+  const close = open < 1 ? -1 : key.indexOf('}', open + 2);
+  return close < 0 || key[open - 1] !== ':' ? undefined : key.slice(0, close + 1);
+}
+
+function reservation(rid: string, keys: readonly string[]): Reservation {
+  const base = tagged(keys[0]!);
+  if (base === undefined) refuse(`key ${JSON.stringify(keys[0]!.slice(0, 80))} has no {hash tag}`);
+  for (const k of keys) if (tagged(k) !== base) refuse('the keys of a handle must share one prefix and {hash tag}');
+  return { rid, keys, recordKey: `${base}:!rsv:${rid}` };
+}
+
+/** A new reservation on these state keys (all of one subject): a fresh random id. */
+export function newReservation(keys: readonly string[]): Reservation {
+  if (keys.length === 0) throw new InvalidArgumentError('reserve', 'keys', 'a reservation needs at least one key');
+  return reservation(randomBytes(16).toString('hex'), keys);
+}
+
+export function encodeHandle(r: Reservation): string {
+  const rest = `${VERSION}.${r.rid}.${Buffer.from(JSON.stringify(r.keys)).toString('base64url')}`;
+  return `${rest}.${check(rest)}`;
+}
+
+/** The reservation a handle names; InvalidArgumentError for anything malformed or edited. */
+export function parseHandle(handle: unknown): Reservation {
+  if (typeof handle !== 'string') refuse(`a reservation handle is a string, got ${typeof handle}`);
+  const m = HANDLE.exec(handle);
+  if (!m) refuse(`not a reservation handle (${VERSION}.<rid>.<keys>.<check>): ${JSON.stringify(handle.slice(0, 40))}`);
+  if (check(handle.slice(0, handle.lastIndexOf('.'))) !== m[3]) refuse('the handle was altered (its check does not match)');
+  let keys: unknown;
+  try {
+    keys = JSON.parse(Buffer.from(m[2]!, 'base64url').toString('utf8'));
+  } catch {
+    return refuse('the handle does not hold its keys');
+  }
+  if (!Array.isArray(keys) || keys.length === 0 || !keys.every((k) => typeof k === 'string' && k.length > 0)) refuse('the handle does not hold its keys');
+  return reservation(m[1]!, keys as string[]);
+}
+
+/** A script call: what the limiter sends through its one Redis path. */
+export interface ScriptCall {
+  def: ScriptDef;
+  keys: string[];
+  argv: string[];
+}
+
+/** Limits a reservation can settle: every algorithm that can give units back. */
+const RESERVABLE = new Set(b.reserveScript.each!.args.find((a) => a.name === 'algo')!.values!.filter((v) => v !== 'block'));
+
+/** Refuses, once at construction, a limiter whose limits cannot be reserved. */
+export function checkReservable(plans: readonly LimitPlan[]): void {
+  for (const p of plans) {
+    if (!RESERVABLE.has(p.algo)) {
+      throw new InvalidArgumentError('reserve', 'limits', `limit ${p.name} uses ${p.algo}, which cannot give units back: reserve works with ${[...RESERVABLE].join(', ')}`);
+    }
+  }
+}
+
+/**
+ * reserve on Redis for one subject: `stateKeys` in plan order then the block key (`blocks`),
+ * `costs` the estimate per limit (in plan order). The handle is known before the call, so a retry
+ * of the same call (same handle) is the same reservation.
+ */
+export function reserveCall(plans: readonly LimitPlan[], blocks: boolean, stateKeys: readonly string[], costs: readonly number[], ttlMs: number, r: Reservation = newReservation(stateKeys)): ScriptCall & { handle: string; reservation: Reservation } {
+  checkReservable(plans);
+  const def = b.reserveScript;
+  const group = def.each!.args;
+  const costSpec = group.find((a) => a.name === 'cost')!;
+  if (costs.length !== plans.length) throw new InvalidArgumentError('reserve', 'cost', `one estimate per limit (${plans.length}), got ${costs.length}`);
+  const argv = [intArg(def.name, def.args[0]!, ttlMs, 'ttlMs'), ''];
+  plans.forEach((p, i) => {
+    const it = p.item;
+    argv.push(it.algo!, it.limit!, it.period_ms!, intArg(def.name, costSpec, costs[i]!, `cost.${p.name}`), it.burst!, it.offset_ms!, it.unit!);
+  });
+  if (blocks) argv.push('block', '', '', '', '', '', '');
+  const keys = [r.recordKey, ...stateKeys];
+  sameSlot(def.name, keys);
+  return { def, keys, argv, handle: encodeHandle(r), reservation: r };
+}
+
+/** The same reserve on the twin (the fallback's sizes), as TwinClient.runParsed takes it. */
+export function reserveOnTwin(plans: readonly LimitPlan[], blocks: boolean, costs: readonly number[], ttlMs: number): { args: ArgValues; items: ArgValues[] } {
+  checkReservable(plans);
+  intArg('reserve', b.reserveScript.args[0]!, ttlMs, 'ttlMs');
+  const items: ArgValues[] = plans.map((p, i) => ({ ...p.fallbackItem, cost: costs[i]! }));
+  if (blocks) items.push({ algo: 'block', limit: 1, cost: 1, offset_ms: 0 });
+  return { args: { ttl_ms: ttlMs }, items };
+}
+
+export interface SettleOptions {
+  /** An actual above its estimate: 'debt' (default) charges it, below empty if need be; 'cap' charges at most what is left. */
+  overage?: 'debt' | 'cap';
+  /** The keys the caller expects (the subject's, resolved by the limiter): a handle for other keys is refused before any round trip. */
+  expectKeys?: readonly string[];
+}
+
+/**
+ * settle on Redis: `actuals` one per limit in plan order (a block key, if the handle has one,
+ * gets 0); null for cancel. Everything is checked before the round trip.
+ */
+export function settleCall(handle: string, mode: 'commit' | 'cancel', actuals: readonly number[] | null, options: SettleOptions = {}): ScriptCall & { reservation: Reservation } {
+  const r = parseHandle(handle);
+  const def = b.settleScript;
+  if (options.expectKeys && (options.expectKeys.length !== r.keys.length || options.expectKeys.some((k, i) => k !== r.keys[i]))) {
+    throw new ReservationError('mismatch', handle);
+  }
+  const argv = [enumArg(def.name, def.args[0]!, mode, 'mode'), enumArg(def.name, def.args[1]!, options.overage ?? 'debt', 'overage'), ''];
+  const spec = def.each!.args[0]!;
+  if (mode === 'commit') {
+    if (!actuals) throw new InvalidArgumentError('settle', 'actual', 'commit needs the actual use of each limit');
+    if (actuals.length > r.keys.length) throw new InvalidArgumentError('settle', 'actual', `the handle has ${r.keys.length} key(s), got ${actuals.length} actuals`);
+    for (let i = 0; i < r.keys.length; i++) argv.push(i < actuals.length ? intArg(def.name, spec, actuals[i]!, `actual[${i}]`) : '0');
+  } else for (let i = 0; i < r.keys.length; i++) argv.push('0');
+  return { def, keys: [r.recordKey, ...r.keys], argv, reservation: r };
+}
+
+export interface SettleOutcome {
+  status: SettleStatus;
+  /** Per key of the handle, in order (names from the limiter's plans, 'block' past them): what is left after settling; -1 when nothing was settled. */
+  limits: { name: string; remaining: number; resetAfterMs: number }[];
+}
+
+/** settle's reply. `names`: the limiter's limit names in plan order. */
+export function decodeSettle(reply: readonly number[], names: readonly string[]): SettleOutcome {
+  const status = STATUS[reply[0]!];
+  if (status === undefined) throw new InvalidArgumentError('settle', 'reply', `unknown settle status ${reply[0]}`);
+  const limits: SettleOutcome['limits'] = [];
+  for (let i = 1; i + 1 < reply.length; i += 2) {
+    limits.push({ name: names[(i - 1) / 2] ?? 'block', remaining: reply[i]!, resetAfterMs: reply[i + 1]! });
+  }
+  return { status, limits };
+}
+
+/** commit / cancel as the limiter answers them: unknown and mismatch are the caller's handle (ReservationError); already-settled is an answer. */
+export function settledOrThrow(outcome: SettleOutcome, handle: string): SettleOutcome {
+  if (outcome.status === 'unknown' || outcome.status === 'mismatch') throw new ReservationError(outcome.status, handle);
+  return outcome;
+}
+
+/** The same settle on the twin, as TwinClient.runParsed takes it. */
+export function settleOnTwin(call: ScriptCall): { args: ArgValues; items: ArgValues[] } {
+  return { args: { mode: call.argv[0], overage: call.argv[1] }, items: call.argv.slice(3).map((a) => ({ actual: Number(a) })) };
+}
