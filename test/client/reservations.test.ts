@@ -180,7 +180,7 @@ describe('reserve → commit / cancel on the server clock', () => {
 describe('fleet', () => {
   it('8 processes reserving and settling random amounts: every unit accounted, debt within its bound, no handle settled twice, expired ones count at their estimate', async () => {
     const fleetPrefix = uniquePrefix('rsvfleet').slice(0, -1);
-    const [sec] = (await redis.time()) as [string, string];
+    const [sec] = (await redis.time()) as unknown as [string, string];
     const offset = (Number(sec) * 1000 - 1000) % (366 * DAY);
     const worker = join(repoRoot, 'test/support/reservation-worker.ts');
     const outputs = await Promise.all(
@@ -197,7 +197,7 @@ describe('fleet', () => {
     const limits = LIMITS(offset);
     const subject = resolveSubject({ id: 'agent', hashTag: 'fleet' });
     const keys = limits.map((l) => limitKey(fleetPrefix, subject, l.name, null));
-    const [s2, us] = (await redis.time()) as [string, string];
+    const [s2, us] = (await redis.time()) as unknown as [string, string];
     const now = Number(s2) * 1000 + Math.floor(Number(us) / 1000);
     const store = new MemoryStore();
     const bound = 8 * MAX_OVERAGE; // each process has at most one reservation in flight

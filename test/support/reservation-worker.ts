@@ -23,7 +23,7 @@ const plans = limits.map((l) => compileLimit(l as never, 1));
 const subject = resolveSubject({ id: 'agent', hashTag: 'fleet' });
 const keys = plans.map((p) => limitKey(prefix!, subject, p.name, null));
 const names = plans.map((p) => p.name);
-const net = [0, 0, 0];
+const net: [number, number, number] = [0, 0, 0];
 const late: { handle: string; est: number }[] = [];
 let admitted = 0;
 let denied = 0;
