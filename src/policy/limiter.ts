@@ -1,0 +1,376 @@
+import { adaptiveFeedbackScript } from '../../generated/index.js';
+import { createRateLimiter, type Cost, type RateLimiter } from '../client/limiter.js';
+import type { LimitSpec, RateLimiterOptions } from '../client/config.js';
+import type { Decision } from '../decision.js';
+import { InvalidArgumentError, InvalidConfigError } from '../errors.js';
+import type { Subject } from '../client/keys.js';
+import { runScript, type RedisClientLike } from '../runtime/index.js';
+import { subscribe, type Subscription } from '../runtime/pubsub.js';
+import { checkLimits, checkPolicyName } from './document.js';
+import { POLICY_CHANNEL } from './keys.js';
+import { expand, resolve, type Layer, type Learned, type Resolution } from './resolve.js';
+import { PolicySnapshot } from './snapshot.js';
+import { PolicyStore } from './store.js';
+
+export interface AdaptiveOptions {
+  /** Which target a subject's feedback moves. Default: the subject's id. The learned value applies to every subject whose chain holds the target. */
+  target?: (subject: Subject) => string;
+  /** The limits the learned value caps. Default: every limit. */
+  limits?: string[];
+  /** Multiplier on an overload (429, 503). Default 0.5. */
+  decrease?: number;
+  /** Units a success period adds back. Default: a tenth of the ceiling (at least 1). */
+  increase?: number;
+  /** A success adds `increase` at most once per this long. Default 1000 ms. */
+  successPeriodMs?: number;
+  /** Overloads within this long of the last decrease count as the same event. Default 1000 ms. */
+  cooldownMs?: number;
+  /** Never below this. Default 1. */
+  floor?: number;
+  /** Never above this. Default: the limit the policies give the subject. */
+  ceiling?: number;
+}
+
+export interface PolicyLimiterOptions extends Omit<RateLimiterOptions, 'limits' | 'lease'> {
+  /** The policies a subject's limits come from, least specific first, e.g. `['default', 'plan:pro', 'org:acme', 'user:42']`. */
+  chain: (subject: Subject) => string[];
+  /** Appends the layer `env:<environment>` (e.g. its `scale: 0.8`) as the most specific. */
+  environment?: string;
+  /** Limits in code, under every policy (the least specific layer). */
+  defaults?: LimitSpec[];
+  /** How often the global version is polled when no announcement arrives. Default 1000 ms. */
+  pollMs?: number;
+  /** How many compiled limiters (one per distinct resolved set) are kept. Default 64. */
+  maxLimiters?: number;
+  /** A subject whose chain resolves to no limit at all: deny (default) or allow. */
+  onNoLimits?: 'deny' | 'allow';
+  /** AIMD: feedback() from upstream answers moves a learned limit. */
+  adaptive?: AdaptiveOptions;
+  /** How many versions each policy's history keeps. Default 100. */
+  historyMax?: number;
+}
+
+export interface PolicyDecision extends Decision {
+  /** The global policy version the limits were resolved at (-1: from what was known during an outage). */
+  policyVersion: number;
+  /** The policies applied, least specific first. */
+  policies: string[];
+  /** Learned (adaptive) limits that capped this decision, by target. */
+  learned: Record<string, number>;
+}
+
+export interface FeedbackResult {
+  target: string;
+  learned: number;
+  pausedUntilMs: number;
+  changed: boolean;
+}
+
+interface Compiled {
+  limiter: RateLimiter;
+  res: Resolution;
+}
+
+const SUBJECT_ID = (s: Subject) => (typeof s === 'string' ? s : s.id);
+
+/**
+ * A limiter whose limits live in Redis as policies: resolved per subject through its chain from
+ * one consistent snapshot (cached per global version: no Redis call while nothing changed), then
+ * decided by a RateLimiter compiled for exactly that resolved set (kept in a bounded LRU; all of
+ * them share the Redis client, its breaker and its invalidation subscription).
+ */
+export class PolicyLimiter {
+  readonly policies: PolicyStore;
+  private readonly snapshot: PolicySnapshot | null;
+  private readonly compiled = new Map<string, Compiled>();
+  private readonly resolvedByChain = new Map<string, { version: number; res: Resolution }>();
+  private readonly base: RateLimiterOptions;
+  private readonly sub: Subscription | null;
+  private readonly poll: NodeJS.Timeout | null;
+  private readonly adaptive: Required<Omit<AdaptiveOptions, 'target' | 'limits' | 'ceiling' | 'increase'>> & AdaptiveOptions;
+  private readonly lastSuccessSent = new Map<string, number>();
+  private readonly clock: () => number;
+  private closed = false;
+  private readFailedAt = -Infinity;
+  private resolutions = 0;
+
+  constructor(private readonly o: PolicyLimiterOptions) {
+    if (!o || typeof o.chain !== 'function') throw new InvalidConfigError('createPolicyLimiter needs chain: (subject) => policy names');
+    const { chain: _c, environment, defaults, pollMs, maxLimiters, onNoLimits, adaptive, historyMax, ...rest } = o;
+    if (environment !== undefined) checkPolicyName(`env:${environment}`, 'environment');
+    checkLimits(defaults ?? [], 'defaults');
+    if (onNoLimits !== undefined && onNoLimits !== 'deny' && onNoLimits !== 'allow') throw new InvalidConfigError('onNoLimits must be deny or allow');
+    if (adaptive?.decrease !== undefined && !(adaptive.decrease > 0 && adaptive.decrease < 1)) throw new InvalidConfigError('adaptive.decrease must be between 0 and 1 (exclusive)');
+    this.base = { ...rest, limits: [] };
+    this.clock = o.clock ?? Date.now;
+    this.adaptive = { decrease: 0.5, successPeriodMs: 1000, cooldownMs: 1000, floor: 1, ...adaptive };
+    const redis = o.redis as RedisClientLike | undefined;
+    if (!redis) throw new InvalidConfigError('createPolicyLimiter needs redis: the policies live there');
+    this.policies = new PolicyStore(redis, o.prefix ?? 'rl', historyMax);
+    this.snapshot = new PolicySnapshot(this.policies.keys, this.policies);
+    this.sub = subscribe(redis, [POLICY_CHANNEL], (_ch, message) => this.snapshot!.announced(message), {
+      onHealthChange: (healthy) => {
+        if (healthy) this.snapshot!.drop(); // messages may have been missed meanwhile
+      },
+    });
+    const every = pollMs ?? 1000;
+    this.poll = setInterval(() => void this.pollVersion(), every);
+    this.poll.unref();
+  }
+
+  /** Decide one call for `subject` under the limits its policies give it now. */
+  async limit(subject: Subject, options?: { cost?: Cost }): Promise<PolicyDecision> {
+    const { c, version } = await this.compiledFor(subject);
+    if (c === null) return this.noLimits(version);
+    const paused = this.paused(c.res);
+    if (paused) return paused;
+    const d = await c.limiter.limit(subject, { cost: mapCost(options?.cost, c.res) });
+    return this.tag(d, c.res, version);
+  }
+
+  /** What limit() would answer now, consuming nothing. */
+  async peek(subject: Subject, options: { cost?: Cost } = {}): Promise<PolicyDecision> {
+    const { c, version } = await this.compiledFor(subject);
+    if (c === null) return this.noLimits(version);
+    return this.tag(await c.limiter.peek(subject, { cost: mapCost(options.cost ?? 0, c.res) }), c.res, version);
+  }
+
+  /** Gives back units of the subject's current limits (see RateLimiter.refund). */
+  async refund(subject: Subject, options: { cost?: Cost } = {}): Promise<void> {
+    const { c } = await this.compiledFor(subject);
+    if (c) await c.limiter.refund(subject, { cost: mapCost(options.cost, c.res) });
+  }
+
+  /** Back to full on the subject's current limits (see RateLimiter.reset). */
+  async reset(subject: Subject, options: { limits?: string[]; scopes?: string[] } = {}): Promise<void> {
+    const { c } = await this.compiledFor(subject);
+    if (!c) return;
+    const limits = options.limits?.map((n) => [...c.res.names].find(([, own]) => own === n)?.[0] ?? n);
+    await c.limiter.reset(subject, { ...(limits ? { limits } : {}), ...(options.scopes ? { scopes: options.scopes } : {}) });
+  }
+
+  /** The limits `subject` gets now, as resolved (own names, scaled, capped), and the version. */
+  async resolved(subject: Subject): Promise<{ version: number; limits: LimitSpec[]; policies: string[]; learned: Record<string, number> }> {
+    const { res, version } = await this.resolve(subject);
+    return { version, limits: res.specs.map((s) => ({ ...s, name: res.names.get(s.name)! })), policies: res.layers, learned: res.learned };
+  }
+
+  /**
+   * An upstream's answer for `subject` (AIMD): 429 or 503 multiplies the learned limit down
+   * (once per cooldown), a success period adds a step back up to the ceiling, `retryAfterMs`
+   * pauses the target fleet-wide. Successes reach Redis at most once per success period per
+   * process, and only while the learned limit is below its ceiling.
+   */
+  async feedback(subject: Subject, answer: { status: number; retryAfterMs?: number }): Promise<FeedbackResult> {
+    const target = (this.adaptive.target ?? SUBJECT_ID)(subject);
+    checkPolicyName(target, 'adaptive target');
+    const status = answer?.status;
+    if (!Number.isInteger(status) || status < 100 || status > 599) throw new InvalidArgumentError('adaptive_feedback', 'status', `status must be an HTTP status, got ${JSON.stringify(status)}`);
+    const overload = status === 429 || status === 503;
+    const { res } = await this.resolve(subject);
+    const adaptiveLimits = this.adaptive.limits ?? [...res.uncapped.keys()];
+    const ceilingFromPolicy = Math.max(0, ...adaptiveLimits.map((n) => res.uncapped.get(n) ?? 0));
+    const ceiling = this.adaptive.ceiling ?? ceilingFromPolicy;
+    if (!(ceiling >= 1)) throw new InvalidConfigError(`adaptive: no ceiling for ${target} (give adaptive.ceiling, or a policy limit)`);
+    const now = this.clock();
+    const known = res.learned[target];
+    if (!overload) {
+      if (status >= 500) return { target, learned: known ?? ceiling, pausedUntilMs: 0, changed: false };
+      const last = this.lastSuccessSent.get(target) ?? -Infinity;
+      if (known === undefined || known >= ceiling || now - last < this.adaptive.successPeriodMs) return { target, learned: known ?? ceiling, pausedUntilMs: 0, changed: false };
+      this.lastSuccessSent.set(target, now);
+    }
+    const retry = Math.max(0, Math.min(86_400_000, Math.ceil(answer.retryAfterMs ?? 0)));
+    const argv = [
+      overload ? 'overload' : 'success', target, String(Math.min(ceiling, 1e9)), String(Math.min(this.adaptive.floor, ceiling)),
+      String(Math.round(this.adaptive.decrease * 1e6)), String(this.adaptive.increase ?? Math.max(1, Math.floor(ceiling / 10))),
+      String(this.adaptive.successPeriodMs), String(this.adaptive.cooldownMs), String(retry), '',
+    ];
+    const r = (await runScript(this.o.redis as RedisClientLike, adaptiveFeedbackScript, [this.policies.keys.version, this.policies.keys.adaptive(target)], argv)) as number[];
+    this.snapshot!.announced(`${r[2]} adaptive:${target}`);
+    return { target, learned: Number(r[0]), pausedUntilMs: Number(r[1]), changed: Number(r[3]) === 1 };
+  }
+
+  stats() {
+    return {
+      policyVersion: this.snapshot?.version ?? -1,
+      compiledLimiters: this.compiled.size,
+      resolutions: this.resolutions,
+      policyReads: this.snapshot?.reads ?? 0,
+      corruptEntries: this.snapshot?.corrupt ?? 0,
+      subscribed: this.sub?.healthy() ?? false,
+      warnings: [...(this.snapshot?.warnings ?? [])],
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.poll) clearInterval(this.poll);
+    await this.sub?.close();
+    await Promise.all([...this.compiled.values()].map((c) => c.limiter.close()));
+    this.compiled.clear();
+  }
+
+  // --- steps ---------------------------------------------------------------------------------
+
+  private chainOf(subject: Subject): string[] {
+    const names = this.o.chain(subject);
+    if (!Array.isArray(names)) throw new InvalidConfigError('chain(subject) must return an array of policy names');
+    for (const n of names) checkPolicyName(n);
+    return this.o.environment !== undefined ? [...names, `env:${this.o.environment}`] : names;
+  }
+
+  /** The subject's resolution at the current version (cached per chain), or from what is known during an outage. */
+  private async resolve(subject: Subject): Promise<{ res: Resolution; version: number }> {
+    const chain = this.chainOf(subject);
+    const key = chain.join('\n');
+    const snap = this.snapshot!;
+    const hit = this.resolvedByChain.get(key);
+    if (hit && hit.version === snap.version && snap.version >= 0) return { res: hit.res, version: hit.version };
+    const now = this.clock();
+    if (now - this.readFailedAt < 500) return { res: this.resolveKnown(chain), version: -1 };
+    try {
+      const out = await this.resolveAt(chain, now);
+      if (out.version === snap.version) {
+        this.resolvedByChain.set(key, out);
+        if (this.resolvedByChain.size > 10_000) this.resolvedByChain.delete(this.resolvedByChain.keys().next().value!);
+      }
+      return out;
+    } catch (err) {
+      if (err instanceof InvalidConfigError || err instanceof InvalidArgumentError) throw err;
+      this.readFailedAt = now;
+      return { res: this.resolveKnown(chain), version: -1 };
+    }
+  }
+
+  /** Reads the chain's policies (and their parents) at one version. */
+  private async resolveAt(chain: string[], now: number): Promise<{ res: Resolution; version: number }> {
+    const snap = this.snapshot!;
+    const k = snap.keys;
+    let names = chain;
+    // Parents are found as documents arrive: read until the expanded chain is covered at one version.
+    for (let attempt = 0; ; attempt++) {
+      {
+        const keys = [...names.map((n) => k.doc(n)), ...(this.o.adaptive ? chain.map((n) => k.adaptive(n)) : [])];
+        const got = await snap.values(keys, now);
+        const warnings: string[] = [];
+        const layerOf = (n: string) => (got.values.get(k.doc(n)) as { layer: Layer } | undefined)?.layer;
+        const expanded = expand(chain, (n) => layerOf(n)?.body?.parent, warnings);
+        const unread = expanded.filter((n) => !got.values.has(k.doc(n)));
+        if (unread.length === 0 || attempt > 10) {
+          for (const w of warnings) snap.warn(w);
+          return { res: this.build(expanded.map((n) => layerOf(n) ?? { name: n, body: null, resets: {} }), got.values, warnings), version: got.version };
+        }
+        names = [...new Set([...names, ...expanded])];
+      }
+    }
+  }
+
+  /** During an outage: the last known value of each policy (the fallback decides with these). */
+  private resolveKnown(chain: string[]): Resolution {
+    const k = this.snapshot!.keys;
+    const known = this.snapshot!.known([...chain.map((n) => k.doc(n)), ...chain.map((n) => k.adaptive(n))]);
+    const layerOf = (n: string) => {
+      const v = known.get(k.doc(n)) ?? this.snapshot!.known([k.doc(n)]).get(k.doc(n));
+      return v?.kind === 'doc' ? v.layer : undefined;
+    };
+    const warnings: string[] = [];
+    const expanded = expand(chain, (n) => layerOf(n)?.body?.parent, warnings);
+    return this.build(expanded.map((n) => layerOf(n) ?? { name: n, body: null, resets: {} }), known, warnings);
+  }
+
+  private build(layers: Layer[], values: ReadonlyMap<string, { kind: string; learned?: Learned | null } | undefined>, warnings: string[]): Resolution {
+    this.resolutions++;
+    const k = this.snapshot!.keys;
+    const learned = new Map<string, Learned>();
+    if (this.o.adaptive) {
+      for (const l of layers) {
+        const v = values.get(k.adaptive(l.name));
+        if (v?.kind === 'adaptive' && v.learned) learned.set(l.name, v.learned);
+      }
+    }
+    const r = resolve(this.o.defaults ?? [], layers, this.o.adaptive ? { limits: this.o.adaptive.limits ?? null, learned } : null);
+    return { ...r, layers: layers.filter((l) => l.body !== null).map((l) => l.name), warnings };
+  }
+
+  private async compiledFor(subject: Subject): Promise<{ c: Compiled | null; version: number }> {
+    const { res, version } = await this.resolve(subject);
+    if (res.specs.length === 0) return { c: null, version };
+    const key = JSON.stringify(res.specs);
+    let c = this.compiled.get(key);
+    if (c) {
+      this.compiled.delete(key); // LRU: most recent last
+      this.compiled.set(key, c);
+      c.res = res;
+      return { c, version };
+    }
+    let limiter: RateLimiter;
+    try {
+      limiter = createRateLimiter({ ...this.base, limits: res.specs });
+    } catch (err) {
+      // A set no limiter can hold (e.g. a scale that broke a rule): reported, and the last good
+      // set for this chain decides.
+      this.snapshot!.warn(`policies ${res.layers.join(' > ')}: the resolved limits are refused (${(err as Error).message})`);
+      const last = [...this.compiled.values()].reverse().find((x) => x.res.layers.join() === res.layers.join());
+      if (last) return { c: last, version };
+      throw err;
+    }
+    c = { limiter, res };
+    this.compiled.set(key, c);
+    const most = this.o.maxLimiters ?? 64;
+    while (this.compiled.size > most) {
+      const [oldKey, old] = this.compiled.entries().next().value!;
+      this.compiled.delete(oldKey);
+      void old.limiter.close().catch(() => {});
+    }
+    return { c, version };
+  }
+
+  private paused(res: Resolution): PolicyDecision | null {
+    if (res.pausedUntilMs <= 0) return null;
+    const left = res.pausedUntilMs - (this.clock() + this.snapshot!.serverOffsetMs);
+    if (left <= 0) return null;
+    return { allowed: false, limitName: null, remaining: 0, limit: 0, resetAfterMs: left, retryAfterMs: left, deniedBy: 'paused', source: 'deny-cache', limits: [], policyVersion: this.snapshot!.version, policies: res.layers, learned: res.learned };
+  }
+
+  private noLimits(version: number): PolicyDecision {
+    const allow = this.o.onNoLimits === 'allow';
+    return { allowed: allow, limitName: null, remaining: 0, limit: 0, resetAfterMs: 0, retryAfterMs: allow ? 0 : -1, deniedBy: allow ? null : 'no-limits', source: version < 0 ? 'fallback' : 'redis', limits: [], policyVersion: version, policies: [], learned: {} };
+  }
+
+  private tag(d: Decision, res: Resolution, version: number): PolicyDecision {
+    const own = (n: string | null) => (n === null ? null : (res.names.get(n) ?? n));
+    return {
+      ...d,
+      limitName: own(d.limitName),
+      deniedBy: own(d.deniedBy),
+      limits: d.limits.map((l) => ({ ...l, name: own(l.name)! })),
+      policyVersion: version,
+      policies: res.layers,
+      learned: res.learned,
+    };
+  }
+
+  private async pollVersion(): Promise<void> {
+    if (this.closed) return;
+    try {
+      const v = await this.policies.version();
+      if (v !== this.snapshot!.version && this.snapshot!.version >= 0) this.snapshot!.drop();
+    } catch {
+      // an outage: the last known policies stay
+    }
+  }
+}
+
+/** A cost object names limits by their own names; the compiled limiter knows them with epochs, and a limit the policies took away is skipped. */
+function mapCost(cost: Cost | undefined, res: Resolution): Cost | undefined {
+  if (cost === undefined || typeof cost === 'number') return cost;
+  const out: Record<string, number> = {};
+  for (const [keyed, own] of res.names) if (Object.hasOwn(cost, own)) out[keyed] = (cost as Record<string, number>)[own]!;
+  return out;
+}
+
+export function createPolicyLimiter(options: PolicyLimiterOptions): PolicyLimiter {
+  return new PolicyLimiter(options);
+}
