@@ -108,6 +108,7 @@ export class PolicyLimiter {
     if (!redis) throw new InvalidConfigError('createPolicyLimiter needs redis: the policies live there');
     this.policies = new PolicyStore(redis, o.prefix ?? 'rl', historyMax);
     this.snapshot = new PolicySnapshot(this.policies.keys, this.policies);
+    this.policies.onChange = (announcement) => this.snapshot!.announced(announcement);
     this.sub = subscribe(redis, [POLICY_CHANNEL], (_ch, message) => this.snapshot!.announced(message), {
       onHealthChange: (healthy) => {
         if (healthy) this.snapshot!.drop(); // messages may have been missed meanwhile

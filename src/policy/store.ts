@@ -73,6 +73,8 @@ const isConflict = (err: unknown) => err instanceof ScriptError && err.redisCode
  */
 export class PolicyStore {
   readonly keys: PolicyKeys;
+  /** Called with "<version> <name>" after each change this store made (its own cache need not wait for the announcement). */
+  onChange: ((announcement: string) => void) | null = null;
 
   constructor(
     private readonly redis: RedisClientLike,
@@ -170,7 +172,9 @@ export class PolicyStore {
       const argv = [op, name, who, o.reason ?? '', carry, String(this.historyMax), what.body ?? '', what.toVersion !== undefined ? String(what.toVersion) : '', String(version), ''];
       try {
         const reply = (await runScript(this.redis, policySetScript, keys, argv)) as unknown[];
-        return Number(reply[0]);
+        const version = Number(reply[0]);
+        this.onChange?.(`${version} ${name}`);
+        return version;
       } catch (err) {
         if (isConflict(err) && attempt < CONFLICT_RETRIES && o.ifVersion === undefined) continue;
         if (isConflict(err)) throw new InvalidConfigError('the policies changed while this change was made (ifVersion, or retried too often): read again');

@@ -1,0 +1,165 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { createPolicyLimiter, type PolicyLimiter, type PolicyLimiterOptions } from '../../src/policy/index.js';
+import { ioredis, uniquePrefix } from '../support/redis.js';
+
+const DAY = 86_400_000;
+const fw = (name: string, limit: number) => ({ name, algo: 'fixed_window' as const, limit, periodMs: DAY });
+const gcra = (name: string, limit: number, burst?: number) => ({ name, algo: 'gcra' as const, limit, periodMs: DAY, ...(burst ? { burst } : {}) });
+const who = { author: 'test' };
+
+let redis: Redis;
+const open: PolicyLimiter[] = [];
+beforeAll(() => {
+  redis = ioredis();
+});
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((l) => l.close()));
+});
+afterAll(() => redis.disconnect());
+
+function make(o: Partial<PolicyLimiterOptions> & { prefix: string }): PolicyLimiter {
+  const l = createPolicyLimiter({ redis, chain: (s) => ['default', `user:${typeof s === 'string' ? s : s.id}`], ...o });
+  open.push(l);
+  return l;
+}
+
+async function admit(l: PolicyLimiter, subject: string, n: number): Promise<number> {
+  let ok = 0;
+  for (let i = 0; i < n; i++) if ((await l.limit(subject)).allowed) ok++;
+  return ok;
+}
+
+/** Waits (bounded by calls, not by time) until `l` decides at `version`. */
+async function until(l: PolicyLimiter, subject: string, version: number): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if ((await l.peek(subject)).policyVersion >= version) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`never reached version ${version}`);
+}
+
+describe('policy limiter: changes', () => {
+  it('a change made by another instance is obeyed: as-is keeps used units (lower: no more than the new limit; raise: nothing forgotten)', async () => {
+    const prefix = uniquePrefix('pasis').slice(0, -1);
+    const a = make({ prefix });
+    const b = make({ prefix });
+    await a.policies.set('default', { limits: [fw('rpm', 10)] }, who);
+    expect(await admit(b, 'u', 6)).toBe(6);
+    const v = await a.policies.set('default', { limits: [fw('rpm', 4)] }, { author: 'ops', reason: 'lower' });
+    await until(b, 'u', v);
+    expect(await admit(b, 'u', 5)).toBe(0); // 6 used > 4
+    const v2 = await a.policies.set('default', { limits: [fw('rpm', 8)] }, { author: 'ops', reason: 'raise' });
+    await until(b, 'u', v2);
+    expect(await admit(b, 'u', 5)).toBe(2); // 6 used stay used: 2 more
+    const d = await b.limit('u');
+    expect(d).toMatchObject({ allowed: false, limit: 8, deniedBy: 'rpm', policyVersion: v2 });
+  });
+
+  it('gcra keeps its stored time under a lower burst: never more than the new capacity', async () => {
+    const prefix = uniquePrefix('pgcra').slice(0, -1);
+    const a = make({ prefix });
+    await a.policies.set('default', { limits: [gcra('rpm', 100, 100)] }, who);
+    expect(await admit(a, 'u', 10)).toBe(10);
+    await a.policies.set('default', { limits: [gcra('rpm', 100, 5)] }, who);
+    expect(await admit(a, 'u', 10)).toBe(0); // the 10 taken weigh on a burst of 5
+    await a.policies.set('default', { limits: [gcra('rpm', 100, 50)] }, who);
+    expect(await admit(a, 'u', 50)).toBe(40);
+  });
+
+  it('carryOver reset starts the changed limits fresh (a new key epoch), other limits keep state', async () => {
+    const prefix = uniquePrefix('preset').slice(0, -1);
+    const a = make({ prefix });
+    await a.policies.set('default', { limits: [fw('rpm', 5), fw('rpd', 100)] }, who);
+    await a.policies.set('user:u', { limits: [fw('rpm', 5)] }, who);
+    expect(await admit(a, 'u', 5)).toBe(5);
+    const v = await a.policies.set('user:u', { limits: [fw('rpm', 3)] }, { author: 'ops', carryOver: 'reset' });
+    const d = await a.limit('u');
+    expect(d).toMatchObject({ allowed: true, policyVersion: v });
+    expect(d.limits.map((l) => [l.name, l.remaining])).toEqual([
+      ['rpd', 94],
+      ['rpm', 2],
+    ]);
+    expect(await redis.exists(`${prefix}:{u}:rpm-r${v.toString(36)}`)).toBe(1);
+  });
+
+  it('rollback under use: the old values apply, as a new version', async () => {
+    const prefix = uniquePrefix('proll').slice(0, -1);
+    const a = make({ prefix });
+    const v1 = await a.policies.set('default', { limits: [fw('rpm', 3)] }, who);
+    await a.policies.set('default', { limits: [fw('rpm', 100)] }, who);
+    expect(await admit(a, 'u', 5)).toBe(5);
+    const v3 = await a.policies.rollback('default', v1, { author: 'ops', reason: 'too generous' });
+    expect(await admit(a, 'u', 3)).toBe(0);
+    expect((await a.limit('u')).policyVersion).toBe(v3);
+  });
+
+  it('a cached resolution costs no Redis read; a change costs one', async () => {
+    const prefix = uniquePrefix('pcost').slice(0, -1);
+    const a = make({ prefix });
+    for (let i = 0; i < 1000 && !a.stats().subscribed; i++) await new Promise((r) => setTimeout(r, 5)); // subscribing drops the cache once
+    await a.policies.set('default', { limits: [fw('rpm', 1000)] }, who);
+    await a.limit('u');
+    const reads = a.stats().policyReads;
+    for (let i = 0; i < 50; i++) await a.limit('u');
+    expect(a.stats().policyReads).toBe(reads);
+    await a.policies.set('user:u', { limits: [fw('rpm', 999)] }, who);
+    await a.limit('u');
+    await a.limit('u');
+    expect(a.stats().policyReads - reads).toBeLessThanOrEqual(1);
+  });
+
+  it('a corrupted entry written by hand never crashes a decision: reported, the last good version used', async () => {
+    const prefix = uniquePrefix('pcorrupt').slice(0, -1);
+    const a = make({ prefix });
+    await a.policies.set('default', { limits: [fw('rpm', 3)] }, who);
+    expect(await admit(a, 'u', 1)).toBe(1);
+    await redis.set(`${prefix}:{policies}:doc:default`, '{"version": 99, "op": "set", "policy": {"limits": [{"name":"rpm","algo":"gcra","limit":-5}]}}');
+    await redis.incr(`${prefix}:{policies}:version`);
+    await redis.publish('redlimit:policy', 'garbage');
+    a['snapshot']!.drop();
+    const d = await a.limit('u');
+    expect(d).toMatchObject({ allowed: true, limit: 3, remaining: 1 });
+    expect(a.stats().corruptEntries).toBeGreaterThan(0);
+    expect(a.stats().warnings.join()).toMatch(/policy default: the stored entry is not a valid policy .*last good version is used/);
+    await redis.set(`${prefix}:{policies}:doc:default`, 'not json at all');
+    await redis.incr(`${prefix}:{policies}:version`);
+    a['snapshot']!.drop();
+    expect(await a.limit('u')).toMatchObject({ allowed: true, limit: 3, remaining: 0 });
+  });
+
+  it('a subject with no limits is denied by default (onNoLimits)', async () => {
+    const prefix = uniquePrefix('pnone').slice(0, -1);
+    const a = make({ prefix });
+    expect(await a.limit('u')).toMatchObject({ allowed: false, deniedBy: 'no-limits', retryAfterMs: -1 });
+    const b = make({ prefix, onNoLimits: 'allow' });
+    expect(await b.limit('u')).toMatchObject({ allowed: true });
+  });
+});
+
+describe('policy limiter: adaptive (AIMD)', () => {
+  it('429 halves the learned limit fleet-wide, success periods add back to the ceiling, Retry-After pauses', async () => {
+    const prefix = uniquePrefix('paimd').slice(0, -1);
+    let now = 1_000_000;
+    const opts = { prefix, chain: () => ['default', 'upstream:openai'], adaptive: { target: () => 'upstream:openai', successPeriodMs: 1000, cooldownMs: 1000, increase: 10 }, clock: () => now };
+    const a = make(opts);
+    const b = make(opts);
+    await a.policies.set('default', { limits: [fw('rpm', 100)] }, who);
+    expect((await b.limit('x')).limit).toBe(100);
+    const f = await a.feedback('x', { status: 429 });
+    expect(f).toMatchObject({ learned: 50, changed: true });
+    const again = await a.feedback('x', { status: 429 }); // same burst: one event
+    expect(again).toMatchObject({ learned: 50, changed: false });
+    for (let i = 0; i < 200 && (await b.peek('x')).limit !== 50; i++) await new Promise((r) => setTimeout(r, 5));
+    const d = await b.limit('x');
+    expect(d).toMatchObject({ limit: 50, learned: { 'upstream:openai': 50 } });
+    // successes: throttled per process to one per success period; Redis adds one step per period
+    expect((await a.feedback('x', { status: 200 })).learned).toBe(50);
+    const p = await a.feedback('x', { status: 503, retryAfterMs: 60_000 });
+    expect(p.pausedUntilMs).toBeGreaterThan(0);
+    for (let i = 0; i < 200 && (await b.limit('x')).deniedBy !== 'paused'; i++) await new Promise((r) => setTimeout(r, 5));
+    const paused = await b.limit('x');
+    expect(paused).toMatchObject({ allowed: false, deniedBy: 'paused' });
+    expect(paused.retryAfterMs).toBeGreaterThan(50_000);
+  });
+});
