@@ -1,25 +1,27 @@
 --- @script multi_peek
---- @version 1
---- @summary Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas.
+--- @version 2
+--- @summary Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: groups of 9 as in multi v2 (share_ppm, holder appended; algo concurrency).
 --- @readonly
 --- @key state+ One key per limit, in the order of the limits: its state key (a block key for algo block). In Redis Cluster all must share a hash slot.
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
 --- @each limits
---- @group algo enum:gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block required The limit's algorithm (block: a penalty key set by the block script).
---- @group limit int default=1 1..1000000000000000 Units per period (gcra/token_bucket: refill rate; quota: budget up to 1e15; others up to 1e9).
---- @group period_ms int optional 1..31622400000 Period or window in ms (all but quota and block).
---- @group cost int default=1 0..1000000000000000 Units the answer is for (nothing is taken).
+--- @group algo enum:gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency required The limit's algorithm (block: a penalty key set by the block script; concurrency: the holder set of concurrency_acquire).
+--- @group limit int default=1 1..1000000000000000 Units per period (gcra/token_bucket: refill rate; quota: budget up to 1e15; concurrency: holders at once, up to 1e6; others up to 1e9).
+--- @group period_ms int optional 1..31622400000 Period or window in ms (all but quota and block; concurrency: how long a holder keeps its slot if never released).
+--- @group cost int default=1 0..1000000000000000 Units the answer is for (nothing is taken; concurrency: 1 or 0).
 --- @group burst int default=limit 1..1000000000000000 gcra/token_bucket capacity.
 --- @group offset_ms int default=0 -50400000..31622400000 fixed_window: window offset (0 <= offset < period); quota: UTC offset.
 --- @group unit enum:day|week|month optional quota: the calendar period.
+--- @group share_ppm int default=1000000 0..1000000 Priority class: the share of this limit's capacity (burst for gcra/token_bucket, else limit) the call may use, in parts per million; the limit admits only if capacity - floor(capacity * share_ppm / 1e6) units are left after it. 1000000 (the default) keeps nothing back; block ignores it.
+--- @group holder string optional maxlen=128 concurrency (required there): the holder id that takes the slot (e.g. a UUID; a live holder id again renews its slot, always admitted). Empty for other algos (ignored).
 --- @check multi_items limits
 --- @return allowed bool 1 if every limit admitted and all consumed; 0 if any denied and none consumed.
 --- @return denied_index int 1-based index of the first limit that denied; 0 when allowed.
 --- @return retry_after_ms int 0 when allowed; the longest wait any denying limit needs; -1 if one can never admit.
---- @return_each allowed bool 1 if this limit alone would admit.
+--- @return_each allowed bool 1 if this limit alone would admit (at cost + what its priority class must leave).
 --- @return_each remaining int Whole units left on this limit: after this call's consumption when all admitted, else what it holds now.
 --- @return_each reset_after_ms int ms until this limit is back to full (after this call).
---- @return_each retry_after_ms int 0 when this limit admits; else its own wait; -1 never.
+--- @return_each retry_after_ms int 0 when this limit admits; else its own wait (concurrency: until enough holders expire, sooner if released); -1 never.
 --- @include "lib/multi"
 --- @include "lib/clock"
 --- @args

@@ -231,9 +231,12 @@ end
 
 --- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted). With
 --- `apply_now` the write is made here and no list is built (a caller with nothing to roll back).
-local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
-  local allowed, left, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
+  keep = keep or 0
+  local allowed, left, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
+  if allowed == 1 then left = left + keep end
   local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
   local writes = RL_NO_WRITES
   if allowed == 1 and cost > 0 then

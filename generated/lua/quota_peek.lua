@@ -140,11 +140,14 @@ local function rl_counter_writes(key, start, window_end, used, now, simulated)
 end
 
 --- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
-local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep)
   local reset = 0
   if used > 0 then reset = window_end - now end
-  if cost > limit then return 0, limit - used, reset, -1, {} end
-  if used + cost > limit then return 0, limit - used, reset, window_end - now, {} end
+  local need = cost
+  if keep then need = cost + keep end
+  if need > limit then return 0, limit - used, reset, -1, {} end
+  if used + need > limit then return 0, limit - used, reset, window_end - now, {} end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
   return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated)
 end
@@ -201,10 +204,10 @@ end
 --- Quota: a budget of `limit` units per calendar day, week or month in a UTC offset, cost
 --- weighted. The state names its period, and expires exactly at the period's end.
 
-local function rl_quota_eval(key, limit, unit, utc_offset_ms, cost, now, simulated)
+local function rl_quota_eval(key, limit, unit, utc_offset_ms, cost, now, simulated, keep)
   local start, period_end = rl_calendar_period(now, unit, utc_offset_ms)
   local used = rl_counter_read('quota', key, start)
-  return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated)
+  return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
 end
 
 -- from scripts-lua/quota_peek.lua

@@ -292,9 +292,12 @@ end
 
 --- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted). With
 --- `apply_now` the write is made here and no list is built (a caller with nothing to roll back).
-local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
-  local allowed, left, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
+  keep = keep or 0
+  local allowed, left, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
+  if allowed == 1 then left = left + keep end
   local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
   local writes = RL_NO_WRITES
   if allowed == 1 and cost > 0 then
@@ -333,9 +336,12 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
   }
 end
 
-local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep)
   local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
-  local allowed, remaining, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
+  keep = keep or 0
+  local allowed, remaining, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
+  if allowed == 1 then remaining = remaining + keep end
   local reset = rl_ms_until(burst, remaining, frac, limit, period_ms)
   local writes = {}
   if allowed == 1 and cost > 0 then
@@ -373,11 +379,14 @@ local function rl_counter_writes(key, start, window_end, used, now, simulated)
 end
 
 --- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
-local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep)
   local reset = 0
   if used > 0 then reset = window_end - now end
-  if cost > limit then return 0, limit - used, reset, -1, {} end
-  if used + cost > limit then return 0, limit - used, reset, window_end - now, {} end
+  local need = cost
+  if keep then need = cost + keep end
+  if need > limit then return 0, limit - used, reset, -1, {} end
+  if used + need > limit then return 0, limit - used, reset, window_end - now, {} end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
   return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated)
 end
@@ -386,10 +395,10 @@ end
 --- Fixed window: at most `limit` units per window of `period_ms`, windows aligned to the epoch
 --- plus offset_ms. Denied calls do not count.
 
-local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated)
+local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
   local start = rl_window_start(now, period_ms, offset_ms)
   local used = rl_counter_read('fixed_window', key, start)
-  return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated)
+  return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated, keep)
 end
 
 -- from scripts-lua/lib/algo_sliding_window.lua
@@ -429,7 +438,8 @@ local function rl_sliding_window_when(prev, room, period_ms)
   return math.max(period_ms - q, 0)
 end
 
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
   local start = rl_window_start(now, period_ms, 0)
   local elapsed = now - start
   local cur, prev = rl_sliding_window_read(key, start, period_ms)
@@ -439,20 +449,22 @@ local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulate
   if wr > 0 then used = used + 1 end
   local room = limit - cur - used -- whole units left: floor(limit - cur - weighted)
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
-  if cost > limit then return 0, math.max(room, 0), reset, -1, {} end
-  if cost <= room then
+  local need = cost
+  if keep then need = cost + keep end
+  if need > limit then return 0, math.max(room, 0), reset, -1, {} end
+  if need <= room then
     if cost == 0 then return 1, room, reset, 0, {} end
     cur = cur + cost
     return 1, room - cost, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0,
       rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
   end
   local retry
-  if cur + cost <= limit then
+  if cur + need <= limit then
     -- Later in this window the previous window's weight falls far enough.
-    retry = rl_sliding_window_when(prev, limit - cur - cost, period_ms) - elapsed
+    retry = rl_sliding_window_when(prev, limit - cur - need, period_ms) - elapsed
   else
     -- Not before the next window, where prev' = cur and cur' = 0.
-    retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - cost, period_ms)
+    retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - need, period_ms)
   end
   return 0, math.max(room, 0), reset, retry, {}
 end
@@ -504,13 +516,16 @@ local function rl_sliding_log_reset(key, period_ms, now)
   return math.max(tonumber(newest[2]) + period_ms - now, 0)
 end
 
-local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim, keep)
   local used, cumulative = rl_sliding_log_read(key, period_ms, now, trim)
   local reset = 0
   if used > 0 then reset = rl_sliding_log_reset(key, period_ms, now) end
-  if cost > limit then return 0, limit - used, reset, -1, {} end
-  if used + cost > limit then
-    return 0, limit - used, reset, rl_sliding_log_wait(key, period_ms, now, used + cost - limit), {}
+  local need = cost
+  if keep then need = cost + keep end
+  if need > limit then return 0, limit - used, reset, -1, {} end
+  if used + need > limit then
+    return 0, limit - used, reset, rl_sliding_log_wait(key, period_ms, now, used + need - limit), {}
   end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
   local _, expire_cmd, at = rl_expiry(now, period_ms, simulated)
@@ -572,10 +587,10 @@ end
 --- Quota: a budget of `limit` units per calendar day, week or month in a UTC offset, cost
 --- weighted. The state names its period, and expires exactly at the period's end.
 
-local function rl_quota_eval(key, limit, unit, utc_offset_ms, cost, now, simulated)
+local function rl_quota_eval(key, limit, unit, utc_offset_ms, cost, now, simulated, keep)
   local start, period_end = rl_calendar_period(now, unit, utc_offset_ms)
   local used = rl_counter_read('quota', key, start)
-  return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated)
+  return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
 end
 
 -- from scripts-lua/lib/algo_block.lua
@@ -592,9 +607,86 @@ local function rl_block_read(key, now)
   return until_ms
 end
 
+-- from scripts-lua/lib/algo_concurrency.lua
+--- Concurrency leases: a sorted set of lease ids scored by when each lease expires (its holder
+--- died or forgot to release). At most `limit` live leases per key.
+
+--- Drops expired leases; returns how many are live.
+local function rl_concurrency_live(key, now, trim)
+  if trim then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
+    return redis.call('ZCARD', key)
+  end
+  return redis.call('ZCOUNT', key, string.format('(%d', now), '+inf')
+end
+
+--- ms until the last live lease expires (0 when none): the key's TTL.
+local function rl_concurrency_reset(key, now)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #last == 0 then return 0 end
+  return math.max(tonumber(last[2]) - now, 0)
+end
+
+--- One slot for `holder`: allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply
+--- if admitted). cost 1 takes a slot (a holder already live renews its slot: always admitted, it
+--- takes none); cost 0 takes nothing. `keep` (lib/priority, nil = 0): slots that must be left
+--- free after the call. With `trim` expired holders are dropped first (a write even when denied,
+--- harmless: they count for nothing); without it nothing is written here.
+local function rl_concurrency_eval(key, limit, period_ms, holder, cost, now, simulated, trim, keep)
+  local live = rl_concurrency_live(key, now, trim)
+  local renew = false
+  if cost > 0 then
+    local score = redis.call('ZSCORE', key, holder)
+    if score and tonumber(score) > now then renew = true end
+  end
+  if not renew then
+    local need = cost
+    if keep then need = cost + keep end
+    if need > limit then return 0, math.max(limit - live, 0), rl_concurrency_reset(key, now), -1, RL_NO_WRITES end
+    if live + need > limit then
+      -- Admitted once enough holders expire: the (live + need - limit)-th soonest.
+      local nth = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now), '+inf', 'WITHSCORES', 'LIMIT', live + need - limit - 1, 1)
+      return 0, math.max(limit - live, 0), rl_concurrency_reset(key, now), tonumber(nth[2]) - now, RL_NO_WRITES
+    end
+    if cost == 0 then return 1, limit - live, rl_concurrency_reset(key, now), 0, RL_NO_WRITES end
+    live = live + 1
+  end
+  -- The key lives until its last holder expires: this one, or another that expires later.
+  local reset = period_ms
+  local last = redis.call('ZRANGE', key, -2, -1, 'WITHSCORES')
+  for i = 1, #last, 2 do
+    if last[i] ~= holder then
+      local left = tonumber(last[i + 1]) - now
+      if left > reset then reset = left end
+    end
+  end
+  local _, expire_cmd, at = rl_expiry(now, reset, simulated)
+  return 1, math.max(limit - live, 0), reset, 0, {
+    { 'ZADD', key, string.format('%d', now + period_ms), holder },
+    { expire_cmd, key, at },
+  }
+end
+
+-- from scripts-lua/lib/priority.lua
+--- Priority classes as reserved capacity. A call of share s (parts per million of the capacity it
+--- may use) is admitted only if, after it, at least keep = capacity - floor(capacity * s / 1e6)
+--- units would still be left: the algorithms decide at cost + keep and take cost. Share 1e6
+--- (the default) keeps nothing back, so a call without a class decides exactly as before.
+--- Capacity: burst for gcra and token_bucket, the limit for every other algorithm.
+
+--- Units a call of `share_ppm` must leave (0 for nil or 1e6). Exact for capacities up to 1e15:
+--- capacity = q * 1e6 + r, so floor(capacity * s / 1e6) = q * s + floor(r * s / 1e6).
+local function rl_keep(capacity, share_ppm)
+  if share_ppm == nil or share_ppm >= 1000000 then return 0 end
+  local q, r = rl_divmod(capacity, 1000000)
+  return capacity - q * share_ppm - rl_muldivmod(r, share_ppm, 1000000)
+end
+
 -- from scripts-lua/lib/multi.lua
 --- One decision over many limits, all-or-nothing: every limit is evaluated on the same clock
 --- reading, and only if all admit are their writes applied. Shared by multi and multi_peek.
+--- Each item may carry a priority class (share_ppm, lib/priority), and an item of algo
+--- concurrency holds a slot for its holder id: admitted with the rate items or not at all.
 
 --- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
 --- `i` numbers the item in messages (`limit[2]`); nil for a script with one limit (batch).
@@ -609,6 +701,14 @@ local function rl_multi_check(script, i, item)
   end
   local algo = item.algo
   if algo == 'block' then return end
+  if algo == 'concurrency' then
+    -- The ranges of concurrency_acquire; cost 1 holds a slot, 0 only asks.
+    need('limit', item.limit, 1, 1000000)
+    need('period_ms', item.period_ms, 1, 31622400000)
+    need('cost', item.cost, 0, 1)
+    if item.holder == nil then rl_fail(script, string.format('%s is required for algo concurrency', rl_arg_label('holder', i))) end
+    return
+  end
   if algo == 'quota' then
     if item.unit == nil then rl_fail(script, string.format('%s is required for algo quota', rl_arg_label('unit', i))) end
     need('offset_ms', item.offset_ms, -50400000, 50400000)
@@ -632,20 +732,24 @@ end
 
 --- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes. `apply_now`:
 --- an algorithm that can may make its write at once (batch: nothing to roll back) and return none.
+--- item.share_ppm (nil = 1e6) is its priority class: decided at cost + what the class must leave.
 local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   local algo = item.algo
+  local share = item.share_ppm
   if algo == 'gcra' then
-    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now)
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, rl_keep(item.burst, share))
   elseif algo == 'token_bucket' then
-    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated)
+    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, rl_keep(item.burst, share))
   elseif algo == 'fixed_window' then
-    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated)
+    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
   elseif algo == 'sliding_window' then
-    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated)
+    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, rl_keep(item.limit, share))
   elseif algo == 'sliding_log' then
-    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim)
+    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim, rl_keep(item.limit, share))
   elseif algo == 'quota' then
-    return rl_quota_eval(key, item.limit, item.unit, item.offset_ms, item.cost, now, simulated)
+    return rl_quota_eval(key, item.limit, item.unit, item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
+  elseif algo == 'concurrency' then
+    return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, rl_keep(item.limit, share))
   end
   local until_ms = rl_block_read(key, now)
   if until_ms then return 0, 0, until_ms - now, until_ms - now, {} end

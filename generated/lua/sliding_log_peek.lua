@@ -150,13 +150,16 @@ local function rl_sliding_log_reset(key, period_ms, now)
   return math.max(tonumber(newest[2]) + period_ms - now, 0)
 end
 
-local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim, keep)
   local used, cumulative = rl_sliding_log_read(key, period_ms, now, trim)
   local reset = 0
   if used > 0 then reset = rl_sliding_log_reset(key, period_ms, now) end
-  if cost > limit then return 0, limit - used, reset, -1, {} end
-  if used + cost > limit then
-    return 0, limit - used, reset, rl_sliding_log_wait(key, period_ms, now, used + cost - limit), {}
+  local need = cost
+  if keep then need = cost + keep end
+  if need > limit then return 0, limit - used, reset, -1, {} end
+  if used + need > limit then
+    return 0, limit - used, reset, rl_sliding_log_wait(key, period_ms, now, used + need - limit), {}
   end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
   local _, expire_cmd, at = rl_expiry(now, period_ms, simulated)

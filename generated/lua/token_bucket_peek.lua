@@ -219,9 +219,12 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
   }
 end
 
-local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep)
   local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
-  local allowed, remaining, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
+  keep = keep or 0
+  local allowed, remaining, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
+  if allowed == 1 then remaining = remaining + keep end
   local reset = rl_ms_until(burst, remaining, frac, limit, period_ms)
   local writes = {}
   if allowed == 1 and cost > 0 then

@@ -3,10 +3,10 @@
 --- @include "lib/counter"
 --- @include "lib/calendar"
 
-local function rl_quota_eval(key, limit, unit, utc_offset_ms, cost, now, simulated)
+local function rl_quota_eval(key, limit, unit, utc_offset_ms, cost, now, simulated, keep)
   local start, period_end = rl_calendar_period(now, unit, utc_offset_ms)
   local used = rl_counter_read('quota', key, start)
-  return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated)
+  return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
 end
 
 local function rl_quota_refund(key, limit, unit, utc_offset_ms, cost, now, simulated)

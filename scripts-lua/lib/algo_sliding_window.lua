@@ -35,7 +35,8 @@ local function rl_sliding_window_when(prev, room, period_ms)
   return math.max(period_ms - q, 0)
 end
 
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
   local start = rl_window_start(now, period_ms, 0)
   local elapsed = now - start
   local cur, prev = rl_sliding_window_read(key, start, period_ms)
@@ -45,20 +46,22 @@ local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulate
   if wr > 0 then used = used + 1 end
   local room = limit - cur - used -- whole units left: floor(limit - cur - weighted)
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
-  if cost > limit then return 0, math.max(room, 0), reset, -1, {} end
-  if cost <= room then
+  local need = cost
+  if keep then need = cost + keep end
+  if need > limit then return 0, math.max(room, 0), reset, -1, {} end
+  if need <= room then
     if cost == 0 then return 1, room, reset, 0, {} end
     cur = cur + cost
     return 1, room - cost, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0,
       rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
   end
   local retry
-  if cur + cost <= limit then
+  if cur + need <= limit then
     -- Later in this window the previous window's weight falls far enough.
-    retry = rl_sliding_window_when(prev, limit - cur - cost, period_ms) - elapsed
+    retry = rl_sliding_window_when(prev, limit - cur - need, period_ms) - elapsed
   else
     -- Not before the next window, where prev' = cur and cur' = 0.
-    retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - cost, period_ms)
+    retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - need, period_ms)
   end
   return 0, math.max(room, 0), reset, retry, {}
 end

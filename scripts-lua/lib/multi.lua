@@ -1,5 +1,7 @@
 --- One decision over many limits, all-or-nothing: every limit is evaluated on the same clock
 --- reading, and only if all admit are their writes applied. Shared by multi and multi_peek.
+--- Each item may carry a priority class (share_ppm, lib/priority), and an item of algo
+--- concurrency holds a slot for its holder id: admitted with the rate items or not at all.
 --- @include "lib/algo_gcra"
 --- @include "lib/algo_token_bucket"
 --- @include "lib/algo_fixed_window"
@@ -7,6 +9,8 @@
 --- @include "lib/algo_sliding_log"
 --- @include "lib/algo_quota"
 --- @include "lib/algo_block"
+--- @include "lib/algo_concurrency"
+--- @include "lib/priority"
 
 --- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
 --- `i` numbers the item in messages (`limit[2]`); nil for a script with one limit (batch).
@@ -21,6 +25,14 @@ local function rl_multi_check(script, i, item)
   end
   local algo = item.algo
   if algo == 'block' then return end
+  if algo == 'concurrency' then
+    -- The ranges of concurrency_acquire; cost 1 holds a slot, 0 only asks.
+    need('limit', item.limit, 1, 1000000)
+    need('period_ms', item.period_ms, 1, 31622400000)
+    need('cost', item.cost, 0, 1)
+    if item.holder == nil then rl_fail(script, string.format('%s is required for algo concurrency', rl_arg_label('holder', i))) end
+    return
+  end
   if algo == 'quota' then
     if item.unit == nil then rl_fail(script, string.format('%s is required for algo quota', rl_arg_label('unit', i))) end
     need('offset_ms', item.offset_ms, -50400000, 50400000)
@@ -88,20 +100,24 @@ end
 
 --- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes. `apply_now`:
 --- an algorithm that can may make its write at once (batch: nothing to roll back) and return none.
+--- item.share_ppm (nil = 1e6) is its priority class: decided at cost + what the class must leave.
 local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   local algo = item.algo
+  local share = item.share_ppm
   if algo == 'gcra' then
-    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now)
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, rl_keep(item.burst, share))
   elseif algo == 'token_bucket' then
-    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated)
+    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, rl_keep(item.burst, share))
   elseif algo == 'fixed_window' then
-    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated)
+    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
   elseif algo == 'sliding_window' then
-    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated)
+    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, rl_keep(item.limit, share))
   elseif algo == 'sliding_log' then
-    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim)
+    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim, rl_keep(item.limit, share))
   elseif algo == 'quota' then
-    return rl_quota_eval(key, item.limit, item.unit, item.offset_ms, item.cost, now, simulated)
+    return rl_quota_eval(key, item.limit, item.unit, item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
+  elseif algo == 'concurrency' then
+    return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, rl_keep(item.limit, share))
   end
   local until_ms = rl_block_read(key, now)
   if until_ms then return 0, 0, until_ms - now, until_ms - now, {} end

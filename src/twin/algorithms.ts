@@ -26,6 +26,19 @@ export function apply(store: MemoryStore, writes: Write[]): void {
   for (const w of writes) w(store);
 }
 
+// --- priority classes -------------------------------------------------------------------------
+
+/**
+ * Units a call of share `sharePpm` (parts per million of `capacity`) must leave after it
+ * (lib/priority.lua rl_keep): capacity - floor(capacity * sharePpm / 1e6), 0 for undefined or 1e6.
+ * Every algorithm decides at cost + keep and takes cost.
+ */
+export function keep(capacity: number, sharePpm: number | undefined): number {
+  if (sharePpm === undefined || sharePpm >= 1_000_000) return 0;
+  const [q, r] = divmod(capacity, 1_000_000);
+  return capacity - q * sharePpm - muldivmod(r, sharePpm, 1_000_000)[0];
+}
+
 // --- gcra -------------------------------------------------------------------------------------
 
 /** Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt. */
@@ -77,12 +90,13 @@ export function gcraWrites(key: string, resetMs: number, resetNum: number, now: 
   ];
 }
 
-export function gcraEval(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean): Eval {
+export function gcraEval(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean, keep = 0): Eval {
   const current = store.get(key, 'gcra', now);
   gcraContent(current, limit, periodMs, burst, now);
   const frac = QR.r;
-  takeTo(QR.q, frac, burst, cost, limit, periodMs);
-  const { allowed, left, retry } = TAKE;
+  takeTo(QR.q, frac, burst, cost + keep, limit, periodMs);
+  const { allowed, retry } = TAKE;
+  const left = allowed === 1 ? TAKE.left + keep : TAKE.left;
   timeUntilTo(burst, left, frac, limit, periodMs);
   const resetMs = QR.q;
   const resetNum = QR.r;
@@ -127,10 +141,11 @@ function tokenBucketWrites(key: string, whole: number, frac: number, ts: number,
   return [(s) => s.set(key, value, at)];
 }
 
-export function tokenBucketEval(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean): Eval {
+export function tokenBucketEval(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean, keep = 0): Eval {
   const [whole, frac, ts] = tokenBucketRead(store, key, limit, periodMs, burst, now);
-  takeTo(whole, frac, burst, cost, limit, periodMs);
-  const { allowed, left: remaining, retry } = TAKE;
+  takeTo(whole, frac, burst, cost + keep, limit, periodMs);
+  const { allowed, retry } = TAKE;
+  const remaining = allowed === 1 ? TAKE.left + keep : TAKE.left;
   const reset = msUntil(burst, remaining, frac, limit, periodMs);
   const writes = allowed === 1 && cost > 0 ? tokenBucketWrites(key, remaining, frac, ts, limit, periodMs, burst, now, simulated) : NO_WRITES;
   return [allowed, remaining, reset, retry, writes];
@@ -162,18 +177,19 @@ function counterWrites(key: string, start: number, windowEnd: number, used: numb
   return [(s) => s.set(key, value, at)];
 }
 
-function counterTake(key: string, limit: number, start: number, windowEnd: number, used: number, cost: number, now: number, simulated: boolean): Eval {
+function counterTake(key: string, limit: number, start: number, windowEnd: number, used: number, cost: number, now: number, simulated: boolean, keep: number): Eval {
   const reset = used > 0 ? windowEnd - now : 0;
-  if (cost > limit) return [0, limit - used, reset, -1, NO_WRITES];
-  if (used + cost > limit) return [0, limit - used, reset, windowEnd - now, NO_WRITES];
+  const need = cost + keep;
+  if (need > limit) return [0, limit - used, reset, -1, NO_WRITES];
+  if (used + need > limit) return [0, limit - used, reset, windowEnd - now, NO_WRITES];
   if (cost === 0) return [1, limit - used, reset, 0, NO_WRITES];
   return [1, limit - used - cost, windowEnd - now, 0, counterWrites(key, start, windowEnd, used + cost, now, simulated)];
 }
 
-export function fixedWindowEval(store: MemoryStore, key: string, limit: number, periodMs: number, offsetMs: number, cost: number, now: number, simulated: boolean): Eval {
+export function fixedWindowEval(store: MemoryStore, key: string, limit: number, periodMs: number, offsetMs: number, cost: number, now: number, simulated: boolean, keep = 0): Eval {
   const start = windowStart(now, periodMs, offsetMs);
   const used = counterRead(store, 'fixed_window', key, start, now);
-  return counterTake(key, limit, start, start + periodMs, used, cost, now, simulated);
+  return counterTake(key, limit, start, start + periodMs, used, cost, now, simulated, keep);
 }
 
 export function fixedWindowRefund(store: MemoryStore, key: string, limit: number, periodMs: number, offsetMs: number, cost: number, now: number, simulated: boolean): [number, number, Write[]] {
@@ -183,10 +199,10 @@ export function fixedWindowRefund(store: MemoryStore, key: string, limit: number
   return [limit - used, reset, counterWrites(key, start, start + periodMs, used, now, simulated)];
 }
 
-export function quotaEval(store: MemoryStore, key: string, limit: number, unit: string, utcOffsetMs: number, cost: number, now: number, simulated: boolean): Eval {
+export function quotaEval(store: MemoryStore, key: string, limit: number, unit: string, utcOffsetMs: number, cost: number, now: number, simulated: boolean, keep = 0): Eval {
   const [start, end] = calendarPeriod(now, unit, utcOffsetMs);
   const used = counterRead(store, 'quota', key, start, now);
-  return counterTake(key, limit, start, end, used, cost, now, simulated);
+  return counterTake(key, limit, start, end, used, cost, now, simulated, keep);
 }
 
 export function quotaRefund(store: MemoryStore, key: string, limit: number, unit: string, utcOffsetMs: number, cost: number, now: number, simulated: boolean): [number, number, Write[]] {
@@ -225,7 +241,7 @@ function slidingWindowWhen(prev: number, room: number, periodMs: number): number
   return Math.max(periodMs - q, 0);
 }
 
-export function slidingWindowEval(store: MemoryStore, key: string, limit: number, periodMs: number, cost: number, now: number, simulated: boolean): Eval {
+export function slidingWindowEval(store: MemoryStore, key: string, limit: number, periodMs: number, cost: number, now: number, simulated: boolean, keep = 0): Eval {
   const start = windowStart(now, periodMs, 0);
   const elapsed = now - start;
   let [cur, prev] = slidingWindowRead(store, key, start, periodMs, now);
@@ -233,16 +249,17 @@ export function slidingWindowEval(store: MemoryStore, key: string, limit: number
   const used = wr > 0 ? wq + 1 : wq;
   const room = limit - cur - used;
   const reset = slidingWindowReset(start, periodMs, cur, prev, now);
-  if (cost > limit) return [0, Math.max(room, 0), reset, -1, NO_WRITES];
-  if (cost <= room) {
+  const need = cost + keep;
+  if (need > limit) return [0, Math.max(room, 0), reset, -1, NO_WRITES];
+  if (need <= room) {
     if (cost === 0) return [1, room, reset, 0, NO_WRITES];
     cur += cost;
     return [1, room - cost, slidingWindowReset(start, periodMs, cur, prev, now), 0, slidingWindowWrites(key, start, periodMs, cur, prev, now, simulated)];
   }
   const retry =
-    cur + cost <= limit
-      ? slidingWindowWhen(prev, limit - cur - cost, periodMs) - elapsed
-      : periodMs - elapsed + slidingWindowWhen(cur, limit - cost, periodMs);
+    cur + need <= limit
+      ? slidingWindowWhen(prev, limit - cur - need, periodMs) - elapsed
+      : periodMs - elapsed + slidingWindowWhen(cur, limit - need, periodMs);
   return [0, Math.max(room, 0), reset, retry, NO_WRITES];
 }
 
@@ -270,16 +287,17 @@ function slidingLogLive(store: MemoryStore, key: string, periodMs: number, now: 
   return live;
 }
 
-export function slidingLogEval(store: MemoryStore, key: string, limit: number, periodMs: number, cost: number, now: number, simulated: boolean, trim: boolean): Eval {
+export function slidingLogEval(store: MemoryStore, key: string, limit: number, periodMs: number, cost: number, now: number, simulated: boolean, trim: boolean, keep = 0): Eval {
   const live = slidingLogLive(store, key, periodMs, now, trim);
   const oldest = live[0];
   const newest = live[live.length - 1];
   const used = oldest && newest ? newest.cum - oldest.cum + oldest.cost : 0;
   const cumulative = newest ? newest.cum : 0;
   const reset = used > 0 ? Math.max(newest!.ts + periodMs - now, 0) : 0;
-  if (cost > limit) return [0, limit - used, reset, -1, NO_WRITES];
-  if (used + cost > limit) {
-    const needed = used + cost - limit;
+  const need = cost + keep;
+  if (need > limit) return [0, limit - used, reset, -1, NO_WRITES];
+  if (used + need > limit) {
+    const needed = used + need - limit;
     let freed = 0;
     let retry = 0;
     for (const e of live) {
@@ -364,19 +382,58 @@ function leasesExpire(store: MemoryStore, key: string, now: number, simulated: b
   return reset;
 }
 
-export function concurrencyAcquire(store: MemoryStore, key: string, limit: number, periodMs: number, leaseId: string, now: number, simulated: boolean): number[] {
-  let live = leasesTrim(store, key, now);
+/** Live leases (until > now), dropping the rest first when `trim` (rl_concurrency_live). */
+function leasesLive(store: MemoryStore, key: string, now: number, trim: boolean): number {
+  if (trim) return leasesTrim(store, key, now);
   const l = leases(store, key, now);
-  const held = l?.has(leaseId) ?? false;
-  if (!held && live >= limit) {
-    let first = Infinity;
-    for (const until of l!.values()) first = Math.min(first, until);
-    return [0, 0, leasesReset(store, key, now), first - now];
+  let live = 0;
+  if (l) for (const until of l.values()) if (until > now) live++;
+  return live;
+}
+
+/**
+ * One slot for `holder` (rl_concurrency_eval): cost 1 takes a slot (a holder still live renews
+ * its own, always admitted), cost 0 takes nothing; decided at cost + keep free slots.
+ */
+export function concurrencyEval(store: MemoryStore, key: string, limit: number, periodMs: number, holder: string, cost: number, now: number, simulated: boolean, trim: boolean, keep = 0): Eval {
+  let live = leasesLive(store, key, now, trim);
+  const l = leases(store, key, now);
+  const renew = cost > 0 && (l?.get(holder) ?? -Infinity) > now;
+  if (!renew) {
+    const need = cost + keep;
+    if (need > limit) return [0, Math.max(limit - live, 0), leasesReset(store, key, now), -1, NO_WRITES];
+    if (live + need > limit) {
+      const soonest = [...l!.values()].filter((u) => u > now).sort((x, y) => x - y);
+      return [0, Math.max(limit - live, 0), leasesReset(store, key, now), soonest[live + need - limit - 1]! - now, NO_WRITES];
+    }
+    if (cost === 0) return [1, limit - live, leasesReset(store, key, now), 0, NO_WRITES];
+    live++;
   }
-  if (l) l.set(leaseId, now + periodMs);
-  else store.set(key, { kind: 'leases', leases: new Map([[leaseId, now + periodMs]]) }, Infinity);
-  if (!held) live++;
-  return [1, Math.max(limit - live, 0), leasesExpire(store, key, now, simulated), 0];
+  let reset = periodMs;
+  if (l) for (const [id, until] of l) if (id !== holder && until - now > reset) reset = until - now;
+  const at = expiresAt(now, reset, simulated);
+  const until = now + periodMs;
+  return [
+    1,
+    Math.max(limit - live, 0),
+    reset,
+    0,
+    [
+      (s) => {
+        const m = leases(s, key, now);
+        if (m) {
+          m.set(holder, until);
+          s.expire(key, at);
+        } else s.set(key, { kind: 'leases', leases: new Map([[holder, until]]) }, at);
+      },
+    ],
+  ];
+}
+
+export function concurrencyAcquire(store: MemoryStore, key: string, limit: number, periodMs: number, leaseId: string, now: number, simulated: boolean, keep = 0): number[] {
+  const e = concurrencyEval(store, key, limit, periodMs, leaseId, 1, now, simulated, true, keep);
+  if (e[0] === 1) apply(store, e[4]);
+  return [e[0], e[1], e[2], e[3]];
 }
 
 export function concurrencyRelease(store: MemoryStore, key: string, leaseId: string, now: number, simulated: boolean): number[] {
@@ -393,9 +450,7 @@ export function concurrencyRelease(store: MemoryStore, key: string, leaseId: str
   return [released, live];
 }
 
-export function concurrencyPeek(store: MemoryStore, key: string, limit: number, now: number): number[] {
-  const l = leases(store, key, now);
-  let live = 0;
-  if (l) for (const until of l.values()) if (until > now) live++;
-  return [live < limit ? 1 : 0, Math.max(limit - live, 0), leasesReset(store, key, now), live];
+export function concurrencyPeek(store: MemoryStore, key: string, limit: number, now: number, keep = 0): number[] {
+  const live = leasesLive(store, key, now, false);
+  return [live + 1 + keep <= limit ? 1 : 0, Math.max(limit - live, 0), leasesReset(store, key, now), live];
 }

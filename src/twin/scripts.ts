@@ -120,19 +120,22 @@ function multiItem(c: TwinCall, key: string, it: ArgValues, trim: boolean): a.Ev
 
 function evalItem(c: TwinCall, key: string, it: ArgValues, trim: boolean): a.Eval {
   const { store, now, simulated } = c;
+  const share = it.share_ppm as number | undefined;
   switch (it.algo) {
     case 'gcra':
-      return a.gcraEval(store, key, n(it.limit), n(it.period_ms), n(it.burst), n(it.cost), now, simulated);
+      return a.gcraEval(store, key, n(it.limit), n(it.period_ms), n(it.burst), n(it.cost), now, simulated, a.keep(n(it.burst), share));
     case 'token_bucket':
-      return a.tokenBucketEval(store, key, n(it.limit), n(it.period_ms), n(it.burst), n(it.cost), now, simulated);
+      return a.tokenBucketEval(store, key, n(it.limit), n(it.period_ms), n(it.burst), n(it.cost), now, simulated, a.keep(n(it.burst), share));
     case 'fixed_window':
-      return a.fixedWindowEval(store, key, n(it.limit), n(it.period_ms), n(it.offset_ms), n(it.cost), now, simulated);
+      return a.fixedWindowEval(store, key, n(it.limit), n(it.period_ms), n(it.offset_ms), n(it.cost), now, simulated, a.keep(n(it.limit), share));
     case 'sliding_window':
-      return a.slidingWindowEval(store, key, n(it.limit), n(it.period_ms), n(it.cost), now, simulated);
+      return a.slidingWindowEval(store, key, n(it.limit), n(it.period_ms), n(it.cost), now, simulated, a.keep(n(it.limit), share));
     case 'sliding_log':
-      return a.slidingLogEval(store, key, n(it.limit), n(it.period_ms), n(it.cost), now, simulated, trim);
+      return a.slidingLogEval(store, key, n(it.limit), n(it.period_ms), n(it.cost), now, simulated, trim, a.keep(n(it.limit), share));
     case 'quota':
-      return a.quotaEval(store, key, n(it.limit), s(it.unit), n(it.offset_ms), n(it.cost), now, simulated);
+      return a.quotaEval(store, key, n(it.limit), s(it.unit), n(it.offset_ms), n(it.cost), now, simulated, a.keep(n(it.limit), share));
+    case 'concurrency':
+      return a.concurrencyEval(store, key, n(it.limit), n(it.period_ms), s(it.holder), n(it.cost), now, simulated, trim, a.keep(n(it.limit), share));
     default: {
       const until = a.blockRead(store, key, now);
       return until !== undefined ? [0, 0, until - now, until - now, []] : [1, 0, 0, 0, []];
@@ -140,7 +143,27 @@ function evalItem(c: TwinCall, key: string, it: ArgValues, trim: boolean): a.Eva
   }
 }
 
+/**
+ * rl_multi_check's rules for a concurrency item, which the shared item checks (src/runtime/checks.ts)
+ * do not know yet: concurrency_acquire's ranges, cost 1 or 0, a holder id.
+ */
+function checkConcurrencyItems(name: string, items: readonly ArgValues[]): void {
+  items.forEach((it, index) => {
+    if (it.algo !== 'concurrency') return;
+    const i = index + 1;
+    const need = (field: string, value: number | undefined, min: number, max: number) => {
+      if (value === undefined) throw new ScriptError(name, `BADARG redlimit ${name}: ${field}[${i}] is required for algo concurrency`);
+      if (value < min || value > max) throw new ScriptError(name, `BADARG redlimit ${name}: ${field}[${i}] must be between ${min} and ${max} for algo concurrency, got ${value}`);
+    };
+    need('limit', it.limit as number | undefined, 1, 1_000_000);
+    need('period_ms', it.period_ms as number | undefined, 1, 31_622_400_000);
+    need('cost', it.cost as number | undefined, 0, 1);
+    if (it.holder === undefined) throw new ScriptError(name, `BADARG redlimit ${name}: holder[${i}] is required for algo concurrency`);
+  });
+}
+
 function multi(c: TwinCall, commit: boolean, name: string): number[] {
+  checkConcurrencyItems(name, c.items);
   const seen = new Map<string, number>();
   c.keys.forEach((k, i) => {
     if (seen.has(k)) throw new ScriptError(name, `BADARG redlimit ${name}: key ${k} is given twice (items ${seen.get(k)! + 1} and ${i + 1})`);
@@ -181,6 +204,7 @@ function batch(c: TwinCall): number[] {
   const spec: ArgValues = { ...c.args };
   c.items.forEach((it, i) => {
     spec.cost = it.cost;
+    spec.share_ppm = it.share_ppm;
     let e: a.Eval;
     try {
       e = multiItem(c, c.keys[i]!, spec, true);
@@ -221,7 +245,7 @@ function multiBatch(c: TwinCall): number[] {
   const reply = [c.now];
   for (let d = 0; d * count < c.keys.length; d++) {
     const keys = c.keys.slice(d * count, (d + 1) * count);
-    const items = limits.map((l, j) => ({ ...l, cost: c.items[d * count + j]!.cost }));
+    const items = limits.map((l, j) => ({ ...l, cost: c.items[d * count + j]!.cost, share_ppm: c.items[d * count + j]!.share_ppm }));
     const call = { ...c, keys, items };
     try {
       reply.push(...multi(call, true, 'multi_batch').slice(3));
@@ -237,30 +261,32 @@ function multiBatch(c: TwinCall): number[] {
 
 type Impl = (c: TwinCall) => number[];
 const k0 = (c: TwinCall) => c.keys[0]!;
+/** What a single script's call must leave of `capacity` for its share_ppm (its priority class). */
+const share = (c: TwinCall, capacity: number) => a.keep(capacity, c.args.share_ppm as number | undefined);
 
 export const twinScripts: Record<string, Impl> = {
-  gcra: (c) => consume(a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
+  gcra: (c) => consume(a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.burst))), c.store),
   gcra_peek: (c) => peek((cost) => a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), cost, c.now, c.simulated), n(c.args.cost)),
   gcra_refund: (c) => refund(a.gcraRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
   gcra_reserve: (c) =>
     a.gcraReserve(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), n(c.args.max_wait_ms), c.now, c.simulated),
-  token_bucket: (c) => consume(a.tokenBucketEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
+  token_bucket: (c) => consume(a.tokenBucketEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.burst))), c.store),
   token_bucket_peek: (c) => peek((cost) => a.tokenBucketEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), cost, c.now, c.simulated), n(c.args.cost)),
   token_bucket_refund: (c) => refund(a.tokenBucketRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
-  fixed_window: (c) => consume(a.fixedWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
+  fixed_window: (c) => consume(a.fixedWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.limit))), c.store),
   fixed_window_peek: (c) => peek((cost) => a.fixedWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), cost, c.now, c.simulated), n(c.args.cost)),
   fixed_window_refund: (c) => refund(a.fixedWindowRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
-  sliding_window: (c) => consume(a.slidingWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated), c.store),
+  sliding_window: (c) => consume(a.slidingWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.limit))), c.store),
   sliding_window_peek: (c) => peek((cost) => a.slidingWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), cost, c.now, c.simulated), n(c.args.cost)),
   sliding_window_refund: (c) => refund(a.slidingWindowRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated), c.store),
-  sliding_log: (c) => consume(a.slidingLogEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated, true), c.store),
+  sliding_log: (c) => consume(a.slidingLogEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated, true, share(c, n(c.args.limit))), c.store),
   sliding_log_peek: (c) => peek((cost) => a.slidingLogEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), cost, c.now, c.simulated, false), n(c.args.cost)),
-  quota: (c) => consume(a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
+  quota: (c) => consume(a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.limit))), c.store),
   quota_peek: (c) => peek((cost) => a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), cost, c.now, c.simulated), n(c.args.cost)),
   quota_refund: (c) => refund(a.quotaRefund(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
-  concurrency_acquire: (c) => a.concurrencyAcquire(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), s(c.args.lease_id), c.now, c.simulated),
+  concurrency_acquire: (c) => a.concurrencyAcquire(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), s(c.args.lease_id), c.now, c.simulated, share(c, n(c.args.limit))),
   concurrency_release: (c) => a.concurrencyRelease(c.store, k0(c), s(c.args.lease_id), c.now, c.simulated),
-  concurrency_peek: (c) => a.concurrencyPeek(c.store, k0(c), n(c.args.limit), c.now),
+  concurrency_peek: (c) => a.concurrencyPeek(c.store, k0(c), n(c.args.limit), c.now, share(c, n(c.args.limit))),
   block: (c) => [a.block(c.store, k0(c), n(c.args.duration_ms), c.now, c.simulated)],
   reset: (c) => [c.keys.reduce((count, k) => count + (c.store.delete(k) ? 1 : 0), 0)],
   multi: (c) => multi(c, true, 'multi'),
