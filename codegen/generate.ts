@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import type { ArgSpec, ScriptDef } from '../src/runtime/script-def.js';
+import { algorithmTable, renderAlgorithms, type AlgorithmTable } from './algorithms.js';
 import { renderBinding } from './bindings.js';
 import { parseHeader } from './header.js';
 import { KEY_LAYOUT } from './key-layout.js';
@@ -68,11 +69,17 @@ function manifestArg(a: ArgSpec) {
   };
 }
 
-export function manifest(pkg: { name: string; version: string }, scripts: CompiledScript[]): unknown {
+export function manifest(pkg: { name: string; version: string }, scripts: CompiledScript[], table: AlgorithmTable): unknown {
   return {
     name: pkg.name,
     version: pkg.version,
     keyLayout: KEY_LAYOUT,
+    algorithms: table.algorithms.map((a) => ({
+      ...a,
+      params: a.params.map((p) => ({ ...manifestArg(p), item: p.item })),
+    })),
+    items: { kinds: table.itemKinds, fields: table.itemFields.map(({ name, default: d, values }) => ({ name, default: d ?? null, ...(values ? { values } : {}) })) },
+    decision: { fields: table.decisionFields, replies: table.replies },
     scripts: scripts.map(({ def, luaFile }) => ({
       name: def.name,
       version: def.version,
@@ -99,8 +106,10 @@ export function generate(rootDir: string): Output {
     const tsPath = `generated/ts/${s.def.name}.ts`;
     out.set(tsPath, verifyBinding(s.def, tsPath, renderBinding(rootDir, s.def, s.sourceFile)));
   }
-  out.set('generated/index.ts', renderBarrel(scripts.map((s) => s.def)));
-  const manifestJson = JSON.stringify(manifest(pkg, scripts), null, 2) + '\n';
+  const table = algorithmTable(scripts.map((s) => s.def));
+  out.set('generated/algorithms.ts', renderAlgorithms(table));
+  out.set('generated/index.ts', renderBarrel(scripts.map((s) => s.def), table));
+  const manifestJson = JSON.stringify(manifest(pkg, scripts, table), null, 2) + '\n';
   out.set('generated/manifest.json', manifestJson);
   const library = renderFunctionsLibrary(rootDir, pkg.version, scripts);
   out.set('generated/functions/redlimit.lua', library);

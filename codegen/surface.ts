@@ -1,5 +1,6 @@
 import { Project, StructureKind, VariableDeclarationKind, type SourceFile } from 'ts-morph';
 import type { ScriptDef } from '../src/runtime/script-def.js';
+import type { AlgorithmTable } from './algorithms.js';
 import { CodegenError } from './errors.js';
 import { camelCase, pascalCase } from './names.js';
 import { keyField, tsArgType, tsReturnType } from './bindings.js';
@@ -63,7 +64,7 @@ export function verifyBinding(def: ScriptDef, path: string, text: string): strin
 }
 
 /** Builds generated/index.ts: re-exports every binding and lists every script definition. */
-export function renderBarrel(defs: readonly ScriptDef[]): string {
+export function renderBarrel(defs: readonly ScriptDef[], table: AlgorithmTable): string {
   const sf: SourceFile = project.createSourceFile('/verify/generated/index.ts', '', { overwrite: true });
   for (const def of defs) {
     sf.addExportDeclaration({ moduleSpecifier: `./ts/${def.name}.js` });
@@ -72,6 +73,8 @@ export function renderBarrel(defs: readonly ScriptDef[]): string {
     defs.map((def) => ({ namedImports: [`${camelCase(def.name)}Script`], moduleSpecifier: `./ts/${def.name}.js` })),
   );
   sf.addExportDeclaration({ moduleSpecifier: './ts/functions-library.js' });
+  sf.addExportDeclaration({ moduleSpecifier: './algorithms.js' });
+  sf.addImportDeclaration({ isTypeOnly: true, namedImports: ['AlgoName'], moduleSpecifier: './algorithms.js' });
   sf.addImportDeclaration({ isTypeOnly: true, namedImports: ['ScriptDef'], moduleSpecifier: '../src/runtime/index.js' });
   sf.addVariableStatement({
     kind: StructureKind.VariableStatement,
@@ -83,6 +86,20 @@ export function renderBarrel(defs: readonly ScriptDef[]): string {
         name: 'allScripts',
         type: 'readonly ScriptDef[]',
         initializer: `[${defs.map((d) => `${camelCase(d.name)}Script`).join(', ')}]`,
+      },
+    ],
+  });
+  const ref = (name: string | null) => (name === null ? 'null' : `${camelCase(name)}Script`);
+  sf.addVariableStatement({
+    kind: StructureKind.VariableStatement,
+    isExported: true,
+    declarationKind: VariableDeclarationKind.Const,
+    docs: ["Each algorithm's scripts (see `algorithms`): consume, and its peek, refund and reserve companions where it has them."],
+    declarations: [
+      {
+        name: 'algorithmScripts',
+        type: 'Readonly<Record<AlgoName, { readonly consume: ScriptDef; readonly peek: ScriptDef; readonly refund: ScriptDef | null; readonly reserve: ScriptDef | null }>>',
+        initializer: `{ ${table.algorithms.map((a) => `${a.name}: { consume: ${ref(a.scripts.consume)}, peek: ${ref(a.scripts.peek)}, refund: ${ref(a.scripts.refund)}, reserve: ${ref(a.scripts.reserve)} }`).join(', ')} }`,
       },
     ],
   });

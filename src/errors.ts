@@ -1,4 +1,4 @@
-import type { Decision } from './client/decision.js';
+import type { Decision } from './decision.js';
 
 /** Every error redlimit raises on purpose carries a stable `code`. */
 export type RedlimitErrorCode =

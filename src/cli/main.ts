@@ -9,11 +9,13 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import * as b from '../../generated/index.js';
 import { functionsLibrary } from '../../generated/index.js';
+import { algoNames, algorithms, decisionReply, type AlgoName } from '../../generated/index.js';
 import type { LimitSpec } from '../client/config.js';
 import { blockKey, limitKey, resolveSubject, type Subject } from '../client/keys.js';
 import { createRateLimiter } from '../client/limiter.js';
+import { argvWith, compileLimit } from '../client/plan.js';
 import { RedlimitError } from '../errors.js';
-import { preload, type ScriptDef } from '../runtime/index.js';
+import { preload, runScript, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
 import { chartSvg, simulate, TRAFFIC, type Traffic } from './simulate.js';
 
 class CliError extends Error {
@@ -25,7 +27,14 @@ class CliError extends Error {
   }
 }
 
-const ALGOS = ['gcra', 'token_bucket', 'fixed_window', 'sliding_window', 'sliding_log', 'quota'] as const;
+/** The command-line option that sets each limit parameter (the others take their defaults). */
+const PARAM_FLAGS: Readonly<Record<string, 'limit' | 'period' | 'burst' | 'unit'>> = { limit: 'limit', periodMs: 'period', burst: 'burst', unit: 'unit' };
+
+/** The algorithms that take a parameter, and those that do not, for option help. */
+function takers(prop: string): { yes: string[]; no: string[] } {
+  const yes = algoNames.filter((a) => algorithms[a].params.some((p) => p.prop === prop));
+  return { yes, no: algoNames.filter((a) => !yes.includes(a)) };
+}
 
 function int(name: string, min = 0) {
   return (raw: string): number => {
@@ -61,12 +70,28 @@ async function connect(url: string, cluster: boolean) {
   return client;
 }
 
-function limitFrom(o: { algo: (typeof ALGOS)[number]; limit: number; period?: number; burst?: number; unit?: string; name: string; scopedBy?: string }): LimitSpec {
-  const scope = o.scopedBy ? { scope: o.scopedBy } : {};
-  if (o.algo === 'quota') return { name: o.name, algo: 'quota', limit: o.limit, unit: (o.unit ?? 'day') as 'day', ...scope };
-  if (o.period === undefined) throw new CliError(`--period is required for --algo ${o.algo}`, 2);
-  if (o.algo === 'gcra' || o.algo === 'token_bucket') return { name: o.name, algo: o.algo, limit: o.limit, periodMs: o.period, ...(o.burst ? { burst: o.burst } : {}), ...scope };
-  return { name: o.name, algo: o.algo, limit: o.limit, periodMs: o.period, ...scope };
+interface LimitFlags {
+  algo: AlgoName;
+  limit: number;
+  period?: number;
+  burst?: number;
+  unit?: string;
+  name: string;
+  scopedBy?: string;
+}
+
+/** A limit from the command line: each parameter of the algorithm from its option (a required calendar unit defaults to its first value). */
+function limitFrom(o: LimitFlags): LimitSpec {
+  const spec: Record<string, unknown> = { name: o.name, algo: o.algo };
+  for (const p of algorithms[o.algo].params) {
+    const flag = PARAM_FLAGS[p.prop];
+    if (flag === undefined) continue;
+    const value = o[flag] ?? (p.type === 'enum' && p.required ? p.values![0] : undefined);
+    if (value !== undefined) spec[p.prop] = value;
+    else if (p.required) throw new CliError(`--${flag} is required for --algo ${o.algo}`, 2);
+  }
+  if (o.scopedBy) spec.scope = o.scopedBy;
+  return spec as LimitSpec;
 }
 
 /** The subject options every command that takes a subject shares (peek, reset, top). */
@@ -117,15 +142,11 @@ async function* scanKeys(client: Awaited<ReturnType<typeof connect>>, cluster: b
 const globLiteral = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
 const regexLiteral = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** A read-only peek of one key with the limit's options, by the algorithm's _peek script. */
+/** A read-only peek of one key with the limit's options, by the algorithm's peek script. */
 async function peekKey(client: object, limit: LimitSpec, key: string): Promise<{ remaining: number; resetAfterMs: number }> {
-  const peek = { gcra: b.gcraPeek, token_bucket: b.tokenBucketPeek, fixed_window: b.fixedWindowPeek, sliding_window: b.slidingWindowPeek, sliding_log: b.slidingLogPeek, quota: b.quotaPeek }[limit.algo];
-  const args =
-    limit.algo === 'quota'
-      ? { key, limit: limit.limit, unit: limit.unit }
-      : { key, limit: limit.limit, periodMs: limit.periodMs, ...('burst' in limit && limit.burst ? { burst: limit.burst } : {}), ...('offsetMs' in limit && limit.offsetMs ? { offsetMs: limit.offsetMs } : {}) };
-  const r = await (peek as (c: object, a: object) => Promise<{ remaining: number; resetAfterMs: number }>)(client, args);
-  return { remaining: r.remaining, resetAfterMs: r.resetAfterMs };
+  const { peek } = compileLimit(limit, 1);
+  const r = (await runScript(client as RedisClientLike, peek.def, [key], argvWith(peek, 1))) as number[];
+  return { remaining: r[decisionReply.remaining]!, resetAfterMs: r[decisionReply.resetAfterMs]! };
 }
 
 /** Limit names as the limiter accepts them (they are part of every key). */
@@ -152,13 +173,21 @@ function progress(label: string) {
   };
 }
 
+/** --algo and the options of its parameters (--period, --burst, --unit), from the algorithm table. */
+function algoOptions(c: Command): Command {
+  const period = takers('periodMs');
+  const burst = takers('burst');
+  const unit = takers('unit');
+  const units = algorithms[unit.yes[0] as AlgoName]?.params.find((p) => p.prop === 'unit')?.values ?? [];
+  return c
+    .addOption(new Option('--algo <algo>', 'algorithm').choices(algoNames).default(algoNames[0]))
+    .option('--period <ms>', `period in ms (${period.no.length ? `all but ${period.no.join(' / ')}` : 'every algorithm'})`, int('--period', 1))
+    .option('--burst <n>', `${burst.yes.join(' / ')} capacity`, int('--burst', 1))
+    .addOption(new Option('--unit <unit>', `${unit.yes.join(' / ')} period`).choices(units));
+}
+
 const limitOptions = (c: Command) =>
-  c
-    .requiredOption('--limit <n>', 'units per period (per calendar unit for quota)', int('--limit', 1))
-    .addOption(new Option('--algo <algo>', 'algorithm').choices(ALGOS).default('gcra'))
-    .option('--period <ms>', 'period in ms (all but quota)', int('--period', 1))
-    .option('--burst <n>', 'gcra / token_bucket capacity', int('--burst', 1))
-    .addOption(new Option('--unit <unit>', 'quota period').choices(['day', 'week', 'month']))
+  algoOptions(c.requiredOption('--limit <n>', `units per period (per calendar unit for ${takers('unit').yes.join(' / ')})`, int('--limit', 1)))
     .option('--name <name>', 'the limit name in the keys', 'default')
     .option('--prefix <prefix>', 'key prefix', 'rl')
     .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
@@ -270,14 +299,11 @@ export function program(): Command {
     }
   });
 
-  cli
+  const inspect = cli
     .command('inspect <key>')
     .description("decode a redlimit key: its raw state and TTL; with the limit's options, remaining and reset exactly (through the peek script)")
-    .option('--limit <n>', 'units per period', int('--limit', 1))
-    .addOption(new Option('--algo <algo>', 'algorithm').choices(ALGOS).default('gcra'))
-    .option('--period <ms>', 'period in ms (all but quota)', int('--period', 1))
-    .option('--burst <n>', 'gcra / token_bucket capacity', int('--burst', 1))
-    .addOption(new Option('--unit <unit>', 'quota period').choices(['day', 'week', 'month']))
+    .option('--limit <n>', 'units per period', int('--limit', 1));
+  algoOptions(inspect)
     .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
     .option('--cluster', 'the URL is a Redis Cluster node')
     .option('--json', 'JSON output')
@@ -380,14 +406,11 @@ export function program(): Command {
       print(!!o.json, { written }, () => `wrote ${written.length} file(s) to ${o.out}`);
     });
 
-  cli
+  const simulateCommand = cli
     .command('simulate')
     .description('run a traffic shape through an algorithm on a simulated clock (the exact in-memory twin) and draw allowed vs denied')
-    .addOption(new Option('--algo <algo>', 'algorithm').choices(ALGOS).default('gcra'))
-    .requiredOption('--limit <n>', 'units per period', int('--limit', 1))
-    .option('--period <ms>', 'period in ms (all but quota)', int('--period', 1))
-    .option('--burst <n>', 'gcra / token_bucket capacity', int('--burst', 1))
-    .addOption(new Option('--unit <unit>', 'quota period').choices(['day', 'week', 'month']))
+    .requiredOption('--limit <n>', 'units per period', int('--limit', 1));
+  algoOptions(simulateCommand)
     .addOption(new Option('--traffic <shape>', 'traffic shape').choices(TRAFFIC).default('steady'))
     .option('--duration <ms>', 'simulated time', int('--duration', 1))
     .option('--out <file>', 'write the chart here (SVG)')
@@ -410,9 +433,10 @@ export function program(): Command {
     .action(async (o: { url: string; decisions: number; inFlight: number; json?: boolean }) => {
       const client = await connect(o.url, false);
       const results: Record<string, number> = {};
+      const most = algorithms.gcra.params.find((p) => p.name === 'limit')!.max!; // never the limit that denies
       try {
         for (const coalesce of [true, false]) {
-          const rl = createRateLimiter({ redis: client, prefix: `rlbench${process.pid}`, limits: { name: 'b', algo: 'gcra', limit: 1_000_000_000, periodMs: 60_000 }, coalesce });
+          const rl = createRateLimiter({ redis: client, prefix: `rlbench${process.pid}`, limits: { name: 'b', algo: 'gcra', limit: most, periodMs: 60_000 }, coalesce });
           await rl.ready();
           const label = coalesce ? 'coalesced' : 'one call per decision';
           const bar = progress(label);

@@ -1,5 +1,5 @@
 import { createRateLimiter } from '../client/limiter.js';
-import type { LimitSpec } from '../client/config.js';
+import { windowMs, type LimitSpec } from '../client/config.js';
 
 /** Traffic shapes a simulation can offer. */
 export const TRAFFIC = ['steady', 'burst', 'ramp', 'sawtooth'] as const;
@@ -26,10 +26,6 @@ export interface Simulation {
   ratePerBucket: number;
 }
 
-/** The window a limit is stated over, ms. */
-function windowMs(l: LimitSpec): number {
-  return l.algo === 'quota' ? { day: 86_400_000, week: 604_800_000, month: 2_592_000_000 }[l.unit] : l.periodMs;
-}
 
 /**
  * Arrival times (ms from start) of a traffic shape: steady at twice the limit's rate; burst, a
@@ -76,7 +72,7 @@ export async function simulate(o: SimulationOptions): Promise<Simulation> {
   const options = {
     limit: o.limit,
     traffic: o.traffic,
-    durationMs: o.durationMs ?? 6 * Math.min(w, 86_400_000) * (o.limit.algo === 'quota' ? 0.5 : 1),
+    durationMs: o.durationMs ?? 6 * Math.min(w, 86_400_000) * ('unit' in o.limit ? 0.5 : 1),
     buckets: o.buckets ?? 60,
     startMs: o.startMs ?? Date.UTC(2026, 0, 5),
   };
@@ -118,7 +114,7 @@ export function chartSvg(sim: Simulation, title?: string): string {
   const y = (v: number) => m.top + plotH - (v / max) * plotH;
   const bw = plotW / sim.allowed.length;
   const l = sim.options.limit;
-  const name = title ?? `${l.algo} — ${l.limit} per ${l.algo === 'quota' ? l.unit : duration(l.periodMs)}${'burst' in l && l.burst ? `, burst ${l.burst}` : ''} — ${sim.options.traffic} traffic`;
+  const name = title ?? `${l.algo} — ${l.limit} per ${'unit' in l ? l.unit : duration(l.periodMs)}${'burst' in l && l.burst ? `, burst ${l.burst}` : ''} — ${sim.options.traffic} traffic`;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,

@@ -1,3 +1,4 @@
+import { decisionReply, replyLayouts } from '../../generated/index.js';
 import { KEY_ERROR_CODES, ScriptError, StateKeyError } from '../errors.js';
 import type { ScriptDef } from '../runtime/index.js';
 
@@ -5,7 +6,7 @@ import type { ScriptDef } from '../runtime/index.js';
 export interface Waiter {
   keys: readonly string[];
   costs: readonly string[];
-  /** The decision's first limit result (allowed, remaining, reset, retry) is at `offset`. */
+  /** The decision's first limit result is at `offset` (see the generated decisionReply). */
   done(reply: readonly number[], offset: number): void;
   fail(err: unknown): void;
 }
@@ -84,15 +85,16 @@ export class Coalescer {
     this.send(this.shape.def, keys, argv, slot).then(
       (reply) => {
         const r = reply as number[];
-        // The reply opens with the clock reading, then 4 numbers per key, decision after decision.
-        // A decision that failed alone (a key holding another type or foreign state) has
-        // allowed = -1 on each of its items, and the code on the item whose key it was.
-        let offset = 1;
+        // The reply opens with the clock reading, then one result per key, decision after
+        // decision. A decision that failed alone (a key holding another type or foreign state)
+        // has allowed = -1 on each of its items, and the code (in remaining) on the item whose key it was.
+        const { offset: first, stride } = replyLayouts[this.shape.def.name]!;
+        let offset = first;
         for (const w of q) {
-          const failed = keyFailure(this.shape.def.name, r, offset, w.keys);
+          const failed = keyFailure(this.shape.def.name, r, offset, stride, w.keys);
           if (failed) w.fail(failed);
           else w.done(r, offset);
-          offset += 4 * w.keys.length;
+          offset += stride * w.keys.length;
         }
       },
       (err: unknown) => {
@@ -107,10 +109,10 @@ export class Coalescer {
 }
 
 /** The error of a decision the batch reply marks as failed alone, or null when it was decided. */
-function keyFailure(script: string, r: readonly number[], offset: number, keys: readonly string[]): StateKeyError | null {
-  if (r[offset] !== -1) return null;
+function keyFailure(script: string, r: readonly number[], offset: number, stride: number, keys: readonly string[]): StateKeyError | null {
+  if (r[offset + decisionReply.allowed] !== -1) return null;
   for (let j = 0; j < keys.length; j++) {
-    const code = KEY_ERROR_CODES[r[offset + 4 * j + 1]!];
+    const code = KEY_ERROR_CODES[r[offset + stride * j + decisionReply.remaining]!];
     if (code) return new StateKeyError(script, code, keys[j]!);
   }
   return new StateKeyError(script, 'WRONGSTATE', null);

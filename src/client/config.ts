@@ -1,14 +1,14 @@
-import { multiBatchScript } from '../../generated/index.js';
+import { algoNames, algorithms, multiBatchScript, type AlgoName, type AlgorithmParams } from '../../generated/index.js';
 import { InvalidConfigError } from '../errors.js';
 import type { BreakerOptions, CircuitBreaker } from './breaker.js';
 import type { MetricsHook } from './metrics.js';
 
-/** One limit of a limiter. `name` keys it in costs, results and Redis keys. */
-export type LimitSpec =
-  | { name: string; algo: 'gcra' | 'token_bucket'; limit: number; periodMs: number; burst?: number; scope?: string }
-  | { name: string; algo: 'fixed_window'; limit: number; periodMs: number; offsetMs?: number; scope?: string }
-  | { name: string; algo: 'sliding_window' | 'sliding_log'; limit: number; periodMs: number; scope?: string }
-  | { name: string; algo: 'quota'; limit: number; unit: 'day' | 'week' | 'month'; utcOffsetMs?: number; scope?: string };
+/**
+ * One limit of a limiter. `name` keys it in costs, results and Redis keys; the other fields are
+ * its algorithm's parameters as its script's header declares them (generated: AlgorithmParams),
+ * e.g. `{ algo: 'gcra', limit, periodMs, burst? }` or `{ algo: 'quota', limit, unit, utcOffsetMs? }`.
+ */
+export type LimitSpec = { [A in AlgoName]: { name: string; algo: A; scope?: string } & AlgorithmParams[A] }[AlgoName];
 
 export type OnRedisFailure = 'fallback' | 'open' | 'closed';
 
@@ -64,23 +64,20 @@ const OPTIONS = new Set([
   'redis', 'prefix', 'name', 'limits', 'onRedisFailure', 'fallbackShare', 'throwWhenFailedClosed', 'breaker', 'timeoutMs',
   'denyCache', 'lease', 'metrics', 'clock', 'coalesce', 'blocks', 'functions',
 ]);
-const LIMIT_FIELDS: Record<string, readonly string[]> = {
-  gcra: ['burst'],
-  token_bucket: ['burst'],
-  fixed_window: ['offsetMs'],
-  sliding_window: [],
-  sliding_log: [],
-  quota: ['unit', 'utcOffsetMs'],
-};
-
-const ALGOS = Object.keys(LIMIT_FIELDS);
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
-function positiveInt(value: unknown, what: string, max = 1_000_000_000): void {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    throw new InvalidConfigError(`${what} must be an integer between 1 and ${max}, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
+function intBetween(value: unknown, what: string, min: number, max: number): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidConfigError(`${what} must be an integer between ${min} and ${max}, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`);
   }
 }
+
+function positiveInt(value: unknown, what: string, max: number): void {
+  intBetween(value, what, 1, max);
+}
+
+/** "a, b or c" */
+const oneOf = (values: readonly string[]) => (values.length < 2 ? values.join('') : `${values.slice(0, -1).join(', ')} or ${values.at(-1)}`);
 
 /** A misspelt option must not pass silently: name the closest known one. */
 function unknownKeys(obj: object, known: Iterable<string>, where: string): void {
@@ -125,13 +122,17 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
     }
     if (names.has(l.name)) throw new InvalidConfigError(`limit name ${l.name} is used twice`);
     names.add(l.name);
-    if (!ALGOS.includes(l.algo)) throw new InvalidConfigError(`limit ${l.name}: algo must be one of ${ALGOS.join(', ')}, got ${JSON.stringify(l.algo)}`);
-    const fields = ['name', 'algo', 'limit', 'scope', ...(l.algo === 'quota' ? [] : ['periodMs']), ...LIMIT_FIELDS[l.algo]!];
-    unknownKeys(l, fields, `limit ${l.name}`);
-    positiveInt(l.limit, `limit ${l.name}: limit`, l.algo === 'quota' ? 1e15 : 1e9);
-    if (l.algo === 'quota') {
-      if (!['day', 'week', 'month'].includes(l.unit)) throw new InvalidConfigError(`limit ${l.name}: unit must be day, week or month`);
-    } else positiveInt(l.periodMs, `limit ${l.name}: periodMs`, 31_622_400_000);
+    if (!(algoNames as readonly string[]).includes(l.algo)) throw new InvalidConfigError(`limit ${l.name}: algo must be one of ${algoNames.join(', ')}, got ${JSON.stringify(l.algo)}`);
+    const params = algorithms[l.algo].params;
+    unknownKeys(l, ['name', 'algo', 'scope', ...params.map((p) => p.prop)], `limit ${l.name}`);
+    // The required parameters here, by their script's ranges; the optional ones when the plan
+    // compiles the limit against the same header.
+    for (const p of params) {
+      if (!p.required) continue;
+      const value = (l as unknown as Record<string, unknown>)[p.prop];
+      if (p.type === 'int') intBetween(value, `limit ${l.name}: ${p.prop}`, p.min!, p.max!);
+      else if (p.type === 'enum' && !p.values!.includes(value as string)) throw new InvalidConfigError(`limit ${l.name}: ${p.prop} must be ${oneOf(p.values!)}`);
+    }
     if (l.scope !== undefined && (typeof l.scope !== 'string' || !NAME.test(l.scope))) {
       throw new InvalidConfigError(`limit ${l.name}: scope must be a name of letters, digits, _ or -`);
     }
@@ -157,8 +158,22 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
     unknownKeys(o.lease, ['size', 'ttlMs'], 'lease');
     positiveInt(o.lease.size, 'lease.size', 1_000_000);
     if (o.lease.ttlMs !== undefined) positiveInt(o.lease.ttlMs, 'lease.ttlMs', 3_600_000);
-    const log = limits.find((l) => l.algo === 'sliding_log');
-    if (log) throw new InvalidConfigError(`lease cannot be used with sliding_log limit ${log.name}: its units cannot be given back`);
+    const kept = limits.find((l) => !algorithms[l.algo].refundable);
+    if (kept) throw new InvalidConfigError(`lease cannot be used with ${kept.algo} limit ${kept.name}: its units cannot be given back`);
   }
   return limits;
+}
+
+/** Nominal length of each calendar unit a limit may be stated over, ms (a month counted as 30 days). */
+const UNIT_MS: Readonly<Record<string, number>> = { day: 86_400_000, week: 604_800_000, month: 2_592_000_000 };
+
+/** The window a limit is stated over, ms: its period, or its calendar unit's nominal length. */
+export function windowMs(l: LimitSpec): number {
+  return 'periodMs' in l ? l.periodMs : UNIT_MS[l.unit]!;
+}
+
+/** Units a fresh key of this limit holds: its algorithm's capacity parameter (burst, when it has one), else its limit. */
+export function capacity(l: LimitSpec): number {
+  const prop = algorithms[l.algo].params.find((p) => p.name === algorithms[l.algo].capacity)!.prop;
+  return ((l as unknown as Record<string, number | undefined>)[prop] ?? l.limit);
 }

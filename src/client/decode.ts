@@ -1,8 +1,12 @@
+import { decisionReply } from '../../generated/index.js';
 import type { Decision, DecisionSource, LimitResult } from './decision.js';
 import type { LimitPlan } from './plan.js';
 
-/** Numbers per limit in every decision reply: allowed, remaining, reset_after_ms, retry_after_ms. */
-export const ITEM_STRIDE = 4;
+/** Where each number of a limit's result sits (allowed, remaining, reset_after_ms, retry_after_ms), from the headers. */
+const { allowed: ALLOWED, remaining: REMAINING, resetAfterMs: RESET, retryAfterMs: RETRY } = decisionReply;
+
+/** Numbers per limit in every decision reply. */
+export const ITEM_STRIDE = decisionReply.stride;
 
 /**
  * Turns script replies into Decisions for one limiter's limits (in plan order, then the block
@@ -20,11 +24,11 @@ export class Decoder {
     return source === 'fallback' ? p.fallbackLimit : p.limit;
   }
 
-  /** A single-limit reply (allowed, remaining, reset, retry at `o`). */
+  /** A single-limit reply (its result at `o`). */
   single(r: readonly number[], o: number, source: DecisionSource): Decision {
-    const allowed = r[o] === 1;
+    const allowed = r[o + ALLOWED] === 1;
     const limit = this.size(0, source);
-    const x: LimitResult = { name: this.plans[0]!.name, allowed, remaining: r[o + 1]!, limit, resetAfterMs: r[o + 2]!, retryAfterMs: r[o + 3]! };
+    const x: LimitResult = { name: this.plans[0]!.name, allowed, remaining: r[o + REMAINING]!, limit, resetAfterMs: r[o + RESET]!, retryAfterMs: r[o + RETRY]! };
     return { allowed, limitName: x.name, remaining: x.remaining, limit, resetAfterMs: x.resetAfterMs, retryAfterMs: x.retryAfterMs, deniedBy: allowed ? null : x.name, source, limits: [x] };
   }
 
@@ -39,20 +43,20 @@ export class Decoder {
   items(r: readonly number[], o: number, source: DecisionSource): Decision {
     const limits: LimitResult[] = this.plans.map((p, i) => {
       const at = o + ITEM_STRIDE * i;
-      return { name: p.name, allowed: r[at] === 1, remaining: r[at + 1]!, limit: this.size(i, source), resetAfterMs: r[at + 2]!, retryAfterMs: r[at + 3]! };
+      return { name: p.name, allowed: r[at + ALLOWED] === 1, remaining: r[at + REMAINING]!, limit: this.size(i, source), resetAfterMs: r[at + RESET]!, retryAfterMs: r[at + RETRY]! };
     });
     const count = this.plans.length + (this.blocks ? 1 : 0);
     let deniedIndex = -1;
     let retry = 0;
     for (let i = 0; i < count; i++) {
       const at = o + ITEM_STRIDE * i;
-      if (r[at] === 1) continue;
+      if (r[at + ALLOWED] === 1) continue;
       if (deniedIndex < 0) deniedIndex = i;
-      const own = r[at + 3]!;
+      const own = r[at + RETRY]!;
       retry = own < 0 || retry < 0 ? -1 : Math.max(retry, own);
     }
     const allowed = deniedIndex < 0;
-    if (deniedIndex === this.plans.length) return { ...this.blocked(r[o + ITEM_STRIDE * deniedIndex + 3]!, source), limits };
+    if (deniedIndex === this.plans.length) return { ...this.blocked(r[o + ITEM_STRIDE * deniedIndex + RETRY]!, source), limits };
     let pick = limits[0]!;
     if (!allowed) pick = limits[deniedIndex]!;
     else for (const x of limits) if (x.remaining * pick.limit < pick.remaining * x.limit) pick = x;

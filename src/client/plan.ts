@@ -1,18 +1,19 @@
-import * as b from '../../generated/index.js';
+import { algorithmScripts, algorithms, batchScript, itemFields, type AlgoName } from '../../generated/index.js';
 import { InvalidArgumentError, InvalidConfigError } from '../errors.js';
-import { enumArg, intArg, type ScriptDef } from '../runtime/index.js';
+import { enumArg, intArg, stringArg, type ArgSpec, type ScriptDef } from '../runtime/index.js';
 import type { ArgValues } from '../twin/args.js';
 import { parseScriptArgs } from '../twin/args.js';
 import type { LimitSpec } from './config.js';
 
 /**
- * A limiter's configuration compiled once (see shared/STYLE.md, "Compile once"): per limit its
- * scripts, its key segment and its fixed arguments, both as the strings Redis is sent and as the
- * typed values the twin takes (so the in-memory path parses no strings). A call only fills in
- * what depends on it: the keys and the costs.
+ * A limiter's configuration compiled once, since it never changes after construction: per limit
+ * its scripts, its key segment and its fixed arguments, both as the strings Redis is sent and as
+ * the typed values the twin takes (so the in-memory path parses no strings). A call only fills in
+ * what depends on it: the keys and the costs. What an algorithm takes, and which scripts serve
+ * it, comes from the generated algorithm table (the script headers).
  */
 
-export type Algo = LimitSpec['algo'];
+export type Algo = AlgoName;
 
 /** One script with its fixed arguments: `argv(cost)` fills in the one slot that varies. */
 export interface CompiledScript {
@@ -39,33 +40,32 @@ export interface LimitPlan {
   readonly refund: CompiledScript | null;
   /** The same three with every size divided by the fallback share (the twin's side). */
   readonly fallback: { readonly consume: CompiledScript; readonly peek: CompiledScript; readonly refund: CompiledScript | null };
-  /** This limit as a multi / batch item (algo, limit, period_ms, cost, burst, offset_ms, unit). */
+  /** This limit as a multi / batch item, by item field name (algo, limit, period_ms, …), as sent. */
   readonly item: Readonly<Record<string, string>>;
+  /** The same item as its ARGV group, in item field order, with the cost at `itemCostIndex`. */
+  readonly itemArgv: readonly string[];
+  readonly itemCostIndex: number;
   /** The fallback's item, typed for the twin (defaults applied as the Lua prologue would). */
   readonly fallbackItem: Readonly<ArgValues>;
 }
 
-const SCRIPTS: Record<Algo, { consume: ScriptDef; peek: ScriptDef; refund: ScriptDef | null }> = {
-  gcra: { consume: b.gcraScript, peek: b.gcraPeekScript, refund: b.gcraRefundScript },
-  token_bucket: { consume: b.tokenBucketScript, peek: b.tokenBucketPeekScript, refund: b.tokenBucketRefundScript },
-  fixed_window: { consume: b.fixedWindowScript, peek: b.fixedWindowPeekScript, refund: b.fixedWindowRefundScript },
-  sliding_window: { consume: b.slidingWindowScript, peek: b.slidingWindowPeekScript, refund: b.slidingWindowRefundScript },
-  sliding_log: { consume: b.slidingLogScript, peek: b.slidingLogPeekScript, refund: null },
-  quota: { consume: b.quotaScript, peek: b.quotaPeekScript, refund: b.quotaRefundScript },
-};
-
-/** A limit's parameters by script argument name, every size divided by `share`. */
+/** A limit's parameters by script argument name, defaults applied, every size divided by `share`. */
 function parameters(l: LimitSpec, share: number): Record<string, number | string | undefined> {
+  const algo = algorithms[l.algo];
   const div = (n: number) => (share === 1 ? n : Math.max(1, Math.floor(n / share)));
-  const p: Record<string, number | string | undefined> = { limit: div(l.limit) };
-  if (l.algo === 'quota') {
-    p.unit = l.unit;
-    p.utc_offset_ms = l.utcOffsetMs ?? 0;
-    p.offset_ms = l.utcOffsetMs ?? 0; // the multi / batch item's name for it
-  } else p.period_ms = l.periodMs;
-  if (l.algo === 'gcra' || l.algo === 'token_bucket') p.burst = div(l.burst ?? l.limit);
-  if (l.algo === 'fixed_window') p.offset_ms = l.offsetMs ?? 0;
+  const p: Record<string, number | string | undefined> = {};
+  for (const spec of algo.params) {
+    let v = (l as unknown as Record<string, number | string | undefined>)[spec.prop];
+    if (v === undefined && spec.default !== undefined) v = typeof spec.default === 'object' ? (l as unknown as Record<string, number>)[algo.params.find((x) => x.name === (spec.default as { arg: string }).arg)!.prop] : spec.default;
+    p[spec.name] = typeof v === 'number' && (spec.name === 'limit' || spec.name === algo.capacity) ? div(v) : v;
+  }
   return p;
+}
+
+/** The same parameters by the name each has as a multi / batch item (utc_offset_ms travels as offset_ms). */
+function itemParameters(l: LimitSpec, share: number): Record<string, number | string | undefined> {
+  const p = parameters(l, share);
+  return Object.fromEntries(algorithms[l.algo].params.map((spec) => [spec.item, p[spec.name]]));
 }
 
 /** Validates the values against the script's own header (the one source of every range). */
@@ -79,7 +79,7 @@ function compile(def: ScriptDef, values: Record<string, number | string | undefi
     if (spec.name === 'now_ms') return '';
     const v = values[spec.name];
     if (v === undefined) return '';
-    return spec.type === 'enum' ? enumArg(def.name, spec, v as string, spec.name) : intArg(def.name, spec, v as number, spec.name);
+    return validate[spec.type](def.name, spec, v as never, spec.name);
   });
   while (argv.length > 0 && argv[argv.length - 1] === '' && argv.length - 1 !== costIndex) argv.pop();
   // The twin's parse of the same strings applies the defaults and the cross-argument checks.
@@ -88,35 +88,49 @@ function compile(def: ScriptDef, values: Record<string, number | string | undefi
   return { def, argv, costIndex, values: args };
 }
 
+const validate: Record<ArgSpec['type'], (script: string, spec: ArgSpec, value: never, label: string) => string> = { int: intArg, enum: enumArg, string: stringArg };
+
+/** Every item field as sent: this limit's parameters, '' for what it does not take (the cost is filled in per call). */
 function compileItem(l: LimitSpec): Record<string, string> {
-  const p = parameters(l, 1);
-  const str = (v: number | string | undefined) => (v === undefined ? '' : String(v));
-  return { algo: l.algo, limit: str(p.limit), period_ms: str(p.period_ms), burst: str(p.burst), offset_ms: str(p.offset_ms), unit: str(p.unit) };
+  const p = itemParameters(l, 1);
+  return Object.fromEntries(itemFields.map((f) => [f.name, f.name === 'algo' ? l.algo : p[f.name] === undefined ? '' : String(p[f.name])]));
 }
 
+/** The twin's item: every field parsed and defaulted as the Lua prologue would. */
 function typedItem(l: LimitSpec, share: number): ArgValues {
-  const p = parameters(l, share);
-  return { algo: l.algo, limit: p.limit, period_ms: p.period_ms, burst: p.burst ?? p.limit, offset_ms: p.offset_ms ?? 0, unit: p.unit, cost: 1 };
+  const p = itemParameters(l, share);
+  const item: ArgValues = { algo: l.algo };
+  for (const f of itemFields) {
+    if (f.name === 'algo') continue;
+    let v = f.name === 'cost' ? 1 : p[f.name];
+    if (v === undefined && f.default !== undefined) v = typeof f.default === 'object' ? item[f.default.arg] : f.default;
+    item[f.name] = v;
+  }
+  return item;
 }
 
 export function compileLimit(l: LimitSpec, share: number): LimitPlan {
   try {
-    const scripts = SCRIPTS[l.algo];
+    const scripts = algorithmScripts[l.algo];
     const side = (s: number) => {
       const p = parameters(l, s);
       return { consume: compile(scripts.consume, p), peek: compile(scripts.peek, p), refund: scripts.refund ? compile(scripts.refund, p) : null };
     };
     const redis = side(1);
+    const item = compileItem(l);
+    const shared = parameters(l, share);
     return {
       name: l.name,
       algo: l.algo,
       limit: l.limit,
-      fallbackLimit: parameters(l, share).limit as number,
-      fallbackCapacity: (parameters(l, share).burst ?? parameters(l, share).limit) as number,
+      fallbackLimit: shared.limit as number,
+      fallbackCapacity: shared[algorithms[l.algo].capacity] as number,
       scope: l.scope === undefined || l.scope === 'id' ? null : l.scope,
       ...redis,
       fallback: share === 1 ? redis : side(share),
-      item: compileItem(l),
+      item,
+      itemArgv: itemFields.map((f) => item[f.name]!),
+      itemCostIndex: itemFields.findIndex((f) => f.name === 'cost'),
       fallbackItem: typedItem(l, share),
     };
   } catch (err) {
@@ -150,17 +164,20 @@ export function valuesWith(c: CompiledScript, cost: number): ArgValues {
   return v;
 }
 
-/** The multi item group order (see scripts-lua/multi.lua): algo limit period_ms cost burst offset_ms unit. */
-export function pushItem(argv: string[], item: Readonly<Record<string, string>>, cost: number | string): void {
-  argv.push(item.algo!, item.limit!, item.period_ms!, String(cost), item.burst!, item.offset_ms!, item.unit!);
+/** This limit's multi item group with this cost (item field order, see scripts-lua/multi.lua). */
+export function pushItem(argv: string[], p: LimitPlan, cost: number | string): void {
+  const group = p.itemArgv;
+  for (let j = 0; j < group.length; j++) argv.push(j === p.itemCostIndex ? String(cost) : group[j]!);
 }
 
-/** The multi item group for a block key. */
+/** The multi item group for a block key: its kind, nothing else. */
+const BLOCK_GROUP = itemFields.map((f) => (f.name === 'algo' ? 'block' : ''));
+
 export function pushBlockItem(argv: string[]): void {
-  argv.push('block', '', '', '', '', '', '');
+  for (const v of BLOCK_GROUP) argv.push(v);
 }
 
-/** The batch script's fixed ARGV for this limit (see scripts-lua/batch.lua), now_ms omitted. */
+/** The batch script's fixed ARGV for this limit (its arguments are item fields), now_ms omitted. */
 export function batchArgv(item: Readonly<Record<string, string>>): string[] {
-  return [item.algo!, item.limit!, item.period_ms!, item.burst!, item.offset_ms!, item.unit!, ''];
+  return batchScript.args.map((a) => item[a.name] ?? '');
 }

@@ -27,6 +27,8 @@ export class Shape {
   readonly count: number;
   readonly batch: BatchShape;
   private readonly twinBlock: ArgValues = { algo: 'block', limit: 1, cost: 1, offset_ms: 0 };
+  /** Where each call's first limit result sits in its reply (from the script headers). */
+  private readonly at: { readonly consume: number; readonly peek: number; readonly multi: number; readonly multiPeek: number };
 
   constructor(
     private readonly plans: readonly LimitPlan[],
@@ -35,19 +37,21 @@ export class Shape {
     this.decode = new Decoder(plans, blocks);
     this.single = plans.length === 1 && !blocks;
     this.count = plans.length;
+    const offset = (def: ScriptDef) => b.replyLayouts[def.name]!.offset;
+    this.at = { consume: offset(plans[0]!.consume.def), peek: offset(plans[0]!.peek.def), multi: offset(b.multiScript), multiPeek: offset(b.multiPeekScript) };
     this.batch = this.batchShape();
   }
 
   /** The consume call on Redis, uncoalesced. */
   consume(costs: readonly (number | string)[]): Call {
-    if (this.single) return { def: this.plans[0]!.consume.def, argv: argvWith(this.plans[0]!.consume, costs[0]!), offset: 0 };
-    return { def: b.multiScript, argv: this.multiArgv(costs), offset: 3 };
+    if (this.single) return { def: this.plans[0]!.consume.def, argv: argvWith(this.plans[0]!.consume, costs[0]!), offset: this.at.consume };
+    return { def: b.multiScript, argv: this.multiArgv(costs), offset: this.at.multi };
   }
 
   /** The read-only call (may run on a replica). */
   peek(costs: readonly number[]): Call {
-    if (this.single) return { def: this.plans[0]!.peek.def, argv: argvWith(this.plans[0]!.peek, costs[0]!), offset: 0 };
-    return { def: b.multiPeekScript, argv: this.multiArgv(costs), offset: 3 };
+    if (this.single) return { def: this.plans[0]!.peek.def, argv: argvWith(this.plans[0]!.peek, costs[0]!), offset: this.at.peek };
+    return { def: b.multiPeekScript, argv: this.multiArgv(costs), offset: this.at.multiPeek };
   }
 
   /** A reply of `call` as a decision. */
@@ -65,11 +69,12 @@ export class Shape {
     if (this.single) {
       const p = this.plans[0]!;
       const c = consume ? p.fallback.consume : p.fallback.peek;
-      return this.decode.single(twin.runParsed(c.def, keys, valuesWith(c, costs[0]!), undefined, now), 0, 'fallback');
+      return this.decode.single(twin.runParsed(c.def, keys, valuesWith(c, costs[0]!), undefined, now), consume ? this.at.consume : this.at.peek, 'fallback');
     }
     const items: ArgValues[] = this.plans.map((p, i) => ({ ...p.fallbackItem, cost: costs[i]! }));
     if (this.blocks) items.push(this.twinBlock);
-    return this.decode.items(twin.runParsed(consume ? b.multiScript : b.multiPeekScript, keys, {}, items, now), 3, 'fallback');
+    const reply = twin.runParsed(consume ? b.multiScript : b.multiPeekScript, keys, {}, items, now);
+    return this.decode.items(reply, consume ? this.at.multi : this.at.multiPeek, 'fallback');
   }
 
   /** Each key's cost as sent in a batch: one per limit, then 1 for the block item. */
@@ -93,7 +98,7 @@ export class Shape {
   /** multi ARGV: now_ms omitted, one group per limit (in plan order), then the block item. */
   private multiArgv(costs: readonly (number | string)[]): string[] {
     const argv = [''];
-    for (let i = 0; i < this.plans.length; i++) pushItem(argv, this.plans[i]!.item, costs[i]!);
+    for (let i = 0; i < this.plans.length; i++) pushItem(argv, this.plans[i]!, costs[i]!);
     if (this.blocks) pushBlockItem(argv);
     return argv;
   }

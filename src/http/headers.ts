@@ -1,5 +1,5 @@
-import type { Decision } from '../client/decision.js';
-import type { LimitSpec } from '../client/config.js';
+import type { Decision } from '../decision.js';
+import { capacity, windowMs, type LimitSpec } from '../client/config.js';
 import { InvalidConfigError } from '../errors.js';
 import { describe, nearest } from './validate.js';
 
@@ -53,11 +53,9 @@ export function headerStyles(option: unknown): HeaderStyle[] {
   return out;
 }
 
-const UNIT_SECONDS = { day: 86_400, week: 604_800, month: 2_592_000 } as const;
-
 /** A limit's window in seconds (a quota's calendar period, a month counted as 30 days). */
 export function windowSeconds(l: LimitSpec): number {
-  return l.algo === 'quota' ? UNIT_SECONDS[l.unit] : Math.max(1, Math.ceil(l.periodMs / 1000));
+  return Math.max(1, Math.ceil(windowMs(l) / 1000));
 }
 
 /** What one decision says to a client, in seconds: the limit to report and when to come back. */
@@ -98,7 +96,7 @@ export function rateLimitHeaders(style: HeaderStyle, d: Decision, limits: readon
   if (style === 'none' || r === null) return {};
   if (style === 'ietf') {
     return {
-      'RateLimit-Policy': limits.map((l) => `${sf(l.name)};q=${l.algo === 'gcra' || l.algo === 'token_bucket' ? (l.burst ?? l.limit) : l.limit};w=${windowSeconds(l)}`).join(', '),
+      'RateLimit-Policy': limits.map((l) => `${sf(l.name)};q=${capacity(l)};w=${windowSeconds(l)}`).join(', '),
       RateLimit: `${sf(r.name)};r=${r.remaining};t=${r.resetSeconds}`,
     };
   }

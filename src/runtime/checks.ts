@@ -1,6 +1,7 @@
+import { algoNames, algorithms, itemFields, itemKinds } from '../../generated/algorithms.js';
 import { InvalidArgumentError } from '../errors.js';
-import { MAX_REFILL_MS, msUntil } from '../twin/bucket.js';
-import { muldivmod } from '../twin/exact.js';
+import { MAX_REFILL_MS, MAX_RESERVE_UNITS, msUntil } from '../math/bucket-time.js';
+import { muldivmod } from '../math/exact.js';
 
 /** One limit of a multi call, as the binding receives it. */
 export interface MultiItemInput {
@@ -24,8 +25,8 @@ export const checks = {
 
   reserveBounded(script: string, limit: number, periodMs: number, maxWaitMs: number): void {
     const [q] = muldivmod(maxWaitMs, limit, periodMs);
-    if (q > 1_000_000_000) {
-      throw new InvalidArgumentError(script, 'max_wait_ms', `max_wait_ms * limit / period_ms must be at most 1000000000 units, got ${q}`);
+    if (q > MAX_RESERVE_UNITS) {
+      throw new InvalidArgumentError(script, 'max_wait_ms', `max_wait_ms * limit / period_ms must be at most ${MAX_RESERVE_UNITS} units, got ${q}`);
     }
   },
 
@@ -60,7 +61,7 @@ export const checks = {
 };
 
 const SPEC = /^([a-z][a-z_]*),(\d*),(\d*),(\d*),(-?\d*),([a-z]*)$/;
-const SPEC_ALGOS = ['gcra', 'token_bucket', 'fixed_window', 'sliding_window', 'sliding_log', 'quota', 'block'];
+const UNITS = itemFields.find((f) => f.name === 'unit')?.values ?? [];
 
 /** rl_multi_batch_specs: the limits of a multi_batch call, parsed with the Lua's rules and messages. */
 export interface BatchLimit {
@@ -78,11 +79,11 @@ export function parseMultiBatchSpecs(script: string, count: number, specs: strin
   for (const spec of specs.split(';').filter((x) => x !== '')) {
     const i = out.length + 1;
     const m = SPEC.exec(spec);
-    if (!m || !SPEC_ALGOS.includes(m[1]!)) {
+    if (!m || !itemKinds.includes(m[1]!)) {
       throw new InvalidArgumentError(script, 'specs', `specs[${i}] must be algo,limit,period_ms,burst,offset_ms,unit with a known algo, got "${spec.slice(0, 80)}"`);
     }
     const [, algo, limit, periodMs, burst, offsetMs, unit] = m as unknown as string[];
-    if (limit!.length > 16 || periodMs!.length > 16 || burst!.length > 16 || offsetMs!.length > 16 || (unit !== '' && !['day', 'week', 'month'].includes(unit!))) {
+    if (limit!.length > 16 || periodMs!.length > 16 || burst!.length > 16 || offsetMs!.length > 16 || (unit !== '' && !UNITS.includes(unit!))) {
       throw new InvalidArgumentError(script, 'specs', `specs[${i}] has a field out of range: "${spec.slice(0, 80)}"`);
     }
     const l = limit ? Number(limit) : 1;
@@ -92,29 +93,80 @@ export function parseMultiBatchSpecs(script: string, count: number, specs: strin
   return out;
 }
 
-/** rl_multi_check: `i` numbers the item in messages (limit[2]); undefined for a single limit. */
+/** Where multi / batch items carry each field, and what the Lua prologue defaults it to. */
+const FIELD_ORDER = new Map(itemFields.map((f, i) => [f.name, i]));
+const FIELD = new Map(itemFields.map((f) => [f.name, f]));
+
+/**
+ * rl_multi_check: an item's parameters by its algorithm's own ranges (from the generated table),
+ * with the Lua's order and messages. `i` numbers the item in messages (limit[2]); undefined for a
+ * single limit. The enum parameters first (they say which formula applies), then every integer,
+ * the per-call ones (cost) among them, in item field order; offset_within_period narrows the offset's range to
+ * the period; then the algorithm's other checks. An item kind that is no algorithm (block) has
+ * nothing to check.
+ */
 function checkItem(script: string, item: MultiItemInput, i: number | undefined): void {
-  const label = (name: string) => (i === undefined ? name : `${name}[${i}]`);
-  const need = (name: string, value: number | undefined, min: number, max: number) => {
-    if (value === undefined) throw new InvalidArgumentError(script, name, `${label(name)} is required for algo ${item.algo}`);
-    if (value < min || value > max) {
-      throw new InvalidArgumentError(script, name, `${label(name)} must be between ${min} and ${max} for algo ${item.algo}, got ${value}`);
-    }
+  const rules = ITEM_RULES.get(item.algo);
+  if (rules === undefined) return;
+  const raw = item as unknown as Readonly<Record<string, number | string | undefined>>;
+  const value = (field: string): number | string | undefined => {
+    const f = FIELD.get(field);
+    const v = raw[f?.prop ?? field];
+    if (v !== undefined || f?.default === undefined) return v;
+    return typeof f.default === 'object' ? value(f.default.arg) : f.default;
   };
-  if (item.algo === 'block') return;
-  if (item.algo === 'quota') {
-    if (item.unit === undefined) throw new InvalidArgumentError(script, 'unit', `${label('unit')} is required for algo quota`);
-    need('offset_ms', item.offsetMs ?? 0, -50_400_000, 50_400_000);
-    return;
+  const label = (name: string) => (i === undefined ? name : `${name}[${i}]`);
+  const required = (field: string) => new InvalidArgumentError(script, field, `${label(field)} is required for algo ${item.algo}`);
+  for (const field of rules.present) if (value(field) === undefined) throw required(field);
+  for (const r of rules.ranges) {
+    const v = value(r.field) as number | undefined;
+    if (v === undefined) {
+      if (r.required) throw required(r.field);
+      continue;
+    }
+    const max = r.belowField === undefined ? r.max : Math.min(r.max, (value(r.belowField) as number) - 1);
+    if (v < r.min || v > max) {
+      throw new InvalidArgumentError(script, r.field, `${label(r.field)} must be between ${r.min} and ${max} for algo ${item.algo}, got ${v}`);
+    }
   }
-  const limit = item.limit ?? 1;
-  need('limit', limit, 1, 1_000_000_000);
-  need('period_ms', item.periodMs, 1, 31_622_400_000);
-  need('cost', item.cost ?? 1, 0, 1_000_000_000);
-  if (item.algo === 'gcra' || item.algo === 'token_bucket') {
-    need('burst', item.burst ?? limit, 1, 1_000_000_000);
-    checks.refillBounded(script, limit, item.periodMs!, item.burst ?? limit);
-  } else if (item.algo === 'fixed_window') {
-    need('offset_ms', item.offsetMs ?? 0, 0, item.periodMs! - 1);
-  }
+  for (const c of rules.checks) c.fn(script, c.fields.map((f) => value(f) as number));
 }
+
+interface ItemRules {
+  /** Required enum fields (checked first: they say which formula applies). */
+  present: string[];
+  /** Integer fields in item order: the algorithm's range, below another field's value when offset_within_period says so. */
+  ranges: { field: string; min: number; max: number; required: boolean; belowField?: string }[];
+  checks: { fn: (script: string, values: number[]) => void; fields: string[] }[];
+}
+
+/** The checks an algorithm's header may name, applied to an item's values (by parameter order). */
+const ITEM_CHECKS: Record<string, (script: string, values: number[]) => void> = {
+  refill_bounded: (script, [limit, periodMs, burst]) => checks.refillBounded(script, limit!, periodMs!, burst!),
+};
+
+/** Each algorithm's item rules, compiled once from the generated table. */
+const ITEM_RULES = new Map<string, ItemRules>(
+  algoNames.map((name) => {
+    const a = algorithms[name];
+    const fieldOf = (param: string) => a.params.find((p) => p.name === param)!.item;
+    const within = a.checks.find((c) => c.name === 'offset_within_period');
+    const ranges = [...a.params, ...a.perCall.map((p) => ({ ...p, required: false }))]
+      .filter((p) => p.type === 'int')
+      .sort((x, y) => FIELD_ORDER.get(x.item)! - FIELD_ORDER.get(y.item)!)
+      .map((p) => ({
+        field: p.item,
+        min: p.min!,
+        max: p.max!,
+        required: p.required,
+        ...(within?.args[1] === p.name ? { belowField: fieldOf(within.args[0]!) } : {}),
+      }));
+    const rest = a.checks.filter((c) => c !== within).map((c) => {
+      const fn = ITEM_CHECKS[c.name];
+      if (!fn) throw new Error(`redlimit: no TypeScript twin of the check ${c.name} of algo ${name}`);
+      return { fn, fields: c.args.map(fieldOf) };
+    });
+    const present = a.params.filter((p) => p.type !== 'int' && p.required).map((p) => p.item);
+    return [name, { present, ranges, checks: rest }];
+  }),
+);

@@ -69,3 +69,57 @@ export interface ScriptDef {
     readonly returns: readonly ReturnSpec[];
   };
 }
+
+/**
+ * One parameter of an algorithm: an argument of its consume script (cost and now_ms aside), with
+ * the name it has as an item of multi / batch (`item`: quota's utc_offset_ms is offset_ms there).
+ */
+export interface AlgorithmParam extends ArgSpec {
+  readonly item: string;
+  /** `item` in camelCase (the multi binding's item property). */
+  readonly itemProp: string;
+}
+
+/**
+ * What an algorithm is, derived by codegen from the script headers: a value of multi's `algo`
+ * enum whose script answers a decision (block is an item kind, not an algorithm). Its companion
+ * scripts follow the names `<algo>_peek`, `<algo>_refund`, `<algo>_reserve`.
+ */
+export interface AlgorithmDef {
+  readonly name: string;
+  readonly scripts: {
+    readonly consume: string;
+    readonly peek: string;
+    readonly refund: string | null;
+    readonly reserve: string | null;
+  };
+  /** The consume script's arguments that describe the limit (batch takes them once), in header order, with their ranges. */
+  readonly params: readonly AlgorithmParam[];
+  /** Its arguments that each call sets (batch takes them per decision): the cost, and any others. */
+  readonly perCall: readonly AlgorithmParam[];
+  /** The range of a cost (the consume script's `cost`). */
+  readonly cost: { readonly min: number; readonly max: number };
+  /** The parameter that is its capacity (what a fresh key holds): `burst` when it has one, else `limit`. */
+  readonly capacity: string;
+  /** It has a refund script: units taken can be given back. */
+  readonly refundable: boolean;
+  /** The consume script's cross-argument checks, by parameter name. */
+  readonly checks: readonly { readonly name: string; readonly args: readonly string[] }[];
+}
+
+/** One field of a multi / batch item (multi's @group lines). */
+export interface ItemField {
+  readonly name: string;
+  readonly prop: string;
+  readonly default?: number | string | { readonly arg: string };
+  readonly values?: readonly string[];
+}
+
+/**
+ * Where decision results sit in a script's reply: the first at `offset`, then one every `stride`
+ * numbers, each `fields` in order (allowed, remaining, reset_after_ms, retry_after_ms).
+ */
+export interface ReplyLayout {
+  readonly offset: number;
+  readonly stride: number;
+}

@@ -1,35 +1,16 @@
-import { QR, divmodTo, muldivmodTo } from './exact.js';
+import { MAX_REFILL_MS, msUntil } from '../math/bucket-time.js';
+import { QR, divmodTo, muldivmodTo } from '../math/exact.js';
+
+export { MAX_REFILL_MS, msUntil, timeUntil, timeUntilTo } from '../math/bucket-time.js';
 
 /**
  * The continuous-refill bucket shared by gcra and token_bucket: the twin of
  * scripts-lua/lib/bucket.lua. Content is whole + frac/periodMs units; durations ms + num/limit.
  * Pairs come back in `QR` (q = whole or ms, r = frac or num) to keep the hot path allocation-free.
+ * Time in the bucket (msUntil, MAX_REFILL_MS) lives below the twin, in src/math/bucket-time.ts.
  */
-export const MAX_REFILL_MS = 315360000000;
 
-/** Exact time until the bucket holds `target`, into QR (q ms + r / limit). */
-export function timeUntilTo(target: number, whole: number, frac: number, limit: number, periodMs: number): void {
-  if (whole >= target) {
-    QR.q = 0;
-    QR.r = 0;
-    return;
-  }
-  muldivmodTo(target - whole, periodMs, limit);
-  const q = QR.q;
-  divmodTo(QR.r - frac, limit);
-  QR.q += q;
-}
-
-export function timeUntil(target: number, whole: number, frac: number, limit: number, periodMs: number): [number, number] {
-  timeUntilTo(target, whole, frac, limit, periodMs);
-  return [QR.q, QR.r];
-}
-
-export function msUntil(target: number, whole: number, frac: number, limit: number, periodMs: number): number {
-  timeUntilTo(target, whole, frac, limit, periodMs);
-  return QR.r > 0 ? QR.q + 1 : QR.q;
-}
-
+/** Content (whole, frac) after `elapsedMs` of refill, never above burst (rl_refill). */
 export function refill(whole: number, frac: number, elapsedMs: number, burst: number, limit: number, periodMs: number): [number, number] {
   divmodTo(frac, periodMs);
   whole += QR.q;
