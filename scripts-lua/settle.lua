@@ -20,7 +20,7 @@
 ---     in the current window (the debt ends with it); sliding_window counts at most limit over
 ---     the limit in the current window (it weighs on the next one, and is gone two windows on).
 ---     A charge beyond the bound is not charged.
----   block items are left alone.
+---   delta = 0 and block items: the limit is not read or written (its reply fields are -1).
 --- The tombstone lives as long as the reservation would have, and at least 10 minutes.
 --- Publishes each state key it changed (given back or charged) on the channel redlimit:refund, as
 --- the refund scripts do: other instances drop the denials they cached (one may pass now) and what
@@ -32,8 +32,8 @@
 --- @each actuals
 --- @group actual int required 0..1000000000000000 Units this limit really used (RPM: 1, TPM: the tokens); cancel: any, e.g. 0.
 --- @return status int 0 unknown, 1 committed, 2 cancelled, 3 already settled, 4 mismatch.
---- @return_each remaining int Whole units left on this limit after settling (0 while in debt); -1 when nothing was settled.
---- @return_each reset_after_ms int ms until this limit is back to full; -1 when nothing was settled.
+--- @return_each remaining int Whole units left on this limit after settling (0 while in debt); -1 when this settle did not touch it (actual = estimate, a block item, or nothing settled).
+--- @return_each reset_after_ms int ms until this limit is back to full; -1 when this settle did not touch it.
 --- @include "lib/reservation"
 --- @include "lib/charge"
 --- @include "lib/clock"
@@ -69,17 +69,19 @@ if cancel then reply[1] = RL_RSV_CANCELLED end
 local pending = {}
 for i = 1, n do
   local item, key = items[i], KEYS[i + 1]
-  local remaining, reset = 0, 0
+  local remaining, reset = -1, -1
+  local delta = 0
   if item.algo ~= 'block' then
-    local delta = -item.cost
+    delta = -item.cost
     if not cancel then delta = actuals[i].actual - item.cost end
-    local writes
-    if delta < 0 then
-      remaining, reset, writes = rl_charge_refund(key, item, -delta, now, simulated)
-    else
-      remaining, reset, writes = rl_charge(key, item, delta, debt, now, simulated)
-    end
-    if delta ~= 0 then pending[#pending + 1] = { key, writes } end
+  end
+  local writes
+  if delta < 0 then
+    remaining, reset, writes = rl_charge_refund(key, item, -delta, now, simulated)
+    pending[#pending + 1] = { key, writes }
+  elseif delta > 0 then
+    remaining, reset, writes = rl_charge(key, item, delta, debt, now, simulated)
+    pending[#pending + 1] = { key, writes }
   end
   reply[2 * i], reply[2 * i + 1] = remaining, reset
 end

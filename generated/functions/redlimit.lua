@@ -130,6 +130,41 @@ local function rl_arity(script, keys, argv, nkeys, max_args)
   end
 end
 
+-- from scripts-lua/lib/clock.lua
+--- The clock: Redis server time unless the caller passes now_ms (tests, simulation, replays).
+--- Server time means a fleet with skewed clocks still agrees on every decision.
+
+local function rl_now_ms(override)
+  if override then return override end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+--- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
+--- clock, and must not lose state it still needs. (No decision depends on a TTL: every state
+--- records the time it belongs to; TTLs only free memory.)
+local RL_SIMULATED_GRACE_MS = 60000
+
+--- How to expire a key `ttl_ms` after `now`: on the server clock as an absolute time (PXAT /
+--- PEXPIREAT: no rounding, never early), on a caller's clock (now_ms) as a relative TTL plus
+--- grace (PX / PEXPIRE). Returns the SET option, the expire command and its value — formatted
+--- as an integer here: a Lua number given to redis.call is otherwise formatted with %.17g, which
+--- costs more than the integer conversion.
+local function rl_expiry(now, ttl_ms, simulated)
+  if simulated then return 'PX', 'PEXPIRE', string.format('%d', ttl_ms + RL_SIMULATED_GRACE_MS) end
+  return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
+end
+
+--- No writes: shared, never changed (saves a table per call that writes nothing).
+local RL_NO_WRITES = {}
+
+--- Runs the writes an algorithm planned: a list of redis.call argument lists.
+local function rl_apply(writes)
+  for i = 1, #writes do
+    redis.call(rl_unpack(writes[i]))
+  end
+end
+
 -- from scripts-lua/lib/exact.lua
 --- Exact integer arithmetic on Lua 5.1 doubles. Every value a script keeps stays an integer
 --- below 2^53; a product that could pass that is split into 12-bit chunks, so rates such as
@@ -241,41 +276,6 @@ local function rl_take(whole, frac, burst, cost, limit, period_ms)
   return 0, whole, rl_ms_until(cost, whole, frac, limit, period_ms)
 end
 
--- from scripts-lua/lib/clock.lua
---- The clock: Redis server time unless the caller passes now_ms (tests, simulation, replays).
---- Server time means a fleet with skewed clocks still agrees on every decision.
-
-local function rl_now_ms(override)
-  if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-
---- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
---- clock, and must not lose state it still needs. (No decision depends on a TTL: every state
---- records the time it belongs to; TTLs only free memory.)
-local RL_SIMULATED_GRACE_MS = 60000
-
---- How to expire a key `ttl_ms` after `now`: on the server clock as an absolute time (PXAT /
---- PEXPIREAT: no rounding, never early), on a caller's clock (now_ms) as a relative TTL plus
---- grace (PX / PEXPIRE). Returns the SET option, the expire command and its value — formatted
---- as an integer here: a Lua number given to redis.call is otherwise formatted with %.17g, which
---- costs more than the integer conversion.
-local function rl_expiry(now, ttl_ms, simulated)
-  if simulated then return 'PX', 'PEXPIRE', string.format('%d', ttl_ms + RL_SIMULATED_GRACE_MS) end
-  return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
-end
-
---- No writes: shared, never changed (saves a table per call that writes nothing).
-local RL_NO_WRITES = {}
-
---- Runs the writes an algorithm planned: a list of redis.call argument lists.
-local function rl_apply(writes)
-  for i = 1, #writes do
-    redis.call(rl_unpack(writes[i]))
-  end
-end
-
 -- from scripts-lua/lib/algo_gcra.lua
 --- GCRA over the shared bucket: the state is one string, the theoretical arrival time (tat) as
 --- "ms:num" with num in 1/limit ms. Content at `now` = (now + burst span - tat) * limit / period.
@@ -319,9 +319,12 @@ end
 
 --- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted). With
 --- `apply_now` the write is made here and no list is built (a caller with nothing to roll back).
-local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
-  local allowed, left, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
+  keep = keep or 0
+  local allowed, left, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
+  if allowed == 1 then left = left + keep end
   local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
   local writes = RL_NO_WRITES
   if allowed == 1 and cost > 0 then
@@ -370,9 +373,12 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
   }
 end
 
-local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep)
   local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
-  local allowed, remaining, retry = rl_take(whole, frac, burst, cost, limit, period_ms)
+  keep = keep or 0
+  local allowed, remaining, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
+  if allowed == 1 then remaining = remaining + keep end
   local reset = rl_ms_until(burst, remaining, frac, limit, period_ms)
   local writes = {}
   if allowed == 1 and cost > 0 then
@@ -423,11 +429,14 @@ local function rl_counter_writes(key, start, window_end, used, now, simulated)
 end
 
 --- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
-local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep)
   local reset = 0
   if used > 0 then reset = window_end - now end
-  if cost > limit then return 0, limit - used, reset, -1, {} end
-  if used + cost > limit then return 0, limit - used, reset, window_end - now, {} end
+  local need = cost
+  if keep then need = cost + keep end
+  if need > limit then return 0, limit - used, reset, -1, {} end
+  if used + need > limit then return 0, limit - used, reset, window_end - now, {} end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
   return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated)
 end
@@ -436,10 +445,10 @@ end
 --- Fixed window: at most `limit` units per window of `period_ms`, windows aligned to the epoch
 --- plus offset_ms. Denied calls do not count.
 
-local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated)
+local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
   local start = rl_window_start(now, period_ms, offset_ms)
   local used = rl_counter_read('fixed_window', key, start)
-  return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated)
+  return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated, keep)
 end
 
 local function rl_fixed_window_refund(key, limit, period_ms, offset_ms, cost, now, simulated)
@@ -487,7 +496,8 @@ local function rl_sliding_window_when(prev, room, period_ms)
   return math.max(period_ms - q, 0)
 end
 
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
   local start = rl_window_start(now, period_ms, 0)
   local elapsed = now - start
   local cur, prev = rl_sliding_window_read(key, start, period_ms)
@@ -497,20 +507,22 @@ local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulate
   if wr > 0 then used = used + 1 end
   local room = limit - cur - used -- whole units left: floor(limit - cur - weighted)
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
-  if cost > limit then return 0, math.max(room, 0), reset, -1, {} end
-  if cost <= room then
+  local need = cost
+  if keep then need = cost + keep end
+  if need > limit then return 0, math.max(room, 0), reset, -1, {} end
+  if need <= room then
     if cost == 0 then return 1, room, reset, 0, {} end
     cur = cur + cost
     return 1, room - cost, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0,
       rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
   end
   local retry
-  if cur + cost <= limit then
+  if cur + need <= limit then
     -- Later in this window the previous window's weight falls far enough.
-    retry = rl_sliding_window_when(prev, limit - cur - cost, period_ms) - elapsed
+    retry = rl_sliding_window_when(prev, limit - cur - need, period_ms) - elapsed
   else
     -- Not before the next window, where prev' = cur and cur' = 0.
-    retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - cost, period_ms)
+    retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - need, period_ms)
   end
   return 0, math.max(room, 0), reset, retry, {}
 end
@@ -572,13 +584,16 @@ local function rl_sliding_log_reset(key, period_ms, now)
   return math.max(tonumber(newest[2]) + period_ms - now, 0)
 end
 
-local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim)
+--- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim, keep)
   local used, cumulative = rl_sliding_log_read(key, period_ms, now, trim)
   local reset = 0
   if used > 0 then reset = rl_sliding_log_reset(key, period_ms, now) end
-  if cost > limit then return 0, limit - used, reset, -1, {} end
-  if used + cost > limit then
-    return 0, limit - used, reset, rl_sliding_log_wait(key, period_ms, now, used + cost - limit), {}
+  local need = cost
+  if keep then need = cost + keep end
+  if need > limit then return 0, limit - used, reset, -1, {} end
+  if used + need > limit then
+    return 0, limit - used, reset, rl_sliding_log_wait(key, period_ms, now, used + need - limit), {}
   end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
   local _, expire_cmd, at = rl_expiry(now, period_ms, simulated)
@@ -640,10 +655,10 @@ end
 --- Quota: a budget of `limit` units per calendar day, week or month in a UTC offset, cost
 --- weighted. The state names its period, and expires exactly at the period's end.
 
-local function rl_quota_eval(key, limit, unit, utc_offset_ms, cost, now, simulated)
+local function rl_quota_eval(key, limit, unit, utc_offset_ms, cost, now, simulated, keep)
   local start, period_end = rl_calendar_period(now, unit, utc_offset_ms)
   local used = rl_counter_read('quota', key, start)
-  return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated)
+  return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
 end
 
 local function rl_quota_refund(key, limit, unit, utc_offset_ms, cost, now, simulated)
@@ -668,9 +683,95 @@ local function rl_block_read(key, now)
   return until_ms
 end
 
+-- from scripts-lua/lib/algo_concurrency.lua
+--- Concurrency leases: a sorted set of lease ids scored by when each lease expires (its holder
+--- died or forgot to release). At most `limit` live leases per key.
+
+--- Drops expired leases; returns how many are live.
+local function rl_concurrency_live(key, now, trim)
+  if trim then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
+    return redis.call('ZCARD', key)
+  end
+  return redis.call('ZCOUNT', key, string.format('(%d', now), '+inf')
+end
+
+--- ms until the last live lease expires (0 when none): the key's TTL.
+local function rl_concurrency_reset(key, now)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if #last == 0 then return 0 end
+  return math.max(tonumber(last[2]) - now, 0)
+end
+
+local function rl_concurrency_expire(key, now, simulated)
+  local reset = rl_concurrency_reset(key, now)
+  if reset > 0 then
+    local _, expire_cmd, at = rl_expiry(now, reset, simulated)
+    redis.call(expire_cmd, key, at)
+  end
+  return reset
+end
+
+--- One slot for `holder`: allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply
+--- if admitted). cost 1 takes a slot (a holder already live renews its slot: always admitted, it
+--- takes none); cost 0 takes nothing. `keep` (lib/priority, nil = 0): slots that must be left
+--- free after the call. With `trim` expired holders are dropped first (a write even when denied,
+--- harmless: they count for nothing); without it nothing is written here.
+local function rl_concurrency_eval(key, limit, period_ms, holder, cost, now, simulated, trim, keep)
+  local live = rl_concurrency_live(key, now, trim)
+  local renew = false
+  if cost > 0 then
+    local score = redis.call('ZSCORE', key, holder)
+    if score and tonumber(score) > now then renew = true end
+  end
+  if not renew then
+    local need = cost
+    if keep then need = cost + keep end
+    if need > limit then return 0, math.max(limit - live, 0), rl_concurrency_reset(key, now), -1, RL_NO_WRITES end
+    if live + need > limit then
+      -- Admitted once enough holders expire: the (live + need - limit)-th soonest.
+      local nth = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now), '+inf', 'WITHSCORES', 'LIMIT', live + need - limit - 1, 1)
+      return 0, math.max(limit - live, 0), rl_concurrency_reset(key, now), tonumber(nth[2]) - now, RL_NO_WRITES
+    end
+    if cost == 0 then return 1, limit - live, rl_concurrency_reset(key, now), 0, RL_NO_WRITES end
+    live = live + 1
+  end
+  -- The key lives until its last holder expires: this one, or another that expires later.
+  local reset = period_ms
+  local last = redis.call('ZRANGE', key, -2, -1, 'WITHSCORES')
+  for i = 1, #last, 2 do
+    if last[i] ~= holder then
+      local left = tonumber(last[i + 1]) - now
+      if left > reset then reset = left end
+    end
+  end
+  local _, expire_cmd, at = rl_expiry(now, reset, simulated)
+  return 1, math.max(limit - live, 0), reset, 0, {
+    { 'ZADD', key, string.format('%d', now + period_ms), holder },
+    { expire_cmd, key, at },
+  }
+end
+
+-- from scripts-lua/lib/priority.lua
+--- Priority classes as reserved capacity. A call of share s (parts per million of the capacity it
+--- may use) is admitted only if, after it, at least keep = capacity - floor(capacity * s / 1e6)
+--- units would still be left: the algorithms decide at cost + keep and take cost. Share 1e6
+--- (the default) keeps nothing back, so a call without a class decides exactly as before.
+--- Capacity: burst for gcra and token_bucket, the limit for every other algorithm.
+
+--- Units a call of `share_ppm` must leave (0 for nil or 1e6). Exact for capacities up to 1e15:
+--- capacity = q * 1e6 + r, so floor(capacity * s / 1e6) = q * s + floor(r * s / 1e6).
+local function rl_keep(capacity, share_ppm)
+  if share_ppm == nil or share_ppm >= 1000000 then return 0 end
+  local q, r = rl_divmod(capacity, 1000000)
+  return capacity - q * share_ppm - rl_muldivmod(r, share_ppm, 1000000)
+end
+
 -- from scripts-lua/lib/multi.lua
 --- One decision over many limits, all-or-nothing: every limit is evaluated on the same clock
 --- reading, and only if all admit are their writes applied. Shared by multi and multi_peek.
+--- Each item may carry a priority class (share_ppm, lib/priority), and an item of algo
+--- concurrency holds a slot for its holder id: admitted with the rate items or not at all.
 
 --- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
 --- `i` numbers the item in messages (`limit[2]`); nil for a script with one limit (batch).
@@ -685,6 +786,14 @@ local function rl_multi_check(script, i, item)
   end
   local algo = item.algo
   if algo == 'block' then return end
+  if algo == 'concurrency' then
+    -- The ranges of concurrency_acquire; cost 1 holds a slot, 0 only asks.
+    need('limit', item.limit, 1, 1000000)
+    need('period_ms', item.period_ms, 1, 31622400000)
+    need('cost', item.cost, 0, 1)
+    if item.holder == nil then rl_fail(script, string.format('%s is required for algo concurrency', rl_arg_label('holder', i))) end
+    return
+  end
   if algo == 'quota' then
     if item.unit == nil then rl_fail(script, string.format('%s is required for algo quota', rl_arg_label('unit', i))) end
     need('offset_ms', item.offset_ms, -50400000, 50400000)
@@ -752,20 +861,24 @@ end
 
 --- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes. `apply_now`:
 --- an algorithm that can may make its write at once (batch: nothing to roll back) and return none.
+--- item.share_ppm (nil = 1e6) is its priority class: decided at cost + what the class must leave.
 local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   local algo = item.algo
+  local share = item.share_ppm
   if algo == 'gcra' then
-    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now)
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, rl_keep(item.burst, share))
   elseif algo == 'token_bucket' then
-    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated)
+    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, rl_keep(item.burst, share))
   elseif algo == 'fixed_window' then
-    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated)
+    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
   elseif algo == 'sliding_window' then
-    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated)
+    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, rl_keep(item.limit, share))
   elseif algo == 'sliding_log' then
-    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim)
+    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim, rl_keep(item.limit, share))
   elseif algo == 'quota' then
-    return rl_quota_eval(key, item.limit, item.unit, item.offset_ms, item.cost, now, simulated)
+    return rl_quota_eval(key, item.limit, item.unit, item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
+  elseif algo == 'concurrency' then
+    return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, rl_keep(item.limit, share))
   end
   local until_ms = rl_block_read(key, now)
   if until_ms then return 0, 0, until_ms - now, until_ms - now, {} end
@@ -829,33 +942,123 @@ local function rl_multi(script, keys, items, now, simulated, commit)
   return reply
 end
 
--- from scripts-lua/lib/algo_concurrency.lua
---- Concurrency leases: a sorted set of lease ids scored by when each lease expires (its holder
---- died or forgot to release). At most `limit` live leases per key.
+-- from scripts-lua/lib/policy.lua
+--- Policy documents: the checks every policy script makes before it stores one, and the layout of
+--- a stored entry. A stored entry is one JSON object whose last member is the policy exactly as the
+--- caller sent it (never re-encoded: cjson would print a large integer in %.14g and lose digits):
+---   {"version":V,"timeMs":T,"op":"set","author":"..","reason":"..","carryOver":"as_is","resets":{..},"policy":<as sent>}
+--- Inside an encoded string every quote is escaped, so the first `,"policy":` is the member's own.
 
---- Drops expired leases; returns how many are live.
-local function rl_concurrency_live(key, now, trim)
-  if trim then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now))
-    return redis.call('ZCARD', key)
-  end
-  return redis.call('ZCOUNT', key, string.format('(%d', now), '+inf')
+--- The algorithms a policy limit may name (the limiter's algorithms; a test keeps them equal).
+local RL_POLICY_ALGOS = {
+  gcra = true, token_bucket = true, fixed_window = true, sliding_window = true,
+  sliding_log = true, quota = true,
+}
+
+local RL_POLICY_FIELDS = { name = true, limits = true, remove = true, scaleBp = true, parent = true, description = true }
+
+local RL_LIMIT_INTS = { limit = true, periodMs = true, burst = true, offsetMs = true, utcOffsetMs = true }
+
+local RL_LIMIT_STRINGS = { name = true, algo = true, unit = true, scope = true }
+
+local RL_POLICY_MAX_LIMITS = 16
+
+--- A policy name: letters, digits, _ - : . (no braces: the hash tag is ours), 1 to 200 bytes.
+local function rl_policy_name_ok(name)
+  return type(name) == 'string' and #name >= 1 and #name <= 200 and string.find(name, '^[%w_:%.%-]+$') ~= nil
 end
 
---- ms until the last live lease expires (0 when none): the key's TTL.
-local function rl_concurrency_reset(key, now)
-  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-  if #last == 0 then return 0 end
-  return math.max(tonumber(last[2]) - now, 0)
+--- A limit name inside a policy: 1 to 50 letters, digits, _ or - (room for a reset epoch suffix).
+local function rl_policy_limit_name_ok(name)
+  return type(name) == 'string' and #name >= 1 and #name <= 50 and string.find(name, '^[%w_%-]+$') ~= nil
 end
 
-local function rl_concurrency_expire(key, now, simulated)
-  local reset = rl_concurrency_reset(key, now)
-  if reset > 0 then
-    local _, expire_cmd, at = rl_expiry(now, reset, simulated)
-    redis.call(expire_cmd, key, at)
+local function rl_policy_is_int(v, min, max)
+  return type(v) == 'number' and v == math.floor(v) and v >= min and v <= max
+end
+
+--- A JSON array as cjson decodes it (an empty one decodes as an empty table).
+local function rl_policy_is_array(v)
+  if type(v) ~= 'table' then return false end
+  local n = 0
+  for k in pairs(v) do
+    if type(k) ~= 'number' then return false end
+    n = n + 1
   end
-  return reset
+  return n == #v
+end
+
+--- Decodes and checks a policy document; returns its table or fails with BADARG saying why.
+--- Shapes only (names, algorithms, positive integers, sizes): each algorithm's own ranges are
+--- checked by the client when it compiles the resolved limits, before it sends the document.
+local function rl_policy_check(script, name, body)
+  local ok, t = pcall(cjson.decode, body)
+  if not ok or type(t) ~= 'table' or rl_policy_is_array(t) and next(t) ~= nil then
+    rl_fail(script, 'policy ' .. name .. ': the document is not a JSON object')
+  end
+  for k in pairs(t) do
+    if not RL_POLICY_FIELDS[k] then rl_fail(script, 'policy ' .. name .. ': unknown field ' .. tostring(k)) end
+  end
+  if t.name ~= nil and t.name ~= name then rl_fail(script, 'policy ' .. name .. ': the document names another policy') end
+  local limits = t.limits
+  if limits == nil then limits = {} end
+  if not rl_policy_is_array(limits) then rl_fail(script, 'policy ' .. name .. ': limits must be an array') end
+  if #limits > RL_POLICY_MAX_LIMITS then rl_fail(script, 'policy ' .. name .. ': at most 16 limits') end
+  local seen = {}
+  for i = 1, #limits do
+    local l = limits[i]
+    if type(l) ~= 'table' or rl_policy_is_array(l) then rl_fail(script, 'policy ' .. name .. ': limits[' .. i .. '] is not an object') end
+    if not rl_policy_limit_name_ok(l.name) then rl_fail(script, 'policy ' .. name .. ': limits[' .. i .. '].name must be 1 to 50 letters, digits, _ or -') end
+    if seen[l.name] then rl_fail(script, 'policy ' .. name .. ': limit ' .. l.name .. ' is given twice') end
+    seen[l.name] = true
+    if not RL_POLICY_ALGOS[l.algo] then rl_fail(script, 'policy ' .. name .. ': limit ' .. l.name .. ': unknown algorithm ' .. tostring(l.algo)) end
+    for k, v in pairs(l) do
+      if RL_LIMIT_INTS[k] then
+        if not rl_policy_is_int(v, -1e15, 1e15) then rl_fail(script, 'policy ' .. name .. ': limit ' .. l.name .. ': ' .. k .. ' must be an integer') end
+      elseif RL_LIMIT_STRINGS[k] then
+        if type(v) ~= 'string' then rl_fail(script, 'policy ' .. name .. ': limit ' .. l.name .. ': ' .. k .. ' must be a string') end
+      else
+        rl_fail(script, 'policy ' .. name .. ': limit ' .. l.name .. ': unknown field ' .. tostring(k))
+      end
+    end
+    if not rl_policy_is_int(l.limit, 1, 1e15) then rl_fail(script, 'policy ' .. name .. ': limit ' .. l.name .. ': limit must be a positive integer') end
+    if l.burst ~= nil and not rl_policy_is_int(l.burst, 1, 1e15) then rl_fail(script, 'policy ' .. name .. ': limit ' .. l.name .. ': burst must be a positive integer') end
+    if l.periodMs ~= nil and not rl_policy_is_int(l.periodMs, 1, 1e15) then rl_fail(script, 'policy ' .. name .. ': limit ' .. l.name .. ': periodMs must be a positive integer') end
+  end
+  if t.remove ~= nil then
+    if not rl_policy_is_array(t.remove) then rl_fail(script, 'policy ' .. name .. ': remove must be an array of limit names') end
+    for i = 1, #t.remove do
+      if not rl_policy_limit_name_ok(t.remove[i]) then rl_fail(script, 'policy ' .. name .. ': remove[' .. i .. '] is not a limit name') end
+      if seen[t.remove[i]] then rl_fail(script, 'policy ' .. name .. ': limit ' .. t.remove[i] .. ' is both set and removed') end
+    end
+  end
+  if t.scaleBp ~= nil and not rl_policy_is_int(t.scaleBp, 1, 1000000) then
+    rl_fail(script, 'policy ' .. name .. ': scaleBp must be an integer from 1 to 1000000 (ten-thousandths: 8000 is x0.8)')
+  end
+  if t.parent ~= nil then
+    if not rl_policy_name_ok(t.parent) then rl_fail(script, 'policy ' .. name .. ': parent is not a policy name') end
+    if t.parent == name then rl_fail(script, 'policy ' .. name .. ': a policy cannot inherit from itself (cycle)') end
+  end
+  if t.description ~= nil and type(t.description) ~= 'string' then rl_fail(script, 'policy ' .. name .. ': description must be a string') end
+  t.limits = limits
+  return t
+end
+
+--- The policy member of a stored entry, as it was sent ('null' for a removal), or nil when the
+--- entry is not one of ours.
+local function rl_policy_body(entry)
+  local at = string.find(entry, ',"policy":', 1, true)
+  if not at or string.sub(entry, -1) ~= '}' then return nil end
+  return string.sub(entry, at + 10, -2)
+end
+
+--- The metadata of a stored entry (its members but the policy), or nil when it is not one of ours.
+local function rl_policy_meta(entry)
+  local body = rl_policy_body(entry)
+  if not body then return nil end
+  local ok, meta = pcall(cjson.decode, string.sub(entry, 1, #entry - #body - 11) .. '}')
+  if not ok or type(meta) ~= 'table' then return nil end
+  return meta
 end
 
 -- from scripts-lua/lib/reservation.lua
@@ -1015,10 +1218,67 @@ local function rl_charge_refund(key, item, cost, now, simulated)
   return math.max(remaining, 0), reset, writes
 end
 
--- batch v2: Many independent decisions on one limit in one call: each key is a decision of its own (all-or-nothing for its own cost), decided in order exactly as if each had been sent alone. A decision whose key holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one limiter arrive in the same event-loop turn.
-redis.register_function{ function_name = 'redlimit_batch_v2', flags = {}, callback = function(KEYS, ARGV)
+-- adaptive_feedback v1: AIMD: an upstream's answer moves the limit learned for a target — an overload multiplies it down (at most once per cooldown), a success period adds a step back up to the ceiling; Retry-After pauses the target.
+redis.register_function{ function_name = 'redlimit_adaptive_feedback_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity_variadic('batch', KEYS, ARGV, 1, 7, 1)
+rl_arity('adaptive_feedback', KEYS, ARGV, 2, 10)
+local outcome = rl_arg_enum('adaptive_feedback', ARGV[1], 1, 'outcome', true, '|overload|success|')
+local target = rl_arg_string('adaptive_feedback', ARGV[2], 2, 'target', true, 200)
+local ceiling = rl_arg_int('adaptive_feedback', ARGV[3], 3, 'ceiling', true, 1, 1000000000)
+local floor = rl_arg_int('adaptive_feedback', ARGV[4], 4, 'floor', false, 1, 1000000000)
+if floor == nil then floor = 1 end
+local decrease_ppm = rl_arg_int('adaptive_feedback', ARGV[5], 5, 'decrease_ppm', false, 1, 999999)
+if decrease_ppm == nil then decrease_ppm = 500000 end
+local increase = rl_arg_int('adaptive_feedback', ARGV[6], 6, 'increase', false, 1, 1000000000)
+if increase == nil then increase = 1 end
+local success_period_ms = rl_arg_int('adaptive_feedback', ARGV[7], 7, 'success_period_ms', false, 1, 86400000)
+if success_period_ms == nil then success_period_ms = 1000 end
+local cooldown_ms = rl_arg_int('adaptive_feedback', ARGV[8], 8, 'cooldown_ms', false, 0, 86400000)
+if cooldown_ms == nil then cooldown_ms = 1000 end
+local retry_after_ms = rl_arg_int('adaptive_feedback', ARGV[9], 9, 'retry_after_ms', false, 0, 86400000)
+if retry_after_ms == nil then retry_after_ms = 0 end
+local now_ms = rl_arg_int('adaptive_feedback', ARGV[10], 10, 'now_ms', false, 0, 140737488355328)
+local version_key, state_key = KEYS[1], KEYS[2]
+if floor > ceiling then floor = ceiling end
+local now = rl_now_ms(now_ms)
+local learned, decreased_ms, increased_ms, paused_until = ceiling, 0, 0, 0
+local raw = redis.call('GET', state_key)
+if raw then
+  local a, b, c, d = string.match(raw, '^(%d+):(%d+):(%d+):(%d+)$')
+  if a then learned, decreased_ms, increased_ms, paused_until = tonumber(a), tonumber(b), tonumber(c), tonumber(d) end
+end
+local before_learned, before_pause = learned, paused_until
+if learned > ceiling then learned = ceiling end
+if learned < floor then learned = floor end
+if outcome == 'overload' then
+  if decreased_ms == 0 or now - decreased_ms >= cooldown_ms then
+    local down = math.floor(learned * decrease_ppm / 1000000)
+    if down < floor then down = floor end
+    learned = down
+    decreased_ms = now
+  end
+  if retry_after_ms > 0 and now + retry_after_ms > paused_until then paused_until = now + retry_after_ms end
+elseif learned < ceiling and now - math.max(decreased_ms, increased_ms) >= success_period_ms then
+  learned = learned + increase
+  if learned > ceiling then learned = ceiling end
+  increased_ms = now
+end
+local version = tonumber(redis.call('GET', version_key) or '0') or 0
+local changed = 0
+if learned ~= before_learned or paused_until ~= before_pause then
+  changed = 1
+  version = version + 1
+  redis.call('SET', state_key, string.format('%d:%d:%d:%d', learned, decreased_ms, increased_ms, paused_until))
+  redis.call('SET', version_key, string.format('%d', version))
+  redis.pcall('PUBLISH', 'redlimit:policy', string.format('%d adaptive:%s', version, target))
+end
+return rl_reply({ learned, paused_until, version, changed })
+end }
+
+-- batch v3: Many independent decisions on one limit in one call: each key is a decision of its own (all-or-nothing for its own cost), decided in order exactly as if each had been sent alone. A decision whose key holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one limiter arrive in the same event-loop turn. v3 (from v2): each decision's group is cost, share_ppm (2 arguments, was 1); v2's ARGV is refused (BADARG: argument count).
+redis.register_function{ function_name = 'redlimit_batch_v3', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity_variadic('batch', KEYS, ARGV, 1, 7, 2)
 local algo = rl_arg_enum('batch', ARGV[1], 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|')
 local limit = rl_arg_int('batch', ARGV[2], 2, 'limit', true, 1, 1000000000000000)
 local period_ms = rl_arg_int('batch', ARGV[3], 3, 'period_ms', false, 1, 31622400000)
@@ -1030,10 +1290,12 @@ local unit = rl_arg_enum('batch', ARGV[6], 6, 'unit', false, '|day|week|month|')
 local now_ms = rl_arg_int('batch', ARGV[7], 7, 'now_ms', false, 0, 140737488355328)
 local decisions = {}
 for i = 1, #KEYS - 0 do
-  local base = 7 + (i - 1) * 1
+  local base = 7 + (i - 1) * 2
   local item = {}
   item.cost = rl_arg_int('batch', ARGV[base + 1], base + 1, 'cost', false, 0, 1000000000000000, i)
   if item.cost == nil then item.cost = 1 end
+  item.share_ppm = rl_arg_int('batch', ARGV[base + 2], base + 2, 'share_ppm', false, 0, 1000000, i)
+  if item.share_ppm == nil then item.share_ppm = 1000000 end
   decisions[i] = item
 end
 rl_check_batch_spec('batch', algo, limit, period_ms, burst, offset_ms, unit, decisions)
@@ -1043,6 +1305,7 @@ local spec = { algo = algo, limit = limit, period_ms = period_ms, burst = burst,
 local reply = { now }
 for i = 1, #decisions do
   spec.cost = decisions[i].cost
+  spec.share_ppm = decisions[i].share_ppm
   -- A decision fails alone: an algorithm raises before its first write, so nothing of it lands.
   local ok, allowed, remaining, reset, retry, writes = pcall(rl_multi_item, KEYS[i], spec, now, simulated, true, true)
   if not ok then
@@ -1077,36 +1340,33 @@ redis.call('SET', KEYS[1], string.format('%d', until_ms), set_opt, at)
 return rl_reply({ until_ms })
 end }
 
--- concurrency_acquire v1: Concurrency limit: takes one of at most `limit` in-flight leases. A lease lasts `period_ms` unless released (or renewed by acquiring the same lease id again), so a crashed holder cannot leak it.
-redis.register_function{ function_name = 'redlimit_concurrency_acquire_v1', flags = {}, callback = function(KEYS, ARGV)
+-- concurrency_acquire v2: Concurrency limit: takes one of at most `limit` in-flight leases. A lease lasts `period_ms` unless released (or renewed by acquiring the same lease id again), so a crashed holder cannot leak it. v2: optional trailing share_ppm (priority classes); the same ARGV as v1 otherwise.
+redis.register_function{ function_name = 'redlimit_concurrency_acquire_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity('concurrency_acquire', KEYS, ARGV, 1, 4)
+rl_arity('concurrency_acquire', KEYS, ARGV, 1, 5)
 local limit = rl_arg_int('concurrency_acquire', ARGV[1], 1, 'limit', true, 1, 1000000)
 local period_ms = rl_arg_int('concurrency_acquire', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
 local lease_id = rl_arg_string('concurrency_acquire', ARGV[3], 3, 'lease_id', true, 128)
 local now_ms = rl_arg_int('concurrency_acquire', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
-local now = rl_now_ms(now_ms)
-local live = rl_concurrency_live(KEYS[1], now, true)
-local held = redis.call('ZSCORE', KEYS[1], lease_id)
-if not held and live >= limit then
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return rl_reply({ 0, 0, rl_concurrency_reset(KEYS[1], now), tonumber(first[2]) - now })
-end
-redis.call('ZADD', KEYS[1], string.format('%d', now + period_ms), lease_id)
-if not held then live = live + 1 end
-return rl_reply({ 1, math.max(limit - live, 0), rl_concurrency_expire(KEYS[1], now, now_ms ~= nil), 0 })
+local share_ppm = rl_arg_int('concurrency_acquire', ARGV[5], 5, 'share_ppm', false, 0, 1000000)
+if share_ppm == nil then share_ppm = 1000000 end
+local allowed, remaining, reset, retry, writes = rl_concurrency_eval(KEYS[1], limit, period_ms, lease_id, 1, rl_now_ms(now_ms), now_ms ~= nil, true, rl_keep(limit, share_ppm))
+if allowed == 1 then rl_apply(writes) end
+return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- concurrency_peek v1: Read-only: live leases on a concurrency key. Runs with EVALSHA_RO and on replicas.
-redis.register_function{ function_name = 'redlimit_concurrency_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- concurrency_peek v2: Read-only: live leases on a concurrency key. Runs with EVALSHA_RO and on replicas. v2: optional trailing share_ppm; the same ARGV as v1 otherwise.
+redis.register_function{ function_name = 'redlimit_concurrency_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity('concurrency_peek', KEYS, ARGV, 1, 2)
+rl_arity('concurrency_peek', KEYS, ARGV, 1, 3)
 local limit = rl_arg_int('concurrency_peek', ARGV[1], 1, 'limit', true, 1, 1000000)
 local now_ms = rl_arg_int('concurrency_peek', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
+local share_ppm = rl_arg_int('concurrency_peek', ARGV[3], 3, 'share_ppm', false, 0, 1000000)
+if share_ppm == nil then share_ppm = 1000000 end
 local now = rl_now_ms(now_ms)
 local live = rl_concurrency_live(KEYS[1], now, false)
 local allowed = 0
-if live < limit then allowed = 1 end
+if live + 1 + rl_keep(limit, share_ppm) <= limit then allowed = 1 end
 return rl_reply({ allowed, math.max(limit - live, 0), rl_concurrency_reset(KEYS[1], now), live })
 end }
 
@@ -1128,10 +1388,10 @@ rl_concurrency_expire(KEYS[1], now, now_ms ~= nil)
 return rl_reply({ released, live })
 end }
 
--- fixed_window v1: Fixed window: at most `limit` units per window of `period_ms` aligned to the epoch plus `offset_ms`. Denied calls do not count. The cheapest limiter; allows up to 2x limit across a window boundary.
-redis.register_function{ function_name = 'redlimit_fixed_window_v1', flags = {}, callback = function(KEYS, ARGV)
+-- fixed_window v2: Fixed window: at most `limit` units per window of `period_ms` aligned to the epoch plus `offset_ms`. Denied calls do not count. The cheapest limiter; allows up to 2x limit across a window boundary. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
+redis.register_function{ function_name = 'redlimit_fixed_window_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity('fixed_window', KEYS, ARGV, 1, 5)
+rl_arity('fixed_window', KEYS, ARGV, 1, 6)
 local limit = rl_arg_int('fixed_window', ARGV[1], 1, 'limit', true, 1, 1000000000)
 local period_ms = rl_arg_int('fixed_window', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
 local offset_ms = rl_arg_int('fixed_window', ARGV[3], 3, 'offset_ms', false, 0, 31622400000)
@@ -1139,8 +1399,10 @@ if offset_ms == nil then offset_ms = 0 end
 local cost = rl_arg_int('fixed_window', ARGV[4], 4, 'cost', false, 0, 1000000000)
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('fixed_window', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local share_ppm = rl_arg_int('fixed_window', ARGV[6], 6, 'share_ppm', false, 0, 1000000)
+if share_ppm == nil then share_ppm = 1000000 end
 rl_check_offset_within_period('fixed_window', period_ms, offset_ms)
-local allowed, remaining, reset, retry, writes = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local allowed, remaining, reset, retry, writes = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
@@ -1185,10 +1447,10 @@ if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
--- gcra v1: Generic cell rate algorithm: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string; decisions are identical to token_bucket.
-redis.register_function{ function_name = 'redlimit_gcra_v1', flags = {}, callback = function(KEYS, ARGV)
+-- gcra v2: Generic cell rate algorithm: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string; decisions are identical to token_bucket. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
+redis.register_function{ function_name = 'redlimit_gcra_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity('gcra', KEYS, ARGV, 1, 5)
+rl_arity('gcra', KEYS, ARGV, 1, 6)
 local limit = rl_arg_int('gcra', ARGV[1], 1, 'limit', true, 1, 1000000000)
 local period_ms = rl_arg_int('gcra', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
 local burst = rl_arg_int('gcra', ARGV[3], 3, 'burst', false, 1, 1000000000)
@@ -1196,8 +1458,10 @@ if burst == nil then burst = limit end
 local cost = rl_arg_int('gcra', ARGV[4], 4, 'cost', false, 0, 1000000000)
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('gcra', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local share_ppm = rl_arg_int('gcra', ARGV[6], 6, 'share_ppm', false, 0, 1000000)
+if share_ppm == nil then share_ppm = 1000000 end
 rl_check_refill_bounded('gcra', limit, period_ms, burst)
-local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil, true)
+local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil, true, rl_keep(burst, share_ppm))
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
@@ -1269,16 +1533,16 @@ if reset_num > 0 then reset_ms = reset_ms + 1 end
 return rl_reply({ 1, math.max(whole, 0), reset_ms, 0, wait })
 end }
 
--- multi v1: Atomic multi-limit check: N limits of any mix of algorithms, each with its own cost and parameters; either every limit admits and all consume, or none consumes.
-redis.register_function{ function_name = 'redlimit_multi_v1', flags = {}, callback = function(KEYS, ARGV)
+-- multi v2: Atomic multi-limit check: N limits of any mix of algorithms, each with its own cost and parameters; either every limit admits and all consume, or none consumes. A limit of algo concurrency holds a slot for its holder (released by concurrency_release, or expired after period_ms) only when every limit admits. v2 (from v1): the algo concurrency, and two fields appended to every group (share_ppm, holder), so a group is 9 arguments instead of 7; v1's ARGV is refused (BADARG: argument count).
+redis.register_function{ function_name = 'redlimit_multi_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity_variadic('multi', KEYS, ARGV, 1, 1, 7)
+rl_arity_variadic('multi', KEYS, ARGV, 1, 1, 9)
 local now_ms = rl_arg_int('multi', ARGV[1], 1, 'now_ms', false, 0, 140737488355328)
 local limits = {}
 for i = 1, #KEYS - 0 do
-  local base = 1 + (i - 1) * 7
+  local base = 1 + (i - 1) * 9
   local item = {}
-  item.algo = rl_arg_enum('multi', ARGV[base + 1], base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|', i)
+  item.algo = rl_arg_enum('multi', ARGV[base + 1], base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency|', i)
   item.limit = rl_arg_int('multi', ARGV[base + 2], base + 2, 'limit', false, 1, 1000000000000000, i)
   if item.limit == nil then item.limit = 1 end
   item.period_ms = rl_arg_int('multi', ARGV[base + 3], base + 3, 'period_ms', false, 1, 31622400000, i)
@@ -1289,25 +1553,30 @@ for i = 1, #KEYS - 0 do
   item.offset_ms = rl_arg_int('multi', ARGV[base + 6], base + 6, 'offset_ms', false, -50400000, 31622400000, i)
   if item.offset_ms == nil then item.offset_ms = 0 end
   item.unit = rl_arg_enum('multi', ARGV[base + 7], base + 7, 'unit', false, '|day|week|month|', i)
+  item.share_ppm = rl_arg_int('multi', ARGV[base + 8], base + 8, 'share_ppm', false, 0, 1000000, i)
+  if item.share_ppm == nil then item.share_ppm = 1000000 end
+  item.holder = rl_arg_string('multi', ARGV[base + 9], base + 9, 'holder', false, 128, i)
   limits[i] = item
 end
 rl_check_multi_items('multi', limits)
 return rl_reply(rl_multi('multi', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, true))
 end }
 
--- multi_batch v2: Many independent multi decisions over the same limits in one call: each decision is all-or-nothing over its own keys (one per limit), decided in order exactly as separate multi calls would. A decision with a key that holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one multi-limit limiter arrive in the same event-loop turn.
-redis.register_function{ function_name = 'redlimit_multi_batch_v2', flags = {}, callback = function(KEYS, ARGV)
+-- multi_batch v3: Many independent multi decisions over the same limits in one call: each decision is all-or-nothing over its own keys (one per limit), decided in order exactly as separate multi calls would. A decision with a key that holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one multi-limit limiter arrive in the same event-loop turn. v3 (from v2): each item's group is cost, share_ppm (2 arguments, was 1); v2's ARGV is refused (BADARG: argument count). Specs take no concurrency limit (it needs a holder per decision: use multi).
+redis.register_function{ function_name = 'redlimit_multi_batch_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity_variadic('multi_batch', KEYS, ARGV, 1, 3, 1)
+rl_arity_variadic('multi_batch', KEYS, ARGV, 1, 3, 2)
 local count = rl_arg_int('multi_batch', ARGV[1], 1, 'count', true, 1, 16)
 local specs = rl_arg_string('multi_batch', ARGV[2], 2, 'specs', true, 2048)
 local now_ms = rl_arg_int('multi_batch', ARGV[3], 3, 'now_ms', false, 0, 140737488355328)
 local items = {}
 for i = 1, #KEYS - 0 do
-  local base = 3 + (i - 1) * 1
+  local base = 3 + (i - 1) * 2
   local item = {}
   item.cost = rl_arg_int('multi_batch', ARGV[base + 1], base + 1, 'cost', false, 0, 1000000000000000, i)
   if item.cost == nil then item.cost = 1 end
+  item.share_ppm = rl_arg_int('multi_batch', ARGV[base + 2], base + 2, 'share_ppm', false, 0, 1000000, i)
+  if item.share_ppm == nil then item.share_ppm = 1000000 end
   items[i] = item
 end
 rl_check_multi_batch_specs('multi_batch', count, specs, items)
@@ -1320,6 +1589,7 @@ for d = 0, #items / count - 1 do
   for j = 1, count do
     keys[j] = KEYS[d * count + j]
     limits[j].cost = items[d * count + j].cost
+    limits[j].share_ppm = items[d * count + j].share_ppm
     decision[j] = limits[j]
   end
   -- A decision fails alone: its writes are applied only after all its keys were read.
@@ -1338,16 +1608,16 @@ end
 return rl_reply(reply)
 end }
 
--- multi_peek v1: Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas.
-redis.register_function{ function_name = 'redlimit_multi_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- multi_peek v2: Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: groups of 9 as in multi v2 (share_ppm, holder appended; algo concurrency).
+redis.register_function{ function_name = 'redlimit_multi_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity_variadic('multi_peek', KEYS, ARGV, 1, 1, 7)
+rl_arity_variadic('multi_peek', KEYS, ARGV, 1, 1, 9)
 local now_ms = rl_arg_int('multi_peek', ARGV[1], 1, 'now_ms', false, 0, 140737488355328)
 local limits = {}
 for i = 1, #KEYS - 0 do
-  local base = 1 + (i - 1) * 7
+  local base = 1 + (i - 1) * 9
   local item = {}
-  item.algo = rl_arg_enum('multi_peek', ARGV[base + 1], base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|', i)
+  item.algo = rl_arg_enum('multi_peek', ARGV[base + 1], base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency|', i)
   item.limit = rl_arg_int('multi_peek', ARGV[base + 2], base + 2, 'limit', false, 1, 1000000000000000, i)
   if item.limit == nil then item.limit = 1 end
   item.period_ms = rl_arg_int('multi_peek', ARGV[base + 3], base + 3, 'period_ms', false, 1, 31622400000, i)
@@ -1358,16 +1628,147 @@ for i = 1, #KEYS - 0 do
   item.offset_ms = rl_arg_int('multi_peek', ARGV[base + 6], base + 6, 'offset_ms', false, -50400000, 31622400000, i)
   if item.offset_ms == nil then item.offset_ms = 0 end
   item.unit = rl_arg_enum('multi_peek', ARGV[base + 7], base + 7, 'unit', false, '|day|week|month|', i)
+  item.share_ppm = rl_arg_int('multi_peek', ARGV[base + 8], base + 8, 'share_ppm', false, 0, 1000000, i)
+  if item.share_ppm == nil then item.share_ppm = 1000000 end
+  item.holder = rl_arg_string('multi_peek', ARGV[base + 9], base + 9, 'holder', false, 128, i)
   limits[i] = item
 end
 rl_check_multi_items('multi_peek', limits)
 return rl_reply(rl_multi('multi_peek', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, false))
 end }
 
--- quota v1: Quota: a cost-weighted budget per calendar day, week or month in a UTC offset. Resets exactly at the period end (the key expires at that instant, never earlier).
-redis.register_function{ function_name = 'redlimit_quota_v1', flags = {}, callback = function(KEYS, ARGV)
+-- policy_history v1: Reads a policy's history (newest first) or, with no history key, the sorted names of the live policies.
+redis.register_function{ function_name = 'redlimit_policy_history_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity('quota', KEYS, ARGV, 1, 5)
+rl_arity_variadic('policy_history', KEYS, ARGV, 3, 2, 0)
+local what = rl_arg_enum('policy_history', ARGV[1], 1, 'what', true, '|history|names|')
+local count = rl_arg_int('policy_history', ARGV[2], 2, 'count', false, 1, 1000)
+if count == nil then count = 100 end
+local out = { tonumber(redis.call('GET', KEYS[1]) or '0') or 0 }
+local list
+if what == 'names' then
+  list = redis.call('SMEMBERS', KEYS[2])
+  table.sort(list)
+else
+  list = redis.call('LRANGE', KEYS[3], 0, count - 1)
+end
+for i = 1, #list do out[i + 1] = list[i] end
+return out
+end }
+
+-- policy_read v1: Reads the global policy version and any number of policy entries (or adaptive states) in one atomic call: one consistent snapshot.
+redis.register_function{ function_name = 'redlimit_policy_read_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity_variadic('policy_read', KEYS, ARGV, 2, 0, 0)
+local out = { tonumber(redis.call('GET', KEYS[1]) or '0') or 0, rl_now_ms(nil) }
+for i = 2, #KEYS do
+  out[i + 1] = redis.call('GET', KEYS[i]) or ''
+end
+return out
+end }
+
+-- policy_set v1: Sets, removes or rolls back one named policy atomically: checks the document and its inheritance, bumps the global policy version, records the change in the policy's history and publishes it.
+redis.register_function{ function_name = 'redlimit_policy_set_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity_variadic('policy_set', KEYS, ARGV, 4, 10, 0)
+local op = rl_arg_enum('policy_set', ARGV[1], 1, 'op', true, '|set|remove|rollback|')
+local name = rl_arg_string('policy_set', ARGV[2], 2, 'name', true, 200)
+local author = rl_arg_string('policy_set', ARGV[3], 3, 'author', true, 200)
+local reason = rl_arg_string('policy_set', ARGV[4], 4, 'reason', false, 2000)
+local carry_over = rl_arg_enum('policy_set', ARGV[5], 5, 'carry_over', false, '|as_is|reset|')
+if carry_over == nil then carry_over = 'as_is' end
+local history_max = rl_arg_int('policy_set', ARGV[6], 6, 'history_max', false, 1, 1000)
+if history_max == nil then history_max = 100 end
+local policy = rl_arg_string('policy_set', ARGV[7], 7, 'policy', false, 65536)
+local to_version = rl_arg_int('policy_set', ARGV[8], 8, 'to_version', false, 1, 9007199254740991)
+local if_version = rl_arg_int('policy_set', ARGV[9], 9, 'if_version', false, 0, 9007199254740991)
+local now_ms = rl_arg_int('policy_set', ARGV[10], 10, 'now_ms', false, 0, 140737488355328)
+local version_key, history_key, names_key, doc_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local S = 'policy_set'
+if not rl_policy_name_ok(name) then
+  rl_fail(S, 'a policy name is 1 to 200 letters, digits, _ - : or . (no { or }), got ' .. string.format('%q', string.sub(name, 1, 60)))
+end
+if string.sub(doc_key, -(#name + 1)) ~= ':' .. name then rl_fail(S, 'docs[1] must be the entry key of policy ' .. name) end
+local docs_prefix = string.sub(doc_key, 1, #doc_key - #name)
+
+local global = tonumber(redis.call('GET', version_key) or '0') or 0
+if if_version and if_version ~= global then
+  error({ err = string.format('CONFLICT redlimit policy_set: the policies are at version %d, not %d', global, if_version) })
+end
+
+local old_entry = redis.call('GET', doc_key)
+local old = nil
+if old_entry then old = rl_policy_meta(old_entry) end
+local old_live = old ~= nil and old.op ~= 'remove'
+
+local body
+if op == 'set' then
+  if not policy then rl_fail(S, 'op set needs a policy document') end
+  body = policy
+elseif op == 'rollback' then
+  if not to_version then rl_fail(S, 'op rollback needs to_version') end
+  local entries = redis.call('LRANGE', history_key, 0, -1)
+  for i = 1, #entries do
+    local meta = rl_policy_meta(entries[i])
+    if meta and meta.version == to_version then
+      if meta.op == 'remove' then rl_fail(S, string.format('version %d removed policy %s: remove it instead', to_version, name)) end
+      body = rl_policy_body(entries[i])
+      break
+    end
+  end
+  if not body then rl_fail(S, string.format('policy %s has no version %d in its history', name, to_version)) end
+else
+  if not old_live then rl_fail(S, 'there is no policy named ' .. name) end
+end
+
+if body then
+  local t = rl_policy_check(S, name, body)
+  -- Inheritance: walk the parent chain through the entries the caller passed, refusing a cycle.
+  local seen = { [name] = true }
+  local parent = t.parent
+  local i = 5
+  while parent do
+    if seen[parent] then rl_fail(S, 'policy ' .. name .. ': inheritance cycle through ' .. parent) end
+    seen[parent] = true
+    if KEYS[i] ~= docs_prefix .. parent then
+      error({ err = 'CONFLICT redlimit policy_set: the parent chain changed since it was read' })
+    end
+    local entry = redis.call('GET', KEYS[i])
+    local pbody = entry and rl_policy_body(entry)
+    if not pbody or pbody == 'null' then break end
+    local ok, pt = pcall(cjson.decode, pbody)
+    if not ok or type(pt) ~= 'table' then break end
+    parent = pt.parent
+    i = i + 1
+  end
+end
+
+local version = global + 1
+local now = rl_now_ms(now_ms)
+local resets = {}
+if old and type(old.resets) == 'table' then
+  for k, v in pairs(old.resets) do resets[k] = v end
+end
+if body and carry_over == 'reset' then
+  local t = cjson.decode(body)
+  for _, l in ipairs(t.limits or {}) do resets[l.name] = version end
+end
+local stored = string.format('{"version":%d,"timeMs":%d,"op":"%s","author":%s,"reason":%s,"carryOver":"%s","resets":%s,"policy":%s}',
+  version, now, op, cjson.encode(author), cjson.encode(reason or ''), carry_over, next(resets) and cjson.encode(resets) or '{}', body or 'null')
+
+redis.call('SET', doc_key, stored)
+redis.call('LPUSH', history_key, stored)
+redis.call('LTRIM', history_key, 0, history_max - 1)
+if body then redis.call('SADD', names_key, name) else redis.call('SREM', names_key, name) end
+redis.call('SET', version_key, string.format('%d', version))
+redis.pcall('PUBLISH', 'redlimit:policy', string.format('%d %s', version, name))
+return rl_reply({ version })
+end }
+
+-- quota v2: Quota: a cost-weighted budget per calendar day, week or month in a UTC offset. Resets exactly at the period end (the key expires at that instant, never earlier). v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
+redis.register_function{ function_name = 'redlimit_quota_v2', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('quota', KEYS, ARGV, 1, 6)
 local limit = rl_arg_int('quota', ARGV[1], 1, 'limit', true, 1, 1000000000000000)
 local unit = rl_arg_enum('quota', ARGV[2], 2, 'unit', true, '|day|week|month|')
 local utc_offset_ms = rl_arg_int('quota', ARGV[3], 3, 'utc_offset_ms', false, -50400000, 50400000)
@@ -1375,7 +1776,9 @@ if utc_offset_ms == nil then utc_offset_ms = 0 end
 local cost = rl_arg_int('quota', ARGV[4], 4, 'cost', false, 0, 1000000000000000)
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('quota', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
-local allowed, remaining, reset, retry, writes = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local share_ppm = rl_arg_int('quota', ARGV[6], 6, 'share_ppm', false, 0, 1000000)
+if share_ppm == nil then share_ppm = 1000000 end
+local allowed, remaining, reset, retry, writes = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
@@ -1532,17 +1935,19 @@ if cancel then reply[1] = RL_RSV_CANCELLED end
 local pending = {}
 for i = 1, n do
   local item, key = items[i], KEYS[i + 1]
-  local remaining, reset = 0, 0
+  local remaining, reset = -1, -1
+  local delta = 0
   if item.algo ~= 'block' then
-    local delta = -item.cost
+    delta = -item.cost
     if not cancel then delta = actuals[i].actual - item.cost end
-    local writes
-    if delta < 0 then
-      remaining, reset, writes = rl_charge_refund(key, item, -delta, now, simulated)
-    else
-      remaining, reset, writes = rl_charge(key, item, delta, debt, now, simulated)
-    end
-    if delta ~= 0 then pending[#pending + 1] = { key, writes } end
+  end
+  local writes
+  if delta < 0 then
+    remaining, reset, writes = rl_charge_refund(key, item, -delta, now, simulated)
+    pending[#pending + 1] = { key, writes }
+  elseif delta > 0 then
+    remaining, reset, writes = rl_charge(key, item, delta, debt, now, simulated)
+    pending[#pending + 1] = { key, writes }
   end
   reply[2 * i], reply[2 * i + 1] = remaining, reset
 end
@@ -1559,16 +1964,18 @@ redis.call('SET', record_key, string.format('s:%d:', now + tomb) .. mark, set_op
 return rl_reply(reply)
 end }
 
--- sliding_log v1: Sliding log: an exact rolling window; at most `limit` units admitted in any `period_ms`. Memory: one entry per admitted call, so at most `limit` entries per key; trimmed in the same call.
-redis.register_function{ function_name = 'redlimit_sliding_log_v1', flags = {}, callback = function(KEYS, ARGV)
+-- sliding_log v2: Sliding log: an exact rolling window; at most `limit` units admitted in any `period_ms`. Memory: one entry per admitted call, so at most `limit` entries per key; trimmed in the same call. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
+redis.register_function{ function_name = 'redlimit_sliding_log_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity('sliding_log', KEYS, ARGV, 1, 4)
+rl_arity('sliding_log', KEYS, ARGV, 1, 5)
 local limit = rl_arg_int('sliding_log', ARGV[1], 1, 'limit', true, 1, 1000000000)
 local period_ms = rl_arg_int('sliding_log', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
 local cost = rl_arg_int('sliding_log', ARGV[3], 3, 'cost', false, 0, 1000000000)
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('sliding_log', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
-local allowed, remaining, reset, retry, writes = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, true)
+local share_ppm = rl_arg_int('sliding_log', ARGV[5], 5, 'share_ppm', false, 0, 1000000)
+if share_ppm == nil then share_ppm = 1000000 end
+local allowed, remaining, reset, retry, writes = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, true, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
@@ -1592,16 +1999,18 @@ end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- sliding_window v1: Sliding window (two counters): the current window's count plus the previous window's weighted by overlap must stay within `limit`. Two numbers per key; see the README for its error bound.
-redis.register_function{ function_name = 'redlimit_sliding_window_v1', flags = {}, callback = function(KEYS, ARGV)
+-- sliding_window v2: Sliding window (two counters): the current window's count plus the previous window's weighted by overlap must stay within `limit`. Two numbers per key; see the README for its error bound. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
+redis.register_function{ function_name = 'redlimit_sliding_window_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity('sliding_window', KEYS, ARGV, 1, 4)
+rl_arity('sliding_window', KEYS, ARGV, 1, 5)
 local limit = rl_arg_int('sliding_window', ARGV[1], 1, 'limit', true, 1, 1000000000)
 local period_ms = rl_arg_int('sliding_window', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
 local cost = rl_arg_int('sliding_window', ARGV[3], 3, 'cost', false, 0, 1000000000)
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('sliding_window', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
-local allowed, remaining, reset, retry, writes = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local share_ppm = rl_arg_int('sliding_window', ARGV[5], 5, 'share_ppm', false, 0, 1000000)
+if share_ppm == nil then share_ppm = 1000000 end
+local allowed, remaining, reset, retry, writes = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
@@ -1640,10 +2049,10 @@ if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
--- token_bucket v1: Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is an inspectable hash; decisions are identical to gcra.
-redis.register_function{ function_name = 'redlimit_token_bucket_v1', flags = {}, callback = function(KEYS, ARGV)
+-- token_bucket v2: Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is an inspectable hash; decisions are identical to gcra. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
+redis.register_function{ function_name = 'redlimit_token_bucket_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity('token_bucket', KEYS, ARGV, 1, 5)
+rl_arity('token_bucket', KEYS, ARGV, 1, 6)
 local limit = rl_arg_int('token_bucket', ARGV[1], 1, 'limit', true, 1, 1000000000)
 local period_ms = rl_arg_int('token_bucket', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
 local burst = rl_arg_int('token_bucket', ARGV[3], 3, 'burst', false, 1, 1000000000)
@@ -1651,8 +2060,10 @@ if burst == nil then burst = limit end
 local cost = rl_arg_int('token_bucket', ARGV[4], 4, 'cost', false, 0, 1000000000)
 if cost == nil then cost = 1 end
 local now_ms = rl_arg_int('token_bucket', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local share_ppm = rl_arg_int('token_bucket', ARGV[6], 6, 'share_ppm', false, 0, 1000000)
+if share_ppm == nil then share_ppm = 1000000 end
 rl_check_refill_bounded('token_bucket', limit, period_ms, burst)
-local allowed, remaining, reset, retry, writes = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
+local allowed, remaining, reset, retry, writes = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(burst, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
@@ -1698,4 +2109,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '3a8b632241ac0a6a90bb4399048464306c81a53c' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'd338b625f59bc608d4e3f5cc3edb2dc621ae1b84' end }

@@ -243,10 +243,10 @@ export function twinSettle(c: TwinCall, keyError: StateKeyError): number[] {
   const pending: a.Write[][] = [];
   items.forEach((it, i) => {
     const key = c.keys[i + 1]!;
-    let remaining = 0;
-    let reset = 0;
-    if (it.algo !== 'block') {
-      const delta = cancel ? -num(it.cost) : num(c.items[i]!.actual) - num(it.cost);
+    let remaining = -1;
+    let reset = -1;
+    const delta = it.algo === 'block' ? 0 : cancel ? -num(it.cost) : num(c.items[i]!.actual) - num(it.cost);
+    if (delta !== 0) {
       let writes: a.Write[];
       try {
         [remaining, reset, writes] = delta < 0 ? refund(c, key, it, -delta) : charge(c, key, it, delta, debt);
@@ -254,7 +254,7 @@ export function twinSettle(c: TwinCall, keyError: StateKeyError): number[] {
         if (err instanceof TwinStateError) throw keyError('settle', c.store, key, it.algo as string, c.now);
         throw err;
       }
-      if (delta !== 0) pending.push(writes);
+      pending.push(writes);
     }
     reply.push(remaining, reset);
   });

@@ -97,17 +97,17 @@ describe('reserve', () => {
     expect(await b.reserve(redis, { recordKey: s.record(), ttlMs: 60_000, nowMs: T0, limits })).toMatchObject({ allowed: false, deniedIndex: 2, retryAfterMs: 5_000 });
     const r = s.record();
     expect(await b.reserve(redis, { recordKey: r, ttlMs: 60_000, nowMs: T0 + 5_000, limits })).toMatchObject({ allowed: true });
-    expect(await b.settle(redis, { recordKey: r, mode: 'cancel', nowMs: T0 + 5_000, actuals: [{ key: s.tpm, actual: 0 }, { key: blockKey, actual: 0 }] })).toEqual({ status: 2, actuals: [{ remaining: 1000, resetAfterMs: 0 }, { remaining: 0, resetAfterMs: 0 }] });
+    expect(await b.settle(redis, { recordKey: r, mode: 'cancel', nowMs: T0 + 5_000, actuals: [{ key: s.tpm, actual: 0 }, { key: blockKey, actual: 0 }] })).toEqual({ status: 2, actuals: [{ remaining: 1000, resetAfterMs: 0 }, { remaining: -1, resetAfterMs: -1 }] });
   });
 });
 
 describe('settle', () => {
-  it('commit below the estimate gives the difference back; RPM (actual = estimate) is not touched', async () => {
+  it('commit below the estimate gives the difference back; RPM (actual = estimate) is not read or written (-1)', async () => {
     const s = subject();
     const r = s.record();
     await reserve(s, r, 800);
     const rpmBefore = await redis.get(s.rpm);
-    expect(await settle(s, r, 500)).toEqual({ status: 1, actuals: [{ remaining: 9, resetAfterMs: 1_000 }, { remaining: 500, resetAfterMs: 30_000 }] });
+    expect(await settle(s, r, 500)).toEqual({ status: 1, actuals: [{ remaining: -1, resetAfterMs: -1 }, { remaining: 500, resetAfterMs: 30_000 }] });
     expect(await redis.get(s.rpm)).toBe(rpmBefore);
     expect(await tpmLeft(s)).toBe(500);
   });
@@ -116,7 +116,7 @@ describe('settle', () => {
     const s = subject();
     const r = s.record();
     await reserve(s, r, 100);
-    expect(await settle(s, r, 1_500)).toEqual({ status: 1, actuals: [{ remaining: 9, resetAfterMs: 1_000 }, { remaining: 0, resetAfterMs: 90_000 }] });
+    expect(await settle(s, r, 1_500)).toEqual({ status: 1, actuals: [{ remaining: -1, resetAfterMs: -1 }, { remaining: 0, resetAfterMs: 90_000 }] });
     // 500 tokens of debt: 1 token fits again after 501 refills of 60 ms.
     expect(await reserve(s, s.record(), 1, T0 + 1_000)).toMatchObject({ allowed: false, deniedIndex: 2, retryAfterMs: 30_060 - 1_000 });
     expect(await reserve(s, s.record(), 1, T0 + 30_060)).toMatchObject({ allowed: true });
