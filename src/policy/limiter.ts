@@ -38,7 +38,7 @@ export interface PolicyLimiterOptions extends Omit<RateLimiterOptions, 'limits' 
   environment?: string;
   /** Limits in code, under every policy (the least specific layer). */
   defaults?: LimitSpec[];
-  /** How often the global version is polled when no announcement arrives. Default 1000 ms. */
+  /** How often the global version is polled, the backstop when an announcement is missed. Default 500 ms (a change then applies within 500 ms plus one round trip). */
   pollMs?: number;
   /** How many compiled limiters (one per distinct resolved set) are kept. Default 64. */
   maxLimiters?: number;
@@ -69,7 +69,11 @@ export interface FeedbackResult {
 interface Compiled {
   limiter: RateLimiter;
   res: Resolution;
+  usedAt: number;
+  evicted: boolean;
 }
+
+type Resolved = Resolution & { compiled?: Compiled };
 
 const SUBJECT_ID = (s: Subject) => (typeof s === 'string' ? s : s.id);
 
@@ -83,7 +87,8 @@ export class PolicyLimiter {
   readonly policies: PolicyStore;
   private readonly snapshot: PolicySnapshot | null;
   private readonly compiled = new Map<string, Compiled>();
-  private readonly resolvedByChain = new Map<string, { version: number; res: Resolution }>();
+  private readonly resolvedByChain = new Map<string, { version: number; res: Resolved }>();
+  private tick = 0;
   private readonly base: RateLimiterOptions;
   private readonly sub: Subscription | null;
   private readonly poll: NodeJS.Timeout | null;
@@ -114,13 +119,31 @@ export class PolicyLimiter {
         if (healthy) this.snapshot!.drop(); // messages may have been missed meanwhile
       },
     });
-    const every = pollMs ?? 1000;
+    const every = pollMs ?? 500;
     this.poll = setInterval(() => void this.pollVersion(), every);
     this.poll.unref();
   }
 
   /** Decide one call for `subject` under the limits its policies give it now. */
-  async limit(subject: Subject, options?: { cost?: Cost }): Promise<PolicyDecision> {
+  limit(subject: Subject, options?: { cost?: Cost }): Promise<PolicyDecision> {
+    // The common case, with nothing to wait for: the chain's resolution at the current version
+    // and its compiled limiter are at hand.
+    let chain: string[];
+    try {
+      chain = this.o.chain(subject);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const hit = Array.isArray(chain) ? this.resolvedByChain.get(this.chainKey(chain)) : undefined;
+    const c = hit && hit.version === this.snapshot!.version && hit.version >= 0 ? hit.res.compiled : undefined;
+    if (c && !c.evicted && hit!.res.pausedUntilMs === 0) {
+      c.usedAt = ++this.tick;
+      return c.limiter.limit(subject, { cost: mapCost(options?.cost, c.res) }).then((d) => this.tag(d, c.res, hit!.version));
+    }
+    return this.limitSlow(subject, options);
+  }
+
+  private async limitSlow(subject: Subject, options?: { cost?: Cost }): Promise<PolicyDecision> {
     const { c, version } = await this.compiledFor(subject);
     if (c === null) return this.noLimits(version);
     const paused = this.paused(c.res);
@@ -215,8 +238,11 @@ export class PolicyLimiter {
 
   // --- steps ---------------------------------------------------------------------------------
 
-  private chainOf(subject: Subject): string[] {
-    const names = this.o.chain(subject);
+  private chainKey(names: readonly string[]): string {
+    return names.join('\n');
+  }
+
+  private chainOf(names: string[]): string[] {
     if (!Array.isArray(names)) throw new InvalidConfigError('chain(subject) must return an array of policy names');
     for (const n of names) checkPolicyName(n);
     return this.o.environment !== undefined ? [...names, `env:${this.o.environment}`] : names;
@@ -224,8 +250,9 @@ export class PolicyLimiter {
 
   /** The subject's resolution at the current version (cached per chain), or from what is known during an outage. */
   private async resolve(subject: Subject): Promise<{ res: Resolution; version: number }> {
-    const chain = this.chainOf(subject);
-    const key = chain.join('\n');
+    const raw = this.o.chain(subject);
+    const chain = this.chainOf(raw);
+    const key = this.chainKey(raw);
     const snap = this.snapshot!;
     const hit = this.resolvedByChain.get(key);
     if (hit && hit.version === snap.version && snap.version >= 0) return { res: hit.res, version: hit.version };
@@ -297,13 +324,18 @@ export class PolicyLimiter {
 
   private async compiledFor(subject: Subject): Promise<{ c: Compiled | null; version: number }> {
     const { res, version } = await this.resolve(subject);
+    const resolved = res as Resolved;
     if (res.specs.length === 0) return { c: null, version };
+    if (resolved.compiled && !resolved.compiled.evicted) {
+      resolved.compiled.usedAt = ++this.tick;
+      return { c: resolved.compiled, version };
+    }
     const key = JSON.stringify(res.specs);
     let c = this.compiled.get(key);
     if (c) {
-      this.compiled.delete(key); // LRU: most recent last
-      this.compiled.set(key, c);
+      c.usedAt = ++this.tick;
       c.res = res;
+      resolved.compiled = c;
       return { c, version };
     }
     let limiter: RateLimiter;
@@ -313,17 +345,20 @@ export class PolicyLimiter {
       // A set no limiter can hold (e.g. a scale that broke a rule): reported, and the last good
       // set for this chain decides.
       this.snapshot!.warn(`policies ${res.layers.join(' > ')}: the resolved limits are refused (${(err as Error).message})`);
-      const last = [...this.compiled.values()].reverse().find((x) => x.res.layers.join() === res.layers.join());
+      const last = [...this.compiled.values()].sort((a, b) => b.usedAt - a.usedAt).find((x) => x.res.layers.join() === res.layers.join());
       if (last) return { c: last, version };
       throw err;
     }
-    c = { limiter, res };
+    c = { limiter, res, usedAt: ++this.tick, evicted: false };
+    resolved.compiled = c;
     this.compiled.set(key, c);
     const most = this.o.maxLimiters ?? 64;
-    while (this.compiled.size > most) {
-      const [oldKey, old] = this.compiled.entries().next().value!;
-      this.compiled.delete(oldKey);
-      void old.limiter.close().catch(() => {});
+    if (this.compiled.size > most) {
+      let oldest: [string, Compiled] | null = null;
+      for (const e of this.compiled) if (!oldest || e[1].usedAt < oldest[1].usedAt) oldest = e;
+      this.compiled.delete(oldest![0]);
+      oldest![1].evicted = true;
+      void oldest![1].limiter.close().catch(() => {});
     }
     return { c, version };
   }
@@ -341,16 +376,17 @@ export class PolicyLimiter {
   }
 
   private tag(d: Decision, res: Resolution, version: number): PolicyDecision {
-    const own = (n: string | null) => (n === null ? null : (res.names.get(n) ?? n));
-    return {
-      ...d,
-      limitName: own(d.limitName),
-      deniedBy: own(d.deniedBy),
-      limits: d.limits.map((l) => ({ ...l, name: own(l.name)! })),
-      policyVersion: version,
-      policies: res.layers,
-      learned: res.learned,
-    };
+    const out = d as PolicyDecision;
+    if (res.renamed) {
+      const own = (n: string | null) => (n === null ? null : (res.names.get(n) ?? n));
+      out.limitName = own(d.limitName);
+      out.deniedBy = own(d.deniedBy);
+      out.limits = d.limits.map((l) => ({ ...l, name: own(l.name)! }));
+    }
+    out.policyVersion = version;
+    out.policies = res.layers;
+    out.learned = res.learned;
+    return out;
   }
 
   private async pollVersion(): Promise<void> {

@@ -20,6 +20,8 @@ export interface Resolution {
   specs: LimitSpec[];
   /** keyed name -> the limit's own name. */
   names: Map<string, string>;
+  /** Whether any keyed name differs from its own name (a reset epoch). */
+  renamed: boolean;
   /** The own name -> value before the adaptive cap (the ceiling AIMD climbs back to). */
   uncapped: Map<string, number>;
   /** The policies applied, least specific first (parents expanded). */
@@ -132,5 +134,6 @@ export function resolve(
     names.set(out.name, name);
     specs.push(out);
   }
-  return { specs, names, uncapped, learned, pausedUntilMs };
+  const renamed = [...names].some(([keyed, own]) => keyed !== own);
+  return { specs, names, renamed, uncapped, learned, pausedUntilMs };
 }
