@@ -650,7 +650,7 @@ local function rl_concurrency_eval(key, limit, period_ms, holder, cost, now, sim
     if need > limit then return 0, math.max(limit - live, 0), rl_concurrency_reset(key, now), -1, RL_NO_WRITES end
     if live + need > limit then
       -- Admitted once enough holders expire: the (live + need - limit)-th soonest.
-      local nth = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now), '+inf', 'WITHSCORES', 'LIMIT', live + need - limit - 1, 1)
+      local nth = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now), '+inf', 'WITHSCORES', 'LIMIT', string.format('%d', live + need - limit - 1), 1)
       return 0, math.max(limit - live, 0), rl_concurrency_reset(key, now), tonumber(nth[2]) - now, RL_NO_WRITES
     end
     if cost == 0 then return 1, limit - live, rl_concurrency_reset(key, now), 0, RL_NO_WRITES end
@@ -679,10 +679,13 @@ end
 --- (the default) keeps nothing back, so a call without a class decides exactly as before.
 --- Capacity: burst for gcra and token_bucket, the limit for every other algorithm.
 
---- Units a call of `share_ppm` must leave (0 for nil or 1e6). Exact for capacities up to 1e15:
---- capacity = q * 1e6 + r, so floor(capacity * s / 1e6) = q * s + floor(r * s / 1e6).
+--- Units a call of `share_ppm` must leave (0 for nil or 1e6), exact for capacities up to 1e15.
+--- Inline while capacity * s is exact (below 2^53: every capacity but a quota's above 9e9);
+--- past that, capacity = q * 1e6 + r, so floor(capacity * s / 1e6) = q * s + floor(r * s / 1e6).
 local function rl_keep(capacity, share_ppm)
   if share_ppm == nil or share_ppm >= 1000000 then return 0 end
+  local p = (capacity + 0.0) * share_ppm -- a float product: Lua 5.4 integers would wrap
+  if p < RL_TWO53 then return capacity - (p - math.fmod(p, 1000000)) / 1000000 end
   local q, r = rl_divmod(capacity, 1000000)
   return capacity - q * share_ppm - rl_muldivmod(r, share_ppm, 1000000)
 end

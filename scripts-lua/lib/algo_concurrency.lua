@@ -46,7 +46,7 @@ local function rl_concurrency_eval(key, limit, period_ms, holder, cost, now, sim
     if need > limit then return 0, math.max(limit - live, 0), rl_concurrency_reset(key, now), -1, RL_NO_WRITES end
     if live + need > limit then
       -- Admitted once enough holders expire: the (live + need - limit)-th soonest.
-      local nth = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now), '+inf', 'WITHSCORES', 'LIMIT', live + need - limit - 1, 1)
+      local nth = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now), '+inf', 'WITHSCORES', 'LIMIT', string.format('%d', live + need - limit - 1), 1)
       return 0, math.max(limit - live, 0), rl_concurrency_reset(key, now), tonumber(nth[2]) - now, RL_NO_WRITES
     end
     if cost == 0 then return 1, limit - live, rl_concurrency_reset(key, now), 0, RL_NO_WRITES end
