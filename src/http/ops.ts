@@ -4,13 +4,19 @@ import { isCallerError } from '../client/failure.js';
 import type { HttpRateLimiter } from './core.js';
 import { requestPath } from './paths.js';
 import { check, describe, isFunction, isPlainObject, refuseUnknownKeys } from './validate.js';
+import type { PolicyStore } from '../policy/store.js';
 
 export interface OpsOptions {
   /** Decides who may use the endpoint (a token check, mTLS, an internal network...). Required. */
   authorize: (req: Request) => boolean | Promise<boolean>;
   /** Where the endpoint lives. Default `/ratelimit`. */
   basePath?: string;
+  /** A policy store (`createPolicyLimiter(...).policies`, or a PolicyStore) to manage under `{base}/policies`. */
+  policies?: PolicyStore;
 }
+
+/** Largest request body the endpoint reads (a policy change): the 64 KiB document and its envelope. */
+const MAX_BODY_BYTES = 128 * 1024;
 
 /** A subject in the URL that no limiter could hold (see the key rules in client/keys.ts). */
 function badSubject(key: string): string | null {
@@ -28,6 +34,13 @@ function badSubject(key: string): string | null {
  * - `POST {base}/subjects/:key/reset` — back to full on every rule.
  * - `POST {base}/breakers/reset` — close every breaker now.
  * - `GET  {base}/counters` — decisions since start by rule, outcome and source.
+ * With `policies`:
+ * - `GET    {base}/policies` — names and the global version; `GET {base}/policies/:name` — current version;
+ *   `GET {base}/policies/:name/history`; `GET {base}/policies/:name/diff?from=&to=`.
+ * - `PUT    {base}/policies/:name` — body `{ policy, author, reason?, carryOver?, ifVersion? }`: a new version.
+ * - `POST   {base}/policies/:name/rollback` — body `{ version, author, reason? }`.
+ * - `DELETE {base}/policies/:name` — body `{ author, reason? }`.
+ *   A refused policy is a 400 (nothing stored), an `ifVersion` that is not current a 409.
  * A fetch-style handler: answers null for a request that is not its own. A malformed subject
  * (bad percent-encoding, braces, over 512 characters) is a 400, a known path with another method
  * a 405, a reset that cannot reach Redis a 503.
@@ -37,7 +50,7 @@ export function opsHandler(http: HttpRateLimiter, o: OpsOptions) {
   const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
     new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers } });
   const rules = () => http.rules.filter((r) => r.limiter !== null);
-  const routes: Array<{ pattern: RegExp; method: 'GET' | 'POST'; run: (m: RegExpExecArray) => Promise<Response> }> = [
+  const routes: Array<{ pattern: RegExp; method: 'GET' | 'POST' | 'PUT' | 'DELETE'; run: (m: RegExpExecArray, req: Request) => Promise<Response> }> = [
     {
       pattern: /^\/health$/,
       method: 'GET',
@@ -89,6 +102,7 @@ export function opsHandler(http: HttpRateLimiter, o: OpsOptions) {
       },
     },
     { pattern: /^\/counters$/, method: 'GET', run: async () => json(200, http.counters) },
+    ...(o.policies ? policyRoutes(o.policies, json) : []),
   ];
   return async (req: Request): Promise<Response | null> => {
     const path = new URL(req.url).pathname;
@@ -112,8 +126,9 @@ export function opsHandler(http: HttpRateLimiter, o: OpsOptions) {
       m[1] = key;
     }
     try {
-      return await hit.r.run(m);
+      return await hit.r.run(m, req);
     } catch (err) {
+      if (err instanceof InvalidConfigError) return json(/ifVersion/.test(err.message) ? 409 : 400, { error: 'refused', detail: err.message.replace(/^redlimit: invalid config: /, '') });
       if (err instanceof StateKeyError) return json(409, { error: 'foreign state', detail: err.message });
       if (isCallerError(err)) return json(400, { error: 'bad request', detail: (err as Error).message });
       if (err instanceof RedisUnavailableError) return json(503, { error: 'redis unavailable', detail: err.message });
@@ -122,9 +137,89 @@ export function opsHandler(http: HttpRateLimiter, o: OpsOptions) {
   };
 }
 
+/** A request body up to MAX_BODY_BYTES (more is refused by the route as a bad body). */
+async function readBody(req: IncomingMessage): Promise<string> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return '{"tooLarge":true}';
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The policy routes: the name is in m[1] (checked like a subject, then by the store). */
+function policyRoutes(store: PolicyStore, json: (status: number, body: unknown, headers?: Record<string, string>) => Response) {
+  const body = async (req: Request): Promise<Record<string, unknown>> => {
+    const text = await req.text();
+    if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new InvalidConfigError(`the body is over ${MAX_BODY_BYTES} bytes`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text || '{}');
+    } catch {
+      throw new InvalidConfigError('the body is not JSON');
+    }
+    if (!isPlainObject(parsed)) throw new InvalidConfigError('the body must be a JSON object');
+    if ((parsed as { tooLarge?: unknown }).tooLarge === true) throw new InvalidConfigError(`the body is over ${MAX_BODY_BYTES} bytes`);
+    return parsed as Record<string, unknown>;
+  };
+  const change = (b: Record<string, unknown>) => ({
+    author: b.author as string,
+    ...(b.reason !== undefined ? { reason: b.reason as string } : {}),
+    ...(b.carryOver !== undefined ? { carryOver: b.carryOver as 'as-is' } : {}),
+    ...(b.ifVersion !== undefined ? { ifVersion: b.ifVersion as number } : {}),
+  });
+  const int = (raw: string | null, what: string) => {
+    if (raw === null || !/^\d+$/.test(raw)) throw new InvalidConfigError(`${what} must be a version number`);
+    return Number(raw);
+  };
+  return [
+    { pattern: /^\/policies$/, method: 'GET' as const, run: async () => json(200, { version: await store.version(), names: await store.list() }) },
+    {
+      pattern: /^\/policies\/([^/]+)$/,
+      method: 'GET' as const,
+      run: async (m: RegExpExecArray) => {
+        const v = await store.get(m[1]!);
+        return v ? json(200, v) : json(404, { error: 'no such policy', name: m[1] });
+      },
+    },
+    { pattern: /^\/policies\/([^/]+)\/history$/, method: 'GET' as const, run: async (m: RegExpExecArray) => json(200, await store.history(m[1]!)) },
+    {
+      pattern: /^\/policies\/([^/]+)\/diff$/,
+      method: 'GET' as const,
+      run: async (m: RegExpExecArray, req: Request) => {
+        const q = new URL(req.url).searchParams;
+        return json(200, await store.diff(m[1]!, int(q.get('from'), 'from'), int(q.get('to'), 'to')));
+      },
+    },
+    {
+      pattern: /^\/policies\/([^/]+)$/,
+      method: 'PUT' as const,
+      run: async (m: RegExpExecArray, req: Request) => {
+        const b = await body(req);
+        return json(200, { name: m[1], version: await store.set(m[1]!, b.policy as never, change(b)) });
+      },
+    },
+    {
+      pattern: /^\/policies\/([^/]+)\/rollback$/,
+      method: 'POST' as const,
+      run: async (m: RegExpExecArray, req: Request) => {
+        const b = await body(req);
+        return json(200, { name: m[1], version: await store.rollback(m[1]!, b.version as number, change(b)) });
+      },
+    },
+    {
+      pattern: /^\/policies\/([^/]+)$/,
+      method: 'DELETE' as const,
+      run: async (m: RegExpExecArray, req: Request) => json(200, { name: m[1], version: await store.remove(m[1]!, change(await body(req))) }),
+    },
+  ];
+}
+
 function opsBase(o: OpsOptions): string {
   if (!isPlainObject(o)) throw new InvalidConfigError(`operations endpoint options must be { authorize, basePath? }, got ${describe(o)}`);
-  refuseUnknownKeys(o, ['authorize', 'basePath'], 'operations endpoint options');
+  refuseUnknownKeys(o, ['authorize', 'basePath', 'policies'], 'operations endpoint options');
   if (!isFunction(o.authorize)) throw new InvalidConfigError('operations endpoint: authorize (a function deciding who may use it) is required');
   check(o.basePath, (b) => typeof b === 'string' && b.startsWith('/'), 'basePath', 'a path starting with /');
   return (o.basePath ?? '/ratelimit').replace(/\/+$/, '');
@@ -160,7 +255,9 @@ export function opsMiddleware(http: HttpRateLimiter, o: OpsOptions) {
             // a value Node accepts but fetch refuses: not needed to route or authorize
           }
         }
-        request = new Request(url, { method: req.method ?? 'GET', headers });
+        const method = req.method ?? 'GET';
+        const body = (method === 'PUT' || method === 'POST' || method === 'DELETE') && o.policies && (path === `${base}/policies` || path.startsWith(`${base}/policies/`)) ? await readBody(req) : undefined;
+        request = new Request(url, { method, headers, ...(body !== undefined ? { body } : {}) });
       } catch {
         if (path !== base && !path.startsWith(`${base}/`)) return notOurs();
         res.statusCode = 400;
