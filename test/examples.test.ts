@@ -120,4 +120,17 @@ describe('client examples', () => {
     expect(await pl.getUsage(agent, 'openai')).toMatchObject({ requestsLeft: 3, tokensLeft: 1_000, fullInMs: 0 });
     await pl.close();
   });
+
+  it('service mesh: per-service policies inherit the default, production at 80%, a new default rolled out and rolled back under traffic', async () => {
+    const { runMesh } = await import('../examples/service-mesh.js');
+    const report = await runMesh(redis, `${id}mesh`);
+    expect(report.phases).toEqual({
+      v1: { checkout: 40, search: 40, payments: 16 }, // 50 x 0.8; payments' own 20 x 0.8
+      rollout: { checkout: 40, search: 40, payments: 0 }, // 100 x 0.8 with the first 40 still used; payments keeps its own
+      rollback: { checkout: 0, search: 0, payments: 0 }, // back to 40, and 80 are used
+    });
+    expect(report.limits.rollout).toEqual({ checkout: 80, search: 80, payments: 16 });
+    for (const phase of ['v1', 'rollout', 'rollback'] as const) expect(report.versions[phase]).toHaveLength(1); // one version per phase, never mixed
+    expect(report.versions.rollback[0]).toBe(report.versions.rollout[0]! + 1);
+  });
 });
