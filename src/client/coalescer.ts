@@ -35,11 +35,16 @@ export class Coalescer {
   private readonly queues = new Map<number, Waiter[]>();
   private scheduled = false;
   private readonly flushAll = () => this.flush();
+  /** The batch script's per-key group (its @group lines): how many values, and which is the cost. */
+  private readonly group: { readonly size: number; readonly cost: number };
 
   constructor(
     private readonly send: (def: ScriptDef, keys: string[], argv: string[], slot: number) => Promise<unknown>,
     private readonly shape: BatchShape,
-  ) {}
+  ) {
+    const fields = shape.def.each?.args.map((a) => a.name) ?? ['cost'];
+    this.group = { size: fields.length, cost: fields.indexOf('cost') };
+  }
 
   add(slot: number, w: Waiter): void {
     let q = this.queues.get(slot);
@@ -76,10 +81,13 @@ export class Coalescer {
     }
     const keys: string[] = [];
     const argv = this.shape.argv.slice();
+    // Each key carries the batch script's per-decision group: its cost, every other field
+    // (e.g. a priority class) left '' for the script's default.
+    const group = this.group;
     for (const w of q) {
       for (let j = 0; j < w.keys.length; j++) {
         keys.push(w.keys[j]!);
-        argv.push(w.costs[j]!);
+        for (let g = 0; g < group.size; g++) argv.push(g === group.cost ? w.costs[j]! : '');
       }
     }
     this.send(this.shape.def, keys, argv, slot).then(
