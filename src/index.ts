@@ -7,6 +7,7 @@ export { CircuitBreaker, type BreakerOptions, type BreakerState, type BreakerSta
 export type { MetricsHook } from './client/metrics.js';
 export { isCallerError, classify, type FailureKind } from './client/failure.js';
 export { fromEnv } from './client/from-env.js';
+export * from './policy/index.js';
 export * from './http/index.js';
 export * from '../generated/index.js';
 export { TwinClient } from './twin/client.js';

@@ -6,7 +6,7 @@ import type { Decision, DecisionSource } from './decision.js';
 import { callerError } from './failure.js';
 import type { Decoder } from './decode.js';
 import type { Fallback } from './fallback.js';
-import type { LimitPlan } from './plan.js';
+import { pushBlockItem, type LimitPlan } from './plan.js';
 import type { RedisPath } from './redis-path.js';
 import type { Target } from './keys.js';
 
@@ -42,7 +42,9 @@ export function booking(p: LimitPlan, t: Target, blockKey: string | null, o: Acq
     async onRedis(path: RedisPath): Promise<Booking> {
       // A blocked subject books nothing (the block check is read-only, then the booking).
       if (penalty) {
-        const d = blocked('redis', (await path.run(b.multiPeekScript, penalty, ['', 'block', '', '', '', '', '', ''], t.slot)) as number[]);
+        const argv = [''];
+        pushBlockItem(argv);
+        const d = blocked('redis', (await path.run(b.multiPeekScript, penalty, argv, t.slot)) as number[]);
         if (d) return { d, waitMs: 0 };
       }
       return reserve((await path.run(def, key, argv, t.slot)) as number[], 'redis');
