@@ -163,3 +163,34 @@ describe('policy limiter: adaptive (AIMD)', () => {
     expect(paused.retryAfterMs).toBeGreaterThan(50_000);
   });
 });
+
+describe('policy limiter: as-is carry-over, every algorithm', () => {
+  const algos = [
+    { algo: 'fixed_window', periodMs: DAY },
+    { algo: 'sliding_window', periodMs: DAY },
+    { algo: 'sliding_log', periodMs: DAY },
+    { algo: 'gcra', periodMs: DAY },
+    { algo: 'token_bucket', periodMs: DAY },
+    { algo: 'quota', unit: 'month' },
+  ] as const;
+  for (const a of algos) {
+    it(`${a.algo}: lowering never admits past the new limit; raising keeps what was used`, async () => {
+      const prefix = uniquePrefix(`pcarry-${a.algo}`).slice(0, -1);
+      const l = make({ prefix, chain: () => ['default'] });
+      const spec = (limit: number) => ({ name: 'r', limit, ...a }) as never;
+      await l.policies.set('default', { limits: [spec(10)] }, who);
+      expect(await admit(l, 'u', 3)).toBe(3);
+      await l.policies.set('default', { limits: [spec(2)] }, who);
+      const afterLower = await admit(l, 'u', 5);
+      expect(afterLower).toBeLessThanOrEqual(2);
+      // counters remember the 3 used: nothing more under 2
+      if (a.algo !== 'gcra' && a.algo !== 'token_bucket') expect(afterLower).toBe(0);
+      await l.policies.set('default', { limits: [spec(20)] }, who);
+      // raised to 20: what was used (3 + afterLower) stays used. gcra and token_bucket keep their
+      // stored time / level, which the lower values made scarcer: never more than a counter admits.
+      const afterRaise = await admit(l, 'u', 30);
+      if (a.algo === 'gcra' || a.algo === 'token_bucket') expect(afterRaise).toBeLessThanOrEqual(20 - 3 - afterLower);
+      else expect(afterRaise).toBe(20 - 3 - afterLower);
+    });
+  }
+});
