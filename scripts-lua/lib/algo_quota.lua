@@ -1,16 +1,17 @@
---- Quota: a budget of `limit` units per calendar day, week or month in a UTC offset, cost
---- weighted. The state names its period, and expires exactly at the period's end.
+--- Quota: a budget of `limit` units per calendar day, week or month, cost weighted, in a zone:
+--- a fixed UTC offset in ms, or a time zone's rules (rl_tz_rules) for DST-correct periods. The
+--- state names its period, and expires exactly at the period's end.
 --- @include "lib/counter"
 --- @include "lib/calendar"
 
-local function rl_quota_eval(key, limit, unit, utc_offset_ms, cost, now, simulated, keep)
-  local start, period_end = rl_calendar_period(now, unit, utc_offset_ms)
+local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+  local start, period_end = rl_calendar_period(now, unit, zone)
   local used = rl_counter_read('quota', key, start)
   return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
 end
 
-local function rl_quota_refund(key, limit, unit, utc_offset_ms, cost, now, simulated)
-  local start, period_end = rl_calendar_period(now, unit, utc_offset_ms)
+local function rl_quota_refund(key, limit, unit, zone, cost, now, simulated)
+  local start, period_end = rl_calendar_period(now, unit, zone)
   local used = math.max(rl_counter_read('quota', key, start) - cost, 0)
   local reset = 0
   if used > 0 then reset = period_end - now end
