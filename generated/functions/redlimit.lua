@@ -730,7 +730,7 @@ local function rl_concurrency_eval(key, limit, period_ms, holder, cost, now, sim
     if need > limit then return 0, math.max(limit - live, 0), rl_concurrency_reset(key, now), -1, RL_NO_WRITES end
     if live + need > limit then
       -- Admitted once enough holders expire: the (live + need - limit)-th soonest.
-      local nth = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now), '+inf', 'WITHSCORES', 'LIMIT', live + need - limit - 1, 1)
+      local nth = redis.call('ZRANGEBYSCORE', key, string.format('(%d', now), '+inf', 'WITHSCORES', 'LIMIT', string.format('%d', live + need - limit - 1), 1)
       return 0, math.max(limit - live, 0), rl_concurrency_reset(key, now), tonumber(nth[2]) - now, RL_NO_WRITES
     end
     if cost == 0 then return 1, limit - live, rl_concurrency_reset(key, now), 0, RL_NO_WRITES end
@@ -759,12 +759,15 @@ end
 --- (the default) keeps nothing back, so a call without a class decides exactly as before.
 --- Capacity: burst for gcra and token_bucket, the limit for every other algorithm.
 
---- Units a call of `share_ppm` must leave (0 for nil or 1e6). Exact for capacities up to 1e15:
---- capacity = q * 1e6 + r, so floor(capacity * s / 1e6) = q * s + floor(r * s / 1e6).
+--- Units a call of `share_ppm` must leave (0 for nil or 1e6). Exact for capacities up to 1e15
+--- with no product above 2^53: capacity = q * 1e6 + r, so floor(capacity * s / 1e6) =
+--- q * s + floor(r * s / 1e6), with q * s <= 1e15 and r * s < 1e12. Self-contained on purpose:
+--- every script that takes a class defines it per call, and lib/exact's helpers would come too.
 local function rl_keep(capacity, share_ppm)
   if share_ppm == nil or share_ppm >= 1000000 then return 0 end
-  local q, r = rl_divmod(capacity, 1000000)
-  return capacity - q * share_ppm - rl_muldivmod(r, share_ppm, 1000000)
+  local r = math.fmod(capacity, 1000000)
+  local rs = r * share_ppm
+  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - math.fmod(rs, 1000000)) / 1000000
 end
 
 -- from scripts-lua/lib/multi.lua
@@ -2109,4 +2112,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'd338b625f59bc608d4e3f5cc3edb2dc621ae1b84' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'a211ae9842a7bbb978147df13d321b6decfaaccf' end }

@@ -674,15 +674,15 @@ end
 --- (the default) keeps nothing back, so a call without a class decides exactly as before.
 --- Capacity: burst for gcra and token_bucket, the limit for every other algorithm.
 
---- Units a call of `share_ppm` must leave (0 for nil or 1e6), exact for capacities up to 1e15.
---- Inline while capacity * s is exact (below 2^53: every capacity but a quota's above 9e9);
---- past that, capacity = q * 1e6 + r, so floor(capacity * s / 1e6) = q * s + floor(r * s / 1e6).
+--- Units a call of `share_ppm` must leave (0 for nil or 1e6). Exact for capacities up to 1e15
+--- with no product above 2^53: capacity = q * 1e6 + r, so floor(capacity * s / 1e6) =
+--- q * s + floor(r * s / 1e6), with q * s <= 1e15 and r * s < 1e12. Self-contained on purpose:
+--- every script that takes a class defines it per call, and lib/exact's helpers would come too.
 local function rl_keep(capacity, share_ppm)
   if share_ppm == nil or share_ppm >= 1000000 then return 0 end
-  local p = (capacity + 0.0) * share_ppm -- a float product: Lua 5.4 integers would wrap
-  if p < RL_TWO53 then return capacity - (p - math.fmod(p, 1000000)) / 1000000 end
-  local q, r = rl_divmod(capacity, 1000000)
-  return capacity - q * share_ppm - rl_muldivmod(r, share_ppm, 1000000)
+  local r = math.fmod(capacity, 1000000)
+  local rs = r * share_ppm
+  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - math.fmod(rs, 1000000)) / 1000000
 end
 
 -- from scripts-lua/lib/multi.lua

@@ -181,43 +181,6 @@ local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, 
   }
 end
 
--- from scripts-lua/lib/exact.lua
---- Exact integer arithmetic on Lua 5.1 doubles. Every value a script keeps stays an integer
---- below 2^53; a product that could pass that is split into 12-bit chunks, so rates such as
---- 1e9 units per 31 days keep every unit. The TypeScript twin (src/twin/exact.ts) is this
---- file line for line.
-
-local RL_TWO53 = 9007199254740992
-
---- q, r with p = q*c + r and 0 <= r < c (floor division), for integers c >= 1, |p| + c <= 2^53.
-local function rl_divmod(p, c)
-  local r = math.fmod(p, c)
-  if r < 0 then r = r + c end
-  return (p - r) / c, r
-end
-
---- q, r with a*b = q*c + r and 0 <= r < c, for integers 0 <= a < 2^40, 0 <= b < 2^48,
---- 1 <= c < 2^40. q is exact while it is below 2^53.
-local function rl_muldivmod(a, b, c)
-  local p = (a + 0.0) * b -- a float product: Lua 5.4 integers would wrap past 2^63
-  if p < RL_TWO53 then
-    local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
-    return (p - r) / c, r
-  end
-  local q, r = 0, 0
-  local scale = 68719476736 -- 2^36: b's most significant 12-bit chunk
-  while scale >= 1 do
-    local chunk = math.floor(b / scale)
-    b = b - chunk * scale
-    local s = r * 4096 + a * chunk
-    local rr = math.fmod(s, c)
-    q = q * 4096 + (s - rr) / c
-    r = rr
-    scale = scale / 4096
-  end
-  return q, r
-end
-
 -- from scripts-lua/lib/priority.lua
 --- Priority classes as reserved capacity. A call of share s (parts per million of the capacity it
 --- may use) is admitted only if, after it, at least keep = capacity - floor(capacity * s / 1e6)
@@ -225,15 +188,15 @@ end
 --- (the default) keeps nothing back, so a call without a class decides exactly as before.
 --- Capacity: burst for gcra and token_bucket, the limit for every other algorithm.
 
---- Units a call of `share_ppm` must leave (0 for nil or 1e6), exact for capacities up to 1e15.
---- Inline while capacity * s is exact (below 2^53: every capacity but a quota's above 9e9);
---- past that, capacity = q * 1e6 + r, so floor(capacity * s / 1e6) = q * s + floor(r * s / 1e6).
+--- Units a call of `share_ppm` must leave (0 for nil or 1e6). Exact for capacities up to 1e15
+--- with no product above 2^53: capacity = q * 1e6 + r, so floor(capacity * s / 1e6) =
+--- q * s + floor(r * s / 1e6), with q * s <= 1e15 and r * s < 1e12. Self-contained on purpose:
+--- every script that takes a class defines it per call, and lib/exact's helpers would come too.
 local function rl_keep(capacity, share_ppm)
   if share_ppm == nil or share_ppm >= 1000000 then return 0 end
-  local p = (capacity + 0.0) * share_ppm -- a float product: Lua 5.4 integers would wrap
-  if p < RL_TWO53 then return capacity - (p - math.fmod(p, 1000000)) / 1000000 end
-  local q, r = rl_divmod(capacity, 1000000)
-  return capacity - q * share_ppm - rl_muldivmod(r, share_ppm, 1000000)
+  local r = math.fmod(capacity, 1000000)
+  local rs = r * share_ppm
+  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - math.fmod(rs, 1000000)) / 1000000
 end
 
 -- from scripts-lua/sliding_log.lua
