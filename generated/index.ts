@@ -5,6 +5,7 @@ import { blockScript } from './ts/block.js';
 import { concurrencyAcquireScript } from './ts/concurrency_acquire.js';
 import { concurrencyPeekScript } from './ts/concurrency_peek.js';
 import { concurrencyReleaseScript } from './ts/concurrency_release.js';
+import { fairShareScript } from './ts/fair_share.js';
 import { fixedWindowScript } from './ts/fixed_window.js';
 import { fixedWindowPeekScript } from './ts/fixed_window_peek.js';
 import { fixedWindowRefundScript } from './ts/fixed_window_refund.js';
@@ -41,6 +42,7 @@ export * from './ts/block.js';
 export * from './ts/concurrency_acquire.js';
 export * from './ts/concurrency_peek.js';
 export * from './ts/concurrency_release.js';
+export * from './ts/fair_share.js';
 export * from './ts/fixed_window.js';
 export * from './ts/fixed_window_peek.js';
 export * from './ts/fixed_window_refund.js';
@@ -72,6 +74,6 @@ export * from './ts/functions-library.js';
 export * from './algorithms.js';
 
 /** Every script definition, in manifest order. */
-export const allScripts: readonly ScriptDef[] = [adaptiveFeedbackScript, batchScript, blockScript, concurrencyAcquireScript, concurrencyPeekScript, concurrencyReleaseScript, fixedWindowScript, fixedWindowPeekScript, fixedWindowRefundScript, gcraScript, gcraPeekScript, gcraRefundScript, gcraReserveScript, multiScript, multiBatchScript, multiPeekScript, policyHistoryScript, policyReadScript, policySetScript, quotaScript, quotaPeekScript, quotaRefundScript, reserveScript, resetScript, settleScript, slidingLogScript, slidingLogPeekScript, slidingWindowScript, slidingWindowPeekScript, slidingWindowRefundScript, tokenBucketScript, tokenBucketPeekScript, tokenBucketRefundScript];
+export const allScripts: readonly ScriptDef[] = [adaptiveFeedbackScript, batchScript, blockScript, concurrencyAcquireScript, concurrencyPeekScript, concurrencyReleaseScript, fairShareScript, fixedWindowScript, fixedWindowPeekScript, fixedWindowRefundScript, gcraScript, gcraPeekScript, gcraRefundScript, gcraReserveScript, multiScript, multiBatchScript, multiPeekScript, policyHistoryScript, policyReadScript, policySetScript, quotaScript, quotaPeekScript, quotaRefundScript, reserveScript, resetScript, settleScript, slidingLogScript, slidingLogPeekScript, slidingWindowScript, slidingWindowPeekScript, slidingWindowRefundScript, tokenBucketScript, tokenBucketPeekScript, tokenBucketRefundScript];
 /** Each algorithm's scripts (see `algorithms`): consume, and its peek, refund and reserve companions where it has them. */
 export const algorithmScripts: Readonly<Record<AlgoName, { readonly consume: ScriptDef; readonly peek: ScriptDef; readonly refund: ScriptDef | null; readonly reserve: ScriptDef | null }>> = { gcra: { consume: gcraScript, peek: gcraPeekScript, refund: gcraRefundScript, reserve: gcraReserveScript }, token_bucket: { consume: tokenBucketScript, peek: tokenBucketPeekScript, refund: tokenBucketRefundScript, reserve: null }, fixed_window: { consume: fixedWindowScript, peek: fixedWindowPeekScript, refund: fixedWindowRefundScript, reserve: null }, sliding_window: { consume: slidingWindowScript, peek: slidingWindowPeekScript, refund: slidingWindowRefundScript, reserve: null }, sliding_log: { consume: slidingLogScript, peek: slidingLogPeekScript, refund: null, reserve: null }, quota: { consume: quotaScript, peek: quotaPeekScript, refund: quotaRefundScript, reserve: null } };

@@ -10,6 +10,7 @@ import { parseScriptArgs, type ArgValues } from './args.js';
 import { parseMultiBatchSpecs } from '../runtime/checks.js';
 import { TwinStateError, type MemoryStore, type TwinValue } from './store.js';
 import { twinReserve, twinSettle } from './reservation.js';
+import { twinFairShare } from './fair.js';
 
 export interface TwinCall {
   store: MemoryStore;
@@ -295,6 +296,7 @@ export const twinScripts: Record<string, Impl> = {
   multi_peek: (c) => multi(c, false, 'multi_peek'),
   reserve: (c) => twinReserve(c, multi, stateKeyError),
   settle: (c) => twinSettle(c, stateKeyError),
+  fair_share: twinFairShare,
 };
 
 /** Runs one script on the twin, answering as Redis would (reply array, or ScriptError). */
