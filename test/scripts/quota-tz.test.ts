@@ -6,6 +6,7 @@ import { InvalidArgumentError } from '../../src/errors.js';
 import { checkTzRules, tzRulesFor } from '../../src/client/time-zone.js';
 import { ioredis, uniquePrefix } from '../support/redis.js';
 import { tempScriptsRoot } from '../support/temp-scripts.js';
+import { PERIOD_PROBE } from '../support/tz-probe.js';
 
 /**
  * Calendar quotas in an IANA time zone, on a real redis-server with the clock overridden: the
@@ -13,21 +14,6 @@ import { tempScriptsRoot } from '../support/temp-scripts.js';
  * server's now. Probes run the shipped library (rl_tz_rules, rl_calendar_period, rl_quota_eval)
  * exactly as quota.lua will once it takes tz_rules.
  */
-export const PERIOD_PROBE = [
-  '--- @script tz_period_probe',
-  '--- @version 1',
-  '--- @summary Test probe: the calendar period containing now_ms in a zone given by its rules.',
-  '--- @arg unit enum:day|week|month required The calendar period.',
-  '--- @arg tz_rules string required maxlen=1024 The zone\'s rules.',
-  '--- @arg now_ms int required 0..140737488355328 The instant.',
-  '--- @return start_ms int Period start.',
-  '--- @return end_ms int Period end.',
-  '--- @include "lib/calendar"',
-  '--- @args',
-  "local start, period_end = rl_calendar_period(now_ms, unit, rl_tz_rules('tz_period_probe', tz_rules))",
-  'return rl_reply({ start, period_end })',
-].join('\n');
-
 const QUOTA_PROBE = [
   '--- @script quota_tz_probe',
   '--- @version 1',
