@@ -14,6 +14,7 @@ import { TwinClient } from '../src/index.js';
 import { ioredis, uniquePrefix } from './support/redis.js';
 import * as prom from 'prom-client';
 import { AgentQuotaManager } from '../examples/agent-quota.js';
+import { TeamBudget, costMicros } from '../examples/llm-budget.js';
 import { check, createGateway, httpAnswer } from '../examples/gateway-tiers.js';
 import { ProviderLimiter } from '../examples/provider-limiter.js';
 import { freePort } from '../devtools/local-redis.js';
@@ -89,6 +90,19 @@ describe('client examples', () => {
     expect(await offline.checkAndConsume(agent, 1)).toMatchObject({ allowed: false, source: 'fallback' });
     await offline.close();
     dead.disconnect();
+  });
+
+  it('llm-budget: a day\'s budget in micro-dollars, cost = tokens x the model\'s price, the unused estimate settled back', async () => {
+    expect(costMicros('mid-general', 1_000, 500)).toBe(3_000 + 7_500);
+    expect(costMicros('small-fast', 1, 0)).toBe(1); // rounded up: a token is never free
+    const budget = new TeamBudget({ redis, dailyBudgetMicros: 100_000 }); // $0.10 a day
+    const team = `${id}team-budget`;
+    expect(await budget.charge(team, 'mid-general', 2_000, 4_000)).toMatchObject({ allowed: true, costMicros: 66_000, leftMicros: 34_000 });
+    expect(await budget.charge(team, 'large-reasoning', 1_000, 1_000)).toMatchObject({ allowed: false, costMicros: 90_000, leftMicros: 34_000 });
+    await budget.settle(team, 'mid-general', 2_000, 4_000, 1_000); // answered with 1 000 tokens: 45 000 back
+    expect(await budget.charge(team, 'large-reasoning', 1_000, 1_000)).toMatchObject({ allowed: false, leftMicros: 79_000 });
+    expect(await budget.charge(team, 'large-reasoning', 1_000, 500)).toMatchObject({ allowed: true, costMicros: 52_500, leftMicros: 26_500 });
+    await budget.close();
   });
 
   it('gateway: tiers across user/team/org, 429 with Retry-After, fail-open when Redis is down, metrics', async () => {
