@@ -136,7 +136,7 @@ export class PolicyLimiter {
     }
     const hit = Array.isArray(chain) ? this.resolvedByChain.get(this.chainKey(chain)) : undefined;
     const c = hit && hit.version === this.snapshot!.version && hit.version >= 0 ? hit.res.compiled : undefined;
-    if (c && !c.evicted && hit!.res.pausedUntilMs === 0) {
+    if (c && !c.evicted && (hit!.res.pausedUntilMs === 0 || hit!.res.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
       c.usedAt = ++this.tick;
       return c.limiter.limit(subject, { cost: mapCost(options?.cost, c.res) }).then((d) => this.tag(d, c.res, hit!.version));
     }
@@ -182,8 +182,9 @@ export class PolicyLimiter {
   /**
    * An upstream's answer for `subject` (AIMD): 429 or 503 multiplies the learned limit down
    * (once per cooldown), a success period adds a step back up to the ceiling, `retryAfterMs`
-   * pauses the target fleet-wide. Successes reach Redis at most once per success period per
-   * process, and only while the learned limit is below its ceiling.
+   * pauses the target fleet-wide. Successes (any other status below 500) reach Redis at most
+   * once per success period per process, and only while the learned limit is below its ceiling;
+   * other 5xx answers change nothing.
    */
   async feedback(subject: Subject, answer: { status: number; retryAfterMs?: number }): Promise<FeedbackResult> {
     const target = (this.adaptive.target ?? SUBJECT_ID)(subject);

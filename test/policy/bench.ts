@@ -12,7 +12,7 @@ import { createPolicyLimiter } from '../../src/policy/index.js';
 const url = process.argv[2] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DECISIONS = Number(process.env.BENCH_DECISIONS ?? 40_000);
 const IN_FLIGHT = 256;
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const redis = new Redis(url, { enableOfflineQueue: false });
 await new Promise((r) => redis.once('ready', r));
 const tag = `bench-policy-${process.pid}`;
@@ -31,8 +31,9 @@ async function stats(): Promise<{ calls: number; usec: number }> {
   return { calls, usec };
 }
 
-async function drive(decide: (id: string) => Promise<unknown>): Promise<{ perSec: number; calls: number; usec: number }> {
+async function drive(decide: (id: string) => Promise<unknown>): Promise<{ perSec: number; calls: number; usec: number; cpu: number }> {
   const before = await stats();
+  const cpu0 = process.cpuUsage();
   const started = process.hrtime.bigint();
   let next = 0;
   await Promise.all(
@@ -41,8 +42,9 @@ async function drive(decide: (id: string) => Promise<unknown>): Promise<{ perSec
     }),
   );
   const s = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
   const after = await stats();
-  return { perSec: DECISIONS / s, calls: (after.calls - before.calls - 1) / DECISIONS, usec: (after.usec - before.usec) / DECISIONS };
+  return { perSec: DECISIONS / s, calls: (after.calls - before.calls - 1) / DECISIONS, usec: (after.usec - before.usec) / DECISIONS, cpu: (cpu.user + cpu.system) / DECISIONS };
 }
 
 const coalesce = process.env.BENCH_COALESCE !== '0';
@@ -53,17 +55,17 @@ await policy.policies.set('plan:pro', { limits: [spec] }, { author: 'bench' });
 await policy.policies.set('env:production', { scale: 1 }, { author: 'bench' });
 await plain.limit('warm');
 await policy.limit('warm');
-const rows: Record<string, Array<{ perSec: number; calls: number; usec: number }>> = { plain: [], policy: [] };
+const rows: Record<string, Array<{ perSec: number; calls: number; usec: number; cpu: number }>> = { plain: [], policy: [] };
 for (let r = 0; r < ROUNDS; r++) {
   rows.plain!.push(await drive((id) => plain.limit(id)));
   rows.policy!.push(await drive((id) => policy.limit(id)));
 }
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 for (const [name, rs] of Object.entries(rows)) {
-  console.log(`${name.padEnd(7)} ${Math.round(median(rs.map((x) => x.perSec)))} decisions/s, ${median(rs.map((x) => x.calls)).toFixed(3)} script calls/decision, ${median(rs.map((x) => x.usec)).toFixed(2)} Redis µs/decision`);
+  console.log(`${name.padEnd(7)} ${Math.round(median(rs.map((x) => x.perSec)))} decisions/s, ${median(rs.map((x) => x.calls)).toFixed(3)} script calls/decision, ${median(rs.map((x) => x.usec)).toFixed(2)} Redis µs/decision, ${median(rs.map((x) => x.cpu)).toFixed(2)} Node CPU µs/decision`);
 }
 const ratio = median(rows.policy!.map((x) => x.perSec)) / median(rows.plain!.map((x) => x.perSec));
-console.log(`policy / plain decisions/s: ${ratio.toFixed(3)}`);
+console.log(`policy / plain decisions/s: ${ratio.toFixed(3)}; Node CPU per decision: ${(median(rows.policy!.map((x) => x.cpu)) / median(rows.plain!.map((x) => x.cpu))).toFixed(3)}x (the steadier measure on a shared machine)`);
 
 // One uncached resolution: what the first decision after a change costs (one policy_read of 4 entries).
 const before = await stats();

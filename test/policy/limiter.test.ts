@@ -194,3 +194,20 @@ describe('policy limiter: as-is carry-over, every algorithm', () => {
     });
   }
 });
+
+describe('policy limiter: stored data written by hand', () => {
+  it('a parent cycle in stored entries (policy_set refuses them) is cut and reported, decisions go on', async () => {
+    const prefix = uniquePrefix('phandcycle').slice(0, -1);
+    const l = make({ prefix, chain: () => ['b'] });
+    await l.policies.set('a', { limits: [fw('rpm', 5)] }, who);
+    await l.policies.set('b', { parent: 'a', limits: [fw('rpd', 50)] }, who);
+    const entry = (await redis.get(`${prefix}:{policies}:doc:a`))!.replace('"policy":{', '"policy":{"parent":"b",');
+    await redis.set(`${prefix}:{policies}:doc:a`, entry);
+    await redis.incr(`${prefix}:{policies}:version`);
+    l['snapshot']!.drop();
+    const d = await l.limit('u');
+    expect(d).toMatchObject({ allowed: true, policies: ['a', 'b'] });
+    expect(d.limits.map((x) => x.name)).toEqual(['rpd', 'rpm']);
+    expect(l.stats().warnings.join()).toMatch(/inheritance cycle/);
+  });
+});
