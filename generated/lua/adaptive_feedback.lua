@@ -8,7 +8,8 @@
 --- most 1e9). A success adds `increase` only when success_period_ms passed since the last change,
 --- so a steady stream of successes climbs one step per period. A change writes the state, bumps
 --- the global version and publishes "<version> adaptive:<target>" on redlimit:policy (pcall);
---- nothing changes (and nothing is written) otherwise.
+--- an overload past the cooldown that cannot lower the limit (it is at the floor) only records
+--- its time, so the next increase waits a period; one within the cooldown writes nothing.
 --- @arg outcome enum:overload|success required overload: a 429 or 503 (or a timeout you count as one); success: any other answer.
 --- @arg target string required maxlen=200 The target's name, for the announcement.
 --- @arg ceiling int required 1..1000000000 The most the learned limit may reach (the policy's limit, usually).
@@ -147,7 +148,7 @@ if raw then
   local a, b, c, d = string.match(raw, '^(%d+):(%d+):(%d+):(%d+)$')
   if a then learned, decreased_ms, increased_ms, paused_until = tonumber(a), tonumber(b), tonumber(c), tonumber(d) end
 end
-local before_learned, before_pause = learned, paused_until
+local before_learned, before_pause, before_decreased = learned, paused_until, decreased_ms
 if learned > ceiling then learned = ceiling end
 if learned < floor then learned = floor end
 if outcome == 'overload' then
@@ -165,11 +166,15 @@ elseif learned < ceiling and now - math.max(decreased_ms, increased_ms) >= succe
 end
 local version = tonumber(redis.call('GET', version_key) or '0') or 0
 local changed = 0
+local state = string.format('%d:%d:%d:%d', learned, decreased_ms, increased_ms, paused_until)
 if learned ~= before_learned or paused_until ~= before_pause then
   changed = 1
   version = version + 1
-  redis.call('SET', state_key, string.format('%d:%d:%d:%d', learned, decreased_ms, increased_ms, paused_until))
+  redis.call('SET', state_key, state)
   redis.call('SET', version_key, string.format('%d', version))
   redis.pcall('PUBLISH', 'redlimit:policy', string.format('%d adaptive:%s', version, target))
+elseif decreased_ms ~= before_decreased then
+  -- An overload at the floor: the limit stays, but the next increase waits a period from now.
+  redis.call('SET', state_key, state)
 end
 return rl_reply({ learned, paused_until, version, changed })
