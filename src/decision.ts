@@ -32,4 +32,10 @@ export interface Decision {
   source: DecisionSource;
   /** Per limit, in configuration order (empty for fail-open / fail-closed / deny-cache / lease). */
   limits: LimitResult[];
+  /**
+   * The priority class the call named and, per limit, the share of its capacity that class may
+   * use (it was admitted only if capacity − ⌊capacity × share⌋ units stayed free). Absent when
+   * the call named none.
+   */
+  priority?: { class: string; shares: Record<string, number> };
 }

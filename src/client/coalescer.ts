@@ -6,6 +6,8 @@ import type { ScriptDef } from '../runtime/index.js';
 export interface Waiter {
   keys: readonly string[];
   costs: readonly string[];
+  /** Per key, its priority class as share_ppm ('' or absent: the script's default, everything). */
+  shares?: readonly string[];
   /** The decision's first limit result is at `offset` (see the generated decisionReply). */
   done(reply: readonly number[], offset: number): void;
   fail(err: unknown): void;
@@ -36,14 +38,14 @@ export class Coalescer {
   private scheduled = false;
   private readonly flushAll = () => this.flush();
   /** The batch script's per-key group (its @group lines): how many values, and which is the cost. */
-  private readonly group: { readonly size: number; readonly cost: number };
+  private readonly group: { readonly size: number; readonly cost: number; readonly share: number };
 
   constructor(
     private readonly send: (def: ScriptDef, keys: string[], argv: string[], slot: number) => Promise<unknown>,
     private readonly shape: BatchShape,
   ) {
     const fields = shape.def.each?.args.map((a) => a.name) ?? ['cost'];
-    this.group = { size: fields.length, cost: fields.indexOf('cost') };
+    this.group = { size: fields.length, cost: fields.indexOf('cost'), share: fields.indexOf('share_ppm') };
   }
 
   add(slot: number, w: Waiter): void {
@@ -81,13 +83,13 @@ export class Coalescer {
     }
     const keys: string[] = [];
     const argv = this.shape.argv.slice();
-    // Each key carries the batch script's per-decision group: its cost, every other field
-    // (e.g. a priority class) left '' for the script's default.
+    // Each key carries the batch script's per-decision group: its cost and priority class, every
+    // other field left '' for the script's default.
     const group = this.group;
     for (const w of q) {
       for (let j = 0; j < w.keys.length; j++) {
         keys.push(w.keys[j]!);
-        for (let g = 0; g < group.size; g++) argv.push(g === group.cost ? w.costs[j]! : '');
+        for (let g = 0; g < group.size; g++) argv.push(g === group.cost ? w.costs[j]! : g === group.share ? (w.shares?.[j] ?? '') : '');
       }
     }
     this.send(this.shape.def, keys, argv, slot).then(

@@ -8,7 +8,15 @@ import type { MetricsHook } from './metrics.js';
  * its algorithm's parameters as its script's header declares them (generated: AlgorithmParams),
  * e.g. `{ algo: 'gcra', limit, periodMs, burst? }` or `{ algo: 'quota', limit, unit, utcOffsetMs? }`.
  */
-export type LimitSpec = { [A in AlgoName]: { name: string; algo: A; scope?: string } & AlgorithmParams[A] }[AlgoName];
+export type LimitSpec = { [A in AlgoName]: { name: string; algo: A; scope?: string; priorities?: Priorities } & AlgorithmParams[A] }[AlgoName];
+
+/**
+ * Priority classes: class name → the share (0 < share ≤ 1) of a limit's capacity a call of that
+ * class may use. A call of share s is admitted only if, after it, at least capacity − ⌊capacity ×
+ * s⌋ units would still be left (e.g. `{ critical: 1, interactive: 0.8, batch: 0.5 }`: batch
+ * only while half the limit is left). Shares travel as parts per million (s rounded to 1e-6).
+ */
+export type Priorities = Record<string, number>;
 
 export type OnRedisFailure = 'fallback' | 'open' | 'closed';
 
@@ -21,6 +29,8 @@ export interface RateLimiterOptions {
   name?: string;
   /** One limit or several (checked atomically together by the `multi` script). */
   limits: LimitSpec | LimitSpec[];
+  /** Priority classes for every limit (a limit's own `priorities` override these); a call names its class. */
+  priorities?: Priorities;
   /** What to answer when Redis cannot: the in-memory twin (default), allow, or deny. */
   onRedisFailure?: OnRedisFailure;
   /** With `fallback`: each instance enforces limit / fallbackShare (expected number of instances). Default 1. */
@@ -62,7 +72,7 @@ export interface RateLimiterOptions {
 
 const OPTIONS = new Set([
   'redis', 'prefix', 'name', 'limits', 'onRedisFailure', 'fallbackShare', 'throwWhenFailedClosed', 'breaker', 'timeoutMs',
-  'denyCache', 'lease', 'metrics', 'clock', 'coalesce', 'blocks', 'functions',
+  'denyCache', 'lease', 'metrics', 'clock', 'coalesce', 'blocks', 'functions', 'priorities',
 ]);
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -124,7 +134,8 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
     names.add(l.name);
     if (!(algoNames as readonly string[]).includes(l.algo)) throw new InvalidConfigError(`limit ${l.name}: algo must be one of ${algoNames.join(', ')}, got ${JSON.stringify(l.algo)}`);
     const params = algorithms[l.algo].params;
-    unknownKeys(l, ['name', 'algo', 'scope', ...params.map((p) => p.prop)], `limit ${l.name}`);
+    unknownKeys(l, ['name', 'algo', 'scope', 'priorities', ...params.map((p) => p.prop)], `limit ${l.name}`);
+    if (l.priorities !== undefined) checkPriorities(l.priorities, `limit ${l.name}: priorities`);
     // The required parameters here, by their script's ranges; the optional ones when the plan
     // compiles the limit against the same header.
     for (const p of params) {
@@ -137,6 +148,7 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
       throw new InvalidConfigError(`limit ${l.name}: scope must be a name of letters, digits, _ or -`);
     }
   }
+  if (o.priorities !== undefined) checkPriorities(o.priorities, 'priorities');
   if (o.prefix !== undefined && (typeof o.prefix !== 'string' || o.prefix.length === 0 || /[{}]/.test(o.prefix))) {
     throw new InvalidConfigError('prefix must be a non-empty string without { or }');
   }
@@ -176,4 +188,12 @@ export function windowMs(l: LimitSpec): number {
 export function capacity(l: LimitSpec): number {
   const prop = algorithms[l.algo].params.find((p) => p.name === algorithms[l.algo].capacity)!.prop;
   return ((l as unknown as Record<string, number | undefined>)[prop] ?? l.limit);
+}
+
+function checkPriorities(p: unknown, where: string): void {
+  if (p === null || typeof p !== 'object' || Array.isArray(p) || Object.keys(p).length === 0) throw new InvalidConfigError(`${where} must be { className: share }, e.g. { critical: 1, batch: 0.5 }`);
+  for (const [k, v] of Object.entries(p)) {
+    if (!NAME.test(k)) throw new InvalidConfigError(`${where}: class ${JSON.stringify(k)} must be a name of letters, digits, _ or -`);
+    if (typeof v !== 'number' || !(v > 0 && v <= 1)) throw new InvalidConfigError(`${where}.${k} must be a share of the capacity, 0 < share <= 1, got ${String(v)}`);
+  }
 }

@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
 import { intArg } from '../runtime/index.js';
+import type { LimitSpec, Priorities } from './config.js';
 import type { LimitPlan } from './plan.js';
 import type { Target } from './keys.js';
 
@@ -12,12 +13,43 @@ export interface ResetOptions {
   scopes?: readonly string[];
 }
 
-/** What a call names, in plan order: its cost per limit, the keys a reset clears. Checked before any round trip. */
+/** A call's priority class, resolved: per limit its share as sent (parts per million), and as reported. */
+export interface PriorityClass {
+  readonly name: string;
+  /** Per limit in plan order, share_ppm as sent ('' where the class keeps nothing back). */
+  readonly ppm: readonly string[];
+  readonly shares: Readonly<Record<string, number>>;
+}
+
+/** What a call names, in plan order: its cost per limit, its priority class, the keys a reset clears. Checked before any round trip. */
 export class Naming {
   private readonly unit: number[];
+  private readonly classes = new Map<string, PriorityClass>();
 
-  constructor(private readonly plans: readonly LimitPlan[]) {
+  constructor(
+    private readonly plans: readonly LimitPlan[],
+    limits: readonly LimitSpec[] = [],
+    priorities: Priorities = {},
+  ) {
     this.unit = plans.map(() => 1);
+    const names = new Set([...Object.keys(priorities), ...limits.flatMap((l) => Object.keys(l.priorities ?? {}))]);
+    for (const name of names) {
+      const share = limits.map((l) => l.priorities?.[name] ?? priorities[name] ?? 1);
+      const ppm = share.map((v) => Math.round(v * 1_000_000));
+      this.classes.set(name, {
+        name,
+        ppm: ppm.map((v) => (v >= 1_000_000 ? '' : String(v))),
+        shares: Object.fromEntries(limits.map((l, i) => [l.name, ppm[i]! / 1_000_000])),
+      });
+    }
+  }
+
+  /** The call's priority class (undefined: none named, every limit's whole capacity). */
+  priority(name: string | undefined): PriorityClass | undefined {
+    if (name === undefined) return undefined;
+    const c = this.classes.get(name);
+    if (!c) throw new InvalidArgumentError('limiter', 'priority', `priority ${JSON.stringify(name)} is not a class of this limiter${this.classes.size ? ` (${[...this.classes.keys()].join(', ')})` : ': it has no priorities'}`);
+    return c;
   }
 
   /** Per-limit costs; limits an object does not name cost `unnamed`. Each checked against its own script's range. */

@@ -27,13 +27,14 @@ export class Decider {
   }
 
   /** One decision over all limits: coalesced with the turn's others when it can be, else alone. */
-  decide(t: Target, costs: number[]): Promise<Decision> {
-    const fallback = () => this.fallback.decide(t, costs, true);
-    if (!this.coalescer) return this.consume(t, costs).catch((err: unknown) => this.policy.answer(err, fallback, (d) => d));
+  decide(t: Target, costs: number[], shares?: readonly string[]): Promise<Decision> {
+    const fallback = () => this.fallback.decide(t, costs, true, undefined, shares);
+    if (!this.coalescer) return this.consume(t, costs, shares).catch((err: unknown) => this.policy.answer(err, fallback, (d) => d));
     return new Promise<Decision>((resolve, reject) => {
       this.coalescer!.add(t.slot, {
         keys: t.keys,
         costs: this.shape.costStrings(costs),
+        ...(shares ? { shares: this.shape.shareStrings(shares) } : {}),
         done: (r, o) => resolve(this.shape.decideAt(r, o, 'redis')),
         fail: (err) => {
           try {
@@ -47,8 +48,8 @@ export class Decider {
   }
 
   /** One consume, uncoalesced, no failure policy. */
-  consume(t: Target, costs: readonly number[]): Promise<Decision> {
-    const call = this.shape.consume(costs);
+  consume(t: Target, costs: readonly number[], shares?: readonly string[]): Promise<Decision> {
+    const call = this.shape.consume(costs, shares);
     return this.path.run(call.def, t.keys, call.argv, t.slot).then((r) => this.shape.decide(call, r as number[], 'redis'));
   }
 

@@ -46,6 +46,7 @@ export class DenyCache {
       this.entries.delete(t.ident);
       return null;
     }
+    if (costs.length !== e.costs.length) return null;
     for (let i = 0; i < costs.length; i++) if (costs[i] !== e.costs[i]) return null;
     const elapsed = Math.max(0, now - e.sentAt);
     const later = (ms: number) => (ms < 0 ? ms : Math.max(0, ms - elapsed));

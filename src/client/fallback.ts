@@ -29,9 +29,9 @@ export class Fallback {
   }
 
   /** One decision (or peek) over all limits on the twin. */
-  decide(t: Target, costs: readonly number[], consume: boolean, now = this.clock()): Decision {
+  decide(t: Target, costs: readonly number[], consume: boolean, now = this.clock(), shares?: readonly string[]): Decision {
     if (this.behindRedis) this.seed(t);
-    return this.shape.onTwin(this.twin, t.keys, costs, consume, now);
+    return this.shape.onTwin(this.twin, t.keys, costs, consume, now, shares);
   }
 
   /** Remembers what Redis said of a subject (a decision over every limit; a block says nothing of them). */

@@ -10,7 +10,7 @@ import type { Decision } from './decision.js';
 import { Fallback } from './fallback.js';
 import { Changes } from './changes.js';
 import { LocalState } from './local.js';
-import { Naming, type Cost, type ResetOptions } from './costs.js';
+import { Naming, type Cost, type PriorityClass, type ResetOptions } from './costs.js';
 import type { MetricsHook } from './metrics.js';
 import { compileLimit, valuesWith, argvWith, type LimitPlan } from './plan.js';
 import { FailurePolicy, isCallerError, unavailable } from './policy.js';
@@ -19,6 +19,12 @@ import { Shape } from './shape.js';
 import { Subjects, type Subject, type Target } from './keys.js';
 
 export type { Cost, ResetOptions };
+
+/** What a decision asks: its cost, and its priority class (a name from the limiter's `priorities`). */
+export interface CallOptions {
+  cost?: Cost;
+  priority?: string;
+}
 
 export interface LimiterStats {
   breaker: BreakerStats | null;
@@ -69,7 +75,7 @@ export class RateLimiter {
     this.limits = Object.freeze([...limits]);
     const share = options.fallbackShare ?? 1;
     this.plans = limits.map((l) => compileLimit(l, share));
-    this.naming = new Naming(this.plans);
+    this.naming = new Naming(this.plans, limits, options.priorities);
     const prefix = options.prefix ?? 'rl';
     this.name = options.name ?? prefix;
     this.clock = options.clock ?? Date.now;
@@ -100,22 +106,29 @@ export class RateLimiter {
     return this.prepared;
   }
 
-  /** Decide one call for `subject`, consuming `cost` if admitted. Never throws for Redis trouble. */
-  limit(subject: Subject, options?: { cost?: Cost }): Promise<Decision> {
+  /**
+   * Decide one call for `subject`, consuming `cost` if admitted. Never throws for Redis trouble.
+   * `priority` names a class of the limiter's `priorities`: the call is admitted only if enough
+   * capacity is left after it for the classes above (the decision says which class applied).
+   */
+  limit(subject: Subject, options?: CallOptions): Promise<Decision> {
     const started = this.clock();
     let t: Target;
     let costs: number[];
+    let pc: PriorityClass | undefined;
     try {
       t = this.subjects.resolve(subject);
       costs = this.naming.costs(options?.cost);
+      pc = this.naming.priority(options?.priority);
     } catch (err) {
       return Promise.reject(err); // bad input: a rejected promise, as from every other path
     }
-    if (!this.path) return Promise.resolve(this.report(this.fallback.decide(t, costs, true, started), started)); // no Redis: decided now
-    // Leases hold the same number of units of every limit (a per-limit cost object skips them),
-    // and are spent only while a block or reset made elsewhere reaches this instance.
+    const shares = pc?.ppm;
+    if (!this.path) return Promise.resolve(this.report(tagged(this.fallback.decide(t, costs, true, started, shares), pc), started)); // no Redis: decided now
+    // Leases hold the same number of units of every limit (a per-limit cost object or a priority
+    // class skips them), and are spent only while a reset or block made elsewhere reaches us.
     const leases = this.local.leasesUsable() ? this.local.leases! : null;
-    const leased = leases !== null && typeof options?.cost !== 'object';
+    const leased = leases !== null && typeof options?.cost !== 'object' && pc === undefined;
     if (leased) {
       const left = leases!.take(t, costs[0]!, started);
       if (left !== null) {
@@ -123,34 +136,37 @@ export class RateLimiter {
         return Promise.resolve(this.report(this.shape.decode.lease(left), started));
       }
     }
-    const cached = this.local.denyCache?.check(t, costs, started);
-    if (cached) return Promise.resolve(this.report(cached, started));
+    // The deny cache answers the same ask only: the same costs at the same class.
+    const ask = pc ? [...costs, ...pc.ppm.map((x) => (x === '' ? 1_000_000 : Number(x)))] : costs;
+    const cached = this.local.denyCache?.check(t, ask, started);
+    if (cached) return Promise.resolve(this.report(tagged(cached, pc), started));
     const decider = this.decider!;
-    const decided = leased ? decider.topUp(leases!, t, costs[0]!, started).then((d) => d ?? decider.decide(t, costs)) : decider.decide(t, costs);
+    const decided = leased ? decider.topUp(leases!, t, costs[0]!, started).then((d) => d ?? decider.decide(t, costs)) : decider.decide(t, costs, shares);
     return decided.then((d) => {
       if (d.source === 'redis') {
         this.fallback.learn(t, d, started);
-        if (!d.allowed) this.local.denyCache?.remember(t, costs, d, started);
+        if (!d.allowed) this.local.denyCache?.remember(t, ask, d, started);
       }
-      return this.report(d, started);
+      return this.report(tagged(d, pc), started);
     });
   }
 
   /** Like limit(), but throws RateLimitedError (with the decision) when denied. */
-  async limitOrThrow(subject: Subject, options: { cost?: Cost } = {}): Promise<Decision> {
+  async limitOrThrow(subject: Subject, options: CallOptions = {}): Promise<Decision> {
     const d = await this.limit(subject, options);
     if (!d.allowed) throw new RateLimitedError(d);
     return d;
   }
 
   /** What limit() would answer now, consuming nothing (read-only scripts: may run on a replica). */
-  async peek(subject: Subject, options: { cost?: Cost } = {}): Promise<Decision> {
+  async peek(subject: Subject, options: CallOptions = {}): Promise<Decision> {
     const t = this.subjects.resolve(subject);
     const costs = this.naming.costs(options.cost ?? 0);
-    const call = this.shape.peek(costs);
+    const pc = this.naming.priority(options.priority);
+    const call = this.shape.peek(costs, pc?.ppm);
     return this.viaRedis(
-      (path) => path.run(call.def, t.keys, call.argv, t.slot).then((r) => this.shape.decide(call, r as number[], 'redis')),
-      () => this.fallback.decide(t, costs, false),
+      (path) => path.run(call.def, t.keys, call.argv, t.slot).then((r) => tagged(this.shape.decide(call, r as number[], 'redis'), pc)),
+      () => tagged(this.fallback.decide(t, costs, false, this.clock(), pc?.ppm), pc),
     );
   }
 
@@ -281,6 +297,11 @@ export class RateLimiter {
     }
     return d;
   }
+}
+
+/** A decision with the priority class that applied to it (plain data: a new object only when there is one). */
+function tagged(d: Decision, pc: PriorityClass | undefined): Decision {
+  return pc === undefined ? d : { ...d, priority: { class: pc.name, shares: pc.shares } };
 }
 
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {

@@ -21,6 +21,8 @@ export interface CompiledScript {
   /** ARGV as sent, with `cost` at `costIndex` (-1: the script takes no cost). */
   readonly argv: readonly string[];
   readonly costIndex: number;
+  /** Where a priority class (share_ppm) goes when a call has one (-1: the script takes none). */
+  readonly shareIndex: number;
   /** The same arguments, parsed and defaulted as the Lua prologue does, for the twin. */
   readonly values: Readonly<ArgValues>;
 }
@@ -45,6 +47,7 @@ export interface LimitPlan {
   /** The same item as its ARGV group, in item field order, with the cost at `itemCostIndex`. */
   readonly itemArgv: readonly string[];
   readonly itemCostIndex: number;
+  readonly itemShareIndex: number;
   /** The fallback's item, typed for the twin (defaults applied as the Lua prologue would). */
   readonly fallbackItem: Readonly<ArgValues>;
 }
@@ -71,11 +74,13 @@ function itemParameters(l: LimitSpec, share: number): Record<string, number | st
 /** Validates the values against the script's own header (the one source of every range). */
 function compile(def: ScriptDef, values: Record<string, number | string | undefined>): CompiledScript {
   let costIndex = -1;
+  const shareIndex = def.args.findIndex((a) => a.name === 'share_ppm');
   const argv = def.args.map((spec, i) => {
     if (spec.name === 'cost') {
       costIndex = i;
       return '1';
     }
+    if (spec.name === 'share_ppm') return '';
     if (spec.name === 'now_ms') return '';
     const v = values[spec.name];
     if (v === undefined) return '';
@@ -85,7 +90,7 @@ function compile(def: ScriptDef, values: Record<string, number | string | undefi
   // The twin's parse of the same strings applies the defaults and the cross-argument checks.
   const keys = def.keys.map(() => 'plan');
   const { args } = parseScriptArgs(def, keys, argv);
-  return { def, argv, costIndex, values: args };
+  return { def, argv, costIndex, shareIndex, values: args };
 }
 
 const validate: Record<ArgSpec['type'], (script: string, spec: ArgSpec, value: never, label: string) => string> = { int: intArg, enum: enumArg, string: stringArg };
@@ -131,6 +136,7 @@ export function compileLimit(l: LimitSpec, share: number): LimitPlan {
       item,
       itemArgv: itemFields.map((f) => item[f.name]!),
       itemCostIndex: itemFields.findIndex((f) => f.name === 'cost'),
+      itemShareIndex: itemFields.findIndex((f) => f.name === 'share_ppm'),
       fallbackItem: typedItem(l, share),
     };
   } catch (err) {
@@ -141,10 +147,14 @@ export function compileLimit(l: LimitSpec, share: number): LimitPlan {
   }
 }
 
-/** ARGV of a single-limit script call with this cost (a fresh array: the runner may keep it). */
-export function argvWith(c: CompiledScript, cost: number | string): string[] {
+/** ARGV of a single-limit script call with this cost and priority share (a fresh array: the runner may keep it). */
+export function argvWith(c: CompiledScript, cost: number | string, share?: string): string[] {
   const argv = c.argv.slice();
   if (c.costIndex >= 0) argv[c.costIndex] = String(cost);
+  if (share !== undefined && share !== '' && c.shareIndex >= 0) {
+    while (argv.length <= c.shareIndex) argv.push('');
+    argv[c.shareIndex] = share;
+  }
   return argv;
 }
 
@@ -154,20 +164,21 @@ const scratch = new WeakMap<CompiledScript, ArgValues>();
  * The typed twin arguments with this cost, in a scratch object reused per script: the twin runs
  * synchronously and keeps nothing of its arguments, so the in-memory path allocates none.
  */
-export function valuesWith(c: CompiledScript, cost: number): ArgValues {
+export function valuesWith(c: CompiledScript, cost: number, share?: string): ArgValues {
   let v = scratch.get(c);
   if (!v) {
     v = { ...c.values };
     scratch.set(c, v);
   }
   if (c.costIndex >= 0) v.cost = cost;
+  if (c.shareIndex >= 0) v.share_ppm = share === undefined || share === '' ? c.values.share_ppm : Number(share);
   return v;
 }
 
 /** This limit's multi item group with this cost (item field order, see scripts-lua/multi.lua). */
-export function pushItem(argv: string[], p: LimitPlan, cost: number | string): void {
+export function pushItem(argv: string[], p: LimitPlan, cost: number | string, share?: string): void {
   const group = p.itemArgv;
-  for (let j = 0; j < group.length; j++) argv.push(j === p.itemCostIndex ? String(cost) : group[j]!);
+  for (let j = 0; j < group.length; j++) argv.push(j === p.itemCostIndex ? String(cost) : j === p.itemShareIndex && share !== undefined ? share : group[j]!);
 }
 
 /** The multi item group for a block key: its kind, nothing else. */

@@ -43,15 +43,15 @@ export class Shape {
   }
 
   /** The consume call on Redis, uncoalesced. */
-  consume(costs: readonly (number | string)[]): Call {
-    if (this.single) return { def: this.plans[0]!.consume.def, argv: argvWith(this.plans[0]!.consume, costs[0]!), offset: this.at.consume };
-    return { def: b.multiScript, argv: this.multiArgv(costs), offset: this.at.multi };
+  consume(costs: readonly (number | string)[], shares?: readonly string[]): Call {
+    if (this.single) return { def: this.plans[0]!.consume.def, argv: argvWith(this.plans[0]!.consume, costs[0]!, shares?.[0]), offset: this.at.consume };
+    return { def: b.multiScript, argv: this.multiArgv(costs, shares), offset: this.at.multi };
   }
 
   /** The read-only call (may run on a replica). */
-  peek(costs: readonly number[]): Call {
-    if (this.single) return { def: this.plans[0]!.peek.def, argv: argvWith(this.plans[0]!.peek, costs[0]!), offset: this.at.peek };
-    return { def: b.multiPeekScript, argv: this.multiArgv(costs), offset: this.at.multiPeek };
+  peek(costs: readonly number[], shares?: readonly string[]): Call {
+    if (this.single) return { def: this.plans[0]!.peek.def, argv: argvWith(this.plans[0]!.peek, costs[0]!, shares?.[0]), offset: this.at.peek };
+    return { def: b.multiPeekScript, argv: this.multiArgv(costs, shares), offset: this.at.multiPeek };
   }
 
   /** A reply of `call` as a decision. */
@@ -65,13 +65,13 @@ export class Shape {
   }
 
   /** The same decision (or peek) on the twin, with the fallback's sizes. */
-  onTwin(twin: TwinClient, keys: readonly string[], costs: readonly number[], consume: boolean, now: number): Decision {
+  onTwin(twin: TwinClient, keys: readonly string[], costs: readonly number[], consume: boolean, now: number, shares?: readonly string[]): Decision {
     if (this.single) {
       const p = this.plans[0]!;
       const c = consume ? p.fallback.consume : p.fallback.peek;
-      return this.decode.single(twin.runParsed(c.def, keys, valuesWith(c, costs[0]!), undefined, now), consume ? this.at.consume : this.at.peek, 'fallback');
+      return this.decode.single(twin.runParsed(c.def, keys, valuesWith(c, costs[0]!, shares?.[0]), undefined, now), consume ? this.at.consume : this.at.peek, 'fallback');
     }
-    const items: ArgValues[] = this.plans.map((p, i) => ({ ...p.fallbackItem, cost: costs[i]! }));
+    const items: ArgValues[] = this.plans.map((p, i) => (shares ? { ...p.fallbackItem, cost: costs[i]!, share_ppm: Number(shares[i]) } : { ...p.fallbackItem, cost: costs[i]! }));
     if (this.blocks) items.push(this.twinBlock);
     const reply = twin.runParsed(consume ? b.multiScript : b.multiPeekScript, keys, {}, items, now);
     return this.decode.items(reply, consume ? this.at.multi : this.at.multiPeek, 'fallback');
@@ -84,21 +84,26 @@ export class Shape {
     return out;
   }
 
+  /** Each key's priority share as sent in a batch: one per limit, then '' (the default) for the block item. */
+  shareStrings(shares: readonly string[]): string[] {
+    return this.blocks ? [...shares, ''] : [...shares];
+  }
+
   /** How decisions go to Redis when coalesced: `batch` (one limit) or `multi_batch` (several, or blocks). */
   private batchShape(): BatchShape {
     if (this.single) {
       const p = this.plans[0]!;
-      return { lone: (w) => this.consume(w.costs), def: b.batchScript, argv: batchArgv(p.item) };
+      return { lone: (w) => this.consume(w.costs, w.shares), def: b.batchScript, argv: batchArgv(p.item) };
     }
     const specs = this.plans.map((p) => [p.item.algo, p.item.limit, p.item.period_ms, p.item.burst, p.item.offset_ms, p.item.unit].join(','));
     if (this.blocks) specs.push('block,,,,,');
-    return { lone: (w) => this.consume(w.costs), def: b.multiBatchScript, argv: [String(specs.length), specs.join(';'), ''] };
+    return { lone: (w) => this.consume(w.costs, w.shares), def: b.multiBatchScript, argv: [String(specs.length), specs.join(';'), ''] };
   }
 
   /** multi ARGV: now_ms omitted, one group per limit (in plan order), then the block item. */
-  private multiArgv(costs: readonly (number | string)[]): string[] {
+  private multiArgv(costs: readonly (number | string)[], shares?: readonly string[]): string[] {
     const argv = [''];
-    for (let i = 0; i < this.plans.length; i++) pushItem(argv, this.plans[i]!, costs[i]!);
+    for (let i = 0; i < this.plans.length; i++) pushItem(argv, this.plans[i]!, costs[i]!, shares?.[i]);
     if (this.blocks) pushBlockItem(argv);
     return argv;
   }
