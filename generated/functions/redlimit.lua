@@ -604,8 +604,9 @@ local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, 
 end
 
 -- from scripts-lua/lib/calendar.lua
---- Calendar periods in a fixed UTC offset: days, ISO weeks (from Monday) and months.
---- Civil-date conversions after Howard Hinnant's days_from_civil / civil_from_days.
+--- Calendar periods in a UTC offset or a time zone's rules: days, ISO weeks (from Monday) and
+--- months. Civil-date conversions after Howard Hinnant's days_from_civil / civil_from_days.
+--- A zone is either a fixed offset in ms (a number) or the rules of rl_tz_rules (a table).
 
 local RL_DAY_MS = 86400000
 
@@ -633,36 +634,72 @@ local function rl_civil_from_days(z)
   return y, m
 end
 
---- [start, end) in UTC ms of the day / week / month containing `now`, in local time utc + offset.
-local function rl_calendar_period(now, unit, utc_offset_ms)
-  local local_ms = now + utc_offset_ms
-  local days = math.floor(local_ms / RL_DAY_MS)
-  local first, after
-  if unit == 'day' then
-    first, after = days, days + 1
-  elseif unit == 'week' then
-    first = days - (days + 3) % 7 -- 1970-01-01 was a Thursday; weeks start on Monday
-    after = first + 7
-  else
-    local y, m = rl_civil_from_days(days)
-    first = rl_days_from_civil(y, m, 1)
-    if m == 12 then after = rl_days_from_civil(y + 1, 1, 1) else after = rl_days_from_civil(y, m + 1, 1) end
+--- The UTC offset in effect at instant t.
+local function rl_tz_offset(rules, t)
+  local times, i = rules.times, 1
+  while i <= #times and t >= times[i] do i = i + 1 end
+  return rules.offsets[i]
+end
+
+--- The first instant whose local time is at or after the local instant `l` (ms since the local
+--- epoch): local midnight where it exists; in a gap (clocks jump over it) the transition; in an
+--- overlap (it occurs twice) the first. Each span between transitions is tried on its own.
+local function rl_tz_first_at(rules, l)
+  local times, offsets = rules.times, rules.offsets
+  local best
+  for i = 1, #offsets do
+    local u = l - offsets[i]
+    if i > 1 and u < times[i - 1] then u = times[i - 1] end
+    if (i > #times or u < times[i]) and (best == nil or u < best) then best = u end
   end
-  return first * RL_DAY_MS - utc_offset_ms, after * RL_DAY_MS - utc_offset_ms
+  return best
+end
+
+--- First and after-last local day numbers of the day / week / month containing local day `days`.
+local function rl_calendar_days(days, unit)
+  if unit == 'day' then return days, days + 1 end
+  if unit == 'week' then
+    local first = days - (days + 3) % 7 -- 1970-01-01 was a Thursday; weeks start on Monday
+    return first, first + 7
+  end
+  local y, m = rl_civil_from_days(days)
+  if m == 12 then return rl_days_from_civil(y, m, 1), rl_days_from_civil(y + 1, 1, 1) end
+  return rl_days_from_civil(y, m, 1), rl_days_from_civil(y, m + 1, 1)
+end
+
+--- [start, end) in UTC ms of the day / week / month containing `now` in `zone`. A fixed offset
+--- shifts every boundary alike. With rules, each boundary is local midnight at the offset in
+--- effect then, so a day across a transition lasts 23 or 25 hours (a week 167 or 169, a month
+--- one hour less or more). Where clocks fall back over midnight, a local date recurs: its second
+--- stretch belongs to the period that had already begun.
+local function rl_calendar_period(now, unit, zone)
+  if type(zone) ~= 'table' then
+    local first, after = rl_calendar_days(math.floor((now + zone) / RL_DAY_MS), unit)
+    return first * RL_DAY_MS - zone, after * RL_DAY_MS - zone
+  end
+  local first, after = rl_calendar_days(math.floor((now + rl_tz_offset(zone, now)) / RL_DAY_MS), unit)
+  local start, period_end = rl_tz_first_at(zone, first * RL_DAY_MS), rl_tz_first_at(zone, after * RL_DAY_MS)
+  for _ = 1, 2 do
+    if now < period_end then break end
+    first, after = rl_calendar_days(after, unit)
+    start, period_end = rl_tz_first_at(zone, first * RL_DAY_MS), rl_tz_first_at(zone, after * RL_DAY_MS)
+  end
+  return start, period_end
 end
 
 -- from scripts-lua/lib/algo_quota.lua
---- Quota: a budget of `limit` units per calendar day, week or month in a UTC offset, cost
---- weighted. The state names its period, and expires exactly at the period's end.
+--- Quota: a budget of `limit` units per calendar day, week or month, cost weighted, in a zone:
+--- a fixed UTC offset in ms, or a time zone's rules (rl_tz_rules) for DST-correct periods. The
+--- state names its period, and expires exactly at the period's end.
 
-local function rl_quota_eval(key, limit, unit, utc_offset_ms, cost, now, simulated, keep)
-  local start, period_end = rl_calendar_period(now, unit, utc_offset_ms)
+local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+  local start, period_end = rl_calendar_period(now, unit, zone)
   local used = rl_counter_read('quota', key, start)
   return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
 end
 
-local function rl_quota_refund(key, limit, unit, utc_offset_ms, cost, now, simulated)
-  local start, period_end = rl_calendar_period(now, unit, utc_offset_ms)
+local function rl_quota_refund(key, limit, unit, zone, cost, now, simulated)
+  local start, period_end = rl_calendar_period(now, unit, zone)
   local used = math.max(rl_counter_read('quota', key, start) - cost, 0)
   local reset = 0
   if used > 0 then reset = period_end - now end
@@ -943,6 +980,72 @@ local function rl_multi(script, keys, items, now, simulated, commit)
     end
   end
   return reply
+end
+
+-- from scripts-lua/lib/fair.lua
+--- Fair share of one shared limit among tenants: who is active, with what weight, and how much
+--- each has taken in the current window. Two keys beside the shared limit's own state:
+---   tenants  hash: W = total weight of the active tenants, w:<tenant> = its weight,
+---            u:<tenant> = "window_start_ms:used" (what it took in that window)
+---   active   sorted set: tenant -> ms it last asked (admitted or not)
+--- A tenant is active at `now` while now - last_asked < active_window_ms. Every loop here is
+--- bounded by the active set, which is bounded by max_tenants.
+
+--- Drops the tenants that are no longer active (their weight, usage and membership).
+local function rl_fair_trim(tenants_key, active_key, now, active_window_ms)
+  local gone = redis.call('ZRANGEBYSCORE', active_key, '-inf', string.format('%d', now - active_window_ms))
+  if #gone == 0 then return end
+  local fields = {}
+  for i = 1, #gone do fields[i] = 'w:' .. gone[i] end
+  local weights = redis.call('HMGET', tenants_key, rl_unpack(fields))
+  local drop = 0
+  for i = 1, #gone do
+    drop = drop + (tonumber(weights[i]) or 0)
+    fields[#gone + i] = 'u:' .. gone[i]
+  end
+  redis.call('HDEL', tenants_key, rl_unpack(fields))
+  redis.call('HINCRBY', tenants_key, 'W', string.format('%d', -drop))
+  redis.call('ZREM', active_key, rl_unpack(gone))
+end
+
+--- Units taken in the window starting at `start`, from a stored "start:used" (0 otherwise).
+local function rl_fair_used(tenants_key, stored, start)
+  if not stored then return 0 end
+  local s, u = string.match(stored, '^(%d+):(%d+)$')
+  if not s then rl_fail_state('fair_share', tenants_key) end
+  if tonumber(s) ~= start then return 0 end
+  return tonumber(u)
+end
+
+--- floor(limit * weight / total): limit <= 1e9 and weight <= 1e6 keep the product exact.
+local function rl_fair_share(limit, weight, total)
+  local p = limit * weight
+  return (p - math.fmod(p, total)) / total
+end
+
+--- What the active tenants other than `tenant` are still owed in this window:
+--- sum of max(0, share - used). Stops early once it passes `cap` (the answer is then > cap).
+local function rl_fair_owed(tenants_key, active_key, tenant, limit, total, start, cap)
+  local members = redis.call('ZRANGE', active_key, 0, -1)
+  local fields = {}
+  for i = 1, #members do
+    fields[2 * i - 1] = 'w:' .. members[i]
+    fields[2 * i] = 'u:' .. members[i]
+  end
+  if #fields == 0 then return 0 end
+  local values = redis.call('HMGET', tenants_key, rl_unpack(fields))
+  local owed = 0
+  for i = 1, #members do
+    if members[i] ~= tenant then
+      local w = tonumber(values[2 * i - 1]) or 0
+      local left = rl_fair_share(limit, w, total) - rl_fair_used(tenants_key, values[2 * i], start)
+      if left > 0 then
+        owed = owed + left
+        if owed > cap then return owed end
+      end
+    end
+  end
+  return owed
 end
 
 -- from scripts-lua/lib/policy.lua
@@ -1250,7 +1353,7 @@ if raw then
   local a, b, c, d = string.match(raw, '^(%d+):(%d+):(%d+):(%d+)$')
   if a then learned, decreased_ms, increased_ms, paused_until = tonumber(a), tonumber(b), tonumber(c), tonumber(d) end
 end
-local before_learned, before_pause = learned, paused_until
+local before_learned, before_pause, before_decreased = learned, paused_until, decreased_ms
 if learned > ceiling then learned = ceiling end
 if learned < floor then learned = floor end
 if outcome == 'overload' then
@@ -1268,12 +1371,16 @@ elseif learned < ceiling and now - math.max(decreased_ms, increased_ms) >= succe
 end
 local version = tonumber(redis.call('GET', version_key) or '0') or 0
 local changed = 0
+local state = string.format('%d:%d:%d:%d', learned, decreased_ms, increased_ms, paused_until)
 if learned ~= before_learned or paused_until ~= before_pause then
   changed = 1
   version = version + 1
-  redis.call('SET', state_key, string.format('%d:%d:%d:%d', learned, decreased_ms, increased_ms, paused_until))
+  redis.call('SET', state_key, state)
   redis.call('SET', version_key, string.format('%d', version))
   redis.pcall('PUBLISH', 'redlimit:policy', string.format('%d adaptive:%s', version, target))
+elseif decreased_ms ~= before_decreased then
+  -- An overload at the floor: the limit stays, but the next increase waits a period from now.
+  redis.call('SET', state_key, state)
 end
 return rl_reply({ learned, paused_until, version, changed })
 end }
@@ -1389,6 +1496,86 @@ end
 local live = rl_concurrency_live(KEYS[1], now, true)
 rl_concurrency_expire(KEYS[1], now, now_ms ~= nil)
 return rl_reply({ released, live })
+end }
+
+-- fair_share v1: Fair share of one shared limit among many tenants (agents on one provider's TPM): a tenant within its weighted share is admitted whenever the shared limit has room; beyond its share it takes only capacity no other active tenant is still owed (work-conserving, never crowding out).
+redis.register_function{ function_name = 'redlimit_fair_share_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity('fair_share', KEYS, ARGV, 3, 9)
+local algo = rl_arg_enum('fair_share', ARGV[1], 1, 'algo', true, '|fixed_window|sliding_window|')
+local limit = rl_arg_int('fair_share', ARGV[2], 2, 'limit', true, 1, 1000000000)
+local period_ms = rl_arg_int('fair_share', ARGV[3], 3, 'period_ms', true, 1, 31622400000)
+local tenant = rl_arg_string('fair_share', ARGV[4], 4, 'tenant', true, 256)
+local active_window_ms = rl_arg_int('fair_share', ARGV[5], 5, 'active_window_ms', true, 1, 31622400000)
+local cost = rl_arg_int('fair_share', ARGV[6], 6, 'cost', false, 1, 1000000000)
+if cost == nil then cost = 1 end
+local weight = rl_arg_int('fair_share', ARGV[7], 7, 'weight', false, 1, 1000000)
+if weight == nil then weight = 1 end
+local max_tenants = rl_arg_int('fair_share', ARGV[8], 8, 'max_tenants', false, 1, 1000)
+if max_tenants == nil then max_tenants = 1000 end
+local now_ms = rl_arg_int('fair_share', ARGV[9], 9, 'now_ms', false, 0, 140737488355328)
+if active_window_ms < period_ms then
+  rl_fail('fair_share', string.format('active_window_ms must be at least period_ms (%d), got %d', period_ms, active_window_ms))
+end
+local state_key, tenants_key, active_key = KEYS[1], KEYS[2], KEYS[3]
+local now = rl_now_ms(now_ms)
+local simulated = now_ms ~= nil
+
+rl_fair_trim(tenants_key, active_key, now, active_window_ms)
+local held = redis.call('HMGET', tenants_key, 'W', 'w:' .. tenant, 'u:' .. tenant)
+local total = tonumber(held[1]) or 0
+local old_weight = tonumber(held[2])
+local count = redis.call('ZCARD', active_key)
+if not old_weight then
+  if count >= max_tenants then
+    local oldest = redis.call('ZRANGE', active_key, 0, 0, 'WITHSCORES')
+    return rl_reply({ 0, 0, 0, tonumber(oldest[2]) + active_window_ms - now, 0, 0, count, 4 })
+  end
+  count = count + 1
+  total = total + weight
+else
+  total = total + weight - old_weight
+end
+
+local start = rl_window_start(now, period_ms, 0)
+local used = rl_fair_used(tenants_key, held[3], start)
+local share = rl_fair_share(limit, weight, total)
+
+local allowed, remaining, reset, retry, writes
+if algo == 'fixed_window' then
+  allowed, remaining, reset, retry, writes = rl_fixed_window_eval(state_key, limit, period_ms, 0, cost, now, simulated)
+else
+  allowed, remaining, reset, retry, writes = rl_sliding_window_eval(state_key, limit, period_ms, cost, now, simulated)
+end
+local reason = 0
+if allowed == 0 then
+  reason = 2
+elseif used + cost > share then
+  reason = 1
+  if rl_fair_owed(tenants_key, active_key, tenant, limit, total, start, remaining) > remaining then
+    -- Denied: remaining and reset as they are now (the same algorithm at cost 0 writes nothing).
+    local peek_allowed
+    if algo == 'fixed_window' then
+      peek_allowed, remaining, reset = rl_fixed_window_eval(state_key, limit, period_ms, 0, 0, now, simulated)
+    else
+      peek_allowed, remaining, reset = rl_sliding_window_eval(state_key, limit, period_ms, 0, now, simulated)
+    end
+    allowed, reason, retry = 0, 3, start + period_ms - now
+  end
+end
+
+redis.call('ZADD', active_key, 'GT', string.format('%d', now), tenant)
+local _, expire_cmd, at = rl_expiry(now, active_window_ms, simulated)
+if allowed == 1 then
+  rl_apply(writes)
+  used = used + cost
+  redis.call('HSET', tenants_key, 'W', string.format('%d', total), 'w:' .. tenant, string.format('%d', weight), 'u:' .. tenant, string.format('%d:%d', start, used))
+else
+  redis.call('HSET', tenants_key, 'W', string.format('%d', total), 'w:' .. tenant, string.format('%d', weight))
+end
+redis.call(expire_cmd, tenants_key, at)
+redis.call(expire_cmd, active_key, at)
+return rl_reply({ allowed, remaining, reset, retry, share, used, count, reason })
 end }
 
 -- fixed_window v2: Fixed window: at most `limit` units per window of `period_ms` aligned to the epoch plus `offset_ms`. Denied calls do not count. The cheapest limiter; allows up to 2x limit across a window boundary. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
@@ -2112,4 +2299,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'a211ae9842a7bbb978147df13d321b6decfaaccf' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '38f66fe013740d1e2893dc7746ed6ed6651a7b8c' end }

@@ -458,8 +458,9 @@ local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simula
 end
 
 -- from scripts-lua/lib/calendar.lua
---- Calendar periods in a fixed UTC offset: days, ISO weeks (from Monday) and months.
---- Civil-date conversions after Howard Hinnant's days_from_civil / civil_from_days.
+--- Calendar periods in a UTC offset or a time zone's rules: days, ISO weeks (from Monday) and
+--- months. Civil-date conversions after Howard Hinnant's days_from_civil / civil_from_days.
+--- A zone is either a fixed offset in ms (a number) or the rules of rl_tz_rules (a table).
 
 local RL_DAY_MS = 86400000
 
@@ -487,30 +488,66 @@ local function rl_civil_from_days(z)
   return y, m
 end
 
---- [start, end) in UTC ms of the day / week / month containing `now`, in local time utc + offset.
-local function rl_calendar_period(now, unit, utc_offset_ms)
-  local local_ms = now + utc_offset_ms
-  local days = math.floor(local_ms / RL_DAY_MS)
-  local first, after
-  if unit == 'day' then
-    first, after = days, days + 1
-  elseif unit == 'week' then
-    first = days - (days + 3) % 7 -- 1970-01-01 was a Thursday; weeks start on Monday
-    after = first + 7
-  else
-    local y, m = rl_civil_from_days(days)
-    first = rl_days_from_civil(y, m, 1)
-    if m == 12 then after = rl_days_from_civil(y + 1, 1, 1) else after = rl_days_from_civil(y, m + 1, 1) end
+--- The UTC offset in effect at instant t.
+local function rl_tz_offset(rules, t)
+  local times, i = rules.times, 1
+  while i <= #times and t >= times[i] do i = i + 1 end
+  return rules.offsets[i]
+end
+
+--- The first instant whose local time is at or after the local instant `l` (ms since the local
+--- epoch): local midnight where it exists; in a gap (clocks jump over it) the transition; in an
+--- overlap (it occurs twice) the first. Each span between transitions is tried on its own.
+local function rl_tz_first_at(rules, l)
+  local times, offsets = rules.times, rules.offsets
+  local best
+  for i = 1, #offsets do
+    local u = l - offsets[i]
+    if i > 1 and u < times[i - 1] then u = times[i - 1] end
+    if (i > #times or u < times[i]) and (best == nil or u < best) then best = u end
   end
-  return first * RL_DAY_MS - utc_offset_ms, after * RL_DAY_MS - utc_offset_ms
+  return best
+end
+
+--- First and after-last local day numbers of the day / week / month containing local day `days`.
+local function rl_calendar_days(days, unit)
+  if unit == 'day' then return days, days + 1 end
+  if unit == 'week' then
+    local first = days - (days + 3) % 7 -- 1970-01-01 was a Thursday; weeks start on Monday
+    return first, first + 7
+  end
+  local y, m = rl_civil_from_days(days)
+  if m == 12 then return rl_days_from_civil(y, m, 1), rl_days_from_civil(y + 1, 1, 1) end
+  return rl_days_from_civil(y, m, 1), rl_days_from_civil(y, m + 1, 1)
+end
+
+--- [start, end) in UTC ms of the day / week / month containing `now` in `zone`. A fixed offset
+--- shifts every boundary alike. With rules, each boundary is local midnight at the offset in
+--- effect then, so a day across a transition lasts 23 or 25 hours (a week 167 or 169, a month
+--- one hour less or more). Where clocks fall back over midnight, a local date recurs: its second
+--- stretch belongs to the period that had already begun.
+local function rl_calendar_period(now, unit, zone)
+  if type(zone) ~= 'table' then
+    local first, after = rl_calendar_days(math.floor((now + zone) / RL_DAY_MS), unit)
+    return first * RL_DAY_MS - zone, after * RL_DAY_MS - zone
+  end
+  local first, after = rl_calendar_days(math.floor((now + rl_tz_offset(zone, now)) / RL_DAY_MS), unit)
+  local start, period_end = rl_tz_first_at(zone, first * RL_DAY_MS), rl_tz_first_at(zone, after * RL_DAY_MS)
+  for _ = 1, 2 do
+    if now < period_end then break end
+    first, after = rl_calendar_days(after, unit)
+    start, period_end = rl_tz_first_at(zone, first * RL_DAY_MS), rl_tz_first_at(zone, after * RL_DAY_MS)
+  end
+  return start, period_end
 end
 
 -- from scripts-lua/lib/algo_quota.lua
---- Quota: a budget of `limit` units per calendar day, week or month in a UTC offset, cost
---- weighted. The state names its period, and expires exactly at the period's end.
+--- Quota: a budget of `limit` units per calendar day, week or month, cost weighted, in a zone:
+--- a fixed UTC offset in ms, or a time zone's rules (rl_tz_rules) for DST-correct periods. The
+--- state names its period, and expires exactly at the period's end.
 
-local function rl_quota_refund(key, limit, unit, utc_offset_ms, cost, now, simulated)
-  local start, period_end = rl_calendar_period(now, unit, utc_offset_ms)
+local function rl_quota_refund(key, limit, unit, zone, cost, now, simulated)
+  local start, period_end = rl_calendar_period(now, unit, zone)
   local used = math.max(rl_counter_read('quota', key, start) - cost, 0)
   local reset = 0
   if used > 0 then reset = period_end - now end
