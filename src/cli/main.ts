@@ -16,6 +16,7 @@ import { createRateLimiter } from '../client/limiter.js';
 import { argvWith, compileLimit } from '../client/plan.js';
 import { RedlimitError } from '../errors.js';
 import { preload, runScript, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
+import { registerPolicyCommands } from './policy.js';
 import { chartSvg, simulate, TRAFFIC, type Traffic } from './simulate.js';
 
 class CliError extends Error {
@@ -460,6 +461,7 @@ export function program(): Command {
         client.disconnect();
       }
     });
+  registerPolicyCommands(cli);
   return cli;
 }
 
