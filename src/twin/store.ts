@@ -19,7 +19,7 @@ export type TwinValue =
   | { kind: 'block'; untilMs: number };
 
 interface Entry {
-  readonly key: string;
+  key: string;
   value: TwinValue;
   /** ms on the twin's clock; the entry is gone once now > expiresAt (Redis' rule). */
   expiresAt: number;
@@ -45,6 +45,8 @@ const TICK_BUDGET = 8192;
 /** The idle sweep looks again after at least / at most this long (ms). */
 const TICK_MIN_MS = 10;
 const TICK_MAX_MS = 1000;
+const SPARE_ENTRIES = 512;
+const RETIRED: TwinValue = { kind: 'block', untilMs: 0 };
 
 export class MemoryStore {
   private readonly map = new Map<string, Entry>();
@@ -55,6 +57,11 @@ export class MemoryStore {
    */
   private queue: Entry[] = [];
   private at = new Float64Array(64);
+  /**
+   * Entries the sweep removed, reused for new keys: a stream of short-lived keys then allocates
+   * (and the garbage collector copies) no entry per key. Bounded; entries never leave the store.
+   */
+  private readonly spare: Entry[] = [];
   private readonly clock: (() => number) | undefined;
   /** Highest `now` a caller has passed, and when (performance.now()) the idle sweep saw it. */
   private seenNow = -Infinity;
@@ -90,7 +97,12 @@ export class MemoryStore {
       e.value = value;
       this.moveExpiry(e, expiresAt);
     } else {
-      const created: Entry = { key, value, expiresAt, slot: -1 };
+      let created = this.spare.pop();
+      if (created) {
+        created.key = key;
+        created.value = value;
+        created.expiresAt = expiresAt;
+      } else created = { key, value, expiresAt, slot: -1 };
       this.map.set(key, created);
       if (expiresAt !== Infinity) this.insert(created, expiresAt);
     }
@@ -122,6 +134,7 @@ export class MemoryStore {
 
   clear(): void {
     this.map.clear();
+    this.spare.length = 0;
     for (const e of this.queue) e.slot = -1;
     this.queue = [];
     this.at = new Float64Array(64);
@@ -139,6 +152,7 @@ export class MemoryStore {
       if (now > e.expiresAt) {
         this.map.delete(e.key);
         this.removeAt(0);
+        this.retire(e);
         removed++;
       } else if (e.expiresAt === Infinity) this.removeAt(0);
       else {
@@ -163,6 +177,15 @@ export class MemoryStore {
   private drop(e: Entry): void {
     this.map.delete(e.key);
     if (e.slot >= 0) this.removeAt(e.slot);
+    this.retire(e);
+  }
+
+  /** Keeps a removed entry for reuse, holding nothing of what it held. */
+  private retire(e: Entry): void {
+    if (this.spare.length === SPARE_ENTRIES) return;
+    e.key = '';
+    e.value = RETIRED;
+    this.spare.push(e);
   }
 
   private insert(e: Entry, expiresAt: number): void {
