@@ -1,6 +1,6 @@
 --- @script settle
---- @version 1
---- @summary Settle a reservation made by reserve: commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once.
+--- @version 2
+--- @summary Settle a reservation made by reserve: commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once. v2: an empty actual means the estimate (a limit the caller does not settle, e.g. RPM beside TPM).
 --- @key record The reservation's key, as reserve was given it.
 --- @key state+ The same state keys as reserve was given, in the same order.
 --- Status (the reply's first field):
@@ -30,7 +30,7 @@
 --- @arg overage enum:debt|cap default=debt What an actual above its estimate does: debt (charge it, below empty if need be) or cap (charge at most what is left).
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
 --- @each actuals
---- @group actual int required 0..1000000000000000 Units this limit really used (RPM: 1, TPM: the tokens); cancel: any, e.g. 0.
+--- @group actual int optional 0..1000000000000000 Units this limit really used (RPM: 1, TPM: the tokens); empty: exactly its estimate (nothing to settle on it); cancel: any, e.g. 0.
 --- @return status int 0 unknown, 1 committed, 2 cancelled, 3 already settled, 4 mismatch.
 --- @return_each remaining int Whole units left on this limit after settling (0 while in debt); -1 when this settle did not touch it (actual = estimate, a block item, or nothing settled).
 --- @return_each reset_after_ms int ms until this limit is back to full; -1 when this settle did not touch it.
@@ -72,8 +72,8 @@ for i = 1, n do
   local remaining, reset = -1, -1
   local delta = 0
   if item.algo ~= 'block' then
-    delta = -item.cost
-    if not cancel then delta = actuals[i].actual - item.cost end
+    if cancel then delta = -item.cost
+    elseif actuals[i].actual ~= nil then delta = actuals[i].actual - item.cost end
   end
   local writes
   if delta < 0 then

@@ -70,7 +70,19 @@ function refusedBefore(def: ScriptDef, parse: () => unknown): void {
   }
 }
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** A booking's decision once it is due; aborting the wait gives the booked units back (`giveBack`). */
+export async function waitFor(result: Booking, signal: AbortSignal | undefined, giveBack: () => Promise<void>): Promise<Decision> {
+  if (!result.d.allowed || result.waitMs === 0) return result.d;
+  try {
+    await sleep(result.waitMs, signal);
+  } catch (err) {
+    await giveBack().catch(() => {});
+    throw err;
+  }
+  return result.d;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(done, ms);
     function done() {

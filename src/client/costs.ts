@@ -7,6 +7,12 @@ import type { Target } from './keys.js';
 /** Cost of a call: one number for every limit, or per limit name (missing names cost 1; in a refund, 0). */
 export type Cost = number | Record<string, number>;
 
+/** What a decision asks: its cost, and its priority class (a name from the limiter's `priorities`). */
+export interface CallOptions {
+  cost?: Cost;
+  priority?: string;
+}
+
 /** Which limits of a reset: the subject's own (default), or exactly those named. */
 export interface ResetOptions {
   limits?: readonly string[];
@@ -66,6 +72,16 @@ export class Naming {
       if (!this.plans.some((p) => p.name === k)) throw new InvalidArgumentError('limiter', 'cost', `cost names limit ${k}, which this limiter does not have`);
     }
     return this.plans.map((p, i) => check(Object.hasOwn(cost, p.name) ? cost[p.name] : unnamed, i, `cost.${p.name}`));
+  }
+
+  /** A commit's actual use per limit: a number for every limit, an object for those it names (the others keep their estimates). */
+  actuals(actual: Cost): (number | undefined)[] {
+    if (typeof actual === 'number') return this.plans.map(() => actual);
+    if (typeof actual !== 'object' || actual === null) throw new InvalidArgumentError('limiter', 'actual', 'actual must be a number or { [limitName]: number }');
+    for (const k of Object.keys(actual)) {
+      if (!this.plans.some((p) => p.name === k)) throw new InvalidArgumentError('limiter', 'actual', `actual names limit ${k}, which this limiter does not have`);
+    }
+    return this.plans.map((p) => (Object.hasOwn(actual, p.name) ? actual[p.name] : undefined));
   }
 
   /** The keys a reset clears: the limits keyed by the subject's own id and its block (default), or exactly those named. */

@@ -2,6 +2,8 @@ import { Coalescer } from './coalescer.js';
 import type { Decision } from './decision.js';
 import type { Fallback } from './fallback.js';
 import type { LeasePool } from './leases.js';
+import type { LocalState } from './local.js';
+import { argvWith, type LimitPlan } from './plan.js';
 import type { FailurePolicy } from './policy.js';
 import { isCallerError } from './policy.js';
 import type { RedisPath } from './redis-path.js';
@@ -51,6 +53,22 @@ export class Decider {
   consume(t: Target, costs: readonly number[], shares?: readonly string[]): Promise<Decision> {
     const call = this.shape.consume(costs, shares);
     return this.path.run(call.def, t.keys, call.argv, t.slot).then((r) => this.shape.decide(call, r as number[], 'redis'));
+  }
+
+  /**
+   * Gives units back on Redis, each limit through its own refund script (announced: the echo is
+   * not news to `local`); where Redis cannot take it, to the fallback, which decides meanwhile.
+   */
+  async refund(t: Target, plans: readonly LimitPlan[], costs: readonly number[], local: LocalState): Promise<void> {
+    const sent = plans.flatMap((p, i) => (p.refund && costs[i]! > 0 ? [local.announced([t.keys[i]!], this.path.run(p.refund.def, [t.keys[i]!], argvWith(p.refund, costs[i]!), t.slot))] : []));
+    const landed = await Promise.all(sent).then(
+      () => true,
+      (err: unknown) => {
+        if (isCallerError(err)) throw err;
+        return false;
+      },
+    );
+    if (!landed) this.fallback.refund(t, plans, costs);
   }
 
   /**

@@ -83,3 +83,8 @@ export class Decoder {
     return { allowed: true, limitName: this.plans[0]!.name, remaining: left, limit: this.plans[0]!.limit, resetAfterMs: 0, retryAfterMs: 0, deniedBy: null, source: 'lease', limits: [] };
   }
 }
+
+/** A decision with the priority class that applied to it (a new object only when there is one). */
+export function tagged(d: Decision, pc: { name: string; shares: Readonly<Record<string, number>> } | undefined): Decision {
+  return pc === undefined ? d : { ...d, priority: { class: pc.name, shares: { ...pc.shares } } };
+}

@@ -62,6 +62,19 @@ export class Fallback {
     this.learned.clear();
   }
 
+  /** Gives units back on the twin (per limit in plan order; 0 or a limit that cannot refund: nothing). */
+  refund(t: Target, plans: readonly LimitPlan[], costs: readonly number[]): void {
+    plans.forEach((p, i) => {
+      if (p.fallback.refund && costs[i]! > 0) this.twin.runParsed(p.fallback.refund.def, [t.keys[i]!], valuesWith(p.fallback.refund, costs[i]!));
+    });
+  }
+
+  /** Drops the twin's counts of the keys `owned` picks (a Cluster primary is authoritative again). */
+  dropNode(owned: (key: string) => boolean): void {
+    const store = this.twin.store;
+    for (const key of [...store.keys()]) if (owned(key)) store.delete(key);
+  }
+
   /**
    * Seeds the twin's state for a subject it has not seen during this outage from what Redis last
    * said: this instance's share of the remaining units (floor(remaining / share)), taken at the

@@ -1,42 +1,27 @@
 import * as b from '../../generated/index.js';
 import { InvalidConfigError, RateLimitedError } from '../errors.js';
 import { hashSlot, intArg, slotOwner, type RedisClientLike } from '../runtime/index.js';
-import { booking, sleep, type AcquireOptions, type Booking } from './acquire.js';
-import type { BreakerStats, CircuitBreaker } from './breaker.js';
+import { booking, waitFor, type AcquireOptions, type Booking } from './acquire.js';
+import type { CircuitBreaker } from './breaker.js';
 import { Decider } from './decider.js';
 import { validateConfig, type LimitSpec, type RateLimiterOptions } from './config.js';
 import { connect } from './connect.js';
 import type { Decision } from './decision.js';
+import { tagged } from './decode.js';
 import { Fallback } from './fallback.js';
 import { Changes } from './changes.js';
-import { LocalState } from './local.js';
-import { Naming, type Cost, type PriorityClass, type ResetOptions } from './costs.js';
+import { LocalState, type LimiterStats } from './local.js';
+import { Naming, type CallOptions, type Cost, type PriorityClass, type ResetOptions } from './costs.js';
 import type { MetricsHook } from './metrics.js';
-import { compileLimit, valuesWith, argvWith, type LimitPlan } from './plan.js';
-import { FailurePolicy, isCallerError, unavailable } from './policy.js';
+import { compileLimit, type LimitPlan } from './plan.js';
+import { FailurePolicy, unavailable } from './policy.js';
 import type { RedisPath } from './redis-path.js';
+import { Reserver, type Reserved } from './reserving.js';
+import type { SettleOutcome } from './reservations.js';
 import { Shape } from './shape.js';
 import { Subjects, type Subject, type Target } from './keys.js';
 
-export type { Cost, ResetOptions };
-
-/** What a decision asks: its cost, and its priority class (a name from the limiter's `priorities`). */
-export interface CallOptions {
-  cost?: Cost;
-  priority?: string;
-}
-
-export interface LimiterStats {
-  breaker: BreakerStats | null;
-  /** On a Cluster: the breaker of each primary ("host:port") this limiter has called. */
-  nodes: Record<string, BreakerStats>;
-  denyCacheEntries: number;
-  leases: { subjects: number; units: number };
-  fallbackKeys: number;
-  /** Whether this limiter hears of changes made elsewhere right now (resets, refunds, blocks; DELs with keyspace events). */
-  invalidation: { subscribed: boolean; keyEvents: boolean };
-  warnings: string[];
-}
+export type { CallOptions, Cost, LimiterStats, ResetOptions };
 
 /**
  * The client most services use: one or several limits per subject, decided atomically in Redis,
@@ -60,6 +45,7 @@ export class RateLimiter {
   private readonly policy: FailurePolicy;
   private readonly path: RedisPath | null;
   private readonly decider: Decider | null;
+  private readonly reserver: Reserver;
   private readonly local: LocalState;
   private readonly naming: Naming;
   private readonly metrics: MetricsHook;
@@ -93,6 +79,7 @@ export class RateLimiter {
     this.fallback = new Fallback(this.plans, this.shape, share, this.clock, conn !== null, changes);
     this.policy = new FailurePolicy(options.onRedisFailure ?? 'fallback', options.throwWhenFailedClosed ?? false, this.breaker, this.shape.decode);
     this.decider = this.path ? new Decider(this.path, options.coalesce ?? true, this.shape, this.policy, this.fallback) : null;
+    this.reserver = new Reserver(this.plans, this.blocks, this.shape, this.path, this.fallback, this.policy, conn?.cluster ?? false);
     this.local = new LocalState(redis, prefix, options, this.clock, this.fallback, (s, units) => this.refund(s, { cost: units }), changes);
     this.onBreakerState = ({ to }) => {
       this.metrics.breakerState?.({ limiter: this.name, state: to as 'open' });
@@ -196,20 +183,7 @@ export class RateLimiter {
     const t = this.subjects.resolve(subject);
     const costs = this.naming.costs(options.cost, 0);
     this.local.forget(t);
-    const refunds = this.plans.flatMap((p, i) => (p.refund && costs[i]! > 0 ? [{ p, i }] : []));
-    const onTwin = () => {
-      for (const { p, i } of refunds) this.fallback.twin.runParsed(p.fallback.refund!.def, [t.keys[i]!], valuesWith(p.fallback.refund!, costs[i]!));
-    };
-    if (!this.path) return onTwin();
-    const sent = refunds.map(({ p, i }) => this.local.announced([t.keys[i]!], this.path!.run(p.refund!.def, [t.keys[i]!], argvWith(p.refund!, costs[i]!), t.slot)));
-    const landed = await Promise.all(sent).then(
-      () => true,
-      (err: unknown) => {
-        if (isCallerError(err)) throw err;
-        return false;
-      },
-    );
-    if (!landed) onTwin();
+    return this.decider ? this.decider.refund(t, this.plans, costs, this.local) : this.fallback.refund(t, this.plans, costs);
   }
 
   /**
@@ -240,14 +214,33 @@ export class RateLimiter {
     options.signal?.throwIfAborted();
     const book = booking(p, t, this.blocks ? this.subjects.blockKey(t) : null, options, this.shape.decode);
     const result = await this.viaRedis<Booking>(book.onRedis, () => book.onTwin(this.fallback), (d) => ({ d, waitMs: 0 }));
-    if (!result.d.allowed || result.waitMs === 0) return result.d;
-    try {
-      await sleep(result.waitMs, options.signal);
-    } catch (err) {
-      await this.refund(subject, { cost: book.cost }).catch(() => {});
-      throw err;
-    }
-    return result.d;
+    return waitFor(result, options.signal, () => this.refund(subject, { cost: book.cost }));
+  }
+
+  /**
+   * Take an estimate now, settle the actual later: all-or-nothing over every limit, like limit()
+   * (`cost` is the estimate). Admitted: a handle (a string any process may settle) — commit it
+   * with the actual use, or cancel it; unsettled, it expires after `ttlMs` (default 60 s) and
+   * counts at its estimate. Denied: nothing taken, no handle (retryAfterMs -1: can never fit).
+   */
+  async reserve(subject: Subject, options: { cost?: Cost; ttlMs?: number } = {}): Promise<Reserved> {
+    return this.reserver.reserve(this.subjects.resolve(subject), this.naming.costs(options.cost), options.ttlMs ?? 60_000);
+  }
+
+  /**
+   * Settle a reservation at its actual use: below the estimate gives the difference back, above it
+   * charges the overage (`overage: 'debt'`, default: later calls wait until it is repaid; `'cap'`:
+   * at most what is left). A number is every limit's actual; an object names limits (the others
+   * keep their estimates). Once: a second commit or cancel changes nothing and answers
+   * 'already-settled'; an unknown, expired or tampered handle is a ReservationError.
+   */
+  async commit(handle: string, actual: Cost, options: { overage?: 'debt' | 'cap' } = {}): Promise<SettleOutcome> {
+    return this.reserver.settle(handle, 'commit', this.naming.actuals(actual), options);
+  }
+
+  /** Give a reservation back whole (once, as commit). */
+  async cancel(handle: string): Promise<SettleOutcome> {
+    return this.reserver.settle(handle, 'cancel', null, {});
   }
 
   /** The breakers of the Cluster primaries this limiter has called. */
@@ -285,9 +278,7 @@ export class RateLimiter {
   /** A Cluster primary's breaker changed state; when it closes, its slots' fallback counts go. */
   private onNodeState(node: string, to: string): void {
     this.metrics.breakerState?.({ limiter: this.name, state: to as 'open' });
-    if (to !== 'closed') return;
-    const store = this.fallback.twin.store;
-    for (const key of [...store.keys()]) if (slotOwner(this.path!.client, hashSlot(key)) === node) store.delete(key);
+    if (to === 'closed') this.fallback.dropNode((key) => slotOwner(this.path!.client, hashSlot(key)) === node);
   }
 
   private report(d: Decision, started: number): Decision {
@@ -297,11 +288,6 @@ export class RateLimiter {
     }
     return d;
   }
-}
-
-/** A decision with the priority class that applied to it (plain data: a new object only when there is one). */
-function tagged(d: Decision, pc: PriorityClass | undefined): Decision {
-  return pc === undefined ? d : { ...d, priority: { class: pc.name, shares: pc.shares } };
 }
 
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {

@@ -1,4 +1,5 @@
 import type { RedisClientLike } from '../runtime/index.js';
+import type { BreakerStats } from './breaker.js';
 import type { Changes } from './changes.js';
 import type { RateLimiterOptions } from './config.js';
 import { DenyCache } from './deny-cache.js';
@@ -6,6 +7,18 @@ import type { Fallback } from './fallback.js';
 import { Invalidation } from './invalidation.js';
 import { LeasePool } from './leases.js';
 import type { Subject, Target } from './keys.js';
+
+export interface LimiterStats {
+  breaker: BreakerStats | null;
+  /** On a Cluster: the breaker of each primary ("host:port") this limiter has called. */
+  nodes: Record<string, BreakerStats>;
+  denyCacheEntries: number;
+  leases: { subjects: number; units: number };
+  fallbackKeys: number;
+  /** Whether this limiter hears of changes made elsewhere right now (resets, refunds, blocks; DELs with keyspace events). */
+  invalidation: { subscribed: boolean; keyEvents: boolean };
+  warnings: string[];
+}
 
 /**
  * What a limiter holds in this process besides the fallback — the deny cache and leases — and

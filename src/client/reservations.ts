@@ -160,7 +160,7 @@ export interface SettleOptions {
  * settle on Redis: `actuals` one per limit in plan order (a block key, if the handle has one,
  * gets 0); null for cancel. Everything is checked before the round trip.
  */
-export function settleCall(handle: string, mode: 'commit' | 'cancel', actuals: readonly number[] | null, options: SettleOptions = {}): ScriptCall & { reservation: Reservation } {
+export function settleCall(handle: string, mode: 'commit' | 'cancel', actuals: readonly (number | undefined)[] | null, options: SettleOptions = {}): ScriptCall & { reservation: Reservation } {
   const r = parseHandle(handle);
   const def = b.settleScript;
   if (options.expectKeys && (options.expectKeys.length !== r.keys.length || options.expectKeys.some((k, i) => k !== r.keys[i]))) {
@@ -171,7 +171,8 @@ export function settleCall(handle: string, mode: 'commit' | 'cancel', actuals: r
   if (mode === 'commit') {
     if (!actuals) throw new InvalidArgumentError('settle', 'actual', 'commit needs the actual use of each limit');
     if (actuals.length > r.keys.length) throw new InvalidArgumentError('settle', 'actual', `the handle has ${r.keys.length} key(s), got ${actuals.length} actuals`);
-    for (let i = 0; i < r.keys.length; i++) argv.push(i < actuals.length ? intArg(def.name, spec, actuals[i]!, `actual[${i}]`) : '0');
+    // A limit with no actual keeps its estimate ('' : nothing to settle on it, e.g. RPM beside TPM).
+    for (let i = 0; i < r.keys.length; i++) argv.push(i < actuals.length && actuals[i] !== undefined ? intArg(def.name, spec, actuals[i]!, `actual[${i}]`) : '');
   } else for (let i = 0; i < r.keys.length; i++) argv.push('0');
   return { def, keys: [r.recordKey, ...r.keys], argv, reservation: r };
 }
@@ -201,5 +202,5 @@ export function settledOrThrow(outcome: SettleOutcome, handle: string): SettleOu
 
 /** The same settle on the twin, as TwinClient.runParsed takes it. */
 export function settleOnTwin(call: ScriptCall): { args: ArgValues; items: ArgValues[] } {
-  return { args: { mode: call.argv[0], overage: call.argv[1] }, items: call.argv.slice(3).map((a) => ({ actual: Number(a) })) };
+  return { args: { mode: call.argv[0], overage: call.argv[1] }, items: call.argv.slice(3).map((a) => ({ actual: a === '' ? undefined : Number(a) })) };
 }

@@ -14,8 +14,8 @@ export class TwinClient {
   private readonly bySha = new Map<string, ScriptDef>();
 
   constructor(options: { store?: MemoryStore; clock?: () => number; scripts?: readonly ScriptDef[] } = {}) {
-    this.store = options.store ?? new MemoryStore();
     this.clock = options.clock ?? Date.now;
+    this.store = options.store ?? new MemoryStore({ clock: this.clock });
     for (const def of options.scripts ?? allScripts) this.bySha.set(def.sha1, def);
   }
 

@@ -245,7 +245,8 @@ export function twinSettle(c: TwinCall, keyError: StateKeyError): number[] {
     const key = c.keys[i + 1]!;
     let remaining = -1;
     let reset = -1;
-    const delta = it.algo === 'block' ? 0 : cancel ? -num(it.cost) : num(c.items[i]!.actual) - num(it.cost);
+    const actual = c.items[i]!.actual;
+    const delta = it.algo === 'block' ? 0 : cancel ? -num(it.cost) : actual === undefined || actual === null ? 0 : num(actual) - num(it.cost);
     if (delta !== 0) {
       let writes: a.Write[];
       try {

@@ -179,7 +179,7 @@ describe.each(algorithms)('$name', ({ name, run, def }) => {
     ['hex', ['0x10', '1000'], /must be a decimal integer/],
     ['zero', ['0', '1000'], /limit \(ARGV\[1\]\) must be between 1 and 1000000000, got 0/],
     ['negative cost', ['10', '1000', '', '-1'], /cost \(ARGV\[4\]\) must be between 0 and/],
-    ['too many args', ['10', '1000', '', '', '', 'extra'], /expects at most 5 argument/],
+    ['too many args', ['10', '1000', '', '', '', '', 'extra'], /expects at most 6 argument/],
   ];
   it.each(badLua)('Lua refuses %s (raw EVALSHA) and writes nothing', async (_label, argv, message) => {
     const k = key();
