@@ -2080,8 +2080,8 @@ for i = 1, #KEYS do redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[i]) end
 return rl_reply({ deleted })
 end }
 
--- settle v1: Settle a reservation made by reserve: commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once.
-redis.register_function{ function_name = 'redlimit_settle_v1', flags = {}, callback = function(KEYS, ARGV)
+-- settle v2: Settle a reservation made by reserve: commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once. v2: an empty actual means the estimate (a limit the caller does not settle, e.g. RPM beside TPM).
+redis.register_function{ function_name = 'redlimit_settle_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity_variadic('settle', KEYS, ARGV, 2, 3, 1)
 local mode = rl_arg_enum('settle', ARGV[1], 1, 'mode', true, '|commit|cancel|')
@@ -2092,7 +2092,7 @@ local actuals = {}
 for i = 1, #KEYS - 1 do
   local base = 3 + (i - 1) * 1
   local item = {}
-  item.actual = rl_arg_int('settle', ARGV[base + 1], base + 1, 'actual', true, 0, 1000000000000000, i)
+  item.actual = rl_arg_int('settle', ARGV[base + 1], base + 1, 'actual', false, 0, 1000000000000000, i)
   actuals[i] = item
 end
 local record_key = KEYS[1]
@@ -2128,8 +2128,8 @@ for i = 1, n do
   local remaining, reset = -1, -1
   local delta = 0
   if item.algo ~= 'block' then
-    delta = -item.cost
-    if not cancel then delta = actuals[i].actual - item.cost end
+    if cancel then delta = -item.cost
+    elseif actuals[i].actual ~= nil then delta = actuals[i].actual - item.cost end
   end
   local writes
   if delta < 0 then
@@ -2299,4 +2299,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '38f66fe013740d1e2893dc7746ed6ed6651a7b8c' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'a9db9060321eee95370f4c2c6d01154fcabc30cf' end }

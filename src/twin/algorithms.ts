@@ -6,7 +6,7 @@
 import { type MemoryStore, type TwinValue } from './store.js';
 import { QR, divmod, divmodTo, muldivmod, muldivmodTo } from './exact.js';
 import { TAKE, give, msUntil, refill, takeTo, timeUntil, timeUntilTo } from './bucket.js';
-import { calendarPeriod } from './calendar.js';
+import { calendarPeriod, type Zone } from './calendar.js';
 
 /** allowed (1/0), remaining, resetAfterMs, retryAfterMs, and the writes to apply if admitted. */
 export type Eval = [number, number, number, number, Write[]];
@@ -200,14 +200,14 @@ export function fixedWindowRefund(store: MemoryStore, key: string, limit: number
   return [limit - used, reset, counterWrites(key, start, start + periodMs, used, now, simulated)];
 }
 
-export function quotaEval(store: MemoryStore, key: string, limit: number, unit: string, utcOffsetMs: number, cost: number, now: number, simulated: boolean, keep = 0): Eval {
-  const [start, end] = calendarPeriod(now, unit, utcOffsetMs);
+export function quotaEval(store: MemoryStore, key: string, limit: number, unit: string, zone: Zone, cost: number, now: number, simulated: boolean, keep = 0): Eval {
+  const [start, end] = calendarPeriod(now, unit, zone);
   const used = counterRead(store, 'quota', key, start, now);
   return counterTake(key, limit, start, end, used, cost, now, simulated, keep);
 }
 
-export function quotaRefund(store: MemoryStore, key: string, limit: number, unit: string, utcOffsetMs: number, cost: number, now: number, simulated: boolean): [number, number, Write[]] {
-  const [start, end] = calendarPeriod(now, unit, utcOffsetMs);
+export function quotaRefund(store: MemoryStore, key: string, limit: number, unit: string, zone: Zone, cost: number, now: number, simulated: boolean): [number, number, Write[]] {
+  const [start, end] = calendarPeriod(now, unit, zone);
   const used = Math.max(counterRead(store, 'quota', key, start, now) - cost, 0);
   const reset = used > 0 ? end - now : 0;
   return [limit - used, reset, counterWrites(key, start, end, used, now, simulated)];

@@ -15,7 +15,9 @@ export class TwinClient {
 
   constructor(options: { store?: MemoryStore; clock?: () => number; scripts?: readonly ScriptDef[] } = {}) {
     this.clock = options.clock ?? Date.now;
-    this.store = options.store ?? new MemoryStore({ clock: this.clock });
+    // The store's idle sweep follows the latest time a call passed (scripts may run on now_ms
+    // overrides far from this clock), never this clock directly.
+    this.store = options.store ?? new MemoryStore();
     for (const def of options.scripts ?? allScripts) this.bySha.set(def.sha1, def);
   }
 

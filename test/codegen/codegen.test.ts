@@ -44,7 +44,7 @@ describe('codegen', () => {
       for (const a of s.args) expect(Object.keys(a)).toEqual(expect.arrayContaining(['name', 'type', 'required', 'default', 'doc']));
     }
     const gcra = manifest.scripts.find((s: { name: string }) => s.name === 'gcra');
-    expect(gcra.args.map((a: { name: string }) => a.name)).toEqual(['limit', 'period_ms', 'burst', 'cost', 'now_ms']);
+    expect(gcra.args.map((a: { name: string }) => a.name)).toEqual(['limit', 'period_ms', 'burst', 'cost', 'now_ms', 'share_ppm']);
     expect(gcra.args[2].default).toEqual({ arg: 'limit' });
     expect(gcra.returns.map((r: { name: string }) => r.name)).toEqual(['allowed', 'remaining', 'reset_after_ms', 'retry_after_ms']);
   });
