@@ -1,4 +1,8 @@
 // redlimit: distributed rate limiting on Redis.
+export { createFairShare, type FairShare, type FairShareOptions, type FairShareDecision, type FairShareReason } from './client/fair-share.js';
+export { ReservationError, type SettleOutcome, type SettleStatus } from './client/reservations.js';
+export type { Reserved } from './client/reserving.js';
+export { tzRulesFor } from './client/time-zone.js';
 export { createRateLimiter, RateLimiter, type Cost, type LimiterStats } from './client/limiter.js';
 export type { RateLimiterOptions, LimitSpec, OnRedisFailure } from './client/config.js';
 export type { Decision, DecisionSource, LimitResult } from './client/decision.js';
