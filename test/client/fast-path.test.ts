@@ -1,10 +1,12 @@
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import * as b from '../../generated/index.js';
 import { createRateLimiter, type Decision } from '../../src/index.js';
 import { autoFunctions } from '../../src/runtime/functions.js';
 import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
-import { uniquePrefix } from '../support/redis.js';
+import { LoopClock } from '../support/loop-clock.js';
+import { UNHURRIED, uniquePrefix } from '../support/redis.js';
 
 // A redis-server of this file's own: the tests count script calls, which other files' traffic
 // on a shared server would inflate.
@@ -13,6 +15,7 @@ let redis: Redis;
 beforeAll(async () => {
   server = await startLocalRedis();
   redis = new Redis(server.url);
+  await redis.ping(); // connected: a limiter sends nothing to a client that is not ready
 });
 afterAll(async () => {
   await redis.quit();
@@ -25,13 +28,31 @@ async function scriptCalls(client: Redis = redis): Promise<number> {
   return [...stats.matchAll(/cmdstat_(?:evalsha|eval|evalsha_ro|eval_ro|fcall|fcall_ro):calls=(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
 }
 
+/** scriptCalls(), asked synchronously from another process (redis-cli), so it works while this event loop is held. */
+function scriptCallsNow(): number {
+  const out = spawnSync('redis-cli', ['-p', String(server.port), 'INFO', 'commandstats'], { encoding: 'utf8', timeout: 30_000 });
+  if (out.status !== 0) throw new Error(`redis-cli INFO failed: ${out.stderr || out.error}`);
+  return [...out.stdout.matchAll(/cmdstat_(?:evalsha|eval|evalsha_ro|eval_ro|fcall|fcall_ro):calls=(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
+}
+
+/** Blocks the event loop for at least `atLeastMs` and until `until()` holds (bounded: at most 60 s). */
+function holdEventLoop({ atLeastMs, until }: { atLeastMs: number; until: () => boolean }): void {
+  const start = performance.now();
+  let done = false;
+  while (!done || performance.now() - start < atLeastMs) {
+    if (performance.now() - start > 60_000) throw new Error('Redis did not serve the batch within 60 s');
+    done ||= until();
+  }
+}
+
 const shape = (d: Decision) => [d.allowed, d.remaining, d.retryAfterMs > 0];
 
 describe('the fast path', () => {
   it('coalesces the decisions of one event-loop turn into one script call, deciding exactly as one by one', async () => {
     const limits = { name: 'rps', algo: 'gcra' as const, limit: 3, periodMs: 3_600_000 };
-    const together = createRateLimiter({ redis, prefix: uniquePrefix('co1'), limits, denyCache: false });
-    const apart = createRateLimiter({ redis, prefix: uniquePrefix('co2'), limits, denyCache: false, coalesce: false });
+    const together = createRateLimiter({ redis, prefix: uniquePrefix('co1'), limits, denyCache: false, ...UNHURRIED });
+    const apart = createRateLimiter({ redis, prefix: uniquePrefix('co2'), limits, denyCache: false, coalesce: false, ...UNHURRIED });
+    await Promise.all([together.ready(), apart.ready()]); // their preparation (Functions, scripts) counted before, not below
     await together.peek('warm-up');
     await apart.peek('warm-up');
     // 5 calls for each of 40 ids, interleaved, all in one turn.
@@ -55,8 +76,9 @@ describe('the fast path', () => {
       { name: 'hour', algo: 'fixed_window' as const, limit: 6, periodMs: 3_600_000 },
       { name: 'day', algo: 'quota' as const, limit: 100, unit: 'day' as const },
     ];
-    const together = createRateLimiter({ redis, prefix: uniquePrefix('mco1'), limits, denyCache: false, blocks: true });
-    const apart = createRateLimiter({ redis, prefix: uniquePrefix('mco2'), limits, denyCache: false, blocks: true, coalesce: false });
+    const together = createRateLimiter({ redis, prefix: uniquePrefix('mco1'), limits, denyCache: false, blocks: true, ...UNHURRIED });
+    const apart = createRateLimiter({ redis, prefix: uniquePrefix('mco2'), limits, denyCache: false, blocks: true, coalesce: false, ...UNHURRIED });
+    await Promise.all([together.ready(), apart.ready()]);
     await together.block('eve', 60_000);
     await apart.block('eve', 60_000);
     const ids = Array.from({ length: 120 }, (_, i) => (i % 20 === 0 ? 'eve' : `id-${i % 20}`));
@@ -75,7 +97,9 @@ describe('the fast path', () => {
   });
 
   it('a lone decision is sent as the limit’s own script, without waiting for company', async () => {
-    const rl = createRateLimiter({ redis, prefix: uniquePrefix('lone'), limits: { name: 'r', algo: 'gcra', limit: 5, periodMs: 1000 } });
+    // Per hour: nothing refills between the two calls, however slow the machine.
+    const rl = createRateLimiter({ redis, prefix: uniquePrefix('lone'), limits: { name: 'r', algo: 'gcra', limit: 5, periodMs: 3_600_000 }, ...UNHURRIED });
+    await rl.ready();
     await rl.peek('x');
     const before = await scriptCalls();
     const d = await rl.limit('x');
@@ -86,12 +110,15 @@ describe('the fast path', () => {
 
   it('a busy event loop never opens the breaker against a healthy Redis', async () => {
     const rl = createRateLimiter({ redis, prefix: uniquePrefix('busy'), limits: { name: 'r', algo: 'gcra', limit: 1_000_000, periodMs: 1000 }, timeoutMs: 20, breaker: { consecutiveFailures: 1 } });
+    await rl.ready();
     await rl.peek('warm-up');
     for (let round = 0; round < 5; round++) {
-      const pending = Array.from({ length: 256 }, (_, i) => rl.limit(`u${i}`));
-      // Hold the event loop far past the deadline while the replies wait in the socket.
-      const until = performance.now() + 80;
-      while (performance.now() < until);
+      const before = await scriptCalls();
+      const pending = Array.from({ length: 256 }, (_, i) => rl.limit(`u${i}`)); // a full batch: sent at once
+      // Hold the event loop far past the deadline, and until Redis has answered (asked from another
+      // process): the replies wait in the socket, so the whole wait is this process's, none of it
+      // Redis'. A loaded machine that starves Redis only makes the hold longer.
+      holdEventLoop({ atLeastMs: 4 * 20, until: () => scriptCallsNow() > before });
       const decisions = await Promise.all(pending);
       expect(decisions.every((d) => d.source === 'redis')).toBe(true);
     }
@@ -105,14 +132,21 @@ describe('the fast path', () => {
     client.on('error', () => {});
     try {
       const rl = createRateLimiter({ redis: client, prefix: 'stall', limits: { name: 'r', algo: 'gcra', limit: 10, periodMs: 1000 }, timeoutMs: 50 });
-      await rl.peek('x');
-      await client.call('CLIENT', 'PAUSE', '1500', 'ALL');
+      await rl.ready();
+      await client.call('CLIENT', 'PAUSE', '3000', 'ALL');
+      const clock = new LoopClock();
       const t0 = performance.now();
+      const loop0 = clock.now();
       const d = await rl.limit('x');
       const waited = performance.now() - t0;
-      expect(d.source).toBe('fallback');
+      const loopWaited = clock.now() - loop0;
+      clock.stop();
+      expect(d.source).toBe('fallback'); // Redis answers nothing until the pause ends
       expect(waited).toBeGreaterThanOrEqual(45);
-      expect(waited).toBeLessThan(1_000); // well before the pause ends
+      // Within about the deadline of time this process could run (a loaded machine adds wall time
+      // the deadline rightly does not charge to Redis), and well before the pause ends.
+      expect(loopWaited).toBeLessThan(50 + 100);
+      expect(waited).toBeLessThan(3_000);
       await rl.close();
     } finally {
       client.disconnect();
@@ -123,13 +157,13 @@ describe('the fast path', () => {
   it('blocks are opt-in: a limiter with blocks checks them atomically through multi', async () => {
     const prefix = uniquePrefix('blk');
     const limits = { name: 'r', algo: 'gcra' as const, limit: 10, periodMs: 1000 };
-    const rl = createRateLimiter({ redis, prefix, limits, blocks: true });
+    const rl = createRateLimiter({ redis, prefix, limits, blocks: true, ...UNHURRIED });
     await rl.block('eve', 5_000);
     expect(await rl.limit('eve')).toMatchObject({ allowed: false, deniedBy: 'block', source: 'redis', limits: [{ name: 'r', allowed: true }] });
     expect((await rl.limit('eve')).source).toBe('deny-cache');
     expect((await rl.peek('eve')).deniedBy).toBe('block');
     // A limit named "block" cannot reach the penalty box.
-    const named = createRateLimiter({ redis, prefix, limits: { ...limits, name: 'block' } });
+    const named = createRateLimiter({ redis, prefix, limits: { ...limits, name: 'block' }, ...UNHURRIED });
     expect((await named.limit('eve')).allowed).toBe(true);
     await rl.close();
     await named.close();
@@ -159,7 +193,7 @@ describe('Functions, loaded automatically', () => {
   it('loads this release’s library and runs every decision through FCALL', async () => {
     const client = new Redis(own.url);
     await client.function('FLUSH');
-    const rl = createRateLimiter({ redis: client, prefix: 'fn', limits: { name: 'r', algo: 'gcra', limit: 10, periodMs: 1000 } });
+    const rl = createRateLimiter({ redis: client, prefix: 'fn', limits: { name: 'r', algo: 'gcra', limit: 10, periodMs: 1000 }, ...UNHURRIED });
     expect(await autoFunctions(client)).toBe('fcall');
     await client.config('RESETSTAT');
     await rl.limit('a');
@@ -177,7 +211,7 @@ describe('Functions, loaded automatically', () => {
     await client.function('FLUSH');
     const foreign = "#!lua name=redlimit\nredis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'another-release' end }";
     await client.function('LOAD', foreign);
-    const rl = createRateLimiter({ redis: client, prefix: 'fn2', limits: { name: 'r', algo: 'gcra', limit: 10, periodMs: 1000 } });
+    const rl = createRateLimiter({ redis: client, prefix: 'fn2', limits: { name: 'r', algo: 'gcra', limit: 10, periodMs: 1000 }, ...UNHURRIED });
     expect(await autoFunctions(client)).toBe('other-library');
     await client.config('RESETSTAT');
     expect((await rl.limit('a')).source).toBe('redis');

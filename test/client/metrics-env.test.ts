@@ -4,11 +4,12 @@ import * as prom from 'prom-client';
 import { createRateLimiter, fromEnv, InvalidConfigError } from '../../src/index.js';
 import { prometheusMetrics } from '../../src/metrics/prometheus.js';
 import { freePort } from '../../devtools/local-redis.js';
-import { redisUrl, uniquePrefix } from '../support/redis.js';
+import { redisUrl, UNHURRIED, uniquePrefix } from '../support/redis.js';
 
 let redis: Redis;
-beforeAll(() => {
+beforeAll(async () => {
   redis = new Redis(redisUrl());
+  await redis.ping(); // connected: a limiter sends nothing to a client that is not ready
 });
 afterAll(() => redis.quit());
 
@@ -16,7 +17,7 @@ describe('prometheus adapter', () => {
   it('counts decisions by outcome and source, times them, and exports breaker state and errors', async () => {
     const registry = new prom.Registry();
     const metrics = prometheusMetrics(prom, { registry });
-    const rl = createRateLimiter({ redis, prefix: uniquePrefix('prom').slice(0, -1), name: 'api', limits: { name: 'r', algo: 'gcra', limit: 2, periodMs: 60_000 }, metrics });
+    const rl = createRateLimiter({ redis, prefix: uniquePrefix('prom').slice(0, -1), name: 'api', limits: { name: 'r', algo: 'gcra', limit: 2, periodMs: 60_000 }, metrics, ...UNHURRIED });
     for (let i = 0; i < 4; i++) await rl.limit('u');
     const dead = new Redis({ port: await freePort(), enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
     dead.on('error', () => {});
@@ -38,7 +39,8 @@ describe('prometheus adapter', () => {
 
 describe('fromEnv', () => {
   it('builds a limiter from REDIS_URL and REDLIMIT_* and closes its own connection', async () => {
-    const rl = await fromEnv({ REDIS_URL: redisUrl(), REDLIMIT_LIMIT: '2', REDLIMIT_PERIOD_MS: '60000', REDLIMIT_PREFIX: uniquePrefix('env').slice(0, -1) });
+    const rl = await fromEnv({ REDIS_URL: redisUrl(), REDLIMIT_LIMIT: '2', REDLIMIT_PERIOD_MS: '60000', REDLIMIT_PREFIX: uniquePrefix('env').slice(0, -1), REDLIMIT_TIMEOUT_MS: String(UNHURRIED.timeoutMs) });
+    await rl.ready();
     expect((await rl.limit('x')).source).toBe('redis');
     expect((await rl.limit('x')).remaining).toBe(0);
     expect((await rl.limit('x')).allowed).toBe(false);

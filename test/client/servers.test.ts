@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { autoFunctions, createRateLimiter, detectServer, UnsupportedServerError } from '../../src/index.js';
 import { serverInfoFrom } from '../../src/runtime/server.js';
 import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
+import { UNHURRIED } from '../support/redis.js';
 
 /** The least a redlimit client needs (README, "Least privilege"). */
 const ACL_COMMANDS = '+evalsha +eval +evalsha_ro +eval_ro +time +get +set +del +hmget +hset +pexpire +pexpireat +zadd +zcard +zcount +zrange +zrangebyscore +zrem +zremrangebyscore +zscore +ping +info';
@@ -40,8 +41,8 @@ describe('servers', () => {
         { name: 'tpm', algo: 'token_bucket' as const, limit: 1000, periodMs: 60_000 },
         { name: 'day', algo: 'quota' as const, limit: 100, unit: 'day' as const },
       ];
-      const many = createRateLimiter({ redis: client, limits, blocks: true });
-      const one = createRateLimiter({ redis: client, limits: { name: 'g', algo: 'gcra', limit: 10, periodMs: 1000 } });
+      const many = createRateLimiter({ redis: client, limits, blocks: true, ...UNHURRIED });
+      const one = createRateLimiter({ redis: client, limits: { name: 'g', algo: 'gcra', limit: 10, periodMs: 1000 }, ...UNHURRIED });
       expect((await detectServer(client)).unsupported).toBeNull();
       const functions = await autoFunctions(client);
       const decisions = [

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createRateLimiter, httpHeaders, httpRateLimit } from '../../src/index.js';
-import { ioredis, uniquePrefix } from '../support/redis.js';
+import { readyIoredis, UNHURRIED, uniquePrefix } from '../support/redis.js';
 import { listen } from './support.js';
 
 let redis: Redis;
-beforeAll(() => {
-  redis = ioredis();
+beforeAll(async () => {
+  redis = await readyIoredis();
 });
 afterAll(() => redis.quit());
 
@@ -19,6 +19,7 @@ describe('the 0.1 middleware (httpRateLimit), kept working', () => {
         { name: 'user', algo: 'fixed_window', limit: 2, periodMs: 3_600_000 },
         { name: 'org', algo: 'fixed_window', limit: 3, periodMs: 3_600_000, scope: 'org' },
       ],
+      ...UNHURRIED,
     });
     const guard = httpRateLimit(limiter, {
       subject: (req) => {

@@ -7,12 +7,12 @@ import { serve } from '@hono/node-server';
 import Koa from 'koa';
 import { Redis } from 'ioredis';
 import { expressRateLimit, fastifyRateLimit, fetchRateLimit, honoRateLimit, koaRateLimit, nodeRateLimit, type HttpRateLimitOptions } from '../../src/index.js';
-import { ioredis, uniquePrefix } from '../support/redis.js';
+import { readyIoredis, UNHURRIED, uniquePrefix } from '../support/redis.js';
 import { listen, parseRateLimit } from './support.js';
 
 let redis: Redis;
-beforeAll(() => {
-  redis = ioredis();
+beforeAll(async () => {
+  redis = await readyIoredis();
 });
 afterAll(() => redis.quit());
 
@@ -23,6 +23,7 @@ const options = (): HttpRateLimitOptions => ({
   limits: { name: 'per_key', algo: 'fixed_window', limit: 2, periodMs: 3_600_000 },
   key: { header: 'x-api-key' },
   missingKeyStatus: 401,
+  limiter: UNHURRIED, // about HTTP, not deadlines: a starved Redis must not send a request to the fallback
 });
 
 type Started = { url: string; close(): Promise<void> };

@@ -3,12 +3,12 @@ import { Redis } from 'ioredis';
 import { HttpRateLimiter, nodeRateLimit, opsMiddleware, signBypass, type HttpRateLimitOptions } from '../../src/index.js';
 import { startLocalRedis } from '../../devtools/local-redis.js';
 import { freePort } from '../../devtools/local-redis.js';
-import { ioredis, uniquePrefix } from '../support/redis.js';
+import { readyIoredis, UNHURRIED, uniquePrefix } from '../support/redis.js';
 import { listen, parseRateLimit } from './support.js';
 
 let redis: Redis;
-beforeAll(() => {
-  redis = ioredis();
+beforeAll(async () => {
+  redis = await readyIoredis();
 });
 afterAll(() => redis.quit());
 
@@ -16,7 +16,7 @@ const one = { name: 'once', algo: 'fixed_window' as const, limit: 1, periodMs: 3
 
 /** A node http server behind nodeRateLimit; `send` makes a real request and gives status and headers. */
 async function server(o: Partial<HttpRateLimitOptions>) {
-  const http = new HttpRateLimiter({ redis, prefix: uniquePrefix('rules').slice(0, -1), ...o } as HttpRateLimitOptions);
+  const http = new HttpRateLimiter({ redis, prefix: uniquePrefix('rules').slice(0, -1), limiter: UNHURRIED, ...o } as HttpRateLimitOptions);
   const limit = nodeRateLimit(http);
   const s = await listen((req, res) => limit(req, res, () => res.end('ok')));
   const send = async (path = '/', init: { method?: string; headers?: Record<string, string> } = {}) => {
@@ -213,7 +213,7 @@ describe('when Redis is down', () => {
 
 describe('the operations endpoint', () => {
   it('health, a subject’s usage, reset, breaker reset and counters, behind the caller’s authorization', async () => {
-    const http = new HttpRateLimiter({ redis, prefix: uniquePrefix('ops').slice(0, -1), key: { header: 'x-user' }, rules: [{ name: 'api', limits: { ...one, limit: 3 } }] });
+    const http = new HttpRateLimiter({ redis, prefix: uniquePrefix('ops').slice(0, -1), limiter: UNHURRIED, key: { header: 'x-user' }, rules: [{ name: 'api', limits: { ...one, limit: 3 } }] });
     const limit = nodeRateLimit(http);
     const ops = opsMiddleware(http, { authorize: (req) => req.headers.get('authorization') === 'Bearer ops-token' });
     const s = await listen((req, res) => ops(req, res, () => limit(req, res, () => res.end('ok'))));

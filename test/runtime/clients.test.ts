@@ -6,7 +6,7 @@ import * as redis6 from 'redis6';
 import * as b from '../../generated/index.js';
 import { createRateLimiter, TwinClient } from '../../src/index.js';
 import { startLocalCluster, type LocalCluster } from '../../devtools/local-cluster.js';
-import { redisUrl, uniquePrefix } from '../support/redis.js';
+import { redisUrl, UNHURRIED, uniquePrefix } from '../support/redis.js';
 
 /**
  * Both majors of both clients (ioredis 5 and 6, node-redis 5 and 6), standalone and on a real
@@ -36,7 +36,7 @@ const standalone: Record<string, () => Promise<Made>> = {
 };
 
 async function exercise(client: object, prefix: string) {
-  const one = createRateLimiter({ redis: client, prefix: `${prefix}a`, limits: { name: 'r', algo: 'gcra', limit: 3, periodMs: 3_600_000 } });
+  const one = createRateLimiter({ redis: client, prefix: `${prefix}a`, limits: { name: 'r', algo: 'gcra', limit: 3, periodMs: 3_600_000 }, ...UNHURRIED });
   const many = createRateLimiter({
     redis: client,
     prefix: `${prefix}b`,
@@ -44,8 +44,9 @@ async function exercise(client: object, prefix: string) {
       { name: 'rpm', algo: 'sliding_log', limit: 2, periodMs: 60_000 },
       { name: 'day', algo: 'quota', limit: 10, unit: 'day' },
     ],
+    ...UNHURRIED,
   });
-  await one.ready();
+  await Promise.all([one.ready(), many.ready()]);
   const batch = await Promise.all(['x', 'x', 'y', 'x', 'x'].map((id) => one.limit(id))); // coalesced
   const single = await one.limit('z');
   const multi = [await many.limit('m'), await many.limit('m'), await many.limit('m')];
@@ -138,7 +139,7 @@ describe('on a real Cluster', () => {
       expect(new Set(got.sources)).toEqual(new Set(['redis']));
       expect(got).toMatchObject(expected);
       // Many ids across every slot owner in one turn: grouped per slot, all decided by Redis.
-      const rl = createRateLimiter({ redis: made.client, prefix: `w${name.replace(/\W/g, '')}`, limits: { name: 'r', algo: 'gcra', limit: 5, periodMs: 60_000 } });
+      const rl = createRateLimiter({ redis: made.client, prefix: `w${name.replace(/\W/g, '')}`, limits: { name: 'r', algo: 'gcra', limit: 5, periodMs: 60_000 }, ...UNHURRIED });
       await rl.ready();
       const spread = await Promise.all(Array.from({ length: 90 }, (_, i) => rl.limit(`tenant-${i % 30}`)));
       expect(spread.every((d) => d.source === 'redis' && d.allowed)).toBe(true);

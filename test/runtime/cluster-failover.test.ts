@@ -45,7 +45,7 @@ describe('Redis Cluster: reshard and failover', () => {
     const c = connect();
     await new Promise((r) => c.once('ready', r));
     // 20 per second with a burst of 5: admissions keep happening all through the move.
-    const rl = createRateLimiter({ redis: c, prefix: 'rs', limits: { name: 'r', algo: 'gcra', limit: 20, periodMs: 1_000, burst: 5 }, denyCache: false, timeoutMs: 200 });
+    const rl = createRateLimiter({ redis: c, prefix: 'rs', limits: { name: 'r', algo: 'gcra', limit: 20, periodMs: 1_000, burst: 5 }, denyCache: false, timeoutMs: 2_000 }); // not about deadlines: a starved node must not look down
     await rl.ready();
     const nodes = (await nodeIds(cluster.nodes[0]!.port)).filter((n) => n.master && n.slots.length > 0);
     const [from, to] = [nodes[0]!, nodes[1]!];
@@ -97,7 +97,7 @@ describe('Redis Cluster: reshard and failover', () => {
       prefix: 'fo',
       limits: { name: 'r', algo: 'gcra', limit: LIMIT, periodMs: 3_600_000 },
       denyCache: false,
-      timeoutMs: 100,
+      timeoutMs: 1_000, // a starved healthy shard must not look down; the dead one fails fast or opens its breaker
       breaker: { consecutiveFailures: 2, resetTimeoutMs: 200, maxResetTimeoutMs: 800, jitter: 0.1 },
     });
     await rl.ready();
@@ -122,7 +122,7 @@ describe('Redis Cluster: reshard and failover', () => {
     await cluster.servers.find((s) => s.port === victim.port)!.kill();
 
     const bySource = { victim: new Set<string>(), others: new Set<string>() };
-    const until = Date.now() + 12_000;
+    const until = Date.now() + 30_000;
     let recovered = false;
     while (Date.now() < until && !recovered) {
       const all = [...spent, ...partial];
@@ -132,7 +132,7 @@ describe('Redis Cluster: reshard and failover', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
     expect(bySource.victim.has('fallback')).toBe(true); // the outage was seen
-    expect(recovered).toBe(true); // and the replica took over within 12 s
+    expect(recovered).toBe(true); // and the replica took over within 30 s
     expect([...bySource.others]).toEqual(['redis']); // healthy shards never left Redis
     // The bound: an exhausted id is never admitted again; a partially used one at most by what
     // Redis last said remained (here 3), and only by the fallback — never more than the limit
@@ -146,5 +146,5 @@ describe('Redis Cluster: reshard and failover', () => {
     }
     await rl.close();
     c.disconnect();
-  }, 60_000);
+  }, 120_000);
 });

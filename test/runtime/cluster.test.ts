@@ -4,6 +4,7 @@ import { createCluster } from 'redis';
 import * as b from '../../generated/index.js';
 import { CrossSlotError, createRateLimiter, hashSlot, preload, useFunctions } from '../../src/index.js';
 import { startLocalCluster, type LocalCluster } from '../../devtools/local-cluster.js';
+import { UNHURRIED } from '../support/redis.js';
 
 // A real local Redis Cluster: three redis-server primaries this file starts.
 let cluster: LocalCluster;
@@ -103,7 +104,9 @@ describe('Redis Cluster', () => {
           { name: 'user', algo: 'gcra', limit: 2, periodMs: 60_000 },
           { name: 'org', algo: 'sliding_window', limit: 3, periodMs: 60_000, scope: 'org' },
         ],
+        ...UNHURRIED,
       });
+      await rl.ready();
       const admitted = [];
       for (const user of ['ann', 'bob']) for (let i = 0; i < 2; i++) admitted.push((await rl.limit({ id: user, hashTag: 'acme', scopes: { org: 'acme' } })).allowed);
       expect(admitted).toEqual([true, true, true, false]);
