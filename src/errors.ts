@@ -86,8 +86,11 @@ export const KEY_ERROR_CODES: Readonly<Record<number, 'WRONGTYPE' | 'WRONGSTATE'
 
 /** A limiter configuration that cannot work, caught at construction. */
 export class InvalidConfigError extends RedlimitError {
-  constructor(message: string) {
-    super('ERR_INVALID_CONFIG', `redlimit: invalid config: ${message}`);
+  constructor(
+    /** What is wrong, without the `redlimit: invalid config: ` the message opens with. */
+    readonly detail: string,
+  ) {
+    super('ERR_INVALID_CONFIG', `redlimit: invalid config: ${detail}`);
   }
 }
 

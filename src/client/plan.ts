@@ -4,6 +4,7 @@ import { enumArg, intArg, stringArg, type ArgSpec, type ScriptDef } from '../run
 import type { ArgValues } from '../twin/args.js';
 import { parseScriptArgs } from '../twin/args.js';
 import type { LimitSpec } from './config.js';
+import { callerError } from './failure.js';
 
 /**
  * A limiter's configuration compiled once, since it never changes after construction: per limit
@@ -140,9 +141,8 @@ export function compileLimit(l: LimitSpec, share: number): LimitPlan {
       fallbackItem: typedItem(l, share),
     };
   } catch (err) {
-    if (err instanceof InvalidArgumentError || (err as Error).name === 'ScriptError') {
-      throw new InvalidConfigError(`limit ${l.name}: ${(err as Error).message.replace(/^ERR redlimit \w+: /, '').replace(/^redlimit \w+: /, '')}`);
-    }
+    const typed = callerError(err, []); // a script's BADARG, typed
+    if (typed instanceof InvalidArgumentError) throw new InvalidConfigError(`limit ${l.name}: ${typed.detail}`);
     throw err;
   }
 }

@@ -70,7 +70,7 @@ export function checkLimits(limits: readonly LimitSpec[], where: string): void {
   try {
     void new RateLimiter({ limits: [...limits] }).close();
   } catch (err) {
-    if (err instanceof InvalidConfigError || err instanceof InvalidArgumentError) throw new InvalidConfigError(`${where}: ${err.message.replace(/^redlimit: invalid config: /, '')}`);
+    if (err instanceof InvalidConfigError || err instanceof InvalidArgumentError) throw new InvalidConfigError(`${where}: ${err.detail}`);
     throw err;
   }
 }

@@ -1,5 +1,6 @@
+import { callerError } from '../client/failure.js';
 import { policyHistoryScript, policyReadScript, policySetScript } from '../../generated/index.js';
-import { InvalidConfigError, ScriptError } from '../errors.js';
+import { InvalidArgumentError, InvalidConfigError, ScriptError } from '../errors.js';
 import { runScript, type RedisClientLike } from '../runtime/index.js';
 import { checkPolicyName, encodePolicy, parseEntry, type CarryOver, type PolicyInput, type PolicyVersion } from './document.js';
 import { PolicyKeys } from './keys.js';
@@ -59,9 +60,8 @@ function author(o: ChangeOptions | undefined): string {
 
 /** A policy_set refusal as a typed error: BADARG is the caller's, CONFLICT means read again. */
 function refused(err: unknown): never {
-  if (err instanceof ScriptError && err.redisCode === 'BADARG') {
-    throw new InvalidConfigError(err.redisMessage.replace(/^BADARG redlimit policy_set: /, '').replace(/ script: .*$/s, ''));
-  }
+  const typed = err instanceof ScriptError && err.redisCode === 'BADARG' ? callerError(err, []) : err;
+  if (typed instanceof InvalidArgumentError) throw new InvalidConfigError(typed.detail);
   throw err;
 }
 
