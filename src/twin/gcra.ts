@@ -1,0 +1,88 @@
+/** gcra (lib/algo_gcra.lua) over a MemoryStore: read, eval, refund and reserve. */
+import { type MemoryStore, type TwinValue } from './store.js';
+import { QR, divmodTo, muldivmodTo } from './exact.js';
+import { TAKE, give, msUntil, takeTo, timeUntil, timeUntilTo } from './bucket.js';
+import { NO_WRITES, apply, del, expiresAt, type Eval, type Write } from './eval.js';
+
+/** Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt. */
+export function gcraRead(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, now: number): [number, number] {
+  gcraContent(store.get(key, 'gcra', now), limit, periodMs, burst, now);
+  return [QR.q, QR.r];
+}
+
+type GcraState = Extract<TwinValue, { kind: 'gcra' }>;
+
+function gcraContent(v: GcraState | undefined, limit: number, periodMs: number, burst: number, now: number): void {
+  if (!v || v.tatMs < now) {
+    QR.q = burst;
+    QR.r = 0;
+    return;
+  }
+  muldivmodTo(burst, periodMs, limit);
+  const spanMs = QR.q;
+  divmodTo(QR.r - v.tatNum, limit);
+  const slackNum = QR.r;
+  const slackMs = spanMs - (v.tatMs - now) + QR.q;
+  if (slackMs < 0) {
+    muldivmodTo(-slackMs, limit, periodMs);
+    const q = QR.q;
+    divmodTo(slackNum - QR.r, periodMs);
+    QR.q -= q;
+    return;
+  }
+  muldivmodTo(slackMs, limit, periodMs);
+  const q = QR.q;
+  divmodTo(QR.r + slackNum, periodMs);
+  QR.q += q;
+}
+
+/** Stores content whose exact time to full is resetMs + resetNum / limit (deletes when full). */
+export function gcraWrites(key: string, resetMs: number, resetNum: number, now: number, simulated: boolean, current?: GcraState): Write[] {
+  if (resetMs === 0 && resetNum === 0) return del(key);
+  const at = expiresAt(now, resetNum > 0 ? resetMs + 1 : resetMs, simulated);
+  const tatMs = now + resetMs;
+  return [
+    (s) => {
+      const v = current ?? s.get(key, 'gcra', now);
+      if (v) {
+        v.tatMs = tatMs;
+        v.tatNum = resetNum;
+        s.expire(key, at);
+      } else s.set(key, { kind: 'gcra', tatMs, tatNum: resetNum }, at);
+    },
+  ];
+}
+
+export function gcraEval(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean, keep = 0): Eval {
+  const current = store.get(key, 'gcra', now);
+  gcraContent(current, limit, periodMs, burst, now);
+  const frac = QR.r;
+  takeTo(QR.q, frac, burst, cost + keep, limit, periodMs);
+  const { allowed, retry } = TAKE;
+  const left = allowed === 1 ? TAKE.left + keep : TAKE.left;
+  timeUntilTo(burst, left, frac, limit, periodMs);
+  const resetMs = QR.q;
+  const resetNum = QR.r;
+  const writes = allowed === 1 && cost > 0 ? gcraWrites(key, resetMs, resetNum, now, simulated, current) : NO_WRITES;
+  return [allowed, Math.max(left, 0), resetNum > 0 ? resetMs + 1 : resetMs, retry, writes];
+}
+
+export function gcraRefund(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean): [number, number, Write[]] {
+  let [whole, frac] = gcraRead(store, key, limit, periodMs, burst, now);
+  [whole, frac] = give(whole, frac, burst, cost);
+  const [resetMs, resetNum] = timeUntil(burst, whole, frac, limit, periodMs);
+  return [Math.max(whole, 0), resetNum > 0 ? resetMs + 1 : resetMs, gcraWrites(key, resetMs, resetNum, now, simulated)];
+}
+
+/** gcra_reserve: [allowed, remaining, reset, retry, waitMs]. */
+export function gcraReserve(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, maxWaitMs: number, now: number, simulated: boolean): number[] {
+  let [whole, frac] = gcraRead(store, key, limit, periodMs, burst, now);
+  const reset = msUntil(burst, whole, frac, limit, periodMs);
+  if (cost > burst) return [0, Math.max(whole, 0), reset, -1, 0];
+  const wait = msUntil(cost, whole, frac, limit, periodMs);
+  if (wait > maxWaitMs) return [0, Math.max(whole, 0), reset, wait - maxWaitMs, 0];
+  whole -= cost;
+  const [resetMs, resetNum] = timeUntil(burst, whole, frac, limit, periodMs);
+  apply(store, gcraWrites(key, resetMs, resetNum, now, simulated));
+  return [1, Math.max(whole, 0), resetNum > 0 ? resetMs + 1 : resetMs, 0, wait];
+}
