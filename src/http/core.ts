@@ -1,3 +1,4 @@
+import { algorithms } from '../../generated/index.js';
 import type { BlockList } from 'node:net';
 import { InvalidConfigError } from '../errors.js';
 import type { LimitSpec, RateLimiterOptions } from '../client/config.js';
@@ -336,7 +337,10 @@ function scaled(l: LimitSpec, scale: number): LimitSpec {
   if (scale === 1) return l;
   const s = (n: number) => Math.max(1, Math.floor(n * scale));
   const out = { ...l, limit: s(l.limit) } as LimitSpec;
-  if ((l.algo === 'gcra' || l.algo === 'token_bucket') && l.burst !== undefined) (out as { burst?: number }).burst = s(l.burst);
+  // The capacity parameter scales with the limit where it is one of its own (burst).
+  const capacity = algorithms[l.algo].params.find((p) => p.name === algorithms[l.algo].capacity)!.prop;
+  const given = (l as unknown as Record<string, unknown>)[capacity];
+  if (capacity !== 'limit' && typeof given === 'number') (out as unknown as Record<string, number>)[capacity] = s(given);
   return out;
 }
 
