@@ -1,35 +1,18 @@
-import { adaptiveFeedbackScript } from '../../generated/index.js';
 import { createRateLimiter, type Cost, type RateLimiter } from '../client/limiter.js';
 import type { LimitSpec, RateLimiterOptions } from '../client/config.js';
 import type { Decision } from '../decision.js';
 import { InvalidArgumentError, InvalidConfigError } from '../errors.js';
 import type { Subject } from '../client/keys.js';
-import { runScript, type RedisClientLike } from '../runtime/index.js';
+import type { RedisClientLike } from '../runtime/index.js';
 import { subscribe, type Subscription } from '../runtime/pubsub.js';
+import { AdaptiveFeedback, type AdaptiveOptions, type FeedbackResult } from './adaptive.js';
 import { checkLimits, checkPolicyName } from './document.js';
 import { POLICY_CHANNEL } from './keys.js';
 import { expand, resolve, type Layer, type Learned, type Resolution } from './resolve.js';
 import { PolicySnapshot } from './snapshot.js';
 import { PolicyStore } from './store.js';
 
-export interface AdaptiveOptions {
-  /** Which target a subject's feedback moves. Default: the subject's id. The learned value applies to every subject whose chain holds the target. */
-  target?: (subject: Subject) => string;
-  /** The limits the learned value caps. Default: every limit. */
-  limits?: string[];
-  /** Multiplier on an overload (429, 503). Default 0.5. */
-  decrease?: number;
-  /** Units a success period adds back. Default: a tenth of the ceiling (at least 1). */
-  increase?: number;
-  /** A success adds `increase` at most once per this long. Default 1000 ms. */
-  successPeriodMs?: number;
-  /** Overloads within this long of the last decrease count as the same event. Default 1000 ms. */
-  cooldownMs?: number;
-  /** Never below this. Default 1. */
-  floor?: number;
-  /** Never above this. Default: the limit the policies give the subject. */
-  ceiling?: number;
-}
+export type { AdaptiveOptions, FeedbackResult } from './adaptive.js';
 
 export interface PolicyLimiterOptions extends Omit<RateLimiterOptions, 'limits' | 'lease'> {
   /** The policies a subject's limits come from, least specific first, e.g. `['default', 'plan:pro', 'org:acme', 'user:42']`. */
@@ -59,13 +42,6 @@ export interface PolicyDecision extends Decision {
   learned: Record<string, number>;
 }
 
-export interface FeedbackResult {
-  target: string;
-  learned: number;
-  pausedUntilMs: number;
-  changed: boolean;
-}
-
 interface Compiled {
   limiter: RateLimiter;
   res: Resolution;
@@ -74,8 +50,6 @@ interface Compiled {
 }
 
 type Resolved = Resolution & { compiled?: Compiled };
-
-const SUBJECT_ID = (s: Subject) => (typeof s === 'string' ? s : s.id);
 
 /**
  * A limiter whose limits live in Redis as policies: resolved per subject through its chain from
@@ -92,8 +66,7 @@ export class PolicyLimiter {
   private readonly base: RateLimiterOptions;
   private readonly sub: Subscription | null;
   private readonly poll: NodeJS.Timeout | null;
-  private readonly adaptive: Required<Omit<AdaptiveOptions, 'target' | 'limits' | 'ceiling' | 'increase'>> & AdaptiveOptions;
-  private readonly lastSuccessSent = new Map<string, number>();
+  private readonly adaptive: AdaptiveFeedback;
   private readonly clock: () => number;
   private closed = false;
   private readFailedAt = -Infinity;
@@ -105,10 +78,9 @@ export class PolicyLimiter {
     if (environment !== undefined) checkPolicyName(`env:${environment}`, 'environment');
     checkLimits(defaults ?? [], 'defaults');
     if (onNoLimits !== undefined && onNoLimits !== 'deny' && onNoLimits !== 'allow') throw new InvalidConfigError('onNoLimits must be deny or allow');
-    if (adaptive?.decrease !== undefined && !(adaptive.decrease > 0 && adaptive.decrease < 1)) throw new InvalidConfigError('adaptive.decrease must be between 0 and 1 (exclusive)');
     this.base = { ...rest, limits: [] };
     this.clock = o.clock ?? Date.now;
-    this.adaptive = { decrease: 0.5, successPeriodMs: 1000, cooldownMs: 1000, floor: 1, ...adaptive };
+    this.adaptive = new AdaptiveFeedback(adaptive, this.clock);
     const redis = o.redis as RedisClientLike | undefined;
     if (!redis) throw new InvalidConfigError('createPolicyLimiter needs redis: the policies live there');
     this.policies = new PolicyStore(redis, o.prefix ?? 'rl', historyMax);
@@ -179,41 +151,14 @@ export class PolicyLimiter {
     return { version, limits: res.specs.map((s) => ({ ...s, name: res.names.get(s.name)! })), policies: res.layers, learned: res.learned };
   }
 
-  /**
-   * An upstream's answer for `subject` (AIMD): 429 or 503 multiplies the learned limit down
-   * (once per cooldown), a success period adds a step back up to the ceiling, `retryAfterMs`
-   * pauses the target fleet-wide. Successes (any other status below 500) reach Redis at most
-   * once per success period per process, and only while the learned limit is below its ceiling;
-   * other 5xx answers change nothing.
-   */
-  async feedback(subject: Subject, answer: { status: number; retryAfterMs?: number }): Promise<FeedbackResult> {
-    const target = (this.adaptive.target ?? SUBJECT_ID)(subject);
-    checkPolicyName(target, 'adaptive target');
-    const status = answer?.status;
-    if (!Number.isInteger(status) || status < 100 || status > 599) throw new InvalidArgumentError('adaptive_feedback', 'status', `status must be an HTTP status, got ${JSON.stringify(status)}`);
-    const overload = status === 429 || status === 503;
-    const { res } = await this.resolve(subject);
-    const adaptiveLimits = this.adaptive.limits ?? [...res.uncapped.keys()];
-    const ceilingFromPolicy = Math.max(0, ...adaptiveLimits.map((n) => res.uncapped.get(n) ?? 0));
-    const ceiling = this.adaptive.ceiling ?? ceilingFromPolicy;
-    if (!(ceiling >= 1)) throw new InvalidConfigError(`adaptive: no ceiling for ${target} (give adaptive.ceiling, or a policy limit)`);
-    const now = this.clock();
-    const known = res.learned[target];
-    if (!overload) {
-      if (status >= 500) return { target, learned: known ?? ceiling, pausedUntilMs: 0, changed: false };
-      const last = this.lastSuccessSent.get(target) ?? -Infinity;
-      if (known === undefined || known >= ceiling || now - last < this.adaptive.successPeriodMs) return { target, learned: known ?? ceiling, pausedUntilMs: 0, changed: false };
-      this.lastSuccessSent.set(target, now);
-    }
-    const retry = Math.max(0, Math.min(86_400_000, Math.ceil(answer.retryAfterMs ?? 0)));
-    const argv = [
-      overload ? 'overload' : 'success', target, String(Math.min(ceiling, 1e9)), String(Math.min(this.adaptive.floor, ceiling)),
-      String(Math.round(this.adaptive.decrease * 1e6)), String(this.adaptive.increase ?? Math.max(1, Math.floor(ceiling / 10))),
-      String(this.adaptive.successPeriodMs), String(this.adaptive.cooldownMs), String(retry), '',
-    ];
-    const r = (await runScript(this.o.redis as RedisClientLike, adaptiveFeedbackScript, [this.policies.keys.version, this.policies.keys.adaptive(target)], argv)) as number[];
-    this.snapshot!.announced(`${r[2]} adaptive:${target}`);
-    return { target, learned: Number(r[0]), pausedUntilMs: Number(r[1]), changed: Number(r[3]) === 1 };
+  /** An upstream's answer for `subject` moves its learned limit (AIMD; see AdaptiveFeedback.feedback). */
+  feedback(subject: Subject, answer: { status: number; retryAfterMs?: number }): Promise<FeedbackResult> {
+    return this.adaptive.feedback(subject, answer, {
+      redis: this.o.redis as RedisClientLike,
+      keys: this.policies.keys,
+      resolve: (s) => this.resolve(s),
+      announced: (message) => this.snapshot!.announced(message),
+    });
   }
 
   stats() {
