@@ -1,0 +1,174 @@
+/** `peek`, `reset`, `inspect` and `top`: a subject's or a key's state in Redis, read-only except reset. */
+import { Command } from 'commander';
+import * as b from '../../generated/index.js';
+import { decisionReply } from '../../generated/index.js';
+import type { LimitSpec } from '../client/config.js';
+import { blockKey, limitKey, resolveSubject } from '../client/keys.js';
+import { createRateLimiter } from '../client/limiter.js';
+import { argvWith, compileLimit } from '../client/plan.js';
+import { runScript, type RedisClientLike } from '../runtime/index.js';
+import { connect } from './connect.js';
+import { LIMIT_NAME, algoOptions, int, limitFrom, limitOptions, subjectFrom, subjectOptions, type SubjectOptions } from './options.js';
+import { CliError, print, progress } from './output.js';
+
+/** Runs a glob pattern over every primary's keys in bounded SCAN steps (never KEYS). */
+async function* scanKeys(client: Awaited<ReturnType<typeof connect>>, cluster: boolean, pattern: string, maxKeys: number): AsyncGenerator<string> {
+  const nodes = cluster ? (client as import('ioredis').Cluster).nodes('master') : [client as import('ioredis').Redis];
+  let seen = 0;
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 200);
+      cursor = next;
+      for (const key of keys) {
+        if (seen++ >= maxKeys) return;
+        yield key;
+      }
+    } while (cursor !== '0');
+  }
+}
+
+/** A literal inside a SCAN MATCH pattern: glob characters escaped. */
+const globLiteral = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
+const regexLiteral = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** A read-only peek of one key with the limit's options, by the algorithm's peek script. */
+async function peekKey(client: object, limit: LimitSpec, key: string): Promise<{ remaining: number; resetAfterMs: number }> {
+  const { peek } = compileLimit(limit, 1);
+  const r = (await runScript(client as RedisClientLike, peek.def, [key], argvWith(peek, 1))) as number[];
+  return { remaining: r[decisionReply.remaining]!, resetAfterMs: r[decisionReply.resetAfterMs]! };
+}
+
+/** Registers `peek`, `reset`, `inspect` and `top` on the program. */
+export function registerStateCommands(cli: Command): void {
+  subjectOptions(limitOptions(cli.command('peek <subject>').description("a subject's state under a limit, without consuming")), "the subject").action(
+    async (id: string, o: Parameters<typeof limitFrom>[0] & SubjectOptions & { prefix: string; url: string; cluster?: boolean; json?: boolean }) => {
+      const limit = limitFrom(o);
+      const subject = subjectFrom(id, o);
+      limitKey(o.prefix, resolveSubject(subject), o.name, o.scopedBy ?? null); // a malformed subject is bad input, before any connection
+      const client = await connect(o.url, !!o.cluster);
+      const rl = createRateLimiter({ redis: client, prefix: o.prefix, limits: limit, onRedisFailure: 'closed', throwWhenFailedClosed: true, functions: false, timeoutMs: 5_000 });
+      try {
+        const d = await rl.peek(subject);
+        const l = d.limits[0]!;
+        print(!!o.json, { subject, ...l }, () => `${id}: ${l.remaining} of ${l.limit} left; full again in ${l.resetAfterMs} ms`);
+      } finally {
+        await rl.close();
+        client.disconnect();
+      }
+    },
+  );
+
+  subjectOptions(
+    cli
+      .command('reset <subject>')
+      .description("put a subject back to full: deletes its state under the named limits (no limit options needed), and with --block lifts its block")
+      .option('--name <name>', 'a limit name in the keys (repeatable)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+      .option('--block', "also lift the subject's block")
+      .option('--prefix <prefix>', 'key prefix', 'rl')
+      .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+      .option('--cluster', 'the URL is a Redis Cluster node')
+      .option('--json', 'JSON output'),
+    'the subject',
+  ).action(async (id: string, o: SubjectOptions & { name?: string[]; block?: boolean; prefix: string; url: string; cluster?: boolean; json?: boolean }) => {
+    const names = o.name ?? ['default'];
+    for (const n of names) if (!LIMIT_NAME.test(n)) throw new CliError(`--name must be letters, digits, _ and - (at most 64), got ${JSON.stringify(n)}`, 2);
+    const subject = subjectFrom(id, o);
+    const resolved = resolveSubject(subject);
+    const keys = names.map((n) => limitKey(o.prefix, resolved, n, o.scopedBy ?? null));
+    if (o.block) keys.push(blockKey(o.prefix, resolved));
+    const client = await connect(o.url, !!o.cluster);
+    try {
+      const { deleted } = await b.reset(client, { keys });
+      print(!!o.json, { subject, keys, deleted, reset: true }, () => `${id}: back to full (${deleted} of ${keys.length} key(s) held state: ${keys.join(', ')})`);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  const inspect = cli
+    .command('inspect <key>')
+    .description("decode a redlimit key: its raw state and TTL; with the limit's options, remaining and reset exactly (through the peek script)")
+    .option('--limit <n>', 'units per period', int('--limit', 1));
+  algoOptions(inspect)
+    .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
+    .option('--cluster', 'the URL is a Redis Cluster node')
+    .option('--json', 'JSON output')
+    .action(async (key: string, o: Partial<Parameters<typeof limitFrom>[0]> & { url: string; cluster?: boolean; json?: boolean }) => {
+      const client = await connect(o.url!, !!o.cluster);
+      try {
+        const type = (await client.type(key)) as string;
+        const pttl = await client.pttl(key);
+        let raw: unknown = null;
+        let decoded: Record<string, unknown> = {};
+        if (type === 'string') {
+          raw = await client.get(key);
+          const gcra = /^(\d+):(\d+)$/.exec(String(raw));
+          if (gcra) decoded = { kind: 'gcra', theoreticalArrival: new Date(Number(gcra[1])).toISOString(), fractionOfMs: `${gcra[2]}/limit` };
+          else if (/^\d+$/.test(String(raw))) decoded = { kind: 'counter or block', value: Number(raw) };
+          else decoded = { kind: 'window counters', value: raw };
+        } else if (type === 'hash') {
+          raw = await client.hgetall(key);
+          decoded = { kind: 'token_bucket', ...(raw as object) };
+        } else if (type === 'zset') {
+          const entries = await client.zrange(key, 0, -1, 'WITHSCORES');
+          raw = entries;
+          decoded = { kind: 'sliding_log or concurrency', entries: entries.length / 2, oldest: entries[1] ? new Date(Number(entries[1])).toISOString() : null };
+        } else if (type === 'none') decoded = { kind: 'absent', meaning: 'no state: the subject is at full' };
+        let exact: unknown = null;
+        if (o.limit !== undefined && o.algo) {
+          exact = await peekKey(client, limitFrom({ ...o, name: 'inspect' } as Parameters<typeof limitFrom>[0]), key);
+        }
+        const absent = type === 'none';
+        print(!!o.json, { key, type, absent, pttlMs: pttl, raw, decoded, exact }, () =>
+          [absent ? `${key}: absent — no state, so the subject is at full` : `${key}: ${type}, expires in ${pttl} ms`, `raw: ${JSON.stringify(raw)}`, `decoded: ${JSON.stringify(decoded)}`, ...(exact ? [`exact: ${JSON.stringify(exact)}`] : ['(give --algo, --limit and --period for the exact remaining and reset)'])].join('\n'),
+        );
+      } finally {
+        client.disconnect();
+      }
+    });
+
+  subjectOptions(
+    limitOptions(cli.command('top').description('the subjects closest to their limit: SCAN in bounded steps (never KEYS), then a read-only peek of each key'))
+      .option('--count <n>', 'how many to show', int('--count', 1), 10)
+      .option('--max-keys <n>', 'stop after scanning this many keys', int('--max-keys', 1), 10_000),
+    'only subjects under this',
+  ).action(async (o: Parameters<typeof limitFrom>[0] & SubjectOptions & { prefix: string; url: string; cluster?: boolean; json?: boolean; count: number; maxKeys: number }) => {
+    const limit = limitFrom(o);
+    if (o.scope) throw new CliError('top lists subjects: use --hash-tag and --scoped-by to choose them, not --scope', 2);
+    if (o.hashTag !== undefined) resolveSubject({ id: 'top', hashTag: o.hashTag });
+    const client = await connect(o.url, !!o.cluster);
+    const bar = progress('scanning');
+    try {
+      // Keys of this limit (src/client/keys.ts): `${prefix}:{${id}}:${name}` (tag = id),
+      // `${prefix}:{${tag}}:${name}:${id}`, or `${prefix}:{${tag}}:${name}:${scopeValue}` when scoped.
+      // Parts have no braces, so the first } closes the tag.
+      const tag = o.hashTag === undefined ? '*' : globLiteral(o.hashTag);
+      const pattern = `${globLiteral(o.prefix)}:{${tag}}:${globLiteral(o.name)}*`;
+      const shape = new RegExp(`^${regexLiteral(o.prefix)}:\\{([^}]*)\\}:${regexLiteral(o.name)}(?::(.+))?$`, 's');
+      const found: { subject: string; hashTag: string; scope?: Record<string, string>; key: string; remaining: number; limit: number; resetAfterMs: number }[] = [];
+      let scanned = 0;
+      for await (const key of scanKeys(client, !!o.cluster, pattern, o.maxKeys)) {
+        scanned++;
+        bar.tick(scanned);
+        const m = shape.exec(key);
+        if (!m) continue; // another limit whose name starts with this one
+        const [, keyTag, rest] = m as unknown as [string, string, string | undefined];
+        // A scoped limit's keys always end in the scope value; an id's key ends in the id only
+        // under a tag other than the id.
+        if (o.scopedBy && rest === undefined) continue;
+        const who = o.scopedBy ? { subject: `${o.scopedBy}=${rest}`, scope: { [o.scopedBy]: rest! } } : { subject: rest ?? keyTag };
+        const r = await peekKey(client, limit, key);
+        found.push({ ...who, hashTag: keyTag, key, remaining: r.remaining, limit: limit.limit, resetAfterMs: r.resetAfterMs });
+      }
+      bar.end();
+      found.sort((x, y) => x.remaining / x.limit - y.remaining / y.limit);
+      const top = found.slice(0, o.count);
+      print(!!o.json, { scanned, top }, () =>
+        [`scanned ${scanned} key(s)`, ...top.map((t) => `${(t.subject === t.hashTag ? t.subject : `${t.subject} {${t.hashTag}}`).padEnd(32)} ${t.remaining} of ${t.limit} left, full in ${t.resetAfterMs} ms`)].join('\n'),
+      );
+    } finally {
+      client.disconnect();
+    }
+  });
+}
