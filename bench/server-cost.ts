@@ -17,6 +17,13 @@ export interface CostCase {
   call(i: number): { keys: string[]; argv: string[] };
   /** Which ratio target applies, e.g. 6 for "≤ 6x trivial". */
   target?: number;
+  /** bench:instructions also compares this case with another case's count (at most `target` times it, if given). */
+  versus?: { name: string; target?: number };
+  /**
+   * A call made before each measured call (e.g. the reserve a settle settles); bench:instructions
+   * subtracts what the prepare calls alone cost, and bench (µs) leaves such cases out.
+   */
+  prepare?: { def: ScriptDef; call(i: number): { keys: string[]; argv: string[] } };
 }
 
 /**
