@@ -62,10 +62,10 @@ for (const c of cases) {
 }
 const compared = cases.filter((c) => c.versus && counts.has(c.versus.name));
 if (compared.length) {
-  console.log('\n' + 'script'.padEnd(22) + 'versus'.padStart(22) + 'ratio'.padStart(9) + 'target'.padStart(12));
+  console.log('\n' + 'script'.padEnd(22) + 'versus'.padStart(22) + 'ratio'.padStart(9) + 'target'.padStart(14));
   for (const c of compared) {
     const ratio = counts.get(c.name)! / counts.get(c.versus!.name)!;
-    console.log(c.name.padEnd(22) + c.versus!.name.padStart(22) + `${ratio.toFixed(3)}x`.padStart(9) + (c.versus!.target === undefined ? '' : `<=${c.versus!.target}x ${ratio <= c.versus!.target ? 'ok' : 'MISSED'}`).padStart(12));
+    console.log(c.name.padEnd(22) + c.versus!.name.padStart(22) + `${ratio.toFixed(3)}x`.padStart(9) + (c.versus!.target === undefined ? '' : `<=${c.versus!.target}x ${ratio <= c.versus!.target ? 'ok' : 'MISSED'}`).padStart(14));
   }
 }
 console.log(`\nreference: TIME + GET + SET PXAT alone costs ${floor.toFixed(2)}x trivial in instructions`);
