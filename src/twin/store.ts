@@ -219,14 +219,16 @@ export class MemoryStore {
       const parent = (i - 1) >> 2;
       const pp = at[parent]!;
       if (pp <= p) break;
-      const pe = queue[parent]!;
-      queue[i] = pe;
-      at[i] = pp;
-      pe.slot = i;
+      this.place(i, queue[parent]!, pp);
       i = parent;
     }
-    queue[i] = e;
-    at[i] = p;
+    this.place(i, e, p);
+  }
+
+  /** Heap slot `i` holds `e` (priority `p`). */
+  private place(i: number, e: Entry, p: number): void {
+    this.queue[i] = e;
+    this.at[i] = p;
     e.slot = i;
   }
 
@@ -249,15 +251,10 @@ export class MemoryStore {
         }
       }
       if (cp >= p) break;
-      const ce = queue[c]!;
-      queue[i] = ce;
-      at[i] = cp;
-      ce.slot = i;
+      this.place(i, queue[c]!, cp);
       i = c;
     }
-    queue[i] = e;
-    at[i] = p;
-    e.slot = i;
+    this.place(i, e, p);
   }
 
   // --- idle sweep -----------------------------------------------------------------------------
