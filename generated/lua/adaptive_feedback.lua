@@ -7,7 +7,7 @@
 --- nor below the floor. Multiplication is exact: learned x decrease_ppm / 1e6, floored (learned is at
 --- most 1e9). A success adds `increase` only when success_period_ms passed since the last change,
 --- so a steady stream of successes climbs one step per period. A change writes the state, bumps
---- the global version and publishes "<version> adaptive:<target>" on redlimit:policy (pcall);
+--- the global version and publishes "<version> adaptive:<target>" on the channel redlimit:policy (pcall);
 --- an overload past the cooldown that cannot lower the limit (it is at the floor) only records
 --- its time, so the next increase waits a period; one within the cooldown writes nothing.
 --- @arg outcome enum:overload|success required overload: a 429 or 503 (or a timeout you count as one); success: any other answer.
