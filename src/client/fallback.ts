@@ -58,10 +58,6 @@ export class Fallback {
     this.twin.store.delete(key);
   }
 
-  clear(): void {
-    this.learned.clear();
-  }
-
   /** Gives units back on the twin (per limit in plan order; 0 or a limit that cannot refund: nothing). */
   refund(t: Target, plans: readonly LimitPlan[], costs: readonly number[]): void {
     plans.forEach((p, i) => {

@@ -108,10 +108,14 @@ export class LocalState {
     this.fallback.invalidate(key);
   }
 
-  /** Every local answer dropped (too many changes to track one by one). */
+  /**
+   * Every local answer that could now be too permissive dropped (too many changes to track one by
+   * one, or a subscription back after a gap): the deny cache and leases. What the fallback learned
+   * of Redis stays: a change it missed (a reset) can only make the fallback stricter, while
+   * forgetting it would hand subjects Redis had exhausted a fresh allowance.
+   */
   dropAll(): void {
     this.denyCache?.clear();
     this.leases?.dropAll();
-    this.fallback.clear();
   }
 }
