@@ -83,7 +83,7 @@ describe('Redis Cluster', () => {
     try {
       await useFunctions(io);
       await useFunctions(nr);
-      for (const node of io.nodes('master')) expect(JSON.stringify(await node.function('LIST', 'LIBRARYNAME', 'redlimit'))).toContain('redlimit_multi_v1');
+      for (const node of io.nodes('master')) expect(JSON.stringify(await node.function('LIST', 'LIBRARYNAME', 'redlimit'))).toContain(`redlimit_multi_v${b.multiScript.version}`);
       for (const [client, t] of [[io, 'fa'], [nr, 'fb']] as const) {
         const results = [];
         for (let i = 0; i < 4; i++) results.push((await b.multi(client, { limits: tiers(t) })).allowed);
