@@ -59,10 +59,11 @@ describe('runner', () => {
   });
 
   it('runs two versions of a script side by side (rolling deploy)', async () => {
-    // v2 of gcra as a new deploy would ship it: same body, bumped header version.
-    const text = readFileSync(join(repoRoot, 'scripts-lua/gcra.lua'), 'utf8').replace('--- @version 1', '--- @version 2');
+    // The next version of gcra as a new deploy would ship it: same body, bumped header version.
+    const next = gcraScript.version + 1;
+    const text = readFileSync(join(repoRoot, 'scripts-lua/gcra.lua'), 'utf8').replace(`--- @version ${gcraScript.version}`, `--- @version ${next}`);
     const [v2] = compileScripts(tempScriptsRoot({ 'scripts-lua/gcra.lua': text })).map((s) => s.def);
-    expect(v2!.version).toBe(2);
+    expect(v2!.version).toBe(next);
     expect(v2!.sha1).not.toBe(gcraScript.sha1);
 
     await redis.script('FLUSH');
