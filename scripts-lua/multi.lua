@@ -1,8 +1,9 @@
 --- @script multi
---- @version 2
---- @summary Atomic multi-limit check: N limits of any mix of algorithms, each with its own cost and parameters; either every limit admits and all consume, or none consumes. A limit of algo concurrency holds a slot for its holder (released by concurrency_release, or expired after period_ms) only when every limit admits. v2 (from v1): the algo concurrency, and two fields appended to every group (share_ppm, holder), so a group is 9 arguments instead of 7; v1's ARGV is refused (BADARG: argument count).
+--- @version 3
+--- @summary Atomic multi-limit check: N limits of any mix of algorithms, each with its own cost and parameters; either every limit admits and all consume, or none consumes. A limit of algo concurrency holds a slot for its holder (released by concurrency_release, or expired after period_ms) only when every limit admits. v2 (from v1): the algo concurrency, and two fields appended to every group (share_ppm, holder), so a group is 9 arguments instead of 7; v1's ARGV is refused (BADARG: argument count). v3 (from v2): a second fixed argument tz_rules after now_ms (time zone rules of quota limits, one entry per limit), so ARGV is now_ms, tz_rules, then the groups; v2's ARGV is refused (BADARG: argument count).
 --- @key state+ One key per limit, in the order of the limits: its state key (a block key for algo block). In Redis Cluster all must share a hash slot.
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
+--- @arg tz_rules string optional maxlen=16384 Time zones of quota limits: one entry per limit, in order, `|`-separated, each empty (the limit keeps its offset_ms) or a time zone's rules, "off0;t1:off1;..." in ms (src/client/time-zone.ts builds them from an IANA zone; at most 1024 bytes each). Empty: no zones. A rule for a limit that is not quota, or a count of entries other than the number of limits, is refused (BADARG).
 --- @each limits
 --- @group algo enum:gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency required The limit's algorithm (block: a penalty key set by the block script; concurrency: the holder set of concurrency_acquire).
 --- @group limit int default=1 1..1000000000000000 Units per period (gcra/token_bucket: refill rate; quota: budget up to 1e15; concurrency: holders at once, up to 1e6; others up to 1e9).
@@ -25,4 +26,5 @@
 --- @include "lib/clock"
 --- @args
 
+rl_multi_zones('multi', tz_rules, limits)
 return rl_reply(rl_multi('multi', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, true))

@@ -1,9 +1,10 @@
 --- @script multi_peek
---- @version 2
---- @summary Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: groups of 9 as in multi v2 (share_ppm, holder appended; algo concurrency).
+--- @version 3
+--- @summary Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: groups of 9 as in multi v2 (share_ppm, holder appended; algo concurrency). v3: tz_rules after now_ms as in multi v3.
 --- @readonly
 --- @key state+ One key per limit, in the order of the limits: its state key (a block key for algo block). In Redis Cluster all must share a hash slot.
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
+--- @arg tz_rules string optional maxlen=16384 Time zones of quota limits: one entry per limit, in order, `|`-separated, each empty (the limit keeps its offset_ms) or a time zone's rules, "off0;t1:off1;..." in ms (src/client/time-zone.ts builds them from an IANA zone; at most 1024 bytes each). Empty: no zones. A rule for a limit that is not quota, or a count of entries other than the number of limits, is refused (BADARG).
 --- @each limits
 --- @group algo enum:gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency required The limit's algorithm (block: a penalty key set by the block script; concurrency: the holder set of concurrency_acquire).
 --- @group limit int default=1 1..1000000000000000 Units per period (gcra/token_bucket: refill rate; quota: budget up to 1e15; concurrency: holders at once, up to 1e6; others up to 1e9).
@@ -26,4 +27,5 @@
 --- @include "lib/clock"
 --- @args
 
+rl_multi_zones('multi_peek', tz_rules, limits)
 return rl_reply(rl_multi('multi_peek', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, false))

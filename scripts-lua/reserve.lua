@@ -1,6 +1,6 @@
 --- @script reserve
---- @version 1
---- @summary Reserve an estimate on N limits at once, all-or-nothing like multi, and remember what was taken under a reservation key until settle commits the actual or cancels (or the reservation expires and counts at its estimate).
+--- @version 2
+--- @summary Reserve an estimate on N limits at once, all-or-nothing like multi, and remember what was taken under a reservation key until settle commits the actual or cancels (or the reservation expires and counts at its estimate). v2 (from v1): a group field share_ppm (the call's priority class, as in multi), so a group is 8 arguments instead of 7; v1's ARGV is refused (BADARG: argument count).
 --- @key record The reservation's own key, `<prefix>:{<tag>}:!rsv:<rid>` with a random 128-bit rid: same hash slot as the state keys. Holds the record (what was taken) until settle replaces it by a tombstone; expires after ttl_ms.
 --- @key state+ One key per limit, in the order of the limits: its state key (a block key for algo block). In Redis Cluster all must share a hash slot with the record key.
 --- The decision is multi's: every limit takes its estimate, or none does and nothing is written (not
@@ -23,6 +23,7 @@
 --- @group burst int default=limit 1..1000000000000000 gcra/token_bucket capacity.
 --- @group offset_ms int default=0 -50400000..31622400000 fixed_window: window offset (0 <= offset < period); quota: UTC offset.
 --- @group unit enum:day|week|month optional quota: the calendar period.
+--- @group share_ppm int default=1000000 0..1000000 Priority class: the share of this limit's capacity (burst for gcra/token_bucket, else limit) the reservation may use, in parts per million; the limit admits only if capacity - floor(capacity * share_ppm / 1e6) units are left after the estimate. 1000000 (the default) keeps nothing back; block ignores it. Not part of the record: a replay is the same reservation whatever class it names, and settle gives back what was taken.
 --- @check multi_items limits
 --- @return allowed bool 1 if every limit admitted: the estimates are taken and the reservation recorded; 0 if any denied and nothing was written.
 --- @return denied_index int 1-based index of the first limit that denied; 0 when allowed.

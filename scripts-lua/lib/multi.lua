@@ -98,6 +98,32 @@ local function rl_check_multi_batch_specs(script, count, specs, items)
   end
 end
 
+--- multi, multi_peek, multi_batch: the time zones of quota items, from tz_rules: one entry per
+--- item, `|`-separated, each empty (the item keeps its offset_ms) or a rule string (rl_tz_rules,
+--- at most 1024 bytes) for a quota item, parsed once and kept as item.zone. nil (tz_rules
+--- omitted or empty) costs nothing: nothing is split. Called before any key is read.
+local function rl_multi_zones(script, tz_rules, items)
+  if tz_rules == nil then return end
+  local _, bars = string.gsub(tz_rules, '|', '|')
+  if bars + 1 ~= #items then
+    rl_fail(script, string.format('tz_rules has %d entries for %d limit(s) (one per limit, empty for none)', bars + 1, #items))
+  end
+  local i = 0
+  for entry in string.gmatch(tz_rules .. '|', '([^|]*)|') do
+    i = i + 1
+    if entry ~= '' then
+      local item = items[i]
+      if item.algo ~= 'quota' then
+        rl_fail(script, string.format('tz_rules[%d] is for algo quota only, limit %d is %s', i, i, item.algo))
+      end
+      if #entry > 1024 then
+        rl_fail(script, string.format('tz_rules[%d] must be at most 1024 bytes, got %d', i, #entry))
+      end
+      item.zone = rl_tz_rules(script, entry)
+    end
+  end
+end
+
 --- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes. `apply_now`:
 --- an algorithm that can may make its write at once (batch: nothing to roll back) and return none.
 --- item.share_ppm (nil = 1e6) is its priority class: decided at cost + what the class must leave.
@@ -115,7 +141,7 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   elseif algo == 'sliding_log' then
     return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim, rl_keep(item.limit, share))
   elseif algo == 'quota' then
-    return rl_quota_eval(key, item.limit, item.unit, item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
+    return rl_quota_eval(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
   elseif algo == 'concurrency' then
     return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, rl_keep(item.limit, share))
   end
