@@ -11,6 +11,7 @@ import { parseMultiBatchSpecs } from '../runtime/checks.js';
 import { TwinStateError, type MemoryStore, type TwinValue } from './store.js';
 import { twinReserve, twinSettle } from './reservation.js';
 import { twinFairShare } from './fair.js';
+import { parseTzRules, type Zone } from './calendar.js';
 
 export interface TwinCall {
   store: MemoryStore;
@@ -25,6 +26,46 @@ export interface TwinCall {
 
 const n = (v: unknown) => v as number;
 const s = (v: unknown) => v as string;
+
+/** A BADARG as the script's rl_fail raises it. */
+function badArg(script: string, message: string): never {
+  throw new ScriptError(script, `BADARG redlimit ${script}: ${message}`);
+}
+
+/** rl_tz_rules: a rule string parsed, or the script's BADARG. */
+function tzRules(script: string, raw: string): Zone {
+  return parseTzRules(raw, (m) => badArg(script, m));
+}
+
+/** A quota script's zone: its tz_rules when given (non-empty), else utc_offset_ms. */
+function quotaZone(c: TwinCall): Zone {
+  const raw = c.args.tz_rules as string | undefined;
+  return raw === undefined ? n(c.args.utc_offset_ms) : tzRules(c.script, raw);
+}
+
+/** An item's zone (rl_multi_zones set it) or its fixed offset. */
+const zoneOf = (it: ArgValues): Zone => ((it as unknown as { zone?: Zone }).zone ?? n(it.offset_ms));
+const withZone = (it: ArgValues, zone: Zone): ArgValues => ({ ...it, zone } as unknown as ArgValues);
+
+/**
+ * rl_multi_zones: tz_rules of multi, multi_peek and multi_batch, one `|`-separated entry per item,
+ * each empty (the item keeps its offset_ms) or a rule string for a quota item. Undefined (omitted
+ * or empty) leaves the items as they are.
+ */
+function multiZones(script: string, raw: string | undefined, items: ArgValues[]): ArgValues[] {
+  if (raw === undefined) return items;
+  const entries = raw.split('|');
+  if (entries.length !== items.length) badArg(script, `tz_rules has ${entries.length} entries for ${items.length} limit(s) (one per limit, empty for none)`);
+  return items.map((it, index) => {
+    const entry = entries[index]!;
+    if (entry === '') return it;
+    const i = index + 1;
+    if (it.algo !== 'quota') badArg(script, `tz_rules[${i}] is for algo quota only, limit ${i} is ${it.algo}`);
+    const bytes = Buffer.byteLength(entry);
+    if (bytes > 1024) badArg(script, `tz_rules[${i}] must be at most 1024 bytes, got ${bytes}`);
+    return withZone(it, tzRules(script, entry));
+  });
+}
 
 function consume(e: a.Eval, store: MemoryStore): number[] {
   if (e[0] === 1) a.apply(store, e[4]);
@@ -134,7 +175,7 @@ function evalItem(c: TwinCall, key: string, it: ArgValues, trim: boolean): a.Eva
     case 'sliding_log':
       return a.slidingLogEval(store, key, n(it.limit), n(it.period_ms), n(it.cost), now, simulated, trim, a.keep(n(it.limit), share));
     case 'quota':
-      return a.quotaEval(store, key, n(it.limit), s(it.unit), n(it.offset_ms), n(it.cost), now, simulated, a.keep(n(it.limit), share));
+      return a.quotaEval(store, key, n(it.limit), s(it.unit), zoneOf(it), n(it.cost), now, simulated, a.keep(n(it.limit), share));
     case 'concurrency':
       return a.concurrencyEval(store, key, n(it.limit), n(it.period_ms), s(it.holder), n(it.cost), now, simulated, trim, a.keep(n(it.limit), share));
     default: {
@@ -199,10 +240,21 @@ function multi(c: TwinCall, commit: boolean, name: string): number[] {
   return reply;
 }
 
+/** multi / multi_peek: the item checks of the prologue, then their zones (rl_multi_zones), then rl_multi. */
+function multiCall(c: TwinCall, commit: boolean, name: string): number[] {
+  checkConcurrencyItems(name, c.items);
+  return multi({ ...c, items: multiZones(name, c.args.tz_rules as string | undefined, c.items) }, commit, name);
+}
+
 /** batch: independent decisions on one limit, in order, each applied before the next. */
 function batch(c: TwinCall): number[] {
+  let spec: ArgValues = { ...c.args };
+  const tz = c.args.tz_rules as string | undefined;
+  if (tz !== undefined) {
+    if (c.args.algo !== 'quota') badArg('batch', `tz_rules is for algo quota only, got algo ${c.args.algo}`);
+    spec = withZone(spec, tzRules('batch', tz));
+  }
   const reply = [c.now];
-  const spec: ArgValues = { ...c.args };
   c.items.forEach((it, i) => {
     spec.cost = it.cost;
     spec.share_ppm = it.share_ppm;
@@ -235,7 +287,7 @@ function failingItem(c: TwinCall): number {
 /** multi_batch: whole multi decisions over the same limits, in order, each all-or-nothing. */
 function multiBatch(c: TwinCall): number[] {
   const count = n(c.args.count);
-  const limits: ArgValues[] = parseMultiBatchSpecs('multi_batch', count, s(c.args.specs)).map((l) => ({
+  const parsed: ArgValues[] = parseMultiBatchSpecs('multi_batch', count, s(c.args.specs)).map((l) => ({
     algo: l.algo,
     limit: l.limit,
     period_ms: l.periodMs,
@@ -243,6 +295,7 @@ function multiBatch(c: TwinCall): number[] {
     offset_ms: l.offsetMs,
     unit: l.unit,
   }));
+  const limits = multiZones('multi_batch', c.args.tz_rules as string | undefined, parsed);
   const reply = [c.now];
   for (let d = 0; d * count < c.keys.length; d++) {
     const keys = c.keys.slice(d * count, (d + 1) * count);
@@ -282,18 +335,27 @@ export const twinScripts: Record<string, Impl> = {
   sliding_window_refund: (c) => refund(a.slidingWindowRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated), c.store),
   sliding_log: (c) => consume(a.slidingLogEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated, true, share(c, n(c.args.limit))), c.store),
   sliding_log_peek: (c) => peek((cost) => a.slidingLogEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), cost, c.now, c.simulated, false), n(c.args.cost)),
-  quota: (c) => consume(a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.limit))), c.store),
-  quota_peek: (c) => peek((cost) => a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), cost, c.now, c.simulated), n(c.args.cost)),
-  quota_refund: (c) => refund(a.quotaRefund(c.store, k0(c), n(c.args.limit), s(c.args.unit), n(c.args.utc_offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
+  quota: (c) => {
+    const zone = quotaZone(c);
+    return consume(a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), zone, n(c.args.cost), c.now, c.simulated, share(c, n(c.args.limit))), c.store);
+  },
+  quota_peek: (c) => {
+    const zone = quotaZone(c);
+    return peek((cost) => a.quotaEval(c.store, k0(c), n(c.args.limit), s(c.args.unit), zone, cost, c.now, c.simulated), n(c.args.cost));
+  },
+  quota_refund: (c) => {
+    const zone = quotaZone(c);
+    return refund(a.quotaRefund(c.store, k0(c), n(c.args.limit), s(c.args.unit), zone, n(c.args.cost), c.now, c.simulated), c.store);
+  },
   concurrency_acquire: (c) => a.concurrencyAcquire(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), s(c.args.lease_id), c.now, c.simulated, share(c, n(c.args.limit))),
   concurrency_release: (c) => a.concurrencyRelease(c.store, k0(c), s(c.args.lease_id), c.now, c.simulated),
   concurrency_peek: (c) => a.concurrencyPeek(c.store, k0(c), n(c.args.limit), c.now, share(c, n(c.args.limit))),
   block: (c) => [a.block(c.store, k0(c), n(c.args.duration_ms), c.now, c.simulated)],
   reset: (c) => [c.keys.reduce((count, k) => count + (c.store.delete(k) ? 1 : 0), 0)],
-  multi: (c) => multi(c, true, 'multi'),
+  multi: (c) => multiCall(c, true, 'multi'),
   multi_batch: multiBatch,
   batch,
-  multi_peek: (c) => multi(c, false, 'multi_peek'),
+  multi_peek: (c) => multiCall(c, false, 'multi_peek'),
   reserve: (c) => twinReserve(c, multi, stateKeyError),
   settle: (c) => twinSettle(c, stateKeyError),
   fair_share: twinFairShare,
