@@ -119,32 +119,55 @@ export function checkReservable(plans: readonly LimitPlan[]): void {
 }
 
 /**
- * reserve on Redis for one subject: `stateKeys` in plan order then the block key (`blocks`),
- * `costs` the estimate per limit (in plan order). The handle is known before the call, so a retry
- * of the same call (same handle) is the same reservation.
+ * The priority class of a reservation, per limit in plan order as share_ppm strings ('' keeps
+ * nothing back: the script's default), checked against reserve's share_ppm range.
  */
-export function reserveCall(plans: readonly LimitPlan[], blocks: boolean, stateKeys: readonly string[], costs: readonly number[], ttlMs: number, r: Reservation = newReservation(stateKeys)): ScriptCall & { handle: string; reservation: Reservation } {
+function checkShares(plans: readonly LimitPlan[], shares: readonly string[] | undefined): readonly string[] | undefined {
+  if (shares === undefined) return undefined;
+  if (shares.length !== plans.length) throw new InvalidArgumentError('reserve', 'priority', `one share per limit (${plans.length}), got ${shares.length}`);
+  const spec = b.reserveScript.each!.args.find((a) => a.name === 'share_ppm')!;
+  return shares.map((s, i) => (s === '' ? '' : intArg('reserve', spec, Number(s), `priority.${plans[i]!.name}`)));
+}
+
+/**
+ * reserve on Redis for one subject: `stateKeys` in plan order then the block key (`blocks`),
+ * `costs` the estimate per limit (in plan order), `shares` the call's priority class (share_ppm
+ * per limit in plan order, '' for the whole capacity; undefined: no class). The handle is known
+ * before the call, so a retry of the same call (same handle) is the same reservation.
+ */
+export function reserveCall(
+  plans: readonly LimitPlan[],
+  blocks: boolean,
+  stateKeys: readonly string[],
+  costs: readonly number[],
+  ttlMs: number,
+  shares?: readonly string[],
+  r: Reservation = newReservation(stateKeys),
+): ScriptCall & { handle: string; reservation: Reservation } {
   checkReservable(plans);
   const def = b.reserveScript;
   const group = def.each!.args;
   const costSpec = group.find((a) => a.name === 'cost')!;
   if (costs.length !== plans.length) throw new InvalidArgumentError('reserve', 'cost', `one estimate per limit (${plans.length}), got ${costs.length}`);
+  const share = checkShares(plans, shares);
   const argv = [intArg(def.name, def.args[0]!, ttlMs, 'ttlMs'), ''];
   plans.forEach((p, i) => {
     const it = p.item;
-    argv.push(it.algo!, it.limit!, it.period_ms!, intArg(def.name, costSpec, costs[i]!, `cost.${p.name}`), it.burst!, it.offset_ms!, it.unit!);
+    argv.push(it.algo!, it.limit!, it.period_ms!, intArg(def.name, costSpec, costs[i]!, `cost.${p.name}`), it.burst!, it.offset_ms!, it.unit!, share?.[i] ?? '');
   });
-  if (blocks) argv.push('block', '', '', '', '', '', '');
+  if (blocks) argv.push('block', '', '', '', '', '', '', '');
   const keys = [r.recordKey, ...stateKeys];
   sameSlot(def.name, keys);
   return { def, keys, argv, handle: encodeHandle(r), reservation: r };
 }
 
 /** The same reserve on the twin (the fallback's sizes), as TwinClient.runParsed takes it. */
-export function reserveOnTwin(plans: readonly LimitPlan[], blocks: boolean, costs: readonly number[], ttlMs: number): { args: ArgValues; items: ArgValues[] } {
+export function reserveOnTwin(plans: readonly LimitPlan[], blocks: boolean, costs: readonly number[], ttlMs: number, shares?: readonly string[]): { args: ArgValues; items: ArgValues[] } {
   checkReservable(plans);
   intArg('reserve', b.reserveScript.args[0]!, ttlMs, 'ttlMs');
-  const items: ArgValues[] = plans.map((p, i) => ({ ...p.fallbackItem, cost: costs[i]! }));
+  const share = checkShares(plans, shares);
+  // '' is the script's default (the whole capacity): no share_ppm at all, as the prologue leaves it.
+  const items: ArgValues[] = plans.map((p, i) => (share?.[i] ? { ...p.fallbackItem, cost: costs[i]!, share_ppm: Number(share[i]) } : { ...p.fallbackItem, cost: costs[i]! }));
   if (blocks) items.push({ algo: 'block', limit: 1, cost: 1, offset_ms: 0 });
   return { args: { ttl_ms: ttlMs }, items };
 }

@@ -33,14 +33,15 @@ export class Reserver {
     this.names = plans.map((p) => p.name);
   }
 
-  reserve(t: Target, costs: readonly number[], ttlMs: number): Promise<Reserved> {
-    const call = reserveCall(this.plans, this.blocks, t.keys, costs, ttlMs);
+  /** `shares`: the call's priority class, share_ppm per limit in plan order ('' = whole capacity); undefined: none. */
+  reserve(t: Target, costs: readonly number[], ttlMs: number, shares?: readonly string[]): Promise<Reserved> {
+    const call = reserveCall(this.plans, this.blocks, t.keys, costs, ttlMs, shares);
     const answer = (r: readonly number[], source: 'redis' | 'fallback'): Reserved => {
       const d = this.shape.decode.items(r, this.offset, source);
       return { ...d, handle: d.allowed ? call.handle : null };
     };
     const onTwin = () => {
-      const { args, items } = reserveOnTwin(this.plans, this.blocks, costs, ttlMs);
+      const { args, items } = reserveOnTwin(this.plans, this.blocks, costs, ttlMs, shares);
       return answer(this.fallback.twin.runParsed(b.reserveScript, call.keys, args, items), 'fallback');
     };
     if (!this.path) return Promise.resolve().then(onTwin);

@@ -98,7 +98,12 @@ function store(c: TwinCall, key: string, text: string, ttl: number): void {
   c.store.set(key, value as unknown as TwinValue, expiresAt(c.now, ttl, c.simulated));
 }
 
-/** reserve.lua */
+/**
+ * reserve.lua (v2). Each item may carry share_ppm, its priority class: multi decides it exactly as
+ * rl_multi does (at estimate + what the class must leave). The class is not part of the record
+ * (rl_rsv_specs stores parameters and estimates only): a replay is the same reservation whatever
+ * class it names, and settle gives back what was taken.
+ */
 export function twinReserve(c: TwinCall, multi: TwinMulti, keyError: StateKeyError): number[] {
   const recordKey = c.keys[0]!;
   const stateKeys = c.keys.slice(1);

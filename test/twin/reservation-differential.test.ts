@@ -8,7 +8,7 @@ import { ioredis, uniquePrefix } from '../support/redis.js';
 /**
  * reserve and settle: the twin answers exactly as the Lua does. Random sequences of reservations
  * (ids drawn from a small pool, so replays, reused ids and second settles happen), commits and
- * cancels with random actuals in both overage modes, settles with the keys swapped (mismatch), and
+ * cancels with random actuals in both overage modes, reservations in random priority classes (share_ppm), settles with the keys swapped (mismatch), and
  * clock advances that pass the reservations' ttl — on one subject with two limits of random
  * algorithms, through the same generated bindings on a real Redis and on the twin.
  */
@@ -40,8 +40,20 @@ const spec: fc.Arbitrary<Spec> = fc.oneof(
   fc.record({ algo: fc.constant('quota' as Algo), limit: fc.integer({ min: 1, max: 20 }), unit: fc.constant('day' as const), offsetMs: fc.integer({ min: -50_400_000, max: 50_400_000 }) }),
 );
 
+const share = fc.option(fc.oneof(fc.constantFrom(0, 250_000, 500_000, 700_000, 999_999, 1_000_000), fc.integer({ min: 0, max: 1_000_000 })), { nil: undefined });
+
 const op = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('reserve' as const), rid: fc.integer({ min: 0, max: 3 }), ttl: fc.integer({ min: 1, max: 8 }), est: fc.tuple(fc.integer({ min: 0, max: 24 }), fc.integer({ min: 0, max: 24 })) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('reserve' as const),
+      rid: fc.integer({ min: 0, max: 3 }),
+      ttl: fc.integer({ min: 1, max: 8 }),
+      est: fc.tuple(fc.integer({ min: 0, max: 24 }), fc.integer({ min: 0, max: 24 })),
+      // a priority class (share_ppm per limit; undefined: the default, the whole capacity)
+      share: fc.option(fc.tuple(share, share), { nil: undefined }),
+    }),
+  },
   {
     weight: 4,
     arbitrary: fc.record({
@@ -81,7 +93,7 @@ describe('twin ≡ Lua: reserve and settle', () => {
           now += advance * quarter;
           const call = (client: object) => {
             if (o.kind === 'reserve') {
-              const limits = specs.map((s, i) => ({ key: keys[i]!, ...s, cost: o.est[i]! }));
+              const limits = specs.map((s, i) => ({ key: keys[i]!, ...s, cost: o.est[i]!, sharePpm: o.share?.[i] }));
               return b.reserve(client as Redis, { recordKey: record(o.rid), ttlMs: o.ttl * quarter, nowMs: now, limits });
             }
             const order = o.swap ? [1, 0] : [0, 1];
