@@ -5,6 +5,7 @@ import type { LimitSpec, RateLimiterOptions } from '../client/config.js';
 import type { Decision } from '../client/decision.js';
 import { createRateLimiter, type Cost, type RateLimiter } from '../client/limiter.js';
 import type { Subject } from '../client/keys.js';
+import { createPolicyLimiter, type PolicyLimiter } from '../policy/limiter.js';
 import { verifyBypass, type BypassOptions } from './bypass.js';
 import { addressKey, addressList, clientIp, inList, type TrustProxy } from './client-ip.js';
 import { headerStyles, rateLimitHeaders, retryMs, windowSeconds, type HeaderStyle } from './headers.js';
@@ -52,6 +53,8 @@ export interface RateLimitRule {
   limits?: LimitSpec | LimitSpec[];
   /** Or a limiter you built yourself (its own limits, prefix and options; `scale` does not apply). */
   limiter?: RateLimiter;
+  /** Or limits from the policy store, resolved per request through a chain of policies (see PolicyRule). */
+  policy?: PolicyRule;
   /** Decide and report, never deny (roll a new limit out). */
   shadow?: boolean;
   /** Overrides the key for this rule. */
@@ -63,6 +66,40 @@ export interface RateLimitRule {
   subject?: (req: HttpRequestInfo) => Subject | undefined | Promise<Subject | undefined>;
   /** The request's cost (e.g. per limit name). Default 1. */
   cost?: (req: HttpRequestInfo) => Cost;
+}
+
+/**
+ * A rule whose limits live in Redis as policies (see createPolicyLimiter): each request's limits
+ * are resolved through its chain, e.g. `['default', `plan:${plan}`, `key:${apiKey}`]`, the most
+ * specific value winning per limit name. A change made anywhere (policies.set, the CLI, the
+ * operations endpoint) applies to the next request of every process: at once in the process
+ * that made it, within one round trip of its announcement elsewhere, and within `pollMs`
+ * (default 500 ms) plus one round trip when an announcement is missed. During a Redis outage the
+ * last known policies stay, and the limiter's onRedisFailure decides with them. `scale` does not
+ * apply (use an `env:` layer: `environment`). Headers report the limits as resolved.
+ */
+export interface PolicyRule {
+  /**
+   * The policies for this request, least specific first; `key` is who the request counts against
+   * (its subject's id). Policy names are letters, digits, _ - : . (no braces): map anything else
+   * (hash an API key). Omitted with `limiter`: that limiter's own `chain(subject)`.
+   */
+  chain?: (req: HttpRequestInfo, key: string) => readonly string[] | Promise<readonly string[]>;
+  /**
+   * A policy limiter you built (its store, prefix and options: share it with the operations
+   * endpoint's `policies` and other rules). Omitted: one is built on these options' `redis` and
+   * `limiter` options, its keys and its policies under `${prefix}:${rule}` (policies at
+   * `${prefix}:${rule}:{policies}`: the CLI's `--prefix`).
+   */
+  limiter?: PolicyLimiter;
+  /** Without `limiter`: appends the layer `env:<environment>` (e.g. its scale 0.8) as the most specific. */
+  environment?: string;
+  /** Without `limiter`: limits in code, under every policy (also what decides when Redis is down before any policy was read). */
+  defaults?: LimitSpec[];
+  /** Without `limiter`: a chain that resolves to no limit: `deny` (default: 403) or `allow`. */
+  onNoLimits?: 'deny' | 'allow';
+  /** Without `limiter`: how often the global policy version is polled (the backstop for a missed announcement). Default 500 ms. */
+  pollMs?: number;
 }
 
 export interface HttpRateLimitOptions {
@@ -127,6 +164,8 @@ interface CompiledRule {
   classes: Set<string> | null;
   limits: LimitSpec[];
   limiter: RateLimiter | null;
+  /** A policy rule: its limiter (built here when `own`) and the chain per request. */
+  policy: { limiter: PolicyLimiter; chain?: PolicyRule['chain']; own: boolean } | null;
   shadow: boolean;
   key?: KeyOption;
   subject?: RateLimitRule['subject'];
@@ -173,13 +212,15 @@ export class HttpRateLimiter {
       if (!/^[A-Za-z0-9_-]{1,64}$/.test(name)) throw new InvalidConfigError(`rule name ${JSON.stringify(name)}: letters, digits, _ and - only`);
       if (names.has(name)) throw new InvalidConfigError(`rule name ${name} is used twice`);
       names.add(name);
-      if ((r.limits === undefined) === (r.limiter === undefined)) throw new InvalidConfigError(`rule ${name}: give limits or a limiter (one of them)`);
-      const limits = r.limiter ? [...r.limiter.limits] : (Array.isArray(r.limits) ? r.limits : [r.limits!]).map((l) => scaled(l, scale));
+      if ([r.limits, r.limiter, r.policy].filter((x) => x !== undefined).length !== 1) throw new InvalidConfigError(`rule ${name}: give limits, a limiter or a policy (one of them)`);
       const methods = r.method === undefined ? null : new Set((typeof r.method === 'string' ? [r.method] : r.method).map((m) => m.toUpperCase()));
       if (methods?.has('GET')) methods.add('HEAD');
       const classes = r.clientClass === undefined ? null : new Set(typeof r.clientClass === 'string' ? [r.clientClass] : r.clientClass);
+      const common = { name, path: r.path === undefined ? undefined : new PathPattern(r.path), methods, classes, shadow: r.shadow ?? false, key: r.key, subject: r.subject, cost: r.cost };
+      if (r.policy) return { ...common, limits: [], limiter: null, policy: this.policyFor(r.policy, name, prefix) };
+      const limits = r.limiter ? [...r.limiter.limits] : (Array.isArray(r.limits) ? r.limits : [r.limits!]).map((l) => scaled(l, scale));
       const limiter = r.limiter ?? (limits.length === 0 ? null : createRateLimiter({ ...o.limiter, redis: o.redis, limits, prefix: `${prefix}:${name}`, name }));
-      return { name, path: r.path === undefined ? undefined : new PathPattern(r.path), methods, classes, limits, limiter, shadow: r.shadow ?? false, key: r.key, subject: r.subject, cost: r.cost };
+      return { ...common, limits, limiter, policy: null };
     });
     this.styles = headerStyles(o.headers);
     this.trusted = Array.isArray(o.trustProxy) ? addressList(o.trustProxy, 'trustProxy') : null;
@@ -195,6 +236,24 @@ export class HttpRateLimiter {
     this.denyIps = deny.ips;
     this.denyKeys = deny.keys;
     this.counters = { since: Date.now(), byRule: {}, skipped: 0, bypassed: 0, forbidden: 0, missingKey: 0 };
+  }
+
+  /** A policy rule's limiter: the one given, or one built on these options' Redis under the rule's prefix. */
+  private policyFor(p: PolicyRule, name: string, prefix: string): CompiledRule['policy'] {
+    if (p.limiter) return { limiter: p.limiter, ...(p.chain ? { chain: p.chain } : {}), own: false };
+    if (!this.o.redis) throw new InvalidConfigError(`rule ${name}: a policy rule without its own limiter needs redis (the policies live there)`);
+    const { lease: _lease, ...limiterOptions } = (this.o.limiter ?? {}) as RateLimiterOptions;
+    const limiter = createPolicyLimiter({
+      ...limiterOptions,
+      redis: this.o.redis,
+      prefix: `${prefix}:${name}`,
+      name,
+      ...(p.environment !== undefined ? { environment: p.environment } : {}),
+      ...(p.defaults !== undefined ? { defaults: p.defaults } : {}),
+      ...(p.onNoLimits !== undefined ? { onNoLimits: p.onNoLimits } : {}),
+      ...(p.pollMs !== undefined ? { pollMs: p.pollMs } : {}),
+    });
+    return { limiter, chain: p.chain!, own: true };
   }
 
   /** The client's address (trusted proxies applied): what allow and deny lists are checked against. */
@@ -241,7 +300,7 @@ export class HttpRateLimiter {
     const address = ip === undefined ? undefined : addressKey(ip, this.o);
     const forms = pathForms(req.path, req.pathMatching ?? ANY_ROUTER);
     const rule = this.rules.find((r) => matches(r, req, forms, clientClass));
-    if (!rule || !rule.limiter) return { pass: true, headers: {}, decision: null };
+    if (!rule || (!rule.limiter && !rule.policy)) return { pass: true, headers: {}, decision: null };
 
     let subject: Subject | undefined;
     let key: string | undefined;
@@ -267,28 +326,46 @@ export class HttpRateLimiter {
     }
     subject ??= key;
 
-    const decision = await rule.limiter.limit(subject, rule.cost ? { cost: rule.cost(req) } : undefined);
+    let decision: Decision;
+    let limits: readonly LimitSpec[] = rule.limits;
+    if (rule.policy) {
+      const chain = rule.policy.chain ? await rule.policy.chain(req, key) : undefined;
+      const d = await rule.policy.limiter.limit(subject, { ...(rule.cost ? { cost: rule.cost(req) } : {}), ...(chain !== undefined ? { chain } : {}) });
+      decision = d;
+      limits = d.policyLimits;
+    } else decision = await rule.limiter!.limit(subject, rule.cost ? { cost: rule.cost(req) } : undefined);
     this.count(rule.name, decision, rule.shadow);
     this.o.onDecision?.({ rule: rule.name, key, decision, shadow: rule.shadow, req });
-    const headers = this.headersFor(decision, rule.limits);
+    const headers = this.headersFor(decision, limits);
     if (decision.allowed || rule.shadow) return { pass: true, headers, decision };
     if (decision.source === 'fail-closed') {
       const status = this.o.unavailableStatus ?? 503;
       const retry = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
       return { pass: false, decision, ...problem(status, status === 503 ? 'Service Unavailable' : 'Too Many Requests', 'The rate limiter cannot reach its store and fails closed.', { ...headers, 'Retry-After': retry }) };
     }
-    const windowSecs = windowSeconds(rule.limits.find((l) => l.name === decision.limitName) ?? rule.limits[0]!);
+    if (decision.deniedBy === 'no-limits') {
+      // A policy rule whose chain resolves to no limit (an unknown plan), with onNoLimits deny.
+      return { pass: false, decision, ...problem(403, 'Forbidden', 'No rate-limit policy applies to this client.', headers) };
+    }
+    const spec = limits.find((l) => l.name === decision.limitName) ?? limits[0];
+    const windowSecs = spec ? windowSeconds(spec) : 1;
     headers['Retry-After'] = String(Math.max(1, Math.ceil(retryMs(decision, windowSecs) / 1000)));
     if (this.o.onDenied) {
       const custom = this.o.onDenied(req, decision);
       return { pass: false, decision, ...custom, headers: { ...headers, ...custom.headers } };
     }
-    const detail = decision.retryAfterMs < 0 ? `This request costs more than limit ${decision.deniedBy} can ever admit.` : `Limit ${decision.deniedBy} is exhausted; retry in ${headers['Retry-After']} s.`;
+    const detail =
+      decision.deniedBy === 'paused'
+        ? `The upstream asked for a pause; retry in ${headers['Retry-After']} s.`
+        : decision.retryAfterMs < 0
+          ? `This request costs more than limit ${decision.deniedBy} can ever admit.`
+          : `Limit ${decision.deniedBy} is exhausted; retry in ${headers['Retry-After']} s.`;
     return { pass: false, decision, ...problem(429, 'Too Many Requests', detail, headers, { limit: decision.deniedBy, retryAfterMs: decision.retryAfterMs }) };
   }
 
   private headersFor(d: Decision, limits: readonly LimitSpec[]): Record<string, string> {
     const out: Record<string, string> = {};
+    if (limits.length === 0) return out; // a policy rule with no limit (no-limits, a pause before any): nothing to report
     for (const style of this.styles) Object.assign(out, rateLimitHeaders(style, d, limits));
     return out;
   }
@@ -321,9 +398,15 @@ export class HttpRateLimiter {
     return this.rules.find((r) => r.name === rule)?.limiter ?? null;
   }
 
+  /** A policy rule's limiter by name (its `policies` is the store to manage). */
+  policyLimiter(rule: string): PolicyLimiter | null {
+    return this.rules.find((r) => r.name === rule)?.policy?.limiter ?? null;
+  }
+
   /** Closes the limiters this core built (not the ones given in rules, nor the Redis client). */
   async close(): Promise<void> {
     await Promise.all(this.rules.filter((_, i) => !this.o.rules?.[i]?.limiter).map((r) => r.limiter?.close()));
+    await Promise.all(this.rules.filter((r) => r.policy?.own).map((r) => r.policy!.limiter.close()));
   }
 }
 

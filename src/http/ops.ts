@@ -50,6 +50,10 @@ export function opsHandler(http: HttpRateLimiter, o: OpsOptions) {
   const json = (status: number, body: unknown, headers: Record<string, string> = {}) =>
     new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...headers } });
   const rules = () => http.rules.filter((r) => r.limiter !== null);
+  // Policy rules: a subject's limits depend on its chain; without a request, only a policy
+  // limiter with its own chain(subject) can say what they are.
+  const policyRules = () => http.rules.filter((r) => r.policy !== null);
+  const bySubject = () => policyRules().filter((r) => r.policy!.limiter.hasChain);
   const routes: Array<{ pattern: RegExp; method: 'GET' | 'POST' | 'PUT' | 'DELETE'; run: (m: RegExpExecArray, req: Request) => Promise<Response> }> = [
     {
       pattern: /^\/health$/,
@@ -62,6 +66,15 @@ export function opsHandler(http: HttpRateLimiter, o: OpsOptions) {
           const stats = r.limiter!.stats();
           if (!reachable && stats.breaker) ok = false;
           out[r.name] = { redis: stats.breaker ? (reachable ? 'up' : 'down') : 'none', breaker: stats.breaker?.state ?? null, nodes: Object.fromEntries(Object.entries(stats.nodes).map(([n, s]) => [n, s.state])), warnings: stats.warnings };
+        }
+        for (const r of policyRules()) {
+          const p = r.policy!.limiter;
+          let timer: NodeJS.Timeout | undefined;
+          const reachable = await Promise.race([p.policies.version().then(() => true, () => false), new Promise<boolean>((res) => (timer = setTimeout(() => res(false), 1000)))]);
+          clearTimeout(timer);
+          if (!reachable) ok = false;
+          const stats = p.stats();
+          out[r.name] = { redis: reachable ? 'up' : 'down', policyVersion: stats.policyVersion, compiledLimiters: stats.compiledLimiters, corruptEntries: stats.corruptEntries, warnings: stats.warnings };
         }
         return json(ok ? 200 : 503, { ok, rules: out });
       },
@@ -76,6 +89,14 @@ export function opsHandler(http: HttpRateLimiter, o: OpsOptions) {
           const d = await r.limiter!.peek(key);
           out[r.name] = { source: d.source, limits: d.limits.map((l) => ({ name: l.name, remaining: l.remaining, limit: l.limit, resetAfterMs: l.resetAfterMs })) };
         }
+        for (const r of policyRules()) {
+          if (!r.policy!.limiter.hasChain) {
+            out[r.name] = { resolvedPerRequest: true };
+            continue;
+          }
+          const d = await r.policy!.limiter.peek(key);
+          out[r.name] = { source: d.source, policyVersion: d.policyVersion, policies: d.policies, limits: d.limits.map((l) => ({ name: l.name, remaining: l.remaining, limit: l.limit, resetAfterMs: l.resetAfterMs })) };
+        }
         return json(200, { key, rules: out });
       },
     },
@@ -84,8 +105,8 @@ export function opsHandler(http: HttpRateLimiter, o: OpsOptions) {
       method: 'POST',
       run: async (m) => {
         const key = m[1]!;
-        await Promise.all(rules().map((r) => r.limiter!.reset(key)));
-        return json(200, { key, reset: rules().map((r) => r.name) });
+        await Promise.all([...rules().map((r) => r.limiter!.reset(key)), ...bySubject().map((r) => r.policy!.limiter.reset(key))]);
+        return json(200, { key, reset: [...rules(), ...bySubject()].map((r) => r.name) });
       },
     },
     {

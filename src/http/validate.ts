@@ -50,7 +50,8 @@ export const isStringList = (v: unknown) => Array.isArray(v) && v.every(isNonEmp
 export const isOneOrMoreStrings = (v: unknown) => isNonEmptyString(v) || (isStringList(v) && (v as unknown[]).length > 0);
 
 const OPTIONS = ['redis', 'prefix', 'limits', 'rules', 'key', 'trustProxy', 'ipv6Subnet', 'onMissingKey', 'missingKeyStatus', 'allowList', 'denyList', 'skip', 'classify', 'bypass', 'scale', 'headers', 'onDenied', 'unavailableStatus', 'onDecision', 'limiter'] as const;
-const RULE = ['name', 'path', 'method', 'clientClass', 'limits', 'limiter', 'shadow', 'key', 'subject', 'cost'] as const;
+const RULE = ['name', 'path', 'method', 'clientClass', 'limits', 'limiter', 'policy', 'shadow', 'key', 'subject', 'cost'] as const;
+const POLICY_RULE = ['chain', 'limiter', 'environment', 'defaults', 'onNoLimits', 'pollMs'] as const;
 const BYPASS = ['secret', 'header', 'maxAgeMs'] as const;
 const METHOD = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -83,6 +84,25 @@ export function checkRule(r: unknown, where: string): void {
   check(r.limiter, (l) => isPlainObject(l) && typeof (l as { limit?: unknown }).limit === 'function', `${where}.limiter`, 'a RateLimiter (createRateLimiter)');
   if (r.key !== undefined && r.subject !== undefined) throw new InvalidConfigError(`${where}: give key or subject, not both`);
   checkKey(r.key, `${where}.key`);
+  if (r.policy !== undefined) checkPolicyRule(r.policy, `${where}.policy`);
+}
+
+/** A policy rule: a chain per request and/or a policy limiter; the build options only without one. */
+function checkPolicyRule(p: unknown, where: string): void {
+  if (!isPlainObject(p)) throw new InvalidConfigError(`${where} must be { chain, limiter?, environment?, defaults?, onNoLimits?, pollMs? }, got ${describe(p)}`);
+  refuseUnknownKeys(p, POLICY_RULE, where);
+  check(p.chain, isFunction, `${where}.chain`, 'a function (req, key) => policy names');
+  check(p.limiter, (l) => typeof l === 'object' && l !== null && typeof (l as { limit?: unknown }).limit === 'function' && typeof (l as { resolved?: unknown }).resolved === 'function', `${where}.limiter`, 'a PolicyLimiter (createPolicyLimiter)');
+  if (p.limiter !== undefined) {
+    const set = (['environment', 'defaults', 'onNoLimits', 'pollMs'] as const).filter((k) => p[k] !== undefined);
+    if (set.length > 0) throw new InvalidConfigError(`${where}: ${set.join(', ')} belong to the policy limiter given (set them in createPolicyLimiter)`);
+    return;
+  }
+  if (p.chain === undefined) throw new InvalidConfigError(`${where}: give chain: (req, key) => policy names (or a limiter with its own chain)`);
+  check(p.environment, isNonEmptyString, `${where}.environment`, 'a non-empty string');
+  check(p.defaults, Array.isArray, `${where}.defaults`, 'an array of limits');
+  check(p.onNoLimits, (v) => v === 'deny' || v === 'allow', `${where}.onNoLimits`, "'deny' or 'allow'");
+  check(p.pollMs, (n) => typeof n === 'number' && Number.isInteger(n) && n >= 10 && n <= 3_600_000, `${where}.pollMs`, 'an integer number of ms from 10 to 3600000');
 }
 
 /** The HTTP options' shape, before anything is built (the limiter options are checked by createRateLimiter). */

@@ -1,7 +1,7 @@
 import { createRateLimiter, type Cost, type RateLimiter } from '../client/limiter.js';
 import type { LimitSpec, RateLimiterOptions } from '../client/config.js';
 import type { Decision } from '../decision.js';
-import { InvalidArgumentError, InvalidConfigError } from '../errors.js';
+import { InvalidArgumentError, InvalidConfigError, RedisUnavailableError } from '../errors.js';
 import type { Subject } from '../client/keys.js';
 import type { RedisClientLike } from '../runtime/index.js';
 import { subscribe, type Subscription } from '../runtime/pubsub.js';
@@ -15,8 +15,11 @@ import { PolicyStore } from './store.js';
 export type { AdaptiveOptions, FeedbackResult } from './adaptive.js';
 
 export interface PolicyLimiterOptions extends Omit<RateLimiterOptions, 'limits' | 'lease'> {
-  /** The policies a subject's limits come from, least specific first, e.g. `['default', 'plan:pro', 'org:acme', 'user:42']`. */
-  chain: (subject: Subject) => string[];
+  /**
+   * The policies a subject's limits come from, least specific first, e.g. `['default', 'plan:pro', 'org:acme', 'user:42']`.
+   * Optional when every call names its chain (`limit(subject, { chain })`, as the HTTP rules do).
+   */
+  chain?: (subject: Subject) => string[];
   /** Appends the layer `env:<environment>` (e.g. its `scale: 0.8`) as the most specific. */
   environment?: string;
   /** Limits in code, under every policy (the least specific layer). */
@@ -40,6 +43,15 @@ export interface PolicyDecision extends Decision {
   policies: string[];
   /** Learned (adaptive) limits that capped this decision, by target. */
   learned: Record<string, number>;
+  /** The limits this decision was made under, as resolved (own names, scaled, capped); empty for no-limits. Shared: do not modify. */
+  policyLimits: readonly LimitSpec[];
+}
+
+/** Per call: the cost, and the chain when the caller knows it (it replaces `chain(subject)`). */
+export interface PolicyCallOptions {
+  cost?: Cost;
+  /** The policies for this call, least specific first (the environment layer is still appended). */
+  chain?: readonly string[];
 }
 
 interface Compiled {
@@ -73,7 +85,8 @@ export class PolicyLimiter {
   private resolutions = 0;
 
   constructor(private readonly o: PolicyLimiterOptions) {
-    if (!o || typeof o.chain !== 'function') throw new InvalidConfigError('createPolicyLimiter needs chain: (subject) => policy names');
+    if (!o || typeof o !== 'object') throw new InvalidConfigError('createPolicyLimiter needs options: { redis, chain }');
+    if (o.chain !== undefined && typeof o.chain !== 'function') throw new InvalidConfigError('chain must be a function: (subject) => policy names');
     const { chain: _c, environment, defaults, pollMs, maxLimiters, onNoLimits, adaptive, historyMax, ...rest } = o;
     if (environment !== undefined) checkPolicyName(`env:${environment}`, 'environment');
     checkLimits(defaults ?? [], 'defaults');
@@ -96,13 +109,16 @@ export class PolicyLimiter {
     this.poll.unref();
   }
 
-  /** Decide one call for `subject` under the limits its policies give it now. */
-  limit(subject: Subject, options?: { cost?: Cost }): Promise<PolicyDecision> {
+  /**
+   * Decide one call for `subject` under the limits its policies give it now. `options.chain`
+   * names the policies for this call (else `chain(subject)` from the options).
+   */
+  limit(subject: Subject, options?: PolicyCallOptions): Promise<PolicyDecision> {
     // The common case, with nothing to wait for: the chain's resolution at the current version
     // and its compiled limiter are at hand.
-    let chain: string[];
+    let chain: readonly string[];
     try {
-      chain = this.o.chain(subject);
+      chain = this.rawChain(subject, options);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -112,12 +128,12 @@ export class PolicyLimiter {
       c.usedAt = ++this.tick;
       return c.limiter.limit(subject, { cost: mapCost(options?.cost, c.res) }).then((d) => this.tag(d, c.res, hit!.version));
     }
-    return this.limitSlow(subject, options);
+    return this.limitSlow(subject, chain, options);
   }
 
-  private async limitSlow(subject: Subject, options?: { cost?: Cost }): Promise<PolicyDecision> {
-    const { c, version } = await this.compiledFor(subject);
-    if (c === null) return this.noLimits(version);
+  private async limitSlow(subject: Subject, chain: readonly string[], options?: PolicyCallOptions): Promise<PolicyDecision> {
+    const { c, version, unknown } = await this.compiledFor(subject, chain);
+    if (c === null) return this.noLimits(version, unknown);
     const paused = this.paused(c.res);
     if (paused) return paused;
     const d = await c.limiter.limit(subject, { cost: mapCost(options?.cost, c.res) });
@@ -125,30 +141,35 @@ export class PolicyLimiter {
   }
 
   /** What limit() would answer now, consuming nothing. */
-  async peek(subject: Subject, options: { cost?: Cost } = {}): Promise<PolicyDecision> {
-    const { c, version } = await this.compiledFor(subject);
-    if (c === null) return this.noLimits(version);
+  async peek(subject: Subject, options: PolicyCallOptions = {}): Promise<PolicyDecision> {
+    const { c, version, unknown } = await this.compiledFor(subject, this.rawChain(subject, options));
+    if (c === null) return this.noLimits(version, unknown);
     return this.tag(await c.limiter.peek(subject, { cost: mapCost(options.cost ?? 0, c.res) }), c.res, version);
   }
 
   /** Gives back units of the subject's current limits (see RateLimiter.refund). */
-  async refund(subject: Subject, options: { cost?: Cost } = {}): Promise<void> {
-    const { c } = await this.compiledFor(subject);
+  async refund(subject: Subject, options: PolicyCallOptions = {}): Promise<void> {
+    const { c } = await this.compiledFor(subject, this.rawChain(subject, options));
     if (c) await c.limiter.refund(subject, { cost: mapCost(options.cost, c.res) });
   }
 
   /** Back to full on the subject's current limits (see RateLimiter.reset). */
-  async reset(subject: Subject, options: { limits?: string[]; scopes?: string[] } = {}): Promise<void> {
-    const { c } = await this.compiledFor(subject);
+  async reset(subject: Subject, options: { limits?: string[]; scopes?: string[]; chain?: readonly string[] } = {}): Promise<void> {
+    const { c } = await this.compiledFor(subject, this.rawChain(subject, options));
     if (!c) return;
     const limits = options.limits?.map((n) => [...c.res.names].find(([, own]) => own === n)?.[0] ?? n);
     await c.limiter.reset(subject, { ...(limits ? { limits } : {}), ...(options.scopes ? { scopes: options.scopes } : {}) });
   }
 
+  /** Whether chain(subject) was given (else every call names its chain). */
+  get hasChain(): boolean {
+    return typeof this.o.chain === 'function';
+  }
+
   /** The limits `subject` gets now, as resolved (own names, scaled, capped), and the version. */
-  async resolved(subject: Subject): Promise<{ version: number; limits: LimitSpec[]; policies: string[]; learned: Record<string, number> }> {
-    const { res, version } = await this.resolve(subject);
-    return { version, limits: res.specs.map((s) => ({ ...s, name: res.names.get(s.name)! })), policies: res.layers, learned: res.learned };
+  async resolved(subject: Subject, options: { chain?: readonly string[] } = {}): Promise<{ version: number; limits: LimitSpec[]; policies: string[]; learned: Record<string, number> }> {
+    const { res, version } = await this.resolve(this.rawChain(subject, options));
+    return { version, limits: [...res.ownSpecs], policies: res.layers, learned: res.learned };
   }
 
   /** An upstream's answer for `subject` moves its learned limit (AIMD; see AdaptiveFeedback.feedback). */
@@ -156,7 +177,7 @@ export class PolicyLimiter {
     return this.adaptive.feedback(subject, answer, {
       redis: this.o.redis as RedisClientLike,
       keys: this.policies.keys,
-      resolve: (s) => this.resolve(s),
+      resolve: (s) => this.resolve(this.rawChain(s, undefined)),
       announced: (message) => this.snapshot!.announced(message),
     });
   }
@@ -188,15 +209,36 @@ export class PolicyLimiter {
     return names.join('\n');
   }
 
-  private chainOf(names: string[]): string[] {
-    if (!Array.isArray(names)) throw new InvalidConfigError('chain(subject) must return an array of policy names');
-    for (const n of names) checkPolicyName(n);
-    return this.o.environment !== undefined ? [...names, `env:${this.o.environment}`] : names;
+  /** The chain a call names, or the one `chain(subject)` gives. */
+  private rawChain(subject: Subject, options: { chain?: readonly string[] } | undefined): readonly string[] {
+    if (options?.chain !== undefined) return options.chain;
+    if (!this.o.chain) throw new InvalidArgumentError('policy_read', 'chain', 'this policy limiter has no chain option: name the policies per call (limit(subject, { chain }))');
+    return this.o.chain(subject);
   }
 
-  /** The subject's resolution at the current version (cached per chain), or from what is known during an outage. */
-  private async resolve(subject: Subject): Promise<{ res: Resolution; version: number }> {
-    const raw = this.o.chain(subject);
+  private chainOf(names: readonly string[]): string[] {
+    if (!Array.isArray(names)) throw new InvalidConfigError('chain(subject) must return an array of policy names');
+    for (const n of names) checkPolicyName(n);
+    return this.o.environment !== undefined ? [...names, `env:${this.o.environment}`] : [...names];
+  }
+
+  /** One consistent read of the policies, bounded by the limiter's deadline (timeoutMs): an unanswered read is an outage. */
+  private async timedRead(read: Promise<{ res: Resolution; version: number }>): Promise<{ res: Resolution; version: number }> {
+    const ms = Math.max(this.o.timeoutMs ?? 100, 50);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`policy read: no answer within ${ms} ms`)), ms);
+    });
+    read.catch(() => {}); // answered after the deadline: dropped
+    try {
+      return await Promise.race([read, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The chain's resolution at the current version (cached per chain), or from what is known during an outage. */
+  private async resolve(raw: readonly string[]): Promise<{ res: Resolution; version: number }> {
     const chain = this.chainOf(raw);
     const key = this.chainKey(raw);
     const snap = this.snapshot!;
@@ -205,7 +247,7 @@ export class PolicyLimiter {
     const now = this.clock();
     if (now - this.readFailedAt < 500) return { res: this.resolveKnown(chain), version: -1 };
     try {
-      const out = await this.resolveAt(chain, now);
+      const out = await this.timedRead(this.resolveAt(chain, now));
       if (out.version === snap.version) {
         this.resolvedByChain.set(key, out);
         if (this.resolvedByChain.size > 10_000) this.resolvedByChain.delete(this.resolvedByChain.keys().next().value!);
@@ -241,17 +283,24 @@ export class PolicyLimiter {
     }
   }
 
-  /** During an outage: the last known value of each policy (the fallback decides with these). */
+  /**
+   * During an outage: the last known value of each policy (the fallback decides with these). A
+   * chain none of whose policies was ever read (the limiter started during the outage) is marked
+   * `unknown`: with no `defaults` either, the failure policy decides (see noLimits).
+   */
   private resolveKnown(chain: string[]): Resolution {
     const k = this.snapshot!.keys;
     const known = this.snapshot!.known([...chain.map((n) => k.doc(n)), ...chain.map((n) => k.adaptive(n))]);
+    let anyKnown = false;
     const layerOf = (n: string) => {
       const v = known.get(k.doc(n)) ?? this.snapshot!.known([k.doc(n)]).get(k.doc(n));
+      if (v !== undefined) anyKnown = true;
       return v?.kind === 'doc' ? v.layer : undefined;
     };
     const warnings: string[] = [];
     const expanded = expand(chain, (n) => layerOf(n)?.body?.parent, warnings);
-    return this.build(expanded.map((n) => layerOf(n) ?? { name: n, body: null, resets: {} }), known, warnings);
+    const res = this.build(expanded.map((n) => layerOf(n) ?? { name: n, body: null, resets: {} }), known, warnings);
+    return anyKnown ? res : { ...res, unknown: true };
   }
 
   private build(layers: Layer[], values: ReadonlyMap<string, { kind: string; learned?: Learned | null } | undefined>, warnings: string[]): Resolution {
@@ -265,13 +314,13 @@ export class PolicyLimiter {
       }
     }
     const r = resolve(this.o.defaults ?? [], layers, this.o.adaptive ? { limits: this.o.adaptive.limits ?? null, learned } : null);
-    return { ...r, layers: layers.filter((l) => l.body !== null).map((l) => l.name), warnings };
+    return { ...r, ownSpecs: r.specs.map((s) => ({ ...s, name: r.names.get(s.name)! })), layers: layers.filter((l) => l.body !== null).map((l) => l.name), warnings };
   }
 
-  private async compiledFor(subject: Subject): Promise<{ c: Compiled | null; version: number }> {
-    const { res, version } = await this.resolve(subject);
+  private async compiledFor(_subject: Subject, chain: readonly string[]): Promise<{ c: Compiled | null; version: number; unknown?: boolean }> {
+    const { res, version } = await this.resolve(chain);
     const resolved = res as Resolved;
-    if (res.specs.length === 0) return { c: null, version };
+    if (res.specs.length === 0) return { c: null, version, unknown: res.unknown === true };
     if (resolved.compiled && !resolved.compiled.evicted) {
       resolved.compiled.usedAt = ++this.tick;
       return { c: resolved.compiled, version };
@@ -313,12 +362,24 @@ export class PolicyLimiter {
     if (res.pausedUntilMs <= 0) return null;
     const left = res.pausedUntilMs - (this.clock() + this.snapshot!.serverOffsetMs);
     if (left <= 0) return null;
-    return { allowed: false, limitName: null, remaining: 0, limit: 0, resetAfterMs: left, retryAfterMs: left, deniedBy: 'paused', source: 'deny-cache', limits: [], policyVersion: this.snapshot!.version, policies: res.layers, learned: res.learned };
+    return { allowed: false, limitName: null, remaining: 0, limit: 0, resetAfterMs: left, retryAfterMs: left, deniedBy: 'paused', source: 'deny-cache', limits: [], policyVersion: this.snapshot!.version, policies: res.layers, learned: res.learned, policyLimits: res.ownSpecs };
   }
 
-  private noLimits(version: number): PolicyDecision {
+  /**
+   * No limit applies. Known to be so (the policies say nothing for this chain): onNoLimits. Not
+   * known (Redis unreachable and no policy of the chain ever read, no defaults): the failure
+   * policy — open allows, closed and fallback (nothing to count against) fail closed until the
+   * next read is tried (500 ms).
+   */
+  private noLimits(version: number, unknown = false): PolicyDecision {
+    const tagged = { limitName: null, remaining: 0, limit: 0, limits: [], policyVersion: version, policies: [], learned: {}, policyLimits: [] };
+    if (unknown) {
+      if (this.o.onRedisFailure === 'open') return { ...tagged, allowed: true, resetAfterMs: 0, retryAfterMs: 0, deniedBy: null, source: 'fail-open' };
+      if (this.o.throwWhenFailedClosed) throw new RedisUnavailableError('redlimit: Redis unavailable, no policy of this chain is known, and the limiter fails closed');
+      return { ...tagged, allowed: false, resetAfterMs: 500, retryAfterMs: 500, deniedBy: null, source: 'fail-closed' };
+    }
     const allow = this.o.onNoLimits === 'allow';
-    return { allowed: allow, limitName: null, remaining: 0, limit: 0, resetAfterMs: 0, retryAfterMs: allow ? 0 : -1, deniedBy: allow ? null : 'no-limits', source: version < 0 ? 'fallback' : 'redis', limits: [], policyVersion: version, policies: [], learned: {} };
+    return { ...tagged, allowed: allow, resetAfterMs: 0, retryAfterMs: allow ? 0 : -1, deniedBy: allow ? null : 'no-limits', source: version < 0 ? 'fallback' : 'redis' };
   }
 
   private tag(d: Decision, res: Resolution, version: number): PolicyDecision {
@@ -332,6 +393,7 @@ export class PolicyLimiter {
     out.policyVersion = version;
     out.policies = res.layers;
     out.learned = res.learned;
+    out.policyLimits = res.ownSpecs;
     return out;
   }
 

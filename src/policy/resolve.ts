@@ -32,6 +32,10 @@ export interface Resolution {
   pausedUntilMs: number;
   /** Problems found on the way (an inheritance cycle in stored data). */
   warnings: string[];
+  /** The limits as the caller knows them: `specs` under their own names. */
+  ownSpecs: LimitSpec[];
+  /** During an outage: no policy of the chain was ever read (nothing is known of it). */
+  unknown?: boolean;
 }
 
 /** The parameter that holds a limit's capacity besides `limit` (scaled with it). */
@@ -92,7 +96,7 @@ export function resolve(
   defaults: readonly LimitSpec[],
   layers: readonly Layer[],
   adaptive: { limits: readonly string[] | null; learned: ReadonlyMap<string, Learned> } | null,
-): Omit<Resolution, 'layers' | 'warnings'> {
+): Omit<Resolution, 'layers' | 'warnings' | 'ownSpecs'> {
   const current = new Map<string, { spec: LimitSpec; scales: number[] }>();
   for (const d of defaults) current.set(d.name, { spec: d, scales: [] });
   const epochs = new Map<string, number>();
