@@ -40,7 +40,7 @@ function tzRules(script: string, raw: string): Zone {
 /** A quota script's zone: its tz_rules when given (non-empty), else utc_offset_ms. */
 function quotaZone(c: TwinCall): Zone {
   const raw = c.args.tz_rules as string | undefined;
-  return raw === undefined ? n(c.args.utc_offset_ms) : tzRules(c.script, raw);
+  return raw === undefined || raw === '' ? n(c.args.utc_offset_ms) : tzRules(c.script, raw);
 }
 
 /** An item's zone (rl_multi_zones set it) or its fixed offset. */
@@ -53,7 +53,7 @@ const withZone = (it: ArgValues, zone: Zone): ArgValues => ({ ...it, zone } as u
  * or empty) leaves the items as they are.
  */
 function multiZones(script: string, raw: string | undefined, items: ArgValues[]): ArgValues[] {
-  if (raw === undefined) return items;
+  if (raw === undefined || raw === '') return items; // '' is what the prologue makes nil (runParsed callers may pass it)
   const entries = raw.split('|');
   if (entries.length !== items.length) badArg(script, `tz_rules has ${entries.length} entries for ${items.length} limit(s) (one per limit, empty for none)`);
   return items.map((it, index) => {
@@ -250,7 +250,7 @@ function multiCall(c: TwinCall, commit: boolean, name: string): number[] {
 function batch(c: TwinCall): number[] {
   let spec: ArgValues = { ...c.args };
   const tz = c.args.tz_rules as string | undefined;
-  if (tz !== undefined) {
+  if (tz !== undefined && tz !== '') {
     if (c.args.algo !== 'quota') badArg('batch', `tz_rules is for algo quota only, got algo ${c.args.algo}`);
     spec = withZone(spec, tzRules('batch', tz));
   }
