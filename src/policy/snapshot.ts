@@ -20,6 +20,8 @@ export class PolicySnapshot {
   private readonly lastKnown = new Map<string, Value>();
   /** The last good body of each policy (a corrupt entry is replaced by it). */
   private readonly lastGood = new Map<string, { body: PolicyBody | null; resets: Record<string, number> }>();
+  /** Corrupt entries just parsed with no good version known: repair() looks in their history. */
+  private unrepaired: string[] = [];
   /** Server ms minus local ms, from the last read. */
   serverOffsetMs = 0;
   corrupt = 0;
@@ -64,6 +66,7 @@ export class PolicySnapshot {
           this.version = r.version;
         }
         const values = new Map(keys.map((k, i) => [k, this.parse(k, r.values[i]!)] as const));
+        await this.repair(values);
         if (r.version === this.version) for (const [k, v] of values) this.keep(k, v);
         return { version: r.version, values };
       }
@@ -76,7 +79,10 @@ export class PolicySnapshot {
           this.drop();
           continue;
         }
-        missing.forEach((k, i) => this.keep(k, this.parse(k, r.values[i]!)));
+        const got = new Map(missing.map((k, i) => [k, this.parse(k, r.values[i]!)] as const));
+        await this.repair(got);
+        if (this.version !== r.version) continue; // announced meanwhile: read again
+        for (const [k, v] of got) this.keep(k, v);
       }
       // Every key is cached at this.version (an announcement between the read and here would have
       // dropped its own entry: look again).
@@ -87,6 +93,24 @@ export class PolicySnapshot {
   /** What is known of `keys` during an outage: the last value read of each (possibly of different versions). */
   known(keys: readonly string[]): Map<string, Value | undefined> {
     return new Map(keys.map((k) => [k, this.entries.get(k) ?? this.lastKnown.get(k)]));
+  }
+
+  /** Corrupt entries with no good version known here: the newest valid one of their history (one read each). */
+  private async repair(values: Map<string, Value>): Promise<void> {
+    for (const name of this.unrepaired.splice(0)) {
+      const key = this.keys.doc(name);
+      if (!values.has(key)) continue;
+      let good: Awaited<ReturnType<PolicyStore['lastGood']>> = null;
+      try {
+        good = await this.store.lastGood(name);
+      } catch {
+        // unreachable now: ignored this time, tried again on the next read
+      }
+      if (!good) continue;
+      this.lastGood.set(name, { body: good.body, resets: good.resets });
+      this.warn(`policy ${name}: the last good version (${good.version}, from its history) is used`);
+      values.set(key, { kind: 'doc', layer: { name, body: good.body, resets: good.resets } });
+    }
   }
 
   private keep(key: string, v: Value): void {
@@ -109,7 +133,8 @@ export class PolicySnapshot {
     } catch (err) {
       this.corrupt++;
       const good = this.lastGood.get(name);
-      this.warn(`policy ${name}: the stored entry is not a valid policy (${(err as Error).message}); ${good ? 'the last good version is used' : 'ignored (no good version known)'}`);
+      if (!good) this.unrepaired.push(name);
+      this.warn(`policy ${name}: the stored entry is not a valid policy (${(err as Error).message}); ${good ? 'the last good version is used' : 'the last good version of its history is used (none: ignored)'}`);
       return { kind: 'doc', layer: { name, body: good?.body ?? null, resets: good?.resets ?? {} } };
     }
   }

@@ -2,7 +2,7 @@ import { callerError } from '../client/failure.js';
 import { policyHistoryScript, policyReadScript, policySetScript } from '../../generated/index.js';
 import { InvalidArgumentError, InvalidConfigError, ScriptError } from '../errors.js';
 import { runScript, type RedisClientLike } from '../runtime/index.js';
-import { checkPolicyName, encodePolicy, parseEntry, type CarryOver, type PolicyInput, type PolicyVersion } from './document.js';
+import { checkPolicyName, encodePolicy, parseEntry, type CarryOver, type PolicyBody, type PolicyInput, type PolicyVersion } from './document.js';
 import { PolicyKeys } from './keys.js';
 
 export interface ChangeOptions {
@@ -125,6 +125,23 @@ export class PolicyStore {
       }
     }
     return out;
+  }
+
+  /**
+   * The newest entry of a policy's history that is a valid policy (a hand-written current entry
+   * that is not one is replaced by it), or null.
+   */
+  async lastGood(name: string): Promise<(PolicyVersion & { body: PolicyBody | null }) | null> {
+    checkPolicyName(name);
+    const reply = (await runScript(this.redis, policyHistoryScript, [this.keys.version, this.keys.names, this.keys.history(name)], ['history', String(this.historyMax)])) as unknown[];
+    for (const raw of reply.slice(1)) {
+      try {
+        return parseEntry(name, String(raw));
+      } catch {
+        // not a policy: the next older one
+      }
+    }
+    return null;
   }
 
   /** What changed in a policy between two versions (in its history). */
