@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { InvalidConfigError } from '../../src/errors.js';
+import { InvalidArgumentError, InvalidConfigError } from '../../src/errors.js';
 import { createPolicyLimiter, PolicyStore, type PolicyLimiter } from '../../src/policy/index.js';
 import { ioredis, uniquePrefix } from '../support/redis.js';
 
@@ -44,18 +44,26 @@ describe('policy store', () => {
 
   it('refuses bad policies with a clear error and stores nothing (TS and Lua)', async () => {
     const store = new PolicyStore(redis, uniquePrefix('pbad').slice(0, -1));
-    const bad: Array<[string, object]> = [
-      ['x', { limits: [{ name: 'rpm', algo: 'nope', limit: 5, periodMs: 1000 }] }],
-      ['x', { limits: [fw('rpm', 0)] }],
-      ['x', { limits: [fw('rpm', -3)] }],
-      ['x{y}', { limits: [fw('rpm', 3)] }],
-      ['x', { limits: [{ ...fw('rpm', 3), description: 'x'.repeat(1 << 20) }] }],
-      ['x', { description: 'x'.repeat(1 << 20) }],
-      ['x', { scale: 0 }],
-      ['x', { parent: 'x' }],
+    const bad: Array<[string, object, RegExp]> = [
+      ['x', { limits: [{ name: 'rpm', algo: 'nope', limit: 5, periodMs: 1000 }] }, /policy x: limit rpm: algo must be one of .*got "nope"/],
+      ['x', { limits: [fw('rpm', 0)] }, /policy x: limit rpm: limit must be an integer between 1 and .*got 0/],
+      ['x', { limits: [fw('rpm', -3)] }, /policy x: limit rpm: limit must be an integer between 1 and .*got -3/],
+      ['x{y}', { limits: [fw('rpm', 3)] }, /a policy name is 1 to 200 letters, digits, _ - : or \. \(no \{ or \}\), got "x\{y\}"/],
+      ['x', { limits: [fw('rpm', 3)], parent: 'a{b}' }, /parent name is 1 to 200 .*no \{ or \}/],
+      ['x', { limits: [{ ...fw('rpm', 3), description: 'x'.repeat(1 << 20) }] }, /limit rpm: unknown option "description"/],
+      ['x', { description: 'x'.repeat(1 << 20) }, /policy x: the document is \d+ bytes, more than 65536/],
+      ['x', { remove: Array.from({ length: 40_000 }, (_, i) => `limit_${i}_abcdefghij`) }, /policy x: the document is \d+ bytes, more than 65536/],
+      ['x', { scale: 0 }, /scale must be a number from 0.0001 to 100/],
+      ['x', { parent: 'x' }, /policy x: a policy cannot inherit from itself \(cycle\)/],
     ];
-    for (const [name, p] of bad) await expect(store.set(name, p as never, who)).rejects.toThrow();
+    for (const [name, p, message] of bad) {
+      const err = await store.set(name, p as never, who).then(() => null, (e: unknown) => e);
+      expect(err, JSON.stringify(p).slice(0, 80)).toBeInstanceOf(Error);
+      expect(err instanceof InvalidConfigError || err instanceof InvalidArgumentError).toBe(true);
+      expect((err as Error).message).toMatch(message);
+    }
     expect(await store.version()).toBe(0);
+    expect(await redis.exists(store.keys.doc('x'), store.keys.history('x'), store.keys.names)).toBe(0);
     // The same refusals from Lua, when the TS checks are skipped (a document written by another tool).
     const keys = store.keys;
     const raw = async (name: string, body: string) =>
@@ -64,7 +72,12 @@ describe('policy store', () => {
     await expect(raw('x', JSON.stringify({ limits: [fw('rpm', 0)] }))).rejects.toThrow(/^BADARG .*limit must be a positive integer/);
     await expect(raw('x', JSON.stringify({ description: 'x'.repeat(1 << 20) }))).rejects.toThrow(/^BADARG .*at most 65536 bytes/);
     await expect(raw('x{y}', '{}')).rejects.toThrow(/^BADARG .*no \{ or \}/);
+    await expect(raw('x', JSON.stringify({ limits: [fw('rpm', -3)] }))).rejects.toThrow(/^BADARG .*limit rpm: limit must be a positive integer/);
+    await expect(raw('x', JSON.stringify({ limits: [{ ...fw('rpm', 3), algo: 'concurrency' }] }))).rejects.toThrow(/^BADARG .*unknown algorithm concurrency/);
+    await expect(raw('x', JSON.stringify({ parent: 'x' }))).rejects.toThrow(/^BADARG .*cannot inherit from itself \(cycle\)/);
+    await expect(raw('x', JSON.stringify({ parent: 'a{b}' }))).rejects.toThrow(/^BADARG .*parent is not a policy name/);
     expect(await store.version()).toBe(0);
+    expect(await redis.exists(keys.doc('x'), keys.history('x'), keys.names)).toBe(0);
   });
 
   it('refuses a cycle in parent links', async () => {
@@ -73,8 +86,16 @@ describe('policy store', () => {
     await store.set('b', { parent: 'a' }, who);
     await store.set('c', { parent: 'b' }, who);
     const before = await store.version();
-    await expect(store.set('a', { parent: 'c' }, who)).rejects.toThrow(/cycle/);
+    await expect(store.set('a', { parent: 'c' }, who)).rejects.toThrow(/policy a: inheritance cycle through a/);
     expect(await store.version()).toBe(before);
+    // Lua alone (another tool, TS checks skipped): the chain a -> c -> b -> a, read from the entries passed.
+    const k = store.keys;
+    const { policySetScript } = await import('../../generated/index.js');
+    await expect(
+      redis.eval(policySetScript.source, 6, k.version, k.history('a'), k.names, k.doc('a'), k.doc('c'), k.doc('b'), 'set', 'a', 'me', '', 'as_is', '100', JSON.stringify({ parent: 'c' }), '', '', ''),
+    ).rejects.toThrow(/^BADARG .*policy a: inheritance cycle through a/);
+    expect(await store.version()).toBe(before);
+    expect((await store.get('a'))!.policy).toEqual({ limits: [fw('rpm', 10)] });
   });
 
   it('refuses proportional carry-over clearly', async () => {
