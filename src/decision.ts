@@ -38,4 +38,10 @@ export interface Decision {
    * the call named none.
    */
   priority?: { class: string; shares: Record<string, number> };
+  /**
+   * The concurrency slot this admitted decision holds: its holder id (a string any process may
+   * release it with: `limiter.release(subject, holder)`). Absent when it holds none (denied, no
+   * concurrency limit, a cost of 0, or admitted without Redis by a limiter that fails open).
+   */
+  holder?: string;
 }

@@ -17,9 +17,9 @@ export interface Waiter {
 export interface BatchShape {
   /** A lone decision: the limiter's own script call and where its first result starts. */
   lone(w: Waiter): { def: ScriptDef; argv: string[]; offset: number };
-  /** The batch script (`batch` for one limit, `multi_batch` for several) and its fixed ARGV; each key's cost follows. */
+  /** The batch script (`batch` for one limit, `multi_batch` for several) and its fixed ARGV now (time zone rules and clock filled in); each key's group follows. */
   def: ScriptDef;
-  argv: readonly string[];
+  argv(): readonly string[];
 }
 
 /** Most decisions one script call carries: bounds how long one call holds Redis. */
@@ -82,7 +82,7 @@ export class Coalescer {
       return;
     }
     const keys: string[] = [];
-    const argv = this.shape.argv.slice();
+    const argv = this.shape.argv().slice();
     // Each key carries the batch script's per-decision group: its cost and priority class, every
     // other field left '' for the script's default.
     const group = this.group;

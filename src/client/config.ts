@@ -1,14 +1,45 @@
-import { algoNames, algorithms, multiBatchScript, type AlgoName, type AlgorithmParams } from '../../generated/index.js';
+import { algoNames, algorithms, concurrencyAcquireScript, multiBatchScript, type AlgoName, type AlgorithmParams } from '../../generated/index.js';
 import { InvalidConfigError } from '../errors.js';
 import type { BreakerOptions, CircuitBreaker } from './breaker.js';
 import type { MetricsHook } from './metrics.js';
 
 /**
- * One limit of a limiter. `name` keys it in costs, results and Redis keys; the other fields are
- * its algorithm's parameters as its script's header declares them (generated: AlgorithmParams),
- * e.g. `{ algo: 'gcra', limit, periodMs, burst? }` or `{ algo: 'quota', limit, unit, utcOffsetMs? }`.
+ * One rate limit of a limiter. `name` keys it in costs, results and Redis keys; the other fields
+ * are its algorithm's parameters as its script's header declares them (generated:
+ * AlgorithmParams), e.g. `{ algo: 'gcra', limit, periodMs, burst? }` or `{ algo: 'quota', limit,
+ * unit, utcOffsetMs? }`. A quota may instead name an IANA time zone (`timeZone: 'Europe/Berlin'`):
+ * its days, weeks and months then start at local midnight, daylight saving time included.
  */
-export type LimitSpec = { [A in AlgoName]: { name: string; algo: A; scope?: string; priorities?: Priorities } & AlgorithmParams[A] }[AlgoName];
+export type LimitSpec = { [A in AlgoName]: { name: string; algo: A; scope?: string; priorities?: Priorities } & AlgorithmParams[A] & (A extends 'quota' ? QuotaZone : unknown) }[AlgoName];
+
+/** A quota's zone: a fixed `utcOffsetMs` (its parameter), or an IANA `timeZone` (not both). */
+export interface QuotaZone {
+  /** IANA time zone name, e.g. 'America/New_York' (the runtime's tz database, through Intl). */
+  timeZone?: string;
+}
+
+/**
+ * A concurrency limit: at most `limit` calls of a subject in flight at once. An admitted call
+ * holds a slot (for a holder id) until it is released, or until `ttlMs` has passed since it was
+ * taken (a holder that crashed). Decided in the same atomic call as the rate limits: the slot is
+ * taken only if every rate limit admits, and the rate units only if a slot is free.
+ */
+export interface ConcurrencyLimitSpec {
+  name: string;
+  algo: 'concurrency';
+  /** Holders at once. */
+  limit: number;
+  /** How long a holder keeps its slot if it never releases it, ms. Default 60 000. */
+  ttlMs?: number;
+  scope?: string;
+  priorities?: Priorities;
+}
+
+/** Any limit a limiter takes: a rate limit or a concurrency limit. */
+export type AnyLimitSpec = LimitSpec | ConcurrencyLimitSpec;
+
+/** A held slot's lifetime when a concurrency limit names none, ms. */
+export const DEFAULT_CONCURRENCY_TTL_MS = 60_000;
 
 /**
  * Priority classes: class name → the share (0 < share ≤ 1) of a limit's capacity a call of that
@@ -27,8 +58,8 @@ export interface RateLimiterOptions {
   prefix?: string;
   /** Name for metrics. Default: the prefix. */
   name?: string;
-  /** One limit or several (checked atomically together by the `multi` script). */
-  limits: LimitSpec | LimitSpec[];
+  /** One limit or several (checked atomically together by the `multi` script); rate limits and concurrency limits mix. */
+  limits: AnyLimitSpec | AnyLimitSpec[];
   /** Priority classes for every limit (a limit's own `priorities` override these); a call names its class. */
   priorities?: Priorities;
   /** What to answer when Redis cannot: the in-memory twin (default), allow, or deny. */
@@ -51,8 +82,15 @@ export interface RateLimiterOptions {
   /** Take units from Redis in batches and spend them locally (opt-in). */
   lease?: { size: number; ttlMs?: number };
   metrics?: MetricsHook;
-  /** Clock for local bookkeeping (deny cache, leases, fallback). Default Date.now. */
+  /** Clock for local bookkeeping (deny cache, leases, fallback, time zone rules). Default Date.now. */
   clock?: () => number;
+  /**
+   * Send `clock`'s reading to Redis as each decision's time (now_ms) instead of the server's
+   * TIME: decisions, peeks, refunds and releases. For tests and simulations that move time;
+   * never in production, where the one server clock is what keeps a fleet with skewed clocks in
+   * agreement. Default false.
+   */
+  sendClock?: boolean;
   /**
    * Decisions of the same event-loop turn go to Redis as one `batch` script call (one limit, no
    * blocks). Default true; exactness is the same either way.
@@ -72,8 +110,10 @@ export interface RateLimiterOptions {
 
 const OPTIONS = new Set([
   'redis', 'prefix', 'name', 'limits', 'onRedisFailure', 'fallbackShare', 'throwWhenFailedClosed', 'breaker', 'timeoutMs',
-  'denyCache', 'lease', 'metrics', 'clock', 'coalesce', 'blocks', 'functions', 'priorities',
+  'denyCache', 'lease', 'metrics', 'clock', 'coalesce', 'blocks', 'functions', 'priorities', 'sendClock',
 ]);
+const CONCURRENCY_LIMIT = concurrencyAcquireScript.args.find((a) => a.name === 'limit')!;
+const CONCURRENCY_TTL = concurrencyAcquireScript.args.find((a) => a.name === 'period_ms')!;
 const NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 function intBetween(value: unknown, what: string, min: number, max: number): void {
@@ -113,7 +153,7 @@ function distance(a: string, b: string): number {
  * ranges of a limit come from its script's header: the plan (src/client/plan.ts) checks them
  * when it compiles the limit.
  */
-export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
+export function validateConfig(o: RateLimiterOptions): AnyLimitSpec[] {
   if (!o || typeof o !== 'object') throw new InvalidConfigError('options must be an object');
   unknownKeys(o, OPTIONS, 'createRateLimiter');
   if (o.redis !== undefined && (o.redis === null || typeof o.redis !== 'object')) {
@@ -132,10 +172,18 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
     }
     if (names.has(l.name)) throw new InvalidConfigError(`limit name ${l.name} is used twice`);
     names.add(l.name);
-    if (!(algoNames as readonly string[]).includes(l.algo)) throw new InvalidConfigError(`limit ${l.name}: algo must be one of ${algoNames.join(', ')}, got ${JSON.stringify(l.algo)}`);
+    if (l.algo === 'concurrency') {
+      checkConcurrency(l);
+      continue;
+    }
+    if (!(algoNames as readonly string[]).includes(l.algo)) throw new InvalidConfigError(`limit ${l.name}: algo must be one of ${[...algoNames, 'concurrency'].join(', ')}, got ${JSON.stringify(l.algo)}`);
     const params = algorithms[l.algo].params;
-    unknownKeys(l, ['name', 'algo', 'scope', 'priorities', ...params.map((p) => p.prop)], `limit ${l.name}`);
+    unknownKeys(l, ['name', 'algo', 'scope', 'priorities', ...params.map((p) => p.prop), ...(l.algo === 'quota' ? ['timeZone'] : [])], `limit ${l.name}`);
     if (l.priorities !== undefined) checkPriorities(l.priorities, `limit ${l.name}: priorities`);
+    if (l.algo === 'quota' && l.timeZone !== undefined) {
+      if (typeof l.timeZone !== 'string' || l.timeZone.length === 0) throw new InvalidConfigError(`limit ${l.name}: timeZone must be an IANA time zone name, e.g. "Europe/Berlin"`);
+      if (l.utcOffsetMs !== undefined) throw new InvalidConfigError(`limit ${l.name}: give timeZone or utcOffsetMs, not both (a time zone has its own offsets)`);
+    }
     // The required parameters here, by their script's ranges; the optional ones when the plan
     // compiles the limit against the same header.
     for (const p of params) {
@@ -144,9 +192,7 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
       if (p.type === 'int') intBetween(value, `limit ${l.name}: ${p.prop}`, p.min!, p.max!);
       else if (p.type === 'enum' && !p.values!.includes(value as string)) throw new InvalidConfigError(`limit ${l.name}: ${p.prop} must be ${oneOf(p.values!)}`);
     }
-    if (l.scope !== undefined && (typeof l.scope !== 'string' || !NAME.test(l.scope))) {
-      throw new InvalidConfigError(`limit ${l.name}: scope must be a name of letters, digits, _ or -`);
-    }
+    checkScope(l);
   }
   if (o.priorities !== undefined) checkPriorities(o.priorities, 'priorities');
   if (o.prefix !== undefined && (typeof o.prefix !== 'string' || o.prefix.length === 0 || /[{}]/.test(o.prefix))) {
@@ -157,7 +203,7 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
   }
   if (o.fallbackShare !== undefined) positiveInt(o.fallbackShare, 'fallbackShare', 10_000);
   if (o.timeoutMs !== undefined) positiveInt(o.timeoutMs, 'timeoutMs', 60_000);
-  for (const flag of ['coalesce', 'blocks', 'throwWhenFailedClosed', 'functions'] as const) {
+  for (const flag of ['coalesce', 'blocks', 'throwWhenFailedClosed', 'functions', 'sendClock'] as const) {
     if (o[flag] !== undefined && typeof o[flag] !== 'boolean') throw new InvalidConfigError(`${flag} must be true or false`);
   }
   if (o.denyCache !== undefined && typeof o.denyCache !== 'boolean') {
@@ -170,7 +216,9 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
     unknownKeys(o.lease, ['size', 'ttlMs'], 'lease');
     positiveInt(o.lease.size, 'lease.size', 1_000_000);
     if (o.lease.ttlMs !== undefined) positiveInt(o.lease.ttlMs, 'lease.ttlMs', 3_600_000);
-    const kept = limits.find((l) => !algorithms[l.algo].refundable);
+    const slots = limits.find((l) => l.algo === 'concurrency');
+    if (slots) throw new InvalidConfigError(`lease cannot be used with concurrency limit ${slots.name}: each call holds a slot of its own, which no lease can hand out`);
+    const kept = limits.find((l) => l.algo !== 'concurrency' && !algorithms[l.algo].refundable);
     if (kept) throw new InvalidConfigError(`lease cannot be used with ${kept.algo} limit ${kept.name}: its units cannot be given back`);
   }
   return limits;
@@ -179,15 +227,32 @@ export function validateConfig(o: RateLimiterOptions): LimitSpec[] {
 /** Nominal length of each calendar unit a limit may be stated over, ms (a month counted as 30 days). */
 const UNIT_MS: Readonly<Record<string, number>> = { day: 86_400_000, week: 604_800_000, month: 2_592_000_000 };
 
-/** The window a limit is stated over, ms: its period, or its calendar unit's nominal length. */
-export function windowMs(l: LimitSpec): number {
+/** The window a limit is stated over, ms: its period, or its calendar unit's nominal length (a concurrency limit: its ttl). */
+export function windowMs(l: AnyLimitSpec): number {
+  if (l.algo === 'concurrency') return l.ttlMs ?? DEFAULT_CONCURRENCY_TTL_MS;
   return 'periodMs' in l ? l.periodMs : UNIT_MS[l.unit]!;
 }
 
-/** Units a fresh key of this limit holds: its algorithm's capacity parameter (burst, when it has one), else its limit. */
-export function capacity(l: LimitSpec): number {
+/** Units a fresh key of this limit holds: its algorithm's capacity parameter (burst, when it has one), else its limit (a concurrency limit: its slots). */
+export function capacity(l: AnyLimitSpec): number {
+  if (l.algo === 'concurrency') return l.limit;
   const prop = algorithms[l.algo].params.find((p) => p.name === algorithms[l.algo].capacity)!.prop;
   return ((l as unknown as Record<string, number | undefined>)[prop] ?? l.limit);
+}
+
+function checkScope(l: AnyLimitSpec): void {
+  if (l.scope !== undefined && (typeof l.scope !== 'string' || !NAME.test(l.scope))) {
+    throw new InvalidConfigError(`limit ${l.name}: scope must be a name of letters, digits, _ or -`);
+  }
+}
+
+/** A concurrency limit: its slots and ttl by concurrency_acquire's own ranges. */
+function checkConcurrency(l: ConcurrencyLimitSpec): void {
+  unknownKeys(l, ['name', 'algo', 'limit', 'ttlMs', 'scope', 'priorities'], `limit ${l.name}`);
+  intBetween(l.limit, `limit ${l.name}: limit (holders at once)`, CONCURRENCY_LIMIT.min!, CONCURRENCY_LIMIT.max!);
+  if (l.ttlMs !== undefined) intBetween(l.ttlMs, `limit ${l.name}: ttlMs`, CONCURRENCY_TTL.min!, CONCURRENCY_TTL.max!);
+  if (l.priorities !== undefined) checkPriorities(l.priorities, `limit ${l.name}: priorities`);
+  checkScope(l);
 }
 
 function checkPriorities(p: unknown, where: string): void {

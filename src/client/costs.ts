@@ -1,16 +1,26 @@
+import { multiScript } from '../../generated/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { intArg } from '../runtime/index.js';
-import type { LimitSpec, Priorities } from './config.js';
+import type { AnyLimitSpec, Priorities } from './config.js';
 import type { LimitPlan } from './plan.js';
 import type { Target } from './keys.js';
+
+/** multi's item cost range: what any cost must be before each limit's own range is asked. */
+const MULTI_COST = multiScript.each!.args.find((a) => a.name === 'cost')!;
 
 /** Cost of a call: one number for every limit, or per limit name (missing names cost 1; in a refund, 0). */
 export type Cost = number | Record<string, number>;
 
-/** What a decision asks: its cost, and its priority class (a name from the limiter's `priorities`). */
+/**
+ * What a decision asks: its cost, and its priority class (a name from the limiter's
+ * `priorities`). A concurrency limit takes one slot per call whatever the cost (a cost of 0 only
+ * asks); `holder` names the slot's holder (default: a fresh random id) — a live holder asking
+ * again renews its slot.
+ */
 export interface CallOptions {
   cost?: Cost;
   priority?: string;
+  holder?: string;
 }
 
 /** Which limits of a reset: the subject's own (default), or exactly those named. */
@@ -34,7 +44,7 @@ export class Naming {
 
   constructor(
     private readonly plans: readonly LimitPlan[],
-    limits: readonly LimitSpec[] = [],
+    limits: readonly AnyLimitSpec[] = [],
     priorities: Priorities = {},
   ) {
     this.unit = plans.map(() => 1);
@@ -58,15 +68,27 @@ export class Naming {
     return c;
   }
 
-  /** Per-limit costs; limits an object does not name cost `unnamed`. Each checked against its own script's range. */
+  /**
+   * Per-limit costs; limits an object does not name cost `unnamed`. Each checked against its own
+   * script's range. A concurrency limit's cost is 1 (hold a slot) or 0 (only ask): a number cost
+   * of every limit holds one slot when above 0; an object may name it with 0 or 1 only.
+   */
   costs(cost: Cost | undefined, unnamed = 1): number[] {
     if (cost === undefined) return this.unit;
     const check = (v: unknown, i: number, label: string) => {
-      const c = this.plans[i]!.consume;
+      const p = this.plans[i]!;
+      if (p.concurrency) {
+        if (v !== 0 && v !== 1) throw new InvalidArgumentError('limiter', 'cost', `${label} must be 1 (hold a slot) or 0 (only ask) for concurrency limit ${p.name}, got ${String(v)}`);
+        return v;
+      }
+      const c = p.consume;
       intArg(c.def.name, c.def.args[c.costIndex]!, v as number, label);
       return v as number;
     };
-    if (typeof cost === 'number') return this.plans.map((_, i) => check(cost, i, 'cost'));
+    if (typeof cost === 'number') {
+      if (this.plans.every((p) => p.concurrency)) intArg('limiter', MULTI_COST, cost, 'cost'); // else the rate limits' own ranges check it
+      return this.plans.map((p, i) => (p.concurrency ? (cost > 0 ? 1 : 0) : check(cost, i, 'cost')));
+    }
     if (typeof cost !== 'object' || cost === null) throw new InvalidArgumentError('limiter', 'cost', 'cost must be a number or { [limitName]: number }');
     for (const k of Object.keys(cost)) {
       if (!this.plans.some((p) => p.name === k)) throw new InvalidArgumentError('limiter', 'cost', `cost names limit ${k}, which this limiter does not have`);

@@ -25,13 +25,16 @@ export class Decider {
     private readonly policy: FailurePolicy,
     private readonly fallback: Fallback,
   ) {
-    this.coalescer = coalesce ? new Coalescer((def, keys, argv, slot) => path.run(def, keys, argv, slot), shape.batch) : null;
+    this.coalescer = coalesce && shape.batch ? new Coalescer((def, keys, argv, slot) => path.run(def, keys, argv, slot), shape.batch) : null;
   }
 
-  /** One decision over all limits: coalesced with the turn's others when it can be, else alone. */
-  decide(t: Target, costs: number[], shares?: readonly string[]): Promise<Decision> {
-    const fallback = () => this.fallback.decide(t, costs, true, undefined, shares);
-    if (!this.coalescer) return this.consume(t, costs, shares).catch((err: unknown) => this.policy.answer(err, fallback, (d) => d));
+  /**
+   * One decision over all limits: coalesced with the turn's others when it can be, else alone
+   * (always alone when it holds a concurrency slot for `holder`).
+   */
+  decide(t: Target, costs: number[], shares?: readonly string[], holder?: string): Promise<Decision> {
+    const fallback = () => this.shape.withHolder(holder, () => this.fallback.decide(t, costs, true, undefined, shares));
+    if (!this.coalescer) return this.consume(t, costs, shares, holder).catch((err: unknown) => this.policy.answer(err, fallback, (d) => d));
     return new Promise<Decision>((resolve, reject) => {
       this.coalescer!.add(t.slot, {
         keys: t.keys,
@@ -50,8 +53,8 @@ export class Decider {
   }
 
   /** One consume, uncoalesced, no failure policy. */
-  consume(t: Target, costs: readonly number[], shares?: readonly string[]): Promise<Decision> {
-    const call = this.shape.consume(costs, shares);
+  consume(t: Target, costs: readonly number[], shares?: readonly string[], holder?: string): Promise<Decision> {
+    const call = this.shape.consume(costs, shares, holder);
     return this.path.run(call.def, t.keys, call.argv, t.slot).then((r) => this.shape.decide(call, r as number[], 'redis'));
   }
 

@@ -4,16 +4,17 @@ import { hashSlot, intArg, slotOwner, type RedisClientLike } from '../runtime/in
 import { booking, waitFor, type AcquireOptions, type Booking } from './acquire.js';
 import type { CircuitBreaker } from './breaker.js';
 import { Decider } from './decider.js';
-import { validateConfig, type LimitSpec, type RateLimiterOptions } from './config.js';
+import { validateConfig, type ConcurrencyLimitSpec, type LimitSpec, type RateLimiterOptions } from './config.js';
 import { connect } from './connect.js';
 import type { Decision } from './decision.js';
 import { tagged } from './decode.js';
 import { Fallback } from './fallback.js';
 import { Changes } from './changes.js';
+import { checkHolder, Holding, runHeld, type Held } from './holding.js';
 import { LocalState, type LimiterStats } from './local.js';
 import { Naming, type CallOptions, type Cost, type PriorityClass, type ResetOptions } from './costs.js';
 import type { MetricsHook } from './metrics.js';
-import { compileLimit, type LimitPlan } from './plan.js';
+import { compileLimit, type CallClock, type LimitPlan } from './plan.js';
 import { FailurePolicy, unavailable } from './policy.js';
 import type { RedisPath } from './redis-path.js';
 import { Reserver, type Reserved } from './reserving.js';
@@ -21,7 +22,7 @@ import type { SettleOutcome } from './reservations.js';
 import { Shape } from './shape.js';
 import { Subjects, type Subject, type Target } from './keys.js';
 
-export type { CallOptions, Cost, LimiterStats, ResetOptions };
+export type { CallOptions, Cost, Held, LimiterStats, ResetOptions };
 
 /**
  * The client most services use: one or several limits per subject, decided atomically in Redis,
@@ -36,8 +37,10 @@ export type { CallOptions, Cost, LimiterStats, ResetOptions };
 export class RateLimiter {
   readonly name: string;
   readonly breaker: CircuitBreaker | null;
-  /** The limits as configured. */
+  /** The rate limits as configured (in configuration order, without the concurrency limits). */
   readonly limits: readonly LimitSpec[];
+  /** The concurrency limits as configured. */
+  readonly concurrencyLimits: readonly ConcurrencyLimitSpec[];
   private readonly plans: LimitPlan[];
   private readonly shape: Shape;
   private readonly subjects: Subjects;
@@ -46,6 +49,7 @@ export class RateLimiter {
   private readonly path: RedisPath | null;
   private readonly decider: Decider | null;
   private readonly reserver: Reserver;
+  private readonly holding: Holding;
   private readonly local: LocalState;
   private readonly naming: Naming;
   private readonly metrics: MetricsHook;
@@ -58,16 +62,18 @@ export class RateLimiter {
 
   constructor(options: RateLimiterOptions) {
     const limits = validateConfig(options);
-    this.limits = Object.freeze([...limits]);
+    this.limits = Object.freeze(limits.filter((l): l is LimitSpec => l.algo !== 'concurrency'));
+    this.concurrencyLimits = Object.freeze(limits.filter((l): l is ConcurrencyLimitSpec => l.algo === 'concurrency'));
     const share = options.fallbackShare ?? 1;
-    this.plans = limits.map((l) => compileLimit(l, share));
+    this.clock = options.clock ?? Date.now;
+    const sent: CallClock = { now: options.sendClock ? this.clock : null };
+    this.plans = limits.map((l) => compileLimit(l, share, sent, this.clock));
     this.naming = new Naming(this.plans, limits, options.priorities);
     const prefix = options.prefix ?? 'rl';
     this.name = options.name ?? prefix;
-    this.clock = options.clock ?? Date.now;
     this.blocks = options.blocks ?? false;
     this.metrics = options.metrics ?? {};
-    this.shape = new Shape(this.plans, this.blocks);
+    this.shape = new Shape(this.plans, this.blocks, sent);
     const redis = options.redis as RedisClientLike | undefined;
     const conn = redis ? connect(redis, options, this.plans, { onError: (reason) => this.metrics.redisError?.({ limiter: this.name, reason }), onNodeState: (n, to) => this.onNodeState(n, to) }) : null;
     this.path = conn?.path ?? null;
@@ -79,6 +85,7 @@ export class RateLimiter {
     this.fallback = new Fallback(this.plans, this.shape, share, this.clock, conn !== null, changes);
     this.policy = new FailurePolicy(options.onRedisFailure ?? 'fallback', options.throwWhenFailedClosed ?? false, this.breaker, this.shape.decode);
     this.decider = this.path ? new Decider(this.path, options.coalesce ?? true, this.shape, this.policy, this.fallback) : null;
+    this.holding = new Holding(this.plans, this.path, this.fallback, sent);
     this.reserver = new Reserver(this.plans, this.blocks, this.shape, this.path, this.fallback, this.policy, conn?.cluster ?? false);
     this.local = new LocalState(redis, prefix, options, this.clock, this.fallback, (s, units) => this.refund(s, { cost: units }), changes);
     this.onBreakerState = ({ to }) => {
@@ -103,14 +110,17 @@ export class RateLimiter {
     let t: Target;
     let costs: number[];
     let pc: PriorityClass | undefined;
+    let holder: string | undefined;
     try {
       t = this.subjects.resolve(subject);
       costs = this.naming.costs(options?.cost);
       pc = this.naming.priority(options?.priority);
+      holder = this.holding.holderFor(options?.holder);
     } catch (err) {
       return Promise.reject(err); // bad input: a rejected promise, as from every other path
     }
     const shares = pc?.ppm;
+    if (holder !== undefined) return this.limitHolding(t, costs, pc, holder, started);
     if (!this.path) return Promise.resolve(this.report(tagged(this.fallback.decide(t, costs, true, started, shares), pc), started)); // no Redis: decided now
     // Leases hold the same number of units of every limit (a per-limit cost object or a priority
     // class skips them), and are spent only while a reset or block made elsewhere reaches us.
@@ -136,6 +146,37 @@ export class RateLimiter {
       }
       return this.report(tagged(d, pc), started);
     });
+  }
+
+  /**
+   * limit(), with what it takes to give the concurrency slot back: `release()`, or `await using`
+   * (released when the block ends, however it ends). A denied decision, or one of a limiter
+   * without a concurrency limit, holds nothing to release.
+   */
+  async hold(subject: Subject, options?: CallOptions): Promise<Held> {
+    const t = this.subjects.resolve(subject);
+    return this.holding.held(t, await this.limit(subject, options));
+  }
+
+  /**
+   * Limits, runs `fn` once admitted, and releases the concurrency slot when it settles (also when
+   * it throws); resolves to what `fn` returns. Denied: rejects with RateLimitedError, `fn` unrun.
+   * A release that cannot reach Redis is not an error here: the slot frees itself after ttlMs.
+   */
+  async run<T>(subject: Subject, fn: (decision: Decision) => T | Promise<T>, options?: CallOptions): Promise<T> {
+    return runHeld(await this.hold(subject, options), fn, (d) => new RateLimitedError(d));
+  }
+
+  /**
+   * Frees the concurrency slot `holder` holds for `subject` (any process may: the holder id is a
+   * string). Resolves true if it freed a live slot; false if there was none (released twice,
+   * expired after ttlMs, or unknown) — harmless either way. The rate units the call took stay
+   * taken. Rejects with RedisUnavailableError if Redis holds the slot and cannot be reached.
+   */
+  async release(subject: Subject, holder: string): Promise<boolean> {
+    if (!this.holding.active) throw new InvalidConfigError('release needs a limiter with a concurrency limit');
+    const t = this.subjects.resolve(subject);
+    return this.holding.release(t, checkHolder(holder));
   }
 
   /** Like limit(), but throws RateLimitedError (with the decision) when denied. */
@@ -268,6 +309,27 @@ export class RateLimiter {
   }
 
   // --- steps ---------------------------------------------------------------------------------
+
+  /**
+   * A decision that takes a concurrency slot for `holder`: always one multi call, never a lease,
+   * and a denial by a concurrency limit is never held in the deny cache (a release frees a slot
+   * at once, and announces nothing).
+   */
+  private limitHolding(t: Target, costs: number[], pc: PriorityClass | undefined, holder: string, started: number): Promise<Decision> {
+    const shares = pc?.ppm;
+    const answer = (d: Decision) => this.report(tagged(this.holding.mark(d, holder, costs), pc), started);
+    if (!this.path) return Promise.resolve(answer(this.shape.withHolder(holder, () => this.fallback.decide(t, costs, true, started, shares))));
+    const ask = pc ? [...costs, ...pc.ppm.map((x) => (x === '' ? 1_000_000 : Number(x)))] : costs;
+    const cached = this.local.denyCache?.check(t, ask, started);
+    if (cached) return Promise.resolve(this.report(tagged(cached, pc), started));
+    return this.decider!.decide(t, costs, shares, holder).then((d) => {
+      if (d.source === 'redis') {
+        this.fallback.learn(t, d, started);
+        if (!d.allowed && this.holding.cacheable(d)) this.local.denyCache?.remember(t, ask, d, started);
+      }
+      return answer(d);
+    });
+  }
 
   /** Every Redis call's failure path: Redis when it can, else the policy (fallback, open, closed). */
   private viaRedis<T>(onRedis: (path: RedisPath) => Promise<T>, onFallback: () => T, wrap: (d: Decision) => T = (d) => d as T): Promise<T> {

@@ -1,10 +1,11 @@
-import { algorithmScripts, algorithms, batchScript, itemFields, type AlgoName } from '../../generated/index.js';
+import { algorithmScripts, algorithms, batchScript, concurrencyAcquireScript, concurrencyPeekScript, itemFields, type AlgoName } from '../../generated/index.js';
 import { InvalidArgumentError, InvalidConfigError } from '../errors.js';
 import { enumArg, intArg, stringArg, type ArgSpec, type ScriptDef } from '../runtime/index.js';
 import type { ArgValues } from '../twin/args.js';
 import { parseScriptArgs } from '../twin/args.js';
-import type { LimitSpec } from './config.js';
+import { DEFAULT_CONCURRENCY_TTL_MS, type AnyLimitSpec, type ConcurrencyLimitSpec, type LimitSpec } from './config.js';
 import { callerError } from './failure.js';
+import { ZoneRules } from './time-zone.js';
 
 /**
  * A limiter's configuration compiled once, since it never changes after construction: per limit
@@ -14,7 +15,15 @@ import { callerError } from './failure.js';
  * it, comes from the generated algorithm table (the script headers).
  */
 
-export type Algo = AlgoName;
+export type Algo = AlgoName | 'concurrency';
+
+/**
+ * What a limiter fills in per call besides costs: the clock reading sent as now_ms (only with
+ * `sendClock`; null: the server's TIME).
+ */
+export interface CallClock {
+  now: (() => number) | null;
+}
 
 /** One script with its fixed arguments: `argv(cost)` fills in the one slot that varies. */
 export interface CompiledScript {
@@ -24,6 +33,14 @@ export interface CompiledScript {
   readonly costIndex: number;
   /** Where a priority class (share_ppm) goes when a call has one (-1: the script takes none). */
   readonly shareIndex: number;
+  /** Where the clock reading goes with `sendClock` (-1: the script takes none). */
+  readonly nowIndex: number;
+  /** Where the time zone's rules go (-1: the script takes none). */
+  readonly tzIndex: number;
+  /** The limit's time zone (a quota with `timeZone`): its rules are filled in per call. */
+  readonly zone: ZoneRules | null;
+  /** With `sendClock`, the limiter's clock (shared by every script of the limiter). */
+  readonly clock: CallClock;
   /** The same arguments, parsed and defaulted as the Lua prologue does, for the twin. */
   readonly values: Readonly<ArgValues>;
 }
@@ -31,6 +48,10 @@ export interface CompiledScript {
 export interface LimitPlan {
   readonly name: string;
   readonly algo: Algo;
+  /** A concurrency limit: its item takes a holder per call; it has no refund (release frees its slot). */
+  readonly concurrency: boolean;
+  /** A quota's IANA time zone (null: its fixed offset). */
+  readonly zone: ZoneRules | null;
   /** Size reported to callers (the configured limit; during an outage divided by the share). */
   readonly limit: number;
   readonly fallbackLimit: number;
@@ -49,6 +70,7 @@ export interface LimitPlan {
   readonly itemArgv: readonly string[];
   readonly itemCostIndex: number;
   readonly itemShareIndex: number;
+  readonly itemHolderIndex: number;
   /** The fallback's item, typed for the twin (defaults applied as the Lua prologue would). */
   readonly fallbackItem: Readonly<ArgValues>;
 }
@@ -73,16 +95,17 @@ function itemParameters(l: LimitSpec, share: number): Record<string, number | st
 }
 
 /** Validates the values against the script's own header (the one source of every range). */
-function compile(def: ScriptDef, values: Record<string, number | string | undefined>): CompiledScript {
+function compile(def: ScriptDef, values: Record<string, number | string | undefined>, zone: ZoneRules | null, clock: CallClock): CompiledScript {
   let costIndex = -1;
   const shareIndex = def.args.findIndex((a) => a.name === 'share_ppm');
+  const nowIndex = def.args.findIndex((a) => a.name === 'now_ms');
+  const tzIndex = def.args.findIndex((a) => a.name === 'tz_rules');
   const argv = def.args.map((spec, i) => {
     if (spec.name === 'cost') {
       costIndex = i;
       return '1';
     }
-    if (spec.name === 'share_ppm') return '';
-    if (spec.name === 'now_ms') return '';
+    if (spec.name === 'share_ppm' || spec.name === 'now_ms' || spec.name === 'tz_rules') return '';
     const v = values[spec.name];
     if (v === undefined) return '';
     return validate[spec.type](def.name, spec, v as never, spec.name);
@@ -91,14 +114,14 @@ function compile(def: ScriptDef, values: Record<string, number | string | undefi
   // The twin's parse of the same strings applies the defaults and the cross-argument checks.
   const keys = def.keys.map(() => 'plan');
   const { args } = parseScriptArgs(def, keys, argv);
-  return { def, argv, costIndex, shareIndex, values: args };
+  return { def, argv, costIndex, shareIndex, nowIndex, tzIndex, zone: tzIndex >= 0 ? zone : null, clock, values: args };
 }
 
 const validate: Record<ArgSpec['type'], (script: string, spec: ArgSpec, value: never, label: string) => string> = { int: intArg, enum: enumArg, string: stringArg };
 
 /** Every item field as sent: this limit's parameters, '' for what it does not take (the cost is filled in per call). */
 function compileItem(l: LimitSpec): Record<string, string> {
-  const p = itemParameters(l, 1);
+  const p: Record<string, number | string | undefined> = itemParameters(l, 1);
   return Object.fromEntries(itemFields.map((f) => [f.name, f.name === 'algo' ? l.algo : p[f.name] === undefined ? '' : String(p[f.name])]));
 }
 
@@ -115,12 +138,14 @@ function typedItem(l: LimitSpec, share: number): ArgValues {
   return item;
 }
 
-export function compileLimit(l: LimitSpec, share: number): LimitPlan {
+export function compileLimit(l: AnyLimitSpec, share: number, clock: CallClock = { now: null }, localClock: () => number = Date.now): LimitPlan {
+  if (l.algo === 'concurrency') return compileConcurrency(l, share, clock);
   try {
+    const zone = l.algo === 'quota' && l.timeZone !== undefined ? zoneOf(l.name, l.timeZone, localClock) : null;
     const scripts = algorithmScripts[l.algo];
     const side = (s: number) => {
       const p = parameters(l, s);
-      return { consume: compile(scripts.consume, p), peek: compile(scripts.peek, p), refund: scripts.refund ? compile(scripts.refund, p) : null };
+      return { consume: compile(scripts.consume, p, zone, clock), peek: compile(scripts.peek, p, zone, clock), refund: scripts.refund ? compile(scripts.refund, p, zone, clock) : null };
     };
     const redis = side(1);
     const item = compileItem(l);
@@ -128,6 +153,8 @@ export function compileLimit(l: LimitSpec, share: number): LimitPlan {
     return {
       name: l.name,
       algo: l.algo,
+      concurrency: false,
+      zone,
       limit: l.limit,
       fallbackLimit: shared.limit as number,
       fallbackCapacity: shared[algorithms[l.algo].capacity] as number,
@@ -136,33 +163,96 @@ export function compileLimit(l: LimitSpec, share: number): LimitPlan {
       fallback: share === 1 ? redis : side(share),
       item,
       itemArgv: itemFields.map((f) => item[f.name]!),
-      itemCostIndex: itemFields.findIndex((f) => f.name === 'cost'),
-      itemShareIndex: itemFields.findIndex((f) => f.name === 'share_ppm'),
+      itemCostIndex: ITEM_COST,
+      itemShareIndex: ITEM_SHARE,
+      itemHolderIndex: ITEM_HOLDER,
       fallbackItem: typedItem(l, share),
     };
   } catch (err) {
+    if (err instanceof InvalidConfigError) throw err;
     const typed = callerError(err, []); // a script's BADARG, typed
     if (typed instanceof InvalidArgumentError) throw new InvalidConfigError(`limit ${l.name}: ${typed.detail}`);
     throw err;
   }
 }
 
+const ITEM_COST = itemFields.findIndex((f) => f.name === 'cost');
+const ITEM_SHARE = itemFields.findIndex((f) => f.name === 'share_ppm');
+const ITEM_HOLDER = itemFields.findIndex((f) => f.name === 'holder');
+
+/** A quota's time zone, its rules built now: an unknown name is the configuration's error. */
+function zoneOf(name: string, timeZone: string, clock: () => number): ZoneRules {
+  try {
+    return new ZoneRules(timeZone, clock);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw new InvalidConfigError(`limit ${name}: ${err.detail}`);
+    throw err;
+  }
+}
+
+/**
+ * A concurrency limit: always decided as a multi item (concurrency_acquire and concurrency_peek
+ * stand in as its single scripts, which no call of the limiter sends: the holder is per call);
+ * during an outage each instance holds its share of the slots. Its slots are never seeded on the
+ * fallback from what Redis said (fallbackCapacity 0): the twin cannot know the holders.
+ */
+function compileConcurrency(l: ConcurrencyLimitSpec, share: number, clock: CallClock): LimitPlan {
+  const ttl = l.ttlMs ?? DEFAULT_CONCURRENCY_TTL_MS;
+  const slots = (s: number) => (s === 1 ? l.limit : Math.max(1, Math.floor(l.limit / s)));
+  const side = (s: number) => ({
+    consume: compile(concurrencyAcquireScript, { limit: slots(s), period_ms: ttl, lease_id: '-' }, null, clock),
+    peek: compile(concurrencyPeekScript, { limit: slots(s) }, null, clock),
+    refund: null,
+  });
+  const redis = side(1);
+  const item: Record<string, string> = Object.fromEntries(itemFields.map((f) => [f.name, '']));
+  item.algo = 'concurrency';
+  item.limit = String(l.limit);
+  item.period_ms = String(ttl);
+  item.cost = '1';
+  const fallbackItem: ArgValues = { algo: 'concurrency', limit: slots(share), period_ms: ttl, cost: 1, burst: slots(share), offset_ms: 0, unit: undefined, share_ppm: 1_000_000, holder: undefined };
+  return {
+    name: l.name,
+    algo: 'concurrency',
+    concurrency: true,
+    zone: null,
+    limit: l.limit,
+    fallbackLimit: slots(share),
+    fallbackCapacity: 0,
+    scope: l.scope === undefined || l.scope === 'id' ? null : l.scope,
+    ...redis,
+    fallback: share === 1 ? redis : side(share),
+    item,
+    itemArgv: itemFields.map((f) => item[f.name]!),
+    itemCostIndex: ITEM_COST,
+    itemShareIndex: ITEM_SHARE,
+    itemHolderIndex: ITEM_HOLDER,
+    fallbackItem,
+  };
+}
+
 /** ARGV of a single-limit script call with this cost and priority share (a fresh array: the runner may keep it). */
 export function argvWith(c: CompiledScript, cost: number | string, share?: string): string[] {
   const argv = c.argv.slice();
   if (c.costIndex >= 0) argv[c.costIndex] = String(cost);
-  if (share !== undefined && share !== '' && c.shareIndex >= 0) {
-    while (argv.length <= c.shareIndex) argv.push('');
-    argv[c.shareIndex] = share;
-  }
+  if (share !== undefined && share !== '' && c.shareIndex >= 0) put(argv, c.shareIndex, share);
+  if (c.zone !== null) put(argv, c.tzIndex, c.zone.rules());
+  if (c.clock.now !== null && c.nowIndex >= 0) put(argv, c.nowIndex, String(Math.floor(c.clock.now())));
   return argv;
+}
+
+/** Sets an argument, filling what comes before it with '' (omitted). */
+function put(argv: string[], i: number, value: string): void {
+  while (argv.length <= i) argv.push('');
+  argv[i] = value;
 }
 
 const scratch = new WeakMap<CompiledScript, ArgValues>();
 
 /**
  * The typed twin arguments with this cost, in a scratch object reused per script: the twin runs
- * synchronously and keeps nothing of its arguments, so the in-memory path allocates none.
+ * synchronously and keeps nothing of its arguments, so the in-memory path allocates none. A
+ * quota with a time zone carries its current rules.
  */
 export function valuesWith(c: CompiledScript, cost: number, share?: string): ArgValues {
   let v = scratch.get(c);
@@ -172,23 +262,36 @@ export function valuesWith(c: CompiledScript, cost: number, share?: string): Arg
   }
   if (c.costIndex >= 0) v.cost = cost;
   if (c.shareIndex >= 0) v.share_ppm = share === undefined || share === '' ? c.values.share_ppm : Number(share);
+  if (c.zone !== null) v.tz_rules = c.zone.rules();
   return v;
 }
 
-/** This limit's multi item group with this cost (item field order, see scripts-lua/multi.lua). */
-export function pushItem(argv: string[], p: LimitPlan, cost: number | string, share?: string): void {
+/** This limit's multi item group with this cost (item field order, see scripts-lua/multi.lua); a concurrency item takes `holder`. */
+export function pushItem(argv: string[], p: LimitPlan, cost: number | string, share?: string, holder?: string): void {
   const group = p.itemArgv;
-  for (let j = 0; j < group.length; j++) argv.push(j === p.itemCostIndex ? String(cost) : j === p.itemShareIndex && share !== undefined ? share : group[j]!);
+  for (let j = 0; j < group.length; j++) {
+    argv.push(j === p.itemCostIndex ? String(cost) : j === p.itemShareIndex && share !== undefined ? share : j === p.itemHolderIndex && holder !== undefined && p.concurrency ? holder : group[j]!);
+  }
 }
 
 /** The multi item group for a block key: its kind, nothing else. */
 const BLOCK_GROUP = itemFields.map((f) => (f.name === 'algo' ? 'block' : ''));
 
+/**
+ * Appends the block item's group. multi v3 / multi_peek v3 take now_ms and tz_rules before the
+ * groups: an ARGV holding only now_ms (acquire.ts' block check, written for v2) gets its tz_rules
+ * ('' — no zone) first. TODO(lead): acquire.ts to start from ['', ''], then drop this.
+ */
 export function pushBlockItem(argv: string[]): void {
+  if (argv.length === 1) argv.push('');
   for (const v of BLOCK_GROUP) argv.push(v);
 }
 
-/** The batch script's fixed ARGV for this limit (its arguments are item fields), now_ms omitted. */
+/** Where the batch script takes its clock reading and its time zone's rules. */
+export const BATCH_NOW = batchScript.args.findIndex((a) => a.name === 'now_ms');
+export const BATCH_TZ = batchScript.args.findIndex((a) => a.name === 'tz_rules');
+
+/** The batch script's fixed ARGV for this limit (its arguments are item fields), now_ms and tz_rules omitted. */
 export function batchArgv(item: Readonly<Record<string, string>>): string[] {
-  return batchScript.args.map((a) => item[a.name] ?? '');
+  return batchScript.args.map((a) => (a.name === 'tz_rules' || a.name === 'now_ms' ? '' : (item[a.name] ?? '')));
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import * as b from '../../generated/index.js';
 import type { ScriptDef } from '../runtime/index.js';
 import type { ArgValues } from '../twin/args.js';
@@ -5,7 +6,7 @@ import type { TwinClient } from '../twin/client.js';
 import type { BatchShape } from './coalescer.js';
 import { Decoder } from './decode.js';
 import type { Decision, DecisionSource } from './decision.js';
-import { argvWith, batchArgv, pushBlockItem, pushItem, valuesWith, type LimitPlan } from './plan.js';
+import { argvWith, BATCH_NOW, BATCH_TZ, batchArgv, pushBlockItem, pushItem, valuesWith, type CallClock, type LimitPlan } from './plan.js';
 
 /** One script call of a decision: what to send, and where its first limit result starts in the reply. */
 export interface Call {
@@ -14,44 +15,66 @@ export interface Call {
   offset: number;
 }
 
+/** Where multi_batch takes its clock reading and its time zones (after count and specs). */
+const MULTI_BATCH_NOW = b.multiBatchScript.args.findIndex((a) => a.name === 'now_ms');
+const MULTI_BATCH_TZ = b.multiBatchScript.args.findIndex((a) => a.name === 'tz_rules');
+
 /**
  * How this limiter's decisions travel, compiled once from its plan: one limit and no blocks use
  * the limit's own scripts (and `batch` when coalesced), anything else `multi` / `multi_peek`
- * (and `multi_batch`), all-or-nothing. Everything that differs between the two lives here, so
- * the limiter never asks which one it is.
+ * (and `multi_batch`), all-or-nothing. A limiter with a concurrency limit always decides through
+ * `multi` and is never coalesced: multi_batch takes no concurrency item (each decision has a
+ * holder of its own). Everything that differs between the ways lives here, so the limiter never
+ * asks which one it is. Time zones (quota `timeZone`) and, with `sendClock`, the clock reading
+ * are filled in per call.
  */
 export class Shape {
   readonly decode: Decoder;
   readonly single: boolean;
   /** How many limits (costs) a decision has. */
   readonly count: number;
-  readonly batch: BatchShape;
+  /** Whether a decision holds a concurrency slot (its plan has a concurrency limit). */
+  readonly holding: boolean;
+  /** How decisions are coalesced; null when they are not (a concurrency limiter). */
+  readonly batch: BatchShape | null;
   private readonly twinBlock: ArgValues = { algo: 'block', limit: 1, cost: 1, offset_ms: 0 };
   /** Where each call's first limit result sits in its reply (from the script headers). */
   private readonly at: { readonly consume: number; readonly peek: number; readonly multi: number; readonly multiPeek: number };
+  private readonly zoned: boolean;
+  /**
+   * The holder a twin decision made now takes (see withHolder): the fallback calls onTwin
+   * synchronously, so the holder of the decision under way is set around that call.
+   */
+  private holder: string | undefined;
 
   constructor(
     private readonly plans: readonly LimitPlan[],
     private readonly blocks: boolean,
+    private readonly clock: CallClock = { now: null },
   ) {
     this.decode = new Decoder(plans, blocks);
-    this.single = plans.length === 1 && !blocks;
+    this.holding = plans.some((p) => p.concurrency);
+    this.single = plans.length === 1 && !blocks && !this.holding;
     this.count = plans.length;
-    const offset = (def: ScriptDef) => b.replyLayouts[def.name]!.offset;
+    this.zoned = plans.some((p) => p.zone !== null);
+    const offset = (def: ScriptDef) => b.replyLayouts[def.name]?.offset ?? 0; // a concurrency limit's scripts are never sent alone
     this.at = { consume: offset(plans[0]!.consume.def), peek: offset(plans[0]!.peek.def), multi: offset(b.multiScript), multiPeek: offset(b.multiPeekScript) };
-    this.batch = this.batchShape();
+    this.batch = this.holding ? null : this.batchShape();
   }
 
-  /** The consume call on Redis, uncoalesced. */
-  consume(costs: readonly (number | string)[], shares?: readonly string[]): Call {
+  /** The consume call on Redis, uncoalesced; a concurrency item takes `holder`. */
+  consume(costs: readonly (number | string)[], shares?: readonly string[], holder?: string): Call {
     if (this.single) return { def: this.plans[0]!.consume.def, argv: argvWith(this.plans[0]!.consume, costs[0]!, shares?.[0]), offset: this.at.consume };
-    return { def: b.multiScript, argv: this.multiArgv(costs, shares), offset: this.at.multi };
+    return { def: b.multiScript, argv: this.multiArgv(costs, shares, holder), offset: this.at.multi };
   }
 
-  /** The read-only call (may run on a replica). */
+  /**
+   * The read-only call (may run on a replica). A concurrency item asked at cost 1 asks whether a
+   * new holder could take a slot now (a fresh id: never one that holds a slot).
+   */
   peek(costs: readonly number[], shares?: readonly string[]): Call {
     if (this.single) return { def: this.plans[0]!.peek.def, argv: argvWith(this.plans[0]!.peek, costs[0]!, shares?.[0]), offset: this.at.peek };
-    return { def: b.multiPeekScript, argv: this.multiArgv(costs, shares), offset: this.at.multiPeek };
+    return { def: b.multiPeekScript, argv: this.multiArgv(costs, shares, this.holding ? randomUUID() : undefined), offset: this.at.multiPeek };
   }
 
   /** A reply of `call` as a decision. */
@@ -64,6 +87,17 @@ export class Shape {
     return this.single ? this.decode.single(reply, offset, source) : this.decode.items(reply, offset, source);
   }
 
+  /** Runs `fn` (a synchronous twin decision through the fallback) with `holder` as its concurrency items' holder. */
+  withHolder<T>(holder: string | undefined, fn: () => T): T {
+    const before = this.holder;
+    this.holder = holder;
+    try {
+      return fn();
+    } finally {
+      this.holder = before;
+    }
+  }
+
   /** The same decision (or peek) on the twin, with the fallback's sizes. */
   onTwin(twin: TwinClient, keys: readonly string[], costs: readonly number[], consume: boolean, now: number, shares?: readonly string[]): Decision {
     if (this.single) {
@@ -71,9 +105,14 @@ export class Shape {
       const c = consume ? p.fallback.consume : p.fallback.peek;
       return this.decode.single(twin.runParsed(c.def, keys, valuesWith(c, costs[0]!, shares?.[0]), undefined, now), consume ? this.at.consume : this.at.peek, 'fallback');
     }
-    const items: ArgValues[] = this.plans.map((p, i) => (shares ? { ...p.fallbackItem, cost: costs[i]!, share_ppm: Number(shares[i]) } : { ...p.fallbackItem, cost: costs[i]! }));
+    const holder = this.holding ? (consume ? this.holder : undefined) ?? randomUUID() : undefined;
+    const items: ArgValues[] = this.plans.map((p, i) => {
+      const item: ArgValues = shares ? { ...p.fallbackItem, cost: costs[i]!, share_ppm: Number(shares[i]) } : { ...p.fallbackItem, cost: costs[i]! };
+      if (p.concurrency) item.holder = holder;
+      return item;
+    });
     if (this.blocks) items.push(this.twinBlock);
-    const reply = twin.runParsed(consume ? b.multiScript : b.multiPeekScript, keys, {}, items, now);
+    const reply = twin.runParsed(consume ? b.multiScript : b.multiPeekScript, keys, this.zoned ? { tz_rules: this.tzRules() } : {}, items, now);
     return this.decode.items(reply, consume ? this.at.multi : this.at.multiPeek, 'fallback');
   }
 
@@ -89,21 +128,56 @@ export class Shape {
     return this.blocks ? [...shares, ''] : [...shares];
   }
 
+  /** multi / multi_peek / multi_batch tz_rules: one entry per item ('' for a limit without a zone), '' when no limit has one. */
+  private tzRules(): string {
+    if (!this.zoned) return '';
+    const entries = this.plans.map((p) => p.zone?.rules() ?? '');
+    if (this.blocks) entries.push('');
+    return entries.join('|');
+  }
+
+  private nowArg(): string {
+    return this.clock.now === null ? '' : String(Math.floor(this.clock.now()));
+  }
+
   /** How decisions go to Redis when coalesced: `batch` (one limit) or `multi_batch` (several, or blocks). */
   private batchShape(): BatchShape {
+    const lone = (w: { costs: readonly string[]; shares?: readonly string[] }) => this.consume(w.costs, w.shares);
     if (this.single) {
       const p = this.plans[0]!;
-      return { lone: (w) => this.consume(w.costs, w.shares), def: b.batchScript, argv: batchArgv(p.item) };
+      const fixed = batchArgv(p.item);
+      if (!this.zoned && this.clock.now === null) return { lone, def: b.batchScript, argv: () => fixed };
+      return {
+        lone,
+        def: b.batchScript,
+        argv: () => {
+          const argv = fixed.slice();
+          if (p.zone !== null) argv[BATCH_TZ] = p.zone.rules();
+          argv[BATCH_NOW] = this.nowArg();
+          return argv;
+        },
+      };
     }
     const specs = this.plans.map((p) => [p.item.algo, p.item.limit, p.item.period_ms, p.item.burst, p.item.offset_ms, p.item.unit].join(','));
     if (this.blocks) specs.push('block,,,,,');
-    return { lone: (w) => this.consume(w.costs, w.shares), def: b.multiBatchScript, argv: [String(specs.length), specs.join(';'), ''] };
+    const fixed = [String(specs.length), specs.join(';'), '', ''];
+    if (!this.zoned && this.clock.now === null) return { lone, def: b.multiBatchScript, argv: () => fixed };
+    return {
+      lone,
+      def: b.multiBatchScript,
+      argv: () => {
+        const argv = fixed.slice();
+        argv[MULTI_BATCH_NOW] = this.nowArg();
+        argv[MULTI_BATCH_TZ] = this.tzRules();
+        return argv;
+      },
+    };
   }
 
-  /** multi ARGV: now_ms omitted, one group per limit (in plan order), then the block item. */
-  private multiArgv(costs: readonly (number | string)[], shares?: readonly string[]): string[] {
-    const argv = [''];
-    for (let i = 0; i < this.plans.length; i++) pushItem(argv, this.plans[i]!, costs[i]!, shares?.[i]);
+  /** multi ARGV: now_ms ('' unless sendClock), tz_rules, one group per limit (in plan order), then the block item. */
+  private multiArgv(costs: readonly (number | string)[], shares?: readonly string[], holder?: string): string[] {
+    const argv = [this.nowArg(), this.tzRules()];
+    for (let i = 0; i < this.plans.length; i++) pushItem(argv, this.plans[i]!, costs[i]!, shares?.[i], holder);
     if (this.blocks) pushBlockItem(argv);
     return argv;
   }

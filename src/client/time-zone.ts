@@ -110,3 +110,34 @@ export function checkTzRules(rules: string, script = 'quota'): TzRules {
     throw new InvalidArgumentError(script, 'tz_rules', detail);
   });
 }
+
+/** How far back the clock may move before the rules are built again (the window covers 40 days back). */
+const TZ_STALE_BEFORE_MS = 30 * DAY_MS;
+
+/**
+ * A quota limit's time zone as a limiter sends it: the rule string for the window around the
+ * limiter's clock, built again when the clock passes refreshAtMs (or moves back before the
+ * window). One comparison per call; no timer.
+ */
+export class ZoneRules {
+  private w: TzRulesWindow;
+
+  constructor(
+    readonly timeZone: string,
+    private readonly clock: () => number,
+  ) {
+    this.w = tzRulesFor(timeZone, clock());
+  }
+
+  /** The rule string for now (rebuilt when the clock has left the window it was built for). */
+  rules(): string {
+    const now = this.clock();
+    if (now >= this.w.refreshAtMs || now < this.w.fromMs + TZ_STALE_BEFORE_MS) this.w = tzRulesFor(this.timeZone, now);
+    return this.w.rules;
+  }
+
+  /** The window the current rules cover (for tests and stats). */
+  window(): TzRulesWindow {
+    return this.w;
+  }
+}
