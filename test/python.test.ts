@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,9 +9,9 @@ import { gcra, multi } from '../generated/index.js';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
 import { startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
-import { createRateLimiter, type Subject } from '../src/index.js';
+import { createFairShare, createRateLimiter, type Subject } from '../src/index.js';
 import { blockKey, limitKey, resolveSubject } from '../src/client/keys.js';
-import { uniquePrefix } from './support/redis.js';
+import { UNHURRIED, uniquePrefix } from './support/redis.js';
 import { repoRoot } from './support/temp-scripts.js';
 
 const run = promisify(execFile);
@@ -68,9 +69,10 @@ describe('the generated Python binding', () => {
       const code = `import json, redis, redlimit_scripts as rl
 c = redis.Redis.from_url(${JSON.stringify(server.url)})
 k = rl.limit_key("rpm", "solo", prefix=${JSON.stringify(uniquePrefix('solo').slice(0, -1))})
-print(json.dumps([rl.GCRA(c, [k], limit=3, period_ms=86400000)["remaining"], len(rl.SCRIPTS)]))`;
+typed = rl.GCRA.call(c, [k], limit=3, period_ms=86400000)
+print(json.dumps([rl.GCRA(c, [k], limit=3, period_ms=86400000)["remaining"], len(rl.SCRIPTS), type(typed).__name__, typed.remaining]))`;
       const { stdout } = await run(PYTHON, ['-c', code], { cwd: dir, timeout: 30_000 });
-      expect(JSON.parse(stdout)).toEqual([2, JSON.parse(readFileSync(join(repoRoot, 'generated/manifest.json'), 'utf8')).scripts.length]);
+      expect(JSON.parse(stdout)).toEqual([1, JSON.parse(readFileSync(join(repoRoot, 'generated/manifest.json'), 'utf8')).scripts.length, 'GcraResult', 2]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -196,5 +198,313 @@ describe('the manifest key layout', () => {
     expect(fill(layout.templates.scoped.template, { prefix: 'p', tag: 't1', scopeValue: 'o1', limit: 'l' })).toBe(limitKey('p', s, 'l', 'org'));
     expect(fill(layout.templates.block.template, { prefix: 'p', tag: 't1', id: 'u1' })).toBe(blockKey('p', s));
     expect(layout.defaultPrefix).toBe('rl');
+  });
+});
+
+// --- The typed API (Limiter, FairShare) against a Node limiter: test/python/agent.py ----------------
+
+interface PyError {
+  type: string;
+  message: string;
+  status: string | null;
+}
+type Answer<T> = { ok: T } | { error: PyError };
+interface PyLimit {
+  name: string;
+  allowed: boolean;
+  remaining: number;
+  limit: number;
+  reset_after_ms: number;
+  retry_after_ms: number;
+}
+interface PyDecision {
+  allowed: boolean;
+  limit_name: string | null;
+  remaining: number;
+  retry_after_ms: number;
+  denied_by: string | null;
+  limits: PyLimit[];
+  priority: { class_name: string; shares: Record<string, number> } | null;
+  holder: string | null;
+  handle?: string | null;
+}
+interface PySettlement {
+  status: string;
+  limits: { name: string; remaining: number; reset_after_ms: number }[];
+}
+
+/** A Python agent process: one JSON command a line in, one answer a line out. */
+class Agent {
+  private readonly child;
+  private readonly waiting: ((line: string) => void)[] = [];
+  private stderr = '';
+
+  constructor(readonly mode: 'sync' | 'async') {
+    this.child = spawn(PYTHON, [join(repoRoot, 'test/python/agent.py'), server.url, mode], { stdio: ['pipe', 'pipe', 'pipe'] });
+    createInterface({ input: this.child.stdout }).on('line', (line) => this.waiting.shift()?.(line));
+    this.child.stderr.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.child.on('exit', () => {
+      for (const w of this.waiting.splice(0)) w(JSON.stringify({ error: { type: 'exit', message: this.stderr, status: null } }));
+    });
+  }
+
+  /** The answer to one command, as it came (ok or error). */
+  send<T>(cmd: Record<string, unknown>): Promise<Answer<T>> {
+    return new Promise((resolve) => {
+      this.waiting.push((line) => resolve(JSON.parse(line) as Answer<T>));
+      this.child.stdin.write(JSON.stringify(cmd) + '\n');
+    });
+  }
+
+  /** The result of a command that must succeed. */
+  async call<T>(cmd: Record<string, unknown>): Promise<T> {
+    const a = await this.send<T>(cmd);
+    if ('error' in a) throw new Error(`python ${String(cmd.op)}: ${a.error.type}: ${a.error.message}`);
+    return a.ok;
+  }
+
+  /** The error of a command that must fail. */
+  async refused(cmd: Record<string, unknown>): Promise<PyError> {
+    const a = await this.send<unknown>(cmd);
+    if (!('error' in a)) throw new Error(`python ${String(cmd.op)} answered ${JSON.stringify(a.ok)}, expected an error`);
+    return a.error;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.child.exitCode !== null) return resolve();
+      this.child.on('exit', () => resolve());
+      this.child.stdin.end();
+    });
+  }
+}
+
+async function withAgent(mode: 'sync' | 'async', fn: (py: Agent) => Promise<void>): Promise<void> {
+  const py = new Agent(mode);
+  try {
+    await fn(py);
+  } finally {
+    await py.close();
+  }
+}
+
+// Periods no test outlives: nothing refills (gcra: 1 unit per 8.8 h) and no window ends (the
+// 366-day fixed windows are aligned to the epoch) between the two sides' calls.
+const YEAR = 31_622_400_000;
+const LLM_LIMITS = [
+  { name: 'rpm', algo: 'gcra', limit: 1000, periodMs: YEAR },
+  { name: 'tpm', algo: 'fixed_window', limit: 100_000, periodMs: YEAR },
+] as const;
+const PY_LLM_LIMITS = [
+  { name: 'rpm', algo: 'gcra', limit: 1000, period_ms: YEAR },
+  { name: 'tpm', algo: 'fixed_window', limit: 100_000, period_ms: YEAR },
+];
+
+/** Deterministic numbers in [lo, hi] (a test that fails can be replayed). */
+function numbers(seed: number, count: number, lo: number, hi: number): number[] {
+  let x = seed;
+  return Array.from({ length: count }, () => {
+    x = (x * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return lo + (x % (hi - lo + 1));
+  });
+}
+
+describe.each(['sync', 'async'] as const)('reserve → commit / cancel: a Python agent (%s) and a Node limiter', (mode) => {
+  it('a handle made in Python settles in Node, one made in Node settles in Python, and both see one budget', async () => {
+    const prefix = uniquePrefix(`rsv-${mode}`).slice(0, -1);
+    const node = createRateLimiter({ redis, prefix, limits: [...LLM_LIMITS], ...UNHURRIED });
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'L', prefix, limits: PY_LLM_LIMITS });
+      const p1 = await py.call<PyDecision>({ op: 'reserve', limiter: 'L', subject: 'agent-1', cost: { tpm: 3000 } });
+      expect(p1).toMatchObject({ allowed: true, limit_name: 'tpm', remaining: 97_000, denied_by: null });
+      expect(p1.limits.map((l) => [l.name, l.remaining])).toEqual([['rpm', 999], ['tpm', 97_000]]);
+      expect(p1.handle).toMatch(/^rsv1\./);
+      // Node commits Python's handle: 1000 of the 3000 estimated tokens come back.
+      expect(await node.commit(p1.handle!, { tpm: 2000 })).toMatchObject({ status: 'committed', limits: [{ name: 'rpm', remaining: -1 }, { name: 'tpm', remaining: 98_000 }] });
+
+      // Python commits Node's handle, above its estimate: the overage is charged.
+      const n1 = await node.reserve('agent-1', { cost: { tpm: 4000 } });
+      expect(n1).toMatchObject({ allowed: true, remaining: 94_000 });
+      const s1 = await py.call<PySettlement>({ op: 'commit', limiter: 'L', handle: n1.handle, actual: { tpm: 5000 } });
+      expect(s1).toEqual({ status: 'committed', limits: [{ name: 'rpm', remaining: -1, reset_after_ms: -1 }, expect.objectContaining({ name: 'tpm', remaining: 93_000 })] });
+
+      // Once: a second settle on either side changes nothing and says so.
+      expect((await py.call<PySettlement>({ op: 'commit', limiter: 'L', handle: p1.handle, actual: 1 })).status).toBe('already-settled');
+      expect((await node.cancel(n1.handle!)).status).toBe('already-settled');
+
+      // Cancels, across: everything comes back, once.
+      const p2 = await py.call<PyDecision>({ op: 'reserve', limiter: 'L', subject: 'agent-1', cost: { tpm: 1000 } });
+      expect((await node.cancel(p2.handle!)).status).toBe('cancelled');
+      expect((await py.call<PySettlement>({ op: 'cancel', limiter: 'L', handle: p2.handle })).status).toBe('already-settled');
+      const n2 = await node.reserve('agent-1', { cost: { tpm: 500 } });
+      expect((await py.call<PySettlement>({ op: 'cancel', limiter: 'L', handle: n2.handle })).status).toBe('cancelled');
+      expect((await node.commit(n2.handle!, 1)).status).toBe('already-settled');
+
+      // One budget: 2 requests (the committed ones: a commit naming only tpm keeps the request; a
+      // cancel gives it back), 2000 + 5000 tokens.
+      const seen = await node.peek('agent-1');
+      expect(seen.limits.map((l) => [l.name, l.remaining])).toEqual([['rpm', 998], ['tpm', 93_000]]);
+      const fromPy = await py.call<PyDecision>({ op: 'limit', limiter: 'L', subject: 'agent-1', cost: 0 });
+      expect(fromPy.limits.map((l) => [l.name, l.remaining])).toEqual([['rpm', 998], ['tpm', 93_000]]);
+
+      // An estimate that can never fit is refused at once and takes nothing.
+      const never = await py.call<PyDecision>({ op: 'reserve', limiter: 'L', subject: 'agent-1', cost: { tpm: 100_001 } });
+      expect(never).toMatchObject({ allowed: false, denied_by: 'tpm', retry_after_ms: -1, handle: null });
+      expect((await node.peek('agent-1')).limits.map((l) => l.remaining)).toEqual([998, 93_000]);
+    });
+    await node.close();
+  });
+
+  it('many reservations at once on both sides, each settled by the other side: the totals are exact', async () => {
+    const prefix = uniquePrefix(`rsv-many-${mode}`).slice(0, -1);
+    const node = createRateLimiter({ redis, prefix, limits: [...LLM_LIMITS], ...UNHURRIED });
+    const n = 24;
+    const pyEstimates = numbers(7, n, 100, 1500);
+    const nodeEstimates = numbers(11, n, 100, 1500);
+    const pyActuals = numbers(13, n, 0, 2000); // Node commits these on Python's handles (some above the estimate)
+    const nodeActuals = numbers(17, n, 0, 2000); // Python commits these on Node's handles
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'L', prefix, limits: PY_LLM_LIMITS });
+      const [fromPy, fromNode] = await Promise.all([
+        py.call<PyDecision[]>({ op: 'reserve_many', limiter: 'L', subject: 'agent-2', costs: pyEstimates.map((tpm) => ({ tpm })) }),
+        Promise.all(nodeEstimates.map((tpm) => node.reserve('agent-2', { cost: { tpm } }))),
+      ]);
+      expect([...fromPy, ...fromNode].every((r) => r.allowed && typeof r.handle === 'string')).toBe(true);
+      const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      // Everything reserved is taken, from both sides, while it is unsettled.
+      expect((await node.peek('agent-2')).limits.map((l) => l.remaining)).toEqual([1000 - 2 * n, 100_000 - sum(pyEstimates) - sum(nodeEstimates)]);
+
+      const [pySettles, nodeSettles] = await Promise.all([
+        py.call<PySettlement[]>({ op: 'commit_many', limiter: 'L', handles: fromNode.map((r) => r.handle), actuals: nodeActuals.map((tpm) => ({ tpm })) }),
+        Promise.all(fromPy.map((r, i) => node.commit(r.handle!, { tpm: pyActuals[i]! }))),
+      ]);
+      expect([...pySettles, ...nodeSettles].map((s) => s.status)).toEqual(Array(2 * n).fill('committed'));
+      const tokens = 100_000 - sum(pyActuals) - sum(nodeActuals);
+      expect((await node.peek('agent-2')).limits.map((l) => l.remaining)).toEqual([1000 - 2 * n, tokens]);
+      const fromPyView = await py.call<PyDecision>({ op: 'limit', limiter: 'L', subject: 'agent-2', cost: 0 });
+      expect(fromPyView.limits.map((l) => l.remaining)).toEqual([1000 - 2 * n, tokens]);
+    });
+    await node.close();
+  });
+
+  it('a bad handle from Python gets a clear error before any round trip, and changes nothing', async () => {
+    const prefix = uniquePrefix(`rsv-bad-${mode}`).slice(0, -1);
+    const node = createRateLimiter({ redis, prefix, limits: [...LLM_LIMITS], ...UNHURRIED });
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'L', prefix, limits: PY_LLM_LIMITS });
+      const { handle } = await node.reserve('agent-3', { cost: { tpm: 2000 } });
+      const bad = async (how: string) => py.call<string>({ op: 'tamper', handle, how });
+      const commit = (h: unknown, actual: unknown = 1) => py.refused({ op: 'commit', limiter: 'L', handle: h, actual });
+      expect(await commit(await bad('edited-keys'))).toEqual({ type: 'InvalidArgument', message: 'redlimit settle: the handle was altered (its check does not match)', status: null });
+      expect((await commit(await bad('cut'))).message).toMatch(/^redlimit settle: not a reservation handle \(rsv1\.<rid>\.<keys>\.<check>\)/);
+      expect((await commit('not a handle')).message).toMatch(/^redlimit settle: not a reservation handle/);
+      expect((await commit(42)).message).toBe('redlimit settle: a reservation handle is a string, got int');
+      expect(await commit(await bad('unknown'))).toMatchObject({ type: 'ReservationError', status: 'unknown', message: expect.stringMatching(/^redlimit settle: no live reservation for this handle/) });
+      expect(await commit(await bad('reordered'))).toMatchObject({ type: 'ReservationError', status: 'mismatch', message: expect.stringMatching(/not made for these keys/) });
+      expect((await commit(handle, -1)).message).toBe('redlimit settle: actual[0] must be between 0 and 1000000000000000, got -1');
+      expect((await commit(handle, 1.5)).message).toMatch(/^redlimit limiter: actual must be an integer/);
+      expect((await commit(handle, { tokens: 5 })).message).toBe('redlimit limiter: actual names limit tokens, which this limiter does not have');
+      expect((await py.refused({ op: 'commit', limiter: 'L', handle, actual: 1, overage: 'forgive' })).message).toBe("redlimit settle: overage must be one of debt|cap, got 'forgive'");
+      expect((await py.refused({ op: 'reserve', limiter: 'L', subject: 'agent-3', cost: { tpm: -5 } })).message).toBe('redlimit fixed_window: cost.tpm must be between 0 and 1000000000, got -5');
+      expect((await py.refused({ op: 'reserve', limiter: 'L', subject: 'agent-3', ttl_ms: 0 })).message).toBe('redlimit reserve: ttl_ms must be between 1 and 86400000, got 0');
+      // Nothing of it was written: the reservation is whole, and settles once.
+      expect((await node.peek('agent-3')).limits.map((l) => l.remaining)).toEqual([999, 98_000]);
+      expect(await py.call<PySettlement>({ op: 'commit', limiter: 'L', handle, actual: { tpm: 1500 } })).toMatchObject({ status: 'committed' });
+      expect((await node.peek('agent-3')).limits.map((l) => l.remaining)).toEqual([999, 98_500]);
+
+      // Replayed after it expired: unknown, and it counted at its estimate.
+      const short = await py.call<PyDecision>({ op: 'reserve', limiter: 'L', subject: 'agent-3', cost: { tpm: 700 }, ttl_ms: 1 });
+      // Until Redis' clock is past its deadline (reserve's now + 1 ms <= what TIME said after it).
+      const ms = async () => {
+        const [sec, usec] = await redis.time();
+        return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+      };
+      const after = await ms();
+      while ((await ms()) <= after + 1);
+      const late = await py.refused({ op: 'commit', limiter: 'L', handle: short.handle, actual: 0 });
+      expect(late).toMatchObject({ type: 'ReservationError', status: 'unknown' });
+      expect((await node.peek('agent-3')).limits.map((l) => l.remaining)).toEqual([998, 97_800]);
+    });
+    await node.close();
+  });
+
+  it('priority classes: a Python batch call leaves what the classes above it need, as the Node limiter decides', async () => {
+    const prefix = uniquePrefix(`prio-${mode}`).slice(0, -1);
+    const priorities = { interactive: 1, batch: 0.5 };
+    const node = createRateLimiter({ redis, prefix, priorities, limits: { name: 'rpm', algo: 'gcra', limit: 10, periodMs: YEAR }, ...UNHURRIED });
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'L', prefix, priorities, limits: [{ name: 'rpm', algo: 'gcra', limit: 10, period_ms: YEAR }] });
+      for (let i = 0; i < 4; i++) expect((await node.limit('agent-4')).allowed).toBe(true);
+      const batch = (subject = 'agent-4') => py.call<PyDecision>({ op: 'limit', limiter: 'L', subject, priority: 'batch' });
+      // 6 left: batch may take one (5 stay free, half of 10), not a second.
+      expect(await batch()).toMatchObject({ allowed: true, remaining: 5, priority: { class_name: 'batch', shares: { rpm: 0.5 } } });
+      const denied = await batch();
+      expect(denied).toMatchObject({ allowed: false, denied_by: 'rpm', remaining: 5, priority: { class_name: 'batch' } });
+      expect(denied.retry_after_ms).toBeGreaterThan(0);
+      expect(await node.limit('agent-4', { priority: 'batch' })).toMatchObject({ allowed: false, priority: { class: 'batch' } });
+      // The classes above still get the rest, from either side.
+      expect(await py.call<PyDecision>({ op: 'limit', limiter: 'L', subject: 'agent-4', priority: 'interactive' })).toMatchObject({ allowed: true, remaining: 4 });
+      expect(await node.limit('agent-4', { priority: 'interactive' })).toMatchObject({ allowed: true, remaining: 3 });
+      expect((await py.refused({ op: 'limit', limiter: 'L', subject: 'agent-4', priority: 'urgent' })).message).toBe('redlimit limiter: priority "urgent" is not a class of this limiter (interactive, batch)');
+      // A reservation names its class too (reserve's group carries share_ppm).
+      const r = await py.call<PyDecision>({ op: 'reserve', limiter: 'L', subject: 'agent-5', cost: 6, priority: 'batch' });
+      expect(r).toMatchObject({ allowed: false, denied_by: 'rpm', handle: null, priority: { class_name: 'batch' } });
+      expect(await py.call<PyDecision>({ op: 'reserve', limiter: 'L', subject: 'agent-5', cost: 5, priority: 'batch' })).toMatchObject({ allowed: true, remaining: 5 });
+      expect((await node.peek('agent-5')).remaining).toBe(5);
+      expect((await node.peek('agent-4')).remaining).toBe(3);
+    });
+    await node.close();
+  });
+
+  it('fair share: Python and Node tenants share one limit, each held to its share while it is contended', async () => {
+    const prefix = uniquePrefix(`fair-${mode}`).slice(0, -1);
+    const shared = { algo: 'fixed_window', limit: 100, periodMs: YEAR } as const;
+    const node = createFairShare({ redis, prefix, name: 'provider', limit: shared });
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'fair', id: 'F', name: 'provider', prefix, algo: 'fixed_window', limit: 100, period_ms: YEAR });
+      const pyAsk = (cost: number) => py.call<Record<string, unknown>>({ op: 'fair_limit', fair: 'F', tenant: 'py-agent', cost });
+      // Alone, the Python tenant may use the whole limit; it takes 10.
+      expect(await pyAsk(10)).toMatchObject({ allowed: true, share: 100, used: 10, active_tenants: 1, reason_name: 'within-share', contended: false });
+      // Two tenants active: 50 each. Node's takes its 50, and not one more while Python's is owed 40.
+      expect(await node.limit('node-agent', { cost: 50 })).toMatchObject({ allowed: true, share: 50, used: 50, activeTenants: 2, reason: 'within-share' });
+      expect(await node.limit('node-agent', { cost: 1 })).toMatchObject({ allowed: false, reason: 'owed', contended: true, remaining: 40 });
+      // Python's share is there for it, to the unit; then the limit is spent.
+      expect(await pyAsk(40)).toMatchObject({ allowed: true, used: 50, remaining: 0, reason_name: 'within-share' });
+      expect(await pyAsk(1)).toMatchObject({ allowed: false, reason_name: 'exhausted', contended: true, remaining: 0 });
+      expect(await node.limit('node-agent', { cost: 1 })).toMatchObject({ allowed: false, reason: 'exhausted' });
+      expect((await py.refused({ op: 'fair_limit', fair: 'F', tenant: 'py-agent', cost: 0 })).message).toBe('redlimit fair_share: cost must be between 1 and 1000000000, got 0');
+    });
+  });
+});
+
+describe('concurrency from asyncio: several tasks, one limit of slots and a rate limit in one call', () => {
+  it('never more holders than slots; a denied call takes nothing; every slot comes back', async () => {
+    const prefix = uniquePrefix('conc').slice(0, -1);
+    const tasks = 10;
+    await withAgent('async', async (py) => {
+      await py.call({
+        op: 'limiter',
+        id: 'C',
+        prefix,
+        limits: [
+          { name: 'inflight', algo: 'concurrency', limit: 3, period_ms: 600_000 },
+          { name: 'rpm', algo: 'gcra', limit: 1000, period_ms: YEAR },
+        ],
+      });
+      const out = await py.call<Record<string, unknown>>({ op: 'crowd', limiter: 'C', subject: 'agent-6', tasks });
+      // Round one: exactly 3 of 10 at once; the other 7 denied by the slots, with a wait.
+      expect(out).toMatchObject({ first_allowed: 3, first_denied_by: ['inflight'], first_retry_positive: true, holders_distinct: true, released: [true, true, true] });
+      // Round two: every task held a slot once, never more than 3 at a time.
+      expect(out.second_admitted).toBe(tasks);
+      expect(out.most_held as number).toBeLessThanOrEqual(3);
+      // Only admitted calls took a request (denied ones took nothing), and no slot is left held.
+      const node = createRateLimiter({ redis, prefix, limits: { name: 'rpm', algo: 'gcra', limit: 1000, periodMs: YEAR }, ...UNHURRIED });
+      expect((await node.peek('agent-6')).remaining).toBe(1000 - 3 - tasks);
+      await node.close();
+      expect(await redis.zcard(limitKey(prefix, resolveSubject('agent-6'), 'inflight', null))).toBe(0);
+      // Misuse is refused before any round trip.
+      expect((await py.refused({ op: 'limit', limiter: 'C', subject: 'agent-6', cost: { inflight: 2 } })).message).toBe('redlimit limiter: cost names limit inflight, which holds one slot per call: it takes no cost');
+      expect((await py.refused({ op: 'reserve', limiter: 'C', subject: 'agent-6' })).message).toMatch(/^redlimit reserve: limit inflight uses concurrency, which cannot give units back/);
+    });
   });
 });

@@ -1,0 +1,410 @@
+# --- Limiter (hand-written: what the Node RateLimiter does around the scripts) -------------------
+# One call per decision, all-or-nothing over the limiter's limits, through the scripts a Node
+# limiter runs on the same keys: multi (limit), reserve and settle (reserve / commit / cancel),
+# concurrency_release (release). Every argument, range and reply field comes from the headers.
+
+_ALGORITHMS = [a["name"] for a in MANIFEST["algorithms"]]
+# Every parameter a Limit may carry (the generated Limit fields between algo and scope).
+_PARAM_FIELDS = list(dict.fromkeys(p["name"] for k in _LIMIT_KINDS.values() for p in k["params"]))
+# settle's status codes, as its header states them (0 unknown ... 4 mismatch); the names Node reports.
+_SETTLE_STATUS = ("unknown", "committed", "cancelled", "already-settled", "mismatch")
+
+
+def _group_arg(script, name):
+    """The manifest spec of a group field of a script over a list (None if it has no such field)."""
+    each = script.spec.get("each")
+    return next((a for a in (each["args"] if each else []) if a["name"] == name), None)
+
+
+# A priority share travels in parts per million: share_ppm's largest value is the whole capacity.
+_PPM = _group_arg(SCRIPTS["multi"], "share_ppm")["max"]
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_priorities(p, where):
+    if not isinstance(p, Mapping) or not p:
+        raise InvalidArgument(f"redlimit limiter: {where} must be {{class_name: share}}, e.g. {{'critical': 1, 'batch': 0.5}}")
+    for k, v in p.items():
+        if not isinstance(k, str) or not re.fullmatch(_RULES["limit"]["pattern"], k):
+            raise InvalidArgument(f"redlimit limiter: {where}: class {k!r} must be a name of letters, digits, _ or -")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise InvalidArgument(f"redlimit limiter: {where}.{k} must be a share of the capacity, 0 < share <= 1, got {v!r}")
+
+
+def _check_limit(l):
+    if not isinstance(l.name, str) or not re.fullmatch(_RULES["limit"]["pattern"], l.name):
+        raise InvalidArgument(f"redlimit limiter: a limit's name must be {_RULES['limit']['doc']}, got {l.name!r:.60}")
+    kind = _LIMIT_KINDS.get(l.algo)
+    if kind is None:
+        raise InvalidArgument(f"redlimit limiter: limit {l.name}: algo must be one of {'|'.join(_LIMIT_KINDS)}, got {l.algo!r}")
+    takes = [p["name"] for p in kind["params"]]
+    for f in _PARAM_FIELDS:
+        if f not in takes and getattr(l, f) is not None:
+            raise InvalidArgument(f"redlimit limiter: limit {l.name}: {l.algo} takes no {f} (it takes {', '.join(takes)})")
+    for p in kind["params"]:
+        _arg("limiter", p, getattr(l, p["name"]), f"limit {l.name}: {p['name']}")
+    if l.scope is not None and (not isinstance(l.scope, str) or not l.scope):
+        raise InvalidArgument(f"redlimit limiter: limit {l.name}: scope must be a scope name, got {l.scope!r}")
+    if l.priorities is not None:
+        _check_priorities(l.priorities, f"limit {l.name}: priorities")
+
+
+def _limit_item(l):
+    """The limit as a multi / reserve item: its parameters by item field, defaults applied as Node applies them."""
+    params = _LIMIT_KINDS[l.algo]["params"]
+    values = {}
+    for p in params:
+        v = getattr(l, p["name"])
+        d = p["default"]
+        if v is None and d is not None:
+            v = values.get(d["arg"], getattr(l, d["arg"], None)) if isinstance(d, dict) else d
+        values[p["name"]] = v
+    item = {"algo": l.algo}
+    for p in params:
+        if values[p["name"]] is not None:
+            item[p["item"]] = values[p["name"]]
+    return item
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who a call is for, as a Node limiter's subject: id, hash_tag (hashTag), scopes."""
+
+    id: str
+    hash_tag: Optional[str] = None
+    scopes: Optional[Mapping[str, str]] = None
+
+
+@dataclass(frozen=True)
+class LimitResult(MultiItemResult):
+    """One limit's part of a decision: its per-limit reply, with the limit's name and size."""
+
+    name: str
+    limit: int
+
+
+@dataclass(frozen=True)
+class PriorityApplied:
+    """The priority class a call named and, per limit, the share of its capacity that class may use."""
+
+    class_name: str
+    shares: Dict[str, float]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A limiter's answer, as the Node limiter's Decision: the top-level numbers describe one limit,
+    the first that denied, else the one closest to denying."""
+
+    allowed: bool
+    limit_name: Optional[str]
+    """The limit remaining, limit and reset_after_ms describe; None when a block denied."""
+    remaining: int
+    limit: int
+    reset_after_ms: int
+    retry_after_ms: int
+    """0 when allowed; ms until this cost could be admitted; -1 never (a cost above a limit)."""
+    denied_by: Optional[str]
+    """The first limit that denied ("block" for the penalty box), or None."""
+    limits: List[LimitResult]
+    priority: Optional[PriorityApplied] = None
+    holder: Optional[str] = None
+    """The holder id of the concurrency slot(s) this call took (release it); None when none was taken."""
+
+
+@dataclass(frozen=True)
+class Reserved(Decision):
+    """reserve's answer: the decision, and the handle to commit or cancel (None when denied: nothing was taken)."""
+
+    handle: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class SettledLimit(SettleItemResult):
+    """One key of a settled reservation (named after the limiter's limit at its position; "block" past them)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """commit / cancel's answer: status "committed", "cancelled" or "already-settled" (then nothing changed)."""
+
+    status: str
+    limits: List[SettledLimit]
+
+
+@dataclass(frozen=True)
+class ReleasedLimit(ConcurrencyReleaseResult):
+    """A concurrency limit after release()."""
+
+    name: str
+
+
+class RateLimited(Exception):
+    """Limiter.hold() was denied; .decision says why and for how long."""
+
+    def __init__(self, decision):
+        self.decision = decision
+        super().__init__(f"redlimit: denied by {decision.denied_by}, retry after {decision.retry_after_ms} ms")
+
+
+class _Hold:
+    """limiter.hold(): `with` (redis.Redis) or `async with` (redis.asyncio.Redis)."""
+
+    def __init__(self, limiter, subject, cost, priority):
+        self.limiter, self.subject, self.cost, self.priority = limiter, subject, cost, priority
+        self.decision = None
+
+    def _admit(self, d):
+        if not d.allowed:
+            raise RateLimited(d)
+        self.decision = d
+        return d
+
+    def __enter__(self):
+        d = self.limiter.limit(self.subject, cost=self.cost, priority=self.priority)
+        if inspect.isawaitable(d):
+            d.close()
+            raise TypeError("redlimit: an asyncio client: use `async with limiter.hold(...)`")
+        return self._admit(d)
+
+    def __exit__(self, *exc):
+        if self.decision is not None and self.decision.holder is not None:
+            self.limiter.release(self.subject, self.decision.holder)
+        return False
+
+    async def __aenter__(self):
+        d = self.limiter.limit(self.subject, cost=self.cost, priority=self.priority)
+        return self._admit(await d if inspect.isawaitable(d) else d)
+
+    async def __aexit__(self, *exc):
+        if self.decision is not None and self.decision.holder is not None:
+            r = self.limiter.release(self.subject, self.decision.holder)
+            if inspect.isawaitable(r):
+                await r
+        return False
+
+
+class Limiter:
+    """Limits decided atomically in Redis, all-or-nothing, on the keys a Node RateLimiter with the
+    same limits and prefix uses: a Python agent and a Node gateway share one budget.
+
+    client: a redis.Redis (calls answer their result) or a redis.asyncio.Redis (calls answer a
+    coroutine). limits: a Limit or a list. priorities: class -> share of every limit's capacity
+    (a limit's own priorities override it). blocks: every decision checks the subject's penalty
+    box (set by a Node limiter's block()), as a Node limiter with blocks: true.
+
+    Redis trouble raises redis-py's errors: there is no fallback here (the Node limiter has one)."""
+
+    def __init__(self, client, limits, *, prefix=KEY_LAYOUT["defaultPrefix"], priorities=None, blocks=False):
+        self.client = client
+        self.limits = [limits] if isinstance(limits, Limit) else list(limits) if isinstance(limits, (list, tuple)) else None
+        if not self.limits or not all(isinstance(l, Limit) for l in self.limits):
+            raise InvalidArgument("redlimit limiter: limits must be a Limit or a non-empty list of Limit")
+        names = [l.name for l in self.limits]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InvalidArgument(f"redlimit limiter: limit name {twice[0]} is used twice")
+        self.prefix = _named(prefix, "prefix", "prefix")
+        self.blocks = bool(blocks)
+        if priorities is not None:
+            _check_priorities(priorities, "priorities")
+        self._classes = {}
+        top = dict(priorities or {})
+        for name in dict.fromkeys([*top, *(n for l in self.limits for n in (l.priorities or {}))]):
+            ppm = [math.floor((l.priorities or {}).get(name, top.get(name, 1)) * _PPM + 0.5) for l in self.limits]
+            self._classes[name] = (name, [None if v >= _PPM else v for v in ppm], {l.name: v / _PPM for l, v in zip(self.limits, ppm)})
+        self._items = [_limit_item(l) for l in self.limits]
+        # Kinds that are not algorithms (concurrency) hold a slot for a holder until released.
+        self._held = [i for i, l in enumerate(self.limits) if l.algo not in _ALGORITHMS]
+
+    # --- what a call names, checked before any round trip ---------------------------------------
+
+    def keys(self, subject):
+        """The subject's keys: one per limit (in order), then its block key when blocks is on."""
+        s = Subject(subject) if isinstance(subject, str) else subject
+        if not isinstance(s, Subject):
+            raise InvalidArgument("redlimit limiter: the subject must be an id string or a Subject")
+        keys = [
+            limit_key(l.name, s.id, prefix=self.prefix, hash_tag=s.hash_tag, scope=None if l.scope in (None, "id") else l.scope, scopes=s.scopes)
+            for l in self.limits
+        ]
+        if self.blocks:
+            keys.append(block_key(s.id, prefix=self.prefix, hash_tag=s.hash_tag))
+        return keys
+
+    def _costs(self, cost):
+        named = {}
+        if cost is not None and not _is_int(cost):
+            if not isinstance(cost, Mapping):
+                raise InvalidArgument("redlimit limiter: cost must be an integer or {limit_name: integer}")
+            for k in cost:
+                held = any(l.name == k for i, l in enumerate(self.limits) if i in self._held)
+                if held or not any(l.name == k for l in self.limits):
+                    raise InvalidArgument(f"redlimit limiter: cost names limit {k}, which " + ("holds one slot per call: it takes no cost" if held else "this limiter does not have"))
+            named = cost
+        costs = []
+        for i, l in enumerate(self.limits):
+            if i in self._held:
+                costs.append(1)  # one slot
+                continue
+            v = named.get(l.name, 1) if cost is None or not _is_int(cost) else cost
+            costs.append(int(_arg(l.algo, _LIMIT_KINDS[l.algo]["cost"], v, "cost" if _is_int(cost) else f"cost.{l.name}")))
+        return costs
+
+    def _priority(self, name):
+        if name is None:
+            return None
+        if name not in self._classes:
+            known = f" ({', '.join(self._classes)})" if self._classes else ": it has no priorities"
+            raise InvalidArgument(f"redlimit limiter: priority {json.dumps(name) if isinstance(name, str) else repr(name)} is not a class of this limiter{known}")
+        return self._classes[name]
+
+    def _items_for(self, script, costs, pc, holder):
+        items = []
+        for i, base in enumerate(self._items):
+            item = dict(base, cost=costs[i])
+            if pc is not None and pc[1][i] is not None:
+                if _group_arg(script, "share_ppm") is None:
+                    raise InvalidArgument(f"redlimit {script.name}: v{script.version} takes no priority class")
+                item["share_ppm"] = pc[1][i]
+            if i in self._held:
+                item["holder"] = holder
+            items.append(item)
+        if self.blocks:
+            items.append({"algo": "block"})
+        return items
+
+    def _decide(self, reply, script, pc, holder, cls=None, **extra):
+        """The decision from a reply's per-limit results, summarised as the Node limiter does."""
+        results = reply[script.spec["each"]["name"]]
+        limits = [LimitResult(**results[i], name=l.name, limit=l.limit) for i, l in enumerate(self.limits)]
+        priority = PriorityApplied(pc[0], dict(pc[2])) if pc is not None else None
+        denied, retry = -1, 0
+        for i, x in enumerate(results):
+            if x["allowed"]:
+                continue
+            if denied < 0:
+                denied = i
+            own = x["retry_after_ms"]
+            retry = -1 if own < 0 or retry < 0 else max(retry, own)
+        cls = cls or Decision
+        if denied == len(self.limits):  # the penalty box
+            wait = results[denied]["retry_after_ms"]
+            return cls(False, None, 0, self.limits[0].limit, wait, wait, "block", limits, priority, None, **extra)
+        allowed = denied < 0
+        pick = limits[0] if allowed else limits[denied]
+        if allowed:
+            for x in limits:
+                if x.remaining * pick.limit < pick.remaining * x.limit:
+                    pick = x
+        return cls(
+            allowed, pick.name, pick.remaining, pick.limit, pick.reset_after_ms, 0 if allowed else retry,
+            None if allowed else pick.name, limits, priority, holder if allowed else None, **extra,
+        )
+
+    # --- calls ------------------------------------------------------------------------------------
+
+    def limit(self, subject, *, cost=None, priority=None, holder=None):
+        """Decide one call, consuming `cost` (an integer for every limit, or {limit_name: cost}; 1
+        when omitted) if every limit admits. priority: a class of the limiter's priorities. With a
+        concurrency limit the admitted call holds a slot for `holder` (a fresh id when omitted:
+        Decision.holder) until release() or the limit's period_ms."""
+        keys = self.keys(subject)
+        costs = self._costs(cost)
+        pc = self._priority(priority)
+        if self._held:
+            holder = uuid.uuid4().hex if holder is None else holder
+        elif holder is not None:
+            raise InvalidArgument("redlimit limiter: holder: this limiter has no concurrency limit")
+        multi = SCRIPTS["multi"]
+        items = self._items_for(multi, costs, pc, holder)
+        return _then(multi(self.client, keys, items=items), lambda r: self._decide(r, multi, pc, holder))
+
+    def hold(self, subject, *, cost=None, priority=None):
+        """limit() as a context manager: RateLimited when denied; the concurrency slot released on exit.
+
+            with limiter.hold("agent-7") as d: ...          # redis.Redis
+            async with limiter.hold("agent-7") as d: ...    # redis.asyncio.Redis"""
+        return _Hold(self, subject, cost, priority)
+
+    def release(self, subject, holder):
+        """Frees the concurrency slot(s) `holder` holds (harmless twice: released is False then)."""
+        if not self._held:
+            raise InvalidArgument("redlimit limiter: release() needs a concurrency limit")
+        keys = self.keys(subject)
+        script = SCRIPTS["concurrency_release"]
+        calls = [lambda i=i: script(self.client, [keys[i]], lease_id=holder) for i in self._held]
+        return _sequence(calls, lambda rs: [ReleasedLimit(**r, name=self.limits[i].name) for i, r in zip(self._held, rs)])
+
+    def reserve(self, subject, *, cost=None, ttl_ms=60_000, priority=None):
+        """Take an estimate now, settle the actual later: all-or-nothing over every limit, like
+        limit() (cost is the estimate). Admitted: Reserved.handle, a string any process settles
+        (Python or Node): commit it with the actual use, or cancel it; unsettled, it expires after
+        ttl_ms and counts at its estimate. Denied: nothing taken, handle None (retry_after_ms -1:
+        the estimate can never fit)."""
+        script = SCRIPTS["reserve"]
+        reservable = [v for v in _group_arg(script, "algo")["values"] if v != "block"]
+        for l in self.limits:
+            if l.algo not in reservable:
+                raise InvalidArgument(f"redlimit reserve: limit {l.name} uses {l.algo}, which cannot give units back: reserve works with {', '.join(reservable)}")
+        keys = self.keys(subject)
+        costs = self._costs(cost)
+        pc = self._priority(priority)
+        h = new_handle(keys)
+        handle = encode_handle(h)
+        items = self._items_for(script, costs, pc, None)
+        return _then(
+            script(self.client, [h.record_key, *keys], items=items, ttl_ms=ttl_ms),
+            lambda r: self._decide(r, script, pc, None, Reserved, handle=handle if r["allowed"] else None),
+        )
+
+    def commit(self, handle, actual, *, overage="debt"):
+        """Settle a reservation at its actual use (an integer for every limit, or {limit_name: actual};
+        limits not named keep their estimates): below the estimate gives the difference back, above
+        it charges the overage (overage "debt": later calls wait until it is repaid; "cap": at most
+        what is left). Once: a second commit or cancel changes nothing (status "already-settled");
+        an unknown, expired or mismatched handle raises ReservationError, a malformed or edited one
+        InvalidArgument, before any round trip."""
+        if _is_int(actual):
+            actuals = [actual] * len(self.limits)
+        elif isinstance(actual, Mapping):
+            for k in actual:
+                if not any(l.name == k for l in self.limits):
+                    raise InvalidArgument(f"redlimit limiter: actual names limit {k}, which this limiter does not have")
+            actuals = [actual.get(l.name) for l in self.limits]
+        else:
+            raise InvalidArgument(f"redlimit limiter: actual must be an integer or {{limit_name: integer}}, got {actual!r:.40}")
+        return self._settle(handle, "commit", actuals, overage)
+
+    def cancel(self, handle):
+        """Give a reservation back whole (once, as commit)."""
+        return self._settle(handle, "cancel", None, "debt")
+
+    def _settle(self, handle, mode, actuals, overage):
+        h = parse_handle(handle)
+        script = SCRIPTS["settle"]
+        field_name = script.spec["each"]["args"][0]["name"]
+        if actuals is None:
+            items = [{field_name: 0} for _ in h.keys]
+        else:
+            if len(actuals) > len(h.keys):
+                raise InvalidArgument(f"redlimit settle: the handle has {len(h.keys)} key(s), got {len(actuals)} actuals")
+            spec = script.spec["each"]["args"][0]
+            for i, a in enumerate(actuals):
+                _arg("settle", spec, a, f"actual[{i}]")
+            items = [{field_name: actuals[i] if i < len(actuals) else None} for i in range(len(h.keys))]
+        names = [l.name for l in self.limits]
+
+        def settled(r):
+            status = _SETTLE_STATUS[r["status"]]
+            if status in ("unknown", "mismatch"):
+                raise ReservationError(status, handle)
+            each = r[script.spec["each"]["name"]]
+            return Settlement(status, [SettledLimit(**x, name=names[i] if i < len(names) else "block") for i, x in enumerate(each)])
+
+        return _then(script(self.client, [h.record_key, *h.keys], items=items, mode=mode, overage=overage), settled)
