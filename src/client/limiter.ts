@@ -260,12 +260,17 @@ export class RateLimiter {
 
   /**
    * Take an estimate now, settle the actual later: all-or-nothing over every limit, like limit()
-   * (`cost` is the estimate). Admitted: a handle (a string any process may settle) — commit it
-   * with the actual use, or cancel it; unsettled, it expires after `ttlMs` (default 60 s) and
-   * counts at its estimate. Denied: nothing taken, no handle (retryAfterMs -1: can never fit).
+   * (`cost` is the estimate, `priority` a class as for limit()). Admitted: a handle (a string any
+   * process may settle) — commit it with the actual use, or cancel it; unsettled, it expires after
+   * `ttlMs` (default 60 s) and counts at its estimate. Denied: nothing taken, no handle
+   * (retryAfterMs -1: can never fit). Not for a quota in a time zone (reserve takes no zone yet).
    */
-  async reserve(subject: Subject, options: { cost?: Cost; ttlMs?: number } = {}): Promise<Reserved> {
-    return this.reserver.reserve(this.subjects.resolve(subject), this.naming.costs(options.cost), options.ttlMs ?? 60_000);
+  async reserve(subject: Subject, options: { cost?: Cost; ttlMs?: number; priority?: string } = {}): Promise<Reserved> {
+    const zoned = this.plans.find((p) => p.zone !== null);
+    if (zoned) throw new InvalidConfigError(`reserve cannot decide quota ${zoned.name} in its time zone (reserve takes no time zone rules yet): use limit() and refund()`);
+    const pc = this.naming.priority(options.priority);
+    const r = await this.reserver.reserve(this.subjects.resolve(subject), this.naming.costs(options.cost), options.ttlMs ?? 60_000, pc?.ppm);
+    return pc ? { ...tagged(r, pc), handle: r.handle } : r;
   }
 
   /**
