@@ -344,7 +344,7 @@ describe.each(['sync', 'async'] as const)('reserve → commit / cancel: a Python
       // cancel gives it back), 2000 + 5000 tokens.
       const seen = await node.peek('agent-1');
       expect(seen.limits.map((l) => [l.name, l.remaining])).toEqual([['rpm', 998], ['tpm', 93_000]]);
-      const fromPy = await py.call<PyDecision>({ op: 'limit', limiter: 'L', subject: 'agent-1', cost: 0 });
+      const fromPy = await py.call<PyDecision>({ op: 'peek', limiter: 'L', subject: 'agent-1' });
       expect(fromPy.limits.map((l) => [l.name, l.remaining])).toEqual([['rpm', 998], ['tpm', 93_000]]);
 
       // An estimate that can never fit is refused at once and takes nothing.
@@ -381,7 +381,7 @@ describe.each(['sync', 'async'] as const)('reserve → commit / cancel: a Python
       expect([...pySettles, ...nodeSettles].map((s) => s.status)).toEqual(Array(2 * n).fill('committed'));
       const tokens = 100_000 - sum(pyActuals) - sum(nodeActuals);
       expect((await node.peek('agent-2')).limits.map((l) => l.remaining)).toEqual([1000 - 2 * n, tokens]);
-      const fromPyView = await py.call<PyDecision>({ op: 'limit', limiter: 'L', subject: 'agent-2', cost: 0 });
+      const fromPyView = await py.call<PyDecision>({ op: 'peek', limiter: 'L', subject: 'agent-2' });
       expect(fromPyView.limits.map((l) => l.remaining)).toEqual([1000 - 2 * n, tokens]);
     });
     await node.close();
@@ -442,6 +442,8 @@ describe.each(['sync', 'async'] as const)('reserve → commit / cancel: a Python
       expect(denied).toMatchObject({ allowed: false, denied_by: 'rpm', remaining: 5, priority: { class_name: 'batch' } });
       expect(denied.retry_after_ms).toBeGreaterThan(0);
       expect(await node.limit('agent-4', { priority: 'batch' })).toMatchObject({ allowed: false, priority: { class: 'batch' } });
+      expect(await py.call<PyDecision>({ op: 'peek', limiter: 'L', subject: 'agent-4', cost: 1, priority: 'batch' })).toMatchObject({ allowed: false, remaining: 5 });
+      expect(await py.call<PyDecision>({ op: 'peek', limiter: 'L', subject: 'agent-4', cost: 1 })).toMatchObject({ allowed: true, remaining: 5 });
       // The classes above still get the rest, from either side.
       expect(await py.call<PyDecision>({ op: 'limit', limiter: 'L', subject: 'agent-4', priority: 'interactive' })).toMatchObject({ allowed: true, remaining: 4 });
       expect(await node.limit('agent-4', { priority: 'interactive' })).toMatchObject({ allowed: true, remaining: 3 });
@@ -473,6 +475,17 @@ describe.each(['sync', 'async'] as const)('reserve → commit / cancel: a Python
       expect(await pyAsk(1)).toMatchObject({ allowed: false, reason_name: 'exhausted', contended: true, remaining: 0 });
       expect(await node.limit('node-agent', { cost: 1 })).toMatchObject({ allowed: false, reason: 'exhausted' });
       expect((await py.refused({ op: 'fair_limit', fair: 'F', tenant: 'py-agent', cost: 0 })).message).toBe('redlimit fair_share: cost must be between 1 and 1000000000, got 0');
+    });
+  });
+});
+
+describe.each(['sync', 'async'] as const)('concurrency (%s): hold() is a with / async with', (mode) => {
+  it('holds the slot inside, refuses a second one, and gives it back on leaving', async () => {
+    const prefix = uniquePrefix(`hold-${mode}`).slice(0, -1);
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'C', prefix, limits: [{ name: 'inflight', algo: 'concurrency', limit: 1, period_ms: 600_000 }] });
+      expect(await py.call({ op: 'nested_hold', limiter: 'C', subject: 'agent-7' })).toEqual({ outer: true, inner: 'inflight', again: true });
+      expect(await redis.zcard(limitKey(prefix, resolveSubject('agent-7'), 'inflight', null))).toBe(0);
     });
   });
 });

@@ -6,6 +6,7 @@ Commands ({"op": ..., ...}):
   limiter      id, limits: [Limit kwargs], prefix, priorities?, blocks?   -> creates a Limiter
   fair         id, name, prefix, algo, limit, period_ms, weights?          -> creates a FairShare
   limit        limiter, subject, cost?, priority?                          -> Decision
+  peek         limiter, subject, cost?, priority?                          -> Decision (takes nothing)
   reserve      limiter, subject, cost?, ttl_ms?, priority?                 -> Reserved
   commit       limiter, handle, actual, overage?                           -> Settlement
   cancel       limiter, handle                                             -> Settlement
@@ -14,6 +15,8 @@ Commands ({"op": ..., ...}):
   commit_many  limiter, handles, actuals          all at once                 -> [Settlement]
   crowd        limiter, subject, tasks            (asyncio) tasks all call limit() at once, then each
                holds a slot with hold() until it has had one            -> what happened
+  nested_hold  limiter, subject   holds the limiter's one slot, tries to take a second, then takes
+               it again after leaving (with / async with)                 -> what happened
   tamper       handle, how                        a bad handle made from a good one -> str
 A subject is an id string or {"id", "hash_tag"?, "scopes"?}."""
 import asyncio
@@ -95,6 +98,28 @@ async def crowd(limiter, who, tasks):
     return out
 
 
+def nested_hold_sync(lim, who):
+    with lim.hold(who) as outer:
+        try:
+            with lim.hold(who):
+                inner = "admitted"
+        except rl.RateLimited as e:
+            inner = e.decision.denied_by
+    with lim.hold(who) as again:
+        return {"outer": outer.holder is not None, "inner": inner, "again": again.allowed}
+
+
+async def nested_hold_async(lim, who):
+    async with lim.hold(who) as outer:
+        try:
+            async with lim.hold(who):
+                inner = "admitted"
+        except rl.RateLimited as e:
+            inner = e.decision.denied_by
+    async with lim.hold(who) as again:
+        return {"outer": outer.holder is not None, "inner": inner, "again": again.allowed}
+
+
 async def run(cmd):
     op = cmd["op"]
     if op == "limiter":
@@ -113,6 +138,8 @@ async def run(cmd):
     lim = limiters[cmd["limiter"]]
     if op == "limit":
         return await done(lim.limit(subject(cmd["subject"]), cost=cmd.get("cost"), priority=cmd.get("priority")))
+    if op == "peek":
+        return await done(lim.peek(subject(cmd["subject"]), cost=cmd.get("cost", 0), priority=cmd.get("priority")))
     if op == "reserve":
         return await done(lim.reserve(subject(cmd["subject"]), cost=cmd.get("cost"), ttl_ms=cmd.get("ttl_ms", 60_000), priority=cmd.get("priority")))
     if op == "commit":
@@ -123,6 +150,9 @@ async def run(cmd):
         calls = [lambda c=c: lim.reserve(subject(cmd["subject"]), cost=c) for c in cmd["costs"]]
     elif op == "commit_many":
         calls = [lambda h=h, a=a: lim.commit(h, a) for h, a in zip(cmd["handles"], cmd["actuals"])]
+    elif op == "nested_hold":
+        who = subject(cmd["subject"])
+        return await nested_hold_async(lim, who) if mode == "async" else nested_hold_sync(lim, who)
     elif op == "crowd":
         assert mode == "async", "crowd runs asyncio tasks"
         return await crowd(lim, subject(cmd["subject"]), cmd["tasks"])

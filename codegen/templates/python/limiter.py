@@ -325,6 +325,16 @@ class Limiter:
         items = self._items_for(multi, costs, pc, holder)
         return _then(multi(self.client, keys, items=items), lambda r: self._decide(r, multi, pc, holder))
 
+    def peek(self, subject, *, cost=0, priority=None):
+        """What limit() would answer now for this cost (default 0), taking nothing (multi_peek:
+        read-only). A concurrency limit answers whether a slot is free."""
+        keys = self.keys(subject)
+        costs = self._costs(cost)
+        pc = self._priority(priority)
+        script = SCRIPTS["multi_peek"]
+        items = self._items_for(script, costs, pc, uuid.uuid4().hex if self._held else None)
+        return _then(script(self.client, keys, items=items), lambda r: self._decide(r, script, pc, None))
+
     def hold(self, subject, *, cost=None, priority=None):
         """limit() as a context manager: RateLimited when denied; the concurrency slot released on exit.
 
