@@ -6,7 +6,8 @@ import { runScript } from '../../src/runtime/index.js';
 import { compileLimit, type LimitPlan } from '../../src/client/plan.js';
 import { reserveCall, reserveOnTwin, settleCall } from '../../src/client/reservations.js';
 import { TwinClient } from '../../src/twin/client.js';
-import { ioredis, uniquePrefix } from '../support/redis.js';
+import { createRateLimiter } from '../../src/index.js';
+import { ioredis, uniquePrefix, UNHURRIED } from '../support/redis.js';
 
 /**
  * Priority classes on reserve (reserve v2, group field share_ppm): a reservation in a class of
@@ -128,4 +129,41 @@ describe('reserve with a priority class (client: reserveCall, reserveOnTwin)', (
       expect(() => reserveOnTwin(plans, false, [1, 1], 60_000, bad)).toThrow(InvalidArgumentError);
     }
   });
+});
+
+describe('reserve with a priority class (limiter: reserve(subject, { cost, priority }))', () => {
+  for (const [label, extra] of [
+    ['Redis', {}],
+    ['the in-memory twin', { redis: undefined }],
+  ] as const) {
+    it(`a batch reservation stops at the class's floor, a class-free one goes on — ${label}`, async () => {
+      const rl = createRateLimiter({
+        redis,
+        prefix: uniquePrefix('rsvpriolim'),
+        limits: [
+          { name: 'rpm', algo: 'fixed_window', limit: 100, periodMs: 3_600_000 },
+          { name: 'tpm', algo: 'quota', limit: 1000, unit: 'day' },
+        ],
+        priorities: { batch: 0.7 },
+        ...UNHURRIED,
+        ...extra,
+      });
+      try {
+        const first = await rl.reserve('agent', { cost: { rpm: 1, tpm: 600 }, priority: 'batch' });
+        expect(first).toMatchObject({ allowed: true, priority: { class: 'batch', shares: { rpm: 0.7, tpm: 0.7 } } });
+        expect(first.handle).toEqual(expect.any(String));
+        // 600 + 101 would leave 299 of the 300 the batch class must leave
+        const denied = await rl.reserve('agent', { cost: { rpm: 1, tpm: 101 }, priority: 'batch' });
+        expect(denied).toMatchObject({ allowed: false, handle: null, deniedBy: 'tpm', priority: { class: 'batch' } });
+        expect(await rl.reserve('agent', { cost: { rpm: 1, tpm: 100 }, priority: 'batch' })).toMatchObject({ allowed: true });
+        expect(await rl.reserve('agent', { cost: { rpm: 1, tpm: 300 } })).toMatchObject({ allowed: true });
+        await rl.cancel(first.handle!);
+        expect(await rl.reserve('agent', { cost: { rpm: 1, tpm: 600 }, priority: 'batch' })).toMatchObject({ allowed: false });
+        expect(await rl.reserve('agent', { cost: { rpm: 1, tpm: 600 } })).toMatchObject({ allowed: true });
+        await expect(rl.reserve('agent', { cost: 1, priority: 'nope' })).rejects.toThrow();
+      } finally {
+        await rl.close();
+      }
+    });
+  }
 });
