@@ -202,6 +202,20 @@ describe('concurrency limits', () => {
     expect(await rl.release('z', 'worker-7')).toBe(false); // the reset freed it
   });
 
+  it('a blocked subject takes no slot; a priority class may take only its share of the slots', async () => {
+    const rl = limiter({ name: 'jobs', algo: 'concurrency', limit: 4, ttlMs: DAY }, { blocks: true, priorities: { critical: 1, batch: 0.5 } });
+    await rl.block('b', 60_000);
+    expect(await rl.limit('b')).toMatchObject({ allowed: false, deniedBy: 'block' });
+    await rl.block('b', 0);
+    expect((await rl.peek('b')).remaining).toBe(4);
+    expect((await rl.limit('b', { priority: 'batch' })).allowed).toBe(true);
+    expect((await rl.limit('b', { priority: 'batch' })).allowed).toBe(true);
+    expect(await rl.limit('b', { priority: 'batch' })).toMatchObject({ allowed: false, deniedBy: 'jobs', priority: { class: 'batch' } });
+    expect((await rl.limit('b', { priority: 'critical' })).allowed).toBe(true);
+    expect((await rl.limit('b')).allowed).toBe(true);
+    expect((await rl.limit('b')).allowed).toBe(false);
+  });
+
   it('refuses a bad configuration and bad holder ids before any round trip', async () => {
     const bad = (limits: unknown, extra: object = {}) => () => createRateLimiter({ redis, limits: limits as never, ...extra });
     expect(bad({ name: 'c', algo: 'concurrency', limit: 0 })).toThrow(InvalidConfigError);
