@@ -490,6 +490,46 @@ describe.each(['sync', 'async'] as const)('concurrency (%s): hold() is a with / 
   });
 });
 
+describe.each(['sync', 'async'] as const)('concurrency (%s): Python and Node hold the slots of one limit', (mode) => {
+  it('slots taken on either side count on both, and either side releases a holder the other took', async () => {
+    const prefix = uniquePrefix(`slots-${mode}`).slice(0, -1);
+    const node = createRateLimiter({
+      redis,
+      prefix,
+      limits: [
+        { name: 'inflight', algo: 'concurrency', limit: 2, ttlMs: 600_000 },
+        { name: 'rpm', algo: 'gcra', limit: 100, periodMs: YEAR },
+      ],
+      ...UNHURRIED,
+    });
+    await withAgent(mode, async (py) => {
+      await py.call({
+        op: 'limiter',
+        id: 'C',
+        prefix,
+        limits: [
+          { name: 'inflight', algo: 'concurrency', limit: 2, period_ms: 600_000 },
+          { name: 'rpm', algo: 'gcra', limit: 100, period_ms: YEAR },
+        ],
+      });
+      const fromNode = await node.limit('agent-8');
+      expect(fromNode).toMatchObject({ allowed: true });
+      const fromPy = await py.call<PyDecision>({ op: 'limit', limiter: 'C', subject: 'agent-8' });
+      expect(fromPy).toMatchObject({ allowed: true, limits: [{ name: 'inflight', remaining: 0 }, { name: 'rpm', remaining: 98 }] });
+      // Both slots are taken: a third call is denied on either side, and takes no request.
+      expect(await py.call<PyDecision>({ op: 'limit', limiter: 'C', subject: 'agent-8' })).toMatchObject({ allowed: false, denied_by: 'inflight', holder: null });
+      expect(await node.limit('agent-8')).toMatchObject({ allowed: false, deniedBy: 'inflight' });
+      // Python releases Node's holder, Node releases Python's: once each.
+      expect(await py.call({ op: 'release', limiter: 'C', subject: 'agent-8', holder: fromNode.holder })).toEqual([{ name: 'inflight', released: true, in_flight: 1 }]);
+      expect(await node.release('agent-8', fromPy.holder!)).toBe(true);
+      expect(await node.release('agent-8', fromPy.holder!)).toBe(false);
+      expect(await py.call<PyDecision>({ op: 'peek', limiter: 'C', subject: 'agent-8' })).toMatchObject({ allowed: true, limits: [{ name: 'inflight', remaining: 2 }, { name: 'rpm', remaining: 98 }] });
+      expect((await node.peek('agent-8')).limits.map((l) => l.remaining)).toEqual([2, 98]);
+    });
+    await node.close();
+  });
+});
+
 describe('concurrency from asyncio: several tasks, one limit of slots and a rate limit in one call', () => {
   it('never more holders than slots; a denied call takes nothing; every slot comes back', async () => {
     const prefix = uniquePrefix('conc').slice(0, -1);

@@ -9,6 +9,7 @@ Commands ({"op": ..., ...}):
   peek         limiter, subject, cost?, priority?                          -> Decision (takes nothing)
   reserve      limiter, subject, cost?, ttl_ms?, priority?                 -> Reserved
   commit       limiter, handle, actual, overage?                           -> Settlement
+  release      limiter, subject, holder                                    -> [ReleasedLimit]
   cancel       limiter, handle                                             -> Settlement
   fair_limit   fair, tenant, cost?                                         -> FairShareDecision
   reserve_many limiter, subject, costs: [cost]    all at once (asyncio.gather) -> [Reserved]
@@ -144,6 +145,8 @@ async def run(cmd):
         return await done(lim.reserve(subject(cmd["subject"]), cost=cmd.get("cost"), ttl_ms=cmd.get("ttl_ms", 60_000), priority=cmd.get("priority")))
     if op == "commit":
         return await done(lim.commit(cmd["handle"], cmd["actual"], overage=cmd.get("overage", "debt")))
+    if op == "release":
+        return await done(lim.release(subject(cmd["subject"]), cmd["holder"]))
     if op == "cancel":
         return await done(lim.cancel(cmd["handle"]))
     if op == "reserve_many":
