@@ -14,8 +14,8 @@ export function benchCases(): CostCase[] {
   // multi over a mix: gcra, sliding_window, fixed_window (one hash tag per id).
   const multi = (n: number) => (i: number) => ({
     keys: Array.from({ length: n }, (_, j) => `bench:{m${i % KEYS}}:${j}`),
-    // multi v2 groups: algo, limit, period_ms, cost, burst, offset_ms, unit, share_ppm, holder.
-    argv: [''].concat(...Array.from({ length: n }, (_, j) => [['gcra', 'sliding_window', 'fixed_window'][j % 3]!, '100', '60000', '1', '', '', '', '', ''])),
+    // multi v3: now_ms, tz_rules, then groups: algo, limit, period_ms, cost, burst, offset_ms, unit, share_ppm, holder.
+    argv: ['', ''].concat(...Array.from({ length: n }, (_, j) => [['gcra', 'sliding_window', 'fixed_window'][j % 3]!, '100', '60000', '1', '', '', '', '', ''])),
   });
   // An LLM gateway's pair (issue 15): RPM (cost 1) and TPM (cost: 500 estimated tokens), both gcra,
   // limits large enough that every call is admitted (a denied call writes nothing, so is cheaper).
@@ -24,9 +24,9 @@ export function benchCases(): CostCase[] {
     ['gcra', '1000000', '60000', '500', '', '', ''],
   ];
   const pairKeys = (i: number) => [`bench:{p${i % KEYS}}:rpm`, `bench:{p${i % KEYS}}:tpm`];
-  const pair = (share: string) => (i: number) => ({ keys: pairKeys(i), argv: [''].concat(...rpmTpm.map((g) => [...g, share, ''])) });
+  const pair = (share: string) => (i: number) => ({ keys: pairKeys(i), argv: ['', ''].concat(...rpmTpm.map((g) => [...g, share, ''])) });
   // reserve: a fresh reservation key per call (ids are never reused), ttl 60 s, the same two estimates.
-  const reserve = (i: number) => ({ keys: [`bench:{p${i % KEYS}}:!rsv:${i}`, ...pairKeys(i)], argv: ['60000', ''].concat(...rpmTpm) });
+  const reserve = (i: number) => ({ keys: [`bench:{p${i % KEYS}}:!rsv:${i}`, ...pairKeys(i)], argv: ['60000', ''].concat(...rpmTpm.map((g) => [...g, ''])) });
   return [
     { name: 'gcra', def: b.gcraScript, target: 6, call: (i) => ({ keys: [`bench:gcra:${i % KEYS}`], argv: bucket }) },
     { name: 'token_bucket', def: b.tokenBucketScript, target: 6, call: (i) => ({ keys: [`bench:tb:${i % KEYS}`], argv: bucket }) },

@@ -221,16 +221,16 @@ describe('multi', () => {
     ).rejects.toBeInstanceOf(CrossSlotError);
     const dup = { key: `${prefix}{d}:x`, algo: 'gcra' as const, limit: 1, periodMs: 1000 };
     await expect(b.multi(redis, { limits: [dup, dup] })).rejects.toThrow(/given twice/);
-    await expect(redis.eval(b.multiScript.source, 2, dup.key, dup.key, '', 'gcra', '1', '1000', '', '', '', '', '', '', 'gcra', '1', '1000', '', '', '', '', '', '')).rejects.toThrow(
+    await expect(redis.eval(b.multiScript.source, 2, dup.key, dup.key, '', '', 'gcra', '1', '1000', '', '', '', '', '', '', 'gcra', '1', '1000', '', '', '', '', '', '')).rejects.toThrow(
       /^BADARG redlimit multi: key .* is given twice \(items 1 and 2\)/,
     );
   });
 
   it('validates each item for its algorithm in TS and in Lua', async () => {
     await expect(b.multi(redis, { limits: [{ key: key(), algo: 'gcra', limit: 5 }] })).rejects.toThrow('redlimit multi: period_ms[1] is required for algo gcra');
-    await expect(redis.eval(b.multiScript.source, 1, key(), '', 'gcra', '5', '', '', '', '', '', '', '')).rejects.toThrow(/^BADARG redlimit multi: period_ms\[1\] is required for algo gcra/);
-    await expect(redis.eval(b.multiScript.source, 1, key(), '', 'sliding_log', '5', '1000', '', '', '', '', '', '')).resolves.toBeDefined();
-    await expect(redis.eval(b.multiScript.source, 1, key(), '', 'gcra', '5', '1000')).rejects.toThrow(/expects 10 argument\(s\) for 1 key\(s\) \(1 fixed \+ 9 per key\), got 4/);
+    await expect(redis.eval(b.multiScript.source, 1, key(), '', '', 'gcra', '5', '', '', '', '', '', '', '')).rejects.toThrow(/^BADARG redlimit multi: period_ms\[1\] is required for algo gcra/);
+    await expect(redis.eval(b.multiScript.source, 1, key(), '', '', 'sliding_log', '5', '1000', '', '', '', '', '', '')).resolves.toBeDefined();
+    await expect(redis.eval(b.multiScript.source, 1, key(), '', '', 'gcra', '5', '1000')).rejects.toThrow(/expects 11 argument\(s\) for 1 key\(s\) \(2 fixed \+ 9 per key\), got 5/);
   });
 });
 

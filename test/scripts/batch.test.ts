@@ -108,14 +108,14 @@ describe('batch', () => {
     // The Lua checks the same things for callers in other languages.
     const sha = b.batchScript.sha1;
     await redis.script('LOAD', b.batchScript.source);
-    await expect(redis.evalsha(sha, 2, key, key, 'gcra', '5', '', '', '', '', '', '1', '', '1', '')).rejects.toThrow(/period_ms is required for algo gcra/);
-    await expect(redis.evalsha(sha, 2, key, key, 'gcra', '5', '1000', '', '', '', '', '1', '', '1e3', '')).rejects.toThrow(/cost\[2\] \(ARGV\[10\]\) must be a decimal integer/);
-    await expect(redis.evalsha(sha, 2, key, key, 'gcra', '5', '1000', '', '', '', '', '1')).rejects.toThrow(/expects 11 argument\(s\) for 2 key\(s\)/);
-    await expect(redis.evalsha(sha, 1, key, 'gcra', '5', '1000', '', '', '', '', '2000000000', '')).rejects.toThrow(/cost must be between 0 and 1000000000 for algo gcra/);
+    await expect(redis.evalsha(sha, 2, key, key, 'gcra', '5', '', '', '', '', '', '', '1', '', '1', '')).rejects.toThrow(/period_ms is required for algo gcra/);
+    await expect(redis.evalsha(sha, 2, key, key, 'gcra', '5', '1000', '', '', '', '', '', '1', '', '1e3', '')).rejects.toThrow(/cost\[2\] \(ARGV\[11\]\) must be a decimal integer/);
+    await expect(redis.evalsha(sha, 2, key, key, 'gcra', '5', '1000', '', '', '', '', '', '1')).rejects.toThrow(/expects 12 argument\(s\) for 2 key\(s\)/);
+    await expect(redis.evalsha(sha, 1, key, 'gcra', '5', '1000', '', '', '', '', '', '2000000000', '')).rejects.toThrow(/cost must be between 0 and 1000000000 for algo gcra/);
     expect(await redis.exists(key)).toBe(0);
     // And the twin answers bad input like Redis does.
     await expect(b.batch(new TwinClient(), { ...good, periodMs: undefined })).rejects.toThrow(/period_ms is required/);
-    await expect(new TwinClient().redlimitTwinEval(sha, [key], ['gcra', '5', '', '', '', '', '', '1'])).rejects.toBeInstanceOf(ScriptError);
+    await expect(new TwinClient().redlimitTwinEval(sha, [key], ['gcra', '5', '', '', '', '', '', '', '1', ''])).rejects.toBeInstanceOf(ScriptError);
   });
 
   it('fails a decision whose key holds another type or foreign state alone, writing nothing of it', async () => {
@@ -194,9 +194,9 @@ describe('multi_batch', () => {
     await expect(b.multiBatch(redis, { count: 2, specs: 'gcra,5,1000,,,;block,,,,,', items: items.slice(0, 1) })).rejects.toThrow(/not whole decisions/);
     const sha = b.multiBatchScript.sha1;
     await redis.script('LOAD', b.multiBatchScript.source);
-    await expect(redis.evalsha(sha, 2, `${key}a`, `${key}b`, '2', 'gcra,5,1000,,,', '', '1', '', '1', '')).rejects.toThrow(/specs has 1 limit\(s\), count says 2/);
-    await expect(redis.evalsha(sha, 1, `${key}a`, '1', 'gcra,5,1000,,,', '', '1e3', '')).rejects.toThrow(/cost\[1\] \(ARGV\[4\]\) must be a decimal integer/);
-    await expect(redis.evalsha(sha, 1, `${key}a`, '1', 'gcra,2000000000,1000,,,', '', '1', '')).rejects.toThrow(/limit\[1\] must be between 1 and 1000000000 for algo gcra/);
+    await expect(redis.evalsha(sha, 2, `${key}a`, `${key}b`, '2', 'gcra,5,1000,,,', '', '', '1', '', '1', '')).rejects.toThrow(/specs has 1 limit\(s\), count says 2/);
+    await expect(redis.evalsha(sha, 1, `${key}a`, '1', 'gcra,5,1000,,,', '', '', '1e3', '')).rejects.toThrow(/cost\[1\] \(ARGV\[5\]\) must be a decimal integer/);
+    await expect(redis.evalsha(sha, 1, `${key}a`, '1', 'gcra,2000000000,1000,,,', '', '', '1', '')).rejects.toThrow(/limit\[1\] must be between 1 and 1000000000 for algo gcra/);
     expect(await redis.exists(`${key}a`, `${key}b`)).toBe(0);
   });
 

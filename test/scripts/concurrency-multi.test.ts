@@ -91,10 +91,10 @@ describe('multi with a concurrency item', () => {
 
   it('refuses a missing, empty or too long holder, cost above 1 and limit above 1e6, in Lua and writing nothing', async () => {
     const s = subject();
-    const raw = (fields: string[]) => redis.eval(b.multiScript.source, 1, s.slots, '', ...fields);
+    const raw = (fields: string[]) => redis.eval(b.multiScript.source, 1, s.slots, '', '', ...fields);
     const base = ['concurrency', '2', '1000', '1', '', '', '', ''];
     await expect(raw([...base, ''])).rejects.toThrow(/^BADARG redlimit multi: holder\[1\] is required for algo concurrency/);
-    await expect(raw([...base, 'x'.repeat(129)])).rejects.toThrow(/^BADARG redlimit multi: holder\[1\] \(ARGV\[10\]\) must be at most 128 bytes, got 129/);
+    await expect(raw([...base, 'x'.repeat(129)])).rejects.toThrow(/^BADARG redlimit multi: holder\[1\] \(ARGV\[11\]\) must be at most 128 bytes, got 129/);
     await expect(raw(['concurrency', '2', '1000', '2', '', '', '', '', 'h'])).rejects.toThrow(/^BADARG redlimit multi: cost\[1\] must be between 0 and 1 for algo concurrency, got 2/);
     await expect(raw(['concurrency', '1000001', '1000', '1', '', '', '', '', 'h'])).rejects.toThrow(/^BADARG redlimit multi: limit\[1\] must be between 1 and 1000000 for algo concurrency/);
     await expect(raw(['concurrency', '2', '', '1', '', '', '', '', 'h'])).rejects.toThrow(/^BADARG redlimit multi: period_ms\[1\] is required for algo concurrency/);

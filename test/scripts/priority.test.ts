@@ -205,9 +205,9 @@ describe('priority classes in batch, multi, multi_peek and multi_batch', () => {
     const k = key();
     await expect(b.batch(redis, { algo: 'gcra', limit: 5, periodMs: 1_000, decisions: [{ key: k, sharePpm: 1_000_001 }] })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(b.multi(redis, { limits: [{ key: k, algo: 'gcra', limit: 5, periodMs: 1_000, sharePpm: -1 }] })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(redis.eval(b.batchScript.source, 1, k, 'gcra', '5', '1000', '', '', '', '', '1', '1000001')).rejects.toThrow(/^BADARG redlimit batch: share_ppm\[1\] \(ARGV\[9\]\) must be between 0 and 1000000/);
-    await expect(redis.eval(b.multiScript.source, 1, k, '', 'gcra', '5', '1000', '1', '', '', '', '-5', '')).rejects.toThrow(/^BADARG redlimit multi: share_ppm\[1\] \(ARGV\[9\]\) must be between 0 and 1000000/);
-    await expect(redis.eval(b.multiBatchScript.source, 1, k, '1', 'gcra,5,1000,,,', '', '1', '2000000')).rejects.toThrow(/^BADARG redlimit multi_batch: share_ppm\[1\] \(ARGV\[5\]\) must be between 0 and 1000000/);
+    await expect(redis.eval(b.batchScript.source, 1, k, 'gcra', '5', '1000', '', '', '', '', '', '1', '1000001')).rejects.toThrow(/^BADARG redlimit batch: share_ppm\[1\] \(ARGV\[10\]\) must be between 0 and 1000000/);
+    await expect(redis.eval(b.multiScript.source, 1, k, '', '', 'gcra', '5', '1000', '1', '', '', '', '-5', '')).rejects.toThrow(/^BADARG redlimit multi: share_ppm\[1\] \(ARGV\[10\]\) must be between 0 and 1000000/);
+    await expect(redis.eval(b.multiBatchScript.source, 1, k, '1', 'gcra,5,1000,,,', '', '', '1', '2000000')).rejects.toThrow(/^BADARG redlimit multi_batch: share_ppm\[1\] \(ARGV\[6\]\) must be between 0 and 1000000/);
     expect(await redis.exists(k)).toBe(0);
   });
 });

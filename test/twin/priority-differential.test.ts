@@ -272,16 +272,16 @@ describe('twin ≡ Lua for multi with classes and concurrency items', () => {
       [b.slidingLogScript, ['5', '1000', '', '', 'x']],
       [b.concurrencyAcquireScript, ['5', '1000', 'l', '', '2000000']],
       [b.concurrencyPeekScript, ['5', '', '1000001']],
-      [b.batchScript, ['gcra', '5', '1000', '', '', '', '', '1', '1000001']],
-      [b.multiBatchScript, ['1', 'gcra,5,1000,,,', '', '1', '-3']],
-      [b.multiScript, ['', 'gcra', '5', '1000', '1', '', '', '', '1000001', '']],
-      [b.multiScript, ['', 'concurrency', '2', '1000', '1', '', '', '', '', '']],
-      [b.multiScript, ['', 'concurrency', '2', '1000', '1', '', '', '', '', 'x'.repeat(129)]],
-      [b.multiScript, ['', 'concurrency', '2', '1000', '2', '', '', '', '', 'h']],
-      [b.multiScript, ['', 'concurrency', '1000001', '1000', '1', '', '', '', '', 'h']],
-      [b.multiScript, ['', 'concurrency', '2', '', '1', '', '', '', '', 'h']],
-      [b.multiPeekScript, ['', 'concurrency', '2', '1000', '1', '', '', '', '', '']],
-      [b.multiScript, ['', 'gcra', '5', '1000', '1', '', '', '']], // a v1 group of 7: refused by its count
+      [b.batchScript, ['gcra', '5', '1000', '', '', '', '', '', '1', '1000001']],
+      [b.multiBatchScript, ['1', 'gcra,5,1000,,,', '', '', '1', '-3']],
+      [b.multiScript, ['', '', 'gcra', '5', '1000', '1', '', '', '', '1000001', '']],
+      [b.multiScript, ['', '', 'concurrency', '2', '1000', '1', '', '', '', '', '']],
+      [b.multiScript, ['', '', 'concurrency', '2', '1000', '1', '', '', '', '', 'x'.repeat(129)]],
+      [b.multiScript, ['', '', 'concurrency', '2', '1000', '2', '', '', '', '', 'h']],
+      [b.multiScript, ['', '', 'concurrency', '1000001', '1000', '1', '', '', '', '', 'h']],
+      [b.multiScript, ['', '', 'concurrency', '2', '', '1', '', '', '', '', 'h']],
+      [b.multiPeekScript, ['', '', 'concurrency', '2', '1000', '1', '', '', '', '', '']],
+      [b.multiScript, ['', '', 'gcra', '5', '1000', '1', '', '', '']], // a v1 group of 7: refused by its count
     ];
     for (const [def, argv] of cases) {
       const onRedis = (await redis.eval(def.source, 1, key, ...argv).catch((e: Error) => e)) as Error;
