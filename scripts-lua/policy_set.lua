@@ -1,6 +1,6 @@
 --- @script policy_set
---- @version 1
---- @summary Sets, removes or rolls back one named policy atomically: checks the document and its inheritance, bumps the global policy version, records the change in the policy's history and publishes it.
+--- @version 2
+--- @summary Sets, removes or rolls back one named policy atomically: checks the document and its inheritance, bumps the global policy version, records the change in the policy's history and publishes it. v2: carry_over proportional (a new key epoch, as reset, and the entry records what to carry from: "carry" and "prev"); v1 callers send the same ARGV.
 --- @key version The global policy version `<prefix>:{policies}:version` (an integer string; absent is 0).
 --- @key history The policy's history `<prefix>:{policies}:history:<name>`: stored entries, newest first, at most history_max.
 --- @key names The set of live policy names `<prefix>:{policies}:names`.
@@ -9,7 +9,11 @@
 --- the current one under docs[1] (a removal leaves a tombstone, op "remove", so reset epochs
 --- survive), and pushed onto the history. carry_over reset records the new version as the reset
 --- epoch of every limit the policy sets (the client puts it in those limits' key names, so they
---- start fresh); as_is keeps the epochs (same keys: state read under the new values).
+--- start fresh); as_is keeps the epochs (same keys: state read under the new values);
+--- proportional sets new epochs as reset does and records, per limit, the epoch the policy had
+--- for it before ("carry": {"<limit>": <old epoch>}) and the version of the entry it replaces
+--- ("prev", 0 for none): the client carries each subject's state from the old key to the new one
+--- with the same fraction left (policy_carry), once, before its first decision under the change.
 --- Refused with BADARG: a bad name, a document that is not a valid policy, a parent chain that
 --- comes back to the policy (cycle), a rollback to a version the history no longer holds or that
 --- removed the policy, a removal of no policy. Refused with CONFLICT (read again and retry): the
@@ -20,7 +24,7 @@
 --- @arg name string required maxlen=200 The policy's name: letters, digits, _ - : . (no braces).
 --- @arg author string required maxlen=200 Who makes the change.
 --- @arg reason string optional maxlen=2000 Why.
---- @arg carry_over enum:as_is|reset default=as_is What the limits' state does across the change.
+--- @arg carry_over enum:as_is|reset|proportional default=as_is What the limits' state does across the change.
 --- @arg history_max int default=100 1..1000 How many entries the policy's history keeps.
 --- @arg policy string optional maxlen=65536 op set: the policy document (JSON), at most 64 KiB.
 --- @arg to_version int optional 1..9007199254740991 op rollback: the version whose document becomes current again.
@@ -97,12 +101,22 @@ local resets = {}
 if old and type(old.resets) == 'table' then
   for k, v in pairs(old.resets) do resets[k] = v end
 end
-if body and carry_over == 'reset' then
+local carried = ''
+if body and carry_over ~= 'as_is' then
   local t = cjson.decode(body)
-  for _, l in ipairs(t.limits or {}) do resets[l.name] = version end
+  local from = {}
+  for _, l in ipairs(t.limits or {}) do
+    from[#from + 1] = string.format('%s:%d', cjson.encode(l.name), resets[l.name] or 0)
+    resets[l.name] = version
+  end
+  if carry_over == 'proportional' then
+    local prev = 0
+    if old and type(old.version) == 'number' then prev = old.version end
+    carried = string.format(',"carry":{%s},"prev":%d', table.concat(from, ','), prev)
+  end
 end
-local stored = string.format('{"version":%d,"timeMs":%d,"op":"%s","author":%s,"reason":%s,"carryOver":"%s","resets":%s,"policy":%s}',
-  version, now, op, cjson.encode(author), cjson.encode(reason or ''), carry_over, next(resets) and cjson.encode(resets) or '{}', body or 'null')
+local stored = string.format('{"version":%d,"timeMs":%d,"op":"%s","author":%s,"reason":%s,"carryOver":"%s","resets":%s%s,"policy":%s}',
+  version, now, op, cjson.encode(author), cjson.encode(reason or ''), carry_over, next(resets) and cjson.encode(resets) or '{}', carried, body or 'null')
 
 redis.call('SET', doc_key, stored)
 redis.call('LPUSH', history_key, stored)

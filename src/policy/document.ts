@@ -39,9 +39,13 @@ export interface PolicyVersion {
   op: 'set' | 'remove' | 'rollback';
   author: string;
   reason: string;
-  carryOver: 'as-is' | 'reset';
-  /** Reset epoch per limit name: the version of the last `reset` change that set it. */
+  carryOver: CarryOver;
+  /** Reset epoch per limit name: the version of the last `reset` or `proportional` change that set it. */
   resets: Record<string, number>;
+  /** A proportional change: per limit it set, the epoch the policy had for it before (its state is carried from that key). */
+  carry?: Record<string, number>;
+  /** A proportional change: the version of the entry it replaced (0: none), whose limits the carried state was counted under. */
+  prev?: number;
   /** Null for a removal. */
   policy: PolicyInput | null;
 }
@@ -133,6 +137,14 @@ export function toInput(body: PolicyBody | null): PolicyInput | null {
   return out;
 }
 
+/** The carry metadata of a proportional entry (ignored when malformed: the change then carries nothing). */
+function carryOf(e: Record<string, unknown>): { carry?: Record<string, number>; prev?: number } {
+  if (e.carryOver !== 'proportional' || !e.carry || typeof e.carry !== 'object' || typeof e.prev !== 'number') return {};
+  const carry: Record<string, number> = {};
+  for (const [k, v] of Object.entries(e.carry as Record<string, unknown>)) if (typeof v === 'number' && Number.isInteger(v) && v >= 0) carry[k] = v;
+  return { carry, prev: e.prev };
+}
+
 /** cjson encodes an empty array as {}: read either as empty. */
 const list = <T>(v: unknown): T[] | undefined => (Array.isArray(v) ? (v as T[]) : v && typeof v === 'object' && Object.keys(v).length === 0 ? [] : undefined);
 
@@ -179,8 +191,9 @@ export function parseEntry(name: string, raw: string): PolicyVersion & { body: P
     op,
     author: String(e.author ?? ''),
     reason: String(e.reason ?? ''),
-    carryOver: e.carryOver === 'reset' ? 'reset' : 'as-is',
+    carryOver: e.carryOver === 'reset' ? 'reset' : e.carryOver === 'proportional' ? 'proportional' : 'as-is',
     resets,
+    ...carryOf(e),
     policy: toInput(body),
     body,
   };

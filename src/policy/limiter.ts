@@ -10,6 +10,8 @@ import { checkLimits, checkPolicyName } from './document.js';
 import { POLICY_CHANNEL } from './keys.js';
 import { expand, resolve, type Layer, type Learned, type Resolution } from './resolve.js';
 import { PolicySnapshot } from './snapshot.js';
+import { Carrier, type Carry } from './carry.js';
+import { reset as resetKeys } from '../../generated/index.js';
 import { PolicyStore } from './store.js';
 
 export type { AdaptiveOptions, FeedbackResult } from './adaptive.js';
@@ -61,7 +63,7 @@ interface Compiled {
   evicted: boolean;
 }
 
-type Resolved = Resolution & { compiled?: Compiled };
+type Resolved = Resolution & { compiled?: Compiled; carries?: Carry[] };
 
 /**
  * A limiter whose limits live in Redis as policies: resolved per subject through its chain from
@@ -79,6 +81,7 @@ export class PolicyLimiter {
   private readonly sub: Subscription | null;
   private readonly poll: NodeJS.Timeout | null;
   private readonly adaptive: AdaptiveFeedback;
+  private readonly carrier: Carrier;
   private readonly clock: () => number;
   private closed = false;
   private readFailedAt = -Infinity;
@@ -98,6 +101,7 @@ export class PolicyLimiter {
     if (!redis) throw new InvalidConfigError('createPolicyLimiter needs redis: the policies live there');
     this.policies = new PolicyStore(redis, o.prefix ?? 'rl', historyMax);
     this.snapshot = new PolicySnapshot(this.policies.keys, this.policies);
+    this.carrier = new Carrier(this.policies, redis, o.prefix ?? 'rl', (m) => this.snapshot!.warn(m));
     this.policies.onChange = (announcement) => this.snapshot!.announced(announcement);
     this.sub = subscribe(redis, [POLICY_CHANNEL], (_ch, message) => this.snapshot!.announced(message), {
       onHealthChange: (healthy) => {
@@ -123,7 +127,7 @@ export class PolicyLimiter {
       return Promise.reject(err);
     }
     const hit = Array.isArray(chain) ? this.resolvedByChain.get(this.chainKey(chain)) : undefined;
-    const c = hit && hit.version === this.snapshot!.version && hit.version >= 0 ? hit.res.compiled : undefined;
+    const c = hit && hit.version === this.snapshot!.version && hit.version >= 0 && !hit.res.carries?.length ? hit.res.compiled : undefined;
     if (c && !c.evicted && (hit!.res.pausedUntilMs === 0 || hit!.res.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
       c.usedAt = ++this.tick;
       return c.limiter.limit(subject, { cost: mapCost(options?.cost, c.res) }).then((d) => this.tag(d, c.res, hit!.version));
@@ -132,31 +136,37 @@ export class PolicyLimiter {
   }
 
   private async limitSlow(subject: Subject, chain: readonly string[], options?: PolicyCallOptions): Promise<PolicyDecision> {
-    const { c, version, unknown } = await this.compiledFor(subject, chain);
+    const { c, version, unknown, res } = await this.compiledFor(subject, chain);
     if (c === null) return this.noLimits(version, unknown);
     const paused = this.paused(c.res);
     if (paused) return paused;
+    await this.carry(subject, res);
     const d = await c.limiter.limit(subject, { cost: mapCost(options?.cost, c.res) });
     return this.tag(d, c.res, version);
   }
 
-  /** What limit() would answer now, consuming nothing. */
+  /** What limit() would answer now, consuming nothing (a proportional carry still pending for the subject is made first). */
   async peek(subject: Subject, options: PolicyCallOptions = {}): Promise<PolicyDecision> {
-    const { c, version, unknown } = await this.compiledFor(subject, this.rawChain(subject, options));
+    const { c, version, unknown, res } = await this.compiledFor(subject, this.rawChain(subject, options));
     if (c === null) return this.noLimits(version, unknown);
+    await this.carry(subject, res);
     return this.tag(await c.limiter.peek(subject, { cost: mapCost(options.cost ?? 0, c.res) }), c.res, version);
   }
 
   /** Gives back units of the subject's current limits (see RateLimiter.refund). */
   async refund(subject: Subject, options: PolicyCallOptions = {}): Promise<void> {
-    const { c } = await this.compiledFor(subject, this.rawChain(subject, options));
-    if (c) await c.limiter.refund(subject, { cost: mapCost(options.cost, c.res) });
+    const { c, res } = await this.compiledFor(subject, this.rawChain(subject, options));
+    if (!c) return;
+    await this.carry(subject, res);
+    await c.limiter.refund(subject, { cost: mapCost(options.cost, c.res) });
   }
 
-  /** Back to full on the subject's current limits (see RateLimiter.reset). */
+  /** Back to full on the subject's current limits (see RateLimiter.reset), and the keys a proportional carry would read. */
   async reset(subject: Subject, options: { limits?: string[]; scopes?: string[]; chain?: readonly string[] } = {}): Promise<void> {
-    const { c } = await this.compiledFor(subject, this.rawChain(subject, options));
+    const { c, res } = await this.compiledFor(subject, this.rawChain(subject, options));
     if (!c) return;
+    const carries = (res as Resolved).carries?.filter((x) => !options.limits || options.limits.includes(res.names.get(x.keyed)!)) ?? [];
+    if (carries.length > 0) await resetKeys(this.o.redis as RedisClientLike, { keys: this.carrier.sourceKeys(subject, carries) });
     const limits = options.limits?.map((n) => [...c.res.names].find(([, own]) => own === n)?.[0] ?? n);
     await c.limiter.reset(subject, { ...(limits ? { limits } : {}), ...(options.scopes ? { scopes: options.scopes } : {}) });
   }
@@ -222,8 +232,14 @@ export class PolicyLimiter {
     return this.o.environment !== undefined ? [...names, `env:${this.o.environment}`] : [...names];
   }
 
-  /** One consistent read of the policies, bounded by the limiter's deadline (timeoutMs): an unanswered read is an outage. */
-  private async timedRead(read: Promise<{ res: Resolution; version: number }>): Promise<{ res: Resolution; version: number }> {
+  /** A proportional carry the subject still needs under `res` (policy_carry, once per subject and limit in this instance). */
+  private async carry(subject: Subject, res: Resolution): Promise<void> {
+    const carries = (res as Resolved).carries;
+    if (carries && carries.length > 0) await this.carrier.carry(subject, carries, (p) => this.timedRead(p));
+  }
+
+  /** A Redis call bounded by the limiter's deadline (timeoutMs): an unanswered call is an outage. */
+  private async timedRead<T>(read: Promise<T>): Promise<T> {
     const ms = Math.max(this.o.timeoutMs ?? 100, 50);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
@@ -276,7 +292,13 @@ export class PolicyLimiter {
         const unread = expanded.filter((n) => !got.values.has(k.doc(n)));
         if (unread.length === 0 || attempt > 10) {
           for (const w of warnings) snap.warn(w);
-          return { res: this.build(expanded.map((n) => layerOf(n) ?? { name: n, body: null, resets: {} }), got.values, warnings), version: got.version };
+          const layers = expanded.map((n) => layerOf(n) ?? { name: n, body: null, resets: {} });
+          const res: Resolved = this.build(layers, got.values, warnings);
+          if (layers.some((l) => Object.keys(l.resets).length > 0)) {
+            const carries = await this.carrier.carriesFor(layers, res, (ls) => resolve(this.o.defaults ?? [], ls, this.adaptiveArg(got.values)));
+            if (carries.length > 0) res.carries = carries;
+          }
+          return { res, version: got.version };
         }
         names = [...new Set([...names, ...expanded])];
       }
@@ -303,27 +325,30 @@ export class PolicyLimiter {
     return anyKnown ? res : { ...res, unknown: true };
   }
 
-  private build(layers: Layer[], values: ReadonlyMap<string, { kind: string; learned?: Learned | null } | undefined>, warnings: string[]): Resolution {
-    this.resolutions++;
+  /** The adaptive part of a resolution: the learned values read for the chain. */
+  private adaptiveArg(values: ReadonlyMap<string, { kind: string; learned?: Learned | null } | undefined>): Parameters<typeof resolve>[2] {
+    if (!this.o.adaptive) return null;
     const k = this.snapshot!.keys;
     const learned = new Map<string, Learned>();
-    if (this.o.adaptive) {
-      for (const l of layers) {
-        const v = values.get(k.adaptive(l.name));
-        if (v?.kind === 'adaptive' && v.learned) learned.set(l.name, v.learned);
-      }
+    for (const [key, v] of values) {
+      if (v?.kind === 'adaptive' && v.learned && key.startsWith(k.adaptive(''))) learned.set(key.slice(k.adaptive('').length), v.learned);
     }
-    const r = resolve(this.o.defaults ?? [], layers, this.o.adaptive ? { limits: this.o.adaptive.limits ?? null, learned } : null);
+    return { limits: this.o.adaptive.limits ?? null, learned };
+  }
+
+  private build(layers: Layer[], values: ReadonlyMap<string, { kind: string; learned?: Learned | null } | undefined>, warnings: string[]): Resolution {
+    this.resolutions++;
+    const r = resolve(this.o.defaults ?? [], layers, this.adaptiveArg(values));
     return { ...r, ownSpecs: r.specs.map((s) => ({ ...s, name: r.names.get(s.name)! })), layers: layers.filter((l) => l.body !== null).map((l) => l.name), warnings };
   }
 
-  private async compiledFor(_subject: Subject, chain: readonly string[]): Promise<{ c: Compiled | null; version: number; unknown?: boolean }> {
+  private async compiledFor(_subject: Subject, chain: readonly string[]): Promise<{ c: Compiled | null; version: number; unknown?: boolean; res: Resolution }> {
     const { res, version } = await this.resolve(chain);
     const resolved = res as Resolved;
-    if (res.specs.length === 0) return { c: null, version, unknown: res.unknown === true };
+    if (res.specs.length === 0) return { c: null, version, unknown: res.unknown === true, res };
     if (resolved.compiled && !resolved.compiled.evicted) {
       resolved.compiled.usedAt = ++this.tick;
-      return { c: resolved.compiled, version };
+      return { c: resolved.compiled, version, res };
     }
     const key = JSON.stringify(res.specs);
     let c = this.compiled.get(key);
@@ -331,7 +356,7 @@ export class PolicyLimiter {
       c.usedAt = ++this.tick;
       c.res = res;
       resolved.compiled = c;
-      return { c, version };
+      return { c, version, res };
     }
     let limiter: RateLimiter;
     try {
@@ -341,7 +366,7 @@ export class PolicyLimiter {
       // set for this chain decides.
       this.snapshot!.warn(`policies ${res.layers.join(' > ')}: the resolved limits are refused (${(err as Error).message})`);
       const last = [...this.compiled.values()].sort((a, b) => b.usedAt - a.usedAt).find((x) => x.res.layers.join() === res.layers.join());
-      if (last) return { c: last, version };
+      if (last) return { c: last, version, res };
       throw err;
     }
     c = { limiter, res, usedAt: ++this.tick, evicted: false };
@@ -355,7 +380,7 @@ export class PolicyLimiter {
       oldest![1].evicted = true;
       void oldest![1].limiter.close().catch(() => {});
     }
-    return { c, version };
+    return { c, version, res };
   }
 
   private paused(res: Resolution): PolicyDecision | null {

@@ -39,15 +39,10 @@ export interface PolicyDiff {
 const HISTORY_MAX = 100;
 const CONFLICT_RETRIES = 5;
 
-function carryOverArg(c: CarryOver | undefined): 'as_is' | 'reset' {
+function carryOverArg(c: CarryOver | undefined): 'as_is' | 'reset' | 'proportional' {
   if (c === undefined || c === 'as-is') return 'as_is';
-  if (c === 'reset') return 'reset';
-  if (c === 'proportional') {
-    throw new InvalidConfigError(
-      'carryOver proportional is not supported: rescaling the stored state of every algorithm exactly, atomically with the change, in Lua and in the twin, is not built; use as-is or reset',
-    );
-  }
-  throw new InvalidConfigError(`carryOver must be as-is or reset, got ${JSON.stringify(c)}`);
+  if (c === 'reset' || c === 'proportional') return c;
+  throw new InvalidConfigError(`carryOver must be as-is, reset or proportional, got ${JSON.stringify(c)}`);
 }
 
 function author(o: ChangeOptions | undefined): string {
@@ -132,16 +127,22 @@ export class PolicyStore {
    * that is not one is replaced by it), or null.
    */
   async lastGood(name: string): Promise<(PolicyVersion & { body: PolicyBody | null }) | null> {
+    return (await this.entries(name))[0] ?? null;
+  }
+
+  /** A policy's history as stored, newest first, each entry with its body; entries that are not valid policies are left out. */
+  async entries(name: string): Promise<Array<PolicyVersion & { body: PolicyBody | null }>> {
     checkPolicyName(name);
     const reply = (await runScript(this.redis, policyHistoryScript, [this.keys.version, this.keys.names, this.keys.history(name)], ['history', String(this.historyMax)])) as unknown[];
+    const out: Array<PolicyVersion & { body: PolicyBody | null }> = [];
     for (const raw of reply.slice(1)) {
       try {
-        return parseEntry(name, String(raw));
+        out.push(parseEntry(name, String(raw)));
       } catch {
-        // not a policy: the next older one
+        // not a policy: left out
       }
     }
-    return null;
+    return out;
   }
 
   /** What changed in a policy between two versions (in its history). */

@@ -211,3 +211,60 @@ describe('policy limiter: stored data written by hand', () => {
     expect(l.stats().warnings.join()).toMatch(/inheritance cycle/);
   });
 });
+
+describe('policy limiter: proportional carry-over (same fraction left)', () => {
+  const algos = [
+    { algo: 'fixed_window', periodMs: DAY },
+    { algo: 'sliding_window', periodMs: DAY },
+    { algo: 'sliding_log', periodMs: DAY },
+    { algo: 'gcra', periodMs: DAY },
+    { algo: 'token_bucket', periodMs: DAY },
+    { algo: 'quota', unit: 'month' },
+  ] as const;
+  for (const a of algos) {
+    it(`${a.algo}: lowering keeps the fraction left (floored), raising too; another instance carries the same`, async () => {
+      const prefix = uniquePrefix(`pprop-${a.algo}`).slice(0, -1);
+      const l = make({ prefix, chain: () => ['default'] });
+      const other = make({ prefix, chain: () => ['default'] });
+      const spec = (limit: number) => ({ name: 'r', limit, ...a }) as never;
+      await l.policies.set('default', { limits: [spec(10)] }, who);
+      expect(await admit(l, 'u', 6)).toBe(6); // 4 of 10 left
+      const v = await l.policies.set('default', { limits: [spec(5)] }, { author: 'ops', carryOver: 'proportional' });
+      const d = await l.peek('u');
+      expect(d).toMatchObject({ policyVersion: v, limit: 5, remaining: 2 }); // floor(4 x 5 / 10)
+      await until(other, 'u', v);
+      expect(await admit(other, 'u', 5)).toBe(2);
+      const v2 = await l.policies.set('default', { limits: [spec(20)] }, { author: 'ops', carryOver: 'proportional' });
+      await until(other, 'u', v2);
+      expect((await other.peek('u')).remaining).toBe(0); // 0 of 5 left: 0 of 20
+    });
+  }
+
+  it('an idle subject across two proportional changes is carried from the oldest key it has; reset clears the sources too', async () => {
+    const prefix = uniquePrefix('pprop-chain').slice(0, -1);
+    const l = make({ prefix, chain: () => ['default', 'plan:pro'] });
+    await l.policies.set('default', { limits: [fw('rpm', 100)] }, who);
+    await l.policies.set('plan:pro', { limits: [fw('rpm', 10)] }, who);
+    expect(await admit(l, 'w', 3)).toBe(3); // 7 of 10 left
+    await l.policies.set('plan:pro', { limits: [fw('rpm', 5)] }, { author: 'ops', carryOver: 'proportional' });
+    const v = await l.policies.set('plan:pro', { limits: [fw('rpm', 20)] }, { author: 'ops', carryOver: 'proportional' });
+    const d = await l.peek('w');
+    expect(d).toMatchObject({ policyVersion: v, limit: 20, remaining: 14 }); // 7/10 of 20 (carried through 5 it would be floor(7 x 5/10) = 3, then 12)
+    expect(await admit(l, 'w', 20)).toBe(14);
+    await l.reset('w');
+    expect(await redis.exists(`${prefix}:{w}:rpm`)).toBe(0);
+    expect((await l.peek('w')).remaining).toBe(20);
+    const entry = (await l.policies.history('plan:pro'))[0]!;
+    expect(entry).toMatchObject({ version: v, carryOver: 'proportional', carry: { rpm: v - 1 }, prev: v - 1 });
+  });
+
+  it('a proportional rollback carries too', async () => {
+    const prefix = uniquePrefix('pprop-roll').slice(0, -1);
+    const l = make({ prefix, chain: () => ['default'] });
+    const v1 = await l.policies.set('default', { limits: [fw('rpm', 4)] }, who);
+    await l.policies.set('default', { limits: [fw('rpm', 40)] }, who);
+    expect(await admit(l, 'u', 30)).toBe(30); // 10 of 40 left
+    await l.policies.rollback('default', v1, { author: 'ops', carryOver: 'proportional' });
+    expect(await l.peek('u')).toMatchObject({ limit: 4, remaining: 1 }); // floor(10 x 4 / 40)
+  });
+});

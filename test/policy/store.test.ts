@@ -98,10 +98,20 @@ describe('policy store', () => {
     expect((await store.get('a'))!.policy).toEqual({ limits: [fw('rpm', 10)] });
   });
 
-  it('refuses proportional carry-over clearly', async () => {
+  it('proportional carry-over: a new key epoch for the limits set, and what to carry from (the old epoch, the version replaced); an unknown rule is refused', async () => {
     const store = new PolicyStore(redis, uniquePrefix('pprop').slice(0, -1));
-    await expect(store.set('a', { limits: [fw('rpm', 10)] }, { author: 'x', carryOver: 'proportional' })).rejects.toThrow(InvalidConfigError);
-    await expect(store.set('a', { limits: [fw('rpm', 10)] }, { author: 'x', carryOver: 'proportional' })).rejects.toThrow(/proportional is not supported/);
+    const v1 = await store.set('a', { limits: [fw('rpm', 10), fw('rpd', 100)] }, who);
+    const v2 = await store.set('a', { limits: [fw('rpm', 5)] }, { author: 'x', carryOver: 'proportional' });
+    expect(await store.get('a')).toMatchObject({ version: v2, carryOver: 'proportional', resets: { rpm: v2 }, carry: { rpm: 0 }, prev: v1 });
+    const v3 = await store.set('a', { limits: [fw('rpm', 6)] }, { author: 'x', carryOver: 'proportional' });
+    expect(await store.get('a')).toMatchObject({ version: v3, resets: { rpm: v3 }, carry: { rpm: v2 }, prev: v2 });
+    const v4 = await store.set('a', { limits: [fw('rpm', 7)] }, who);
+    const as = (await store.get('a'))!;
+    expect(as).toMatchObject({ version: v4, carryOver: 'as-is', resets: { rpm: v3 } });
+    expect(as.carry).toBeUndefined();
+    await expect(store.set('a', { limits: [fw('rpm', 10)] }, { author: 'x', carryOver: 'half' as never })).rejects.toThrow(InvalidConfigError);
+    await expect(store.set('a', { limits: [fw('rpm', 10)] }, { author: 'x', carryOver: 'half' as never })).rejects.toThrow(/carryOver must be as-is, reset or proportional/);
+    expect(await store.version()).toBe(v4);
   });
 });
 
