@@ -9,7 +9,7 @@ import { gcra, multi } from '../generated/index.js';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
 import { startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
-import { createFairShare, createRateLimiter, type Subject } from '../src/index.js';
+import { createFairShare, createRateLimiter, tzRulesFor, type Subject } from '../src/index.js';
 import { blockKey, limitKey, resolveSubject } from '../src/client/keys.js';
 import { UNHURRIED, uniquePrefix } from './support/redis.js';
 import { repoRoot } from './support/temp-scripts.js';
@@ -486,6 +486,29 @@ describe.each(['sync', 'async'] as const)('concurrency (%s): hold() is a with / 
       await py.call({ op: 'limiter', id: 'C', prefix, limits: [{ name: 'inflight', algo: 'concurrency', limit: 1, period_ms: 600_000 }] });
       expect(await py.call({ op: 'nested_hold', limiter: 'C', subject: 'agent-7' })).toEqual({ outer: true, inner: 'inflight', again: true });
       expect(await redis.zcard(limitKey(prefix, resolveSubject('agent-7'), 'inflight', null))).toBe(0);
+    });
+  });
+});
+
+describe.each(['sync', 'async'] as const)('a calendar quota in a time zone (%s), shared with Node', (mode) => {
+  it("Python builds the zone's rules as Node does, and both count one local day", async () => {
+    const prefix = uniquePrefix(`tz-${mode}`).slice(0, -1);
+    await withAgent(mode, async (py) => {
+      for (const zone of ['Europe/Berlin', 'America/Los_Angeles', 'Australia/Lord_Howe', 'Asia/Kolkata']) {
+        for (const now of [1_764_000_000_000, 1_790_000_000_000]) expect(await py.call({ op: 'tz_rules', time_zone: zone, now_ms: now }), `${zone} at ${now}`).toBe(tzRulesFor(zone, now).rules);
+      }
+      // Los Angeles' day never begins at UTC midnight: a key counted in UTC days would start afresh.
+      const node = createRateLimiter({ redis, prefix, limits: { name: 'day', algo: 'quota', limit: 10, unit: 'day', timeZone: 'America/Los_Angeles' }, ...UNHURRIED });
+      await py.call({ op: 'limiter', id: 'Q', prefix, limits: [{ name: 'day', algo: 'quota', limit: 10, unit: 'day', time_zone: 'America/Los_Angeles' }] });
+      for (let i = 0; i < 3; i++) expect((await node.limit('team-1')).allowed).toBe(true);
+      const fromPy = [];
+      for (let i = 0; i < 8; i++) fromPy.push(await py.call<PyDecision>({ op: 'limit', limiter: 'Q', subject: 'team-1' }));
+      expect(fromPy.map((d) => d.allowed)).toEqual([true, true, true, true, true, true, true, false]);
+      expect(await node.limit('team-1')).toMatchObject({ allowed: false, remaining: 0 });
+      expect((await py.refused({ op: 'limiter', id: 'X', prefix, limits: [{ name: 'day', algo: 'quota', limit: 10, unit: 'day', time_zone: 'Mars/Olympus' }] })).message).toBe(
+        'redlimit quota: time_zone must be an IANA time zone name (e.g. "Europe/Berlin"), got \'Mars/Olympus\'',
+      );
+      await node.close();
     });
   });
 });

@@ -18,6 +18,7 @@ Commands ({"op": ..., ...}):
                holds a slot with hold() until it has had one            -> what happened
   nested_hold  limiter, subject   holds the limiter's one slot, tries to take a second, then takes
                it again after leaving (with / async with)                 -> what happened
+  tz_rules     time_zone, now_ms                                           -> str
   tamper       handle, how                        a bad handle made from a good one -> str
 A subject is an id string or {"id", "hash_tag"?, "scopes"?}."""
 import asyncio
@@ -132,6 +133,8 @@ async def run(cmd):
             client, cmd["name"], prefix=cmd["prefix"], algo=cmd["algo"], limit=cmd["limit"], period_ms=cmd["period_ms"], weights=cmd.get("weights")
         )
         return None
+    if op == "tz_rules":
+        return rl.tz_rules(cmd["time_zone"], cmd["now_ms"])
     if op == "tamper":
         return tamper(cmd["handle"], cmd["how"])
     if op == "fair_limit":

@@ -50,6 +50,83 @@ def _check_limit(l):
         raise InvalidArgument(f"redlimit limiter: limit {l.name}: scope must be a scope name, got {l.scope!r}")
     if l.priorities is not None:
         _check_priorities(l.priorities, f"limit {l.name}: priorities")
+    if l.time_zone is not None:
+        if l.algo not in _ZONED:
+            raise InvalidArgument(f"redlimit limiter: limit {l.name}: time_zone is for {' and '.join(_ZONED)} limits, not {l.algo}")
+        if l.utc_offset_ms is not None:
+            raise InvalidArgument(f"redlimit limiter: limit {l.name}: give time_zone or utc_offset_ms, not both (a time zone has its own offsets)")
+        _zone(l.time_zone)
+
+
+# --- Time zones: a calendar quota in an IANA zone on the server clock -------------------------
+# The scripts know no zones: the client sends the zone's UTC offsets and the instants they change
+# for a window around now (tz_rules, "off0;t1:off1;..." in ms), and the script picks the offset in
+# effect at the server's now and at each period boundary. Built as src/client/time-zone.ts builds
+# them (the same window, sampling and search), from the system's tz database (zoneinfo).
+
+# Algorithms whose script takes a time zone's rules (tz_rules): quota.
+_ZONED = [a for a in _ALGORITHMS if any(x["name"] == "tz_rules" for x in SCRIPTS[a].spec["args"])]
+_DAY_MS = 86_400_000
+_TZ_BEFORE_MS = 40 * _DAY_MS  # a server clock behind ours, and periods that began a month ago
+_TZ_AFTER_MS = 400 * _DAY_MS  # a year and a month: the current and next month are always inside
+_TZ_REFRESH_AFTER_MS = 300 * _DAY_MS  # rebuilt with three months still ahead
+_TZ_STEP_MS = 6 * 3_600_000  # no zone changes its offset twice in 6 hours
+_tz_cache = {}
+
+
+def _zone(name):
+    try:
+        from zoneinfo import ZoneInfo
+    except ImportError:  # Python < 3.9
+        raise InvalidArgument("redlimit quota: time_zone needs Python 3.9+ (zoneinfo)") from None
+    try:
+        if not isinstance(name, str) or not name:
+            raise ValueError(name)
+        return ZoneInfo(name)
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        raise InvalidArgument(f'redlimit quota: time_zone must be an IANA time zone name (e.g. "Europe/Berlin"), got {str(name)[:60]!r}') from None
+
+
+def _zone_offset_ms(zone, t_ms):
+    """The UTC offset of zone at instant t (whole seconds, as the tz database has them), ms."""
+    return int(datetime.fromtimestamp(t_ms // 1000, tz=zone).utcoffset().total_seconds()) * 1000
+
+
+def tz_rules(time_zone, now_ms=None):
+    """The rules of an IANA time zone for [now - 40 days, now + 400 days), as the quota scripts take
+    them (tz_rules) and as Node's tzRulesFor builds them."""
+    zone = _zone(time_zone)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    from_ms = (now_ms - _TZ_BEFORE_MS) // 1000 * 1000
+    to_ms = from_ms + _TZ_BEFORE_MS + _TZ_AFTER_MS
+    entries = [str(_zone_offset_ms(zone, from_ms))]
+    at, offset = from_ms, _zone_offset_ms(zone, from_ms)
+    while at < to_ms:
+        nxt = min(at + _TZ_STEP_MS, to_ms)
+        if _zone_offset_ms(zone, nxt) != offset:
+            a, b = at // 1000, nxt // 1000  # the first whole second in (at, nxt] with another offset
+            while b - a > 1:
+                m = (a + b) // 2
+                if _zone_offset_ms(zone, m * 1000) == offset:
+                    a = m
+                else:
+                    b = m
+            at, offset = b * 1000, _zone_offset_ms(zone, b * 1000)
+            entries.append(f"{at}:{offset}")
+            continue
+        at = nxt
+    return ";".join(entries)
+
+
+def _tz_rules_now(time_zone):
+    """tz_rules of the zone around now, built again when its window runs short."""
+    now = int(time.time() * 1000)
+    cached = _tz_cache.get(time_zone)
+    if cached is None or now >= cached[1]:
+        rules = tz_rules(time_zone, now)
+        cached = (rules, (now - _TZ_BEFORE_MS) // 1000 * 1000 + _TZ_BEFORE_MS + _TZ_REFRESH_AFTER_MS)
+        _tz_cache[time_zone] = cached
+    return cached[0]
 
 
 def _limit_item(l):
@@ -279,6 +356,15 @@ class Limiter:
             items.append({"algo": "block"})
         return items
 
+    def _zone_args(self, script):
+        """tz_rules for a call: one entry per item ('' for a limit without a zone), none when no limit has one."""
+        zones = [l.time_zone for l in self.limits]
+        if not any(zones):
+            return {}
+        if not any(a["name"] == "tz_rules" for a in script.spec["args"]):
+            raise InvalidArgument(f"redlimit {script.name}: v{script.version} takes no time zones (a quota with time_zone)")
+        return {"tz_rules": "|".join([_tz_rules_now(z) if z else "" for z in zones] + ([""] if self.blocks else []))}
+
     def _decide(self, reply, script, pc, holder, cls=None, **extra):
         """The decision from a reply's per-limit results, summarised as the Node limiter does."""
         results = reply[script.spec["each"]["name"]]
@@ -323,7 +409,7 @@ class Limiter:
             raise InvalidArgument("redlimit limiter: holder: this limiter has no concurrency limit")
         multi = SCRIPTS["multi"]
         items = self._items_for(multi, costs, pc, holder)
-        return _then(multi(self.client, keys, items=items), lambda r: self._decide(r, multi, pc, holder))
+        return _then(multi(self.client, keys, items=items, **self._zone_args(multi)), lambda r: self._decide(r, multi, pc, holder))
 
     def peek(self, subject, *, cost=0, priority=None):
         """What limit() would answer now for this cost (default 0), taking nothing (multi_peek:
@@ -333,7 +419,7 @@ class Limiter:
         pc = self._priority(priority)
         script = SCRIPTS["multi_peek"]
         items = self._items_for(script, costs, pc, uuid.uuid4().hex if self._held else None)
-        return _then(script(self.client, keys, items=items), lambda r: self._decide(r, script, pc, None))
+        return _then(script(self.client, keys, items=items, **self._zone_args(script)), lambda r: self._decide(r, script, pc, None))
 
     def hold(self, subject, *, cost=None, priority=None):
         """limit() as a context manager: RateLimited when denied; the concurrency slot released on exit.
@@ -369,7 +455,7 @@ class Limiter:
         handle = encode_handle(h)
         items = self._items_for(script, costs, pc, None)
         return _then(
-            script(self.client, [h.record_key, *keys], items=items, ttl_ms=ttl_ms),
+            script(self.client, [h.record_key, *keys], items=items, ttl_ms=ttl_ms, **self._zone_args(script)),
             lambda r: self._decide(r, script, pc, None, Reserved, handle=handle if r["allowed"] else None),
         )
 
