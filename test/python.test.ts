@@ -490,6 +490,39 @@ describe.each(['sync', 'async'] as const)('concurrency (%s): hold() is a with / 
   });
 });
 
+describe('the Python Limiter', () => {
+  it("builds the Node limiter's keys: hash tags, scopes, the block key last", async () => {
+    const prefix = uniquePrefix('pykeys').slice(0, -1);
+    await withAgent('sync', async (py) => {
+      await py.call({
+        op: 'limiter',
+        id: 'K',
+        prefix,
+        blocks: true,
+        limits: [
+          { name: 'rpm', algo: 'gcra', limit: 10, period_ms: 60_000 },
+          { name: 'org-tpd', algo: 'quota', limit: 1_000_000, unit: 'day', scope: 'org' },
+        ],
+      });
+      const subject = { id: 'ann', hashTag: 'acme', scopes: { org: 'acme-org' } };
+      const s = resolveSubject(subject);
+      expect(await py.call({ op: 'keys', limiter: 'K', subject: { id: 'ann', hash_tag: 'acme', scopes: { org: 'acme-org' } } })).toEqual([
+        limitKey(prefix, s, 'rpm', null),
+        limitKey(prefix, s, 'org-tpd', 'org'),
+        blockKey(prefix, s),
+      ]);
+      expect((await py.refused({ op: 'keys', limiter: 'K', subject: 'ann' })).message).toMatch(/^redlimit keys: limit org-tpd is scoped by org/);
+      const bad = (limits: unknown[], extra: Record<string, unknown> = {}) => py.refused({ op: 'limiter', id: 'X', prefix, limits, ...extra }).then((e) => e.message);
+      expect(await bad([{ name: 'rpm', algo: 'gcra', limit: 0, period_ms: 1000 }])).toBe('redlimit limiter: limit rpm: limit must be between 1 and 1000000000, got 0');
+      expect(await bad([{ name: 'rpm', algo: 'gcra', limit: 5 }])).toBe('redlimit limiter: limit rpm: period_ms is required');
+      expect(await bad([{ name: 'rpm', algo: 'gcra', limit: 5, period_ms: 1000, unit: 'day' }])).toBe('redlimit limiter: limit rpm: gcra takes no unit (it takes limit, period_ms, burst)');
+      expect(await bad([{ name: 'rpm', algo: 'leaky', limit: 5 }])).toMatch(/^redlimit limiter: limit rpm: algo must be one of gcra\|token_bucket\|.*\|concurrency, got 'leaky'$/);
+      expect(await bad([{ name: 'r', algo: 'gcra', limit: 5, period_ms: 1 }, { name: 'r', algo: 'gcra', limit: 5, period_ms: 1 }])).toBe('redlimit limiter: limit name r is used twice');
+      expect(await bad([{ name: 'r', algo: 'gcra', limit: 5, period_ms: 1 }], { priorities: { batch: 1.5 } })).toBe('redlimit limiter: priorities.batch must be a share of the capacity, 0 < share <= 1, got 1.5');
+    });
+  });
+});
+
 describe.each(['sync', 'async'] as const)('a calendar quota in a time zone (%s), shared with Node', (mode) => {
   it("Python builds the zone's rules as Node does, and both count one local day", async () => {
     const prefix = uniquePrefix(`tz-${mode}`).slice(0, -1);

@@ -5,6 +5,7 @@ test one JSON command a line on stdin; it answers one JSON line each: {"ok": res
 Commands ({"op": ..., ...}):
   limiter      id, limits: [Limit kwargs], prefix, priorities?, blocks?   -> creates a Limiter
   fair         id, name, prefix, algo, limit, period_ms, weights?          -> creates a FairShare
+  keys         limiter, subject                                            -> [key]
   limit        limiter, subject, cost?, priority?                          -> Decision
   peek         limiter, subject, cost?, priority?                          -> Decision (takes nothing)
   reserve      limiter, subject, cost?, ttl_ms?, priority?                 -> Reserved
@@ -140,6 +141,8 @@ async def run(cmd):
     if op == "fair_limit":
         return await done(fairs[cmd["fair"]].limit(cmd["tenant"], cost=cmd.get("cost", 1)))
     lim = limiters[cmd["limiter"]]
+    if op == "keys":
+        return lim.keys(subject(cmd["subject"]))
     if op == "limit":
         return await done(lim.limit(subject(cmd["subject"]), cost=cmd.get("cost"), priority=cmd.get("priority")))
     if op == "peek":
