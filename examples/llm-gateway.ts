@@ -11,7 +11,7 @@
  *   (priority classes: a batch call only while at least 50% would be left after it);
  * - fair share of each provider's TPM among the agents (createFairShare) when it is contended;
  * - the team's daily budget as a calendar-day quota in the team's time zone, in integer
- *   micro-dollars (tokens x the model's price);
+ *   micro-dollars (tokens x the model's price; see teamDay for the zone);
  * - usage (peek, consuming nothing) and reset.
  *
  * Per-model values without a limiter per model. A limit's values are fixed per LimitSpec, and a
@@ -19,14 +19,17 @@
  * per-provider) limit is stated once in common units: its `limit` is the least common multiple
  * M of every model's value, and a call on model m costs (M / value_m) units per request or
  * token. With whole factors this is exact: m's key admits exactly what a limit of value_m would
- * (content >= cost x factor iff content / factor >= cost), priority shares stay exact (M is a
- * multiple of value_m) and usage divides back. The alternative is one limiter per limit *shape*
+ * (content >= cost x factor iff content / factor >= cost), a priority share keeps the same part
+ * of every key (half of 1 200 000 units is half of 400 000 tokens at factor 3, and of 300 000 at
+ * factor 4), and usage divides back. The alternative is one limiter per limit *shape*
  * (per distinct set of values), which would split one call's limits over several limiters and
  * lose the atomic all-or-nothing reservation.
  *
  * Fair share is its own script (fair_share), not a limit of the limiter: the gateway asks it after
  * the reservation, and cancels the reservation when fair share refuses, so a refused call takes
- * nothing from the limiter. Fair share has no commit or refund: it counts the estimate.
+ * nothing from the limiter. Fair share has no commit or refund: it counts the estimate, so it
+ * is stricter than the limiter when responses come in below their estimates (and an overage
+ * is not counted against the agent's share).
  *
  * Run it: `npx tsx examples/llm-gateway.ts` (REDIS_URL, default redis://127.0.0.1:6379).
  */
