@@ -124,11 +124,16 @@ function limitClass(kinds: Record<string, { params: ManifestArg[] }>): string {
   const seen = new Map<string, ManifestArg>();
   for (const k of Object.values(kinds)) for (const p of k.params) if (!seen.has(p.name)) seen.set(p.name, p);
   const type = (p: ManifestArg) => (p.type === 'int' ? 'Optional[int]' : 'Optional[str]');
-  const takers = (name: string) => Object.entries(kinds).filter(([, k]) => k.params.some((p) => p.name === name)).map(([n]) => n);
-  const lines = [...seen.values()].map(
-    (p) => `    ${field('multi', p.name)}: ${type(p)} = None\n    ${pyString(`${takers(p.name).join(', ')}: ${p.doc}`)}`,
-  );
-  return lines.join('\n');
+  // What the parameter means for each kind that takes it, kinds with the same words together.
+  const doc = (name: string) => {
+    const byDoc = new Map<string, string[]>();
+    for (const [kind, k] of Object.entries(kinds)) {
+      const p = k.params.find((x) => x.name === name);
+      if (p) byDoc.set(p.doc, [...(byDoc.get(p.doc) ?? []), kind]);
+    }
+    return [...byDoc].map(([d, ks]) => `${ks.join(', ')}: ${d}`).join(' ');
+  };
+  return [...seen.values()].map((p) => `    ${field('multi', p.name)}: ${type(p)} = None\n    ${pyString(doc(p.name))}`).join('\n');
 }
 
 /**
