@@ -42,7 +42,7 @@ export function booking(p: LimitPlan, t: Target, blockKey: string | null, o: Acq
     async onRedis(path: RedisPath): Promise<Booking> {
       // A blocked subject books nothing (the block check is read-only, then the booking).
       if (penalty) {
-        const argv = [''];
+        const argv = ['', '']; // multi_peek v3: now_ms, tz_rules, then the block group
         pushBlockItem(argv);
         const d = blocked('redis', (await path.run(b.multiPeekScript, penalty, argv, t.slot)) as number[]);
         if (d) return { d, waitMs: 0 };
