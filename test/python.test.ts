@@ -401,6 +401,7 @@ describe.each(['sync', 'async'] as const)('reserve → commit / cancel: a Python
       expect((await commit(42)).message).toBe('redlimit settle: a reservation handle is a string, got int');
       expect(await commit(await bad('unknown'))).toMatchObject({ type: 'ReservationError', status: 'unknown', message: expect.stringMatching(/^redlimit settle: no live reservation for this handle/) });
       expect(await commit(await bad('reordered'))).toMatchObject({ type: 'ReservationError', status: 'mismatch', message: expect.stringMatching(/not made for these keys/) });
+      expect(await py.refused({ op: 'commit', limiter: 'L', handle, actual: 1, subject: 'agent-33' })).toMatchObject({ type: 'ReservationError', status: 'mismatch' });
       expect((await commit(handle, -1)).message).toBe('redlimit settle: actual[0] must be between 0 and 1000000000000000, got -1');
       expect((await commit(handle, 1.5)).message).toMatch(/^redlimit limiter: actual must be an integer/);
       expect((await commit(handle, { tokens: 5 })).message).toBe('redlimit limiter: actual names limit tokens, which this limiter does not have');
@@ -409,7 +410,7 @@ describe.each(['sync', 'async'] as const)('reserve → commit / cancel: a Python
       expect((await py.refused({ op: 'reserve', limiter: 'L', subject: 'agent-3', ttl_ms: 0 })).message).toBe('redlimit reserve: ttl_ms must be between 1 and 86400000, got 0');
       // Nothing of it was written: the reservation is whole, and settles once.
       expect((await node.peek('agent-3')).limits.map((l) => l.remaining)).toEqual([999, 98_000]);
-      expect(await py.call<PySettlement>({ op: 'commit', limiter: 'L', handle, actual: { tpm: 1500 } })).toMatchObject({ status: 'committed' });
+      expect(await py.call<PySettlement>({ op: 'commit', limiter: 'L', handle, actual: { tpm: 1500 }, subject: 'agent-3' })).toMatchObject({ status: 'committed' });
       expect((await node.peek('agent-3')).limits.map((l) => l.remaining)).toEqual([999, 98_500]);
 
       // Replayed after it expired: unknown, and it counted at its estimate.

@@ -9,7 +9,7 @@ Commands ({"op": ..., ...}):
   limit        limiter, subject, cost?, priority?                          -> Decision
   peek         limiter, subject, cost?, priority?                          -> Decision (takes nothing)
   reserve      limiter, subject, cost?, ttl_ms?, priority?                 -> Reserved
-  commit       limiter, handle, actual, overage?                           -> Settlement
+  commit       limiter, handle, actual, overage?, subject?                 -> Settlement
   release      limiter, subject, holder                                    -> [ReleasedLimit]
   cancel       limiter, handle                                             -> Settlement
   fair_limit   fair, tenant, cost?                                         -> FairShareDecision
@@ -150,7 +150,8 @@ async def run(cmd):
     if op == "reserve":
         return await done(lim.reserve(subject(cmd["subject"]), cost=cmd.get("cost"), ttl_ms=cmd.get("ttl_ms", 60_000), priority=cmd.get("priority")))
     if op == "commit":
-        return await done(lim.commit(cmd["handle"], cmd["actual"], overage=cmd.get("overage", "debt")))
+        who = subject(cmd["subject"]) if "subject" in cmd else None
+        return await done(lim.commit(cmd["handle"], cmd["actual"], overage=cmd.get("overage", "debt"), subject=who))
     if op == "release":
         return await done(lim.release(subject(cmd["subject"]), cmd["holder"]))
     if op == "cancel":

@@ -459,13 +459,15 @@ class Limiter:
             lambda r: self._decide(r, script, pc, None, Reserved, handle=handle if r["allowed"] else None),
         )
 
-    def commit(self, handle, actual, *, overage="debt"):
+    def commit(self, handle, actual, *, overage="debt", subject=None):
         """Settle a reservation at its actual use (an integer for every limit, or {limit_name: actual};
         limits not named keep their estimates): below the estimate gives the difference back, above
         it charges the overage (overage "debt": later calls wait until it is repaid; "cap": at most
         what is left). Once: a second commit or cancel changes nothing (status "already-settled");
         an unknown, expired or mismatched handle raises ReservationError, a malformed or edited one
-        InvalidArgument, before any round trip."""
+        InvalidArgument, before any round trip. subject: the subject the caller expects the handle
+        to be for -- a handle of another subject (or another limiter) is a mismatch, refused before
+        any round trip."""
         if _is_int(actual):
             actuals = [actual] * len(self.limits)
         elif isinstance(actual, Mapping):
@@ -475,14 +477,16 @@ class Limiter:
             actuals = [actual.get(l.name) for l in self.limits]
         else:
             raise InvalidArgument(f"redlimit limiter: actual must be an integer or {{limit_name: integer}}, got {actual!r:.40}")
-        return self._settle(handle, "commit", actuals, overage)
+        return self._settle(handle, "commit", actuals, overage, subject)
 
-    def cancel(self, handle):
+    def cancel(self, handle, *, subject=None):
         """Give a reservation back whole (once, as commit)."""
-        return self._settle(handle, "cancel", None, "debt")
+        return self._settle(handle, "cancel", None, "debt", subject)
 
-    def _settle(self, handle, mode, actuals, overage):
+    def _settle(self, handle, mode, actuals, overage, subject):
         h = parse_handle(handle)
+        if subject is not None and self.keys(subject) != h.keys:
+            raise ReservationError("mismatch", handle)
         script = SCRIPTS["settle"]
         field_name = script.spec["each"]["args"][0]["name"]
         if actuals is None:
