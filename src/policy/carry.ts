@@ -3,7 +3,8 @@
  * `reset` does) and records what they were counted under before; each subject's state is carried
  * to its new key with the same fraction left — policy_carry, once per subject and limit, before
  * the subject's first call under the change (each instance remembers the subjects it carried;
- * the script is a no-op when the new key exists, so instances never carry twice).
+ * the script leaves a marker, so instances never carry twice; a carry that failed is made on a
+ * later call and adds to what the new key counted meanwhile).
  *
  * The old limits of a subject are its chain resolved with the changed policy's previous version
  * (from its history) and the other policies as they are now. Two proportional changes of the
@@ -104,12 +105,14 @@ export class Carrier {
     for (const c of carries) {
       const target = limitKey(this.prefix, s, c.keyed, c.spec.scope ?? null);
       if (this.done.has(target)) continue;
+      const marker = limitKey(this.prefix, s, `!carry:${c.keyed}`, c.spec.scope ?? null);
       const sources = c.from.map((f) => limitKey(this.prefix, s, f.keyed, f.spec.scope ?? null));
       const r = c.spec as LimitSpec & Record<string, unknown>;
       try {
         await deadline(
           policyCarry(this.redis, {
             targetKey: target,
+            markerKey: marker,
             keys: sources,
             algo: r.algo as never,
             limit: r.limit,
@@ -119,16 +122,16 @@ export class Carrier {
           }),
         );
       } catch {
-        continue; // an outage: the fallback decides; carried on a later call
+        continue; // unreachable or slow: carried on a later call (what the new key counts meanwhile is added to, not lost)
       }
       this.done.add(target);
       if (this.done.size > 100_000) this.done.delete(this.done.values().next().value!);
     }
   }
 
-  /** The keys a reset must clear too (a carry made later would bring their use back). */
+  /** The keys a reset must clear too: the sources (a carry made later would bring their use back) and the marker. */
   sourceKeys(subject: Subject, carries: readonly Carry[]): string[] {
     const s = resolveSubject(subject);
-    return carries.flatMap((c) => c.from.map((f) => limitKey(this.prefix, s, f.keyed, f.spec.scope ?? null)));
+    return carries.flatMap((c) => [limitKey(this.prefix, s, `!carry:${c.keyed}`, c.spec.scope ?? null), ...c.from.map((f) => limitKey(this.prefix, s, f.keyed, f.spec.scope ?? null))]);
   }
 }

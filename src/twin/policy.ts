@@ -10,6 +10,28 @@ import * as a from './algorithms.js';
 import { muldivmod } from './exact.js';
 import type { MemoryStore } from './store.js';
 import type { ArgValues } from './args.js';
+import { expiresAt } from './eval.js';
+
+/**
+ * The markers policy_carry sets (key -> expiry on the twin's clock), beside each store: a marker
+ * is no algorithm state, and the store holds only those. Gone once now > expiry (Redis' rule).
+ */
+const markers = new WeakMap<MemoryStore, Map<string, number>>();
+function markerHeld(store: MemoryStore, key: string, now: number): boolean {
+  const at = markers.get(store)?.get(key);
+  if (at === undefined) return false;
+  if (now > at) {
+    markers.get(store)!.delete(key);
+    return false;
+  }
+  return true;
+}
+function setMarker(store: MemoryStore, key: string, at: number): void {
+  let m = markers.get(store);
+  if (!m) markers.set(store, (m = new Map()));
+  m.set(key, at);
+  if (m.size > 100_000) m.delete(m.keys().next().value!);
+}
 
 /** One limit as policy_carry reads it (multi's item fields). */
 interface CarryItem {
@@ -74,23 +96,26 @@ export function twinPolicyCarry(c: { store: MemoryStore; keys: readonly string[]
     if (a2 !== algo) badArg(`from[${i}] is algo ${a2}, the target is ${algo}: only the same algorithm carries`);
     sources.push(spec(i, a2!, Number(l), Number(p), Number(b), Number(o), u === '' ? undefined : u));
   }
-  if (sources.length !== keys.length - 1) badArg(`from has ${sources.length} source(s) for ${keys.length - 1} source key(s)`);
+  if (sources.length !== keys.length - 2) badArg(`from has ${sources.length} source(s) for ${keys.length - 2} source key(s)`);
   const capNew = capacity(target);
-  if (store.has(keys[0]!, now)) return [0, 0, 0, -1];
+  const [targetKey, markerKey] = [keys[0]!, keys[1]!];
+  if (markerHeld(store, markerKey, now)) return [0, 0, 0, -1];
   for (let i = 0; i < sources.length; i++) {
-    if (!store.has(keys[i + 1]!, now)) continue;
+    const sourceKey = keys[i + 2]!;
+    if (!store.has(sourceKey, now)) continue;
     const src = sources[i]!;
-    let left = evalItem(store, keys[i + 1]!, src, now, simulated, false)[1];
+    const [, leftRead, fullIn] = evalItem(store, sourceKey, src, now, simulated, false);
     const capOld = capacity(src);
-    if (left < 0) left = 0;
-    if (left > capOld) left = capOld;
-    const [leftNew] = muldivmod(left, capNew, capOld);
-    const used = capNew - leftNew;
-    if (used === 0) return [0, i + 1, 0, capNew];
-    const [allowed, remaining, , , writes] = evalItem(store, keys[0]!, { ...target, cost: used }, now, simulated, true);
-    if (allowed !== 1) throw new ScriptError(S, 'ERR redlimit policy_carry: a fresh key refused its own capacity');
+    const left = Math.min(Math.max(leftRead, 0), capOld);
+    const used = capNew - muldivmod(left, capNew, capOld)[0];
+    if (fullIn > 0) setMarker(store, markerKey, expiresAt(now, fullIn, simulated));
+    const room = evalItem(store, targetKey, target, now, simulated, false)[1];
+    const take = Math.min(used, Math.max(room, 0));
+    if (take === 0) return [0, i + 1, 0, room];
+    const [allowed, remaining, , , writes] = evalItem(store, targetKey, { ...target, cost: take }, now, simulated, true);
+    if (allowed !== 1) throw new ScriptError(S, 'ERR redlimit policy_carry: a key refused what it has left');
     a.apply(store, writes);
-    return [1, i + 1, used, remaining];
+    return [1, i + 1, take, remaining];
   }
   return [0, 0, 0, capNew];
 }

@@ -46,8 +46,10 @@ interface Spec {
 const capacity = (s: Spec) => (s.algo === 'gcra' || s.algo === 'token_bucket' ? (s.burst ?? s.limit) : s.limit);
 const fromOf = (s: Spec) => `${s.algo}:${s.limit}:${s.algo === 'quota' ? 0 : s.periodMs}:${s.burst ?? 0}:0:${s.unit ?? ''}`;
 const item = (key: string, s: Spec, cost: number) => ({ key, algo: s.algo, limit: s.limit, cost, ...(s.algo === 'quota' ? { unit: s.unit! } : { periodMs: s.periodMs }), ...(s.burst ? { burst: s.burst } : {}) });
+const markerOf = (target: string) => target.replace(/\}:/, '}:!carry:');
 const carryArgs = (target: string, sources: string[], to: Spec, from: Spec[], nowMs: number) => ({
   targetKey: target,
+  markerKey: markerOf(target),
   keys: sources,
   algo: to.algo,
   limit: to.limit,
@@ -64,19 +66,20 @@ const specOf = (algo: Algo) =>
   );
 
 describe('policy_carry: twin ≡ Lua', () => {
-  it('every algorithm: after uses under the old limits, the carry and the new key read the same on Redis and on the twin', async () => {
+  it('every algorithm: after uses under the old limits (and maybe under the new, before the carry), the carry and the new key read the same on Redis and on the twin', async () => {
     const arb = fc.constantFrom(...ALGOS).chain((algo) =>
       fc.record({
         algo: fc.constant(algo),
         from: specOf(algo),
         to: specOf(algo),
         uses: fc.array(fc.tuple(fc.integer({ min: 0, max: 3_000 }), fc.integer({ min: 1, max: 8 })), { maxLength: 8 }),
+        early: fc.array(fc.integer({ min: 1, max: 4 }), { maxLength: 2 }),
         gap: fc.integer({ min: 0, max: 5_000 }),
         t0: fc.integer({ min: 1_600_000_000_000, max: 1_900_000_000_000 }),
       }),
     );
     await fc.assert(
-      fc.asyncProperty(arb, async ({ from, to, uses, gap, t0 }) => {
+      fc.asyncProperty(arb, async ({ from, to, uses, early, gap, t0 }) => {
         const tag = `{c${run++}}`;
         const source = `${prefix}${tag}:old`;
         const target = `${prefix}${tag}:new`;
@@ -88,17 +91,27 @@ describe('policy_carry: twin ≡ Lua', () => {
           expect(await b.multi(twin, args)).toEqual(await b.multi(redis, args));
         }
         now += gap;
+        // Calls on the new key before the carry (an instance whose carry failed): added to, not lost.
+        let spentEarly = 0;
+        for (const cost of early) {
+          const a = { nowMs: now, limits: [item(target, to, cost)] } as never;
+          const r = await b.multi(redis, a);
+          expect(await b.multi(twin, a)).toEqual(r);
+          if (r.allowed) spentEarly += cost;
+        }
+        const before = await b.multiPeek(redis, { nowMs: now, limits: [item(source, from, 0), item(target, to, 0)] } as never);
         const args = carryArgs(target, [source], to, [from], now);
         const onRedis = await b.policyCarry(redis, args);
         expect(await b.policyCarry(twin, args)).toEqual(onRedis);
-        // What the carry promises: the same fraction left, floored, never more than the new capacity.
-        const before = await b.multiPeek(redis, { nowMs: now, limits: [item(source, from, 0)] } as never);
+        // What the carry promises: the same fraction left, floored, less what the new key already spent, never below empty.
         const left = Math.max(0, Math.min(before.limits[0]!.remaining, capacity(from)));
-        const expected = Math.floor((left * capacity(to)) / capacity(from));
+        const share = Math.floor((left * capacity(to)) / capacity(from));
         const peek = { nowMs: now, limits: [item(target, to, 0)] } as never;
         const [r, t] = [await b.multiPeek(redis, peek), await b.multiPeek(twin, peek)];
         expect(t).toEqual(r);
-        if (uses.length > 0 && onRedis.source === 1) expect(r.limits[0]!.remaining).toBe(expected);
+        const room = before.limits[1]!.remaining;
+        if (spentEarly === 0) expect(room).toBe(capacity(to));
+        if (onRedis.source === 1) expect(r.limits[0]!.remaining).toBe(Math.max(0, room - (capacity(to) - share)));
         expect(r.limits[0]!.remaining).toBeLessThanOrEqual(capacity(to));
         // Twice is once: the target exists now (or nothing was used).
         const again = await b.policyCarry(redis, args);
@@ -116,6 +129,7 @@ describe('policy_carry: twin ≡ Lua', () => {
     const now = 1_700_000_000_000;
     for (const c of [redis, twin]) await b.multi(c, { nowMs: now, limits: [item(`${prefix}${tag}:e0`, fw(10), 6)] } as never);
     const args = carryArgs(`${prefix}${tag}:e2`, [`${prefix}${tag}:e1`, `${prefix}${tag}:e0`], fw(5), [fw(20), fw(10)], now);
+    // keys of the form prefix{tag}:name: the marker is prefix{tag}:!carry:name
     const r = await b.policyCarry(redis, args);
     expect(await b.policyCarry(twin, args)).toEqual(r);
     expect(r).toEqual({ carried: true, source: 2, used: 3, remaining: 2 }); // 4 of 10 left -> 2 of 5

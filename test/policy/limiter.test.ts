@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createPolicyLimiter, type PolicyLimiter, type PolicyLimiterOptions } from '../../src/policy/index.js';
+import { createRateLimiter } from '../../src/client/limiter.js';
 import { ioredis, uniquePrefix } from '../support/redis.js';
 
 const DAY = 86_400_000;
@@ -256,6 +257,22 @@ describe('policy limiter: proportional carry-over (same fraction left)', () => {
     expect((await l.peek('w')).remaining).toBe(20);
     const entry = (await l.policies.history('plan:pro'))[0]!;
     expect(entry).toMatchObject({ version: v, carryOver: 'proportional', carry: { rpm: v - 1 }, prev: v - 1 });
+  });
+
+  it('calls counted on the new key before the carry (an instance whose carry failed) are added to, not lost', async () => {
+    const prefix = uniquePrefix('pprop-late').slice(0, -1);
+    const l = make({ prefix, chain: () => ['default'] });
+    await l.policies.set('default', { limits: [fw('rpm', 10)] }, who);
+    expect(await admit(l, 'u', 4)).toBe(4); // 6 of 10 left
+    const v = await l.policies.set('default', { limits: [fw('rpm', 20)] }, { author: 'ops', carryOver: 'proportional' }); // 12 of 20
+    const other = createRateLimiter({ redis, prefix, limits: [fw(`rpm-r${v.toString(36)}`, 20)] });
+    try {
+      for (let i = 0; i < 3; i++) expect((await other.limit('u')).allowed).toBe(true);
+    } finally {
+      await other.close();
+    }
+    expect(await l.peek('u')).toMatchObject({ limit: 20, remaining: 9 }); // 17 left, less the 8 the carry charges
+    expect(await admit(l, 'u', 20)).toBe(9);
   });
 
   it('a proportional rollback carries too', async () => {
