@@ -429,6 +429,21 @@ describe.each(['sync', 'async'] as const)('reserve → commit / cancel: a Python
     await node.close();
   });
 
+  it('with blocks: a block set by Node denies a Python reservation; a handle holding the block key settles across', async () => {
+    const prefix = uniquePrefix(`rsv-block-${mode}`).slice(0, -1);
+    const node = createRateLimiter({ redis, prefix, blocks: true, limits: [...LLM_LIMITS], ...UNHURRIED });
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'L', prefix, blocks: true, limits: PY_LLM_LIMITS });
+      await node.block('agent-9', YEAR);
+      expect(await py.call<PyDecision>({ op: 'reserve', limiter: 'L', subject: 'agent-9', cost: { tpm: 10 } })).toMatchObject({ allowed: false, denied_by: 'block', limit_name: null, handle: null });
+      const r = await py.call<PyDecision>({ op: 'reserve', limiter: 'L', subject: 'agent-10', cost: { tpm: 900 } });
+      const settled = await node.commit(r.handle!, { tpm: 100 });
+      expect(settled).toMatchObject({ status: 'committed', limits: [{ name: 'rpm' }, { name: 'tpm', remaining: 99_900 }, { name: 'block', remaining: -1 }] });
+      expect((await node.peek('agent-9')).limits.map((l) => l.remaining)).toEqual([1000, 100_000]);
+    });
+    await node.close();
+  });
+
   it('priority classes: a Python batch call leaves what the classes above it need, as the Node limiter decides', async () => {
     const prefix = uniquePrefix(`prio-${mode}`).slice(0, -1);
     const priorities = { interactive: 1, batch: 0.5 };
