@@ -85,10 +85,10 @@ export interface RateLimiterOptions {
   /** Clock for local bookkeeping (deny cache, leases, fallback, time zone rules). Default Date.now. */
   clock?: () => number;
   /**
-   * Send `clock`'s reading to Redis as each decision's time (now_ms) instead of the server's
-   * TIME: decisions, peeks, refunds and releases. For tests and simulations that move time;
-   * never in production, where the one server clock is what keeps a fleet with skewed clocks in
-   * agreement. Default false.
+   * Send `clock`'s reading to Redis as each call's time (now_ms) instead of the server's TIME:
+   * decisions, peeks, refunds, releases and blocks (not reserve, settle or acquire). For tests
+   * and simulations that move time; never in production, where the one server clock is what
+   * keeps a fleet with skewed clocks in agreement. Default false.
    */
   sendClock?: boolean;
   /**

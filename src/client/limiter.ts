@@ -55,6 +55,7 @@ export class RateLimiter {
   private readonly metrics: MetricsHook;
   private readonly clock: () => number;
   private readonly blocks: boolean;
+  private readonly sendClock: boolean;
   private readonly warnings: string[];
   private readonly prepared: Promise<void>;
   private readonly onBreakerState: (e: { to: string }) => void;
@@ -66,7 +67,8 @@ export class RateLimiter {
     this.concurrencyLimits = Object.freeze(limits.filter((l): l is ConcurrencyLimitSpec => l.algo === 'concurrency'));
     const share = options.fallbackShare ?? 1;
     this.clock = options.clock ?? Date.now;
-    const sent: CallClock = { now: options.sendClock ? this.clock : null };
+    this.sendClock = options.sendClock ?? false;
+    const sent: CallClock = { now: this.sendClock ? this.clock : null };
     this.plans = limits.map((l) => compileLimit(l, share, sent, this.clock));
     this.naming = new Naming(this.plans, limits, options.priorities);
     const prefix = options.prefix ?? 'rl';
@@ -238,6 +240,7 @@ export class RateLimiter {
     this.local.forget(t);
     const key = [this.subjects.blockKey(t)];
     const argv = [intArg(b.blockScript.name, b.blockScript.args[0]!, durationMs, 'durationMs')];
+    if (this.sendClock) argv.push(String(Math.floor(this.clock()))); // now_ms
     this.fallback.twin.runParsed(b.blockScript, key, { duration_ms: durationMs });
     if (this.path) await this.local.announced(key, this.path.run(b.blockScript, key, argv, t.slot)).catch(unavailable('block'));
   }

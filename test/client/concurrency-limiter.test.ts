@@ -135,10 +135,18 @@ describe('concurrency limits', () => {
 
   it('on a moved clock (sendClock), the slot comes back exactly at its ttl', async () => {
     let now = 1_900_000_000_000;
-    const rl = limiter({ name: 'jobs', algo: 'concurrency', limit: 1, ttlMs: 5_000 }, { clock: () => now, sendClock: true });
+    const rl = limiter({ name: 'jobs', algo: 'concurrency', limit: 1, ttlMs: 5_000 }, { clock: () => now, sendClock: true, blocks: true, denyCache: false });
     expect(await rl.limit('x')).toMatchObject({ allowed: true, resetAfterMs: 5_000 });
     now += 4_999;
     expect(await rl.limit('x')).toMatchObject({ allowed: false, retryAfterMs: 1 });
+    now += 1;
+    expect(await rl.limit('x')).toMatchObject({ allowed: true });
+    // A block made on the same clock ends on it too.
+    await rl.reset('x'); // frees the slot
+    await rl.block('x', 1_000);
+    expect(await rl.limit('x')).toMatchObject({ allowed: false, deniedBy: 'block', retryAfterMs: 1_000 });
+    now += 999;
+    expect(await rl.limit('x')).toMatchObject({ allowed: false, deniedBy: 'block', retryAfterMs: 1 });
     now += 1;
     expect(await rl.limit('x')).toMatchObject({ allowed: true });
   });
