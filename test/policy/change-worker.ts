@@ -6,6 +6,7 @@
  */
 import { Redis } from 'ioredis';
 import { createPolicyLimiter } from '../../src/policy/index.js';
+import { windowCount } from './change-worker-count.js';
 
 const [url, prefix, callers, calls, changer, newLimit] = process.argv.slice(2);
 const redis = new Redis(url!, { enableOfflineQueue: false, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 0 });
@@ -37,7 +38,7 @@ await Promise.all(
           .set('default', { limits: [{ name: 'rpd', algo: 'fixed_window', limit: Number(newLimit), periodMs: 86_400_000 }] }, { author: 'worker', reason: 'lower under load' })
           .then(async (version) => {
             const doneMs = Date.now();
-            change = { version, doneMs, counter: Number((await redis.get(`${prefix}:{fleet}:rpd`))?.split(":")[1] ?? 0) };
+            change = { version, doneMs, counter: await windowCount(redis, `${prefix}:{fleet}:rpd`) };
           });
       }
     }

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { PolicyStore } from '../../src/policy/index.js';
 import { redisUrl, uniquePrefix } from '../support/redis.js';
 import { repoRoot } from '../support/temp-scripts.js';
+import { windowCount } from './change-worker-count.js';
 
 const run = promisify(execFile);
 
@@ -25,7 +26,7 @@ describe('a policy change under load from 4 processes', () => {
     expect(change).not.toBeNull();
     const all = results.flatMap((r) => r.decisions);
     const total = all.filter((d) => d[2] === 1).length;
-    expect(Number((await redis.get(`${prefix}:{fleet}:rpd`))!.split(":")[1])).toBe(total); // the window state is "start:count"
+    expect(await windowCount(redis, `${prefix}:{fleet}:rpd`)).toBe(total); // what the window counted
     // Every process decided at the new version before it finished.
     for (const r of results) expect(r.decisions.some((d) => d[3] >= change.version)).toBe(true);
     // Admitted at the old version after the change was stored: the only admissions the new limit does not govern.
