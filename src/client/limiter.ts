@@ -32,7 +32,9 @@ export type { CallOptions, Cost, Held, LimiterStats, ResetOptions };
  *   subjects (keys) → lease → deny cache → coalescer → Redis path → failure policy → fallback twin
  *
  * How decisions travel (a limit's own script, batch, multi, multi_batch) and how replies decode
- * are compiled once into the Shape; every method differs only in what it asks.
+ * are compiled once into the Shape; every method differs only in what it asks. A concurrency
+ * limit makes every admitted decision hold a slot (Holding: hold / run / release), decided in
+ * the same multi call as the rate limits.
  */
 export class RateLimiter {
   readonly name: string;
