@@ -41,6 +41,9 @@ function badSubject(key: string): string | null {
  * - `POST   {base}/policies/:name/rollback` — body `{ version, author, reason? }`.
  * - `DELETE {base}/policies/:name` — body `{ author, reason? }`.
  *   A refused policy is a 400 (nothing stored), an `ifVersion` that is not current a 409.
+ * Policy rules (limits from the policy store): health reads the policy version (503 when Redis
+ * does not answer); subjects and reset cover a rule whose policy limiter has its own
+ * chain(subject), and report `{ resolvedPerRequest: true }` for one whose chain needs the request.
  * A fetch-style handler: answers null for a request that is not its own. A malformed subject
  * (bad percent-encoding, braces, over 512 characters) is a 400, a known path with another method
  * a 405, a reset that cannot reach Redis a 503.
