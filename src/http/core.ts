@@ -240,7 +240,10 @@ export class HttpRateLimiter {
 
   /** A policy rule's limiter: the one given, or one built on these options' Redis under the rule's prefix. */
   private policyFor(p: PolicyRule, name: string, prefix: string): CompiledRule['policy'] {
-    if (p.limiter) return { limiter: p.limiter, ...(p.chain ? { chain: p.chain } : {}), own: false };
+    if (p.limiter) {
+      if (!p.chain && !p.limiter.hasChain) throw new InvalidConfigError(`rule ${name}: the policy limiter given has no chain(subject): give policy.chain: (req, key) => policy names`);
+      return { limiter: p.limiter, ...(p.chain ? { chain: p.chain } : {}), own: false };
+    }
     if (!this.o.redis) throw new InvalidConfigError(`rule ${name}: a policy rule without its own limiter needs redis (the policies live there)`);
     const { lease: _lease, ...limiterOptions } = (this.o.limiter ?? {}) as RateLimiterOptions;
     const limiter = createPolicyLimiter({

@@ -146,6 +146,10 @@ describe('HTTP rules with limits from the policy store', () => {
     expect(() => new HttpRateLimiter(base({ policy: { chain, onNoLimits: 'maybe' } }))).toThrow(/onNoLimits must be 'deny' or 'allow'/);
     expect(() => new HttpRateLimiter(base({ policy: { chain, limiter: {} } }))).toThrow(/policy\.limiter must be a PolicyLimiter/);
     expect(() => new HttpRateLimiter({ rules: [{ name: 'api', policy: { chain } }] })).toThrow(/needs redis/);
+    const bare = createPolicyLimiter({ redis, prefix: uniquePrefix('hpol-bare').slice(0, -1) });
+    expect(() => new HttpRateLimiter(base({ policy: { limiter: bare } }))).toThrow(/has no chain\(subject\): give policy\.chain/);
+    expect(() => new HttpRateLimiter(base({ policy: { limiter: bare, chain, environment: 'prod' } }))).toThrow(/environment belong to the policy limiter given/);
+    void bare.close();
   });
 });
 
