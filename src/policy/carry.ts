@@ -129,6 +129,12 @@ export class Carrier {
     }
   }
 
+  /** Whether `subject` still has a carry to make under `carries` (in this instance). */
+  pending(subject: Subject, carries: readonly Carry[]): boolean {
+    const s = resolveSubject(subject);
+    return carries.some((c) => !this.done.has(limitKey(this.prefix, s, c.keyed, c.spec.scope ?? null)));
+  }
+
   /** The keys a reset must clear too: the sources (a carry made later would bring their use back) and the marker. */
   sourceKeys(subject: Subject, carries: readonly Carry[]): string[] {
     const s = resolveSubject(subject);

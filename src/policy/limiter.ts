@@ -127,7 +127,14 @@ export class PolicyLimiter {
       return Promise.reject(err);
     }
     const hit = Array.isArray(chain) ? this.resolvedByChain.get(this.chainKey(chain)) : undefined;
-    const c = hit && hit.version === this.snapshot!.version && hit.version >= 0 && !hit.res.carries?.length ? hit.res.compiled : undefined;
+    let c = hit && hit.version === this.snapshot!.version && hit.version >= 0 ? hit.res.compiled : undefined;
+    if (c && hit!.res.carries?.length) {
+      try {
+        if (this.carrier.pending(subject, hit!.res.carries)) c = undefined;
+      } catch {
+        c = undefined; // a subject no key can hold: the slow path says why
+      }
+    }
     if (c && !c.evicted && (hit!.res.pausedUntilMs === 0 || hit!.res.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
       c.usedAt = ++this.tick;
       return c.limiter.limit(subject, { cost: mapCost(options?.cost, c.res) }).then((d) => this.tag(d, c.res, hit!.version));
