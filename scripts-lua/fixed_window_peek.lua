@@ -1,8 +1,8 @@
 --- @script fixed_window_peek
---- @version 1
---- @summary Read-only fixed_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
+--- @version 2
+--- @summary Read-only fixed_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas. v2: reads the state fixed_window v3 writes (see state) as well as v1's.
 --- @readonly
---- @key state The window and its count, "window_start_ms:count". Absent means nothing used.
+--- @key state The window's count: on the server clock the integer count * 2^22 + window_start_ms mod 2^22, expiring at the window's end (int-encoded by Redis; count below 2^31, period not a multiple of 2^22 ms); else "window_start_ms:count". Absent means nothing used.
 --- @arg limit int required 1..1000000000 Units admitted per window.
 --- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
 --- @arg offset_ms int default=0 0..31622400000 Windows start at offset_ms + k * period_ms (e.g. local midnight); less than period_ms.

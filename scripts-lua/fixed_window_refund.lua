@@ -1,7 +1,7 @@
 --- @script fixed_window_refund
---- @version 1
---- @summary Gives units back to the current window of a fixed_window key, never below zero used.
---- @key state The window and its count, "window_start_ms:count". Absent means nothing used.
+--- @version 2
+--- @summary Gives units back to the current window of a fixed_window key, never below zero used. v2: stores count * 2^22 + window_start_ms mod 2^22 as one integer on the server clock (Redis int-encodes it: about 40% fewer bytes per key), "window_start_ms:count" with now_ms or larger counts as before; reads v1 state (an upgrade under traffic loses nothing).
+--- @key state The window's count: on the server clock the integer count * 2^22 + window_start_ms mod 2^22, expiring at the window's end (int-encoded by Redis; count below 2^31, period not a multiple of 2^22 ms); else "window_start_ms:count". Absent means nothing used.
 --- Publishes the key (as given) on the channel redlimit:refund when cost > 0, so other
 --- instances drop the denials they cached (one may pass now; their leases stay). PUBLISH takes no key: a
 --- Cluster broadcasts it. pcall: a client whose ACL forbids PUBLISH still refunds.

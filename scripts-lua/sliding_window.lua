@@ -1,7 +1,7 @@
 --- @script sliding_window
---- @version 2
---- @summary Sliding window (two counters): the current window's count plus the previous window's weighted by overlap must stay within `limit`. Two numbers per key; see the README for its error bound. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
---- @key state "window_start_ms:current_count:previous_count". Absent means nothing used.
+--- @version 3
+--- @summary Sliding window (two counters): the current window's count plus the previous window's weighted by overlap must stay within `limit`. Two numbers per key; see the README for its error bound. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores (current * 2^16 + previous) * 2^21 + window_start_ms mod 2^21 as one integer on the server clock while both counts are below 2^16 (Redis int-encodes it: about 40% fewer bytes per key), else "window_start_ms:current:previous" as before; reads v2 state (an upgrade under traffic loses nothing).
+--- @key state The current and previous windows' counts: on the server clock, counts below 2^16, the integer (current * 2^16 + previous) * 2^21 + window_start_ms mod 2^21 (int-encoded by Redis; period and twice it not multiples of 2^21 ms); else "window_start_ms:current_count:previous_count". Absent means nothing used.
 --- @arg limit int required 1..1000000000 Units admitted per window.
 --- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
 --- @arg cost int default=1 0..1000000000 Units this call takes; 0 is a peek that never writes.

@@ -1,8 +1,8 @@
 --- @script sliding_window_peek
---- @version 1
---- @summary Read-only sliding_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
+--- @version 2
+--- @summary Read-only sliding_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas. v2: reads the state sliding_window v3 writes (see state) as well as v1's.
 --- @readonly
---- @key state "window_start_ms:current_count:previous_count". Absent means nothing used.
+--- @key state The current and previous windows' counts: on the server clock, counts below 2^16, the integer (current * 2^16 + previous) * 2^21 + window_start_ms mod 2^21 (int-encoded by Redis; period and twice it not multiples of 2^21 ms); else "window_start_ms:current_count:previous_count". Absent means nothing used.
 --- @arg limit int required 1..1000000000 Units admitted per window.
 --- @arg period_ms int required 1..31622400000 Window length in ms (at most 366 days).
 --- @arg cost int default=1 0..1000000000 Units the answer is for (nothing is taken).

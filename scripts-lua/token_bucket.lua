@@ -1,7 +1,7 @@
 --- @script token_bucket
---- @version 2
---- @summary Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is an inspectable hash; decisions are identical to gcra. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
---- @key state Hash with fields tokens (whole units, negative never), frac (extra units in 1/period_ms) and ts_ms (when they were counted). Absent means full.
+--- @version 3
+--- @summary Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string (a hash up to v2); decisions are identical to gcra. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v2 state (an upgrade under traffic loses nothing).
+--- @key state The content (tokens + frac / period_ms units) and when it was counted (ts_ms): the negative integer -(ts_ms * 1000 + tokens) when frac is 0 and 0 <= tokens < 1000 (int-encoded by Redis), else "tokens,frac,ts_ms". Absent means full.
 --- @arg limit int required 1..1000000000 Units refilled per period.
 --- @arg period_ms int required 1..31622400000 Refill period in ms (at most 366 days).
 --- @arg burst int default=limit 1..1000000000 Capacity: units a fresh key admits at once.

@@ -1,8 +1,8 @@
 --- @script token_bucket_peek
---- @version 1
---- @summary Read-only token_bucket: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas.
+--- @version 2
+--- @summary Read-only token_bucket: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: reads the state token_bucket v3 writes (see state) as well as v1's.
 --- @readonly
---- @key state Hash with fields tokens (whole units, negative never), frac (extra units in 1/period_ms) and ts_ms (when they were counted). Absent means full.
+--- @key state The content (tokens + frac / period_ms units) and when it was counted (ts_ms): the negative integer -(ts_ms * 1000 + tokens) when frac is 0 and 0 <= tokens < 1000 (int-encoded by Redis), else "tokens,frac,ts_ms". Absent means full.
 --- @arg limit int required 1..1000000000 Units refilled per period.
 --- @arg period_ms int required 1..31622400000 Refill period in ms (at most 366 days).
 --- @arg burst int default=limit 1..1000000000 Capacity: units a fresh key admits at once.

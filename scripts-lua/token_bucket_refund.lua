@@ -1,7 +1,7 @@
 --- @script token_bucket_refund
---- @version 1
---- @summary Gives units back to a token_bucket key (a call that was admitted but not used), never above burst.
---- @key state Hash with fields tokens (whole units, negative never), frac (extra units in 1/period_ms) and ts_ms (when they were counted). Absent means full.
+--- @version 2
+--- @summary Gives units back to a token_bucket key (a call that was admitted but not used), never above burst. v2: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v1 state (an upgrade under traffic loses nothing).
+--- @key state The content (tokens + frac / period_ms units) and when it was counted (ts_ms): the negative integer -(ts_ms * 1000 + tokens) when frac is 0 and 0 <= tokens < 1000 (int-encoded by Redis), else "tokens,frac,ts_ms". Absent means full.
 --- Publishes the key (as given) on the channel redlimit:refund when cost > 0, so other
 --- instances drop the denials they cached (one may pass now; their leases stay). PUBLISH takes no key: a
 --- Cluster broadcasts it. pcall: a client whose ACL forbids PUBLISH still refunds.

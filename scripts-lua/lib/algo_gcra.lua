@@ -1,15 +1,31 @@
---- GCRA over the shared bucket: the state is one string, the theoretical arrival time (tat) as
---- "ms:num" with num in 1/limit ms. Content at `now` = (now + burst span - tat) * limit / period.
+--- GCRA over the shared bucket: the state is the theoretical arrival time (tat), ms + num / limit
+--- ms (0 <= num < limit). Content at `now` = (now + burst span - tat) * limit / period.
+--- Stored (v3) as one integer, ms * 1000 + num, whenever num < 1000 (always for limits up to 1000,
+--- and whenever the tat is a whole ms) and ms * 1000 + num < 2^53 (ms below 9007199254740, the
+--- year 2255): Redis keeps such a value int-encoded, in the object itself (no string allocation).
+--- Otherwise as the string "ms:num", which is also what v2 wrote: both are read.
 --- @include "lib/bucket"
 --- @include "lib/clock"
+
+--- The packed form's radix (decimal: the last three digits of the stored value are num) and the
+--- largest ms it packs exactly (radix * ms + 999 < 2^53).
+local RL_GCRA_RADIX = 1000
+local RL_GCRA_MAX_PACKED_MS = 9007199254739
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
 local function rl_gcra_read(key, limit, period_ms, burst, now)
   local stored = redis.call('GET', key)
   if not stored then return burst, 0 end
-  local tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
-  if not tat_ms then rl_fail_state('gcra', key) end
-  tat_ms = tonumber(tat_ms)
+  local tat_ms, tat_num
+  local packed = tonumber(stored)
+  if packed and packed >= 0 then
+    tat_num = packed % RL_GCRA_RADIX
+    tat_ms = (packed - tat_num) / RL_GCRA_RADIX
+  else
+    tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
+    if not tat_ms then rl_fail_state('gcra', key) end
+    tat_ms = tonumber(tat_ms)
+  end
   if tat_ms < now then return burst, 0 end
   local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)
   local borrow, slack_num = rl_divmod(span_num - tonumber(tat_num), limit)
@@ -32,7 +48,11 @@ local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
   local ttl = reset_ms
   if reset_num > 0 then ttl = ttl + 1 end
   local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  return 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at
+  local tat_ms = now + reset_ms
+  if reset_num < RL_GCRA_RADIX and tat_ms <= RL_GCRA_MAX_PACKED_MS then
+    return 'SET', key, string.format('%d', tat_ms * RL_GCRA_RADIX + reset_num), set_opt, at
+  end
+  return 'SET', key, string.format('%d:%d', tat_ms, reset_num), set_opt, at
 end
 
 --- The same as a list of writes, for callers that apply them later (or never).

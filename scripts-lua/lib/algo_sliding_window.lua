@@ -1,12 +1,35 @@
 --- Sliding window (two counters): the count of the current window plus the previous window's
---- count weighted by how much of it the rolling window still covers. State "start:cur:prev".
---- Windows are aligned to the epoch. Exact rational comparison; no float weights.
+--- count weighted by how much of it the rolling window still covers. Windows are aligned to the
+--- epoch. Exact rational comparison; no float weights.
+--- State (v3), two forms, both read:
+---   the integer (cur * 2^16 + prev) * 2^21 + window_start_ms mod 2^21, on the server clock while
+---     cur and prev are below 2^16 and neither the period nor twice it is a multiple of 2^21 ms:
+---     below 2^53, and Redis keeps it int-encoded (no string allocation). The key expires at the
+---     end of the window after its own (its own when cur is 0), so a key still there belongs to
+---     this window or the previous one, or for an instant (the script's TIME past a window's end
+---     while expiry is judged at the script's start) the one before: their starts differ by
+---     multiples of the period below 3 periods, so their tags differ. A key left by another
+---     period is misread only if its start is off this window's (or the previous one's) by a
+---     nonzero multiple of 2^21 ms (35 min).
+---   "start:cur:prev" (larger counts, or a caller's clock, now_ms, where TTLs carry grace; v2).
 --- @include "lib/counter"
+
+local RL_SW_TAGS = 2097152 -- 2^21
+local RL_SW_COUNTS = 65536 -- 2^16
 
 --- Counts (cur, prev) for the window starting at `start`.
 local function rl_sliding_window_read(key, start, period_ms)
   local stored = redis.call('GET', key)
   if not stored then return 0, 0 end
+  local packed = tonumber(stored)
+  if packed and packed >= 0 then
+    local t = packed % RL_SW_TAGS
+    local pair = (packed - t) / RL_SW_TAGS
+    local p = pair % RL_SW_COUNTS
+    if t == start % RL_SW_TAGS then return (pair - p) / RL_SW_COUNTS, p end
+    if t == (start - period_ms) % RL_SW_TAGS then return 0, (pair - p) / RL_SW_COUNTS end
+    return 0, 0
+  end
   local s, c, p = string.match(stored, '^(%d+):(%d+):(%d+)$')
   if not s then rl_fail_state('sliding_window', key) end
   s = tonumber(s)
@@ -26,6 +49,9 @@ local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, s
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
   if reset == 0 then return { { 'DEL', key } } end
   local set_opt, _, at = rl_expiry(now, reset, simulated)
+  if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
+    return { { 'SET', key, string.format('%d', (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS), set_opt, at } }
+  end
   return { { 'SET', key, string.format('%d:%d:%d', start, cur, prev), set_opt, at } }
 end
 

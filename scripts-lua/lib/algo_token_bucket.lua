@@ -1,14 +1,43 @@
---- Token bucket over the shared bucket: the state is a hash { tokens, frac, ts_ms }, readable
---- with HGETALL. A clock that steps back refills nothing (content is kept as counted).
+--- Token bucket over the shared bucket: the content (tokens whole + frac / period_ms units) and
+--- the time ts_ms it was counted at. A clock that steps back refills nothing (content is kept as
+--- counted). State (v3): one string value, one SET:
+---   the negative integer -(ts_ms * 1000 + tokens), when frac is 0, 0 <= tokens < 1000, ts_ms <
+---     9007199254740 (the year 2255) and not both 0: Redis keeps it int-encoded (no string
+---     allocation). A fresh key's first take is always this form; a refill that leaves no
+---     fraction of a unit too. Negative so that no other algorithm's integer (gcra's, the
+---     windows', all >= 0) reads as a token bucket, nor a token bucket's as theirs (WRONGSTATE).
+---   "tokens,frac,ts_ms" otherwise (tokens negative in debt); commas, so that no window state
+---     ("start:cur:prev") reads as a token bucket, nor a token bucket as one.
+--- v2 kept a hash { tokens, frac, ts_ms }: it is still read (GET answers WRONGTYPE), and the next
+--- write replaces it.
 --- @include "lib/bucket"
 --- @include "lib/clock"
 
+local RL_TB_RADIX = 1000
+local RL_TB_MAX_PACKED_MS = 9007199254739
+
 --- Content at `now` (whole, frac) and the time it was counted at.
 local function rl_token_bucket_read(key, limit, period_ms, burst, now)
-  local stored = redis.call('HMGET', key, 'tokens', 'frac', 'ts_ms')
-  if not stored[1] then return burst, 0, now end
-  local ts_ms = tonumber(stored[3])
-  local whole, frac = rl_refill(tonumber(stored[1]), tonumber(stored[2]), now - ts_ms, burst, limit, period_ms)
+  local stored = redis.pcall('GET', key)
+  if not stored then return burst, 0, now end
+  local whole, frac, ts_ms
+  local packed = tonumber(stored)
+  if packed and packed < 0 then
+    packed = -packed
+    whole = packed % RL_TB_RADIX
+    frac = 0
+    ts_ms = (packed - whole) / RL_TB_RADIX
+  elseif type(stored) == 'string' then
+    whole, frac, ts_ms = string.match(stored, '^(%-?%d+),(%d+),(%d+)$')
+    if not whole then rl_fail_state('token_bucket', key) end
+    whole, frac, ts_ms = tonumber(whole), tonumber(frac), tonumber(ts_ms)
+  else
+    -- v2's hash (GET's WRONGTYPE error is a table with err).
+    stored = redis.call('HMGET', key, 'tokens', 'frac', 'ts_ms')
+    if not stored[1] then return burst, 0, now end
+    whole, frac, ts_ms = tonumber(stored[1]), tonumber(stored[2]), tonumber(stored[3])
+  end
+  whole, frac = rl_refill(whole, frac, now - ts_ms, burst, limit, period_ms)
   if ts_ms > now then return whole, frac, ts_ms end
   return whole, frac, now
 end
@@ -17,11 +46,11 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
   local reset = rl_ms_until(burst, whole, frac, limit, period_ms)
   if reset == 0 then return { { 'DEL', key } } end
   -- Refill runs from ts (later than now only if the clock stepped back).
-  local _, expire_cmd, at = rl_expiry(now, reset + ts - now, simulated)
-  return {
-    { 'HSET', key, 'tokens', string.format('%d', whole), 'frac', string.format('%d', frac), 'ts_ms', string.format('%d', ts) },
-    { expire_cmd, key, at },
-  }
+  local set_opt, _, at = rl_expiry(now, reset + ts - now, simulated)
+  if frac == 0 and whole >= 0 and whole < RL_TB_RADIX and ts <= RL_TB_MAX_PACKED_MS and ts + whole > 0 then
+    return { { 'SET', key, string.format('-%d', ts * RL_TB_RADIX + whole), set_opt, at } }
+  end
+  return { { 'SET', key, string.format('%d,%d,%d', whole, frac, ts), set_opt, at } }
 end
 
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.

@@ -37,13 +37,14 @@ local function rl_token_bucket_charge(key, limit, period_ms, burst, cost, debt, 
     rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, burst, now, simulated)
 end
 
---- fixed_window and quota: the count of the window [start, window_end).
-local function rl_counter_charge(script, key, limit, start, window_end, cost, debt, now, simulated)
-  local used = rl_counter_read(script, key, start)
+--- fixed_window and quota: the count of the window [start, window_end); `tag` as lib/counter's
+--- (fixed_window's window tag, nil for quota).
+local function rl_counter_charge(script, key, limit, start, window_end, cost, debt, now, simulated, tag)
+  local used = rl_counter_read(script, key, start, tag)
   used = used + rl_charge_take(limit - used, limit, cost, debt)
   local reset = 0
   if used > 0 then reset = window_end - now end
-  return math.max(limit - used, 0), reset, rl_counter_writes(key, start, window_end, used, now, simulated)
+  return math.max(limit - used, 0), reset, rl_counter_writes(key, start, window_end, used, now, simulated, tag)
 end
 
 local function rl_sliding_window_charge(key, limit, period_ms, cost, debt, now, simulated)
@@ -65,7 +66,8 @@ local function rl_charge(key, item, cost, debt, now, simulated)
     return rl_token_bucket_charge(key, item.limit, item.period_ms, item.burst, cost, debt, now, simulated)
   elseif algo == 'fixed_window' then
     local start = rl_window_start(now, item.period_ms, item.offset_ms)
-    return rl_counter_charge('fixed_window', key, item.limit, start, start + item.period_ms, cost, debt, now, simulated)
+    return rl_counter_charge('fixed_window', key, item.limit, start, start + item.period_ms, cost, debt, now, simulated,
+      rl_counter_tag(start))
   elseif algo == 'sliding_window' then
     return rl_sliding_window_charge(key, item.limit, item.period_ms, cost, debt, now, simulated)
   end

@@ -1,6 +1,16 @@
---- A count that belongs to one window, stored as "window_start_ms:count". Keeping the window
---- start in the value (not only in the TTL) means a key that outlives its window, or a caller
---- clock (now_ms), can never carry a count into the next window.
+--- A count that belongs to one window, expiring exactly at the window's end. Two forms, both read:
+---   "window_start_ms:count" (quota; every counter on a caller's clock, now_ms, where TTLs carry
+---     grace; all of v2): the window start in the value means a key that outlives its window can
+---     never carry a count into the next one.
+---   the integer count * 2^22 + window_start_ms mod 2^22 (fixed_window v3 on the server clock,
+---     count below 2^31, a period that is not a multiple of 2^22 ms): Redis keeps it
+---     int-encoded, in the object itself (no string allocation). The key expires at its window's
+---     end (PXAT), so a key still there holds this window's count, or for an instant the previous
+---     window's (the script's TIME past the end while expiry is judged at the script's start
+---     time): their starts differ by the period, so their tags differ. A key left by other
+---     parameters (period_ms or offset_ms changed) is read as this window's only if its start is
+---     this window's start plus a nonzero multiple of 2^22 ms (70 min): v2 read it as this
+---     window's only if the starts were equal.
 --- @include "lib/args"
 --- @include "lib/exact"
 --- @include "lib/clock"
@@ -17,26 +27,48 @@ local function rl_window_start(now, period_ms, offset_ms)
   return now - into
 end
 
---- Count stored for the window starting at `start` (0 for any other window or no key).
-local function rl_counter_read(script, key, start)
+--- The packed form's radix: window_start_ms mod RL_COUNTER_TAGS is the tag.
+local RL_COUNTER_TAGS = 4194304 -- 2^22
+local RL_COUNTER_MAX_PACKED = 2147483648 -- 2^31: count * 2^22 + tag < 2^53
+
+--- fixed_window's tag for the window starting at `start`.
+local function rl_counter_tag(start)
+  return start % RL_COUNTER_TAGS
+end
+
+--- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
+--- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
+local function rl_counter_read(script, key, start, tag)
   local stored = redis.call('GET', key)
   if not stored then return 0 end
+  local packed = tonumber(stored)
+  if packed and tag and packed >= 0 then
+    local t = packed % RL_COUNTER_TAGS
+    if t ~= tag then return 0 end
+    return (packed - t) / RL_COUNTER_TAGS
+  end
   local s, c = string.match(stored, '^(%d+):(%d+)$')
   if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end
 
---- Writes storing `used` for the window [start, window_end), expiring exactly at its end.
-local function rl_counter_writes(key, start, window_end, used, now, simulated)
+--- Writes storing `used` for the window [start, window_end), expiring exactly at its end: the
+--- packed integer when there is a tag, the server clock keeps time, used < 2^31 and the period is
+--- not a multiple of 2^22 ms (else the previous window would have the same tag), else "start:used".
+local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
   if used <= 0 then return { { 'DEL', key } } end
   local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+  if tag and not simulated and used < RL_COUNTER_MAX_PACKED and (window_end - start) % RL_COUNTER_TAGS ~= 0 then
+    return { { 'SET', key, string.format('%d', used * RL_COUNTER_TAGS + tag), set_opt, at } }
+  end
   return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
 end
 
 --- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep)
+--- `tag` as rl_counter_writes'.
+local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep, tag)
   local reset = 0
   if used > 0 then reset = window_end - now end
   local need = cost
@@ -44,5 +76,5 @@ local function rl_counter_take(key, limit, start, window_end, used, cost, now, s
   if need > limit then return 0, limit - used, reset, -1, {} end
   if used + need > limit then return 0, limit - used, reset, window_end - now, {} end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
-  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated)
+  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated, tag)
 end

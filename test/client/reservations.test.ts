@@ -202,14 +202,18 @@ describe('fleet', () => {
     const store = new MemoryStore();
     const bound = 8 * MAX_OVERAGE; // each process has at most one reservation in flight
     for (const j of [0, 1]) {
-      const [tatMs, tatNum] = (await redis.get(keys[j]!))!.split(':').map(Number) as [number, number];
+      // gcra state: "ms:num", or (v3) the integer ms * 1000 + num.
+      const raw = (await redis.get(keys[j]!))!;
+      const [tatMs, tatNum] = raw.includes(':') ? (raw.split(':').map(Number) as [number, number]) : [Math.floor(Number(raw) / 1000), Number(raw) % 1000];
       store.set(keys[j]!, { kind: 'gcra', tatMs, tatNum }, Infinity);
       const l = limits[j]!;
       const [whole] = gcraRead(store, keys[j]!, l.limit, l.periodMs, l.burst!, now);
       expect(l.burst! - whole).toBe(net[j]);
       expect(whole).toBeGreaterThanOrEqual(-bound);
     }
-    const used = Number((await redis.get(keys[2]!))!.split(':')[1]);
+    // fixed_window state: "start:count", or (v3, on the server clock) the integer count * 2^22 + start mod 2^22.
+    const rawWindow = (await redis.get(keys[2]!))!;
+    const used = rawWindow.includes(':') ? Number(rawWindow.split(':')[1]) : Math.floor(Number(rawWindow) / 2 ** 22);
     expect(used).toBe(net[2]);
     expect(used).toBeLessThanOrEqual(limits[2]!.limit + bound);
   }, 150_000);
