@@ -277,13 +277,8 @@ export function pushItem(argv: string[], p: LimitPlan, cost: number | string, sh
 /** The multi item group for a block key: its kind, nothing else. */
 const BLOCK_GROUP = itemFields.map((f) => (f.name === 'algo' ? 'block' : ''));
 
-/**
- * Appends the block item's group. multi v3 / multi_peek v3 take now_ms and tz_rules before the
- * groups: an ARGV holding only now_ms (acquire.ts' block check, written for v2) gets its tz_rules
- * ('' — no zone) first. TODO(lead): acquire.ts to start from ['', ''], then drop this.
- */
+/** Appends the block item's group (after multi v3 / multi_peek v3's now_ms and tz_rules). */
 export function pushBlockItem(argv: string[]): void {
-  if (argv.length === 1) argv.push('');
   for (const v of BLOCK_GROUP) argv.push(v);
 }
 

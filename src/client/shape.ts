@@ -107,7 +107,7 @@ export class Shape {
     }
     const holder = this.holding ? (consume ? this.holder : undefined) ?? randomUUID() : undefined;
     const items: ArgValues[] = this.plans.map((p, i) => {
-      const item: ArgValues = shares ? { ...p.fallbackItem, cost: costs[i]!, share_ppm: Number(shares[i]) } : { ...p.fallbackItem, cost: costs[i]! };
+      const item: ArgValues = shares ? { ...p.fallbackItem, cost: costs[i]!, share_ppm: shares[i] === '' ? 1_000_000 : Number(shares[i]) } : { ...p.fallbackItem, cost: costs[i]! };
       if (p.concurrency) item.holder = holder;
       return item;
     });

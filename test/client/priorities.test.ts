@@ -94,3 +94,22 @@ describe('priority classes', () => {
     await rl.close();
   });
 });
+
+describe('priority classes on some limits only, on the in-memory twin', () => {
+  it('a limit without the class is decided at its full capacity (its share is the default, not 0)', async () => {
+    // Limit a has no classes of its own; b keeps half back from batch. On the twin an absent
+    // share once travelled as 0, which denied a's very first call.
+    const rl = createRateLimiter({
+      limits: [
+        { name: 'a', algo: 'gcra', limit: 4, periodMs: HOUR },
+        { name: 'b', algo: 'gcra', limit: 10, periodMs: HOUR, priorities: { batch: 0.5 } },
+      ],
+    });
+    const first = await rl.limit('x', { priority: 'batch' });
+    expect(first.allowed).toBe(true);
+    let admitted = 1;
+    for (let i = 0; i < 9; i++) if ((await rl.limit('x', { priority: 'batch' })).allowed) admitted++;
+    expect(admitted).toBe(4); // a's own 4, b would have allowed 5
+    await rl.close();
+  });
+});
