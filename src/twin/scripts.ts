@@ -105,7 +105,7 @@ const REDIS_TYPE: Record<Kind, 'string' | 'hash' | 'zset'> = {
   counter: 'string',
   sliding_window: 'string',
   block: 'string',
-  token_bucket: 'hash',
+  token_bucket: 'string',
   sliding_log: 'zset',
   leases: 'zset',
 };
