@@ -11,26 +11,35 @@ function luaInt(n: number): string {
   return BigInt(n).toString();
 }
 
-/** Lua statements parsing one argument from `raw` at ARGV index `index` into `target`. */
-function parseArgLua(script: string, a: ArgSpec, target: string, raw: string, index: string, item: string | null, scope: (n: string) => string): string[] {
+/**
+ * Lua statements parsing one argument from `raw` at ARGV index `index` into `target`.
+ *
+ * What a valid call costs matters (the coalesced scripts parse a group per decision): an
+ * optional argument sent empty, or an int sent as its own default spelled out (cost "1",
+ * share_ppm "1000000"), takes the default without a function call; only other values go through
+ * rl_arg_* (which refuse with the messages). `raw` must be a local the statements may reuse.
+ */
+function parseArgLua(script: string, a: ArgSpec, target: string, raw: string, index: string, item: string | null, scope: (n: string) => string, present = false): string[] {
   const required = a.required ? 'true' : 'false';
   // The name and item number go in separately: the label is only formatted for an error message.
   const label = `'${a.name}'`;
   const tail = item ? `, ${item}` : '';
-  const out: string[] = [];
+  let call: string;
   if (a.type === 'int') {
-    out.push(`${target} = rl_arg_int(${script}, ${raw}, ${index}, ${label}, ${required}, ${luaInt(a.min!)}, ${luaInt(a.max!)}${tail})`);
+    call = `rl_arg_int(${script}, ${raw}, ${index}, ${label}, ${required}, ${luaInt(a.min!)}, ${luaInt(a.max!)}${tail})`;
   } else if (a.type === 'enum') {
-    out.push(`${target} = rl_arg_enum(${script}, ${raw}, ${index}, ${label}, ${required}, '|${a.values!.join('|')}|'${tail})`);
+    call = `rl_arg_enum(${script}, ${raw}, ${index}, ${label}, ${required}, '|${a.values!.join('|')}|'${tail})`;
   } else {
-    out.push(`${target} = rl_arg_string(${script}, ${raw}, ${index}, ${label}, ${required}, ${a.maxLength}${tail})`);
+    call = `rl_arg_string(${script}, ${raw}, ${index}, ${label}, ${required}, ${a.maxLength}${tail})`;
   }
-  if (a.default !== undefined) {
-    const value =
-      typeof a.default === 'object' ? scope(a.default.arg) : typeof a.default === 'number' ? luaInt(a.default) : `'${a.default}'`;
-    out.push(`if ${target} == nil then ${target} = ${value} end`);
-  }
-  return out;
+  if (a.required) return [`${target} = ${call}`];
+  const value =
+    a.default === undefined ? 'nil' : typeof a.default === 'object' ? scope(a.default.arg) : typeof a.default === 'number' ? luaInt(a.default) : `'${a.default}'`;
+  // An int default as the client spells it: a literal that is its own decimal form.
+  const spelled = a.type === 'int' && typeof a.default === 'number' ? ` or ${raw} == '${luaInt(a.default)}'` : '';
+  // A group's arguments are all there (rl_arity_variadic counted them); a fixed one may be nil.
+  const absent = present ? `${raw} == ''` : `${raw} == nil or ${raw} == ''`;
+  return [`if ${absent}${spelled} then ${target} = ${value} else ${target} = ${call} end`];
 }
 
 /** The argument prologue a header stands for: arity, each argument, defaults, checks, groups. */
@@ -42,22 +51,22 @@ export function renderPrologue(h: Pick<ScriptDef, 'name' | 'keys' | 'args' | 'ch
   if (variadic) out.push(`rl_arity_variadic(${s}, KEYS, ARGV, ${h.keys.length}, ${h.args.length}, ${groupSize})`);
   else out.push(`rl_arity(${s}, KEYS, ARGV, ${h.keys.length}, ${h.args.length})`);
   h.args.forEach((a: ArgSpec, i) => {
-    const lines = parseArgLua(s, a, a.name, `ARGV[${i + 1}]`, String(i + 1), null, (n) => n);
-    lines[0] = `local ${lines[0]}`;
-    out.push(...lines);
+    out.push(`local ${a.name} = ARGV[${i + 1}]`);
+    out.push(...parseArgLua(s, a, a.name, a.name, String(i + 1), null, (n) => n));
   });
   if (h.each) {
+    // Each group's fields go into locals, then into one table built whole (sized once by its
+    // constructor, not grown field by field).
     const fixed = h.args.length;
+    const local = (n: string) => `g_${n}`;
     out.push(`local ${h.each.name} = {}`);
     out.push(`for i = 1, #KEYS - ${h.keys.length - 1} do`);
     out.push(`  local base = ${fixed} + (i - 1) * ${groupSize}`);
-    out.push('  local item = {}');
     h.each.args.forEach((a, j) => {
-      for (const l of parseArgLua(s, a, `item.${a.name}`, `ARGV[base + ${j + 1}]`, `base + ${j + 1}`, 'i', (n) => `item.${n}`)) {
-        out.push(`  ${l}`);
-      }
+      out.push(`  local ${local(a.name)} = ARGV[base + ${j + 1}]`);
+      for (const l of parseArgLua(s, a, local(a.name), local(a.name), `base + ${j + 1}`, 'i', local, true)) out.push(`  ${l}`);
     });
-    out.push(`  ${h.each.name}[i] = item`);
+    out.push(`  ${h.each.name}[i] = { ${h.each.args.map((a) => `${a.name} = ${local(a.name)}`).join(', ')} }`);
     out.push('end');
   }
   for (const c of h.checks) out.push(`rl_check_${c.name}(${s}, ${c.args.join(', ')})`);

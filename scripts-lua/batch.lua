@@ -24,21 +24,25 @@
 --- @args
 
 local simulated = now_ms ~= nil
-local spec = { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit, cost = 0 }
+local spec = { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit }
 if tz_rules then
   if algo ~= 'quota' then rl_fail('batch', 'tz_rules is for algo quota only, got algo ' .. algo) end
   spec.zone = rl_tz_rules('batch', tz_rules)
 end
 local now = rl_now_ms(now_ms)
+-- The limit's evaluation, chosen once; an algorithm that can writes at once (nothing to roll back).
+local eval, capacity = rl_multi_evaluator(spec, now, simulated, true, true)
 local reply = { now }
 for i = 1, #decisions do
-  spec.cost = decisions[i].cost
-  spec.share_ppm = decisions[i].share_ppm
+  local d = decisions[i]
+  local share = d.share_ppm
+  local keep = 0
+  if share < 1000000 then keep = rl_keep(capacity, share) end
   -- A decision fails alone: an algorithm raises before its first write, so nothing of it lands.
-  local ok, allowed, remaining, reset, retry, writes = pcall(rl_multi_item, KEYS[i], spec, now, simulated, true, true)
+  local ok, allowed, remaining, reset, retry, writes = pcall(eval, KEYS[i], d.cost, keep)
   if not ok then
     allowed, remaining, reset, retry = -1, rl_key_error(allowed), 0, 0
-  elseif allowed == 1 then
+  elseif allowed == 1 and writes[1] then
     rl_apply(writes)
   end
   local o = 4 * i - 2

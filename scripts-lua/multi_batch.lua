@@ -20,29 +20,6 @@
 --- @args
 
 local now = rl_now_ms(now_ms)
-local simulated = now_ms ~= nil
 local limits = rl_multi_batch_specs('multi_batch', count, specs)
 rl_multi_zones('multi_batch', tz_rules, limits)
-local reply = { now }
-local keys, decision = {}, {}
-for d = 0, #items / count - 1 do
-  for j = 1, count do
-    keys[j] = KEYS[d * count + j]
-    limits[j].cost = items[d * count + j].cost
-    limits[j].share_ppm = items[d * count + j].share_ppm
-    decision[j] = limits[j]
-  end
-  -- A decision fails alone: its writes are applied only after all its keys were read.
-  local ok, r = pcall(rl_multi, 'multi_batch', keys, decision, now, simulated, true)
-  if ok then
-    for k = 4, #r do reply[#reply + 1] = r[k] end
-  else
-    local code, bad = rl_key_error(r), rl_multi_failing_item(keys, decision, now, simulated)
-    for j = 1, count do
-      local n = #reply
-      reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = -1, 0, 0, 0
-      if j == bad then reply[n + 2] = code end
-    end
-  end
-end
-return rl_reply(reply)
+return rl_reply(rl_multi_batch('multi_batch', KEYS, items, limits, now, now_ms ~= nil))

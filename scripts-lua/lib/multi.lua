@@ -12,40 +12,42 @@
 --- @include "lib/algo_concurrency"
 --- @include "lib/priority"
 
+--- A parameter an item's algorithm needs, in its range (`i`: the item's number in messages, or nil).
+local function rl_multi_need(script, i, algo, name, value, min, max)
+  if value == nil then
+    rl_fail(script, string.format('%s is required for algo %s', rl_arg_label(name, i), algo))
+  end
+  if value < min or value > max then
+    rl_fail(script, string.format('%s must be between %d and %d for algo %s, got %d', rl_arg_label(name, i), min, max, algo, value))
+  end
+end
+
 --- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
 --- `i` numbers the item in messages (`limit[2]`); nil for a script with one limit (batch).
 local function rl_multi_check(script, i, item)
-  local function need(name, value, min, max)
-    if value == nil then
-      rl_fail(script, string.format('%s is required for algo %s', rl_arg_label(name, i), item.algo))
-    end
-    if value < min or value > max then
-      rl_fail(script, string.format('%s must be between %d and %d for algo %s, got %d', rl_arg_label(name, i), min, max, item.algo, value))
-    end
-  end
   local algo = item.algo
   if algo == 'block' then return end
   if algo == 'concurrency' then
     -- The ranges of concurrency_acquire; cost 1 holds a slot, 0 only asks.
-    need('limit', item.limit, 1, 1000000)
-    need('period_ms', item.period_ms, 1, 31622400000)
-    need('cost', item.cost, 0, 1)
+    rl_multi_need(script, i, algo, 'limit', item.limit, 1, 1000000)
+    rl_multi_need(script, i, algo, 'period_ms', item.period_ms, 1, 31622400000)
+    rl_multi_need(script, i, algo, 'cost', item.cost, 0, 1)
     if item.holder == nil then rl_fail(script, string.format('%s is required for algo concurrency', rl_arg_label('holder', i))) end
     return
   end
   if algo == 'quota' then
     if item.unit == nil then rl_fail(script, string.format('%s is required for algo quota', rl_arg_label('unit', i))) end
-    need('offset_ms', item.offset_ms, -50400000, 50400000)
+    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, -50400000, 50400000)
     return
   end
-  need('limit', item.limit, 1, 1000000000)
-  need('period_ms', item.period_ms, 1, 31622400000)
-  need('cost', item.cost, 0, 1000000000)
+  rl_multi_need(script, i, algo, 'limit', item.limit, 1, 1000000000)
+  rl_multi_need(script, i, algo, 'period_ms', item.period_ms, 1, 31622400000)
+  rl_multi_need(script, i, algo, 'cost', item.cost, 0, 1000000000)
   if algo == 'gcra' or algo == 'token_bucket' then
-    need('burst', item.burst, 1, 1000000000)
+    rl_multi_need(script, i, algo, 'burst', item.burst, 1, 1000000000)
     rl_check_refill_bounded(script, item.limit, item.period_ms, item.burst)
   elseif algo == 'fixed_window' then
-    need('offset_ms', item.offset_ms, 0, item.period_ms - 1)
+    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, 0, item.period_ms - 1)
   end
 end
 
@@ -130,24 +132,76 @@ end
 local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   local algo = item.algo
   local share = item.share_ppm
+  -- No class (share empty or 1e6) keeps nothing back: no rl_keep call.
+  local keep = 0
   if algo == 'gcra' then
-    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, rl_keep(item.burst, share))
-  elseif algo == 'token_bucket' then
-    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, rl_keep(item.burst, share))
-  elseif algo == 'fixed_window' then
-    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
-  elseif algo == 'sliding_window' then
-    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, rl_keep(item.limit, share))
-  elseif algo == 'sliding_log' then
-    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim, rl_keep(item.limit, share))
-  elseif algo == 'quota' then
-    return rl_quota_eval(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
-  elseif algo == 'concurrency' then
-    return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, rl_keep(item.limit, share))
+    if share and share < 1000000 then keep = rl_keep(item.burst, share) end
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, keep)
   end
-  local until_ms = rl_block_read(key, now)
-  if until_ms then return 0, 0, until_ms - now, until_ms - now, {} end
-  return 1, 0, 0, 0, {}
+  if algo == 'block' then
+    local until_ms = rl_block_read(key, now)
+    if until_ms then return 0, 0, until_ms - now, until_ms - now, RL_NO_WRITES end
+    return 1, 0, 0, 0, RL_NO_WRITES
+  end
+  if share and share < 1000000 then
+    if algo == 'token_bucket' then keep = rl_keep(item.burst, share) else keep = rl_keep(item.limit, share) end
+  end
+  if algo == 'sliding_window' then
+    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, keep)
+  elseif algo == 'quota' then
+    return rl_quota_eval(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep)
+  elseif algo == 'fixed_window' then
+    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, keep)
+  elseif algo == 'token_bucket' then
+    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, keep)
+  elseif algo == 'sliding_log' then
+    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim, keep)
+  end
+  return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, keep)
+end
+
+--- One limit's evaluation chosen once per call (batch, multi_batch: the limit is the same for
+--- every decision): a function(key, cost, keep) with rl_multi_item's results, and the capacity
+--- its priority classes are shares of. `trim` and `apply_now` as rl_multi_item's.
+local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
+  local algo, limit, period_ms, burst = item.algo, item.limit, item.period_ms, item.burst
+  if algo == 'gcra' then
+    return function(key, cost, keep)
+      return rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
+    end, burst
+  elseif algo == 'sliding_window' then
+    return function(key, cost, keep)
+      return rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
+    end, limit
+  elseif algo == 'quota' then
+    local unit, zone = item.unit, item.zone or item.offset_ms
+    return function(key, cost, keep)
+      return rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+    end, limit
+  elseif algo == 'fixed_window' then
+    local offset_ms = item.offset_ms
+    return function(key, cost, keep)
+      return rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
+    end, limit
+  elseif algo == 'token_bucket' then
+    return function(key, cost, keep)
+      return rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep)
+    end, burst
+  elseif algo == 'sliding_log' then
+    return function(key, cost, keep)
+      return rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim, keep)
+    end, limit
+  elseif algo == 'block' then
+    return function(key)
+      local until_ms = rl_block_read(key, now)
+      if until_ms then return 0, 0, until_ms - now, until_ms - now, RL_NO_WRITES end
+      return 1, 0, 0, 0, RL_NO_WRITES
+    end, limit
+  end
+  local holder = item.holder
+  return function(key, cost, keep)
+    return rl_concurrency_eval(key, limit, period_ms, holder, cost, now, simulated, trim, keep)
+  end, limit
 end
 
 --- Which item of a decision that raised holds the key at fault: each is read again at cost 0,
@@ -164,36 +218,56 @@ local function rl_multi_failing_item(keys, items, now, simulated)
   return 0
 end
 
+--- Refuses a key given twice among keys[first + 1 .. first + n] (one decision's keys); items
+--- are numbered from 1 in the message. Pairwise for the few limits a decision has (no table).
+local function rl_multi_distinct(script, keys, first, n)
+  if n > 8 then
+    local seen = {}
+    for i = 1, n do
+      local k = keys[first + i]
+      if seen[k] then
+        rl_fail(script, string.format('key %s is given twice (items %d and %d)', k, seen[k], i))
+      end
+      seen[k] = i
+    end
+    return
+  end
+  for i = 2, n do
+    local k = keys[first + i]
+    for j = 1, i - 1 do
+      if keys[first + j] == k then
+        rl_fail(script, string.format('key %s is given twice (items %d and %d)', k, j, i))
+      end
+    end
+  end
+end
+
 --- The reply of multi / multi_peek: allowed, denied_index, retry_after_ms, then per item
 --- allowed, remaining, reset_after_ms, retry_after_ms.
 local function rl_multi(script, keys, items, now, simulated, commit)
-  local seen = {}
-  for i = 1, #items do
-    if seen[keys[i]] then
-      rl_fail(script, string.format('key %s is given twice (items %d and %d)', keys[i], seen[keys[i]], i))
-    end
-    seen[keys[i]] = i
-  end
+  local n = #items
+  rl_multi_distinct(script, keys, 0, n)
   local reply = { 1, 0, 0 }
-  local pending = {}
-  for i = 1, #items do
+  local pending, np = {}, 0
+  for i = 1, n do
     local allowed, remaining, reset, retry, writes = rl_multi_item(keys[i], items[i], now, simulated, commit)
-    reply[#reply + 1] = allowed
-    reply[#reply + 1] = remaining
-    reply[#reply + 1] = reset
-    reply[#reply + 1] = retry
+    local o = 4 * i
+    reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
     if allowed == 1 then
-      pending[#pending + 1] = writes
+      if writes[1] then
+        np = np + 1
+        pending[np] = writes
+      end
     else
       if reply[1] == 1 then reply[1], reply[2] = 0, i end
       if retry < 0 or reply[3] < 0 then reply[3] = -1 elseif retry > reply[3] then reply[3] = retry end
     end
   end
   if commit and reply[1] == 1 then
-    for i = 1, #pending do rl_apply(pending[i]) end
+    for i = 1, np do rl_apply(pending[i]) end
   else
     -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
-    for i = 1, #items do
+    for i = 1, n do
       local o = 4 * i
       if reply[o] == 1 and items[i].cost > 0 then
         local saved = items[i].cost
@@ -201,6 +275,77 @@ local function rl_multi(script, keys, items, now, simulated, commit)
         local _, remaining, reset = rl_multi_item(keys[i], items[i], now, simulated, false)
         items[i].cost = saved
         reply[o + 1], reply[o + 2] = remaining, reset
+      end
+    end
+  end
+  return reply
+end
+
+--- multi_batch: decisions over the same `limits` (evaluators chosen once), each all-or-nothing
+--- over its own keys (KEYS[d * count + 1 .. d * count + count], groups in `items` alike), in
+--- order; per item allowed, remaining, reset_after_ms, retry_after_ms into `reply` after `now`.
+--- A decision whose key holds another Redis type or foreign state fails alone (-1 on each of
+--- its items, the failing item's code in its remaining; nothing of it written); any other error
+--- (BADARG: a key given twice in one decision) fails the call.
+local function rl_multi_batch(script, keys, items, limits, now, simulated)
+  local count = #limits
+  local evals, caps = {}, {}
+  for j = 1, count do evals[j], caps[j] = rl_multi_evaluator(limits[j], now, simulated, true, false) end
+  local reply = { now }
+  local pending = {}
+  -- One decision: its results into reply[o + 1 ..]; its writes only once every limit admitted.
+  local function decide(first, o)
+    rl_multi_distinct(script, keys, first, count)
+    local np, all = 0, true
+    for j = 1, count do
+      local g = items[first + j]
+      local share = g.share_ppm
+      local keep = 0
+      if share < 1000000 then keep = rl_keep(caps[j], share) end
+      local allowed, remaining, reset, retry, writes = evals[j](keys[first + j], g.cost, keep)
+      local at = o + 4 * j - 3
+      reply[at], reply[at + 1], reply[at + 2], reply[at + 3] = allowed, remaining, reset, retry
+      if allowed == 1 then
+        if writes[1] then
+          np = np + 1
+          pending[np] = writes
+        end
+      else
+        all = false
+      end
+    end
+    if all then
+      for m = 1, np do rl_apply(pending[m]) end
+      return
+    end
+    -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
+    for j = 1, count do
+      local at = o + 4 * j - 3
+      local g = items[first + j]
+      if reply[at] == 1 and g.cost > 0 then
+        local limit = limits[j]
+        limit.cost, limit.share_ppm = 0, g.share_ppm
+        local _, remaining, reset = rl_multi_item(keys[first + j], limit, now, simulated, false)
+        reply[at + 1], reply[at + 2] = remaining, reset
+      end
+    end
+  end
+  for d = 0, #items / count - 1 do
+    local first, o = d * count, 1 + d * count * 4
+    local ok, err = pcall(decide, first, o)
+    if not ok then
+      local code = rl_key_error(err)
+      local decision, own = {}, {}
+      for j = 1, count do
+        own[j] = keys[first + j]
+        limits[j].cost, limits[j].share_ppm = 0, nil
+        decision[j] = limits[j]
+      end
+      local bad = rl_multi_failing_item(own, decision, now, simulated)
+      for j = 1, count do
+        local at = o + 4 * j - 3
+        reply[at], reply[at + 1], reply[at + 2], reply[at + 3] = -1, 0, 0, 0
+        if j == bad then reply[at + 1] = code end
       end
     end
   end
