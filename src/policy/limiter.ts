@@ -1,7 +1,7 @@
 import { createRateLimiter, type Cost, type RateLimiter } from '../client/limiter.js';
 import type { LimitSpec, RateLimiterOptions } from '../client/config.js';
 import type { Decision } from '../decision.js';
-import { InvalidArgumentError, InvalidConfigError, RedisUnavailableError } from '../errors.js';
+import { InvalidArgumentError, InvalidConfigError, RedisUnavailableError, ScriptError } from '../errors.js';
 import type { Subject } from '../client/keys.js';
 import type { RedisClientLike } from '../runtime/index.js';
 import { subscribe, type Subscription } from '../runtime/pubsub.js';
@@ -279,6 +279,9 @@ export class PolicyLimiter {
     } catch (err) {
       if (err instanceof InvalidConfigError || err instanceof InvalidArgumentError) throw err;
       this.readFailedAt = now;
+      // A key of another Redis type where a policy should be answers WRONGTYPE: reported, and
+      // decided as during an outage (the last known policies).
+      if (err instanceof ScriptError || /WRONGTYPE/.test(String((err as Error)?.message))) snap.warn(`policies ${chain.join(' > ')}: unreadable (${(err as Error).message.slice(0, 200)}); the last known versions are used`);
       return { res: this.resolveKnown(chain), version: -1 };
     }
   }

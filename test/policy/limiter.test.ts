@@ -129,6 +129,20 @@ describe('policy limiter: changes', () => {
     expect(await a.limit('u')).toMatchObject({ allowed: true, limit: 3, remaining: 0 });
   });
 
+  it('a policy key of another Redis type (written by hand) never crashes a decision: reported, the last known version used', async () => {
+    const prefix = uniquePrefix('pwrongtype').slice(0, -1);
+    const a = make({ prefix });
+    await a.policies.set('default', { limits: [fw('rpm', 3)] }, who);
+    expect(await admit(a, 'u', 1)).toBe(1);
+    await redis.del(`${prefix}:{policies}:doc:default`);
+    await redis.hset(`${prefix}:{policies}:doc:default`, 'x', '1');
+    await redis.incr(`${prefix}:{policies}:version`);
+    a['snapshot']!.drop();
+    const d = await a.limit('u');
+    expect(d).toMatchObject({ allowed: true, limit: 3, remaining: 1, policyVersion: -1 });
+    expect(a.stats().warnings.join('\n')).toMatch(/policies default > user:u: unreadable \(.*WRONGTYPE.*\); the last known versions are used/);
+  });
+
   it('a subject with no limits is denied by default (onNoLimits)', async () => {
     const prefix = uniquePrefix('pnone').slice(0, -1);
     const a = make({ prefix });
