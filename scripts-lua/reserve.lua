@@ -1,7 +1,7 @@
 --- @script reserve
---- @version 2
---- @summary Reserve an estimate on N limits at once, all-or-nothing like multi, and remember what was taken under a reservation key until settle commits the actual or cancels (or the reservation expires and counts at its estimate). v2 (from v1): a group field share_ppm (the call's priority class, as in multi), so a group is 8 arguments instead of 7; v1's ARGV is refused (BADARG: argument count).
---- @key record The reservation's own key, `<prefix>:{<tag>}:!rsv:<rid>` with a random 128-bit rid: same hash slot as the state keys. Holds the record (what was taken) until settle replaces it by a tombstone; expires after ttl_ms.
+--- @version 3
+--- @summary Reserve an estimate on N limits at once, all-or-nothing like multi, and remember what was taken under a reservation key until settle commits the actual or cancels (or the reservation expires and counts at its estimate). v2 (from v1): a group field share_ppm (the call's priority class, as in multi), so a group is 8 arguments instead of 7; v1's ARGV is refused (BADARG: argument count). v3 (from v2): a fixed argument tz_rules after now_ms (time zone rules of quota limits, one entry per limit, as multi v3 takes them), so ARGV is ttl_ms, now_ms, tz_rules, then the groups; v2's ARGV is refused (BADARG: argument count). The record keeps each quota limit's calendar period [start, end) as reserved, so settle gives back to and charges that period only (settle v3).
+--- @key record The reservation's own key, `<prefix>:{<tag>}:!rsv:<rid>` with a random 128-bit rid: same hash slot as the state keys. Holds the record (what was taken, and the calendar period of each quota limit) until settle replaces it by a tombstone; expires after ttl_ms.
 --- @key state+ One key per limit, in the order of the limits: its state key (a block key for algo block). In Redis Cluster all must share a hash slot with the record key.
 --- The decision is multi's: every limit takes its estimate, or none does and nothing is written (not
 --- even the record). An estimate larger than a limit can ever hold is refused with retry -1. Algorithms:
@@ -13,8 +13,13 @@
 --- lives is the same reservation (a retry whose first reply was lost): it is admitted again and
 --- takes nothing more. A record key that holds another reservation, or one already settled, is
 --- refused (BADARG): reservation ids are never reused.
+--- A quota limit is decided in its time zone when tz_rules names one (else at its offset_ms), and
+--- the record keeps the period it was reserved in: settle touches that period only (the zone is
+--- not needed to settle). The zone is not part of the reservation's identity: a replay with rules
+--- built again is the same reservation.
 --- @arg ttl_ms int required 1..86400000 How long the reservation may stay unsettled (at most a day).
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
+--- @arg tz_rules string optional maxlen=16384 Time zones of quota limits, as multi takes them: one entry per limit, in order, `|`-separated, each empty (the limit keeps its offset_ms) or a time zone's rules, "off0;t1:off1;..." in ms (src/client/time-zone.ts builds them from an IANA zone; at most 1024 bytes each). Empty: no zones. A rule for a limit that is not quota, or a count of entries other than the number of limits, is refused (BADARG) and nothing is written.
 --- @each limits
 --- @group algo enum:gcra|token_bucket|fixed_window|sliding_window|quota|block required The limit's algorithm (block: a penalty key set by the block script).
 --- @group limit int default=1 1..1000000000000000 Units per period (gcra/token_bucket: refill rate; quota: budget up to 1e15; others up to 1e9).
@@ -43,6 +48,7 @@ for i = 2, #KEYS do
   if KEYS[i] == record_key then rl_fail('reserve', string.format('the record key is also the state key of limit %d', i - 1)) end
   state_keys[i - 1] = KEYS[i]
 end
+rl_multi_zones('reserve', tz_rules, limits)
 local now = rl_now_ms(now_ms)
 local simulated = now_ms ~= nil
 local body = rl_rsv_specs(limits) .. '\n' .. rl_rsv_keys(KEYS)
@@ -68,6 +74,6 @@ end
 local reply = rl_multi('reserve', state_keys, limits, now, simulated, true)
 if reply[1] == 1 then
   local set_opt, _, at = rl_expiry(now, ttl_ms, simulated)
-  redis.call('SET', record_key, string.format('r:%d:', now + ttl_ms) .. body, set_opt, at)
+  redis.call('SET', record_key, string.format('r:%d:', now + ttl_ms) .. rl_rsv_periods(limits, now) .. body, set_opt, at)
 end
 return rl_reply(reply)

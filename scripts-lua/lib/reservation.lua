@@ -1,12 +1,19 @@
 --- Reservation records: what reserve took, kept under the reservation's own key until settle
 --- replaces it by a tombstone. Both are plain strings (one GET, one SET):
----   record     "r:<deadline_ms>:<specs>\n<keys>"  specs = "algo,limit,period_ms,burst,offset_ms,unit,estimate;..."
+---   record     "r:<deadline_ms>:[<periods>#]<specs>\n<keys>"
+---              specs = "algo,limit,period_ms,burst,offset_ms,unit,estimate;..."
+---              periods (reserve v3; only when some limit is a quota) = one entry per limit,
+---              `|`-separated: "<start_ms>,<end_ms>" of the calendar period a quota limit was
+---              reserved in (in its time zone, if it had one), empty for any other algorithm.
 ---   tombstone  "s:<deadline_ms>:<c|x>"          c: committed, x: cancelled
 --- keys is every state key as "<length>:<key>", concatenated, so settle compares its KEYS with one
 --- string comparison and no key can be confused with two others. The deadline is in the value, not
 --- only in the TTL, so a caller clock (now_ms, where TTLs carry grace) expires a record exactly.
+--- A replay compares specs and keys only (not periods): a retry in the next period is the same
+--- reservation. A record of reserve v2 has no periods (settle decides its quotas at its own now).
 --- @include "lib/args"
 --- @include "lib/clock"
+--- @include "lib/calendar"
 
 --- Settle's status codes (settle.lua's header states them).
 local RL_RSV_UNKNOWN = 0
@@ -50,8 +57,45 @@ local function rl_rsv_parse_specs(script, key, specs)
   return items
 end
 
---- What the reservation key holds at `now`: 'record', deadline, body (specs "\n" keys); or
---- 'tombstone', deadline, mode; or nil when absent or past its deadline.
+--- The periods section of a record for these items at `now` (each item's zone as rl_multi_zones
+--- set it, else its offset_ms): '' when no item is a quota (such a record is as v2's), else one
+--- entry per item and a closing '#'.
+local function rl_rsv_periods(items, now)
+  local parts, any = {}, false
+  for i = 1, #items do
+    local it = items[i]
+    if it.algo == 'quota' then
+      local start, period_end = rl_calendar_period(now, it.unit, it.zone or it.offset_ms)
+      parts[i] = string.format('%d,%d', start, period_end)
+      any = true
+    else
+      parts[i] = ''
+    end
+  end
+  if not any then return '' end
+  return table.concat(parts, '|') .. '#'
+end
+
+--- The periods of a record (rl_rsv_periods' string without its '#') onto its parsed items:
+--- item.start and item.period_end for each quota item. Anything else is foreign state.
+local function rl_rsv_parse_periods(script, key, periods, items)
+  local i = 0
+  for entry in string.gmatch(periods .. '|', '([^|]*)|') do
+    i = i + 1
+    local it = items[i]
+    if it == nil then rl_fail_state(script, key) end
+    if entry ~= '' then
+      local start, period_end = string.match(entry, '^(%-?%d+),(%-?%d+)$')
+      if not start or it.algo ~= 'quota' then rl_fail_state(script, key) end
+      it.start, it.period_end = tonumber(start), tonumber(period_end)
+    end
+  end
+  if i ~= #items then rl_fail_state(script, key) end
+end
+
+--- What the reservation key holds at `now`: 'record', deadline, body (specs "\n" keys), periods
+--- (nil: a record without them); or 'tombstone', deadline, mode; or nil when absent or past its
+--- deadline.
 local function rl_rsv_read(script, key, now)
   local stored = redis.call('GET', key)
   if not stored then return nil end
@@ -59,6 +103,10 @@ local function rl_rsv_read(script, key, now)
   if not kind then rl_fail_state(script, key) end
   deadline = tonumber(deadline)
   if now > deadline then return nil end
-  if kind == 'r' then return 'record', deadline, rest end
+  if kind == 'r' then
+    local periods, body = string.match(rest, '^([%d,|%-]*)#(.*)$')
+    if periods then return 'record', deadline, body, periods end
+    return 'record', deadline, rest
+  end
   return 'tombstone', deadline, rest
 end

@@ -130,6 +130,23 @@ function checkShares(plans: readonly LimitPlan[], shares: readonly string[] | un
 }
 
 /**
+ * reserve v3's tz_rules: one entry per group (plan order, then the block key), a quota limit's
+ * current rules (LimitPlan.zone) or '' — and '' in all when no limit has a zone (nothing to split).
+ */
+export function reserveTzRules(plans: readonly LimitPlan[], blocks: boolean): string {
+  if (!plans.some((p) => p.zone !== null)) return '';
+  const entries = plans.map((p) => p.zone?.rules() ?? '');
+  if (blocks) entries.push('');
+  return entries.join('|');
+}
+
+/** now_ms as the limiter sends it: its clock's reading with `sendClock` (the plans share one), else '' (Redis TIME). */
+export function reserveNowMs(plans: readonly LimitPlan[]): string {
+  const now = plans[0]?.consume.clock.now;
+  return now ? String(Math.floor(now())) : '';
+}
+
+/**
  * reserve on Redis for one subject: `stateKeys` in plan order then the block key (`blocks`),
  * `costs` the estimate per limit (in plan order), `shares` the call's priority class (share_ppm
  * per limit in plan order, '' for the whole capacity; undefined: no class). The handle is known
@@ -150,7 +167,8 @@ export function reserveCall(
   const costSpec = group.find((a) => a.name === 'cost')!;
   if (costs.length !== plans.length) throw new InvalidArgumentError('reserve', 'cost', `one estimate per limit (${plans.length}), got ${costs.length}`);
   const share = checkShares(plans, shares);
-  const argv = [intArg(def.name, def.args[0]!, ttlMs, 'ttlMs'), ''];
+  // ttl_ms, now_ms, tz_rules (v3), then the groups.
+  const argv = [intArg(def.name, def.args[0]!, ttlMs, 'ttlMs'), reserveNowMs(plans), reserveTzRules(plans, blocks)];
   plans.forEach((p, i) => {
     const it = p.item;
     argv.push(it.algo!, it.limit!, it.period_ms!, intArg(def.name, costSpec, costs[i]!, `cost.${p.name}`), it.burst!, it.offset_ms!, it.unit!, share?.[i] ?? '');
@@ -169,7 +187,8 @@ export function reserveOnTwin(plans: readonly LimitPlan[], blocks: boolean, cost
   // '' is the script's default (the whole capacity): no share_ppm at all, as the prologue leaves it.
   const items: ArgValues[] = plans.map((p, i) => (share?.[i] ? { ...p.fallbackItem, cost: costs[i]!, share_ppm: Number(share[i]) } : { ...p.fallbackItem, cost: costs[i]! }));
   if (blocks) items.push({ algo: 'block', limit: 1, cost: 1, offset_ms: 0 });
-  return { args: { ttl_ms: ttlMs }, items };
+  const tz = reserveTzRules(plans, blocks);
+  return { args: tz === '' ? { ttl_ms: ttlMs } : { ttl_ms: ttlMs, tz_rules: tz }, items };
 }
 
 export interface SettleOptions {
@@ -177,6 +196,8 @@ export interface SettleOptions {
   overage?: 'debt' | 'cap';
   /** The keys the caller expects (the subject's, resolved by the limiter): a handle for other keys is refused before any round trip. */
   expectKeys?: readonly string[];
+  /** now_ms to send ('' or undefined: Redis TIME); the limiter's clock with `sendClock`. */
+  nowMs?: string;
 }
 
 /**
@@ -189,7 +210,7 @@ export function settleCall(handle: string, mode: 'commit' | 'cancel', actuals: r
   if (options.expectKeys && (options.expectKeys.length !== r.keys.length || options.expectKeys.some((k, i) => k !== r.keys[i]))) {
     throw new ReservationError('mismatch', handle);
   }
-  const argv = [enumArg(def.name, def.args[0]!, mode, 'mode'), enumArg(def.name, def.args[1]!, options.overage ?? 'debt', 'overage'), ''];
+  const argv = [enumArg(def.name, def.args[0]!, mode, 'mode'), enumArg(def.name, def.args[1]!, options.overage ?? 'debt', 'overage'), options.nowMs ?? ''];
   const spec = def.each!.args[0]!;
   if (mode === 'commit') {
     if (!actuals) throw new InvalidArgumentError('settle', 'actual', 'commit needs the actual use of each limit');

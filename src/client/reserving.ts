@@ -6,7 +6,7 @@ import type { Target } from './keys.js';
 import type { LimitPlan } from './plan.js';
 import { isCallerError, unavailable, type FailurePolicy } from './policy.js';
 import type { RedisPath } from './redis-path.js';
-import { decodeSettle, reserveCall, reserveOnTwin, settleCall, settledOrThrow, settleOnTwin, type SettleOptions, type SettleOutcome } from './reservations.js';
+import { decodeSettle, reserveCall, reserveNowMs, reserveOnTwin, settleCall, settledOrThrow, settleOnTwin, type SettleOptions, type SettleOutcome } from './reservations.js';
 import type { Shape } from './shape.js';
 
 /** A reservation's decision: admitted with a handle to settle, or denied (nothing taken, no handle). */
@@ -53,7 +53,7 @@ export class Reserver {
 
   /** Commits (actuals per limit; undefined keeps a limit's estimate) or cancels: once, and says so. */
   settle(handle: string, mode: 'commit' | 'cancel', actuals: readonly (number | undefined)[] | null, options: SettleOptions): Promise<SettleOutcome> {
-    const call = settleCall(handle, mode, actuals, options);
+    const call = settleCall(handle, mode, actuals, { ...options, nowMs: reserveNowMs(this.plans) });
     const slot = this.cluster ? hashSlot(call.keys[0]!) : -1;
     const onTwin = () => settledOrThrow(decodeSettle(this.fallback.twin.runParsed(b.settleScript, call.keys, ...spread(settleOnTwin(call))), this.names), handle);
     if (!this.path) return Promise.resolve().then(onTwin);

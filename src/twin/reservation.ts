@@ -7,7 +7,7 @@ import { ScriptError } from '../errors.js';
 import * as a from './algorithms.js';
 import type { ArgValues } from './args.js';
 import { msUntil, timeUntil } from './bucket.js';
-import { calendarPeriod } from './calendar.js';
+import { calendarPeriod, parseTzRules, type Zone } from './calendar.js';
 import { muldivmod } from '../math/exact.js';
 import type { TwinCall } from './scripts.js';
 import { TwinStateError, type MemoryStore, type TwinValue } from './store.js';
@@ -57,6 +57,55 @@ function specs(items: readonly ArgValues[]): string {
 
 const SPEC = /([a-z_]+),(\d+),(\d*),(\d+),(-?\d+),([a-z]*),(\d+)/g;
 
+/** What an item carries besides its arguments: its zone (rl_multi_zones; the twin's multi reads it), its recorded period (settle). */
+interface Extra {
+  zone?: Zone;
+  start?: number;
+  period_end?: number;
+}
+const extra = (it: ArgValues) => it as unknown as Extra;
+
+/**
+ * rl_multi_zones of reserve: tz_rules, one `|`-separated entry per item, each empty (the item
+ * keeps its offset_ms) or a rule string for a quota item; the same refusals, before any key is read.
+ */
+function zones(script: string, raw: string | undefined, items: ArgValues[]): ArgValues[] {
+  if (raw === undefined || raw === '') return items;
+  const entries = raw.split('|');
+  if (entries.length !== items.length) throw bad(script, `tz_rules has ${entries.length} entries for ${items.length} limit(s) (one per limit, empty for none)`);
+  return items.map((it, index) => {
+    const entry = entries[index]!;
+    if (entry === '') return it;
+    const i = index + 1;
+    if (it.algo !== 'quota') throw bad(script, `tz_rules[${i}] is for algo quota only, limit ${i} is ${it.algo}`);
+    const bytes = Buffer.byteLength(entry);
+    if (bytes > 1024) throw bad(script, `tz_rules[${i}] must be at most 1024 bytes, got ${bytes}`);
+    const zone: Zone = parseTzRules(entry, (m) => {
+      throw bad(script, m);
+    });
+    return { ...it, zone } as unknown as ArgValues;
+  });
+}
+
+/** rl_rsv_periods: '' when no item is a quota, else "<start>,<end>" per quota item ('' for others), `|`-joined, then '#'. */
+function periods(items: readonly ArgValues[], now: number): string {
+  if (!items.some((it) => it.algo === 'quota')) return '';
+  return `${items.map((it) => (it.algo === 'quota' ? calendarPeriod(now, it.unit as string, extra(it).zone ?? num(it.offset_ms)).join(',') : '')).join('|')}#`;
+}
+
+/** rl_rsv_parse_periods: start and period_end onto each quota item; anything else is foreign state. */
+function parsePeriods(script: string, key: string, text: string, items: ArgValues[]): void {
+  const entries = text.split('|');
+  if (entries.length !== items.length) throw wrongState(script, key);
+  entries.forEach((entry, i) => {
+    if (entry === '') return;
+    const m = /^(-?\d+),(-?\d+)$/.exec(entry);
+    if (!m || items[i]!.algo !== 'quota') throw wrongState(script, key);
+    extra(items[i]!).start = Number(m[1]);
+    extra(items[i]!).period_end = Number(m[2]);
+  });
+}
+
 /** rl_rsv_parse_specs. */
 function parseSpecs(script: string, key: string, text: string): ArgValues[] {
   const items: ArgValues[] = [];
@@ -70,7 +119,10 @@ function parseSpecs(script: string, key: string, text: string): ArgValues[] {
 interface Held {
   kind: 'record' | 'tombstone';
   deadline: number;
+  /** A record's body (specs "\n" keys), a tombstone's mode. */
   rest: string;
+  /** A record's periods section, without its '#' (undefined: a record without one). */
+  periods?: string;
 }
 
 /** rl_rsv_read: what the reservation key holds at `now` (undefined: absent or past its deadline). */
@@ -90,7 +142,9 @@ function readHeld(c: TwinCall, key: string, keyError: StateKeyError): Held | und
   if (!m) throw wrongState(c.script, key);
   const deadline = Number(m[2]);
   if (c.now > deadline) return undefined;
-  return { kind: m[1] === 'r' ? 'record' : 'tombstone', deadline, rest: m[3]! };
+  if (m[1] === 's') return { kind: 'tombstone', deadline, rest: m[3]! };
+  const p = /^([\d,|-]*)#([\s\S]*)$/.exec(m[3]!);
+  return p ? { kind: 'record', deadline, rest: p[2]!, periods: p[1]! } : { kind: 'record', deadline, rest: m[3]! };
 }
 
 function store(c: TwinCall, key: string, text: string, ttl: number): void {
@@ -99,10 +153,11 @@ function store(c: TwinCall, key: string, text: string, ttl: number): void {
 }
 
 /**
- * reserve.lua (v2). Each item may carry share_ppm, its priority class: multi decides it exactly as
+ * reserve.lua (v3). Each item may carry share_ppm, its priority class: multi decides it exactly as
  * rl_multi does (at estimate + what the class must leave). The class is not part of the record
  * (rl_rsv_specs stores parameters and estimates only): a replay is the same reservation whatever
- * class it names, and settle gives back what was taken.
+ * class it names, and settle gives back what was taken. tz_rules (v3) puts quota items in their
+ * time zones; the record keeps each quota item's period (rl_rsv_periods), not the zone.
  */
 export function twinReserve(c: TwinCall, multi: TwinMulti, keyError: StateKeyError): number[] {
   const recordKey = c.keys[0]!;
@@ -110,18 +165,19 @@ export function twinReserve(c: TwinCall, multi: TwinMulti, keyError: StateKeyErr
   stateKeys.forEach((k, i) => {
     if (k === recordKey) throw bad('reserve', `the record key is also the state key of limit ${i + 1}`);
   });
-  const body = `${specs(c.items)}\n${canonKeys(c.keys)}`;
+  const items = zones('reserve', c.args.tz_rules as string | undefined, c.items);
+  const body = `${specs(items)}\n${canonKeys(c.keys)}`;
   const held = readHeld(c, recordKey, keyError);
   if (held?.kind === 'record' && held.rest === body) {
     // The same reservation again: admitted, nothing more taken; what each limit holds now.
-    const now = multi({ ...c, keys: stateKeys, items: c.items.map((it) => ({ ...it, cost: 0 })) }, false, 'reserve');
+    const now = multi({ ...c, keys: stateKeys, items: items.map((it) => ({ ...it, cost: 0 })) }, false, 'reserve');
     const reply = [1, 0, 0];
     for (let i = 0; i < c.items.length; i++) reply.push(1, now[4 + 4 * i]!, now[5 + 4 * i]!, 0);
     return reply;
   }
   if (held) throw bad('reserve', `reservation key ${recordKey} already holds another reservation or a settled one (ids are never reused)`);
-  const reply = multi({ ...c, keys: stateKeys }, true, 'reserve');
-  if (reply[0] === 1) store(c, recordKey, `r:${c.now + (c.args.ttl_ms as number)}:${body}`, c.args.ttl_ms as number);
+  const reply = multi({ ...c, keys: stateKeys, items }, true, 'reserve');
+  if (reply[0] === 1) store(c, recordKey, `r:${c.now + (c.args.ttl_ms as number)}:${periods(items, c.now)}${body}`, c.args.ttl_ms as number);
   return reply;
 }
 
@@ -225,7 +281,21 @@ function refund(c: TwinCall, key: string, it: ArgValues, cost: number): Settled 
   return [Math.max(r[0], 0), r[1], r[2]];
 }
 
-/** settle.lua */
+/** settle_quota (settle.lua): the period reserve recorded; undefined once it has ended (not touched). */
+function settleQuota(c: TwinCall, key: string, it: ArgValues, delta: number, debt: boolean): Settled | undefined {
+  const start = extra(it).start!;
+  const end = extra(it).period_end!;
+  if (c.now >= end) return undefined;
+  if (delta > 0) return counterCharge(c, 'quota', key, num(it.limit), start, end, delta, debt);
+  const v = c.store.get(key, 'counter', c.now, 'quota');
+  const used = Math.max((v && v.start === start ? v.count : 0) + delta, 0);
+  const value = { kind: 'counter' as const, start, count: used };
+  const at = expiresAt(c.now, end - c.now, c.simulated);
+  const writes: a.Write[] = used <= 0 ? [(s) => void s.delete(key)] : [(s) => s.set(key, value, at)];
+  return [Math.max(num(it.limit) - used, 0), used > 0 ? end - c.now : 0, writes];
+}
+
+/** settle.lua (v3) */
 export function twinSettle(c: TwinCall, keyError: StateKeyError): number[] {
   const recordKey = c.keys[0]!;
   const n = c.keys.length - 1;
@@ -241,6 +311,7 @@ export function twinSettle(c: TwinCall, keyError: StateKeyError): number[] {
   if (split < 0 || held.rest.slice(split + 1) !== canonKeys(c.keys)) return unsettled(SETTLE_STATUS.mismatch);
   const items = parseSpecs('settle', recordKey, held.rest.slice(0, split));
   if (items.length !== n) throw wrongState('settle', recordKey);
+  if (held.periods !== undefined) parsePeriods('settle', recordKey, held.periods, items);
 
   const cancel = c.args.mode === 'cancel';
   const debt = c.args.overage === 'debt';
@@ -253,14 +324,17 @@ export function twinSettle(c: TwinCall, keyError: StateKeyError): number[] {
     const actual = c.items[i]!.actual;
     const delta = it.algo === 'block' ? 0 : cancel ? -num(it.cost) : actual === undefined || actual === null ? 0 : num(actual) - num(it.cost);
     if (delta !== 0) {
-      let writes: a.Write[];
+      let done: Settled | undefined;
       try {
-        [remaining, reset, writes] = delta < 0 ? refund(c, key, it, -delta) : charge(c, key, it, delta, debt);
+        done = extra(it).period_end !== undefined ? settleQuota(c, key, it, delta, debt) : delta < 0 ? refund(c, key, it, -delta) : charge(c, key, it, delta, debt);
       } catch (err) {
         if (err instanceof TwinStateError) throw keyError('settle', c.store, key, it.algo as string, c.now);
         throw err;
       }
-      pending.push(writes);
+      if (done) {
+        [remaining, reset] = done;
+        pending.push(done[2]);
+      }
     }
     reply.push(remaining, reset);
   });

@@ -84,10 +84,11 @@ describe('reserve', () => {
     await expect(b.reserve(redis, { recordKey: s.record(), ttlMs: 1000, limits: [{ key: s.rpm, algo: 'sliding_log' as never, limit: 1, periodMs: 1000 }] })).rejects.toThrow(InvalidArgumentError);
     await expect(b.reserve(redis, { recordKey: s.record(), ttlMs: 0, limits: [{ key: s.rpm, ...rpmSpec }] })).rejects.toThrow(InvalidArgumentError);
     await expect(b.reserve(redis, { recordKey: s.record(), ttlMs: 86_400_001, limits: [{ key: s.rpm, ...rpmSpec }] })).rejects.toThrow(InvalidArgumentError);
-    await expect(redis.eval(b.reserveScript.source, 2, s.record(), s.rpm, '1000', '', 'sliding_log', '1', '1000', '1', '', '', '', '')).rejects.toThrow(/^BADARG/);
-    await expect(redis.eval(b.reserveScript.source, 2, s.rpm, s.rpm, '1000', '', 'gcra', '1', '1000', '1', '', '', '', '')).rejects.toThrow(/^BADARG.*also the state key/);
-    // v1's ARGV (groups of 7, no share_ppm) is refused
-    await expect(redis.eval(b.reserveScript.source, 2, s.record(), s.rpm, '1000', '', 'gcra', '1', '1000', '1', '', '', '')).rejects.toThrow(/^BADARG.*expects 10 argument\(s\) for 2 key\(s\) \(2 fixed \+ 8 per key\), got 9/);
+    await expect(redis.eval(b.reserveScript.source, 2, s.record(), s.rpm, '1000', '', '', 'sliding_log', '1', '1000', '1', '', '', '', '')).rejects.toThrow(/^BADARG/);
+    await expect(redis.eval(b.reserveScript.source, 2, s.rpm, s.rpm, '1000', '', '', 'gcra', '1', '1000', '1', '', '', '', '')).rejects.toThrow(/^BADARG.*also the state key/);
+    // v1's ARGV (groups of 7, no share_ppm) and v2's (no tz_rules) are refused
+    await expect(redis.eval(b.reserveScript.source, 2, s.record(), s.rpm, '1000', '', 'gcra', '1', '1000', '1', '', '', '')).rejects.toThrow(/^BADARG.*expects 11 argument\(s\) for 2 key\(s\) \(3 fixed \+ 8 per key\), got 9/);
+    await expect(redis.eval(b.reserveScript.source, 2, s.record(), s.rpm, '1000', '', 'gcra', '1', '1000', '1', '', '', '', '')).rejects.toThrow(/^BADARG.*expects 11 argument\(s\) for 2 key\(s\) \(3 fixed \+ 8 per key\), got 10/);
     expect(await raw(s.rpm)).toEqual([null]);
   });
 
