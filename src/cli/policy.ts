@@ -32,7 +32,7 @@ const change = (c: Command) =>
   c
     .requiredOption('--author <who>', 'who makes the change (recorded)')
     .option('--reason <why>', 'why (recorded)')
-    .addOption(new Option('--carry-over <rule>', 'what the state of the limits it sets does').choices(['as-is', 'reset']).default('as-is'))
+    .addOption(new Option('--carry-over <rule>', 'what the state of the limits it sets does').choices(['as-is', 'reset', 'proportional']).default('as-is'))
     .option('--if-version <n>', 'apply only if the global policy version is still n', positive('--if-version', 0));
 
 function positive(name: string, min = 1) {
@@ -61,7 +61,7 @@ async function withStore<T>(o: Common, run: (store: PolicyStore) => Promise<T>):
 
 function describeVersion(v: PolicyVersion): string {
   const when = new Date(v.timeMs).toISOString();
-  return `v${v.version} ${v.op} by ${v.author} at ${when}${v.carryOver === 'reset' ? ' (reset)' : ''}${v.reason ? `: ${v.reason}` : ''}`;
+  return `v${v.version} ${v.op} by ${v.author} at ${when}${v.carryOver !== 'as-is' ? ` (${v.carryOver})` : ''}${v.reason ? `: ${v.reason}` : ''}`;
 }
 
 function describePolicy(p: PolicyInput | null): string[] {
@@ -101,7 +101,7 @@ export function registerPolicyCommands(cli: Command, io: PolicyCliIO = { out: (t
     .option('--scale <factor>', 'scale every limit resolved up to this layer (e.g. 0.8)')
     .option('--parent <name>', 'inherit from this policy')
     .option('--remove <names>', 'limit names this policy takes away (comma list)')
-    .action(async (name: string, o: Common & { author: string; reason?: string; carryOver: 'as-is' | 'reset'; ifVersion?: number; doc?: string; file?: string; scale?: string; parent?: string; remove?: string }) => {
+    .action(async (name: string, o: Common & { author: string; reason?: string; carryOver: 'as-is' | 'reset' | 'proportional'; ifVersion?: number; doc?: string; file?: string; scale?: string; parent?: string; remove?: string }) => {
       const doc = documentFrom(o);
       const version = await withStore(o, (s) => s.set(name, doc, { author: o.author, ...(o.reason ? { reason: o.reason } : {}), carryOver: o.carryOver, ...(o.ifVersion !== undefined ? { ifVersion: o.ifVersion } : {}) }));
       print(o.json, { name, version }, () => [`${name}: stored as version ${version}`]);
@@ -135,7 +135,7 @@ export function registerPolicyCommands(cli: Command, io: PolicyCliIO = { out: (t
   });
 
   change(common(policy.command('rollback <name> <version>').description('make an earlier version current again (as a new version)'))).action(
-    async (name: string, version: string, o: Common & { author: string; reason?: string; carryOver: 'as-is' | 'reset'; ifVersion?: number }) => {
+    async (name: string, version: string, o: Common & { author: string; reason?: string; carryOver: 'as-is' | 'reset' | 'proportional'; ifVersion?: number }) => {
       const to = positive('<version>')(version);
       const v = await withStore(o, (s) => s.rollback(name, to, { author: o.author, ...(o.reason ? { reason: o.reason } : {}), carryOver: o.carryOver, ...(o.ifVersion !== undefined ? { ifVersion: o.ifVersion } : {}) }));
       print(o.json, { name, version: v, rolledBackTo: to }, () => [`${name}: version ${to} is current again as version ${v}`]);

@@ -11,6 +11,7 @@ import { parseMultiBatchSpecs } from '../runtime/checks.js';
 import { TwinStateError, type MemoryStore, type TwinValue } from './store.js';
 import { twinReserve, twinSettle } from './reservation.js';
 import { twinFairShare } from './fair.js';
+import { twinPolicyCarry } from './policy.js';
 import { parseTzRules, type Zone } from './calendar.js';
 
 export interface TwinCall {
@@ -319,6 +320,7 @@ const k0 = (c: TwinCall) => c.keys[0]!;
 const share = (c: TwinCall, capacity: number) => a.keep(capacity, c.args.share_ppm as number | undefined);
 
 export const twinScripts: Record<string, Impl> = {
+  policy_carry: twinPolicyCarry,
   gcra: (c) => consume(a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.burst))), c.store),
   gcra_peek: (c) => peek((cost) => a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), cost, c.now, c.simulated), n(c.args.cost)),
   gcra_refund: (c) => refund(a.gcraRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
