@@ -33,7 +33,7 @@
  *
  * Run it: `npx tsx examples/llm-gateway.ts` (REDIS_URL, default redis://127.0.0.1:6379).
  */
-import { createFairShare, createRateLimiter, isCallerError, reset as resetKeys, TwinClient, tzRulesFor, type Decision, type FairShare, type FairShareDecision, type LimitSpec, type RateLimiter, type RedisClientLike, type Subject } from 'redlimit';
+import { createFairShare, createRateLimiter, isCallerError, reset as resetKeys, TwinClient, type Decision, type FairShare, type FairShareDecision, type LimitSpec, type RateLimiter, type RedisClientLike, type Subject } from 'redlimit';
 
 /** One model of a provider: its per-agent RPM and TPM, and its price per million tokens in micro-dollars. */
 export interface ModelSpec {
@@ -188,24 +188,13 @@ export async function* simulatedStream(actual: number, fail: boolean): AsyncGene
 }
 
 /**
- * TIME ZONE SWITCH. A quota takes `timeZone` (an IANA zone, DST-correct on the server clock), but
- * reserve refuses a zoned quota (the reserve script takes no time-zone rules yet). Until it does,
- * the team's day is the zone's UTC offset in effect when the gateway starts: right until the
- * next DST change (restart the gateway across one). Once reserve takes zones, swap the return:
+ * The team's day: a quota in the team's IANA time zone (DST-correct on the server clock: a day is
+ * 23 or 25 hours when the clocks change). reserve takes the zone's rules (reserve v3), and a
+ * reservation is settled in the day it was made in: a call reserved before local midnight and
+ * settled after it gives nothing back to, and charges nothing on, the new day.
  */
-function teamDay(timeZone: string): { utcOffsetMs: number } | { timeZone: string } {
-  return { utcOffsetMs: zoneOffsetNow(timeZone) }; // SWITCH: return { timeZone };
-}
-
-/** The zone's UTC offset now, ms, from the rules the library builds for quotas (tzRulesFor). */
-export function zoneOffsetNow(timeZone: string, now = Date.now()): number {
-  const [first, ...changes] = tzRulesFor(timeZone, now).rules.split(';');
-  let offset = Number(first);
-  for (const change of changes) {
-    const [at, to] = change.split(':').map(Number);
-    if (at! <= now) offset = to!;
-  }
-  return offset;
+function teamDay(timeZone: string): { timeZone: string } {
+  return { timeZone };
 }
 
 const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
