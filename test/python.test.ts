@@ -560,6 +560,48 @@ describe.each(['sync', 'async'] as const)('a calendar quota in a time zone (%s),
       await node.close();
     });
   });
+
+  it('Python reserves on a day quota in a time zone (reserve v3 sends its rules), Node commits: one local day', async () => {
+    const prefix = uniquePrefix(`tz-rsv-${mode}`).slice(0, -1);
+    const node = createRateLimiter({
+      redis,
+      prefix,
+      limits: [
+        { name: 'rpm', algo: 'gcra', limit: 1_000, periodMs: YEAR },
+        { name: 'daily', algo: 'quota', limit: 10_000, unit: 'day', timeZone: 'America/Los_Angeles' },
+      ],
+      ...UNHURRIED,
+    });
+    await withAgent(mode, async (py) => {
+      await py.call({
+        op: 'limiter',
+        id: 'Z',
+        prefix,
+        limits: [
+          { name: 'rpm', algo: 'gcra', limit: 1_000, period_ms: YEAR },
+          { name: 'daily', algo: 'quota', limit: 10_000, unit: 'day', time_zone: 'America/Los_Angeles' },
+        ],
+      });
+      const r = await py.call<PyDecision>({ op: 'reserve', limiter: 'Z', subject: 'team-1', cost: { rpm: 1, daily: 3_000 } });
+      expect(r).toMatchObject({ allowed: true });
+      const daily = r.limits.find((l) => l.name === 'daily')!;
+      expect(daily.remaining).toBe(7_000);
+      // The reserved day is Los Angeles': it ends at local midnight there (not at UTC's).
+      const ends = new Date(Date.now() + daily.reset_after_ms + 500);
+      expect(new Intl.DateTimeFormat('en-GB', { timeZone: 'America/Los_Angeles', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(ends)).toBe('00:00');
+      // Node commits 1 200 of the 3 000: 1 800 come back to the same day.
+      expect(await node.commit(r.handle!, { daily: 1_200 })).toMatchObject({ status: 'committed', limits: [{ name: 'rpm', remaining: -1 }, { name: 'daily', remaining: 8_800 }] });
+      expect((await node.peek('team-1')).limits.map((l) => [l.name, l.remaining])).toEqual([['rpm', 999], ['daily', 8_800]]);
+      const fromPy = await py.call<PyDecision>({ op: 'peek', limiter: 'Z', subject: 'team-1' });
+      expect(fromPy.limits.map((l) => [l.name, l.remaining])).toEqual([['rpm', 999], ['daily', 8_800]]);
+      // And back: a Python cancel of a Python reservation gives all of it back.
+      const again = await py.call<PyDecision>({ op: 'reserve', limiter: 'Z', subject: 'team-1', cost: { rpm: 1, daily: 800 } });
+      expect(again.limits.find((l) => l.name === 'daily')!.remaining).toBe(8_000);
+      expect((await py.call<PySettlement>({ op: 'cancel', limiter: 'Z', handle: again.handle })).status).toBe('cancelled');
+      expect((await node.peek('team-1')).limits.map((l) => [l.name, l.remaining])).toEqual([['rpm', 999], ['daily', 8_800]]);
+    });
+    await node.close();
+  });
 });
 
 describe.each(['sync', 'async'] as const)('concurrency (%s): Python and Node hold the slots of one limit', (mode) => {

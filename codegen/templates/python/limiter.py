@@ -442,7 +442,9 @@ class Limiter:
         limit() (cost is the estimate). Admitted: Reserved.handle, a string any process settles
         (Python or Node): commit it with the actual use, or cancel it; unsettled, it expires after
         ttl_ms and counts at its estimate. Denied: nothing taken, handle None (retry_after_ms -1:
-        the estimate can never fit)."""
+        the estimate can never fit). A quota with time_zone is reserved in its zone (its rules go
+        with the call), and settled in the calendar period it was reserved in: a settle after that
+        period has ended gives nothing back to, and charges nothing on, the next one."""
         script = SCRIPTS["reserve"]
         reservable = [v for v in _group_arg(script, "algo")["values"] if v != "block"]
         for l in self.limits:
