@@ -10,7 +10,18 @@ import type { MetricsHook } from './metrics.js';
  * unit, utcOffsetMs? }`. A quota may instead name an IANA time zone (`timeZone: 'Europe/Berlin'`):
  * its days, weeks and months then start at local midnight, daylight saving time included.
  */
-export type LimitSpec = { [A in AlgoName]: { name: string; algo: A; scope?: string; priorities?: Priorities } & AlgorithmParams[A] & (A extends 'quota' ? QuotaZone : unknown) }[AlgoName];
+export type LimitSpec = {
+  [A in AlgoName]: { name: string; algo: A; scope?: string; priorities?: Priorities; byScope?: ByScope<Partial<AlgorithmParams[A]>> } & AlgorithmParams[A] & (A extends 'quota' ? QuotaZone : unknown);
+}[AlgoName];
+
+/**
+ * Values chosen per scope value: a limit keyed by a `scope` (e.g. `scope: 'model'`) may give, per
+ * value of that scope, other values for its algorithm's parameters (`{ 'gpt-large': { limit:
+ * 30_000 } }`). A parameter an entry does not give keeps the limit's own; a value not listed uses
+ * the limit's own values throughout. Each entry is checked by its script's ranges at
+ * construction, as the limit itself is.
+ */
+export type ByScope<P> = Readonly<Record<string, P>>;
 
 /** A quota's zone: a fixed `utcOffsetMs` (its parameter), or an IANA `timeZone` (not both). */
 export interface QuotaZone {
@@ -33,6 +44,8 @@ export interface ConcurrencyLimitSpec {
   ttlMs?: number;
   scope?: string;
   priorities?: Priorities;
+  /** Holders at once (and ttl) per value of `scope`, e.g. `{ 'gpt-large': { limit: 4 } }`; see ByScope. */
+  byScope?: ByScope<{ limit?: number; ttlMs?: number }>;
 }
 
 /** Any limit a limiter takes: a rate limit or a concurrency limit. */
@@ -178,7 +191,7 @@ export function validateConfig(o: RateLimiterOptions): AnyLimitSpec[] {
     }
     if (!(algoNames as readonly string[]).includes(l.algo)) throw new InvalidConfigError(`limit ${l.name}: algo must be one of ${[...algoNames, 'concurrency'].join(', ')}, got ${JSON.stringify(l.algo)}`);
     const params = algorithms[l.algo].params;
-    unknownKeys(l, ['name', 'algo', 'scope', 'priorities', ...params.map((p) => p.prop), ...(l.algo === 'quota' ? ['timeZone'] : [])], `limit ${l.name}`);
+    unknownKeys(l, ['name', 'algo', 'scope', 'priorities', 'byScope', ...params.map((p) => p.prop), ...(l.algo === 'quota' ? ['timeZone'] : [])], `limit ${l.name}`);
     if (l.priorities !== undefined) checkPriorities(l.priorities, `limit ${l.name}: priorities`);
     if (l.algo === 'quota' && l.timeZone !== undefined) {
       if (typeof l.timeZone !== 'string' || l.timeZone.length === 0) throw new InvalidConfigError(`limit ${l.name}: timeZone must be an IANA time zone name, e.g. "Europe/Berlin"`);
@@ -193,6 +206,19 @@ export function validateConfig(o: RateLimiterOptions): AnyLimitSpec[] {
       else if (p.type === 'enum' && !p.values!.includes(value as string)) throw new InvalidConfigError(`limit ${l.name}: ${p.prop} must be ${oneOf(p.values!)}`);
     }
     checkScope(l);
+    if (l.byScope !== undefined) {
+      checkByScope(l, params.map((p) => p.prop), (where, o) => {
+        for (const p of params) {
+          const value = (o as Record<string, unknown>)[p.prop];
+          if (value === undefined) continue; // kept from the limit
+          if (p.type === 'int') intBetween(value, `${where}: ${p.prop}`, p.min!, p.max!);
+          else if (p.type === 'enum' && !p.values!.includes(value as string)) throw new InvalidConfigError(`${where}: ${p.prop} must be ${oneOf(p.values!)}`);
+        }
+        if (l.algo === 'quota' && l.timeZone !== undefined && (o as { utcOffsetMs?: unknown }).utcOffsetMs !== undefined) {
+          throw new InvalidConfigError(`${where}: utcOffsetMs cannot be given for a quota in time zone ${l.timeZone} (a time zone has its own offsets)`);
+        }
+      });
+    }
   }
   if (o.priorities !== undefined) checkPriorities(o.priorities, 'priorities');
   if (o.prefix !== undefined && (typeof o.prefix !== 'string' || o.prefix.length === 0 || /[{}]/.test(o.prefix))) {
@@ -248,11 +274,44 @@ function checkScope(l: AnyLimitSpec): void {
 
 /** A concurrency limit: its slots and ttl by concurrency_acquire's own ranges. */
 function checkConcurrency(l: ConcurrencyLimitSpec): void {
-  unknownKeys(l, ['name', 'algo', 'limit', 'ttlMs', 'scope', 'priorities'], `limit ${l.name}`);
+  unknownKeys(l, ['name', 'algo', 'limit', 'ttlMs', 'scope', 'priorities', 'byScope'], `limit ${l.name}`);
   intBetween(l.limit, `limit ${l.name}: limit (holders at once)`, CONCURRENCY_LIMIT.min!, CONCURRENCY_LIMIT.max!);
   if (l.ttlMs !== undefined) intBetween(l.ttlMs, `limit ${l.name}: ttlMs`, CONCURRENCY_TTL.min!, CONCURRENCY_TTL.max!);
   if (l.priorities !== undefined) checkPriorities(l.priorities, `limit ${l.name}: priorities`);
   checkScope(l);
+  if (l.byScope !== undefined) {
+    checkByScope(l, ['limit', 'ttlMs'], (where, o) => {
+      const { limit, ttlMs } = o as { limit?: unknown; ttlMs?: unknown };
+      if (limit !== undefined) intBetween(limit, `${where}: limit (holders at once)`, CONCURRENCY_LIMIT.min!, CONCURRENCY_LIMIT.max!);
+      if (ttlMs !== undefined) intBetween(ttlMs, `${where}: ttlMs`, CONCURRENCY_TTL.min!, CONCURRENCY_TTL.max!);
+    });
+  }
+}
+
+/** The longest scope value a key takes (keys.ts part()). */
+const MAX_SCOPE_VALUE = 512;
+
+/**
+ * A limit's `byScope`: it needs a scope to choose by; each entry is named by a scope value as keys
+ * take it (non-empty, at most 512 characters, no braces, well-formed) and gives only parameters
+ * of the limit's algorithm (`props`), each then checked by `check` against its script's ranges.
+ */
+function checkByScope(l: AnyLimitSpec, props: readonly string[], check: (where: string, o: object) => void): void {
+  const where = `limit ${l.name}: byScope`;
+  if (l.scope === undefined || l.scope === 'id') {
+    throw new InvalidConfigError(`${where} chooses values per value of the limit's scope: give it a scope (e.g. scope: 'model', with scopes: { model: 'gpt-large' } in each call's subject)${l.scope === 'id' ? '; values per id are what policies are for' : ''}`);
+  }
+  const by: unknown = l.byScope;
+  if (by === null || typeof by !== 'object' || Array.isArray(by)) throw new InvalidConfigError(`${where} must be { scopeValue: { parameter: value } }, e.g. { 'gpt-large': { limit: 30000 } }`);
+  for (const [value, o] of Object.entries(by)) {
+    const at = `${where}[${JSON.stringify(value.slice(0, 40))}]`;
+    if (value.length === 0 || value.length > MAX_SCOPE_VALUE || value.includes('{') || value.includes('}') || !(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
+      throw new InvalidConfigError(`${at}: a ${l.scope} value must be a non-empty, well-formed string of at most ${MAX_SCOPE_VALUE} characters without { or } (as keys take it)`);
+    }
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new InvalidConfigError(`${at} must be an object of ${oneOf(props)}`);
+    unknownKeys(o, props, at);
+    check(at, o);
+  }
 }
 
 function checkPriorities(p: unknown, where: string): void {

@@ -1,6 +1,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { hashSlot } from '../runtime/index.js';
 import type { LimitPlan } from './plan.js';
+import type { Variant } from './variants.js';
 
 /**
  * Who a call is for. A string is an id. An object can also name the hash tag (all keys of one
@@ -97,10 +98,14 @@ export interface Target {
   ident: string;
   /** Cluster hash slot of every key of the call; -1 on a standalone client. */
   slot: number;
+  /** The limit values this subject's calls use (byScope: chosen by its scope values; else the limits' own). */
+  variant: Variant;
 }
 
 /**
- * Subjects to keys, for one limiter. Plain ids repeat, so their targets are built once (a bounded
+ * Subjects to keys (and the variant of limit values their scope values choose), for one
+ * limiter. Keys name the scope value of every limit keyed by a scope, so one key set always has
+ * one variant. Plain ids repeat, so their targets are built once (a bounded
  * cache of immutable values); object subjects are resolved per call.
  */
 export class Subjects {
@@ -111,6 +116,7 @@ export class Subjects {
     private readonly plans: readonly LimitPlan[],
     private readonly blocks: boolean,
     private readonly cluster: boolean,
+    private readonly choose: (s: Resolved) => Variant,
   ) {}
 
   resolve(subject: Subject): Target {
@@ -134,6 +140,6 @@ export class Subjects {
     const keys: string[] = [];
     for (const p of this.plans) keys.push(limitKey(this.prefix, s, p.name, p.scope));
     if (this.blocks) keys.push(blockKey(this.prefix, s));
-    return { s, keys, ident: keys.length === 1 ? keys[0]! : JSON.stringify(keys), slot: this.cluster ? slotOf(s) : -1 };
+    return { s, keys, ident: keys.length === 1 ? keys[0]! : JSON.stringify(keys), slot: this.cluster ? slotOf(s) : -1, variant: this.choose(s) };
   }
 }

@@ -3,24 +3,23 @@ import { InvalidConfigError, RateLimitedError } from '../errors.js';
 import { hashSlot, intArg, slotOwner, type RedisClientLike } from '../runtime/index.js';
 import { booking, waitFor, type AcquireOptions, type Booking } from './acquire.js';
 import type { CircuitBreaker } from './breaker.js';
-import { Decider } from './decider.js';
 import { validateConfig, type ConcurrencyLimitSpec, type LimitSpec, type RateLimiterOptions } from './config.js';
 import { connect } from './connect.js';
 import type { Decision } from './decision.js';
 import { tagged } from './decode.js';
-import { Fallback } from './fallback.js';
+import type { Fallback } from './fallback.js';
 import { Changes } from './changes.js';
 import { checkHolder, Holding, runHeld, type Held } from './holding.js';
 import { LocalState, type LimiterStats } from './local.js';
 import { Naming, type CallOptions, type Cost, type PriorityClass, type ResetOptions } from './costs.js';
 import type { MetricsHook } from './metrics.js';
-import { compileLimit, type CallClock, type LimitPlan } from './plan.js';
-import { FailurePolicy, unavailable } from './policy.js';
+import type { CallClock, LimitPlan } from './plan.js';
+import { unavailable, type FailurePolicy } from './policy.js';
 import type { RedisPath } from './redis-path.js';
-import { Reserver, type Reserved } from './reserving.js';
+import type { Reserved } from './reserving.js';
 import type { SettleOutcome } from './reservations.js';
-import { Shape } from './shape.js';
 import { Subjects, type Subject, type Target } from './keys.js';
+import { compileLimits, Variants } from './variants.js';
 
 export type { CallOptions, Cost, Held, LimiterStats, ResetOptions };
 
@@ -32,7 +31,9 @@ export type { CallOptions, Cost, Held, LimiterStats, ResetOptions };
  *   subjects (keys) → lease → deny cache → coalescer → Redis path → failure policy → fallback twin
  *
  * How decisions travel (a limit's own script, batch, multi, multi_batch) and how replies decode
- * are compiled once into the Shape; every method differs only in what it asks. A concurrency
+ * are compiled once into the Shape; every method differs only in what it asks. Limit values
+ * chosen per scope value (byScope) make one variant (plans, Shape and what holds them) per
+ * combination of chosen values: a call takes its subject's (Target.variant). A concurrency
  * limit makes every admitted decision hold a slot (Holding: hold / run / release), decided in
  * the same multi call as the rate limits.
  */
@@ -43,14 +44,13 @@ export class RateLimiter {
   readonly limits: readonly LimitSpec[];
   /** The concurrency limits as configured. */
   readonly concurrencyLimits: readonly ConcurrencyLimitSpec[];
-  private readonly plans: LimitPlan[];
-  private readonly shape: Shape;
+  /** The limits' own values (byScope entries: `variants`). */
+  private readonly plans: readonly LimitPlan[];
+  private readonly variants: Variants;
   private readonly subjects: Subjects;
+  /** The base variant's fallback: the twin every variant shares. */
   private readonly fallback: Fallback;
-  private readonly policy: FailurePolicy;
   private readonly path: RedisPath | null;
-  private readonly decider: Decider | null;
-  private readonly reserver: Reserver;
   private readonly holding: Holding;
   private readonly local: LocalState;
   private readonly naming: Naming;
@@ -71,26 +71,37 @@ export class RateLimiter {
     this.clock = options.clock ?? Date.now;
     this.sendClock = options.sendClock ?? false;
     const sent: CallClock = { now: this.sendClock ? this.clock : null };
-    this.plans = limits.map((l) => compileLimit(l, share, sent, this.clock));
+    const compiled = compileLimits(limits, share, sent, this.clock);
+    this.plans = compiled.plans;
     this.naming = new Naming(this.plans, limits, options.priorities);
     const prefix = options.prefix ?? 'rl';
     this.name = options.name ?? prefix;
     this.blocks = options.blocks ?? false;
     this.metrics = options.metrics ?? {};
-    this.shape = new Shape(this.plans, this.blocks, sent);
     const redis = options.redis as RedisClientLike | undefined;
     const conn = redis ? connect(redis, options, this.plans, { onError: (reason) => this.metrics.redisError?.({ limiter: this.name, reason }), onNodeState: (n, to) => this.onNodeState(n, to) }) : null;
     this.path = conn?.path ?? null;
     this.breaker = conn?.breaker ?? null;
     this.warnings = conn?.warnings ?? ['no redis given: every decision comes from the in-memory twin'];
     this.prepared = conn?.prepared ?? Promise.resolve();
-    this.subjects = new Subjects(prefix, this.plans, this.blocks, conn?.cluster ?? false);
     const changes = new Changes(() => this.local.dropAll());
-    this.fallback = new Fallback(this.plans, this.shape, share, this.clock, conn !== null, changes);
-    this.policy = new FailurePolicy(options.onRedisFailure ?? 'fallback', options.throwWhenFailedClosed ?? false, this.breaker, this.shape.decode);
-    this.decider = this.path ? new Decider(this.path, options.coalesce ?? true, this.shape, this.policy, this.fallback) : null;
+    const cluster = conn?.cluster ?? false;
+    this.variants = new Variants(compiled, {
+      blocks: this.blocks,
+      sent,
+      share,
+      clock: this.clock,
+      path: this.path,
+      breaker: this.breaker,
+      cluster,
+      onRedisFailure: options.onRedisFailure ?? 'fallback',
+      throwWhenFailedClosed: options.throwWhenFailedClosed ?? false,
+      coalesce: options.coalesce ?? true,
+      changes,
+    });
+    this.subjects = new Subjects(prefix, this.plans, this.blocks, cluster, (s) => this.variants.choose(s));
+    this.fallback = this.variants.base.fallback;
     this.holding = new Holding(this.plans, this.path, this.fallback, sent);
-    this.reserver = new Reserver(this.plans, this.blocks, this.shape, this.path, this.fallback, this.policy, conn?.cluster ?? false);
     this.local = new LocalState(redis, prefix, options, this.clock, this.fallback, (s, units) => this.refund(s, { cost: units }), changes);
     this.onBreakerState = ({ to }) => {
       this.metrics.breakerState?.({ limiter: this.name, state: to as 'open' });
@@ -125,7 +136,8 @@ export class RateLimiter {
     }
     const shares = pc?.ppm;
     if (holder !== undefined) return this.limitHolding(t, costs, pc, holder, started);
-    if (!this.path) return Promise.resolve(this.report(tagged(this.fallback.decide(t, costs, true, started, shares), pc), started)); // no Redis: decided now
+    const v = t.variant;
+    if (!this.path) return Promise.resolve(this.report(tagged(v.fallback.decide(t, costs, true, started, shares), pc), started)); // no Redis: decided now
     // Leases hold the same number of units of every limit (a per-limit cost object or a priority
     // class skips them), and are spent only while a reset or block made elsewhere reaches us.
     const leases = this.local.leasesUsable() ? this.local.leases! : null;
@@ -133,19 +145,19 @@ export class RateLimiter {
     if (leased) {
       const left = leases!.take(t, costs[0]!, started);
       if (left !== null) {
-        if (leases!.wantsRefill(t.ident)) leases!.refill(t.ident, this.decider!.topUp(leases!, t, 0, started));
-        return Promise.resolve(this.report(this.shape.decode.lease(left), started));
+        if (leases!.wantsRefill(t.ident)) leases!.refill(t.ident, v.decider!.topUp(leases!, t, 0, started));
+        return Promise.resolve(this.report(v.shape.decode.lease(left), started));
       }
     }
     // The deny cache answers the same ask only: the same costs at the same class.
     const ask = pc ? [...costs, ...pc.ppm.map((x) => (x === '' ? 1_000_000 : Number(x)))] : costs;
     const cached = this.local.denyCache?.check(t, ask, started);
     if (cached) return Promise.resolve(this.report(tagged(cached, pc), started));
-    const decider = this.decider!;
+    const decider = v.decider!;
     const decided = leased ? decider.topUp(leases!, t, costs[0]!, started).then((d) => d ?? decider.decide(t, costs)) : decider.decide(t, costs, shares);
     return decided.then((d) => {
       if (d.source === 'redis') {
-        this.fallback.learn(t, d, started);
+        v.fallback.learn(t, d, started);
         if (!d.allowed) this.local.denyCache?.remember(t, ask, d, started);
       }
       return this.report(tagged(d, pc), started);
@@ -190,15 +202,25 @@ export class RateLimiter {
     return d;
   }
 
+  /**
+   * The rate limits as they apply to `subject`: each with the values its scope values choose
+   * (byScope), else its own — what its decisions report as `limit` (e.g. for RateLimit-Policy).
+   */
+  limitsFor(subject: Subject): readonly LimitSpec[] {
+    return this.subjects.resolve(subject).variant.limits.filter((l): l is LimitSpec => l.algo !== 'concurrency');
+  }
+
   /** What limit() would answer now, consuming nothing (read-only scripts: may run on a replica). */
   async peek(subject: Subject, options: CallOptions = {}): Promise<Decision> {
     const t = this.subjects.resolve(subject);
     const costs = this.naming.costs(options.cost ?? 0);
     const pc = this.naming.priority(options.priority);
-    const call = this.shape.peek(costs, pc?.ppm);
+    const v = t.variant;
+    const call = v.shape.peek(costs, pc?.ppm);
     return this.viaRedis(
-      (path) => path.run(call.def, t.keys, call.argv, t.slot).then((r) => tagged(this.shape.decide(call, r as number[], 'redis'), pc)),
-      () => tagged(this.fallback.decide(t, costs, false, this.clock(), pc?.ppm), pc),
+      v.policy,
+      (path) => path.run(call.def, t.keys, call.argv, t.slot).then((r) => tagged(v.shape.decide(call, r as number[], 'redis'), pc)),
+      () => tagged(v.fallback.decide(t, costs, false, this.clock(), pc?.ppm), pc),
     );
   }
 
@@ -228,7 +250,8 @@ export class RateLimiter {
     const t = this.subjects.resolve(subject);
     const costs = this.naming.costs(options.cost, 0);
     this.local.forget(t);
-    return this.decider ? this.decider.refund(t, this.plans, costs, this.local) : this.fallback.refund(t, this.plans, costs);
+    const v = t.variant;
+    return v.decider ? v.decider.refund(t, v.plans, costs, this.local) : v.fallback.refund(t, v.plans, costs);
   }
 
   /**
@@ -254,12 +277,12 @@ export class RateLimiter {
    * gives the units back.
    */
   async acquire(subject: Subject, options: AcquireOptions = {}): Promise<Decision> {
-    const p = this.plans[0]!;
-    if (this.plans.length !== 1 || p.algo !== 'gcra') throw new InvalidConfigError('acquire needs a limiter with exactly one gcra limit');
+    if (this.plans.length !== 1 || this.plans[0]!.algo !== 'gcra') throw new InvalidConfigError('acquire needs a limiter with exactly one gcra limit');
     const t = this.subjects.resolve(subject);
+    const v = t.variant;
     options.signal?.throwIfAborted();
-    const book = booking(p, t, this.blocks ? this.subjects.blockKey(t) : null, options, this.shape.decode);
-    const result = await this.viaRedis<Booking>(book.onRedis, () => book.onTwin(this.fallback), (d) => ({ d, waitMs: 0 }));
+    const book = booking(v.plans[0]!, t, this.blocks ? this.subjects.blockKey(t) : null, options, v.shape.decode);
+    const result = await this.viaRedis<Booking>(v.policy, book.onRedis, () => book.onTwin(v.fallback), (d) => ({ d, waitMs: 0 }));
     return waitFor(result, options.signal, () => this.refund(subject, { cost: book.cost }));
   }
 
@@ -274,7 +297,8 @@ export class RateLimiter {
     const zoned = this.plans.find((p) => p.zone !== null);
     if (zoned) throw new InvalidConfigError(`reserve cannot decide quota ${zoned.name} in its time zone (reserve takes no time zone rules yet): use limit() and refund()`);
     const pc = this.naming.priority(options.priority);
-    const r = await this.reserver.reserve(this.subjects.resolve(subject), this.naming.costs(options.cost), options.ttlMs ?? 60_000, pc?.ppm);
+    const t = this.subjects.resolve(subject);
+    const r = await t.variant.reserver.reserve(t, this.naming.costs(options.cost), options.ttlMs ?? 60_000, pc?.ppm);
     return pc ? { ...tagged(r, pc), handle: r.handle } : r;
   }
 
@@ -286,12 +310,12 @@ export class RateLimiter {
    * 'already-settled'; an unknown, expired or tampered handle is a ReservationError.
    */
   async commit(handle: string, actual: Cost, options: { overage?: 'debt' | 'cap' } = {}): Promise<SettleOutcome> {
-    return this.reserver.settle(handle, 'commit', this.naming.actuals(actual), options);
+    return this.variants.base.reserver.settle(handle, 'commit', this.naming.actuals(actual), options);
   }
 
   /** Give a reservation back whole (once, as commit). */
   async cancel(handle: string): Promise<SettleOutcome> {
-    return this.reserver.settle(handle, 'cancel', null, {});
+    return this.variants.base.reserver.settle(handle, 'cancel', null, {});
   }
 
   /** The breakers of the Cluster primaries this limiter has called. */
@@ -327,14 +351,15 @@ export class RateLimiter {
    */
   private limitHolding(t: Target, costs: number[], pc: PriorityClass | undefined, holder: string, started: number): Promise<Decision> {
     const shares = pc?.ppm;
+    const v = t.variant;
     const answer = (d: Decision) => this.report(tagged(this.holding.mark(d, holder, costs), pc), started);
-    if (!this.path) return Promise.resolve(answer(this.shape.withHolder(holder, () => this.fallback.decide(t, costs, true, started, shares))));
+    if (!this.path) return Promise.resolve(answer(v.shape.withHolder(holder, () => v.fallback.decide(t, costs, true, started, shares))));
     const ask = pc ? [...costs, ...pc.ppm.map((x) => (x === '' ? 1_000_000 : Number(x)))] : costs;
     const cached = this.local.denyCache?.check(t, ask, started);
     if (cached) return Promise.resolve(this.report(tagged(cached, pc), started));
-    return this.decider!.decide(t, costs, shares, holder).then((d) => {
+    return v.decider!.decide(t, costs, shares, holder).then((d) => {
       if (d.source === 'redis') {
-        this.fallback.learn(t, d, started);
+        v.fallback.learn(t, d, started);
         if (!d.allowed && this.holding.cacheable(d)) this.local.denyCache?.remember(t, ask, d, started);
       }
       return answer(d);
@@ -342,9 +367,9 @@ export class RateLimiter {
   }
 
   /** Every Redis call's failure path: Redis when it can, else the policy (fallback, open, closed). */
-  private viaRedis<T>(onRedis: (path: RedisPath) => Promise<T>, onFallback: () => T, wrap: (d: Decision) => T = (d) => d as T): Promise<T> {
+  private viaRedis<T>(policy: FailurePolicy, onRedis: (path: RedisPath) => Promise<T>, onFallback: () => T, wrap: (d: Decision) => T = (d) => d as T): Promise<T> {
     if (!this.path) return Promise.resolve().then(onFallback);
-    return onRedis(this.path).catch((err: unknown) => this.policy.answer(err, onFallback, wrap));
+    return onRedis(this.path).catch((err: unknown) => policy.answer(err, onFallback, wrap));
   }
 
   /** A Cluster primary's breaker changed state; when it closes, its slots' fallback counts go. */

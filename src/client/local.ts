@@ -71,11 +71,11 @@ export class LocalState {
     return this.leases !== null && this.invalidation!.healthy();
   }
 
-  /** This instance changed the subject's state itself: its own caches of it go at once. */
+  /** This instance changed the subject's state itself: its own caches of it go at once (what its variant's fallback learned too). */
   forget(t: Target): void {
     this.denyCache?.forget(t.ident);
     this.leases?.drop(t.ident);
-    this.fallback.forget(t.ident);
+    t.variant.fallback.forget(t.ident);
   }
 
   /** Runs this instance's own change of `keys`: their announcements coming back are not news. */

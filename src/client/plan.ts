@@ -138,10 +138,15 @@ function typedItem(l: LimitSpec, share: number): ArgValues {
   return item;
 }
 
-export function compileLimit(l: AnyLimitSpec, share: number, clock: CallClock = { now: null }, localClock: () => number = Date.now): LimitPlan {
+/**
+ * `label` names the limit in configuration errors (default `limit <name>`; a byScope entry's
+ * values: `limit <name>: byScope["<value>"]`). `zone`: the limit's time zone rules when they are
+ * built already (the same zone for every scope value).
+ */
+export function compileLimit(l: AnyLimitSpec, share: number, clock: CallClock = { now: null }, localClock: () => number = Date.now, label = `limit ${l.name}`, zoneRules?: ZoneRules | null): LimitPlan {
   if (l.algo === 'concurrency') return compileConcurrency(l, share, clock);
   try {
-    const zone = l.algo === 'quota' && l.timeZone !== undefined ? zoneOf(l.name, l.timeZone, localClock) : null;
+    const zone = zoneRules !== undefined ? zoneRules : l.algo === 'quota' && l.timeZone !== undefined ? zoneOf(label, l.timeZone, localClock) : null;
     const scripts = algorithmScripts[l.algo];
     const side = (s: number) => {
       const p = parameters(l, s);
@@ -171,7 +176,7 @@ export function compileLimit(l: AnyLimitSpec, share: number, clock: CallClock = 
   } catch (err) {
     if (err instanceof InvalidConfigError) throw err;
     const typed = callerError(err, []); // a script's BADARG, typed
-    if (typed instanceof InvalidArgumentError) throw new InvalidConfigError(`limit ${l.name}: ${typed.detail}`);
+    if (typed instanceof InvalidArgumentError) throw new InvalidConfigError(`${label}: ${typed.detail}`);
     throw err;
   }
 }
@@ -181,11 +186,11 @@ const ITEM_SHARE = itemFields.findIndex((f) => f.name === 'share_ppm');
 const ITEM_HOLDER = itemFields.findIndex((f) => f.name === 'holder');
 
 /** A quota's time zone, its rules built now: an unknown name is the configuration's error. */
-function zoneOf(name: string, timeZone: string, clock: () => number): ZoneRules {
+function zoneOf(label: string, timeZone: string, clock: () => number): ZoneRules {
   try {
     return new ZoneRules(timeZone, clock);
   } catch (err) {
-    if (err instanceof InvalidArgumentError) throw new InvalidConfigError(`limit ${name}: ${err.detail}`);
+    if (err instanceof InvalidArgumentError) throw new InvalidConfigError(`${label}: ${err.detail}`);
     throw err;
   }
 }

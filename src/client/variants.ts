@@ -1,0 +1,186 @@
+import { TwinClient } from '../twin/client.js';
+import type { CircuitBreaker } from './breaker.js';
+import type { Changes } from './changes.js';
+import type { AnyLimitSpec, OnRedisFailure } from './config.js';
+import { Decider } from './decider.js';
+import { Fallback } from './fallback.js';
+import type { Resolved } from './keys.js';
+import { compileLimit, type CallClock, type LimitPlan } from './plan.js';
+import { FailurePolicy } from './policy.js';
+import type { RedisPath } from './redis-path.js';
+import { Reserver } from './reserving.js';
+import { Shape } from './shape.js';
+
+/**
+ * Limit values chosen per scope value (`byScope`), in one limiter.
+ *
+ * A limit keyed by a scope (`scope: 'model'`) may give other values for its parameters per value
+ * of that scope (`byScope: { 'gpt-large': { limit: 30_000 } }`). The keys do not change: the
+ * scope value is in the limit's key already, so each value has its own state whatever its values.
+ * What changes is what a call sends (and the fallback twin decides with, and a decision reports).
+ *
+ * A *variant* is one combination of chosen values over every limit: its plans, its Shape (how
+ * its decisions travel and decode; the batch shape with its values), and the parts that hold a
+ * Shape — the fallback (learned remainders per subject, seeding with these values; the twin's
+ * store is the limiter's one store: keys of limits that are not chosen by value are shared across
+ * variants), the failure policy (fail-open reports these values), the decider (its coalescer
+ * groups decisions of this variant: one batch carries one set of values) and the reserver.
+ *
+ * Every override is compiled at construction (its script's ranges: bad values refused before any
+ * round trip); a variant is assembled the first time a call needs it, and kept. Only listed
+ * values make variants, so there are at most ∏ (listed values of a scope + 1) of them; a value
+ * not listed is the base variant. A limiter without byScope has only the base variant, and a call
+ * finds it on its Target (one property read: the fast path is unchanged).
+ *
+ * The same subject always has the same keys and the same variant (its variant depends only on
+ * scope values that are in its keys), so what is cached per subject identity — deny cache,
+ * leases, learned remainders — never mixes values.
+ */
+
+export interface Variant {
+  /** The limits with this variant's values (no byScope), in configuration order. */
+  readonly limits: readonly AnyLimitSpec[];
+  readonly plans: readonly LimitPlan[];
+  readonly shape: Shape;
+  readonly fallback: Fallback;
+  readonly policy: FailurePolicy;
+  /** null without Redis. */
+  readonly decider: Decider | null;
+  readonly reserver: Reserver;
+}
+
+/** A limiter's limits compiled: the base plans and every byScope entry's plan, checked. */
+export interface CompiledLimits {
+  /** Each limit with its own values (byScope removed). */
+  readonly limits: readonly AnyLimitSpec[];
+  readonly plans: readonly LimitPlan[];
+  /** Per limit: its byScope entries (scope value → values and plan), or null. */
+  readonly byValue: readonly (ReadonlyMap<string, { spec: AnyLimitSpec; plan: LimitPlan }> | null)[];
+}
+
+/** A limit's spec without its byScope (as a plan, a report or a header takes it). */
+function own(l: AnyLimitSpec): AnyLimitSpec {
+  if (l.byScope === undefined) return l;
+  const { byScope: _, ...rest } = l;
+  return rest as AnyLimitSpec;
+}
+
+/**
+ * Compiles every limit, and every byScope entry as the limit with that entry's values, through
+ * the same plan compiler (so the same script ranges and cross-argument checks apply to both).
+ * `validateConfig` has checked the entries' shape and the ranges it knows.
+ */
+export function compileLimits(limits: readonly AnyLimitSpec[], share: number, sent: CallClock, clock: () => number): CompiledLimits {
+  const plans = limits.map((l) => compileLimit(own(l), share, sent, clock));
+  const byValue = limits.map((l, i) => {
+    if (l.byScope === undefined) return null;
+    const m = new Map<string, { spec: AnyLimitSpec; plan: LimitPlan }>();
+    for (const [value, o] of Object.entries(l.byScope)) {
+      const spec = { ...own(l), ...o } as AnyLimitSpec;
+      m.set(value, { spec, plan: compileLimit(spec, share, sent, clock, `limit ${l.name}: byScope[${JSON.stringify(value)}]`, plans[i]!.zone) });
+    }
+    return m;
+  });
+  return { limits: limits.map(own), plans, byValue };
+}
+
+/** What every variant shares: the limiter's options and its one Redis path, breaker and twin. */
+export interface VariantContext {
+  readonly blocks: boolean;
+  readonly sent: CallClock;
+  readonly share: number;
+  readonly clock: () => number;
+  readonly path: RedisPath | null;
+  readonly breaker: CircuitBreaker | null;
+  readonly cluster: boolean;
+  readonly onRedisFailure: OnRedisFailure;
+  readonly throwWhenFailedClosed: boolean;
+  readonly coalesce: boolean;
+  readonly changes: Changes;
+}
+
+/** A variant's fallback on the limiter's one twin (one store for every variant: their keys overlap). */
+class SharedTwinFallback extends Fallback {
+  override readonly twin: TwinClient;
+
+  constructor(twin: TwinClient, ...rest: ConstructorParameters<typeof Fallback>) {
+    super(...rest);
+    this.twin = twin;
+  }
+}
+
+/** One limiter's variants: the base one, built now, and those of listed scope values, built when first needed. */
+export class Variants {
+  readonly base: Variant;
+  /** The scopes values are chosen by, each with every value some limit lists. */
+  private readonly scopes: { readonly name: string; readonly listed: ReadonlySet<string> }[] = [];
+  /** Per limit: the index in `scopes` of its scope (-1: its values never change). */
+  private readonly scopeOf: number[];
+  private readonly built = new Map<string, Variant>();
+
+  constructor(
+    private readonly compiled: CompiledLimits,
+    private readonly ctx: VariantContext,
+  ) {
+    this.scopeOf = compiled.byValue.map((m, i) => {
+      if (m === null) return -1;
+      const name = compiled.limits[i]!.scope!;
+      let at = this.scopes.findIndex((s) => s.name === name);
+      if (at < 0) at = this.scopes.push({ name, listed: new Set() }) - 1;
+      for (const v of m.keys()) (this.scopes[at]!.listed as Set<string>).add(v);
+      return at;
+    });
+    this.base = this.assemble(compiled.limits, compiled.plans, null);
+  }
+
+  /** Whether any limit chooses values by scope. */
+  get active(): boolean {
+    return this.scopes.length > 0;
+  }
+
+  /** The variant of a subject: by the values of its scopes that some limit lists (the base variant when none is). */
+  choose(s: Resolved): Variant {
+    const scopes = this.scopes;
+    if (scopes.length === 0) return this.base;
+    if (scopes.length === 1) {
+      const v = s.scopes[scopes[0]!.name];
+      return v === undefined || !scopes[0]!.listed.has(v) ? this.base : this.variant(v, [v]);
+    }
+    const values = scopes.map((sc) => {
+      const v = s.scopes[sc.name];
+      return v !== undefined && sc.listed.has(v) ? v : null;
+    });
+    return values.every((v) => v === null) ? this.base : this.variant(JSON.stringify(values), values);
+  }
+
+  /** The variant with these chosen values (per scope; null: the limit's own), built once. */
+  private variant(id: string, values: readonly (string | null)[]): Variant {
+    let v = this.built.get(id);
+    if (!v) {
+      const { limits, plans, byValue } = this.compiled;
+      const chosen = limits.map((_, i) => {
+        const at = this.scopeOf[i]!;
+        const value = at < 0 ? null : values[at]!;
+        return value === null ? undefined : byValue[i]!.get(value);
+      });
+      v = this.assemble(
+        limits.map((l, i) => chosen[i]?.spec ?? l),
+        plans.map((p, i) => chosen[i]?.plan ?? p),
+        this.base.fallback.twin,
+      );
+      this.built.set(id, v);
+    }
+    return v;
+  }
+
+  private assemble(limits: readonly AnyLimitSpec[], plans: readonly LimitPlan[], twin: TwinClient | null): Variant {
+    const c = this.ctx;
+    const shape = new Shape(plans, c.blocks, c.sent);
+    const args: ConstructorParameters<typeof Fallback> = [plans, shape, c.share, c.clock, c.path !== null, c.changes];
+    const fallback = twin ? new SharedTwinFallback(twin, ...args) : new Fallback(...args);
+    const policy = new FailurePolicy(c.onRedisFailure, c.throwWhenFailedClosed, c.breaker, shape.decode);
+    const decider = c.path ? new Decider(c.path, c.coalesce, shape, policy, fallback) : null;
+    const reserver = new Reserver(plans, c.blocks, shape, c.path, fallback, policy, c.cluster);
+    return { limits, plans, shape, fallback, policy, decider, reserver };
+  }
+}
