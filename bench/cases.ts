@@ -26,7 +26,7 @@ export function benchCases(): CostCase[] {
   const pairKeys = (i: number) => [`bench:{p${i % KEYS}}:rpm`, `bench:{p${i % KEYS}}:tpm`];
   const pair = (share: string) => (i: number) => ({ keys: pairKeys(i), argv: ['', ''].concat(...rpmTpm.map((g) => [...g, share, ''])) });
   // reserve: a fresh reservation key per call (ids are never reused), ttl 60 s, the same two estimates.
-  const reserve = (i: number) => ({ keys: [`bench:{p${i % KEYS}}:!rsv:${i}`, ...pairKeys(i)], argv: ['60000', ''].concat(...rpmTpm.map((g) => [...g, ''])) });
+  const reserve = (i: number) => ({ keys: [`bench:{p${i % KEYS}}:!rsv:${i}`, ...pairKeys(i)], argv: ['60000', '', ''].concat(...rpmTpm.map((g) => [...g, ''])) });
   return [
     { name: 'gcra', def: b.gcraScript, target: 6, call: (i) => ({ keys: [`bench:gcra:${i % KEYS}`], argv: bucket }) },
     { name: 'token_bucket', def: b.tokenBucketScript, target: 6, call: (i) => ({ keys: [`bench:tb:${i % KEYS}`], argv: bucket }) },

@@ -291,11 +291,10 @@ export class RateLimiter {
    * (`cost` is the estimate, `priority` a class as for limit()). Admitted: a handle (a string any
    * process may settle) — commit it with the actual use, or cancel it; unsettled, it expires after
    * `ttlMs` (default 60 s) and counts at its estimate. Denied: nothing taken, no handle
-   * (retryAfterMs -1: can never fit). Not for a quota in a time zone (reserve takes no zone yet).
+   * (retryAfterMs -1: can never fit). A quota in a time zone is reserved in its zone, and settled
+   * in the calendar period it was reserved in (after that period, it is left alone).
    */
   async reserve(subject: Subject, options: { cost?: Cost; ttlMs?: number; priority?: string } = {}): Promise<Reserved> {
-    const zoned = this.plans.find((p) => p.zone !== null);
-    if (zoned) throw new InvalidConfigError(`reserve cannot decide quota ${zoned.name} in its time zone (reserve takes no time zone rules yet): use limit() and refund()`);
     const pc = this.naming.priority(options.priority);
     const t = this.subjects.resolve(subject);
     const r = await t.variant.reserver.reserve(t, this.naming.costs(options.cost), options.ttlMs ?? 60_000, pc?.ppm);

@@ -153,11 +153,4 @@ describe('quota in an IANA time zone, across daylight saving time', () => {
     expect(make({ timezone: 'Europe/Berlin' })).toThrow(/did you mean timeZone\?/);
     expect(() => createRateLimiter({ limits: { name: 'g', algo: 'gcra', limit: 3, periodMs: 1000, timeZone: 'Europe/Berlin' } as never })).toThrow(/unknown option "timeZone"/);
   });
-
-  it('reserve refuses a quota in a time zone (reserve takes no zone yet) rather than decide it in UTC', async () => {
-    const rl = createRateLimiter({ redis, ...UNHURRIED, prefix: uniquePrefix('tz-reserve'), limits: { name: 'daily', algo: 'quota', limit: 3, unit: 'day', timeZone: 'Europe/Berlin' } });
-    cleanup.push(() => rl.close());
-    await expect(rl.reserve('u', { cost: 1 })).rejects.toThrow(/reserve cannot decide quota daily in its time zone/);
-    expect((await rl.peek('u')).remaining).toBe(3);
-  });
 });

@@ -100,7 +100,7 @@ describe('reserve with a priority class (client: reserveCall, reserveOnTwin)', (
     const outcomes: unknown[] = [];
     for (const est of [600, 100, 1, 250]) {
       const call = reserveCall(plans, false, keysOf(s), [1, est], 60_000, shares);
-      expect(call.argv.slice(2)).toEqual(['fixed_window', '10', '3600000', '1', '', '0', '', '', 'quota', '1000', '', String(est), '', '0', 'day', String(BATCH)]);
+      expect(call.argv.slice(3)).toEqual(['fixed_window', '10', '3600000', '1', '', '0', '', '', 'quota', '1000', '', String(est), '', '0', 'day', String(BATCH)]);
       const onRedis = (await runScript(redis, call.def, call.keys, call.argv)) as number[];
       const { args, items } = reserveOnTwin(plans, false, [1, est], 60_000, shares);
       const onTwin = twin.runParsed(b.reserveScript, call.keys, args, items);
@@ -116,7 +116,7 @@ describe('reserve with a priority class (client: reserveCall, reserveOnTwin)', (
   it('no shares: the class-free reservation of before (share_ppm empty everywhere)', async () => {
     const s = subject();
     const call = reserveCall(plans, true, [...keysOf(s), `${prefix}{${s.tag}}:!block`], [1, 900], 60_000);
-    expect(call.argv.slice(2)).toEqual(['fixed_window', '10', '3600000', '1', '', '0', '', '', 'quota', '1000', '', '900', '', '0', 'day', '', 'block', '', '', '', '', '', '', '']);
+    expect(call.argv.slice(3)).toEqual(['fixed_window', '10', '3600000', '1', '', '0', '', '', 'quota', '1000', '', '900', '', '0', 'day', '', 'block', '', '', '', '', '', '', '']);
     expect(((await runScript(redis, call.def, call.keys, call.argv)) as number[])[0]).toBe(1);
     const cancel = settleCall(call.handle, 'cancel', null);
     expect(((await runScript(redis, cancel.def, cancel.keys, cancel.argv)) as number[])[0]).toBe(2);
