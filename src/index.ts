@@ -4,7 +4,7 @@ export { ReservationError, type SettleOutcome, type SettleStatus } from './clien
 export type { Reserved } from './client/reserving.js';
 export { tzRulesFor } from './client/time-zone.js';
 export { createRateLimiter, RateLimiter, type CallOptions, type Cost, type Held, type LimiterStats, type ResetOptions } from './client/limiter.js';
-export type { RateLimiterOptions, LimitSpec, ConcurrencyLimitSpec, AnyLimitSpec, QuotaZone, OnRedisFailure } from './client/config.js';
+export type { RateLimiterOptions, LimitSpec, ConcurrencyLimitSpec, AnyLimitSpec, QuotaZone, OnRedisFailure, ByScope } from './client/config.js';
 export type { Decision, DecisionSource, LimitResult } from './client/decision.js';
 export type { Subject } from './client/keys.js';
 export { CircuitBreaker, type BreakerOptions, type BreakerState, type BreakerStats } from './client/breaker.js';

@@ -15,13 +15,15 @@ export type LimitSpec = {
 }[AlgoName];
 
 /**
- * Values chosen per scope value: a limit keyed by a `scope` (e.g. `scope: 'model'`) may give, per
- * value of that scope, other values for its algorithm's parameters (`{ 'gpt-large': { limit:
- * 30_000 } }`). A parameter an entry does not give keeps the limit's own; a value not listed uses
- * the limit's own values throughout. Each entry is checked by its script's ranges at
- * construction, as the limit itself is.
+ * Values chosen per scope value: `{ model: { 'gpt-large': { limit: 30_000 } } }` — one scope name
+ * (here `model`, from each call's `scopes`), and per value of it other values for the limit's
+ * algorithm parameters. A parameter an entry does not give keeps the limit's own; a value not
+ * listed (or a call without that scope) uses the limit's own values throughout. The scope that
+ * chooses the values may be the one that keys the limit (`scope: 'model'`: one key per model) or
+ * another (`scope: 'route'` keyed per (agent, provider, model), values by `model`). Each entry is
+ * checked by its script's ranges at construction, as the limit itself is.
  */
-export type ByScope<P> = Readonly<Record<string, P>>;
+export type ByScope<P> = Readonly<Record<string, Readonly<Record<string, P>>>>;
 
 /** A quota's zone: a fixed `utcOffsetMs` (its parameter), or an IANA `timeZone` (not both). */
 export interface QuotaZone {
@@ -44,7 +46,7 @@ export interface ConcurrencyLimitSpec {
   ttlMs?: number;
   scope?: string;
   priorities?: Priorities;
-  /** Holders at once (and ttl) per value of `scope`, e.g. `{ 'gpt-large': { limit: 4 } }`; see ByScope. */
+  /** Holders at once (and ttl) per value of a scope, e.g. `{ model: { 'gpt-large': { limit: 4 } } }`; see ByScope. */
   byScope?: ByScope<{ limit?: number; ttlMs?: number }>;
 }
 
@@ -292,23 +294,29 @@ function checkConcurrency(l: ConcurrencyLimitSpec): void {
 const MAX_SCOPE_VALUE = 512;
 
 /**
- * A limit's `byScope`: it needs a scope to choose by; each entry is named by a scope value as keys
- * take it (non-empty, at most 512 characters, no braces, well-formed) and gives only parameters
- * of the limit's algorithm (`props`), each then checked by `check` against its script's ranges.
+ * A limit's `byScope`: one scope name (not `id`: values per id are what policies are for), and
+ * per value of it (as keys take values: non-empty, at most 512 characters, no braces,
+ * well-formed) only parameters of the limit's algorithm (`props`), each then checked by `check`
+ * against its script's ranges.
  */
 function checkByScope(l: AnyLimitSpec, props: readonly string[], check: (where: string, o: object) => void): void {
   const where = `limit ${l.name}: byScope`;
-  if (l.scope === undefined || l.scope === 'id') {
-    throw new InvalidConfigError(`${where} chooses values per value of the limit's scope: give it a scope (e.g. scope: 'model', with scopes: { model: 'gpt-large' } in each call's subject)${l.scope === 'id' ? '; values per id are what policies are for' : ''}`);
-  }
   const by: unknown = l.byScope;
-  if (by === null || typeof by !== 'object' || Array.isArray(by)) throw new InvalidConfigError(`${where} must be { scopeValue: { parameter: value } }, e.g. { 'gpt-large': { limit: 30000 } }`);
-  for (const [value, o] of Object.entries(by)) {
-    const at = `${where}[${JSON.stringify(value.slice(0, 40))}]`;
+  const shape = `${where} must be { scopeName: { scopeValue: { parameter: value } } }, e.g. { model: { 'gpt-large': { limit: 30000 } } }`;
+  if (by === null || typeof by !== 'object' || Array.isArray(by)) throw new InvalidConfigError(shape);
+  const scopes = Object.keys(by);
+  if (scopes.length !== 1) throw new InvalidConfigError(`${shape}: one scope name${scopes.length > 1 ? `, got ${scopes.join(', ')}` : ''}`);
+  const scope = scopes[0]!;
+  if (scope === 'id') throw new InvalidConfigError(`${where}: values are chosen by a scope's value, not by id (values per id are what policies are for)`);
+  if (!NAME.test(scope)) throw new InvalidConfigError(`${where}: scope ${JSON.stringify(scope.slice(0, 40))} must be a name of letters, digits, _ or -`);
+  const values: unknown = (by as Record<string, unknown>)[scope];
+  if (values === null || typeof values !== 'object' || Array.isArray(values)) throw new InvalidConfigError(shape);
+  for (const [value, o] of Object.entries(values)) {
+    const at = `${where}.${scope}[${JSON.stringify(value.slice(0, 40))}]`;
     if (value.length === 0 || value.length > MAX_SCOPE_VALUE || value.includes('{') || value.includes('}') || !(value as unknown as { isWellFormed(): boolean }).isWellFormed()) {
-      throw new InvalidConfigError(`${at}: a ${l.scope} value must be a non-empty, well-formed string of at most ${MAX_SCOPE_VALUE} characters without { or } (as keys take it)`);
+      throw new InvalidConfigError(`${at}: a ${scope} value must be a non-empty, well-formed string of at most ${MAX_SCOPE_VALUE} characters without { or } (as keys take it)`);
     }
-    if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new InvalidConfigError(`${at} must be an object of ${oneOf(props)}`);
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new InvalidConfigError(`${at} must be an object of ${oneOf(props)} (byScope is { scopeName: { scopeValue: { parameter: value } } })`);
     unknownKeys(o, props, at);
     check(at, o);
   }

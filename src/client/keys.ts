@@ -90,11 +90,11 @@ export function blockKey(prefix: string, s: Resolved): string {
   return `${prefix}:{${s.tag}}:!block:${s.id}`;
 }
 
-/** A call's subject, resolved, with its keys (in plan order, then the block key) and local identity. */
+/** A call's subject, resolved, with its keys (in plan order, then the block key), local identity and variant of limit values. */
 export interface Target {
   s: Resolved;
   keys: string[];
-  /** Identity for local caches: two subjects share it exactly when they share every Redis key. */
+  /** Identity for local caches: two subjects share it exactly when they share every Redis key and their limit values. */
   ident: string;
   /** Cluster hash slot of every key of the call; -1 on a standalone client. */
   slot: number;
@@ -104,8 +104,7 @@ export interface Target {
 
 /**
  * Subjects to keys (and the variant of limit values their scope values choose), for one
- * limiter. Keys name the scope value of every limit keyed by a scope, so one key set always has
- * one variant. Plain ids repeat, so their targets are built once (a bounded
+ * limiter. Plain ids repeat, so their targets are built once (a bounded
  * cache of immutable values); object subjects are resolved per call.
  */
 export class Subjects {
@@ -140,6 +139,9 @@ export class Subjects {
     const keys: string[] = [];
     for (const p of this.plans) keys.push(limitKey(this.prefix, s, p.name, p.scope));
     if (this.blocks) keys.push(blockKey(this.prefix, s));
-    return { s, keys, ident: keys.length === 1 ? keys[0]! : JSON.stringify(keys), slot: this.cluster ? slotOf(s) : -1, variant: this.choose(s) };
+    const variant = this.choose(s);
+    // The values are part of what local caches hold per identity (the scope choosing them need not be in the keys).
+    const ident = keys.length === 1 && variant.id === '' ? keys[0]! : JSON.stringify(variant.id === '' ? keys : [...keys, variant.id]);
+    return { s, keys, ident, slot: this.cluster ? slotOf(s) : -1, variant };
   }
 }

@@ -14,10 +14,10 @@ import { Shape } from './shape.js';
 /**
  * Limit values chosen per scope value (`byScope`), in one limiter.
  *
- * A limit keyed by a scope (`scope: 'model'`) may give other values for its parameters per value
- * of that scope (`byScope: { 'gpt-large': { limit: 30_000 } }`). The keys do not change: the
- * scope value is in the limit's key already, so each value has its own state whatever its values.
- * What changes is what a call sends (and the fallback twin decides with, and a decision reports).
+ * A limit may give other values for its parameters per value of a scope (`byScope: { model: {
+ * 'gpt-large': { limit: 30_000 } } }`). The keys do not change (the limit's own `scope` keys it,
+ * e.g. `model`, or `route` per (agent, provider, model)); what changes is what a call sends, what
+ * the fallback twin decides with, and what a decision reports.
  *
  * A *variant* is one combination of chosen values over every limit: its plans, its Shape (how
  * its decisions travel and decode; the batch shape with its values), and the parts that hold a
@@ -32,12 +32,14 @@ import { Shape } from './shape.js';
  * not listed is the base variant. A limiter without byScope has only the base variant, and a call
  * finds it on its Target (one property read: the fast path is unchanged).
  *
- * The same subject always has the same keys and the same variant (its variant depends only on
- * scope values that are in its keys), so what is cached per subject identity — deny cache,
- * leases, learned remainders — never mixes values.
+ * What is cached per subject identity (Target.ident) — deny cache, leases, learned remainders —
+ * never mixes values: a variant other than the base one is part of the identity (the scope that
+ * chooses the values need not be in the keys).
  */
 
 export interface Variant {
+  /** '' for the limits' own values; else what tells this variant apart (part of Target.ident). */
+  readonly id: string;
   /** The limits with this variant's values (no byScope), in configuration order. */
   readonly limits: readonly AnyLimitSpec[];
   readonly plans: readonly LimitPlan[];
@@ -54,8 +56,8 @@ export interface CompiledLimits {
   /** Each limit with its own values (byScope removed). */
   readonly limits: readonly AnyLimitSpec[];
   readonly plans: readonly LimitPlan[];
-  /** Per limit: its byScope entries (scope value → values and plan), or null. */
-  readonly byValue: readonly (ReadonlyMap<string, { spec: AnyLimitSpec; plan: LimitPlan }> | null)[];
+  /** Per limit: the scope that chooses its values and its entries (scope value → values and plan), or null. */
+  readonly byValue: readonly ({ readonly scope: string; readonly entries: ReadonlyMap<string, { spec: AnyLimitSpec; plan: LimitPlan }> } | null)[];
 }
 
 /** A limit's spec without its byScope (as a plan, a report or a header takes it). */
@@ -74,12 +76,13 @@ export function compileLimits(limits: readonly AnyLimitSpec[], share: number, se
   const plans = limits.map((l) => compileLimit(own(l), share, sent, clock));
   const byValue = limits.map((l, i) => {
     if (l.byScope === undefined) return null;
-    const m = new Map<string, { spec: AnyLimitSpec; plan: LimitPlan }>();
-    for (const [value, o] of Object.entries(l.byScope)) {
-      const spec = { ...own(l), ...o } as AnyLimitSpec;
-      m.set(value, { spec, plan: compileLimit(spec, share, sent, clock, `limit ${l.name}: byScope[${JSON.stringify(value)}]`, plans[i]!.zone) });
+    const [scope, values] = Object.entries(l.byScope)[0]!;
+    const entries = new Map<string, { spec: AnyLimitSpec; plan: LimitPlan }>();
+    for (const [value, o] of Object.entries(values)) {
+      const spec = { ...own(l), ...(o as object) } as AnyLimitSpec;
+      entries.set(value, { spec, plan: compileLimit(spec, share, sent, clock, `limit ${l.name}: byScope.${scope}[${JSON.stringify(value)}]`, plans[i]!.zone) });
     }
-    return m;
+    return { scope, entries };
   });
   return { limits: limits.map(own), plans, byValue };
 }
@@ -122,15 +125,14 @@ export class Variants {
     private readonly compiled: CompiledLimits,
     private readonly ctx: VariantContext,
   ) {
-    this.scopeOf = compiled.byValue.map((m, i) => {
-      if (m === null) return -1;
-      const name = compiled.limits[i]!.scope!;
-      let at = this.scopes.findIndex((s) => s.name === name);
-      if (at < 0) at = this.scopes.push({ name, listed: new Set() }) - 1;
-      for (const v of m.keys()) (this.scopes[at]!.listed as Set<string>).add(v);
+    this.scopeOf = compiled.byValue.map((by) => {
+      if (by === null) return -1;
+      let at = this.scopes.findIndex((s) => s.name === by.scope);
+      if (at < 0) at = this.scopes.push({ name: by.scope, listed: new Set() }) - 1;
+      for (const v of by.entries.keys()) (this.scopes[at]!.listed as Set<string>).add(v);
       return at;
     });
-    this.base = this.assemble(compiled.limits, compiled.plans, null);
+    this.base = this.assemble('', compiled.limits, compiled.plans, null);
   }
 
   /** Whether any limit chooses values by scope. */
@@ -144,7 +146,7 @@ export class Variants {
     if (scopes.length === 0) return this.base;
     if (scopes.length === 1) {
       const v = s.scopes[scopes[0]!.name];
-      return v === undefined || !scopes[0]!.listed.has(v) ? this.base : this.variant(v, [v]);
+      return v === undefined || !scopes[0]!.listed.has(v) ? this.base : this.variant(JSON.stringify([v]), [v]);
     }
     const values = scopes.map((sc) => {
       const v = s.scopes[sc.name];
@@ -161,9 +163,10 @@ export class Variants {
       const chosen = limits.map((_, i) => {
         const at = this.scopeOf[i]!;
         const value = at < 0 ? null : values[at]!;
-        return value === null ? undefined : byValue[i]!.get(value);
+        return value === null ? undefined : byValue[i]!.entries.get(value);
       });
       v = this.assemble(
+        id,
         limits.map((l, i) => chosen[i]?.spec ?? l),
         plans.map((p, i) => chosen[i]?.plan ?? p),
         this.base.fallback.twin,
@@ -173,7 +176,7 @@ export class Variants {
     return v;
   }
 
-  private assemble(limits: readonly AnyLimitSpec[], plans: readonly LimitPlan[], twin: TwinClient | null): Variant {
+  private assemble(id: string, limits: readonly AnyLimitSpec[], plans: readonly LimitPlan[], twin: TwinClient | null): Variant {
     const c = this.ctx;
     const shape = new Shape(plans, c.blocks, c.sent);
     const args: ConstructorParameters<typeof Fallback> = [plans, shape, c.share, c.clock, c.path !== null, c.changes];
@@ -181,6 +184,6 @@ export class Variants {
     const policy = new FailurePolicy(c.onRedisFailure, c.throwWhenFailedClosed, c.breaker, shape.decode);
     const decider = c.path ? new Decider(c.path, c.coalesce, shape, policy, fallback) : null;
     const reserver = new Reserver(plans, c.blocks, shape, c.path, fallback, policy, c.cluster);
-    return { limits, plans, shape, fallback, policy, decider, reserver };
+    return { id, limits, plans, shape, fallback, policy, decider, reserver };
   }
 }

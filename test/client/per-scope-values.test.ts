@@ -20,7 +20,7 @@ const DAY = 86_400_000;
 const at = (model: string, id = 'agent-1'): Subject => ({ id, scopes: { model } });
 
 /** TPM by model: large 3, small 7, any other model the limit's own 10 (per hour: nothing refills during a test). */
-const tpm: LimitSpec = { name: 'tpm', algo: 'gcra', scope: 'model', limit: 10, periodMs: HOUR, byScope: { large: { limit: 3 }, small: { limit: 7 } } };
+const tpm: LimitSpec = { name: 'tpm', algo: 'gcra', scope: 'model', limit: 10, periodMs: HOUR, byScope: { model: { large: { limit: 3 }, small: { limit: 7 } } } };
 
 async function admitted(rl: ReturnType<typeof createRateLimiter>, subject: Subject, n: number, cost = 1): Promise<Decision[]> {
   const out: Decision[] = [];
@@ -54,7 +54,7 @@ describe('limit values per scope value (byScope)', () => {
 
   it('RPM per agent + TPM per model in one multi: all-or-nothing, the agent’s RPM shared across models', async () => {
     for (const coalesce of [false, true]) {
-      const limits: LimitSpec[] = [{ name: 'rpm', algo: 'fixed_window', limit: 10, periodMs: HOUR }, { ...tpm, byScope: { large: { limit: 30 }, small: { limit: 70 } }, limit: 100 }];
+      const limits: LimitSpec[] = [{ name: 'rpm', algo: 'fixed_window', limit: 10, periodMs: HOUR }, { ...tpm, byScope: { model: { large: { limit: 30 }, small: { limit: 70 } } }, limit: 100 }];
       const rl = createRateLimiter({ redis, prefix: uniquePrefix('psv2'), limits, coalesce, ...UNHURRIED });
       // large: 20 + 20 tokens fit 30? no: the second is denied by tpm, and takes no request either.
       expect(await rl.limit(at('large'), { cost: { tpm: 20 } })).toMatchObject({ allowed: true, limits: [{ name: 'rpm', remaining: 9, limit: 10 }, { name: 'tpm', remaining: 10, limit: 30 }] });
@@ -121,7 +121,7 @@ describe('limit values per scope value (byScope)', () => {
   it('the fallback twin decides with the chosen values, each instance its share of them', async () => {
     const dead = new Redis({ port: await freePort(), enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
     dead.on('error', () => {});
-    const limits: LimitSpec = { ...tpm, byScope: { large: { limit: 4 }, small: { limit: 8 } } };
+    const limits: LimitSpec = { ...tpm, byScope: { model: { large: { limit: 4 }, small: { limit: 8 } } } };
     const rl = createRateLimiter({ redis: dead, prefix: uniquePrefix('psv6'), limits, fallbackShare: 2, timeoutMs: 50 });
     for (const [model, share] of [['large', 2], ['small', 4], ['other', 5]] as const) {
       const seen = await admitted(rl, at(model), share + 2);
@@ -172,7 +172,7 @@ describe('limit values per scope value (byScope)', () => {
 
   it('priority classes keep back a share of the chosen capacity', async () => {
     for (const extra of [{ coalesce: false }, {}, { redis: undefined }]) {
-      const rl = createRateLimiter({ redis, prefix: uniquePrefix('psv8'), limits: { ...tpm, byScope: { large: { limit: 4 }, small: { limit: 8 } } }, priorities: { batch: 0.5 }, ...UNHURRIED, ...extra });
+      const rl = createRateLimiter({ redis, prefix: uniquePrefix('psv8'), limits: { ...tpm, byScope: { model: { large: { limit: 4 }, small: { limit: 8 } } } }, priorities: { batch: 0.5 }, ...UNHURRIED, ...extra });
       // batch must leave capacity - floor(capacity / 2): 2 of large's 4, 4 of small's 8.
       expect((await Promise.all([1, 2, 3].map(() => rl.limit(at('large'), { priority: 'batch' })))).filter((d) => d.allowed)).toHaveLength(2);
       let small = 0;
@@ -187,7 +187,7 @@ describe('limit values per scope value (byScope)', () => {
     for (const extra of [{}, { redis: undefined }]) {
       const limits: RateLimiterOptions['limits'] = [
         { name: 'rpm', algo: 'gcra', limit: 100, periodMs: HOUR },
-        { name: 'inflight', algo: 'concurrency', scope: 'model', limit: 1, ttlMs: HOUR, byScope: { small: { limit: 3 } } },
+        { name: 'inflight', algo: 'concurrency', scope: 'model', limit: 1, ttlMs: HOUR, byScope: { model: { small: { limit: 3 } } } },
       ];
       const rl = createRateLimiter({ redis, prefix: uniquePrefix('psv9'), limits, ...UNHURRIED, ...extra });
       const large = await Promise.all([1, 2].map(() => rl.hold(at('large'))));
@@ -203,7 +203,7 @@ describe('limit values per scope value (byScope)', () => {
   });
 
   it('a quota in a time zone takes its values per scope value', async () => {
-    const limits: LimitSpec = { name: 'budget', algo: 'quota', unit: 'day', timeZone: 'Europe/Berlin', scope: 'model', limit: 5, byScope: { large: { limit: 2 } } };
+    const limits: LimitSpec = { name: 'budget', algo: 'quota', unit: 'day', timeZone: 'Europe/Berlin', scope: 'model', limit: 5, byScope: { model: { large: { limit: 2 } } } };
     for (const extra of [{}, { redis: undefined }]) {
       const rl = createRateLimiter({ redis, prefix: uniquePrefix('psv10'), limits, ...UNHURRIED, ...extra });
       expect((await admitted(rl, at('large'), 4)).map((d) => [d.allowed, d.limit])).toEqual([[true, 2], [true, 2], [false, 2], [false, 2]]);
@@ -212,28 +212,54 @@ describe('limit values per scope value (byScope)', () => {
     }
   });
 
+  it('values chosen by another scope than the one keying the limit: a key per (agent, model), values per model', async () => {
+    for (const extra of [{ coalesce: false }, {}, { redis: undefined }]) {
+      const limits: LimitSpec = { name: 'route_tpm', algo: 'gcra', scope: 'route', limit: 10, periodMs: HOUR, byScope: { model: { large: { limit: 3 } } } };
+      const rl = createRateLimiter({ redis, prefix: uniquePrefix('psv11'), limits, ...UNHURRIED, ...extra });
+      const s = (agent: string, m: string): Subject => ({ id: agent, hashTag: 'team', scopes: { model: m, route: `${m}/${agent}` } });
+      expect((await admitted(rl, s('a1', 'large'), 5)).map((d) => [d.allowed, d.limit])).toEqual([[true, 3], [true, 3], [true, 3], [false, 3], [false, 3]]);
+      expect((await admitted(rl, s('a2', 'large'), 5)).filter((d) => d.allowed)).toHaveLength(3); // a key of its own
+      expect((await admitted(rl, s('a1', 'small'), 12)).filter((d) => d.allowed)).toHaveLength(10);
+      await rl.close();
+    }
+  });
+
+  it('one key asked with different values: nothing cached locally for one set of values answers the other', async () => {
+    // The agent's TPM, keyed by the agent, with values by the call's model (legal, if unusual).
+    const limits: LimitSpec = { name: 'agent_tpm', algo: 'fixed_window', limit: 10, periodMs: DAY, byScope: { model: { large: { limit: 3 } } } };
+    const rl = createRateLimiter({ redis, prefix: uniquePrefix('psv12'), limits, ...UNHURRIED });
+    expect(await rl.limit(at('large'), { cost: 3 })).toMatchObject({ allowed: true, limit: 3 });
+    expect(await rl.limit(at('large'))).toMatchObject({ allowed: false, source: 'redis', limit: 3 });
+    expect(await rl.limit(at('large'))).toMatchObject({ allowed: false, source: 'deny-cache', limit: 3 });
+    expect(await rl.limit(at('small'))).toMatchObject({ allowed: true, source: 'redis', remaining: 6, limit: 10 });
+    await rl.close();
+  });
+
   it('refuses bad values at construction, naming the entry', () => {
     const bad = (limits: unknown, message: RegExp) => expect(() => createRateLimiter({ limits: limits as LimitSpec })).toThrow(message);
-    expect(() => createRateLimiter({ redis, limits: { ...tpm, byScope: { large: { limt: 3 } } } as unknown as LimitSpec })).toThrow(InvalidConfigError);
-    bad({ ...tpm, byScope: { large: { limt: 3 } } }, /limit tpm: byScope\["large"\]: unknown option "limt" \(did you mean limit\?\)/);
-    bad({ ...tpm, byScope: { large: { limit: 0 } } }, /limit tpm: byScope\["large"\]: limit must be an integer between 1 and/);
-    bad({ ...tpm, byScope: { large: { limit: 2.5 } } }, /byScope\["large"\]: limit must be an integer/);
-    bad({ ...tpm, byScope: { large: { offsetMs: 5 } } }, /unknown option "offsetMs"/); // not a gcra parameter
-    bad({ ...tpm, byScope: { large: { priorities: { batch: 0.5 } } } }, /unknown option "priorities"/);
-    bad({ ...tpm, byScope: { large: 3 } }, /byScope\["large"\] must be an object of limit, periodMs or burst/);
-    bad({ ...tpm, byScope: [] }, /byScope must be \{ scopeValue/);
-    bad({ ...tpm, byScope: { 'a{b}': { limit: 3 } } }, /a model value must be a non-empty, well-formed string/);
-    bad({ ...tpm, byScope: { '': { limit: 3 } } }, /a model value must be/);
-    bad({ ...tpm, scope: undefined }, /limit tpm: byScope chooses values per value of the limit's scope: give it a scope/);
-    bad({ ...tpm, scope: 'id' }, /values per id are what policies are for/);
-    bad({ ...tpm, byScope: { lrage: { bursts: 2 } } }, /did you mean burst\?/);
+    expect(() => createRateLimiter({ redis, limits: { ...tpm, byScope: { model: { large: { limt: 3 } } } } as unknown as LimitSpec })).toThrow(InvalidConfigError);
+    bad({ ...tpm, byScope: { model: { large: { limt: 3 } } } }, /limit tpm: byScope\.model\["large"\]: unknown option "limt" \(did you mean limit\?\)/);
+    bad({ ...tpm, byScope: { model: { large: { limit: 0 } } } }, /limit tpm: byScope\.model\["large"\]: limit must be an integer between 1 and/);
+    bad({ ...tpm, byScope: { model: { large: { limit: 2.5 } } } }, /byScope\.model\["large"\]: limit must be an integer/);
+    bad({ ...tpm, byScope: { model: { large: { offsetMs: 5 } } } }, /unknown option "offsetMs"/); // not a gcra parameter
+    bad({ ...tpm, byScope: { model: { large: { priorities: { batch: 0.5 } } } } }, /unknown option "priorities"/);
+    bad({ ...tpm, byScope: { model: { large: 3 } } }, /byScope\.model\["large"\] must be an object of limit, periodMs or burst/);
+    bad({ ...tpm, byScope: [] }, /byScope must be \{ scopeName: \{ scopeValue/);
+    // The scope name left out: the message shows the shape.
+    bad({ ...tpm, byScope: { large: { limit: 3 } } }, /byScope\.large\["limit"\] must be an object of limit, periodMs or burst \(byScope is \{ scopeName: \{ scopeValue/);
+    bad({ ...tpm, byScope: { model: { 'a{b}': { limit: 3 } } } }, /a model value must be a non-empty, well-formed string/);
+    bad({ ...tpm, byScope: { model: { '': { limit: 3 } } } }, /a model value must be/);
+    bad({ ...tpm, byScope: { model: { large: { limit: 3 } }, team: { core: { limit: 3 } } } }, /one scope name, got model, team/);
+    bad({ ...tpm, byScope: {} }, /one scope name/);
+    bad({ ...tpm, byScope: { id: { a: { limit: 3 } } } }, /values per id are what policies are for/);
+    bad({ ...tpm, byScope: { model: { lrage: { bursts: 2 } } } }, /did you mean burst\?/);
     // Cross-argument checks of the script header, on the entry's values merged with the limit's.
-    bad({ name: 'w', algo: 'fixed_window', scope: 'model', limit: 5, periodMs: 10_000, offsetMs: 5_000, byScope: { large: { periodMs: 1_000 } } }, /limit w: byScope\["large"\]: .*offset/);
-    bad({ name: 'g', algo: 'gcra', scope: 'model', limit: 5, periodMs: 31_622_400_000, byScope: { large: { limit: 1, burst: 1_000_000_000 } } }, /limit g: byScope\["large"\]: /);
-    bad({ name: 'q', algo: 'quota', unit: 'day', timeZone: 'Europe/Berlin', scope: 'model', limit: 5, byScope: { large: { utcOffsetMs: 3_600_000 } } }, /utcOffsetMs cannot be given for a quota in time zone/);
-    bad({ name: 'q', algo: 'quota', unit: 'day', scope: 'model', limit: 5, byScope: { large: { unit: 'year' } } }, /byScope\["large"\]: unit must be day, week or month/);
-    bad({ name: 'c', algo: 'concurrency', scope: 'model', limit: 5, byScope: { large: { burst: 2 } } }, /limit c: byScope\["large"\]: unknown option "burst"/);
-    bad({ name: 'c', algo: 'concurrency', scope: 'model', limit: 5, byScope: { large: { limit: 0 } } }, /limit c: byScope\["large"\]: limit \(holders at once\) must be/);
+    bad({ name: 'w', algo: 'fixed_window', scope: 'model', limit: 5, periodMs: 10_000, offsetMs: 5_000, byScope: { model: { large: { periodMs: 1_000 } } } }, /limit w: byScope\.model\["large"\]: .*offset/);
+    bad({ name: 'g', algo: 'gcra', scope: 'model', limit: 5, periodMs: 31_622_400_000, byScope: { model: { large: { limit: 1, burst: 1_000_000_000 } } } }, /limit g: byScope\.model\["large"\]: /);
+    bad({ name: 'q', algo: 'quota', unit: 'day', timeZone: 'Europe/Berlin', scope: 'model', limit: 5, byScope: { model: { large: { utcOffsetMs: 3_600_000 } } } }, /utcOffsetMs cannot be given for a quota in time zone/);
+    bad({ name: 'q', algo: 'quota', unit: 'day', scope: 'model', limit: 5, byScope: { model: { large: { unit: 'year' } } } }, /byScope\.model\["large"\]: unit must be day, week or month/);
+    bad({ name: 'c', algo: 'concurrency', scope: 'model', limit: 5, byScope: { model: { large: { burst: 2 } } } }, /limit c: byScope\.model\["large"\]: unknown option "burst"/);
+    bad({ name: 'c', algo: 'concurrency', scope: 'model', limit: 5, byScope: { model: { large: { limit: 0 } } } }, /limit c: byScope\.model\["large"\]: limit \(holders at once\) must be/);
   });
 
   it('decides exactly like a separate limiter built with the scope value’s values (property, on Redis)', async () => {
@@ -257,8 +283,8 @@ describe('limit values per scope value (byScope)', () => {
           let now = 1_700_000_000_000;
           const clock = () => now;
           const limitsWith = (r: { limit: number; periodMs: number }, t: { limit: number; periodMs: number }, by?: { r: Record<string, object>; t: Record<string, object> }): LimitSpec[] => [
-            { name: 'rpm', algo: algoR, scope: 'model', ...r, ...(by ? { byScope: by.r } : {}) } as LimitSpec,
-            { name: 'tpm', algo: algoT, scope: 'model', ...t, ...(by ? { byScope: by.t } : {}) } as LimitSpec,
+            { name: 'rpm', algo: algoR, scope: 'model', ...r, ...(by ? { byScope: { model: by.r } } : {}) } as LimitSpec,
+            { name: 'tpm', algo: algoT, scope: 'model', ...t, ...(by ? { byScope: { model: by.t } } : {}) } as LimitSpec,
           ];
           const common = { redis, clock, sendClock: true, coalesce, denyCache: false, ...UNHURRIED } as const;
           const one = createRateLimiter({ ...common, prefix: uniquePrefix(`psvp${run}`), limits: limitsWith(ownR, ownT, { r: byR, t: byT }) });
@@ -299,7 +325,7 @@ describe('limit values per scope value (byScope)', () => {
         async (own, a, b, calls) => {
           let now = 1_700_000_000_000;
           const clock = () => now;
-          const spec = (v: typeof own, by?: Record<string, typeof own>): LimitSpec => ({ name: 'tpm', algo: 'token_bucket', scope: 'model', ...v, ...(by ? { byScope: by } : {}) });
+          const spec = (v: typeof own, by?: Record<string, typeof own>): LimitSpec => ({ name: 'tpm', algo: 'token_bucket', scope: 'model', ...v, ...(by ? { byScope: { model: by } } : {}) });
           const one = createRateLimiter({ clock, limits: spec(own, { a, b }) });
           const separate = { a: createRateLimiter({ clock, limits: spec(a) }), b: createRateLimiter({ clock, limits: spec(b) }), c: createRateLimiter({ clock, limits: spec(own) }) };
           for (const c of calls) {
