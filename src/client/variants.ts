@@ -24,7 +24,11 @@ import { Shape } from './shape.js';
  * Shape — the fallback (learned remainders per subject, seeding with these values; the twin's
  * store is the limiter's one store: keys of limits that are not chosen by value are shared across
  * variants), the failure policy (fail-open reports these values), the decider (its coalescer
- * groups decisions of this variant: one batch carries one set of values) and the reserver.
+ * groups decisions of this variant: one batch carries one set of values) and the reserver. So a
+ * turn's coalesced decisions go one batch per variant, in the order each variant first appeared
+ * in the turn: each exact in that order (decisions of one turn are concurrent, with no order
+ * among them to keep; a key two variants share — an agent's RPM beside a TPM per model — sees
+ * one variant's decisions of the turn, then the next's).
  *
  * Every override is compiled at construction (its script's ranges: bad values refused before any
  * round trip); a variant is assembled the first time a call needs it, and kept. Only listed

@@ -110,6 +110,17 @@ describe('limit values per scope value (byScope)', () => {
     await rl.close();
   });
 
+  it('acquire books on the chosen values', async () => {
+    for (const extra of [{}, { redis: undefined }]) {
+      const rl = createRateLimiter({ redis, prefix: uniquePrefix('psv13'), limits: tpm, ...UNHURRIED, ...extra });
+      const large = [];
+      for (let i = 0; i < 4; i++) large.push(await rl.acquire(at('large'), { maxWaitMs: 0 }));
+      expect(large.map((d) => [d.allowed, d.limit])).toEqual([[true, 3], [true, 3], [true, 3], [false, 3]]);
+      expect((await rl.acquire(at('small'), { maxWaitMs: 0, cost: 7 })).allowed).toBe(true);
+      await rl.close();
+    }
+  });
+
   it('the RateLimit headers report the chosen values', async () => {
     const rl = createRateLimiter({ redis, prefix: uniquePrefix('psv5'), limits: tpm, ...UNHURRIED });
     const d = await rl.limit(at('large'));
