@@ -24,11 +24,11 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   else
     tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
     if not tat_ms then rl_fail_state('gcra', key) end
-    tat_ms = tonumber(tat_ms)
+    tat_ms, tat_num = tonumber(tat_ms), tonumber(tat_num)
   end
   if tat_ms < now then return burst, 0 end
   local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)
-  local borrow, slack_num = rl_divmod(span_num - tonumber(tat_num), limit)
+  local borrow, slack_num = rl_divmod(span_num - tat_num, limit)
   local slack_ms = span_ms - (tat_ms - now) + borrow
   if slack_ms < 0 then
     -- In debt (a reservation booked ahead, or burst lowered): content below zero.

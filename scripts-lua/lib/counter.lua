@@ -27,13 +27,11 @@ local function rl_window_start(now, period_ms, offset_ms)
   return now - into
 end
 
---- The packed form's radix: window_start_ms mod RL_COUNTER_TAGS is the tag.
-local RL_COUNTER_TAGS = 4194304 -- 2^22
-local RL_COUNTER_MAX_PACKED = 2147483648 -- 2^31: count * 2^22 + tag < 2^53
-
---- fixed_window's tag for the window starting at `start`.
+--- fixed_window's tag for the window starting at `start`: start mod 2^22. The packed form is
+--- count * 2^22 + tag, count below 2^31 (so below 2^53); 4194304 (2^22) and 2147483648 (2^31)
+--- are written out where they are used (a constant is cheaper than an upvalue per decision).
 local function rl_counter_tag(start)
-  return start % RL_COUNTER_TAGS
+  return start % 4194304
 end
 
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
@@ -43,9 +41,9 @@ local function rl_counter_read(script, key, start, tag)
   if not stored then return 0 end
   local packed = tonumber(stored)
   if packed and tag and packed >= 0 then
-    local t = packed % RL_COUNTER_TAGS
+    local t = packed % 4194304
     if t ~= tag then return 0 end
-    return (packed - t) / RL_COUNTER_TAGS
+    return (packed - t) / 4194304
   end
   local s, c = string.match(stored, '^(%d+):(%d+)$')
   if not s then rl_fail_state(script, key) end
@@ -59,8 +57,8 @@ end
 local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
   if used <= 0 then return { { 'DEL', key } } end
   local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
-  if tag and not simulated and used < RL_COUNTER_MAX_PACKED and (window_end - start) % RL_COUNTER_TAGS ~= 0 then
-    return { { 'SET', key, string.format('%d', used * RL_COUNTER_TAGS + tag), set_opt, at } }
+  if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
+    return { { 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, at } }
   end
   return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
 end
