@@ -30,6 +30,72 @@ export function nodeRequest(req: IncomingMessage, raw: unknown = req, pathMatchi
   };
 }
 
+/**
+ * Gives a held concurrency slot back when a Node response closes: sent in full, or its client
+ * gone (aborted, reset) — whichever comes first; at once if it has closed already.
+ */
+function releaseOnClose(res: { closed?: boolean; destroyed?: boolean; once?: (event: 'close', fn: () => void) => unknown }, release: (() => Promise<void>) | undefined): void {
+  if (!release) return;
+  if (res.closed || res.destroyed || typeof res.once !== 'function') void release();
+  else res.once('close', () => void release());
+}
+
+/**
+ * A body that gives the slot back when it has been read to its end, fails, or is cancelled (the
+ * client went away). Chunks pass through as they are, one read per pull.
+ */
+function releasingBody(body: ReadableStream<Uint8Array>, release: () => Promise<void>): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(ctrl) {
+        let chunk: ReadableStreamReadResult<Uint8Array>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          void release();
+          ctrl.error(err);
+          return;
+        }
+        if (chunk.done) {
+          void release();
+          ctrl.close();
+        } else ctrl.enqueue(chunk.value);
+      },
+      cancel(reason) {
+        void release();
+        return reader.cancel(reason);
+      },
+    },
+    { highWaterMark: 0 },
+  );
+}
+
+/**
+ * A fetch Response whose slot is given back when its body is done: at once without a body (or
+ * for HEAD, whose body no one reads), else when the body ends or is cancelled. A Response that
+ * cannot be rebuilt (a 101 upgrade) gives it back at once.
+ */
+function releasedWith(res: Response, release: () => Promise<void>, method: string): Response {
+  if (res.body === null || method === 'HEAD') {
+    void release();
+    return res;
+  }
+  try {
+    return new Response(releasingBody(res.body, release), res);
+  } catch {
+    void release();
+    return res;
+  }
+}
+
+/** Gives the slot back when the client aborts the request (runtimes that abort `request.signal`). */
+function releaseOnAbort(signal: AbortSignal | undefined, release: (() => Promise<void>) | undefined): void {
+  if (!release || !signal) return;
+  if (signal.aborted) void release();
+  else signal.addEventListener('abort', () => void release(), { once: true });
+}
+
 /** Writes an outcome on a Node response, unless someone has answered already. */
 function writeNode(res: ServerResponse, outcome: Outcome): boolean {
   if (res.headersSent || res.writableEnded) return false;
@@ -51,6 +117,7 @@ export function nodeRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
   const middleware = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void): void => {
     limiter.handle(nodeRequest(req)).then(
       (outcome) => {
+        if (outcome.pass) releaseOnClose(res, outcome.release);
         if (writeNode(res, outcome)) next?.();
       },
       (err: unknown) => {
@@ -72,6 +139,7 @@ interface FastifyLike {
   /** Fastify's options after validation; its router's path options live here (top level or routerOptions). */
   initialConfig?: FastifyRouterConfig & { routerOptions?: FastifyRouterConfig };
   addHook(name: 'onRequest', hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
+  addHook(name: 'onResponse', hook: (request: FastifyRequestLike, reply: FastifyReplyLike) => Promise<unknown>): unknown;
   addHook(name: 'onClose', hook: () => Promise<void>): unknown;
 }
 interface FastifyRouterConfig {
@@ -98,6 +166,7 @@ interface FastifyRequestLike {
 }
 interface FastifyReplyLike {
   sent: boolean;
+  raw?: ServerResponse;
   header(name: string, value: string): unknown;
   code(status: number): FastifyReplyLike;
   send(body: string): unknown;
@@ -115,12 +184,22 @@ interface FastifyReplyLike {
 export async function fastifyRateLimit(fastify: FastifyLike, options: HttpRateLimiter | HttpRateLimitOptions): Promise<void> {
   const limiter = core(options);
   const matching = fastifyMatching(fastify);
+  const held = new WeakMap<object, () => Promise<void>>();
   fastify.addHook('onRequest', async (request, reply) => {
     const outcome = await limiter.handle(nodeRequest(request.raw, request, matching));
+    if (outcome.pass && outcome.release) {
+      // Given back once: onResponse (the reply sent, an error reply too), or the raw response's
+      // close (the client gone before a reply; also after a reply, a no-op by then).
+      held.set(request, outcome.release);
+      releaseOnClose(reply.raw ?? {}, outcome.release);
+    }
     if (reply.sent) return;
     for (const [k, v] of Object.entries(outcome.headers)) reply.header(k, v);
     if (!outcome.pass) return reply.code(outcome.status).send(outcome.body);
     return undefined;
+  });
+  fastify.addHook('onResponse', async (request) => {
+    await held.get(request)?.();
   });
   if (!(options instanceof HttpRateLimiter)) fastify.addHook('onClose', () => limiter.close());
 }
@@ -175,8 +254,17 @@ export function fetchRateLimit<A extends unknown[]>(
   const wrapped = async (req: Request, ...rest: A): Promise<Response> => {
     const outcome = await limiter.handle(fetchRequest(req, remoteAddress?.(req, ...rest)));
     if (!outcome.pass) return toResponse(outcome);
-    const res = await handler(req, ...rest);
-    return withHeaders(res, outcome.headers, false) ?? res; // the handler's Response may be shared: a copy
+    const release = outcome.release;
+    releaseOnAbort(req.signal, release);
+    let res: Response;
+    try {
+      res = await handler(req, ...rest);
+    } catch (err) {
+      void release?.();
+      throw err;
+    }
+    const out = withHeaders(res, outcome.headers, false) ?? res; // the handler's Response may be shared: a copy
+    return release ? releasedWith(out, release, req.method) : out;
   };
   return Object.assign(wrapped, { limiter });
 }
@@ -209,17 +297,25 @@ export function honoRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
     const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
     const outcome = await limiter.handle(fetchRequest(c.req.raw, incoming?.socket?.remoteAddress, honoMatching(c)));
     if (!outcome.pass) return (c.body as unknown as (data: string, status: number, headers: Record<string, string>) => Response).call(c, outcome.body, outcome.status, outcome.headers);
-    await next();
-    if (Object.keys(outcome.headers).length === 0) return;
+    const release = outcome.release;
+    releaseOnAbort(c.req.raw.signal, release);
+    try {
+      await next();
+    } catch (err) {
+      void release?.();
+      throw err;
+    }
     const res = c.res;
-    const out = withHeaders(res, outcome.headers, true);
-    if (out && out !== res) c.res = out;
+    const out = Object.keys(outcome.headers).length === 0 ? res : (withHeaders(res, outcome.headers, true) ?? res);
+    const final = release ? releasedWith(out, release, c.req.raw.method) : out;
+    if (final !== res) c.res = final;
   };
   return Object.assign(middleware, { limiter });
 }
 
 interface KoaContextLike {
   req: IncomingMessage;
+  res?: ServerResponse;
   /** The target as received (koa-mount rewrites `req.url` to the mounted path). */
   originalUrl?: string;
   status: number;
@@ -234,6 +330,7 @@ export function koaRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
   const limiter = core(options);
   const middleware = async (ctx: KoaContextLike, next: () => Promise<unknown>): Promise<void> => {
     const outcome = await limiter.handle({ ...nodeRequest(ctx.req, ctx), path: requestPath(ctx.originalUrl ?? ctx.req.url) });
+    if (outcome.pass) releaseOnClose(ctx.res ?? {}, outcome.release);
     if (ctx.headerSent) return;
     for (const [k, v] of Object.entries(outcome.headers)) ctx.set(k, v);
     if (!outcome.pass) {

@@ -1,9 +1,9 @@
 import { algorithms } from '../../generated/index.js';
 import type { BlockList } from 'node:net';
 import { InvalidConfigError } from '../errors.js';
-import type { LimitSpec, RateLimiterOptions } from '../client/config.js';
+import type { AnyLimitSpec, LimitSpec, RateLimiterOptions } from '../client/config.js';
 import type { Decision } from '../client/decision.js';
-import { createRateLimiter, type Cost, type RateLimiter } from '../client/limiter.js';
+import { createRateLimiter, type Cost, type Held, type RateLimiter } from '../client/limiter.js';
 import type { Subject } from '../client/keys.js';
 import { createPolicyLimiter, type PolicyLimiter } from '../policy/limiter.js';
 import { verifyBypass, type BypassOptions } from './bypass.js';
@@ -49,8 +49,12 @@ export interface RateLimitRule {
   method?: string | readonly string[];
   /** Client class(es) the rule is for. Omitted: every class. */
   clientClass?: ClientClass | readonly ClientClass[];
-  /** The limits a matching request is decided against, atomically. An empty list: no limit. */
-  limits?: LimitSpec | LimitSpec[];
+  /**
+   * The limits a matching request is decided against, atomically. An empty list: no limit. A
+   * concurrency limit (`{ name, algo: 'concurrency', limit, ttlMs? }`) caps the client's requests
+   * in flight: an admitted request holds a slot until its response is done (see HttpRateLimiter).
+   */
+  limits?: AnyLimitSpec | AnyLimitSpec[];
   /** Or a limiter you built yourself (its own limits, prefix and options; `scale` does not apply). */
   limiter?: RateLimiter;
   /** Or limits from the policy store, resolved per request through a chain of policies (see PolicyRule). */
@@ -108,7 +112,7 @@ export interface HttpRateLimitOptions {
   /** Key prefix; each rule's keys live under `${prefix}:${rule}`. Default `rl:http`. */
   prefix?: string;
   /** Limits for a request no rule matches (same as a last rule without conditions). */
-  limits?: LimitSpec | LimitSpec[];
+  limits?: AnyLimitSpec | AnyLimitSpec[];
   /** Ordered rules: the first whose path, method and client class match decides. Unknown rule keys are refused. */
   rules?: readonly RateLimitRule[];
   /** Who a request counts against. Default `ip`. */
@@ -144,6 +148,12 @@ export interface HttpRateLimitOptions {
   unavailableStatus?: 503 | 429;
   /** Every decision, for logs and metrics (shadow denials included). */
   onDecision?: (e: { rule: string; key: string; decision: Decision; shadow: boolean; req: HttpRequestInfo }) => void;
+  /**
+   * A concurrency slot was given back (the request's response done, or its client gone):
+   * `released` false when the slot was no longer held (expired after ttlMs, or reset); `error`
+   * when Redis could not be reached (the slot then frees itself ttlMs after it was taken).
+   */
+  onRelease?: (e: { rule: string; key: string; holder: string; released: boolean; error?: unknown }) => void;
   /** Options passed to every rule's limiter (onRedisFailure, breaker, timeoutMs, metrics...). */
   limiter?: Omit<RateLimiterOptions, 'redis' | 'limits' | 'prefix'>;
 }
@@ -154,16 +164,23 @@ export interface HttpResponse {
   body: string;
 }
 
-/** What to do with a request: let it through with these headers, or answer it now. */
-export type Outcome = { pass: true; headers: Record<string, string>; decision: Decision | null } | ({ pass: false; decision: Decision | null } & HttpResponse);
+/**
+ * What to do with a request: let it through with these headers, or answer it now. A request let
+ * through that holds a concurrency slot has `release`: call it once the response is done or the
+ * client is gone (the adapters do). It is idempotent and never rejects.
+ */
+export type Outcome = { pass: true; headers: Record<string, string>; decision: Decision | null; release?: () => Promise<void> } | ({ pass: false; decision: Decision | null } & HttpResponse);
 
 interface CompiledRule {
   name: string;
   path?: PathPattern;
   methods: Set<string> | null;
   classes: Set<string> | null;
-  limits: LimitSpec[];
+  /** Every limit the rule reports in headers: its rate limits, then its concurrency limits. */
+  limits: AnyLimitSpec[];
   limiter: RateLimiter | null;
+  /** The limiter has a concurrency limit: an admitted request holds a slot until it is done. */
+  holds: boolean;
   /** A policy rule: its limiter (built here when `own`) and the chain per request. */
   policy: { limiter: PolicyLimiter; chain?: PolicyRule['chain']; own: boolean } | null;
   shadow: boolean;
@@ -217,10 +234,11 @@ export class HttpRateLimiter {
       if (methods?.has('GET')) methods.add('HEAD');
       const classes = r.clientClass === undefined ? null : new Set(typeof r.clientClass === 'string' ? [r.clientClass] : r.clientClass);
       const common = { name, path: r.path === undefined ? undefined : new PathPattern(r.path), methods, classes, shadow: r.shadow ?? false, key: r.key, subject: r.subject, cost: r.cost };
-      if (r.policy) return { ...common, limits: [], limiter: null, policy: this.policyFor(r.policy, name, prefix) };
-      const limits = r.limiter ? [...r.limiter.limits] : (Array.isArray(r.limits) ? r.limits : [r.limits!]).map((l) => scaled(l, scale));
-      const limiter = r.limiter ?? (limits.length === 0 ? null : createRateLimiter({ ...o.limiter, redis: o.redis, limits, prefix: `${prefix}:${name}`, name }));
-      return { ...common, limits, limiter, policy: null };
+      if (r.policy) return { ...common, limits: [], limiter: null, holds: false, policy: this.policyFor(r.policy, name, prefix) };
+      const given = r.limiter ? [] : (Array.isArray(r.limits) ? r.limits : [r.limits!]).map((l) => scaled(l, scale));
+      const limiter = r.limiter ?? (given.length === 0 ? null : createRateLimiter({ ...o.limiter, redis: o.redis, limits: given, prefix: `${prefix}:${name}`, name }));
+      const limits = limiter ? [...limiter.limits, ...limiter.concurrencyLimits] : [];
+      return { ...common, limits, limiter, holds: (limiter?.concurrencyLimits.length ?? 0) > 0, policy: null };
     });
     this.styles = headerStyles(o.headers);
     this.trusted = Array.isArray(o.trustProxy) ? addressList(o.trustProxy, 'trustProxy') : null;
@@ -330,17 +348,30 @@ export class HttpRateLimiter {
     subject ??= key;
 
     let decision: Decision;
-    let limits: readonly LimitSpec[] = rule.limits;
+    let limits: readonly AnyLimitSpec[] = rule.limits;
+    let release: (() => Promise<void>) | undefined;
     if (rule.policy) {
       const chain = rule.policy.chain ? await rule.policy.chain(req, key) : undefined;
       const d = await rule.policy.limiter.limit(subject, { ...(rule.cost ? { cost: rule.cost(req) } : {}), ...(chain !== undefined ? { chain } : {}) });
       decision = d;
       limits = d.policyLimits;
+    } else if (rule.holds) {
+      // A concurrency limit: the admitted request holds a slot (one multi call with the rate
+      // limits) that the adapter gives back once, when the response is done or the client gone.
+      const held = await rule.limiter!.hold(subject, rule.cost ? { cost: rule.cost(req) } : undefined);
+      decision = held;
+      if (held.holder !== undefined) release = this.releaser(rule.name, key, held);
     } else decision = await rule.limiter!.limit(subject, rule.cost ? { cost: rule.cost(req) } : undefined);
-    this.count(rule.name, decision, rule.shadow);
-    this.o.onDecision?.({ rule: rule.name, key, decision, shadow: rule.shadow, req });
-    const headers = this.headersFor(decision, limits);
-    if (decision.allowed || rule.shadow) return { pass: true, headers, decision };
+    let headers: Record<string, string>;
+    try {
+      this.count(rule.name, decision, rule.shadow);
+      this.o.onDecision?.({ rule: rule.name, key, decision, shadow: rule.shadow, req });
+      headers = this.headersFor(decision, limits);
+    } catch (err) {
+      void release?.(); // a throwing onDecision must not keep the slot
+      throw err;
+    }
+    if (decision.allowed || rule.shadow) return { pass: true, headers, decision, ...(release ? { release } : {}) };
     if (decision.source === 'fail-closed') {
       const status = this.o.unavailableStatus ?? 503;
       const retry = String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000)));
@@ -357,8 +388,11 @@ export class HttpRateLimiter {
       const custom = this.o.onDenied(req, decision);
       return { pass: false, decision, ...custom, headers: { ...headers, ...custom.headers } };
     }
+    const slots = rule.limiter?.concurrencyLimits.some((l) => l.name === decision.deniedBy) ?? false;
     const detail =
-      decision.deniedBy === 'paused'
+      slots
+        ? `Too many requests of this client are in flight (limit ${decision.deniedBy}); retry when one is done, at the latest in ${headers['Retry-After']} s.`
+        : decision.deniedBy === 'paused'
         ? `The upstream asked for a pause; retry in ${headers['Retry-After']} s.`
         : decision.retryAfterMs < 0
           ? `This request costs more than limit ${decision.deniedBy} can ever admit.`
@@ -366,7 +400,18 @@ export class HttpRateLimiter {
     return { pass: false, decision, ...problem(429, 'Too Many Requests', detail, headers, { limit: decision.deniedBy, retryAfterMs: decision.retryAfterMs }) };
   }
 
-  private headersFor(d: Decision, limits: readonly LimitSpec[]): Record<string, string> {
+  /** Gives a held slot back once; never rejects (onRelease hears how it went). */
+  private releaser(rule: string, key: string, held: Held): () => Promise<void> {
+    let done: Promise<void> | null = null;
+    const holder = held.holder!;
+    return () =>
+      (done ??= held.release().then(
+        (released) => this.o.onRelease?.({ rule, key, holder, released }),
+        (error: unknown) => this.o.onRelease?.({ rule, key, holder, released: false, error }),
+      ).catch(() => {})); // a throwing onRelease is not the request's business
+  }
+
+  private headersFor(d: Decision, limits: readonly AnyLimitSpec[]): Record<string, string> {
     const out: Record<string, string> = {};
     if (limits.length === 0) return out; // a policy rule with no limit (no-limits, a pause before any): nothing to report
     for (const style of this.styles) Object.assign(out, rateLimitHeaders(style, d, limits));
@@ -419,9 +464,10 @@ function matches(r: CompiledRule, req: HttpRequestInfo, path: PathForms, clientC
   return r.path === undefined || r.path.matches(path);
 }
 
-function scaled(l: LimitSpec, scale: number): LimitSpec {
+function scaled(l: AnyLimitSpec, scale: number): AnyLimitSpec {
   if (scale === 1) return l;
   const s = (n: number) => Math.max(1, Math.floor(n * scale));
+  if (l.algo === 'concurrency') return { ...l, limit: s(l.limit) }; // slots scale like any limit
   const out = { ...l, limit: s(l.limit) } as LimitSpec;
   // The capacity parameter scales with the limit where it is one of its own (burst).
   const capacity = algorithms[l.algo].params.find((p) => p.name === algorithms[l.algo].capacity)!.prop;

@@ -1,5 +1,5 @@
 import type { Decision } from '../decision.js';
-import { capacity, windowMs, type LimitSpec } from '../client/config.js';
+import { capacity, windowMs, type AnyLimitSpec } from '../client/config.js';
 import { InvalidConfigError } from '../errors.js';
 import { describe, nearest } from './validate.js';
 
@@ -54,7 +54,7 @@ export function headerStyles(option: unknown): HeaderStyle[] {
 }
 
 /** A limit's window in seconds (a quota's calendar period, a month counted as 30 days). */
-export function windowSeconds(l: LimitSpec): number {
+export function windowSeconds(l: AnyLimitSpec): number {
   return Math.max(1, Math.ceil(windowMs(l) / 1000));
 }
 
@@ -74,7 +74,7 @@ export interface Reported {
  * request reports the wait until it could pass, so `t` / Reset never exceed Retry-After; a reset
  * never exceeds the limit's window. Null when nothing is known (fail-open, fail-closed).
  */
-export function reported(d: Decision, limits: readonly LimitSpec[]): Reported | null {
+export function reported(d: Decision, limits: readonly AnyLimitSpec[]): Reported | null {
   if (d.source === 'fail-open' || d.source === 'fail-closed') return null;
   const name = d.limitName ?? limits[0]!.name; // null for a block: report the first limit, fully waited for
   const spec = limits.find((l) => l.name === name) ?? limits[0]!;
@@ -91,7 +91,7 @@ export function retryMs(d: Decision, windowSecs: number): number {
 /** Quoted sf-string for a policy name (names are letters, digits, _ and -). */
 const sf = (name: string) => `"${name}"`;
 
-export function rateLimitHeaders(style: HeaderStyle, d: Decision, limits: readonly LimitSpec[], now = Date.now()): Record<string, string> {
+export function rateLimitHeaders(style: HeaderStyle, d: Decision, limits: readonly AnyLimitSpec[], now = Date.now()): Record<string, string> {
   const r = reported(d, limits);
   if (style === 'none' || r === null) return {};
   if (style === 'ietf') {

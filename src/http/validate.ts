@@ -49,7 +49,7 @@ export const isBoolean = (v: unknown) => typeof v === 'boolean';
 export const isStringList = (v: unknown) => Array.isArray(v) && v.every(isNonEmptyString);
 export const isOneOrMoreStrings = (v: unknown) => isNonEmptyString(v) || (isStringList(v) && (v as unknown[]).length > 0);
 
-const OPTIONS = ['redis', 'prefix', 'limits', 'rules', 'key', 'trustProxy', 'ipv6Subnet', 'onMissingKey', 'missingKeyStatus', 'allowList', 'denyList', 'skip', 'classify', 'bypass', 'scale', 'headers', 'onDenied', 'unavailableStatus', 'onDecision', 'limiter'] as const;
+const OPTIONS = ['redis', 'prefix', 'limits', 'rules', 'key', 'trustProxy', 'ipv6Subnet', 'onMissingKey', 'missingKeyStatus', 'allowList', 'denyList', 'skip', 'classify', 'bypass', 'scale', 'headers', 'onDenied', 'unavailableStatus', 'onDecision', 'onRelease', 'limiter'] as const;
 const RULE = ['name', 'path', 'method', 'clientClass', 'limits', 'limiter', 'policy', 'shadow', 'key', 'subject', 'cost'] as const;
 const POLICY_RULE = ['chain', 'limiter', 'environment', 'defaults', 'onNoLimits', 'pollMs'] as const;
 const BYPASS = ['secret', 'header', 'maxAgeMs'] as const;
@@ -120,7 +120,7 @@ export function checkHttpOptions(o: unknown): void {
   check(o.unavailableStatus, (s) => s === 503 || s === 429, 'unavailableStatus', '503 or 429');
   check(o.allowList, Array.isArray, 'allowList', 'a list of keys and IP addresses / CIDRs');
   check(o.denyList, Array.isArray, 'denyList', 'a list of keys and IP addresses / CIDRs');
-  for (const f of ['skip', 'classify', 'onDenied', 'onDecision'] as const) check(o[f], isFunction, f, 'a function');
+  for (const f of ['skip', 'classify', 'onDenied', 'onDecision', 'onRelease'] as const) check(o[f], isFunction, f, 'a function');
   check(o.limiter, isPlainObject, 'limiter', 'an object of limiter options');
   if (o.bypass !== undefined) {
     const b = o.bypass;
