@@ -1,9 +1,13 @@
 import { TwinClient } from '../twin/client.js';
+import type { StoreHandle } from '../twin/store.js';
 import type { Changes } from './changes.js';
 import type { Decision } from './decision.js';
 import { valuesWith, type LimitPlan } from './plan.js';
 import type { Shape } from './shape.js';
 import type { Target } from './keys.js';
+
+/** A target with where the twin last found its key (a hint only: the store checks it). */
+type Hinted = Target & { twinHandle?: StoreHandle };
 
 /**
  * The in-memory side of a limiter: the exact twin that decides when Redis cannot, and what Redis
@@ -16,6 +20,9 @@ export class Fallback {
   /** Per subject identity: each limit's remaining units and when Redis said so. Bounded, oldest first out. */
   private readonly learned = new Map<string, { at: number; remaining: number[] }>();
 
+  /** One key per decision (one limit, no block key). */
+  private readonly single: boolean;
+
   constructor(
     private readonly plans: readonly LimitPlan[],
     private readonly shape: Shape,
@@ -26,12 +33,23 @@ export class Fallback {
     private readonly changes: Changes,
   ) {
     this.twin = new TwinClient({ clock });
+    this.single = shape.single;
   }
 
-  /** One decision (or peek) over all limits on the twin. */
+  /**
+   * One decision (or peek) over all limits on the twin. With one limit, the subject's target keeps
+   * where the twin found its key (a plain id's target is cached and comes back), so the next
+   * decision for it costs the twin no map lookup.
+   */
   decide(t: Target, costs: readonly number[], consume: boolean, now = this.clock(), shares?: readonly string[]): Decision {
     if (this.behindRedis) this.seed(t);
-    return this.shape.onTwin(this.twin, t.keys, costs, consume, now, shares);
+    if (!this.single) return this.shape.onTwin(this.twin, t.keys, costs, consume, now, shares);
+    const h = t as Hinted;
+    const store = this.twin.store;
+    store.prime(t.keys[0]!, h.twinHandle);
+    const d = this.shape.onTwin(this.twin, t.keys, costs, consume, now, shares);
+    h.twinHandle = store.lastHandle;
+    return d;
   }
 
   /** Remembers what Redis said of a subject (a decision over every limit; a block says nothing of them). */

@@ -8,21 +8,22 @@
  * that comes due), and a timer handles the rest while nothing calls. The timer is unref'd (a
  * process exits with a non-empty store) and stops once nothing is left to expire.
  *
- * Ghosts. An entry that expires under traffic is not deleted from the map at once: it becomes a
- * ghost (no value, never answered: a read, `has` and `keys` see no key), so a key that comes
- * back reuses its slot. Deleting and re-inserting map keys is what a stream of expiring keys
- * pays most for (V8 rehashes the table), and a limiter's keys often come back: a large limit
- * keeps state for a millisecond, and the same ids ask again. Ghosts are bounded:
- * - cold ghosts (keys not seen to recur) at most half the live entries, oldest out first, so a
- *   stream of distinct ids holds at most 1.5× its live state;
- * - warm ghosts (keys that came back: revived, or created again soon after a ghost of theirs
- *   went, which a small filter of recently evicted keys tells) at most WARM_GHOSTS;
- * - every ghost leaves after GHOST_READS reads, and all leave once a timer turn sees no read
- *   since the last (idle). So memory follows the live state during traffic (plus a bounded
- *   number of recurring keys) and returns to nothing after the TTLs pass, idle or not.
+ * Ghosts. Deleting and re-inserting map keys is what a stream of expiring keys pays most for
+ * (V8 rehashes the table), and a limiter's keys often come back: a large limit keeps state for a
+ * millisecond, and the same ids ask again. So an entry of a key that recurs is not deleted when
+ * it expires under traffic: it becomes a ghost (no value, never answered: a read, `has` and
+ * `keys` see no key), and the key reuses its slot when it comes back. A key recurs when a caller
+ * primes it with a stale handle (see below): where it was found last time, since deleted. Other
+ * entries are deleted when they expire, as before, so a stream of distinct ids holds its live
+ * state only.
+ * Ghosts are bounded: at most MAX_GHOSTS (oldest out first), each leaves after GHOST_READS reads,
+ * and all leave once a timer turn sees no read since the last (idle). So memory follows the live
+ * state during traffic (plus a bounded number of recurring keys) and returns to nothing after
+ * the TTLs pass, idle or not.
  *
  * The last key looked up is remembered with its entry: a script reads a key, then writes it, so
- * one decision costs one map lookup.
+ * one decision costs one map lookup, and none when the caller kept where the key was found
+ * (lastHandle / prime: the fallback keeps it per subject).
  */
 export type TwinValue =
   | { kind: 'gcra'; tatMs: number; tatNum: number }
@@ -40,16 +41,19 @@ interface Entry {
   expiresAt: number;
   /** Index in the expiry heap, -1 when not in it (no expiry, removed, or a ghost). */
   slot: number;
-  /** A ghost's links in its list (cold or warm, oldest first); null while the entry holds a value. */
+  /** A ghost's links in the ghost list (oldest first); null while the entry holds a value. */
   prev: Entry | null;
   next: Entry | null;
   /** `reads` when it became a ghost. */
   diedAt: number;
-  /** Its key recurs (see the ghosts above): when it expires it becomes a warm ghost. */
-  warm: boolean;
+  /** Its key recurs (see the ghosts above): when it expires it becomes a ghost. */
+  recurs: boolean;
 }
 
 export class TwinStateError extends Error {}
+
+/** Where a key was found in a MemoryStore (see lastHandle / prime); nothing to read. */
+export type StoreHandle = object;
 
 export interface MemoryStoreOptions {
   /**
@@ -68,73 +72,18 @@ const TICK_BUDGET = 8192;
 const TICK_MIN_MS = 10;
 const TICK_MAX_MS = 1000;
 const SPARE_ENTRIES = 512;
-/** Warm ghosts held at most (a constant: ~100 bytes each beside the key). */
-const WARM_GHOSTS = 1 << 14;
+/** Ghosts held at most (a constant: ~100 bytes each beside the key). */
+const MAX_GHOSTS = 1 << 14;
 /** A ghost not revived within this many reads leaves. */
 const GHOST_READS = 1 << 17;
 /** What a removed entry (kept for reuse) and a ghost hold: nothing of what they held. */
 const EMPTY: TwinValue = { kind: 'block', untilMs: 0 };
 
 function listHead(): Entry {
-  const h: Entry = { key: '', value: EMPTY, expiresAt: -Infinity, slot: -1, prev: null, next: null, diedAt: 0, warm: false };
+  const h: Entry = { key: '', value: EMPTY, expiresAt: -Infinity, slot: -1, prev: null, next: null, diedAt: 0, recurs: false };
   h.prev = h;
   h.next = h;
   return h;
-}
-
-// --- recently evicted keys --------------------------------------------------------------------
-
-/** Bits per generation of the filter (a power of two), and additions before it rotates. */
-const RECENT_BITS = 1 << 19;
-const RECENT_ROTATE = 1 << 14;
-
-/** A key's hash for the filter: FNV-1a over its characters (the first and last 32 of a long key). */
-function hashKey(key: string): number {
-  const n = key.length;
-  let h = 0x811c9dc5 ^ n;
-  if (n <= 64) {
-    for (let i = 0; i < n; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  } else {
-    for (let i = 0; i < 32; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-    for (let i = n - 32; i < n; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
-  }
-  return h;
-}
-
-/**
- * The keys of recently evicted ghosts, approximately: a Bloom filter (3 probes) in two
- * generations, the older dropped every RECENT_ROTATE additions. A false "yes" only makes a new
- * key warm (a warm ghost at most, bounded); it never changes an answer.
- */
-class RecentKeys {
-  private current = new Int32Array(RECENT_BITS >>> 5);
-  private previous = new Int32Array(RECENT_BITS >>> 5);
-  private added = 0;
-
-  add(key: string): void {
-    if (++this.added > RECENT_ROTATE) {
-      const older = this.previous;
-      this.previous = this.current;
-      older.fill(0);
-      this.current = older;
-      this.added = 1;
-    }
-    const h = hashKey(key);
-    const step = (Math.imul(h ^ (h >>> 16), 0x9e3779b1) | 1) >>> 0;
-    const bits = this.current;
-    for (let i = 0, p = h >>> 0; i < 3; i++, p = (p + step) >>> 0) bits[(p & (RECENT_BITS - 1)) >>> 5]! |= 1 << (p & 31);
-  }
-
-  has(key: string): boolean {
-    const h = hashKey(key);
-    const step = (Math.imul(h ^ (h >>> 16), 0x9e3779b1) | 1) >>> 0;
-    return RecentKeys.holds(this.current, h >>> 0, step) || RecentKeys.holds(this.previous, h >>> 0, step);
-  }
-
-  private static holds(bits: Int32Array, p: number, step: number): boolean {
-    for (let i = 0; i < 3; i++, p = (p + step) >>> 0) if ((bits[(p & (RECENT_BITS - 1)) >>> 5]! & (1 << (p & 31))) === 0) return false;
-    return true;
-  }
 }
 
 export class MemoryStore {
@@ -164,14 +113,35 @@ export class MemoryStore {
   /** Reads so far, and as the last timer turn saw them (none since: idle). */
   private reads = 0;
   private readsAtTick = 0;
-  private readonly cold = listHead();
-  private readonly warm = listHead();
-  private coldCount = 0;
-  private warmCount = 0;
-  private recent: RecentKeys | undefined = undefined;
+  private readonly ghosts = listHead();
+  private ghostCount = 0;
+  /** A key primed with a stale handle: if it is created next, it recurs. */
+  private comingBack: string | undefined = undefined;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.clock = options.clock;
+  }
+
+  /**
+   * Where the last key looked up was found, as an opaque handle: a caller that will ask for the
+   * same key again (the fallback, per subject) passes it back to `prime`.
+   */
+  get lastHandle(): StoreHandle | undefined {
+    return this.lastEntry;
+  }
+
+  /**
+   * `handle` (a lastHandle of this store) is where `key` was found: if the key is still there, its
+   * next lookup costs no map lookup. A stale handle (the key since removed) changes no answer; it
+   * tells the store the key recurs (its next entry becomes a ghost when it expires).
+   */
+  prime(key: string, handle: StoreHandle | undefined): void {
+    if (handle === undefined) return;
+    // An entry out of the map holds the key '' (forget, clear): equality means it is in the map under `key`.
+    if ((handle as Entry).key === key && key !== '') {
+      this.lastKey = key;
+      this.lastEntry = handle as Entry;
+    } else this.comingBack = key; // it was here, and went: the key recurs
   }
 
   /** Entries held: live, expired but not yet swept, and ghosts (what the store costs in memory). */
@@ -182,12 +152,12 @@ export class MemoryStore {
   get<K extends TwinValue['kind']>(key: string, kind: K, now: number, owner = kind as string): Extract<TwinValue, { kind: K }> | undefined {
     if (now > this.seenNow) this.seenNow = now;
     const reads = ++this.reads;
-    if (this.queue.length !== 0 && now > this.at[0]!) this.sweepDue(now, CALL_BUDGET, true);
-    if (this.coldCount + this.warmCount !== 0) this.age(reads);
+    if (this.queue.length !== 0 && now > this.at[0]!) this.sweepDue(now, CALL_BUDGET, false);
+    if (this.ghostCount !== 0) this.age(reads);
     const e = key === this.lastKey ? this.lastEntry : this.lookup(key);
     if (e === undefined) return undefined;
     if (now > e.expiresAt) {
-      if (e.prev === null) this.haunt(e); // expired, not swept yet
+      if (e.prev === null) this.expired(e); // not swept yet
       return undefined;
     }
     if (e.value.kind !== kind) throw new TwinStateError(`redlimit ${owner}: key ${key} does not hold ${owner} state`);
@@ -197,22 +167,20 @@ export class MemoryStore {
   set(key: string, value: TwinValue, expiresAt: number): void {
     const e = key === this.lastKey ? this.lastEntry : this.lookup(key);
     if (e !== undefined) {
-      if (e.prev !== null) {
-        this.unlink(e);
-        e.warm = true; // it came back
-      }
+      if (e.prev !== null) this.unlink(e); // a ghost comes back
       e.value = value;
       this.moveExpiry(e, expiresAt);
       return;
     }
-    const warm = this.recent !== undefined && this.recent.has(key);
+    const recurs = key === this.comingBack;
+    this.comingBack = undefined;
     let created = this.spare.pop();
     if (created) {
       created.key = key;
       created.value = value;
       created.expiresAt = expiresAt;
-      created.warm = warm;
-    } else created = { key, value, expiresAt, slot: -1, prev: null, next: null, diedAt: 0, warm };
+      created.recurs = recurs;
+    } else created = { key, value, expiresAt, slot: -1, prev: null, next: null, diedAt: 0, recurs };
     this.map.set(key, created);
     this.lastKey = key;
     this.lastEntry = created;
@@ -250,6 +218,7 @@ export class MemoryStore {
   }
 
   clear(): void {
+    for (const e of this.map.values()) e.key = ''; // handles to them are stale
     this.map.clear();
     this.spare.length = 0;
     for (const e of this.queue) e.slot = -1;
@@ -257,22 +226,21 @@ export class MemoryStore {
     this.at = new Float64Array(64);
     this.lastKey = undefined;
     this.lastEntry = undefined;
-    for (const list of [this.cold, this.warm]) {
-      for (let g = list.next!; g !== list; ) {
-        const next = g.next!;
-        g.prev = g.next = null;
-        g = next;
-      }
-      list.prev = list.next = list;
+    const list = this.ghosts;
+    for (let g = list.next!; g !== list; ) {
+      const next = g.next!;
+      g.prev = g.next = null;
+      g = next;
     }
-    this.coldCount = this.warmCount = 0;
-    this.recent = undefined;
+    list.prev = list.next = list;
+    this.ghostCount = 0;
+    this.comingBack = undefined;
     this.stopTimer();
   }
 
   /** Drops expired entries, earliest expiry first, looking at no more than `budget` of them. */
   sweep(now: number, budget: number): number {
-    return this.sweepDue(now, budget, false);
+    return this.sweepDue(now, budget, true);
   }
 
   // --- lookups and ghosts ---------------------------------------------------------------------
@@ -284,8 +252,8 @@ export class MemoryStore {
     return e;
   }
 
-  /** Handles due entries (at most `budget` looked at): each becomes a ghost, or is dropped. */
-  private sweepDue(now: number, budget: number, haunt: boolean): number {
+  /** Handles due entries (at most `budget` looked at): each goes (`expired`), or is dropped when `drop`. */
+  private sweepDue(now: number, budget: number, drop: boolean): number {
     const queue = this.queue;
     const at = this.at;
     let removed = 0;
@@ -294,8 +262,8 @@ export class MemoryStore {
       const e = queue[0]!;
       if (now > e.expiresAt) {
         this.removeAt(0);
-        if (haunt) this.haunt(e);
-        else this.forget(e);
+        if (drop) this.forget(e);
+        else this.expired(e);
         removed++;
       } else if (e.expiresAt === Infinity) this.removeAt(0);
       else {
@@ -307,41 +275,38 @@ export class MemoryStore {
     return removed;
   }
 
-  /** An expired entry becomes a ghost (see above), and the ghosts' bounds hold again. */
-  private haunt(e: Entry): void {
+  /** An entry found expired under traffic: a ghost if its key recurs, else deleted. */
+  private expired(e: Entry): void {
     if (e.slot >= 0) this.removeAt(e.slot);
+    if (!e.recurs) {
+      this.forget(e);
+      return;
+    }
     e.value = EMPTY;
     e.expiresAt = -Infinity;
     e.diedAt = this.reads;
-    const list = e.warm ? this.warm : this.cold;
+    const list = this.ghosts;
     e.prev = list.prev;
     e.next = list;
     list.prev!.next = e;
     list.prev = e;
-    if (e.warm) {
-      if (++this.warmCount > WARM_GHOSTS) this.evict(this.warm.next!);
-    } else {
-      this.coldCount++;
-      // Cold ghosts at most half the live entries (the map holds live entries and ghosts).
-      while (this.coldCount !== 0 && 2 * this.coldCount > this.map.size - this.coldCount - this.warmCount) this.evict(this.cold.next!);
-    }
+    if (++this.ghostCount > MAX_GHOSTS) this.evict(list.next!);
     if (this.timer === undefined) this.schedule(TICK_MIN_MS);
   }
 
-  /** Ghosts older than GHOST_READS reads leave (a few per read: the other bounds hold meanwhile). */
+  /** Ghosts older than GHOST_READS reads leave (two per read at most: the cap holds meanwhile). */
   private age(reads: number): void {
+    const list = this.ghosts;
     for (let i = 0; i < 2; i++) {
-      const c = this.cold.next!;
-      if (c !== this.cold && reads - c.diedAt > GHOST_READS) this.evict(c);
-      const w = this.warm.next!;
-      if (w !== this.warm && reads - w.diedAt > GHOST_READS) this.evict(w);
+      const g = list.next!;
+      if (g === list || reads - g.diedAt <= GHOST_READS) return;
+      this.evict(g);
     }
   }
 
-  /** A ghost leaves the map; its key is remembered as recently evicted. */
+  /** A ghost leaves the map. */
   private evict(g: Entry): void {
     this.unlink(g);
-    (this.recent ??= new RecentKeys()).add(g.key);
     this.forget(g);
   }
 
@@ -349,20 +314,18 @@ export class MemoryStore {
     g.prev!.next = g.next;
     g.next!.prev = g.prev;
     g.prev = g.next = null;
-    if (g.warm) this.warmCount--;
-    else this.coldCount--;
+    this.ghostCount--;
   }
 
   /** Drops every ghost, at most `budget` of them; how many went. */
   private purge(budget: number): number {
+    const list = this.ghosts;
     let n = 0;
-    for (const list of [this.cold, this.warm]) {
-      while (n < budget && list.next !== list) {
-        const g = list.next!;
-        this.unlink(g);
-        this.forget(g);
-        n++;
-      }
+    while (n < budget && list.next !== list) {
+      const g = list.next!;
+      this.unlink(g);
+      this.forget(g);
+      n++;
     }
     return n;
   }
@@ -386,10 +349,9 @@ export class MemoryStore {
   private forget(e: Entry): void {
     this.map.delete(e.key);
     if (this.lastEntry === e) this.lastEntry = undefined;
-    if (this.spare.length === SPARE_ENTRIES) return;
-    e.key = '';
+    e.key = ''; // a handle to it is stale from here on (see prime)
     e.value = EMPTY;
-    this.spare.push(e);
+    if (this.spare.length !== SPARE_ENTRIES) this.spare.push(e);
   }
 
   private insert(e: Entry, expiresAt: number): void {
@@ -482,10 +444,9 @@ export class MemoryStore {
     const now = this.idleNow();
     const purged = idle ? this.purge(TICK_BUDGET) : 0;
     this.sweep(now, TICK_BUDGET);
-    const ghosts = this.coldCount + this.warmCount;
     if (this.queue.length === 0) {
       // Ghosts left: look again (they go once a turn sees no read).
-      if (ghosts !== 0) this.schedule(purged === TICK_BUDGET ? 0 : TICK_MIN_MS);
+      if (this.ghostCount !== 0) this.schedule(purged === TICK_BUDGET ? 0 : TICK_MIN_MS);
       return;
     }
     const next = this.at[0]!;
