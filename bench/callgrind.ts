@@ -11,17 +11,21 @@ import { Redis } from 'ioredis';
 import { freePort, redisServerBinary, waitForPing } from '../devtools/local-redis.js';
 
 /**
- * Server timers at their slowest: serverCron (active expiry, stats, client checks) runs `hz` times
- * a second of wall time, and wall time under valgrind on a loaded machine varies several-fold, so
- * at the default hz 10 (and dynamic hz) the difference of two runs carried up to ~8% of timer
- * work. At hz 1 it is a tenth of that; nothing measured depends on the timers.
+ * What is counted. `commands` (the default): only instructions inside processInputBuffer, i.e.
+ * parsing each command and running it (the script and every command it calls) and building its
+ * reply; not the server's timers (serverCron: active expiry, stats, client checks), which run
+ * `hz` times a second of *wall* time: under valgrind on a loaded machine wall time per call varies
+ * several-fold, and the difference of two runs carried up to ~8% of timer work (and 2.6% on
+ * an unchanged `return 1`). Nor writing replies to sockets and the event loop (the same for every
+ * contender, per call). `server` (BENCH_CALLGRIND_SCOPE=server): the whole process, as before
+ * issue 17, with the timers at hz 1 to damp them.
  */
-const QUIET = ['--hz', '1', '--dynamic-hz', 'no'];
+const SCOPE = process.env.BENCH_CALLGRIND_SCOPE === 'server' ? ['--hz', '1', '--dynamic-hz', 'no'] : ['--toggle-collect=processInputBuffer'];
 
 export async function instructionsOf(work: (redis: Redis) => Promise<void>): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'redlimit-callgrind-'));
   const port = await freePort();
-  const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(dir, 'out')}`, redisServerBinary()!, '--port', String(port), '--save', '', '--appendonly', 'no', ...QUIET], { stdio: 'ignore' });
+  const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${join(dir, 'out')}`, ...SCOPE.filter((a) => a.startsWith('--toggle')), redisServerBinary()!, '--port', String(port), '--save', '', '--appendonly', 'no', ...SCOPE.filter((a) => !a.startsWith('--toggle'))], { stdio: 'ignore' });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   try {
     await waitForPing(port, 60_000);

@@ -32,13 +32,16 @@ function parseArgLua(script: string, a: ArgSpec, target: string, raw: string, in
   } else {
     call = `rl_arg_string(${script}, ${raw}, ${index}, ${label}, ${required}, ${a.maxLength}${tail})`;
   }
-  if (a.required) return [`${target} = ${call}`];
+  // An enum's valid values compare as interned strings (no concatenation, no search).
+  const known = a.type === 'enum' ? a.values!.map((v) => `${raw} == '${v}'`).join(' or ') : null;
+  if (a.required) return [known ? `if not (${known}) then ${target} = ${call} end` : `${target} = ${call}`];
   const value =
     a.default === undefined ? 'nil' : typeof a.default === 'object' ? scope(a.default.arg) : typeof a.default === 'number' ? luaInt(a.default) : `'${a.default}'`;
   // An int default as the client spells it: a literal that is its own decimal form.
   const spelled = a.type === 'int' && typeof a.default === 'number' ? ` or ${raw} == '${luaInt(a.default)}'` : '';
   // A group's arguments are all there (rl_arity_variadic counted them); a fixed one may be nil.
   const absent = present ? `${raw} == ''` : `${raw} == nil or ${raw} == ''`;
+  if (known) return [`if ${absent} then ${target} = ${value} elseif not (${known}) then ${target} = ${call} end`];
   return [`if ${absent}${spelled} then ${target} = ${value} else ${target} = ${call} end`];
 }
 
