@@ -110,7 +110,8 @@ function writeNode(res: ServerResponse, outcome: Outcome): boolean {
  * `(req, res, next)` middleware for Node's http server, Express and Connect. Admitted requests go
  * on to `next()`; denied ones are answered here. If the response was already sent when the
  * decision arrives (a timeout handler, another middleware), nothing is written. An error in a
- * user callback goes to `next(err)`; without `next`, a 500.
+ * user callback goes to `next(err)`; without `next`, a 500. A concurrency slot is given back on
+ * the response's 'close': sent in full, or the client gone (even while the handler still runs).
  */
 export function nodeRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
   const limiter = core(options);
@@ -179,7 +180,8 @@ interface FastifyReplyLike {
  * own); registered inside one of your plugins, it limits only that plugin's routes.
  * `await fastifyRateLimit(app, options)` does the same as registering. Rules match paths as this
  * instance's router does (caseSensitive, ignoreTrailingSlash, ignoreDuplicateSlashes,
- * useSemicolonDelimiter; percent-escapes decoded once).
+ * useSemicolonDelimiter; percent-escapes decoded once). A concurrency slot is given back in
+ * `onResponse` (error replies too), or on the raw response's 'close' when the client is gone first.
  */
 export async function fastifyRateLimit(fastify: FastifyLike, options: HttpRateLimiter | HttpRateLimitOptions): Promise<void> {
   const limiter = core(options);
@@ -243,7 +245,11 @@ function toResponse(outcome: Outcome & { pass: false }): Response {
 /**
  * Wraps a fetch-style handler `(req) => Response`: denied requests get their 429 here, admitted
  * ones the handler's response with the rate-limit headers added. `remoteAddress` tells the
- * client's address where the runtime knows it (e.g. Bun's `server.requestIP(req)`).
+ * client's address where the runtime knows it (e.g. Bun's `server.requestIP(req)`). A
+ * concurrency slot is given back when the Response's body has been read to its end or cancelled
+ * (a streamed body holds it while it streams), at once for a Response without a body or a HEAD,
+ * when the handler throws, or when the runtime aborts `req.signal` (the client gone). A runtime
+ * that neither reads nor cancels a body it drops leaves the slot to expire after ttlMs.
  */
 export function fetchRateLimit<A extends unknown[]>(
   options: HttpRateLimiter | HttpRateLimitOptions,
@@ -289,7 +295,10 @@ function honoMatching(c: HonoContextLike): PathMatching {
 /**
  * Hono middleware `(c, next)`; on @hono/node-server the socket's address is used. The headers of
  * an admitted request are set on the response after `next()`, so they reach a handler's own
- * `new Response(...)` (or a fetched one) too.
+ * `new Response(...)` (or a fetched one) too. A concurrency slot is given back as for
+ * fetchRateLimit: once `next()` is done, when the response body ends or is cancelled (an error
+ * response from onError too), or when the request's signal aborts (@hono/node-server aborts it
+ * when the client goes away).
  */
 export function honoRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
   const limiter = core(options);
@@ -325,7 +334,11 @@ interface KoaContextLike {
   headerSent?: boolean;
 }
 
-/** Koa middleware `(ctx, next)`. */
+/**
+ * Koa middleware `(ctx, next)`. A concurrency slot is given back on the Node response's 'close'
+ * (rather than right after `await next()`): Koa writes a stream body after the middleware chain
+ * ends, so the slot covers it; an error Koa answers, and a client gone, close it too.
+ */
 export function koaRateLimit(options: HttpRateLimiter | HttpRateLimitOptions) {
   const limiter = core(options);
   const middleware = async (ctx: KoaContextLike, next: () => Promise<unknown>): Promise<void> => {

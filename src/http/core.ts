@@ -204,6 +204,17 @@ export interface HttpCounters {
  * limiter's decision, and the response — headers true for every decision source, 429 with
  * Retry-After, 403 for the deny list, 503 (or 429) when Redis is down and the limiter fails
  * closed. Adapters only translate requests and responses.
+ *
+ * Concurrency limits: a rule whose limiter (or whose own `limits`) has a concurrency limit takes
+ * a slot for each admitted request with `hold()`, atomically with its rate limits, and the
+ * adapter gives it back exactly once when the request is done (the response sent, the client
+ * gone, the handler failed: see each adapter). A shadow rule holds slots as an enforcing one
+ * does, so its reported denials are true ones; a request it lets through past a denial holds
+ * none. Skipped, allow-listed, bypassed and unmatched requests take no slot. A denial by a
+ * concurrency limit is a 429 whose Retry-After is the wait until a held slot would expire
+ * (ttlMs after it was taken): an upper bound, since any release frees a slot at once. The rate
+ * units an admitted request took stay taken when its slot is given back. Policy rules hold none
+ * (policies have no concurrency limits).
  */
 export class HttpRateLimiter {
   readonly rules: readonly CompiledRule[];

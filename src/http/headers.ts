@@ -13,6 +13,11 @@ import { describe, nearest } from './validate.js';
  * - `legacy`: `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (Unix seconds).
  * - `none`.
  *
+ * A concurrency limit is reported like the others, in slots: its quota (`q`, Limit) is its
+ * number of slots, `r` / Remaining the slots free, its window (`w`) its ttlMs. When it denies,
+ * `t`, Reset and Retry-After are the wait until a held slot expires — an upper bound: a request
+ * that finishes frees its slot at once, so a client may retry sooner.
+ *
  * A list of styles writes each style's own headers. Every header has one writer: `ietf` and
  * `draft-6` both name a `RateLimit-Policy`, in syntaxes that contradict each other, so that pair
  * is refused (`['ietf', 'legacy']` and `['draft-6', 'legacy']` are fine).

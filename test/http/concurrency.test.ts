@@ -318,3 +318,58 @@ describe('shadow mode and the core', () => {
     }
   });
 });
+
+describe('a streamed body holds its slot until it ends', () => {
+  /** A body the test writes and ends. */
+  function controlled() {
+    let ctrl!: ReadableStreamDefaultController<Uint8Array>;
+    const body = new ReadableStream<Uint8Array>({ start: (c) => void (ctrl = c) });
+    return { body, write: (s: string) => ctrl.enqueue(new TextEncoder().encode(s)), end: () => ctrl.close() };
+  }
+
+  const apps: Record<string, (core: HttpRateLimiter, stream: () => ReadableStream<Uint8Array>) => Promise<{ url: string; close(): Promise<void> }>> = {
+    'fetch handler': async (core, stream) => {
+      const handler = fetchRateLimit(core, () => new Response(stream()));
+      return nodeServer(serve({ fetch: handler, port: 0, hostname: '127.0.0.1' }) as Server);
+    },
+    hono: async (core, stream) => {
+      const app = new Hono();
+      app.use('*', honoRateLimit(core));
+      app.get('*', (c) => c.body(stream()));
+      return nodeServer(serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as Server);
+    },
+  };
+
+  it.each(Object.keys(apps))('%s: the slot is given back when the stream ends, or when the client cancels it', async (name) => {
+    const releases = new Releases();
+    const core = makeCore(releases, `stream${name.replace(/\W/g, '')}`);
+    let current = controlled();
+    const started = await apps[name]!(core, () => (current = controlled()).body);
+    const free = async (who: string) => (await core.limiter('api')!.peek(who)).limits.find((l) => l.name === 'inflight')!.remaining;
+    try {
+      const res = await fetch(`${started.url}/stream`, { headers: { 'x-client': 's' } });
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      current.write('a');
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe('a');
+      expect(await free('s')).toBe(SLOTS - 1); // headers sent, body still streaming: held
+      current.end();
+      while (!(await reader.read()).done);
+      await releases.reached('s', 1);
+      expect(await free('s')).toBe(SLOTS);
+
+      const ac = new AbortController();
+      const second = await fetch(`${started.url}/stream`, { headers: { 'x-client': 's' }, signal: ac.signal });
+      const r2 = second.body!.getReader();
+      current.write('b');
+      await r2.read();
+      expect(await free('s')).toBe(SLOTS - 1);
+      ac.abort(); // the client leaves mid-stream; the stream never ends
+      await releases.reached('s', 2);
+      expect(await free('s')).toBe(SLOTS);
+    } finally {
+      await started.close();
+      await core.close();
+    }
+  });
+});
