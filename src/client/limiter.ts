@@ -3,7 +3,7 @@ import { InvalidConfigError, RateLimitedError } from '../errors.js';
 import { hashSlot, intArg, slotOwner, type RedisClientLike } from '../runtime/index.js';
 import { booking, waitFor, type AcquireOptions, type Booking } from './acquire.js';
 import type { CircuitBreaker } from './breaker.js';
-import { validateConfig, type ConcurrencyLimitSpec, type LimitSpec, type RateLimiterOptions } from './config.js';
+import { validateConfig, type AnyLimitSpec, type ConcurrencyLimitSpec, type LimitSpec, type RateLimiterOptions } from './config.js';
 import { connect } from './connect.js';
 import type { Decision } from './decision.js';
 import { tagged } from './decode.js';
@@ -203,11 +203,12 @@ export class RateLimiter {
   }
 
   /**
-   * The rate limits as they apply to `subject`: each with the values its scope values choose
-   * (byScope), else its own — what its decisions report as `limit` (e.g. for RateLimit-Policy).
+   * Every limit (rate and concurrency, in configuration order) as it applies to `subject`: with
+   * the values its scopes choose (byScope), else the limit's own; byScope itself left out. What
+   * its decisions report as `limit`, e.g. for a RateLimit-Policy header.
    */
-  limitsFor(subject: Subject): readonly LimitSpec[] {
-    return this.subjects.resolve(subject).variant.limits.filter((l): l is LimitSpec => l.algo !== 'concurrency');
+  limitsFor(subject: Subject): readonly AnyLimitSpec[] {
+    return this.subjects.resolve(subject).variant.limits;
   }
 
   /** What limit() would answer now, consuming nothing (read-only scripts: may run on a replica). */

@@ -125,7 +125,7 @@ describe('limit values per scope value (byScope)', () => {
     const rl = createRateLimiter({ redis, prefix: uniquePrefix('psv5'), limits: tpm, ...UNHURRIED });
     const d = await rl.limit(at('large'));
     expect(rateLimitHeaders('draft-6', d, rl.limits)).toMatchObject({ 'RateLimit-Limit': '3', 'RateLimit-Remaining': '2' });
-    expect(rateLimitHeaders('ietf', d, rl.limitsFor(at('large')))).toMatchObject({ 'RateLimit-Policy': '"tpm";q=3;w=3600' });
+    expect(rateLimitHeaders('ietf', d, rl.limitsFor(at('large')) as LimitSpec[])).toMatchObject({ 'RateLimit-Policy': '"tpm";q=3;w=3600' });
     await rl.close();
   });
 
@@ -209,6 +209,8 @@ describe('limit values per scope value (byScope)', () => {
       expect(small[3]).toMatchObject({ deniedBy: 'inflight', limits: [{ limit: 100 }, { limit: 3, remaining: 0 }] });
       await small[0]!.release();
       expect((await rl.hold(at('small'))).allowed).toBe(true);
+      expect(rl.limitsFor(at('small')).map((l) => [l.name, l.limit])).toEqual([['rpm', 100], ['inflight', 3]]);
+      expect(rl.limitsFor(at('large')).map((l) => [l.name, l.limit])).toEqual([['rpm', 100], ['inflight', 1]]);
       await rl.close();
     }
   });
