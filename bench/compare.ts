@@ -100,20 +100,31 @@ const allContenders: Contender[] = [
   limiterContender('redlimit createRateLimiter (one gcra, defaults)', {}),
   limiterContender('redlimit createRateLimiter (coalesce off)', { coalesce: false }),
   limiterContender('redlimit 3 limits (minute/hour/day)', {}, 3),
+  // Issue 17's three tiers: a minute of gcra, an hour of sliding window, a day of quota.
+  limiterContender('redlimit 3 tiers (gcra m / sliding h / quota d)', {}, 3, true),
+  limiterContender('redlimit 3 tiers, coalesce off', { coalesce: false }, 3, true),
 ];
 /** BENCH_CONTENDERS: a regular expression on contender names; rate-limiter-flexible (the reference) always runs. */
 const only = process.env.BENCH_CONTENDERS ? new RegExp(process.env.BENCH_CONTENDERS) : null;
 const contenders = allContenders.filter((c, i) => i === 1 || !only || only.test(c.name));
 
-function limiterContender(name: string, extra: Record<string, unknown>, tiers = 1): Contender {
+function limiterContender(name: string, extra: Record<string, unknown>, tiers = 1, mixed = false): Contender {
   return {
     name,
     async make(redis, tag) {
-      const limits = [
-        { name: 'm', algo: 'gcra' as const, limit: LIMIT, periodMs: PERIOD_MS },
-        { name: 'h', algo: 'gcra' as const, limit: LIMIT * 10, periodMs: PERIOD_MS * 60 },
-        { name: 'd', algo: 'gcra' as const, limit: LIMIT * 100, periodMs: PERIOD_MS * 60 * 24 },
-      ].slice(0, tiers);
+      const limits = (
+        mixed
+          ? [
+              { name: 'm', algo: 'gcra' as const, limit: LIMIT, periodMs: PERIOD_MS },
+              { name: 'h', algo: 'sliding_window' as const, limit: LIMIT * 10, periodMs: PERIOD_MS * 60 },
+              { name: 'd', algo: 'quota' as const, limit: LIMIT * 100, unit: 'day' as const },
+            ]
+          : [
+              { name: 'm', algo: 'gcra' as const, limit: LIMIT, periodMs: PERIOD_MS },
+              { name: 'h', algo: 'gcra' as const, limit: LIMIT * 10, periodMs: PERIOD_MS * 60 },
+              { name: 'd', algo: 'gcra' as const, limit: LIMIT * 100, periodMs: PERIOD_MS * 60 * 24 },
+            ]
+      ).slice(0, tiers);
       const limiter: RateLimiter = createRateLimiter({ redis, prefix: tag, limits, timeoutMs: limiterTimeoutMs, ...extra } as never);
       return { decide: (id) => limiter.limit(id), close: () => limiter.close(), keyPattern: `${tag}:*` };
     },
