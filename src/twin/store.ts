@@ -345,7 +345,7 @@ export class MemoryStore {
     this.forget(e);
   }
 
-  /** Removes an entry (out of the heap and the ghost lists) from the map, keeping it for reuse. */
+  /** Removes an entry (already out of the heap and the ghost list) from the map, keeping it for reuse. */
   private forget(e: Entry): void {
     this.map.delete(e.key);
     if (this.lastEntry === e) this.lastEntry = undefined;
