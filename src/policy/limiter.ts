@@ -105,7 +105,11 @@ export class PolicyLimiter {
     this.policies.onChange = (announcement) => this.snapshot!.announced(announcement);
     this.sub = subscribe(redis, [POLICY_CHANNEL], (_ch, message) => this.snapshot!.announced(message), {
       onHealthChange: (healthy) => {
-        if (healthy) this.snapshot!.drop(); // messages may have been missed meanwhile
+        // Messages may have been missed meanwhile: every change (a policy or an adaptive step)
+        // bumps the global version, so one read of it says whether anything was. Dropping the
+        // cache outright on every recovery re-read every policy whenever a slow Redis answered
+        // the heartbeat late.
+        if (healthy) void this.pollVersion();
       },
     });
     const every = pollMs ?? 500;
@@ -137,7 +141,10 @@ export class PolicyLimiter {
     }
     if (c && !c.evicted && (hit!.res.pausedUntilMs === 0 || hit!.res.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
       c.usedAt = ++this.tick;
-      return c.limiter.limit(subject, { cost: mapCost(options?.cost, c.res) }).then((d) => this.tag(d, c.res, hit!.version));
+      // Tagged with this chain's own resolution: chains resolving to the same values share one
+      // compiled limiter, whose last resolution may be another chain's.
+      const own = hit!.res;
+      return c.limiter.limit(subject, { cost: mapCost(options?.cost, own) }).then((d) => this.tag(d, own, hit!.version));
     }
     return this.limitSlow(subject, chain, options);
   }
@@ -148,8 +155,8 @@ export class PolicyLimiter {
     const paused = this.paused(c.res);
     if (paused) return paused;
     await this.carry(subject, res);
-    const d = await c.limiter.limit(subject, { cost: mapCost(options?.cost, c.res) });
-    return this.tag(d, c.res, version);
+    const d = await c.limiter.limit(subject, { cost: mapCost(options?.cost, res) });
+    return this.tag(d, res, version);
   }
 
   /** What limit() would answer now, consuming nothing (a proportional carry still pending for the subject is made first). */
@@ -157,7 +164,7 @@ export class PolicyLimiter {
     const { c, version, unknown, res } = await this.compiledFor(subject, this.rawChain(subject, options));
     if (c === null) return this.noLimits(version, unknown);
     await this.carry(subject, res);
-    return this.tag(await c.limiter.peek(subject, { cost: mapCost(options.cost ?? 0, c.res) }), c.res, version);
+    return this.tag(await c.limiter.peek(subject, { cost: mapCost(options.cost ?? 0, res) }), res, version);
   }
 
   /** Gives back units of the subject's current limits (see RateLimiter.refund). */

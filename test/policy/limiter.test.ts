@@ -299,3 +299,21 @@ describe('policy limiter: proportional carry-over (same fraction left)', () => {
     expect(await l.peek('u')).toMatchObject({ limit: 4, remaining: 1 }); // floor(10 x 4 / 40)
   });
 });
+
+describe('policy limiter: decisions say their own chain', () => {
+  it('subjects whose chains resolve to the same limits share one compiled limiter, yet each decision names its own policies', async () => {
+    const prefix = uniquePrefix('pown').slice(0, -1);
+    const l = make({ prefix });
+    await l.policies.set('default', { limits: [fw('rpm', 10)] }, who);
+    await l.policies.set('user:a', { limits: [fw('rpm', 5)] }, who);
+    await l.policies.set('user:b', { limits: [fw('rpm', 5)] }, who);
+    // Alternate, so the shared limiter was last resolved for the other subject every time.
+    for (let i = 0; i < 3; i++) {
+      const a = await l.limit('a');
+      const b = await l.limit('b');
+      expect(a.policies).toEqual(['default', 'user:a']);
+      expect(b.policies).toEqual(['default', 'user:b']);
+      expect([a.limit, b.limit]).toEqual([5, 5]);
+    }
+  });
+});
