@@ -86,6 +86,32 @@ export function registerStateCommands(cli: Command): void {
     }
   });
 
+  /**
+   * A string state as the algorithm given by --algo (default gcra) stores it: the integer forms
+   * Redis int-encodes (issue 17) carry no algorithm; the string forms mostly do.
+   */
+  function decodeStringState(raw: string, algo: string): Record<string, unknown> {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    let m = /^(-?\d+),(\d+),(\d+)$/.exec(raw);
+    if (m) return { kind: 'token_bucket', tokens: Number(m[1]), frac: `${m[2]}/period_ms`, countedAt: iso(Number(m[3])) };
+    if (/^-\d+$/.test(raw)) {
+      const n = -Number(raw);
+      return { kind: 'token_bucket', tokens: n % 1000, frac: 0, countedAt: iso(Math.floor(n / 1000)) };
+    }
+    m = /^(\d+):(\d+):(\d+)$/.exec(raw);
+    if (m) return { kind: 'sliding_window', windowStart: iso(Number(m[1])), current: Number(m[2]), previous: Number(m[3]) };
+    m = /^(\d+):(\d+)$/.exec(raw);
+    if (m) return algo === 'gcra' ? { kind: 'gcra', theoreticalArrival: iso(Number(m[1])), fractionOfMs: `${m[2]}/limit` } : { kind: 'window counter', windowStart: iso(Number(m[1])), count: Number(m[2]) };
+    if (/^\d+$/.test(raw)) {
+      const n = Number(raw);
+      if (algo === 'gcra') return { kind: 'gcra', theoreticalArrival: iso(Math.floor(n / 1000)), fractionOfMs: `${n % 1000}/limit` };
+      if (algo === 'fixed_window') return { kind: 'fixed_window', count: Math.floor(n / 2 ** 22), windowStartMod2e22: n % 2 ** 22 };
+      if (algo === 'sliding_window') return { kind: 'sliding_window', current: Math.floor(n / 2 ** 37), previous: Math.floor(n / 2 ** 21) % 2 ** 16, windowStartMod2e21: n % 2 ** 21 };
+      return { kind: 'counter or block', value: n };
+    }
+    return { kind: 'unknown', value: raw };
+  }
+
   const inspect = cli
     .command('inspect <key>')
     .description("decode a redlimit key: its raw state and TTL; with the limit's options, remaining and reset exactly (through the peek script)")
@@ -103,10 +129,7 @@ export function registerStateCommands(cli: Command): void {
         let decoded: Record<string, unknown> = {};
         if (type === 'string') {
           raw = await client.get(key);
-          const gcra = /^(\d+):(\d+)$/.exec(String(raw));
-          if (gcra) decoded = { kind: 'gcra', theoreticalArrival: new Date(Number(gcra[1])).toISOString(), fractionOfMs: `${gcra[2]}/limit` };
-          else if (/^\d+$/.test(String(raw))) decoded = { kind: 'counter or block', value: Number(raw) };
-          else decoded = { kind: 'window counters', value: raw };
+          decoded = decodeStringState(String(raw), o.algo ?? 'gcra');
         } else if (type === 'hash') {
           raw = await client.hgetall(key);
           decoded = { kind: 'token_bucket', ...(raw as object) };
