@@ -14,16 +14,13 @@
  *   micro-dollars (tokens x the model's price; see teamDay for the zone);
  * - usage (peek, consuming nothing) and reset.
  *
- * Per-model values without a limiter per model. A limit's values are fixed per LimitSpec, and a
- * scope only chooses the key (one key per model route), not the values. So each per-model (and
- * per-provider) limit is stated once in common units: its `limit` is the least common multiple
- * M of every model's value, and a call on model m costs (M / value_m) units per request or
- * token. With whole factors this is exact: m's key admits exactly what a limit of value_m would
- * (content >= cost x factor iff content / factor >= cost), a priority share keeps the same part
- * of every key (half of 1 200 000 units is half of 400 000 tokens at factor 3, and of 300 000 at
- * factor 4), and usage divides back. The alternative is one limiter per limit *shape*
- * (per distinct set of values), which would split one call's limits over several limiters and
- * lose the atomic all-or-nothing reservation.
+ * Per-model values without a limiter per model: a limit's `byScope` gives its values per value of
+ * a scope. The provider limits are keyed by `provider` and take their values by it; the model
+ * limits are keyed per (agent, provider, model) route and take their values by `model`
+ * (`provider/model`), so each agent has a key of its own on each model, at that model's RPM and
+ * TPM. Costs are plain requests and tokens, decisions and usage report the model's own values,
+ * and one `reserve` still takes every limit atomically (all or nothing). A priority share keeps
+ * back the same part of whichever values apply (half of the provider's TPM for batch).
  *
  * Fair share is its own script (fair_share), not a limit of the limiter: the gateway asks it after
  * the reservation, and cancels the reservation when fair share refuses, so a refused call takes
@@ -197,14 +194,9 @@ function teamDay(timeZone: string): { timeZone: string } {
   return { timeZone };
 }
 
-const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
-const lcm = (values: number[]) => values.reduce((m, v) => (m / gcd(m, v)) * v);
-
-/** A limit stated once for values that differ per key: limit = lcm of the values, a call costs lcm / value per unit. */
-function common(values: Record<string, number>, what: string): { limit: number; factor: Record<string, number> } {
-  const limit = lcm(Object.values(values));
-  if (!Number.isSafeInteger(limit) || limit > 1_000_000_000) throw new Error(`${what}: the least common multiple of ${Object.values(values).join(', ')} is ${limit}; pick values whose lcm is at most 1e9`);
-  return { limit, factor: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, limit / v])) };
+/** byScope entries from a table: per key of `specs`, its `value` as the limit. */
+function valuesBy<T>(specs: Record<string, T>, value: (spec: T) => number): Record<string, { limit: number }> {
+  return Object.fromEntries(Object.entries(specs).map(([k, spec]) => [k, { limit: value(spec) }]));
 }
 
 export class LlmGateway {
@@ -220,12 +212,6 @@ export class LlmGateway {
   private readonly fairNow: (() => number) | undefined;
   private readonly ttlMs: number;
   private readonly rng: () => number;
-  private readonly scale: {
-    providerRpm: ReturnType<typeof common>;
-    providerTpm: ReturnType<typeof common>;
-    modelRpm: ReturnType<typeof common>;
-    modelTpm: ReturnType<typeof common>;
-  };
   private readonly tally: Report;
 
   constructor(o: GatewayOptions = {}) {
@@ -239,20 +225,20 @@ export class LlmGateway {
     this.ttlMs = o.reservationTtlMs ?? 120_000;
     this.rng = seededRandom(o.seed ?? 1);
     this.fairNow = o.fairShareNowMs;
-    const routes = Object.entries(this.providers).flatMap(([p, ps]) => Object.entries(ps.models).map(([m, ms]) => [`${p}/${m}`, ms] as const));
-    this.scale = {
-      providerRpm: common(Object.fromEntries(Object.entries(this.providers).map(([p, s]) => [p, s.rpm])), 'provider rpm'),
-      providerTpm: common(Object.fromEntries(Object.entries(this.providers).map(([p, s]) => [p, s.tpm])), 'provider tpm'),
-      modelRpm: common(Object.fromEntries(routes.map(([r, s]) => [r, s.rpm])), 'model rpm'),
-      modelTpm: common(Object.fromEntries(routes.map(([r, s]) => [r, s.tpm])), 'model tpm'),
-    };
+    // Every provider and model is listed (subject() refuses others): a limit's own value is the
+    // smallest of them, what an unlisted one would get.
+    const models: Record<string, ModelSpec> = Object.fromEntries(Object.entries(this.providers).flatMap(([p, ps]) => Object.entries(ps.models).map(([m, ms]) => [`${p}/${m}`, ms])));
+    const least = (values: number[]) => Math.min(...values);
+    const providers = Object.values(this.providers);
+    const modelSpecs = Object.values(models);
     const limits: LimitSpec[] = [
       { name: 'agent_rpm', algo: 'gcra', limit: a.rpm, periodMs },
       { name: 'agent_tpm', algo: 'gcra', limit: a.tpm, periodMs },
-      { name: 'provider_rpm', algo: 'gcra', limit: this.scale.providerRpm.limit, periodMs, scope: 'provider' },
-      { name: 'provider_tpm', algo: 'gcra', limit: this.scale.providerTpm.limit, periodMs, scope: 'provider', priorities: { ...PRIORITIES } },
-      { name: 'model_rpm', algo: 'gcra', limit: this.scale.modelRpm.limit, periodMs, scope: 'route' },
-      { name: 'model_tpm', algo: 'gcra', limit: this.scale.modelTpm.limit, periodMs, scope: 'route' },
+      { name: 'provider_rpm', algo: 'gcra', limit: least(providers.map((s) => s.rpm)), periodMs, scope: 'provider', byScope: { provider: valuesBy(this.providers, (s) => s.rpm) } },
+      { name: 'provider_tpm', algo: 'gcra', limit: least(providers.map((s) => s.tpm)), periodMs, scope: 'provider', byScope: { provider: valuesBy(this.providers, (s) => s.tpm) }, priorities: { ...PRIORITIES } },
+      // One key per (agent, provider, model) route, at the model's values.
+      { name: 'model_rpm', algo: 'gcra', limit: least(modelSpecs.map((s) => s.rpm)), periodMs, scope: 'route', byScope: { model: valuesBy(models, (s) => s.rpm) } },
+      { name: 'model_tpm', algo: 'gcra', limit: least(modelSpecs.map((s) => s.tpm)), periodMs, scope: 'route', byScope: { model: valuesBy(models, (s) => s.tpm) } },
       // The quota's day is the team's own: from its midnight to its next midnight.
       { name: 'team_budget', algo: 'quota', limit: this.budgetMicros, unit: 'day', scope: 'team', ...teamDay(o.timeZone ?? 'Europe/Berlin') },
     ];
@@ -277,23 +263,22 @@ export class LlmGateway {
     return m;
   }
 
-  /** Every key of one call shares the team's hash tag; scopes pick the provider's, the route's and the team's keys. */
+  /** Every key of one call shares the team's hash tag; scopes pick the provider's, the route's and the team's keys, and the model's values. */
   subject(agent: string, provider: string, model: string): Subject {
     if (!this.agents.includes(agent)) throw new Error(`unknown agent ${agent}`);
     this.model(provider, model);
-    return { id: agent, hashTag: this.team, scopes: { provider, route: `${provider}/${model}/${agent}`, team: this.team } };
+    return { id: agent, hashTag: this.team, scopes: { provider, model: `${provider}/${model}`, route: `${provider}/${model}/${agent}`, team: this.team } };
   }
 
-  /** Units of each limit for `tokens` tokens and `requests` requests on this model (the common units of the per-provider and per-model limits). */
+  /** Units of each limit for `tokens` tokens and `requests` requests on this model. */
   private units(provider: string, model: string, tokens: number, requests: number) {
-    const route = `${provider}/${model}`;
     return {
       agent_rpm: requests,
       agent_tpm: tokens,
-      provider_rpm: requests * this.scale.providerRpm.factor[provider]!,
-      provider_tpm: tokens * this.scale.providerTpm.factor[provider]!,
-      model_rpm: requests * this.scale.modelRpm.factor[route]!,
-      model_tpm: tokens * this.scale.modelTpm.factor[route]!,
+      provider_rpm: requests,
+      provider_tpm: tokens,
+      model_rpm: requests,
+      model_tpm: tokens,
       team_budget: costMicros(this.model(provider, model), tokens),
     };
   }
@@ -394,17 +379,15 @@ export class LlmGateway {
     return structuredClone(this.tally);
   }
 
-  /** What an (agent, provider, model) has left now, consuming nothing (peek), in real units. */
+  /** What an (agent, provider, model) has left now, consuming nothing (peek). */
   async usage(agent: string, provider: string, model: string): Promise<Usage> {
     const d = await this.limiter.peek(this.subject(agent, provider, model));
     const left = Object.fromEntries(d.limits.map((l) => [l.name, l.remaining]));
     const budget = d.limits.find((l) => l.name === 'team_budget')!;
-    const route = `${provider}/${model}`;
-    const down = (name: string, factor: number) => Math.floor(left[name]! / factor);
     return {
       agent: { requestsLeft: left.agent_rpm!, tokensLeft: left.agent_tpm! },
-      provider: { requestsLeft: down('provider_rpm', this.scale.providerRpm.factor[provider]!), tokensLeft: down('provider_tpm', this.scale.providerTpm.factor[provider]!) },
-      model: { requestsLeft: down('model_rpm', this.scale.modelRpm.factor[route]!), tokensLeft: down('model_tpm', this.scale.modelTpm.factor[route]!) },
+      provider: { requestsLeft: left.provider_rpm!, tokensLeft: left.provider_tpm! },
+      model: { requestsLeft: left.model_rpm!, tokensLeft: left.model_tpm! },
       team: { budgetMicros: this.budgetMicros, spentMicros: this.budgetMicros - budget.remaining, leftMicros: budget.remaining, resetInMs: budget.resetAfterMs },
     };
   }
