@@ -277,19 +277,36 @@ local function rl_take(whole, frac, burst, cost, limit, period_ms)
 end
 
 -- from scripts-lua/lib/algo_gcra.lua
---- GCRA over the shared bucket: the state is one string, the theoretical arrival time (tat) as
---- "ms:num" with num in 1/limit ms. Content at `now` = (now + burst span - tat) * limit / period.
+--- GCRA over the shared bucket: the state is the theoretical arrival time (tat), ms + num / limit
+--- ms (0 <= num < limit). Content at `now` = (now + burst span - tat) * limit / period.
+--- Stored (v3) as one integer, ms * 1000 + num, whenever num < 1000 (always for limits up to 1000,
+--- and whenever the tat is a whole ms) and ms * 1000 + num < 2^53 (ms below 9007199254740, the
+--- year 2255): Redis keeps such a value int-encoded, in the object itself (no string allocation).
+--- Otherwise as the string "ms:num", which is also what v2 wrote: both are read.
+
+--- The packed form's radix (decimal: the last three digits of the stored value are num) and the
+--- largest ms it packs exactly (radix * ms + 999 < 2^53).
+local RL_GCRA_RADIX = 1000
+
+local RL_GCRA_MAX_PACKED_MS = 9007199254739
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
 local function rl_gcra_read(key, limit, period_ms, burst, now)
   local stored = redis.call('GET', key)
   if not stored then return burst, 0 end
-  local tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
-  if not tat_ms then rl_fail_state('gcra', key) end
-  tat_ms = tonumber(tat_ms)
+  local tat_ms, tat_num
+  local packed = tonumber(stored)
+  if packed and packed >= 0 then
+    tat_num = packed % RL_GCRA_RADIX
+    tat_ms = (packed - tat_num) / RL_GCRA_RADIX
+  else
+    tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
+    if not tat_ms then rl_fail_state('gcra', key) end
+    tat_ms, tat_num = tonumber(tat_ms), tonumber(tat_num)
+  end
   if tat_ms < now then return burst, 0 end
   local span_ms, span_num = rl_muldivmod(burst, period_ms, limit)
-  local borrow, slack_num = rl_divmod(span_num - tonumber(tat_num), limit)
+  local borrow, slack_num = rl_divmod(span_num - tat_num, limit)
   local slack_ms = span_ms - (tat_ms - now) + borrow
   if slack_ms < 0 then
     -- In debt (a reservation booked ahead, or burst lowered): content below zero.
@@ -309,7 +326,11 @@ local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
   local ttl = reset_ms
   if reset_num > 0 then ttl = ttl + 1 end
   local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  return 'SET', key, string.format('%d:%d', now + reset_ms, reset_num), set_opt, at
+  local tat_ms = now + reset_ms
+  if reset_num < RL_GCRA_RADIX and tat_ms <= RL_GCRA_MAX_PACKED_MS then
+    return 'SET', key, string.format('%d', tat_ms * RL_GCRA_RADIX + reset_num), set_opt, at
+  end
+  return 'SET', key, string.format('%d:%d', tat_ms, reset_num), set_opt, at
 end
 
 --- The same as a list of writes, for callers that apply them later (or never).
@@ -349,15 +370,45 @@ local function rl_gcra_refund(key, limit, period_ms, burst, cost, now, simulated
 end
 
 -- from scripts-lua/lib/algo_token_bucket.lua
---- Token bucket over the shared bucket: the state is a hash { tokens, frac, ts_ms }, readable
---- with HGETALL. A clock that steps back refills nothing (content is kept as counted).
+--- Token bucket over the shared bucket: the content (tokens whole + frac / period_ms units) and
+--- the time ts_ms it was counted at. A clock that steps back refills nothing (content is kept as
+--- counted). State (v3): one string value, one SET:
+---   the negative integer -(ts_ms * 1000 + tokens), when frac is 0, 0 <= tokens < 1000, ts_ms <
+---     9007199254740 (the year 2255) and not both 0: Redis keeps it int-encoded (no string
+---     allocation). A fresh key's first take is always this form; a refill that leaves no
+---     fraction of a unit too. Negative so that no other algorithm's integer (gcra's, the
+---     windows', all >= 0) reads as a token bucket, nor a token bucket's as theirs (WRONGSTATE).
+---   "tokens,frac,ts_ms" otherwise (tokens negative in debt); commas, so that no window state
+---     ("start:cur:prev") reads as a token bucket, nor a token bucket as one.
+--- v2 kept a hash { tokens, frac, ts_ms }: it is still read (GET answers WRONGTYPE), and the next
+--- write replaces it.
+
+local RL_TB_RADIX = 1000
+
+local RL_TB_MAX_PACKED_MS = 9007199254739
 
 --- Content at `now` (whole, frac) and the time it was counted at.
 local function rl_token_bucket_read(key, limit, period_ms, burst, now)
-  local stored = redis.call('HMGET', key, 'tokens', 'frac', 'ts_ms')
-  if not stored[1] then return burst, 0, now end
-  local ts_ms = tonumber(stored[3])
-  local whole, frac = rl_refill(tonumber(stored[1]), tonumber(stored[2]), now - ts_ms, burst, limit, period_ms)
+  local stored = redis.pcall('GET', key)
+  if not stored then return burst, 0, now end
+  local whole, frac, ts_ms
+  local packed = tonumber(stored)
+  if packed and packed < 0 then
+    packed = -packed
+    whole = packed % RL_TB_RADIX
+    frac = 0
+    ts_ms = (packed - whole) / RL_TB_RADIX
+  elseif type(stored) == 'string' then
+    whole, frac, ts_ms = string.match(stored, '^(%-?%d+),(%d+),(%d+)$')
+    if not whole then rl_fail_state('token_bucket', key) end
+    whole, frac, ts_ms = tonumber(whole), tonumber(frac), tonumber(ts_ms)
+  else
+    -- v2's hash (GET's WRONGTYPE error is a table with err).
+    stored = redis.call('HMGET', key, 'tokens', 'frac', 'ts_ms')
+    if not stored[1] then return burst, 0, now end
+    whole, frac, ts_ms = tonumber(stored[1]), tonumber(stored[2]), tonumber(stored[3])
+  end
+  whole, frac = rl_refill(whole, frac, now - ts_ms, burst, limit, period_ms)
   if ts_ms > now then return whole, frac, ts_ms end
   return whole, frac, now
 end
@@ -366,11 +417,11 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
   local reset = rl_ms_until(burst, whole, frac, limit, period_ms)
   if reset == 0 then return { { 'DEL', key } } end
   -- Refill runs from ts (later than now only if the clock stepped back).
-  local _, expire_cmd, at = rl_expiry(now, reset + ts - now, simulated)
-  return {
-    { 'HSET', key, 'tokens', string.format('%d', whole), 'frac', string.format('%d', frac), 'ts_ms', string.format('%d', ts) },
-    { expire_cmd, key, at },
-  }
+  local set_opt, _, at = rl_expiry(now, reset + ts - now, simulated)
+  if frac == 0 and whole >= 0 and whole < RL_TB_RADIX and ts <= RL_TB_MAX_PACKED_MS and ts + whole > 0 then
+    return { { 'SET', key, string.format('-%d', ts * RL_TB_RADIX + whole), set_opt, at } }
+  end
+  return { { 'SET', key, string.format('%d,%d,%d', whole, frac, ts), set_opt, at } }
 end
 
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
@@ -395,9 +446,19 @@ local function rl_token_bucket_refund(key, limit, period_ms, burst, cost, now, s
 end
 
 -- from scripts-lua/lib/counter.lua
---- A count that belongs to one window, stored as "window_start_ms:count". Keeping the window
---- start in the value (not only in the TTL) means a key that outlives its window, or a caller
---- clock (now_ms), can never carry a count into the next window.
+--- A count that belongs to one window, expiring exactly at the window's end. Two forms, both read:
+---   "window_start_ms:count" (quota; every counter on a caller's clock, now_ms, where TTLs carry
+---     grace; all of v2): the window start in the value means a key that outlives its window can
+---     never carry a count into the next one.
+---   the integer count * 2^22 + window_start_ms mod 2^22 (fixed_window v3 on the server clock,
+---     count below 2^31, a period that is not a multiple of 2^22 ms): Redis keeps it
+---     int-encoded, in the object itself (no string allocation). The key expires at its window's
+---     end (PXAT), so a key still there holds this window's count, or for an instant the previous
+---     window's (the script's TIME past the end while expiry is judged at the script's start
+---     time): their starts differ by the period, so their tags differ. A key left by other
+---     parameters (period_ms or offset_ms changed) is read as this window's only if its start is
+---     this window's start plus a nonzero multiple of 2^22 ms (70 min): v2 read it as this
+---     window's only if the starts were equal.
 
 local function rl_check_offset_within_period(script, period_ms, offset_ms)
   if offset_ms >= period_ms then
@@ -411,26 +472,46 @@ local function rl_window_start(now, period_ms, offset_ms)
   return now - into
 end
 
---- Count stored for the window starting at `start` (0 for any other window or no key).
-local function rl_counter_read(script, key, start)
+--- fixed_window's tag for the window starting at `start`: start mod 2^22. The packed form is
+--- count * 2^22 + tag, count below 2^31 (so below 2^53); 4194304 (2^22) and 2147483648 (2^31)
+--- are written out where they are used (a constant is cheaper than an upvalue per decision).
+local function rl_counter_tag(start)
+  return start % 4194304
+end
+
+--- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
+--- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
+local function rl_counter_read(script, key, start, tag)
   local stored = redis.call('GET', key)
   if not stored then return 0 end
+  local packed = tonumber(stored)
+  if packed and tag and packed >= 0 then
+    local t = packed % 4194304
+    if t ~= tag then return 0 end
+    return (packed - t) / 4194304
+  end
   local s, c = string.match(stored, '^(%d+):(%d+)$')
   if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end
 
---- Writes storing `used` for the window [start, window_end), expiring exactly at its end.
-local function rl_counter_writes(key, start, window_end, used, now, simulated)
+--- Writes storing `used` for the window [start, window_end), expiring exactly at its end: the
+--- packed integer when there is a tag, the server clock keeps time, used < 2^31 and the period is
+--- not a multiple of 2^22 ms (else the previous window would have the same tag), else "start:used".
+local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
   if used <= 0 then return { { 'DEL', key } } end
   local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+  if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
+    return { { 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, at } }
+  end
   return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
 end
 
 --- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep)
+--- `tag` as rl_counter_writes'.
+local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep, tag)
   local reset = 0
   if used > 0 then reset = window_end - now end
   local need = cost
@@ -438,36 +519,64 @@ local function rl_counter_take(key, limit, start, window_end, used, cost, now, s
   if need > limit then return 0, limit - used, reset, -1, {} end
   if used + need > limit then return 0, limit - used, reset, window_end - now, {} end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
-  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated)
+  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated, tag)
 end
 
 -- from scripts-lua/lib/algo_fixed_window.lua
 --- Fixed window: at most `limit` units per window of `period_ms`, windows aligned to the epoch
---- plus offset_ms. Denied calls do not count.
+--- plus offset_ms. Denied calls do not count. State (v3): on the server clock the integer
+--- count * 2^22 + window_start_ms mod 2^22, expiring at the window's end; on a caller's clock
+--- (now_ms) "window_start_ms:count" (lib/counter).
 
 local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
   local start = rl_window_start(now, period_ms, offset_ms)
-  local used = rl_counter_read('fixed_window', key, start)
-  return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated, keep)
+  local tag = start % 4194304 -- rl_counter_tag(start), inline: every decision computes it
+  local used = rl_counter_read('fixed_window', key, start, tag)
+  return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated, keep, tag)
 end
 
 local function rl_fixed_window_refund(key, limit, period_ms, offset_ms, cost, now, simulated)
   local start = rl_window_start(now, period_ms, offset_ms)
-  local used = math.max(rl_counter_read('fixed_window', key, start) - cost, 0)
+  local tag = rl_counter_tag(start)
+  local used = math.max(rl_counter_read('fixed_window', key, start, tag) - cost, 0)
   local reset = 0
   if used > 0 then reset = start + period_ms - now end
-  return limit - used, reset, rl_counter_writes(key, start, start + period_ms, used, now, simulated)
+  return limit - used, reset, rl_counter_writes(key, start, start + period_ms, used, now, simulated, tag)
 end
 
 -- from scripts-lua/lib/algo_sliding_window.lua
 --- Sliding window (two counters): the count of the current window plus the previous window's
---- count weighted by how much of it the rolling window still covers. State "start:cur:prev".
---- Windows are aligned to the epoch. Exact rational comparison; no float weights.
+--- count weighted by how much of it the rolling window still covers. Windows are aligned to the
+--- epoch. Exact rational comparison; no float weights.
+--- State (v3), two forms, both read:
+---   the integer (cur * 2^16 + prev) * 2^21 + window_start_ms mod 2^21, on the server clock while
+---     cur and prev are below 2^16 and neither the period nor twice it is a multiple of 2^21 ms:
+---     below 2^53, and Redis keeps it int-encoded (no string allocation). The key expires at the
+---     end of the window after its own (its own when cur is 0), so a key still there belongs to
+---     this window or the previous one, or for an instant (the script's TIME past a window's end
+---     while expiry is judged at the script's start) the one before: their starts differ by
+---     multiples of the period below 3 periods, so their tags differ. A key left by another
+---     period is misread only if its start is off this window's (or the previous one's) by a
+---     nonzero multiple of 2^21 ms (35 min).
+---   "start:cur:prev" (larger counts, or a caller's clock, now_ms, where TTLs carry grace; v2).
+
+local RL_SW_TAGS = 2097152 -- 2^21
+
+local RL_SW_COUNTS = 65536 -- 2^16
 
 --- Counts (cur, prev) for the window starting at `start`.
 local function rl_sliding_window_read(key, start, period_ms)
   local stored = redis.call('GET', key)
   if not stored then return 0, 0 end
+  local packed = tonumber(stored)
+  if packed and packed >= 0 then
+    local t = packed % RL_SW_TAGS
+    local pair = (packed - t) / RL_SW_TAGS
+    local p = pair % RL_SW_COUNTS
+    if t == start % RL_SW_TAGS then return (pair - p) / RL_SW_COUNTS, p end
+    if t == (start - period_ms) % RL_SW_TAGS then return 0, (pair - p) / RL_SW_COUNTS end
+    return 0, 0
+  end
   local s, c, p = string.match(stored, '^(%d+):(%d+):(%d+)$')
   if not s then rl_fail_state('sliding_window', key) end
   s = tonumber(s)
@@ -487,6 +596,9 @@ local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, s
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
   if reset == 0 then return { { 'DEL', key } } end
   local set_opt, _, at = rl_expiry(now, reset, simulated)
+  if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
+    return { { 'SET', key, string.format('%d', (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS), set_opt, at } }
+  end
   return { { 'SET', key, string.format('%d:%d:%d', start, cur, prev), set_opt, at } }
 end
 
@@ -632,6 +744,44 @@ local function rl_civil_from_days(z)
   local y = yoe + era * 400
   if m <= 2 then y = y + 1 end
   return y, m
+end
+
+--- Most entries a rule string may hold: a window of 440 days has 4 transitions in every zone
+--- that has any; the rest is headroom for zones that change their rules.
+local RL_TZ_MAX_ENTRIES = 64
+
+local RL_TZ_MAX_OFFSET_MS = 50400000
+
+--- Parses a time zone's rules, "off0;t1:off1;t2:off2;..." in ms: off0 is the UTC offset before
+--- t1, off_i the one from t_i on (t strictly increasing). The client builds it from an IANA zone
+--- for a window around now (src/client/time-zone.ts); outside that window the nearest offset
+--- holds. Returns { offsets = {off0, off1, ...}, times = {t1, ...} }; a malformed string is
+--- refused with BADARG.
+local function rl_tz_rules(script, raw)
+  local offsets, times = {}, {}
+  local bad = function(why)
+    rl_fail(script, 'tz_rules ' .. why .. ', got "' .. string.sub(raw, 1, 40) .. '"')
+  end
+  local n = 0
+  for entry in string.gmatch(raw .. ';', '([^;]*);') do
+    n = n + 1
+    if n > RL_TZ_MAX_ENTRIES then bad('has more than ' .. RL_TZ_MAX_ENTRIES .. ' entries') end
+    local t, off
+    if n == 1 then
+      off = entry
+    else
+      t, off = string.match(entry, '^(%d+):(.*)$')
+      if t == nil or #t > 15 then bad('entry ' .. n .. ' must be <ms since epoch>:<offset ms>') end
+      t = tonumber(t)
+      if n > 2 and t <= times[n - 2] then bad('transition times must increase') end
+      times[n - 1] = t
+    end
+    if #off > 9 or not string.find(off, '^%-?%d+$') then bad('entry ' .. n .. ' needs an integer offset in ms') end
+    off = tonumber(off)
+    if off < -RL_TZ_MAX_OFFSET_MS or off > RL_TZ_MAX_OFFSET_MS then bad('offsets must be between -50400000 and 50400000') end
+    offsets[n] = off
+  end
+  return { offsets = offsets, times = times }
 end
 
 --- The UTC offset in effect at instant t.
@@ -813,40 +963,42 @@ end
 --- Each item may carry a priority class (share_ppm, lib/priority), and an item of algo
 --- concurrency holds a slot for its holder id: admitted with the rate items or not at all.
 
+--- A parameter an item's algorithm needs, in its range (`i`: the item's number in messages, or nil).
+local function rl_multi_need(script, i, algo, name, value, min, max)
+  if value == nil then
+    rl_fail(script, string.format('%s is required for algo %s', rl_arg_label(name, i), algo))
+  end
+  if value < min or value > max then
+    rl_fail(script, string.format('%s must be between %d and %d for algo %s, got %d', rl_arg_label(name, i), min, max, algo, value))
+  end
+end
+
 --- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
 --- `i` numbers the item in messages (`limit[2]`); nil for a script with one limit (batch).
 local function rl_multi_check(script, i, item)
-  local function need(name, value, min, max)
-    if value == nil then
-      rl_fail(script, string.format('%s is required for algo %s', rl_arg_label(name, i), item.algo))
-    end
-    if value < min or value > max then
-      rl_fail(script, string.format('%s must be between %d and %d for algo %s, got %d', rl_arg_label(name, i), min, max, item.algo, value))
-    end
-  end
   local algo = item.algo
   if algo == 'block' then return end
   if algo == 'concurrency' then
     -- The ranges of concurrency_acquire; cost 1 holds a slot, 0 only asks.
-    need('limit', item.limit, 1, 1000000)
-    need('period_ms', item.period_ms, 1, 31622400000)
-    need('cost', item.cost, 0, 1)
+    rl_multi_need(script, i, algo, 'limit', item.limit, 1, 1000000)
+    rl_multi_need(script, i, algo, 'period_ms', item.period_ms, 1, 31622400000)
+    rl_multi_need(script, i, algo, 'cost', item.cost, 0, 1)
     if item.holder == nil then rl_fail(script, string.format('%s is required for algo concurrency', rl_arg_label('holder', i))) end
     return
   end
   if algo == 'quota' then
     if item.unit == nil then rl_fail(script, string.format('%s is required for algo quota', rl_arg_label('unit', i))) end
-    need('offset_ms', item.offset_ms, -50400000, 50400000)
+    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, -50400000, 50400000)
     return
   end
-  need('limit', item.limit, 1, 1000000000)
-  need('period_ms', item.period_ms, 1, 31622400000)
-  need('cost', item.cost, 0, 1000000000)
+  rl_multi_need(script, i, algo, 'limit', item.limit, 1, 1000000000)
+  rl_multi_need(script, i, algo, 'period_ms', item.period_ms, 1, 31622400000)
+  rl_multi_need(script, i, algo, 'cost', item.cost, 0, 1000000000)
   if algo == 'gcra' or algo == 'token_bucket' then
-    need('burst', item.burst, 1, 1000000000)
+    rl_multi_need(script, i, algo, 'burst', item.burst, 1, 1000000000)
     rl_check_refill_bounded(script, item.limit, item.period_ms, item.burst)
   elseif algo == 'fixed_window' then
-    need('offset_ms', item.offset_ms, 0, item.period_ms - 1)
+    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, 0, item.period_ms - 1)
   end
 end
 
@@ -899,30 +1051,108 @@ local function rl_check_multi_batch_specs(script, count, specs, items)
   end
 end
 
+--- multi, multi_peek, multi_batch: the time zones of quota items, from tz_rules: one entry per
+--- item, `|`-separated, each empty (the item keeps its offset_ms) or a rule string (rl_tz_rules,
+--- at most 1024 bytes) for a quota item, parsed once and kept as item.zone. nil (tz_rules
+--- omitted or empty) costs nothing: nothing is split. Called before any key is read.
+local function rl_multi_zones(script, tz_rules, items)
+  if tz_rules == nil then return end
+  local _, bars = string.gsub(tz_rules, '|', '|')
+  if bars + 1 ~= #items then
+    rl_fail(script, string.format('tz_rules has %d entries for %d limit(s) (one per limit, empty for none)', bars + 1, #items))
+  end
+  local i = 0
+  for entry in string.gmatch(tz_rules .. '|', '([^|]*)|') do
+    i = i + 1
+    if entry ~= '' then
+      local item = items[i]
+      if item.algo ~= 'quota' then
+        rl_fail(script, string.format('tz_rules[%d] is for algo quota only, limit %d is %s', i, i, item.algo))
+      end
+      if #entry > 1024 then
+        rl_fail(script, string.format('tz_rules[%d] must be at most 1024 bytes, got %d', i, #entry))
+      end
+      item.zone = rl_tz_rules(script, entry)
+    end
+  end
+end
+
 --- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes. `apply_now`:
 --- an algorithm that can may make its write at once (batch: nothing to roll back) and return none.
 --- item.share_ppm (nil = 1e6) is its priority class: decided at cost + what the class must leave.
 local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   local algo = item.algo
   local share = item.share_ppm
+  -- No class (share empty or 1e6) keeps nothing back: no rl_keep call.
+  local keep = 0
   if algo == 'gcra' then
-    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, rl_keep(item.burst, share))
-  elseif algo == 'token_bucket' then
-    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, rl_keep(item.burst, share))
-  elseif algo == 'fixed_window' then
-    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
-  elseif algo == 'sliding_window' then
-    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, rl_keep(item.limit, share))
-  elseif algo == 'sliding_log' then
-    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim, rl_keep(item.limit, share))
-  elseif algo == 'quota' then
-    return rl_quota_eval(key, item.limit, item.unit, item.offset_ms, item.cost, now, simulated, rl_keep(item.limit, share))
-  elseif algo == 'concurrency' then
-    return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, rl_keep(item.limit, share))
+    if share and share < 1000000 then keep = rl_keep(item.burst, share) end
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, keep)
   end
-  local until_ms = rl_block_read(key, now)
-  if until_ms then return 0, 0, until_ms - now, until_ms - now, {} end
-  return 1, 0, 0, 0, {}
+  if algo == 'block' then
+    local until_ms = rl_block_read(key, now)
+    if until_ms then return 0, 0, until_ms - now, until_ms - now, RL_NO_WRITES end
+    return 1, 0, 0, 0, RL_NO_WRITES
+  end
+  if share and share < 1000000 then
+    if algo == 'token_bucket' then keep = rl_keep(item.burst, share) else keep = rl_keep(item.limit, share) end
+  end
+  if algo == 'sliding_window' then
+    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, keep)
+  elseif algo == 'quota' then
+    return rl_quota_eval(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep)
+  elseif algo == 'fixed_window' then
+    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, keep)
+  elseif algo == 'token_bucket' then
+    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, keep)
+  elseif algo == 'sliding_log' then
+    return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim, keep)
+  end
+  return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, keep)
+end
+
+--- One limit's evaluation chosen once per call (batch, multi_batch: the limit is the same for
+--- every decision): a function(key, cost, keep) with rl_multi_item's results, and the capacity
+--- its priority classes are shares of. `trim` and `apply_now` as rl_multi_item's.
+local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
+  local algo, limit, period_ms, burst = item.algo, item.limit, item.period_ms, item.burst
+  if algo == 'gcra' then
+    return function(key, cost, keep)
+      return rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
+    end, burst
+  elseif algo == 'sliding_window' then
+    return function(key, cost, keep)
+      return rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
+    end, limit
+  elseif algo == 'quota' then
+    local unit, zone = item.unit, item.zone or item.offset_ms
+    return function(key, cost, keep)
+      return rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+    end, limit
+  elseif algo == 'fixed_window' then
+    local offset_ms = item.offset_ms
+    return function(key, cost, keep)
+      return rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
+    end, limit
+  elseif algo == 'token_bucket' then
+    return function(key, cost, keep)
+      return rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep)
+    end, burst
+  elseif algo == 'sliding_log' then
+    return function(key, cost, keep)
+      return rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim, keep)
+    end, limit
+  elseif algo == 'block' then
+    return function(key)
+      local until_ms = rl_block_read(key, now)
+      if until_ms then return 0, 0, until_ms - now, until_ms - now, RL_NO_WRITES end
+      return 1, 0, 0, 0, RL_NO_WRITES
+    end, limit
+  end
+  local holder = item.holder
+  return function(key, cost, keep)
+    return rl_concurrency_eval(key, limit, period_ms, holder, cost, now, simulated, trim, keep)
+  end, limit
 end
 
 --- Which item of a decision that raised holds the key at fault: each is read again at cost 0,
@@ -939,36 +1169,56 @@ local function rl_multi_failing_item(keys, items, now, simulated)
   return 0
 end
 
+--- Refuses a key given twice among keys[first + 1 .. first + n] (one decision's keys); items
+--- are numbered from 1 in the message. Pairwise for the few limits a decision has (no table).
+local function rl_multi_distinct(script, keys, first, n)
+  if n > 8 then
+    local seen = {}
+    for i = 1, n do
+      local k = keys[first + i]
+      if seen[k] then
+        rl_fail(script, string.format('key %s is given twice (items %d and %d)', k, seen[k], i))
+      end
+      seen[k] = i
+    end
+    return
+  end
+  for i = 2, n do
+    local k = keys[first + i]
+    for j = 1, i - 1 do
+      if keys[first + j] == k then
+        rl_fail(script, string.format('key %s is given twice (items %d and %d)', k, j, i))
+      end
+    end
+  end
+end
+
 --- The reply of multi / multi_peek: allowed, denied_index, retry_after_ms, then per item
 --- allowed, remaining, reset_after_ms, retry_after_ms.
 local function rl_multi(script, keys, items, now, simulated, commit)
-  local seen = {}
-  for i = 1, #items do
-    if seen[keys[i]] then
-      rl_fail(script, string.format('key %s is given twice (items %d and %d)', keys[i], seen[keys[i]], i))
-    end
-    seen[keys[i]] = i
-  end
+  local n = #items
+  rl_multi_distinct(script, keys, 0, n)
   local reply = { 1, 0, 0 }
-  local pending = {}
-  for i = 1, #items do
+  local pending, np = {}, 0
+  for i = 1, n do
     local allowed, remaining, reset, retry, writes = rl_multi_item(keys[i], items[i], now, simulated, commit)
-    reply[#reply + 1] = allowed
-    reply[#reply + 1] = remaining
-    reply[#reply + 1] = reset
-    reply[#reply + 1] = retry
+    local o = 4 * i
+    reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
     if allowed == 1 then
-      pending[#pending + 1] = writes
+      if writes[1] then
+        np = np + 1
+        pending[np] = writes
+      end
     else
       if reply[1] == 1 then reply[1], reply[2] = 0, i end
       if retry < 0 or reply[3] < 0 then reply[3] = -1 elseif retry > reply[3] then reply[3] = retry end
     end
   end
   if commit and reply[1] == 1 then
-    for i = 1, #pending do rl_apply(pending[i]) end
+    for i = 1, np do rl_apply(pending[i]) end
   else
     -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
-    for i = 1, #items do
+    for i = 1, n do
       local o = 4 * i
       if reply[o] == 1 and items[i].cost > 0 then
         local saved = items[i].cost
@@ -976,6 +1226,77 @@ local function rl_multi(script, keys, items, now, simulated, commit)
         local _, remaining, reset = rl_multi_item(keys[i], items[i], now, simulated, false)
         items[i].cost = saved
         reply[o + 1], reply[o + 2] = remaining, reset
+      end
+    end
+  end
+  return reply
+end
+
+--- multi_batch: decisions over the same `limits` (evaluators chosen once), each all-or-nothing
+--- over its own keys (KEYS[d * count + 1 .. d * count + count], groups in `items` alike), in
+--- order; per item allowed, remaining, reset_after_ms, retry_after_ms into `reply` after `now`.
+--- A decision whose key holds another Redis type or foreign state fails alone (-1 on each of
+--- its items, the failing item's code in its remaining; nothing of it written); any other error
+--- (BADARG: a key given twice in one decision) fails the call.
+local function rl_multi_batch(script, keys, items, limits, now, simulated)
+  local count = #limits
+  local evals, caps = {}, {}
+  for j = 1, count do evals[j], caps[j] = rl_multi_evaluator(limits[j], now, simulated, true, false) end
+  local reply = { now }
+  local pending = {}
+  -- One decision: its results into reply[o + 1 ..]; its writes only once every limit admitted.
+  local function decide(first, o)
+    rl_multi_distinct(script, keys, first, count)
+    local np, all = 0, true
+    for j = 1, count do
+      local g = items[first + j]
+      local share = g.share_ppm
+      local keep = 0
+      if share < 1000000 then keep = rl_keep(caps[j], share) end
+      local allowed, remaining, reset, retry, writes = evals[j](keys[first + j], g.cost, keep)
+      local at = o + 4 * j - 3
+      reply[at], reply[at + 1], reply[at + 2], reply[at + 3] = allowed, remaining, reset, retry
+      if allowed == 1 then
+        if writes[1] then
+          np = np + 1
+          pending[np] = writes
+        end
+      else
+        all = false
+      end
+    end
+    if all then
+      for m = 1, np do rl_apply(pending[m]) end
+      return
+    end
+    -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
+    for j = 1, count do
+      local at = o + 4 * j - 3
+      local g = items[first + j]
+      if reply[at] == 1 and g.cost > 0 then
+        local limit = limits[j]
+        limit.cost, limit.share_ppm = 0, g.share_ppm
+        local _, remaining, reset = rl_multi_item(keys[first + j], limit, now, simulated, false)
+        reply[at + 1], reply[at + 2] = remaining, reset
+      end
+    end
+  end
+  for d = 0, #items / count - 1 do
+    local first, o = d * count, 1 + d * count * 4
+    local ok, err = pcall(decide, first, o)
+    if not ok then
+      local code = rl_key_error(err)
+      local decision, own = {}, {}
+      for j = 1, count do
+        own[j] = keys[first + j]
+        limits[j].cost, limits[j].share_ppm = 0, nil
+        decision[j] = limits[j]
+      end
+      local bad = rl_multi_failing_item(own, decision, now, simulated)
+      for j = 1, count do
+        local at = o + 4 * j - 3
+        reply[at], reply[at + 1], reply[at + 2], reply[at + 3] = -1, 0, 0, 0
+        if j == bad then reply[at + 1] = code end
       end
     end
   end
@@ -1170,11 +1491,17 @@ end
 -- from scripts-lua/lib/reservation.lua
 --- Reservation records: what reserve took, kept under the reservation's own key until settle
 --- replaces it by a tombstone. Both are plain strings (one GET, one SET):
----   record     "r:<deadline_ms>:<specs>\n<keys>"  specs = "algo,limit,period_ms,burst,offset_ms,unit,estimate;..."
+---   record     "r:<deadline_ms>:[<periods>#]<specs>\n<keys>"
+---              specs = "algo,limit,period_ms,burst,offset_ms,unit,estimate;..."
+---              periods (reserve v3; only when some limit is a quota) = one entry per limit,
+---              `|`-separated: "<start_ms>,<end_ms>" of the calendar period a quota limit was
+---              reserved in (in its time zone, if it had one), empty for any other algorithm.
 ---   tombstone  "s:<deadline_ms>:<c|x>"          c: committed, x: cancelled
 --- keys is every state key as "<length>:<key>", concatenated, so settle compares its KEYS with one
 --- string comparison and no key can be confused with two others. The deadline is in the value, not
 --- only in the TTL, so a caller clock (now_ms, where TTLs carry grace) expires a record exactly.
+--- A replay compares specs and keys only (not periods): a retry in the next period is the same
+--- reservation. A record of reserve v2 has no periods (settle decides its quotas at its own now).
 
 --- Settle's status codes (settle.lua's header states them).
 local RL_RSV_UNKNOWN = 0
@@ -1222,8 +1549,45 @@ local function rl_rsv_parse_specs(script, key, specs)
   return items
 end
 
---- What the reservation key holds at `now`: 'record', deadline, body (specs "\n" keys); or
---- 'tombstone', deadline, mode; or nil when absent or past its deadline.
+--- The periods section of a record for these items at `now` (each item's zone as rl_multi_zones
+--- set it, else its offset_ms): '' when no item is a quota (such a record is as v2's), else one
+--- entry per item and a closing '#'.
+local function rl_rsv_periods(items, now)
+  local parts, any = {}, false
+  for i = 1, #items do
+    local it = items[i]
+    if it.algo == 'quota' then
+      local start, period_end = rl_calendar_period(now, it.unit, it.zone or it.offset_ms)
+      parts[i] = string.format('%d,%d', start, period_end)
+      any = true
+    else
+      parts[i] = ''
+    end
+  end
+  if not any then return '' end
+  return table.concat(parts, '|') .. '#'
+end
+
+--- The periods of a record (rl_rsv_periods' string without its '#') onto its parsed items:
+--- item.start and item.period_end for each quota item. Anything else is foreign state.
+local function rl_rsv_parse_periods(script, key, periods, items)
+  local i = 0
+  for entry in string.gmatch(periods .. '|', '([^|]*)|') do
+    i = i + 1
+    local it = items[i]
+    if it == nil then rl_fail_state(script, key) end
+    if entry ~= '' then
+      local start, period_end = string.match(entry, '^(%-?%d+),(%-?%d+)$')
+      if not start or it.algo ~= 'quota' then rl_fail_state(script, key) end
+      it.start, it.period_end = tonumber(start), tonumber(period_end)
+    end
+  end
+  if i ~= #items then rl_fail_state(script, key) end
+end
+
+--- What the reservation key holds at `now`: 'record', deadline, body (specs "\n" keys), periods
+--- (nil: a record without them); or 'tombstone', deadline, mode; or nil when absent or past its
+--- deadline.
 local function rl_rsv_read(script, key, now)
   local stored = redis.call('GET', key)
   if not stored then return nil end
@@ -1231,7 +1595,11 @@ local function rl_rsv_read(script, key, now)
   if not kind then rl_fail_state(script, key) end
   deadline = tonumber(deadline)
   if now > deadline then return nil end
-  if kind == 'r' then return 'record', deadline, rest end
+  if kind == 'r' then
+    local periods, body = string.match(rest, '^([%d,|%-]*)#(.*)$')
+    if periods then return 'record', deadline, body, periods end
+    return 'record', deadline, rest
+  end
   return 'tombstone', deadline, rest
 end
 
@@ -1270,13 +1638,14 @@ local function rl_token_bucket_charge(key, limit, period_ms, burst, cost, debt, 
     rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, burst, now, simulated)
 end
 
---- fixed_window and quota: the count of the window [start, window_end).
-local function rl_counter_charge(script, key, limit, start, window_end, cost, debt, now, simulated)
-  local used = rl_counter_read(script, key, start)
+--- fixed_window and quota: the count of the window [start, window_end); `tag` as lib/counter's
+--- (fixed_window's window tag, nil for quota).
+local function rl_counter_charge(script, key, limit, start, window_end, cost, debt, now, simulated, tag)
+  local used = rl_counter_read(script, key, start, tag)
   used = used + rl_charge_take(limit - used, limit, cost, debt)
   local reset = 0
   if used > 0 then reset = window_end - now end
-  return math.max(limit - used, 0), reset, rl_counter_writes(key, start, window_end, used, now, simulated)
+  return math.max(limit - used, 0), reset, rl_counter_writes(key, start, window_end, used, now, simulated, tag)
 end
 
 local function rl_sliding_window_charge(key, limit, period_ms, cost, debt, now, simulated)
@@ -1298,7 +1667,8 @@ local function rl_charge(key, item, cost, debt, now, simulated)
     return rl_token_bucket_charge(key, item.limit, item.period_ms, item.burst, cost, debt, now, simulated)
   elseif algo == 'fixed_window' then
     local start = rl_window_start(now, item.period_ms, item.offset_ms)
-    return rl_counter_charge('fixed_window', key, item.limit, start, start + item.period_ms, cost, debt, now, simulated)
+    return rl_counter_charge('fixed_window', key, item.limit, start, start + item.period_ms, cost, debt, now, simulated,
+      rl_counter_tag(start))
   elseif algo == 'sliding_window' then
     return rl_sliding_window_charge(key, item.limit, item.period_ms, cost, debt, now, simulated)
   end
@@ -1328,22 +1698,26 @@ end
 redis.register_function{ function_name = 'redlimit_adaptive_feedback_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('adaptive_feedback', KEYS, ARGV, 2, 10)
-local outcome = rl_arg_enum('adaptive_feedback', ARGV[1], 1, 'outcome', true, '|overload|success|')
-local target = rl_arg_string('adaptive_feedback', ARGV[2], 2, 'target', true, 200)
-local ceiling = rl_arg_int('adaptive_feedback', ARGV[3], 3, 'ceiling', true, 1, 1000000000)
-local floor = rl_arg_int('adaptive_feedback', ARGV[4], 4, 'floor', false, 1, 1000000000)
-if floor == nil then floor = 1 end
-local decrease_ppm = rl_arg_int('adaptive_feedback', ARGV[5], 5, 'decrease_ppm', false, 1, 999999)
-if decrease_ppm == nil then decrease_ppm = 500000 end
-local increase = rl_arg_int('adaptive_feedback', ARGV[6], 6, 'increase', false, 1, 1000000000)
-if increase == nil then increase = 1 end
-local success_period_ms = rl_arg_int('adaptive_feedback', ARGV[7], 7, 'success_period_ms', false, 1, 86400000)
-if success_period_ms == nil then success_period_ms = 1000 end
-local cooldown_ms = rl_arg_int('adaptive_feedback', ARGV[8], 8, 'cooldown_ms', false, 0, 86400000)
-if cooldown_ms == nil then cooldown_ms = 1000 end
-local retry_after_ms = rl_arg_int('adaptive_feedback', ARGV[9], 9, 'retry_after_ms', false, 0, 86400000)
-if retry_after_ms == nil then retry_after_ms = 0 end
-local now_ms = rl_arg_int('adaptive_feedback', ARGV[10], 10, 'now_ms', false, 0, 140737488355328)
+local outcome = ARGV[1]
+if not (outcome == 'overload' or outcome == 'success') then outcome = rl_arg_enum('adaptive_feedback', outcome, 1, 'outcome', true, '|overload|success|') end
+local target = ARGV[2]
+target = rl_arg_string('adaptive_feedback', target, 2, 'target', true, 200)
+local ceiling = ARGV[3]
+ceiling = rl_arg_int('adaptive_feedback', ceiling, 3, 'ceiling', true, 1, 1000000000)
+local floor = ARGV[4]
+if floor == nil or floor == '' or floor == '1' then floor = 1 else floor = rl_arg_int('adaptive_feedback', floor, 4, 'floor', false, 1, 1000000000) end
+local decrease_ppm = ARGV[5]
+if decrease_ppm == nil or decrease_ppm == '' or decrease_ppm == '500000' then decrease_ppm = 500000 else decrease_ppm = rl_arg_int('adaptive_feedback', decrease_ppm, 5, 'decrease_ppm', false, 1, 999999) end
+local increase = ARGV[6]
+if increase == nil or increase == '' or increase == '1' then increase = 1 else increase = rl_arg_int('adaptive_feedback', increase, 6, 'increase', false, 1, 1000000000) end
+local success_period_ms = ARGV[7]
+if success_period_ms == nil or success_period_ms == '' or success_period_ms == '1000' then success_period_ms = 1000 else success_period_ms = rl_arg_int('adaptive_feedback', success_period_ms, 7, 'success_period_ms', false, 1, 86400000) end
+local cooldown_ms = ARGV[8]
+if cooldown_ms == nil or cooldown_ms == '' or cooldown_ms == '1000' then cooldown_ms = 1000 else cooldown_ms = rl_arg_int('adaptive_feedback', cooldown_ms, 8, 'cooldown_ms', false, 0, 86400000) end
+local retry_after_ms = ARGV[9]
+if retry_after_ms == nil or retry_after_ms == '' or retry_after_ms == '0' then retry_after_ms = 0 else retry_after_ms = rl_arg_int('adaptive_feedback', retry_after_ms, 9, 'retry_after_ms', false, 0, 86400000) end
+local now_ms = ARGV[10]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('adaptive_feedback', now_ms, 10, 'now_ms', false, 0, 140737488355328) end
 local version_key, state_key = KEYS[1], KEYS[2]
 if floor > ceiling then floor = ceiling end
 local now = rl_now_ms(now_ms)
@@ -1385,42 +1759,56 @@ end
 return rl_reply({ learned, paused_until, version, changed })
 end }
 
--- batch v3: Many independent decisions on one limit in one call: each key is a decision of its own (all-or-nothing for its own cost), decided in order exactly as if each had been sent alone. A decision whose key holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one limiter arrive in the same event-loop turn. v3 (from v2): each decision's group is cost, share_ppm (2 arguments, was 1); v2's ARGV is refused (BADARG: argument count).
-redis.register_function{ function_name = 'redlimit_batch_v3', flags = {}, callback = function(KEYS, ARGV)
+-- batch v4: Many independent decisions on one limit in one call: each key is a decision of its own (all-or-nothing for its own cost), decided in order exactly as if each had been sent alone. A decision whose key holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one limiter arrive in the same event-loop turn. v3 (from v2): each decision's group is cost, share_ppm (2 arguments, was 1); v2's ARGV is refused (BADARG: argument count). v4 (from v3): a fixed argument tz_rules before now_ms (a quota limit's time zone rules), 8 fixed arguments instead of 7; v3's ARGV is refused (BADARG: argument count).
+redis.register_function{ function_name = 'redlimit_batch_v4', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity_variadic('batch', KEYS, ARGV, 1, 7, 2)
-local algo = rl_arg_enum('batch', ARGV[1], 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|')
-local limit = rl_arg_int('batch', ARGV[2], 2, 'limit', true, 1, 1000000000000000)
-local period_ms = rl_arg_int('batch', ARGV[3], 3, 'period_ms', false, 1, 31622400000)
-local burst = rl_arg_int('batch', ARGV[4], 4, 'burst', false, 1, 1000000000000000)
-if burst == nil then burst = limit end
-local offset_ms = rl_arg_int('batch', ARGV[5], 5, 'offset_ms', false, -50400000, 31622400000)
-if offset_ms == nil then offset_ms = 0 end
-local unit = rl_arg_enum('batch', ARGV[6], 6, 'unit', false, '|day|week|month|')
-local now_ms = rl_arg_int('batch', ARGV[7], 7, 'now_ms', false, 0, 140737488355328)
+rl_arity_variadic('batch', KEYS, ARGV, 1, 8, 2)
+local algo = ARGV[1]
+if not (algo == 'gcra' or algo == 'token_bucket' or algo == 'fixed_window' or algo == 'sliding_window' or algo == 'sliding_log' or algo == 'quota') then algo = rl_arg_enum('batch', algo, 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|') end
+local limit = ARGV[2]
+limit = rl_arg_int('batch', limit, 2, 'limit', true, 1, 1000000000000000)
+local period_ms = ARGV[3]
+if period_ms == nil or period_ms == '' then period_ms = nil else period_ms = rl_arg_int('batch', period_ms, 3, 'period_ms', false, 1, 31622400000) end
+local burst = ARGV[4]
+if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('batch', burst, 4, 'burst', false, 1, 1000000000000000) end
+local offset_ms = ARGV[5]
+if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else offset_ms = rl_arg_int('batch', offset_ms, 5, 'offset_ms', false, -50400000, 31622400000) end
+local unit = ARGV[6]
+if unit == nil or unit == '' then unit = nil elseif not (unit == 'day' or unit == 'week' or unit == 'month') then unit = rl_arg_enum('batch', unit, 6, 'unit', false, '|day|week|month|') end
+local tz_rules = ARGV[7]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('batch', tz_rules, 7, 'tz_rules', false, 1024) end
+local now_ms = ARGV[8]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('batch', now_ms, 8, 'now_ms', false, 0, 140737488355328) end
 local decisions = {}
 for i = 1, #KEYS - 0 do
-  local base = 7 + (i - 1) * 2
-  local item = {}
-  item.cost = rl_arg_int('batch', ARGV[base + 1], base + 1, 'cost', false, 0, 1000000000000000, i)
-  if item.cost == nil then item.cost = 1 end
-  item.share_ppm = rl_arg_int('batch', ARGV[base + 2], base + 2, 'share_ppm', false, 0, 1000000, i)
-  if item.share_ppm == nil then item.share_ppm = 1000000 end
-  decisions[i] = item
+  local base = 8 + (i - 1) * 2
+  local g_cost = ARGV[base + 1]
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else g_cost = rl_arg_int('batch', g_cost, base + 1, 'cost', false, 0, 1000000000000000, i) end
+  local g_share_ppm = ARGV[base + 2]
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else g_share_ppm = rl_arg_int('batch', g_share_ppm, base + 2, 'share_ppm', false, 0, 1000000, i) end
+  decisions[i] = { cost = g_cost, share_ppm = g_share_ppm }
 end
 rl_check_batch_spec('batch', algo, limit, period_ms, burst, offset_ms, unit, decisions)
-local now = rl_now_ms(now_ms)
 local simulated = now_ms ~= nil
-local spec = { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit, cost = 0 }
+local spec = { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit }
+if tz_rules then
+  if algo ~= 'quota' then rl_fail('batch', 'tz_rules is for algo quota only, got algo ' .. algo) end
+  spec.zone = rl_tz_rules('batch', tz_rules)
+end
+local now = rl_now_ms(now_ms)
+-- The limit's evaluation, chosen once; an algorithm that can writes at once (nothing to roll back).
+local eval, capacity = rl_multi_evaluator(spec, now, simulated, true, true)
 local reply = { now }
 for i = 1, #decisions do
-  spec.cost = decisions[i].cost
-  spec.share_ppm = decisions[i].share_ppm
+  local d = decisions[i]
+  local share = d.share_ppm
+  local keep = 0
+  if share < 1000000 then keep = rl_keep(capacity, share) end
   -- A decision fails alone: an algorithm raises before its first write, so nothing of it lands.
-  local ok, allowed, remaining, reset, retry, writes = pcall(rl_multi_item, KEYS[i], spec, now, simulated, true, true)
+  local ok, allowed, remaining, reset, retry, writes = pcall(eval, KEYS[i], d.cost, keep)
   if not ok then
     allowed, remaining, reset, retry = -1, rl_key_error(allowed), 0, 0
-  elseif allowed == 1 then
+  elseif allowed == 1 and writes[1] then
     rl_apply(writes)
   end
   local o = 4 * i - 2
@@ -1433,8 +1821,10 @@ end }
 redis.register_function{ function_name = 'redlimit_block_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('block', KEYS, ARGV, 1, 2)
-local duration_ms = rl_arg_int('block', ARGV[1], 1, 'duration_ms', true, 0, 31622400000)
-local now_ms = rl_arg_int('block', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
+local duration_ms = ARGV[1]
+duration_ms = rl_arg_int('block', duration_ms, 1, 'duration_ms', true, 0, 31622400000)
+local now_ms = ARGV[2]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('block', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
 local now = rl_now_ms(now_ms)
 if duration_ms == 0 then
   redis.call('DEL', KEYS[1])
@@ -1454,12 +1844,16 @@ end }
 redis.register_function{ function_name = 'redlimit_concurrency_acquire_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('concurrency_acquire', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('concurrency_acquire', ARGV[1], 1, 'limit', true, 1, 1000000)
-local period_ms = rl_arg_int('concurrency_acquire', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local lease_id = rl_arg_string('concurrency_acquire', ARGV[3], 3, 'lease_id', true, 128)
-local now_ms = rl_arg_int('concurrency_acquire', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
-local share_ppm = rl_arg_int('concurrency_acquire', ARGV[5], 5, 'share_ppm', false, 0, 1000000)
-if share_ppm == nil then share_ppm = 1000000 end
+local limit = ARGV[1]
+limit = rl_arg_int('concurrency_acquire', limit, 1, 'limit', true, 1, 1000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('concurrency_acquire', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local lease_id = ARGV[3]
+lease_id = rl_arg_string('concurrency_acquire', lease_id, 3, 'lease_id', true, 128)
+local now_ms = ARGV[4]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('concurrency_acquire', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
+local share_ppm = ARGV[5]
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('concurrency_acquire', share_ppm, 5, 'share_ppm', false, 0, 1000000) end
 local allowed, remaining, reset, retry, writes = rl_concurrency_eval(KEYS[1], limit, period_ms, lease_id, 1, rl_now_ms(now_ms), now_ms ~= nil, true, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
@@ -1469,10 +1863,12 @@ end }
 redis.register_function{ function_name = 'redlimit_concurrency_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('concurrency_peek', KEYS, ARGV, 1, 3)
-local limit = rl_arg_int('concurrency_peek', ARGV[1], 1, 'limit', true, 1, 1000000)
-local now_ms = rl_arg_int('concurrency_peek', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
-local share_ppm = rl_arg_int('concurrency_peek', ARGV[3], 3, 'share_ppm', false, 0, 1000000)
-if share_ppm == nil then share_ppm = 1000000 end
+local limit = ARGV[1]
+limit = rl_arg_int('concurrency_peek', limit, 1, 'limit', true, 1, 1000000)
+local now_ms = ARGV[2]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('concurrency_peek', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
+local share_ppm = ARGV[3]
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('concurrency_peek', share_ppm, 3, 'share_ppm', false, 0, 1000000) end
 local now = rl_now_ms(now_ms)
 local live = rl_concurrency_live(KEYS[1], now, false)
 local allowed = 0
@@ -1484,8 +1880,10 @@ end }
 redis.register_function{ function_name = 'redlimit_concurrency_release_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('concurrency_release', KEYS, ARGV, 1, 2)
-local lease_id = rl_arg_string('concurrency_release', ARGV[1], 1, 'lease_id', true, 128)
-local now_ms = rl_arg_int('concurrency_release', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
+local lease_id = ARGV[1]
+lease_id = rl_arg_string('concurrency_release', lease_id, 1, 'lease_id', true, 128)
+local now_ms = ARGV[2]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('concurrency_release', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
 local now = rl_now_ms(now_ms)
 local score = redis.call('ZSCORE', KEYS[1], lease_id)
 local released = 0
@@ -1502,18 +1900,24 @@ end }
 redis.register_function{ function_name = 'redlimit_fair_share_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('fair_share', KEYS, ARGV, 3, 9)
-local algo = rl_arg_enum('fair_share', ARGV[1], 1, 'algo', true, '|fixed_window|sliding_window|')
-local limit = rl_arg_int('fair_share', ARGV[2], 2, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('fair_share', ARGV[3], 3, 'period_ms', true, 1, 31622400000)
-local tenant = rl_arg_string('fair_share', ARGV[4], 4, 'tenant', true, 256)
-local active_window_ms = rl_arg_int('fair_share', ARGV[5], 5, 'active_window_ms', true, 1, 31622400000)
-local cost = rl_arg_int('fair_share', ARGV[6], 6, 'cost', false, 1, 1000000000)
-if cost == nil then cost = 1 end
-local weight = rl_arg_int('fair_share', ARGV[7], 7, 'weight', false, 1, 1000000)
-if weight == nil then weight = 1 end
-local max_tenants = rl_arg_int('fair_share', ARGV[8], 8, 'max_tenants', false, 1, 1000)
-if max_tenants == nil then max_tenants = 1000 end
-local now_ms = rl_arg_int('fair_share', ARGV[9], 9, 'now_ms', false, 0, 140737488355328)
+local algo = ARGV[1]
+if not (algo == 'fixed_window' or algo == 'sliding_window') then algo = rl_arg_enum('fair_share', algo, 1, 'algo', true, '|fixed_window|sliding_window|') end
+local limit = ARGV[2]
+limit = rl_arg_int('fair_share', limit, 2, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[3]
+period_ms = rl_arg_int('fair_share', period_ms, 3, 'period_ms', true, 1, 31622400000)
+local tenant = ARGV[4]
+tenant = rl_arg_string('fair_share', tenant, 4, 'tenant', true, 256)
+local active_window_ms = ARGV[5]
+active_window_ms = rl_arg_int('fair_share', active_window_ms, 5, 'active_window_ms', true, 1, 31622400000)
+local cost = ARGV[6]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('fair_share', cost, 6, 'cost', false, 1, 1000000000) end
+local weight = ARGV[7]
+if weight == nil or weight == '' or weight == '1' then weight = 1 else weight = rl_arg_int('fair_share', weight, 7, 'weight', false, 1, 1000000) end
+local max_tenants = ARGV[8]
+if max_tenants == nil or max_tenants == '' or max_tenants == '1000' then max_tenants = 1000 else max_tenants = rl_arg_int('fair_share', max_tenants, 8, 'max_tenants', false, 1, 1000) end
+local now_ms = ARGV[9]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('fair_share', now_ms, 9, 'now_ms', false, 0, 140737488355328) end
 if active_window_ms < period_ms then
   rl_fail('fair_share', string.format('active_window_ms must be at least period_ms (%d), got %d', period_ms, active_window_ms))
 end
@@ -1578,36 +1982,42 @@ redis.call(expire_cmd, active_key, at)
 return rl_reply({ allowed, remaining, reset, retry, share, used, count, reason })
 end }
 
--- fixed_window v2: Fixed window: at most `limit` units per window of `period_ms` aligned to the epoch plus `offset_ms`. Denied calls do not count. The cheapest limiter; allows up to 2x limit across a window boundary. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
-redis.register_function{ function_name = 'redlimit_fixed_window_v2', flags = {}, callback = function(KEYS, ARGV)
+-- fixed_window v3: Fixed window: at most `limit` units per window of `period_ms` aligned to the epoch plus `offset_ms`. Denied calls do not count. The cheapest limiter; allows up to 2x limit across a window boundary. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores count * 2^22 + window_start_ms mod 2^22 as one integer on the server clock (Redis int-encodes it: about 40% fewer bytes per key), "window_start_ms:count" with now_ms or larger counts as before; reads v2 state (an upgrade under traffic loses nothing).
+redis.register_function{ function_name = 'redlimit_fixed_window_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('fixed_window', KEYS, ARGV, 1, 6)
-local limit = rl_arg_int('fixed_window', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('fixed_window', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local offset_ms = rl_arg_int('fixed_window', ARGV[3], 3, 'offset_ms', false, 0, 31622400000)
-if offset_ms == nil then offset_ms = 0 end
-local cost = rl_arg_int('fixed_window', ARGV[4], 4, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('fixed_window', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
-local share_ppm = rl_arg_int('fixed_window', ARGV[6], 6, 'share_ppm', false, 0, 1000000)
-if share_ppm == nil then share_ppm = 1000000 end
+local limit = ARGV[1]
+limit = rl_arg_int('fixed_window', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('fixed_window', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local offset_ms = ARGV[3]
+if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else offset_ms = rl_arg_int('fixed_window', offset_ms, 3, 'offset_ms', false, 0, 31622400000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('fixed_window', cost, 4, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('fixed_window', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+local share_ppm = ARGV[6]
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('fixed_window', share_ppm, 6, 'share_ppm', false, 0, 1000000) end
 rl_check_offset_within_period('fixed_window', period_ms, offset_ms)
 local allowed, remaining, reset, retry, writes = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- fixed_window_peek v1: Read-only fixed_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
-redis.register_function{ function_name = 'redlimit_fixed_window_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- fixed_window_peek v2: Read-only fixed_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas. v2: reads the state fixed_window v3 writes (see state) as well as v1's.
+redis.register_function{ function_name = 'redlimit_fixed_window_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('fixed_window_peek', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('fixed_window_peek', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('fixed_window_peek', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local offset_ms = rl_arg_int('fixed_window_peek', ARGV[3], 3, 'offset_ms', false, 0, 31622400000)
-if offset_ms == nil then offset_ms = 0 end
-local cost = rl_arg_int('fixed_window_peek', ARGV[4], 4, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('fixed_window_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local limit = ARGV[1]
+limit = rl_arg_int('fixed_window_peek', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('fixed_window_peek', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local offset_ms = ARGV[3]
+if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else offset_ms = rl_arg_int('fixed_window_peek', offset_ms, 3, 'offset_ms', false, 0, 31622400000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('fixed_window_peek', cost, 4, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('fixed_window_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
 rl_check_offset_within_period('fixed_window_peek', period_ms, offset_ms)
 local now = rl_now_ms(now_ms)
 local allowed, remaining, reset, retry = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, now, now_ms ~= nil)
@@ -1619,17 +2029,20 @@ end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- fixed_window_refund v1: Gives units back to the current window of a fixed_window key, never below zero used.
-redis.register_function{ function_name = 'redlimit_fixed_window_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- fixed_window_refund v2: Gives units back to the current window of a fixed_window key, never below zero used. v2: stores count * 2^22 + window_start_ms mod 2^22 as one integer on the server clock (Redis int-encodes it: about 40% fewer bytes per key), "window_start_ms:count" with now_ms or larger counts as before; reads v1 state (an upgrade under traffic loses nothing).
+redis.register_function{ function_name = 'redlimit_fixed_window_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('fixed_window_refund', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('fixed_window_refund', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('fixed_window_refund', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local offset_ms = rl_arg_int('fixed_window_refund', ARGV[3], 3, 'offset_ms', false, 0, 31622400000)
-if offset_ms == nil then offset_ms = 0 end
-local cost = rl_arg_int('fixed_window_refund', ARGV[4], 4, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('fixed_window_refund', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local limit = ARGV[1]
+limit = rl_arg_int('fixed_window_refund', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('fixed_window_refund', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local offset_ms = ARGV[3]
+if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else offset_ms = rl_arg_int('fixed_window_refund', offset_ms, 3, 'offset_ms', false, 0, 31622400000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('fixed_window_refund', cost, 4, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('fixed_window_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
 rl_check_offset_within_period('fixed_window_refund', period_ms, offset_ms)
 local remaining, reset, writes = rl_fixed_window_refund(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
@@ -1637,35 +2050,41 @@ if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
--- gcra v2: Generic cell rate algorithm: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string; decisions are identical to token_bucket. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
-redis.register_function{ function_name = 'redlimit_gcra_v2', flags = {}, callback = function(KEYS, ARGV)
+-- gcra v3: Generic cell rate algorithm: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string; decisions are identical to token_bucket. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores the tat as one integer, ms * 1000 + num, when num < 1000 (Redis int-encodes it: about 40% fewer bytes per key), else "ms:num" as before; reads v2 state (an upgrade under traffic loses nothing).
+redis.register_function{ function_name = 'redlimit_gcra_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('gcra', KEYS, ARGV, 1, 6)
-local limit = rl_arg_int('gcra', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('gcra', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local burst = rl_arg_int('gcra', ARGV[3], 3, 'burst', false, 1, 1000000000)
-if burst == nil then burst = limit end
-local cost = rl_arg_int('gcra', ARGV[4], 4, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('gcra', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
-local share_ppm = rl_arg_int('gcra', ARGV[6], 6, 'share_ppm', false, 0, 1000000)
-if share_ppm == nil then share_ppm = 1000000 end
+local limit = ARGV[1]
+limit = rl_arg_int('gcra', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('gcra', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local burst = ARGV[3]
+if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('gcra', burst, 3, 'burst', false, 1, 1000000000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('gcra', cost, 4, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('gcra', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+local share_ppm = ARGV[6]
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('gcra', share_ppm, 6, 'share_ppm', false, 0, 1000000) end
 rl_check_refill_bounded('gcra', limit, period_ms, burst)
 local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil, true, rl_keep(burst, share_ppm))
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- gcra_peek v1: Read-only gcra: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas.
-redis.register_function{ function_name = 'redlimit_gcra_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- gcra_peek v2: Read-only gcra: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: reads the state gcra v3 writes (see state) as well as v1's.
+redis.register_function{ function_name = 'redlimit_gcra_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('gcra_peek', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('gcra_peek', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('gcra_peek', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local burst = rl_arg_int('gcra_peek', ARGV[3], 3, 'burst', false, 1, 1000000000)
-if burst == nil then burst = limit end
-local cost = rl_arg_int('gcra_peek', ARGV[4], 4, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('gcra_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local limit = ARGV[1]
+limit = rl_arg_int('gcra_peek', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('gcra_peek', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local burst = ARGV[3]
+if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('gcra_peek', burst, 3, 'burst', false, 1, 1000000000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('gcra_peek', cost, 4, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('gcra_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
 rl_check_refill_bounded('gcra_peek', limit, period_ms, burst)
 local now = rl_now_ms(now_ms)
 local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, now, now_ms ~= nil)
@@ -1677,17 +2096,20 @@ end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- gcra_refund v1: Gives units back to a gcra key (a call that was admitted but not used), never above burst.
-redis.register_function{ function_name = 'redlimit_gcra_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- gcra_refund v2: Gives units back to a gcra key (a call that was admitted but not used), never above burst. v2: stores the tat as one integer, ms * 1000 + num, when num < 1000 (Redis int-encodes it: about 40% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
+redis.register_function{ function_name = 'redlimit_gcra_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('gcra_refund', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('gcra_refund', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('gcra_refund', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local burst = rl_arg_int('gcra_refund', ARGV[3], 3, 'burst', false, 1, 1000000000)
-if burst == nil then burst = limit end
-local cost = rl_arg_int('gcra_refund', ARGV[4], 4, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('gcra_refund', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local limit = ARGV[1]
+limit = rl_arg_int('gcra_refund', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('gcra_refund', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local burst = ARGV[3]
+if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('gcra_refund', burst, 3, 'burst', false, 1, 1000000000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('gcra_refund', cost, 4, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('gcra_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
 rl_check_refill_bounded('gcra_refund', limit, period_ms, burst)
 local remaining, reset, writes = rl_gcra_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
@@ -1695,19 +2117,22 @@ if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
--- gcra_reserve v1: Books the next slot fleet-wide on a gcra key: admits now if it can, else reserves the cost if it will be available within max_wait_ms and says how long to wait (the basis of acquire-with-wait without polling).
-redis.register_function{ function_name = 'redlimit_gcra_reserve_v1', flags = {}, callback = function(KEYS, ARGV)
+-- gcra_reserve v2: Books the next slot fleet-wide on a gcra key: admits now if it can, else reserves the cost if it will be available within max_wait_ms and says how long to wait (the basis of acquire-with-wait without polling). v2: stores the tat as one integer, ms * 1000 + num, when num < 1000 (Redis int-encodes it: about 40% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
+redis.register_function{ function_name = 'redlimit_gcra_reserve_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('gcra_reserve', KEYS, ARGV, 1, 6)
-local limit = rl_arg_int('gcra_reserve', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('gcra_reserve', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local burst = rl_arg_int('gcra_reserve', ARGV[3], 3, 'burst', false, 1, 1000000000)
-if burst == nil then burst = limit end
-local cost = rl_arg_int('gcra_reserve', ARGV[4], 4, 'cost', false, 1, 1000000000)
-if cost == nil then cost = 1 end
-local max_wait_ms = rl_arg_int('gcra_reserve', ARGV[5], 5, 'max_wait_ms', false, 0, 31622400000)
-if max_wait_ms == nil then max_wait_ms = 0 end
-local now_ms = rl_arg_int('gcra_reserve', ARGV[6], 6, 'now_ms', false, 0, 140737488355328)
+local limit = ARGV[1]
+limit = rl_arg_int('gcra_reserve', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('gcra_reserve', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local burst = ARGV[3]
+if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('gcra_reserve', burst, 3, 'burst', false, 1, 1000000000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('gcra_reserve', cost, 4, 'cost', false, 1, 1000000000) end
+local max_wait_ms = ARGV[5]
+if max_wait_ms == nil or max_wait_ms == '' or max_wait_ms == '0' then max_wait_ms = 0 else max_wait_ms = rl_arg_int('gcra_reserve', max_wait_ms, 5, 'max_wait_ms', false, 0, 31622400000) end
+local now_ms = ARGV[6]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('gcra_reserve', now_ms, 6, 'now_ms', false, 0, 140737488355328) end
 rl_check_refill_bounded('gcra_reserve', limit, period_ms, burst)
 rl_check_reserve_bounded('gcra_reserve', limit, period_ms, max_wait_ms)
 local now = rl_now_ms(now_ms)
@@ -1723,117 +2148,191 @@ if reset_num > 0 then reset_ms = reset_ms + 1 end
 return rl_reply({ 1, math.max(whole, 0), reset_ms, 0, wait })
 end }
 
--- multi v2: Atomic multi-limit check: N limits of any mix of algorithms, each with its own cost and parameters; either every limit admits and all consume, or none consumes. A limit of algo concurrency holds a slot for its holder (released by concurrency_release, or expired after period_ms) only when every limit admits. v2 (from v1): the algo concurrency, and two fields appended to every group (share_ppm, holder), so a group is 9 arguments instead of 7; v1's ARGV is refused (BADARG: argument count).
-redis.register_function{ function_name = 'redlimit_multi_v2', flags = {}, callback = function(KEYS, ARGV)
+-- multi v3: Atomic multi-limit check: N limits of any mix of algorithms, each with its own cost and parameters; either every limit admits and all consume, or none consumes. A limit of algo concurrency holds a slot for its holder (released by concurrency_release, or expired after period_ms) only when every limit admits. v2 (from v1): the algo concurrency, and two fields appended to every group (share_ppm, holder), so a group is 9 arguments instead of 7; v1's ARGV is refused (BADARG: argument count). v3 (from v2): a second fixed argument tz_rules after now_ms (time zone rules of quota limits, one entry per limit), so ARGV is now_ms, tz_rules, then the groups; v2's ARGV is refused (BADARG: argument count).
+redis.register_function{ function_name = 'redlimit_multi_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity_variadic('multi', KEYS, ARGV, 1, 1, 9)
-local now_ms = rl_arg_int('multi', ARGV[1], 1, 'now_ms', false, 0, 140737488355328)
+rl_arity_variadic('multi', KEYS, ARGV, 1, 2, 9)
+local now_ms = ARGV[1]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('multi', now_ms, 1, 'now_ms', false, 0, 140737488355328) end
+local tz_rules = ARGV[2]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('multi', tz_rules, 2, 'tz_rules', false, 16384) end
 local limits = {}
 for i = 1, #KEYS - 0 do
-  local base = 1 + (i - 1) * 9
-  local item = {}
-  item.algo = rl_arg_enum('multi', ARGV[base + 1], base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency|', i)
-  item.limit = rl_arg_int('multi', ARGV[base + 2], base + 2, 'limit', false, 1, 1000000000000000, i)
-  if item.limit == nil then item.limit = 1 end
-  item.period_ms = rl_arg_int('multi', ARGV[base + 3], base + 3, 'period_ms', false, 1, 31622400000, i)
-  item.cost = rl_arg_int('multi', ARGV[base + 4], base + 4, 'cost', false, 0, 1000000000000000, i)
-  if item.cost == nil then item.cost = 1 end
-  item.burst = rl_arg_int('multi', ARGV[base + 5], base + 5, 'burst', false, 1, 1000000000000000, i)
-  if item.burst == nil then item.burst = item.limit end
-  item.offset_ms = rl_arg_int('multi', ARGV[base + 6], base + 6, 'offset_ms', false, -50400000, 31622400000, i)
-  if item.offset_ms == nil then item.offset_ms = 0 end
-  item.unit = rl_arg_enum('multi', ARGV[base + 7], base + 7, 'unit', false, '|day|week|month|', i)
-  item.share_ppm = rl_arg_int('multi', ARGV[base + 8], base + 8, 'share_ppm', false, 0, 1000000, i)
-  if item.share_ppm == nil then item.share_ppm = 1000000 end
-  item.holder = rl_arg_string('multi', ARGV[base + 9], base + 9, 'holder', false, 128, i)
-  limits[i] = item
+  local base = 2 + (i - 1) * 9
+  local g_algo = ARGV[base + 1]
+  if not (g_algo == 'gcra' or g_algo == 'token_bucket' or g_algo == 'fixed_window' or g_algo == 'sliding_window' or g_algo == 'sliding_log' or g_algo == 'quota' or g_algo == 'block' or g_algo == 'concurrency') then g_algo = rl_arg_enum('multi', g_algo, base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency|', i) end
+  local g_limit = ARGV[base + 2]
+  if g_limit == '' or g_limit == '1' then g_limit = 1 else g_limit = rl_arg_int('multi', g_limit, base + 2, 'limit', false, 1, 1000000000000000, i) end
+  local g_period_ms = ARGV[base + 3]
+  if g_period_ms == '' then g_period_ms = nil else g_period_ms = rl_arg_int('multi', g_period_ms, base + 3, 'period_ms', false, 1, 31622400000, i) end
+  local g_cost = ARGV[base + 4]
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else g_cost = rl_arg_int('multi', g_cost, base + 4, 'cost', false, 0, 1000000000000000, i) end
+  local g_burst = ARGV[base + 5]
+  if g_burst == '' then g_burst = g_limit else g_burst = rl_arg_int('multi', g_burst, base + 5, 'burst', false, 1, 1000000000000000, i) end
+  local g_offset_ms = ARGV[base + 6]
+  if g_offset_ms == '' or g_offset_ms == '0' then g_offset_ms = 0 else g_offset_ms = rl_arg_int('multi', g_offset_ms, base + 6, 'offset_ms', false, -50400000, 31622400000, i) end
+  local g_unit = ARGV[base + 7]
+  if g_unit == '' then g_unit = nil elseif not (g_unit == 'day' or g_unit == 'week' or g_unit == 'month') then g_unit = rl_arg_enum('multi', g_unit, base + 7, 'unit', false, '|day|week|month|', i) end
+  local g_share_ppm = ARGV[base + 8]
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else g_share_ppm = rl_arg_int('multi', g_share_ppm, base + 8, 'share_ppm', false, 0, 1000000, i) end
+  local g_holder = ARGV[base + 9]
+  if g_holder == '' then g_holder = nil else g_holder = rl_arg_string('multi', g_holder, base + 9, 'holder', false, 128, i) end
+  limits[i] = { algo = g_algo, limit = g_limit, period_ms = g_period_ms, cost = g_cost, burst = g_burst, offset_ms = g_offset_ms, unit = g_unit, share_ppm = g_share_ppm, holder = g_holder }
 end
 rl_check_multi_items('multi', limits)
+rl_multi_zones('multi', tz_rules, limits)
 return rl_reply(rl_multi('multi', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, true))
 end }
 
--- multi_batch v3: Many independent multi decisions over the same limits in one call: each decision is all-or-nothing over its own keys (one per limit), decided in order exactly as separate multi calls would. A decision with a key that holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one multi-limit limiter arrive in the same event-loop turn. v3 (from v2): each item's group is cost, share_ppm (2 arguments, was 1); v2's ARGV is refused (BADARG: argument count). Specs take no concurrency limit (it needs a holder per decision: use multi).
-redis.register_function{ function_name = 'redlimit_multi_batch_v3', flags = {}, callback = function(KEYS, ARGV)
+-- multi_batch v4: Many independent multi decisions over the same limits in one call: each decision is all-or-nothing over its own keys (one per limit), decided in order exactly as separate multi calls would. A decision with a key that holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one multi-limit limiter arrive in the same event-loop turn. v3 (from v2): each item's group is cost, share_ppm (2 arguments, was 1); v2's ARGV is refused (BADARG: argument count). v4 (from v3): a fixed argument tz_rules after now_ms (time zone rules of quota specs, one entry per spec), 4 fixed arguments instead of 3; v3's ARGV is refused (BADARG: argument count). Specs take no concurrency limit (it needs a holder per decision: use multi).
+redis.register_function{ function_name = 'redlimit_multi_batch_v4', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity_variadic('multi_batch', KEYS, ARGV, 1, 3, 2)
-local count = rl_arg_int('multi_batch', ARGV[1], 1, 'count', true, 1, 16)
-local specs = rl_arg_string('multi_batch', ARGV[2], 2, 'specs', true, 2048)
-local now_ms = rl_arg_int('multi_batch', ARGV[3], 3, 'now_ms', false, 0, 140737488355328)
+rl_arity_variadic('multi_batch', KEYS, ARGV, 1, 4, 2)
+local count = ARGV[1]
+count = rl_arg_int('multi_batch', count, 1, 'count', true, 1, 16)
+local specs = ARGV[2]
+specs = rl_arg_string('multi_batch', specs, 2, 'specs', true, 2048)
+local now_ms = ARGV[3]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('multi_batch', now_ms, 3, 'now_ms', false, 0, 140737488355328) end
+local tz_rules = ARGV[4]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('multi_batch', tz_rules, 4, 'tz_rules', false, 16384) end
 local items = {}
 for i = 1, #KEYS - 0 do
-  local base = 3 + (i - 1) * 2
-  local item = {}
-  item.cost = rl_arg_int('multi_batch', ARGV[base + 1], base + 1, 'cost', false, 0, 1000000000000000, i)
-  if item.cost == nil then item.cost = 1 end
-  item.share_ppm = rl_arg_int('multi_batch', ARGV[base + 2], base + 2, 'share_ppm', false, 0, 1000000, i)
-  if item.share_ppm == nil then item.share_ppm = 1000000 end
-  items[i] = item
+  local base = 4 + (i - 1) * 2
+  local g_cost = ARGV[base + 1]
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else g_cost = rl_arg_int('multi_batch', g_cost, base + 1, 'cost', false, 0, 1000000000000000, i) end
+  local g_share_ppm = ARGV[base + 2]
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else g_share_ppm = rl_arg_int('multi_batch', g_share_ppm, base + 2, 'share_ppm', false, 0, 1000000, i) end
+  items[i] = { cost = g_cost, share_ppm = g_share_ppm }
 end
 rl_check_multi_batch_specs('multi_batch', count, specs, items)
 local now = rl_now_ms(now_ms)
-local simulated = now_ms ~= nil
 local limits = rl_multi_batch_specs('multi_batch', count, specs)
-local reply = { now }
-local keys, decision = {}, {}
-for d = 0, #items / count - 1 do
-  for j = 1, count do
-    keys[j] = KEYS[d * count + j]
-    limits[j].cost = items[d * count + j].cost
-    limits[j].share_ppm = items[d * count + j].share_ppm
-    decision[j] = limits[j]
-  end
-  -- A decision fails alone: its writes are applied only after all its keys were read.
-  local ok, r = pcall(rl_multi, 'multi_batch', keys, decision, now, simulated, true)
-  if ok then
-    for k = 4, #r do reply[#reply + 1] = r[k] end
-  else
-    local code, bad = rl_key_error(r), rl_multi_failing_item(keys, decision, now, simulated)
-    for j = 1, count do
-      local n = #reply
-      reply[n + 1], reply[n + 2], reply[n + 3], reply[n + 4] = -1, 0, 0, 0
-      if j == bad then reply[n + 2] = code end
-    end
-  end
-end
-return rl_reply(reply)
+rl_multi_zones('multi_batch', tz_rules, limits)
+return rl_reply(rl_multi_batch('multi_batch', KEYS, items, limits, now, now_ms ~= nil))
 end }
 
--- multi_peek v2: Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: groups of 9 as in multi v2 (share_ppm, holder appended; algo concurrency).
-redis.register_function{ function_name = 'redlimit_multi_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- multi_peek v3: Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: groups of 9 as in multi v2 (share_ppm, holder appended; algo concurrency). v3: tz_rules after now_ms as in multi v3.
+redis.register_function{ function_name = 'redlimit_multi_peek_v3', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity_variadic('multi_peek', KEYS, ARGV, 1, 1, 9)
-local now_ms = rl_arg_int('multi_peek', ARGV[1], 1, 'now_ms', false, 0, 140737488355328)
+rl_arity_variadic('multi_peek', KEYS, ARGV, 1, 2, 9)
+local now_ms = ARGV[1]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('multi_peek', now_ms, 1, 'now_ms', false, 0, 140737488355328) end
+local tz_rules = ARGV[2]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('multi_peek', tz_rules, 2, 'tz_rules', false, 16384) end
 local limits = {}
 for i = 1, #KEYS - 0 do
-  local base = 1 + (i - 1) * 9
-  local item = {}
-  item.algo = rl_arg_enum('multi_peek', ARGV[base + 1], base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency|', i)
-  item.limit = rl_arg_int('multi_peek', ARGV[base + 2], base + 2, 'limit', false, 1, 1000000000000000, i)
-  if item.limit == nil then item.limit = 1 end
-  item.period_ms = rl_arg_int('multi_peek', ARGV[base + 3], base + 3, 'period_ms', false, 1, 31622400000, i)
-  item.cost = rl_arg_int('multi_peek', ARGV[base + 4], base + 4, 'cost', false, 0, 1000000000000000, i)
-  if item.cost == nil then item.cost = 1 end
-  item.burst = rl_arg_int('multi_peek', ARGV[base + 5], base + 5, 'burst', false, 1, 1000000000000000, i)
-  if item.burst == nil then item.burst = item.limit end
-  item.offset_ms = rl_arg_int('multi_peek', ARGV[base + 6], base + 6, 'offset_ms', false, -50400000, 31622400000, i)
-  if item.offset_ms == nil then item.offset_ms = 0 end
-  item.unit = rl_arg_enum('multi_peek', ARGV[base + 7], base + 7, 'unit', false, '|day|week|month|', i)
-  item.share_ppm = rl_arg_int('multi_peek', ARGV[base + 8], base + 8, 'share_ppm', false, 0, 1000000, i)
-  if item.share_ppm == nil then item.share_ppm = 1000000 end
-  item.holder = rl_arg_string('multi_peek', ARGV[base + 9], base + 9, 'holder', false, 128, i)
-  limits[i] = item
+  local base = 2 + (i - 1) * 9
+  local g_algo = ARGV[base + 1]
+  if not (g_algo == 'gcra' or g_algo == 'token_bucket' or g_algo == 'fixed_window' or g_algo == 'sliding_window' or g_algo == 'sliding_log' or g_algo == 'quota' or g_algo == 'block' or g_algo == 'concurrency') then g_algo = rl_arg_enum('multi_peek', g_algo, base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency|', i) end
+  local g_limit = ARGV[base + 2]
+  if g_limit == '' or g_limit == '1' then g_limit = 1 else g_limit = rl_arg_int('multi_peek', g_limit, base + 2, 'limit', false, 1, 1000000000000000, i) end
+  local g_period_ms = ARGV[base + 3]
+  if g_period_ms == '' then g_period_ms = nil else g_period_ms = rl_arg_int('multi_peek', g_period_ms, base + 3, 'period_ms', false, 1, 31622400000, i) end
+  local g_cost = ARGV[base + 4]
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else g_cost = rl_arg_int('multi_peek', g_cost, base + 4, 'cost', false, 0, 1000000000000000, i) end
+  local g_burst = ARGV[base + 5]
+  if g_burst == '' then g_burst = g_limit else g_burst = rl_arg_int('multi_peek', g_burst, base + 5, 'burst', false, 1, 1000000000000000, i) end
+  local g_offset_ms = ARGV[base + 6]
+  if g_offset_ms == '' or g_offset_ms == '0' then g_offset_ms = 0 else g_offset_ms = rl_arg_int('multi_peek', g_offset_ms, base + 6, 'offset_ms', false, -50400000, 31622400000, i) end
+  local g_unit = ARGV[base + 7]
+  if g_unit == '' then g_unit = nil elseif not (g_unit == 'day' or g_unit == 'week' or g_unit == 'month') then g_unit = rl_arg_enum('multi_peek', g_unit, base + 7, 'unit', false, '|day|week|month|', i) end
+  local g_share_ppm = ARGV[base + 8]
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else g_share_ppm = rl_arg_int('multi_peek', g_share_ppm, base + 8, 'share_ppm', false, 0, 1000000, i) end
+  local g_holder = ARGV[base + 9]
+  if g_holder == '' then g_holder = nil else g_holder = rl_arg_string('multi_peek', g_holder, base + 9, 'holder', false, 128, i) end
+  limits[i] = { algo = g_algo, limit = g_limit, period_ms = g_period_ms, cost = g_cost, burst = g_burst, offset_ms = g_offset_ms, unit = g_unit, share_ppm = g_share_ppm, holder = g_holder }
 end
 rl_check_multi_items('multi_peek', limits)
+rl_multi_zones('multi_peek', tz_rules, limits)
 return rl_reply(rl_multi('multi_peek', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, false))
+end }
+
+-- policy_carry v1: Carries one subject's limit across a proportional policy change: the same fraction left under the new limit as under the old one, charged once on the limit's new key (a new key epoch).
+redis.register_function{ function_name = 'redlimit_policy_carry_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+rl_arity_variadic('policy_carry', KEYS, ARGV, 3, 8, 0)
+local algo = ARGV[1]
+if not (algo == 'gcra' or algo == 'token_bucket' or algo == 'fixed_window' or algo == 'sliding_window' or algo == 'sliding_log' or algo == 'quota') then algo = rl_arg_enum('policy_carry', algo, 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|') end
+local limit = ARGV[2]
+limit = rl_arg_int('policy_carry', limit, 2, 'limit', true, 1, 1000000000)
+local from = ARGV[3]
+from = rl_arg_string('policy_carry', from, 3, 'from', true, 1024)
+local period_ms = ARGV[4]
+if period_ms == nil or period_ms == '' or period_ms == '0' then period_ms = 0 else period_ms = rl_arg_int('policy_carry', period_ms, 4, 'period_ms', false, 0, 31622400000) end
+local burst = ARGV[5]
+if burst == nil or burst == '' or burst == '0' then burst = 0 else burst = rl_arg_int('policy_carry', burst, 5, 'burst', false, 0, 1000000000) end
+local offset_ms = ARGV[6]
+if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else offset_ms = rl_arg_int('policy_carry', offset_ms, 6, 'offset_ms', false, -50400000, 31622399999) end
+local unit = ARGV[7]
+if unit == nil or unit == '' then unit = nil elseif not (unit == 'day' or unit == 'week' or unit == 'month') then unit = rl_arg_enum('policy_carry', unit, 7, 'unit', false, '|day|week|month|') end
+local now_ms = ARGV[8]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('policy_carry', now_ms, 8, 'now_ms', false, 0, 140737488355328) end
+local S = 'policy_carry'
+local function spec(i, a, l, p, b, o, u)
+  local item = { algo = a, limit = l, period_ms = p, burst = b, offset_ms = o, unit = u, cost = 0 }
+  if item.burst == nil or item.burst == 0 then item.burst = item.limit end
+  if a == 'quota' then item.period_ms = nil end
+  rl_multi_check(S, i, item)
+  return item
+end
+local function capacity(item)
+  if item.algo == 'gcra' or item.algo == 'token_bucket' then return item.burst end
+  return item.limit
+end
+
+local target = spec(nil, algo, limit, period_ms, burst, offset_ms, unit)
+local sources = {}
+for entry in string.gmatch(from, '[^,]+') do
+  local a, l, p, b, o, u = string.match(entry, '^([%w_]+):(%d+):(%d+):(%d+):(%-?%d+):(%a*)$')
+  local i = #sources + 1
+  if not a then rl_fail(S, string.format('from[%d] must be algo:limit:period_ms:burst:offset_ms:unit, got "%s"', i, string.sub(entry, 1, 60))) end
+  if a ~= algo then rl_fail(S, string.format('from[%d] is algo %s, the target is %s: only the same algorithm carries', i, a, algo)) end
+  if u == '' then u = nil end
+  sources[i] = spec(i, a, tonumber(l), tonumber(p), tonumber(b), tonumber(o), u)
+end
+
+if #sources ~= #KEYS - 2 then rl_fail(S, string.format('from has %d source(s) for %d source key(s)', #sources, #KEYS - 2)) end
+
+local now = rl_now_ms(now_ms)
+local simulated = now_ms ~= nil
+local cap_new = capacity(target)
+local target_key, marker_key = KEYS[1], KEYS[2]
+if redis.call('EXISTS', marker_key) == 1 then return rl_reply({ 0, 0, 0, -1 }) end
+for i = 1, #sources do
+  local source_key = KEYS[i + 2]
+  if redis.call('EXISTS', source_key) == 1 then
+    local src = sources[i]
+    local _, left, full_in = rl_multi_item(source_key, src, now, simulated, false, false)
+    local cap_old = capacity(src)
+    if left < 0 then left = 0 end
+    if left > cap_old then left = cap_old end
+    local used = cap_new - rl_muldivmod(left, cap_new, cap_old)
+    if full_in > 0 then
+      local set_opt, _, at = rl_expiry(now, full_in, simulated)
+      redis.call('SET', marker_key, '1', set_opt, at)
+    end
+    local _, room = rl_multi_item(target_key, target, now, simulated, false, false)
+    local take = math.min(used, math.max(room, 0))
+    if take == 0 then return rl_reply({ 0, i, 0, room }) end
+    target.cost = take
+    local allowed, remaining, _, _, writes = rl_multi_item(target_key, target, now, simulated, true, false)
+    if allowed ~= 1 then error({ err = 'ERR redlimit policy_carry: a key refused what it has left' }) end
+    rl_apply(writes)
+    return rl_reply({ 1, i, take, remaining })
+  end
+end
+return rl_reply({ 0, 0, 0, cap_new })
 end }
 
 -- policy_history v1: Reads a policy's history (newest first) or, with no history key, the sorted names of the live policies.
 redis.register_function{ function_name = 'redlimit_policy_history_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity_variadic('policy_history', KEYS, ARGV, 3, 2, 0)
-local what = rl_arg_enum('policy_history', ARGV[1], 1, 'what', true, '|history|names|')
-local count = rl_arg_int('policy_history', ARGV[2], 2, 'count', false, 1, 1000)
-if count == nil then count = 100 end
+local what = ARGV[1]
+if not (what == 'history' or what == 'names') then what = rl_arg_enum('policy_history', what, 1, 'what', true, '|history|names|') end
+local count = ARGV[2]
+if count == nil or count == '' or count == '100' then count = 100 else count = rl_arg_int('policy_history', count, 2, 'count', false, 1, 1000) end
 local out = { tonumber(redis.call('GET', KEYS[1]) or '0') or 0 }
 local list
 if what == 'names' then
@@ -1857,22 +2356,30 @@ end
 return out
 end }
 
--- policy_set v1: Sets, removes or rolls back one named policy atomically: checks the document and its inheritance, bumps the global policy version, records the change in the policy's history and publishes it.
-redis.register_function{ function_name = 'redlimit_policy_set_v1', flags = {}, callback = function(KEYS, ARGV)
+-- policy_set v2: Sets, removes or rolls back one named policy atomically: checks the document and its inheritance, bumps the global policy version, records the change in the policy's history and publishes it. v2: carry_over proportional (a new key epoch, as reset, and the entry records what to carry from: "carry" and "prev"); v1 callers send the same ARGV.
+redis.register_function{ function_name = 'redlimit_policy_set_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity_variadic('policy_set', KEYS, ARGV, 4, 10, 0)
-local op = rl_arg_enum('policy_set', ARGV[1], 1, 'op', true, '|set|remove|rollback|')
-local name = rl_arg_string('policy_set', ARGV[2], 2, 'name', true, 200)
-local author = rl_arg_string('policy_set', ARGV[3], 3, 'author', true, 200)
-local reason = rl_arg_string('policy_set', ARGV[4], 4, 'reason', false, 2000)
-local carry_over = rl_arg_enum('policy_set', ARGV[5], 5, 'carry_over', false, '|as_is|reset|')
-if carry_over == nil then carry_over = 'as_is' end
-local history_max = rl_arg_int('policy_set', ARGV[6], 6, 'history_max', false, 1, 1000)
-if history_max == nil then history_max = 100 end
-local policy = rl_arg_string('policy_set', ARGV[7], 7, 'policy', false, 65536)
-local to_version = rl_arg_int('policy_set', ARGV[8], 8, 'to_version', false, 1, 9007199254740991)
-local if_version = rl_arg_int('policy_set', ARGV[9], 9, 'if_version', false, 0, 9007199254740991)
-local now_ms = rl_arg_int('policy_set', ARGV[10], 10, 'now_ms', false, 0, 140737488355328)
+local op = ARGV[1]
+if not (op == 'set' or op == 'remove' or op == 'rollback') then op = rl_arg_enum('policy_set', op, 1, 'op', true, '|set|remove|rollback|') end
+local name = ARGV[2]
+name = rl_arg_string('policy_set', name, 2, 'name', true, 200)
+local author = ARGV[3]
+author = rl_arg_string('policy_set', author, 3, 'author', true, 200)
+local reason = ARGV[4]
+if reason == nil or reason == '' then reason = nil else reason = rl_arg_string('policy_set', reason, 4, 'reason', false, 2000) end
+local carry_over = ARGV[5]
+if carry_over == nil or carry_over == '' then carry_over = 'as_is' elseif not (carry_over == 'as_is' or carry_over == 'reset' or carry_over == 'proportional') then carry_over = rl_arg_enum('policy_set', carry_over, 5, 'carry_over', false, '|as_is|reset|proportional|') end
+local history_max = ARGV[6]
+if history_max == nil or history_max == '' or history_max == '100' then history_max = 100 else history_max = rl_arg_int('policy_set', history_max, 6, 'history_max', false, 1, 1000) end
+local policy = ARGV[7]
+if policy == nil or policy == '' then policy = nil else policy = rl_arg_string('policy_set', policy, 7, 'policy', false, 65536) end
+local to_version = ARGV[8]
+if to_version == nil or to_version == '' then to_version = nil else to_version = rl_arg_int('policy_set', to_version, 8, 'to_version', false, 1, 9007199254740991) end
+local if_version = ARGV[9]
+if if_version == nil or if_version == '' then if_version = nil else if_version = rl_arg_int('policy_set', if_version, 9, 'if_version', false, 0, 9007199254740991) end
+local now_ms = ARGV[10]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('policy_set', now_ms, 10, 'now_ms', false, 0, 140737488355328) end
 local version_key, history_key, names_key, doc_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local S = 'policy_set'
 if not rl_policy_name_ok(name) then
@@ -1939,12 +2446,22 @@ local resets = {}
 if old and type(old.resets) == 'table' then
   for k, v in pairs(old.resets) do resets[k] = v end
 end
-if body and carry_over == 'reset' then
+local carried = ''
+if body and carry_over ~= 'as_is' then
   local t = cjson.decode(body)
-  for _, l in ipairs(t.limits or {}) do resets[l.name] = version end
+  local from = {}
+  for _, l in ipairs(t.limits or {}) do
+    from[#from + 1] = string.format('%s:%d', cjson.encode(l.name), resets[l.name] or 0)
+    resets[l.name] = version
+  end
+  if carry_over == 'proportional' then
+    local prev = 0
+    if old and type(old.version) == 'number' then prev = old.version end
+    carried = string.format(',"carry":{%s},"prev":%d', table.concat(from, ','), prev)
+  end
 end
-local stored = string.format('{"version":%d,"timeMs":%d,"op":"%s","author":%s,"reason":%s,"carryOver":"%s","resets":%s,"policy":%s}',
-  version, now, op, cjson.encode(author), cjson.encode(reason or ''), carry_over, next(resets) and cjson.encode(resets) or '{}', body or 'null')
+local stored = string.format('{"version":%d,"timeMs":%d,"op":"%s","author":%s,"reason":%s,"carryOver":"%s","resets":%s%s,"policy":%s}',
+  version, now, op, cjson.encode(author), cjson.encode(reason or ''), carry_over, next(resets) and cjson.encode(resets) or '{}', carried, body or 'null')
 
 redis.call('SET', doc_key, stored)
 redis.call('LPUSH', history_key, stored)
@@ -1955,84 +2472,113 @@ redis.pcall('PUBLISH', 'redlimit:policy', string.format('%d %s', version, name))
 return rl_reply({ version })
 end }
 
--- quota v2: Quota: a cost-weighted budget per calendar day, week or month in a UTC offset. Resets exactly at the period end (the key expires at that instant, never earlier). v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
-redis.register_function{ function_name = 'redlimit_quota_v2', flags = {}, callback = function(KEYS, ARGV)
+-- quota v3: Quota: a cost-weighted budget per calendar day, week or month in a UTC offset. Resets exactly at the period end (the key expires at that instant, never earlier). v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3 (from v2): optional trailing tz_rules, a time zone's rules (DST-correct periods) in place of the fixed utc_offset_ms; v2 callers send the same ARGV.
+redis.register_function{ function_name = 'redlimit_quota_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity('quota', KEYS, ARGV, 1, 6)
-local limit = rl_arg_int('quota', ARGV[1], 1, 'limit', true, 1, 1000000000000000)
-local unit = rl_arg_enum('quota', ARGV[2], 2, 'unit', true, '|day|week|month|')
-local utc_offset_ms = rl_arg_int('quota', ARGV[3], 3, 'utc_offset_ms', false, -50400000, 50400000)
-if utc_offset_ms == nil then utc_offset_ms = 0 end
-local cost = rl_arg_int('quota', ARGV[4], 4, 'cost', false, 0, 1000000000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('quota', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
-local share_ppm = rl_arg_int('quota', ARGV[6], 6, 'share_ppm', false, 0, 1000000)
-if share_ppm == nil then share_ppm = 1000000 end
-local allowed, remaining, reset, retry, writes = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
+rl_arity('quota', KEYS, ARGV, 1, 7)
+local limit = ARGV[1]
+limit = rl_arg_int('quota', limit, 1, 'limit', true, 1, 1000000000000000)
+local unit = ARGV[2]
+if not (unit == 'day' or unit == 'week' or unit == 'month') then unit = rl_arg_enum('quota', unit, 2, 'unit', true, '|day|week|month|') end
+local utc_offset_ms = ARGV[3]
+if utc_offset_ms == nil or utc_offset_ms == '' or utc_offset_ms == '0' then utc_offset_ms = 0 else utc_offset_ms = rl_arg_int('quota', utc_offset_ms, 3, 'utc_offset_ms', false, -50400000, 50400000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('quota', cost, 4, 'cost', false, 0, 1000000000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('quota', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+local share_ppm = ARGV[6]
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('quota', share_ppm, 6, 'share_ppm', false, 0, 1000000) end
+local tz_rules = ARGV[7]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('quota', tz_rules, 7, 'tz_rules', false, 1024) end
+local zone = utc_offset_ms
+if tz_rules then zone = rl_tz_rules('quota', tz_rules) end
+local allowed, remaining, reset, retry, writes = rl_quota_eval(KEYS[1], limit, unit, zone, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- quota_peek v1: Read-only quota: usage and what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
-redis.register_function{ function_name = 'redlimit_quota_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- quota_peek v2: Read-only quota: usage and what a call with this cost would get now. Runs with EVALSHA_RO and on replicas. v2 (from v1): optional trailing tz_rules, a time zone's rules in place of the fixed utc_offset_ms; v1 callers send the same ARGV.
+redis.register_function{ function_name = 'redlimit_quota_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity('quota_peek', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('quota_peek', ARGV[1], 1, 'limit', true, 1, 1000000000000000)
-local unit = rl_arg_enum('quota_peek', ARGV[2], 2, 'unit', true, '|day|week|month|')
-local utc_offset_ms = rl_arg_int('quota_peek', ARGV[3], 3, 'utc_offset_ms', false, -50400000, 50400000)
-if utc_offset_ms == nil then utc_offset_ms = 0 end
-local cost = rl_arg_int('quota_peek', ARGV[4], 4, 'cost', false, 0, 1000000000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('quota_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+rl_arity('quota_peek', KEYS, ARGV, 1, 6)
+local limit = ARGV[1]
+limit = rl_arg_int('quota_peek', limit, 1, 'limit', true, 1, 1000000000000000)
+local unit = ARGV[2]
+if not (unit == 'day' or unit == 'week' or unit == 'month') then unit = rl_arg_enum('quota_peek', unit, 2, 'unit', true, '|day|week|month|') end
+local utc_offset_ms = ARGV[3]
+if utc_offset_ms == nil or utc_offset_ms == '' or utc_offset_ms == '0' then utc_offset_ms = 0 else utc_offset_ms = rl_arg_int('quota_peek', utc_offset_ms, 3, 'utc_offset_ms', false, -50400000, 50400000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('quota_peek', cost, 4, 'cost', false, 0, 1000000000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('quota_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+local tz_rules = ARGV[6]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('quota_peek', tz_rules, 6, 'tz_rules', false, 1024) end
 local now = rl_now_ms(now_ms)
-local allowed, remaining, reset, retry = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, cost, now, now_ms ~= nil)
+local zone = utc_offset_ms
+if tz_rules then zone = rl_tz_rules('quota_peek', tz_rules) end
+local allowed, remaining, reset, retry = rl_quota_eval(KEYS[1], limit, unit, zone, cost, now, now_ms ~= nil)
 -- What is there now, not what would be left after taking `cost`.
 if allowed == 1 and cost > 0 then
   local _
-  _, remaining, reset = rl_quota_eval(KEYS[1], limit, unit, utc_offset_ms, 0, now, now_ms ~= nil)
+  _, remaining, reset = rl_quota_eval(KEYS[1], limit, unit, zone, 0, now, now_ms ~= nil)
 end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- quota_refund v1: Gives units back to the current period of a quota key, never below zero used.
-redis.register_function{ function_name = 'redlimit_quota_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- quota_refund v2: Gives units back to the current period of a quota key, never below zero used. v2 (from v1): optional trailing tz_rules, a time zone's rules in place of the fixed utc_offset_ms; v1 callers send the same ARGV.
+redis.register_function{ function_name = 'redlimit_quota_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity('quota_refund', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('quota_refund', ARGV[1], 1, 'limit', true, 1, 1000000000000000)
-local unit = rl_arg_enum('quota_refund', ARGV[2], 2, 'unit', true, '|day|week|month|')
-local utc_offset_ms = rl_arg_int('quota_refund', ARGV[3], 3, 'utc_offset_ms', false, -50400000, 50400000)
-if utc_offset_ms == nil then utc_offset_ms = 0 end
-local cost = rl_arg_int('quota_refund', ARGV[4], 4, 'cost', false, 0, 1000000000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('quota_refund', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
-local remaining, reset, writes = rl_quota_refund(KEYS[1], limit, unit, utc_offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
+rl_arity('quota_refund', KEYS, ARGV, 1, 6)
+local limit = ARGV[1]
+limit = rl_arg_int('quota_refund', limit, 1, 'limit', true, 1, 1000000000000000)
+local unit = ARGV[2]
+if not (unit == 'day' or unit == 'week' or unit == 'month') then unit = rl_arg_enum('quota_refund', unit, 2, 'unit', true, '|day|week|month|') end
+local utc_offset_ms = ARGV[3]
+if utc_offset_ms == nil or utc_offset_ms == '' or utc_offset_ms == '0' then utc_offset_ms = 0 else utc_offset_ms = rl_arg_int('quota_refund', utc_offset_ms, 3, 'utc_offset_ms', false, -50400000, 50400000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('quota_refund', cost, 4, 'cost', false, 0, 1000000000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('quota_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+local tz_rules = ARGV[6]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('quota_refund', tz_rules, 6, 'tz_rules', false, 1024) end
+local zone = utc_offset_ms
+if tz_rules then zone = rl_tz_rules('quota_refund', tz_rules) end
+local remaining, reset, writes = rl_quota_refund(KEYS[1], limit, unit, zone, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
 if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
--- reserve v1: Reserve an estimate on N limits at once, all-or-nothing like multi, and remember what was taken under a reservation key until settle commits the actual or cancels (or the reservation expires and counts at its estimate).
-redis.register_function{ function_name = 'redlimit_reserve_v1', flags = {}, callback = function(KEYS, ARGV)
+-- reserve v3: Reserve an estimate on N limits at once, all-or-nothing like multi, and remember what was taken under a reservation key until settle commits the actual or cancels (or the reservation expires and counts at its estimate). v2 (from v1): a group field share_ppm (the call's priority class, as in multi), so a group is 8 arguments instead of 7; v1's ARGV is refused (BADARG: argument count). v3 (from v2): a fixed argument tz_rules after now_ms (time zone rules of quota limits, one entry per limit, as multi v3 takes them), so ARGV is ttl_ms, now_ms, tz_rules, then the groups; v2's ARGV is refused (BADARG: argument count). The record keeps each quota limit's calendar period [start, end) as reserved, so settle gives back to and charges that period only (settle v3).
+redis.register_function{ function_name = 'redlimit_reserve_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
-rl_arity_variadic('reserve', KEYS, ARGV, 2, 2, 7)
-local ttl_ms = rl_arg_int('reserve', ARGV[1], 1, 'ttl_ms', true, 1, 86400000)
-local now_ms = rl_arg_int('reserve', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
+rl_arity_variadic('reserve', KEYS, ARGV, 2, 3, 8)
+local ttl_ms = ARGV[1]
+ttl_ms = rl_arg_int('reserve', ttl_ms, 1, 'ttl_ms', true, 1, 86400000)
+local now_ms = ARGV[2]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('reserve', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
+local tz_rules = ARGV[3]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('reserve', tz_rules, 3, 'tz_rules', false, 16384) end
 local limits = {}
 for i = 1, #KEYS - 1 do
-  local base = 2 + (i - 1) * 7
-  local item = {}
-  item.algo = rl_arg_enum('reserve', ARGV[base + 1], base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|quota|block|', i)
-  item.limit = rl_arg_int('reserve', ARGV[base + 2], base + 2, 'limit', false, 1, 1000000000000000, i)
-  if item.limit == nil then item.limit = 1 end
-  item.period_ms = rl_arg_int('reserve', ARGV[base + 3], base + 3, 'period_ms', false, 1, 31622400000, i)
-  item.cost = rl_arg_int('reserve', ARGV[base + 4], base + 4, 'cost', false, 0, 1000000000000000, i)
-  if item.cost == nil then item.cost = 1 end
-  item.burst = rl_arg_int('reserve', ARGV[base + 5], base + 5, 'burst', false, 1, 1000000000000000, i)
-  if item.burst == nil then item.burst = item.limit end
-  item.offset_ms = rl_arg_int('reserve', ARGV[base + 6], base + 6, 'offset_ms', false, -50400000, 31622400000, i)
-  if item.offset_ms == nil then item.offset_ms = 0 end
-  item.unit = rl_arg_enum('reserve', ARGV[base + 7], base + 7, 'unit', false, '|day|week|month|', i)
-  limits[i] = item
+  local base = 3 + (i - 1) * 8
+  local g_algo = ARGV[base + 1]
+  if not (g_algo == 'gcra' or g_algo == 'token_bucket' or g_algo == 'fixed_window' or g_algo == 'sliding_window' or g_algo == 'quota' or g_algo == 'block') then g_algo = rl_arg_enum('reserve', g_algo, base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|quota|block|', i) end
+  local g_limit = ARGV[base + 2]
+  if g_limit == '' or g_limit == '1' then g_limit = 1 else g_limit = rl_arg_int('reserve', g_limit, base + 2, 'limit', false, 1, 1000000000000000, i) end
+  local g_period_ms = ARGV[base + 3]
+  if g_period_ms == '' then g_period_ms = nil else g_period_ms = rl_arg_int('reserve', g_period_ms, base + 3, 'period_ms', false, 1, 31622400000, i) end
+  local g_cost = ARGV[base + 4]
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else g_cost = rl_arg_int('reserve', g_cost, base + 4, 'cost', false, 0, 1000000000000000, i) end
+  local g_burst = ARGV[base + 5]
+  if g_burst == '' then g_burst = g_limit else g_burst = rl_arg_int('reserve', g_burst, base + 5, 'burst', false, 1, 1000000000000000, i) end
+  local g_offset_ms = ARGV[base + 6]
+  if g_offset_ms == '' or g_offset_ms == '0' then g_offset_ms = 0 else g_offset_ms = rl_arg_int('reserve', g_offset_ms, base + 6, 'offset_ms', false, -50400000, 31622400000, i) end
+  local g_unit = ARGV[base + 7]
+  if g_unit == '' then g_unit = nil elseif not (g_unit == 'day' or g_unit == 'week' or g_unit == 'month') then g_unit = rl_arg_enum('reserve', g_unit, base + 7, 'unit', false, '|day|week|month|', i) end
+  local g_share_ppm = ARGV[base + 8]
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else g_share_ppm = rl_arg_int('reserve', g_share_ppm, base + 8, 'share_ppm', false, 0, 1000000, i) end
+  limits[i] = { algo = g_algo, limit = g_limit, period_ms = g_period_ms, cost = g_cost, burst = g_burst, offset_ms = g_offset_ms, unit = g_unit, share_ppm = g_share_ppm }
 end
 rl_check_multi_items('reserve', limits)
 local record_key = KEYS[1]
@@ -2041,6 +2587,7 @@ for i = 2, #KEYS do
   if KEYS[i] == record_key then rl_fail('reserve', string.format('the record key is also the state key of limit %d', i - 1)) end
   state_keys[i - 1] = KEYS[i]
 end
+rl_multi_zones('reserve', tz_rules, limits)
 local now = rl_now_ms(now_ms)
 local simulated = now_ms ~= nil
 local body = rl_rsv_specs(limits) .. '\n' .. rl_rsv_keys(KEYS)
@@ -2066,7 +2613,7 @@ end
 local reply = rl_multi('reserve', state_keys, limits, now, simulated, true)
 if reply[1] == 1 then
   local set_opt, _, at = rl_expiry(now, ttl_ms, simulated)
-  redis.call('SET', record_key, string.format('r:%d:', now + ttl_ms) .. body, set_opt, at)
+  redis.call('SET', record_key, string.format('r:%d:', now + ttl_ms) .. rl_rsv_periods(limits, now) .. body, set_opt, at)
 end
 return rl_reply(reply)
 end }
@@ -2080,20 +2627,22 @@ for i = 1, #KEYS do redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[i]) end
 return rl_reply({ deleted })
 end }
 
--- settle v2: Settle a reservation made by reserve: commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once. v2: an empty actual means the estimate (a limit the caller does not settle, e.g. RPM beside TPM).
-redis.register_function{ function_name = 'redlimit_settle_v2', flags = {}, callback = function(KEYS, ARGV)
+-- settle v3: Settle a reservation made by reserve: commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once. v2: an empty actual means the estimate (a limit the caller does not settle, e.g. RPM beside TPM). v3 (from v2; same ARGV): a quota limit is settled in the calendar period the reservation was made in (reserve v3 records it, in the quota's time zone if it had one); once that period has ended the quota is left alone (it counts at its estimate in its period, as an expired reservation does): nothing is given to or charged on a later period. v2 gave back to and charged the period of settle's own clock.
+redis.register_function{ function_name = 'redlimit_settle_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity_variadic('settle', KEYS, ARGV, 2, 3, 1)
-local mode = rl_arg_enum('settle', ARGV[1], 1, 'mode', true, '|commit|cancel|')
-local overage = rl_arg_enum('settle', ARGV[2], 2, 'overage', false, '|debt|cap|')
-if overage == nil then overage = 'debt' end
-local now_ms = rl_arg_int('settle', ARGV[3], 3, 'now_ms', false, 0, 140737488355328)
+local mode = ARGV[1]
+if not (mode == 'commit' or mode == 'cancel') then mode = rl_arg_enum('settle', mode, 1, 'mode', true, '|commit|cancel|') end
+local overage = ARGV[2]
+if overage == nil or overage == '' then overage = 'debt' elseif not (overage == 'debt' or overage == 'cap') then overage = rl_arg_enum('settle', overage, 2, 'overage', false, '|debt|cap|') end
+local now_ms = ARGV[3]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('settle', now_ms, 3, 'now_ms', false, 0, 140737488355328) end
 local actuals = {}
 for i = 1, #KEYS - 1 do
   local base = 3 + (i - 1) * 1
-  local item = {}
-  item.actual = rl_arg_int('settle', ARGV[base + 1], base + 1, 'actual', false, 0, 1000000000000000, i)
-  actuals[i] = item
+  local g_actual = ARGV[base + 1]
+  if g_actual == '' then g_actual = nil else g_actual = rl_arg_int('settle', g_actual, base + 1, 'actual', false, 0, 1000000000000000, i) end
+  actuals[i] = { actual = g_actual }
 end
 local record_key = KEYS[1]
 local n = #KEYS - 1
@@ -2107,13 +2656,28 @@ local function unsettled(status)
   return reply
 end
 
-local held, deadline, body = rl_rsv_read('settle', record_key, now)
+--- A quota in the period [item.start, item.period_end) reserve recorded: give back (delta < 0)
+--- or charge (delta > 0) that period's count; nil once the period has ended (not touched).
+local function settle_quota(key, item, delta, debt, now, simulated)
+  if now >= item.period_end then return nil end
+  local start, period_end = item.start, item.period_end
+  if delta > 0 then
+    return rl_counter_charge('quota', key, item.limit, start, period_end, delta, debt, now, simulated)
+  end
+  local used = math.max(rl_counter_read('quota', key, start) + delta, 0)
+  local reset = 0
+  if used > 0 then reset = period_end - now end
+  return math.max(item.limit - used, 0), reset, rl_counter_writes(key, start, period_end, used, now, simulated)
+end
+
+local held, deadline, body, periods = rl_rsv_read('settle', record_key, now)
 if not held then return unsettled(RL_RSV_UNKNOWN) end
 if held == 'tombstone' then return unsettled(RL_RSV_SETTLED) end
 local split = string.find(body, '\n', 1, true)
 if not split or string.sub(body, split + 1) ~= rl_rsv_keys(KEYS) then return unsettled(RL_RSV_MISMATCH) end
 local items = rl_rsv_parse_specs('settle', record_key, string.sub(body, 1, split - 1))
 if #items ~= n then rl_fail_state('settle', record_key) end
+if periods then rl_rsv_parse_periods('settle', record_key, periods, items) end
 
 local simulated = now_ms ~= nil
 local cancel = mode == 'cancel'
@@ -2132,7 +2696,14 @@ for i = 1, n do
     elseif actuals[i].actual ~= nil then delta = actuals[i].actual - item.cost end
   end
   local writes
-  if delta < 0 then
+  if delta ~= 0 and item.period_end then
+    remaining, reset, writes = settle_quota(key, item, delta, debt, now, simulated)
+    if writes then
+      pending[#pending + 1] = { key, writes }
+    else
+      remaining, reset = -1, -1
+    end
+  elseif delta < 0 then
     remaining, reset, writes = rl_charge_refund(key, item, -delta, now, simulated)
     pending[#pending + 1] = { key, writes }
   elseif delta > 0 then
@@ -2158,13 +2729,16 @@ end }
 redis.register_function{ function_name = 'redlimit_sliding_log_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('sliding_log', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('sliding_log', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('sliding_log', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local cost = rl_arg_int('sliding_log', ARGV[3], 3, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('sliding_log', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
-local share_ppm = rl_arg_int('sliding_log', ARGV[5], 5, 'share_ppm', false, 0, 1000000)
-if share_ppm == nil then share_ppm = 1000000 end
+local limit = ARGV[1]
+limit = rl_arg_int('sliding_log', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('sliding_log', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local cost = ARGV[3]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_log', cost, 3, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[4]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_log', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
+local share_ppm = ARGV[5]
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('sliding_log', share_ppm, 5, 'share_ppm', false, 0, 1000000) end
 local allowed, remaining, reset, retry, writes = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, true, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
@@ -2174,11 +2748,14 @@ end }
 redis.register_function{ function_name = 'redlimit_sliding_log_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('sliding_log_peek', KEYS, ARGV, 1, 4)
-local limit = rl_arg_int('sliding_log_peek', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('sliding_log_peek', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local cost = rl_arg_int('sliding_log_peek', ARGV[3], 3, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('sliding_log_peek', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
+local limit = ARGV[1]
+limit = rl_arg_int('sliding_log_peek', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('sliding_log_peek', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local cost = ARGV[3]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_log_peek', cost, 3, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[4]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_log_peek', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
 local now = rl_now_ms(now_ms)
 local allowed, remaining, reset, retry = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, now, now_ms ~= nil, false)
 -- What is there now, not what would be left after taking `cost`.
@@ -2189,31 +2766,37 @@ end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- sliding_window v2: Sliding window (two counters): the current window's count plus the previous window's weighted by overlap must stay within `limit`. Two numbers per key; see the README for its error bound. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
-redis.register_function{ function_name = 'redlimit_sliding_window_v2', flags = {}, callback = function(KEYS, ARGV)
+-- sliding_window v3: Sliding window (two counters): the current window's count plus the previous window's weighted by overlap must stay within `limit`. Two numbers per key; see the README for its error bound. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores (current * 2^16 + previous) * 2^21 + window_start_ms mod 2^21 as one integer on the server clock while both counts are below 2^16 (Redis int-encodes it: about 40% fewer bytes per key), else "window_start_ms:current:previous" as before; reads v2 state (an upgrade under traffic loses nothing).
+redis.register_function{ function_name = 'redlimit_sliding_window_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('sliding_window', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('sliding_window', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('sliding_window', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local cost = rl_arg_int('sliding_window', ARGV[3], 3, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('sliding_window', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
-local share_ppm = rl_arg_int('sliding_window', ARGV[5], 5, 'share_ppm', false, 0, 1000000)
-if share_ppm == nil then share_ppm = 1000000 end
+local limit = ARGV[1]
+limit = rl_arg_int('sliding_window', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('sliding_window', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local cost = ARGV[3]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_window', cost, 3, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[4]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_window', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
+local share_ppm = ARGV[5]
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('sliding_window', share_ppm, 5, 'share_ppm', false, 0, 1000000) end
 local allowed, remaining, reset, retry, writes = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- sliding_window_peek v1: Read-only sliding_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
-redis.register_function{ function_name = 'redlimit_sliding_window_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- sliding_window_peek v2: Read-only sliding_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas. v2: reads the state sliding_window v3 writes (see state) as well as v1's.
+redis.register_function{ function_name = 'redlimit_sliding_window_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('sliding_window_peek', KEYS, ARGV, 1, 4)
-local limit = rl_arg_int('sliding_window_peek', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('sliding_window_peek', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local cost = rl_arg_int('sliding_window_peek', ARGV[3], 3, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('sliding_window_peek', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
+local limit = ARGV[1]
+limit = rl_arg_int('sliding_window_peek', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('sliding_window_peek', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local cost = ARGV[3]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_window_peek', cost, 3, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[4]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_window_peek', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
 local now = rl_now_ms(now_ms)
 local allowed, remaining, reset, retry = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, now, now_ms ~= nil)
 -- What is there now, not what would be left after taking `cost`.
@@ -2224,51 +2807,60 @@ end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- sliding_window_refund v1: Gives units back to the current window of a sliding_window key, never below zero.
-redis.register_function{ function_name = 'redlimit_sliding_window_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- sliding_window_refund v2: Gives units back to the current window of a sliding_window key, never below zero. v2: stores (current * 2^16 + previous) * 2^21 + window_start_ms mod 2^21 as one integer on the server clock while both counts are below 2^16 (Redis int-encodes it: about 40% fewer bytes per key), else "window_start_ms:current:previous" as before; reads v1 state (an upgrade under traffic loses nothing).
+redis.register_function{ function_name = 'redlimit_sliding_window_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('sliding_window_refund', KEYS, ARGV, 1, 4)
-local limit = rl_arg_int('sliding_window_refund', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('sliding_window_refund', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local cost = rl_arg_int('sliding_window_refund', ARGV[3], 3, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('sliding_window_refund', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
+local limit = ARGV[1]
+limit = rl_arg_int('sliding_window_refund', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('sliding_window_refund', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local cost = ARGV[3]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_window_refund', cost, 3, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[4]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_window_refund', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
 local remaining, reset, writes = rl_sliding_window_refund(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
 if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
--- token_bucket v2: Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is an inspectable hash; decisions are identical to gcra. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
-redis.register_function{ function_name = 'redlimit_token_bucket_v2', flags = {}, callback = function(KEYS, ARGV)
+-- token_bucket v3: Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string (a hash up to v2); decisions are identical to gcra. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v2 state (an upgrade under traffic loses nothing).
+redis.register_function{ function_name = 'redlimit_token_bucket_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('token_bucket', KEYS, ARGV, 1, 6)
-local limit = rl_arg_int('token_bucket', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('token_bucket', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local burst = rl_arg_int('token_bucket', ARGV[3], 3, 'burst', false, 1, 1000000000)
-if burst == nil then burst = limit end
-local cost = rl_arg_int('token_bucket', ARGV[4], 4, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('token_bucket', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
-local share_ppm = rl_arg_int('token_bucket', ARGV[6], 6, 'share_ppm', false, 0, 1000000)
-if share_ppm == nil then share_ppm = 1000000 end
+local limit = ARGV[1]
+limit = rl_arg_int('token_bucket', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('token_bucket', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local burst = ARGV[3]
+if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('token_bucket', burst, 3, 'burst', false, 1, 1000000000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('token_bucket', cost, 4, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('token_bucket', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+local share_ppm = ARGV[6]
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('token_bucket', share_ppm, 6, 'share_ppm', false, 0, 1000000) end
 rl_check_refill_bounded('token_bucket', limit, period_ms, burst)
 local allowed, remaining, reset, retry, writes = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(burst, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- token_bucket_peek v1: Read-only token_bucket: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas.
-redis.register_function{ function_name = 'redlimit_token_bucket_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- token_bucket_peek v2: Read-only token_bucket: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: reads the state token_bucket v3 writes (see state) as well as v1's.
+redis.register_function{ function_name = 'redlimit_token_bucket_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('token_bucket_peek', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('token_bucket_peek', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('token_bucket_peek', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local burst = rl_arg_int('token_bucket_peek', ARGV[3], 3, 'burst', false, 1, 1000000000)
-if burst == nil then burst = limit end
-local cost = rl_arg_int('token_bucket_peek', ARGV[4], 4, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('token_bucket_peek', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local limit = ARGV[1]
+limit = rl_arg_int('token_bucket_peek', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('token_bucket_peek', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local burst = ARGV[3]
+if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('token_bucket_peek', burst, 3, 'burst', false, 1, 1000000000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('token_bucket_peek', cost, 4, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('token_bucket_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
 rl_check_refill_bounded('token_bucket_peek', limit, period_ms, burst)
 local now = rl_now_ms(now_ms)
 local allowed, remaining, reset, retry = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, cost, now, now_ms ~= nil)
@@ -2280,17 +2872,20 @@ end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- token_bucket_refund v1: Gives units back to a token_bucket key (a call that was admitted but not used), never above burst.
-redis.register_function{ function_name = 'redlimit_token_bucket_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- token_bucket_refund v2: Gives units back to a token_bucket key (a call that was admitted but not used), never above burst. v2: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v1 state (an upgrade under traffic loses nothing).
+redis.register_function{ function_name = 'redlimit_token_bucket_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('token_bucket_refund', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('token_bucket_refund', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('token_bucket_refund', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local burst = rl_arg_int('token_bucket_refund', ARGV[3], 3, 'burst', false, 1, 1000000000)
-if burst == nil then burst = limit end
-local cost = rl_arg_int('token_bucket_refund', ARGV[4], 4, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('token_bucket_refund', ARGV[5], 5, 'now_ms', false, 0, 140737488355328)
+local limit = ARGV[1]
+limit = rl_arg_int('token_bucket_refund', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('token_bucket_refund', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local burst = ARGV[3]
+if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('token_bucket_refund', burst, 3, 'burst', false, 1, 1000000000) end
+local cost = ARGV[4]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('token_bucket_refund', cost, 4, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[5]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('token_bucket_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
 rl_check_refill_bounded('token_bucket_refund', limit, period_ms, burst)
 local remaining, reset, writes = rl_token_bucket_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
@@ -2299,4 +2894,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'a9db9060321eee95370f4c2c6d01154fcabc30cf' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '3fb577b2f6a77b839236a180796df61df82a6737' end }

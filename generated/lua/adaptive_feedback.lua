@@ -122,22 +122,26 @@ end
 -- from scripts-lua/adaptive_feedback.lua
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('adaptive_feedback', KEYS, ARGV, 2, 10)
-local outcome = rl_arg_enum('adaptive_feedback', ARGV[1], 1, 'outcome', true, '|overload|success|')
-local target = rl_arg_string('adaptive_feedback', ARGV[2], 2, 'target', true, 200)
-local ceiling = rl_arg_int('adaptive_feedback', ARGV[3], 3, 'ceiling', true, 1, 1000000000)
-local floor = rl_arg_int('adaptive_feedback', ARGV[4], 4, 'floor', false, 1, 1000000000)
-if floor == nil then floor = 1 end
-local decrease_ppm = rl_arg_int('adaptive_feedback', ARGV[5], 5, 'decrease_ppm', false, 1, 999999)
-if decrease_ppm == nil then decrease_ppm = 500000 end
-local increase = rl_arg_int('adaptive_feedback', ARGV[6], 6, 'increase', false, 1, 1000000000)
-if increase == nil then increase = 1 end
-local success_period_ms = rl_arg_int('adaptive_feedback', ARGV[7], 7, 'success_period_ms', false, 1, 86400000)
-if success_period_ms == nil then success_period_ms = 1000 end
-local cooldown_ms = rl_arg_int('adaptive_feedback', ARGV[8], 8, 'cooldown_ms', false, 0, 86400000)
-if cooldown_ms == nil then cooldown_ms = 1000 end
-local retry_after_ms = rl_arg_int('adaptive_feedback', ARGV[9], 9, 'retry_after_ms', false, 0, 86400000)
-if retry_after_ms == nil then retry_after_ms = 0 end
-local now_ms = rl_arg_int('adaptive_feedback', ARGV[10], 10, 'now_ms', false, 0, 140737488355328)
+local outcome = ARGV[1]
+if not (outcome == 'overload' or outcome == 'success') then outcome = rl_arg_enum('adaptive_feedback', outcome, 1, 'outcome', true, '|overload|success|') end
+local target = ARGV[2]
+target = rl_arg_string('adaptive_feedback', target, 2, 'target', true, 200)
+local ceiling = ARGV[3]
+ceiling = rl_arg_int('adaptive_feedback', ceiling, 3, 'ceiling', true, 1, 1000000000)
+local floor = ARGV[4]
+if floor == nil or floor == '' or floor == '1' then floor = 1 else floor = rl_arg_int('adaptive_feedback', floor, 4, 'floor', false, 1, 1000000000) end
+local decrease_ppm = ARGV[5]
+if decrease_ppm == nil or decrease_ppm == '' or decrease_ppm == '500000' then decrease_ppm = 500000 else decrease_ppm = rl_arg_int('adaptive_feedback', decrease_ppm, 5, 'decrease_ppm', false, 1, 999999) end
+local increase = ARGV[6]
+if increase == nil or increase == '' or increase == '1' then increase = 1 else increase = rl_arg_int('adaptive_feedback', increase, 6, 'increase', false, 1, 1000000000) end
+local success_period_ms = ARGV[7]
+if success_period_ms == nil or success_period_ms == '' or success_period_ms == '1000' then success_period_ms = 1000 else success_period_ms = rl_arg_int('adaptive_feedback', success_period_ms, 7, 'success_period_ms', false, 1, 86400000) end
+local cooldown_ms = ARGV[8]
+if cooldown_ms == nil or cooldown_ms == '' or cooldown_ms == '1000' then cooldown_ms = 1000 else cooldown_ms = rl_arg_int('adaptive_feedback', cooldown_ms, 8, 'cooldown_ms', false, 0, 86400000) end
+local retry_after_ms = ARGV[9]
+if retry_after_ms == nil or retry_after_ms == '' or retry_after_ms == '0' then retry_after_ms = 0 else retry_after_ms = rl_arg_int('adaptive_feedback', retry_after_ms, 9, 'retry_after_ms', false, 0, 86400000) end
+local now_ms = ARGV[10]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('adaptive_feedback', now_ms, 10, 'now_ms', false, 0, 140737488355328) end
 
 local version_key, state_key = KEYS[1], KEYS[2]
 if floor > ceiling then floor = ceiling end

@@ -117,8 +117,10 @@ end
 -- from scripts-lua/block.lua
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('block', KEYS, ARGV, 1, 2)
-local duration_ms = rl_arg_int('block', ARGV[1], 1, 'duration_ms', true, 0, 31622400000)
-local now_ms = rl_arg_int('block', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
+local duration_ms = ARGV[1]
+duration_ms = rl_arg_int('block', duration_ms, 1, 'duration_ms', true, 0, 31622400000)
+local now_ms = ARGV[2]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('block', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
 
 local now = rl_now_ms(now_ms)
 if duration_ms == 0 then

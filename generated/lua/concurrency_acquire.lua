@@ -205,12 +205,16 @@ end
 -- from scripts-lua/concurrency_acquire.lua
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('concurrency_acquire', KEYS, ARGV, 1, 5)
-local limit = rl_arg_int('concurrency_acquire', ARGV[1], 1, 'limit', true, 1, 1000000)
-local period_ms = rl_arg_int('concurrency_acquire', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local lease_id = rl_arg_string('concurrency_acquire', ARGV[3], 3, 'lease_id', true, 128)
-local now_ms = rl_arg_int('concurrency_acquire', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
-local share_ppm = rl_arg_int('concurrency_acquire', ARGV[5], 5, 'share_ppm', false, 0, 1000000)
-if share_ppm == nil then share_ppm = 1000000 end
+local limit = ARGV[1]
+limit = rl_arg_int('concurrency_acquire', limit, 1, 'limit', true, 1, 1000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('concurrency_acquire', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local lease_id = ARGV[3]
+lease_id = rl_arg_string('concurrency_acquire', lease_id, 3, 'lease_id', true, 128)
+local now_ms = ARGV[4]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('concurrency_acquire', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
+local share_ppm = ARGV[5]
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('concurrency_acquire', share_ppm, 5, 'share_ppm', false, 0, 1000000) end
 
 local allowed, remaining, reset, retry, writes = rl_concurrency_eval(KEYS[1], limit, period_ms, lease_id, 1, rl_now_ms(now_ms), now_ms ~= nil, true, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end

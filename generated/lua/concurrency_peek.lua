@@ -121,10 +121,12 @@ end
 -- from scripts-lua/concurrency_peek.lua
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('concurrency_peek', KEYS, ARGV, 1, 3)
-local limit = rl_arg_int('concurrency_peek', ARGV[1], 1, 'limit', true, 1, 1000000)
-local now_ms = rl_arg_int('concurrency_peek', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
-local share_ppm = rl_arg_int('concurrency_peek', ARGV[3], 3, 'share_ppm', false, 0, 1000000)
-if share_ppm == nil then share_ppm = 1000000 end
+local limit = ARGV[1]
+limit = rl_arg_int('concurrency_peek', limit, 1, 'limit', true, 1, 1000000)
+local now_ms = ARGV[2]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('concurrency_peek', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
+local share_ppm = ARGV[3]
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('concurrency_peek', share_ppm, 3, 'share_ppm', false, 0, 1000000) end
 
 local now = rl_now_ms(now_ms)
 local live = rl_concurrency_live(KEYS[1], now, false)

@@ -135,8 +135,10 @@ end
 -- from scripts-lua/concurrency_release.lua
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('concurrency_release', KEYS, ARGV, 1, 2)
-local lease_id = rl_arg_string('concurrency_release', ARGV[1], 1, 'lease_id', true, 128)
-local now_ms = rl_arg_int('concurrency_release', ARGV[2], 2, 'now_ms', false, 0, 140737488355328)
+local lease_id = ARGV[1]
+lease_id = rl_arg_string('concurrency_release', lease_id, 1, 'lease_id', true, 128)
+local now_ms = ARGV[2]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('concurrency_release', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
 
 local now = rl_now_ms(now_ms)
 local score = redis.call('ZSCORE', KEYS[1], lease_id)

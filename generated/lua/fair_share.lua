@@ -211,9 +211,19 @@ local function rl_apply(writes)
 end
 
 -- from scripts-lua/lib/counter.lua
---- A count that belongs to one window, stored as "window_start_ms:count". Keeping the window
---- start in the value (not only in the TTL) means a key that outlives its window, or a caller
---- clock (now_ms), can never carry a count into the next window.
+--- A count that belongs to one window, expiring exactly at the window's end. Two forms, both read:
+---   "window_start_ms:count" (quota; every counter on a caller's clock, now_ms, where TTLs carry
+---     grace; all of v2): the window start in the value means a key that outlives its window can
+---     never carry a count into the next one.
+---   the integer count * 2^22 + window_start_ms mod 2^22 (fixed_window v3 on the server clock,
+---     count below 2^31, a period that is not a multiple of 2^22 ms): Redis keeps it
+---     int-encoded, in the object itself (no string allocation). The key expires at its window's
+---     end (PXAT), so a key still there holds this window's count, or for an instant the previous
+---     window's (the script's TIME past the end while expiry is judged at the script's start
+---     time): their starts differ by the period, so their tags differ. A key left by other
+---     parameters (period_ms or offset_ms changed) is read as this window's only if its start is
+---     this window's start plus a nonzero multiple of 2^22 ms (70 min): v2 read it as this
+---     window's only if the starts were equal.
 
 --- Start of the window of `period_ms` containing `now`, windows starting at offset_ms + k*period_ms.
 local function rl_window_start(now, period_ms, offset_ms)
@@ -221,26 +231,46 @@ local function rl_window_start(now, period_ms, offset_ms)
   return now - into
 end
 
---- Count stored for the window starting at `start` (0 for any other window or no key).
-local function rl_counter_read(script, key, start)
+--- fixed_window's tag for the window starting at `start`: start mod 2^22. The packed form is
+--- count * 2^22 + tag, count below 2^31 (so below 2^53); 4194304 (2^22) and 2147483648 (2^31)
+--- are written out where they are used (a constant is cheaper than an upvalue per decision).
+local function rl_counter_tag(start)
+  return start % 4194304
+end
+
+--- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
+--- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
+local function rl_counter_read(script, key, start, tag)
   local stored = redis.call('GET', key)
   if not stored then return 0 end
+  local packed = tonumber(stored)
+  if packed and tag and packed >= 0 then
+    local t = packed % 4194304
+    if t ~= tag then return 0 end
+    return (packed - t) / 4194304
+  end
   local s, c = string.match(stored, '^(%d+):(%d+)$')
   if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end
 
---- Writes storing `used` for the window [start, window_end), expiring exactly at its end.
-local function rl_counter_writes(key, start, window_end, used, now, simulated)
+--- Writes storing `used` for the window [start, window_end), expiring exactly at its end: the
+--- packed integer when there is a tag, the server clock keeps time, used < 2^31 and the period is
+--- not a multiple of 2^22 ms (else the previous window would have the same tag), else "start:used".
+local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
   if used <= 0 then return { { 'DEL', key } } end
   local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+  if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
+    return { { 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, at } }
+  end
   return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
 end
 
 --- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep)
+--- `tag` as rl_counter_writes'.
+local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep, tag)
   local reset = 0
   if used > 0 then reset = window_end - now end
   local need = cost
@@ -248,28 +278,55 @@ local function rl_counter_take(key, limit, start, window_end, used, cost, now, s
   if need > limit then return 0, limit - used, reset, -1, {} end
   if used + need > limit then return 0, limit - used, reset, window_end - now, {} end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
-  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated)
+  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated, tag)
 end
 
 -- from scripts-lua/lib/algo_fixed_window.lua
 --- Fixed window: at most `limit` units per window of `period_ms`, windows aligned to the epoch
---- plus offset_ms. Denied calls do not count.
+--- plus offset_ms. Denied calls do not count. State (v3): on the server clock the integer
+--- count * 2^22 + window_start_ms mod 2^22, expiring at the window's end; on a caller's clock
+--- (now_ms) "window_start_ms:count" (lib/counter).
 
 local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
   local start = rl_window_start(now, period_ms, offset_ms)
-  local used = rl_counter_read('fixed_window', key, start)
-  return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated, keep)
+  local tag = start % 4194304 -- rl_counter_tag(start), inline: every decision computes it
+  local used = rl_counter_read('fixed_window', key, start, tag)
+  return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated, keep, tag)
 end
 
 -- from scripts-lua/lib/algo_sliding_window.lua
 --- Sliding window (two counters): the count of the current window plus the previous window's
---- count weighted by how much of it the rolling window still covers. State "start:cur:prev".
---- Windows are aligned to the epoch. Exact rational comparison; no float weights.
+--- count weighted by how much of it the rolling window still covers. Windows are aligned to the
+--- epoch. Exact rational comparison; no float weights.
+--- State (v3), two forms, both read:
+---   the integer (cur * 2^16 + prev) * 2^21 + window_start_ms mod 2^21, on the server clock while
+---     cur and prev are below 2^16 and neither the period nor twice it is a multiple of 2^21 ms:
+---     below 2^53, and Redis keeps it int-encoded (no string allocation). The key expires at the
+---     end of the window after its own (its own when cur is 0), so a key still there belongs to
+---     this window or the previous one, or for an instant (the script's TIME past a window's end
+---     while expiry is judged at the script's start) the one before: their starts differ by
+---     multiples of the period below 3 periods, so their tags differ. A key left by another
+---     period is misread only if its start is off this window's (or the previous one's) by a
+---     nonzero multiple of 2^21 ms (35 min).
+---   "start:cur:prev" (larger counts, or a caller's clock, now_ms, where TTLs carry grace; v2).
+
+local RL_SW_TAGS = 2097152 -- 2^21
+
+local RL_SW_COUNTS = 65536 -- 2^16
 
 --- Counts (cur, prev) for the window starting at `start`.
 local function rl_sliding_window_read(key, start, period_ms)
   local stored = redis.call('GET', key)
   if not stored then return 0, 0 end
+  local packed = tonumber(stored)
+  if packed and packed >= 0 then
+    local t = packed % RL_SW_TAGS
+    local pair = (packed - t) / RL_SW_TAGS
+    local p = pair % RL_SW_COUNTS
+    if t == start % RL_SW_TAGS then return (pair - p) / RL_SW_COUNTS, p end
+    if t == (start - period_ms) % RL_SW_TAGS then return 0, (pair - p) / RL_SW_COUNTS end
+    return 0, 0
+  end
   local s, c, p = string.match(stored, '^(%d+):(%d+):(%d+)$')
   if not s then rl_fail_state('sliding_window', key) end
   s = tonumber(s)
@@ -289,6 +346,9 @@ local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, s
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
   if reset == 0 then return { { 'DEL', key } } end
   local set_opt, _, at = rl_expiry(now, reset, simulated)
+  if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
+    return { { 'SET', key, string.format('%d', (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS), set_opt, at } }
+  end
   return { { 'SET', key, string.format('%d:%d:%d', start, cur, prev), set_opt, at } }
 end
 
@@ -398,18 +458,24 @@ end
 -- from scripts-lua/fair_share.lua
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('fair_share', KEYS, ARGV, 3, 9)
-local algo = rl_arg_enum('fair_share', ARGV[1], 1, 'algo', true, '|fixed_window|sliding_window|')
-local limit = rl_arg_int('fair_share', ARGV[2], 2, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('fair_share', ARGV[3], 3, 'period_ms', true, 1, 31622400000)
-local tenant = rl_arg_string('fair_share', ARGV[4], 4, 'tenant', true, 256)
-local active_window_ms = rl_arg_int('fair_share', ARGV[5], 5, 'active_window_ms', true, 1, 31622400000)
-local cost = rl_arg_int('fair_share', ARGV[6], 6, 'cost', false, 1, 1000000000)
-if cost == nil then cost = 1 end
-local weight = rl_arg_int('fair_share', ARGV[7], 7, 'weight', false, 1, 1000000)
-if weight == nil then weight = 1 end
-local max_tenants = rl_arg_int('fair_share', ARGV[8], 8, 'max_tenants', false, 1, 1000)
-if max_tenants == nil then max_tenants = 1000 end
-local now_ms = rl_arg_int('fair_share', ARGV[9], 9, 'now_ms', false, 0, 140737488355328)
+local algo = ARGV[1]
+if not (algo == 'fixed_window' or algo == 'sliding_window') then algo = rl_arg_enum('fair_share', algo, 1, 'algo', true, '|fixed_window|sliding_window|') end
+local limit = ARGV[2]
+limit = rl_arg_int('fair_share', limit, 2, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[3]
+period_ms = rl_arg_int('fair_share', period_ms, 3, 'period_ms', true, 1, 31622400000)
+local tenant = ARGV[4]
+tenant = rl_arg_string('fair_share', tenant, 4, 'tenant', true, 256)
+local active_window_ms = ARGV[5]
+active_window_ms = rl_arg_int('fair_share', active_window_ms, 5, 'active_window_ms', true, 1, 31622400000)
+local cost = ARGV[6]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('fair_share', cost, 6, 'cost', false, 1, 1000000000) end
+local weight = ARGV[7]
+if weight == nil or weight == '' or weight == '1' then weight = 1 else weight = rl_arg_int('fair_share', weight, 7, 'weight', false, 1, 1000000) end
+local max_tenants = ARGV[8]
+if max_tenants == nil or max_tenants == '' or max_tenants == '1000' then max_tenants = 1000 else max_tenants = rl_arg_int('fair_share', max_tenants, 8, 'max_tenants', false, 1, 1000) end
+local now_ms = ARGV[9]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('fair_share', now_ms, 9, 'now_ms', false, 0, 140737488355328) end
 
 if active_window_ms < period_ms then
   rl_fail('fair_share', string.format('active_window_ms must be at least period_ms (%d), got %d', period_ms, active_window_ms))

@@ -79,9 +79,10 @@ end
 -- from scripts-lua/policy_history.lua
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity_variadic('policy_history', KEYS, ARGV, 3, 2, 0)
-local what = rl_arg_enum('policy_history', ARGV[1], 1, 'what', true, '|history|names|')
-local count = rl_arg_int('policy_history', ARGV[2], 2, 'count', false, 1, 1000)
-if count == nil then count = 100 end
+local what = ARGV[1]
+if not (what == 'history' or what == 'names') then what = rl_arg_enum('policy_history', what, 1, 'what', true, '|history|names|') end
+local count = ARGV[2]
+if count == nil or count == '' or count == '100' then count = 100 else count = rl_arg_int('policy_history', count, 2, 'count', false, 1, 1000) end
 
 local out = { tonumber(redis.call('GET', KEYS[1]) or '0') or 0 }
 local list

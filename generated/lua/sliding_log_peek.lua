@@ -172,11 +172,14 @@ end
 -- from scripts-lua/sliding_log_peek.lua
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('sliding_log_peek', KEYS, ARGV, 1, 4)
-local limit = rl_arg_int('sliding_log_peek', ARGV[1], 1, 'limit', true, 1, 1000000000)
-local period_ms = rl_arg_int('sliding_log_peek', ARGV[2], 2, 'period_ms', true, 1, 31622400000)
-local cost = rl_arg_int('sliding_log_peek', ARGV[3], 3, 'cost', false, 0, 1000000000)
-if cost == nil then cost = 1 end
-local now_ms = rl_arg_int('sliding_log_peek', ARGV[4], 4, 'now_ms', false, 0, 140737488355328)
+local limit = ARGV[1]
+limit = rl_arg_int('sliding_log_peek', limit, 1, 'limit', true, 1, 1000000000)
+local period_ms = ARGV[2]
+period_ms = rl_arg_int('sliding_log_peek', period_ms, 2, 'period_ms', true, 1, 31622400000)
+local cost = ARGV[3]
+if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_log_peek', cost, 3, 'cost', false, 0, 1000000000) end
+local now_ms = ARGV[4]
+if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_log_peek', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
 
 local now = rl_now_ms(now_ms)
 local allowed, remaining, reset, retry = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, now, now_ms ~= nil, false)
