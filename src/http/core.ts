@@ -373,6 +373,11 @@ export class HttpRateLimiter {
       decision = held;
       if (held.holder !== undefined) release = this.releaser(rule.name, key, held);
     } else decision = await rule.limiter!.limit(subject, rule.cost ? { cost: rule.cost(req) } : undefined);
+    // byScope: the headers describe the values this subject's scopes chose (the rule's own order).
+    if (!rule.policy && limits.some(hasByScope)) {
+      const chosen = rule.limiter!.limitsFor(subject);
+      limits = limits.map((l) => chosen.find((c) => c.name === l.name) ?? l);
+    }
     let headers: Record<string, string>;
     try {
       this.count(rule.name, decision, rule.shadow);
@@ -475,16 +480,23 @@ function matches(r: CompiledRule, req: HttpRequestInfo, path: PathForms, clientC
   return r.path === undefined || r.path.matches(path);
 }
 
+const hasByScope = (l: AnyLimitSpec): boolean => (l as { byScope?: unknown }).byScope !== undefined;
+
 function scaled(l: AnyLimitSpec, scale: number): AnyLimitSpec {
   if (scale === 1) return l;
   const s = (n: number) => Math.max(1, Math.floor(n * scale));
-  if (l.algo === 'concurrency') return { ...l, limit: s(l.limit) }; // slots scale like any limit
-  const out = { ...l, limit: s(l.limit) } as LimitSpec;
-  // The capacity parameter scales with the limit where it is one of its own (burst).
-  const capacity = algorithms[l.algo].params.find((p) => p.name === algorithms[l.algo].capacity)!.prop;
-  const given = (l as unknown as Record<string, unknown>)[capacity];
-  if (capacity !== 'limit' && typeof given === 'number') (out as unknown as Record<string, number>)[capacity] = s(given);
-  return out;
+  // The capacity parameter scales with the limit where it is one of its own (burst); slots scale
+  // like any limit. A byScope entry's values scale the same way.
+  const capacity = l.algo === 'concurrency' ? 'limit' : algorithms[l.algo].params.find((p) => p.name === algorithms[l.algo].capacity)!.prop;
+  const values = (v: Record<string, unknown>): Record<string, unknown> => {
+    const out = { ...v };
+    for (const prop of new Set(['limit', capacity])) if (typeof v[prop] === 'number') out[prop] = s(v[prop] as number);
+    return out;
+  };
+  const out = values(l as unknown as Record<string, unknown>);
+  const byScope = (l as { byScope?: Record<string, Record<string, Record<string, unknown>>> }).byScope;
+  if (byScope) out.byScope = Object.fromEntries(Object.entries(byScope).map(([scope, byValue]) => [scope, Object.fromEntries(Object.entries(byValue).map(([v, e]) => [v, values(e)]))]));
+  return out as unknown as AnyLimitSpec;
 }
 
 /** An RFC 9457 problem details response. */

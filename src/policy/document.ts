@@ -70,6 +70,11 @@ export function checkLimits(limits: readonly LimitSpec[], where: string): void {
     if (l && typeof l === 'object' && typeof l.name === 'string' && !LIMIT_NAME.test(l.name)) {
       throw new InvalidConfigError(`${where}: limit name ${JSON.stringify(l.name)} must be 1 to 50 letters, digits, _ or -`);
     }
+    if (l && typeof l === 'object' && (l as { byScope?: unknown }).byScope !== undefined) {
+      // Adaptive steps, scale layers and carry-over act on a limit's own values; a policy gives
+      // values per subject (and per scope, as a layer of the chain) already.
+      throw new InvalidConfigError(`${where}: limit ${String(l.name)}: byScope is for limiter limits; in policies give the values per subject or scope as a layer of the chain`);
+    }
   }
   try {
     void new RateLimiter({ limits: [...limits] }).close();
