@@ -100,6 +100,8 @@ export interface Target {
   slot: number;
   /** The limit values this subject's calls use (byScope: chosen by its scope values; else the limits' own). */
   variant: Variant;
+  /** The fallback's hint: where the in-memory twin last found this target's key (checked on use; the one mutable field). */
+  twinHandle: object | undefined;
 }
 
 /**
@@ -142,6 +144,6 @@ export class Subjects {
     const variant = this.choose(s);
     // The values are part of what local caches hold per identity (the scope choosing them need not be in the keys).
     const ident = keys.length === 1 && variant.id === '' ? keys[0]! : JSON.stringify(variant.id === '' ? keys : [...keys, variant.id]);
-    return { s, keys, ident, slot: this.cluster ? slotOf(s) : -1, variant };
+    return { s, keys, ident, slot: this.cluster ? slotOf(s) : -1, variant, twinHandle: undefined };
   }
 }

@@ -353,7 +353,15 @@ export const twinScripts: Record<string, Impl> = {
   concurrency_release: (c) => a.concurrencyRelease(c.store, k0(c), s(c.args.lease_id), c.now, c.simulated),
   concurrency_peek: (c) => a.concurrencyPeek(c.store, k0(c), n(c.args.limit), c.now, share(c, n(c.args.limit))),
   block: (c) => [a.block(c.store, k0(c), n(c.args.duration_ms), c.now, c.simulated)],
-  reset: (c) => [c.keys.reduce((count, k) => count + (c.store.delete(k) ? 1 : 0), 0)],
+  // DEL counts only live keys: one expired but not yet swept is not counted (as Redis answers).
+  reset: (c) =>
+    [
+      c.keys.reduce((count, k) => {
+        const live = c.store.has(k, c.now);
+        c.store.delete(k);
+        return count + (live ? 1 : 0);
+      }, 0),
+    ],
   multi: (c) => multiCall(c, true, 'multi'),
   multi_batch: multiBatch,
   batch,
