@@ -67,6 +67,38 @@ export function gcraEval(store: MemoryStore, key: string, limit: number, periodM
   return [allowed, Math.max(left, 0), resetNum > 0 ? resetMs + 1 : resetMs, retry, writes];
 }
 
+/**
+ * gcra (the single-key script): gcraEval's decision with its write applied at once (a single
+ * script has nothing to roll back), no closure or Eval array per call. Returns the reply
+ * [allowed, remaining, reset, retry], a fresh array (it goes back to the caller).
+ */
+export function gcraConsume(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean, keep = 0): number[] {
+  const current = store.get(key, 'gcra', now);
+  gcraContent(current, limit, periodMs, burst, now);
+  const frac = QR.r;
+  takeTo(QR.q, frac, burst, cost + keep, limit, periodMs);
+  const allowed = TAKE.allowed;
+  const retry = TAKE.retry;
+  const left = allowed === 1 ? TAKE.left + keep : TAKE.left;
+  timeUntilTo(burst, left, frac, limit, periodMs);
+  const resetMs = QR.q;
+  const resetNum = QR.r;
+  if (allowed === 1 && cost > 0) {
+    // As gcraWrites' write, inline.
+    if (resetMs === 0 && resetNum === 0) store.delete(key);
+    else {
+      const at = expiresAt(now, resetNum > 0 ? resetMs + 1 : resetMs, simulated);
+      const tatMs = now + resetMs;
+      if (current) {
+        current.tatMs = tatMs;
+        current.tatNum = resetNum;
+        store.expire(key, at);
+      } else store.set(key, { kind: 'gcra', tatMs, tatNum: resetNum }, at);
+    }
+  }
+  return [allowed, Math.max(left, 0), resetNum > 0 ? resetMs + 1 : resetMs, retry];
+}
+
 export function gcraRefund(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean): [number, number, Write[]] {
   let [whole, frac] = gcraRead(store, key, limit, periodMs, burst, now);
   [whole, frac] = give(whole, frac, burst, cost);

@@ -68,9 +68,11 @@ function multiZones(script: string, raw: string | undefined, items: ArgValues[])
   });
 }
 
+/** Applies an admitted Eval's writes; the reply is the Eval itself less its writes (every Eval is a fresh array). */
 function consume(e: a.Eval, store: MemoryStore): number[] {
   if (e[0] === 1) a.apply(store, e[4]);
-  return [e[0], e[1], e[2], e[3]];
+  e.pop();
+  return e as unknown as number[];
 }
 
 /** A peek: allowed and retry for `cost`, remaining and reset as they are now. */
@@ -321,7 +323,7 @@ const share = (c: TwinCall, capacity: number) => a.keep(capacity, c.args.share_p
 
 export const twinScripts: Record<string, Impl> = {
   policy_carry: twinPolicyCarry,
-  gcra: (c) => consume(a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.burst))), c.store),
+  gcra: (c) => a.gcraConsume(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.burst))),
   gcra_peek: (c) => peek((cost) => a.gcraEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), cost, c.now, c.simulated), n(c.args.cost)),
   gcra_refund: (c) => refund(a.gcraRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
   gcra_reserve: (c) =>
