@@ -75,7 +75,7 @@ export class PolicyLimiter {
   readonly policies: PolicyStore;
   private readonly snapshot: PolicySnapshot | null;
   private readonly compiled = new Map<string, Compiled>();
-  private readonly resolvedByChain = new Map<string, { version: number; res: Resolved }>();
+  private readonly resolvedByChain = new Map<string, { version: number; res: Resolved; tag?: (d: Decision) => PolicyDecision }>();
   private tick = 0;
   private readonly base: RateLimiterOptions;
   private readonly sub: Subscription | null;
@@ -130,21 +130,18 @@ export class PolicyLimiter {
     } catch (err) {
       return Promise.reject(err);
     }
-    const hit = Array.isArray(chain) ? this.resolvedByChain.get(this.chainKey(chain)) : undefined;
-    let c = hit && hit.version === this.snapshot!.version && hit.version >= 0 ? hit.res.compiled : undefined;
-    if (c && hit!.res.carries?.length) {
-      try {
-        if (this.carrier.pending(subject, hit!.res.carries)) c = undefined;
-      } catch {
-        c = undefined; // a subject no key can hold: the slow path says why
+    const hit = Array.isArray(chain) ? this.resolvedByChain.get(chain.length === 1 ? chain[0]! : chain.join('\n')) : undefined;
+    if (hit !== undefined && hit.version >= 0 && hit.version === this.snapshot!.version) {
+      const res = hit.res;
+      const c = res.compiled;
+      if (c !== undefined && !c.evicted && (res.carries === undefined || !this.carryPending(subject, res.carries)) && (res.pausedUntilMs === 0 || res.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
+        c.usedAt = ++this.tick;
+        // Tagged with this chain's own resolution (its tagger, made once per cached entry):
+        // chains resolving to the same values share one compiled limiter, whose last
+        // resolution may be another chain's.
+        const cost = options === undefined ? undefined : mapCost(options.cost, res);
+        return c.limiter.limit(subject, cost === undefined ? undefined : { cost }).then(hit.tag ??= (d: Decision) => this.tag(d, res, hit.version));
       }
-    }
-    if (c && !c.evicted && (hit!.res.pausedUntilMs === 0 || hit!.res.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
-      c.usedAt = ++this.tick;
-      // Tagged with this chain's own resolution: chains resolving to the same values share one
-      // compiled limiter, whose last resolution may be another chain's.
-      const own = hit!.res;
-      return c.limiter.limit(subject, { cost: mapCost(options?.cost, own) }).then((d) => this.tag(d, own, hit!.version));
     }
     return this.limitSlow(subject, chain, options);
   }
@@ -230,7 +227,17 @@ export class PolicyLimiter {
   // --- steps ---------------------------------------------------------------------------------
 
   private chainKey(names: readonly string[]): string {
-    return names.join('\n');
+    return names.length === 1 ? names[0]! : names.join('\n');
+  }
+
+  /** Whether a proportional carry is still to be made for the subject (a subject no key can hold: yes, the slow path says why). */
+  private carryPending(subject: Subject, carries: readonly Carry[]): boolean {
+    if (carries.length === 0) return false;
+    try {
+      return this.carrier.pending(subject, carries);
+    } catch {
+      return true;
+    }
   }
 
   /** The chain a call names, or the one `chain(subject)` gives. */
@@ -453,6 +460,18 @@ export class PolicyLimiter {
 /** A cost object names limits by their own names; the compiled limiter knows them with epochs, and a limit the policies took away is skipped. */
 function mapCost(cost: Cost | undefined, res: Resolution): Cost | undefined {
   if (cost === undefined || typeof cost === 'number') return cost;
+  // Every name the cost gives is a limit of the set, under its own name: the cost as it is (the
+  // compiled limiter reads only its own limits' names from it).
+  if (!res.renamed && typeof cost === 'object' && cost !== null) {
+    let all = true;
+    for (const k in cost) {
+      if (!res.names.has(k)) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return cost;
+  }
   const out: Record<string, number> = {};
   for (const [keyed, own] of res.names) if (Object.hasOwn(cost, own)) out[keyed] = (cost as Record<string, number>)[own]!;
   return out;

@@ -1,0 +1,78 @@
+/**
+ * A small driver for the policy limiter's cached fast path: the static RPM+TPM limiter and the
+ * warm policy limiter (chain default → plan:pro → user:<id>) on one Redis, closed loop, rows
+ * interleaved; prints Node CPU µs per decision and decisions/s for each. REDIS_URL required.
+ * Env: N (decisions per run, 20000), ROUNDS (3), IN_FLIGHT (256), IDS (1000), ONLY (static|policy|before), COALESCE (1),
+ * BEFORE (a module path exporting another createPolicyLimiter, e.g. an earlier src/policy/limiter.ts copied beside it: an A/B row).
+ */
+import { Redis } from 'ioredis';
+import { createPolicyLimiter, createRateLimiter, type LimitSpec } from '../src/index.js';
+
+const N = Number(process.env.N ?? 20_000);
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const IN_FLIGHT = Number(process.env.IN_FLIGHT ?? 256);
+const IDS = Number(process.env.IDS ?? 1_000);
+const COALESCE = process.env.COALESCE !== '0';
+const pair = (rpm = 1_000_000, tpm = 1_000_000_000): LimitSpec[] => [
+  { name: 'rpm', algo: 'gcra', limit: rpm, periodMs: 60_000 },
+  { name: 'tpm', algo: 'gcra', limit: tpm, periodMs: 60_000 },
+];
+const COST = { rpm: 1, tpm: 500 };
+const ids = Array.from({ length: IDS }, (_, i) => `u${i}`);
+
+async function loop(fn: (id: string) => Promise<unknown>): Promise<{ perSec: number; cpuUs: number }> {
+  let next = 0;
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
+    while (next < N) await fn(ids[next++ % IDS]!);
+  }));
+  const ms = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  return { perSec: (N / ms) * 1000, cpuUs: (c.user + c.system) / N };
+}
+
+async function main(): Promise<void> {
+  const redis = new Redis(process.env.REDIS_URL!);
+  await redis.flushall();
+  const s = createRateLimiter({ redis, prefix: 's', limits: pair(), coalesce: COALESCE });
+  await s.ready();
+  const p = createPolicyLimiter({ redis, prefix: 'p', coalesce: COALESCE, chain: (id) => ['default', 'plan:pro', `user:${String(id)}`] });
+  const by = { author: 'bench', reason: 'fastpath' };
+  await p.policies.set('default', { limits: pair(1_000_000, 100_000_000) }, by);
+  await p.policies.set('plan:pro', { limits: [pair()[1]!] }, by);
+  for (const u of ids) await p.policies.set(`user:${u}`, { limits: [pair()[0]!] }, by);
+  for (const u of ids) await p.limit(u, { cost: COST });
+  for (const u of ids) await s.limit(u, { cost: COST });
+  const before = process.env.BEFORE ? await (async () => {
+    const { createPolicyLimiter: mk } = (await import(process.env.BEFORE!)) as { createPolicyLimiter: typeof createPolicyLimiter };
+    const b = mk({ redis, prefix: 'b', coalesce: COALESCE, chain: (id) => ['default', 'plan:pro', `user:${String(id)}`] });
+    await b.policies.set('default', { limits: pair(1_000_000, 100_000_000) }, by);
+    await b.policies.set('plan:pro', { limits: [pair()[1]!] }, by);
+    for (const u of ids) await b.policies.set(`user:${u}`, { limits: [pair()[0]!] }, by);
+    for (const u of ids) await b.limit(u, { cost: COST });
+    return b;
+  })() : null;
+  const rows: Record<string, (id: string) => Promise<unknown>> = {
+    ...(before ? { before: (id: string) => before.limit(id, { cost: COST }).then((d) => { if (!d.allowed || d.source !== 'redis') throw new Error('denied'); }) } : {}),
+    static: (id) => s.limit(id, { cost: COST }).then((d) => { if (!d.allowed) throw new Error('denied'); }),
+    policy: (id) => p.limit(id, { cost: COST }).then((d) => { if (!d.allowed || d.source !== 'redis') throw new Error('denied'); }),
+  };
+  const out: Record<string, { perSec: number; cpuUs: number }[]> = {};
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, fn] of Object.entries(rows)) {
+      if (process.env.ONLY && process.env.ONLY !== name) continue;
+      (out[name] ??= []).push(await loop(fn));
+    }
+  }
+  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  for (const [name, xs] of Object.entries(out)) console.log(`${name}: ${Math.round(med(xs.map((x) => x.perSec)))} /s, CPU ${med(xs.map((x) => x.cpuUs)).toFixed(2)} µs/decision  (${xs.map((x) => x.cpuUs.toFixed(1)).join(' ')})`);
+  if (out.static && out.before) console.log(`before/static decisions/s ${(med(out.before.map((x) => x.perSec)) / med(out.static.map((x) => x.perSec))).toFixed(3)}; +${(med(out.before.map((x) => x.cpuUs)) - med(out.static.map((x) => x.cpuUs))).toFixed(2)} µs CPU`);
+  if (out.static && out.policy) console.log(`policy/static decisions/s ${(med(out.policy.map((x) => x.perSec)) / med(out.static.map((x) => x.perSec))).toFixed(3)}; +${(med(out.policy.map((x) => x.cpuUs)) - med(out.static.map((x) => x.cpuUs))).toFixed(2)} µs CPU`);
+  console.log(`policy reads: ${p.stats().policyReads}, resolutions: ${p.stats().resolutions}`);
+  await p.close();
+  await before?.close();
+  await s.close();
+  redis.disconnect();
+}
+void main();
