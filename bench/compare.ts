@@ -25,6 +25,7 @@ import { Ratelimit } from '@upstash/ratelimit';
 import { createRateLimiter, gcra, type RateLimiter } from '../src/index.js';
 import { startLocalRedis } from '../devtools/local-redis.js';
 import { instructionsOf } from './callgrind.js';
+import { featureRows } from './features.js';
 
 const CI = process.env.BENCH_MODE === 'ci';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (CI ? 1 : 3));
@@ -103,6 +104,8 @@ const allContenders: Contender[] = [
   // Issue 17's three tiers: a minute of gcra, an hour of sliding window, a day of quota.
   limiterContender('redlimit 3 tiers (gcra m / sliding h / quota d)', {}, 3, true),
   limiterContender('redlimit 3 tiers, coalesce off', { coalesce: false }, 3, true),
+  // Issues 15 and 16: reserve/commit, a priority class, the policy limiter, a concurrency limit.
+  ...featureRows({ timeoutMs: () => limiterTimeoutMs }),
 ];
 /** BENCH_CONTENDERS: a regular expression on contender names; rate-limiter-flexible (the reference) always runs. */
 const only = process.env.BENCH_CONTENDERS ? new RegExp(process.env.BENCH_CONTENDERS) : null;
