@@ -56,13 +56,17 @@ async function main(): Promise<void> {
   const rows: Record<string, (id: string) => Promise<unknown>> = {
     ...(before ? { before: (id: string) => before.limit(id, { cost: COST }).then((d) => { if (!d.allowed || d.source !== 'redis') throw new Error('denied'); }) } : {}),
     static: (id) => s.limit(id, { cost: COST }).then((d) => { if (!d.allowed) throw new Error('denied'); }),
+    ...(process.env.COMPILED ? { compiled: (id: string) => [...(p as unknown as { compiled: Map<string, { limiter: ReturnType<typeof createRateLimiter> }> }).compiled.values()][0]!.limiter.limit(id, { cost: COST }).then((d) => { if (!d.allowed) throw new Error('denied'); }) } : {}),
     policy: (id) => p.limit(id, { cost: COST }).then((d) => { if (!d.allowed || d.source !== 'redis') throw new Error('denied'); }),
   };
   const out: Record<string, { perSec: number; cpuUs: number }[]> = {};
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, fn] of Object.entries(rows)) {
       if (process.env.ONLY && process.env.ONLY !== name) continue;
+      const calls = async () => [...((await redis.info('commandstats')) as string).matchAll(/cmdstat_(\w+):calls=(\d+)/g)].filter((m) => /^(evalsha|fcall|eval|fcall_ro|evalsha_ro)$/.test(m[1]!)).reduce((a, m) => a + Number(m[2]), 0);
+      const c0 = await calls();
       (out[name] ??= []).push(await loop(fn));
+      if (r === ROUNDS - 1) console.log(`${name}: ${(N / ((await calls()) - c0 - 0)).toFixed(1)} decisions per script call`);
     }
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -65,6 +65,19 @@ interface Compiled {
 
 type Resolved = Resolution & { compiled?: Compiled; carries?: Carry[] };
 
+/** A chain's cached resolution, and its decisions' tagger (made once, on its first fast decision). */
+interface Cached {
+  version: number;
+  res: Resolved;
+  tag?: (d: Decision) => PolicyDecision;
+}
+
+/** The fast path's index of `resolvedByChain`: one level per policy name (no key string built per call). */
+interface ChainNode {
+  next?: Map<string, ChainNode>;
+  hit?: Cached;
+}
+
 /**
  * A limiter whose limits live in Redis as policies: resolved per subject through its chain from
  * one consistent snapshot (cached per global version: no Redis call while nothing changed), then
@@ -75,7 +88,9 @@ export class PolicyLimiter {
   readonly policies: PolicyStore;
   private readonly snapshot: PolicySnapshot | null;
   private readonly compiled = new Map<string, Compiled>();
-  private readonly resolvedByChain = new Map<string, { version: number; res: Resolved; tag?: (d: Decision) => PolicyDecision }>();
+  private readonly resolvedByChain = new Map<string, Cached>();
+  /** The same entries by name, level by level (every chain here is in resolvedByChain; cleared when that evicts). */
+  private chainIndex: ChainNode = {};
   private tick = 0;
   private readonly base: RateLimiterOptions;
   private readonly sub: Subscription | null;
@@ -130,7 +145,10 @@ export class PolicyLimiter {
     } catch (err) {
       return Promise.reject(err);
     }
-    const hit = Array.isArray(chain) ? this.resolvedByChain.get(chain.length === 1 ? chain[0]! : chain.join('\n')) : undefined;
+    let node: ChainNode | undefined = this.chainIndex;
+    if (Array.isArray(chain)) for (let i = 0; i < chain.length && node !== undefined; i++) node = node.next?.get(chain[i]!);
+    else node = undefined;
+    const hit = node?.hit;
     if (hit !== undefined && hit.version >= 0 && hit.version === this.snapshot!.version) {
       const res = hit.res;
       const c = res.compiled;
@@ -230,6 +248,18 @@ export class PolicyLimiter {
     return names.length === 1 ? names[0]! : names.join('\n');
   }
 
+  /** Files a cached resolution under its chain in the fast path's index. */
+  private index(raw: readonly string[], hit: Cached): void {
+    let node = this.chainIndex;
+    for (const name of raw) {
+      node.next ??= new Map();
+      let child = node.next.get(name);
+      if (child === undefined) node.next.set(name, (child = {}));
+      node = child;
+    }
+    node.hit = hit;
+  }
+
   /** Whether a proportional carry is still to be made for the subject (a subject no key can hold: yes, the slow path says why). */
   private carryPending(subject: Subject, carries: readonly Carry[]): boolean {
     if (carries.length === 0) return false;
@@ -280,14 +310,22 @@ export class PolicyLimiter {
     const key = this.chainKey(raw);
     const snap = this.snapshot!;
     const hit = this.resolvedByChain.get(key);
-    if (hit && hit.version === snap.version && snap.version >= 0) return { res: hit.res, version: hit.version };
+    if (hit && hit.version === snap.version && snap.version >= 0) {
+      this.index(raw, hit);
+      return { res: hit.res, version: hit.version };
+    }
     const now = this.clock();
     if (now - this.readFailedAt < 500) return { res: this.resolveKnown(chain), version: -1 };
     try {
       const out = await this.timedRead(this.resolveAt(chain, now));
       if (out.version === snap.version) {
-        this.resolvedByChain.set(key, out);
-        if (this.resolvedByChain.size > 10_000) this.resolvedByChain.delete(this.resolvedByChain.keys().next().value!);
+        const cached: Cached = out;
+        this.resolvedByChain.set(key, cached);
+        if (this.resolvedByChain.size > 10_000) {
+          this.resolvedByChain.delete(this.resolvedByChain.keys().next().value!);
+          this.chainIndex = {}; // refilled as chains are resolved (or found cached) again
+        }
+        this.index(raw, cached);
       }
       return out;
     } catch (err) {
