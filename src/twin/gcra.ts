@@ -36,66 +36,61 @@ function gcraContent(v: GcraState | undefined, limit: number, periodMs: number, 
   QR.q += q;
 }
 
-/** Stores content whose exact time to full is resetMs + resetNum / limit (deletes when full). */
-export function gcraWrites(key: string, resetMs: number, resetNum: number, now: number, simulated: boolean, current?: GcraState): Write[] {
-  if (resetMs === 0 && resetNum === 0) return del(key);
+/** Stores content whose exact time to full is resetMs + resetNum / limit (deletes when full); `current` is the key's value if it is live. */
+function gcraStore(s: MemoryStore, key: string, resetMs: number, resetNum: number, now: number, simulated: boolean, current: GcraState | undefined): void {
+  if (resetMs === 0 && resetNum === 0) {
+    s.delete(key);
+    return;
+  }
   const at = expiresAt(now, resetNum > 0 ? resetMs + 1 : resetMs, simulated);
   const tatMs = now + resetMs;
-  return [
-    (s) => {
-      const v = current ?? s.get(key, 'gcra', now);
-      if (v) {
-        v.tatMs = tatMs;
-        v.tatNum = resetNum;
-        s.expire(key, at);
-      } else s.set(key, { kind: 'gcra', tatMs, tatNum: resetNum }, at);
-    },
-  ];
+  if (current) {
+    current.tatMs = tatMs;
+    current.tatNum = resetNum;
+    s.expire(key, at);
+  } else s.set(key, { kind: 'gcra', tatMs, tatNum: resetNum }, at);
+}
+
+/** The write gcraStore makes, to apply later (multi: only if every item admits). */
+export function gcraWrites(key: string, resetMs: number, resetNum: number, now: number, simulated: boolean, current?: GcraState): Write[] {
+  if (resetMs === 0 && resetNum === 0) return del(key);
+  return [(s) => gcraStore(s, key, resetMs, resetNum, now, simulated, current ?? s.get(key, 'gcra', now))];
+}
+
+/** What gcraDecide decided (read at once; no allocation per decision). */
+const D = { allowed: 0, left: 0, retry: 0, resetMs: 0, resetNum: 0 };
+
+/** The decision at cost + keep on content `current` (its value, undefined if absent or expired), into D. */
+function gcraDecide(current: GcraState | undefined, limit: number, periodMs: number, burst: number, cost: number, now: number, keep: number): void {
+  gcraContent(current, limit, periodMs, burst, now);
+  const frac = QR.r;
+  takeTo(QR.q, frac, burst, cost + keep, limit, periodMs);
+  D.allowed = TAKE.allowed;
+  D.retry = TAKE.retry;
+  D.left = TAKE.allowed === 1 ? TAKE.left + keep : TAKE.left;
+  timeUntilTo(burst, D.left, frac, limit, periodMs);
+  D.resetMs = QR.q;
+  D.resetNum = QR.r;
 }
 
 export function gcraEval(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean, keep = 0): Eval {
   const current = store.get(key, 'gcra', now);
-  gcraContent(current, limit, periodMs, burst, now);
-  const frac = QR.r;
-  takeTo(QR.q, frac, burst, cost + keep, limit, periodMs);
-  const { allowed, retry } = TAKE;
-  const left = allowed === 1 ? TAKE.left + keep : TAKE.left;
-  timeUntilTo(burst, left, frac, limit, periodMs);
-  const resetMs = QR.q;
-  const resetNum = QR.r;
+  gcraDecide(current, limit, periodMs, burst, cost, now, keep);
+  const { allowed, left, retry, resetMs, resetNum } = D;
   const writes = allowed === 1 && cost > 0 ? gcraWrites(key, resetMs, resetNum, now, simulated, current) : NO_WRITES;
   return [allowed, Math.max(left, 0), resetNum > 0 ? resetMs + 1 : resetMs, retry, writes];
 }
 
 /**
- * gcra (the single-key script): gcraEval's decision with its write applied at once (a single
- * script has nothing to roll back), no closure or Eval array per call. Returns the reply
- * [allowed, remaining, reset, retry], a fresh array (it goes back to the caller).
+ * gcra (the single-key script): gcraEval's decision with its write made at once (one script has
+ * nothing to roll back), so no closure or Eval per call. The reply [allowed, remaining, reset,
+ * retry] is a fresh array (it goes back to the caller).
  */
 export function gcraConsume(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean, keep = 0): number[] {
   const current = store.get(key, 'gcra', now);
-  gcraContent(current, limit, periodMs, burst, now);
-  const frac = QR.r;
-  takeTo(QR.q, frac, burst, cost + keep, limit, periodMs);
-  const allowed = TAKE.allowed;
-  const retry = TAKE.retry;
-  const left = allowed === 1 ? TAKE.left + keep : TAKE.left;
-  timeUntilTo(burst, left, frac, limit, periodMs);
-  const resetMs = QR.q;
-  const resetNum = QR.r;
-  if (allowed === 1 && cost > 0) {
-    // As gcraWrites' write, inline.
-    if (resetMs === 0 && resetNum === 0) store.delete(key);
-    else {
-      const at = expiresAt(now, resetNum > 0 ? resetMs + 1 : resetMs, simulated);
-      const tatMs = now + resetMs;
-      if (current) {
-        current.tatMs = tatMs;
-        current.tatNum = resetNum;
-        store.expire(key, at);
-      } else store.set(key, { kind: 'gcra', tatMs, tatNum: resetNum }, at);
-    }
-  }
+  gcraDecide(current, limit, periodMs, burst, cost, now, keep);
+  const { allowed, left, retry, resetMs, resetNum } = D;
+  if (allowed === 1 && cost > 0) gcraStore(store, key, resetMs, resetNum, now, simulated, current);
   return [allowed, Math.max(left, 0), resetNum > 0 ? resetMs + 1 : resetMs, retry];
 }
 
