@@ -101,7 +101,7 @@ export interface RateLimiterOptions {
   clock?: () => number;
   /**
    * Send `clock`'s reading to Redis as each call's time (now_ms) instead of the server's TIME:
-   * decisions, peeks, refunds, releases and blocks (not reserve, settle or acquire). For tests
+   * decisions, peeks, refunds, releases and blocks (not acquire). For tests
    * and simulations that move time; never in production, where the one server clock is what
    * keeps a fleet with skewed clocks in agreement. Default false.
    */

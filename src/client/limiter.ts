@@ -235,7 +235,7 @@ export class RateLimiter {
   async reset(subject: Subject, options: ResetOptions = {}): Promise<void> {
     const t = this.subjects.resolve(subject);
     const keys = this.naming.resetKeys(t, this.blocks ? this.subjects.blockKey(t) : null, options);
-    this.local.forget(t);
+    this.local.forget(t, true);
     this.fallback.twin.runParsed(b.resetScript, keys, {});
     if (this.path) await this.local.announced(keys, this.path.run(b.resetScript, keys, [], t.slot)).catch(unavailable('reset'));
   }
@@ -250,7 +250,7 @@ export class RateLimiter {
   async refund(subject: Subject, options: { cost?: Cost } = {}): Promise<void> {
     const t = this.subjects.resolve(subject);
     const costs = this.naming.costs(options.cost, 0);
-    this.local.forget(t);
+    this.local.forget(t, false);
     const v = t.variant;
     return v.decider ? v.decider.refund(t, v.plans, costs, this.local) : v.fallback.refund(t, v.plans, costs);
   }
@@ -263,7 +263,7 @@ export class RateLimiter {
   async block(subject: Subject, durationMs: number): Promise<void> {
     if (!this.blocks) throw new InvalidConfigError('block() needs a limiter created with blocks: true (every decision then checks the block atomically)');
     const t = this.subjects.resolve(subject);
-    this.local.forget(t);
+    this.local.forget(t, true);
     const key = [this.subjects.blockKey(t)];
     const argv = [intArg(b.blockScript.name, b.blockScript.args[0]!, durationMs, 'durationMs')];
     if (this.sendClock) argv.push(String(Math.floor(this.clock()))); // now_ms

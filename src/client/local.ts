@@ -41,7 +41,7 @@ export class LocalState {
     redis: RedisClientLike | undefined,
     prefix: string,
     options: RateLimiterOptions,
-    clock: () => number,
+    private readonly clock: () => number,
     private readonly fallback: Fallback,
     giveBack: (subject: Subject, units: number) => Promise<void>,
     readonly changes: Changes,
@@ -71,11 +71,19 @@ export class LocalState {
     return this.leases !== null && this.invalidation!.healthy();
   }
 
-  /** This instance changed the subject's state itself: its own caches of it go at once (what its variant's fallback learned too). */
-  forget(t: Target): void {
+  /**
+   * This instance changed the subject's state itself: its own caches of it go at once (what its
+   * variant's fallback learned too), and its keys are marked changed, so every other local
+   * identity holding them (another byScope variant of the subject, another subject sharing a
+   * scoped key) stops answering from them too — the announcement coming back is counted as this
+   * instance's own echo and would not mark them. `replaced` (a reset or block): leases go too.
+   */
+  forget(t: Target, replaced: boolean): void {
     this.denyCache?.forget(t.ident);
     this.leases?.drop(t.ident);
     t.variant.fallback.forget(t.ident);
+    const now = this.clock();
+    for (const k of t.keys) this.changes.mark(k, now, replaced);
   }
 
   /** Runs this instance's own change of `keys`: their announcements coming back are not news. */

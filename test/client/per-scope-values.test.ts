@@ -355,3 +355,43 @@ describe('limit values per scope value (byScope)', () => {
     );
   });
 });
+
+describe('byScope: a change through one variant reaches the others in this process', () => {
+  async function subscribed(rl: ReturnType<typeof createRateLimiter>): Promise<void> {
+    for (let i = 0; i < 500 && !rl.stats().invalidation.subscribed; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(rl.stats().invalidation.subscribed).toBe(true);
+  }
+
+  it("a block through one variant voids another variant's lease of the same subject", async () => {
+    const rl = createRateLimiter({ redis, ...UNHURRIED, prefix: uniquePrefix('bsblock'), blocks: true, lease: { size: 10, ttlMs: 60_000 }, limits: [{ name: 'rpm', algo: 'gcra', limit: 100, periodMs: HOUR, byScope: { model: { small: { limit: 50 } } } }] });
+    try {
+      await rl.ready();
+      await subscribed(rl);
+      const small = at('small', 'u');
+      expect((await rl.limit(small)).allowed).toBe(true); // takes a lease of 10
+      expect((await rl.limit(small)).source).toBe('lease');
+      await rl.block(at('big', 'u'), 60_000);
+      const after = await rl.limit(small);
+      expect(after).toMatchObject({ allowed: false, source: 'redis' });
+    } finally {
+      await rl.close();
+    }
+  });
+
+  it("a refund through one variant ends another variant's cached denial of the same key", async () => {
+    const rl = createRateLimiter({ redis, ...UNHURRIED, prefix: uniquePrefix('bsrefund'), limits: [{ name: 'w', algo: 'fixed_window', limit: 5, periodMs: HOUR, byScope: { model: { small: { limit: 2 } } } }] });
+    try {
+      await rl.ready();
+      const small = at('small', 'u');
+      expect((await rl.limit(small)).allowed).toBe(true);
+      expect((await rl.limit(small)).allowed).toBe(true);
+      expect((await rl.limit(small)).allowed).toBe(false); // denied by Redis: cached
+      expect((await rl.limit(small)).source).toBe('deny-cache');
+      await rl.refund(at('big', 'u'), { cost: 1 }); // the same key, through the other variant
+      const after = await rl.limit(small);
+      expect(after).toMatchObject({ allowed: true, source: 'redis' });
+    } finally {
+      await rl.close();
+    }
+  });
+});
