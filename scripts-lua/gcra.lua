@@ -1,7 +1,7 @@
 --- @script gcra
 --- @version 3
---- @summary Generic cell rate algorithm: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string; decisions are identical to token_bucket. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores the tat as one integer, ms * 1000 + num, when num < 1000 (Redis int-encodes it: about 40% fewer bytes per key), else "ms:num" as before; reads v2 state (an upgrade under traffic loses nothing).
---- @key state GCRA state: the theoretical arrival time (tat), ms + num / limit ms: the integer ms * 1000 + num when num < 1000 and ms < 9007199254740 (int-encoded by Redis), else "ms:num". Absent means full.
+--- @summary Generic cell rate algorithm: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string; decisions are identical to token_bucket. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores the tat as one integer, ms * 10^6 + num (ms then num in six digits), int-encoded when the tat's fraction num < 1e6, i.e. every limit up to 1e6 (Redis int-encodes it: about 30% fewer bytes per key), else "ms:num" as before; reads v2 state (an upgrade under traffic loses nothing).
+--- @key state GCRA state: the theoretical arrival time (tat), ms + num / limit ms: the integer ms * 10^6 + num (ms then num in six digits) when num < 10^6 and 1 <= ms <= 9223372036853 (int-encoded by Redis), else "ms:num". Absent means full.
 --- @arg limit int required 1..1000000000 Units refilled per period.
 --- @arg period_ms int required 1..31622400000 Refill period in ms (at most 366 days).
 --- @arg burst int default=limit 1..1000000000 Capacity: units a fresh key admits at once.

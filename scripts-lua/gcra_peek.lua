@@ -2,7 +2,7 @@
 --- @version 2
 --- @summary Read-only gcra: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: reads the state gcra v3 writes (see state) as well as v1's.
 --- @readonly
---- @key state GCRA state: the theoretical arrival time (tat), ms + num / limit ms: the integer ms * 1000 + num when num < 1000 and ms < 9007199254740 (int-encoded by Redis), else "ms:num". Absent means full.
+--- @key state GCRA state: the theoretical arrival time (tat), ms + num / limit ms: the integer ms * 10^6 + num (ms then num in six digits) when num < 10^6 and 1 <= ms <= 9223372036853 (int-encoded by Redis), else "ms:num". Absent means full.
 --- @arg limit int required 1..1000000000 Units refilled per period.
 --- @arg period_ms int required 1..31622400000 Refill period in ms (at most 366 days).
 --- @arg burst int default=limit 1..1000000000 Capacity: units a fresh key admits at once.

@@ -1,7 +1,7 @@
 --- @script gcra_refund
 --- @version 2
---- @summary Gives units back to a gcra key (a call that was admitted but not used), never above burst. v2: stores the tat as one integer, ms * 1000 + num, when num < 1000 (Redis int-encodes it: about 40% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
---- @key state GCRA state: the theoretical arrival time (tat), ms + num / limit ms: the integer ms * 1000 + num when num < 1000 and ms < 9007199254740 (int-encoded by Redis), else "ms:num". Absent means full.
+--- @summary Gives units back to a gcra key (a call that was admitted but not used), never above burst. v2: stores the tat as one integer, ms * 10^6 + num (ms then num in six digits), int-encoded when the tat's fraction num < 1e6, i.e. every limit up to 1e6 (Redis int-encodes it: about 30% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
+--- @key state GCRA state: the theoretical arrival time (tat), ms + num / limit ms: the integer ms * 10^6 + num (ms then num in six digits) when num < 10^6 and 1 <= ms <= 9223372036853 (int-encoded by Redis), else "ms:num". Absent means full.
 --- Publishes the key (as given) on the channel redlimit:refund when cost > 0, so other
 --- instances drop the denials they cached (one may pass now; their leases stay). PUBLISH takes no key: a
 --- Cluster broadcasts it. pcall: a client whose ACL forbids PUBLISH still refunds.

@@ -279,26 +279,28 @@ end
 -- from scripts-lua/lib/algo_gcra.lua
 --- GCRA over the shared bucket: the state is the theoretical arrival time (tat), ms + num / limit
 --- ms (0 <= num < limit). Content at `now` = (now + burst span - tat) * limit / period.
---- Stored (v3) as one integer, ms * 1000 + num, whenever num < 1000 (always for limits up to 1000,
---- and whenever the tat is a whole ms) and ms * 1000 + num < 2^53 (ms below 9007199254740, the
---- year 2255): Redis keeps such a value int-encoded, in the object itself (no string allocation).
+--- Stored (v3) as one decimal integer, ms followed by num in exactly six digits (ms * 10^6 + num),
+--- whenever num < 10^6 (every limit up to 10^6, and any whole-ms tat) and 1 <= ms <=
+--- 9223372036853 (the value stays <= 2^63 - 1, the largest long): Redis keeps such a value
+--- int-encoded, in the object itself (no string allocation). Built and read as a string (its
+--- digits are sliced), never as a Lua number: 19 digits are past a double's exact range.
 --- Otherwise as the string "ms:num", which is also what v2 wrote: both are read.
 
---- The packed form's radix (decimal: the last three digits of the stored value are num) and the
---- largest ms it packs exactly (radix * ms + 999 < 2^53).
-local RL_GCRA_RADIX = 1000
-
-local RL_GCRA_MAX_PACKED_MS = 9007199254739
+--- The largest ms the packed form takes: 9223372036853999999 <= 2^63 - 1 = 9223372036854775807.
+local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
 local function rl_gcra_read(key, limit, period_ms, burst, now)
   local stored = redis.call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num
-  local packed = tonumber(stored)
-  if packed and packed >= 0 then
-    tat_num = packed % RL_GCRA_RADIX
-    tat_ms = (packed - tat_num) / RL_GCRA_RADIX
+  if string.find(stored, '^%d+$') then
+    -- The packed form: the last six digits are num, the ones before ms (none: ms = 0).
+    if #stored > 6 then
+      tat_ms, tat_num = tonumber(string.sub(stored, 1, -7)), tonumber(string.sub(stored, -6))
+    else
+      tat_ms, tat_num = 0, tonumber(stored)
+    end
   else
     tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
     if not tat_ms then rl_fail_state('gcra', key) end
@@ -327,8 +329,8 @@ local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
   if reset_num > 0 then ttl = ttl + 1 end
   local set_opt, _, at = rl_expiry(now, ttl, simulated)
   local tat_ms = now + reset_ms
-  if reset_num < RL_GCRA_RADIX and tat_ms <= RL_GCRA_MAX_PACKED_MS then
-    return 'SET', key, string.format('%d', tat_ms * RL_GCRA_RADIX + reset_num), set_opt, at
+  if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
+    return 'SET', key, string.format('%d%06d', tat_ms, reset_num), set_opt, at
   end
   return 'SET', key, string.format('%d:%d', tat_ms, reset_num), set_opt, at
 end
@@ -2050,7 +2052,7 @@ if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
--- gcra v3: Generic cell rate algorithm: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string; decisions are identical to token_bucket. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores the tat as one integer, ms * 1000 + num, when num < 1000 (Redis int-encodes it: about 40% fewer bytes per key), else "ms:num" as before; reads v2 state (an upgrade under traffic loses nothing).
+-- gcra v3: Generic cell rate algorithm: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string; decisions are identical to token_bucket. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores the tat as one integer, ms * 10^6 + num (ms then num in six digits), int-encoded when the tat's fraction num < 1e6, i.e. every limit up to 1e6 (Redis int-encodes it: about 30% fewer bytes per key), else "ms:num" as before; reads v2 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_gcra_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('gcra', KEYS, ARGV, 1, 6)
@@ -2096,7 +2098,7 @@ end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- gcra_refund v2: Gives units back to a gcra key (a call that was admitted but not used), never above burst. v2: stores the tat as one integer, ms * 1000 + num, when num < 1000 (Redis int-encodes it: about 40% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
+-- gcra_refund v2: Gives units back to a gcra key (a call that was admitted but not used), never above burst. v2: stores the tat as one integer, ms * 10^6 + num (ms then num in six digits), int-encoded when the tat's fraction num < 1e6, i.e. every limit up to 1e6 (Redis int-encodes it: about 30% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_gcra_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('gcra_refund', KEYS, ARGV, 1, 5)
@@ -2117,7 +2119,7 @@ if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
--- gcra_reserve v2: Books the next slot fleet-wide on a gcra key: admits now if it can, else reserves the cost if it will be available within max_wait_ms and says how long to wait (the basis of acquire-with-wait without polling). v2: stores the tat as one integer, ms * 1000 + num, when num < 1000 (Redis int-encodes it: about 40% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
+-- gcra_reserve v2: Books the next slot fleet-wide on a gcra key: admits now if it can, else reserves the cost if it will be available within max_wait_ms and says how long to wait (the basis of acquire-with-wait without polling). v2: stores the tat as one integer, ms * 10^6 + num (ms then num in six digits), int-encoded when the tat's fraction num < 1e6, i.e. every limit up to 1e6 (Redis int-encodes it: about 30% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_gcra_reserve_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 rl_arity('gcra_reserve', KEYS, ARGV, 1, 6)
@@ -2894,4 +2896,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '3fb577b2f6a77b839236a180796df61df82a6737' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'cfdd0621af0d630a0164989862d7c8076622f278' end }

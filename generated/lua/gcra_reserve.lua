@@ -1,7 +1,7 @@
 --- @script gcra_reserve
 --- @version 2
---- @summary Books the next slot fleet-wide on a gcra key: admits now if it can, else reserves the cost if it will be available within max_wait_ms and says how long to wait (the basis of acquire-with-wait without polling). v2: stores the tat as one integer, ms * 1000 + num, when num < 1000 (Redis int-encodes it: about 40% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
---- @key state GCRA state: the theoretical arrival time (tat), ms + num / limit ms: the integer ms * 1000 + num when num < 1000 and ms < 9007199254740 (int-encoded by Redis), else "ms:num". Absent means full.
+--- @summary Books the next slot fleet-wide on a gcra key: admits now if it can, else reserves the cost if it will be available within max_wait_ms and says how long to wait (the basis of acquire-with-wait without polling). v2: stores the tat as one integer, ms * 10^6 + num (ms then num in six digits), int-encoded when the tat's fraction num < 1e6, i.e. every limit up to 1e6 (Redis int-encodes it: about 30% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
+--- @key state GCRA state: the theoretical arrival time (tat), ms + num / limit ms: the integer ms * 10^6 + num (ms then num in six digits) when num < 10^6 and 1 <= ms <= 9223372036853 (int-encoded by Redis), else "ms:num". Absent means full.
 --- @arg limit int required 1..1000000000 Units refilled per period.
 --- @arg period_ms int required 1..31622400000 Refill period in ms (at most 366 days).
 --- @arg burst int default=limit 1..1000000000 Capacity: units a fresh key admits at once.
@@ -204,26 +204,28 @@ end
 -- from scripts-lua/lib/algo_gcra.lua
 --- GCRA over the shared bucket: the state is the theoretical arrival time (tat), ms + num / limit
 --- ms (0 <= num < limit). Content at `now` = (now + burst span - tat) * limit / period.
---- Stored (v3) as one integer, ms * 1000 + num, whenever num < 1000 (always for limits up to 1000,
---- and whenever the tat is a whole ms) and ms * 1000 + num < 2^53 (ms below 9007199254740, the
---- year 2255): Redis keeps such a value int-encoded, in the object itself (no string allocation).
+--- Stored (v3) as one decimal integer, ms followed by num in exactly six digits (ms * 10^6 + num),
+--- whenever num < 10^6 (every limit up to 10^6, and any whole-ms tat) and 1 <= ms <=
+--- 9223372036853 (the value stays <= 2^63 - 1, the largest long): Redis keeps such a value
+--- int-encoded, in the object itself (no string allocation). Built and read as a string (its
+--- digits are sliced), never as a Lua number: 19 digits are past a double's exact range.
 --- Otherwise as the string "ms:num", which is also what v2 wrote: both are read.
 
---- The packed form's radix (decimal: the last three digits of the stored value are num) and the
---- largest ms it packs exactly (radix * ms + 999 < 2^53).
-local RL_GCRA_RADIX = 1000
-
-local RL_GCRA_MAX_PACKED_MS = 9007199254739
+--- The largest ms the packed form takes: 9223372036853999999 <= 2^63 - 1 = 9223372036854775807.
+local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
 local function rl_gcra_read(key, limit, period_ms, burst, now)
   local stored = redis.call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num
-  local packed = tonumber(stored)
-  if packed and packed >= 0 then
-    tat_num = packed % RL_GCRA_RADIX
-    tat_ms = (packed - tat_num) / RL_GCRA_RADIX
+  if string.find(stored, '^%d+$') then
+    -- The packed form: the last six digits are num, the ones before ms (none: ms = 0).
+    if #stored > 6 then
+      tat_ms, tat_num = tonumber(string.sub(stored, 1, -7)), tonumber(string.sub(stored, -6))
+    else
+      tat_ms, tat_num = 0, tonumber(stored)
+    end
   else
     tat_ms, tat_num = string.match(stored, '^(%d+):(%d+)$')
     if not tat_ms then rl_fail_state('gcra', key) end
@@ -252,8 +254,8 @@ local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
   if reset_num > 0 then ttl = ttl + 1 end
   local set_opt, _, at = rl_expiry(now, ttl, simulated)
   local tat_ms = now + reset_ms
-  if reset_num < RL_GCRA_RADIX and tat_ms <= RL_GCRA_MAX_PACKED_MS then
-    return 'SET', key, string.format('%d', tat_ms * RL_GCRA_RADIX + reset_num), set_opt, at
+  if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
+    return 'SET', key, string.format('%d%06d', tat_ms, reset_num), set_opt, at
   end
   return 'SET', key, string.format('%d:%d', tat_ms, reset_num), set_opt, at
 end

@@ -104,7 +104,8 @@ export function registerStateCommands(cli: Command): void {
     if (m) return algo === 'gcra' ? { kind: 'gcra', theoreticalArrival: iso(Number(m[1])), fractionOfMs: `${m[2]}/limit` } : { kind: 'window counter', windowStart: iso(Number(m[1])), count: Number(m[2]) };
     if (/^\d+$/.test(raw)) {
       const n = Number(raw);
-      if (algo === 'gcra') return { kind: 'gcra', theoreticalArrival: iso(Math.floor(n / 1000)), fractionOfMs: `${n % 1000}/limit` };
+      // gcra packs ms then num in six digits (up to 19 digits: sliced, never a double's value).
+      if (algo === 'gcra') return { kind: 'gcra', theoreticalArrival: iso(raw.length > 6 ? Number(raw.slice(0, -6)) : 0), fractionOfMs: `${Number(raw.slice(-6))}/limit` };
       if (algo === 'fixed_window') return { kind: 'fixed_window', count: Math.floor(n / 2 ** 22), windowStartMod2e22: n % 2 ** 22 };
       if (algo === 'sliding_window') return { kind: 'sliding_window', current: Math.floor(n / 2 ** 37), previous: Math.floor(n / 2 ** 21) % 2 ** 16, windowStartMod2e21: n % 2 ** 21 };
       return { kind: 'counter or block', value: n };

@@ -202,9 +202,9 @@ describe('fleet', () => {
     const store = new MemoryStore();
     const bound = 8 * MAX_OVERAGE; // each process has at most one reservation in flight
     for (const j of [0, 1]) {
-      // gcra state: "ms:num", or (v3) the integer ms * 1000 + num.
+      // gcra state: "ms:num", or (v3) the integer ms then num in six digits (sliced as a string).
       const raw = (await redis.get(keys[j]!))!;
-      const [tatMs, tatNum] = raw.includes(':') ? (raw.split(':').map(Number) as [number, number]) : [Math.floor(Number(raw) / 1000), Number(raw) % 1000];
+      const [tatMs, tatNum] = raw.includes(':') ? (raw.split(':').map(Number) as [number, number]) : [raw.length > 6 ? Number(raw.slice(0, -6)) : 0, Number(raw.slice(-6))];
       store.set(keys[j]!, { kind: 'gcra', tatMs, tatNum }, Infinity);
       const l = limits[j]!;
       const [whole] = gcraRead(store, keys[j]!, l.limit, l.periodMs, l.burst!, now);

@@ -39,14 +39,14 @@ async function timed<T>(call: () => Promise<T>): Promise<[number, T, number]> {
 }
 
 describe('compact state on the server clock: int-encoded', () => {
-  it('gcra: the tat as ms * 1000 + num (whole-ms and fractional tats alike, limits up to 1000)', async () => {
-    for (const limit of [4, 7, 1000]) {
+  it('gcra: the tat as ms then num in six digits (whole-ms and fractional tats alike, limits up to 1e6)', async () => {
+    for (const limit of [4, 7, 1000, 7001, 1_000_000]) {
       const k = key();
       const [t0, r, t1] = await timed(() => b.gcra(redis, { key: k, limit, periodMs: HOUR }));
       expect(r).toMatchObject({ allowed: true, remaining: limit - 1 });
       expect(await encoding(k)).toBe('int');
-      const v = Number(await redis.get(k));
-      const [tatMs, num] = [Math.floor(v / 1000), v % 1000];
+      const raw = (await redis.get(k))!;
+      const [tatMs, num] = [Number(raw.slice(0, -6)), Number(raw.slice(-6))];
       expect(num).toBe(HOUR % limit === 0 ? 0 : HOUR % limit); // one unit's span: HOUR / limit ms
       const resetMs = Math.floor(HOUR / limit);
       expect(tatMs - resetMs).toBeGreaterThanOrEqual(t0);
@@ -111,21 +111,39 @@ describe('compact state on the server clock: int-encoded', () => {
 });
 
 describe('compact state: where the string form stays', () => {
-  it('gcra: num of 1000 or more, or a tat past 9007199254739 ms', async () => {
+  it('gcra: num of 1e6 or more, a tat past 9223372036853 ms (the long max), or a tat at 0 ms', async () => {
     const k1 = key();
-    await b.gcra(redis, { key: k1, limit: 1000, periodMs: 1999, nowMs: 1_700_000_000_000 }); // one unit = 1 ms + 999/1000
-    expect(await redis.get(k1)).toBe('1700000000001999');
+    await b.gcra(redis, { key: k1, limit: 1_000_000, periodMs: 1_999_999, nowMs: 1_700_000_000_000 }); // one unit = 1 ms + 999999/1e6
+    expect(await redis.get(k1)).toBe('1700000000001999999');
     expect(await encoding(k1)).toBe('int');
     const k2 = key();
-    await b.gcra(redis, { key: k2, limit: 1001, periodMs: 2001, nowMs: 1_700_000_000_000 }); // 1 ms + 1000/1001
-    expect(await redis.get(k2)).toBe('1700000000001:1000');
+    await b.gcra(redis, { key: k2, limit: 1_000_001, periodMs: 2_000_001, nowMs: 1_700_000_000_000 }); // 1 ms + 1000000/1000001
+    expect(await redis.get(k2)).toBe('1700000000001:1000000');
+    // The largest packed value: 9223372036853999999 <= 2^63 - 1 = 9223372036854775807.
     const k3 = key();
-    await b.gcra(redis, { key: k3, limit: 4, periodMs: 1000, nowMs: 9_007_199_254_739 - 250 });
-    expect(await redis.get(k3)).toBe(String(9_007_199_254_739_000));
+    await b.gcra(redis, { key: k3, limit: 1_000_000, periodMs: 1_999_999, nowMs: 9_223_372_036_853 - 1 });
+    expect(await redis.get(k3)).toBe('9223372036853999999');
+    expect(await encoding(k3)).toBe('int');
+    expect((await b.gcraPeek(redis, { key: k3, limit: 1_000_000, periodMs: 1_999_999, nowMs: 9_223_372_036_853 - 1 })).remaining).toBe(999_999);
     const k4 = key();
-    await b.gcra(redis, { key: k4, limit: 4, periodMs: 1000, nowMs: 9_007_199_254_739 - 249 });
-    expect(await redis.get(k4)).toBe('9007199254740:0');
-    expect((await b.gcraPeek(redis, { key: k4, limit: 4, periodMs: 1000, nowMs: 9_007_199_254_739 - 249 })).remaining).toBe(3);
+    await b.gcra(redis, { key: k4, limit: 4, periodMs: 1000, nowMs: 9_223_372_036_853 - 249 });
+    expect(await redis.get(k4)).toBe('9223372036854:0');
+    expect((await b.gcraPeek(redis, { key: k4, limit: 4, periodMs: 1000, nowMs: 9_223_372_036_853 - 249 })).remaining).toBe(3);
+    // Small simulated clocks: a tat of a few ms packs (and reads back) too; a tat at 0 ms stays "0:num".
+    const k5 = key();
+    await b.gcra(redis, { key: k5, limit: 7, periodMs: 1000, nowMs: 5 }); // tat 5 + 142 ms + 6/7
+    expect(await redis.get(k5)).toBe('147000006');
+    expect(await encoding(k5)).toBe('int');
+    expect((await b.gcraPeek(redis, { key: k5, limit: 7, periodMs: 1000, nowMs: 5 })).remaining).toBe(6);
+    const k6 = key();
+    await b.gcra(redis, { key: k6, limit: 1_000_000, periodMs: 1, nowMs: 1 }); // tat 1 ms + 1/1e6
+    expect(await redis.get(k6)).toBe('1000001');
+    expect(await encoding(k6)).toBe('int');
+    expect((await b.gcraPeek(redis, { key: k6, limit: 1_000_000, periodMs: 1, nowMs: 1 })).remaining).toBe(999_999);
+    const k7 = key();
+    await b.gcra(redis, { key: k7, limit: 1_000_000, periodMs: 1, nowMs: 0 }); // tat 0 ms + 1/1e6
+    expect(await redis.get(k7)).toBe('0:1');
+    expect((await b.gcraPeek(redis, { key: k7, limit: 1_000_000, periodMs: 1, nowMs: 0 })).remaining).toBe(999_999);
   });
 
   it('fixed_window: a period that is a multiple of 2^22 ms, or a caller clock', async () => {

@@ -24,7 +24,8 @@ beforeAll(() => {
 });
 afterAll(() => redis.quit());
 
-const MAX_PACKED_MS = 9_007_199_254_739;
+const MAX_PACKED_MS = 9_007_199_254_739; // token_bucket's bound (ms * 1000 + tokens < 2^53)
+const GCRA_MAX_PACKED_MS = 9_223_372_036_853; // gcra's: ms then six digits of num <= 2^63 - 1
 const FW_TAGS = 2 ** 22;
 const SW_TAGS = 2 ** 21;
 const SW_COUNTS = 2 ** 16;
@@ -44,9 +45,14 @@ async function storedBucket(key: string, algo: 'gcra' | 'token_bucket'): Promise
   if (raw === null) return undefined;
   if (/^-?\d+$/.test(raw)) {
     expect(raw.startsWith('-')).toBe(algo === 'token_bucket'); // a token bucket's integer is negative, gcra's not
+    if (algo === 'gcra') {
+      // ms then num in six digits, sliced as a string (up to 19 digits: no double holds it).
+      expect(BigInt(raw) <= 2n ** 63n - 1n).toBe(true);
+      return { packed: true, value: { kind: 'gcra', tatMs: raw.length > 6 ? Number(raw.slice(0, -6)) : 0, tatNum: Number(raw.slice(-6)) } };
+    }
     const n = BigInt(raw.replace('-', ''));
     const [hi, lo] = [Number(n / 1000n), Number(n % 1000n)];
-    return { packed: true, value: algo === 'gcra' ? { kind: 'gcra', tatMs: hi, tatNum: lo } : { kind: 'token_bucket', tokens: lo, frac: 0, tsMs: hi } };
+    return { packed: true, value: { kind: 'token_bucket', tokens: lo, frac: 0, tsMs: hi } };
   }
   const parts = raw.split(algo === 'gcra' ? ':' : ',').map(Number);
   if (algo === 'gcra') return { packed: false, value: { kind: 'gcra', tatMs: parts[0]!, tatNum: parts[1]! } };
@@ -54,19 +60,24 @@ async function storedBucket(key: string, algo: 'gcra' | 'token_bucket'): Promise
 }
 
 function shouldPack(v: TwinValue): boolean {
-  if (v.kind === 'gcra') return v.tatNum < 1000 && v.tatMs <= MAX_PACKED_MS;
+  if (v.kind === 'gcra') return v.tatNum < 1_000_000 && v.tatMs >= 1 && v.tatMs <= GCRA_MAX_PACKED_MS;
   if (v.kind === 'token_bucket') return v.frac === 0 && v.tokens >= 0 && v.tokens < 1000 && v.tsMs <= MAX_PACKED_MS;
   return false;
 }
 
 describe('compact state: twin ≡ Lua', () => {
   it('gcra and token_bucket: Redis holds the twin state after every call, as the integer exactly when it fits', async () => {
-    // Limits around the radix (num < 1000 packs), clocks up to past the packed bound.
+    // Limits around the radices (gcra: num < 1e6 packs; token_bucket: tokens < 1000), clocks from 0 to past the packed bounds.
     const params = fc.record({
-      limit: fc.oneof(fc.integer({ min: 1, max: 10 }), fc.integer({ min: 995, max: 1005 }), fc.integer({ min: 2990, max: 3010 })),
+      limit: fc.oneof(fc.integer({ min: 1, max: 10 }), fc.integer({ min: 995, max: 1005 }), fc.integer({ min: 2990, max: 3010 }), fc.integer({ min: 999_990, max: 1_000_010 })),
       periodMs: fc.oneof(fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 1, max: 3_600_000 })),
       burst: fc.option(fc.integer({ min: 1, max: 1500 }), { nil: undefined }),
-      t0: fc.oneof(fc.integer({ min: 1_600_000_000_000, max: 2_000_000_000_000 }), fc.integer({ min: MAX_PACKED_MS - 5000, max: MAX_PACKED_MS + 10 })),
+      t0: fc.oneof(
+        fc.integer({ min: 1_600_000_000_000, max: 2_000_000_000_000 }),
+        fc.integer({ min: 0, max: 20 }),
+        fc.integer({ min: MAX_PACKED_MS - 5000, max: MAX_PACKED_MS + 10 }),
+        fc.integer({ min: GCRA_MAX_PACKED_MS - 5000, max: GCRA_MAX_PACKED_MS + 10 }),
+      ),
     });
     const ops = fc.array(fc.tuple(fc.integer({ min: 0, max: 3000 }), fc.constantFrom('consume', 'consume', 'peek', 'refund'), fc.integer({ min: 0, max: 4 })), { minLength: 1, maxLength: 15 });
     let packedSeen = 0;
