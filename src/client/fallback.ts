@@ -9,6 +9,13 @@ import type { Target } from './keys.js';
 /** A target with where the twin last found its key (a hint only: the store checks it). */
 type Hinted = Target & { twinHandle?: StoreHandle };
 
+/** What Redis last said of a set of keys, and in which limit values. */
+interface Learned {
+  at: number;
+  remaining: number[];
+  plans: readonly LimitPlan[];
+}
+
 /**
  * The in-memory side of a limiter: the exact twin that decides when Redis cannot, and what Redis
  * last said of each subject so an outage does not hand a subject Redis had exhausted a fresh
@@ -17,8 +24,13 @@ type Hinted = Target & { twinHandle?: StoreHandle };
  */
 export class Fallback {
   readonly twin: TwinClient;
-  /** Per subject identity: each limit's remaining units and when Redis said so. Bounded, oldest first out. */
-  private readonly learned = new Map<string, { at: number; remaining: number[] }>();
+  /**
+   * Per set of keys (Target.keysIdent): each limit's remaining units, when Redis said so, and the
+   * plans (limit values) that answer was given in. Shared by every byScope variant of a limiter,
+   * as the twin is: their keys overlap, and the twin is seeded from the latest answer Redis gave
+   * for the keys, whichever variant asked. Bounded, oldest first out.
+   */
+  private readonly learned: Map<string, Learned>;
 
   /** One key per decision (one limit, no block key). */
   private readonly single: boolean;
@@ -31,8 +43,11 @@ export class Fallback {
     /** false: no Redis at all, the twin is the only authority (nothing to learn or seed). */
     private readonly behindRedis: boolean,
     private readonly changes: Changes,
+    /** Another variant's fallback of the same limiter: its twin and what it learned are shared. */
+    sibling?: Fallback,
   ) {
-    this.twin = new TwinClient({ clock });
+    this.twin = sibling ? sibling.twin : new TwinClient({ clock });
+    this.learned = sibling ? sibling.learned : new Map();
     this.single = shape.single;
   }
 
@@ -55,20 +70,21 @@ export class Fallback {
   /** Remembers what Redis said of a subject (a decision over every limit; a block says nothing of them). */
   learn(t: Target, d: Decision, at: number): void {
     if (d.limits.length !== this.plans.length) return;
-    let l = this.learned.get(t.ident);
+    let l = this.learned.get(t.keysIdent);
     if (!l) {
       // Oldest first out (insertion order); an entry is updated in place, so no re-insertion per call.
       if (this.learned.size >= 10_000) this.learned.delete(this.learned.keys().next().value!);
-      l = { at, remaining: new Array<number>(this.plans.length) };
-      this.learned.set(t.ident, l);
+      l = { at, remaining: new Array<number>(this.plans.length), plans: this.plans };
+      this.learned.set(t.keysIdent, l);
     }
     l.at = at;
+    l.plans = this.plans;
     for (let i = 0; i < d.limits.length; i++) l.remaining[i] = d.limits[i]!.remaining;
   }
 
-  /** This instance changed the subject's state (reset, refund, block): what was learned of it is stale. */
-  forget(ident: string): void {
-    this.learned.delete(ident);
+  /** This instance changed the subject's state (reset, refund, block): what was learned of its keys is stale. */
+  forget(t: Target): void {
+    this.learned.delete(t.keysIdent);
   }
 
   /** A key changed elsewhere: the twin's own count of it goes (learned values are checked against `changes`). */
@@ -95,11 +111,12 @@ export class Fallback {
    * time Redis said it, so refill since then is counted exactly as the twin counts it.
    */
   private seed(t: Target): void {
-    const l = this.learned.get(t.ident);
+    const l = this.learned.get(t.keysIdent);
     if (!l) return;
-    this.learned.delete(t.ident);
+    this.learned.delete(t.keysIdent);
     if (this.changes.since(t.keys, l.at)) return; // changed elsewhere after Redis said it
-    this.plans.forEach((p, i) => {
+    // In the units of the values Redis answered in (another variant's, when it asked last).
+    l.plans.forEach((p, i) => {
       if (this.twin.store.has(t.keys[i]!, l.at)) return;
       const take = p.fallbackCapacity - Math.floor(l.remaining[i]! / this.share);
       if (take > 0) this.twin.runParsed(p.fallback.consume.def, [t.keys[i]!], valuesWith(p.fallback.consume, take), undefined, l.at);

@@ -96,6 +96,8 @@ export interface Target {
   keys: string[];
   /** Identity for local caches: two subjects share it exactly when they share every Redis key and their limit values. */
   ident: string;
+  /** The keys alone, whatever the values (what the fallback learned of them is shared by every variant). */
+  keysIdent: string;
   /** Cluster hash slot of every key of the call; -1 on a standalone client. */
   slot: number;
   /** The limit values this subject's calls use (byScope: chosen by its scope values; else the limits' own). */
@@ -143,7 +145,8 @@ export class Subjects {
     if (this.blocks) keys.push(blockKey(this.prefix, s));
     const variant = this.choose(s);
     // The values are part of what local caches hold per identity (the scope choosing them need not be in the keys).
-    const ident = keys.length === 1 && variant.id === '' ? keys[0]! : JSON.stringify(variant.id === '' ? keys : [...keys, variant.id]);
-    return { s, keys, ident, slot: this.cluster ? slotOf(s) : -1, variant, twinHandle: undefined };
+    const keysIdent = keys.length === 1 ? keys[0]! : JSON.stringify(keys);
+    const ident = variant.id === '' ? keysIdent : JSON.stringify([...keys, variant.id]);
+    return { s, keys, ident, keysIdent, slot: this.cluster ? slotOf(s) : -1, variant, twinHandle: undefined };
   }
 }

@@ -81,7 +81,7 @@ export class LocalState {
   forget(t: Target, replaced: boolean): void {
     this.denyCache?.forget(t.ident);
     this.leases?.drop(t.ident);
-    t.variant.fallback.forget(t.ident);
+    t.variant.fallback.forget(t);
     const now = this.clock();
     for (const k of t.keys) this.changes.mark(k, now, replaced);
   }

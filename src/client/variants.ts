@@ -1,4 +1,3 @@
-import { TwinClient } from '../twin/client.js';
 import type { CircuitBreaker } from './breaker.js';
 import type { Changes } from './changes.js';
 import type { AnyLimitSpec, OnRedisFailure } from './config.js';
@@ -106,16 +105,6 @@ export interface VariantContext {
   readonly changes: Changes;
 }
 
-/** A variant's fallback on the limiter's one twin (one store for every variant: their keys overlap). */
-class SharedTwinFallback extends Fallback {
-  override readonly twin: TwinClient;
-
-  constructor(twin: TwinClient, ...rest: ConstructorParameters<typeof Fallback>) {
-    super(...rest);
-    this.twin = twin;
-  }
-}
-
 /** One limiter's variants: the base one, built now, and those of listed scope values, built when first needed. */
 export class Variants {
   readonly base: Variant;
@@ -173,18 +162,18 @@ export class Variants {
         id,
         limits.map((l, i) => chosen[i]?.spec ?? l),
         plans.map((p, i) => chosen[i]?.plan ?? p),
-        this.base.fallback.twin,
+        this.base.fallback,
       );
       this.built.set(id, v);
     }
     return v;
   }
 
-  private assemble(id: string, limits: readonly AnyLimitSpec[], plans: readonly LimitPlan[], twin: TwinClient | null): Variant {
+  private assemble(id: string, limits: readonly AnyLimitSpec[], plans: readonly LimitPlan[], sibling: Fallback | null): Variant {
     const c = this.ctx;
     const shape = new Shape(plans, c.blocks, c.sent);
-    const args: ConstructorParameters<typeof Fallback> = [plans, shape, c.share, c.clock, c.path !== null, c.changes];
-    const fallback = twin ? new SharedTwinFallback(twin, ...args) : new Fallback(...args);
+    // One twin and one memory of what Redis said for every variant: their keys overlap.
+    const fallback = new Fallback(plans, shape, c.share, c.clock, c.path !== null, c.changes, sibling ?? undefined);
     const policy = new FailurePolicy(c.onRedisFailure, c.throwWhenFailedClosed, c.breaker, shape.decode);
     const decider = c.path ? new Decider(c.path, c.coalesce, shape, policy, fallback) : null;
     const reserver = new Reserver(plans, c.blocks, shape, c.path, fallback, policy, c.cluster);

@@ -166,6 +166,34 @@ describe('limit values per scope value (byScope)', () => {
     }
   });
 
+  it('a key shared by two variants is seeded from the latest answer Redis gave for it, whichever variant asked', async () => {
+    // One key per subject (no scope keys the limit), values by model: big (the limit's own 100)
+    // and small (5). Redis' last word on the key came through small; the outage must start from
+    // it, in small's values, not from what big heard earlier (which would hand out used units).
+    const server = await startLocalRedis();
+    const client = new Redis({ port: server.port, host: '127.0.0.1', enableOfflineQueue: false, autoResendUnfulfilledCommands: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+    client.on('error', () => {});
+    try {
+      if (client.status !== 'ready') await new Promise((r) => client.once('ready', r));
+      const shared: LimitSpec = { name: 'rpm', algo: 'fixed_window', limit: 100, periodMs: HOUR, byScope: { model: { small: { limit: 60 } } } };
+      const rl = createRateLimiter({ redis: client, prefix: 'seedshared', limits: shared, timeoutMs: 500 });
+      await rl.ready();
+      expect((await admitted(rl, at('big', 'u'), 10)).every((d) => d.allowed && d.source === 'redis')).toBe(true);
+      // small's calls use the same key: 40 more, 50 used in all; Redis says 10 left of small's 60.
+      const last = (await admitted(rl, at('small', 'u'), 40)).at(-1)!;
+      expect(last).toMatchObject({ allowed: true, remaining: 10, source: 'redis' });
+      await server.kill();
+      // big's own last answer said 90 left; Redis' latest says 50 used: big gets its 100 − 50.
+      const during = await admitted(rl, at('big', 'u'), 60);
+      expect(during.every((d) => d.source === 'fallback')).toBe(true);
+      expect(during.filter((d) => d.allowed)).toHaveLength(50);
+      await rl.close();
+    } finally {
+      client.disconnect();
+      await server.stop().catch(() => {});
+    }
+  });
+
   it('leases keep each model’s values apart', async () => {
     const rl = createRateLimiter({ redis, prefix: uniquePrefix('psv7'), limits: tpm, lease: { size: 2 }, ...UNHURRIED });
     await rl.ready();
