@@ -40,19 +40,22 @@ async function timed<T>(call: () => Promise<T>): Promise<[number, T, number]> {
 
 describe('compact state on the server clock: int-encoded', () => {
   it('gcra: the tat as ms then num in six digits (whole-ms and fractional tats alike, limits up to 1e6)', async () => {
+    // A period of 366 days: even at 1e6 a unit takes 31.6 s to come back, so nothing refills or
+    // expires between the calls below, however loaded the machine (num: PERIOD % limit, 6 digits at 1e6).
+    const PERIOD = 31_622_400_000;
     for (const limit of [4, 7, 1000, 7001, 1_000_000]) {
       const k = key();
-      const [t0, r, t1] = await timed(() => b.gcra(redis, { key: k, limit, periodMs: HOUR }));
+      const [t0, r, t1] = await timed(() => b.gcra(redis, { key: k, limit, periodMs: PERIOD }));
       expect(r).toMatchObject({ allowed: true, remaining: limit - 1 });
       expect(await encoding(k)).toBe('int');
       const raw = (await redis.get(k))!;
       const [tatMs, num] = [Number(raw.slice(0, -6)), Number(raw.slice(-6))];
-      expect(num).toBe(HOUR % limit === 0 ? 0 : HOUR % limit); // one unit's span: HOUR / limit ms
-      const resetMs = Math.floor(HOUR / limit);
+      expect(num).toBe(PERIOD % limit); // one unit's span: PERIOD / limit ms
+      const resetMs = Math.floor(PERIOD / limit);
       expect(tatMs - resetMs).toBeGreaterThanOrEqual(t0);
       expect(tatMs - resetMs).toBeLessThanOrEqual(t1);
       // The next call reads it: one unit less.
-      expect((await b.gcraPeek(redis, { key: k, limit, periodMs: HOUR })).remaining).toBe(limit - 1);
+      expect((await b.gcraPeek(redis, { key: k, limit, periodMs: PERIOD })).remaining).toBe(limit - 1);
     }
   });
 
