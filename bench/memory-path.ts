@@ -16,11 +16,16 @@
  *
  * BENCH_ROUNDS (default 3), BENCH_DECISIONS per round and contender (default 500 000),
  * BENCH_CHUNK (default 50 000), BENCH_CASES (comma list of uniform, fresh, hot).
+ * BEFORE=<a copy of the tree>/src/index.ts adds that build as a third contender (the three
+ * rotated per chunk) and reports after / before paired per chunk (the median of the ratios).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { createRateLimiter } from '../src/index.js';
+
+type Create = typeof createRateLimiter;
+const before: Create | null = process.env.BEFORE ? ((await import(process.env.BEFORE)) as { createRateLimiter: Create }).createRateLimiter : null;
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const N = Number(process.env.BENCH_DECISIONS ?? 500_000);
@@ -86,28 +91,38 @@ async function main(): Promise<void> {
   for (const c of cases) {
     const mem: number[] = [];
     const ours: number[] = [];
+    const prev: number[] = [];
+    const paired: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       // Fresh instances per round: the fresh case must start from an empty store every time.
       const rlf = new RateLimiterMemory({ points: c.points, duration: c.seconds });
-      const lim = createRateLimiter({ limits: { name: 'm', algo: 'gcra', limit: c.points, periodMs: c.seconds * 1000 } });
+      const options = { limits: { name: 'm', algo: 'gcra' as const, limit: c.points, periodMs: c.seconds * 1000 } };
+      const lim = createRateLimiter(options);
+      const old = before ? before(options) : null;
       for (let from = 0; from + CHUNK <= N; from += CHUNK) {
-        // Alternate which goes first, so neither always runs right after the other's garbage.
-        const pair = [() => chunk((id) => rlf.consume(id).catch((x: unknown) => x), c.id, from), () => chunk((id) => lim.limit(id), c.id, from)];
-        if ((from / CHUNK) % 2 === 1) {
-          ours.push(await pair[1]!());
-          mem.push(await pair[0]!());
-        } else {
-          mem.push(await pair[0]!());
-          ours.push(await pair[1]!());
-        }
+        // Rotate which goes first, so none always runs right after another's garbage.
+        const runs: (() => Promise<void>)[] = [
+          async () => void mem.push(await chunk((id) => rlf.consume(id).catch((x: unknown) => x), c.id, from)),
+          async () => void ours.push(await chunk((id) => lim.limit(id), c.id, from)),
+        ];
+        if (old) runs.push(async () => void prev.push(await chunk((id) => old.limit(id), c.id, from)));
+        const k = from / CHUNK;
+        for (let j = 0; j < runs.length; j++) await runs[(k + j) % runs.length]!();
+        if (old) paired.push(ours[ours.length - 1]! / prev[prev.length - 1]!);
       }
       await lim.close();
+      await old?.close();
     }
     const best = (xs: number[]) => Math.max(...xs);
     console.log(`## ${c.name}`);
     console.log(`  RateLimiterMemory   median ${f(median(mem)).padStart(10)}  best ${f(best(mem)).padStart(10)} decisions/s`);
     console.log(`  redlimit, no redis  median ${f(median(ours)).padStart(10)}  best ${f(best(ours)).padStart(10)} decisions/s`);
-    console.log(`  ratio               median ${(median(ours) / median(mem)).toFixed(2)}×       best ${(best(ours) / best(mem)).toFixed(2)}×\n`);
+    console.log(`  ratio               median ${(median(ours) / median(mem)).toFixed(2)}×       best ${(best(ours) / best(mem)).toFixed(2)}×`);
+    if (before) {
+      console.log(`  before (BEFORE)     median ${f(median(prev)).padStart(10)}  best ${f(best(prev)).padStart(10)} decisions/s (${(median(prev) / median(mem)).toFixed(2)}× RateLimiterMemory)`);
+      console.log(`  after / before      paired per chunk: median ${median(paired).toFixed(2)}× (min ${Math.min(...paired).toFixed(2)}, max ${Math.max(...paired).toFixed(2)})`);
+    }
+    console.log('');
   }
 }
 
