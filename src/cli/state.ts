@@ -10,6 +10,19 @@ import { runScript, type RedisClientLike } from '../runtime/index.js';
 import { connect } from './connect.js';
 import { LIMIT_NAME, algoOptions, int, limitFrom, limitOptions, subjectFrom, subjectOptions, type SubjectOptions } from './options.js';
 import { CliError, print, progress } from './output.js';
+import {
+  StateDecodeError,
+  decodeBlock,
+  decodeConcurrency,
+  decodeFixedWindow,
+  decodeSlidingLog,
+  decodeSlidingWindow,
+  decodeState,
+  decodeTokenBucket,
+  decodeTokenBucketHash,
+  type AlgoName as StateAlgo,
+  type DecodedState,
+} from '../twin/state.js';
 
 /** Runs a glob pattern over every primary's keys in bounded SCAN steps (never KEYS). */
 async function* scanKeys(client: Awaited<ReturnType<typeof connect>>, cluster: boolean, pattern: string, maxKeys: number): AsyncGenerator<string> {
@@ -31,6 +44,87 @@ async function* scanKeys(client: Awaited<ReturnType<typeof connect>>, cluster: b
 /** A literal inside a SCAN MATCH pattern: glob characters escaped. */
 const globLiteral = (s: string) => s.replace(/[*?[\]\\]/g, '\\$&');
 const regexLiteral = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** A time in ms as an ISO date, or the number itself past what a Date holds. */
+function iso(ms: number): string | number {
+  return Math.abs(ms) <= 8.64e15 ? new Date(ms).toISOString() : ms;
+}
+
+/** A decoded state (src/twin/state.ts) as `inspect` shows it. */
+function describe(d: DecodedState | undefined): Record<string, unknown> {
+  if (!d) return { kind: 'absent', meaning: 'no state: the subject is at full' };
+  const form = d.form;
+  switch (d.algo) {
+    case 'gcra':
+      return { kind: 'gcra', form, theoreticalArrival: iso(d.tatMs), fractionOfMs: `${d.tatNum}/limit` };
+    case 'token_bucket':
+      return { kind: 'token_bucket', form, tokens: d.tokens, frac: form === 'packed' ? 0 : `${d.frac}/period_ms`, countedAt: iso(d.tsMs) };
+    case 'fixed_window':
+      return d.form === 'packed'
+        ? { kind: 'fixed_window', form, count: d.count, windowStartMod2e22: d.startTag }
+        : { kind: 'fixed_window', form, windowStart: iso(d.start), count: d.count };
+    case 'quota':
+      return { kind: 'quota', form, periodStart: iso(d.start), count: d.count };
+    case 'sliding_window':
+      return d.form === 'packed'
+        ? { kind: 'sliding_window', form, current: d.cur, previous: d.prev, windowStartMod2e21: d.startTag }
+        : { kind: 'sliding_window', form, windowStart: iso(d.start), current: d.cur, previous: d.prev };
+    case 'sliding_log': {
+      const oldest = d.entries[0]!;
+      const newest = d.entries[d.entries.length - 1]!;
+      return { kind: 'sliding_log', entries: d.entries.length, oldest: iso(oldest.ts), units: newest.cum - oldest.cum + oldest.cost };
+    }
+    case 'concurrency': {
+      return { kind: 'concurrency', entries: d.leases.size, oldest: iso([...d.leases.values()].reduce((x, y) => Math.min(x, y))) };
+    }
+    case 'block':
+      return { kind: 'block', until: iso(d.untilMs) };
+  }
+}
+
+/**
+ * `raw` described by the first decoding that takes it (src/twin/state.ts); a value none takes is
+ * shown as unknown, with the first decoder's reason.
+ */
+function describeFirst(raw: unknown, attempts: (() => DecodedState | undefined)[], relabel?: (d: DecodedState) => Record<string, unknown> | undefined): Record<string, unknown> {
+  let first: StateDecodeError | undefined;
+  for (const attempt of attempts) {
+    let d: DecodedState | undefined;
+    try {
+      d = attempt();
+    } catch (err) {
+      if (!(err instanceof StateDecodeError)) throw err;
+      first ??= err;
+      continue;
+    }
+    return (d && relabel?.(d)) ?? describe(d);
+  }
+  return { kind: 'unknown', value: raw, error: first!.message };
+}
+
+const STRING_ALGOS: readonly string[] = ['gcra', 'token_bucket', 'fixed_window', 'quota', 'sliding_window'];
+
+/**
+ * A string state decoded as the algorithm given by --algo (default gcra) stores it; a value that
+ * algorithm never writes is tried as the forms that name their algorithm (a token bucket's, a
+ * sliding window's "start:cur:prev"), then as any window counter or block.
+ */
+function describeString(raw: string, algo: string): Record<string, unknown> {
+  const attempts: (() => DecodedState | undefined)[] = [() => decodeTokenBucket(raw), () => decodeSlidingWindow(raw), () => decodeFixedWindow(raw), () => decodeBlock(raw)];
+  if (STRING_ALGOS.includes(algo)) attempts.unshift(() => decodeState(algo as StateAlgo, raw));
+  return describeFirst(raw, attempts, (d) => {
+    if (d.algo === algo) return undefined;
+    // An integer or "start:count" that --algo does not write carries no algorithm of its own.
+    if (d.algo === 'fixed_window' && d.form === 'text') return { kind: 'window counter', form: 'text', windowStart: iso(d.start), count: d.count };
+    if (d.algo === 'fixed_window' || d.algo === 'block' || (d.algo === 'sliding_window' && d.form === 'packed')) return { kind: 'counter or block', value: Number(raw) };
+    return undefined;
+  });
+}
+
+/** A sorted set: a sliding log's entries when its members have their shape, else concurrency leases. */
+function describeZset(entries: string[]): Record<string, unknown> {
+  return describeFirst(entries, [() => decodeSlidingLog(entries), () => decodeConcurrency(entries)]);
+}
 
 /** A read-only peek of one key with the limit's options, by the algorithm's peek script. */
 async function peekKey(client: object, limit: LimitSpec, key: string): Promise<{ remaining: number; resetAfterMs: number }> {
@@ -86,33 +180,6 @@ export function registerStateCommands(cli: Command): void {
     }
   });
 
-  /**
-   * A string state as the algorithm given by --algo (default gcra) stores it: the integer forms
-   * Redis int-encodes (issue 17) carry no algorithm; the string forms mostly do.
-   */
-  function decodeStringState(raw: string, algo: string): Record<string, unknown> {
-    const iso = (ms: number) => new Date(ms).toISOString();
-    let m = /^(-?\d+),(\d+),(\d+)$/.exec(raw);
-    if (m) return { kind: 'token_bucket', tokens: Number(m[1]), frac: `${m[2]}/period_ms`, countedAt: iso(Number(m[3])) };
-    if (/^-\d+$/.test(raw)) {
-      const n = -Number(raw);
-      return { kind: 'token_bucket', tokens: n % 1000, frac: 0, countedAt: iso(Math.floor(n / 1000)) };
-    }
-    m = /^(\d+):(\d+):(\d+)$/.exec(raw);
-    if (m) return { kind: 'sliding_window', windowStart: iso(Number(m[1])), current: Number(m[2]), previous: Number(m[3]) };
-    m = /^(\d+):(\d+)$/.exec(raw);
-    if (m) return algo === 'gcra' ? { kind: 'gcra', theoreticalArrival: iso(Number(m[1])), fractionOfMs: `${m[2]}/limit` } : { kind: 'window counter', windowStart: iso(Number(m[1])), count: Number(m[2]) };
-    if (/^\d+$/.test(raw)) {
-      const n = Number(raw);
-      // gcra packs ms then num in six digits (up to 19 digits: sliced, never a double's value).
-      if (algo === 'gcra') return { kind: 'gcra', theoreticalArrival: iso(raw.length > 6 ? Number(raw.slice(0, -6)) : 0), fractionOfMs: `${Number(raw.slice(-6))}/limit` };
-      if (algo === 'fixed_window') return { kind: 'fixed_window', count: Math.floor(n / 2 ** 22), windowStartMod2e22: n % 2 ** 22 };
-      if (algo === 'sliding_window') return { kind: 'sliding_window', current: Math.floor(n / 2 ** 37), previous: Math.floor(n / 2 ** 21) % 2 ** 16, windowStartMod2e21: n % 2 ** 21 };
-      return { kind: 'counter or block', value: n };
-    }
-    return { kind: 'unknown', value: raw };
-  }
-
   const inspect = cli
     .command('inspect <key>')
     .description("decode a redlimit key: its raw state and TTL; with the limit's options, remaining and reset exactly (through the peek script)")
@@ -130,14 +197,14 @@ export function registerStateCommands(cli: Command): void {
         let decoded: Record<string, unknown> = {};
         if (type === 'string') {
           raw = await client.get(key);
-          decoded = decodeStringState(String(raw), o.algo ?? 'gcra');
+          decoded = describeString(String(raw), o.algo ?? 'gcra');
         } else if (type === 'hash') {
           raw = await client.hgetall(key);
-          decoded = { kind: 'token_bucket', ...(raw as object) };
+          decoded = describeFirst(raw, [() => decodeTokenBucketHash(raw as Record<string, string>)]);
         } else if (type === 'zset') {
           const entries = await client.zrange(key, 0, -1, 'WITHSCORES');
           raw = entries;
-          decoded = { kind: 'sliding_log or concurrency', entries: entries.length / 2, oldest: entries[1] ? new Date(Number(entries[1])).toISOString() : null };
+          decoded = describeZset(entries);
         } else if (type === 'none') decoded = { kind: 'absent', meaning: 'no state: the subject is at full' };
         let exact: unknown = null;
         if (o.limit !== undefined && o.algo) {

@@ -1,0 +1,50 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import * as b from '../generated/index.js';
+import { ioredis, redisUrl, uniquePrefix } from './support/redis.js';
+import { repoRoot } from './support/temp-scripts.js';
+
+/** `redlimit inspect` decodes every stored form through src/twin/state.ts (a real process, real scripts). */
+let redis: Redis;
+let prefix: string;
+beforeAll(() => {
+  redis = ioredis();
+  prefix = uniquePrefix('cli-inspect');
+});
+afterAll(() => redis.quit());
+
+function inspect(key: string, ...args: string[]): Promise<{ code: number; out: Record<string, unknown>; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', join(repoRoot, 'src', 'cli', 'main.ts'), 'inspect', key, '--url', redisUrl(), '--json', ...args], { cwd: repoRoot, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, out: stdout ? JSON.parse(stdout) : {}, stderr }),
+    );
+  });
+}
+
+// Each CLI call is a process that compiles TypeScript on start: seconds each on a loaded machine.
+describe('redlimit inspect', { timeout: 300_000 }, () => {
+  it("decodes what the scripts write, v2's token bucket hash, sorted sets, and shows garbage as unknown with the reason", async () => {
+    const now = 1_700_000_000_000;
+    const keys = { tb: `${prefix}tb`, hash: `${prefix}hash`, fw: `${prefix}fw`, log: `${prefix}log`, bad: `${prefix}bad` };
+    await b.tokenBucket(redis, { key: keys.tb, limit: 10, periodMs: 86_400_000, cost: 3, nowMs: now });
+    await redis.hset(keys.hash, 'tokens', '4', 'frac', '12', 'ts_ms', String(now));
+    await b.fixedWindow(redis, { key: keys.fw, limit: 10, periodMs: 3_600_001, cost: 2 }); // the server clock: the packed integer
+    await b.slidingLog(redis, { key: keys.log, limit: 10, periodMs: 86_400_000, cost: 2, nowMs: now });
+    await redis.set(keys.bad, 'not a state', 'PX', 600_000);
+    const [tb, hash, fw, log, bad] = await Promise.all([
+      inspect(keys.tb),
+      inspect(keys.hash),
+      inspect(keys.fw, '--algo', 'fixed_window'),
+      inspect(keys.log, '--algo', 'sliding_log'),
+      inspect(keys.bad),
+    ]);
+    for (const r of [tb, hash, fw, log, bad]) expect(r.code, r.stderr).toBe(0);
+    expect(tb.out.decoded).toEqual({ kind: 'token_bucket', form: 'packed', tokens: 7, frac: 0, countedAt: new Date(now).toISOString() });
+    expect(hash.out).toMatchObject({ type: 'hash', decoded: { kind: 'token_bucket', form: 'hash', tokens: 4, frac: '12/period_ms' } });
+    expect(fw.out.decoded).toMatchObject({ kind: 'fixed_window', form: 'packed', count: 2 });
+    expect(log.out.decoded).toEqual({ kind: 'sliding_log', entries: 1, oldest: new Date(now).toISOString(), units: 2 });
+    expect(bad.out.decoded).toMatchObject({ kind: 'unknown', value: 'not a state', error: expect.stringMatching(/redlimit gcra: "not a state" is not gcra state/) });
+  });
+});
