@@ -3,6 +3,7 @@ import * as b from '../../generated/index.js';
 import type { ScriptDef } from '../runtime/index.js';
 import type { ArgValues } from '../twin/args.js';
 import type { TwinClient } from '../twin/client.js';
+import { directConsume, type DirectConsume } from '../twin/direct.js';
 import type { BatchShape } from './coalescer.js';
 import { Decoder } from './decode.js';
 import type { Decision, DecisionSource } from './decision.js';
@@ -41,6 +42,11 @@ export class Shape {
   /** Where each call's first limit result sits in its reply (from the script headers). */
   private readonly at: { readonly consume: number; readonly peek: number; readonly multi: number; readonly multiPeek: number };
   private readonly zoned: boolean;
+  /** One limit: its fallback consume bound once on the twin (null: through runParsed), and the reply it fills. */
+  private readonly twinConsume: DirectConsume | null;
+  private readonly twinReply: number[] = [0, 0, 0, 0];
+  /** The fallback consume's share_ppm when a call names no priority class. */
+  private readonly twinShare: number | undefined;
   /**
    * The holder a twin decision made now takes (see withHolder): the fallback calls onTwin
    * synchronously, so the holder of the decision under way is set around that call.
@@ -60,6 +66,9 @@ export class Shape {
     const offset = (def: ScriptDef) => b.replyLayouts[def.name]?.offset ?? 0; // a concurrency limit's scripts are never sent alone
     this.at = { consume: offset(plans[0]!.consume.def), peek: offset(plans[0]!.peek.def), multi: offset(b.multiScript), multiPeek: offset(b.multiPeekScript) };
     this.batch = this.holding ? null : this.batchShape();
+    const fc = plans[0]!.fallback.consume;
+    this.twinConsume = this.single && fc.zone === null && fc.costIndex >= 0 && fc.shareIndex >= 0 && this.at.consume === 0 ? directConsume(fc.def.name, fc.values) : null;
+    this.twinShare = fc.values.share_ppm as number | undefined;
   }
 
   /** The consume call on Redis, uncoalesced; a concurrency item takes `holder`. */
@@ -102,6 +111,13 @@ export class Shape {
   onTwin(twin: TwinClient, keys: readonly string[], costs: readonly number[], consume: boolean, now: number, shares?: readonly string[]): Decision {
     if (this.single) {
       const p = this.plans[0]!;
+      if (consume && this.twinConsume !== null) {
+        // As valuesWith passes it: the class's share, else the script's default.
+        const share = shares?.[0];
+        const out = this.twinReply;
+        twin.runDirect(this.twinConsume, p.fallback.consume.def, out, keys[0]!, costs[0]!, share === undefined || share === '' ? this.twinShare : Number(share), now);
+        return this.decode.single(out, 0, 'fallback');
+      }
       const c = consume ? p.fallback.consume : p.fallback.peek;
       return this.decode.single(twin.runParsed(c.def, keys, valuesWith(c, costs[0]!, shares?.[0]), undefined, now), consume ? this.at.consume : this.at.peek, 'fallback');
     }

@@ -1,6 +1,7 @@
 import { allScripts } from '../../generated/index.js';
 import type { ScriptDef } from '../runtime/script-def.js';
 import type { ArgValues } from './args.js';
+import type { DirectConsume } from './direct.js';
 import { runTwinScript, twinError, twinScripts, type TwinCall } from './scripts.js';
 import { MemoryStore } from './store.js';
 
@@ -59,6 +60,18 @@ export class TwinClient {
         c.args = NO_ARGS;
         c.items = NO_ITEMS;
       }
+    }
+  }
+
+  /**
+   * A single-key consume bound once (directConsume of `def`'s script) on `key`, its reply into
+   * `out`: what runParsed of `def` answers, throwing what it throws, with no call object or reply.
+   */
+  runDirect(run: DirectConsume, def: ScriptDef, out: number[], key: string, cost: number, sharePpm: number | undefined, now: number): void {
+    try {
+      run(out, this.store, key, cost, sharePpm, now);
+    } catch (err) {
+      throw twinError(err, def, this.store, [key], now);
     }
   }
 

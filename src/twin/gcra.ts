@@ -87,11 +87,21 @@ export function gcraEval(store: MemoryStore, key: string, limit: number, periodM
  * retry] is a fresh array (it goes back to the caller).
  */
 export function gcraConsume(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean, keep = 0): number[] {
+  const out = [0, 0, 0, 0];
+  gcraConsumeTo(out, store, key, limit, periodMs, burst, cost, now, simulated, keep);
+  return out;
+}
+
+/** gcraConsume with its reply written into `out` (the in-memory path's scratch: nothing allocated). */
+export function gcraConsumeTo(out: number[], store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean, keep: number): void {
   const current = store.get(key, 'gcra', now);
   gcraDecide(current, limit, periodMs, burst, cost, now, keep);
   const { allowed, left, retry, resetMs, resetNum } = D;
   if (allowed === 1 && cost > 0) gcraStore(store, key, resetMs, resetNum, now, simulated, current);
-  return [allowed, Math.max(left, 0), resetNum > 0 ? resetMs + 1 : resetMs, retry];
+  out[0] = allowed;
+  out[1] = Math.max(left, 0);
+  out[2] = resetNum > 0 ? resetMs + 1 : resetMs;
+  out[3] = retry;
 }
 
 export function gcraRefund(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, cost: number, now: number, simulated: boolean): [number, number, Write[]] {
