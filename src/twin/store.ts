@@ -2,8 +2,10 @@
  * The twin's keyspace: what Redis holds for the scripts, in process memory. Each entry has a kind
  * (the Redis type it stands for) and an expiry on the twin's clock.
  *
- * Expired entries go lazily on read (as in Redis) and actively, in expiry order: a min-heap holds
- * every entry that has an expiry, keyed by a lower bound of it. Every read first handles a few
+ * Expired entries go lazily on read (as in Redis) and actively, in expiry order: every entry that
+ * has an expiry is queued, keyed by a lower bound of it, in a run (a FIFO of bounds that never
+ * decrease: the common case, keys written at a clock that moves forward with one TTL, costs O(1)
+ * to queue and to pop) or else a min-heap. Every read first handles a few
  * entries that are due (bounded work, amortised O(1): each entry enters the heap once per expiry
  * that comes due), and a timer handles the rest while nothing calls. The timer is unref'd (a
  * process exits with a non-empty store) and stops once nothing is left to expire.
@@ -39,8 +41,10 @@ interface Entry {
   value: TwinValue;
   /** ms on the twin's clock; the entry is gone once now > expiresAt (Redis' rule). A ghost: -Infinity. */
   expiresAt: number;
-  /** Index in the expiry heap, -1 when not in it (no expiry, removed, or a ghost). */
+  /** Index in the expiry heap, -1 when not in it (no expiry, removed, in the run, or a ghost). */
   slot: number;
+  /** Index in the expiry run, -1 when not in it. */
+  run: number;
   /** A ghost's links in the ghost list (oldest first); null while the entry holds a value. */
   prev: Entry | null;
   next: Entry | null;
@@ -80,7 +84,7 @@ const GHOST_READS = 1 << 17;
 const EMPTY: TwinValue = { kind: 'block', untilMs: 0 };
 
 function listHead(): Entry {
-  const h: Entry = { key: '', value: EMPTY, expiresAt: -Infinity, slot: -1, prev: null, next: null, diedAt: 0, recurs: false };
+  const h: Entry = { key: '', value: EMPTY, expiresAt: -Infinity, slot: -1, run: -1, prev: null, next: null, diedAt: 0, recurs: false };
   h.prev = h;
   h.next = h;
   return h;
@@ -95,6 +99,17 @@ export class MemoryStore {
    */
   private queue: Entry[] = [];
   private at = new Float64Array(64);
+  /**
+   * The run: entries queued in nondecreasing bound order (`runAt`), from `runHead` to `runTail`;
+   * null where an entry left before its turn. `runCount` are entries (not holes).
+   */
+  private runQ: (Entry | null)[] = [];
+  private runAt = new Float64Array(64);
+  private runHead = 0;
+  private runTail = 0;
+  private runCount = 0;
+  /** The earliest bound queued (heap root or run head); Infinity when nothing is queued. */
+  private due = Infinity;
   /**
    * Entries removed from the map, reused for new keys: a stream of short-lived keys then
    * allocates (and the garbage collector copies) no entry per key. Bounded; holding nothing.
@@ -152,7 +167,7 @@ export class MemoryStore {
   get<K extends TwinValue['kind']>(key: string, kind: K, now: number, owner = kind as string): Extract<TwinValue, { kind: K }> | undefined {
     if (now > this.seenNow) this.seenNow = now;
     const reads = ++this.reads;
-    if (this.queue.length !== 0 && now > this.at[0]!) this.sweepDue(now, CALL_BUDGET, false);
+    if (now > this.due) this.sweepDue(now, CALL_BUDGET, false);
     if (this.ghostCount !== 0) this.age(reads);
     const e = key === this.lastKey ? this.lastEntry : this.lookup(key);
     if (e === undefined) return undefined;
@@ -180,7 +195,7 @@ export class MemoryStore {
       created.value = value;
       created.expiresAt = expiresAt;
       created.recurs = recurs;
-    } else created = { key, value, expiresAt, slot: -1, prev: null, next: null, diedAt: 0, recurs };
+    } else created = { key, value, expiresAt, slot: -1, run: -1, prev: null, next: null, diedAt: 0, recurs };
     this.map.set(key, created);
     this.lastKey = key;
     this.lastEntry = created;
@@ -224,6 +239,11 @@ export class MemoryStore {
     for (const e of this.queue) e.slot = -1;
     this.queue = [];
     this.at = new Float64Array(64);
+    for (const e of this.runQ) if (e) e.run = -1;
+    this.runQ = [];
+    this.runAt = new Float64Array(64);
+    this.runHead = this.runTail = this.runCount = 0;
+    this.due = Infinity;
     this.lastKey = undefined;
     this.lastEntry = undefined;
     const list = this.ghosts;
@@ -254,22 +274,32 @@ export class MemoryStore {
 
   /** Handles due entries (at most `budget` looked at): each goes (`expired`), or is dropped when `drop`. */
   private sweepDue(now: number, budget: number, drop: boolean): number {
-    const queue = this.queue;
-    const at = this.at;
     let removed = 0;
-    for (let seen = 0; seen < budget && queue.length !== 0; seen++) {
-      if (!(now > at[0]!)) break;
-      const e = queue[0]!;
-      if (now > e.expiresAt) {
+    for (let seen = 0; seen < budget; seen++) {
+      if (!(now > this.due)) break;
+      let e: Entry;
+      if (this.queue.length !== 0 && this.at[0] === this.due) {
+        e = this.queue[0]!;
+        if (!(now > e.expiresAt) && e.expiresAt !== Infinity) {
+          // Its expiry moved later since it was queued: queue it again at the expiry it has now.
+          this.at[0] = e.expiresAt;
+          this.siftDown(0, e, e.expiresAt);
+          this.refreshDue();
+          continue;
+        }
         this.removeAt(0);
+      } else {
+        e = this.runQ[this.runHead]!;
+        this.runRemove(e);
+        if (!(now > e.expiresAt)) {
+          if (e.expiresAt !== Infinity) this.insert(e, e.expiresAt); // moved later: queued again
+          continue;
+        }
+      }
+      if (now > e.expiresAt) {
         if (drop) this.forget(e);
         else this.expired(e);
         removed++;
-      } else if (e.expiresAt === Infinity) this.removeAt(0);
-      else {
-        // Its expiry moved later since it was queued: queue it again at the expiry it has now.
-        at[0] = e.expiresAt;
-        this.siftDown(0, e, e.expiresAt);
       }
     }
     return removed;
@@ -277,7 +307,7 @@ export class MemoryStore {
 
   /** An entry found expired under traffic: a ghost if its key recurs, else deleted. */
   private expired(e: Entry): void {
-    if (e.slot >= 0) this.removeAt(e.slot);
+    this.unqueue(e);
     if (!e.recurs) {
       this.forget(e);
       return;
@@ -334,15 +364,29 @@ export class MemoryStore {
 
   private moveExpiry(e: Entry, expiresAt: number): void {
     e.expiresAt = expiresAt;
-    // Later: the heap keeps the earlier bound and catches up when it comes due (no work now).
-    if (e.slot < 0) {
-      if (expiresAt !== Infinity) this.insert(e, expiresAt);
-    } else if (expiresAt < this.at[e.slot]!) this.siftUp(e.slot, e, expiresAt);
+    // Later: the queue keeps the earlier bound and catches up when it comes due (no work now).
+    if (e.slot >= 0) {
+      if (expiresAt < this.at[e.slot]!) {
+        this.siftUp(e.slot, e, expiresAt);
+        this.refreshDue();
+      }
+    } else if (e.run >= 0) {
+      if (expiresAt < this.runAt[e.run]!) {
+        this.runRemove(e);
+        this.insert(e, expiresAt);
+      }
+    } else if (expiresAt !== Infinity) this.insert(e, expiresAt);
   }
 
   private drop(e: Entry): void {
-    if (e.slot >= 0) this.removeAt(e.slot);
+    this.unqueue(e);
     this.forget(e);
+  }
+
+  /** Takes `e` out of the expiry queue (heap or run), if it is in it. */
+  private unqueue(e: Entry): void {
+    if (e.slot >= 0) this.removeAt(e.slot);
+    else if (e.run >= 0) this.runRemove(e);
   }
 
   /** Removes an entry (already out of the heap and the ghost list) from the map, keeping it for reuse. */
@@ -354,15 +398,20 @@ export class MemoryStore {
     if (this.spare.length !== SPARE_ENTRIES) this.spare.push(e);
   }
 
+  /** Queues `e` at bound `expiresAt`: in the run when no earlier than its last bound, else in the heap. */
   private insert(e: Entry, expiresAt: number): void {
-    const n = this.queue.length;
-    if (n === this.at.length) {
-      const grown = new Float64Array(n * 2);
-      grown.set(this.at);
-      this.at = grown;
+    if (this.runTail === 0 || expiresAt >= this.runAt[this.runTail - 1]!) this.runPush(e, expiresAt);
+    else {
+      const n = this.queue.length;
+      if (n === this.at.length) {
+        const grown = new Float64Array(n * 2);
+        grown.set(this.at);
+        this.at = grown;
+      }
+      this.queue.push(e);
+      this.siftUp(n, e, expiresAt);
     }
-    this.queue.push(e);
-    this.siftUp(n, e, expiresAt);
+    if (expiresAt < this.due) this.due = expiresAt;
     if (this.timer === undefined) this.schedule(TICK_MIN_MS);
   }
 
@@ -371,10 +420,67 @@ export class MemoryStore {
     queue[i]!.slot = -1;
     const last = queue.pop()!;
     const n = queue.length;
-    if (i === n) return;
-    const lastAt = this.at[n]!;
-    if (i > 0 && lastAt < this.at[(i - 1) >> 2]!) this.siftUp(i, last, lastAt);
-    else this.siftDown(i, last, lastAt);
+    if (i !== n) {
+      const lastAt = this.at[n]!;
+      if (i > 0 && lastAt < this.at[(i - 1) >> 2]!) this.siftUp(i, last, lastAt);
+      else this.siftDown(i, last, lastAt);
+    }
+    if (i === 0) this.refreshDue();
+  }
+
+  /** The earliest bound queued, after the heap root or the run head changed. */
+  private refreshDue(): void {
+    const h = this.queue.length !== 0 ? this.at[0]! : Infinity;
+    const r = this.runHead !== this.runTail ? this.runAt[this.runHead]! : Infinity;
+    this.due = h < r ? h : r;
+  }
+
+  // --- the run --------------------------------------------------------------------------------
+
+  private runPush(e: Entry, bound: number): void {
+    if (this.runTail === this.runAt.length) this.runMake(this.runCount * 2 + 64 > this.runAt.length ? this.runAt.length * 2 : this.runAt.length);
+    const i = this.runTail++;
+    this.runQ[i] = e;
+    this.runAt[i] = bound;
+    e.run = i;
+    this.runCount++;
+  }
+
+  /** Takes `e` (in the run) out of it: a hole, or the head moves past it and the holes after it. */
+  private runRemove(e: Entry): void {
+    const i = e.run;
+    this.runQ[i] = null;
+    e.run = -1;
+    this.runCount--;
+    if (i === this.runHead) {
+      const q = this.runQ;
+      let h = i + 1;
+      while (h < this.runTail && q[h] === null) h++;
+      if (h === this.runTail) this.runHead = this.runTail = 0; // empty: start over
+      else this.runHead = h;
+      this.refreshDue();
+    } else if (this.runTail - this.runHead > 4 * this.runCount + 1024) this.runMake(this.runAt.length); // mostly holes
+  }
+
+  /** The run's entries moved to the front of arrays of `size` (holes left out). */
+  private runMake(size: number): void {
+    const q = this.runQ;
+    const at = this.runAt;
+    const nq: (Entry | null)[] = [];
+    const nat = size === at.length ? at : new Float64Array(size);
+    let j = 0;
+    for (let i = this.runHead; i < this.runTail; i++) {
+      const e = q[i];
+      if (e === null || e === undefined) continue;
+      nq.push(e);
+      nat[j] = at[i]!;
+      e.run = j++;
+    }
+    this.runQ = nq;
+    this.runAt = nat;
+    this.runHead = 0;
+    this.runTail = j;
+    this.refreshDue();
   }
 
   /** Puts `e` with priority `p` at hole `i`, moving parents down until the order holds. */
@@ -444,12 +550,12 @@ export class MemoryStore {
     const now = this.idleNow();
     const purged = idle ? this.purge(TICK_BUDGET) : 0;
     this.sweep(now, TICK_BUDGET);
-    if (this.queue.length === 0) {
+    if (this.due === Infinity) {
       // Ghosts left: look again (they go once a turn sees no read).
       if (this.ghostCount !== 0) this.schedule(purged === TICK_BUDGET ? 0 : TICK_MIN_MS);
       return;
     }
-    const next = this.at[0]!;
+    const next = this.due;
     // More due than one turn may take: come back at once; else when the next one is due.
     this.schedule(now > next || purged === TICK_BUDGET ? 0 : Math.min(Math.max(next - now + 1, TICK_MIN_MS), TICK_MAX_MS));
   }
