@@ -55,7 +55,7 @@ export class Decider {
   /** One consume, uncoalesced, no failure policy. */
   consume(t: Target, costs: readonly number[], shares?: readonly string[], holder?: string): Promise<Decision> {
     const call = this.shape.consume(costs, shares, holder);
-    return this.path.run(call.def, t.keys, call.argv, t.slot).then((r) => this.shape.decide(call, r as number[], 'redis'));
+    return this.path.run(call.def, t.keys, call.argv, t.slot, true).then((r) => this.shape.decide(call, r as number[], 'redis'));
   }
 
   /**

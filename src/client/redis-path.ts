@@ -13,6 +13,8 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+const SHARE = { shareWrite: true };
+const NO_OPTIONS = {};
 const BREAKER_OPEN = () => new RedisUnavailableError('redlimit: circuit breaker is open');
 
 /**
@@ -74,13 +76,13 @@ export class RedisPath {
    * Runs a script on Redis. Rejects with the failure (and has told the breaker); the caller's
    * own mistakes (see failure.ts) as a typed error: InvalidArgumentError, StateKeyError.
    */
-  run(def: ScriptDef, keys: string[], argv: string[], slot = -1): Promise<unknown> {
+  run(def: ScriptDef, keys: string[], argv: string[], slot = -1, share = false): Promise<unknown> {
     if (this.refused) return Promise.reject(this.refused);
     const breaker = slot < 0 ? this.breaker : this.breakerFor(slot);
     if (!breaker.tryAcquire()) return Promise.reject(BREAKER_OPEN());
     const work =
       readiness(this.client) === null
-        ? runScript(this.client, def, keys, argv)
+        ? runScript(this.client, def, keys, argv, share ? SHARE : NO_OPTIONS)
         : whenReady(this.client, this.timeoutMs).then(() => runScript(this.client, def, keys, argv));
     return this.guard(work, breaker, keys);
   }

@@ -17,6 +17,13 @@ export interface ScriptTransport {
   fcall(name: string, keys: string[], argv: string[], readOnly: boolean): Promise<unknown>;
   /** FUNCTION LOAD (REPLACE unless `replace` is false) on every primary the client talks to. */
   functionLoad(source: string, replace?: boolean): Promise<void>;
+  /**
+   * The calls made from now until this turn's microtasks have run may leave in one socket write
+   * (ioredis: its socket corked until process.nextTick). Absent where the client batches its
+   * writes by itself (node-redis writes a turn's commands at once) or has no socket of its own
+   * (an ioredis Cluster routes each call to a node's connection).
+   */
+  shareWrite?(): void;
 }
 
 type Fn = (...args: unknown[]) => Promise<unknown>;
@@ -31,6 +38,7 @@ type IoredisLike = {
   script: Fn;
   nodes?: (role: string) => IoredisLike[];
   isCluster?: boolean;
+  stream?: { cork?: () => void; uncork(): void };
 };
 type NodeRedisLike = {
   evalSha: Fn;
@@ -68,9 +76,39 @@ function detect(client: RedisClientLike): ScriptTransport {
   );
 }
 
+/**
+ * Most calls one shared write carries (see shareWrite): past it the write leaves and the next
+ * call starts another, so Redis starts on the first calls while Node still sends the rest of the
+ * turn (the reason the coalescer caps its batches too).
+ */
+const SHARE_MAX = 32;
+
 function ioredisTransport(c: IoredisLike): ScriptTransport {
+  // One socket write per turn for the calls that allow it (see ScriptTransport.shareWrite). The
+  // write waits for nothing but the end of this turn's microtasks, so no call waits on I/O.
+  let corked: { uncork(): void } | null = null;
+  let shared = 0;
+  const uncork = () => {
+    const s = corked;
+    corked = null;
+    s?.uncork();
+  };
   return {
     kind: 'ioredis',
+    shareWrite: c.isCluster
+      ? undefined
+      : () => {
+          if (corked !== null) {
+            if (++shared < SHARE_MAX) return;
+            uncork();
+          }
+          const s = c.stream;
+          if (s === undefined || typeof s.cork !== 'function') return;
+          s.cork();
+          corked = s;
+          shared = 0;
+          process.nextTick(uncork);
+        },
     evalsha: (sha, keys, argv, readOnly) =>
       (readOnly && c.evalsha_ro ? c.evalsha_ro : c.evalsha).call(c, sha, keys.length, ...keys, ...argv),
     eval: (source, keys, argv, readOnly) =>

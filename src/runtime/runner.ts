@@ -8,6 +8,11 @@ export interface RunOptions {
    * read-only flag (peek scripts).
    */
   readOnly?: boolean;
+  /**
+   * May share one socket write with the other calls of this turn (a lone decision: the next
+   * one is likely on its way). Only the first attempt shares; replies and errors are unchanged.
+   */
+  shareWrite?: boolean;
 }
 
 /**
@@ -26,6 +31,7 @@ export async function runScript(
 ): Promise<unknown> {
   const transport = transportFor(client);
   const readOnly = options.readOnly ?? def.readOnly;
+  if (options.shareWrite) transport.shareWrite?.();
   if (withFunctions.has(client)) {
     try {
       return await transport.fcall(`redlimit_${def.name}_v${def.version}`, keys, argv, readOnly);
