@@ -39,11 +39,11 @@ for i = 1, #decisions do
   local keep = 0
   if share < 1000000 then keep = rl_keep(capacity, share) end
   -- A decision fails alone: an algorithm raises before its first write, so nothing of it lands.
-  local ok, allowed, remaining, reset, retry, writes = pcall(eval, KEYS[i], d.cost, keep)
+  local ok, allowed, remaining, reset, retry, cmd, key, value, opt, at = pcall(eval, KEYS[i], d.cost, keep)
   if not ok then
     allowed, remaining, reset, retry = -1, rl_key_error(allowed), 0, 0
-  elseif allowed == 1 and writes[1] then
-    rl_apply(writes)
+  elseif cmd and allowed == 1 then
+    rl_apply_write(cmd, key, value, opt, at)
   end
   local o = 4 * i - 2
   reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry

@@ -75,11 +75,11 @@ local start = rl_window_start(now, period_ms, 0)
 local used = rl_fair_used(tenants_key, held[3], start)
 local share = rl_fair_share(limit, weight, total)
 
-local allowed, remaining, reset, retry, writes
+local allowed, remaining, reset, retry, w_cmd, w_key, w_value, w_opt, w_at
 if algo == 'fixed_window' then
-  allowed, remaining, reset, retry, writes = rl_fixed_window_eval(state_key, limit, period_ms, 0, cost, now, simulated)
+  allowed, remaining, reset, retry, w_cmd, w_key, w_value, w_opt, w_at = rl_fixed_window_eval(state_key, limit, period_ms, 0, cost, now, simulated)
 else
-  allowed, remaining, reset, retry, writes = rl_sliding_window_eval(state_key, limit, period_ms, cost, now, simulated)
+  allowed, remaining, reset, retry, w_cmd, w_key, w_value, w_opt, w_at = rl_sliding_window_eval(state_key, limit, period_ms, cost, now, simulated)
 end
 local reason = 0
 if allowed == 0 then
@@ -101,7 +101,7 @@ end
 redis.call('ZADD', active_key, 'GT', string.format('%d', now), tenant)
 local _, expire_cmd, at = rl_expiry(now, active_window_ms, simulated)
 if allowed == 1 then
-  rl_apply(writes)
+  rl_apply_write(w_cmd, w_key, w_value, w_opt, w_at)
   used = used + cost
   redis.call('HSET', tenants_key, 'W', string.format('%d', total), 'w:' .. tenant, string.format('%d', weight), 'u:' .. tenant, string.format('%d:%d', start, used))
 else

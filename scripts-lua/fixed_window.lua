@@ -17,6 +17,6 @@
 --- @include "lib/priority"
 --- @args
 
-local allowed, remaining, reset, retry, writes = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
-if allowed == 1 then rl_apply(writes) end
+local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
+if cmd then rl_apply_write(cmd, key, value, opt, at) end
 return rl_reply({ allowed, remaining, reset, retry })

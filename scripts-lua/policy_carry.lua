@@ -81,9 +81,9 @@ for i = 1, #sources do
     local take = math.min(used, math.max(room, 0))
     if take == 0 then return rl_reply({ 0, i, 0, room }) end
     target.cost = take
-    local allowed, remaining, _, _, writes = rl_multi_item(target_key, target, now, simulated, true, false)
+    local allowed, remaining, _, _, w_cmd, w_key, w_value, w_opt, w_at = rl_multi_item(target_key, target, now, simulated, true, false)
     if allowed ~= 1 then error({ err = 'ERR redlimit policy_carry: a key refused what it has left' }) end
-    rl_apply(writes)
+    rl_apply_write(w_cmd, w_key, w_value, w_opt, w_at)
     return rl_reply({ 1, i, take, remaining })
   end
 end

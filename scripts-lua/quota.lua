@@ -19,6 +19,6 @@
 
 local zone = utc_offset_ms
 if tz_rules then zone = rl_tz_rules('quota', tz_rules) end
-local allowed, remaining, reset, retry, writes = rl_quota_eval(KEYS[1], limit, unit, zone, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
-if allowed == 1 then rl_apply(writes) end
+local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_quota_decide(KEYS[1], limit, unit, zone, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
+if cmd then rl_apply_write(cmd, key, value, opt, at) end
 return rl_reply({ allowed, remaining, reset, retry })

@@ -19,10 +19,10 @@
 local now = rl_now_ms(now_ms)
 local zone = utc_offset_ms
 if tz_rules then zone = rl_tz_rules('quota_peek', tz_rules) end
-local allowed, remaining, reset, retry = rl_quota_eval(KEYS[1], limit, unit, zone, cost, now, now_ms ~= nil)
+local allowed, remaining, reset, retry = rl_quota_decide(KEYS[1], limit, unit, zone, cost, now, now_ms ~= nil)
 -- What is there now, not what would be left after taking `cost`.
 if allowed == 1 and cost > 0 then
   local _
-  _, remaining, reset = rl_quota_eval(KEYS[1], limit, unit, zone, 0, now, now_ms ~= nil)
+  _, remaining, reset = rl_quota_decide(KEYS[1], limit, unit, zone, 0, now, now_ms ~= nil)
 end
 return rl_reply({ allowed, remaining, reset, retry })

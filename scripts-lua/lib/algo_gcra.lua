@@ -44,18 +44,40 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
+--- The last expiry time and stored value gcra formatted, and their strings: formatting costs more
+--- than the rest of a write, and consecutive writes often share them (fresh keys at the same ms
+--- and cost: the same tat and expiry). A pure memo of string.format: no answer depends on it.
+local rl_gcra_memo_at = -1
+local rl_gcra_memo_at_s = ''
+local rl_gcra_memo_ms = -1
+local rl_gcra_memo_num = -1
+local rl_gcra_memo_value = ''
+
 --- The command that stores content (whole, frac) at `now`, given the exact time until it is full
 --- again (reset_ms + reset_num / limit), as redis.call arguments; DEL when full (absent = full).
+--- The expiry as rl_expiry's (an absolute PXAT on the server clock, PX plus grace on a caller's).
 local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
   if reset_ms == 0 and reset_num == 0 then return 'DEL', key end
-  local ttl = reset_ms
-  if reset_num > 0 then ttl = ttl + 1 end
-  local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  local tat_ms = now + reset_ms
-  if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
-    return 'SET', key, string.format('%d%06d', tat_ms, reset_num), set_opt, at
+  local at = reset_ms
+  if reset_num > 0 then at = at + 1 end
+  local set_opt = 'PXAT'
+  if simulated then
+    set_opt, at = 'PX', at + RL_SIMULATED_GRACE_MS
+  else
+    at = now + at
   end
-  return 'SET', key, string.format('%d:%d', tat_ms, reset_num), set_opt, at
+  if at ~= rl_gcra_memo_at then rl_gcra_memo_at, rl_gcra_memo_at_s = at, string.format('%d', at) end
+  local tat_ms = now + reset_ms
+  if tat_ms ~= rl_gcra_memo_ms or reset_num ~= rl_gcra_memo_num then
+    local value
+    if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
+      value = string.format('%d%06d', tat_ms, reset_num)
+    else
+      value = string.format('%d:%d', tat_ms, reset_num)
+    end
+    rl_gcra_memo_ms, rl_gcra_memo_num, rl_gcra_memo_value = tat_ms, reset_num, value
+  end
+  return 'SET', key, rl_gcra_memo_value, set_opt, rl_gcra_memo_at_s
 end
 
 --- The same as a list of writes, for callers that apply them later (or never).
@@ -63,8 +85,9 @@ local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
   return { { rl_gcra_write(key, reset_ms, reset_num, now, simulated) } }
 end
 
---- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted). With
---- `apply_now` the write is made here and no list is built (a caller with nothing to roll back).
+--- allowed, remaining, reset_after_ms, retry_after_ms, then the write to apply if admitted, flat
+--- (rl_gcra_write's values; none when nothing is written). With `apply_now` the write is made here
+--- and none is returned (a caller with nothing to roll back).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
 local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
@@ -72,16 +95,14 @@ local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, 
   local allowed, left, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
   if allowed == 1 then left = left + keep end
   local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
-  local writes = RL_NO_WRITES
+  local after = reset_ms
+  if reset_num > 0 then after = reset_ms + 1 end
+  if left < 0 then left = 0 end
   if allowed == 1 and cost > 0 then
-    if apply_now then
-      redis.call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
-    else
-      writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
-    end
+    if not apply_now then return 1, left, after, retry, rl_gcra_write(key, reset_ms, reset_num, now, simulated) end
+    redis.call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
   end
-  if reset_num > 0 then reset_ms = reset_ms + 1 end
-  return allowed, math.max(left, 0), reset_ms, retry, writes
+  return allowed, left, after, retry
 end
 
 --- Gives `cost` back, never above full: remaining, reset_after_ms, writes.

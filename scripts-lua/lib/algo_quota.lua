@@ -4,10 +4,19 @@
 --- @include "lib/counter"
 --- @include "lib/calendar"
 
-local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+--- allowed, remaining, reset_after_ms, retry_after_ms, then the write to apply if admitted, flat
+--- (rl_counter_write's values; none when nothing is written).
+local function rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep)
   local start, period_end = rl_calendar_period(now, unit, zone)
   local used = rl_counter_read('quota', key, start)
   return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
+end
+
+--- The same with the write as a list of writes (rl_apply's), for callers that plan lists.
+local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+  local allowed, remaining, reset, retry, cmd, k, value, opt, at = rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep)
+  if cmd then return allowed, remaining, reset, retry, { { cmd, k, value, opt, at } } end
+  return allowed, remaining, reset, retry, RL_NO_WRITES
 end
 
 local function rl_quota_refund(key, limit, unit, zone, cost, now, simulated)

@@ -45,14 +45,31 @@ local function rl_sliding_window_reset(start, period_ms, cur, prev, now)
   return 0
 end
 
-local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+--- The last expiry time and packed value written, and their strings (a pure memo of
+--- string.format, as gcra's: every key of a window expires at the same time).
+local rl_sw_memo_at = -1
+local rl_sw_memo_at_s = ''
+local rl_sw_memo_packed = -1
+local rl_sw_memo_value = ''
+
+--- The write storing (cur, prev) for the window starting at `start`, flat: SET key value opt at,
+--- or DEL key when empty.
+local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated)
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
-  if reset == 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, reset, simulated)
+  if reset == 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', now + reset
+  if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, string.format('%d', at) end
   if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
-    return { { 'SET', key, string.format('%d', (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS), set_opt, at } }
+    local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
+    if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, string.format('%d', packed) end
+    return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d:%d', start, cur, prev), set_opt, at } }
+  return 'SET', key, string.format('%d:%d:%d', start, cur, prev), set_opt, rl_sw_memo_at_s
+end
+
+local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+  return { { rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated) } }
 end
 
 --- Earliest ms into a window at which prev * (period - e) / period <= room (prev > 0, room >= 0).
@@ -61,26 +78,32 @@ local function rl_sliding_window_when(prev, room, period_ms)
   return math.max(period_ms - q, 0)
 end
 
---- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
-  local start = rl_window_start(now, period_ms, 0)
+--- The decision in the window starting at `start` (rl_window_start(now, period_ms, 0): a caller
+--- deciding many keys at one `now` computes it once): allowed, remaining, reset_after_ms,
+--- retry_after_ms, then the write to apply if admitted, flat (rl_sliding_window_write's values;
+--- none when nothing is written). `keep` (lib/priority, nil = 0): units that must be left after
+--- the call; decided at cost + keep.
+local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
   local elapsed = now - start
   local cur, prev = rl_sliding_window_read(key, start, period_ms)
   -- weighted previous count = prev * (period - elapsed) / period = wq + wr / period
-  local wq, wr = rl_muldivmod(prev, period_ms - elapsed, period_ms)
-  local used = wq
-  if wr > 0 then used = used + 1 end
+  local used = 0
+  if prev > 0 then
+    local wq, wr = rl_muldivmod(prev, period_ms - elapsed, period_ms)
+    used = wq
+    if wr > 0 then used = used + 1 end
+  end
   local room = limit - cur - used -- whole units left: floor(limit - cur - weighted)
-  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
   local need = cost
   if keep then need = cost + keep end
-  if need > limit then return 0, math.max(room, 0), reset, -1, {} end
-  if need <= room then
-    if cost == 0 then return 1, room, reset, 0, {} end
+  if need <= room and need <= limit then
+    if cost == 0 then return 1, room, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0 end
     cur = cur + cost
     return 1, room - cost, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0,
-      rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+      rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated)
   end
+  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
+  if need > limit then return 0, math.max(room, 0), reset, -1 end
   local retry
   if cur + need <= limit then
     -- Later in this window the previous window's weight falls far enough.
@@ -89,7 +112,12 @@ local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulate
     -- Not before the next window, where prev' = cur and cur' = 0.
     retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - need, period_ms)
   end
-  return 0, math.max(room, 0), reset, retry, {}
+  return 0, math.max(room, 0), reset, retry
+end
+
+--- rl_sliding_window_decide at `now`'s window.
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
+  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep)
 end
 
 local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated)

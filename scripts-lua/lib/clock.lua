@@ -32,3 +32,17 @@ local function rl_apply(writes)
     redis.call(rl_unpack(writes[i]))
   end
 end
+
+--- Runs one write an algorithm returned flat (gcra, sliding_window, fixed_window, quota: no
+--- tables to build): `cmd, key, value, opt, at` is SET key value opt at, or DEL key (value nil);
+--- a `cmd` with no key is a list of writes (rl_apply: the algorithms that still plan lists); nil
+--- is no write.
+local function rl_apply_write(cmd, key, value, opt, at)
+  if key == nil then
+    if cmd then rl_apply(cmd) end
+  elseif value == nil then
+    redis.call(cmd, key)
+  else
+    redis.call(cmd, key, value, opt, at)
+  end
+end

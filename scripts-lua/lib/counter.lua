@@ -51,28 +51,53 @@ local function rl_counter_read(script, key, start, tag)
   return tonumber(c)
 end
 
---- Writes storing `used` for the window [start, window_end), expiring exactly at its end: the
---- packed integer when there is a tag, the server clock keeps time, used < 2^31 and the period is
---- not a multiple of 2^22 ms (else the previous window would have the same tag), else "start:used".
-local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
-  if used <= 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+--- The last expiry time and value written, and their strings (a pure memo of string.format, as
+--- gcra's: every key of a window expires at its end).
+local rl_counter_memo_at = -1
+local rl_counter_memo_at_s = ''
+local rl_counter_memo_start = -1
+local rl_counter_memo_used = -1
+local rl_counter_memo_value = ''
+
+--- The write storing `used` for the window [start, window_end), expiring exactly at its end, flat
+--- (SET key value opt at, or DEL key when used is 0): the packed integer when there is a tag, the
+--- server clock keeps time, used < 2^31 and the period is not a multiple of 2^22 ms (else the
+--- previous window would have the same tag), else "start:used".
+local function rl_counter_write(key, start, window_end, used, now, simulated, tag)
+  if used <= 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', window_end
+  if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, string.format('%d', at) end
   if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
-    return { { 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, at } }
+    return 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
+  if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
+    rl_counter_memo_start, rl_counter_memo_used, rl_counter_memo_value = start, used, string.format('%d:%d', start, used)
+  end
+  return 'SET', key, rl_counter_memo_value, set_opt, rl_counter_memo_at_s
 end
 
---- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
+--- The same as a list of writes, for callers that apply them later (or never).
+local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
+  return { { rl_counter_write(key, start, window_end, used, now, simulated, tag) } }
+end
+
+--- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, then the
+--- write to apply if admitted, flat (rl_counter_write's values; none when nothing is written).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
---- `tag` as rl_counter_writes'.
+--- `tag` as rl_counter_write's.
 local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep, tag)
-  local reset = 0
-  if used > 0 then reset = window_end - now end
   local need = cost
   if keep then need = cost + keep end
-  if need > limit then return 0, limit - used, reset, -1, {} end
-  if used + need > limit then return 0, limit - used, reset, window_end - now, {} end
-  if cost == 0 then return 1, limit - used, reset, 0, {} end
-  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated, tag)
+  if need <= limit and used + need <= limit then
+    if cost > 0 then
+      return 1, limit - used - cost, window_end - now, 0, rl_counter_write(key, start, window_end, used + cost, now, simulated, tag)
+    end
+    if used > 0 then return 1, limit - used, window_end - now, 0 end
+    return 1, limit - used, 0, 0
+  end
+  local reset = 0
+  if used > 0 then reset = window_end - now end
+  if need > limit then return 0, limit - used, reset, -1 end
+  return 0, limit - used, reset, window_end - now
 end

@@ -126,8 +126,9 @@ local function rl_multi_zones(script, tz_rules, items)
   end
 end
 
---- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes. `apply_now`:
---- an algorithm that can may make its write at once (batch: nothing to roll back) and return none.
+--- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, then its write as
+--- rl_apply_write takes it (none, flat, or a list). `apply_now`: an algorithm that can may make
+--- its write at once (batch: nothing to roll back) and return none.
 --- item.share_ppm (nil = 1e6) is its priority class: decided at cost + what the class must leave.
 local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   local algo = item.algo
@@ -140,8 +141,8 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   end
   if algo == 'block' then
     local until_ms = rl_block_read(key, now)
-    if until_ms then return 0, 0, until_ms - now, until_ms - now, RL_NO_WRITES end
-    return 1, 0, 0, 0, RL_NO_WRITES
+    if until_ms then return 0, 0, until_ms - now, until_ms - now end
+    return 1, 0, 0, 0
   end
   if share and share < 1000000 then
     if algo == 'token_bucket' then keep = rl_keep(item.burst, share) else keep = rl_keep(item.limit, share) end
@@ -149,7 +150,7 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   if algo == 'sliding_window' then
     return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, keep)
   elseif algo == 'quota' then
-    return rl_quota_eval(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep)
+    return rl_quota_decide(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep)
   elseif algo == 'fixed_window' then
     return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, keep)
   elseif algo == 'token_bucket' then
@@ -161,7 +162,7 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
 end
 
 --- One limit's evaluation chosen once per call (batch, multi_batch: the limit is the same for
---- every decision): a function(key, cost, keep) with rl_multi_item's results, and the capacity
+--- every decision, at one `now`): a function(key, cost, keep) with rl_multi_item's results, and the capacity
 --- its priority classes are shares of. `trim` and `apply_now` as rl_multi_item's.
 local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
   local algo, limit, period_ms, burst = item.algo, item.limit, item.period_ms, item.burst
@@ -170,18 +171,23 @@ local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
       return rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
     end, burst
   elseif algo == 'sliding_window' then
+    -- Every decision of the call is in the same window: its start once.
+    local start = rl_window_start(now, period_ms, 0)
     return function(key, cost, keep)
-      return rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
+      return rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
     end, limit
   elseif algo == 'quota' then
-    local unit, zone = item.unit, item.zone or item.offset_ms
+    -- The same calendar period for every decision: computed once (rl_quota_eval's steps).
+    local start, period_end = rl_calendar_period(now, item.unit, item.zone or item.offset_ms)
     return function(key, cost, keep)
-      return rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+      return rl_counter_take(key, limit, start, period_end, rl_counter_read('quota', key, start), cost, now, simulated, keep)
     end, limit
   elseif algo == 'fixed_window' then
-    local offset_ms = item.offset_ms
+    -- The same window for every decision (rl_fixed_window_eval's steps).
+    local start = rl_window_start(now, period_ms, item.offset_ms)
+    local window_end, tag = start + period_ms, start % 4194304
     return function(key, cost, keep)
-      return rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
+      return rl_counter_take(key, limit, start, window_end, rl_counter_read('fixed_window', key, start, tag), cost, now, simulated, keep, tag)
     end, limit
   elseif algo == 'token_bucket' then
     return function(key, cost, keep)
@@ -194,8 +200,8 @@ local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
   elseif algo == 'block' then
     return function(key)
       local until_ms = rl_block_read(key, now)
-      if until_ms then return 0, 0, until_ms - now, until_ms - now, RL_NO_WRITES end
-      return 1, 0, 0, 0, RL_NO_WRITES
+      if until_ms then return 0, 0, until_ms - now, until_ms - now end
+      return 1, 0, 0, 0
     end, limit
   end
   local holder = item.holder
@@ -248,15 +254,16 @@ local function rl_multi(script, keys, items, now, simulated, commit)
   local n = #items
   rl_multi_distinct(script, keys, 0, n)
   local reply = { 1, 0, 0 }
+  -- The admitting items' writes, flat, five slots each (rl_apply_write's arguments).
   local pending, np = {}, 0
   for i = 1, n do
-    local allowed, remaining, reset, retry, writes = rl_multi_item(keys[i], items[i], now, simulated, commit)
+    local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_multi_item(keys[i], items[i], now, simulated, commit)
     local o = 4 * i
     reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
     if allowed == 1 then
-      if writes[1] then
-        np = np + 1
-        pending[np] = writes
+      if cmd then
+        pending[np + 1], pending[np + 2], pending[np + 3], pending[np + 4], pending[np + 5] = cmd, key, value, opt, at
+        np = np + 5
       end
     else
       if reply[1] == 1 then reply[1], reply[2] = 0, i end
@@ -264,7 +271,7 @@ local function rl_multi(script, keys, items, now, simulated, commit)
     end
   end
   if commit and reply[1] == 1 then
-    for i = 1, np do rl_apply(pending[i]) end
+    for m = 1, np, 5 do rl_apply_write(pending[m], pending[m + 1], pending[m + 2], pending[m + 3], pending[m + 4]) end
   else
     -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
     for i = 1, n do
@@ -292,6 +299,7 @@ local function rl_multi_batch(script, keys, items, limits, now, simulated)
   local evals, caps = {}, {}
   for j = 1, count do evals[j], caps[j] = rl_multi_evaluator(limits[j], now, simulated, true, false) end
   local reply = { now }
+  -- A decision's writes, flat, five slots each (rl_apply_write's arguments).
   local pending = {}
   -- One decision: its results into reply[o + 1 ..]; its writes only once every limit admitted.
   local function decide(first, o)
@@ -302,20 +310,27 @@ local function rl_multi_batch(script, keys, items, limits, now, simulated)
       local share = g.share_ppm
       local keep = 0
       if share < 1000000 then keep = rl_keep(caps[j], share) end
-      local allowed, remaining, reset, retry, writes = evals[j](keys[first + j], g.cost, keep)
-      local at = o + 4 * j - 3
-      reply[at], reply[at + 1], reply[at + 2], reply[at + 3] = allowed, remaining, reset, retry
+      local allowed, remaining, reset, retry, cmd, key, value, opt, at = evals[j](keys[first + j], g.cost, keep)
+      local r = o + 4 * j - 3
+      reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = allowed, remaining, reset, retry
       if allowed == 1 then
-        if writes[1] then
-          np = np + 1
-          pending[np] = writes
+        if cmd then
+          pending[np + 1], pending[np + 2], pending[np + 3], pending[np + 4], pending[np + 5] = cmd, key, value, opt, at
+          np = np + 5
         end
       else
         all = false
       end
     end
     if all then
-      for m = 1, np do rl_apply(pending[m]) end
+      for m = 1, np, 5 do
+        local key, value = pending[m + 1], pending[m + 2]
+        if value ~= nil then
+          redis.call(pending[m], key, value, pending[m + 3], pending[m + 4])
+        else
+          rl_apply_write(pending[m], key)
+        end
+      end
       return
     end
     -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
