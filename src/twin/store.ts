@@ -43,13 +43,10 @@ interface Entry {
   expiresAt: number;
   /** Index in the expiry heap, -1 when not in it (no expiry, removed, in the run, or a ghost). */
   slot: number;
-  /** Index in the expiry run, -1 when not in it. */
-  run: number;
-  /** A ghost's links in the ghost list (oldest first); null while the entry holds a value. */
-  prev: Entry | null;
-  next: Entry | null;
-  /** `reads` when it became a ghost. */
-  diedAt: number;
+  /** Index in its ring (the expiry run while it holds a value, the ghosts while a ghost); -1 in none. */
+  ring: number;
+  /** A ghost: it holds no value, and is in the ghost ring. */
+  ghost: boolean;
   /** Its key recurs (see the ghosts above): when it expires it becomes a ghost. */
   recurs: boolean;
 }
@@ -83,11 +80,106 @@ const GHOST_READS = 1 << 17;
 /** What a removed entry (kept for reuse) and a ghost hold: nothing of what they held. */
 const EMPTY: TwinValue = { kind: 'block', untilMs: 0 };
 
-function listHead(): Entry {
-  const h: Entry = { key: '', value: EMPTY, expiresAt: -Infinity, slot: -1, run: -1, prev: null, next: null, diedAt: 0, recurs: false };
-  h.prev = h;
-  h.next = h;
-  return h;
+/**
+ * A FIFO of entries with a number each (nondecreasing for the expiry run), in a ring that grows
+ * by doubling. An entry may leave from anywhere: it leaves a hole (null), skipped when the head
+ * reaches it; holes are compacted away once they outnumber the entries 4 to 1. Each entry keeps
+ * its index (Entry.ring), so leaving costs O(1) and touches no other entry.
+ */
+class Ring {
+  private q: (Entry | null)[] = new Array<Entry | null>(64).fill(null);
+  private at = new Float64Array(64);
+  private mask = 63;
+  private head = 0;
+  /** Slots in use from the head (entries and holes), and entries. */
+  private span = 0;
+  count = 0;
+
+  get empty(): boolean {
+    return this.span === 0;
+  }
+
+  /** The oldest entry (the ring is not empty: the head is never a hole). */
+  first(): Entry {
+    return this.q[this.head]!;
+  }
+
+  firstAt(): number {
+    return this.span !== 0 ? this.at[this.head]! : Infinity;
+  }
+
+  lastAt(): number {
+    return this.at[(this.head + this.span - 1) & this.mask]!;
+  }
+
+  /** The number `e` was queued with (it is in the ring). */
+  atOf(e: Entry): number {
+    return this.at[e.ring]!;
+  }
+
+  push(e: Entry, n: number): void {
+    if (this.span === this.at.length) this.make(this.count * 2 + 64 > this.at.length ? this.at.length * 2 : this.at.length);
+    const i = (this.head + this.span++) & this.mask;
+    this.q[i] = e;
+    this.at[i] = n;
+    e.ring = i;
+    this.count++;
+  }
+
+  /** Takes `e` (in the ring) out; true if it was the head (the first entry changed). */
+  remove(e: Entry): boolean {
+    const i = e.ring;
+    const q = this.q;
+    q[i] = null;
+    e.ring = -1;
+    this.count--;
+    if (i !== this.head) {
+      if (this.span > 4 * this.count + 1024) this.make(this.at.length); // mostly holes
+      return false;
+    }
+    const mask = this.mask;
+    let h = (i + 1) & mask;
+    let span = this.span - 1;
+    while (span !== 0 && q[h] === null) {
+      h = (h + 1) & mask;
+      span--;
+    }
+    this.head = span === 0 ? 0 : h;
+    this.span = span;
+    return true;
+  }
+
+  /** Every entry leaves (their index reset); the ring starts over small. */
+  clear(): void {
+    for (const e of this.q) if (e) e.ring = -1;
+    this.q = new Array<Entry | null>(64).fill(null);
+    this.at = new Float64Array(64);
+    this.mask = 63;
+    this.head = this.span = this.count = 0;
+  }
+
+  /** The entries, in order and without holes, moved into a ring of `size` (a power of two) from 0. */
+  private make(size: number): void {
+    const q = this.q;
+    const at = this.at;
+    const mask = this.mask;
+    const nq = new Array<Entry | null>(size).fill(null);
+    const nat = new Float64Array(size);
+    let j = 0;
+    for (let k = 0; k < this.span; k++) {
+      const i = (this.head + k) & mask;
+      const e = q[i]!;
+      if (e === null) continue;
+      nq[j] = e;
+      nat[j] = at[i]!;
+      e.ring = j++;
+    }
+    this.q = nq;
+    this.at = nat;
+    this.mask = size - 1;
+    this.head = 0;
+    this.span = j;
+  }
 }
 
 export class MemoryStore {
@@ -99,15 +191,8 @@ export class MemoryStore {
    */
   private queue: Entry[] = [];
   private at = new Float64Array(64);
-  /**
-   * The run: entries queued in nondecreasing bound order (`runAt`), from `runHead` to `runTail`;
-   * null where an entry left before its turn. `runCount` are entries (not holes).
-   */
-  private runQ: (Entry | null)[] = [];
-  private runAt = new Float64Array(64);
-  private runHead = 0;
-  private runTail = 0;
-  private runCount = 0;
+  /** The run: entries queued in nondecreasing bound order. */
+  private readonly run = new Ring();
   /** The earliest bound queued (heap root or run head); Infinity when nothing is queued. */
   private due = Infinity;
   /**
@@ -128,8 +213,8 @@ export class MemoryStore {
   /** Reads so far, and as the last timer turn saw them (none since: idle). */
   private reads = 0;
   private readsAtTick = 0;
-  private readonly ghosts = listHead();
-  private ghostCount = 0;
+  /** The ghosts, oldest first, each with `reads` when it became one. */
+  private readonly ghosts = new Ring();
   /** A key primed with a stale handle: if it is created next, it recurs. */
   private comingBack: string | undefined = undefined;
 
@@ -168,11 +253,11 @@ export class MemoryStore {
     if (now > this.seenNow) this.seenNow = now;
     const reads = ++this.reads;
     if (now > this.due) this.sweepDue(now, CALL_BUDGET, false);
-    if (this.ghostCount !== 0) this.age(reads);
+    if (this.ghosts.count !== 0) this.age(reads);
     const e = key === this.lastKey ? this.lastEntry : this.lookup(key);
     if (e === undefined) return undefined;
     if (now > e.expiresAt) {
-      if (e.prev === null) this.expired(e); // not swept yet
+      if (!e.ghost) this.expired(e); // not swept yet
       return undefined;
     }
     if (e.value.kind !== kind) throw new TwinStateError(`redlimit ${owner}: key ${key} does not hold ${owner} state`);
@@ -182,7 +267,7 @@ export class MemoryStore {
   set(key: string, value: TwinValue, expiresAt: number): void {
     const e = key === this.lastKey ? this.lastEntry : this.lookup(key);
     if (e !== undefined) {
-      if (e.prev !== null) this.unlink(e); // a ghost comes back
+      if (e.ghost) this.unlink(e); // a ghost comes back
       e.value = value;
       this.moveExpiry(e, expiresAt);
       return;
@@ -195,7 +280,7 @@ export class MemoryStore {
       created.value = value;
       created.expiresAt = expiresAt;
       created.recurs = recurs;
-    } else created = { key, value, expiresAt, slot: -1, run: -1, prev: null, next: null, diedAt: 0, recurs };
+    } else created = { key, value, expiresAt, slot: -1, ring: -1, ghost: false, recurs };
     this.map.set(key, created);
     this.lastKey = key;
     this.lastEntry = created;
@@ -205,12 +290,12 @@ export class MemoryStore {
   /** Keeps the value, moves its expiry (PEXPIRE; nothing for a key that is gone). */
   expire(key: string, expiresAt: number): void {
     const e = key === this.lastKey ? this.lastEntry : this.lookup(key);
-    if (e !== undefined && e.prev === null) this.moveExpiry(e, expiresAt);
+    if (e !== undefined && !e.ghost) this.moveExpiry(e, expiresAt);
   }
 
   /** Every key held (live or not yet swept; not ghosts). */
   *keys(): IterableIterator<string> {
-    for (const [key, e] of this.map) if (e.prev === null) yield key;
+    for (const [key, e] of this.map) if (!e.ghost) yield key;
   }
 
   /** Does `key` hold live state at `now`? */
@@ -223,7 +308,7 @@ export class MemoryStore {
   delete(key: string): boolean {
     const e = key === this.lastKey ? this.lastEntry : this.lookup(key);
     if (e === undefined) return false;
-    if (e.prev !== null) {
+    if (e.ghost) {
       this.unlink(e);
       this.forget(e);
       return false;
@@ -233,27 +318,20 @@ export class MemoryStore {
   }
 
   clear(): void {
-    for (const e of this.map.values()) e.key = ''; // handles to them are stale
+    for (const e of this.map.values()) {
+      e.key = ''; // handles to them are stale
+      e.ghost = false;
+    }
     this.map.clear();
     this.spare.length = 0;
     for (const e of this.queue) e.slot = -1;
     this.queue = [];
     this.at = new Float64Array(64);
-    for (const e of this.runQ) if (e) e.run = -1;
-    this.runQ = [];
-    this.runAt = new Float64Array(64);
-    this.runHead = this.runTail = this.runCount = 0;
+    this.run.clear();
     this.due = Infinity;
     this.lastKey = undefined;
     this.lastEntry = undefined;
-    const list = this.ghosts;
-    for (let g = list.next!; g !== list; ) {
-      const next = g.next!;
-      g.prev = g.next = null;
-      g = next;
-    }
-    list.prev = list.next = list;
-    this.ghostCount = 0;
+    this.ghosts.clear();
     this.comingBack = undefined;
     this.stopTimer();
   }
@@ -289,7 +367,7 @@ export class MemoryStore {
         }
         this.removeAt(0);
       } else {
-        e = this.runQ[this.runHead]!;
+        e = this.run.first();
         this.runRemove(e);
         if (!(now > e.expiresAt)) {
           if (e.expiresAt !== Infinity) this.insert(e, e.expiresAt); // moved later: queued again
@@ -314,23 +392,18 @@ export class MemoryStore {
     }
     e.value = EMPTY;
     e.expiresAt = -Infinity;
-    e.diedAt = this.reads;
-    const list = this.ghosts;
-    e.prev = list.prev;
-    e.next = list;
-    list.prev!.next = e;
-    list.prev = e;
-    if (++this.ghostCount > MAX_GHOSTS) this.evict(list.next!);
+    e.ghost = true;
+    this.ghosts.push(e, this.reads);
+    if (this.ghosts.count > MAX_GHOSTS) this.evict(this.ghosts.first());
     if (this.timer === undefined) this.schedule(TICK_MIN_MS);
   }
 
   /** Ghosts older than GHOST_READS reads leave (two per read at most: the cap holds meanwhile). */
   private age(reads: number): void {
-    const list = this.ghosts;
+    const ghosts = this.ghosts;
     for (let i = 0; i < 2; i++) {
-      const g = list.next!;
-      if (g === list || reads - g.diedAt <= GHOST_READS) return;
-      this.evict(g);
+      if (ghosts.empty || reads - ghosts.firstAt() <= GHOST_READS) return;
+      this.evict(ghosts.first());
     }
   }
 
@@ -340,19 +413,17 @@ export class MemoryStore {
     this.forget(g);
   }
 
+  /** A ghost is no longer one (it leaves, or its key came back). */
   private unlink(g: Entry): void {
-    g.prev!.next = g.next;
-    g.next!.prev = g.prev;
-    g.prev = g.next = null;
-    this.ghostCount--;
+    this.ghosts.remove(g);
+    g.ghost = false;
   }
 
   /** Drops every ghost, at most `budget` of them; how many went. */
   private purge(budget: number): number {
-    const list = this.ghosts;
     let n = 0;
-    while (n < budget && list.next !== list) {
-      const g = list.next!;
+    while (n < budget && !this.ghosts.empty) {
+      const g = this.ghosts.first();
       this.unlink(g);
       this.forget(g);
       n++;
@@ -370,8 +441,8 @@ export class MemoryStore {
         this.siftUp(e.slot, e, expiresAt);
         this.refreshDue();
       }
-    } else if (e.run >= 0) {
-      if (expiresAt < this.runAt[e.run]!) {
+    } else if (e.ring >= 0) {
+      if (expiresAt < this.run.atOf(e)) {
         this.runRemove(e);
         this.insert(e, expiresAt);
       }
@@ -386,7 +457,7 @@ export class MemoryStore {
   /** Takes `e` out of the expiry queue (heap or run), if it is in it. */
   private unqueue(e: Entry): void {
     if (e.slot >= 0) this.removeAt(e.slot);
-    else if (e.run >= 0) this.runRemove(e);
+    else if (e.ring >= 0) this.runRemove(e);
   }
 
   /** Removes an entry (already out of the heap and the ghost list) from the map, keeping it for reuse. */
@@ -400,7 +471,7 @@ export class MemoryStore {
 
   /** Queues `e` at bound `expiresAt`: in the run when no earlier than its last bound, else in the heap. */
   private insert(e: Entry, expiresAt: number): void {
-    if (this.runTail === 0 || expiresAt >= this.runAt[this.runTail - 1]!) this.runPush(e, expiresAt);
+    if (this.run.empty || expiresAt >= this.run.lastAt()) this.run.push(e, expiresAt);
     else {
       const n = this.queue.length;
       if (n === this.at.length) {
@@ -431,56 +502,15 @@ export class MemoryStore {
   /** The earliest bound queued, after the heap root or the run head changed. */
   private refreshDue(): void {
     const h = this.queue.length !== 0 ? this.at[0]! : Infinity;
-    const r = this.runHead !== this.runTail ? this.runAt[this.runHead]! : Infinity;
+    const r = this.run.firstAt();
     this.due = h < r ? h : r;
   }
 
   // --- the run --------------------------------------------------------------------------------
 
-  private runPush(e: Entry, bound: number): void {
-    if (this.runTail === this.runAt.length) this.runMake(this.runCount * 2 + 64 > this.runAt.length ? this.runAt.length * 2 : this.runAt.length);
-    const i = this.runTail++;
-    this.runQ[i] = e;
-    this.runAt[i] = bound;
-    e.run = i;
-    this.runCount++;
-  }
-
-  /** Takes `e` (in the run) out of it: a hole, or the head moves past it and the holes after it. */
+  /** Takes `e` (in the run) out of it. */
   private runRemove(e: Entry): void {
-    const i = e.run;
-    this.runQ[i] = null;
-    e.run = -1;
-    this.runCount--;
-    if (i === this.runHead) {
-      const q = this.runQ;
-      let h = i + 1;
-      while (h < this.runTail && q[h] === null) h++;
-      if (h === this.runTail) this.runHead = this.runTail = 0; // empty: start over
-      else this.runHead = h;
-      this.refreshDue();
-    } else if (this.runTail - this.runHead > 4 * this.runCount + 1024) this.runMake(this.runAt.length); // mostly holes
-  }
-
-  /** The run's entries moved to the front of arrays of `size` (holes left out). */
-  private runMake(size: number): void {
-    const q = this.runQ;
-    const at = this.runAt;
-    const nq: (Entry | null)[] = [];
-    const nat = size === at.length ? at : new Float64Array(size);
-    let j = 0;
-    for (let i = this.runHead; i < this.runTail; i++) {
-      const e = q[i];
-      if (e === null || e === undefined) continue;
-      nq.push(e);
-      nat[j] = at[i]!;
-      e.run = j++;
-    }
-    this.runQ = nq;
-    this.runAt = nat;
-    this.runHead = 0;
-    this.runTail = j;
-    this.refreshDue();
+    if (this.run.remove(e)) this.refreshDue();
   }
 
   /** Puts `e` with priority `p` at hole `i`, moving parents down until the order holds. */
@@ -552,7 +582,7 @@ export class MemoryStore {
     this.sweep(now, TICK_BUDGET);
     if (this.due === Infinity) {
       // Ghosts left: look again (they go once a turn sees no read).
-      if (this.ghostCount !== 0) this.schedule(purged === TICK_BUDGET ? 0 : TICK_MIN_MS);
+      if (this.ghosts.count !== 0) this.schedule(purged === TICK_BUDGET ? 0 : TICK_MIN_MS);
       return;
     }
     const next = this.due;
