@@ -61,8 +61,9 @@ export class Fallback {
     if (!this.single) return this.shape.onTwin(this.twin, t.keys, costs, consume, now, shares);
     const h = t as Hinted;
     const store = this.twin.store;
-    store.prime(t.keys[0]!, h.twinHandle);
-    const d = this.shape.onTwin(this.twin, t.keys, costs, consume, now, shares);
+    // One key: keysIdent is that key (read from the target itself, not its keys array).
+    store.prime(t.keysIdent, h.twinHandle);
+    const d = consume ? this.shape.consumeOnTwin(this.twin, t.keysIdent, t.keys, costs[0]!, now, shares) : this.shape.onTwin(this.twin, t.keys, costs, false, now, shares);
     h.twinHandle = store.lastHandle;
     return d;
   }

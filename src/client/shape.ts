@@ -110,14 +110,8 @@ export class Shape {
   /** The same decision (or peek) on the twin, with the fallback's sizes. */
   onTwin(twin: TwinClient, keys: readonly string[], costs: readonly number[], consume: boolean, now: number, shares?: readonly string[]): Decision {
     if (this.single) {
+      if (consume) return this.consumeOnTwin(twin, keys[0]!, keys, costs[0]!, now, shares);
       const p = this.plans[0]!;
-      if (consume && this.twinConsume !== null) {
-        // As valuesWith passes it: the class's share, else the script's default.
-        const share = shares?.[0];
-        const out = this.twinReply;
-        twin.runDirect(this.twinConsume, p.fallback.consume.def, out, keys[0]!, costs[0]!, share === undefined || share === '' ? this.twinShare : Number(share), now);
-        return this.decode.single(out, 0, 'fallback');
-      }
       const c = consume ? p.fallback.consume : p.fallback.peek;
       return this.decode.single(twin.runParsed(c.def, keys, valuesWith(c, costs[0]!, shares?.[0]), undefined, now), consume ? this.at.consume : this.at.peek, 'fallback');
     }
@@ -130,6 +124,17 @@ export class Shape {
     if (this.blocks) items.push(this.twinBlock);
     const reply = twin.runParsed(consume ? b.multiScript : b.multiPeekScript, keys, this.zoned ? { tz_rules: this.tzRules() } : {}, items, now);
     return this.decode.items(reply, consume ? this.at.multi : this.at.multiPeek, 'fallback');
+  }
+
+  /** onTwin's consume for a single limit (`single`): `key` is keys[0]. */
+  consumeOnTwin(twin: TwinClient, key: string, keys: readonly string[], cost: number, now: number, shares?: readonly string[]): Decision {
+    const p = this.plans[0]!;
+    if (this.twinConsume === null) return this.decode.single(twin.runParsed(p.fallback.consume.def, keys, valuesWith(p.fallback.consume, cost, shares?.[0]), undefined, now), this.at.consume, 'fallback');
+    // As valuesWith passes it: the class's share, else the script's default.
+    const share = shares?.[0];
+    const out = this.twinReply;
+    twin.runDirect(this.twinConsume, p.fallback.consume.def, out, key, cost, share === undefined || share === '' ? this.twinShare : Number(share), now);
+    return this.decode.single(out, 0, 'fallback');
   }
 
   /** Each key's cost as sent in a batch: one per limit, then 1 for the block item. */
