@@ -84,8 +84,16 @@ async function main(): Promise<void> {
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   for (const [name, xs] of Object.entries(out)) console.log(`${name}: ${Math.round(med(xs.map((x) => x.perSec)))} /s, CPU ${med(xs.map((x) => x.cpuUs)).toFixed(2)} µs/decision (min ${Math.min(...xs.map((x) => x.cpuUs)).toFixed(2)}), synchronous part ${med(xs.map((x) => x.syncUs)).toFixed(2)} µs (min ${Math.min(...xs.map((x) => x.syncUs)).toFixed(2)})  (${xs.map((x) => x.cpuUs.toFixed(1)).join(' ')})`);
-  if (out.static && out.before) console.log(`before/static decisions/s ${(med(out.before.map((x) => x.perSec)) / med(out.static.map((x) => x.perSec))).toFixed(3)}; +${(med(out.before.map((x) => x.cpuUs)) - med(out.static.map((x) => x.cpuUs))).toFixed(2)} µs CPU`);
-  if (out.static && out.policy) console.log(`policy/static decisions/s ${(med(out.policy.map((x) => x.perSec)) / med(out.static.map((x) => x.perSec))).toFixed(3)}; +${(med(out.policy.map((x) => x.cpuUs)) - med(out.static.map((x) => x.cpuUs))).toFixed(2)} µs CPU`);
+  // Per round (the rows of one round ran back to back): the ratio and the CPU difference, median and range.
+  const paired = (row: string) => {
+    const a = out[row]!, s0 = out.static!;
+    const ratio = a.map((x, i) => x.perSec / s0[i]!.perSec);
+    const cpu = a.map((x, i) => x.cpuUs - s0[i]!.cpuUs);
+    const r = (xs: number[], d: number) => `${med(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
+    console.log(`${row}/static decisions/s ${(med(a.map((x) => x.perSec)) / med(s0.map((x) => x.perSec))).toFixed(3)}; +${(med(a.map((x) => x.cpuUs)) - med(s0.map((x) => x.cpuUs))).toFixed(2)} µs CPU; per round: ${r(ratio, 3)}x, ${r(cpu, 2)} µs CPU`);
+  };
+  if (out.static && out.before) paired('before');
+  if (out.static && out.policy) paired('policy');
   console.log(`policy reads: ${p.stats().policyReads}, resolutions: ${p.stats().resolutions}`);
   await p.close();
   await before?.close();

@@ -121,6 +121,14 @@ export class RateLimiter {
    * capacity is left after it for the classes above (the decision says which class applied).
    */
   limit(subject: Subject, options?: CallOptions): Promise<Decision> {
+    return this.decide(subject, options, null, undefined);
+  }
+
+  /**
+   * limit(), with `after(decision, arg)` applied to the decision in limit()'s own step: no
+   * promise hop of its own (the policy limiter tags its decisions so, through limitThen).
+   */
+  private decide<A>(subject: Subject, options: CallOptions | undefined, after: ((d: Decision, arg: A) => Decision) | null, arg: A): Promise<Decision> {
     const started = this.clock();
     let t: Target;
     let costs: number[];
@@ -135,9 +143,12 @@ export class RateLimiter {
       return Promise.reject(err); // bad input: a rejected promise, as from every other path
     }
     const shares = pc?.ppm;
-    if (holder !== undefined) return this.limitHolding(t, costs, pc, holder, started);
+    if (holder !== undefined) {
+      const held = this.limitHolding(t, costs, pc, holder, started);
+      return after === null ? held : held.then((d) => after(d, arg));
+    }
     const v = t.variant;
-    if (!this.path) return Promise.resolve(this.report(tagged(v.fallback.decide(t, costs, true, started, shares), pc), started)); // no Redis: decided now
+    if (!this.path) return Promise.resolve(this.answer(tagged(v.fallback.decide(t, costs, true, started, shares), pc), started, after, arg)); // no Redis: decided now
     // Leases hold the same number of units of every limit (a per-limit cost object or a priority
     // class skips them), and are spent only while a reset or block made elsewhere reaches us.
     const leases = this.local.leasesUsable() ? this.local.leases! : null;
@@ -146,13 +157,13 @@ export class RateLimiter {
       const left = leases!.take(t, costs[0]!, started);
       if (left !== null) {
         if (leases!.wantsRefill(t.ident)) leases!.refill(t.ident, v.decider!.topUp(leases!, t, 0, started));
-        return Promise.resolve(this.report(v.shape.decode.lease(left), started));
+        return Promise.resolve(this.answer(v.shape.decode.lease(left), started, after, arg));
       }
     }
     // The deny cache answers the same ask only: the same costs at the same class.
     const ask = pc ? [...costs, ...pc.ppm.map((x) => (x === '' ? 1_000_000 : Number(x)))] : costs;
     const cached = this.local.denyCache?.check(t, ask, started);
-    if (cached) return Promise.resolve(this.report(tagged(cached, pc), started));
+    if (cached) return Promise.resolve(this.answer(tagged(cached, pc), started, after, arg));
     const decider = v.decider!;
     const decided = leased ? decider.topUp(leases!, t, costs[0]!, started).then((d) => d ?? decider.decide(t, costs)) : decider.decide(t, costs, shares);
     return decided.then((d) => {
@@ -160,7 +171,7 @@ export class RateLimiter {
         v.fallback.learn(t, d, started);
         if (!d.allowed) this.local.denyCache?.remember(t, ask, d, started);
       }
-      return this.report(tagged(d, pc), started);
+      return this.answer(tagged(d, pc), started, after, arg);
     });
   }
 
@@ -378,6 +389,12 @@ export class RateLimiter {
     if (to === 'closed') this.fallback.dropNode((key) => slotOwner(this.path!.client, hashSlot(key)) === node);
   }
 
+  /** A decision of limit(): reported, then handed to `after` (see decide). */
+  private answer<A>(d: Decision, started: number, after: ((d: Decision, arg: A) => Decision) | null, arg: A): Decision {
+    this.report(d, started);
+    return after === null ? d : after(d, arg);
+  }
+
   private report(d: Decision, started: number): Decision {
     if (this.metrics.decision) {
       const nearLimit = d.allowed && d.limitName !== null && d.remaining * 5 <= d.limit;
@@ -385,6 +402,15 @@ export class RateLimiter {
     }
     return d;
   }
+}
+
+/**
+ * Internal (the policy limiter's hook, not exported from the package): `limiter.limit(subject,
+ * options)` with `after(decision, arg)` applied to the decision in limit()'s own step, so the
+ * caller's work on it costs no promise hop of its own. A rejection passes through untouched.
+ */
+export function limitThen<A, D extends Decision>(limiter: RateLimiter, subject: Subject, options: CallOptions | undefined, after: (d: Decision, arg: A) => D, arg: A): Promise<D> {
+  return limiter['decide'](subject, options, after, arg) as Promise<D>;
 }
 
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {

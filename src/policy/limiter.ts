@@ -1,4 +1,4 @@
-import { createRateLimiter, type Cost, type RateLimiter } from '../client/limiter.js';
+import { createRateLimiter, limitThen, type Cost, type RateLimiter } from '../client/limiter.js';
 import type { LimitSpec, RateLimiterOptions } from '../client/config.js';
 import type { Decision } from '../decision.js';
 import { InvalidArgumentError, InvalidConfigError, RedisUnavailableError, ScriptError } from '../errors.js';
@@ -59,23 +59,44 @@ export interface PolicyCallOptions {
 interface Compiled {
   limiter: RateLimiter;
   res: Resolution;
+  /** The limits' keyed names (the same for every resolution this limiter was compiled for: they are its specs' names). */
+  keyed: ReadonlyMap<string, string>;
   usedAt: number;
   evicted: boolean;
 }
 
 type Resolved = Resolution & { compiled?: Compiled; carries?: Carry[] };
 
-/** A chain's cached resolution, and its decisions' tagger (made once, on its first fast decision). */
+/** A chain's cached resolution. */
 interface Cached {
   version: number;
   res: Resolved;
-  tag?: (d: Decision) => PolicyDecision;
+}
+
+/**
+ * What a chain's fast decisions need, flat (made once per cached resolution and compiled limiter,
+ * on the chain's first fast decision): one object read per call besides the shared limiter, and
+ * the decision tagged with these very values (this chain's own, never another's sharing the limiter).
+ */
+interface Fast {
+  version: number;
+  compiled: Compiled;
+  carries: readonly Carry[] | undefined;
+  pausedUntilMs: number;
+  /** keyed name -> own name (this chain's resolution's). */
+  names: Map<string, string>;
+  /** Whether some keyed name differs from its own (a reset epoch). */
+  renamed: boolean;
+  policies: string[];
+  learned: Record<string, number>;
+  policyLimits: readonly LimitSpec[];
 }
 
 /** The fast path's index of `resolvedByChain`: one level per policy name (no key string built per call). */
 interface ChainNode {
   next?: Map<string, ChainNode>;
   hit?: Cached;
+  fast?: Fast;
 }
 
 /**
@@ -148,17 +169,16 @@ export class PolicyLimiter {
     let node: ChainNode | undefined = this.chainIndex;
     if (Array.isArray(chain)) for (let i = 0; i < chain.length && node !== undefined; i++) node = node.next?.get(chain[i]!);
     else node = undefined;
-    const hit = node?.hit;
-    if (hit !== undefined && hit.version >= 0 && hit.version === this.snapshot!.version) {
-      const res = hit.res;
-      const c = res.compiled;
-      if (c !== undefined && !c.evicted && (res.carries === undefined || !this.carryPending(subject, res.carries)) && (res.pausedUntilMs === 0 || res.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
+    if (node !== undefined) {
+      let f = node.fast;
+      if (f === undefined || f.version !== this.snapshot!.version || f.compiled.evicted) f = this.fastFor(node);
+      if (f !== undefined && (f.carries === undefined || !this.carryPending(subject, f.carries)) && (f.pausedUntilMs === 0 || f.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
+        const c = f.compiled;
         c.usedAt = ++this.tick;
-        // Tagged with this chain's own resolution (its tagger, made once per cached entry):
-        // chains resolving to the same values share one compiled limiter, whose last
-        // resolution may be another chain's.
-        const cost = options === undefined ? undefined : mapCost(options.cost, res);
-        return c.limiter.limit(subject, cost === undefined ? undefined : { cost }).then(hit.tag ??= (d: Decision) => this.tag(d, res, hit.version));
+        const cost = options === undefined ? undefined : fastCost(options.cost, f);
+        // Tagged with this chain's own values (chains resolving to the same set share one
+        // compiled limiter) in the limiter's own promise step: no hop of its own.
+        return limitThen(c.limiter, subject, cost === undefined ? undefined : { cost }, tagFast, f);
       }
     }
     return this.limitSlow(subject, chain, options);
@@ -257,7 +277,31 @@ export class PolicyLimiter {
       if (child === undefined) node.next.set(name, (child = {}));
       node = child;
     }
-    node.hit = hit;
+    if (node.hit !== hit) {
+      node.hit = hit;
+      node.fast = undefined;
+    }
+  }
+
+  /** The chain's fast entry, when its cached resolution is at the current version and compiled (else the slow path). */
+  private fastFor(node: ChainNode): Fast | undefined {
+    node.fast = undefined;
+    const hit = node.hit;
+    if (hit === undefined || hit.version < 0 || hit.version !== this.snapshot!.version) return undefined;
+    const res = hit.res;
+    const c = res.compiled;
+    if (c === undefined || c.evicted) return undefined;
+    return (node.fast = {
+      version: hit.version,
+      compiled: c,
+      carries: res.carries !== undefined && res.carries.length > 0 ? res.carries : undefined,
+      pausedUntilMs: res.pausedUntilMs,
+      names: res.names,
+      renamed: res.renamed,
+      policies: res.layers,
+      learned: res.learned,
+      policyLimits: res.ownSpecs,
+    });
   }
 
   /** Whether a proportional carry is still to be made for the subject (a subject no key can hold: yes, the slow path says why). */
@@ -431,7 +475,7 @@ export class PolicyLimiter {
       if (last) return { c: last, version, res };
       throw err;
     }
-    c = { limiter, res, usedAt: ++this.tick, evicted: false };
+    c = { limiter, res, keyed: res.names, usedAt: ++this.tick, evicted: false };
     resolved.compiled = c;
     this.compiled.set(key, c);
     const most = this.o.maxLimiters ?? 64;
@@ -496,7 +540,7 @@ export class PolicyLimiter {
 }
 
 /** A cost object names limits by their own names; the compiled limiter knows them with epochs, and a limit the policies took away is skipped. */
-function mapCost(cost: Cost | undefined, res: Resolution): Cost | undefined {
+function mapCost(cost: Cost | undefined, res: Pick<Resolution, 'names' | 'renamed'>): Cost | undefined {
   if (cost === undefined || typeof cost === 'number') return cost;
   // Every name the cost gives is a limit of the set, under its own name: the cost as it is (the
   // compiled limiter reads only its own limits' names from it).
@@ -512,6 +556,41 @@ function mapCost(cost: Cost | undefined, res: Resolution): Cost | undefined {
   }
   const out: Record<string, number> = {};
   for (const [keyed, own] of res.names) if (Object.hasOwn(cost, own)) out[keyed] = (cost as Record<string, number>)[own]!;
+  return out;
+}
+
+/** The cost a fast decision sends: as given when it names only limits of the set (under their own names), else mapped (mapCost). */
+function fastCost(cost: Cost | undefined, f: Fast): Cost | undefined {
+  if (cost === undefined || typeof cost === 'number') return cost;
+  if (!f.renamed && typeof cost === 'object' && cost !== null) {
+    // The compiled limiter's names are this set's own names here (no epoch): one shared map, not the chain's.
+    const keyed = f.compiled.keyed;
+    let all = true;
+    for (const k in cost) {
+      if (!keyed.has(k)) {
+        all = false;
+        break;
+      }
+    }
+    if (all) return cost;
+  }
+  return mapCost(cost, f);
+}
+
+/** A fast decision tagged with its chain's own resolution (as tag()). */
+function tagFast(d: Decision, f: Fast): PolicyDecision {
+  const out = d as PolicyDecision;
+  if (f.renamed) {
+    const names = f.names;
+    const own = (n: string | null) => (n === null ? null : (names.get(n) ?? n));
+    out.limitName = own(d.limitName);
+    out.deniedBy = own(d.deniedBy);
+    out.limits = d.limits.map((l) => ({ ...l, name: own(l.name)! }));
+  }
+  out.policyVersion = f.version;
+  out.policies = f.policies;
+  out.learned = f.learned;
+  out.policyLimits = f.policyLimits;
   return out;
 }
 

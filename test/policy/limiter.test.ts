@@ -316,4 +316,40 @@ describe('policy limiter: decisions say their own chain', () => {
       expect([a.limit, b.limit]).toEqual([5, 5]);
     }
   });
+
+  it('cached chains decided in one turn (one batch of the shared limiter): each decision its own policies, own limit names, costs by own names', async () => {
+    const prefix = uniquePrefix('pturn').slice(0, -1);
+    const l = make({ prefix });
+    await l.policies.set('default', { limits: [fw('rpm', 100), fw('tpm', 10_000)] }, who);
+    await l.policies.set('user:a', { limits: [fw('rpm', 50)] }, who);
+    await l.policies.set('user:b', { limits: [fw('rpm', 50)] }, who);
+    await l.policies.set('user:c', { remove: ['tpm'] }, who);
+    const v = await l.policies.set('user:r', { limits: [fw('rpm', 50)] }, { author: 'ops', carryOver: 'reset' });
+    const subjects = ['a', 'b', 'c', 'r'];
+    for (const s of subjects) await l.limit(s, { cost: { rpm: 1, tpm: 10 } }); // cached and compiled
+    for (let round = 0; round < 3; round++) {
+      const ds = await Promise.all(subjects.flatMap((s) => [l.limit(s, { cost: { rpm: 1, tpm: 10 } }), l.limit(s, { cost: { tpm: 5 } })]));
+      const [a, , b, , c, c2, r, r2] = ds;
+      expect(a!.policies).toEqual(['default', 'user:a']);
+      expect(b!.policies).toEqual(['default', 'user:b']);
+      expect(c!.policies).toEqual(['default', 'user:c']);
+      expect(r!.policies).toEqual(['default', 'user:r']);
+      for (const d of ds) expect(d).toMatchObject({ allowed: true, source: 'redis' });
+      expect(a!.limits.map((x) => [x.name, x.remaining])).toEqual([
+        ['rpm', 50 - 2 - 2 * round],
+        ['tpm', 10_000 - 20 - 15 * round],
+      ]);
+      // tpm removed for c: its cost for tpm is skipped; the tpm-only call costs one rpm (the default of a cost object).
+      expect(c2!.limits.map((x) => [x.name, x.remaining])).toEqual([['rpm', 100 - 3 - 2 * round]]);
+      expect(c!.policyLimits.map((x) => x.name)).toEqual(['rpm']);
+      // r's rpm is keyed with the reset epoch, named by its own name.
+      expect(r2!.limits.map((x) => [x.name, x.remaining])).toEqual([
+        ['rpm', 50 - 3 - 2 * round],
+        ['tpm', 10_000 - 25 - 15 * round],
+      ]);
+      expect(r2!.policyVersion).toBe(v);
+      expect(r2!.policyLimits.map((x) => x.name)).toEqual(['rpm', 'tpm']);
+    }
+    expect(await redis.exists(`${prefix}:{r}:rpm-r${v.toString(36)}`)).toBe(1);
+  });
 });
