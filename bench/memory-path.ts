@@ -15,7 +15,8 @@
  * thread's CPU time (Linux schedstat), which a busy machine disturbs far less than wall time.
  *
  * BENCH_ROUNDS (default 3), BENCH_DECISIONS per round and contender (default 500 000),
- * BENCH_CHUNK (default 50 000), BENCH_CASES (comma list of uniform, fresh, hot).
+ * BENCH_CHUNK (default 50 000), BENCH_CASES (comma list of uniform, fresh, hot), BENCH_ALGO
+ * (redlimit's algorithm, default gcra; token_bucket, fixed_window, sliding_window, …).
  * BEFORE=<a copy of the tree>/src/index.ts adds that build as a third contender (the three
  * rotated per chunk) and reports after / before paired per chunk (the median of the ratios).
  */
@@ -32,6 +33,7 @@ const N = Number(process.env.BENCH_DECISIONS ?? 500_000);
 const CHUNK = Math.min(N, Number(process.env.BENCH_CHUNK ?? 50_000));
 const CASES = new Set((process.env.BENCH_CASES ?? 'uniform,fresh,hot').split(','));
 const IDS = 10_000;
+const ALGO = (process.env.BENCH_ALGO ?? 'gcra') as 'gcra';
 
 function ids(seed: number): string[] {
   let x = seed >>> 0 || 1;
@@ -77,7 +79,7 @@ interface Case {
 async function main(): Promise<void> {
   const pkg = (name: string) => JSON.parse(readFileSync(join('node_modules', name, 'package.json'), 'utf8')).version as string;
   console.log(`# in-memory path — ${new Date().toISOString()}`);
-  console.log(`node ${process.version}, rate-limiter-flexible ${pkg('rate-limiter-flexible')}; ${ROUNDS} rounds of ${N} decisions per contender, in alternating chunks of ${CHUNK}, one await per decision\n`);
+  console.log(`node ${process.version}, rate-limiter-flexible ${pkg('rate-limiter-flexible')}; redlimit ${ALGO}; ${ROUNDS} rounds of ${N} decisions per contender, in alternating chunks of ${CHUNK}, one await per decision\n`);
   const uniform = ids(42);
   // Fresh ids are built before the run (string building is the caller's cost in both).
   const fresh = Array.from({ length: N }, (_, i) => `ip-${i}`);
@@ -96,7 +98,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       // Fresh instances per round: the fresh case must start from an empty store every time.
       const rlf = new RateLimiterMemory({ points: c.points, duration: c.seconds });
-      const options = { limits: { name: 'm', algo: 'gcra' as const, limit: c.points, periodMs: c.seconds * 1000 } };
+      const options = { limits: { name: 'm', algo: ALGO, limit: c.points, periodMs: c.seconds * 1000 } };
       const lim = createRateLimiter(options);
       const old = before ? before(options) : null;
       for (let from = 0; from + CHUNK <= N; from += CHUNK) {

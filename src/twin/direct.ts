@@ -3,11 +3,13 @@
  * without Redis, or the fallback) decides one key per call, always with the same arguments but
  * the cost and priority share, so it binds them once and passes no call object, argument record
  * or reply array per decision. Each runs the very code its script runs (twinScripts) and throws
- * what it throws; a script not listed here goes through TwinClient.runParsed.
+ * what it throws; a script not listed here (quota, sliding_log) goes through TwinClient.runParsed.
  */
 import type { ArgValues } from './args.js';
 import { keep } from './eval.js';
 import { gcraConsumeTo } from './gcra.js';
+import { tokenBucketConsumeTo } from './token-bucket.js';
+import { fixedWindowConsumeTo, slidingWindowConsumeTo } from './windows.js';
 import type { MemoryStore } from './store.js';
 
 /**
@@ -28,6 +30,23 @@ export function directConsume(script: string, args: Readonly<ArgValues>): Direct
       const periodMs = n(args.period_ms);
       const burst = n(args.burst);
       return (out, store, key, cost, sharePpm, now) => gcraConsumeTo(out, store, key, limit, periodMs, burst, cost, now, false, keep(burst, sharePpm));
+    }
+    case 'token_bucket': {
+      const limit = n(args.limit);
+      const periodMs = n(args.period_ms);
+      const burst = n(args.burst);
+      return (out, store, key, cost, sharePpm, now) => tokenBucketConsumeTo(out, store, key, limit, periodMs, burst, cost, now, false, keep(burst, sharePpm));
+    }
+    case 'fixed_window': {
+      const limit = n(args.limit);
+      const periodMs = n(args.period_ms);
+      const offsetMs = n(args.offset_ms);
+      return (out, store, key, cost, sharePpm, now) => fixedWindowConsumeTo(out, store, key, limit, periodMs, offsetMs, cost, now, false, keep(limit, sharePpm));
+    }
+    case 'sliding_window': {
+      const limit = n(args.limit);
+      const periodMs = n(args.period_ms);
+      return (out, store, key, cost, sharePpm, now) => slidingWindowConsumeTo(out, store, key, limit, periodMs, cost, now, false, keep(limit, sharePpm));
     }
     default:
       return null;

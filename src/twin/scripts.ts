@@ -75,6 +75,13 @@ function consume(e: a.Eval, store: MemoryStore): number[] {
   return e as unknown as number[];
 }
 
+/** A single-key consume (its write made at once) into a fresh reply. */
+function reply(run: (out: number[]) => void): number[] {
+  const out = [0, 0, 0, 0];
+  run(out);
+  return out;
+}
+
 /** A peek: allowed and retry for `cost`, remaining and reset as they are now. */
 function peek(evalAt: (cost: number) => a.Eval, cost: number): number[] {
   const e = evalAt(cost);
@@ -328,13 +335,13 @@ export const twinScripts: Record<string, Impl> = {
   gcra_refund: (c) => refund(a.gcraRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
   gcra_reserve: (c) =>
     a.gcraReserve(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), n(c.args.max_wait_ms), c.now, c.simulated),
-  token_bucket: (c) => consume(a.tokenBucketEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.burst))), c.store),
+  token_bucket: (c) => reply((out) => a.tokenBucketConsumeTo(out, c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.burst)))),
   token_bucket_peek: (c) => peek((cost) => a.tokenBucketEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), cost, c.now, c.simulated), n(c.args.cost)),
   token_bucket_refund: (c) => refund(a.tokenBucketRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.burst), n(c.args.cost), c.now, c.simulated), c.store),
-  fixed_window: (c) => consume(a.fixedWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.limit))), c.store),
+  fixed_window: (c) => reply((out) => a.fixedWindowConsumeTo(out, c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.limit)))),
   fixed_window_peek: (c) => peek((cost) => a.fixedWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), cost, c.now, c.simulated), n(c.args.cost)),
   fixed_window_refund: (c) => refund(a.fixedWindowRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.offset_ms), n(c.args.cost), c.now, c.simulated), c.store),
-  sliding_window: (c) => consume(a.slidingWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.limit))), c.store),
+  sliding_window: (c) => reply((out) => a.slidingWindowConsumeTo(out, c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated, share(c, n(c.args.limit)))),
   sliding_window_peek: (c) => peek((cost) => a.slidingWindowEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), cost, c.now, c.simulated), n(c.args.cost)),
   sliding_window_refund: (c) => refund(a.slidingWindowRefund(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated), c.store),
   sliding_log: (c) => consume(a.slidingLogEval(c.store, k0(c), n(c.args.limit), n(c.args.period_ms), n(c.args.cost), c.now, c.simulated, true, share(c, n(c.args.limit))), c.store),

@@ -24,19 +24,64 @@ function counterWrites(key: string, start: number, windowEnd: number, used: numb
   return [(s) => s.set(key, value, at)];
 }
 
-function counterTake(key: string, limit: number, start: number, windowEnd: number, used: number, cost: number, now: number, simulated: boolean, keep: number): Eval {
-  const reset = used > 0 ? windowEnd - now : 0;
+/** Stores a window's count (deletes at 0). */
+function counterStore(s: MemoryStore, key: string, start: number, windowEnd: number, used: number, now: number, simulated: boolean): void {
+  if (used <= 0) s.delete(key);
+  else s.set(key, { kind: 'counter', start, count: used }, expiresAt(now, windowEnd - now, simulated));
+}
+
+/** What counterDecide decided (read at once): the reply, and whether `used + cost` is to be written. */
+const C = { allowed: 0, remaining: 0, reset: 0, retry: 0, write: false };
+
+function counterDecide(limit: number, windowEnd: number, used: number, cost: number, now: number, keep: number): void {
   const need = cost + keep;
-  if (need > limit) return [0, limit - used, reset, -1, NO_WRITES];
-  if (used + need > limit) return [0, limit - used, reset, windowEnd - now, NO_WRITES];
-  if (cost === 0) return [1, limit - used, reset, 0, NO_WRITES];
-  return [1, limit - used - cost, windowEnd - now, 0, counterWrites(key, start, windowEnd, used + cost, now, simulated)];
+  C.write = false;
+  C.remaining = limit - used;
+  C.reset = used > 0 ? windowEnd - now : 0;
+  if (need > limit) {
+    C.allowed = 0;
+    C.retry = -1;
+  } else if (used + need > limit) {
+    C.allowed = 0;
+    C.retry = windowEnd - now;
+  } else if (cost === 0) {
+    C.allowed = 1;
+    C.retry = 0;
+  } else {
+    C.allowed = 1;
+    C.remaining = limit - used - cost;
+    C.reset = windowEnd - now;
+    C.retry = 0;
+    C.write = true;
+  }
+}
+
+function counterTake(key: string, limit: number, start: number, windowEnd: number, used: number, cost: number, now: number, simulated: boolean, keep: number): Eval {
+  counterDecide(limit, windowEnd, used, cost, now, keep);
+  return [C.allowed, C.remaining, C.reset, C.retry, C.write ? counterWrites(key, start, windowEnd, used + cost, now, simulated) : NO_WRITES];
+}
+
+/** A single-key counter script's decision, its write made at once, the reply into `out`. */
+function counterTakeTo(out: number[], store: MemoryStore, key: string, limit: number, start: number, windowEnd: number, used: number, cost: number, now: number, simulated: boolean, keep: number): void {
+  counterDecide(limit, windowEnd, used, cost, now, keep);
+  if (C.write) counterStore(store, key, start, windowEnd, used + cost, now, simulated);
+  out[0] = C.allowed;
+  out[1] = C.remaining;
+  out[2] = C.reset;
+  out[3] = C.retry;
 }
 
 export function fixedWindowEval(store: MemoryStore, key: string, limit: number, periodMs: number, offsetMs: number, cost: number, now: number, simulated: boolean, keep = 0): Eval {
   const start = windowStart(now, periodMs, offsetMs);
   const used = counterRead(store, 'fixed_window', key, start, now);
   return counterTake(key, limit, start, start + periodMs, used, cost, now, simulated, keep);
+}
+
+/** fixed_window (the single-key script): fixedWindowEval's decision, its write made at once, the reply into `out`. */
+export function fixedWindowConsumeTo(out: number[], store: MemoryStore, key: string, limit: number, periodMs: number, offsetMs: number, cost: number, now: number, simulated: boolean, keep: number): void {
+  const start = windowStart(now, periodMs, offsetMs);
+  const used = counterRead(store, 'fixed_window', key, start, now);
+  counterTakeTo(out, store, key, limit, start, start + periodMs, used, cost, now, simulated, keep);
 }
 
 export function fixedWindowRefund(store: MemoryStore, key: string, limit: number, periodMs: number, offsetMs: number, cost: number, now: number, simulated: boolean): [number, number, Write[]] {
@@ -88,7 +133,17 @@ function slidingWindowWhen(prev: number, room: number, periodMs: number): number
   return Math.max(periodMs - q, 0);
 }
 
-export function slidingWindowEval(store: MemoryStore, key: string, limit: number, periodMs: number, cost: number, now: number, simulated: boolean, keep = 0): Eval {
+/** Stores the two windows' counts (deletes once neither counts any more). */
+function slidingWindowStore(s: MemoryStore, key: string, start: number, periodMs: number, cur: number, prev: number, now: number, simulated: boolean): void {
+  const reset = slidingWindowReset(start, periodMs, cur, prev, now);
+  if (reset === 0) s.delete(key);
+  else s.set(key, { kind: 'sliding_window', start, cur, prev }, expiresAt(now, reset, simulated));
+}
+
+/** What slidingWindowDecide decided (read at once): the reply, and the counts to write when `write`. */
+const W = { allowed: 0, remaining: 0, reset: 0, retry: 0, write: false, start: 0, cur: 0, prev: 0 };
+
+function slidingWindowDecide(store: MemoryStore, key: string, limit: number, periodMs: number, cost: number, now: number, keep: number): void {
   const start = windowStart(now, periodMs, 0);
   const elapsed = now - start;
   let [cur, prev] = slidingWindowRead(store, key, start, periodMs, now);
@@ -97,17 +152,48 @@ export function slidingWindowEval(store: MemoryStore, key: string, limit: number
   const room = limit - cur - used;
   const reset = slidingWindowReset(start, periodMs, cur, prev, now);
   const need = cost + keep;
-  if (need > limit) return [0, Math.max(room, 0), reset, -1, NO_WRITES];
-  if (need <= room) {
-    if (cost === 0) return [1, room, reset, 0, NO_WRITES];
-    cur += cost;
-    return [1, room - cost, slidingWindowReset(start, periodMs, cur, prev, now), 0, slidingWindowWrites(key, start, periodMs, cur, prev, now, simulated)];
+  W.write = false;
+  W.reset = reset;
+  W.remaining = Math.max(room, 0);
+  if (need > limit) {
+    W.allowed = 0;
+    W.retry = -1;
+    return;
   }
-  const retry =
+  if (need <= room) {
+    W.allowed = 1;
+    W.retry = 0;
+    W.remaining = room;
+    if (cost === 0) return;
+    cur += cost;
+    W.remaining = room - cost;
+    W.reset = slidingWindowReset(start, periodMs, cur, prev, now);
+    W.write = true;
+    W.start = start;
+    W.cur = cur;
+    W.prev = prev;
+    return;
+  }
+  W.allowed = 0;
+  W.retry =
     cur + need <= limit
       ? slidingWindowWhen(prev, limit - cur - need, periodMs) - elapsed
       : periodMs - elapsed + slidingWindowWhen(cur, limit - need, periodMs);
-  return [0, Math.max(room, 0), reset, retry, NO_WRITES];
+}
+
+export function slidingWindowEval(store: MemoryStore, key: string, limit: number, periodMs: number, cost: number, now: number, simulated: boolean, keep = 0): Eval {
+  slidingWindowDecide(store, key, limit, periodMs, cost, now, keep);
+  return [W.allowed, W.remaining, W.reset, W.retry, W.write ? slidingWindowWrites(key, W.start, periodMs, W.cur, W.prev, now, simulated) : NO_WRITES];
+}
+
+/** sliding_window (the single-key script): slidingWindowEval's decision, its write made at once, the reply into `out`. */
+export function slidingWindowConsumeTo(out: number[], store: MemoryStore, key: string, limit: number, periodMs: number, cost: number, now: number, simulated: boolean, keep: number): void {
+  slidingWindowDecide(store, key, limit, periodMs, cost, now, keep);
+  if (W.write) slidingWindowStore(store, key, W.start, periodMs, W.cur, W.prev, now, simulated);
+  out[0] = W.allowed;
+  out[1] = W.remaining;
+  out[2] = W.reset;
+  out[3] = W.retry;
 }
 
 export function slidingWindowRefund(store: MemoryStore, key: string, limit: number, periodMs: number, cost: number, now: number, simulated: boolean): [number, number, Write[]] {
