@@ -10,6 +10,8 @@ import type { RedisPath } from './redis-path.js';
 import type { Shape } from './shape.js';
 import type { Target } from './keys.js';
 
+const same = (d: Decision) => d;
+
 /**
  * Consumes on Redis: coalesced with the same turn's other decisions (batch / multi_batch) or
  * alone, with the failure policy answering when Redis cannot; and lease top-ups, which have no
@@ -34,7 +36,20 @@ export class Decider {
    */
   decide(t: Target, costs: number[], shares?: readonly string[], holder?: string): Promise<Decision> {
     const fallback = () => this.shape.withHolder(holder, () => this.fallback.decide(t, costs, true, undefined, shares));
-    if (!this.coalescer) return this.consume(t, costs, shares, holder).catch((err: unknown) => this.policy.answer(err, fallback, (d) => d));
+    if (!this.coalescer) {
+      // consume(), with the failure policy in the same step (one promise, not two).
+      const call = this.shape.consume(costs, shares, holder);
+      return this.path.run(call.def, t.keys, call.argv, t.slot, true).then(
+        (r) => {
+          try {
+            return this.shape.decide(call, r as number[], 'redis');
+          } catch (err) {
+            return this.policy.answer(err, fallback, same);
+          }
+        },
+        (err: unknown) => this.policy.answer(err, fallback, same),
+      );
+    }
     return new Promise<Decision>((resolve, reject) => {
       this.coalescer!.add(t.slot, {
         keys: t.keys,
@@ -43,7 +58,7 @@ export class Decider {
         done: (r, o) => resolve(this.shape.decideAt(r, o, 'redis')),
         fail: (err) => {
           try {
-            resolve(this.policy.answer(err, fallback, (d) => d));
+            resolve(this.policy.answer(err, fallback, same));
           } catch (e) {
             reject(e);
           }
