@@ -26,7 +26,19 @@ function parseArgLua(script: string, a: ArgSpec, target: string, raw: string, in
   const tail = item ? `, ${item}` : '';
   let call: string;
   if (a.type === 'int') {
-    call = `rl_arg_int(${script}, ${raw}, ${index}, ${label}, ${required}, ${luaInt(a.min!)}, ${luaInt(a.max!)}${tail})`;
+    // A decimal string already parsed (rl_int_memo, filled by rl_arg_int: a limiter sends the
+    // same limits on every call) costs a table read and the range test; anything else, and any
+    // value out of this argument's range (refused there), goes through rl_arg_int.
+    const [min, max] = [luaInt(a.min!), luaInt(a.max!)];
+    const parse = `rl_arg_int(${script}, ${raw}, ${index}, ${label}, ${required}, ${min}, ${max}${tail})`;
+    const assign = (t: string) => `do local n = rl_int_memo[${raw}] if n == nil or n < ${min} or n > ${max} then n = ${parse} end ${t} = n end`;
+    if (a.required) return [assign(target)];
+    const value =
+      a.default === undefined ? 'nil' : typeof a.default === 'object' ? scope(a.default.arg) : typeof a.default === 'number' ? luaInt(a.default) : `'${a.default}'`;
+    // An int default as the client spells it: a literal that is its own decimal form.
+    const spelled = typeof a.default === 'number' ? ` or ${raw} == '${luaInt(a.default)}'` : '';
+    const absent = present ? `${raw} == ''` : `${raw} == nil or ${raw} == ''`;
+    return [`if ${absent}${spelled} then ${target} = ${value} else ${assign(target)} end`];
   } else if (a.type === 'enum') {
     call = `rl_arg_enum(${script}, ${raw}, ${index}, ${label}, ${required}, '|${a.values!.join('|')}|'${tail})`;
   } else {
@@ -37,12 +49,10 @@ function parseArgLua(script: string, a: ArgSpec, target: string, raw: string, in
   if (a.required) return [known ? `if not (${known}) then ${target} = ${call} end` : `${target} = ${call}`];
   const value =
     a.default === undefined ? 'nil' : typeof a.default === 'object' ? scope(a.default.arg) : typeof a.default === 'number' ? luaInt(a.default) : `'${a.default}'`;
-  // An int default as the client spells it: a literal that is its own decimal form.
-  const spelled = a.type === 'int' && typeof a.default === 'number' ? ` or ${raw} == '${luaInt(a.default)}'` : '';
   // A group's arguments are all there (rl_arity_variadic counted them); a fixed one may be nil.
   const absent = present ? `${raw} == ''` : `${raw} == nil or ${raw} == ''`;
   if (known) return [`if ${absent} then ${target} = ${value} elseif not (${known}) then ${target} = ${call} end`];
-  return [`if ${absent}${spelled} then ${target} = ${value} else ${target} = ${call} end`];
+  return [`if ${absent} then ${target} = ${value} else ${target} = ${call} end`];
 }
 
 /** The argument prologue a header stands for: arity, each argument, defaults, checks, groups. */

@@ -59,6 +59,14 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -73,6 +81,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 

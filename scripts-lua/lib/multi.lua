@@ -24,30 +24,37 @@ end
 
 --- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
 --- `i` numbers the item in messages (`limit[2]`); nil for a script with one limit (batch).
+--- Each range is tested here and rl_multi_need (which words the refusal) is called only for a
+--- value out of it: a valid item makes no call but rl_check_refill_bounded's.
 local function rl_multi_check(script, i, item)
   local algo = item.algo
   if algo == 'block' then return end
+  local limit, period_ms, cost = item.limit, item.period_ms, item.cost
   if algo == 'concurrency' then
     -- The ranges of concurrency_acquire; cost 1 holds a slot, 0 only asks.
-    rl_multi_need(script, i, algo, 'limit', item.limit, 1, 1000000)
-    rl_multi_need(script, i, algo, 'period_ms', item.period_ms, 1, 31622400000)
-    rl_multi_need(script, i, algo, 'cost', item.cost, 0, 1)
+    rl_multi_need(script, i, algo, 'limit', limit, 1, 1000000)
+    rl_multi_need(script, i, algo, 'period_ms', period_ms, 1, 31622400000)
+    rl_multi_need(script, i, algo, 'cost', cost, 0, 1)
     if item.holder == nil then rl_fail(script, string.format('%s is required for algo concurrency', rl_arg_label('holder', i))) end
     return
   end
   if algo == 'quota' then
     if item.unit == nil then rl_fail(script, string.format('%s is required for algo quota', rl_arg_label('unit', i))) end
-    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, -50400000, 50400000)
+    local offset_ms = item.offset_ms
+    if offset_ms == nil or offset_ms < -50400000 or offset_ms > 50400000 then
+      rl_multi_need(script, i, algo, 'offset_ms', offset_ms, -50400000, 50400000)
+    end
     return
   end
-  rl_multi_need(script, i, algo, 'limit', item.limit, 1, 1000000000)
-  rl_multi_need(script, i, algo, 'period_ms', item.period_ms, 1, 31622400000)
-  rl_multi_need(script, i, algo, 'cost', item.cost, 0, 1000000000)
+  if limit == nil or limit < 1 or limit > 1000000000 then rl_multi_need(script, i, algo, 'limit', limit, 1, 1000000000) end
+  if period_ms == nil or period_ms < 1 or period_ms > 31622400000 then rl_multi_need(script, i, algo, 'period_ms', period_ms, 1, 31622400000) end
+  if cost == nil or cost < 0 or cost > 1000000000 then rl_multi_need(script, i, algo, 'cost', cost, 0, 1000000000) end
   if algo == 'gcra' or algo == 'token_bucket' then
-    rl_multi_need(script, i, algo, 'burst', item.burst, 1, 1000000000)
-    rl_check_refill_bounded(script, item.limit, item.period_ms, item.burst)
+    local burst = item.burst
+    if burst == nil or burst < 1 or burst > 1000000000 then rl_multi_need(script, i, algo, 'burst', burst, 1, 1000000000) end
+    rl_check_refill_bounded(script, limit, period_ms, burst)
   elseif algo == 'fixed_window' then
-    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, 0, item.period_ms - 1)
+    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, 0, period_ms - 1)
   end
 end
 
