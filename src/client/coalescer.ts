@@ -60,7 +60,8 @@ export class Coalescer {
   private readonly group: { readonly size: number; readonly cost: number; readonly share: number };
 
   constructor(
-    private readonly send: (def: ScriptDef, keys: string[], argv: string[], slot: number) => Promise<unknown>,
+    /** `share`: the call may share a socket write with the turn's other calls (RedisPath.run). */
+    private readonly send: (def: ScriptDef, keys: string[], argv: string[], slot: number, share: boolean) => Promise<unknown>,
     private readonly shape: BatchShape,
   ) {
     const fields = shape.def.each?.args.map((a) => a.name) ?? ['cost'];
@@ -87,14 +88,16 @@ export class Coalescer {
     this.scheduled = false;
     const queues = [...this.queues];
     this.queues.clear();
-    for (const [slot, q] of queues) this.sendBatch(q, slot);
+    // Several calls at once (a Cluster: one per hash slot) leave in one write per connection.
+    const share = queues.length > 1;
+    for (const [slot, q] of queues) this.sendBatch(q, slot, share);
   }
 
-  private sendBatch(q: Waiter[], slot: number): void {
+  private sendBatch(q: Waiter[], slot: number, share = false): void {
     if (q.length === 1) {
       const w = q[0]!;
       const { def, argv, offset } = this.shape.lone(w);
-      this.send(def, [...w.keys], argv, slot).then(
+      this.send(def, [...w.keys], argv, slot, share).then(
         (reply) => w.done(reply as number[], offset),
         (err: unknown) => w.fail(err),
       );
@@ -111,7 +114,7 @@ export class Coalescer {
         for (let g = 0; g < group.size; g++) argv.push(g === group.cost ? w.costs[j]! : g === group.share ? (w.shares?.[j] ?? '') : '');
       }
     }
-    this.send(this.shape.def, keys, argv, slot).then(
+    this.send(this.shape.def, keys, argv, slot, share).then(
       (reply) => {
         const r = reply as number[];
         // The reply opens with the clock reading, then one result per key, decision after
@@ -130,7 +133,7 @@ export class Coalescer {
         // A slot half-way through a migration refuses multi-key calls (TRYAGAIN): each decision
         // alone follows the ASK redirect, so the batch is sent again one by one.
         if (err instanceof ScriptError && err.redisCode === 'TRYAGAIN') {
-          for (const w of q) this.sendBatch([w], slot);
+          for (const w of q) this.sendBatch([w], slot, true);
         } else for (const w of q) w.fail(err);
       },
     );

@@ -27,7 +27,7 @@ export class Decider {
     private readonly policy: FailurePolicy,
     private readonly fallback: Fallback,
   ) {
-    this.coalescer = coalesce && shape.batch ? new Coalescer((def, keys, argv, slot) => path.run(def, keys, argv, slot), shape.batch) : null;
+    this.coalescer = coalesce && shape.batch ? new Coalescer((def, keys, argv, slot, share) => path.run(def, keys, argv, slot, share), shape.batch) : null;
   }
 
   /**

@@ -19,9 +19,8 @@ export interface ScriptTransport {
   functionLoad(source: string, replace?: boolean): Promise<void>;
   /**
    * The calls made from now until this turn's microtasks have run may leave in one socket write
-   * (ioredis: its socket corked until process.nextTick). Absent where the client batches its
-   * writes by itself (node-redis writes a turn's commands at once) or has no socket of its own
-   * (an ioredis Cluster routes each call to a node's connection).
+   * (ioredis: its socket corked until process.nextTick; a Cluster's, every primary's). Absent
+   * where the client batches its writes by itself (node-redis writes a turn's commands at once).
    */
   shareWrite?(): void;
 }
@@ -38,8 +37,16 @@ type IoredisLike = {
   script: Fn;
   nodes?: (role: string) => IoredisLike[];
   isCluster?: boolean;
-  stream?: { cork?: () => void; uncork(): void };
+  stream?: Partial<Corkable>;
 };
+type Corkable = { cork(): void; uncork(): void };
+
+/** Corks `stream` if it is a socket, and keeps it for the uncork. */
+function corkInto(held: Corkable[], stream: Partial<Corkable> | undefined): void {
+  if (stream === undefined || typeof stream.cork !== 'function' || typeof stream.uncork !== 'function') return;
+  stream.cork();
+  held.push(stream as Corkable);
+}
 type NodeRedisLike = {
   evalSha: Fn;
   eval: Fn;
@@ -84,31 +91,32 @@ function detect(client: RedisClientLike): ScriptTransport {
 const SHARE_MAX = 32;
 
 function ioredisTransport(c: IoredisLike): ScriptTransport {
-  // One socket write per turn for the calls that allow it (see ScriptTransport.shareWrite). The
-  // write waits for nothing but the end of this turn's microtasks, so no call waits on I/O.
-  let corked: { uncork(): void } | null = null;
+  // One socket write per turn for the calls that allow it (see ScriptTransport.shareWrite): each
+  // connection's socket corked until process.nextTick (a Cluster: every primary's). The write
+  // waits for nothing but the end of this turn's microtasks, so no call waits on I/O.
+  let corked: Corkable[] | null = null;
   let shared = 0;
   const uncork = () => {
-    const s = corked;
+    const held = corked;
     corked = null;
-    s?.uncork();
+    if (held !== null) for (const s of held) s.uncork();
   };
   return {
     kind: 'ioredis',
-    shareWrite: c.isCluster
-      ? undefined
-      : () => {
-          if (corked !== null) {
-            if (++shared < SHARE_MAX) return;
-            uncork();
-          }
-          const s = c.stream;
-          if (s === undefined || typeof s.cork !== 'function') return;
-          s.cork();
-          corked = s;
-          shared = 0;
-          process.nextTick(uncork);
-        },
+    shareWrite() {
+      if (corked !== null) {
+        if (++shared < SHARE_MAX) return;
+        uncork();
+      }
+      const held: Corkable[] = [];
+      if (c.isCluster) {
+        if (c.nodes) for (const n of c.nodes('master')) corkInto(held, n.stream);
+      } else corkInto(held, c.stream);
+      if (held.length === 0) return;
+      corked = held;
+      shared = 0;
+      process.nextTick(uncork);
+    },
     evalsha: (sha, keys, argv, readOnly) =>
       (readOnly && c.evalsha_ro ? c.evalsha_ro : c.evalsha).call(c, sha, keys.length, ...keys, ...argv),
     eval: (source, keys, argv, readOnly) =>
