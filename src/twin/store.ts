@@ -6,7 +6,7 @@
  * has an expiry is queued, keyed by a lower bound of it, in a run (a FIFO of bounds that never
  * decrease: the common case, keys written at a clock that moves forward with one TTL, costs O(1)
  * to queue and to pop) or else a min-heap. Every read first handles a few
- * entries that are due (bounded work, amortised O(1): each entry enters the heap once per expiry
+ * entries that are due (bounded work, amortised O(1): each entry is queued once per expiry
  * that comes due), and a timer handles the rest while nothing calls. The timer is unref'd (a
  * process exits with a non-empty store) and stops once nothing is left to expire.
  *
@@ -18,6 +18,7 @@
  * primes it with a stale handle (see below): where it was found last time, since deleted. Other
  * entries are deleted when they expire, as before, so a stream of distinct ids holds its live
  * state only.
+ * Ghosts wait in a FIFO ring (a revived ghost leaves a hole there, touching no other entry).
  * Ghosts are bounded: at most MAX_GHOSTS (oldest out first), each leaves after GHOST_READS reads,
  * and all leave once a timer turn sees no read since the last (idle). So memory follows the live
  * state during traffic (plus a bounded number of recurring keys) and returns to nothing after
@@ -185,7 +186,7 @@ class Ring {
 export class MemoryStore {
   private readonly map = new Map<string, Entry>();
   /**
-   * A 4-ary min-heap of the entries with an expiry: `at[i]` is a lower bound of `queue[i]`'s
+   * A 4-ary min-heap of the entries with an expiry not in the run: `at[i]` is a lower bound of `queue[i]`'s
    * expiry (moving an expiry later does not touch the heap; the entry is queued again when its
    * bound comes due). Priorities sit in one typed array so sifting does not chase pointers.
    */
@@ -460,7 +461,7 @@ export class MemoryStore {
     else if (e.ring >= 0) this.runRemove(e);
   }
 
-  /** Removes an entry (already out of the heap and the ghost list) from the map, keeping it for reuse. */
+  /** Removes an entry (already out of the expiry queue and the ghost ring) from the map, keeping it for reuse. */
   private forget(e: Entry): void {
     this.map.delete(e.key);
     if (this.lastEntry === e) this.lastEntry = undefined;
