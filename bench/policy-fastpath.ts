@@ -1,7 +1,8 @@
 /**
  * A small driver for the policy limiter's cached fast path: the static RPM+TPM limiter and the
  * warm policy limiter (chain default → plan:pro → user:<id>) on one Redis, closed loop, rows
- * interleaved; prints Node CPU µs per decision and decisions/s for each. REDIS_URL required.
+ * interleaved (each round starting one row later); prints Node CPU µs per decision and decisions/s
+ * for each, and per round the ratio to the static row and the CPU difference. REDIS_URL required.
  * Env: N (decisions per run, 20000), ROUNDS (3), IN_FLIGHT (256), IDS (1000), ONLY (static|policy|before), COALESCE (1),
  * BEFORE (a module path exporting another createPolicyLimiter, e.g. an earlier src/policy/limiter.ts copied beside it: an A/B row).
  */
@@ -73,8 +74,10 @@ async function main(): Promise<void> {
     policy: (id) => p.limit(id, { cost: COST }).then((d) => { if (!d.allowed || d.source !== 'redis') throw new Error('denied'); }),
   };
   const out: Record<string, { perSec: number; cpuUs: number; syncUs: number }[]> = {};
+  const order = Object.entries(rows);
   for (let r = 0; r < ROUNDS; r++) {
-    for (const [name, fn] of Object.entries(rows)) {
+    // Each round starts one row later (no row always runs after the same one).
+    for (const [name, fn] of [...order.slice(r % order.length), ...order.slice(0, r % order.length)]) {
       if (process.env.ONLY && process.env.ONLY !== name) continue;
       const calls = async () => [...((await redis.info('commandstats')) as string).matchAll(/cmdstat_(\w+):calls=(\d+)/g)].filter((m) => /^(evalsha|fcall|eval|fcall_ro|evalsha_ro)$/.test(m[1]!)).reduce((a, m) => a + Number(m[2]), 0);
       const c0 = await calls();
