@@ -58,7 +58,12 @@ function parseArgLua(script: string, a: ArgSpec, target: string, raw: string, in
 /** The argument prologue a header stands for: arity, each argument, defaults, checks, groups. */
 export function renderPrologue(h: Pick<ScriptDef, 'name' | 'keys' | 'args' | 'checks' | 'each'>): string {
   const s = `'${h.name}'`;
-  const out = ['-- Arguments, as declared in the header above (written by codegen).'];
+  // The library functions the hot paths call (lib/args: rl_call, ...), looked up once per
+  // Functions library (on each call of an EVAL script).
+  const out = [
+    '-- Arguments, as declared in the header above (written by codegen).',
+    'if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end',
+  ];
   const variadic = h.keys.at(-1)?.variadic === true;
   const groupSize = h.each?.args.length ?? 0;
   if (variadic) out.push(`rl_arity_variadic(${s}, KEYS, ARGV, ${h.keys.length}, ${h.args.length}, ${groupSize})`);

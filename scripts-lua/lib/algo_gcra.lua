@@ -14,7 +14,7 @@ local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
 local function rl_gcra_read(key, limit, period_ms, burst, now)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num
   if string.find(stored, '^%d+$') then
@@ -66,14 +66,14 @@ local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
   else
     at = now + at
   end
-  if at ~= rl_gcra_memo_at then rl_gcra_memo_at, rl_gcra_memo_at_s = at, string.format('%d', at) end
+  if at ~= rl_gcra_memo_at then rl_gcra_memo_at, rl_gcra_memo_at_s = at, rl_format('%d', at) end
   local tat_ms = now + reset_ms
   if tat_ms ~= rl_gcra_memo_ms or reset_num ~= rl_gcra_memo_num then
     local value
     if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
-      value = string.format('%d%06d', tat_ms, reset_num)
+      value = rl_format('%d%06d', tat_ms, reset_num)
     else
-      value = string.format('%d:%d', tat_ms, reset_num)
+      value = rl_format('%d:%d', tat_ms, reset_num)
     end
     rl_gcra_memo_ms, rl_gcra_memo_num, rl_gcra_memo_value = tat_ms, reset_num, value
   end
@@ -100,7 +100,7 @@ local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, 
   if left < 0 then left = 0 end
   if allowed == 1 and cost > 0 then
     if not apply_now then return 1, left, after, retry, rl_gcra_write(key, reset_ms, reset_num, now, simulated) end
-    redis.call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
+    rl_call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
   end
   return allowed, left, after, retry
 end

@@ -4,8 +4,8 @@
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
@@ -41,8 +41,8 @@ local function rl_apply_write(cmd, key, value, opt, at)
   if key == nil then
     if cmd then rl_apply(cmd) end
   elseif value == nil then
-    redis.call(cmd, key)
+    rl_call(cmd, key)
   else
-    redis.call(cmd, key, value, opt, at)
+    rl_call(cmd, key, value, opt, at)
   end
 end

@@ -37,9 +37,9 @@ end
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
 local function rl_counter_read(script, key, start, tag)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and tag and packed >= 0 then
     local t = packed % 4194304
     if t ~= tag then return 0 end
@@ -67,12 +67,12 @@ local function rl_counter_write(key, start, window_end, used, now, simulated, ta
   if used <= 0 then return 'DEL', key end
   local set_opt, at = 'PXAT', window_end
   if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
-  if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, string.format('%d', at) end
+  if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
   if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
-    return 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
+    return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
   if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
-    rl_counter_memo_start, rl_counter_memo_used, rl_counter_memo_value = start, used, string.format('%d:%d', start, used)
+    rl_counter_memo_start, rl_counter_memo_used, rl_counter_memo_value = start, used, rl_format('%d:%d', start, used)
   end
   return 'SET', key, rl_counter_memo_value, set_opt, rl_counter_memo_at_s
 end

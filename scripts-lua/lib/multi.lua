@@ -333,7 +333,7 @@ local function rl_multi_batch(script, keys, items, limits, now, simulated)
       for m = 1, np, 5 do
         local key, value = pending[m + 1], pending[m + 2]
         if value ~= nil then
-          redis.call(pending[m], key, value, pending[m + 3], pending[m + 4])
+          rl_call(pending[m], key, value, pending[m + 3], pending[m + 4])
         else
           rl_apply_write(pending[m], key)
         end
