@@ -408,6 +408,7 @@ export class RateLimiter {
  * Internal (the policy limiter's hook, not exported from the package): `limiter.limit(subject,
  * options)` with `after(decision, arg)` applied to the decision in limit()'s own step, so the
  * caller's work on it costs no promise hop of its own. A rejection passes through untouched.
+ * `options` is read before limitThen returns (the caller may reuse the object for its next call).
  */
 export function limitThen<A, D extends Decision>(limiter: RateLimiter, subject: Subject, options: CallOptions | undefined, after: (d: Decision, arg: A) => D, arg: A): Promise<D> {
   return limiter['decide'](subject, options, after, arg) as Promise<D>;

@@ -73,18 +73,14 @@ interface Cached {
   res: Resolved;
 }
 
-/**
- * What a chain's fast decisions need, flat (made once per cached resolution and compiled limiter,
- * on the chain's first fast decision): one object read per call besides the shared limiter, and
- * the decision tagged with these very values (this chain's own, never another's sharing the limiter).
- */
+/** What a chain's fast decisions need (see ChainNode). */
 interface Fast {
   version: number;
   compiled: Compiled;
   carries: readonly Carry[] | undefined;
   pausedUntilMs: number;
   /** keyed name -> own name (this chain's resolution's). */
-  names: Map<string, string>;
+  names: ReadonlyMap<string, string>;
   /** Whether some keyed name differs from its own (a reset epoch). */
   renamed: boolean;
   policies: string[];
@@ -92,11 +88,28 @@ interface Fast {
   policyLimits: readonly LimitSpec[];
 }
 
-/** The fast path's index of `resolvedByChain`: one level per policy name (no key string built per call). */
-interface ChainNode {
-  next?: Map<string, ChainNode>;
-  hit?: Cached;
-  fast?: Fast;
+const NO_NAMES: ReadonlyMap<string, string> = new Map();
+
+/**
+ * One level of the fast path's index of `resolvedByChain` (one policy name: no key string built
+ * per call). A chain's own node holds its cached resolution and, from its first fast decision on,
+ * what its fast decisions need, flat (`compiled` set: one object read per call besides the shared
+ * limiter): each decision is tagged with these very values, its own chain's (chains resolving to
+ * the same set share one compiled limiter, whose last resolution may be another chain's).
+ */
+class ChainNode implements Omit<Fast, 'compiled'> {
+  next: Map<string, ChainNode> | undefined = undefined;
+  hit: Cached | undefined = undefined;
+  /** The fast entry's limiter; undefined: no fast entry (made on the next call). */
+  compiled: Compiled | undefined = undefined;
+  version = -1;
+  carries: readonly Carry[] | undefined = undefined;
+  pausedUntilMs = 0;
+  names = NO_NAMES;
+  renamed = false;
+  policies: string[] = [];
+  learned: Record<string, number> = {};
+  policyLimits: readonly LimitSpec[] = [];
 }
 
 /**
@@ -111,7 +124,7 @@ export class PolicyLimiter {
   private readonly compiled = new Map<string, Compiled>();
   private readonly resolvedByChain = new Map<string, Cached>();
   /** The same entries by name, level by level (every chain here is in resolvedByChain; cleared when that evicts). */
-  private chainIndex: ChainNode = {};
+  private chainIndex = new ChainNode();
   private tick = 0;
   private readonly base: RateLimiterOptions;
   private readonly sub: Subscription | null;
@@ -122,6 +135,8 @@ export class PolicyLimiter {
   private closed = false;
   private readFailedAt = -Infinity;
   private resolutions = 0;
+  /** The options of each fast call to the compiled limiter (read by limitThen before it returns: one object, not one per call). */
+  private readonly fastCall: { cost: Cost | undefined } = { cost: undefined };
 
   constructor(private readonly o: PolicyLimiterOptions) {
     if (!o || typeof o !== 'object') throw new InvalidConfigError('createPolicyLimiter needs options: { redis, chain }');
@@ -170,15 +185,17 @@ export class PolicyLimiter {
     if (Array.isArray(chain)) for (let i = 0; i < chain.length && node !== undefined; i++) node = node.next?.get(chain[i]!);
     else node = undefined;
     if (node !== undefined) {
-      let f = node.fast;
-      if (f === undefined || f.version !== this.snapshot!.version || f.compiled.evicted) f = this.fastFor(node);
-      if (f !== undefined && (f.carries === undefined || !this.carryPending(subject, f.carries)) && (f.pausedUntilMs === 0 || f.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
-        const c = f.compiled;
+      if (node.compiled === undefined || node.version !== this.snapshot!.version || node.compiled.evicted) this.fastFor(node);
+      const c = node.compiled;
+      if (c !== undefined && (node.carries === undefined || !this.carryPending(subject, node.carries)) && (node.pausedUntilMs === 0 || node.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
         c.usedAt = ++this.tick;
-        const cost = options === undefined ? undefined : fastCost(options.cost, f);
-        // Tagged with this chain's own values (chains resolving to the same set share one
-        // compiled limiter) in the limiter's own promise step: no hop of its own.
-        return limitThen(c.limiter, subject, cost === undefined ? undefined : { cost }, tagFast, f);
+        const call = this.fastCall;
+        call.cost = options === undefined ? undefined : fastCost(options.cost, node as Fast);
+        // Tagged with this chain's own values in the limiter's own promise step (no hop of its
+        // own); the call options are read before limitThen returns.
+        const decided = limitThen(c.limiter, subject, call, tagFast, node as Fast);
+        call.cost = undefined;
+        return decided;
       }
     }
     return this.limitSlow(subject, chain, options);
@@ -274,34 +291,32 @@ export class PolicyLimiter {
     for (const name of raw) {
       node.next ??= new Map();
       let child = node.next.get(name);
-      if (child === undefined) node.next.set(name, (child = {}));
+      if (child === undefined) node.next.set(name, (child = new ChainNode()));
       node = child;
     }
     if (node.hit !== hit) {
       node.hit = hit;
-      node.fast = undefined;
+      node.compiled = undefined;
     }
   }
 
-  /** The chain's fast entry, when its cached resolution is at the current version and compiled (else the slow path). */
-  private fastFor(node: ChainNode): Fast | undefined {
-    node.fast = undefined;
+  /** Makes the chain's fast entry when its cached resolution is at the current version and compiled (else none: the slow path). */
+  private fastFor(node: ChainNode): void {
+    node.compiled = undefined;
     const hit = node.hit;
-    if (hit === undefined || hit.version < 0 || hit.version !== this.snapshot!.version) return undefined;
+    if (hit === undefined || hit.version < 0 || hit.version !== this.snapshot!.version) return;
     const res = hit.res;
     const c = res.compiled;
-    if (c === undefined || c.evicted) return undefined;
-    return (node.fast = {
-      version: hit.version,
-      compiled: c,
-      carries: res.carries !== undefined && res.carries.length > 0 ? res.carries : undefined,
-      pausedUntilMs: res.pausedUntilMs,
-      names: res.names,
-      renamed: res.renamed,
-      policies: res.layers,
-      learned: res.learned,
-      policyLimits: res.ownSpecs,
-    });
+    if (c === undefined || c.evicted) return;
+    node.version = hit.version;
+    node.carries = res.carries !== undefined && res.carries.length > 0 ? res.carries : undefined;
+    node.pausedUntilMs = res.pausedUntilMs;
+    node.names = res.names;
+    node.renamed = res.renamed;
+    node.policies = res.layers;
+    node.learned = res.learned;
+    node.policyLimits = res.ownSpecs;
+    node.compiled = c;
   }
 
   /** Whether a proportional carry is still to be made for the subject (a subject no key can hold: yes, the slow path says why). */
@@ -367,7 +382,7 @@ export class PolicyLimiter {
         this.resolvedByChain.set(key, cached);
         if (this.resolvedByChain.size > 10_000) {
           this.resolvedByChain.delete(this.resolvedByChain.keys().next().value!);
-          this.chainIndex = {}; // refilled as chains are resolved (or found cached) again
+          this.chainIndex = new ChainNode(); // refilled as chains are resolved (or found cached) again
         }
         this.index(raw, cached);
       }
@@ -540,8 +555,9 @@ export class PolicyLimiter {
 }
 
 /** A cost object names limits by their own names; the compiled limiter knows them with epochs, and a limit the policies took away is skipped. */
-function mapCost(cost: Cost | undefined, res: Pick<Resolution, 'names' | 'renamed'>): Cost | undefined {
+function mapCost(cost: Cost | undefined, res: { names: ReadonlyMap<string, string>; renamed: boolean }): Cost | undefined {
   if (cost === undefined || typeof cost === 'number') return cost;
+  if (typeof cost !== 'object' || cost === null) return cost; // the compiled limiter says what is wrong with it
   // Every name the cost gives is a limit of the set, under its own name: the cost as it is (the
   // compiled limiter reads only its own limits' names from it).
   if (!res.renamed && typeof cost === 'object' && cost !== null) {
