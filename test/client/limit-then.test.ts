@@ -2,10 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { createRateLimiter, limitThen, type RateLimiter } from '../../src/client/limiter.js';
 import type { Decision } from '../../src/decision.js';
-import { ioredis, uniquePrefix } from '../support/redis.js';
+import { ioredis, UNHURRIED, uniquePrefix } from '../support/redis.js';
 
 // limitThen: the policy limiter's internal hook (limit() with the decision handed to a function in
-// limit()'s own step). Every way limit() answers hands its decision over exactly once.
+// limit()'s own step). Every way limit() answers hands its decision over exactly once. UNHURRIED:
+// a deadline missed on a loaded machine would answer from the fallback, not what is asserted.
 const DAY = 86_400_000;
 let redis: Redis;
 const open: RateLimiter[] = [];
@@ -29,7 +30,7 @@ function tagger() {
 
 describe('limitThen (internal)', () => {
   it('Redis, the deny cache, and without Redis: the decision limit() gives, handed over once, with the arg', async () => {
-    const l = createRateLimiter({ redis, prefix: uniquePrefix('lthen').slice(0, -1), limits: [{ name: 'rpm', algo: 'fixed_window', limit: 2, periodMs: DAY }], denyCache: true });
+    const l = createRateLimiter({ redis, ...UNHURRIED, prefix: uniquePrefix('lthen').slice(0, -1), limits: [{ name: 'rpm', algo: 'fixed_window', limit: 2, periodMs: DAY }], denyCache: true });
     open.push(l);
     const { calls, after } = tagger();
     const ds = await Promise.all([0, 1, 2].map((i) => limitThen(l, 'u', undefined, after, `x${i}`)));
@@ -47,7 +48,7 @@ describe('limitThen (internal)', () => {
   });
 
   it('a concurrency slot (holder) and bad input: handed over once; a rejection passes through, after() not called', async () => {
-    const l = createRateLimiter({ redis, prefix: uniquePrefix('lthenc').slice(0, -1), limits: [{ name: 'slots', algo: 'concurrency', limit: 1 }] });
+    const l = createRateLimiter({ redis, ...UNHURRIED, prefix: uniquePrefix('lthenc').slice(0, -1), limits: [{ name: 'slots', algo: 'concurrency', limit: 1 }] });
     open.push(l);
     const { calls, after } = tagger();
     const d = await limitThen(l, 'u', { holder: 'h1' }, after, 'held');
