@@ -40,12 +40,17 @@ const NO_SCOPES: Readonly<Record<string, string>> = Object.freeze(Object.create(
 
 const resolvedIds = new Map<string, Resolved>();
 
+/** A plain id string, resolved (its checks made). */
+function plainSubject(id: string): Resolved {
+  return { id: part(id, 'id'), tag: id, scopes: NO_SCOPES, slot: -1 };
+}
+
 export function resolveSubject(subject: Subject): Resolved {
   if (typeof subject === 'string') {
     // Plain ids repeat: keep their resolved form (a small, bounded cache).
     let r = resolvedIds.get(subject);
     if (!r) {
-      r = { id: part(subject, 'id'), tag: subject, scopes: NO_SCOPES, slot: -1 };
+      r = plainSubject(subject);
       if (resolvedIds.size >= 10_000) resolvedIds.clear();
       resolvedIds.set(subject, r);
     }
@@ -139,7 +144,8 @@ export class Subjects {
   }
 
   private build(subject: Subject): Target {
-    const s = resolveSubject(subject);
+    // A plain id's target is cached by the caller (byId): its resolved form needs no cache of its own.
+    const s = typeof subject === 'string' ? plainSubject(subject) : resolveSubject(subject);
     const keys: string[] = [];
     for (const p of this.plans) keys.push(limitKey(this.prefix, s, p.name, p.scope));
     if (this.blocks) keys.push(blockKey(this.prefix, s));
