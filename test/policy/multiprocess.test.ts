@@ -33,7 +33,9 @@ describe('a policy change under load from 4 processes', () => {
     const lateOld = all.filter((d) => d[2] === 1 && d[3] < change.version && d[1] > change.doneMs).length;
     const newAdmitted = all.filter((d) => d[2] === 1 && d[3] >= change.version).length;
     expect(total).toBeLessThanOrEqual(Math.max(NEW_LIMIT, change.counter) + lateOld);
-    if (change.counter + lateOld < NEW_LIMIT) expect(total).toBe(NEW_LIMIT); // 3000 calls fill it exactly
+    // 3000 calls fill it. Not exactly: an old-version call still in flight may land after the
+    // new-version calls filled it (it is one of lateOld, which the bound above allows).
+    if (change.counter + lateOld < NEW_LIMIT) expect(total).toBeGreaterThanOrEqual(NEW_LIMIT);
     // No decision at the new version is admitted past the new limit.
     expect(newAdmitted).toBeLessThanOrEqual(Math.max(0, NEW_LIMIT - (total - newAdmitted)) );
     // Propagation, reported (not asserted on time): from the change stored to each process's first decision at it.
