@@ -12,6 +12,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack. Looked up at call
 --- time: a Functions library may not touch globals while it loads.
 local function rl_unpack(list)
@@ -67,6 +83,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -81,6 +106,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -136,8 +167,8 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
@@ -165,6 +196,20 @@ local function rl_apply(writes)
   end
 end
 
+--- Runs one write an algorithm returned flat (gcra, sliding_window, fixed_window, quota: no
+--- tables to build): `cmd, key, value, opt, at` is SET key value opt at, or DEL key (value nil);
+--- a `cmd` with no key is a list of writes (rl_apply: the algorithms that still plan lists); nil
+--- is no write.
+local function rl_apply_write(cmd, key, value, opt, at)
+  if key == nil then
+    if cmd then rl_apply(cmd) end
+  elseif value == nil then
+    rl_call(cmd, key)
+  else
+    rl_call(cmd, key, value, opt, at)
+  end
+end
+
 -- from scripts-lua/lib/exact.lua
 --- Exact integer arithmetic on Lua 5.1 doubles. Every value a script keeps stays an integer
 --- below 2^53; a product that could pass that is split into 12-bit chunks, so rates such as
@@ -175,7 +220,7 @@ local RL_TWO53 = 9007199254740992
 
 --- q, r with p = q*c + r and 0 <= r < c (floor division), for integers c >= 1, |p| + c <= 2^53.
 local function rl_divmod(p, c)
-  local r = math.fmod(p, c)
+  local r = rl_fmod(p, c)
   if r < 0 then r = r + c end
   return (p - r) / c, r
 end
@@ -185,16 +230,16 @@ end
 local function rl_muldivmod(a, b, c)
   local p = (a + 0.0) * b -- a float product: Lua 5.4 integers would wrap past 2^63
   if p < RL_TWO53 then
-    local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
+    local r = rl_fmod(p, c) -- p >= 0: no sign fix-up needed
     return (p - r) / c, r
   end
   local q, r = 0, 0
   local scale = 68719476736 -- 2^36: b's most significant 12-bit chunk
   while scale >= 1 do
-    local chunk = math.floor(b / scale)
+    local chunk = rl_floor(b / scale)
     b = b - chunk * scale
     local s = r * 4096 + a * chunk
-    local rr = math.fmod(s, c)
+    local rr = rl_fmod(s, c)
     q = q * 4096 + (s - rr) / c
     r = rr
     scale = scale / 4096
@@ -291,7 +336,7 @@ local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
 local function rl_gcra_read(key, limit, period_ms, burst, now)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num
   if string.find(stored, '^%d+$') then
@@ -321,18 +366,44 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
+--- The last expiry time and stored value gcra formatted, and their strings: formatting costs more
+--- than the rest of a write, and consecutive writes often share them (fresh keys at the same ms
+--- and cost: the same tat and expiry). A pure memo of string.format: no answer depends on it.
+local rl_gcra_memo_at = -1
+
+local rl_gcra_memo_at_s = ''
+
+local rl_gcra_memo_ms = -1
+
+local rl_gcra_memo_num = -1
+
+local rl_gcra_memo_value = ''
+
 --- The command that stores content (whole, frac) at `now`, given the exact time until it is full
 --- again (reset_ms + reset_num / limit), as redis.call arguments; DEL when full (absent = full).
+--- The expiry as rl_expiry's (an absolute PXAT on the server clock, PX plus grace on a caller's).
 local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
   if reset_ms == 0 and reset_num == 0 then return 'DEL', key end
-  local ttl = reset_ms
-  if reset_num > 0 then ttl = ttl + 1 end
-  local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  local tat_ms = now + reset_ms
-  if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
-    return 'SET', key, string.format('%d%06d', tat_ms, reset_num), set_opt, at
+  local at = reset_ms
+  if reset_num > 0 then at = at + 1 end
+  local set_opt = 'PXAT'
+  if simulated then
+    set_opt, at = 'PX', at + RL_SIMULATED_GRACE_MS
+  else
+    at = now + at
   end
-  return 'SET', key, string.format('%d:%d', tat_ms, reset_num), set_opt, at
+  if at ~= rl_gcra_memo_at then rl_gcra_memo_at, rl_gcra_memo_at_s = at, rl_format('%d', at) end
+  local tat_ms = now + reset_ms
+  if tat_ms ~= rl_gcra_memo_ms or reset_num ~= rl_gcra_memo_num then
+    local value
+    if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
+      value = rl_format('%d%06d', tat_ms, reset_num)
+    else
+      value = rl_format('%d:%d', tat_ms, reset_num)
+    end
+    rl_gcra_memo_ms, rl_gcra_memo_num, rl_gcra_memo_value = tat_ms, reset_num, value
+  end
+  return 'SET', key, rl_gcra_memo_value, set_opt, rl_gcra_memo_at_s
 end
 
 --- The same as a list of writes, for callers that apply them later (or never).
@@ -340,8 +411,9 @@ local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
   return { { rl_gcra_write(key, reset_ms, reset_num, now, simulated) } }
 end
 
---- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted). With
---- `apply_now` the write is made here and no list is built (a caller with nothing to roll back).
+--- allowed, remaining, reset_after_ms, retry_after_ms, then the write to apply if admitted, flat
+--- (rl_gcra_write's values; none when nothing is written). With `apply_now` the write is made here
+--- and none is returned (a caller with nothing to roll back).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
 local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
@@ -349,16 +421,14 @@ local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, 
   local allowed, left, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
   if allowed == 1 then left = left + keep end
   local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
-  local writes = RL_NO_WRITES
+  local after = reset_ms
+  if reset_num > 0 then after = reset_ms + 1 end
+  if left < 0 then left = 0 end
   if allowed == 1 and cost > 0 then
-    if apply_now then
-      redis.call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
-    else
-      writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
-    end
+    if not apply_now then return 1, left, after, retry, rl_gcra_write(key, reset_ms, reset_num, now, simulated) end
+    rl_call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
   end
-  if reset_num > 0 then reset_ms = reset_ms + 1 end
-  return allowed, math.max(left, 0), reset_ms, retry, writes
+  return allowed, left, after, retry
 end
 
 --- Gives `cost` back, never above full: remaining, reset_after_ms, writes.
@@ -484,44 +554,73 @@ end
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
 local function rl_counter_read(script, key, start, tag)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and tag and packed >= 0 then
     local t = packed % 4194304
     if t ~= tag then return 0 end
     return (packed - t) / 4194304
   end
-  local s, c = string.match(stored, '^(%d+):(%d+)$')
+  local s, c = string.match(stored, '^(%-?%d+):(%d+)$') -- a window may start before the epoch (a caller's clock near 0)
   if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end
 
---- Writes storing `used` for the window [start, window_end), expiring exactly at its end: the
---- packed integer when there is a tag, the server clock keeps time, used < 2^31 and the period is
---- not a multiple of 2^22 ms (else the previous window would have the same tag), else "start:used".
-local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
-  if used <= 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+--- The last expiry time and value written, and their strings (a pure memo of string.format, as
+--- gcra's: every key of a window expires at its end).
+local rl_counter_memo_at = -1
+
+local rl_counter_memo_at_s = ''
+
+local rl_counter_memo_start = -1
+
+local rl_counter_memo_used = -1
+
+local rl_counter_memo_value = ''
+
+--- The write storing `used` for the window [start, window_end), expiring exactly at its end, flat
+--- (SET key value opt at, or DEL key when used is 0): the packed integer when there is a tag, the
+--- server clock keeps time, used < 2^31 and the period is not a multiple of 2^22 ms (else the
+--- previous window would have the same tag), else "start:used".
+local function rl_counter_write(key, start, window_end, used, now, simulated, tag)
+  if used <= 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', window_end
+  if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
   if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
-    return { { 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, at } }
+    return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
+  if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
+    rl_counter_memo_start, rl_counter_memo_used, rl_counter_memo_value = start, used, rl_format('%d:%d', start, used)
+  end
+  return 'SET', key, rl_counter_memo_value, set_opt, rl_counter_memo_at_s
 end
 
---- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
+--- The same as a list of writes, for callers that apply them later (or never).
+local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
+  return { { rl_counter_write(key, start, window_end, used, now, simulated, tag) } }
+end
+
+--- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, then the
+--- write to apply if admitted, flat (rl_counter_write's values; none when nothing is written).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
---- `tag` as rl_counter_writes'.
+--- `tag` as rl_counter_write's.
 local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep, tag)
-  local reset = 0
-  if used > 0 then reset = window_end - now end
   local need = cost
   if keep then need = cost + keep end
-  if need > limit then return 0, limit - used, reset, -1, {} end
-  if used + need > limit then return 0, limit - used, reset, window_end - now, {} end
-  if cost == 0 then return 1, limit - used, reset, 0, {} end
-  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated, tag)
+  if need <= limit and used + need <= limit then
+    if cost > 0 then
+      return 1, limit - used - cost, window_end - now, 0, rl_counter_write(key, start, window_end, used + cost, now, simulated, tag)
+    end
+    if used > 0 then return 1, limit - used, window_end - now, 0 end
+    return 1, limit - used, 0, 0
+  end
+  local reset = 0
+  if used > 0 then reset = window_end - now end
+  if need > limit then return 0, limit - used, reset, -1 end
+  return 0, limit - used, reset, window_end - now
 end
 
 -- from scripts-lua/lib/algo_fixed_window.lua
@@ -568,9 +667,9 @@ local RL_SW_COUNTS = 65536 -- 2^16
 
 --- Counts (cur, prev) for the window starting at `start`.
 local function rl_sliding_window_read(key, start, period_ms)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0, 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and packed >= 0 then
     local t = packed % RL_SW_TAGS
     local pair = (packed - t) / RL_SW_TAGS
@@ -594,14 +693,34 @@ local function rl_sliding_window_reset(start, period_ms, cur, prev, now)
   return 0
 end
 
-local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+--- The last expiry time and packed value written, and their strings (a pure memo of
+--- string.format, as gcra's: every key of a window expires at the same time).
+local rl_sw_memo_at = -1
+
+local rl_sw_memo_at_s = ''
+
+local rl_sw_memo_packed = -1
+
+local rl_sw_memo_value = ''
+
+--- The write storing (cur, prev) for the window starting at `start`, flat: SET key value opt at,
+--- or DEL key when empty.
+local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated)
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
-  if reset == 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, reset, simulated)
+  if reset == 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', now + reset
+  if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, rl_format('%d', at) end
   if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
-    return { { 'SET', key, string.format('%d', (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS), set_opt, at } }
+    local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
+    if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, rl_format('%d', packed) end
+    return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d:%d', start, cur, prev), set_opt, at } }
+  return 'SET', key, rl_format('%d:%d:%d', start, cur, prev), set_opt, rl_sw_memo_at_s
+end
+
+local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+  return { { rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated) } }
 end
 
 --- Earliest ms into a window at which prev * (period - e) / period <= room (prev > 0, room >= 0).
@@ -610,26 +729,32 @@ local function rl_sliding_window_when(prev, room, period_ms)
   return math.max(period_ms - q, 0)
 end
 
---- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
-  local start = rl_window_start(now, period_ms, 0)
+--- The decision in the window starting at `start` (rl_window_start(now, period_ms, 0): a caller
+--- deciding many keys at one `now` computes it once): allowed, remaining, reset_after_ms,
+--- retry_after_ms, then the write to apply if admitted, flat (rl_sliding_window_write's values;
+--- none when nothing is written). `keep` (lib/priority, nil = 0): units that must be left after
+--- the call; decided at cost + keep.
+local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
   local elapsed = now - start
   local cur, prev = rl_sliding_window_read(key, start, period_ms)
   -- weighted previous count = prev * (period - elapsed) / period = wq + wr / period
-  local wq, wr = rl_muldivmod(prev, period_ms - elapsed, period_ms)
-  local used = wq
-  if wr > 0 then used = used + 1 end
+  local used = 0
+  if prev > 0 then
+    local wq, wr = rl_muldivmod(prev, period_ms - elapsed, period_ms)
+    used = wq
+    if wr > 0 then used = used + 1 end
+  end
   local room = limit - cur - used -- whole units left: floor(limit - cur - weighted)
-  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
   local need = cost
   if keep then need = cost + keep end
-  if need > limit then return 0, math.max(room, 0), reset, -1, {} end
-  if need <= room then
-    if cost == 0 then return 1, room, reset, 0, {} end
+  if need <= room and need <= limit then
+    if cost == 0 then return 1, room, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0 end
     cur = cur + cost
     return 1, room - cost, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0,
-      rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+      rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated)
   end
+  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
+  if need > limit then return 0, math.max(room, 0), reset, -1 end
   local retry
   if cur + need <= limit then
     -- Later in this window the previous window's weight falls far enough.
@@ -638,7 +763,12 @@ local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulate
     -- Not before the next window, where prev' = cur and cur' = 0.
     retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - need, period_ms)
   end
-  return 0, math.max(room, 0), reset, retry, {}
+  return 0, math.max(room, 0), reset, retry
+end
+
+--- rl_sliding_window_decide at `now`'s window.
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
+  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep)
 end
 
 local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated)
@@ -844,10 +974,19 @@ end
 --- a fixed UTC offset in ms, or a time zone's rules (rl_tz_rules) for DST-correct periods. The
 --- state names its period, and expires exactly at the period's end.
 
-local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+--- allowed, remaining, reset_after_ms, retry_after_ms, then the write to apply if admitted, flat
+--- (rl_counter_write's values; none when nothing is written).
+local function rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep)
   local start, period_end = rl_calendar_period(now, unit, zone)
   local used = rl_counter_read('quota', key, start)
   return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
+end
+
+--- The same with the write as a list of writes (rl_apply's), for callers that plan lists.
+local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+  local allowed, remaining, reset, retry, cmd, k, value, opt, at = rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep)
+  if cmd then return allowed, remaining, reset, retry, { { cmd, k, value, opt, at } } end
+  return allowed, remaining, reset, retry, RL_NO_WRITES
 end
 
 local function rl_quota_refund(key, limit, unit, zone, cost, now, simulated)
@@ -954,9 +1093,9 @@ end
 --- every script that takes a class defines it per call, and lib/exact's helpers would come too.
 local function rl_keep(capacity, share_ppm)
   if share_ppm == nil or share_ppm >= 1000000 then return 0 end
-  local r = math.fmod(capacity, 1000000)
+  local r = rl_fmod(capacity, 1000000)
   local rs = r * share_ppm
-  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - math.fmod(rs, 1000000)) / 1000000
+  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - rl_fmod(rs, 1000000)) / 1000000
 end
 
 -- from scripts-lua/lib/multi.lua
@@ -977,30 +1116,37 @@ end
 
 --- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
 --- `i` numbers the item in messages (`limit[2]`); nil for a script with one limit (batch).
+--- Each range is tested here and rl_multi_need (which words the refusal) is called only for a
+--- value out of it: a valid item makes no call but rl_check_refill_bounded's.
 local function rl_multi_check(script, i, item)
   local algo = item.algo
   if algo == 'block' then return end
+  local limit, period_ms, cost = item.limit, item.period_ms, item.cost
   if algo == 'concurrency' then
     -- The ranges of concurrency_acquire; cost 1 holds a slot, 0 only asks.
-    rl_multi_need(script, i, algo, 'limit', item.limit, 1, 1000000)
-    rl_multi_need(script, i, algo, 'period_ms', item.period_ms, 1, 31622400000)
-    rl_multi_need(script, i, algo, 'cost', item.cost, 0, 1)
+    rl_multi_need(script, i, algo, 'limit', limit, 1, 1000000)
+    rl_multi_need(script, i, algo, 'period_ms', period_ms, 1, 31622400000)
+    rl_multi_need(script, i, algo, 'cost', cost, 0, 1)
     if item.holder == nil then rl_fail(script, string.format('%s is required for algo concurrency', rl_arg_label('holder', i))) end
     return
   end
   if algo == 'quota' then
     if item.unit == nil then rl_fail(script, string.format('%s is required for algo quota', rl_arg_label('unit', i))) end
-    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, -50400000, 50400000)
+    local offset_ms = item.offset_ms
+    if offset_ms == nil or offset_ms < -50400000 or offset_ms > 50400000 then
+      rl_multi_need(script, i, algo, 'offset_ms', offset_ms, -50400000, 50400000)
+    end
     return
   end
-  rl_multi_need(script, i, algo, 'limit', item.limit, 1, 1000000000)
-  rl_multi_need(script, i, algo, 'period_ms', item.period_ms, 1, 31622400000)
-  rl_multi_need(script, i, algo, 'cost', item.cost, 0, 1000000000)
+  if limit == nil or limit < 1 or limit > 1000000000 then rl_multi_need(script, i, algo, 'limit', limit, 1, 1000000000) end
+  if period_ms == nil or period_ms < 1 or period_ms > 31622400000 then rl_multi_need(script, i, algo, 'period_ms', period_ms, 1, 31622400000) end
+  if cost == nil or cost < 0 or cost > 1000000000 then rl_multi_need(script, i, algo, 'cost', cost, 0, 1000000000) end
   if algo == 'gcra' or algo == 'token_bucket' then
-    rl_multi_need(script, i, algo, 'burst', item.burst, 1, 1000000000)
-    rl_check_refill_bounded(script, item.limit, item.period_ms, item.burst)
+    local burst = item.burst
+    if burst == nil or burst < 1 or burst > 1000000000 then rl_multi_need(script, i, algo, 'burst', burst, 1, 1000000000) end
+    rl_check_refill_bounded(script, limit, period_ms, burst)
   elseif algo == 'fixed_window' then
-    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, 0, item.period_ms - 1)
+    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, 0, period_ms - 1)
   end
 end
 
@@ -1079,8 +1225,9 @@ local function rl_multi_zones(script, tz_rules, items)
   end
 end
 
---- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes. `apply_now`:
---- an algorithm that can may make its write at once (batch: nothing to roll back) and return none.
+--- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, then its write as
+--- rl_apply_write takes it (none, flat, or a list). `apply_now`: an algorithm that can may make
+--- its write at once (batch: nothing to roll back) and return none.
 --- item.share_ppm (nil = 1e6) is its priority class: decided at cost + what the class must leave.
 local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   local algo = item.algo
@@ -1093,8 +1240,8 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   end
   if algo == 'block' then
     local until_ms = rl_block_read(key, now)
-    if until_ms then return 0, 0, until_ms - now, until_ms - now, RL_NO_WRITES end
-    return 1, 0, 0, 0, RL_NO_WRITES
+    if until_ms then return 0, 0, until_ms - now, until_ms - now end
+    return 1, 0, 0, 0
   end
   if share and share < 1000000 then
     if algo == 'token_bucket' then keep = rl_keep(item.burst, share) else keep = rl_keep(item.limit, share) end
@@ -1102,7 +1249,7 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   if algo == 'sliding_window' then
     return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, keep)
   elseif algo == 'quota' then
-    return rl_quota_eval(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep)
+    return rl_quota_decide(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep)
   elseif algo == 'fixed_window' then
     return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, keep)
   elseif algo == 'token_bucket' then
@@ -1114,7 +1261,7 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
 end
 
 --- One limit's evaluation chosen once per call (batch, multi_batch: the limit is the same for
---- every decision): a function(key, cost, keep) with rl_multi_item's results, and the capacity
+--- every decision, at one `now`): a function(key, cost, keep) with rl_multi_item's results, and the capacity
 --- its priority classes are shares of. `trim` and `apply_now` as rl_multi_item's.
 local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
   local algo, limit, period_ms, burst = item.algo, item.limit, item.period_ms, item.burst
@@ -1123,18 +1270,23 @@ local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
       return rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
     end, burst
   elseif algo == 'sliding_window' then
+    -- Every decision of the call is in the same window: its start once.
+    local start = rl_window_start(now, period_ms, 0)
     return function(key, cost, keep)
-      return rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
+      return rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
     end, limit
   elseif algo == 'quota' then
-    local unit, zone = item.unit, item.zone or item.offset_ms
+    -- The same calendar period for every decision: computed once (rl_quota_eval's steps).
+    local start, period_end = rl_calendar_period(now, item.unit, item.zone or item.offset_ms)
     return function(key, cost, keep)
-      return rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+      return rl_counter_take(key, limit, start, period_end, rl_counter_read('quota', key, start), cost, now, simulated, keep)
     end, limit
   elseif algo == 'fixed_window' then
-    local offset_ms = item.offset_ms
+    -- The same window for every decision (rl_fixed_window_eval's steps).
+    local start = rl_window_start(now, period_ms, item.offset_ms)
+    local window_end, tag = start + period_ms, start % 4194304
     return function(key, cost, keep)
-      return rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
+      return rl_counter_take(key, limit, start, window_end, rl_counter_read('fixed_window', key, start, tag), cost, now, simulated, keep, tag)
     end, limit
   elseif algo == 'token_bucket' then
     return function(key, cost, keep)
@@ -1147,8 +1299,8 @@ local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
   elseif algo == 'block' then
     return function(key)
       local until_ms = rl_block_read(key, now)
-      if until_ms then return 0, 0, until_ms - now, until_ms - now, RL_NO_WRITES end
-      return 1, 0, 0, 0, RL_NO_WRITES
+      if until_ms then return 0, 0, until_ms - now, until_ms - now end
+      return 1, 0, 0, 0
     end, limit
   end
   local holder = item.holder
@@ -1201,15 +1353,16 @@ local function rl_multi(script, keys, items, now, simulated, commit)
   local n = #items
   rl_multi_distinct(script, keys, 0, n)
   local reply = { 1, 0, 0 }
+  -- The admitting items' writes, flat, five slots each (rl_apply_write's arguments).
   local pending, np = {}, 0
   for i = 1, n do
-    local allowed, remaining, reset, retry, writes = rl_multi_item(keys[i], items[i], now, simulated, commit)
+    local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_multi_item(keys[i], items[i], now, simulated, commit)
     local o = 4 * i
     reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
     if allowed == 1 then
-      if writes[1] then
-        np = np + 1
-        pending[np] = writes
+      if cmd then
+        pending[np + 1], pending[np + 2], pending[np + 3], pending[np + 4], pending[np + 5] = cmd, key, value, opt, at
+        np = np + 5
       end
     else
       if reply[1] == 1 then reply[1], reply[2] = 0, i end
@@ -1217,7 +1370,7 @@ local function rl_multi(script, keys, items, now, simulated, commit)
     end
   end
   if commit and reply[1] == 1 then
-    for i = 1, np do rl_apply(pending[i]) end
+    for m = 1, np, 5 do rl_apply_write(pending[m], pending[m + 1], pending[m + 2], pending[m + 3], pending[m + 4]) end
   else
     -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
     for i = 1, n do
@@ -1245,6 +1398,7 @@ local function rl_multi_batch(script, keys, items, limits, now, simulated)
   local evals, caps = {}, {}
   for j = 1, count do evals[j], caps[j] = rl_multi_evaluator(limits[j], now, simulated, true, false) end
   local reply = { now }
+  -- A decision's writes, flat, five slots each (rl_apply_write's arguments).
   local pending = {}
   -- One decision: its results into reply[o + 1 ..]; its writes only once every limit admitted.
   local function decide(first, o)
@@ -1255,20 +1409,27 @@ local function rl_multi_batch(script, keys, items, limits, now, simulated)
       local share = g.share_ppm
       local keep = 0
       if share < 1000000 then keep = rl_keep(caps[j], share) end
-      local allowed, remaining, reset, retry, writes = evals[j](keys[first + j], g.cost, keep)
-      local at = o + 4 * j - 3
-      reply[at], reply[at + 1], reply[at + 2], reply[at + 3] = allowed, remaining, reset, retry
+      local allowed, remaining, reset, retry, cmd, key, value, opt, at = evals[j](keys[first + j], g.cost, keep)
+      local r = o + 4 * j - 3
+      reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = allowed, remaining, reset, retry
       if allowed == 1 then
-        if writes[1] then
-          np = np + 1
-          pending[np] = writes
+        if cmd then
+          pending[np + 1], pending[np + 2], pending[np + 3], pending[np + 4], pending[np + 5] = cmd, key, value, opt, at
+          np = np + 5
         end
       else
         all = false
       end
     end
     if all then
-      for m = 1, np do rl_apply(pending[m]) end
+      for m = 1, np, 5 do
+        local key, value = pending[m + 1], pending[m + 2]
+        if value ~= nil then
+          rl_call(pending[m], key, value, pending[m + 3], pending[m + 4])
+        else
+          rl_apply_write(pending[m], key)
+        end
+      end
       return
     end
     -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
@@ -1699,27 +1860,28 @@ end
 -- adaptive_feedback v1: AIMD: an upstream's answer moves the limit learned for a target — an overload multiplies it down (at most once per cooldown), a success period adds a step back up to the ceiling; Retry-After pauses the target.
 redis.register_function{ function_name = 'redlimit_adaptive_feedback_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('adaptive_feedback', KEYS, ARGV, 2, 10)
 local outcome = ARGV[1]
 if not (outcome == 'overload' or outcome == 'success') then outcome = rl_arg_enum('adaptive_feedback', outcome, 1, 'outcome', true, '|overload|success|') end
 local target = ARGV[2]
 target = rl_arg_string('adaptive_feedback', target, 2, 'target', true, 200)
 local ceiling = ARGV[3]
-ceiling = rl_arg_int('adaptive_feedback', ceiling, 3, 'ceiling', true, 1, 1000000000)
+do local n = rl_int_memo[ceiling] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('adaptive_feedback', ceiling, 3, 'ceiling', true, 1, 1000000000) end ceiling = n end
 local floor = ARGV[4]
-if floor == nil or floor == '' or floor == '1' then floor = 1 else floor = rl_arg_int('adaptive_feedback', floor, 4, 'floor', false, 1, 1000000000) end
+if floor == nil or floor == '' or floor == '1' then floor = 1 else do local n = rl_int_memo[floor] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('adaptive_feedback', floor, 4, 'floor', false, 1, 1000000000) end floor = n end end
 local decrease_ppm = ARGV[5]
-if decrease_ppm == nil or decrease_ppm == '' or decrease_ppm == '500000' then decrease_ppm = 500000 else decrease_ppm = rl_arg_int('adaptive_feedback', decrease_ppm, 5, 'decrease_ppm', false, 1, 999999) end
+if decrease_ppm == nil or decrease_ppm == '' or decrease_ppm == '500000' then decrease_ppm = 500000 else do local n = rl_int_memo[decrease_ppm] if n == nil or n < 1 or n > 999999 then n = rl_arg_int('adaptive_feedback', decrease_ppm, 5, 'decrease_ppm', false, 1, 999999) end decrease_ppm = n end end
 local increase = ARGV[6]
-if increase == nil or increase == '' or increase == '1' then increase = 1 else increase = rl_arg_int('adaptive_feedback', increase, 6, 'increase', false, 1, 1000000000) end
+if increase == nil or increase == '' or increase == '1' then increase = 1 else do local n = rl_int_memo[increase] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('adaptive_feedback', increase, 6, 'increase', false, 1, 1000000000) end increase = n end end
 local success_period_ms = ARGV[7]
-if success_period_ms == nil or success_period_ms == '' or success_period_ms == '1000' then success_period_ms = 1000 else success_period_ms = rl_arg_int('adaptive_feedback', success_period_ms, 7, 'success_period_ms', false, 1, 86400000) end
+if success_period_ms == nil or success_period_ms == '' or success_period_ms == '1000' then success_period_ms = 1000 else do local n = rl_int_memo[success_period_ms] if n == nil or n < 1 or n > 86400000 then n = rl_arg_int('adaptive_feedback', success_period_ms, 7, 'success_period_ms', false, 1, 86400000) end success_period_ms = n end end
 local cooldown_ms = ARGV[8]
-if cooldown_ms == nil or cooldown_ms == '' or cooldown_ms == '1000' then cooldown_ms = 1000 else cooldown_ms = rl_arg_int('adaptive_feedback', cooldown_ms, 8, 'cooldown_ms', false, 0, 86400000) end
+if cooldown_ms == nil or cooldown_ms == '' or cooldown_ms == '1000' then cooldown_ms = 1000 else do local n = rl_int_memo[cooldown_ms] if n == nil or n < 0 or n > 86400000 then n = rl_arg_int('adaptive_feedback', cooldown_ms, 8, 'cooldown_ms', false, 0, 86400000) end cooldown_ms = n end end
 local retry_after_ms = ARGV[9]
-if retry_after_ms == nil or retry_after_ms == '' or retry_after_ms == '0' then retry_after_ms = 0 else retry_after_ms = rl_arg_int('adaptive_feedback', retry_after_ms, 9, 'retry_after_ms', false, 0, 86400000) end
+if retry_after_ms == nil or retry_after_ms == '' or retry_after_ms == '0' then retry_after_ms = 0 else do local n = rl_int_memo[retry_after_ms] if n == nil or n < 0 or n > 86400000 then n = rl_arg_int('adaptive_feedback', retry_after_ms, 9, 'retry_after_ms', false, 0, 86400000) end retry_after_ms = n end end
 local now_ms = ARGV[10]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('adaptive_feedback', now_ms, 10, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('adaptive_feedback', now_ms, 10, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local version_key, state_key = KEYS[1], KEYS[2]
 if floor > ceiling then floor = ceiling end
 local now = rl_now_ms(now_ms)
@@ -1764,30 +1926,31 @@ end }
 -- batch v4: Many independent decisions on one limit in one call: each key is a decision of its own (all-or-nothing for its own cost), decided in order exactly as if each had been sent alone. A decision whose key holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one limiter arrive in the same event-loop turn. v3 (from v2): each decision's group is cost, share_ppm (2 arguments, was 1); v2's ARGV is refused (BADARG: argument count). v4 (from v3): a fixed argument tz_rules before now_ms (a quota limit's time zone rules), 8 fixed arguments instead of 7; v3's ARGV is refused (BADARG: argument count).
 redis.register_function{ function_name = 'redlimit_batch_v4', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('batch', KEYS, ARGV, 1, 8, 2)
 local algo = ARGV[1]
 if not (algo == 'gcra' or algo == 'token_bucket' or algo == 'fixed_window' or algo == 'sliding_window' or algo == 'sliding_log' or algo == 'quota') then algo = rl_arg_enum('batch', algo, 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|') end
 local limit = ARGV[2]
-limit = rl_arg_int('batch', limit, 2, 'limit', true, 1, 1000000000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('batch', limit, 2, 'limit', true, 1, 1000000000000000) end limit = n end
 local period_ms = ARGV[3]
-if period_ms == nil or period_ms == '' then period_ms = nil else period_ms = rl_arg_int('batch', period_ms, 3, 'period_ms', false, 1, 31622400000) end
+if period_ms == nil or period_ms == '' then period_ms = nil else do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('batch', period_ms, 3, 'period_ms', false, 1, 31622400000) end period_ms = n end end
 local burst = ARGV[4]
-if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('batch', burst, 4, 'burst', false, 1, 1000000000000000) end
+if burst == nil or burst == '' then burst = limit else do local n = rl_int_memo[burst] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('batch', burst, 4, 'burst', false, 1, 1000000000000000) end burst = n end end
 local offset_ms = ARGV[5]
-if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else offset_ms = rl_arg_int('batch', offset_ms, 5, 'offset_ms', false, -50400000, 31622400000) end
+if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else do local n = rl_int_memo[offset_ms] if n == nil or n < -50400000 or n > 31622400000 then n = rl_arg_int('batch', offset_ms, 5, 'offset_ms', false, -50400000, 31622400000) end offset_ms = n end end
 local unit = ARGV[6]
 if unit == nil or unit == '' then unit = nil elseif not (unit == 'day' or unit == 'week' or unit == 'month') then unit = rl_arg_enum('batch', unit, 6, 'unit', false, '|day|week|month|') end
 local tz_rules = ARGV[7]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('batch', tz_rules, 7, 'tz_rules', false, 1024) end
 local now_ms = ARGV[8]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('batch', now_ms, 8, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('batch', now_ms, 8, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local decisions = {}
 for i = 1, #KEYS - 0 do
   local base = 8 + (i - 1) * 2
   local g_cost = ARGV[base + 1]
-  if g_cost == '' or g_cost == '1' then g_cost = 1 else g_cost = rl_arg_int('batch', g_cost, base + 1, 'cost', false, 0, 1000000000000000, i) end
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else do local n = rl_int_memo[g_cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('batch', g_cost, base + 1, 'cost', false, 0, 1000000000000000, i) end g_cost = n end end
   local g_share_ppm = ARGV[base + 2]
-  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else g_share_ppm = rl_arg_int('batch', g_share_ppm, base + 2, 'share_ppm', false, 0, 1000000, i) end
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else do local n = rl_int_memo[g_share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('batch', g_share_ppm, base + 2, 'share_ppm', false, 0, 1000000, i) end g_share_ppm = n end end
   decisions[i] = { cost = g_cost, share_ppm = g_share_ppm }
 end
 rl_check_batch_spec('batch', algo, limit, period_ms, burst, offset_ms, unit, decisions)
@@ -1807,11 +1970,11 @@ for i = 1, #decisions do
   local keep = 0
   if share < 1000000 then keep = rl_keep(capacity, share) end
   -- A decision fails alone: an algorithm raises before its first write, so nothing of it lands.
-  local ok, allowed, remaining, reset, retry, writes = pcall(eval, KEYS[i], d.cost, keep)
+  local ok, allowed, remaining, reset, retry, cmd, key, value, opt, at = pcall(eval, KEYS[i], d.cost, keep)
   if not ok then
     allowed, remaining, reset, retry = -1, rl_key_error(allowed), 0, 0
-  elseif allowed == 1 and writes[1] then
-    rl_apply(writes)
+  elseif cmd and allowed == 1 then
+    rl_apply_write(cmd, key, value, opt, at)
   end
   local o = 4 * i - 2
   reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
@@ -1822,11 +1985,12 @@ end }
 -- block v1: Penalty box: denies an id for `duration_ms` whatever its limits say, in every multi call that names this key. A longer existing block is kept; duration 0 lifts the block.
 redis.register_function{ function_name = 'redlimit_block_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('block', KEYS, ARGV, 1, 2)
 local duration_ms = ARGV[1]
-duration_ms = rl_arg_int('block', duration_ms, 1, 'duration_ms', true, 0, 31622400000)
+do local n = rl_int_memo[duration_ms] if n == nil or n < 0 or n > 31622400000 then n = rl_arg_int('block', duration_ms, 1, 'duration_ms', true, 0, 31622400000) end duration_ms = n end
 local now_ms = ARGV[2]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('block', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('block', now_ms, 2, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local now = rl_now_ms(now_ms)
 if duration_ms == 0 then
   redis.call('DEL', KEYS[1])
@@ -1845,17 +2009,18 @@ end }
 -- concurrency_acquire v2: Concurrency limit: takes one of at most `limit` in-flight leases. A lease lasts `period_ms` unless released (or renewed by acquiring the same lease id again), so a crashed holder cannot leak it. v2: optional trailing share_ppm (priority classes); the same ARGV as v1 otherwise.
 redis.register_function{ function_name = 'redlimit_concurrency_acquire_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('concurrency_acquire', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('concurrency_acquire', limit, 1, 'limit', true, 1, 1000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000 then n = rl_arg_int('concurrency_acquire', limit, 1, 'limit', true, 1, 1000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('concurrency_acquire', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('concurrency_acquire', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local lease_id = ARGV[3]
 lease_id = rl_arg_string('concurrency_acquire', lease_id, 3, 'lease_id', true, 128)
 local now_ms = ARGV[4]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('concurrency_acquire', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('concurrency_acquire', now_ms, 4, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local share_ppm = ARGV[5]
-if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('concurrency_acquire', share_ppm, 5, 'share_ppm', false, 0, 1000000) end
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else do local n = rl_int_memo[share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('concurrency_acquire', share_ppm, 5, 'share_ppm', false, 0, 1000000) end share_ppm = n end end
 local allowed, remaining, reset, retry, writes = rl_concurrency_eval(KEYS[1], limit, period_ms, lease_id, 1, rl_now_ms(now_ms), now_ms ~= nil, true, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
@@ -1864,13 +2029,14 @@ end }
 -- concurrency_peek v2: Read-only: live leases on a concurrency key. Runs with EVALSHA_RO and on replicas. v2: optional trailing share_ppm; the same ARGV as v1 otherwise.
 redis.register_function{ function_name = 'redlimit_concurrency_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('concurrency_peek', KEYS, ARGV, 1, 3)
 local limit = ARGV[1]
-limit = rl_arg_int('concurrency_peek', limit, 1, 'limit', true, 1, 1000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000 then n = rl_arg_int('concurrency_peek', limit, 1, 'limit', true, 1, 1000000) end limit = n end
 local now_ms = ARGV[2]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('concurrency_peek', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('concurrency_peek', now_ms, 2, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local share_ppm = ARGV[3]
-if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('concurrency_peek', share_ppm, 3, 'share_ppm', false, 0, 1000000) end
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else do local n = rl_int_memo[share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('concurrency_peek', share_ppm, 3, 'share_ppm', false, 0, 1000000) end share_ppm = n end end
 local now = rl_now_ms(now_ms)
 local live = rl_concurrency_live(KEYS[1], now, false)
 local allowed = 0
@@ -1881,11 +2047,12 @@ end }
 -- concurrency_release v1: Releases a lease. Releasing twice, an expired lease or an unknown id is harmless and reported (released = 0).
 redis.register_function{ function_name = 'redlimit_concurrency_release_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('concurrency_release', KEYS, ARGV, 1, 2)
 local lease_id = ARGV[1]
 lease_id = rl_arg_string('concurrency_release', lease_id, 1, 'lease_id', true, 128)
 local now_ms = ARGV[2]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('concurrency_release', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('concurrency_release', now_ms, 2, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local now = rl_now_ms(now_ms)
 local score = redis.call('ZSCORE', KEYS[1], lease_id)
 local released = 0
@@ -1901,25 +2068,26 @@ end }
 -- fair_share v1: Fair share of one shared limit among many tenants (agents on one provider's TPM): a tenant within its weighted share is admitted whenever the shared limit has room; beyond its share it takes only capacity no other active tenant is still owed (work-conserving, never crowding out).
 redis.register_function{ function_name = 'redlimit_fair_share_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('fair_share', KEYS, ARGV, 3, 9)
 local algo = ARGV[1]
 if not (algo == 'fixed_window' or algo == 'sliding_window') then algo = rl_arg_enum('fair_share', algo, 1, 'algo', true, '|fixed_window|sliding_window|') end
 local limit = ARGV[2]
-limit = rl_arg_int('fair_share', limit, 2, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('fair_share', limit, 2, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[3]
-period_ms = rl_arg_int('fair_share', period_ms, 3, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('fair_share', period_ms, 3, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local tenant = ARGV[4]
 tenant = rl_arg_string('fair_share', tenant, 4, 'tenant', true, 256)
 local active_window_ms = ARGV[5]
-active_window_ms = rl_arg_int('fair_share', active_window_ms, 5, 'active_window_ms', true, 1, 31622400000)
+do local n = rl_int_memo[active_window_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('fair_share', active_window_ms, 5, 'active_window_ms', true, 1, 31622400000) end active_window_ms = n end
 local cost = ARGV[6]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('fair_share', cost, 6, 'cost', false, 1, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('fair_share', cost, 6, 'cost', false, 1, 1000000000) end cost = n end end
 local weight = ARGV[7]
-if weight == nil or weight == '' or weight == '1' then weight = 1 else weight = rl_arg_int('fair_share', weight, 7, 'weight', false, 1, 1000000) end
+if weight == nil or weight == '' or weight == '1' then weight = 1 else do local n = rl_int_memo[weight] if n == nil or n < 1 or n > 1000000 then n = rl_arg_int('fair_share', weight, 7, 'weight', false, 1, 1000000) end weight = n end end
 local max_tenants = ARGV[8]
-if max_tenants == nil or max_tenants == '' or max_tenants == '1000' then max_tenants = 1000 else max_tenants = rl_arg_int('fair_share', max_tenants, 8, 'max_tenants', false, 1, 1000) end
+if max_tenants == nil or max_tenants == '' or max_tenants == '1000' then max_tenants = 1000 else do local n = rl_int_memo[max_tenants] if n == nil or n < 1 or n > 1000 then n = rl_arg_int('fair_share', max_tenants, 8, 'max_tenants', false, 1, 1000) end max_tenants = n end end
 local now_ms = ARGV[9]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('fair_share', now_ms, 9, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('fair_share', now_ms, 9, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 if active_window_ms < period_ms then
   rl_fail('fair_share', string.format('active_window_ms must be at least period_ms (%d), got %d', period_ms, active_window_ms))
 end
@@ -1947,11 +2115,11 @@ local start = rl_window_start(now, period_ms, 0)
 local used = rl_fair_used(tenants_key, held[3], start)
 local share = rl_fair_share(limit, weight, total)
 
-local allowed, remaining, reset, retry, writes
+local allowed, remaining, reset, retry, w_cmd, w_key, w_value, w_opt, w_at
 if algo == 'fixed_window' then
-  allowed, remaining, reset, retry, writes = rl_fixed_window_eval(state_key, limit, period_ms, 0, cost, now, simulated)
+  allowed, remaining, reset, retry, w_cmd, w_key, w_value, w_opt, w_at = rl_fixed_window_eval(state_key, limit, period_ms, 0, cost, now, simulated)
 else
-  allowed, remaining, reset, retry, writes = rl_sliding_window_eval(state_key, limit, period_ms, cost, now, simulated)
+  allowed, remaining, reset, retry, w_cmd, w_key, w_value, w_opt, w_at = rl_sliding_window_eval(state_key, limit, period_ms, cost, now, simulated)
 end
 local reason = 0
 if allowed == 0 then
@@ -1973,7 +2141,7 @@ end
 redis.call('ZADD', active_key, 'GT', string.format('%d', now), tenant)
 local _, expire_cmd, at = rl_expiry(now, active_window_ms, simulated)
 if allowed == 1 then
-  rl_apply(writes)
+  rl_apply_write(w_cmd, w_key, w_value, w_opt, w_at)
   used = used + cost
   redis.call('HSET', tenants_key, 'W', string.format('%d', total), 'w:' .. tenant, string.format('%d', weight), 'u:' .. tenant, string.format('%d:%d', start, used))
 else
@@ -1987,39 +2155,41 @@ end }
 -- fixed_window v3: Fixed window: at most `limit` units per window of `period_ms` aligned to the epoch plus `offset_ms`. Denied calls do not count. The cheapest limiter; allows up to 2x limit across a window boundary. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores count * 2^22 + window_start_ms mod 2^22 as one integer on the server clock (Redis int-encodes it: about 40% fewer bytes per key), "window_start_ms:count" with now_ms or larger counts as before; reads v2 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_fixed_window_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('fixed_window', KEYS, ARGV, 1, 6)
 local limit = ARGV[1]
-limit = rl_arg_int('fixed_window', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('fixed_window', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('fixed_window', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('fixed_window', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local offset_ms = ARGV[3]
-if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else offset_ms = rl_arg_int('fixed_window', offset_ms, 3, 'offset_ms', false, 0, 31622400000) end
+if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else do local n = rl_int_memo[offset_ms] if n == nil or n < 0 or n > 31622400000 then n = rl_arg_int('fixed_window', offset_ms, 3, 'offset_ms', false, 0, 31622400000) end offset_ms = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('fixed_window', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('fixed_window', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('fixed_window', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('fixed_window', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local share_ppm = ARGV[6]
-if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('fixed_window', share_ppm, 6, 'share_ppm', false, 0, 1000000) end
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else do local n = rl_int_memo[share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('fixed_window', share_ppm, 6, 'share_ppm', false, 0, 1000000) end share_ppm = n end end
 rl_check_offset_within_period('fixed_window', period_ms, offset_ms)
-local allowed, remaining, reset, retry, writes = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
-if allowed == 1 then rl_apply(writes) end
+local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
+if cmd then rl_apply_write(cmd, key, value, opt, at) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- fixed_window_peek v2: Read-only fixed_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas. v2: reads the state fixed_window v3 writes (see state) as well as v1's.
 redis.register_function{ function_name = 'redlimit_fixed_window_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('fixed_window_peek', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('fixed_window_peek', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('fixed_window_peek', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('fixed_window_peek', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('fixed_window_peek', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local offset_ms = ARGV[3]
-if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else offset_ms = rl_arg_int('fixed_window_peek', offset_ms, 3, 'offset_ms', false, 0, 31622400000) end
+if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else do local n = rl_int_memo[offset_ms] if n == nil or n < 0 or n > 31622400000 then n = rl_arg_int('fixed_window_peek', offset_ms, 3, 'offset_ms', false, 0, 31622400000) end offset_ms = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('fixed_window_peek', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('fixed_window_peek', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('fixed_window_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('fixed_window_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 rl_check_offset_within_period('fixed_window_peek', period_ms, offset_ms)
 local now = rl_now_ms(now_ms)
 local allowed, remaining, reset, retry = rl_fixed_window_eval(KEYS[1], limit, period_ms, offset_ms, cost, now, now_ms ~= nil)
@@ -2034,17 +2204,18 @@ end }
 -- fixed_window_refund v2: Gives units back to the current window of a fixed_window key, never below zero used. v2: stores count * 2^22 + window_start_ms mod 2^22 as one integer on the server clock (Redis int-encodes it: about 40% fewer bytes per key), "window_start_ms:count" with now_ms or larger counts as before; reads v1 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_fixed_window_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('fixed_window_refund', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('fixed_window_refund', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('fixed_window_refund', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('fixed_window_refund', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('fixed_window_refund', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local offset_ms = ARGV[3]
-if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else offset_ms = rl_arg_int('fixed_window_refund', offset_ms, 3, 'offset_ms', false, 0, 31622400000) end
+if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else do local n = rl_int_memo[offset_ms] if n == nil or n < 0 or n > 31622400000 then n = rl_arg_int('fixed_window_refund', offset_ms, 3, 'offset_ms', false, 0, 31622400000) end offset_ms = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('fixed_window_refund', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('fixed_window_refund', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('fixed_window_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('fixed_window_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 rl_check_offset_within_period('fixed_window_refund', period_ms, offset_ms)
 local remaining, reset, writes = rl_fixed_window_refund(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
@@ -2055,19 +2226,20 @@ end }
 -- gcra v3: Generic cell rate algorithm: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string; decisions are identical to token_bucket. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores the tat as one integer, ms * 10^6 + num (ms then num in six digits), int-encoded when the tat's fraction num < 1e6, i.e. every limit up to 1e6 (Redis int-encodes it: about 30% fewer bytes per key), else "ms:num" as before; reads v2 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_gcra_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('gcra', KEYS, ARGV, 1, 6)
 local limit = ARGV[1]
-limit = rl_arg_int('gcra', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('gcra', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('gcra', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local burst = ARGV[3]
-if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('gcra', burst, 3, 'burst', false, 1, 1000000000) end
+if burst == nil or burst == '' then burst = limit else do local n = rl_int_memo[burst] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra', burst, 3, 'burst', false, 1, 1000000000) end burst = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('gcra', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('gcra', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('gcra', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('gcra', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local share_ppm = ARGV[6]
-if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('gcra', share_ppm, 6, 'share_ppm', false, 0, 1000000) end
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else do local n = rl_int_memo[share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('gcra', share_ppm, 6, 'share_ppm', false, 0, 1000000) end share_ppm = n end end
 rl_check_refill_bounded('gcra', limit, period_ms, burst)
 local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil, true, rl_keep(burst, share_ppm))
 return rl_reply({ allowed, remaining, reset, retry })
@@ -2076,17 +2248,18 @@ end }
 -- gcra_peek v2: Read-only gcra: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: reads the state gcra v3 writes (see state) as well as v1's.
 redis.register_function{ function_name = 'redlimit_gcra_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('gcra_peek', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('gcra_peek', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra_peek', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('gcra_peek', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('gcra_peek', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local burst = ARGV[3]
-if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('gcra_peek', burst, 3, 'burst', false, 1, 1000000000) end
+if burst == nil or burst == '' then burst = limit else do local n = rl_int_memo[burst] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra_peek', burst, 3, 'burst', false, 1, 1000000000) end burst = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('gcra_peek', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('gcra_peek', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('gcra_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('gcra_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 rl_check_refill_bounded('gcra_peek', limit, period_ms, burst)
 local now = rl_now_ms(now_ms)
 local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, now, now_ms ~= nil)
@@ -2101,17 +2274,18 @@ end }
 -- gcra_refund v2: Gives units back to a gcra key (a call that was admitted but not used), never above burst. v2: stores the tat as one integer, ms * 10^6 + num (ms then num in six digits), int-encoded when the tat's fraction num < 1e6, i.e. every limit up to 1e6 (Redis int-encodes it: about 30% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_gcra_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('gcra_refund', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('gcra_refund', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra_refund', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('gcra_refund', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('gcra_refund', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local burst = ARGV[3]
-if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('gcra_refund', burst, 3, 'burst', false, 1, 1000000000) end
+if burst == nil or burst == '' then burst = limit else do local n = rl_int_memo[burst] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra_refund', burst, 3, 'burst', false, 1, 1000000000) end burst = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('gcra_refund', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('gcra_refund', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('gcra_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('gcra_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 rl_check_refill_bounded('gcra_refund', limit, period_ms, burst)
 local remaining, reset, writes = rl_gcra_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
@@ -2122,19 +2296,20 @@ end }
 -- gcra_reserve v2: Books the next slot fleet-wide on a gcra key: admits now if it can, else reserves the cost if it will be available within max_wait_ms and says how long to wait (the basis of acquire-with-wait without polling). v2: stores the tat as one integer, ms * 10^6 + num (ms then num in six digits), int-encoded when the tat's fraction num < 1e6, i.e. every limit up to 1e6 (Redis int-encodes it: about 30% fewer bytes per key), else "ms:num" as before; reads v1 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_gcra_reserve_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('gcra_reserve', KEYS, ARGV, 1, 6)
 local limit = ARGV[1]
-limit = rl_arg_int('gcra_reserve', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra_reserve', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('gcra_reserve', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('gcra_reserve', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local burst = ARGV[3]
-if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('gcra_reserve', burst, 3, 'burst', false, 1, 1000000000) end
+if burst == nil or burst == '' then burst = limit else do local n = rl_int_memo[burst] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra_reserve', burst, 3, 'burst', false, 1, 1000000000) end burst = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('gcra_reserve', cost, 4, 'cost', false, 1, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra_reserve', cost, 4, 'cost', false, 1, 1000000000) end cost = n end end
 local max_wait_ms = ARGV[5]
-if max_wait_ms == nil or max_wait_ms == '' or max_wait_ms == '0' then max_wait_ms = 0 else max_wait_ms = rl_arg_int('gcra_reserve', max_wait_ms, 5, 'max_wait_ms', false, 0, 31622400000) end
+if max_wait_ms == nil or max_wait_ms == '' or max_wait_ms == '0' then max_wait_ms = 0 else do local n = rl_int_memo[max_wait_ms] if n == nil or n < 0 or n > 31622400000 then n = rl_arg_int('gcra_reserve', max_wait_ms, 5, 'max_wait_ms', false, 0, 31622400000) end max_wait_ms = n end end
 local now_ms = ARGV[6]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('gcra_reserve', now_ms, 6, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('gcra_reserve', now_ms, 6, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 rl_check_refill_bounded('gcra_reserve', limit, period_ms, burst)
 rl_check_reserve_bounded('gcra_reserve', limit, period_ms, max_wait_ms)
 local now = rl_now_ms(now_ms)
@@ -2153,9 +2328,10 @@ end }
 -- multi v3: Atomic multi-limit check: N limits of any mix of algorithms, each with its own cost and parameters; either every limit admits and all consume, or none consumes. A limit of algo concurrency holds a slot for its holder (released by concurrency_release, or expired after period_ms) only when every limit admits. v2 (from v1): the algo concurrency, and two fields appended to every group (share_ppm, holder), so a group is 9 arguments instead of 7; v1's ARGV is refused (BADARG: argument count). v3 (from v2): a second fixed argument tz_rules after now_ms (time zone rules of quota limits, one entry per limit), so ARGV is now_ms, tz_rules, then the groups; v2's ARGV is refused (BADARG: argument count).
 redis.register_function{ function_name = 'redlimit_multi_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('multi', KEYS, ARGV, 1, 2, 9)
 local now_ms = ARGV[1]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('multi', now_ms, 1, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('multi', now_ms, 1, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local tz_rules = ARGV[2]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('multi', tz_rules, 2, 'tz_rules', false, 16384) end
 local limits = {}
@@ -2164,19 +2340,19 @@ for i = 1, #KEYS - 0 do
   local g_algo = ARGV[base + 1]
   if not (g_algo == 'gcra' or g_algo == 'token_bucket' or g_algo == 'fixed_window' or g_algo == 'sliding_window' or g_algo == 'sliding_log' or g_algo == 'quota' or g_algo == 'block' or g_algo == 'concurrency') then g_algo = rl_arg_enum('multi', g_algo, base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency|', i) end
   local g_limit = ARGV[base + 2]
-  if g_limit == '' or g_limit == '1' then g_limit = 1 else g_limit = rl_arg_int('multi', g_limit, base + 2, 'limit', false, 1, 1000000000000000, i) end
+  if g_limit == '' or g_limit == '1' then g_limit = 1 else do local n = rl_int_memo[g_limit] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('multi', g_limit, base + 2, 'limit', false, 1, 1000000000000000, i) end g_limit = n end end
   local g_period_ms = ARGV[base + 3]
-  if g_period_ms == '' then g_period_ms = nil else g_period_ms = rl_arg_int('multi', g_period_ms, base + 3, 'period_ms', false, 1, 31622400000, i) end
+  if g_period_ms == '' then g_period_ms = nil else do local n = rl_int_memo[g_period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('multi', g_period_ms, base + 3, 'period_ms', false, 1, 31622400000, i) end g_period_ms = n end end
   local g_cost = ARGV[base + 4]
-  if g_cost == '' or g_cost == '1' then g_cost = 1 else g_cost = rl_arg_int('multi', g_cost, base + 4, 'cost', false, 0, 1000000000000000, i) end
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else do local n = rl_int_memo[g_cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('multi', g_cost, base + 4, 'cost', false, 0, 1000000000000000, i) end g_cost = n end end
   local g_burst = ARGV[base + 5]
-  if g_burst == '' then g_burst = g_limit else g_burst = rl_arg_int('multi', g_burst, base + 5, 'burst', false, 1, 1000000000000000, i) end
+  if g_burst == '' then g_burst = g_limit else do local n = rl_int_memo[g_burst] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('multi', g_burst, base + 5, 'burst', false, 1, 1000000000000000, i) end g_burst = n end end
   local g_offset_ms = ARGV[base + 6]
-  if g_offset_ms == '' or g_offset_ms == '0' then g_offset_ms = 0 else g_offset_ms = rl_arg_int('multi', g_offset_ms, base + 6, 'offset_ms', false, -50400000, 31622400000, i) end
+  if g_offset_ms == '' or g_offset_ms == '0' then g_offset_ms = 0 else do local n = rl_int_memo[g_offset_ms] if n == nil or n < -50400000 or n > 31622400000 then n = rl_arg_int('multi', g_offset_ms, base + 6, 'offset_ms', false, -50400000, 31622400000, i) end g_offset_ms = n end end
   local g_unit = ARGV[base + 7]
   if g_unit == '' then g_unit = nil elseif not (g_unit == 'day' or g_unit == 'week' or g_unit == 'month') then g_unit = rl_arg_enum('multi', g_unit, base + 7, 'unit', false, '|day|week|month|', i) end
   local g_share_ppm = ARGV[base + 8]
-  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else g_share_ppm = rl_arg_int('multi', g_share_ppm, base + 8, 'share_ppm', false, 0, 1000000, i) end
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else do local n = rl_int_memo[g_share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('multi', g_share_ppm, base + 8, 'share_ppm', false, 0, 1000000, i) end g_share_ppm = n end end
   local g_holder = ARGV[base + 9]
   if g_holder == '' then g_holder = nil else g_holder = rl_arg_string('multi', g_holder, base + 9, 'holder', false, 128, i) end
   limits[i] = { algo = g_algo, limit = g_limit, period_ms = g_period_ms, cost = g_cost, burst = g_burst, offset_ms = g_offset_ms, unit = g_unit, share_ppm = g_share_ppm, holder = g_holder }
@@ -2189,22 +2365,23 @@ end }
 -- multi_batch v4: Many independent multi decisions over the same limits in one call: each decision is all-or-nothing over its own keys (one per limit), decided in order exactly as separate multi calls would. A decision with a key that holds another Redis type or foreign state fails alone (its marker in the reply; nothing of it written); the others are decided. What the client sends when several decisions of one multi-limit limiter arrive in the same event-loop turn. v3 (from v2): each item's group is cost, share_ppm (2 arguments, was 1); v2's ARGV is refused (BADARG: argument count). v4 (from v3): a fixed argument tz_rules after now_ms (time zone rules of quota specs, one entry per spec), 4 fixed arguments instead of 3; v3's ARGV is refused (BADARG: argument count). Specs take no concurrency limit (it needs a holder per decision: use multi).
 redis.register_function{ function_name = 'redlimit_multi_batch_v4', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('multi_batch', KEYS, ARGV, 1, 4, 2)
 local count = ARGV[1]
-count = rl_arg_int('multi_batch', count, 1, 'count', true, 1, 16)
+do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('multi_batch', count, 1, 'count', true, 1, 16) end count = n end
 local specs = ARGV[2]
 specs = rl_arg_string('multi_batch', specs, 2, 'specs', true, 2048)
 local now_ms = ARGV[3]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('multi_batch', now_ms, 3, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('multi_batch', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local tz_rules = ARGV[4]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('multi_batch', tz_rules, 4, 'tz_rules', false, 16384) end
 local items = {}
 for i = 1, #KEYS - 0 do
   local base = 4 + (i - 1) * 2
   local g_cost = ARGV[base + 1]
-  if g_cost == '' or g_cost == '1' then g_cost = 1 else g_cost = rl_arg_int('multi_batch', g_cost, base + 1, 'cost', false, 0, 1000000000000000, i) end
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else do local n = rl_int_memo[g_cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('multi_batch', g_cost, base + 1, 'cost', false, 0, 1000000000000000, i) end g_cost = n end end
   local g_share_ppm = ARGV[base + 2]
-  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else g_share_ppm = rl_arg_int('multi_batch', g_share_ppm, base + 2, 'share_ppm', false, 0, 1000000, i) end
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else do local n = rl_int_memo[g_share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('multi_batch', g_share_ppm, base + 2, 'share_ppm', false, 0, 1000000, i) end g_share_ppm = n end end
   items[i] = { cost = g_cost, share_ppm = g_share_ppm }
 end
 rl_check_multi_batch_specs('multi_batch', count, specs, items)
@@ -2217,9 +2394,10 @@ end }
 -- multi_peek v3: Read-only multi: what a multi call would answer now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: groups of 9 as in multi v2 (share_ppm, holder appended; algo concurrency). v3: tz_rules after now_ms as in multi v3.
 redis.register_function{ function_name = 'redlimit_multi_peek_v3', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('multi_peek', KEYS, ARGV, 1, 2, 9)
 local now_ms = ARGV[1]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('multi_peek', now_ms, 1, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('multi_peek', now_ms, 1, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local tz_rules = ARGV[2]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('multi_peek', tz_rules, 2, 'tz_rules', false, 16384) end
 local limits = {}
@@ -2228,19 +2406,19 @@ for i = 1, #KEYS - 0 do
   local g_algo = ARGV[base + 1]
   if not (g_algo == 'gcra' or g_algo == 'token_bucket' or g_algo == 'fixed_window' or g_algo == 'sliding_window' or g_algo == 'sliding_log' or g_algo == 'quota' or g_algo == 'block' or g_algo == 'concurrency') then g_algo = rl_arg_enum('multi_peek', g_algo, base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency|', i) end
   local g_limit = ARGV[base + 2]
-  if g_limit == '' or g_limit == '1' then g_limit = 1 else g_limit = rl_arg_int('multi_peek', g_limit, base + 2, 'limit', false, 1, 1000000000000000, i) end
+  if g_limit == '' or g_limit == '1' then g_limit = 1 else do local n = rl_int_memo[g_limit] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('multi_peek', g_limit, base + 2, 'limit', false, 1, 1000000000000000, i) end g_limit = n end end
   local g_period_ms = ARGV[base + 3]
-  if g_period_ms == '' then g_period_ms = nil else g_period_ms = rl_arg_int('multi_peek', g_period_ms, base + 3, 'period_ms', false, 1, 31622400000, i) end
+  if g_period_ms == '' then g_period_ms = nil else do local n = rl_int_memo[g_period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('multi_peek', g_period_ms, base + 3, 'period_ms', false, 1, 31622400000, i) end g_period_ms = n end end
   local g_cost = ARGV[base + 4]
-  if g_cost == '' or g_cost == '1' then g_cost = 1 else g_cost = rl_arg_int('multi_peek', g_cost, base + 4, 'cost', false, 0, 1000000000000000, i) end
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else do local n = rl_int_memo[g_cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('multi_peek', g_cost, base + 4, 'cost', false, 0, 1000000000000000, i) end g_cost = n end end
   local g_burst = ARGV[base + 5]
-  if g_burst == '' then g_burst = g_limit else g_burst = rl_arg_int('multi_peek', g_burst, base + 5, 'burst', false, 1, 1000000000000000, i) end
+  if g_burst == '' then g_burst = g_limit else do local n = rl_int_memo[g_burst] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('multi_peek', g_burst, base + 5, 'burst', false, 1, 1000000000000000, i) end g_burst = n end end
   local g_offset_ms = ARGV[base + 6]
-  if g_offset_ms == '' or g_offset_ms == '0' then g_offset_ms = 0 else g_offset_ms = rl_arg_int('multi_peek', g_offset_ms, base + 6, 'offset_ms', false, -50400000, 31622400000, i) end
+  if g_offset_ms == '' or g_offset_ms == '0' then g_offset_ms = 0 else do local n = rl_int_memo[g_offset_ms] if n == nil or n < -50400000 or n > 31622400000 then n = rl_arg_int('multi_peek', g_offset_ms, base + 6, 'offset_ms', false, -50400000, 31622400000, i) end g_offset_ms = n end end
   local g_unit = ARGV[base + 7]
   if g_unit == '' then g_unit = nil elseif not (g_unit == 'day' or g_unit == 'week' or g_unit == 'month') then g_unit = rl_arg_enum('multi_peek', g_unit, base + 7, 'unit', false, '|day|week|month|', i) end
   local g_share_ppm = ARGV[base + 8]
-  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else g_share_ppm = rl_arg_int('multi_peek', g_share_ppm, base + 8, 'share_ppm', false, 0, 1000000, i) end
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else do local n = rl_int_memo[g_share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('multi_peek', g_share_ppm, base + 8, 'share_ppm', false, 0, 1000000, i) end g_share_ppm = n end end
   local g_holder = ARGV[base + 9]
   if g_holder == '' then g_holder = nil else g_holder = rl_arg_string('multi_peek', g_holder, base + 9, 'holder', false, 128, i) end
   limits[i] = { algo = g_algo, limit = g_limit, period_ms = g_period_ms, cost = g_cost, burst = g_burst, offset_ms = g_offset_ms, unit = g_unit, share_ppm = g_share_ppm, holder = g_holder }
@@ -2253,23 +2431,24 @@ end }
 -- policy_carry v1: Carries one subject's limit across a proportional policy change: the same fraction left under the new limit as under the old one, charged once on the limit's new key (a new key epoch).
 redis.register_function{ function_name = 'redlimit_policy_carry_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('policy_carry', KEYS, ARGV, 3, 8, 0)
 local algo = ARGV[1]
 if not (algo == 'gcra' or algo == 'token_bucket' or algo == 'fixed_window' or algo == 'sliding_window' or algo == 'sliding_log' or algo == 'quota') then algo = rl_arg_enum('policy_carry', algo, 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|') end
 local limit = ARGV[2]
-limit = rl_arg_int('policy_carry', limit, 2, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('policy_carry', limit, 2, 'limit', true, 1, 1000000000) end limit = n end
 local from = ARGV[3]
 from = rl_arg_string('policy_carry', from, 3, 'from', true, 1024)
 local period_ms = ARGV[4]
-if period_ms == nil or period_ms == '' or period_ms == '0' then period_ms = 0 else period_ms = rl_arg_int('policy_carry', period_ms, 4, 'period_ms', false, 0, 31622400000) end
+if period_ms == nil or period_ms == '' or period_ms == '0' then period_ms = 0 else do local n = rl_int_memo[period_ms] if n == nil or n < 0 or n > 31622400000 then n = rl_arg_int('policy_carry', period_ms, 4, 'period_ms', false, 0, 31622400000) end period_ms = n end end
 local burst = ARGV[5]
-if burst == nil or burst == '' or burst == '0' then burst = 0 else burst = rl_arg_int('policy_carry', burst, 5, 'burst', false, 0, 1000000000) end
+if burst == nil or burst == '' or burst == '0' then burst = 0 else do local n = rl_int_memo[burst] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('policy_carry', burst, 5, 'burst', false, 0, 1000000000) end burst = n end end
 local offset_ms = ARGV[6]
-if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else offset_ms = rl_arg_int('policy_carry', offset_ms, 6, 'offset_ms', false, -50400000, 31622399999) end
+if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else do local n = rl_int_memo[offset_ms] if n == nil or n < -50400000 or n > 31622399999 then n = rl_arg_int('policy_carry', offset_ms, 6, 'offset_ms', false, -50400000, 31622399999) end offset_ms = n end end
 local unit = ARGV[7]
 if unit == nil or unit == '' then unit = nil elseif not (unit == 'day' or unit == 'week' or unit == 'month') then unit = rl_arg_enum('policy_carry', unit, 7, 'unit', false, '|day|week|month|') end
 local now_ms = ARGV[8]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('policy_carry', now_ms, 8, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('policy_carry', now_ms, 8, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local S = 'policy_carry'
 local function spec(i, a, l, p, b, o, u)
   local item = { algo = a, limit = l, period_ms = p, burst = b, offset_ms = o, unit = u, cost = 0 }
@@ -2318,9 +2497,9 @@ for i = 1, #sources do
     local take = math.min(used, math.max(room, 0))
     if take == 0 then return rl_reply({ 0, i, 0, room }) end
     target.cost = take
-    local allowed, remaining, _, _, writes = rl_multi_item(target_key, target, now, simulated, true, false)
+    local allowed, remaining, _, _, w_cmd, w_key, w_value, w_opt, w_at = rl_multi_item(target_key, target, now, simulated, true, false)
     if allowed ~= 1 then error({ err = 'ERR redlimit policy_carry: a key refused what it has left' }) end
-    rl_apply(writes)
+    rl_apply_write(w_cmd, w_key, w_value, w_opt, w_at)
     return rl_reply({ 1, i, take, remaining })
   end
 end
@@ -2330,11 +2509,12 @@ end }
 -- policy_history v1: Reads a policy's history (newest first) or, with no history key, the sorted names of the live policies.
 redis.register_function{ function_name = 'redlimit_policy_history_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('policy_history', KEYS, ARGV, 3, 2, 0)
 local what = ARGV[1]
 if not (what == 'history' or what == 'names') then what = rl_arg_enum('policy_history', what, 1, 'what', true, '|history|names|') end
 local count = ARGV[2]
-if count == nil or count == '' or count == '100' then count = 100 else count = rl_arg_int('policy_history', count, 2, 'count', false, 1, 1000) end
+if count == nil or count == '' or count == '100' then count = 100 else do local n = rl_int_memo[count] if n == nil or n < 1 or n > 1000 then n = rl_arg_int('policy_history', count, 2, 'count', false, 1, 1000) end count = n end end
 local out = { tonumber(redis.call('GET', KEYS[1]) or '0') or 0 }
 local list
 if what == 'names' then
@@ -2350,6 +2530,7 @@ end }
 -- policy_read v1: Reads the global policy version and any number of policy entries (or adaptive states) in one atomic call: one consistent snapshot.
 redis.register_function{ function_name = 'redlimit_policy_read_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('policy_read', KEYS, ARGV, 2, 0, 0)
 local out = { tonumber(redis.call('GET', KEYS[1]) or '0') or 0, rl_now_ms(nil) }
 for i = 2, #KEYS do
@@ -2361,6 +2542,7 @@ end }
 -- policy_set v2: Sets, removes or rolls back one named policy atomically: checks the document and its inheritance, bumps the global policy version, records the change in the policy's history and publishes it. v2: carry_over proportional (a new key epoch, as reset, and the entry records what to carry from: "carry" and "prev"); v1 callers send the same ARGV.
 redis.register_function{ function_name = 'redlimit_policy_set_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('policy_set', KEYS, ARGV, 4, 10, 0)
 local op = ARGV[1]
 if not (op == 'set' or op == 'remove' or op == 'rollback') then op = rl_arg_enum('policy_set', op, 1, 'op', true, '|set|remove|rollback|') end
@@ -2373,15 +2555,15 @@ if reason == nil or reason == '' then reason = nil else reason = rl_arg_string('
 local carry_over = ARGV[5]
 if carry_over == nil or carry_over == '' then carry_over = 'as_is' elseif not (carry_over == 'as_is' or carry_over == 'reset' or carry_over == 'proportional') then carry_over = rl_arg_enum('policy_set', carry_over, 5, 'carry_over', false, '|as_is|reset|proportional|') end
 local history_max = ARGV[6]
-if history_max == nil or history_max == '' or history_max == '100' then history_max = 100 else history_max = rl_arg_int('policy_set', history_max, 6, 'history_max', false, 1, 1000) end
+if history_max == nil or history_max == '' or history_max == '100' then history_max = 100 else do local n = rl_int_memo[history_max] if n == nil or n < 1 or n > 1000 then n = rl_arg_int('policy_set', history_max, 6, 'history_max', false, 1, 1000) end history_max = n end end
 local policy = ARGV[7]
 if policy == nil or policy == '' then policy = nil else policy = rl_arg_string('policy_set', policy, 7, 'policy', false, 65536) end
 local to_version = ARGV[8]
-if to_version == nil or to_version == '' then to_version = nil else to_version = rl_arg_int('policy_set', to_version, 8, 'to_version', false, 1, 9007199254740991) end
+if to_version == nil or to_version == '' then to_version = nil else do local n = rl_int_memo[to_version] if n == nil or n < 1 or n > 9007199254740991 then n = rl_arg_int('policy_set', to_version, 8, 'to_version', false, 1, 9007199254740991) end to_version = n end end
 local if_version = ARGV[9]
-if if_version == nil or if_version == '' then if_version = nil else if_version = rl_arg_int('policy_set', if_version, 9, 'if_version', false, 0, 9007199254740991) end
+if if_version == nil or if_version == '' then if_version = nil else do local n = rl_int_memo[if_version] if n == nil or n < 0 or n > 9007199254740991 then n = rl_arg_int('policy_set', if_version, 9, 'if_version', false, 0, 9007199254740991) end if_version = n end end
 local now_ms = ARGV[10]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('policy_set', now_ms, 10, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('policy_set', now_ms, 10, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local version_key, history_key, names_key, doc_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local S = 'policy_set'
 if not rl_policy_name_ok(name) then
@@ -2477,52 +2659,54 @@ end }
 -- quota v3: Quota: a cost-weighted budget per calendar day, week or month in a UTC offset. Resets exactly at the period end (the key expires at that instant, never earlier). v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3 (from v2): optional trailing tz_rules, a time zone's rules (DST-correct periods) in place of the fixed utc_offset_ms; v2 callers send the same ARGV.
 redis.register_function{ function_name = 'redlimit_quota_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('quota', KEYS, ARGV, 1, 7)
 local limit = ARGV[1]
-limit = rl_arg_int('quota', limit, 1, 'limit', true, 1, 1000000000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('quota', limit, 1, 'limit', true, 1, 1000000000000000) end limit = n end
 local unit = ARGV[2]
 if not (unit == 'day' or unit == 'week' or unit == 'month') then unit = rl_arg_enum('quota', unit, 2, 'unit', true, '|day|week|month|') end
 local utc_offset_ms = ARGV[3]
-if utc_offset_ms == nil or utc_offset_ms == '' or utc_offset_ms == '0' then utc_offset_ms = 0 else utc_offset_ms = rl_arg_int('quota', utc_offset_ms, 3, 'utc_offset_ms', false, -50400000, 50400000) end
+if utc_offset_ms == nil or utc_offset_ms == '' or utc_offset_ms == '0' then utc_offset_ms = 0 else do local n = rl_int_memo[utc_offset_ms] if n == nil or n < -50400000 or n > 50400000 then n = rl_arg_int('quota', utc_offset_ms, 3, 'utc_offset_ms', false, -50400000, 50400000) end utc_offset_ms = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('quota', cost, 4, 'cost', false, 0, 1000000000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('quota', cost, 4, 'cost', false, 0, 1000000000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('quota', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('quota', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local share_ppm = ARGV[6]
-if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('quota', share_ppm, 6, 'share_ppm', false, 0, 1000000) end
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else do local n = rl_int_memo[share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('quota', share_ppm, 6, 'share_ppm', false, 0, 1000000) end share_ppm = n end end
 local tz_rules = ARGV[7]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('quota', tz_rules, 7, 'tz_rules', false, 1024) end
 local zone = utc_offset_ms
 if tz_rules then zone = rl_tz_rules('quota', tz_rules) end
-local allowed, remaining, reset, retry, writes = rl_quota_eval(KEYS[1], limit, unit, zone, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
-if allowed == 1 then rl_apply(writes) end
+local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_quota_decide(KEYS[1], limit, unit, zone, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
+if cmd then rl_apply_write(cmd, key, value, opt, at) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- quota_peek v2: Read-only quota: usage and what a call with this cost would get now. Runs with EVALSHA_RO and on replicas. v2 (from v1): optional trailing tz_rules, a time zone's rules in place of the fixed utc_offset_ms; v1 callers send the same ARGV.
 redis.register_function{ function_name = 'redlimit_quota_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('quota_peek', KEYS, ARGV, 1, 6)
 local limit = ARGV[1]
-limit = rl_arg_int('quota_peek', limit, 1, 'limit', true, 1, 1000000000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('quota_peek', limit, 1, 'limit', true, 1, 1000000000000000) end limit = n end
 local unit = ARGV[2]
 if not (unit == 'day' or unit == 'week' or unit == 'month') then unit = rl_arg_enum('quota_peek', unit, 2, 'unit', true, '|day|week|month|') end
 local utc_offset_ms = ARGV[3]
-if utc_offset_ms == nil or utc_offset_ms == '' or utc_offset_ms == '0' then utc_offset_ms = 0 else utc_offset_ms = rl_arg_int('quota_peek', utc_offset_ms, 3, 'utc_offset_ms', false, -50400000, 50400000) end
+if utc_offset_ms == nil or utc_offset_ms == '' or utc_offset_ms == '0' then utc_offset_ms = 0 else do local n = rl_int_memo[utc_offset_ms] if n == nil or n < -50400000 or n > 50400000 then n = rl_arg_int('quota_peek', utc_offset_ms, 3, 'utc_offset_ms', false, -50400000, 50400000) end utc_offset_ms = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('quota_peek', cost, 4, 'cost', false, 0, 1000000000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('quota_peek', cost, 4, 'cost', false, 0, 1000000000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('quota_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('quota_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local tz_rules = ARGV[6]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('quota_peek', tz_rules, 6, 'tz_rules', false, 1024) end
 local now = rl_now_ms(now_ms)
 local zone = utc_offset_ms
 if tz_rules then zone = rl_tz_rules('quota_peek', tz_rules) end
-local allowed, remaining, reset, retry = rl_quota_eval(KEYS[1], limit, unit, zone, cost, now, now_ms ~= nil)
+local allowed, remaining, reset, retry = rl_quota_decide(KEYS[1], limit, unit, zone, cost, now, now_ms ~= nil)
 -- What is there now, not what would be left after taking `cost`.
 if allowed == 1 and cost > 0 then
   local _
-  _, remaining, reset = rl_quota_eval(KEYS[1], limit, unit, zone, 0, now, now_ms ~= nil)
+  _, remaining, reset = rl_quota_decide(KEYS[1], limit, unit, zone, 0, now, now_ms ~= nil)
 end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
@@ -2530,17 +2714,18 @@ end }
 -- quota_refund v2: Gives units back to the current period of a quota key, never below zero used. v2 (from v1): optional trailing tz_rules, a time zone's rules in place of the fixed utc_offset_ms; v1 callers send the same ARGV.
 redis.register_function{ function_name = 'redlimit_quota_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('quota_refund', KEYS, ARGV, 1, 6)
 local limit = ARGV[1]
-limit = rl_arg_int('quota_refund', limit, 1, 'limit', true, 1, 1000000000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('quota_refund', limit, 1, 'limit', true, 1, 1000000000000000) end limit = n end
 local unit = ARGV[2]
 if not (unit == 'day' or unit == 'week' or unit == 'month') then unit = rl_arg_enum('quota_refund', unit, 2, 'unit', true, '|day|week|month|') end
 local utc_offset_ms = ARGV[3]
-if utc_offset_ms == nil or utc_offset_ms == '' or utc_offset_ms == '0' then utc_offset_ms = 0 else utc_offset_ms = rl_arg_int('quota_refund', utc_offset_ms, 3, 'utc_offset_ms', false, -50400000, 50400000) end
+if utc_offset_ms == nil or utc_offset_ms == '' or utc_offset_ms == '0' then utc_offset_ms = 0 else do local n = rl_int_memo[utc_offset_ms] if n == nil or n < -50400000 or n > 50400000 then n = rl_arg_int('quota_refund', utc_offset_ms, 3, 'utc_offset_ms', false, -50400000, 50400000) end utc_offset_ms = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('quota_refund', cost, 4, 'cost', false, 0, 1000000000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('quota_refund', cost, 4, 'cost', false, 0, 1000000000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('quota_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('quota_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local tz_rules = ARGV[6]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('quota_refund', tz_rules, 6, 'tz_rules', false, 1024) end
 local zone = utc_offset_ms
@@ -2554,11 +2739,12 @@ end }
 -- reserve v3: Reserve an estimate on N limits at once, all-or-nothing like multi, and remember what was taken under a reservation key until settle commits the actual or cancels (or the reservation expires and counts at its estimate). v2 (from v1): a group field share_ppm (the call's priority class, as in multi), so a group is 8 arguments instead of 7; v1's ARGV is refused (BADARG: argument count). v3 (from v2): a fixed argument tz_rules after now_ms (time zone rules of quota limits, one entry per limit, as multi v3 takes them), so ARGV is ttl_ms, now_ms, tz_rules, then the groups; v2's ARGV is refused (BADARG: argument count). The record keeps each quota limit's calendar period [start, end) as reserved, so settle gives back to and charges that period only (settle v3).
 redis.register_function{ function_name = 'redlimit_reserve_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('reserve', KEYS, ARGV, 2, 3, 8)
 local ttl_ms = ARGV[1]
-ttl_ms = rl_arg_int('reserve', ttl_ms, 1, 'ttl_ms', true, 1, 86400000)
+do local n = rl_int_memo[ttl_ms] if n == nil or n < 1 or n > 86400000 then n = rl_arg_int('reserve', ttl_ms, 1, 'ttl_ms', true, 1, 86400000) end ttl_ms = n end
 local now_ms = ARGV[2]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('reserve', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('reserve', now_ms, 2, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local tz_rules = ARGV[3]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('reserve', tz_rules, 3, 'tz_rules', false, 16384) end
 local limits = {}
@@ -2567,19 +2753,19 @@ for i = 1, #KEYS - 1 do
   local g_algo = ARGV[base + 1]
   if not (g_algo == 'gcra' or g_algo == 'token_bucket' or g_algo == 'fixed_window' or g_algo == 'sliding_window' or g_algo == 'quota' or g_algo == 'block') then g_algo = rl_arg_enum('reserve', g_algo, base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|quota|block|', i) end
   local g_limit = ARGV[base + 2]
-  if g_limit == '' or g_limit == '1' then g_limit = 1 else g_limit = rl_arg_int('reserve', g_limit, base + 2, 'limit', false, 1, 1000000000000000, i) end
+  if g_limit == '' or g_limit == '1' then g_limit = 1 else do local n = rl_int_memo[g_limit] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('reserve', g_limit, base + 2, 'limit', false, 1, 1000000000000000, i) end g_limit = n end end
   local g_period_ms = ARGV[base + 3]
-  if g_period_ms == '' then g_period_ms = nil else g_period_ms = rl_arg_int('reserve', g_period_ms, base + 3, 'period_ms', false, 1, 31622400000, i) end
+  if g_period_ms == '' then g_period_ms = nil else do local n = rl_int_memo[g_period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('reserve', g_period_ms, base + 3, 'period_ms', false, 1, 31622400000, i) end g_period_ms = n end end
   local g_cost = ARGV[base + 4]
-  if g_cost == '' or g_cost == '1' then g_cost = 1 else g_cost = rl_arg_int('reserve', g_cost, base + 4, 'cost', false, 0, 1000000000000000, i) end
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else do local n = rl_int_memo[g_cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('reserve', g_cost, base + 4, 'cost', false, 0, 1000000000000000, i) end g_cost = n end end
   local g_burst = ARGV[base + 5]
-  if g_burst == '' then g_burst = g_limit else g_burst = rl_arg_int('reserve', g_burst, base + 5, 'burst', false, 1, 1000000000000000, i) end
+  if g_burst == '' then g_burst = g_limit else do local n = rl_int_memo[g_burst] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('reserve', g_burst, base + 5, 'burst', false, 1, 1000000000000000, i) end g_burst = n end end
   local g_offset_ms = ARGV[base + 6]
-  if g_offset_ms == '' or g_offset_ms == '0' then g_offset_ms = 0 else g_offset_ms = rl_arg_int('reserve', g_offset_ms, base + 6, 'offset_ms', false, -50400000, 31622400000, i) end
+  if g_offset_ms == '' or g_offset_ms == '0' then g_offset_ms = 0 else do local n = rl_int_memo[g_offset_ms] if n == nil or n < -50400000 or n > 31622400000 then n = rl_arg_int('reserve', g_offset_ms, base + 6, 'offset_ms', false, -50400000, 31622400000, i) end g_offset_ms = n end end
   local g_unit = ARGV[base + 7]
   if g_unit == '' then g_unit = nil elseif not (g_unit == 'day' or g_unit == 'week' or g_unit == 'month') then g_unit = rl_arg_enum('reserve', g_unit, base + 7, 'unit', false, '|day|week|month|', i) end
   local g_share_ppm = ARGV[base + 8]
-  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else g_share_ppm = rl_arg_int('reserve', g_share_ppm, base + 8, 'share_ppm', false, 0, 1000000, i) end
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else do local n = rl_int_memo[g_share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('reserve', g_share_ppm, base + 8, 'share_ppm', false, 0, 1000000, i) end g_share_ppm = n end end
   limits[i] = { algo = g_algo, limit = g_limit, period_ms = g_period_ms, cost = g_cost, burst = g_burst, offset_ms = g_offset_ms, unit = g_unit, share_ppm = g_share_ppm }
 end
 rl_check_multi_items('reserve', limits)
@@ -2623,6 +2809,7 @@ end }
 -- reset v1: Resets limits: deletes their state keys (any algorithm), so each is back to full. Also lifts blocks and drops leases.
 redis.register_function{ function_name = 'redlimit_reset_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('reset', KEYS, ARGV, 1, 0, 0)
 local deleted = redis.call('DEL', rl_unpack(KEYS))
 for i = 1, #KEYS do redis.pcall('PUBLISH', 'redlimit:invalidate', KEYS[i]) end
@@ -2632,18 +2819,19 @@ end }
 -- settle v3: Settle a reservation made by reserve: commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once. v2: an empty actual means the estimate (a limit the caller does not settle, e.g. RPM beside TPM). v3 (from v2; same ARGV): a quota limit is settled in the calendar period the reservation was made in (reserve v3 records it, in the quota's time zone if it had one); once that period has ended the quota is left alone (it counts at its estimate in its period, as an expired reservation does): nothing is given to or charged on a later period. v2 gave back to and charged the period of settle's own clock.
 redis.register_function{ function_name = 'redlimit_settle_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('settle', KEYS, ARGV, 2, 3, 1)
 local mode = ARGV[1]
 if not (mode == 'commit' or mode == 'cancel') then mode = rl_arg_enum('settle', mode, 1, 'mode', true, '|commit|cancel|') end
 local overage = ARGV[2]
 if overage == nil or overage == '' then overage = 'debt' elseif not (overage == 'debt' or overage == 'cap') then overage = rl_arg_enum('settle', overage, 2, 'overage', false, '|debt|cap|') end
 local now_ms = ARGV[3]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('settle', now_ms, 3, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('settle', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local actuals = {}
 for i = 1, #KEYS - 1 do
   local base = 3 + (i - 1) * 1
   local g_actual = ARGV[base + 1]
-  if g_actual == '' then g_actual = nil else g_actual = rl_arg_int('settle', g_actual, base + 1, 'actual', false, 0, 1000000000000000, i) end
+  if g_actual == '' then g_actual = nil else do local n = rl_int_memo[g_actual] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('settle', g_actual, base + 1, 'actual', false, 0, 1000000000000000, i) end g_actual = n end end
   actuals[i] = { actual = g_actual }
 end
 local record_key = KEYS[1]
@@ -2730,17 +2918,18 @@ end }
 -- sliding_log v2: Sliding log: an exact rolling window; at most `limit` units admitted in any `period_ms`. Memory: one entry per admitted call, so at most `limit` entries per key; trimmed in the same call. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV.
 redis.register_function{ function_name = 'redlimit_sliding_log_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('sliding_log', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('sliding_log', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('sliding_log', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('sliding_log', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('sliding_log', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local cost = ARGV[3]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_log', cost, 3, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('sliding_log', cost, 3, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[4]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_log', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('sliding_log', now_ms, 4, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local share_ppm = ARGV[5]
-if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('sliding_log', share_ppm, 5, 'share_ppm', false, 0, 1000000) end
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else do local n = rl_int_memo[share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('sliding_log', share_ppm, 5, 'share_ppm', false, 0, 1000000) end share_ppm = n end end
 local allowed, remaining, reset, retry, writes = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, true, rl_keep(limit, share_ppm))
 if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
@@ -2749,15 +2938,16 @@ end }
 -- sliding_log_peek v1: Read-only sliding_log: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas.
 redis.register_function{ function_name = 'redlimit_sliding_log_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('sliding_log_peek', KEYS, ARGV, 1, 4)
 local limit = ARGV[1]
-limit = rl_arg_int('sliding_log_peek', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('sliding_log_peek', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('sliding_log_peek', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('sliding_log_peek', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local cost = ARGV[3]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_log_peek', cost, 3, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('sliding_log_peek', cost, 3, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[4]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_log_peek', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('sliding_log_peek', now_ms, 4, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local now = rl_now_ms(now_ms)
 local allowed, remaining, reset, retry = rl_sliding_log_eval(KEYS[1], limit, period_ms, cost, now, now_ms ~= nil, false)
 -- What is there now, not what would be left after taking `cost`.
@@ -2771,34 +2961,36 @@ end }
 -- sliding_window v3: Sliding window (two counters): the current window's count plus the previous window's weighted by overlap must stay within `limit`. Two numbers per key; see the README for its error bound. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: stores (current * 2^16 + previous) * 2^21 + window_start_ms mod 2^21 as one integer on the server clock while both counts are below 2^16 (Redis int-encodes it: about 40% fewer bytes per key), else "window_start_ms:current:previous" as before; reads v2 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_sliding_window_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('sliding_window', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('sliding_window', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('sliding_window', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('sliding_window', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('sliding_window', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local cost = ARGV[3]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_window', cost, 3, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('sliding_window', cost, 3, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[4]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_window', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('sliding_window', now_ms, 4, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local share_ppm = ARGV[5]
-if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('sliding_window', share_ppm, 5, 'share_ppm', false, 0, 1000000) end
-local allowed, remaining, reset, retry, writes = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
-if allowed == 1 then rl_apply(writes) end
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else do local n = rl_int_memo[share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('sliding_window', share_ppm, 5, 'share_ppm', false, 0, 1000000) end share_ppm = n end end
+local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
+if cmd then rl_apply_write(cmd, key, value, opt, at) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
 -- sliding_window_peek v2: Read-only sliding_window: what a call with this cost would get now. Runs with EVALSHA_RO and on replicas. v2: reads the state sliding_window v3 writes (see state) as well as v1's.
 redis.register_function{ function_name = 'redlimit_sliding_window_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('sliding_window_peek', KEYS, ARGV, 1, 4)
 local limit = ARGV[1]
-limit = rl_arg_int('sliding_window_peek', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('sliding_window_peek', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('sliding_window_peek', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('sliding_window_peek', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local cost = ARGV[3]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_window_peek', cost, 3, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('sliding_window_peek', cost, 3, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[4]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_window_peek', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('sliding_window_peek', now_ms, 4, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local now = rl_now_ms(now_ms)
 local allowed, remaining, reset, retry = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, now, now_ms ~= nil)
 -- What is there now, not what would be left after taking `cost`.
@@ -2812,15 +3004,16 @@ end }
 -- sliding_window_refund v2: Gives units back to the current window of a sliding_window key, never below zero. v2: stores (current * 2^16 + previous) * 2^21 + window_start_ms mod 2^21 as one integer on the server clock while both counts are below 2^16 (Redis int-encodes it: about 40% fewer bytes per key), else "window_start_ms:current:previous" as before; reads v1 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_sliding_window_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('sliding_window_refund', KEYS, ARGV, 1, 4)
 local limit = ARGV[1]
-limit = rl_arg_int('sliding_window_refund', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('sliding_window_refund', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('sliding_window_refund', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('sliding_window_refund', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local cost = ARGV[3]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_window_refund', cost, 3, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('sliding_window_refund', cost, 3, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[4]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_window_refund', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('sliding_window_refund', now_ms, 4, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local remaining, reset, writes = rl_sliding_window_refund(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
 if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
@@ -2830,19 +3023,20 @@ end }
 -- token_bucket v3: Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string (a hash up to v2); decisions are identical to gcra. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v2 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_token_bucket_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('token_bucket', KEYS, ARGV, 1, 6)
 local limit = ARGV[1]
-limit = rl_arg_int('token_bucket', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('token_bucket', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('token_bucket', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('token_bucket', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local burst = ARGV[3]
-if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('token_bucket', burst, 3, 'burst', false, 1, 1000000000) end
+if burst == nil or burst == '' then burst = limit else do local n = rl_int_memo[burst] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('token_bucket', burst, 3, 'burst', false, 1, 1000000000) end burst = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('token_bucket', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('token_bucket', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('token_bucket', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('token_bucket', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local share_ppm = ARGV[6]
-if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('token_bucket', share_ppm, 6, 'share_ppm', false, 0, 1000000) end
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else do local n = rl_int_memo[share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('token_bucket', share_ppm, 6, 'share_ppm', false, 0, 1000000) end share_ppm = n end end
 rl_check_refill_bounded('token_bucket', limit, period_ms, burst)
 local allowed, remaining, reset, retry, writes = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(burst, share_ppm))
 if allowed == 1 then rl_apply(writes) end
@@ -2852,17 +3046,18 @@ end }
 -- token_bucket_peek v2: Read-only token_bucket: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: reads the state token_bucket v3 writes (see state) as well as v1's.
 redis.register_function{ function_name = 'redlimit_token_bucket_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('token_bucket_peek', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('token_bucket_peek', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('token_bucket_peek', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('token_bucket_peek', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('token_bucket_peek', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local burst = ARGV[3]
-if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('token_bucket_peek', burst, 3, 'burst', false, 1, 1000000000) end
+if burst == nil or burst == '' then burst = limit else do local n = rl_int_memo[burst] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('token_bucket_peek', burst, 3, 'burst', false, 1, 1000000000) end burst = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('token_bucket_peek', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('token_bucket_peek', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('token_bucket_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('token_bucket_peek', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 rl_check_refill_bounded('token_bucket_peek', limit, period_ms, burst)
 local now = rl_now_ms(now_ms)
 local allowed, remaining, reset, retry = rl_token_bucket_eval(KEYS[1], limit, period_ms, burst, cost, now, now_ms ~= nil)
@@ -2877,17 +3072,18 @@ end }
 -- token_bucket_refund v2: Gives units back to a token_bucket key (a call that was admitted but not used), never above burst. v2: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v1 state (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_token_bucket_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('token_bucket_refund', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('token_bucket_refund', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('token_bucket_refund', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('token_bucket_refund', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('token_bucket_refund', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local burst = ARGV[3]
-if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('token_bucket_refund', burst, 3, 'burst', false, 1, 1000000000) end
+if burst == nil or burst == '' then burst = limit else do local n = rl_int_memo[burst] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('token_bucket_refund', burst, 3, 'burst', false, 1, 1000000000) end burst = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('token_bucket_refund', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('token_bucket_refund', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('token_bucket_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('token_bucket_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 rl_check_refill_bounded('token_bucket_refund', limit, period_ms, burst)
 local remaining, reset, writes = rl_token_bucket_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)
 rl_apply(writes)
@@ -2896,4 +3092,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'cfdd0621af0d630a0164989862d7c8076622f278' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '60c42601dccbd74104c1f7f7ac5abfe932af266b' end }

@@ -35,6 +35,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
 --- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
 local function rl_reply(values)
@@ -57,6 +73,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -71,6 +96,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -115,33 +146,34 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 -- from scripts-lua/adaptive_feedback.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('adaptive_feedback', KEYS, ARGV, 2, 10)
 local outcome = ARGV[1]
 if not (outcome == 'overload' or outcome == 'success') then outcome = rl_arg_enum('adaptive_feedback', outcome, 1, 'outcome', true, '|overload|success|') end
 local target = ARGV[2]
 target = rl_arg_string('adaptive_feedback', target, 2, 'target', true, 200)
 local ceiling = ARGV[3]
-ceiling = rl_arg_int('adaptive_feedback', ceiling, 3, 'ceiling', true, 1, 1000000000)
+do local n = rl_int_memo[ceiling] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('adaptive_feedback', ceiling, 3, 'ceiling', true, 1, 1000000000) end ceiling = n end
 local floor = ARGV[4]
-if floor == nil or floor == '' or floor == '1' then floor = 1 else floor = rl_arg_int('adaptive_feedback', floor, 4, 'floor', false, 1, 1000000000) end
+if floor == nil or floor == '' or floor == '1' then floor = 1 else do local n = rl_int_memo[floor] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('adaptive_feedback', floor, 4, 'floor', false, 1, 1000000000) end floor = n end end
 local decrease_ppm = ARGV[5]
-if decrease_ppm == nil or decrease_ppm == '' or decrease_ppm == '500000' then decrease_ppm = 500000 else decrease_ppm = rl_arg_int('adaptive_feedback', decrease_ppm, 5, 'decrease_ppm', false, 1, 999999) end
+if decrease_ppm == nil or decrease_ppm == '' or decrease_ppm == '500000' then decrease_ppm = 500000 else do local n = rl_int_memo[decrease_ppm] if n == nil or n < 1 or n > 999999 then n = rl_arg_int('adaptive_feedback', decrease_ppm, 5, 'decrease_ppm', false, 1, 999999) end decrease_ppm = n end end
 local increase = ARGV[6]
-if increase == nil or increase == '' or increase == '1' then increase = 1 else increase = rl_arg_int('adaptive_feedback', increase, 6, 'increase', false, 1, 1000000000) end
+if increase == nil or increase == '' or increase == '1' then increase = 1 else do local n = rl_int_memo[increase] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('adaptive_feedback', increase, 6, 'increase', false, 1, 1000000000) end increase = n end end
 local success_period_ms = ARGV[7]
-if success_period_ms == nil or success_period_ms == '' or success_period_ms == '1000' then success_period_ms = 1000 else success_period_ms = rl_arg_int('adaptive_feedback', success_period_ms, 7, 'success_period_ms', false, 1, 86400000) end
+if success_period_ms == nil or success_period_ms == '' or success_period_ms == '1000' then success_period_ms = 1000 else do local n = rl_int_memo[success_period_ms] if n == nil or n < 1 or n > 86400000 then n = rl_arg_int('adaptive_feedback', success_period_ms, 7, 'success_period_ms', false, 1, 86400000) end success_period_ms = n end end
 local cooldown_ms = ARGV[8]
-if cooldown_ms == nil or cooldown_ms == '' or cooldown_ms == '1000' then cooldown_ms = 1000 else cooldown_ms = rl_arg_int('adaptive_feedback', cooldown_ms, 8, 'cooldown_ms', false, 0, 86400000) end
+if cooldown_ms == nil or cooldown_ms == '' or cooldown_ms == '1000' then cooldown_ms = 1000 else do local n = rl_int_memo[cooldown_ms] if n == nil or n < 0 or n > 86400000 then n = rl_arg_int('adaptive_feedback', cooldown_ms, 8, 'cooldown_ms', false, 0, 86400000) end cooldown_ms = n end end
 local retry_after_ms = ARGV[9]
-if retry_after_ms == nil or retry_after_ms == '' or retry_after_ms == '0' then retry_after_ms = 0 else retry_after_ms = rl_arg_int('adaptive_feedback', retry_after_ms, 9, 'retry_after_ms', false, 0, 86400000) end
+if retry_after_ms == nil or retry_after_ms == '' or retry_after_ms == '0' then retry_after_ms = 0 else do local n = rl_int_memo[retry_after_ms] if n == nil or n < 0 or n > 86400000 then n = rl_arg_int('adaptive_feedback', retry_after_ms, 9, 'retry_after_ms', false, 0, 86400000) end retry_after_ms = n end end
 local now_ms = ARGV[10]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('adaptive_feedback', now_ms, 10, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('adaptive_feedback', now_ms, 10, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 
 local version_key, state_key = KEYS[1], KEYS[2]
 if floor > ceiling then floor = ceiling end

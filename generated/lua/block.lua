@@ -20,6 +20,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
 --- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
 local function rl_reply(values)
@@ -49,6 +65,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -63,6 +88,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -95,8 +126,8 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
@@ -116,11 +147,12 @@ end
 
 -- from scripts-lua/block.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('block', KEYS, ARGV, 1, 2)
 local duration_ms = ARGV[1]
-duration_ms = rl_arg_int('block', duration_ms, 1, 'duration_ms', true, 0, 31622400000)
+do local n = rl_int_memo[duration_ms] if n == nil or n < 0 or n > 31622400000 then n = rl_arg_int('block', duration_ms, 1, 'duration_ms', true, 0, 31622400000) end duration_ms = n end
 local now_ms = ARGV[2]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('block', now_ms, 2, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('block', now_ms, 2, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 
 local now = rl_now_ms(now_ms)
 if duration_ms == 0 then

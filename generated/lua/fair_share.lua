@@ -54,6 +54,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack. Looked up at call
 --- time: a Functions library may not touch globals while it loads.
 local function rl_unpack(list)
@@ -89,6 +105,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -103,6 +128,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -151,7 +182,7 @@ local RL_TWO53 = 9007199254740992
 
 --- q, r with p = q*c + r and 0 <= r < c (floor division), for integers c >= 1, |p| + c <= 2^53.
 local function rl_divmod(p, c)
-  local r = math.fmod(p, c)
+  local r = rl_fmod(p, c)
   if r < 0 then r = r + c end
   return (p - r) / c, r
 end
@@ -161,16 +192,16 @@ end
 local function rl_muldivmod(a, b, c)
   local p = (a + 0.0) * b -- a float product: Lua 5.4 integers would wrap past 2^63
   if p < RL_TWO53 then
-    local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
+    local r = rl_fmod(p, c) -- p >= 0: no sign fix-up needed
     return (p - r) / c, r
   end
   local q, r = 0, 0
   local scale = 68719476736 -- 2^36: b's most significant 12-bit chunk
   while scale >= 1 do
-    local chunk = math.floor(b / scale)
+    local chunk = rl_floor(b / scale)
     b = b - chunk * scale
     local s = r * 4096 + a * chunk
-    local rr = math.fmod(s, c)
+    local rr = rl_fmod(s, c)
     q = q * 4096 + (s - rr) / c
     r = rr
     scale = scale / 4096
@@ -184,8 +215,8 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
@@ -207,6 +238,20 @@ end
 local function rl_apply(writes)
   for i = 1, #writes do
     redis.call(rl_unpack(writes[i]))
+  end
+end
+
+--- Runs one write an algorithm returned flat (gcra, sliding_window, fixed_window, quota: no
+--- tables to build): `cmd, key, value, opt, at` is SET key value opt at, or DEL key (value nil);
+--- a `cmd` with no key is a list of writes (rl_apply: the algorithms that still plan lists); nil
+--- is no write.
+local function rl_apply_write(cmd, key, value, opt, at)
+  if key == nil then
+    if cmd then rl_apply(cmd) end
+  elseif value == nil then
+    rl_call(cmd, key)
+  else
+    rl_call(cmd, key, value, opt, at)
   end
 end
 
@@ -241,44 +286,68 @@ end
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
 local function rl_counter_read(script, key, start, tag)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and tag and packed >= 0 then
     local t = packed % 4194304
     if t ~= tag then return 0 end
     return (packed - t) / 4194304
   end
-  local s, c = string.match(stored, '^(%d+):(%d+)$')
+  local s, c = string.match(stored, '^(%-?%d+):(%d+)$') -- a window may start before the epoch (a caller's clock near 0)
   if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end
 
---- Writes storing `used` for the window [start, window_end), expiring exactly at its end: the
---- packed integer when there is a tag, the server clock keeps time, used < 2^31 and the period is
---- not a multiple of 2^22 ms (else the previous window would have the same tag), else "start:used".
-local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
-  if used <= 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+--- The last expiry time and value written, and their strings (a pure memo of string.format, as
+--- gcra's: every key of a window expires at its end).
+local rl_counter_memo_at = -1
+
+local rl_counter_memo_at_s = ''
+
+local rl_counter_memo_start = -1
+
+local rl_counter_memo_used = -1
+
+local rl_counter_memo_value = ''
+
+--- The write storing `used` for the window [start, window_end), expiring exactly at its end, flat
+--- (SET key value opt at, or DEL key when used is 0): the packed integer when there is a tag, the
+--- server clock keeps time, used < 2^31 and the period is not a multiple of 2^22 ms (else the
+--- previous window would have the same tag), else "start:used".
+local function rl_counter_write(key, start, window_end, used, now, simulated, tag)
+  if used <= 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', window_end
+  if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
   if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
-    return { { 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, at } }
+    return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
+  if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
+    rl_counter_memo_start, rl_counter_memo_used, rl_counter_memo_value = start, used, rl_format('%d:%d', start, used)
+  end
+  return 'SET', key, rl_counter_memo_value, set_opt, rl_counter_memo_at_s
 end
 
---- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
+--- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, then the
+--- write to apply if admitted, flat (rl_counter_write's values; none when nothing is written).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
---- `tag` as rl_counter_writes'.
+--- `tag` as rl_counter_write's.
 local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep, tag)
-  local reset = 0
-  if used > 0 then reset = window_end - now end
   local need = cost
   if keep then need = cost + keep end
-  if need > limit then return 0, limit - used, reset, -1, {} end
-  if used + need > limit then return 0, limit - used, reset, window_end - now, {} end
-  if cost == 0 then return 1, limit - used, reset, 0, {} end
-  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated, tag)
+  if need <= limit and used + need <= limit then
+    if cost > 0 then
+      return 1, limit - used - cost, window_end - now, 0, rl_counter_write(key, start, window_end, used + cost, now, simulated, tag)
+    end
+    if used > 0 then return 1, limit - used, window_end - now, 0 end
+    return 1, limit - used, 0, 0
+  end
+  local reset = 0
+  if used > 0 then reset = window_end - now end
+  if need > limit then return 0, limit - used, reset, -1 end
+  return 0, limit - used, reset, window_end - now
 end
 
 -- from scripts-lua/lib/algo_fixed_window.lua
@@ -316,9 +385,9 @@ local RL_SW_COUNTS = 65536 -- 2^16
 
 --- Counts (cur, prev) for the window starting at `start`.
 local function rl_sliding_window_read(key, start, period_ms)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0, 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and packed >= 0 then
     local t = packed % RL_SW_TAGS
     local pair = (packed - t) / RL_SW_TAGS
@@ -342,14 +411,30 @@ local function rl_sliding_window_reset(start, period_ms, cur, prev, now)
   return 0
 end
 
-local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+--- The last expiry time and packed value written, and their strings (a pure memo of
+--- string.format, as gcra's: every key of a window expires at the same time).
+local rl_sw_memo_at = -1
+
+local rl_sw_memo_at_s = ''
+
+local rl_sw_memo_packed = -1
+
+local rl_sw_memo_value = ''
+
+--- The write storing (cur, prev) for the window starting at `start`, flat: SET key value opt at,
+--- or DEL key when empty.
+local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated)
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
-  if reset == 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, reset, simulated)
+  if reset == 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', now + reset
+  if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, rl_format('%d', at) end
   if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
-    return { { 'SET', key, string.format('%d', (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS), set_opt, at } }
+    local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
+    if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, rl_format('%d', packed) end
+    return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d:%d', start, cur, prev), set_opt, at } }
+  return 'SET', key, rl_format('%d:%d:%d', start, cur, prev), set_opt, rl_sw_memo_at_s
 end
 
 --- Earliest ms into a window at which prev * (period - e) / period <= room (prev > 0, room >= 0).
@@ -358,26 +443,32 @@ local function rl_sliding_window_when(prev, room, period_ms)
   return math.max(period_ms - q, 0)
 end
 
---- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
-  local start = rl_window_start(now, period_ms, 0)
+--- The decision in the window starting at `start` (rl_window_start(now, period_ms, 0): a caller
+--- deciding many keys at one `now` computes it once): allowed, remaining, reset_after_ms,
+--- retry_after_ms, then the write to apply if admitted, flat (rl_sliding_window_write's values;
+--- none when nothing is written). `keep` (lib/priority, nil = 0): units that must be left after
+--- the call; decided at cost + keep.
+local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
   local elapsed = now - start
   local cur, prev = rl_sliding_window_read(key, start, period_ms)
   -- weighted previous count = prev * (period - elapsed) / period = wq + wr / period
-  local wq, wr = rl_muldivmod(prev, period_ms - elapsed, period_ms)
-  local used = wq
-  if wr > 0 then used = used + 1 end
+  local used = 0
+  if prev > 0 then
+    local wq, wr = rl_muldivmod(prev, period_ms - elapsed, period_ms)
+    used = wq
+    if wr > 0 then used = used + 1 end
+  end
   local room = limit - cur - used -- whole units left: floor(limit - cur - weighted)
-  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
   local need = cost
   if keep then need = cost + keep end
-  if need > limit then return 0, math.max(room, 0), reset, -1, {} end
-  if need <= room then
-    if cost == 0 then return 1, room, reset, 0, {} end
+  if need <= room and need <= limit then
+    if cost == 0 then return 1, room, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0 end
     cur = cur + cost
     return 1, room - cost, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0,
-      rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+      rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated)
   end
+  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
+  if need > limit then return 0, math.max(room, 0), reset, -1 end
   local retry
   if cur + need <= limit then
     -- Later in this window the previous window's weight falls far enough.
@@ -386,7 +477,12 @@ local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulate
     -- Not before the next window, where prev' = cur and cur' = 0.
     retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - need, period_ms)
   end
-  return 0, math.max(room, 0), reset, retry, {}
+  return 0, math.max(room, 0), reset, retry
+end
+
+--- rl_sliding_window_decide at `now`'s window.
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
+  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep)
 end
 
 -- from scripts-lua/lib/fair.lua
@@ -457,25 +553,26 @@ end
 
 -- from scripts-lua/fair_share.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('fair_share', KEYS, ARGV, 3, 9)
 local algo = ARGV[1]
 if not (algo == 'fixed_window' or algo == 'sliding_window') then algo = rl_arg_enum('fair_share', algo, 1, 'algo', true, '|fixed_window|sliding_window|') end
 local limit = ARGV[2]
-limit = rl_arg_int('fair_share', limit, 2, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('fair_share', limit, 2, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[3]
-period_ms = rl_arg_int('fair_share', period_ms, 3, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('fair_share', period_ms, 3, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local tenant = ARGV[4]
 tenant = rl_arg_string('fair_share', tenant, 4, 'tenant', true, 256)
 local active_window_ms = ARGV[5]
-active_window_ms = rl_arg_int('fair_share', active_window_ms, 5, 'active_window_ms', true, 1, 31622400000)
+do local n = rl_int_memo[active_window_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('fair_share', active_window_ms, 5, 'active_window_ms', true, 1, 31622400000) end active_window_ms = n end
 local cost = ARGV[6]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('fair_share', cost, 6, 'cost', false, 1, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('fair_share', cost, 6, 'cost', false, 1, 1000000000) end cost = n end end
 local weight = ARGV[7]
-if weight == nil or weight == '' or weight == '1' then weight = 1 else weight = rl_arg_int('fair_share', weight, 7, 'weight', false, 1, 1000000) end
+if weight == nil or weight == '' or weight == '1' then weight = 1 else do local n = rl_int_memo[weight] if n == nil or n < 1 or n > 1000000 then n = rl_arg_int('fair_share', weight, 7, 'weight', false, 1, 1000000) end weight = n end end
 local max_tenants = ARGV[8]
-if max_tenants == nil or max_tenants == '' or max_tenants == '1000' then max_tenants = 1000 else max_tenants = rl_arg_int('fair_share', max_tenants, 8, 'max_tenants', false, 1, 1000) end
+if max_tenants == nil or max_tenants == '' or max_tenants == '1000' then max_tenants = 1000 else do local n = rl_int_memo[max_tenants] if n == nil or n < 1 or n > 1000 then n = rl_arg_int('fair_share', max_tenants, 8, 'max_tenants', false, 1, 1000) end max_tenants = n end end
 local now_ms = ARGV[9]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('fair_share', now_ms, 9, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('fair_share', now_ms, 9, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 
 if active_window_ms < period_ms then
   rl_fail('fair_share', string.format('active_window_ms must be at least period_ms (%d), got %d', period_ms, active_window_ms))
@@ -504,11 +601,11 @@ local start = rl_window_start(now, period_ms, 0)
 local used = rl_fair_used(tenants_key, held[3], start)
 local share = rl_fair_share(limit, weight, total)
 
-local allowed, remaining, reset, retry, writes
+local allowed, remaining, reset, retry, w_cmd, w_key, w_value, w_opt, w_at
 if algo == 'fixed_window' then
-  allowed, remaining, reset, retry, writes = rl_fixed_window_eval(state_key, limit, period_ms, 0, cost, now, simulated)
+  allowed, remaining, reset, retry, w_cmd, w_key, w_value, w_opt, w_at = rl_fixed_window_eval(state_key, limit, period_ms, 0, cost, now, simulated)
 else
-  allowed, remaining, reset, retry, writes = rl_sliding_window_eval(state_key, limit, period_ms, cost, now, simulated)
+  allowed, remaining, reset, retry, w_cmd, w_key, w_value, w_opt, w_at = rl_sliding_window_eval(state_key, limit, period_ms, cost, now, simulated)
 end
 local reason = 0
 if allowed == 0 then
@@ -530,7 +627,7 @@ end
 redis.call('ZADD', active_key, 'GT', string.format('%d', now), tenant)
 local _, expire_cmd, at = rl_expiry(now, active_window_ms, simulated)
 if allowed == 1 then
-  rl_apply(writes)
+  rl_apply_write(w_cmd, w_key, w_value, w_opt, w_at)
   used = used + cost
   redis.call('HSET', tenants_key, 'W', string.format('%d', total), 'w:' .. tenant, string.format('%d', weight), 'u:' .. tenant, string.format('%d:%d', start, used))
 else

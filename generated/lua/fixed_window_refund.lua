@@ -24,6 +24,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack. Looked up at call
 --- time: a Functions library may not touch globals while it loads.
 local function rl_unpack(list)
@@ -59,6 +75,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -73,6 +98,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -93,7 +124,7 @@ end
 
 --- q, r with p = q*c + r and 0 <= r < c (floor division), for integers c >= 1, |p| + c <= 2^53.
 local function rl_divmod(p, c)
-  local r = math.fmod(p, c)
+  local r = rl_fmod(p, c)
   if r < 0 then r = r + c end
   return (p - r) / c, r
 end
@@ -104,24 +135,14 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
 --- clock, and must not lose state it still needs. (No decision depends on a TTL: every state
 --- records the time it belongs to; TTLs only free memory.)
 local RL_SIMULATED_GRACE_MS = 60000
-
---- How to expire a key `ttl_ms` after `now`: on the server clock as an absolute time (PXAT /
---- PEXPIREAT: no rounding, never early), on a caller's clock (now_ms) as a relative TTL plus
---- grace (PX / PEXPIRE). Returns the SET option, the expire command and its value — formatted
---- as an integer here: a Lua number given to redis.call is otherwise formatted with %.17g, which
---- costs more than the integer conversion.
-local function rl_expiry(now, ttl_ms, simulated)
-  if simulated then return 'PX', 'PEXPIRE', string.format('%d', ttl_ms + RL_SIMULATED_GRACE_MS) end
-  return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
-end
 
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
@@ -167,30 +188,53 @@ end
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
 local function rl_counter_read(script, key, start, tag)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and tag and packed >= 0 then
     local t = packed % 4194304
     if t ~= tag then return 0 end
     return (packed - t) / 4194304
   end
-  local s, c = string.match(stored, '^(%d+):(%d+)$')
+  local s, c = string.match(stored, '^(%-?%d+):(%d+)$') -- a window may start before the epoch (a caller's clock near 0)
   if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end
 
---- Writes storing `used` for the window [start, window_end), expiring exactly at its end: the
---- packed integer when there is a tag, the server clock keeps time, used < 2^31 and the period is
---- not a multiple of 2^22 ms (else the previous window would have the same tag), else "start:used".
-local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
-  if used <= 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+--- The last expiry time and value written, and their strings (a pure memo of string.format, as
+--- gcra's: every key of a window expires at its end).
+local rl_counter_memo_at = -1
+
+local rl_counter_memo_at_s = ''
+
+local rl_counter_memo_start = -1
+
+local rl_counter_memo_used = -1
+
+local rl_counter_memo_value = ''
+
+--- The write storing `used` for the window [start, window_end), expiring exactly at its end, flat
+--- (SET key value opt at, or DEL key when used is 0): the packed integer when there is a tag, the
+--- server clock keeps time, used < 2^31 and the period is not a multiple of 2^22 ms (else the
+--- previous window would have the same tag), else "start:used".
+local function rl_counter_write(key, start, window_end, used, now, simulated, tag)
+  if used <= 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', window_end
+  if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
   if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
-    return { { 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, at } }
+    return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
+  if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
+    rl_counter_memo_start, rl_counter_memo_used, rl_counter_memo_value = start, used, rl_format('%d:%d', start, used)
+  end
+  return 'SET', key, rl_counter_memo_value, set_opt, rl_counter_memo_at_s
+end
+
+--- The same as a list of writes, for callers that apply them later (or never).
+local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
+  return { { rl_counter_write(key, start, window_end, used, now, simulated, tag) } }
 end
 
 -- from scripts-lua/lib/algo_fixed_window.lua
@@ -210,17 +254,18 @@ end
 
 -- from scripts-lua/fixed_window_refund.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('fixed_window_refund', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('fixed_window_refund', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('fixed_window_refund', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('fixed_window_refund', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('fixed_window_refund', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local offset_ms = ARGV[3]
-if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else offset_ms = rl_arg_int('fixed_window_refund', offset_ms, 3, 'offset_ms', false, 0, 31622400000) end
+if offset_ms == nil or offset_ms == '' or offset_ms == '0' then offset_ms = 0 else do local n = rl_int_memo[offset_ms] if n == nil or n < 0 or n > 31622400000 then n = rl_arg_int('fixed_window_refund', offset_ms, 3, 'offset_ms', false, 0, 31622400000) end offset_ms = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('fixed_window_refund', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('fixed_window_refund', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('fixed_window_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('fixed_window_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 rl_check_offset_within_period('fixed_window_refund', period_ms, offset_ms)
 
 local remaining, reset, writes = rl_fixed_window_refund(KEYS[1], limit, period_ms, offset_ms, cost, rl_now_ms(now_ms), now_ms ~= nil)

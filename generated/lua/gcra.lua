@@ -24,6 +24,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
 --- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
 local function rl_reply(values)
@@ -53,6 +69,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -67,6 +92,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -89,7 +120,7 @@ local RL_TWO53 = 9007199254740992
 
 --- q, r with p = q*c + r and 0 <= r < c (floor division), for integers c >= 1, |p| + c <= 2^53.
 local function rl_divmod(p, c)
-  local r = math.fmod(p, c)
+  local r = rl_fmod(p, c)
   if r < 0 then r = r + c end
   return (p - r) / c, r
 end
@@ -99,16 +130,16 @@ end
 local function rl_muldivmod(a, b, c)
   local p = (a + 0.0) * b -- a float product: Lua 5.4 integers would wrap past 2^63
   if p < RL_TWO53 then
-    local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
+    local r = rl_fmod(p, c) -- p >= 0: no sign fix-up needed
     return (p - r) / c, r
   end
   local q, r = 0, 0
   local scale = 68719476736 -- 2^36: b's most significant 12-bit chunk
   while scale >= 1 do
-    local chunk = math.floor(b / scale)
+    local chunk = rl_floor(b / scale)
     b = b - chunk * scale
     local s = r * 4096 + a * chunk
-    local rr = math.fmod(s, c)
+    local rr = rl_fmod(s, c)
     q = q * 4096 + (s - rr) / c
     r = rr
     scale = scale / 4096
@@ -165,8 +196,8 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
@@ -184,9 +215,6 @@ local function rl_expiry(now, ttl_ms, simulated)
   return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
 end
 
---- No writes: shared, never changed (saves a table per call that writes nothing).
-local RL_NO_WRITES = {}
-
 -- from scripts-lua/lib/algo_gcra.lua
 --- GCRA over the shared bucket: the state is the theoretical arrival time (tat), ms + num / limit
 --- ms (0 <= num < limit). Content at `now` = (now + burst span - tat) * limit / period.
@@ -202,7 +230,7 @@ local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
 local function rl_gcra_read(key, limit, period_ms, burst, now)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num
   if string.find(stored, '^%d+$') then
@@ -232,27 +260,49 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
+--- The last expiry time and stored value gcra formatted, and their strings: formatting costs more
+--- than the rest of a write, and consecutive writes often share them (fresh keys at the same ms
+--- and cost: the same tat and expiry). A pure memo of string.format: no answer depends on it.
+local rl_gcra_memo_at = -1
+
+local rl_gcra_memo_at_s = ''
+
+local rl_gcra_memo_ms = -1
+
+local rl_gcra_memo_num = -1
+
+local rl_gcra_memo_value = ''
+
 --- The command that stores content (whole, frac) at `now`, given the exact time until it is full
 --- again (reset_ms + reset_num / limit), as redis.call arguments; DEL when full (absent = full).
+--- The expiry as rl_expiry's (an absolute PXAT on the server clock, PX plus grace on a caller's).
 local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
   if reset_ms == 0 and reset_num == 0 then return 'DEL', key end
-  local ttl = reset_ms
-  if reset_num > 0 then ttl = ttl + 1 end
-  local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  local tat_ms = now + reset_ms
-  if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
-    return 'SET', key, string.format('%d%06d', tat_ms, reset_num), set_opt, at
+  local at = reset_ms
+  if reset_num > 0 then at = at + 1 end
+  local set_opt = 'PXAT'
+  if simulated then
+    set_opt, at = 'PX', at + RL_SIMULATED_GRACE_MS
+  else
+    at = now + at
   end
-  return 'SET', key, string.format('%d:%d', tat_ms, reset_num), set_opt, at
+  if at ~= rl_gcra_memo_at then rl_gcra_memo_at, rl_gcra_memo_at_s = at, rl_format('%d', at) end
+  local tat_ms = now + reset_ms
+  if tat_ms ~= rl_gcra_memo_ms or reset_num ~= rl_gcra_memo_num then
+    local value
+    if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
+      value = rl_format('%d%06d', tat_ms, reset_num)
+    else
+      value = rl_format('%d:%d', tat_ms, reset_num)
+    end
+    rl_gcra_memo_ms, rl_gcra_memo_num, rl_gcra_memo_value = tat_ms, reset_num, value
+  end
+  return 'SET', key, rl_gcra_memo_value, set_opt, rl_gcra_memo_at_s
 end
 
---- The same as a list of writes, for callers that apply them later (or never).
-local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
-  return { { rl_gcra_write(key, reset_ms, reset_num, now, simulated) } }
-end
-
---- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted). With
---- `apply_now` the write is made here and no list is built (a caller with nothing to roll back).
+--- allowed, remaining, reset_after_ms, retry_after_ms, then the write to apply if admitted, flat
+--- (rl_gcra_write's values; none when nothing is written). With `apply_now` the write is made here
+--- and none is returned (a caller with nothing to roll back).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
 local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
@@ -260,16 +310,14 @@ local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, 
   local allowed, left, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
   if allowed == 1 then left = left + keep end
   local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
-  local writes = RL_NO_WRITES
+  local after = reset_ms
+  if reset_num > 0 then after = reset_ms + 1 end
+  if left < 0 then left = 0 end
   if allowed == 1 and cost > 0 then
-    if apply_now then
-      redis.call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
-    else
-      writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
-    end
+    if not apply_now then return 1, left, after, retry, rl_gcra_write(key, reset_ms, reset_num, now, simulated) end
+    rl_call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
   end
-  if reset_num > 0 then reset_ms = reset_ms + 1 end
-  return allowed, math.max(left, 0), reset_ms, retry, writes
+  return allowed, left, after, retry
 end
 
 -- from scripts-lua/lib/priority.lua
@@ -285,26 +333,27 @@ end
 --- every script that takes a class defines it per call, and lib/exact's helpers would come too.
 local function rl_keep(capacity, share_ppm)
   if share_ppm == nil or share_ppm >= 1000000 then return 0 end
-  local r = math.fmod(capacity, 1000000)
+  local r = rl_fmod(capacity, 1000000)
   local rs = r * share_ppm
-  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - math.fmod(rs, 1000000)) / 1000000
+  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - rl_fmod(rs, 1000000)) / 1000000
 end
 
 -- from scripts-lua/gcra.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('gcra', KEYS, ARGV, 1, 6)
 local limit = ARGV[1]
-limit = rl_arg_int('gcra', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('gcra', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('gcra', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local burst = ARGV[3]
-if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('gcra', burst, 3, 'burst', false, 1, 1000000000) end
+if burst == nil or burst == '' then burst = limit else do local n = rl_int_memo[burst] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra', burst, 3, 'burst', false, 1, 1000000000) end burst = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('gcra', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('gcra', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('gcra', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('gcra', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local share_ppm = ARGV[6]
-if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('gcra', share_ppm, 6, 'share_ppm', false, 0, 1000000) end
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else do local n = rl_int_memo[share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('gcra', share_ppm, 6, 'share_ppm', false, 0, 1000000) end share_ppm = n end end
 rl_check_refill_bounded('gcra', limit, period_ms, burst)
 
 local allowed, remaining, reset, retry = rl_gcra_eval(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil, true, rl_keep(burst, share_ppm))

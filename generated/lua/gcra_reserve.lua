@@ -26,6 +26,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack. Looked up at call
 --- time: a Functions library may not touch globals while it loads.
 local function rl_unpack(list)
@@ -61,6 +77,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -75,6 +100,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -97,7 +128,7 @@ local RL_TWO53 = 9007199254740992
 
 --- q, r with p = q*c + r and 0 <= r < c (floor division), for integers c >= 1, |p| + c <= 2^53.
 local function rl_divmod(p, c)
-  local r = math.fmod(p, c)
+  local r = rl_fmod(p, c)
   if r < 0 then r = r + c end
   return (p - r) / c, r
 end
@@ -107,16 +138,16 @@ end
 local function rl_muldivmod(a, b, c)
   local p = (a + 0.0) * b -- a float product: Lua 5.4 integers would wrap past 2^63
   if p < RL_TWO53 then
-    local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
+    local r = rl_fmod(p, c) -- p >= 0: no sign fix-up needed
     return (p - r) / c, r
   end
   local q, r = 0, 0
   local scale = 68719476736 -- 2^36: b's most significant 12-bit chunk
   while scale >= 1 do
-    local chunk = math.floor(b / scale)
+    local chunk = rl_floor(b / scale)
     b = b - chunk * scale
     local s = r * 4096 + a * chunk
-    local rr = math.fmod(s, c)
+    local rr = rl_fmod(s, c)
     q = q * 4096 + (s - rr) / c
     r = rr
     scale = scale / 4096
@@ -175,8 +206,8 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
@@ -216,7 +247,7 @@ local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
 local function rl_gcra_read(key, limit, period_ms, burst, now)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num
   if string.find(stored, '^%d+$') then
@@ -246,18 +277,44 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
+--- The last expiry time and stored value gcra formatted, and their strings: formatting costs more
+--- than the rest of a write, and consecutive writes often share them (fresh keys at the same ms
+--- and cost: the same tat and expiry). A pure memo of string.format: no answer depends on it.
+local rl_gcra_memo_at = -1
+
+local rl_gcra_memo_at_s = ''
+
+local rl_gcra_memo_ms = -1
+
+local rl_gcra_memo_num = -1
+
+local rl_gcra_memo_value = ''
+
 --- The command that stores content (whole, frac) at `now`, given the exact time until it is full
 --- again (reset_ms + reset_num / limit), as redis.call arguments; DEL when full (absent = full).
+--- The expiry as rl_expiry's (an absolute PXAT on the server clock, PX plus grace on a caller's).
 local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
   if reset_ms == 0 and reset_num == 0 then return 'DEL', key end
-  local ttl = reset_ms
-  if reset_num > 0 then ttl = ttl + 1 end
-  local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  local tat_ms = now + reset_ms
-  if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
-    return 'SET', key, string.format('%d%06d', tat_ms, reset_num), set_opt, at
+  local at = reset_ms
+  if reset_num > 0 then at = at + 1 end
+  local set_opt = 'PXAT'
+  if simulated then
+    set_opt, at = 'PX', at + RL_SIMULATED_GRACE_MS
+  else
+    at = now + at
   end
-  return 'SET', key, string.format('%d:%d', tat_ms, reset_num), set_opt, at
+  if at ~= rl_gcra_memo_at then rl_gcra_memo_at, rl_gcra_memo_at_s = at, rl_format('%d', at) end
+  local tat_ms = now + reset_ms
+  if tat_ms ~= rl_gcra_memo_ms or reset_num ~= rl_gcra_memo_num then
+    local value
+    if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
+      value = rl_format('%d%06d', tat_ms, reset_num)
+    else
+      value = rl_format('%d:%d', tat_ms, reset_num)
+    end
+    rl_gcra_memo_ms, rl_gcra_memo_num, rl_gcra_memo_value = tat_ms, reset_num, value
+  end
+  return 'SET', key, rl_gcra_memo_value, set_opt, rl_gcra_memo_at_s
 end
 
 --- The same as a list of writes, for callers that apply them later (or never).
@@ -267,19 +324,20 @@ end
 
 -- from scripts-lua/gcra_reserve.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('gcra_reserve', KEYS, ARGV, 1, 6)
 local limit = ARGV[1]
-limit = rl_arg_int('gcra_reserve', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra_reserve', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('gcra_reserve', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('gcra_reserve', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local burst = ARGV[3]
-if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('gcra_reserve', burst, 3, 'burst', false, 1, 1000000000) end
+if burst == nil or burst == '' then burst = limit else do local n = rl_int_memo[burst] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra_reserve', burst, 3, 'burst', false, 1, 1000000000) end burst = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('gcra_reserve', cost, 4, 'cost', false, 1, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('gcra_reserve', cost, 4, 'cost', false, 1, 1000000000) end cost = n end end
 local max_wait_ms = ARGV[5]
-if max_wait_ms == nil or max_wait_ms == '' or max_wait_ms == '0' then max_wait_ms = 0 else max_wait_ms = rl_arg_int('gcra_reserve', max_wait_ms, 5, 'max_wait_ms', false, 0, 31622400000) end
+if max_wait_ms == nil or max_wait_ms == '' or max_wait_ms == '0' then max_wait_ms = 0 else do local n = rl_int_memo[max_wait_ms] if n == nil or n < 0 or n > 31622400000 then n = rl_arg_int('gcra_reserve', max_wait_ms, 5, 'max_wait_ms', false, 0, 31622400000) end max_wait_ms = n end end
 local now_ms = ARGV[6]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('gcra_reserve', now_ms, 6, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('gcra_reserve', now_ms, 6, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 rl_check_refill_bounded('gcra_reserve', limit, period_ms, burst)
 rl_check_reserve_bounded('gcra_reserve', limit, period_ms, max_wait_ms)
 

@@ -33,6 +33,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack. Looked up at call
 --- time: a Functions library may not touch globals while it loads.
 local function rl_unpack(list)
@@ -68,6 +84,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -82,6 +107,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -132,7 +163,7 @@ local RL_TWO53 = 9007199254740992
 
 --- q, r with p = q*c + r and 0 <= r < c (floor division), for integers c >= 1, |p| + c <= 2^53.
 local function rl_divmod(p, c)
-  local r = math.fmod(p, c)
+  local r = rl_fmod(p, c)
   if r < 0 then r = r + c end
   return (p - r) / c, r
 end
@@ -142,16 +173,16 @@ end
 local function rl_muldivmod(a, b, c)
   local p = (a + 0.0) * b -- a float product: Lua 5.4 integers would wrap past 2^63
   if p < RL_TWO53 then
-    local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
+    local r = rl_fmod(p, c) -- p >= 0: no sign fix-up needed
     return (p - r) / c, r
   end
   local q, r = 0, 0
   local scale = 68719476736 -- 2^36: b's most significant 12-bit chunk
   while scale >= 1 do
-    local chunk = math.floor(b / scale)
+    local chunk = rl_floor(b / scale)
     b = b - chunk * scale
     local s = r * 4096 + a * chunk
-    local rr = math.fmod(s, c)
+    local rr = rl_fmod(s, c)
     q = q * 4096 + (s - rr) / c
     r = rr
     scale = scale / 4096
@@ -224,8 +255,8 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
@@ -253,6 +284,20 @@ local function rl_apply(writes)
   end
 end
 
+--- Runs one write an algorithm returned flat (gcra, sliding_window, fixed_window, quota: no
+--- tables to build): `cmd, key, value, opt, at` is SET key value opt at, or DEL key (value nil);
+--- a `cmd` with no key is a list of writes (rl_apply: the algorithms that still plan lists); nil
+--- is no write.
+local function rl_apply_write(cmd, key, value, opt, at)
+  if key == nil then
+    if cmd then rl_apply(cmd) end
+  elseif value == nil then
+    rl_call(cmd, key)
+  else
+    rl_call(cmd, key, value, opt, at)
+  end
+end
+
 -- from scripts-lua/lib/algo_gcra.lua
 --- GCRA over the shared bucket: the state is the theoretical arrival time (tat), ms + num / limit
 --- ms (0 <= num < limit). Content at `now` = (now + burst span - tat) * limit / period.
@@ -268,7 +313,7 @@ local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
 local function rl_gcra_read(key, limit, period_ms, burst, now)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num
   if string.find(stored, '^%d+$') then
@@ -298,27 +343,49 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
+--- The last expiry time and stored value gcra formatted, and their strings: formatting costs more
+--- than the rest of a write, and consecutive writes often share them (fresh keys at the same ms
+--- and cost: the same tat and expiry). A pure memo of string.format: no answer depends on it.
+local rl_gcra_memo_at = -1
+
+local rl_gcra_memo_at_s = ''
+
+local rl_gcra_memo_ms = -1
+
+local rl_gcra_memo_num = -1
+
+local rl_gcra_memo_value = ''
+
 --- The command that stores content (whole, frac) at `now`, given the exact time until it is full
 --- again (reset_ms + reset_num / limit), as redis.call arguments; DEL when full (absent = full).
+--- The expiry as rl_expiry's (an absolute PXAT on the server clock, PX plus grace on a caller's).
 local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
   if reset_ms == 0 and reset_num == 0 then return 'DEL', key end
-  local ttl = reset_ms
-  if reset_num > 0 then ttl = ttl + 1 end
-  local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  local tat_ms = now + reset_ms
-  if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
-    return 'SET', key, string.format('%d%06d', tat_ms, reset_num), set_opt, at
+  local at = reset_ms
+  if reset_num > 0 then at = at + 1 end
+  local set_opt = 'PXAT'
+  if simulated then
+    set_opt, at = 'PX', at + RL_SIMULATED_GRACE_MS
+  else
+    at = now + at
   end
-  return 'SET', key, string.format('%d:%d', tat_ms, reset_num), set_opt, at
+  if at ~= rl_gcra_memo_at then rl_gcra_memo_at, rl_gcra_memo_at_s = at, rl_format('%d', at) end
+  local tat_ms = now + reset_ms
+  if tat_ms ~= rl_gcra_memo_ms or reset_num ~= rl_gcra_memo_num then
+    local value
+    if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
+      value = rl_format('%d%06d', tat_ms, reset_num)
+    else
+      value = rl_format('%d:%d', tat_ms, reset_num)
+    end
+    rl_gcra_memo_ms, rl_gcra_memo_num, rl_gcra_memo_value = tat_ms, reset_num, value
+  end
+  return 'SET', key, rl_gcra_memo_value, set_opt, rl_gcra_memo_at_s
 end
 
---- The same as a list of writes, for callers that apply them later (or never).
-local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
-  return { { rl_gcra_write(key, reset_ms, reset_num, now, simulated) } }
-end
-
---- allowed, remaining, reset_after_ms, retry_after_ms, writes (to apply if admitted). With
---- `apply_now` the write is made here and no list is built (a caller with nothing to roll back).
+--- allowed, remaining, reset_after_ms, retry_after_ms, then the write to apply if admitted, flat
+--- (rl_gcra_write's values; none when nothing is written). With `apply_now` the write is made here
+--- and none is returned (a caller with nothing to roll back).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
 local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
   local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
@@ -326,16 +393,14 @@ local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, 
   local allowed, left, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
   if allowed == 1 then left = left + keep end
   local reset_ms, reset_num = rl_time_until(burst, left, frac, limit, period_ms)
-  local writes = RL_NO_WRITES
+  local after = reset_ms
+  if reset_num > 0 then after = reset_ms + 1 end
+  if left < 0 then left = 0 end
   if allowed == 1 and cost > 0 then
-    if apply_now then
-      redis.call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
-    else
-      writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
-    end
+    if not apply_now then return 1, left, after, retry, rl_gcra_write(key, reset_ms, reset_num, now, simulated) end
+    rl_call(rl_gcra_write(key, reset_ms, reset_num, now, simulated))
   end
-  if reset_num > 0 then reset_ms = reset_ms + 1 end
-  return allowed, math.max(left, 0), reset_ms, retry, writes
+  return allowed, left, after, retry
 end
 
 -- from scripts-lua/lib/algo_token_bucket.lua
@@ -438,44 +503,68 @@ end
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
 local function rl_counter_read(script, key, start, tag)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and tag and packed >= 0 then
     local t = packed % 4194304
     if t ~= tag then return 0 end
     return (packed - t) / 4194304
   end
-  local s, c = string.match(stored, '^(%d+):(%d+)$')
+  local s, c = string.match(stored, '^(%-?%d+):(%d+)$') -- a window may start before the epoch (a caller's clock near 0)
   if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end
 
---- Writes storing `used` for the window [start, window_end), expiring exactly at its end: the
---- packed integer when there is a tag, the server clock keeps time, used < 2^31 and the period is
---- not a multiple of 2^22 ms (else the previous window would have the same tag), else "start:used".
-local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
-  if used <= 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+--- The last expiry time and value written, and their strings (a pure memo of string.format, as
+--- gcra's: every key of a window expires at its end).
+local rl_counter_memo_at = -1
+
+local rl_counter_memo_at_s = ''
+
+local rl_counter_memo_start = -1
+
+local rl_counter_memo_used = -1
+
+local rl_counter_memo_value = ''
+
+--- The write storing `used` for the window [start, window_end), expiring exactly at its end, flat
+--- (SET key value opt at, or DEL key when used is 0): the packed integer when there is a tag, the
+--- server clock keeps time, used < 2^31 and the period is not a multiple of 2^22 ms (else the
+--- previous window would have the same tag), else "start:used".
+local function rl_counter_write(key, start, window_end, used, now, simulated, tag)
+  if used <= 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', window_end
+  if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
   if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
-    return { { 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, at } }
+    return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
+  if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
+    rl_counter_memo_start, rl_counter_memo_used, rl_counter_memo_value = start, used, rl_format('%d:%d', start, used)
+  end
+  return 'SET', key, rl_counter_memo_value, set_opt, rl_counter_memo_at_s
 end
 
---- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
+--- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, then the
+--- write to apply if admitted, flat (rl_counter_write's values; none when nothing is written).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
---- `tag` as rl_counter_writes'.
+--- `tag` as rl_counter_write's.
 local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep, tag)
-  local reset = 0
-  if used > 0 then reset = window_end - now end
   local need = cost
   if keep then need = cost + keep end
-  if need > limit then return 0, limit - used, reset, -1, {} end
-  if used + need > limit then return 0, limit - used, reset, window_end - now, {} end
-  if cost == 0 then return 1, limit - used, reset, 0, {} end
-  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated, tag)
+  if need <= limit and used + need <= limit then
+    if cost > 0 then
+      return 1, limit - used - cost, window_end - now, 0, rl_counter_write(key, start, window_end, used + cost, now, simulated, tag)
+    end
+    if used > 0 then return 1, limit - used, window_end - now, 0 end
+    return 1, limit - used, 0, 0
+  end
+  local reset = 0
+  if used > 0 then reset = window_end - now end
+  if need > limit then return 0, limit - used, reset, -1 end
+  return 0, limit - used, reset, window_end - now
 end
 
 -- from scripts-lua/lib/algo_fixed_window.lua
@@ -513,9 +602,9 @@ local RL_SW_COUNTS = 65536 -- 2^16
 
 --- Counts (cur, prev) for the window starting at `start`.
 local function rl_sliding_window_read(key, start, period_ms)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0, 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and packed >= 0 then
     local t = packed % RL_SW_TAGS
     local pair = (packed - t) / RL_SW_TAGS
@@ -539,14 +628,30 @@ local function rl_sliding_window_reset(start, period_ms, cur, prev, now)
   return 0
 end
 
-local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+--- The last expiry time and packed value written, and their strings (a pure memo of
+--- string.format, as gcra's: every key of a window expires at the same time).
+local rl_sw_memo_at = -1
+
+local rl_sw_memo_at_s = ''
+
+local rl_sw_memo_packed = -1
+
+local rl_sw_memo_value = ''
+
+--- The write storing (cur, prev) for the window starting at `start`, flat: SET key value opt at,
+--- or DEL key when empty.
+local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated)
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
-  if reset == 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, reset, simulated)
+  if reset == 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', now + reset
+  if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, rl_format('%d', at) end
   if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
-    return { { 'SET', key, string.format('%d', (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS), set_opt, at } }
+    local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
+    if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, rl_format('%d', packed) end
+    return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d:%d', start, cur, prev), set_opt, at } }
+  return 'SET', key, rl_format('%d:%d:%d', start, cur, prev), set_opt, rl_sw_memo_at_s
 end
 
 --- Earliest ms into a window at which prev * (period - e) / period <= room (prev > 0, room >= 0).
@@ -555,26 +660,32 @@ local function rl_sliding_window_when(prev, room, period_ms)
   return math.max(period_ms - q, 0)
 end
 
---- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
-  local start = rl_window_start(now, period_ms, 0)
+--- The decision in the window starting at `start` (rl_window_start(now, period_ms, 0): a caller
+--- deciding many keys at one `now` computes it once): allowed, remaining, reset_after_ms,
+--- retry_after_ms, then the write to apply if admitted, flat (rl_sliding_window_write's values;
+--- none when nothing is written). `keep` (lib/priority, nil = 0): units that must be left after
+--- the call; decided at cost + keep.
+local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
   local elapsed = now - start
   local cur, prev = rl_sliding_window_read(key, start, period_ms)
   -- weighted previous count = prev * (period - elapsed) / period = wq + wr / period
-  local wq, wr = rl_muldivmod(prev, period_ms - elapsed, period_ms)
-  local used = wq
-  if wr > 0 then used = used + 1 end
+  local used = 0
+  if prev > 0 then
+    local wq, wr = rl_muldivmod(prev, period_ms - elapsed, period_ms)
+    used = wq
+    if wr > 0 then used = used + 1 end
+  end
   local room = limit - cur - used -- whole units left: floor(limit - cur - weighted)
-  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
   local need = cost
   if keep then need = cost + keep end
-  if need > limit then return 0, math.max(room, 0), reset, -1, {} end
-  if need <= room then
-    if cost == 0 then return 1, room, reset, 0, {} end
+  if need <= room and need <= limit then
+    if cost == 0 then return 1, room, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0 end
     cur = cur + cost
     return 1, room - cost, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0,
-      rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+      rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated)
   end
+  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
+  if need > limit then return 0, math.max(room, 0), reset, -1 end
   local retry
   if cur + need <= limit then
     -- Later in this window the previous window's weight falls far enough.
@@ -583,7 +694,12 @@ local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulate
     -- Not before the next window, where prev' = cur and cur' = 0.
     retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - need, period_ms)
   end
-  return 0, math.max(room, 0), reset, retry, {}
+  return 0, math.max(room, 0), reset, retry
+end
+
+--- rl_sliding_window_decide at `now`'s window.
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
+  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep)
 end
 
 -- from scripts-lua/lib/algo_sliding_log.lua
@@ -779,7 +895,9 @@ end
 --- a fixed UTC offset in ms, or a time zone's rules (rl_tz_rules) for DST-correct periods. The
 --- state names its period, and expires exactly at the period's end.
 
-local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+--- allowed, remaining, reset_after_ms, retry_after_ms, then the write to apply if admitted, flat
+--- (rl_counter_write's values; none when nothing is written).
+local function rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep)
   local start, period_end = rl_calendar_period(now, unit, zone)
   local used = rl_counter_read('quota', key, start)
   return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
@@ -872,9 +990,9 @@ end
 --- every script that takes a class defines it per call, and lib/exact's helpers would come too.
 local function rl_keep(capacity, share_ppm)
   if share_ppm == nil or share_ppm >= 1000000 then return 0 end
-  local r = math.fmod(capacity, 1000000)
+  local r = rl_fmod(capacity, 1000000)
   local rs = r * share_ppm
-  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - math.fmod(rs, 1000000)) / 1000000
+  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - rl_fmod(rs, 1000000)) / 1000000
 end
 
 -- from scripts-lua/lib/multi.lua
@@ -895,30 +1013,37 @@ end
 
 --- The parameters an item's algorithm needs, checked as the single-limit scripts check them.
 --- `i` numbers the item in messages (`limit[2]`); nil for a script with one limit (batch).
+--- Each range is tested here and rl_multi_need (which words the refusal) is called only for a
+--- value out of it: a valid item makes no call but rl_check_refill_bounded's.
 local function rl_multi_check(script, i, item)
   local algo = item.algo
   if algo == 'block' then return end
+  local limit, period_ms, cost = item.limit, item.period_ms, item.cost
   if algo == 'concurrency' then
     -- The ranges of concurrency_acquire; cost 1 holds a slot, 0 only asks.
-    rl_multi_need(script, i, algo, 'limit', item.limit, 1, 1000000)
-    rl_multi_need(script, i, algo, 'period_ms', item.period_ms, 1, 31622400000)
-    rl_multi_need(script, i, algo, 'cost', item.cost, 0, 1)
+    rl_multi_need(script, i, algo, 'limit', limit, 1, 1000000)
+    rl_multi_need(script, i, algo, 'period_ms', period_ms, 1, 31622400000)
+    rl_multi_need(script, i, algo, 'cost', cost, 0, 1)
     if item.holder == nil then rl_fail(script, string.format('%s is required for algo concurrency', rl_arg_label('holder', i))) end
     return
   end
   if algo == 'quota' then
     if item.unit == nil then rl_fail(script, string.format('%s is required for algo quota', rl_arg_label('unit', i))) end
-    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, -50400000, 50400000)
+    local offset_ms = item.offset_ms
+    if offset_ms == nil or offset_ms < -50400000 or offset_ms > 50400000 then
+      rl_multi_need(script, i, algo, 'offset_ms', offset_ms, -50400000, 50400000)
+    end
     return
   end
-  rl_multi_need(script, i, algo, 'limit', item.limit, 1, 1000000000)
-  rl_multi_need(script, i, algo, 'period_ms', item.period_ms, 1, 31622400000)
-  rl_multi_need(script, i, algo, 'cost', item.cost, 0, 1000000000)
+  if limit == nil or limit < 1 or limit > 1000000000 then rl_multi_need(script, i, algo, 'limit', limit, 1, 1000000000) end
+  if period_ms == nil or period_ms < 1 or period_ms > 31622400000 then rl_multi_need(script, i, algo, 'period_ms', period_ms, 1, 31622400000) end
+  if cost == nil or cost < 0 or cost > 1000000000 then rl_multi_need(script, i, algo, 'cost', cost, 0, 1000000000) end
   if algo == 'gcra' or algo == 'token_bucket' then
-    rl_multi_need(script, i, algo, 'burst', item.burst, 1, 1000000000)
-    rl_check_refill_bounded(script, item.limit, item.period_ms, item.burst)
+    local burst = item.burst
+    if burst == nil or burst < 1 or burst > 1000000000 then rl_multi_need(script, i, algo, 'burst', burst, 1, 1000000000) end
+    rl_check_refill_bounded(script, limit, period_ms, burst)
   elseif algo == 'fixed_window' then
-    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, 0, item.period_ms - 1)
+    rl_multi_need(script, i, algo, 'offset_ms', item.offset_ms, 0, period_ms - 1)
   end
 end
 
@@ -953,8 +1078,9 @@ local function rl_multi_zones(script, tz_rules, items)
   end
 end
 
---- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, writes. `apply_now`:
---- an algorithm that can may make its write at once (batch: nothing to roll back) and return none.
+--- Evaluates one item: allowed, remaining, reset_after_ms, retry_after_ms, then its write as
+--- rl_apply_write takes it (none, flat, or a list). `apply_now`: an algorithm that can may make
+--- its write at once (batch: nothing to roll back) and return none.
 --- item.share_ppm (nil = 1e6) is its priority class: decided at cost + what the class must leave.
 local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   local algo = item.algo
@@ -967,8 +1093,8 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   end
   if algo == 'block' then
     local until_ms = rl_block_read(key, now)
-    if until_ms then return 0, 0, until_ms - now, until_ms - now, RL_NO_WRITES end
-    return 1, 0, 0, 0, RL_NO_WRITES
+    if until_ms then return 0, 0, until_ms - now, until_ms - now end
+    return 1, 0, 0, 0
   end
   if share and share < 1000000 then
     if algo == 'token_bucket' then keep = rl_keep(item.burst, share) else keep = rl_keep(item.limit, share) end
@@ -976,7 +1102,7 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
   if algo == 'sliding_window' then
     return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, keep)
   elseif algo == 'quota' then
-    return rl_quota_eval(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep)
+    return rl_quota_decide(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep)
   elseif algo == 'fixed_window' then
     return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, keep)
   elseif algo == 'token_bucket' then
@@ -1017,15 +1143,16 @@ local function rl_multi(script, keys, items, now, simulated, commit)
   local n = #items
   rl_multi_distinct(script, keys, 0, n)
   local reply = { 1, 0, 0 }
+  -- The admitting items' writes, flat, five slots each (rl_apply_write's arguments).
   local pending, np = {}, 0
   for i = 1, n do
-    local allowed, remaining, reset, retry, writes = rl_multi_item(keys[i], items[i], now, simulated, commit)
+    local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_multi_item(keys[i], items[i], now, simulated, commit)
     local o = 4 * i
     reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
     if allowed == 1 then
-      if writes[1] then
-        np = np + 1
-        pending[np] = writes
+      if cmd then
+        pending[np + 1], pending[np + 2], pending[np + 3], pending[np + 4], pending[np + 5] = cmd, key, value, opt, at
+        np = np + 5
       end
     else
       if reply[1] == 1 then reply[1], reply[2] = 0, i end
@@ -1033,7 +1160,7 @@ local function rl_multi(script, keys, items, now, simulated, commit)
     end
   end
   if commit and reply[1] == 1 then
-    for i = 1, np do rl_apply(pending[i]) end
+    for m = 1, np, 5 do rl_apply_write(pending[m], pending[m + 1], pending[m + 2], pending[m + 3], pending[m + 4]) end
   else
     -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
     for i = 1, n do
@@ -1052,9 +1179,10 @@ end
 
 -- from scripts-lua/multi.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('multi', KEYS, ARGV, 1, 2, 9)
 local now_ms = ARGV[1]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('multi', now_ms, 1, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('multi', now_ms, 1, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local tz_rules = ARGV[2]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('multi', tz_rules, 2, 'tz_rules', false, 16384) end
 local limits = {}
@@ -1063,19 +1191,19 @@ for i = 1, #KEYS - 0 do
   local g_algo = ARGV[base + 1]
   if not (g_algo == 'gcra' or g_algo == 'token_bucket' or g_algo == 'fixed_window' or g_algo == 'sliding_window' or g_algo == 'sliding_log' or g_algo == 'quota' or g_algo == 'block' or g_algo == 'concurrency') then g_algo = rl_arg_enum('multi', g_algo, base + 1, 'algo', true, '|gcra|token_bucket|fixed_window|sliding_window|sliding_log|quota|block|concurrency|', i) end
   local g_limit = ARGV[base + 2]
-  if g_limit == '' or g_limit == '1' then g_limit = 1 else g_limit = rl_arg_int('multi', g_limit, base + 2, 'limit', false, 1, 1000000000000000, i) end
+  if g_limit == '' or g_limit == '1' then g_limit = 1 else do local n = rl_int_memo[g_limit] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('multi', g_limit, base + 2, 'limit', false, 1, 1000000000000000, i) end g_limit = n end end
   local g_period_ms = ARGV[base + 3]
-  if g_period_ms == '' then g_period_ms = nil else g_period_ms = rl_arg_int('multi', g_period_ms, base + 3, 'period_ms', false, 1, 31622400000, i) end
+  if g_period_ms == '' then g_period_ms = nil else do local n = rl_int_memo[g_period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('multi', g_period_ms, base + 3, 'period_ms', false, 1, 31622400000, i) end g_period_ms = n end end
   local g_cost = ARGV[base + 4]
-  if g_cost == '' or g_cost == '1' then g_cost = 1 else g_cost = rl_arg_int('multi', g_cost, base + 4, 'cost', false, 0, 1000000000000000, i) end
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else do local n = rl_int_memo[g_cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('multi', g_cost, base + 4, 'cost', false, 0, 1000000000000000, i) end g_cost = n end end
   local g_burst = ARGV[base + 5]
-  if g_burst == '' then g_burst = g_limit else g_burst = rl_arg_int('multi', g_burst, base + 5, 'burst', false, 1, 1000000000000000, i) end
+  if g_burst == '' then g_burst = g_limit else do local n = rl_int_memo[g_burst] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('multi', g_burst, base + 5, 'burst', false, 1, 1000000000000000, i) end g_burst = n end end
   local g_offset_ms = ARGV[base + 6]
-  if g_offset_ms == '' or g_offset_ms == '0' then g_offset_ms = 0 else g_offset_ms = rl_arg_int('multi', g_offset_ms, base + 6, 'offset_ms', false, -50400000, 31622400000, i) end
+  if g_offset_ms == '' or g_offset_ms == '0' then g_offset_ms = 0 else do local n = rl_int_memo[g_offset_ms] if n == nil or n < -50400000 or n > 31622400000 then n = rl_arg_int('multi', g_offset_ms, base + 6, 'offset_ms', false, -50400000, 31622400000, i) end g_offset_ms = n end end
   local g_unit = ARGV[base + 7]
   if g_unit == '' then g_unit = nil elseif not (g_unit == 'day' or g_unit == 'week' or g_unit == 'month') then g_unit = rl_arg_enum('multi', g_unit, base + 7, 'unit', false, '|day|week|month|', i) end
   local g_share_ppm = ARGV[base + 8]
-  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else g_share_ppm = rl_arg_int('multi', g_share_ppm, base + 8, 'share_ppm', false, 0, 1000000, i) end
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else do local n = rl_int_memo[g_share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('multi', g_share_ppm, base + 8, 'share_ppm', false, 0, 1000000, i) end g_share_ppm = n end end
   local g_holder = ARGV[base + 9]
   if g_holder == '' then g_holder = nil else g_holder = rl_arg_string('multi', g_holder, base + 9, 'holder', false, 128, i) end
   limits[i] = { algo = g_algo, limit = g_limit, period_ms = g_period_ms, cost = g_cost, burst = g_burst, offset_ms = g_offset_ms, unit = g_unit, share_ppm = g_share_ppm, holder = g_holder }

@@ -22,6 +22,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- Errors are codes: the first word of every error reply says what went wrong, the rest is for
 --- people. BADARG: an argument the script refuses (the caller's mistake, never Redis').
 local function rl_fail(script, message)
@@ -34,6 +50,15 @@ local function rl_arg_label(name, item)
   if item then return name .. '[' .. item .. ']' end
   return name
 end
+
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
 
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
@@ -49,6 +74,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -78,11 +109,12 @@ end
 
 -- from scripts-lua/policy_history.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('policy_history', KEYS, ARGV, 3, 2, 0)
 local what = ARGV[1]
 if not (what == 'history' or what == 'names') then what = rl_arg_enum('policy_history', what, 1, 'what', true, '|history|names|') end
 local count = ARGV[2]
-if count == nil or count == '' or count == '100' then count = 100 else count = rl_arg_int('policy_history', count, 2, 'count', false, 1, 1000) end
+if count == nil or count == '' or count == '100' then count = 100 else do local n = rl_int_memo[count] if n == nil or n < 1 or n > 1000 then n = rl_arg_int('policy_history', count, 2, 'count', false, 1, 1000) end count = n end end
 
 local out = { tonumber(redis.call('GET', KEYS[1]) or '0') or 0 }
 local list

@@ -42,6 +42,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- A reply of integers. In Lua 5.4 a division yields a float even when it is whole, and a float
 --- in a reply is not an integer reply everywhere; floor makes it one (a no-op in Lua 5.1).
 local function rl_reply(values)
@@ -64,6 +80,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -78,6 +103,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -243,12 +274,13 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 -- from scripts-lua/policy_set.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('policy_set', KEYS, ARGV, 4, 10, 0)
 local op = ARGV[1]
 if not (op == 'set' or op == 'remove' or op == 'rollback') then op = rl_arg_enum('policy_set', op, 1, 'op', true, '|set|remove|rollback|') end
@@ -261,15 +293,15 @@ if reason == nil or reason == '' then reason = nil else reason = rl_arg_string('
 local carry_over = ARGV[5]
 if carry_over == nil or carry_over == '' then carry_over = 'as_is' elseif not (carry_over == 'as_is' or carry_over == 'reset' or carry_over == 'proportional') then carry_over = rl_arg_enum('policy_set', carry_over, 5, 'carry_over', false, '|as_is|reset|proportional|') end
 local history_max = ARGV[6]
-if history_max == nil or history_max == '' or history_max == '100' then history_max = 100 else history_max = rl_arg_int('policy_set', history_max, 6, 'history_max', false, 1, 1000) end
+if history_max == nil or history_max == '' or history_max == '100' then history_max = 100 else do local n = rl_int_memo[history_max] if n == nil or n < 1 or n > 1000 then n = rl_arg_int('policy_set', history_max, 6, 'history_max', false, 1, 1000) end history_max = n end end
 local policy = ARGV[7]
 if policy == nil or policy == '' then policy = nil else policy = rl_arg_string('policy_set', policy, 7, 'policy', false, 65536) end
 local to_version = ARGV[8]
-if to_version == nil or to_version == '' then to_version = nil else to_version = rl_arg_int('policy_set', to_version, 8, 'to_version', false, 1, 9007199254740991) end
+if to_version == nil or to_version == '' then to_version = nil else do local n = rl_int_memo[to_version] if n == nil or n < 1 or n > 9007199254740991 then n = rl_arg_int('policy_set', to_version, 8, 'to_version', false, 1, 9007199254740991) end to_version = n end end
 local if_version = ARGV[9]
-if if_version == nil or if_version == '' then if_version = nil else if_version = rl_arg_int('policy_set', if_version, 9, 'if_version', false, 0, 9007199254740991) end
+if if_version == nil or if_version == '' then if_version = nil else do local n = rl_int_memo[if_version] if n == nil or n < 0 or n > 9007199254740991 then n = rl_arg_int('policy_set', if_version, 9, 'if_version', false, 0, 9007199254740991) end if_version = n end end
 local now_ms = ARGV[10]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('policy_set', now_ms, 10, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('policy_set', now_ms, 10, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 
 local version_key, history_key, names_key, doc_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local S = 'policy_set'

@@ -24,6 +24,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack. Looked up at call
 --- time: a Functions library may not touch globals while it loads.
 local function rl_unpack(list)
@@ -59,6 +75,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -73,6 +98,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -117,8 +148,8 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
@@ -126,20 +157,24 @@ end
 --- records the time it belongs to; TTLs only free memory.)
 local RL_SIMULATED_GRACE_MS = 60000
 
---- How to expire a key `ttl_ms` after `now`: on the server clock as an absolute time (PXAT /
---- PEXPIREAT: no rounding, never early), on a caller's clock (now_ms) as a relative TTL plus
---- grace (PX / PEXPIRE). Returns the SET option, the expire command and its value — formatted
---- as an integer here: a Lua number given to redis.call is otherwise formatted with %.17g, which
---- costs more than the integer conversion.
-local function rl_expiry(now, ttl_ms, simulated)
-  if simulated then return 'PX', 'PEXPIRE', string.format('%d', ttl_ms + RL_SIMULATED_GRACE_MS) end
-  return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
-end
-
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
     redis.call(rl_unpack(writes[i]))
+  end
+end
+
+--- Runs one write an algorithm returned flat (gcra, sliding_window, fixed_window, quota: no
+--- tables to build): `cmd, key, value, opt, at` is SET key value opt at, or DEL key (value nil);
+--- a `cmd` with no key is a list of writes (rl_apply: the algorithms that still plan lists); nil
+--- is no write.
+local function rl_apply_write(cmd, key, value, opt, at)
+  if key == nil then
+    if cmd then rl_apply(cmd) end
+  elseif value == nil then
+    rl_call(cmd, key)
+  else
+    rl_call(cmd, key, value, opt, at)
   end
 end
 
@@ -161,44 +196,68 @@ end
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
 local function rl_counter_read(script, key, start, tag)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and tag and packed >= 0 then
     local t = packed % 4194304
     if t ~= tag then return 0 end
     return (packed - t) / 4194304
   end
-  local s, c = string.match(stored, '^(%d+):(%d+)$')
+  local s, c = string.match(stored, '^(%-?%d+):(%d+)$') -- a window may start before the epoch (a caller's clock near 0)
   if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end
 
---- Writes storing `used` for the window [start, window_end), expiring exactly at its end: the
---- packed integer when there is a tag, the server clock keeps time, used < 2^31 and the period is
---- not a multiple of 2^22 ms (else the previous window would have the same tag), else "start:used".
-local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
-  if used <= 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+--- The last expiry time and value written, and their strings (a pure memo of string.format, as
+--- gcra's: every key of a window expires at its end).
+local rl_counter_memo_at = -1
+
+local rl_counter_memo_at_s = ''
+
+local rl_counter_memo_start = -1
+
+local rl_counter_memo_used = -1
+
+local rl_counter_memo_value = ''
+
+--- The write storing `used` for the window [start, window_end), expiring exactly at its end, flat
+--- (SET key value opt at, or DEL key when used is 0): the packed integer when there is a tag, the
+--- server clock keeps time, used < 2^31 and the period is not a multiple of 2^22 ms (else the
+--- previous window would have the same tag), else "start:used".
+local function rl_counter_write(key, start, window_end, used, now, simulated, tag)
+  if used <= 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', window_end
+  if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
   if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
-    return { { 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, at } }
+    return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
+  if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
+    rl_counter_memo_start, rl_counter_memo_used, rl_counter_memo_value = start, used, rl_format('%d:%d', start, used)
+  end
+  return 'SET', key, rl_counter_memo_value, set_opt, rl_counter_memo_at_s
 end
 
---- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, writes.
+--- The decision of a counter in [start, window_end): allowed, remaining, reset, retry, then the
+--- write to apply if admitted, flat (rl_counter_write's values; none when nothing is written).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
---- `tag` as rl_counter_writes'.
+--- `tag` as rl_counter_write's.
 local function rl_counter_take(key, limit, start, window_end, used, cost, now, simulated, keep, tag)
-  local reset = 0
-  if used > 0 then reset = window_end - now end
   local need = cost
   if keep then need = cost + keep end
-  if need > limit then return 0, limit - used, reset, -1, {} end
-  if used + need > limit then return 0, limit - used, reset, window_end - now, {} end
-  if cost == 0 then return 1, limit - used, reset, 0, {} end
-  return 1, limit - used - cost, window_end - now, 0, rl_counter_writes(key, start, window_end, used + cost, now, simulated, tag)
+  if need <= limit and used + need <= limit then
+    if cost > 0 then
+      return 1, limit - used - cost, window_end - now, 0, rl_counter_write(key, start, window_end, used + cost, now, simulated, tag)
+    end
+    if used > 0 then return 1, limit - used, window_end - now, 0 end
+    return 1, limit - used, 0, 0
+  end
+  local reset = 0
+  if used > 0 then reset = window_end - now end
+  if need > limit then return 0, limit - used, reset, -1 end
+  return 0, limit - used, reset, window_end - now
 end
 
 -- from scripts-lua/lib/calendar.lua
@@ -328,7 +387,9 @@ end
 --- a fixed UTC offset in ms, or a time zone's rules (rl_tz_rules) for DST-correct periods. The
 --- state names its period, and expires exactly at the period's end.
 
-local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+--- allowed, remaining, reset_after_ms, retry_after_ms, then the write to apply if admitted, flat
+--- (rl_counter_write's values; none when nothing is written).
+local function rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep)
   local start, period_end = rl_calendar_period(now, unit, zone)
   local used = rl_counter_read('quota', key, start)
   return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
@@ -347,31 +408,32 @@ end
 --- every script that takes a class defines it per call, and lib/exact's helpers would come too.
 local function rl_keep(capacity, share_ppm)
   if share_ppm == nil or share_ppm >= 1000000 then return 0 end
-  local r = math.fmod(capacity, 1000000)
+  local r = rl_fmod(capacity, 1000000)
   local rs = r * share_ppm
-  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - math.fmod(rs, 1000000)) / 1000000
+  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - rl_fmod(rs, 1000000)) / 1000000
 end
 
 -- from scripts-lua/quota.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('quota', KEYS, ARGV, 1, 7)
 local limit = ARGV[1]
-limit = rl_arg_int('quota', limit, 1, 'limit', true, 1, 1000000000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000000000 then n = rl_arg_int('quota', limit, 1, 'limit', true, 1, 1000000000000000) end limit = n end
 local unit = ARGV[2]
 if not (unit == 'day' or unit == 'week' or unit == 'month') then unit = rl_arg_enum('quota', unit, 2, 'unit', true, '|day|week|month|') end
 local utc_offset_ms = ARGV[3]
-if utc_offset_ms == nil or utc_offset_ms == '' or utc_offset_ms == '0' then utc_offset_ms = 0 else utc_offset_ms = rl_arg_int('quota', utc_offset_ms, 3, 'utc_offset_ms', false, -50400000, 50400000) end
+if utc_offset_ms == nil or utc_offset_ms == '' or utc_offset_ms == '0' then utc_offset_ms = 0 else do local n = rl_int_memo[utc_offset_ms] if n == nil or n < -50400000 or n > 50400000 then n = rl_arg_int('quota', utc_offset_ms, 3, 'utc_offset_ms', false, -50400000, 50400000) end utc_offset_ms = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('quota', cost, 4, 'cost', false, 0, 1000000000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('quota', cost, 4, 'cost', false, 0, 1000000000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('quota', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('quota', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local share_ppm = ARGV[6]
-if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('quota', share_ppm, 6, 'share_ppm', false, 0, 1000000) end
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else do local n = rl_int_memo[share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('quota', share_ppm, 6, 'share_ppm', false, 0, 1000000) end share_ppm = n end end
 local tz_rules = ARGV[7]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('quota', tz_rules, 7, 'tz_rules', false, 1024) end
 
 local zone = utc_offset_ms
 if tz_rules then zone = rl_tz_rules('quota', tz_rules) end
-local allowed, remaining, reset, retry, writes = rl_quota_eval(KEYS[1], limit, unit, zone, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
-if allowed == 1 then rl_apply(writes) end
+local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_quota_decide(KEYS[1], limit, unit, zone, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
+if cmd then rl_apply_write(cmd, key, value, opt, at) end
 return rl_reply({ allowed, remaining, reset, retry })

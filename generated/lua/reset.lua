@@ -17,6 +17,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack. Looked up at call
 --- time: a Functions library may not touch globals while it loads.
 local function rl_unpack(list)
@@ -51,6 +67,7 @@ end
 
 -- from scripts-lua/reset.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('reset', KEYS, ARGV, 1, 0, 0)
 
 local deleted = redis.call('DEL', rl_unpack(KEYS))

@@ -52,6 +52,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack. Looked up at call
 --- time: a Functions library may not touch globals while it loads.
 local function rl_unpack(list)
@@ -87,6 +103,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -101,6 +126,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -134,8 +165,8 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
@@ -357,7 +388,7 @@ local RL_TWO53 = 9007199254740992
 
 --- q, r with p = q*c + r and 0 <= r < c (floor division), for integers c >= 1, |p| + c <= 2^53.
 local function rl_divmod(p, c)
-  local r = math.fmod(p, c)
+  local r = rl_fmod(p, c)
   if r < 0 then r = r + c end
   return (p - r) / c, r
 end
@@ -367,16 +398,16 @@ end
 local function rl_muldivmod(a, b, c)
   local p = (a + 0.0) * b -- a float product: Lua 5.4 integers would wrap past 2^63
   if p < RL_TWO53 then
-    local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
+    local r = rl_fmod(p, c) -- p >= 0: no sign fix-up needed
     return (p - r) / c, r
   end
   local q, r = 0, 0
   local scale = 68719476736 -- 2^36: b's most significant 12-bit chunk
   while scale >= 1 do
-    local chunk = math.floor(b / scale)
+    local chunk = rl_floor(b / scale)
     b = b - chunk * scale
     local s = r * 4096 + a * chunk
-    local rr = math.fmod(s, c)
+    local rr = rl_fmod(s, c)
     q = q * 4096 + (s - rr) / c
     r = rr
     scale = scale / 4096
@@ -446,7 +477,7 @@ local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
 local function rl_gcra_read(key, limit, period_ms, burst, now)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return burst, 0 end
   local tat_ms, tat_num
   if string.find(stored, '^%d+$') then
@@ -476,18 +507,44 @@ local function rl_gcra_read(key, limit, period_ms, burst, now)
   return q + carry, frac
 end
 
+--- The last expiry time and stored value gcra formatted, and their strings: formatting costs more
+--- than the rest of a write, and consecutive writes often share them (fresh keys at the same ms
+--- and cost: the same tat and expiry). A pure memo of string.format: no answer depends on it.
+local rl_gcra_memo_at = -1
+
+local rl_gcra_memo_at_s = ''
+
+local rl_gcra_memo_ms = -1
+
+local rl_gcra_memo_num = -1
+
+local rl_gcra_memo_value = ''
+
 --- The command that stores content (whole, frac) at `now`, given the exact time until it is full
 --- again (reset_ms + reset_num / limit), as redis.call arguments; DEL when full (absent = full).
+--- The expiry as rl_expiry's (an absolute PXAT on the server clock, PX plus grace on a caller's).
 local function rl_gcra_write(key, reset_ms, reset_num, now, simulated)
   if reset_ms == 0 and reset_num == 0 then return 'DEL', key end
-  local ttl = reset_ms
-  if reset_num > 0 then ttl = ttl + 1 end
-  local set_opt, _, at = rl_expiry(now, ttl, simulated)
-  local tat_ms = now + reset_ms
-  if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
-    return 'SET', key, string.format('%d%06d', tat_ms, reset_num), set_opt, at
+  local at = reset_ms
+  if reset_num > 0 then at = at + 1 end
+  local set_opt = 'PXAT'
+  if simulated then
+    set_opt, at = 'PX', at + RL_SIMULATED_GRACE_MS
+  else
+    at = now + at
   end
-  return 'SET', key, string.format('%d:%d', tat_ms, reset_num), set_opt, at
+  if at ~= rl_gcra_memo_at then rl_gcra_memo_at, rl_gcra_memo_at_s = at, rl_format('%d', at) end
+  local tat_ms = now + reset_ms
+  if tat_ms ~= rl_gcra_memo_ms or reset_num ~= rl_gcra_memo_num then
+    local value
+    if reset_num < 1000000 and tat_ms >= 1 and tat_ms <= RL_GCRA_MAX_PACKED_MS then
+      value = rl_format('%d%06d', tat_ms, reset_num)
+    else
+      value = rl_format('%d:%d', tat_ms, reset_num)
+    end
+    rl_gcra_memo_ms, rl_gcra_memo_num, rl_gcra_memo_value = tat_ms, reset_num, value
+  end
+  return 'SET', key, rl_gcra_memo_value, set_opt, rl_gcra_memo_at_s
 end
 
 --- The same as a list of writes, for callers that apply them later (or never).
@@ -598,30 +655,53 @@ end
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
 local function rl_counter_read(script, key, start, tag)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and tag and packed >= 0 then
     local t = packed % 4194304
     if t ~= tag then return 0 end
     return (packed - t) / 4194304
   end
-  local s, c = string.match(stored, '^(%d+):(%d+)$')
+  local s, c = string.match(stored, '^(%-?%d+):(%d+)$') -- a window may start before the epoch (a caller's clock near 0)
   if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)
 end
 
---- Writes storing `used` for the window [start, window_end), expiring exactly at its end: the
---- packed integer when there is a tag, the server clock keeps time, used < 2^31 and the period is
---- not a multiple of 2^22 ms (else the previous window would have the same tag), else "start:used".
-local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
-  if used <= 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, window_end - now, simulated)
+--- The last expiry time and value written, and their strings (a pure memo of string.format, as
+--- gcra's: every key of a window expires at its end).
+local rl_counter_memo_at = -1
+
+local rl_counter_memo_at_s = ''
+
+local rl_counter_memo_start = -1
+
+local rl_counter_memo_used = -1
+
+local rl_counter_memo_value = ''
+
+--- The write storing `used` for the window [start, window_end), expiring exactly at its end, flat
+--- (SET key value opt at, or DEL key when used is 0): the packed integer when there is a tag, the
+--- server clock keeps time, used < 2^31 and the period is not a multiple of 2^22 ms (else the
+--- previous window would have the same tag), else "start:used".
+local function rl_counter_write(key, start, window_end, used, now, simulated, tag)
+  if used <= 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', window_end
+  if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
   if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
-    return { { 'SET', key, string.format('%d', used * 4194304 + tag), set_opt, at } }
+    return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d', start, used), set_opt, at } }
+  if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
+    rl_counter_memo_start, rl_counter_memo_used, rl_counter_memo_value = start, used, rl_format('%d:%d', start, used)
+  end
+  return 'SET', key, rl_counter_memo_value, set_opt, rl_counter_memo_at_s
+end
+
+--- The same as a list of writes, for callers that apply them later (or never).
+local function rl_counter_writes(key, start, window_end, used, now, simulated, tag)
+  return { { rl_counter_write(key, start, window_end, used, now, simulated, tag) } }
 end
 
 -- from scripts-lua/lib/algo_fixed_window.lua
@@ -661,9 +741,9 @@ local RL_SW_COUNTS = 65536 -- 2^16
 
 --- Counts (cur, prev) for the window starting at `start`.
 local function rl_sliding_window_read(key, start, period_ms)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0, 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and packed >= 0 then
     local t = packed % RL_SW_TAGS
     local pair = (packed - t) / RL_SW_TAGS
@@ -687,14 +767,34 @@ local function rl_sliding_window_reset(start, period_ms, cur, prev, now)
   return 0
 end
 
-local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+--- The last expiry time and packed value written, and their strings (a pure memo of
+--- string.format, as gcra's: every key of a window expires at the same time).
+local rl_sw_memo_at = -1
+
+local rl_sw_memo_at_s = ''
+
+local rl_sw_memo_packed = -1
+
+local rl_sw_memo_value = ''
+
+--- The write storing (cur, prev) for the window starting at `start`, flat: SET key value opt at,
+--- or DEL key when empty.
+local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated)
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
-  if reset == 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, reset, simulated)
+  if reset == 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', now + reset
+  if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, rl_format('%d', at) end
   if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
-    return { { 'SET', key, string.format('%d', (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS), set_opt, at } }
+    local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
+    if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, rl_format('%d', packed) end
+    return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d:%d', start, cur, prev), set_opt, at } }
+  return 'SET', key, rl_format('%d:%d:%d', start, cur, prev), set_opt, rl_sw_memo_at_s
+end
+
+local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+  return { { rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated) } }
 end
 
 local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated)
@@ -813,18 +913,19 @@ end
 
 -- from scripts-lua/settle.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity_variadic('settle', KEYS, ARGV, 2, 3, 1)
 local mode = ARGV[1]
 if not (mode == 'commit' or mode == 'cancel') then mode = rl_arg_enum('settle', mode, 1, 'mode', true, '|commit|cancel|') end
 local overage = ARGV[2]
 if overage == nil or overage == '' then overage = 'debt' elseif not (overage == 'debt' or overage == 'cap') then overage = rl_arg_enum('settle', overage, 2, 'overage', false, '|debt|cap|') end
 local now_ms = ARGV[3]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('settle', now_ms, 3, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('settle', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local actuals = {}
 for i = 1, #KEYS - 1 do
   local base = 3 + (i - 1) * 1
   local g_actual = ARGV[base + 1]
-  if g_actual == '' then g_actual = nil else g_actual = rl_arg_int('settle', g_actual, base + 1, 'actual', false, 0, 1000000000000000, i) end
+  if g_actual == '' then g_actual = nil else do local n = rl_int_memo[g_actual] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('settle', g_actual, base + 1, 'actual', false, 0, 1000000000000000, i) end g_actual = n end end
   actuals[i] = { actual = g_actual }
 end
 

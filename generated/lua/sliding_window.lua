@@ -22,6 +22,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack. Looked up at call
 --- time: a Functions library may not touch globals while it loads.
 local function rl_unpack(list)
@@ -57,6 +73,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -71,6 +96,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -93,7 +124,7 @@ local RL_TWO53 = 9007199254740992
 
 --- q, r with p = q*c + r and 0 <= r < c (floor division), for integers c >= 1, |p| + c <= 2^53.
 local function rl_divmod(p, c)
-  local r = math.fmod(p, c)
+  local r = rl_fmod(p, c)
   if r < 0 then r = r + c end
   return (p - r) / c, r
 end
@@ -103,16 +134,16 @@ end
 local function rl_muldivmod(a, b, c)
   local p = (a + 0.0) * b -- a float product: Lua 5.4 integers would wrap past 2^63
   if p < RL_TWO53 then
-    local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
+    local r = rl_fmod(p, c) -- p >= 0: no sign fix-up needed
     return (p - r) / c, r
   end
   local q, r = 0, 0
   local scale = 68719476736 -- 2^36: b's most significant 12-bit chunk
   while scale >= 1 do
-    local chunk = math.floor(b / scale)
+    local chunk = rl_floor(b / scale)
     b = b - chunk * scale
     local s = r * 4096 + a * chunk
-    local rr = math.fmod(s, c)
+    local rr = rl_fmod(s, c)
     q = q * 4096 + (s - rr) / c
     r = rr
     scale = scale / 4096
@@ -126,8 +157,8 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
@@ -135,20 +166,24 @@ end
 --- records the time it belongs to; TTLs only free memory.)
 local RL_SIMULATED_GRACE_MS = 60000
 
---- How to expire a key `ttl_ms` after `now`: on the server clock as an absolute time (PXAT /
---- PEXPIREAT: no rounding, never early), on a caller's clock (now_ms) as a relative TTL plus
---- grace (PX / PEXPIRE). Returns the SET option, the expire command and its value — formatted
---- as an integer here: a Lua number given to redis.call is otherwise formatted with %.17g, which
---- costs more than the integer conversion.
-local function rl_expiry(now, ttl_ms, simulated)
-  if simulated then return 'PX', 'PEXPIRE', string.format('%d', ttl_ms + RL_SIMULATED_GRACE_MS) end
-  return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
-end
-
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
     redis.call(rl_unpack(writes[i]))
+  end
+end
+
+--- Runs one write an algorithm returned flat (gcra, sliding_window, fixed_window, quota: no
+--- tables to build): `cmd, key, value, opt, at` is SET key value opt at, or DEL key (value nil);
+--- a `cmd` with no key is a list of writes (rl_apply: the algorithms that still plan lists); nil
+--- is no write.
+local function rl_apply_write(cmd, key, value, opt, at)
+  if key == nil then
+    if cmd then rl_apply(cmd) end
+  elseif value == nil then
+    rl_call(cmd, key)
+  else
+    rl_call(cmd, key, value, opt, at)
   end
 end
 
@@ -195,9 +230,9 @@ local RL_SW_COUNTS = 65536 -- 2^16
 
 --- Counts (cur, prev) for the window starting at `start`.
 local function rl_sliding_window_read(key, start, period_ms)
-  local stored = redis.call('GET', key)
+  local stored = rl_call('GET', key)
   if not stored then return 0, 0 end
-  local packed = tonumber(stored)
+  local packed = rl_tonumber(stored)
   if packed and packed >= 0 then
     local t = packed % RL_SW_TAGS
     local pair = (packed - t) / RL_SW_TAGS
@@ -221,14 +256,30 @@ local function rl_sliding_window_reset(start, period_ms, cur, prev, now)
   return 0
 end
 
-local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+--- The last expiry time and packed value written, and their strings (a pure memo of
+--- string.format, as gcra's: every key of a window expires at the same time).
+local rl_sw_memo_at = -1
+
+local rl_sw_memo_at_s = ''
+
+local rl_sw_memo_packed = -1
+
+local rl_sw_memo_value = ''
+
+--- The write storing (cur, prev) for the window starting at `start`, flat: SET key value opt at,
+--- or DEL key when empty.
+local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated)
   local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
-  if reset == 0 then return { { 'DEL', key } } end
-  local set_opt, _, at = rl_expiry(now, reset, simulated)
+  if reset == 0 then return 'DEL', key end
+  local set_opt, at = 'PXAT', now + reset
+  if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
+  if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, rl_format('%d', at) end
   if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
-    return { { 'SET', key, string.format('%d', (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS), set_opt, at } }
+    local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
+    if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, rl_format('%d', packed) end
+    return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
   end
-  return { { 'SET', key, string.format('%d:%d:%d', start, cur, prev), set_opt, at } }
+  return 'SET', key, rl_format('%d:%d:%d', start, cur, prev), set_opt, rl_sw_memo_at_s
 end
 
 --- Earliest ms into a window at which prev * (period - e) / period <= room (prev > 0, room >= 0).
@@ -237,26 +288,32 @@ local function rl_sliding_window_when(prev, room, period_ms)
   return math.max(period_ms - q, 0)
 end
 
---- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
-  local start = rl_window_start(now, period_ms, 0)
+--- The decision in the window starting at `start` (rl_window_start(now, period_ms, 0): a caller
+--- deciding many keys at one `now` computes it once): allowed, remaining, reset_after_ms,
+--- retry_after_ms, then the write to apply if admitted, flat (rl_sliding_window_write's values;
+--- none when nothing is written). `keep` (lib/priority, nil = 0): units that must be left after
+--- the call; decided at cost + keep.
+local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
   local elapsed = now - start
   local cur, prev = rl_sliding_window_read(key, start, period_ms)
   -- weighted previous count = prev * (period - elapsed) / period = wq + wr / period
-  local wq, wr = rl_muldivmod(prev, period_ms - elapsed, period_ms)
-  local used = wq
-  if wr > 0 then used = used + 1 end
+  local used = 0
+  if prev > 0 then
+    local wq, wr = rl_muldivmod(prev, period_ms - elapsed, period_ms)
+    used = wq
+    if wr > 0 then used = used + 1 end
+  end
   local room = limit - cur - used -- whole units left: floor(limit - cur - weighted)
-  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
   local need = cost
   if keep then need = cost + keep end
-  if need > limit then return 0, math.max(room, 0), reset, -1, {} end
-  if need <= room then
-    if cost == 0 then return 1, room, reset, 0, {} end
+  if need <= room and need <= limit then
+    if cost == 0 then return 1, room, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0 end
     cur = cur + cost
     return 1, room - cost, rl_sliding_window_reset(start, period_ms, cur, prev, now), 0,
-      rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
+      rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated)
   end
+  local reset = rl_sliding_window_reset(start, period_ms, cur, prev, now)
+  if need > limit then return 0, math.max(room, 0), reset, -1 end
   local retry
   if cur + need <= limit then
     -- Later in this window the previous window's weight falls far enough.
@@ -265,7 +322,12 @@ local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulate
     -- Not before the next window, where prev' = cur and cur' = 0.
     retry = period_ms - elapsed + rl_sliding_window_when(cur, limit - need, period_ms)
   end
-  return 0, math.max(room, 0), reset, retry, {}
+  return 0, math.max(room, 0), reset, retry
+end
+
+--- rl_sliding_window_decide at `now`'s window.
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
+  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep)
 end
 
 -- from scripts-lua/lib/priority.lua
@@ -281,25 +343,26 @@ end
 --- every script that takes a class defines it per call, and lib/exact's helpers would come too.
 local function rl_keep(capacity, share_ppm)
   if share_ppm == nil or share_ppm >= 1000000 then return 0 end
-  local r = math.fmod(capacity, 1000000)
+  local r = rl_fmod(capacity, 1000000)
   local rs = r * share_ppm
-  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - math.fmod(rs, 1000000)) / 1000000
+  return capacity - (capacity - r) / 1000000 * share_ppm - (rs - rl_fmod(rs, 1000000)) / 1000000
 end
 
 -- from scripts-lua/sliding_window.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('sliding_window', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('sliding_window', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('sliding_window', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('sliding_window', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('sliding_window', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local cost = ARGV[3]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('sliding_window', cost, 3, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('sliding_window', cost, 3, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[4]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('sliding_window', now_ms, 4, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('sliding_window', now_ms, 4, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local share_ppm = ARGV[5]
-if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else share_ppm = rl_arg_int('sliding_window', share_ppm, 5, 'share_ppm', false, 0, 1000000) end
+if share_ppm == nil or share_ppm == '' or share_ppm == '1000000' then share_ppm = 1000000 else do local n = rl_int_memo[share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('sliding_window', share_ppm, 5, 'share_ppm', false, 0, 1000000) end share_ppm = n end end
 
-local allowed, remaining, reset, retry, writes = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
-if allowed == 1 then rl_apply(writes) end
+local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_sliding_window_eval(KEYS[1], limit, period_ms, cost, rl_now_ms(now_ms), now_ms ~= nil, rl_keep(limit, share_ppm))
+if cmd then rl_apply_write(cmd, key, value, opt, at) end
 return rl_reply({ allowed, remaining, reset, retry })

@@ -24,6 +24,22 @@
 --- Integers must be plain decimal strings: "1e3", "0x10", "1.0", "inf" and "nan" are refused
 --- rather than guessed at (Lua's tonumber would take all of them).
 
+--- Library functions the hot paths call, bound by the first line of every prologue (codegen)
+--- until they are: in a Redis Functions library each global lookup goes through the globals
+--- table's metatable, and a library may not read globals while it loads, so they are looked up
+--- once (an EVAL script binds them on each call). nil until bound.
+local rl_call
+
+local rl_fmod
+
+local rl_floor
+
+local rl_format
+
+local rl_tonumber
+
+local rl_bound = false
+
 --- Lua 5.1 (Redis, Valkey) has unpack; Lua 5.4 (Dragonfly) has table.unpack. Looked up at call
 --- time: a Functions library may not touch globals while it loads.
 local function rl_unpack(list)
@@ -59,6 +75,15 @@ local function rl_arg_label(name, item)
   return name
 end
 
+--- Decimal strings the int parser below accepted, by the string: the value parsed. The prologue reads
+--- it first, so a string already parsed costs a table read and its own range test. A Functions
+--- library keeps it between calls (an EVAL script starts empty each call): the limits a client
+--- sends on every call are parsed once. At most 1024 entries, then it starts over (values that
+--- vary per call: costs, now_ms).
+local rl_int_memo = {}
+
+local rl_int_memo_n = 0
+
 local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if raw == nil or raw == '' then
     if required then
@@ -73,6 +98,12 @@ local function rl_arg_int(script, raw, index, name, required, min, max, item)
   if n < min or n > max then
     rl_fail(script, string.format('%s (ARGV[%d]) must be between %d and %d, got %s', rl_arg_label(name, item), index, min, max, raw))
   end
+  if rl_int_memo_n >= 1024 then
+    rl_int_memo = {}
+    rl_int_memo_n = 0
+  end
+  rl_int_memo[raw] = n
+  rl_int_memo_n = rl_int_memo_n + 1
   return n
 end
 
@@ -95,7 +126,7 @@ local RL_TWO53 = 9007199254740992
 
 --- q, r with p = q*c + r and 0 <= r < c (floor division), for integers c >= 1, |p| + c <= 2^53.
 local function rl_divmod(p, c)
-  local r = math.fmod(p, c)
+  local r = rl_fmod(p, c)
   if r < 0 then r = r + c end
   return (p - r) / c, r
 end
@@ -105,16 +136,16 @@ end
 local function rl_muldivmod(a, b, c)
   local p = (a + 0.0) * b -- a float product: Lua 5.4 integers would wrap past 2^63
   if p < RL_TWO53 then
-    local r = math.fmod(p, c) -- p >= 0: no sign fix-up needed
+    local r = rl_fmod(p, c) -- p >= 0: no sign fix-up needed
     return (p - r) / c, r
   end
   local q, r = 0, 0
   local scale = 68719476736 -- 2^36: b's most significant 12-bit chunk
   while scale >= 1 do
-    local chunk = math.floor(b / scale)
+    local chunk = rl_floor(b / scale)
     b = b - chunk * scale
     local s = r * 4096 + a * chunk
-    local rr = math.fmod(s, c)
+    local rr = rl_fmod(s, c)
     q = q * 4096 + (s - rr) / c
     r = rr
     scale = scale / 4096
@@ -186,8 +217,8 @@ end
 
 local function rl_now_ms(override)
   if override then return override end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local t = rl_call('TIME')
+  return rl_tonumber(t[1]) * 1000 + rl_floor(rl_tonumber(t[2]) / 1000)
 end
 
 --- Grace added to TTLs on a caller's clock: a simulation or replay may run slower than its own
@@ -276,17 +307,18 @@ end
 
 -- from scripts-lua/token_bucket_refund.lua
 -- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('token_bucket_refund', KEYS, ARGV, 1, 5)
 local limit = ARGV[1]
-limit = rl_arg_int('token_bucket_refund', limit, 1, 'limit', true, 1, 1000000000)
+do local n = rl_int_memo[limit] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('token_bucket_refund', limit, 1, 'limit', true, 1, 1000000000) end limit = n end
 local period_ms = ARGV[2]
-period_ms = rl_arg_int('token_bucket_refund', period_ms, 2, 'period_ms', true, 1, 31622400000)
+do local n = rl_int_memo[period_ms] if n == nil or n < 1 or n > 31622400000 then n = rl_arg_int('token_bucket_refund', period_ms, 2, 'period_ms', true, 1, 31622400000) end period_ms = n end
 local burst = ARGV[3]
-if burst == nil or burst == '' then burst = limit else burst = rl_arg_int('token_bucket_refund', burst, 3, 'burst', false, 1, 1000000000) end
+if burst == nil or burst == '' then burst = limit else do local n = rl_int_memo[burst] if n == nil or n < 1 or n > 1000000000 then n = rl_arg_int('token_bucket_refund', burst, 3, 'burst', false, 1, 1000000000) end burst = n end end
 local cost = ARGV[4]
-if cost == nil or cost == '' or cost == '1' then cost = 1 else cost = rl_arg_int('token_bucket_refund', cost, 4, 'cost', false, 0, 1000000000) end
+if cost == nil or cost == '' or cost == '1' then cost = 1 else do local n = rl_int_memo[cost] if n == nil or n < 0 or n > 1000000000 then n = rl_arg_int('token_bucket_refund', cost, 4, 'cost', false, 0, 1000000000) end cost = n end end
 local now_ms = ARGV[5]
-if now_ms == nil or now_ms == '' then now_ms = nil else now_ms = rl_arg_int('token_bucket_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('token_bucket_refund', now_ms, 5, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 rl_check_refill_bounded('token_bucket_refund', limit, period_ms, burst)
 
 local remaining, reset, writes = rl_token_bucket_refund(KEYS[1], limit, period_ms, burst, cost, rl_now_ms(now_ms), now_ms ~= nil)

@@ -45,7 +45,7 @@ local function rl_counter_read(script, key, start, tag)
     if t ~= tag then return 0 end
     return (packed - t) / 4194304
   end
-  local s, c = string.match(stored, '^(%d+):(%d+)$')
+  local s, c = string.match(stored, '^(%-?%d+):(%d+)$') -- a window may start before the epoch (a caller's clock near 0)
   if not s then rl_fail_state(script, key) end
   if tonumber(s) ~= start then return 0 end
   return tonumber(c)

@@ -200,8 +200,8 @@ export function decodeTokenBucketHash(fields: RawHash): TokenBucketState | undef
 /**
  * A count for the window starting at `start` ("start:count": quota, v2, a caller's clock). The
  * start may be negative: a window or calendar period that began before the epoch (a caller's
- * clock below offset_ms, or near 0 in a zone east of UTC) is written so, though lib/counter.lua
- * reads only '^(%d+):(%d+)$' (its next call answers WRONGSTATE; the twin reads it).
+ * clock below offset_ms, or near 0 in a zone east of UTC) is written so, and read back by
+ * lib/counter.lua and the twin alike.
  */
 export interface CounterText<A extends 'fixed_window' | 'quota'> {
   algo: A;

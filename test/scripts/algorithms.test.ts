@@ -37,6 +37,17 @@ describe('fixed_window', () => {
     expect(await b.fixedWindow(redis, { ...args, nowMs: day + 22 * 3_600_000 })).toMatchObject({ allowed: true });
   });
 
+  it('reads back a window that started before the epoch (a caller clock near 0): "-start:count"', async () => {
+    const k = key();
+    const args = { key: k, limit: 2, periodMs: 1000, offsetMs: 5 };
+    // now 0 with offset 5: the window is [-995, 5), stored as "-995:1".
+    expect(await b.fixedWindow(redis, { ...args, nowMs: 0 })).toMatchObject({ allowed: true, remaining: 1, resetAfterMs: 5 });
+    expect(await redis.get(k)).toBe('-995:1');
+    expect(await b.fixedWindow(redis, { ...args, nowMs: 1 })).toMatchObject({ allowed: true, remaining: 0 });
+    expect(await b.fixedWindow(redis, { ...args, nowMs: 2 })).toMatchObject({ allowed: false, retryAfterMs: 3 });
+    expect(await b.fixedWindow(redis, { ...args, nowMs: 5 })).toMatchObject({ allowed: true, remaining: 1 });
+  });
+
   it('refuses an offset not below the period, in TS and in Lua', async () => {
     await expect(b.fixedWindow(redis, { key: key(), limit: 1, periodMs: 1000, offsetMs: 1000 })).rejects.toThrow(InvalidArgumentError);
     await expect(redis.eval(b.fixedWindowScript.source, 1, key(), '1', '1000', '1000')).rejects.toThrow(/offset_ms must be less than period_ms \(1000\), got 1000/);
