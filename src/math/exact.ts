@@ -30,15 +30,8 @@ export function divmodTo(p: number, c: number): void {
 export function muldivmodTo(a: number, b: number, c: number): void {
   const p = a * b;
   if (p <= TWO53 - c) {
-    // As divmodTo (p >= 0; q * c <= p + c <= 2^53 stays exact).
-    let q = Math.floor(p / c);
-    let r = p - q * c;
-    if (r < 0) {
-      r += c;
-      q -= 1;
-    }
-    QR.q = q;
-    QR.r = r;
+    // a * b exact (the computed product is below 2^53, so the true one is) and |p| + c <= 2^53.
+    divmodTo(p, c);
     return;
   }
   if (p < TWO53) {
