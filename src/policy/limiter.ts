@@ -88,28 +88,19 @@ interface Fast {
   policyLimits: readonly LimitSpec[];
 }
 
-const NO_NAMES: ReadonlyMap<string, string> = new Map();
-
 /**
  * One level of the fast path's index of `resolvedByChain` (one policy name: no key string built
  * per call). A chain's own node holds its cached resolution and, from its first fast decision on,
- * what its fast decisions need, flat (`compiled` set: one object read per call besides the shared
- * limiter): each decision is tagged with these very values, its own chain's (chains resolving to
- * the same set share one compiled limiter, whose last resolution may be another chain's).
+ * what its fast decisions need (`fast`): each decision is tagged with that very object, its own
+ * chain's at the version it was decided at (chains resolving to the same set share one compiled
+ * limiter, whose last resolution may be another chain's). A `fast` is never changed once made: a
+ * new version makes a new one, so a decision still in flight keeps the values it was sent with.
  */
-class ChainNode implements Omit<Fast, 'compiled'> {
+class ChainNode {
   next: Map<string, ChainNode> | undefined = undefined;
   hit: Cached | undefined = undefined;
-  /** The fast entry's limiter; undefined: no fast entry (made on the next call). */
-  compiled: Compiled | undefined = undefined;
-  version = -1;
-  carries: readonly Carry[] | undefined = undefined;
-  pausedUntilMs = 0;
-  names = NO_NAMES;
-  renamed = false;
-  policies: string[] = [];
-  learned: Record<string, number> = {};
-  policyLimits: readonly LimitSpec[] = [];
+  /** The fast entry; undefined: none (made on the next call). */
+  fast: Fast | undefined = undefined;
 }
 
 /**
@@ -185,15 +176,16 @@ export class PolicyLimiter {
     if (Array.isArray(chain)) for (let i = 0; i < chain.length && node !== undefined; i++) node = node.next?.get(chain[i]!);
     else node = undefined;
     if (node !== undefined) {
-      if (node.compiled === undefined || node.version !== this.snapshot!.version || node.compiled.evicted) this.fastFor(node);
-      const c = node.compiled;
-      if (c !== undefined && (node.carries === undefined || !this.carryPending(subject, node.carries)) && (node.pausedUntilMs === 0 || node.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
+      let f = node.fast;
+      if (f === undefined || f.version !== this.snapshot!.version || f.compiled.evicted) f = this.fastFor(node);
+      if (f !== undefined && (f.carries === undefined || !this.carryPending(subject, f.carries)) && (f.pausedUntilMs === 0 || f.pausedUntilMs <= this.clock() + this.snapshot!.serverOffsetMs)) {
+        const c = f.compiled;
         c.usedAt = ++this.tick;
         const call = this.fastCall;
-        call.cost = options === undefined ? undefined : fastCost(options.cost, node as Fast);
+        call.cost = options === undefined ? undefined : fastCost(options.cost, f);
         // Tagged with this chain's own values in the limiter's own promise step (no hop of its
         // own); the call options are read before limitThen returns.
-        const decided = limitThen(c.limiter, subject, call, tagFast, node as Fast);
+        const decided = limitThen(c.limiter, subject, call, tagFast, f);
         call.cost = undefined;
         return decided;
       }
@@ -296,27 +288,29 @@ export class PolicyLimiter {
     }
     if (node.hit !== hit) {
       node.hit = hit;
-      node.compiled = undefined;
+      node.fast = undefined;
     }
   }
 
   /** Makes the chain's fast entry when its cached resolution is at the current version and compiled (else none: the slow path). */
-  private fastFor(node: ChainNode): void {
-    node.compiled = undefined;
+  private fastFor(node: ChainNode): Fast | undefined {
+    node.fast = undefined;
     const hit = node.hit;
-    if (hit === undefined || hit.version < 0 || hit.version !== this.snapshot!.version) return;
+    if (hit === undefined || hit.version < 0 || hit.version !== this.snapshot!.version) return undefined;
     const res = hit.res;
     const c = res.compiled;
-    if (c === undefined || c.evicted) return;
-    node.version = hit.version;
-    node.carries = res.carries !== undefined && res.carries.length > 0 ? res.carries : undefined;
-    node.pausedUntilMs = res.pausedUntilMs;
-    node.names = res.names;
-    node.renamed = res.renamed;
-    node.policies = res.layers;
-    node.learned = res.learned;
-    node.policyLimits = res.ownSpecs;
-    node.compiled = c;
+    if (c === undefined || c.evicted) return undefined;
+    return (node.fast = {
+      version: hit.version,
+      compiled: c,
+      carries: res.carries !== undefined && res.carries.length > 0 ? res.carries : undefined,
+      pausedUntilMs: res.pausedUntilMs,
+      names: res.names,
+      renamed: res.renamed,
+      policies: res.layers,
+      learned: res.learned,
+      policyLimits: res.ownSpecs,
+    });
   }
 
   /** Whether a proportional carry is still to be made for the subject (a subject no key can hold: yes, the slow path says why). */
