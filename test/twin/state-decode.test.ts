@@ -165,7 +165,16 @@ describe('state decoders (src/twin/state.ts) ≡ what the Lua writes', () => {
           }
         }
       }),
-      { numRuns: 40 },
+      {
+        numRuns: 40,
+        // Always among the runs, so that the forms checked below are met whatever the seed: a
+        // limit past gcra's radix (its text form) whose token bucket holds 1000+ tokens (the
+        // bucket's text form), and a small limit refilled part-way (a fraction: text again).
+        examples: [
+          [{ limit: 999_999_937, periodMs: 3_599_999, burst: undefined, offsetFrac: 0, unit: 'day', utcOffsetMs: 0, t0: 1_700_000_000_000 }, [[0, 'consume', 1, 'h1'], [7, 'consume', 3, 'h1']]],
+          [{ limit: 7, periodMs: 1000, burst: undefined, offsetFrac: 0, unit: 'day', utcOffsetMs: 0, t0: 1_700_000_000_000 }, [[0, 'consume', 2, 'h1'], [100, 'consume', 1, 'h2']]],
+        ],
+      },
     );
     // Both forms of the buckets were met (the windows pack on the server clock only: below).
     for (const f of ['gcra:packed', 'gcra:text', 'token_bucket:packed', 'token_bucket:text', 'fixed_window:text', 'quota:text', 'sliding_window:text', 'sliding_log:zset', 'concurrency:zset', 'block:text']) {
