@@ -8,7 +8,7 @@ import type { ScriptDef } from '../runtime/script-def.js';
 import * as a from './algorithms.js';
 import { parseScriptArgs, type ArgValues } from './args.js';
 import { parseMultiBatchSpecs } from '../runtime/checks.js';
-import { TwinStateError, type MemoryStore, type TwinValue } from './store.js';
+import { ALGO_KIND, KIND_REDIS_TYPE, TwinStateError, type MemoryStore, type TwinValue } from './store.js';
 import { twinReserve, twinSettle } from './reservation.js';
 import { twinFairShare } from './fair.js';
 import { twinPolicyCarry } from './policy.js';
@@ -99,27 +99,7 @@ function refund(r: [number, number, a.Write[]], store: MemoryStore): number[] {
 
 type Kind = TwinValue['kind'];
 
-/** The state each algorithm keeps, and the Redis type the Lua stores it as. */
-const ALGO_KIND: Record<string, Kind> = {
-  gcra: 'gcra',
-  token_bucket: 'token_bucket',
-  fixed_window: 'counter',
-  quota: 'counter',
-  sliding_window: 'sliding_window',
-  sliding_log: 'sliding_log',
-  block: 'block',
-  concurrency: 'leases',
-};
-const REDIS_TYPE: Record<Kind, 'string' | 'hash' | 'zset'> = {
-  gcra: 'string',
-  counter: 'string',
-  sliding_window: 'string',
-  block: 'string',
-  token_bucket: 'string',
-  sliding_log: 'zset',
-  leases: 'zset',
-};
-const KINDS = Object.keys(REDIS_TYPE) as Kind[];
+const KINDS = Object.keys(KIND_REDIS_TYPE) as Kind[];
 
 /** The kind of state `key` holds at `now` (it is known to hold some). */
 function heldKind(store: MemoryStore, key: string, now: number): Kind | undefined {
@@ -140,7 +120,7 @@ function heldKind(store: MemoryStore, key: string, now: number): Kind | undefine
  */
 function stateKeyError(script: string, store: MemoryStore, key: string, algo: string, now: number): ScriptError {
   const held = heldKind(store, key, now);
-  if (held !== undefined && REDIS_TYPE[held] !== REDIS_TYPE[ALGO_KIND[algo]!]) {
+  if (held !== undefined && KIND_REDIS_TYPE[held] !== KIND_REDIS_TYPE[(ALGO_KIND as Record<string, Kind>)[algo]!]) {
     return new ScriptError(script, 'WRONGTYPE Operation against a key holding the wrong kind of value');
   }
   return new ScriptError(script, `WRONGSTATE redlimit ${algo}: key ${key} does not hold ${algo} state`);

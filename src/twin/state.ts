@@ -26,7 +26,7 @@
  * two only (the tag); fixedWindowCount and slidingWindowCounts read them as the Lua does for a
  * given window, and toTwinValue turns any decoded state into the value the twin's store holds.
  */
-import { TwinStateError, type TwinValue } from './store.js';
+import { ALGO_KIND, KIND_REDIS_TYPE, TwinStateError, type TwinValue } from './store.js';
 
 /** A string value as GET returns it (a number from a client that parses integer replies); null: absent. */
 export type RawValue = string | number | null | undefined;
@@ -426,16 +426,8 @@ export function decodeBlock(raw: RawValue): BlockState | undefined {
 export type DecodedState = GcraState | TokenBucketState | FixedWindowState | QuotaState | SlidingWindowState | SlidingLogState | ConcurrencyState | BlockState;
 
 /** Which Redis type each algorithm's state is (a token bucket's v2 hash aside). */
-export const STATE_REDIS_TYPE: Record<AlgoName, 'string' | 'zset'> = {
-  gcra: 'string',
-  token_bucket: 'string',
-  fixed_window: 'string',
-  quota: 'string',
-  sliding_window: 'string',
-  block: 'string',
-  sliding_log: 'zset',
-  concurrency: 'zset',
-};
+/** The Redis type each algorithm's state is stored as (the twin's own table). */
+export const STATE_REDIS_TYPE = Object.fromEntries(Object.entries(ALGO_KIND).map(([algo, kind]) => [algo, KIND_REDIS_TYPE[kind]])) as Record<AlgoName, 'string' | 'zset'>;
 
 export const ALGO_NAMES = Object.keys(STATE_REDIS_TYPE) as AlgoName[];
 

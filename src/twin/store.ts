@@ -37,6 +37,29 @@ export type TwinValue =
   | { kind: 'leases'; leases: Map<string, number> }
   | { kind: 'block'; untilMs: number };
 
+/** The state each algorithm keeps in the twin. */
+export const ALGO_KIND = {
+  gcra: 'gcra',
+  token_bucket: 'token_bucket',
+  fixed_window: 'counter',
+  quota: 'counter',
+  sliding_window: 'sliding_window',
+  sliding_log: 'sliding_log',
+  block: 'block',
+  concurrency: 'leases',
+} as const satisfies Record<string, TwinValue['kind']>;
+
+/** The Redis type the Lua stores each kind of state as (a v2 token bucket's hash aside). */
+export const KIND_REDIS_TYPE: Record<TwinValue['kind'], 'string' | 'zset'> = {
+  gcra: 'string',
+  counter: 'string',
+  sliding_window: 'string',
+  block: 'string',
+  token_bucket: 'string',
+  sliding_log: 'zset',
+  leases: 'zset',
+};
+
 interface Entry {
   key: string;
   value: TwinValue;

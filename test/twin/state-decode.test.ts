@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import * as b from '../../generated/index.js';
 import { TwinClient } from '../../src/twin/client.js';
-import type { TwinValue } from '../../src/twin/store.js';
+import { ALGO_KIND, type TwinValue } from '../../src/twin/store.js';
 import {
   StateDecodeError,
   decodeBlock,
@@ -41,16 +41,7 @@ beforeAll(() => {
 afterAll(() => redis.quit());
 
 const FAR = 1e15;
-const KIND: Record<AlgoName, TwinValue['kind']> = {
-  gcra: 'gcra',
-  token_bucket: 'token_bucket',
-  fixed_window: 'counter',
-  quota: 'counter',
-  sliding_window: 'sliding_window',
-  sliding_log: 'sliding_log',
-  concurrency: 'leases',
-  block: 'block',
-};
+const KIND: Record<AlgoName, TwinValue['kind']> = ALGO_KIND;
 
 async function outcome(p: Promise<unknown>): Promise<unknown> {
   try {
