@@ -1,8 +1,8 @@
 --- @script token_bucket_peek
---- @version 2
---- @summary Read-only token_bucket: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: reads the state token_bucket v3 writes (see state) as well as v1's.
+--- @version 3
+--- @summary Read-only token_bucket: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: reads the state token_bucket v3 writes (see state) as well as v1's. v3: reads the compact form token_bucket v4 writes on the server clock (see state) as well as every earlier one.
 --- @readonly
---- @key state The content (tokens + frac / period_ms units) and when it was counted (ts_ms): the negative integer -(ts_ms * 1000 + tokens) when frac is 0 and 0 <= tokens < 1000 (int-encoded by Redis), else "tokens,frac,ts_ms". Absent means full.
+--- @key state The content (tokens + frac / period_ms units) and when it was counted (ts_ms), one string value in the first form that applies: the negative integer -(ts_ms * 1000 + tokens) when frac is 0 and 0 <= tokens < 1000; on the server clock (now_ms omitted), when 0 <= tokens < 10^8, frac < 10^9 and 10^e ms exceeds its time to full plus 120 s, "-" followed by 19 digits: the digit counts of tokens (wd) and of frac (fd), tokens, frac, then ts_ms mod 10^e zero-padded to e = 17 - wd - fd digits (read back exactly while the reader's clock is at most 60 s behind ts_ms); both int-encoded by Redis; else "tokens,frac,ts_ms". Absent means full.
 --- @arg limit int required 1..1000000000 Units refilled per period.
 --- @arg period_ms int required 1..31622400000 Refill period in ms (at most 366 days).
 --- @arg burst int default=limit 1..1000000000 Capacity: units a fresh key admits at once.

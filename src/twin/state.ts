@@ -5,8 +5,10 @@
  *
  *   gcra            v3 "<ms><num in six digits>" (an integer: ms >= 1, value <= 2^63 - 1) or
  *                   "ms:num" (v3 when num >= 1e6 or ms out of the integer's range; all of v2)
- *   token_bucket    v3 "-<ts_ms * 1000 + tokens>" (a negative integer, no fraction) or
- *                   "tokens,frac,ts_ms"; v2 a hash { tokens, frac, ts_ms }
+ *   token_bucket    v3 "-<ts_ms * 1000 + tokens>" (a negative integer, no fraction, at most 16
+ *                   digits), v4 on the server clock "-<wd><fd><tokens><frac><ts_ms mod 10^e>"
+ *                   (a negative integer of 19 digits, e = 17 - wd - fd: read at a time `nowMs`),
+ *                   or "tokens,frac,ts_ms"; v2 a hash { tokens, frac, ts_ms }
  *   fixed_window    v3 count * 2^22 + window_start mod 2^22 (server clock) or "start:count" (v2)
  *   quota           "start:count" only
  *   sliding_window  v3 (cur * 2^16 + prev) * 2^21 + window_start mod 2^21 (server clock) or
@@ -27,6 +29,9 @@
  * given window, and toTwinValue turns any decoded state into the value the twin's store holds.
  */
 import { ALGO_KIND, KIND_REDIS_TYPE, TwinStateError, type TwinValue } from './store.js';
+import { TOKEN_BUCKET_CLOCK_SLACK_MS, TOKEN_BUCKET_MAX_PACKED_MS, TOKEN_BUCKET_RADIX } from './token-bucket.js';
+
+export { TOKEN_BUCKET_CLOCK_SLACK_MS, TOKEN_BUCKET_MAX_PACKED_MS, TOKEN_BUCKET_RADIX };
 
 /** A string value as GET returns it (a number from a client that parses integer replies); null: absent. */
 export type RawValue = string | number | null | undefined;
@@ -63,9 +68,6 @@ function show(raw: unknown): string {
 export const GCRA_MAX_PACKED_MS = 9_223_372_036_853;
 /** num < limit <= 1e9. */
 const GCRA_MAX_NUM = 999_999_999;
-/** token_bucket packs -(ts_ms * 1000 + tokens), tokens < 1000, ts_ms <= this (RL_TB_MAX_PACKED_MS). */
-export const TOKEN_BUCKET_RADIX = 1000;
-export const TOKEN_BUCKET_MAX_PACKED_MS = 9_007_199_254_739;
 /** fixed_window's packed form: count * 2^22 + start mod 2^22, 1 <= count < 2^31. */
 export const FIXED_WINDOW_TAGS = 4_194_304;
 const FIXED_WINDOW_MAX_COUNT = 2_147_483_647;
@@ -140,24 +142,42 @@ export function decodeGcra(raw: RawValue): GcraState | undefined {
 /** token_bucket: tokens + frac / periodMs units, as counted at tsMs (tokens < 0: debt). */
 export interface TokenBucketState {
   algo: 'token_bucket';
-  /** packed: v3's negative integer (frac 0); text: v3's "tokens,frac,ts_ms"; hash: v2's { tokens, frac, ts_ms } (read until the next write replaces it). */
-  form: 'packed' | 'text' | 'hash';
+  /**
+   * packed: v3's negative integer (frac 0); compact: v4's 19-digit negative integer (server clock);
+   * text: "tokens,frac,ts_ms"; hash: v2's { tokens, frac, ts_ms } (read until the next write replaces it).
+   */
+  form: 'packed' | 'compact' | 'text' | 'hash';
   tokens: number;
   frac: number;
+  /** compact: the time with the stored remainder that the Lua finds when it reads the key at nowMs. */
   tsMs: number;
+  /** compact only: ts_ms mod 10^tsDigits, as stored. */
+  tsMod?: number;
+  tsDigits?: number;
 }
 
 const TB_PACKED = /^-[1-9]\d*$/;
+/** "-", wd (1..8), fd (1..9), then 17 digits: tokens (wd), frac (fd), ts_ms mod 10^e (e = 17 - wd - fd). */
+const TB_COMPACT = /^-([1-8])([1-9])(\d{17})$/;
+/** A compact state is written only when 10^e > reset + 2 * slack, reset >= 1: e >= 6. */
+const TB_COMPACT_MIN_TS_DIGITS = 6;
 const TB_TEXT = new RegExp(`^(${INT}),(${UINT}),(${UINT})$`);
 const TB_HASH_FIELDS = ['tokens', 'frac', 'ts_ms'] as const;
 
-/** A token bucket from GET's string (v3) or HGETALL's fields (v2's hash). */
-export function decodeTokenBucket(raw: string | number | RawHash): TokenBucketState;
-export function decodeTokenBucket(raw: RawValue | RawHash): TokenBucketState | undefined;
-export function decodeTokenBucket(raw: RawValue | RawHash): TokenBucketState | undefined {
+/**
+ * A token bucket from GET's string (v3, v4) or HGETALL's fields (v2's hash). The compact form
+ * keeps ts_ms mod 10^e only: it is read at `nowMs` (the server's time, as the Lua reads it; this
+ * machine's clock when not given), which finds the exact ts_ms while nowMs - ts_ms is within
+ * [-TOKEN_BUCKET_CLOCK_SLACK_MS, 10^e - TOKEN_BUCKET_CLOCK_SLACK_MS), as it is while the key lives.
+ */
+export function decodeTokenBucket(raw: string | number | RawHash, nowMs?: number): TokenBucketState;
+export function decodeTokenBucket(raw: RawValue | RawHash, nowMs?: number): TokenBucketState | undefined;
+export function decodeTokenBucket(raw: RawValue | RawHash, nowMs?: number): TokenBucketState | undefined {
   if (isAbsent(raw)) return undefined;
   if (typeof raw === 'object') return decodeTokenBucketHash(raw);
+  // A 19-digit integer must come as its string: as a number it has lost digits (text() refuses it).
   const s = text('token_bucket', raw);
+  if (s.length === 20 && TB_PACKED.test(s)) return decodeTokenBucketCompact(raw, s, nowMs ?? Date.now());
   if (TB_PACKED.test(s)) {
     const n = int('token_bucket', raw, s.slice(1), 'the integer');
     const tokens = n % TOKEN_BUCKET_RADIX;
@@ -176,7 +196,26 @@ export function decodeTokenBucket(raw: RawValue | RawHash): TokenBucketState | u
     };
   }
   if (UINT_RE.test(s)) throw new StateDecodeError('token_bucket', raw, "a non-negative integer is another algorithm's state (gcra, a window, a block): a token bucket's integer is negative");
-  throw new StateDecodeError('token_bucket', raw, 'expected -(ts_ms * 1000 + tokens), or "tokens,frac,ts_ms"');
+  throw new StateDecodeError('token_bucket', raw, 'expected -(ts_ms * 1000 + tokens), the 19-digit compact form, or "tokens,frac,ts_ms"');
+}
+
+/** v4's compact form read at nowMs (see decodeTokenBucket). */
+function decodeTokenBucketCompact(raw: string | number, s: string, nowMs: number): TokenBucketState {
+  const m = TB_COMPACT.exec(s);
+  if (!m) throw new StateDecodeError('token_bucket', raw, 'a 19-digit negative integer is the compact form: "-", the digit counts of tokens (1..8) and frac (1..9), then 17 digits');
+  const wd = Number(m[1]);
+  const fd = Number(m[2]);
+  const e = 17 - wd - fd;
+  if (e < TB_COMPACT_MIN_TS_DIGITS) throw new StateDecodeError('token_bucket', raw, `the compact form keeps at least ${TB_COMPACT_MIN_TS_DIGITS} digits of ts_ms, got ${e}`);
+  const digits = m[3]!;
+  const tokens = digits.slice(0, wd);
+  const frac = digits.slice(wd, wd + fd);
+  if (!UINT_RE.test(tokens) || !UINT_RE.test(frac)) throw new StateDecodeError('token_bucket', raw, 'tokens and frac are written without leading zeros');
+  if (!Number.isSafeInteger(nowMs)) throw new TypeError(`nowMs must be an integer ms, got ${nowMs}`);
+  const tsMod = Number(digits.slice(wd + fd));
+  // As rl_token_bucket_unpack: the age nowMs - ts_ms taken in [-slack, 10^e - slack).
+  const age = mod(nowMs - tsMod + TOKEN_BUCKET_CLOCK_SLACK_MS, Number(`1e${e}`)) - TOKEN_BUCKET_CLOCK_SLACK_MS;
+  return { algo: 'token_bucket', form: 'compact', tokens: Number(tokens), frac: Number(frac), tsMs: nowMs - age, tsMod, tsDigits: e };
 }
 
 /** v2's hash { tokens, frac, ts_ms } (HGETALL's fields; {} is an absent key). */
@@ -433,9 +472,10 @@ export const ALGO_NAMES = Object.keys(STATE_REDIS_TYPE) as AlgoName[];
 
 /**
  * `raw` decoded as `algo`'s state: a string value (GET), a hash (HGETALL: a token bucket's v2
- * state) or a sorted set (ZRANGE ... WITHSCORES). undefined: an absent key.
+ * state) or a sorted set (ZRANGE ... WITHSCORES). undefined: an absent key. `nowMs`: when it is
+ * read (a token bucket's compact form; see decodeTokenBucket).
  */
-export function decodeState(algo: AlgoName, raw: RawValue | RawHash | RawZset): DecodedState | undefined {
+export function decodeState(algo: AlgoName, raw: RawValue | RawHash | RawZset, nowMs?: number): DecodedState | undefined {
   const want = STATE_REDIS_TYPE[algo];
   if (want === undefined) throw new StateDecodeError(algo, raw, `unknown algorithm ${show(algo)}`);
   if (want === 'zset') {
@@ -453,7 +493,7 @@ export function decodeState(algo: AlgoName, raw: RawValue | RawHash | RawZset): 
     case 'gcra':
       return decodeGcra(value);
     case 'token_bucket':
-      return decodeTokenBucket(value);
+      return decodeTokenBucket(value, nowMs);
     case 'fixed_window':
       return decodeFixedWindow(value);
     case 'quota':

@@ -1,7 +1,42 @@
-/** token_bucket (lib/algo_token_bucket.lua) over a MemoryStore: read, eval and refund. */
+/**
+ * token_bucket (lib/algo_token_bucket.lua) over a MemoryStore: read, eval and refund. The store
+ * keeps the content and the time it was counted at exactly; tokenBucketStateValue is the value
+ * the Lua stores for it, byte for byte (the twin decides as the Lua does on every form it reads).
+ */
 import { type MemoryStore } from './store.js';
 import { TAKE, give, msUntil, refill, takeTo } from './bucket.js';
 import { NO_WRITES, del, expiresAt, type Eval, type Write } from './eval.js';
+
+/** v3's integer -(ts_ms * 1000 + tokens): tokens < 1000, no fraction, ts_ms up to this (RL_TB_RADIX, RL_TB_MAX_PACKED_MS). */
+export const TOKEN_BUCKET_RADIX = 1000;
+export const TOKEN_BUCKET_MAX_PACKED_MS = 9_007_199_254_739;
+/**
+ * The compact form (v4, server clock): "-" and 19 digits, wd wd-digit tokens, fd fd-digit frac,
+ * then ts_ms mod 10^e in e = 17 - wd - fd digits. It is read at an age now - ts_ms within
+ * [-slack, reset + slack] and written only when 10^e > reset + 2 * slack (RL_TB_CLOCK_SLACK_MS).
+ */
+export const TOKEN_BUCKET_CLOCK_SLACK_MS = 60_000;
+/** The compact form holds tokens below 10^8 (wd <= 8: the integer stays below 9 * 10^18 < 2^63) and frac below 10^9. */
+export const TOKEN_BUCKET_COMPACT_MAX_TOKENS = 99_999_999;
+export const TOKEN_BUCKET_COMPACT_MAX_FRAC = 999_999_999;
+
+/**
+ * The value token_bucket's Lua stores for content (whole, frac) counted at `ts`, written at `now`
+ * and full again `reset` ms after ts (rl_token_bucket_writes: the key is deleted when reset is 0,
+ * and this is null): v3's integer, the compact form (server clock), else "tokens,frac,ts_ms".
+ */
+export function tokenBucketStateValue(whole: number, frac: number, ts: number, reset: number, now: number, simulated: boolean): string | null {
+  if (reset === 0) return null;
+  if (frac === 0 && whole >= 0 && whole < TOKEN_BUCKET_RADIX && ts <= TOKEN_BUCKET_MAX_PACKED_MS && ts + whole > 0) return `-${ts * TOKEN_BUCKET_RADIX + whole}`;
+  if (!simulated && ts <= now && whole >= 0 && whole <= TOKEN_BUCKET_COMPACT_MAX_TOKENS && frac <= TOKEN_BUCKET_COMPACT_MAX_FRAC) {
+    const w = String(whole);
+    const f = String(frac);
+    const e = 17 - w.length - f.length;
+    const span = Number(`1e${e}`); // 10^e, exact (e <= 15)
+    if (reset + 2 * TOKEN_BUCKET_CLOCK_SLACK_MS < span) return `-${w.length}${f.length}${w}${f}${String(ts % span).padStart(e, '0')}`;
+  }
+  return `${whole},${frac},${ts}`;
+}
 
 export function tokenBucketRead(store: MemoryStore, key: string, limit: number, periodMs: number, burst: number, now: number): [number, number, number] {
   const v = store.get(key, 'token_bucket', now);
