@@ -112,12 +112,35 @@ export interface Target {
 }
 
 /**
+ * Buckets of the once-seen filter (a power of two: 256 KiB, made on the first miss), and misses
+ * per generation of it: a second sighting counts within 16k–32k misses, and a fresh id falls in
+ * a bucket stamped in that window (a false positive) about 1 time in 10.
+ */
+const SEEN_BUCKETS = 1 << 18;
+const SEEN_GENERATION = 1 << 14;
+
+/**
  * Subjects to keys (and the variant of limit values their scope values choose), for one
- * limiter. Plain ids repeat, so their targets are built once (a bounded
- * cache of immutable values); object subjects are resolved per call.
+ * limiter. Plain ids repeat, so their targets are built once (a bounded cache of immutable
+ * values); object subjects are resolved per call.
+ *
+ * An id enters the cache on its second sighting (within the last 16k–32k ids missed): a stream
+ * of ids seen once each (one per client IP, say) would otherwise fill the cache with targets
+ * that never come back, each kept long enough to survive into the old generation and cost the
+ * garbage collector, and would clear it every 10 000 ids. The once-seen filter is a table of
+ * generation stamps (1..255, cycling) per bucket of a hash of the id; a false positive (another
+ * id in the bucket, or a stamp 255 generations old) only caches an id a call early. What a
+ * target is never depends on whether it was cached.
  */
 export class Subjects {
   private readonly byId = new Map<string, Target>();
+  /** Per hash bucket, the generation an id of it was last missed in (0: none). */
+  private seen: Uint8Array | null = null;
+  private generation = 1;
+  private missesLeft = SEEN_GENERATION;
+  /** plainKey's parts around the id (`${prefix}:{` and `}:${name}`), built once. */
+  private readonly keyHead: string;
+  private readonly keyTail: string;
 
   constructor(
     private readonly prefix: string,
@@ -125,17 +148,69 @@ export class Subjects {
     private readonly blocks: boolean,
     private readonly cluster: boolean,
     private readonly choose: (s: Resolved) => Variant,
-  ) {}
+  ) {
+    this.keyHead = `${prefix}:{`;
+    this.keyTail = `}:${plans[0]?.name ?? ''}`;
+  }
 
   resolve(subject: Subject): Target {
     if (typeof subject !== 'string') return this.build(subject);
-    let t = this.byId.get(subject);
-    if (!t) {
-      t = this.build(subject);
-      if (this.byId.size >= 10_000) this.byId.clear();
-      this.byId.set(subject, t);
-    }
+    const t = this.byId.get(subject);
+    return t !== undefined ? t : this.miss(subject);
+  }
+
+  /** An id not in the cache: its target, cached if the id was missed recently (see the class). */
+  private miss(id: string): Target {
+    const t = this.build(id);
+    if (this.secondSighting(id)) this.keep(id, t);
     return t;
+  }
+
+  /** The cached target of a plain id, if it is cached (a call's first step on the in-memory fast path). */
+  cached(id: string): Target | undefined {
+    return this.byId.get(id);
+  }
+
+  /**
+   * An id cached() did not find, on the in-memory fast path: its target, built and cached, on its
+   * second sighting (see the class); undefined on its first (the caller takes plainKey instead:
+   * a target nobody keeps need not be built).
+   */
+  admit(id: string): Target | undefined {
+    if (!this.secondSighting(id)) return undefined;
+    const t = this.build(id);
+    this.keep(id, t);
+    return t;
+  }
+
+  /**
+   * The one key of a plain id on a limiter whose one limit is keyed by the id (no scope, no
+   * block key): build(id).keys[0], with the same checks, building nothing else.
+   */
+  plainKey(id: string): string {
+    part(id, 'id');
+    return this.keyHead + id + this.keyTail;
+  }
+
+  private keep(id: string, t: Target): void {
+    if (this.byId.size >= 10_000) this.byId.clear();
+    this.byId.set(id, t);
+  }
+
+  /** Was `id` (not cached) missed recently? If not, it is now (its bucket stamped). */
+  private secondSighting(id: string): boolean {
+    const seen = (this.seen ??= new Uint8Array(SEEN_BUCKETS));
+    const b = idHash(id) & (SEEN_BUCKETS - 1);
+    const gen = this.generation;
+    const last = seen[b]!;
+    // This generation or the one before (generations cycle 1..255; 0 is never stamped).
+    if (last === gen || last === (gen === 1 ? 255 : gen - 1)) return true;
+    seen[b] = gen;
+    if (--this.missesLeft === 0) {
+      this.missesLeft = SEEN_GENERATION;
+      this.generation = gen === 255 ? 1 : gen + 1;
+    }
+    return false;
   }
 
   /** The penalty-box key of a resolved subject. */
@@ -155,4 +230,20 @@ export class Subjects {
     const ident = variant.id === '' ? keysIdent : JSON.stringify([...keys, variant.id]);
     return { s, keys, ident, keysIdent, slot: this.cluster ? slotOf(s) : -1, variant, twinHandle: undefined };
   }
+}
+
+/**
+ * A 32-bit hash of an id (FNV-1a over its UTF-16 units; of a long id, its first and last 32
+ * units and its length): only for the once-seen filter, where a collision costs nothing.
+ */
+function idHash(id: string): number {
+  const n = id.length;
+  let h = 0x811c9dc5 ^ n;
+  if (n <= 64) {
+    for (let i = 0; i < n; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  } else {
+    for (let i = 0; i < 32; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+    for (let i = n - 32; i < n; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  }
+  return (h ^ (h >>> 16)) >>> 0;
 }

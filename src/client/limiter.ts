@@ -61,6 +61,11 @@ export class RateLimiter {
   private readonly warnings: string[];
   private readonly prepared: Promise<void>;
   private readonly onBreakerState: (e: { to: string }) => void;
+  /**
+   * No Redis, one rate limit keyed by the id, no blocks, no scopes choosing values: a plain id's
+   * call without options is decided by decideInMemory (Fallback.consumeOne).
+   */
+  private readonly inMemoryOne: boolean;
   private closed = false;
 
   constructor(options: RateLimiterOptions) {
@@ -108,6 +113,7 @@ export class RateLimiter {
       if (to === 'closed') this.fallback.twin.store.clear(); // Redis is authoritative again
     };
     this.breaker?.on('state', this.onBreakerState);
+    this.inMemoryOne = this.path === null && !this.blocks && !this.holding.active && !this.variants.active && this.plans.length === 1 && this.plans[0]!.scope === null && this.fallback.hasDirect;
   }
 
   /** Resolves once the client is ready and prepared (server checked, scripts or Functions loaded). Optional. */
@@ -129,6 +135,7 @@ export class RateLimiter {
    * promise hop of its own (the policy limiter tags its decisions so, through limitThen).
    */
   private decide<A>(subject: Subject, options: CallOptions | undefined, after: ((d: Decision, arg: A) => Decision) | null, arg: A): Promise<Decision> {
+    if (this.inMemoryOne && options === undefined && typeof subject === 'string') return this.decideInMemory(subject, after, arg);
     const started = this.clock();
     let t: Target;
     let costs: number[];
@@ -173,6 +180,28 @@ export class RateLimiter {
       }
       return this.answer(tagged(d, pc), started, after, arg);
     });
+  }
+
+  /**
+   * decide() of a plain id without options on a limiter that decides in memory with one limit
+   * (inMemoryOne): the same steps with nothing that cannot apply — cost 1, no class, no holder,
+   * the base variant — and no target built for an id seen once (its key alone; see
+   * Subjects.admit). The same decision, the same errors: a bad id rejects, a twin error throws.
+   */
+  private decideInMemory<A>(id: string, after: ((d: Decision, arg: A) => Decision) | null, arg: A): Promise<Decision> {
+    const started = this.clock();
+    let t = this.subjects.cached(id);
+    let key: string;
+    if (t !== undefined) key = t.keysIdent;
+    else {
+      try {
+        t = this.subjects.admit(id);
+        key = t === undefined ? this.subjects.plainKey(id) : t.keysIdent;
+      } catch (err) {
+        return Promise.reject(err); // bad input: a rejected promise, as from every other path
+      }
+    }
+    return Promise.resolve(this.answer(this.fallback.consumeOne(key, t ?? null, started), started, after, arg));
   }
 
   /**

@@ -48,7 +48,14 @@ function gcraStore(s: MemoryStore, key: string, resetMs: number, resetNum: numbe
     current.tatMs = tatMs;
     current.tatNum = resetNum;
     s.expire(key, at);
-  } else s.set(key, { kind: 'gcra', tatMs, tatNum: resetNum }, at);
+  } else {
+    const v = s.recycle(key, 'gcra', now);
+    if (v !== undefined) {
+      v.tatMs = tatMs;
+      v.tatNum = resetNum;
+      s.set(key, v, at);
+    } else s.set(key, { kind: 'gcra', tatMs, tatNum: resetNum }, at);
+  }
 }
 
 /** The write gcraStore makes, to apply later (multi: only if every item admits). */

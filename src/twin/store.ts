@@ -89,6 +89,15 @@ export interface MemoryStoreOptions {
   clock?: () => number;
 }
 
+/**
+ * The grace. Under traffic, an entry is handled (deleted, or made a ghost) only once it has been
+ * expired for GRACE_MS and for GRACE_READS to 2 × GRACE_READS reads, whichever comes first: a key
+ * that comes back sooner finds its entry where it was, still queued, and is written over in place
+ * (no ring to leave or join; its value object is recycled). The reads bound what a frozen or slow
+ * clock holds; the time bound what a slow stream holds. Idle, every due entry goes.
+ */
+const GRACE_MS = 16;
+const GRACE_READS = 8192;
 /** Due entries each read may handle: above one per call, so a backlog drains. */
 const CALL_BUDGET = 4;
 /** Due entries (and, idle, ghosts) one timer turn may drop before yielding the event loop. */
@@ -103,6 +112,11 @@ const MAX_GHOSTS = 1 << 14;
 const GHOST_READS = 1 << 17;
 /** What a removed entry (kept for reuse) and a ghost hold: nothing of what they held. */
 const EMPTY: TwinValue = { kind: 'block', untilMs: 0 };
+
+/** A value of a few numbers (not a collection): a ghost or a spare entry may keep it for recycle. */
+function fixedSize(v: TwinValue): boolean {
+  return v.kind !== 'sliding_log' && v.kind !== 'leases';
+}
 
 /**
  * A FIFO of entries with a number each (nondecreasing for the expiry run), in a ring that grows
@@ -241,6 +255,10 @@ export class MemoryStore {
   private readonly ghosts = new Ring();
   /** A key primed with a stale handle: if it is created next, it recurs. */
   private comingBack: string | undefined = undefined;
+  /** The grace's read marks: `now` at the last mark and the one before; reads until the next. */
+  private markNow = -Infinity;
+  private prevMarkNow = -Infinity;
+  private readsToMark = GRACE_READS;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.clock = options.clock;
@@ -276,12 +294,19 @@ export class MemoryStore {
   get<K extends TwinValue['kind']>(key: string, kind: K, now: number, owner = kind as string): Extract<TwinValue, { kind: K }> | undefined {
     if (now > this.seenNow) this.seenNow = now;
     const reads = ++this.reads;
-    if (now > this.due) this.sweepDue(now, CALL_BUDGET, false);
+    if (--this.readsToMark === 0) {
+      this.readsToMark = GRACE_READS;
+      this.prevMarkNow = this.markNow;
+      this.markNow = now;
+    }
+    const cut = this.graceCut(now);
+    if (cut > this.due) this.sweepDue(cut, CALL_BUDGET, false);
     if (this.ghosts.count !== 0) this.age(reads);
     const e = key === this.lastKey ? this.lastEntry : this.lookup(key);
     if (e === undefined) return undefined;
     if (now > e.expiresAt) {
-      if (!e.ghost) this.expired(e); // not swept yet
+      // Not swept yet: within the grace it stays as it is (the sweep handles it then), else it goes now.
+      if (!e.ghost && cut > e.expiresAt) this.expired(e);
       return undefined;
     }
     if (e.value.kind !== kind) throw new TwinStateError(`redlimit ${owner}: key ${key} does not hold ${owner} state`);
@@ -309,6 +334,24 @@ export class MemoryStore {
     this.lastKey = key;
     this.lastEntry = created;
     if (expiresAt !== Infinity) this.insert(created, expiresAt);
+  }
+
+  /**
+   * A value object of `kind` to fill and pass to set(key, ...) next instead of allocating one (a
+   * caller that found `key` absent or expired at `now`, and will write it): the one `key`'s entry
+   * held before it expired, if the key was the last looked up; else one a removed entry left; else
+   * undefined. Never a live value, never one of sliding_log or leases (they hold collections).
+   */
+  recycle<K extends 'gcra' | 'counter' | 'sliding_window' | 'token_bucket'>(key: string, kind: K, now: number): Extract<TwinValue, { kind: K }> | undefined {
+    if (key === this.lastKey && this.lastEntry !== undefined) {
+      const e = this.lastEntry;
+      return (e.ghost || now > e.expiresAt) && e.value.kind === kind ? (e.value as Extract<TwinValue, { kind: K }>) : undefined;
+    }
+    const sp = this.spare.length !== 0 ? this.spare[this.spare.length - 1]! : undefined;
+    if (sp === undefined || sp.value.kind !== kind) return undefined;
+    const v = sp.value;
+    sp.value = EMPTY;
+    return v as Extract<TwinValue, { kind: K }>;
   }
 
   /** Keeps the value, moves its expiry (PEXPIRE; nothing for a key that is gone). */
@@ -367,6 +410,16 @@ export class MemoryStore {
 
   // --- lookups and ghosts ---------------------------------------------------------------------
 
+  /**
+   * Entries whose expiry is before the result may be handled at `now`: past the grace (GRACE_MS,
+   * or the `now` of the mark before last: expired at least GRACE_READS reads ago), never past `now`.
+   */
+  private graceCut(now: number): number {
+    const t = now - GRACE_MS;
+    const cut = t > this.prevMarkNow ? t : this.prevMarkNow;
+    return cut < now ? cut : now;
+  }
+
   private lookup(key: string): Entry | undefined {
     const e = this.map.get(key);
     this.lastKey = key;
@@ -414,7 +467,7 @@ export class MemoryStore {
       this.forget(e);
       return;
     }
-    e.value = EMPTY;
+    if (!fixedSize(e.value)) e.value = EMPTY; // a fixed-size value stays, for recycle
     e.expiresAt = -Infinity;
     e.ghost = true;
     this.ghosts.push(e, this.reads);
@@ -489,8 +542,10 @@ export class MemoryStore {
     this.map.delete(e.key);
     if (this.lastEntry === e) this.lastEntry = undefined;
     e.key = ''; // a handle to it is stale from here on (see prime)
-    e.value = EMPTY;
-    if (this.spare.length !== SPARE_ENTRIES) this.spare.push(e);
+    if (this.spare.length !== SPARE_ENTRIES) {
+      if (!fixedSize(e.value)) e.value = EMPTY; // a fixed-size value stays, for recycle
+      this.spare.push(e);
+    } else e.value = EMPTY;
   }
 
   /** Queues `e` at bound `expiresAt`: in the run when no earlier than its last bound, else in the heap. */
@@ -603,15 +658,17 @@ export class MemoryStore {
     this.readsAtTick = this.reads;
     const now = this.idleNow();
     const purged = idle ? this.purge(TICK_BUDGET) : 0;
-    this.sweep(now, TICK_BUDGET);
+    // Under traffic, the grace holds here too (see GRACE_MS); idle, every due entry goes.
+    const cut = idle ? now : this.graceCut(now);
+    this.sweep(cut, TICK_BUDGET);
     if (this.due === Infinity) {
       // Ghosts left: look again (they go once a turn sees no read).
       if (this.ghosts.count !== 0) this.schedule(purged === TICK_BUDGET ? 0 : TICK_MIN_MS);
       return;
     }
     const next = this.due;
-    // More due than one turn may take: come back at once; else when the next one is due.
-    this.schedule(now > next || purged === TICK_BUDGET ? 0 : Math.min(Math.max(next - now + 1, TICK_MIN_MS), TICK_MAX_MS));
+    // More due than one turn may take: come back at once; else when the next one is due (past its grace).
+    this.schedule(cut > next || purged === TICK_BUDGET ? 0 : Math.min(Math.max(next + GRACE_MS - now + 1, TICK_MIN_MS), TICK_MAX_MS));
   }
 
   private schedule(delayMs: number): void {

@@ -43,6 +43,11 @@ class PlainKeyspace {
   delete(key: string): boolean {
     return this.map.delete(key);
   }
+
+  /** Nothing to recycle: every write allocates (the reference keeps no objects). */
+  recycle(): undefined {
+    return undefined;
+  }
 }
 
 const SCRIPTS: Record<string, ScriptDef> = {
@@ -134,7 +139,7 @@ describe('twin store: ghosts and the last lookup', () => {
     await limiter.close();
   });
 
-  it('recurring keys whose state expires between visits hold at most the live entries plus 16 384', () => {
+  it('recurring keys whose state expires between visits hold at most the live entries, 16 384 ghosts and the grace', () => {
     const store = new MemoryStore();
     const twin = new TwinClient({ store });
     const { args } = parseScriptArgs(b.gcraScript, ['k'], argvOf(b.gcraScript, { limit: '1000000', period_ms: '60000' }));
@@ -147,7 +152,8 @@ describe('twin store: ghosts and the last lookup', () => {
       if (i % 10_000 === 9_999) {
         let live = 0;
         for (const k of store.keys()) if (store.has(k, now)) live++;
-        expect(store.size).toBeLessThanOrEqual(live + 16_384);
+        // The grace: entries expired within the last 16 ms (and 16 384 reads) wait where they are: 1 000 a ms here.
+        expect(store.size).toBeLessThanOrEqual(live + 16_384 + 17_000);
       }
     }
   }, 120_000);
@@ -188,31 +194,31 @@ describe('twin store: ghosts and the last lookup', () => {
   it('a ghost is no key: not listed, not deleted, not given an expiry', () => {
     const store = new MemoryStore();
     const block = (untilMs: number): TwinValue => ({ kind: 'block', untilMs });
-    for (const k of ['b', 'c']) store.set(k, block(1), T0 + 50);
+    for (const k of ['b', 'c']) store.set(k, block(1), T0 + 500);
     // A key that recurs: its entry expired and went, and it came back with the stale handle of it.
     // Its next expiry leaves a ghost.
     for (const k of ['a', 'e']) {
       store.set(k, block(1), T0 + 5);
       const handle = store.lastHandle;
-      expect(store.get(k, 'block', T0 + 6)).toBeUndefined();
+      expect(store.get(k, 'block', T0 + 30)).toBeUndefined(); // past the grace (16 ms): handled on read
       expect(store.size).toBe(2 + (k === 'e' ? 1 : 0)); // deleted: it had not recurred yet
       store.prime(k, handle);
-      store.set(k, block(1), T0 + 10);
-      expect(store.get(k, 'block', T0 + 11)).toBeUndefined(); // expired again: a ghost now
+      store.set(k, block(1), T0 + 40);
+      expect(store.get(k, 'block', T0 + 60)).toBeUndefined(); // expired again: a ghost now
       expect(store.size).toBe(3 + (k === 'e' ? 1 : 0)); // still held
     }
-    expect(store.get('a', 'gcra', T0 + 11)).toBeUndefined(); // whatever kind is asked
+    expect(store.get('a', 'gcra', T0 + 60)).toBeUndefined(); // whatever kind is asked
     expect([...store.keys()]).toEqual(['b', 'c']);
-    expect(store.has('a', T0 + 11)).toBe(false);
+    expect(store.has('a', T0 + 60)).toBe(false);
     store.expire('a', T0 + 1_000);
-    expect(store.has('a', T0 + 12)).toBe(false);
+    expect(store.has('a', T0 + 61)).toBe(false);
     expect(store.delete('e')).toBe(false); // a ghost: no key to delete
     expect(store.size).toBe(3);
     expect(store.delete('b')).toBe(true);
     store.set('a', { kind: 'gcra', tatMs: T0 + 100, tatNum: 0 }, T0 + 100); // back, with another kind
     expect(store.size).toBe(2);
-    expect(store.get('a', 'gcra', T0 + 12)).toEqual({ kind: 'gcra', tatMs: T0 + 100, tatNum: 0 });
-    expect(() => store.get('a', 'block', T0 + 12)).toThrow(TwinStateError);
+    expect(store.get('a', 'gcra', T0 + 61)).toEqual({ kind: 'gcra', tatMs: T0 + 100, tatNum: 0 });
+    expect(() => store.get('a', 'block', T0 + 61)).toThrow(TwinStateError);
     store.clear();
   });
 
