@@ -72,8 +72,17 @@ local function rl_check_batch_spec(script, algo, limit, period_ms, burst, offset
   rl_multi_check(script, nil, { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit, cost = cost })
 end
 
+--- multi_batch's specs strings already parsed and checked (every parameter but the cost), by the
+--- string: the limits' values. A Functions library keeps it between calls (an EVAL script starts
+--- empty each call), so a client that sends the same specs on every call parses them once; each
+--- call still gets tables of its own (the body sets cost, share_ppm and zone on them). At most 64
+--- entries, then it starts over.
+local rl_specs_memo, rl_specs_memo_n = {}, 0
+--- The limits the prologue's check just made, for the body of the same call (not copied twice).
+local rl_specs_checked, rl_specs_checked_for = nil, nil
+
 --- multi_batch: the limits every decision shares, parsed from `algo,limit,period_ms,burst,offset_ms,unit;...`.
-local function rl_multi_batch_specs(script, count, specs)
+local function rl_multi_batch_parse(script, count, specs)
   local limits = {}
   for spec in string.gmatch(specs, '[^;]+') do
     local algo, limit, period_ms, burst, offset_ms, unit = string.match(spec, '^(%l[%l_]*),(%d*),(%d*),(%d*),(%-?%d*),(%l*)$')
@@ -93,18 +102,50 @@ local function rl_multi_batch_specs(script, count, specs)
   return limits
 end
 
---- The specs are valid for every item's cost, and the items are whole decisions.
+--- The limits of a multi_batch call (fresh tables, cost 0): from the memo when these specs were
+--- parsed and checked before, else parsed (the caller checks them, then rl_multi_batch_remember).
+local function rl_multi_batch_specs(script, count, specs)
+  if rl_specs_checked_for == specs then
+    local limits = rl_specs_checked
+    rl_specs_checked, rl_specs_checked_for = nil, nil
+    return limits, true
+  end
+  local known = rl_specs_memo[specs]
+  if known == nil or #known ~= count then return rl_multi_batch_parse(script, count, specs), false end
+  local limits = {}
+  for i = 1, count do
+    local k = known[i]
+    limits[i] = { algo = k.algo, limit = k.limit, period_ms = k.period_ms, offset_ms = k.offset_ms, cost = 0, burst = k.burst, unit = k.unit }
+  end
+  return limits, true
+end
+
+--- The specs are valid for every item's cost, and the items are whole decisions. Specs seen
+--- before were checked then: only the costs are (what rl_multi_check tests of a cost).
 local function rl_check_multi_batch_specs(script, count, specs, items)
   if #items % count ~= 0 then rl_fail(script, string.format('%d key(s) are not whole decisions of %d limit(s)', #items, count)) end
-  local limits = rl_multi_batch_specs(script, count, specs)
+  local limits, known = rl_multi_batch_specs(script, count, specs)
   for j = 1, count do
     local cost = 0
     for i = j, #items, count do
       if items[i].cost > cost then cost = items[i].cost end
     end
-    limits[j].cost = cost
-    rl_multi_check(script, j, limits[j])
+    local limit = limits[j]
+    limit.cost = cost
+    if not known then
+      rl_multi_check(script, j, limit)
+    elseif cost > 1000000000 and limit.algo ~= 'quota' and limit.algo ~= 'block' then
+      rl_multi_need(script, j, limit.algo, 'cost', cost, 0, 1000000000)
+    end
   end
+  if not known then
+    if rl_specs_memo_n >= 64 then rl_specs_memo, rl_specs_memo_n = {}, 0 end
+    -- Copies read only the six parsed fields, which nothing changes (the body sets cost,
+    -- share_ppm and zone on this call's tables).
+    rl_specs_memo[specs] = limits
+    rl_specs_memo_n = rl_specs_memo_n + 1
+  end
+  rl_specs_checked, rl_specs_checked_for = limits, specs
 end
 
 --- multi, multi_peek, multi_batch: the time zones of quota items, from tz_rules: one entry per
