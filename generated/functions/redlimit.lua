@@ -444,20 +444,70 @@ end
 -- from scripts-lua/lib/algo_token_bucket.lua
 --- Token bucket over the shared bucket: the content (tokens whole + frac / period_ms units) and
 --- the time ts_ms it was counted at. A clock that steps back refills nothing (content is kept as
---- counted). State (v3): one string value, one SET:
+--- counted). State (v4): one string value, one SET, in the first of these forms that applies:
 ---   the negative integer -(ts_ms * 1000 + tokens), when frac is 0, 0 <= tokens < 1000, ts_ms <
 ---     9007199254740 (the year 2255) and not both 0: Redis keeps it int-encoded (no string
 ---     allocation). A fresh key's first take is always this form; a refill that leaves no
 ---     fraction of a unit too. Negative so that no other algorithm's integer (gcra's, the
 ---     windows', all >= 0) reads as a token bucket, nor a token bucket's as theirs (WRONGSTATE).
----   "tokens,frac,ts_ms" otherwise (tokens negative in debt); commas, so that no window state
----     ("start:cur:prev") reads as a token bucket, nor a token bucket as one.
+---   on the server clock only (v4), the negative integer "-" followed by exactly 19 digits:
+---     wd (1 digit: how many digits tokens has, 1..8), fd (1 digit: how many frac has, 1..9),
+---     tokens (wd digits), frac (fd digits), then ts_ms mod 10^e in e = 17 - wd - fd digits,
+---     zero-padded. The leading digit wd >= 1 keeps it canonical and wd <= 8 below 9 * 10^18 <
+---     2^63: Redis int-encodes it too. Written when 0 <= tokens < 10^8, frac < 10^9, the content
+---     was counted now (ts_ms = now: no clock step back pending) and 10^e > reset + 2 *
+---     RL_TB_CLOCK_SLACK_MS. The key expires at ts_ms + reset (PXAT), so it is read at an age
+---     now - ts_ms in [-RL_TB_CLOCK_SLACK_MS, reset + RL_TB_CLOCK_SLACK_MS] (a server clock
+---     stepped back, a replica's, TIME taken after the expiry snapshot), a window narrower than
+---     10^e: ts_ms is the one time in (now - 10^e + slack, now + slack] with that remainder, exact.
+---     v3's integer has at most 16 digits: the 19 say which form it is. Built and read as strings
+---     (never as one double: 19 digits are past 2^53).
+---   "tokens,frac,ts_ms" otherwise (tokens negative in debt; a caller's clock); commas, so that no
+---     window state ("start:cur:prev") reads as a token bucket, nor a token bucket as one.
 --- v2 kept a hash { tokens, frac, ts_ms }: it is still read (GET answers WRONGTYPE), and the next
 --- write replaces it.
 
 local RL_TB_RADIX = 1000
 
 local RL_TB_MAX_PACKED_MS = 9007199254739
+
+--- How far the server clock may read a compact state before it was counted (a step back, a
+--- replica behind its primary) or past its expiry (TIME read after the expiry snapshot of the
+--- call or of its MULTI) and still find the exact ts_ms: 60 s, as the caller's-clock TTL grace.
+local RL_TB_CLOCK_SLACK_MS = 60000
+
+--- The compact form's fields: tokens, frac, and ts_ms from its last e digits, read at `now`.
+local function rl_token_bucket_unpack(stored, key, now)
+  local wd, fd = string.match(stored, '^%-([1-8])([1-9])%d+$')
+  if not wd then rl_fail_state('token_bucket', key) end
+  wd, fd = rl_tonumber(wd), rl_tonumber(fd)
+  local e = 17 - wd - fd
+  if e < 1 then rl_fail_state('token_bucket', key) end
+  local span = 10
+  for _ = 2, e do span = span * 10 end
+  local tsm = rl_tonumber(string.sub(stored, 4 + wd + fd))
+  -- The age now - ts_ms, taken in [-slack, span - slack): exact while the true age is there.
+  local _, age = rl_divmod(now - tsm + RL_TB_CLOCK_SLACK_MS, span)
+  return rl_tonumber(string.sub(stored, 4, 3 + wd)), rl_tonumber(string.sub(stored, 4 + wd, 3 + wd + fd)), now - (age - RL_TB_CLOCK_SLACK_MS)
+end
+
+--- The compact form of (whole, frac) counted at `ts` (now) and full again `reset` ms later, or
+--- nil when it does not apply (see the state above).
+local function rl_token_bucket_pack(whole, frac, ts, reset)
+  if whole < 0 or whole >= 100000000 or frac >= 1000000000 then return nil end
+  local wd, p = 1, 10 -- digits of whole, 10^wd
+  while p <= whole do wd, p = wd + 1, p * 10 end
+  local fd, q = 1, 10 -- digits of frac, 10^fd
+  while q <= frac do fd, q = fd + 1, q * 10 end
+  local span = 100000000000000000 / (p * q) -- 10^e, e = 17 - wd - fd: powers of ten, exact
+  if reset + 2 * RL_TB_CLOCK_SLACK_MS >= span then return nil end
+  -- The 19 digits D = head * 10^e + ts mod 10^e; head (wd, fd, whole, frac: 2 + wd + fd <= 13
+  -- digits, as e >= 6 here) is exact, D is not: written as its first 4 digits and last 15.
+  local head = ((wd * 10 + fd) * p + whole) * q + frac
+  local m = p * q / 100 -- 10^(15 - e)
+  local low = rl_fmod(head, m)
+  return rl_format('-%d%015d', (head - low) / m, low * span + rl_fmod(ts, span))
+end
 
 --- Content at `now` (whole, frac) and the time it was counted at.
 local function rl_token_bucket_read(key, limit, period_ms, burst, now)
@@ -466,10 +516,14 @@ local function rl_token_bucket_read(key, limit, period_ms, burst, now)
   local whole, frac, ts_ms
   local packed = tonumber(stored)
   if packed and packed < 0 then
-    packed = -packed
-    whole = packed % RL_TB_RADIX
-    frac = 0
-    ts_ms = (packed - whole) / RL_TB_RADIX
+    if #stored == 20 then
+      whole, frac, ts_ms = rl_token_bucket_unpack(stored, key, now)
+    else
+      packed = -packed
+      whole = packed % RL_TB_RADIX
+      frac = 0
+      ts_ms = (packed - whole) / RL_TB_RADIX
+    end
   elseif type(stored) == 'string' then
     whole, frac, ts_ms = string.match(stored, '^(%-?%d+),(%d+),(%d+)$')
     if not whole then rl_fail_state('token_bucket', key) end
@@ -492,6 +546,10 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
   local set_opt, _, at = rl_expiry(now, reset + ts - now, simulated)
   if frac == 0 and whole >= 0 and whole < RL_TB_RADIX and ts <= RL_TB_MAX_PACKED_MS and ts + whole > 0 then
     return { { 'SET', key, string.format('-%d', ts * RL_TB_RADIX + whole), set_opt, at } }
+  end
+  if not simulated and ts <= now then
+    local value = rl_token_bucket_pack(whole, frac, ts, reset)
+    if value then return { { 'SET', key, value, set_opt, at } } end
   end
   return { { 'SET', key, string.format('%d,%d,%d', whole, frac, ts), set_opt, at } }
 end
@@ -1164,8 +1222,18 @@ local function rl_check_batch_spec(script, algo, limit, period_ms, burst, offset
   rl_multi_check(script, nil, { algo = algo, limit = limit, period_ms = period_ms, burst = burst, offset_ms = offset_ms, unit = unit, cost = cost })
 end
 
+--- multi_batch's specs strings already parsed and checked (every parameter but the cost), by the
+--- string: the limits' values. A Functions library keeps it between calls (an EVAL script starts
+--- empty each call), so a client that sends the same specs on every call parses them once; each
+--- call still gets tables of its own (the body sets cost, share_ppm and zone on them). At most 64
+--- entries, then it starts over.
+local rl_specs_memo, rl_specs_memo_n = {}, 0
+
+--- The limits the prologue's check just made, for the body of the same call (not copied twice).
+local rl_specs_checked, rl_specs_checked_for = nil, nil
+
 --- multi_batch: the limits every decision shares, parsed from `algo,limit,period_ms,burst,offset_ms,unit;...`.
-local function rl_multi_batch_specs(script, count, specs)
+local function rl_multi_batch_parse(script, count, specs)
   local limits = {}
   for spec in string.gmatch(specs, '[^;]+') do
     local algo, limit, period_ms, burst, offset_ms, unit = string.match(spec, '^(%l[%l_]*),(%d*),(%d*),(%d*),(%-?%d*),(%l*)$')
@@ -1185,18 +1253,50 @@ local function rl_multi_batch_specs(script, count, specs)
   return limits
 end
 
---- The specs are valid for every item's cost, and the items are whole decisions.
+--- The limits of a multi_batch call (fresh tables, cost 0): from the memo when these specs were
+--- parsed and checked before, else parsed (the caller checks them, then rl_multi_batch_remember).
+local function rl_multi_batch_specs(script, count, specs)
+  if rl_specs_checked_for == specs then
+    local limits = rl_specs_checked
+    rl_specs_checked, rl_specs_checked_for = nil, nil
+    return limits, true
+  end
+  local known = rl_specs_memo[specs]
+  if known == nil or #known ~= count then return rl_multi_batch_parse(script, count, specs), false end
+  local limits = {}
+  for i = 1, count do
+    local k = known[i]
+    limits[i] = { algo = k.algo, limit = k.limit, period_ms = k.period_ms, offset_ms = k.offset_ms, cost = 0, burst = k.burst, unit = k.unit }
+  end
+  return limits, true
+end
+
+--- The specs are valid for every item's cost, and the items are whole decisions. Specs seen
+--- before were checked then: only the costs are (what rl_multi_check tests of a cost).
 local function rl_check_multi_batch_specs(script, count, specs, items)
   if #items % count ~= 0 then rl_fail(script, string.format('%d key(s) are not whole decisions of %d limit(s)', #items, count)) end
-  local limits = rl_multi_batch_specs(script, count, specs)
+  local limits, known = rl_multi_batch_specs(script, count, specs)
   for j = 1, count do
     local cost = 0
     for i = j, #items, count do
       if items[i].cost > cost then cost = items[i].cost end
     end
-    limits[j].cost = cost
-    rl_multi_check(script, j, limits[j])
+    local limit = limits[j]
+    limit.cost = cost
+    if not known then
+      rl_multi_check(script, j, limit)
+    elseif cost > 1000000000 and limit.algo ~= 'quota' and limit.algo ~= 'block' then
+      rl_multi_need(script, j, limit.algo, 'cost', cost, 0, 1000000000)
+    end
   end
+  if not known then
+    if rl_specs_memo_n >= 64 then rl_specs_memo, rl_specs_memo_n = {}, 0 end
+    -- Copies read only the six parsed fields, which nothing changes (the body sets cost,
+    -- share_ppm and zone on this call's tables).
+    rl_specs_memo[specs] = limits
+    rl_specs_memo_n = rl_specs_memo_n + 1
+  end
+  rl_specs_checked, rl_specs_checked_for = limits, specs
 end
 
 --- multi, multi_peek, multi_batch: the time zones of quota items, from tz_rules: one entry per
@@ -3020,8 +3120,8 @@ if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
--- token_bucket v3: Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string (a hash up to v2); decisions are identical to gcra. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v2 state (an upgrade under traffic loses nothing).
-redis.register_function{ function_name = 'redlimit_token_bucket_v3', flags = {}, callback = function(KEYS, ARGV)
+-- token_bucket v4: Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string (a hash up to v2); decisions are identical to gcra. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v2 state (an upgrade under traffic loses nothing). v4: on the server clock a fraction of a unit no longer makes it a string: "-" followed by 19 digits (the digit counts of tokens and frac, tokens, frac, ts_ms mod 10^e in the e = 17 - wd - fd digits left), which Redis int-encodes, when tokens < 10^8, frac < 10^9 and 10^e ms exceeds the time to full plus 120 s (see state); same decisions; reads every earlier form (an upgrade under traffic loses nothing).
+redis.register_function{ function_name = 'redlimit_token_bucket_v4', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('token_bucket', KEYS, ARGV, 1, 6)
@@ -3043,8 +3143,8 @@ if allowed == 1 then rl_apply(writes) end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- token_bucket_peek v2: Read-only token_bucket: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: reads the state token_bucket v3 writes (see state) as well as v1's.
-redis.register_function{ function_name = 'redlimit_token_bucket_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- token_bucket_peek v3: Read-only token_bucket: what a call with this cost would get now, without taking anything. Runs with EVALSHA_RO and on replicas. v2: reads the state token_bucket v3 writes (see state) as well as v1's. v3: reads the compact form token_bucket v4 writes on the server clock (see state) as well as every earlier one.
+redis.register_function{ function_name = 'redlimit_token_bucket_peek_v3', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('token_bucket_peek', KEYS, ARGV, 1, 5)
@@ -3069,8 +3169,8 @@ end
 return rl_reply({ allowed, remaining, reset, retry })
 end }
 
--- token_bucket_refund v2: Gives units back to a token_bucket key (a call that was admitted but not used), never above burst. v2: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v1 state (an upgrade under traffic loses nothing).
-redis.register_function{ function_name = 'redlimit_token_bucket_refund_v2', flags = {}, callback = function(KEYS, ARGV)
+-- token_bucket_refund v3: Gives units back to a token_bucket key (a call that was admitted but not used), never above burst. v2: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v1 state (an upgrade under traffic loses nothing). v3: on the server clock a fraction of a unit no longer makes it a string: "-" followed by 19 digits (the digit counts of tokens and frac, tokens, frac, ts_ms mod 10^e in the e = 17 - wd - fd digits left), which Redis int-encodes, when tokens < 10^8, frac < 10^9 and 10^e ms exceeds the time to full plus 120 s (see state); same decisions; reads every earlier form (an upgrade under traffic loses nothing).
+redis.register_function{ function_name = 'redlimit_token_bucket_refund_v3', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
 rl_arity('token_bucket_refund', KEYS, ARGV, 1, 5)
@@ -3092,4 +3192,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '60c42601dccbd74104c1f7f7ac5abfe932af266b' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'd9cb68873b06dc3a3174e65efd0d04ee9c98ec48' end }

@@ -421,20 +421,70 @@ end
 -- from scripts-lua/lib/algo_token_bucket.lua
 --- Token bucket over the shared bucket: the content (tokens whole + frac / period_ms units) and
 --- the time ts_ms it was counted at. A clock that steps back refills nothing (content is kept as
---- counted). State (v3): one string value, one SET:
+--- counted). State (v4): one string value, one SET, in the first of these forms that applies:
 ---   the negative integer -(ts_ms * 1000 + tokens), when frac is 0, 0 <= tokens < 1000, ts_ms <
 ---     9007199254740 (the year 2255) and not both 0: Redis keeps it int-encoded (no string
 ---     allocation). A fresh key's first take is always this form; a refill that leaves no
 ---     fraction of a unit too. Negative so that no other algorithm's integer (gcra's, the
 ---     windows', all >= 0) reads as a token bucket, nor a token bucket's as theirs (WRONGSTATE).
----   "tokens,frac,ts_ms" otherwise (tokens negative in debt); commas, so that no window state
----     ("start:cur:prev") reads as a token bucket, nor a token bucket as one.
+---   on the server clock only (v4), the negative integer "-" followed by exactly 19 digits:
+---     wd (1 digit: how many digits tokens has, 1..8), fd (1 digit: how many frac has, 1..9),
+---     tokens (wd digits), frac (fd digits), then ts_ms mod 10^e in e = 17 - wd - fd digits,
+---     zero-padded. The leading digit wd >= 1 keeps it canonical and wd <= 8 below 9 * 10^18 <
+---     2^63: Redis int-encodes it too. Written when 0 <= tokens < 10^8, frac < 10^9, the content
+---     was counted now (ts_ms = now: no clock step back pending) and 10^e > reset + 2 *
+---     RL_TB_CLOCK_SLACK_MS. The key expires at ts_ms + reset (PXAT), so it is read at an age
+---     now - ts_ms in [-RL_TB_CLOCK_SLACK_MS, reset + RL_TB_CLOCK_SLACK_MS] (a server clock
+---     stepped back, a replica's, TIME taken after the expiry snapshot), a window narrower than
+---     10^e: ts_ms is the one time in (now - 10^e + slack, now + slack] with that remainder, exact.
+---     v3's integer has at most 16 digits: the 19 say which form it is. Built and read as strings
+---     (never as one double: 19 digits are past 2^53).
+---   "tokens,frac,ts_ms" otherwise (tokens negative in debt; a caller's clock); commas, so that no
+---     window state ("start:cur:prev") reads as a token bucket, nor a token bucket as one.
 --- v2 kept a hash { tokens, frac, ts_ms }: it is still read (GET answers WRONGTYPE), and the next
 --- write replaces it.
 
 local RL_TB_RADIX = 1000
 
 local RL_TB_MAX_PACKED_MS = 9007199254739
+
+--- How far the server clock may read a compact state before it was counted (a step back, a
+--- replica behind its primary) or past its expiry (TIME read after the expiry snapshot of the
+--- call or of its MULTI) and still find the exact ts_ms: 60 s, as the caller's-clock TTL grace.
+local RL_TB_CLOCK_SLACK_MS = 60000
+
+--- The compact form's fields: tokens, frac, and ts_ms from its last e digits, read at `now`.
+local function rl_token_bucket_unpack(stored, key, now)
+  local wd, fd = string.match(stored, '^%-([1-8])([1-9])%d+$')
+  if not wd then rl_fail_state('token_bucket', key) end
+  wd, fd = rl_tonumber(wd), rl_tonumber(fd)
+  local e = 17 - wd - fd
+  if e < 1 then rl_fail_state('token_bucket', key) end
+  local span = 10
+  for _ = 2, e do span = span * 10 end
+  local tsm = rl_tonumber(string.sub(stored, 4 + wd + fd))
+  -- The age now - ts_ms, taken in [-slack, span - slack): exact while the true age is there.
+  local _, age = rl_divmod(now - tsm + RL_TB_CLOCK_SLACK_MS, span)
+  return rl_tonumber(string.sub(stored, 4, 3 + wd)), rl_tonumber(string.sub(stored, 4 + wd, 3 + wd + fd)), now - (age - RL_TB_CLOCK_SLACK_MS)
+end
+
+--- The compact form of (whole, frac) counted at `ts` (now) and full again `reset` ms later, or
+--- nil when it does not apply (see the state above).
+local function rl_token_bucket_pack(whole, frac, ts, reset)
+  if whole < 0 or whole >= 100000000 or frac >= 1000000000 then return nil end
+  local wd, p = 1, 10 -- digits of whole, 10^wd
+  while p <= whole do wd, p = wd + 1, p * 10 end
+  local fd, q = 1, 10 -- digits of frac, 10^fd
+  while q <= frac do fd, q = fd + 1, q * 10 end
+  local span = 100000000000000000 / (p * q) -- 10^e, e = 17 - wd - fd: powers of ten, exact
+  if reset + 2 * RL_TB_CLOCK_SLACK_MS >= span then return nil end
+  -- The 19 digits D = head * 10^e + ts mod 10^e; head (wd, fd, whole, frac: 2 + wd + fd <= 13
+  -- digits, as e >= 6 here) is exact, D is not: written as its first 4 digits and last 15.
+  local head = ((wd * 10 + fd) * p + whole) * q + frac
+  local m = p * q / 100 -- 10^(15 - e)
+  local low = rl_fmod(head, m)
+  return rl_format('-%d%015d', (head - low) / m, low * span + rl_fmod(ts, span))
+end
 
 --- Content at `now` (whole, frac) and the time it was counted at.
 local function rl_token_bucket_read(key, limit, period_ms, burst, now)
@@ -443,10 +493,14 @@ local function rl_token_bucket_read(key, limit, period_ms, burst, now)
   local whole, frac, ts_ms
   local packed = tonumber(stored)
   if packed and packed < 0 then
-    packed = -packed
-    whole = packed % RL_TB_RADIX
-    frac = 0
-    ts_ms = (packed - whole) / RL_TB_RADIX
+    if #stored == 20 then
+      whole, frac, ts_ms = rl_token_bucket_unpack(stored, key, now)
+    else
+      packed = -packed
+      whole = packed % RL_TB_RADIX
+      frac = 0
+      ts_ms = (packed - whole) / RL_TB_RADIX
+    end
   elseif type(stored) == 'string' then
     whole, frac, ts_ms = string.match(stored, '^(%-?%d+),(%d+),(%d+)$')
     if not whole then rl_fail_state('token_bucket', key) end
@@ -469,6 +523,10 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
   local set_opt, _, at = rl_expiry(now, reset + ts - now, simulated)
   if frac == 0 and whole >= 0 and whole < RL_TB_RADIX and ts <= RL_TB_MAX_PACKED_MS and ts + whole > 0 then
     return { { 'SET', key, string.format('-%d', ts * RL_TB_RADIX + whole), set_opt, at } }
+  end
+  if not simulated and ts <= now then
+    local value = rl_token_bucket_pack(whole, frac, ts, reset)
+    if value then return { { 'SET', key, value, set_opt, at } } end
   end
   return { { 'SET', key, string.format('%d,%d,%d', whole, frac, ts), set_opt, at } }
 end
