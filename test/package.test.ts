@@ -14,7 +14,7 @@ import { redisUrl } from './support/redis.js';
 let project: string;
 let files: string[];
 beforeAll(() => {
-  const out = execFileSync('npm', ['pack', '--json', '--loglevel=error', '--pack-destination', tmpdir()], { cwd: repoRoot, encoding: 'utf8', timeout: 180_000 });
+  const out = execFileSync('npm', ['pack', '--json', '--loglevel=error', '--pack-destination', tmpdir()], { cwd: repoRoot, encoding: 'utf8', timeout: 420_000 });
   const [pack] = JSON.parse(out.slice(out.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
   files = pack.files.map((f) => f.path);
   project = mkdtempSync(join(tmpdir(), 'redlimit-user-'));
@@ -25,8 +25,8 @@ beforeAll(() => {
   // The user's own dependencies: a Redis client and, for TypeScript, Node's types.
   for (const dep of ['ioredis', 'prom-client', 'commander', '@types']) symlinkSync(join(repoRoot, 'node_modules', dep), join(project, 'node_modules', dep));
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'user', private: true }));
-}, 240_000);
-afterAll(() => rmSync(project, { recursive: true, force: true }));
+}, 480_000);
+afterAll(() => project && rmSync(project, { recursive: true, force: true }));
 
 const node = (args: string[]) => execFileSync(process.execPath, args, { cwd: project, encoding: 'utf8', timeout: 60_000 });
 
