@@ -113,18 +113,20 @@ export interface Target {
 
 /**
  * Buckets of the once-seen filter (a power of two: 256 KiB, made on the first miss), and misses
- * per generation of it: a second sighting counts within 16k–32k misses, and a fresh id falls in
- * a bucket stamped in that window (a false positive) about 1 time in 10.
+ * per generation of it: a second sighting counts within 8k–16k misses, and a fresh id falls in a
+ * bucket stamped in that window (a false positive) 3 to 6 times in 100.
  */
 const SEEN_BUCKETS = 1 << 18;
-const SEEN_GENERATION = 1 << 14;
+const SEEN_GENERATION = 1 << 13;
+/** Buckets of the cached ids' table (64 KiB; at most 10 000 ids cached: 1 in 7 pinned at most). */
+const PINNED_BUCKETS = 1 << 16;
 
 /**
  * Subjects to keys (and the variant of limit values their scope values choose), for one
  * limiter. Plain ids repeat, so their targets are built once (a bounded cache of immutable
  * values); object subjects are resolved per call.
  *
- * An id enters the cache on its second sighting (within the last 16k–32k ids missed): a stream
+ * An id enters the cache on its second sighting (within the last 8k–16k ids missed): a stream
  * of ids seen once each (one per client IP, say) would otherwise fill the cache with targets
  * that never come back, each kept long enough to survive into the old generation and cost the
  * garbage collector, and would clear it every 10 000 ids. The once-seen filter is a table of
@@ -136,6 +138,8 @@ export class Subjects {
   private readonly byId = new Map<string, Target>();
   /** Per hash bucket, the generation an id of it was last missed in (0: none). */
   private seen: Uint8Array | null = null;
+  /** Per hash bucket (another table size), 1 if an id of it may be cached: 0 rules the cache out. */
+  private pinned: Uint8Array | null = null;
   private generation = 1;
   private missesLeft = SEEN_GENERATION;
   /** plainKey's parts around the id (`${prefix}:{` and `}:${name}`), built once. */
@@ -162,24 +166,27 @@ export class Subjects {
   /** An id not in the cache: its target, cached if the id was missed recently (see the class). */
   private miss(id: string): Target {
     const t = this.build(id);
-    if (this.secondSighting(id)) this.keep(id, t);
+    const h = idHash(id);
+    if (this.secondSighting(h)) this.keep(id, t, h);
     return t;
   }
 
-  /** The cached target of a plain id, if it is cached (a call's first step on the in-memory fast path). */
-  cached(id: string): Target | undefined {
-    return this.byId.get(id);
-  }
-
   /**
-   * An id cached() did not find, on the in-memory fast path: its target, built and cached, on its
-   * second sighting (see the class); undefined on its first (the caller takes plainKey instead:
-   * a target nobody keeps need not be built).
+   * The in-memory fast path's resolve of a plain id: its cached target; else, on its second
+   * sighting (see the class), its target built and cached; else undefined (a first sighting: the
+   * caller takes plainKey, and no target is built). The cache is asked only when the id's bucket
+   * in `pinned` says it may hold it, so an id seen once costs no lookup in it.
    */
-  admit(id: string): Target | undefined {
-    if (!this.secondSighting(id)) return undefined;
+  plainTarget(id: string): Target | undefined {
+    const h = idHash(id);
+    const pinned = this.pinned;
+    if (pinned !== null && pinned[h & (PINNED_BUCKETS - 1)] !== 0) {
+      const t = this.byId.get(id);
+      if (t !== undefined) return t;
+    }
+    if (!this.secondSighting(h)) return undefined;
     const t = this.build(id);
-    this.keep(id, t);
+    this.keep(id, t, h);
     return t;
   }
 
@@ -192,15 +199,21 @@ export class Subjects {
     return this.keyHead + id + this.keyTail;
   }
 
-  private keep(id: string, t: Target): void {
-    if (this.byId.size >= 10_000) this.byId.clear();
+  /** Caches `id`'s target (`h`: idHash(id)), its bucket pinned. */
+  private keep(id: string, t: Target, h: number): void {
+    const pinned = (this.pinned ??= new Uint8Array(PINNED_BUCKETS));
+    if (this.byId.size >= 10_000) {
+      this.byId.clear();
+      pinned.fill(0);
+    }
     this.byId.set(id, t);
+    pinned[h & (PINNED_BUCKETS - 1)] = 1;
   }
 
-  /** Was `id` (not cached) missed recently? If not, it is now (its bucket stamped). */
-  private secondSighting(id: string): boolean {
+  /** Was the id of hash `h` (not cached) missed recently? If not, it is now (its bucket stamped). */
+  private secondSighting(h: number): boolean {
     const seen = (this.seen ??= new Uint8Array(SEEN_BUCKETS));
-    const b = idHash(id) & (SEEN_BUCKETS - 1);
+    const b = h & (SEEN_BUCKETS - 1);
     const gen = this.generation;
     const last = seen[b]!;
     // This generation or the one before (generations cycle 1..255; 0 is never stamped).

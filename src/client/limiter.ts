@@ -186,20 +186,17 @@ export class RateLimiter {
    * decide() of a plain id without options on a limiter that decides in memory with one limit
    * (inMemoryOne): the same steps with nothing that cannot apply — cost 1, no class, no holder,
    * the base variant — and no target built for an id seen once (its key alone; see
-   * Subjects.admit). The same decision, the same errors: a bad id rejects, a twin error throws.
+   * Subjects.plainTarget). The same decision, the same errors: a bad id rejects, a twin error throws.
    */
   private decideInMemory<A>(id: string, after: ((d: Decision, arg: A) => Decision) | null, arg: A): Promise<Decision> {
     const started = this.clock();
-    let t = this.subjects.cached(id);
+    let t: Target | undefined;
     let key: string;
-    if (t !== undefined) key = t.keysIdent;
-    else {
-      try {
-        t = this.subjects.admit(id);
-        key = t === undefined ? this.subjects.plainKey(id) : t.keysIdent;
-      } catch (err) {
-        return Promise.reject(err); // bad input: a rejected promise, as from every other path
-      }
+    try {
+      t = this.subjects.plainTarget(id);
+      key = t !== undefined ? t.keysIdent : this.subjects.plainKey(id);
+    } catch (err) {
+      return Promise.reject(err); // bad input: a rejected promise, as from every other path
     }
     return Promise.resolve(this.answer(this.fallback.consumeOne(key, t ?? null, started), started, after, arg));
   }

@@ -63,7 +63,10 @@ export const KIND_REDIS_TYPE: Record<TwinValue['kind'], 'string' | 'zset'> = {
 interface Entry {
   key: string;
   value: TwinValue;
-  /** ms on the twin's clock; the entry is gone once now > expiresAt (Redis' rule). A ghost: -Infinity. */
+  /**
+   * ms on the twin's clock; the entry is gone once now > expiresAt (Redis' rule). A ghost, or an
+   * entry a read found expired within the grace: -Infinity.
+   */
   expiresAt: number;
   /** Index in the expiry heap, -1 when not in it (no expiry, removed, in the run, or a ghost). */
   slot: number;
@@ -305,8 +308,12 @@ export class MemoryStore {
     const e = key === this.lastKey ? this.lastEntry : this.lookup(key);
     if (e === undefined) return undefined;
     if (now > e.expiresAt) {
-      // Not swept yet: within the grace it stays as it is (the sweep handles it then), else it goes now.
-      if (!e.ghost && cut > e.expiresAt) this.expired(e);
+      // Not swept yet: past the grace it goes now; within it, it is gone as in Redis (expire does not
+      // revive it) but stays where it is, for set to write over or the sweep to handle.
+      if (!e.ghost) {
+        if (cut > e.expiresAt) this.expired(e);
+        else e.expiresAt = -Infinity;
+      }
       return undefined;
     }
     if (e.value.kind !== kind) throw new TwinStateError(`redlimit ${owner}: key ${key} does not hold ${owner} state`);
@@ -317,6 +324,9 @@ export class MemoryStore {
     const e = key === this.lastKey ? this.lastEntry : this.lookup(key);
     if (e !== undefined) {
       if (e.ghost) this.unlink(e); // a ghost comes back
+      // Gone within the grace (see get) and written again: queued at its new expiry now, at the
+      // run's end as a rule (left at its old bound, the sweep would queue it again in the heap).
+      else if (e.expiresAt === -Infinity && e.ring >= 0) this.runRemove(e);
       e.value = value;
       this.moveExpiry(e, expiresAt);
       return;
@@ -357,7 +367,7 @@ export class MemoryStore {
   /** Keeps the value, moves its expiry (PEXPIRE; nothing for a key that is gone). */
   expire(key: string, expiresAt: number): void {
     const e = key === this.lastKey ? this.lastEntry : this.lookup(key);
-    if (e !== undefined && !e.ghost) this.moveExpiry(e, expiresAt);
+    if (e !== undefined && !e.ghost && e.expiresAt !== -Infinity) this.moveExpiry(e, expiresAt);
   }
 
   /** Every key held (live or not yet swept; not ghosts). */
