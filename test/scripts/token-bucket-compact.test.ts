@@ -222,6 +222,8 @@ describe('token_bucket compact state on the server clock', () => {
       ['v3 integer', (k) => redis.set(k, String(-((now - 1000) * 1000 + 2)), 'PX', 600_000), { kind: 'token_bucket', tokens: 2, frac: 0, tsMs: now - 1000 }],
       ['v3 string', (k) => redis.set(k, `1,59999,${now - 3000}`, 'PX', 600_000), { kind: 'token_bucket', tokens: 1, frac: 59_999, tsMs: now - 3000 }],
       ['v3 string in debt', (k) => redis.set(k, `-2,5,${now - 3000}`, 'PX', 600_000), { kind: 'token_bucket', tokens: -2, frac: 5, tsMs: now - 3000 }],
+      // 20 characters starting with "-", as the compact form: told apart by its commas.
+      ['v3 string in debt, 20 characters', (k) => redis.set(k, `-222,5,${now - 3000}`, 'PX', 600_000), { kind: 'token_bucket', tokens: -222, frac: 5, tsMs: now - 3000 }],
       ['v3 string counted later (a clock stepped back)', (k) => redis.set(k, `3,17,${now + 5000}`, 'PX', 600_000), { kind: 'token_bucket', tokens: 3, frac: 17, tsMs: now + 5000 }],
       [
         'v2 hash',
