@@ -113,10 +113,11 @@ export interface Target {
 
 /**
  * Buckets of the once-seen filter (a power of two: 256 KiB, made on the first miss), and misses
- * per generation of it: a second sighting counts within 8k–16k misses, and a fresh id falls in a
- * bucket stamped in that window (a false positive) 3 to 6 times in 100.
+ * per generation of it: a second sighting counts within 8k–16k misses, and a fresh id finds both
+ * its buckets stamped in that window (a false positive) about 1 time in 100.
  */
-const SEEN_BUCKETS = 1 << 18;
+const SEEN_BITS = 18;
+const SEEN_BUCKETS = 1 << SEEN_BITS;
 const SEEN_GENERATION = 1 << 13;
 /** Buckets of the cached ids' table (64 KiB; at most 10 000 ids cached: 1 in 7 pinned at most). */
 const PINNED_BUCKETS = 1 << 16;
@@ -130,8 +131,9 @@ const PINNED_BUCKETS = 1 << 16;
  * of ids seen once each (one per client IP, say) would otherwise fill the cache with targets
  * that never come back, each kept long enough to survive into the old generation and cost the
  * garbage collector, and would clear it every 10 000 ids. The once-seen filter is a table of
- * generation stamps (1..255, cycling) per bucket of a hash of the id; a false positive (another
- * id in the bucket, or a stamp 255 generations old) only caches an id a call early. What a
+ * generation stamps (1..255, cycling) per bucket, two buckets per id from a hash of it; a false
+ * positive (other ids in both buckets, or stamps 255 generations old) only caches an id a call
+ * early. What a
  * target is never depends on whether it was cached.
  */
 export class Subjects {
@@ -213,12 +215,17 @@ export class Subjects {
   /** Was the id of hash `h` (not cached) missed recently? If not, it is now (its bucket stamped). */
   private secondSighting(h: number): boolean {
     const seen = (this.seen ??= new Uint8Array(SEEN_BUCKETS));
-    const b = h & (SEEN_BUCKETS - 1);
+    // Two buckets per id (from the low and the high bits of its hash): both must be stamped.
+    const b1 = h & (SEEN_BUCKETS - 1);
+    const b2 = Math.imul(h, 0x9e3779b1) >>> (32 - SEEN_BITS);
     const gen = this.generation;
-    const last = seen[b]!;
+    const prev = gen === 1 ? 255 : gen - 1;
+    const l1 = seen[b1]!;
+    const l2 = seen[b2]!;
     // This generation or the one before (generations cycle 1..255; 0 is never stamped).
-    if (last === gen || last === (gen === 1 ? 255 : gen - 1)) return true;
-    seen[b] = gen;
+    if ((l1 === gen || l1 === prev) && (l2 === gen || l2 === prev)) return true;
+    seen[b1] = gen;
+    seen[b2] = gen;
     if (--this.missesLeft === 0) {
       this.missesLeft = SEEN_GENERATION;
       this.generation = gen === 255 ? 1 : gen + 1;

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createRateLimiter, type RateLimiter } from '../../src/index.js';
+import { limitThen } from '../../src/client/limiter.js';
+import { createRateLimiter, type Decision, type RateLimiter } from '../../src/index.js';
 
 /**
  * A limiter without Redis decides a plain id's call without options on its in-memory fast path
@@ -86,13 +87,36 @@ describe('in-memory fast path', () => {
     await ref.close();
   });
 
-  it('the policy hook and metrics see the fast path as any other call', async () => {
+  it('more recurring ids than the cache holds (it is cleared and refilled): the same decisions', async () => {
+    let now = T0;
+    const lim = createRateLimiter({ limits: limits('gcra', 2, 1_000), clock: () => now });
+    const ref = createRateLimiter({ limits: limits('gcra', 2, 1_000), clock: () => now });
+    for (let pass = 0; pass < 3; pass++) {
+      for (let i = 0; i < 12_000; i++) {
+        const a = await lim.limit(`many:${i}`);
+        const b = await ref.limit(`many:${i}`, {});
+        if (a.remaining !== b.remaining || a.allowed !== b.allowed || a.resetAfterMs !== b.resetAfterMs) expect(a).toEqual(b);
+      }
+      now += 400;
+    }
+    expect(lim.stats().fallbackKeys).toBe(ref.stats().fallbackKeys);
+    await lim.close();
+    await ref.close();
+  }, 60_000);
+
+  it('metrics and the policy hook (limitThen) see the fast path as any other call; a bad id rejects', async () => {
     const seen: string[] = [];
-    const lim = createRateLimiter({ limits: limits('gcra', 1, 60_000), metrics: { decision: (e) => seen.push(`${e.outcome}:${e.source}`) } });
+    const lim = createRateLimiter({ limits: limits('gcra', 1, 60_000), clock: () => T0, metrics: { decision: (e) => seen.push(`${e.outcome}:${e.source}`) } });
     expect((await lim.limit('u')).allowed).toBe(true);
     expect((await lim.limit('u')).allowed).toBe(false);
     await expect(lim.limit('')).rejects.toThrow(/non-empty/);
     expect(seen).toEqual(['allowed:fallback', 'denied:fallback']);
+    const after = (d: Decision, arg: string) => ({ ...d, tag: arg });
+    const fast = await limitThen(lim, 'v', undefined, after, 'x');
+    const general = await limitThen(lim, 'w', {}, after, 'x');
+    expect(fast).toEqual(general);
+    expect(fast.tag).toBe('x');
+    await expect(limitThen(lim, 'a{b', undefined, after, 'x')).rejects.toThrow(/without \{ or \}/);
     await lim.close();
   });
 });
