@@ -94,13 +94,13 @@ export interface MemoryStoreOptions {
 
 /**
  * The grace. Under traffic, an entry is handled (deleted, or made a ghost) only once it has been
- * expired for GRACE_MS and for GRACE_READS to 2 × GRACE_READS reads, whichever comes first: a key
- * that comes back sooner finds its entry where it was, still queued, and is written over in place
- * (no ring to leave or join; its value object is recycled). The reads bound what a frozen or slow
- * clock holds; the time bound what a slow stream holds. Idle, every due entry goes.
+ * expired for GRACE_MS or for GRACE_READS to 2 × GRACE_READS reads, whichever comes first: a key
+ * that comes back sooner finds its entry where it was and is written over in place (no ghost to
+ * make and revive, no map delete and set; its value object is recycled). The reads bound what a
+ * frozen or slow clock holds; the time bound what a slow stream holds. Idle, every due entry goes.
  */
 const GRACE_MS = 16;
-const GRACE_READS = 8192;
+const GRACE_READS = 16384;
 /** Due entries each read may handle: above one per call, so a backlog drains. */
 const CALL_BUDGET = 4;
 /** Due entries (and, idle, ghosts) one timer turn may drop before yielding the event loop. */
