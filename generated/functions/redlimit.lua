@@ -476,19 +476,22 @@ local RL_TB_MAX_PACKED_MS = 9007199254739
 --- call or of its MULTI) and still find the exact ts_ms: 60 s, as the caller's-clock TTL grace.
 local RL_TB_CLOCK_SLACK_MS = 60000
 
---- The compact form's fields: tokens, frac, and ts_ms from its last e digits, read at `now`.
+--- The compact form's fields (`stored`: "-" and 19 characters): tokens, frac, and ts_ms from its
+--- last e digits, read at `now`.
 local function rl_token_bucket_unpack(stored, key, now)
-  local wd, fd = string.match(stored, '^%-([1-8])([1-9])%d+$')
-  if not wd then rl_fail_state('token_bucket', key) end
-  wd, fd = rl_tonumber(wd), rl_tonumber(fd)
+  local wd, fd = string.byte(stored, 2, 3)
+  wd, fd = wd - 48, fd - 48 -- ASCII digits
   local e = 17 - wd - fd
-  if e < 1 then rl_fail_state('token_bucket', key) end
+  if wd < 1 or wd > 8 or fd < 1 or e < 1 then rl_fail_state('token_bucket', key) end
+  local whole = rl_tonumber(string.sub(stored, 4, 3 + wd))
+  local frac = rl_tonumber(string.sub(stored, 4 + wd, 3 + wd + fd))
+  local tsm = rl_tonumber(string.sub(stored, 4 + wd + fd))
+  if not (whole and frac and tsm) then rl_fail_state('token_bucket', key) end
   local span = 10
   for _ = 2, e do span = span * 10 end
-  local tsm = rl_tonumber(string.sub(stored, 4 + wd + fd))
   -- The age now - ts_ms, taken in [-slack, span - slack): exact while the true age is there.
   local _, age = rl_divmod(now - tsm + RL_TB_CLOCK_SLACK_MS, span)
-  return rl_tonumber(string.sub(stored, 4, 3 + wd)), rl_tonumber(string.sub(stored, 4 + wd, 3 + wd + fd)), now - (age - RL_TB_CLOCK_SLACK_MS)
+  return whole, frac, now - (age - RL_TB_CLOCK_SLACK_MS)
 end
 
 --- The compact form of (whole, frac) counted at `ts` (now) and full again `reset` ms later, or
@@ -513,17 +516,22 @@ end
 local function rl_token_bucket_read(key, limit, period_ms, burst, now)
   local stored = redis.pcall('GET', key)
   if not stored then return burst, 0, now end
-  local whole, frac, ts_ms
-  local packed = tonumber(stored)
-  if packed and packed < 0 then
-    if #stored == 20 then
-      whole, frac, ts_ms = rl_token_bucket_unpack(stored, key, now)
-    else
-      packed = -packed
-      whole = packed % RL_TB_RADIX
-      frac = 0
-      ts_ms = (packed - whole) / RL_TB_RADIX
-    end
+  local whole, frac, ts_ms, packed
+  -- The compact form by its shape, before tonumber (20 digits take strtod's slow path): 20
+  -- characters, "-" and no comma ("-222,5,1796211721924" is the text form in debt). # of GET's
+  -- error table (a v2 hash) is 0.
+  if #stored == 20 and string.byte(stored) == 45 and not string.find(stored, ',', 3, true) then
+    whole, frac, ts_ms = rl_token_bucket_unpack(stored, key, now)
+  else
+    packed = tonumber(stored)
+  end
+  if whole then
+    -- the compact form, read
+  elseif packed and packed < 0 then
+    packed = -packed
+    whole = packed % RL_TB_RADIX
+    frac = 0
+    ts_ms = (packed - whole) / RL_TB_RADIX
   elseif type(stored) == 'string' then
     whole, frac, ts_ms = string.match(stored, '^(%-?%d+),(%d+),(%d+)$')
     if not whole then rl_fail_state('token_bucket', key) end
@@ -3192,4 +3200,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'd9cb68873b06dc3a3174e65efd0d04ee9c98ec48' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'e1d5502e32aae7d824bf6c0e48a2b665bdd8ec9e' end }
