@@ -16,7 +16,7 @@
  * redlimit createRateLimiter with its defaults (prefix "rl") and one limit of each algorithm at the
  * same 4 per hour (quota: 4 per day), plus gcra at 7 per hour, whose theoretical arrival time has a
  * fraction of a ms, and token_bucket with two decisions per id (the refill between them leaves a
- * fraction of a unit: the string form).
+ * fraction of a unit: token_bucket v4's compact integer on the server clock; v3 kept a string).
  */
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
