@@ -47,4 +47,24 @@ describe('redlimit inspect', { timeout: 300_000 }, () => {
     expect(log.out.decoded).toEqual({ kind: 'sliding_log', entries: 1, oldest: new Date(now).toISOString(), units: 2 });
     expect(bad.out.decoded).toMatchObject({ kind: 'unknown', value: 'not a state', error: expect.stringMatching(/redlimit gcra: "not a state" is not gcra state/) });
   });
+
+  it("reads a token bucket's compact form (a fraction left, the server clock) against the server's own clock", async () => {
+    const key = `${prefix}tbc`;
+    await b.tokenBucket(redis, { key, limit: 7, periodMs: 3_600_000, cost: 3 });
+    await new Promise((r) => setTimeout(r, 5));
+    await b.tokenBucket(redis, { key, limit: 7, periodMs: 3_600_000, cost: 3 }); // refilled a fraction meanwhile
+    const raw = (await redis.get(key))!;
+    expect(raw).toMatch(/^-\d{19}$/);
+    expect(await redis.object('ENCODING', key)).toBe('int');
+    const [sec, usec] = await redis.time();
+    const serverNow = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    const r = await inspect(key, '--algo', 'token_bucket');
+    expect(r.code, r.stderr).toBe(0);
+    const d = r.out.decoded as { kind: string; form: string; tokens: number; countedAt: string };
+    expect(d).toMatchObject({ kind: 'token_bucket', form: 'compact', tokens: 1 });
+    // Counted at the second call: a few ms before this test read the server's clock.
+    const counted = Date.parse(d.countedAt);
+    expect(counted).toBeLessThanOrEqual(serverNow);
+    expect(counted).toBeGreaterThan(serverNow - 60_000);
+  });
 });

@@ -109,9 +109,9 @@ const STRING_ALGOS: readonly string[] = ['gcra', 'token_bucket', 'fixed_window',
  * algorithm never writes is tried as the forms that name their algorithm (a token bucket's, a
  * sliding window's "start:cur:prev"), then as any window counter or block.
  */
-function describeString(raw: string, algo: string): Record<string, unknown> {
-  const attempts: (() => DecodedState | undefined)[] = [() => decodeTokenBucket(raw), () => decodeSlidingWindow(raw), () => decodeFixedWindow(raw), () => decodeBlock(raw)];
-  if (STRING_ALGOS.includes(algo)) attempts.unshift(() => decodeState(algo as StateAlgo, raw));
+function describeString(raw: string, algo: string, nowMs?: number): Record<string, unknown> {
+  const attempts: (() => DecodedState | undefined)[] = [() => decodeTokenBucket(raw, nowMs), () => decodeSlidingWindow(raw), () => decodeFixedWindow(raw), () => decodeBlock(raw)];
+  if (STRING_ALGOS.includes(algo)) attempts.unshift(() => decodeState(algo as StateAlgo, raw, nowMs));
   return describeFirst(raw, attempts, (d) => {
     if (d.algo === algo) return undefined;
     // An integer or "start:count" that --algo does not write carries no algorithm of its own.
@@ -197,7 +197,9 @@ export function registerStateCommands(cli: Command): void {
         let decoded: Record<string, unknown> = {};
         if (type === 'string') {
           raw = await client.get(key);
-          decoded = describeString(String(raw), o.algo ?? 'gcra');
+          // The server's clock: a token bucket's compact form keeps its count time modulo a power of ten, read back against the clock that wrote it.
+          const [sec, usec] = (await client.call('TIME')) as [string, string];
+          decoded = describeString(String(raw), o.algo ?? 'gcra', Number(sec) * 1000 + Math.floor(Number(usec) / 1000));
         } else if (type === 'hash') {
           raw = await client.hgetall(key);
           decoded = describeFirst(raw, [() => decodeTokenBucketHash(raw as Record<string, string>)]);
