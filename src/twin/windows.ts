@@ -1,5 +1,5 @@
 /** The window counters over a MemoryStore: fixed_window and quota (one counter per window) and sliding_window. */
-import { type MemoryStore } from './store.js';
+import { type MemoryStore, type TwinValue } from './store.js';
 import { QR, divmodTo, muldivmod, muldivmodTo } from './exact.js';
 import { calendarPeriod, type Zone } from './calendar.js';
 import { NO_WRITES, del, expiresAt, type Eval, type Write } from './eval.js';
@@ -11,8 +11,12 @@ export function windowStart(now: number, periodMs: number, offsetMs: number): nu
   return now - QR.r;
 }
 
+/** The value counterRead last found live (undefined: none); counterTakeTo writes it in place. */
+let readCounter: Extract<TwinValue, { kind: 'counter' }> | undefined;
+
 function counterRead(store: MemoryStore, owner: string, key: string, start: number, now: number): number {
   const v = store.get(key, 'counter', now, owner);
+  readCounter = v;
   if (!v || v.start !== start) return 0;
   return v.count;
 }
@@ -24,10 +28,23 @@ function counterWrites(key: string, start: number, windowEnd: number, used: numb
   return [(s) => s.set(key, value, at)];
 }
 
-/** Stores a window's count (deletes at 0). */
-function counterStore(s: MemoryStore, key: string, start: number, windowEnd: number, used: number, now: number, simulated: boolean): void {
-  if (used <= 0) s.delete(key);
-  else s.set(key, { kind: 'counter', start, count: used }, expiresAt(now, windowEnd - now, simulated));
+/**
+ * Stores a window's count (deletes at 0). `current`: the key's live value, read in this call
+ * (written over in place), else one recycled or a new one.
+ */
+function counterStore(s: MemoryStore, key: string, start: number, windowEnd: number, used: number, now: number, simulated: boolean, current: Extract<TwinValue, { kind: 'counter' }> | undefined): void {
+  if (used <= 0) {
+    s.delete(key);
+    return;
+  }
+  const v = current ?? s.recycle(key, 'counter', now);
+  if (v === undefined) {
+    s.set(key, { kind: 'counter', start, count: used }, expiresAt(now, windowEnd - now, simulated));
+    return;
+  }
+  v.start = start;
+  v.count = used;
+  s.set(key, v, expiresAt(now, windowEnd - now, simulated));
 }
 
 /** What counterDecide decided (read at once): the reply, and whether `used + cost` is to be written. */
@@ -63,8 +80,10 @@ function counterTake(key: string, limit: number, start: number, windowEnd: numbe
 
 /** A single-key counter script's decision, its write made at once, the reply into `out`. */
 function counterTakeTo(out: number[], store: MemoryStore, key: string, limit: number, start: number, windowEnd: number, used: number, cost: number, now: number, simulated: boolean, keep: number): void {
+  const current = readCounter; // counterRead's, just before (nothing read the store since)
+  readCounter = undefined;
   counterDecide(limit, windowEnd, used, cost, now, keep);
-  if (C.write) counterStore(store, key, start, windowEnd, used + cost, now, simulated);
+  if (C.write) counterStore(store, key, start, windowEnd, used + cost, now, simulated, current);
   out[0] = C.allowed;
   out[1] = C.remaining;
   out[2] = C.reset;
@@ -133,12 +152,29 @@ function slidingWindowWhen(prev: number, room: number, periodMs: number): number
   return Math.max(periodMs - q, 0);
 }
 
-/** Stores the two windows' counts (deletes once neither counts any more). */
-function slidingWindowStore(s: MemoryStore, key: string, start: number, periodMs: number, cur: number, prev: number, now: number, simulated: boolean): void {
+/**
+ * Stores the two windows' counts (deletes once neither counts any more). `current`: the key's
+ * live value, read in this call (written over in place), else one recycled or a new one.
+ */
+function slidingWindowStore(s: MemoryStore, key: string, start: number, periodMs: number, cur: number, prev: number, now: number, simulated: boolean, current: Extract<TwinValue, { kind: 'sliding_window' }> | undefined): void {
   const reset = slidingWindowReset(start, periodMs, cur, prev, now);
-  if (reset === 0) s.delete(key);
-  else s.set(key, { kind: 'sliding_window', start, cur, prev }, expiresAt(now, reset, simulated));
+  if (reset === 0) {
+    s.delete(key);
+    return;
+  }
+  const v = current ?? s.recycle(key, 'sliding_window', now);
+  if (v === undefined) {
+    s.set(key, { kind: 'sliding_window', start, cur, prev }, expiresAt(now, reset, simulated));
+    return;
+  }
+  v.start = start;
+  v.cur = cur;
+  v.prev = prev;
+  s.set(key, v, expiresAt(now, reset, simulated));
 }
+
+/** The value slidingWindowDecide last found live (undefined: none); slidingWindowConsumeTo writes it in place. */
+let readSliding: Extract<TwinValue, { kind: 'sliding_window' }> | undefined;
 
 /** What slidingWindowDecide decided (read at once): the reply, and the counts to write when `write`. */
 const W = { allowed: 0, remaining: 0, reset: 0, retry: 0, write: false, start: 0, cur: 0, prev: 0 };
@@ -148,6 +184,7 @@ function slidingWindowDecide(store: MemoryStore, key: string, limit: number, per
   const elapsed = now - start;
   // slidingWindowRead without its array.
   const v = store.get(key, 'sliding_window', now);
+  readSliding = v;
   let cur = 0;
   let prev = 0;
   if (v) {
@@ -198,7 +235,9 @@ export function slidingWindowEval(store: MemoryStore, key: string, limit: number
 /** sliding_window (the single-key script): slidingWindowEval's decision, its write made at once, the reply into `out`. */
 export function slidingWindowConsumeTo(out: number[], store: MemoryStore, key: string, limit: number, periodMs: number, cost: number, now: number, simulated: boolean, keep: number): void {
   slidingWindowDecide(store, key, limit, periodMs, cost, now, keep);
-  if (W.write) slidingWindowStore(store, key, W.start, periodMs, W.cur, W.prev, now, simulated);
+  const current = readSliding;
+  readSliding = undefined;
+  if (W.write) slidingWindowStore(store, key, W.start, periodMs, W.cur, W.prev, now, simulated, current);
   out[0] = W.allowed;
   out[1] = W.remaining;
   out[2] = W.reset;
