@@ -36,8 +36,13 @@ describe('a policy change under load from 4 processes', () => {
     // 3000 calls fill it. Not exactly: an old-version call still in flight may land after the
     // new-version calls filled it (it is one of lateOld, which the bound above allows).
     if (change.counter + lateOld < NEW_LIMIT) expect(total).toBeGreaterThanOrEqual(NEW_LIMIT);
-    // No decision at the new version is admitted past the new limit.
-    expect(newAdmitted).toBeLessThanOrEqual(Math.max(0, NEW_LIMIT - (total - newAdmitted)) );
+    // No decision at the new version is admitted past the new limit: each saw the window holding
+    // at least every old-version admission that had ended before the first new-version call
+    // started. (Not all old-version admissions: one still in flight may land after new-version
+    // calls filled the window — seen as 171 > 166 on a loaded machine.)
+    const firstNew = Math.min(...all.filter((d) => d[3] >= change.version).map((d) => d[0]));
+    const oldBefore = all.filter((d) => d[2] === 1 && d[3] < change.version && d[1] < firstNew).length;
+    expect(newAdmitted).toBeLessThanOrEqual(Math.max(0, NEW_LIMIT - oldBefore));
     // Propagation, reported (not asserted on time): from the change stored to each process's first decision at it.
     const lag = results.map((r) => Math.min(...r.decisions.filter((d) => d[3] >= change.version).map((d) => d[0])) - change.doneMs);
     console.log(`policy change under load: counter at change ${change.counter}, total ${total}, old-version admissions after the change ${lateOld}, first new-version decision per process after ${lag.join(', ')} ms`);
