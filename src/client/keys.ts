@@ -112,12 +112,20 @@ export interface Target {
 }
 
 /**
- * Buckets of the once-seen filter (a power of two: 256 KiB, made on the first miss), and misses
+ * Buckets of the once-seen filter (a power of two: 256 KiB, made after SEEN_FIRST_MISSES misses;
+ * SEEN_BITS_FIRST before), and misses
  * per generation of it: a second sighting counts within 8k–16k misses, and a fresh id finds both
  * its buckets stamped in that window (a false positive) about 1 time in 100.
  */
 const SEEN_BITS = 18;
-const SEEN_BUCKETS = 1 << SEEN_BITS;
+/**
+ * The filter a limiter starts with (4 KiB): one that has seen fewer than SEEN_GENERATION distinct
+ * ids never needs more (an HTTP route's or a policy's limiter often); the full one is made after
+ * SEEN_FIRST_MISSES misses. The small one's false positives only cache an id a call early.
+ */
+const SEEN_BITS_FIRST = 12;
+/** Misses the first filter takes before the full one (at most ~22% of its buckets stamped: false positives ~5%). */
+const SEEN_FIRST_MISSES = 512;
 const SEEN_GENERATION = 1 << 13;
 const HIT_BIAS_MAX = 64;
 /** Buckets of the cached ids' table (64 KiB; at most 10 000 ids cached: 1 in 7 pinned at most). */
@@ -141,12 +149,14 @@ export class Subjects {
   private readonly byId = new Map<string, Target>();
   /** Per hash bucket, the generation an id of it was last missed in (0: none). */
   private seen: Uint8Array | null = null;
+  /** log2 of seen's length. */
+  private seenBits = SEEN_BITS_FIRST;
   /** Per hash bucket (another table size), 1 if an id of it may be cached: 0 rules the cache out. */
   private pinned: Uint8Array | null = null;
   /** Recent plain ids found cached (+1) or not (−1), within ±HIT_BIAS_MAX: see plainTarget. */
   private hitBias = 0;
   private generation = 1;
-  private missesLeft = SEEN_GENERATION;
+  private missesLeft = SEEN_FIRST_MISSES;
   /** plainKey's parts around the id (`${prefix}:{` and `}:${name}`), built once. */
   private readonly keyHead: string;
   private readonly keyTail: string;
@@ -195,8 +205,9 @@ export class Subjects {
       return this.firstSeen(id, idHash(id));
     }
     const h = idHash(id);
-    const pinned = this.pinned;
-    if (pinned !== null && pinned[h & (PINNED_BUCKETS - 1)] !== 0) {
+    // Made here, not in keep: only this path reads it (ids cached before it was made are rebuilt once).
+    const pinned = (this.pinned ??= new Uint8Array(PINNED_BUCKETS));
+    if (pinned[h & (PINNED_BUCKETS - 1)] !== 0) {
       const t = this.byId.get(id);
       if (t !== undefined) {
         this.hitBias++;
@@ -226,21 +237,22 @@ export class Subjects {
 
   /** Caches `id`'s target (`h`: idHash(id)), its bucket pinned. */
   private keep(id: string, t: Target, h: number): void {
-    const pinned = (this.pinned ??= new Uint8Array(PINNED_BUCKETS));
+    const pinned = this.pinned;
     if (this.byId.size >= 10_000) {
       this.byId.clear();
-      pinned.fill(0);
+      pinned?.fill(0);
     }
     this.byId.set(id, t);
-    pinned[h & (PINNED_BUCKETS - 1)] = 1;
+    if (pinned !== null) pinned[h & (PINNED_BUCKETS - 1)] = 1;
   }
 
   /** Was the id of hash `h` (not cached) missed recently? If not, it is now (its bucket stamped). */
   private secondSighting(h: number): boolean {
-    const seen = (this.seen ??= new Uint8Array(SEEN_BUCKETS));
+    const bits = this.seenBits;
+    const seen = (this.seen ??= new Uint8Array(1 << bits));
     // Two buckets per id (from the low and the high bits of its hash): both must be stamped.
-    const b1 = h & (SEEN_BUCKETS - 1);
-    const b2 = Math.imul(h, 0x9e3779b1) >>> (32 - SEEN_BITS);
+    const b1 = h & ((1 << bits) - 1);
+    const b2 = Math.imul(h, 0x9e3779b1) >>> (32 - bits);
     const gen = this.generation;
     const prev = gen === 1 ? 255 : gen - 1;
     const l1 = seen[b1]!;
@@ -252,6 +264,11 @@ export class Subjects {
     if (--this.missesLeft === 0) {
       this.missesLeft = SEEN_GENERATION;
       this.generation = gen === 255 ? 1 : gen + 1;
+      if (bits !== SEEN_BITS) {
+        // Past the first filter's misses: the full filter (its stamps start over).
+        this.seenBits = SEEN_BITS;
+        this.seen = null;
+      }
     }
     return false;
   }

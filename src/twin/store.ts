@@ -118,7 +118,10 @@ const EMPTY: TwinValue = { kind: 'block', untilMs: 0 };
 
 /** A value of a few numbers (not a collection): a ghost or a spare entry may keep it for recycle. */
 function fixedSize(v: TwinValue): boolean {
-  return v.kind !== 'sliding_log' && v.kind !== 'leases';
+  // A list of what recycle hands out, not of what it does not: the store also holds values of
+  // other kinds (fair share's tenant maps, reservation records), which must not outlive their key.
+  const k = (v as { kind: string }).kind;
+  return k === 'gcra' || k === 'counter' || k === 'sliding_window' || k === 'token_bucket';
 }
 
 /**
@@ -390,8 +393,10 @@ export class MemoryStore {
       this.forget(e);
       return false;
     }
+    // Found expired by a read (within the grace, it waits where it is): gone already, as DEL of an expired key answers 0.
+    const live = e.expiresAt !== -Infinity;
     this.drop(e);
-    return true;
+    return live;
   }
 
   clear(): void {

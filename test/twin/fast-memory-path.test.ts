@@ -87,6 +87,22 @@ describe('in-memory fast path', () => {
     await ref.close();
   });
 
+  it('a limiter that sees few ids keeps a small once-seen filter (the full one only past 512 misses); the pinned table only on the fast path', async () => {
+    let now = T0;
+    const lim = createRateLimiter({ limits: limits('gcra', 3, 100), clock: () => now });
+    const subjects = () => (lim as unknown as { subjects: { seen: Uint8Array | null; pinned: Uint8Array | null } }).subjects;
+    // The general path (options given), as every Redis limiter resolves subjects.
+    for (let i = 0; i < 300; i++) await lim.limit(`few:${i % 100}`, {});
+    expect(subjects().seen!.length).toBeLessThanOrEqual(4_096);
+    expect(subjects().pinned).toBeNull();
+    for (let i = 0; i < 600; i++) await lim.limit(`many:${i}`, {});
+    expect(subjects().seen!.length).toBe(1 << 18);
+    await lim.limit('fast');
+    expect(subjects().pinned).not.toBeNull();
+    now++;
+    await lim.close();
+  });
+
   it('more recurring ids than the cache holds (it is cleared and refilled): the same decisions', async () => {
     let now = T0;
     const lim = createRateLimiter({ limits: limits('gcra', 2, 1_000), clock: () => now });

@@ -242,3 +242,41 @@ describe('twin store: ghosts and the last lookup', () => {
     expect(store.get('', 'block', T0)).toEqual({ kind: 'block', untilMs: 3 });
   });
 });
+
+describe('twin store: what a removed key leaves behind', () => {
+  it('a deleted or expired value that recycle does not hand out (a collection: fair share tenants, a log, leases) is let go with its key', () => {
+    const store = new MemoryStore();
+    const spares = () => (store as unknown as { spare: { value: unknown }[] }).spare.map((e) => e.value);
+    const big = (i: number) => ({ kind: 'fair_tenants', tenants: new Map([[`t${i}`, i]]) }) as unknown as TwinValue;
+    const kept: unknown[] = [];
+    for (let i = 0; i < 40; i++) {
+      const v = big(i);
+      kept.push(v);
+      store.set(`fair:${i}`, v, 1_000);
+      store.set(`log:${i}`, { kind: 'sliding_log', entries: [{ ts: 1, cum: 1, cost: 1 }] }, 1_000);
+      store.set(`g:${i}`, { kind: 'gcra', tatMs: 5, tatNum: 0 }, 1_000);
+    }
+    for (let i = 0; i < 20; i++) {
+      expect(store.delete(`fair:${i}`)).toBe(true);
+      expect(store.delete(`log:${i}`)).toBe(true);
+      expect(store.delete(`g:${i}`)).toBe(true);
+    }
+    // Past the expiry and the grace, with reads: the rest is swept.
+    for (let t = 1_001; t < 1_100; t++) expect(store.get('other', 'gcra', t)).toBeUndefined();
+    const held = spares();
+    for (const v of kept) expect(held).not.toContain(v);
+    expect(held.some((v) => (v as { kind: string }).kind === 'sliding_log')).toBe(false);
+    // A gcra value may stay for reuse: that is what recycle is for.
+    expect(held.every((v) => ['gcra', 'block'].includes((v as { kind: string }).kind))).toBe(true);
+  });
+
+  it('delete answers false for a key a read already found expired (as DEL of an expired key answers 0)', () => {
+    const store = new MemoryStore();
+    store.set('a', { kind: 'gcra', tatMs: 5, tatNum: 0 }, 10);
+    store.set('b', { kind: 'gcra', tatMs: 5, tatNum: 0 }, 100);
+    expect(store.get('a', 'gcra', 11)).toBeUndefined();
+    expect(store.delete('a')).toBe(false);
+    expect(store.delete('b')).toBe(true);
+    expect(store.delete('b')).toBe(false);
+  });
+});
