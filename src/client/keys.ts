@@ -85,10 +85,15 @@ export function slotOf(s: Resolved): number {
  * key names exactly one (tag, limit, value) and no limit can share the block key.
  */
 export function limitKey(prefix: string, s: Resolved, name: string, scope: string | null): string {
-  if (scope === null) return s.tag === s.id ? `${prefix}:{${s.id}}:${name}` : `${prefix}:{${s.tag}}:${name}:${s.id}`;
+  if (scope === null) return s.tag === s.id ? idKey(prefix, s.id, name) : `${prefix}:{${s.tag}}:${name}:${s.id}`;
   const value = Object.hasOwn(s.scopes, scope) ? s.scopes[scope] : undefined;
   if (value === undefined) throw new InvalidArgumentError('limiter', 'scopes', `limit ${name} is scoped by ${scope}: pass scopes: { ${scope}: ... }`);
   return `${prefix}:{${s.tag}}:${name}:${value}`;
+}
+
+/** The common case of limitKey: a limit keyed by the id, tag = id (the id checked by the caller). */
+function idKey(prefix: string, id: string, name: string): string {
+  return `${prefix}:{${id}}:${name}`;
 }
 
 export function blockKey(prefix: string, s: Resolved): string {
@@ -157,9 +162,6 @@ export class Subjects {
   private hitBias = 0;
   private generation = 1;
   private missesLeft = SEEN_FIRST_MISSES;
-  /** plainKey's parts around the id (`${prefix}:{` and `}:${name}`), built once. */
-  private readonly keyHead: string;
-  private readonly keyTail: string;
 
   constructor(
     private readonly prefix: string,
@@ -167,10 +169,7 @@ export class Subjects {
     private readonly blocks: boolean,
     private readonly cluster: boolean,
     private readonly choose: (s: Resolved) => Variant,
-  ) {
-    this.keyHead = `${prefix}:{`;
-    this.keyTail = `}:${plans[0]?.name ?? ''}`;
-  }
+  ) {}
 
   resolve(subject: Subject): Target {
     if (typeof subject !== 'string') return this.build(subject);
@@ -232,7 +231,7 @@ export class Subjects {
    */
   plainKey(id: string): string {
     part(id, 'id');
-    return this.keyHead + id + this.keyTail;
+    return idKey(this.prefix, id, this.plans[0]!.name);
   }
 
   /** Caches `id`'s target (`h`: idHash(id)), its bucket pinned. */
