@@ -1,7 +1,4 @@
-import { replyLayouts } from '../../generated/index.js';
-import type { ScriptDef } from '../runtime/index.js';
 import { TwinClient } from '../twin/client.js';
-import { directConsume, type DirectConsume } from '../twin/direct.js';
 import type { StoreHandle } from '../twin/store.js';
 import type { Changes } from './changes.js';
 import type { Decision } from './decision.js';
@@ -38,12 +35,8 @@ export class Fallback {
   /** One key per decision (one limit, no block key). */
   private readonly single: boolean;
 
-  /**
-   * One limit whose fallback consume binds directly (directConsume, as the Shape binds it): its
-   * script, the bound consume, its share_ppm default, and the reply it fills; null otherwise.
-   */
-  private readonly direct: { def: ScriptDef; run: DirectConsume; share: number | undefined } | null;
-  private readonly reply: number[] = [0, 0, 0, 0];
+  /** A key list for consumeOnTwin's direct consume, which reads only the key it is given. */
+  private static readonly NO_KEYS: readonly string[] = [];
 
   constructor(
     private readonly plans: readonly LimitPlan[],
@@ -59,14 +52,11 @@ export class Fallback {
     this.twin = sibling ? sibling.twin : new TwinClient({ clock });
     this.learned = sibling ? sibling.learned : new Map();
     this.single = shape.single;
-    const fc = plans[0]!.fallback.consume;
-    const run = this.single && fc.zone === null && fc.costIndex >= 0 && fc.shareIndex >= 0 && (replyLayouts[plans[0]!.consume.def.name]?.offset ?? 0) === 0 ? directConsume(fc.def.name, fc.values) : null;
-    this.direct = run === null ? null : { def: fc.def, run, share: fc.values.share_ppm as number | undefined };
   }
 
-  /** Whether consumeOne can decide this limiter's calls (one limit with a direct consume). */
+  /** Whether consumeOne can decide this limiter's calls (one limit with a direct consume: Shape.directOnTwin). */
   get hasDirect(): boolean {
-    return this.direct !== null;
+    return this.shape.directOnTwin;
   }
 
   /**
@@ -75,13 +65,11 @@ export class Fallback {
    * null for an id not cached (nothing kept). Throws what decide throws.
    */
   consumeOne(key: string, t: Target | null, now: number): Decision {
-    const direct = this.direct!;
     const store = this.twin.store;
-    const out = this.reply;
     if (t !== null) store.prime(key, (t as Hinted).twinHandle);
-    this.twin.runDirect(direct.run, direct.def, out, key, 1, direct.share, now);
+    const d = this.shape.consumeOnTwin(this.twin, key, Fallback.NO_KEYS, 1, now);
     if (t !== null) (t as Hinted).twinHandle = store.lastHandle;
-    return this.shape.decode.single(out, 0, 'fallback');
+    return d;
   }
 
   /**

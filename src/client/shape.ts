@@ -71,6 +71,11 @@ export class Shape {
     this.twinShare = fc.values.share_ppm as number | undefined;
   }
 
+  /** Whether consumeOnTwin decides through the bound direct consume (one limit, no zone, the reply at 0). */
+  get directOnTwin(): boolean {
+    return this.twinConsume !== null;
+  }
+
   /** The consume call on Redis, uncoalesced; a concurrency item takes `holder`. */
   consume(costs: readonly (number | string)[], shares?: readonly string[], holder?: string): Call {
     if (this.single) return { def: this.plans[0]!.consume.def, argv: argvWith(this.plans[0]!.consume, costs[0]!, shares?.[0]), offset: this.at.consume };
