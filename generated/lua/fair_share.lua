@@ -288,8 +288,10 @@ end
 local function rl_counter_read(script, key, start, tag)
   local stored = rl_call('GET', key)
   if not stored then return 0 end
-  local packed = rl_tonumber(stored)
-  if packed and tag and packed >= 0 then
+  -- Only fixed_window (a tag) may store the packed integer: quota's "start:count" is not parsed
+  -- as a number first (a failed tonumber runs strtod over the whole string).
+  local packed = tag and rl_tonumber(stored)
+  if packed and packed >= 0 then
     local t = packed % 4194304
     if t ~= tag then return 0 end
     return (packed - t) / 4194304

@@ -571,8 +571,10 @@ end
 local function rl_counter_read(script, key, start, tag)
   local stored = rl_call('GET', key)
   if not stored then return 0 end
-  local packed = rl_tonumber(stored)
-  if packed and tag and packed >= 0 then
+  -- Only fixed_window (a tag) may store the packed integer: quota's "start:count" is not parsed
+  -- as a number first (a failed tonumber runs strtod over the whole string).
+  local packed = tag and rl_tonumber(stored)
+  if packed and packed >= 0 then
     local t = packed % 4194304
     if t ~= tag then return 0 end
     return (packed - t) / 4194304
@@ -1205,12 +1207,20 @@ end
 
 --- The reply of multi / multi_peek: allowed, denied_index, retry_after_ms, then per item
 --- allowed, remaining, reset_after_ms, retry_after_ms.
+--- The pending writes of a multi call, reused: a Functions library keeps it between calls, so a
+--- call does not grow a fresh table slot by slot (five resizes for three limits); entries past
+--- the call's own count are stale and never read.
+local rl_multi_pending = {}
+
 local function rl_multi(script, keys, items, now, simulated, commit)
   local n = #items
   rl_multi_distinct(script, keys, 0, n)
-  local reply = { 1, 0, 0 }
+  -- Sized for up to four items (3 + 4 * 4 slots) by its constructor: growing it slot by slot
+  -- costs three resizes for three items. The slots past this call's items are cleared below.
+  local reply = { 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+  for k = 4 * n + 4, 19 do reply[k] = nil end
   -- The admitting items' writes, flat, five slots each (rl_apply_write's arguments).
-  local pending, np = {}, 0
+  local pending, np = rl_multi_pending, 0
   for i = 1, n do
     local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_multi_item(keys[i], items[i], now, simulated, commit)
     local o = 4 * i
