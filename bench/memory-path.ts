@@ -20,9 +20,9 @@
  * BEFORE=<a copy of the tree>/src/index.ts adds that build as a third contender (the three
  * rotated per chunk) and reports after / before paired per chunk (the median of the ratios).
  * Read it against a control: BEFORE pointing at this same tree (one module instance, identical
- * code) read uniform 1.15-1.16x, fresh 0.97-0.98x, hot 1.00x on 2026-12-02 (cause not found: not
- * the order of creation, nor the order of chunks since every order is used in turn), so a paired
- * ratio within that band is no change.
+ * code) read uniform 1.15-1.16x, fresh 0.97-0.98x, hot 1.00x in two runs on 2026-12-02, and
+ * uniform 1.01x with the two limiters' roles swapped: on this shared machine a paired ratio
+ * within about ±15% of 1 is no change.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
