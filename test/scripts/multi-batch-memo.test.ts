@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import * as b from '../../generated/index.js';
-import { TwinClient, useFunctions } from '../../src/index.js';
+import { TwinClient } from '../../src/index.js';
 import { tzRulesFor } from '../../src/client/time-zone.js';
-import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
+import { functionsServer } from '../support/redis.js';
 
 /**
  * multi_batch keeps the specs strings it has parsed and checked (lib/multi.lua, rl_specs_memo): a
@@ -12,20 +12,14 @@ import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js'
  * other time zones, or bad costs must answer exactly as if each were the first: as the twin
  * (which keeps no memo) and as EVALSHA (whose memo starts empty each call) answer.
  */
-let server: LocalRedis;
-let fn: Redis; // FCALL: the library's memo lives across calls
-let sha: Redis; // EVALSHA: a fresh memo each call
+let server: Awaited<ReturnType<typeof functionsServer>>;
+let fn: Redis; // FCALL: what the library keeps lives across calls
+let sha: Redis; // EVALSHA: a fresh script each call
 beforeAll(async () => {
-  server = await startLocalRedis(); // FUNCTION LOAD would disturb other files' servers
-  fn = new Redis(server.url);
-  sha = new Redis(server.url);
-  await useFunctions(fn);
+  server = await functionsServer();
+  ({ fn, sha } = server);
 });
-afterAll(async () => {
-  await fn.quit();
-  await sha.quit();
-  await server.stop();
-});
+afterAll(() => server.stop());
 
 const T0 = Date.UTC(2026, 2, 20);
 const ZONES = ['Europe/Berlin', 'America/New_York', 'Asia/Kolkata'].map((z) => tzRulesFor(z, T0).rules);

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import * as b from '../../generated/index.js';
-import { TwinClient, useFunctions } from '../../src/index.js';
-import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
+import { TwinClient } from '../../src/index.js';
+import { functionsServer } from '../support/redis.js';
 
 /**
  * multi keeps its pending-writes list between calls of a Functions library, and builds its reply
@@ -13,20 +13,14 @@ import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js'
  * more than four limits (the reply grows). FCALL (state kept across calls) ≡ EVALSHA (a fresh
  * script each call) ≡ twin, on replies and on every key's state.
  */
-let server: LocalRedis;
-let fn: Redis;
-let sha: Redis;
+let server: Awaited<ReturnType<typeof functionsServer>>;
+let fn: Redis; // FCALL: what the library keeps lives across calls
+let sha: Redis; // EVALSHA: a fresh script each call
 beforeAll(async () => {
-  server = await startLocalRedis(); // FUNCTION LOAD would disturb other files' servers
-  fn = new Redis(server.url);
-  sha = new Redis(server.url);
-  await useFunctions(fn);
+  server = await functionsServer();
+  ({ fn, sha } = server);
 });
-afterAll(async () => {
-  await fn.quit();
-  await sha.quit();
-  await server.stop();
-});
+afterAll(() => server.stop());
 
 const T0 = Date.UTC(2026, 2, 20, 10);
 type Algo = 'gcra' | 'token_bucket' | 'fixed_window' | 'sliding_window' | 'quota';

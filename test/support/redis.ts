@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
+import { startLocalRedis } from '../../devtools/local-redis.js';
+import { useFunctions } from '../../src/index.js';
 
 /** The Redis the global setup found (REDIS_URL, a container, or a local redis-server). */
 export function redisUrl(): string {
@@ -36,4 +38,25 @@ export async function readyIoredis(url = redisUrl()): Promise<Redis> {
   const client = ioredis(url);
   await client.ping();
   return client;
+}
+
+/**
+ * A redis-server of the file's own with the Functions library loaded (FUNCTION LOAD would disturb
+ * other files' servers), and two clients of it: `fn` calls the library (FCALL: what a library
+ * keeps between calls, kept), `sha` sends each script by EVALSHA (a fresh script each call).
+ */
+export async function functionsServer(): Promise<{ fn: Redis; sha: Redis; stop(): Promise<void> }> {
+  const server = await startLocalRedis();
+  const fn = new Redis(server.url);
+  const sha = new Redis(server.url);
+  await useFunctions(fn);
+  return {
+    fn,
+    sha,
+    async stop() {
+      await fn.quit();
+      await sha.quit();
+      await server.stop();
+    },
+  };
 }
