@@ -1,10 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
 import * as b from '../../generated/index.js';
 import { TwinClient } from '../../src/index.js';
 import { tzRulesFor } from '../../src/client/time-zone.js';
-import { functionsServer } from '../support/redis.js';
+import { functionsServerForFile } from '../support/redis.js';
 
 /**
  * multi_batch keeps the specs strings it has parsed and checked (lib/multi.lua, rl_specs_memo): a
@@ -12,14 +11,8 @@ import { functionsServer } from '../support/redis.js';
  * other time zones, or bad costs must answer exactly as if each were the first: as the twin
  * (which keeps no memo) and as EVALSHA (whose memo starts empty each call) answer.
  */
-let server: Awaited<ReturnType<typeof functionsServer>>;
-let fn: Redis; // FCALL: what the library keeps lives across calls
-let sha: Redis; // EVALSHA: a fresh script each call
-beforeAll(async () => {
-  server = await functionsServer();
-  ({ fn, sha } = server);
-});
-afterAll(() => server.stop());
+// FCALL (what the library keeps lives across calls) and EVALSHA (a fresh script each call).
+const lib = functionsServerForFile();
 
 const T0 = Date.UTC(2026, 2, 20);
 const ZONES = ['Europe/Berlin', 'America/New_York', 'Asia/Kolkata'].map((z) => tzRulesFor(z, T0).rules);
@@ -61,11 +54,11 @@ describe('multi_batch: the specs memo of a Functions library', () => {
           // The bindings validate in TS first; the raw call reaches the Lua check itself.
           const argv = ['2', specs, String(now), tzRules ?? '', ...items.flatMap((i) => [String(i.cost), ''])];
           const keys = items.map((i) => i.key);
-          const viaFn = await outcome(fn.fcall(`redlimit_multi_batch_v${b.multiBatchScript.version}`, keys.length, ...keys.map((k) => `fn${k}`), ...argv));
-          const viaSha = await outcome(sha.evalsha(b.multiBatchScript.sha1, keys.length, ...keys.map((k) => `sha${k}`), ...argv).catch(async (err) => {
+          const viaFn = await outcome(lib.fn.fcall(`redlimit_multi_batch_v${b.multiBatchScript.version}`, keys.length, ...keys.map((k) => `fn${k}`), ...argv));
+          const viaSha = await outcome(lib.sha.evalsha(b.multiBatchScript.sha1, keys.length, ...keys.map((k) => `sha${k}`), ...argv).catch(async (err) => {
             if (!String(err).includes('NOSCRIPT')) throw err;
-            await sha.script('LOAD', b.multiBatchScript.source);
-            return sha.evalsha(b.multiBatchScript.sha1, keys.length, ...keys.map((k) => `sha${k}`), ...argv);
+            await lib.sha.script('LOAD', b.multiBatchScript.source);
+            return lib.sha.evalsha(b.multiBatchScript.sha1, keys.length, ...keys.map((k) => `sha${k}`), ...argv);
           }));
           expect(viaFn).toEqual(viaSha);
           const onTwin = await outcome(b.multiBatch(twin, args));
@@ -84,7 +77,7 @@ describe('multi_batch: the specs memo of a Functions library', () => {
   });
 
   it('a spec refused once is refused again; a good call after it is decided', async () => {
-    const call = (specs: string, cost: number) => fn.fcall(`redlimit_multi_batch_v${b.multiBatchScript.version}`, 1, '{memo-bad}:a', '1', specs, '', '', String(cost), '');
+    const call = (specs: string, cost: number) => lib.fn.fcall(`redlimit_multi_batch_v${b.multiBatchScript.version}`, 1, '{memo-bad}:a', '1', specs, '', '', String(cost), '');
     for (let i = 0; i < 2; i++) await expect(call('gcra,5,,,,', 1)).rejects.toThrow(/period_ms\[1\] is required for algo gcra/);
     for (let i = 0; i < 2; i++) await expect(call('gcra,5,1000,,,', 2_000_000_000)).rejects.toThrow(/cost\[1\] must be between 0 and 1000000000 for algo gcra/);
     expect(((await call('gcra,5,1000,,,', 1)) as number[]).slice(1)).toEqual([1, 4, 200, 0]);

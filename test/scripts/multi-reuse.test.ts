@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
 import * as b from '../../generated/index.js';
 import { TwinClient } from '../../src/index.js';
-import { functionsServer } from '../support/redis.js';
+import { functionsServerForFile } from '../support/redis.js';
 
 /**
  * multi keeps its pending-writes list between calls of a Functions library, and builds its reply
@@ -13,14 +12,8 @@ import { functionsServer } from '../support/redis.js';
  * more than four limits (the reply grows). FCALL (state kept across calls) ≡ EVALSHA (a fresh
  * script each call) ≡ twin, on replies and on every key's state.
  */
-let server: Awaited<ReturnType<typeof functionsServer>>;
-let fn: Redis; // FCALL: what the library keeps lives across calls
-let sha: Redis; // EVALSHA: a fresh script each call
-beforeAll(async () => {
-  server = await functionsServer();
-  ({ fn, sha } = server);
-});
-afterAll(() => server.stop());
+// FCALL (what the library keeps lives across calls) and EVALSHA (a fresh script each call).
+const lib = functionsServerForFile();
 
 const T0 = Date.UTC(2026, 2, 20, 10);
 type Algo = 'gcra' | 'token_bucket' | 'fixed_window' | 'sliding_window' | 'quota';
@@ -51,17 +44,17 @@ describe('multi: what a Functions library keeps between calls', () => {
           // FCALL raw, as another language calls it: the reply's length is part of the contract.
           const mine = on(':fn:');
           const argv = [String(now), '', ...mine.limits.flatMap((l) => [l.algo, String(l.limit), l.periodMs === undefined ? '' : String(l.periodMs), String(l.cost), '', l.offsetMs === undefined ? '' : String(l.offsetMs), l.unit ?? '', '', ''])];
-          const raw = (await fn.fcall(`redlimit_multi_v${b.multiScript.version}`, mine.limits.length, ...mine.limits.map((l) => l.key), ...argv)) as number[];
+          const raw = (await lib.fn.fcall(`redlimit_multi_v${b.multiScript.version}`, mine.limits.length, ...mine.limits.map((l) => l.key), ...argv)) as number[];
           expect(raw).toHaveLength(3 + 4 * limits.length);
           const viaFn = { allowed: raw[0] === 1, deniedIndex: raw[1], retryAfterMs: raw[2], limits: limits.map((_, i) => ({ allowed: raw[3 + 4 * i] === 1, remaining: raw[4 + 4 * i], resetAfterMs: raw[5 + 4 * i], retryAfterMs: raw[6 + 4 * i] })) };
-          const viaSha = await b.multi(sha, on(':sha:'));
+          const viaSha = await b.multi(lib.sha, on(':sha:'));
           const onTwin = await b.multi(twin, on(':twin:'));
           expect(viaFn).toEqual(viaSha);
           expect(onTwin).toEqual(viaFn);
           expect(viaFn.limits).toHaveLength(limits.length);
         }
         // What each path left in Redis is the same state (the twin's is checked through its answers above).
-        for (const k of keys) expect(await fn.get(`{${tag}}:fn:${k}`)).toEqual(await sha.get(`{${tag}}:sha:${k}`));
+        for (const k of keys) expect(await lib.fn.get(`{${tag}}:fn:${k}`)).toEqual(await lib.sha.get(`{${tag}}:sha:${k}`));
       }),
       { numRuns: 60 },
     );

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
 import { startLocalRedis } from '../../devtools/local-redis.js';
@@ -57,6 +57,23 @@ export async function functionsServer(): Promise<{ fn: Redis; sha: Redis; stop()
       await fn.quit();
       await sha.quit();
       await server.stop();
+    },
+  };
+}
+
+/** functionsServer() for the calling test file: started before its tests, stopped after them. */
+export function functionsServerForFile(): { readonly fn: Redis; readonly sha: Redis } {
+  let server: Awaited<ReturnType<typeof functionsServer>> | undefined;
+  beforeAll(async () => {
+    server = await functionsServer();
+  });
+  afterAll(() => server?.stop());
+  return {
+    get fn() {
+      return server!.fn;
+    },
+    get sha() {
+      return server!.sha;
     },
   };
 }
