@@ -1220,13 +1220,17 @@ local function rl_multi_distinct(script, keys, first, n)
   end
 end
 
---- The reply of multi / multi_peek: allowed, denied_index, retry_after_ms, then per item
---- allowed, remaining, reset_after_ms, retry_after_ms.
+--- Calls of at most this many limits reuse the pending-writes list below, so what it keeps alive
+--- after a call (keys, values) stays small; larger calls make a list of their own.
+local RL_MULTI_REUSE = 16
+
 --- The pending writes of a multi call, reused: a Functions library keeps it between calls, so a
 --- call does not grow a fresh table slot by slot (five resizes for three limits); entries past
 --- the call's own count are stale and never read.
 local rl_multi_pending = {}
 
+--- The reply of multi / multi_peek: allowed, denied_index, retry_after_ms, then per item
+--- allowed, remaining, reset_after_ms, retry_after_ms.
 local function rl_multi(script, keys, items, now, simulated, commit)
   local n = #items
   rl_multi_distinct(script, keys, 0, n)
@@ -1236,6 +1240,7 @@ local function rl_multi(script, keys, items, now, simulated, commit)
   for k = 4 * n + 4, 19 do reply[k] = nil end
   -- The admitting items' writes, flat, five slots each (rl_apply_write's arguments).
   local pending, np = rl_multi_pending, 0
+  if n > RL_MULTI_REUSE then pending = {} end
   for i = 1, n do
     local allowed, remaining, reset, retry, cmd, key, value, opt, at = rl_multi_item(keys[i], items[i], now, simulated, commit)
     local o = 4 * i

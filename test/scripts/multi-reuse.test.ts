@@ -9,8 +9,9 @@ import { functionsServerForFile } from '../support/redis.js';
  * in a table sized for four limits (lib/multi.lua). A call must answer, and write, exactly as if
  * it were the first: after a call with more limits (stale writes and reply slots past this
  * call's own), after one that admitted (writes this call must not replay when it denies), with
- * more than four limits (the reply grows). FCALL (state kept across calls) ≡ EVALSHA (a fresh
- * script each call) ≡ twin, on replies and on every key's state.
+ * more than four limits (the reply grows), more than sixteen (a list of its own). FCALL (state
+ * kept across calls) ≡ EVALSHA (a fresh script each call) ≡ twin, on replies and on every key's
+ * state.
  */
 // FCALL (what the library keeps lives across calls) and EVALSHA (a fresh script each call).
 const lib = functionsServerForFile();
@@ -27,9 +28,9 @@ function limitOf(algo: Algo, limit: number, slot: number, cost: number, tag: str
 }
 
 describe('multi: what a Functions library keeps between calls', () => {
-  it('calls of 1 to 6 limits in any order, admitted or not, answer and write as a first call would (FCALL ≡ EVALSHA ≡ twin)', async () => {
-    const item = fc.record({ algo: fc.constantFrom(...ALGOS), limit: fc.integer({ min: 1, max: 4 }), slot: fc.integer({ min: 0, max: 2 }), cost: fc.integer({ min: 0, max: 3 }) });
-    const call = fc.record({ items: fc.uniqueArray(item, { minLength: 1, maxLength: 6, selector: (i) => `${i.algo}:${i.slot}` }), advance: fc.integer({ min: 0, max: 20_000 }) });
+  it('calls of 1 to 18 limits in any order, admitted or not, answer and write as a first call would (FCALL ≡ EVALSHA ≡ twin)', async () => {
+    const item = fc.record({ algo: fc.constantFrom(...ALGOS), limit: fc.integer({ min: 1, max: 4 }), slot: fc.integer({ min: 0, max: 3 }), cost: fc.integer({ min: 0, max: 3 }) });
+    const call = fc.record({ items: fc.uniqueArray(item, { minLength: 1, maxLength: 18, selector: (i) => `${i.algo}:${i.slot}` }), advance: fc.integer({ min: 0, max: 20_000 }) });
     await fc.assert(
       fc.asyncProperty(fc.array(call, { minLength: 2, maxLength: 10 }), async (calls) => {
         const tag = `reuse${run++}`;
