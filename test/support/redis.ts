@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { Redis } from 'ioredis';
 import { createClient } from 'redis';
-import { startLocalRedis } from '../../devtools/local-redis.js';
+import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
 import { useFunctions } from '../../src/index.js';
 
 /** The Redis the global setup found (REDIS_URL, a container, or a local redis-server). */
@@ -41,39 +41,32 @@ export async function readyIoredis(url = redisUrl()): Promise<Redis> {
 }
 
 /**
- * A redis-server of the file's own with the Functions library loaded (FUNCTION LOAD would disturb
- * other files' servers), and two clients of it: `fn` calls the library (FCALL: what a library
- * keeps between calls, kept), `sha` sends each script by EVALSHA (a fresh script each call).
+ * A redis-server of the calling test file's own (FUNCTION LOAD would disturb other files'
+ * servers), started before its tests and stopped after them, with the Functions library loaded,
+ * and two clients of it: `fn` calls the library (FCALL: what a library keeps between calls,
+ * kept), `sha` sends each script by EVALSHA (a fresh script each call).
  */
-export async function functionsServer(): Promise<{ fn: Redis; sha: Redis; stop(): Promise<void> }> {
-  const server = await startLocalRedis();
-  const fn = new Redis(server.url);
-  const sha = new Redis(server.url);
-  await useFunctions(fn);
-  return {
-    fn,
-    sha,
-    async stop() {
-      await fn.quit();
-      await sha.quit();
-      await server.stop();
-    },
-  };
-}
-
-/** functionsServer() for the calling test file: started before its tests, stopped after them. */
 export function functionsServerForFile(): { readonly fn: Redis; readonly sha: Redis } {
-  let server: Awaited<ReturnType<typeof functionsServer>> | undefined;
+  let server: LocalRedis | undefined;
+  let fn: Redis | undefined;
+  let sha: Redis | undefined;
   beforeAll(async () => {
-    server = await functionsServer();
+    server = await startLocalRedis();
+    fn = new Redis(server.url);
+    sha = new Redis(server.url);
+    await useFunctions(fn);
   });
-  afterAll(() => server?.stop());
+  afterAll(async () => {
+    await fn?.quit();
+    await sha?.quit();
+    await server?.stop();
+  });
   return {
     get fn() {
-      return server!.fn;
+      return fn!;
     },
     get sha() {
-      return server!.sha;
+      return sha!;
     },
   };
 }
