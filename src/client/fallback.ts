@@ -35,7 +35,7 @@ export class Fallback {
   /** One key per decision (one limit, no block key). */
   private readonly single: boolean;
 
-  /** A key list for consumeOnTwin's direct consume, which reads only the key it is given. */
+  /** consumeOnTwin's key list, unread on the direct consume consumeOne is used for (hasDirect). */
   private static readonly NO_KEYS: readonly string[] = [];
 
   constructor(

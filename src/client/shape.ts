@@ -131,7 +131,10 @@ export class Shape {
     return this.decode.items(reply, consume ? this.at.multi : this.at.multiPeek, 'fallback');
   }
 
-  /** onTwin's consume for a single limit (`single`): `key` is keys[0]. */
+  /**
+   * onTwin's consume for a single limit (`single`) of `key`. `keys` ([key], and the block key) is
+   * read only when no direct consume is bound (directOnTwin false).
+   */
   consumeOnTwin(twin: TwinClient, key: string, keys: readonly string[], cost: number, now: number, shares?: readonly string[]): Decision {
     const p = this.plans[0]!;
     if (this.twinConsume === null) return this.decode.single(twin.runParsed(p.fallback.consume.def, keys, valuesWith(p.fallback.consume, cost, shares?.[0]), undefined, now), this.at.consume, 'fallback');
