@@ -132,7 +132,7 @@ export class Shape {
   }
 
   /**
-   * onTwin's consume for a single limit (`single`) of `key`. `keys` ([key], and the block key) is
+   * onTwin's consume for a single limit (`single`) of `key`. `keys` ([key]: no block key here) is
    * read only when no direct consume is bound (directOnTwin false).
    */
   consumeOnTwin(twin: TwinClient, key: string, keys: readonly string[], cost: number, now: number, shares?: readonly string[]): Decision {
