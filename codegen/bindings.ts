@@ -68,10 +68,12 @@ export function renderBinding(rootDir: string, def: ScriptDef, file: string): st
     fixedKeys: fixedKeys.map((k, i) => ({ ...k, index: i, field: keyField(def, i) })),
     variadicKeys: variadic && !each ? { ...variadic, index: def.keys.length - 1 } : undefined,
     args: def.args.map((a, i) => ({ ...a, index: i, optional: !a.required, tsType: tsArgType(a), doc: argDoc(a), validator: validator[a.type] })),
-    trim: !variadic,
+    trim: !variadic && !each,
     each: each && {
       name: camelCase(each.name),
-      keyDoc: variadic!.doc,
+      // With a variadic key each item's `key` is its KEYS entry; without, items live in ARGV only.
+      keyed: variadic !== undefined,
+      keyDoc: variadic?.doc,
       keyIndex: def.keys.length - 1,
       args: each.args.map((a, i) => ({ ...a, index: i, optional: !a.required, tsType: tsArgType(a), doc: argDoc(a), validator: validator[a.type] })),
       returns: each.returns.map((r, i) => ({ ...r, tsType: tsReturnType(r), decode: decodeExpr(r, `o + ${i}`) })),

@@ -1,4 +1,4 @@
-import { renderPrologue } from './lua.js';
+import { renderPrologue, scriptFlags } from './lua.js';
 import { resolveIncludes, type Fragment } from './includes.js';
 import { shakeFragments } from './shake.js';
 import { createHash } from 'node:crypto';
@@ -27,7 +27,7 @@ export function renderFunctionsLibrary(rootDir: string, version: string, scripts
   scripts.forEach((s, i) => {
     const fn = `redlimit_${s.def.name}_v${s.def.version}`;
     const body = bodies[i]!;
-    const flags = s.def.readOnly ? `{ 'no-writes' }` : '{}';
+    const flags = `{${scriptFlags(s.def).map((f) => ` '${f}'`).join(',')}${scriptFlags(s.def).length > 0 ? ' ' : ''}}`;
     out.push(
       `-- ${s.def.name} v${s.def.version}: ${s.def.summary}\nredis.register_function{ function_name = '${fn}', flags = ${flags}, callback = function(KEYS, ARGV)\n${body}\nend }`,
     );

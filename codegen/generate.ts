@@ -45,6 +45,7 @@ export function compileScripts(rootDir: string): CompiledScript[] {
       sha1: sha1(source),
       source,
       readOnly: header.readOnly,
+      ...(header.flags.length > 0 ? { flags: header.flags } : {}),
       keys: header.keys,
       args: header.args,
       returns: header.returns,
@@ -92,6 +93,8 @@ export function manifest(pkg: { name: string; version: string }, scripts: Compil
       returns: def.returns.map(({ name, type, doc }) => ({ name, type, doc })),
       checks: def.checks.map(({ name, args, doc }) => ({ name, args, doc })),
       ...(def.each ? { each: { name: def.each.name, args: def.each.args.map(manifestArg), returns: def.each.returns.map(({ name, type, doc }) => ({ name, type, doc })) } } : {}),
+      // Redis script flags besides no-writes (readOnly), as its shebang declares them.
+      ...(def.flags ? { flags: def.flags } : {}),
     })),
   };
 }

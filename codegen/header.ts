@@ -9,6 +9,8 @@ export interface ScriptHeader {
   version: number;
   summary: string;
   readOnly: boolean;
+  /** Redis script flags besides no-writes (`@flags`). */
+  flags: string[];
   keys: KeySpec[];
   args: ArgSpec[];
   returns: ReturnSpec[];
@@ -17,19 +19,22 @@ export interface ScriptHeader {
 }
 
 const NAME = /^[a-z][a-z0-9_]*$/;
+/** Redis script flags a header may declare with `@flags` (no-writes is `@readonly`). */
+const KNOWN_FLAGS = ['allow-cross-slot-keys'];
 const TAG_LINE = /^---\s+@(\w+)\s*(.*)$/;
 const ARG_LINE =
   /^(\w+)\s+(int|string|enum:[\w|]+)\s+(required|optional|default=(\S+))(?:\s+(-?\d+)\.\.(-?\d+)|\s+maxlen=(\d+))?\s+(.+)$/;
 
 /**
  * Parses the `--- @tag` block that opens a script. `file` is only for error messages.
- * Tags: script, version, summary, readonly, key, arg, check, return. `@include` and `@args`
+ * Tags: script, version, summary, readonly, flags, key, arg, check, return. `@include` and `@args`
  * belong to the body and are left for the include resolver.
  */
 export function parseHeader(file: string, text: string, expectedName: string): ScriptHeader {
   const lines = text.split('\n');
-  const header: Partial<ScriptHeader> & Pick<ScriptHeader, 'keys' | 'args' | 'returns' | 'checks'> = {
+  const header: Partial<ScriptHeader> & Pick<ScriptHeader, 'flags' | 'keys' | 'args' | 'returns' | 'checks'> = {
     readOnly: false,
+    flags: [],
     keys: [],
     args: [],
     returns: [],
@@ -64,6 +69,13 @@ export function parseHeader(file: string, text: string, expectedName: string): S
       case 'readonly':
         header.readOnly = true;
         break;
+      case 'flags':
+        // Script flags Redis knows besides no-writes (@readonly): only what a script here needs.
+        for (const f of rest.split(/\s+/)) {
+          if (!KNOWN_FLAGS.includes(f)) fail(`@flags takes ${KNOWN_FLAGS.join(', ')}, got "${f}"`);
+          header.flags.push(f);
+        }
+        break;
       case 'key': {
         // name+ is variadic; "name+ repeats" lets one key stand more than once (batch).
         const km = /^(\w+)(\+?)(\s+repeats)?\s+(.+)$/.exec(rest);
@@ -79,7 +91,7 @@ export function parseHeader(file: string, text: string, expectedName: string): S
         break;
       case 'each':
         if (!NAME.test(rest)) fail('@each wants the list name, e.g. "@each limits"');
-        if (!header.keys.at(-1)?.variadic) fail('@each needs a variadic last key (@key name+ ...)');
+        // With a variadic last key, one item per key; without, items are counted from ARGV.
         header.each = { name: rest, args: [], returns: [] };
         break;
       case 'group':
@@ -116,7 +128,7 @@ export function parseHeader(file: string, text: string, expectedName: string): S
       default:
         fail(`unknown tag @${tag}`);
     }
-    if (['script', 'version', 'summary', 'readonly'].includes(tag)) {
+    if (['script', 'version', 'summary', 'readonly', 'flags'].includes(tag)) {
       if (seen.has(tag)) fail(`@${tag} given twice`);
       seen.add(tag);
     }

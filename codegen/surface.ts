@@ -46,7 +46,9 @@ export function verifyBinding(def: ScriptDef, path: string, text: string): strin
   if (def.each) {
     const item = sf.getInterface(`${pascal}Item`);
     const itemProps = item?.getProperties().map((p) => `${p.getName()}${p.hasQuestionToken() ? '?' : ''}:${p.getTypeNode()?.getText()}`);
-    const expectedItem = ['key:string', ...def.each.args.map((a) => `${a.prop}${a.required ? '' : '?'}:${tsArgType(a)}`)];
+    // A variadic key gives each item its KEYS entry as `key`; without one, keys are group arguments.
+    const keyed = def.keys.at(-1)?.variadic === true;
+    const expectedItem = [...(keyed ? ['key:string'] : []), ...def.each.args.map((a) => `${a.prop}${a.required ? '' : '?'}:${tsArgType(a)}`)];
     if (JSON.stringify(itemProps) !== JSON.stringify(expectedItem)) fail(`${pascal}Item is ${JSON.stringify(itemProps)}, expected ${JSON.stringify(expectedItem)}`);
     const itemResult = sf.getInterface(`${pascal}ItemResult`)?.getProperties().map((p) => `${p.getName()}:${p.getTypeNode()?.getText()}`);
     const expectedItemResult = def.each.returns.map((r) => `${r.prop}:${tsReturnType(r)}`);

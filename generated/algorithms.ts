@@ -632,6 +632,10 @@ export const replyLayouts: Readonly<Record<string, ReplyLayout>> = {
     "offset": 3,
     "stride": 4
   },
+  "node_batch": {
+    "offset": 1,
+    "stride": 4
+  },
   "reserve": {
     "offset": 3,
     "stride": 4

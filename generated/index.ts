@@ -16,6 +16,7 @@ import { gcraReserveScript } from './ts/gcra_reserve.js';
 import { multiScript } from './ts/multi.js';
 import { multiBatchScript } from './ts/multi_batch.js';
 import { multiPeekScript } from './ts/multi_peek.js';
+import { nodeBatchScript } from './ts/node_batch.js';
 import { policyCarryScript } from './ts/policy_carry.js';
 import { policyHistoryScript } from './ts/policy_history.js';
 import { policyReadScript } from './ts/policy_read.js';
@@ -54,6 +55,7 @@ export * from './ts/gcra_reserve.js';
 export * from './ts/multi.js';
 export * from './ts/multi_batch.js';
 export * from './ts/multi_peek.js';
+export * from './ts/node_batch.js';
 export * from './ts/policy_carry.js';
 export * from './ts/policy_history.js';
 export * from './ts/policy_read.js';
@@ -76,6 +78,6 @@ export * from './ts/functions-library.js';
 export * from './algorithms.js';
 
 /** Every script definition, in manifest order. */
-export const allScripts: readonly ScriptDef[] = [adaptiveFeedbackScript, batchScript, blockScript, concurrencyAcquireScript, concurrencyPeekScript, concurrencyReleaseScript, fairShareScript, fixedWindowScript, fixedWindowPeekScript, fixedWindowRefundScript, gcraScript, gcraPeekScript, gcraRefundScript, gcraReserveScript, multiScript, multiBatchScript, multiPeekScript, policyCarryScript, policyHistoryScript, policyReadScript, policySetScript, quotaScript, quotaPeekScript, quotaRefundScript, reserveScript, resetScript, settleScript, slidingLogScript, slidingLogPeekScript, slidingWindowScript, slidingWindowPeekScript, slidingWindowRefundScript, tokenBucketScript, tokenBucketPeekScript, tokenBucketRefundScript];
+export const allScripts: readonly ScriptDef[] = [adaptiveFeedbackScript, batchScript, blockScript, concurrencyAcquireScript, concurrencyPeekScript, concurrencyReleaseScript, fairShareScript, fixedWindowScript, fixedWindowPeekScript, fixedWindowRefundScript, gcraScript, gcraPeekScript, gcraRefundScript, gcraReserveScript, multiScript, multiBatchScript, multiPeekScript, nodeBatchScript, policyCarryScript, policyHistoryScript, policyReadScript, policySetScript, quotaScript, quotaPeekScript, quotaRefundScript, reserveScript, resetScript, settleScript, slidingLogScript, slidingLogPeekScript, slidingWindowScript, slidingWindowPeekScript, slidingWindowRefundScript, tokenBucketScript, tokenBucketPeekScript, tokenBucketRefundScript];
 /** Each algorithm's scripts (see `algorithms`): consume, and its peek, refund and reserve companions where it has them. */
 export const algorithmScripts: Readonly<Record<AlgoName, { readonly consume: ScriptDef; readonly peek: ScriptDef; readonly refund: ScriptDef | null; readonly reserve: ScriptDef | null }>> = { gcra: { consume: gcraScript, peek: gcraPeekScript, refund: gcraRefundScript, reserve: gcraReserveScript }, token_bucket: { consume: tokenBucketScript, peek: tokenBucketPeekScript, refund: tokenBucketRefundScript, reserve: null }, fixed_window: { consume: fixedWindowScript, peek: fixedWindowPeekScript, refund: fixedWindowRefundScript, reserve: null }, sliding_window: { consume: slidingWindowScript, peek: slidingWindowPeekScript, refund: slidingWindowRefundScript, reserve: null }, sliding_log: { consume: slidingLogScript, peek: slidingLogPeekScript, refund: null, reserve: null }, quota: { consume: quotaScript, peek: quotaPeekScript, refund: quotaRefundScript, reserve: null } };

@@ -30,22 +30,4 @@ if tz_rules then
   spec.zone = rl_tz_rules('batch', tz_rules)
 end
 local now = rl_now_ms(now_ms)
--- The limit's evaluation, chosen once; an algorithm that can writes at once (nothing to roll back).
-local eval, capacity = rl_multi_evaluator(spec, now, simulated, true, true)
-local reply = { now }
-for i = 1, #decisions do
-  local d = decisions[i]
-  local share = d.share_ppm
-  local keep = 0
-  if share < 1000000 then keep = rl_keep(capacity, share) end
-  -- A decision fails alone: an algorithm raises before its first write, so nothing of it lands.
-  local ok, allowed, remaining, reset, retry, cmd, key, value, opt, at = pcall(eval, KEYS[i], d.cost, keep)
-  if not ok then
-    allowed, remaining, reset, retry = -1, rl_key_error(allowed), 0, 0
-  elseif cmd and allowed == 1 then
-    rl_apply_write(cmd, key, value, opt, at)
-  end
-  local o = 4 * i - 2
-  reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
-end
-return rl_reply(reply)
+return rl_reply(rl_batch_decide(KEYS, decisions, spec, now, simulated))

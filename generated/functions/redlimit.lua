@@ -57,10 +57,15 @@ local function rl_fail_state(script, key)
 end
 
 --- Codes of a decision that failed alone in a batch (its reply marker): its key holds another
---- Redis type, or foreign state. Any other error is raised again as it came, failing the call.
+--- Redis type, or foreign state; or (node_batch on a Redis Cluster) this node does not serve
+--- its key: the slot moved, or is moving and the key is not here, so Redis refused to reach it
+--- and nothing of the decision was written. Any other error is raised again as it came, failing
+--- the call.
 local RL_KEY_WRONGTYPE = 1
 
 local RL_KEY_WRONGSTATE = 2
+
+local RL_KEY_ELSEWHERE = 3
 
 --- The marker code of an error caught by pcall. Redis 7 hands pcall an error table's message as
 --- a string; both forms are read.
@@ -70,6 +75,8 @@ local function rl_key_error(e)
   if type(message) == 'string' then
     if string.sub(message, 1, 10) == 'WRONGTYPE ' then return RL_KEY_WRONGTYPE end
     if string.sub(message, 1, 11) == 'WRONGSTATE ' then return RL_KEY_WRONGSTATE end
+    -- Redis 7.0+ and Valkey: "ERR Script attempted to access a non local key in a cluster node".
+    if string.find(message, 'non local key', 1, true) then return RL_KEY_ELSEWHERE end
     -- Raised again as a table, so the reply keeps its code word (a string would become ERR).
     if string.find(message, '^%u+ ') then error({ err = message }) end
   end
@@ -150,6 +157,19 @@ local function rl_arity_variadic(script, keys, argv, nkeys, nargs, group_size)
   if #argv ~= nargs + items * group_size then
     rl_fail(script, string.format('expects %d argument(s) for %d key(s) (%d fixed + %d per key), got %d', nargs + items * group_size, #keys, nargs, group_size, #argv))
   end
+end
+
+--- For scripts over a list without a key per item: fixed keys, fixed args, then one group per
+--- item (its keys among its arguments). The number of items.
+local function rl_arity_groups(script, keys, argv, nkeys, nargs, group_size)
+  if #keys ~= nkeys then
+    rl_fail(script, string.format('expects %d key(s), got %d', nkeys, #keys))
+  end
+  local extra = #argv - nargs
+  if extra < group_size or extra % group_size ~= 0 then
+    rl_fail(script, string.format('expects %d fixed argument(s) then one or more groups of %d, got %d argument(s)', nargs, group_size, #argv))
+  end
+  return extra / group_size
 end
 
 local function rl_arity(script, keys, argv, nkeys, max_args)
@@ -1510,6 +1530,31 @@ local function rl_multi(script, keys, items, now, simulated, commit)
   return reply
 end
 
+--- batch, and node_batch with one limit: each key a decision of its own, at its item's cost and
+--- priority class (items[i].cost, share_ppm), in order; results after `now` in the reply. A write
+--- is made at once (one limit: nothing to roll back). A decision whose key raises fails alone:
+--- -1 and its code (rl_key_error) in its remaining, nothing of it written (an algorithm raises at
+--- its first access to the key, before any write).
+local function rl_batch_decide(keys, items, spec, now, simulated)
+  local eval, capacity = rl_multi_evaluator(spec, now, simulated, true, true)
+  local reply = { now }
+  for i = 1, #items do
+    local d = items[i]
+    local share = d.share_ppm
+    local keep = 0
+    if share < 1000000 then keep = rl_keep(capacity, share) end
+    local ok, allowed, remaining, reset, retry, cmd, key, value, opt, at = pcall(eval, keys[i], d.cost, keep)
+    if not ok then
+      allowed, remaining, reset, retry = -1, rl_key_error(allowed), 0, 0
+    elseif cmd and allowed == 1 then
+      rl_apply_write(cmd, key, value, opt, at)
+    end
+    local o = 4 * i - 2
+    reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
+  end
+  return reply
+end
+
 --- multi_batch: decisions over the same `limits` (evaluators chosen once), each all-or-nothing
 --- over its own keys (KEYS[d * count + 1 .. d * count + count], groups in `items` alike), in
 --- order; per item allowed, remaining, reset_after_ms, retry_after_ms into `reply` after `now`.
@@ -2084,25 +2129,7 @@ if tz_rules then
   spec.zone = rl_tz_rules('batch', tz_rules)
 end
 local now = rl_now_ms(now_ms)
--- The limit's evaluation, chosen once; an algorithm that can writes at once (nothing to roll back).
-local eval, capacity = rl_multi_evaluator(spec, now, simulated, true, true)
-local reply = { now }
-for i = 1, #decisions do
-  local d = decisions[i]
-  local share = d.share_ppm
-  local keep = 0
-  if share < 1000000 then keep = rl_keep(capacity, share) end
-  -- A decision fails alone: an algorithm raises before its first write, so nothing of it lands.
-  local ok, allowed, remaining, reset, retry, cmd, key, value, opt, at = pcall(eval, KEYS[i], d.cost, keep)
-  if not ok then
-    allowed, remaining, reset, retry = -1, rl_key_error(allowed), 0, 0
-  elseif cmd and allowed == 1 then
-    rl_apply_write(cmd, key, value, opt, at)
-  end
-  local o = 4 * i - 2
-  reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
-end
-return rl_reply(reply)
+return rl_reply(rl_batch_decide(KEYS, decisions, spec, now, simulated))
 end }
 
 -- block v1: Penalty box: denies an id for `duration_ms` whatever its limits say, in every multi call that names this key. A longer existing block is kept; duration 0 lifts the block.
@@ -2549,6 +2576,42 @@ end
 rl_check_multi_items('multi_peek', limits)
 rl_multi_zones('multi_peek', tz_rules, limits)
 return rl_reply(rl_multi('multi_peek', KEYS, limits, rl_now_ms(now_ms), now_ms ~= nil, false))
+end }
+
+-- node_batch v1: Redis Cluster: the decisions of many hash slots in one call, run on the node that serves those slots. batch and multi_batch take decisions of one slot only (a call's keys must share one), and on a cluster the decisions of one event-loop turn almost never share one (256 in flight over 16384 slots), so each would be a call of its own. Here the call's one declared key only routes it, each item names its own key in ARGV, and the script is declared allow-cross-slot-keys (Redis >= 7.0, Valkey). Each decision is decided exactly as multi_batch decides it (batch when count is 1), in order, all-or-nothing over its own keys (which must share one slot: the client's keys of one subject share its hash tag). A decision whose key this node does not serve (its slot moved, or is moving and the key is not here) is not decided: -1 on its items and code 3 (ELSEWHERE), nothing of it written; the caller sends it again by its slot. Also runs on a standalone Redis (every key is local there).
+redis.register_function{ function_name = 'redlimit_node_batch_v1', flags = { 'allow-cross-slot-keys' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
+local rl_groups = rl_arity_groups('node_batch', KEYS, ARGV, 1, 4, 3)
+local count = ARGV[1]
+do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('node_batch', count, 1, 'count', true, 1, 16) end count = n end
+local specs = ARGV[2]
+specs = rl_arg_string('node_batch', specs, 2, 'specs', true, 2048)
+local now_ms = ARGV[3]
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('node_batch', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
+local tz_rules = ARGV[4]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('node_batch', tz_rules, 4, 'tz_rules', false, 16384) end
+local items = {}
+for i = 1, rl_groups do
+  local base = 4 + (i - 1) * 3
+  local g_key = ARGV[base + 1]
+  g_key = rl_arg_string('node_batch', g_key, base + 1, 'key', true, 65536, i)
+  local g_cost = ARGV[base + 2]
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else do local n = rl_int_memo[g_cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('node_batch', g_cost, base + 2, 'cost', false, 0, 1000000000000000, i) end g_cost = n end end
+  local g_share_ppm = ARGV[base + 3]
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else do local n = rl_int_memo[g_share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('node_batch', g_share_ppm, base + 3, 'share_ppm', false, 0, 1000000, i) end g_share_ppm = n end end
+  items[i] = { key = g_key, cost = g_cost, share_ppm = g_share_ppm }
+end
+rl_check_multi_batch_specs('node_batch', count, specs, items)
+local now = rl_now_ms(now_ms)
+local simulated = now_ms ~= nil
+local limits = rl_multi_batch_specs('node_batch', count, specs)
+rl_multi_zones('node_batch', tz_rules, limits)
+local keys = {}
+for i = 1, #items do keys[i] = items[i].key end
+-- One limit: batch's loop (each write at once); several: multi_batch's.
+if count == 1 then return rl_reply(rl_batch_decide(keys, items, limits[1], now, simulated)) end
+return rl_reply(rl_multi_batch('node_batch', keys, items, limits, now, simulated))
 end }
 
 -- policy_carry v1: Carries one subject's limit across a proportional policy change: the same fraction left under the new limit as under the old one, charged once on the limit's new key (a new key epoch).
@@ -3215,4 +3278,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'c5d5d69026b83282409f94d7fd25fca7ae56f2c5' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'a0874969f20474f0175755fe29763fc026d0a197' end }

@@ -75,10 +75,15 @@ local function rl_fail_state(script, key)
 end
 
 --- Codes of a decision that failed alone in a batch (its reply marker): its key holds another
---- Redis type, or foreign state. Any other error is raised again as it came, failing the call.
+--- Redis type, or foreign state; or (node_batch on a Redis Cluster) this node does not serve
+--- its key: the slot moved, or is moving and the key is not here, so Redis refused to reach it
+--- and nothing of the decision was written. Any other error is raised again as it came, failing
+--- the call.
 local RL_KEY_WRONGTYPE = 1
 
 local RL_KEY_WRONGSTATE = 2
+
+local RL_KEY_ELSEWHERE = 3
 
 --- The marker code of an error caught by pcall. Redis 7 hands pcall an error table's message as
 --- a string; both forms are read.
@@ -88,6 +93,8 @@ local function rl_key_error(e)
   if type(message) == 'string' then
     if string.sub(message, 1, 10) == 'WRONGTYPE ' then return RL_KEY_WRONGTYPE end
     if string.sub(message, 1, 11) == 'WRONGSTATE ' then return RL_KEY_WRONGSTATE end
+    -- Redis 7.0+ and Valkey: "ERR Script attempted to access a non local key in a cluster node".
+    if string.find(message, 'non local key', 1, true) then return RL_KEY_ELSEWHERE end
     -- Raised again as a table, so the reply keeps its code word (a string would become ERR).
     if string.find(message, '^%u+ ') then error({ err = message }) end
   end
@@ -1232,6 +1239,31 @@ local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
   end, limit
 end
 
+--- batch, and node_batch with one limit: each key a decision of its own, at its item's cost and
+--- priority class (items[i].cost, share_ppm), in order; results after `now` in the reply. A write
+--- is made at once (one limit: nothing to roll back). A decision whose key raises fails alone:
+--- -1 and its code (rl_key_error) in its remaining, nothing of it written (an algorithm raises at
+--- its first access to the key, before any write).
+local function rl_batch_decide(keys, items, spec, now, simulated)
+  local eval, capacity = rl_multi_evaluator(spec, now, simulated, true, true)
+  local reply = { now }
+  for i = 1, #items do
+    local d = items[i]
+    local share = d.share_ppm
+    local keep = 0
+    if share < 1000000 then keep = rl_keep(capacity, share) end
+    local ok, allowed, remaining, reset, retry, cmd, key, value, opt, at = pcall(eval, keys[i], d.cost, keep)
+    if not ok then
+      allowed, remaining, reset, retry = -1, rl_key_error(allowed), 0, 0
+    elseif cmd and allowed == 1 then
+      rl_apply_write(cmd, key, value, opt, at)
+    end
+    local o = 4 * i - 2
+    reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
+  end
+  return reply
+end
+
 -- from scripts-lua/batch.lua
 -- Arguments, as declared in the header above (written by codegen).
 if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
@@ -1270,22 +1302,4 @@ if tz_rules then
   spec.zone = rl_tz_rules('batch', tz_rules)
 end
 local now = rl_now_ms(now_ms)
--- The limit's evaluation, chosen once; an algorithm that can writes at once (nothing to roll back).
-local eval, capacity = rl_multi_evaluator(spec, now, simulated, true, true)
-local reply = { now }
-for i = 1, #decisions do
-  local d = decisions[i]
-  local share = d.share_ppm
-  local keep = 0
-  if share < 1000000 then keep = rl_keep(capacity, share) end
-  -- A decision fails alone: an algorithm raises before its first write, so nothing of it lands.
-  local ok, allowed, remaining, reset, retry, cmd, key, value, opt, at = pcall(eval, KEYS[i], d.cost, keep)
-  if not ok then
-    allowed, remaining, reset, retry = -1, rl_key_error(allowed), 0, 0
-  elseif cmd and allowed == 1 then
-    rl_apply_write(cmd, key, value, opt, at)
-  end
-  local o = 4 * i - 2
-  reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
-end
-return rl_reply(reply)
+return rl_reply(rl_batch_decide(KEYS, decisions, spec, now, simulated))

@@ -71,10 +71,15 @@ local function rl_fail_state(script, key)
 end
 
 --- Codes of a decision that failed alone in a batch (its reply marker): its key holds another
---- Redis type, or foreign state. Any other error is raised again as it came, failing the call.
+--- Redis type, or foreign state; or (node_batch on a Redis Cluster) this node does not serve
+--- its key: the slot moved, or is moving and the key is not here, so Redis refused to reach it
+--- and nothing of the decision was written. Any other error is raised again as it came, failing
+--- the call.
 local RL_KEY_WRONGTYPE = 1
 
 local RL_KEY_WRONGSTATE = 2
+
+local RL_KEY_ELSEWHERE = 3
 
 --- The marker code of an error caught by pcall. Redis 7 hands pcall an error table's message as
 --- a string; both forms are read.
@@ -84,6 +89,8 @@ local function rl_key_error(e)
   if type(message) == 'string' then
     if string.sub(message, 1, 10) == 'WRONGTYPE ' then return RL_KEY_WRONGTYPE end
     if string.sub(message, 1, 11) == 'WRONGSTATE ' then return RL_KEY_WRONGSTATE end
+    -- Redis 7.0+ and Valkey: "ERR Script attempted to access a non local key in a cluster node".
+    if string.find(message, 'non local key', 1, true) then return RL_KEY_ELSEWHERE end
     -- Raised again as a table, so the reply keeps its code word (a string would become ERR).
     if string.find(message, '^%u+ ') then error({ err = message }) end
   end

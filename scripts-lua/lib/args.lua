@@ -45,9 +45,13 @@ local function rl_fail_state(script, key)
 end
 
 --- Codes of a decision that failed alone in a batch (its reply marker): its key holds another
---- Redis type, or foreign state. Any other error is raised again as it came, failing the call.
+--- Redis type, or foreign state; or (node_batch on a Redis Cluster) this node does not serve
+--- its key: the slot moved, or is moving and the key is not here, so Redis refused to reach it
+--- and nothing of the decision was written. Any other error is raised again as it came, failing
+--- the call.
 local RL_KEY_WRONGTYPE = 1
 local RL_KEY_WRONGSTATE = 2
+local RL_KEY_ELSEWHERE = 3
 
 --- The marker code of an error caught by pcall. Redis 7 hands pcall an error table's message as
 --- a string; both forms are read.
@@ -57,6 +61,8 @@ local function rl_key_error(e)
   if type(message) == 'string' then
     if string.sub(message, 1, 10) == 'WRONGTYPE ' then return RL_KEY_WRONGTYPE end
     if string.sub(message, 1, 11) == 'WRONGSTATE ' then return RL_KEY_WRONGSTATE end
+    -- Redis 7.0+ and Valkey: "ERR Script attempted to access a non local key in a cluster node".
+    if string.find(message, 'non local key', 1, true) then return RL_KEY_ELSEWHERE end
     -- Raised again as a table, so the reply keeps its code word (a string would become ERR).
     if string.find(message, '^%u+ ') then error({ err = message }) end
   end
@@ -136,6 +142,19 @@ local function rl_arity_variadic(script, keys, argv, nkeys, nargs, group_size)
   if #argv ~= nargs + items * group_size then
     rl_fail(script, string.format('expects %d argument(s) for %d key(s) (%d fixed + %d per key), got %d', nargs + items * group_size, #keys, nargs, group_size, #argv))
   end
+end
+
+--- For scripts over a list without a key per item: fixed keys, fixed args, then one group per
+--- item (its keys among its arguments). The number of items.
+local function rl_arity_groups(script, keys, argv, nkeys, nargs, group_size)
+  if #keys ~= nkeys then
+    rl_fail(script, string.format('expects %d key(s), got %d', nkeys, #keys))
+  end
+  local extra = #argv - nargs
+  if extra < group_size or extra % group_size ~= 0 then
+    rl_fail(script, string.format('expects %d fixed argument(s) then one or more groups of %d, got %d argument(s)', nargs, group_size, #argv))
+  end
+  return extra / group_size
 end
 
 local function rl_arity(script, keys, argv, nkeys, max_args)

@@ -348,6 +348,31 @@ local function rl_multi(script, keys, items, now, simulated, commit)
   return reply
 end
 
+--- batch, and node_batch with one limit: each key a decision of its own, at its item's cost and
+--- priority class (items[i].cost, share_ppm), in order; results after `now` in the reply. A write
+--- is made at once (one limit: nothing to roll back). A decision whose key raises fails alone:
+--- -1 and its code (rl_key_error) in its remaining, nothing of it written (an algorithm raises at
+--- its first access to the key, before any write).
+local function rl_batch_decide(keys, items, spec, now, simulated)
+  local eval, capacity = rl_multi_evaluator(spec, now, simulated, true, true)
+  local reply = { now }
+  for i = 1, #items do
+    local d = items[i]
+    local share = d.share_ppm
+    local keep = 0
+    if share < 1000000 then keep = rl_keep(capacity, share) end
+    local ok, allowed, remaining, reset, retry, cmd, key, value, opt, at = pcall(eval, keys[i], d.cost, keep)
+    if not ok then
+      allowed, remaining, reset, retry = -1, rl_key_error(allowed), 0, 0
+    elseif cmd and allowed == 1 then
+      rl_apply_write(cmd, key, value, opt, at)
+    end
+    local o = 4 * i - 2
+    reply[o], reply[o + 1], reply[o + 2], reply[o + 3] = allowed, remaining, reset, retry
+  end
+  return reply
+end
+
 --- multi_batch: decisions over the same `limits` (evaluators chosen once), each all-or-nothing
 --- over its own keys (KEYS[d * count + 1 .. d * count + count], groups in `items` alike), in
 --- order; per item allowed, remaining, reset_after_ms, retry_after_ms into `reply` after `now`.

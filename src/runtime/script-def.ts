@@ -54,6 +54,12 @@ export interface ScriptDef {
   /** The exact bytes that get loaded (generated/lua/<name>.lua). */
   readonly source: string;
   readonly readOnly: boolean;
+  /**
+   * Redis script flags besides `no-writes` (which readOnly stands for), from `@flags`: e.g.
+   * `allow-cross-slot-keys` (Redis >= 7.0: the script may reach keys of several hash slots, all
+   * on the node that runs it). Absent: none.
+   */
+  readonly flags?: readonly string[];
   readonly keys: readonly KeySpec[];
   readonly args: readonly ArgSpec[];
   readonly returns: readonly ReturnSpec[];
@@ -61,7 +67,8 @@ export interface ScriptDef {
   /**
    * Scripts over a list (multi): the list's name, the arguments each item carries (after the
    * fixed args, in ARGV, one group per variadic key) and the reply fields each item gets (after
-   * the fixed returns).
+   * the fixed returns). Without a variadic key the items are counted from ARGV alone (one group
+   * each after the fixed args) and carry their keys, if any, as group arguments.
    */
   readonly each?: {
     readonly name: string;

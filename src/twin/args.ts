@@ -35,7 +35,16 @@ function parseOne(def: ScriptDef, spec: ArgSpec, raw: string | undefined, index:
 export function parseScriptArgs(def: ScriptDef, keys: readonly string[], argv: readonly string[]): { args: ArgValues; items: ArgValues[] } {
   const variadic = def.keys.at(-1)?.variadic === true;
   const groupSize = def.each?.args.length ?? 0;
-  if (variadic) {
+  let count = keys.length - def.keys.length + 1;
+  if (def.each && !variadic) {
+    // Items counted from ARGV (rl_arity_groups): fixed keys, fixed args, then whole groups.
+    if (keys.length !== def.keys.length) fail(def, `expects ${def.keys.length} key(s), got ${keys.length}`);
+    const extra = argv.length - def.args.length;
+    if (extra < groupSize || extra % groupSize !== 0) {
+      fail(def, `expects ${def.args.length} fixed argument(s) then one or more groups of ${groupSize}, got ${argv.length} argument(s)`);
+    }
+    count = extra / groupSize;
+  } else if (variadic) {
     const n = keys.length - def.keys.length + 1;
     if (n < 1) fail(def, `expects at least ${def.keys.length} key(s), got ${keys.length}`);
     const want = def.args.length + n * groupSize;
@@ -50,7 +59,7 @@ export function parseScriptArgs(def: ScriptDef, keys: readonly string[], argv: r
   def.args.forEach((spec, i) => (args[spec.name] = parseOne(def, spec, argv[i], i + 1, spec.name, args)));
   const items: ArgValues[] = [];
   if (def.each) {
-    for (let i = 1; i <= keys.length - def.keys.length + 1; i++) {
+    for (let i = 1; i <= count; i++) {
       const base = def.args.length + (i - 1) * groupSize;
       const item: ArgValues = {};
       def.each.args.forEach((spec, j) => (item[spec.name] = parseOne(def, spec, argv[base + j], base + j + 1, `${spec.name}[${i}]`, item)));

@@ -274,10 +274,15 @@ function failingItem(c: TwinCall): number {
   return 0;
 }
 
-/** multi_batch: whole multi decisions over the same limits, in order, each all-or-nothing. */
-function multiBatch(c: TwinCall): number[] {
+/**
+ * multi_batch: whole multi decisions over the same limits, in order, each all-or-nothing. Also
+ * node_batch's (`name`), whose items carry their keys: every key is local to the twin, so none
+ * of its decisions is ELSEWHERE (with one limit node_batch runs batch's loop, which decides
+ * exactly as a multi decision of one limit).
+ */
+function multiBatch(c: TwinCall, name = 'multi_batch'): number[] {
   const count = n(c.args.count);
-  const parsed: ArgValues[] = parseMultiBatchSpecs('multi_batch', count, s(c.args.specs)).map((l) => ({
+  const parsed: ArgValues[] = parseMultiBatchSpecs(name, count, s(c.args.specs)).map((l) => ({
     algo: l.algo,
     limit: l.limit,
     period_ms: l.periodMs,
@@ -285,14 +290,14 @@ function multiBatch(c: TwinCall): number[] {
     offset_ms: l.offsetMs,
     unit: l.unit,
   }));
-  const limits = multiZones('multi_batch', c.args.tz_rules as string | undefined, parsed);
+  const limits = multiZones(name, c.args.tz_rules as string | undefined, parsed);
   const reply = [c.now];
   for (let d = 0; d * count < c.keys.length; d++) {
     const keys = c.keys.slice(d * count, (d + 1) * count);
     const items = limits.map((l, j) => ({ ...l, cost: c.items[d * count + j]!.cost, share_ppm: c.items[d * count + j]!.share_ppm }));
     const call = { ...c, keys, items };
     try {
-      reply.push(...multi(call, true, 'multi_batch').slice(3));
+      reply.push(...multi(call, true, name).slice(3));
     } catch (err) {
       // This decision fails alone: -1 on each item, the code on the one whose key it was.
       const code = keyErrorCode(err);
@@ -352,7 +357,8 @@ export const twinScripts: Record<string, Impl> = {
       }, 0),
     ],
   multi: (c) => multiCall(c, true, 'multi'),
-  multi_batch: multiBatch,
+  multi_batch: (c) => multiBatch(c),
+  node_batch: (c) => multiBatch({ ...c, keys: c.items.map((it) => s(it.key)) }, 'node_batch'),
   batch,
   multi_peek: (c) => multiCall(c, false, 'multi_peek'),
   reserve: (c) => twinReserve(c, multi, stateKeyError),
