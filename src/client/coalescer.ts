@@ -4,6 +4,8 @@ import type { ScriptDef } from '../runtime/index.js';
 
 /** One decision waiting for its batch: its keys and costs (as sent) and how to answer it. */
 export interface Waiter {
+  /** The Cluster slot of its keys (-1: not a Cluster). */
+  slot: number;
   keys: readonly string[];
   costs: readonly string[];
   /** Per key, its priority class as share_ppm ('' or absent: the script's default, everything). */
@@ -20,7 +22,16 @@ export interface BatchShape {
   /** The batch script (`batch` for one limit, `multi_batch` for several) and its fixed ARGV now (time zone rules and clock filled in); each key's group follows. */
   def: ScriptDef;
   argv(): readonly string[];
+  /**
+   * `node_batch` and its fixed ARGV now (count, specs, clock, time zone rules): the decisions of
+   * several hash slots served by one Cluster node in one call; each item's group (key, cost,
+   * share_ppm) follows. Its reply has the batch script's layout.
+   */
+  node: { def: ScriptDef; argv(): readonly string[] };
 }
+
+/** Longest key a node_batch item takes (its header's maxlen, in bytes); a longer one goes by its slot. */
+const NODE_KEY_MAX_BYTES = 65_536;
 
 /**
  * Most decisions one batch call carries; a turn with more is sent as several calls, each as soon
@@ -49,11 +60,18 @@ export const MAX_BATCH = 64;
  * batch script calls (up to MAX_BATCH decisions each), which decide them in order, each
  * independently and exactly as if sent alone (each multi-limit decision all-or-nothing on its
  * own). The last call of a turn leaves in the same turn's check phase (setImmediate), so an idle
- * process adds no latency; a lone decision is sent as the limiter's own script. On a Cluster,
- * decisions are grouped per hash slot (every key of one call must live in one slot).
+ * process adds no latency; a lone decision is sent as the limiter's own script.
+ *
+ * On a Cluster, decisions are grouped per primary (`nodeOf`, from the client's slot table): a
+ * group of one slot goes as the batch script (its keys declared), a group of several as
+ * node_batch, whose one declared key routes the call and whose items carry their keys (a call's
+ * declared keys must share one slot, and 256 decisions in flight over 16384 slots almost never
+ * do). A decision node_batch reports ELSEWHERE (its slot moved or is moving: the slot table
+ * was stale) was not decided and wrote nothing: it is sent again alone by its slot, following
+ * the redirect as any call does.
  */
 export class Coalescer {
-  private readonly queues = new Map<number, Waiter[]>();
+  private readonly queues = new Map<number | string, Waiter[]>();
   private scheduled = false;
   private readonly flushAll = () => this.flush();
   /** The batch script's per-key group (its @group lines): how many values, and which is the cost. */
@@ -63,21 +81,26 @@ export class Coalescer {
     /** `share`: the call may share a socket write with the turn's other calls (RedisPath.run). */
     private readonly send: (def: ScriptDef, keys: string[], argv: string[], slot: number, share: boolean) => Promise<unknown>,
     private readonly shape: BatchShape,
+    /** A Cluster's primary serving `slot` ("host:port"; null when unknown), or null: not a Cluster. */
+    private readonly nodeOf: ((slot: number) => string | null) | null = null,
   ) {
     const fields = shape.def.each?.args.map((a) => a.name) ?? ['cost'];
     this.group = { size: fields.length, cost: fields.indexOf('cost'), share: fields.indexOf('share_ppm') };
   }
 
-  add(slot: number, w: Waiter): void {
-    let q = this.queues.get(slot);
+  add(w: Waiter): void {
+    const slot = w.slot;
+    // A Cluster's decisions queue by the node serving their slot (by the slot when it is unknown).
+    const at = slot >= 0 && this.nodeOf !== null ? (this.nodeOf(slot) ?? slot) : slot;
+    let q = this.queues.get(at);
     if (q === undefined) {
       q = [];
-      this.queues.set(slot, q);
+      this.queues.set(at, q);
     }
     q.push(w);
     if (q.length >= MAX_BATCH) {
-      this.queues.delete(slot);
-      this.sendBatch(q, slot);
+      this.queues.delete(at);
+      this.sendBatch(q);
     } else if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flushAll);
@@ -90,10 +113,15 @@ export class Coalescer {
     this.queues.clear();
     // Several calls at once (a Cluster: one per hash slot) leave in one write per connection.
     const share = queues.length > 1;
-    for (const [slot, q] of queues) this.sendBatch(q, slot, share);
+    for (const [, q] of queues) this.sendBatch(q, share);
   }
 
-  private sendBatch(q: Waiter[], slot: number, share = false): void {
+  private sendBatch(q: Waiter[], share = false): void {
+    const slot = q[0]!.slot;
+    if (slot >= 0 && q.length > 1 && q.some((w) => w.slot !== slot)) {
+      this.sendNodeBatch(q, share);
+      return;
+    }
     if (q.length === 1) {
       const w = q[0]!;
       const { def, argv, offset } = this.shape.lone(w);
@@ -133,11 +161,59 @@ export class Coalescer {
         // A slot half-way through a migration refuses multi-key calls (TRYAGAIN): each decision
         // alone follows the ASK redirect, so the batch is sent again one by one.
         if (err instanceof ScriptError && err.redisCode === 'TRYAGAIN') {
-          for (const w of q) this.sendBatch([w], slot, true);
+          for (const w of q) this.sendBatch([w], true);
         } else for (const w of q) w.fail(err);
       },
     );
   }
+
+  /**
+   * Decisions of several slots one node serves, as one node_batch call routed by the first
+   * decision's first key. A decision with a key too long for it goes by its slot instead.
+   */
+  private sendNodeBatch(q: Waiter[], share: boolean): void {
+    const node = this.shape.node;
+    const argv = node.argv().slice();
+    const sent: Waiter[] = [];
+    for (const w of q) {
+      if (w.keys.some((k) => k.length > NODE_KEY_MAX_BYTES / 3 && Buffer.byteLength(k) > NODE_KEY_MAX_BYTES)) {
+        this.sendBatch([w], true);
+        continue;
+      }
+      sent.push(w);
+      for (let j = 0; j < w.keys.length; j++) argv.push(w.keys[j]!, w.costs[j]!, w.shares?.[j] ?? '');
+    }
+    if (sent.length === 0) return;
+    this.send(node.def, [sent[0]!.keys[0]!], argv, sent[0]!.slot, share).then(
+      (reply) => {
+        const r = reply as number[];
+        const { offset: first, stride } = replyLayouts[node.def.name]!;
+        let offset = first;
+        for (const w of sent) {
+          if (r[offset + decisionReply.allowed] === -1 && elsewhere(r, offset, stride, w.keys.length)) {
+            // Not decided here (the slot moved): nothing of it was written; again, by its slot.
+            this.sendBatch([w], true);
+          } else {
+            const failed = keyFailure(node.def.name, r, offset, stride, w.keys);
+            if (failed) w.fail(failed);
+            else w.done(r, offset);
+          }
+          offset += stride * w.keys.length;
+        }
+      },
+      (err: unknown) => {
+        for (const w of sent) w.fail(err);
+      },
+    );
+  }
+}
+
+/** node_batch's ELSEWHERE (lib/args: RL_KEY_ELSEWHERE) on an item of a decision it did not decide. */
+const ELSEWHERE = 3;
+
+function elsewhere(r: readonly number[], offset: number, stride: number, n: number): boolean {
+  for (let j = 0; j < n; j++) if (r[offset + stride * j + decisionReply.remaining] === ELSEWHERE) return true;
+  return false;
 }
 
 /** The error of a decision the batch reply marks as failed alone, or null when it was decided. */

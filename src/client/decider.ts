@@ -1,3 +1,4 @@
+import { slotOwner } from '../runtime/index.js';
 import { Coalescer } from './coalescer.js';
 import type { Decision } from './decision.js';
 import type { Fallback } from './fallback.js';
@@ -27,7 +28,9 @@ export class Decider {
     private readonly policy: FailurePolicy,
     private readonly fallback: Fallback,
   ) {
-    this.coalescer = coalesce && shape.batch ? new Coalescer((def, keys, argv, slot, share) => path.run(def, keys, argv, slot, share), shape.batch) : null;
+    // On a Cluster the coalescer groups decisions by the primary serving their slot (node_batch).
+    const nodeOf = (slot: number) => slotOwner(path.client, slot);
+    this.coalescer = coalesce && shape.batch ? new Coalescer((def, keys, argv, slot, share) => path.run(def, keys, argv, slot, share), shape.batch, nodeOf) : null;
   }
 
   /**
@@ -51,7 +54,8 @@ export class Decider {
       );
     }
     return new Promise<Decision>((resolve, reject) => {
-      this.coalescer!.add(t.slot, {
+      this.coalescer!.add({
+        slot: t.slot,
         keys: t.keys,
         costs: this.shape.costStrings(costs),
         ...(shares ? { shares: this.shape.shareStrings(shares) } : {}),

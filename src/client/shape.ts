@@ -19,6 +19,8 @@ export interface Call {
 /** Where multi_batch takes its clock reading and its time zones (after count and specs). */
 const MULTI_BATCH_NOW = b.multiBatchScript.args.findIndex((a) => a.name === 'now_ms');
 const MULTI_BATCH_TZ = b.multiBatchScript.args.findIndex((a) => a.name === 'tz_rules');
+const NODE_BATCH_NOW = b.nodeBatchScript.args.findIndex((a) => a.name === 'now_ms');
+const NODE_BATCH_TZ = b.nodeBatchScript.args.findIndex((a) => a.name === 'tz_rules');
 
 /**
  * How this limiter's decisions travel, compiled once from its plan: one limit and no blocks use
@@ -169,15 +171,35 @@ export class Shape {
     return this.clock.now === null ? '' : String(Math.floor(this.clock.now()));
   }
 
-  /** How decisions go to Redis when coalesced: `batch` (one limit) or `multi_batch` (several, or blocks). */
+  /**
+   * How decisions go to Redis when coalesced: `batch` (one limit) or `multi_batch` (several, or
+   * blocks); on a Cluster, decisions of several slots of one node as `node_batch`.
+   */
   private batchShape(): BatchShape {
     const lone = (w: { costs: readonly string[]; shares?: readonly string[] }) => this.consume(w.costs, w.shares);
+    const specs = this.plans.map((p) => [p.item.algo, p.item.limit, p.item.period_ms, p.item.burst, p.item.offset_ms, p.item.unit].join(','));
+    if (this.blocks) specs.push('block,,,,,');
+    // node_batch ARGV: count, specs, now_ms, tz_rules (as multi_batch's), then each item's group.
+    const nodeFixed = [String(specs.length), specs.join(';'), '', ''];
+    const node =
+      !this.zoned && this.clock.now === null
+        ? { def: b.nodeBatchScript, argv: () => nodeFixed }
+        : {
+            def: b.nodeBatchScript,
+            argv: () => {
+              const argv = nodeFixed.slice();
+              argv[NODE_BATCH_NOW] = this.nowArg();
+              argv[NODE_BATCH_TZ] = this.tzRules();
+              return argv;
+            },
+          };
     if (this.single) {
       const p = this.plans[0]!;
       const fixed = batchArgv(p.item);
-      if (!this.zoned && this.clock.now === null) return { lone, def: b.batchScript, argv: () => fixed };
+      if (!this.zoned && this.clock.now === null) return { lone, def: b.batchScript, argv: () => fixed, node };
       return {
         lone,
+        node,
         def: b.batchScript,
         argv: () => {
           const argv = fixed.slice();
@@ -187,12 +209,11 @@ export class Shape {
         },
       };
     }
-    const specs = this.plans.map((p) => [p.item.algo, p.item.limit, p.item.period_ms, p.item.burst, p.item.offset_ms, p.item.unit].join(','));
-    if (this.blocks) specs.push('block,,,,,');
     const fixed = [String(specs.length), specs.join(';'), '', ''];
-    if (!this.zoned && this.clock.now === null) return { lone, def: b.multiBatchScript, argv: () => fixed };
+    if (!this.zoned && this.clock.now === null) return { lone, def: b.multiBatchScript, argv: () => fixed, node };
     return {
       lone,
+      node,
       def: b.multiBatchScript,
       argv: () => {
         const argv = fixed.slice();

@@ -75,6 +75,9 @@ describe('codegen', () => {
 
     const noArgs = compileError({ 'scripts-lua/demo.lua': [...GOOD_HEADER, '--- @include "lib/args"', 'return {1}'].join('\n') });
     expect(noArgs.message).toMatch(/exactly one "--- @args" line \(found 0\)/);
+
+    const flag = compileError({ 'scripts-lua/demo.lua': [...GOOD_HEADER, '--- @flags allow-oom', '--- @args', 'return {1}'].join('\n') });
+    expect(flag.message).toBe('scripts-lua/demo.lua:7: @flags takes allow-cross-slot-keys, got "allow-oom"');
   });
 
   it('reports a missing include and an include cycle with the chain', () => {

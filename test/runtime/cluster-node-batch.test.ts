@@ -1,0 +1,163 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cluster, Redis } from 'ioredis';
+import * as b from '../../generated/index.js';
+import { createRateLimiter, hashSlot, type Decision } from '../../src/index.js';
+import { slotOwner } from '../../src/runtime/slots.js';
+import { startLocalCluster, type LocalCluster } from '../../devtools/local-cluster.js';
+
+const run = promisify(execFile);
+
+/**
+ * On a real 3-primary cluster: the coalescer groups a turn's decisions by the node serving
+ * their slots and sends each group as one node_batch call, which decides every decision exactly;
+ * a decision whose slot the node no longer serves (a slot table gone stale) is reported
+ * ELSEWHERE, writes nothing, and is decided again where its slot lives.
+ */
+let cluster: LocalCluster;
+beforeAll(async () => {
+  cluster = await startLocalCluster();
+}, 60_000);
+afterAll(() => cluster?.stop());
+
+async function connect(): Promise<Cluster> {
+  const c = new Cluster(cluster.nodes, { retryDelayOnMoved: 0, redisOptions: { autoResendUnfulfilledCommands: false } });
+  c.on('error', () => {});
+  await new Promise((r) => c.once('ready', r));
+  return c;
+}
+
+/** Script calls each primary ran since the last call (INFO commandstats: fcall, evalsha, eval), by "host:port". */
+async function scriptCalls(): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const n of cluster.nodes) {
+    const r = new Redis(n.port, n.host);
+    const info = await r.info('commandstats');
+    let calls = 0;
+    for (const m of info.matchAll(/^cmdstat_(fcall|evalsha|eval):calls=(\d+)/gm)) calls += Number(m[2]);
+    out.set(`${n.host}:${n.port}`, calls);
+    await r.config('RESETSTAT');
+    r.disconnect();
+  }
+  return out;
+}
+
+describe('Redis Cluster: one call per node (node_batch)', () => {
+  it('decides items of several slots on their node, and refuses to touch a key another node serves (ELSEWHERE, nothing written)', async () => {
+    const c = await connect();
+    try {
+      const owner = (k: string) => slotOwner(c, hashSlot(k))!;
+      const home = owner('rl:{nb-0}:x');
+      const local: string[] = [];
+      let away = '';
+      for (let i = 0; local.length < 3 || !away; i++) {
+        const k = `rl:{nb-${i}}:x`;
+        if (owner(k) === home) {
+          if (local.length < 3 && !local.some((l) => hashSlot(l) === hashSlot(k))) local.push(k);
+        } else if (!away) away = k;
+      }
+      const [host, port] = home.split(':') as [string, string];
+      const direct = new Redis(Number(port), host);
+      try {
+        const items = [...local.slice(0, 2), away, local[2]!].map((key) => ({ key, cost: 2 }));
+        const args = { key: items[0]!.key, count: 1, specs: 'gcra,5,60000,5,,', items };
+        const r = await b.nodeBatch(direct, args);
+        expect(r.items.map((x) => [x.allowed, x.remaining])).toEqual([[1, 3], [1, 3], [-1, 3], [1, 3]]);
+        expect(await c.exists(away)).toBe(0);
+        for (const k of local) expect(await c.exists(k)).toBe(1);
+        // The same call through the Cluster client goes to the node of its first key.
+        const again = await b.nodeBatch(c, args);
+        expect(again.items.map((x) => [x.allowed, x.remaining])).toEqual([[1, 1], [1, 1], [-1, 3], [1, 1]]);
+      } finally {
+        direct.disconnect();
+      }
+    } finally {
+      c.disconnect();
+    }
+  });
+
+  it('a turn of decisions over many slots goes as about one call per node, and every id gets exactly its limit', async () => {
+    const c = await connect();
+    const limiters = [
+      createRateLimiter({ redis: c, prefix: 'nb1', limits: { name: 'r', algo: 'gcra', limit: 3, periodMs: 60_000 } }),
+      createRateLimiter({
+        redis: c,
+        prefix: 'nb3',
+        limits: [
+          { name: 'minute', algo: 'gcra', limit: 3, periodMs: 60_000 },
+          { name: 'hour', algo: 'sliding_window', limit: 100, periodMs: 3_600_000 },
+          { name: 'day', algo: 'quota', limit: 1_000, unit: 'day' },
+        ],
+      }),
+    ];
+    try {
+      for (const rl of limiters) {
+        await rl.ready();
+        const ids = Array.from({ length: 90 }, (_, i) => `user-${i}`);
+        expect(new Set(ids.map((id) => slotOwner(c, hashSlot(`{${id}}`)))).size).toBe(3);
+        await scriptCalls();
+        // Five asks per id, all in one turn: 450 decisions.
+        const asks = ids.flatMap((id) => [id, id, id, id, id]);
+        const ds: Decision[] = await Promise.all(asks.map((id) => rl.limit(id)));
+        const calls = await scriptCalls();
+        expect(ds.every((d) => d.source === 'redis')).toBe(true);
+        for (const id of ids) expect(ds.filter((d, i) => asks[i] === id && d.allowed).length, id).toBe(3);
+        // One call per MAX_BATCH (64) decisions of a node, not one per slot (90 slots here).
+        const total = [...calls.values()].reduce((a, n) => a + n, 0);
+        expect(total).toBeLessThanOrEqual(Math.ceil(asks.length / 64) + 3);
+        for (const n of calls.values()) expect(n).toBeGreaterThan(0);
+      }
+    } finally {
+      for (const rl of limiters) await rl.close();
+      c.disconnect();
+    }
+  });
+
+  it('a slot moved behind the client\'s back: its decisions are decided once, on the node that now serves it', async () => {
+    const c = await connect();
+    const rl = createRateLimiter({ redis: c, prefix: 'nbmove', limits: { name: 'r', algo: 'gcra', limit: 4, periodMs: 3_600_000 }, denyCache: false });
+    try {
+      await rl.ready();
+      const owner = (id: string) => slotOwner(c, hashSlot(`{${id}}`))!;
+      // Ids of one slot S (they move) and ids of other slots on the same node (they stay).
+      const first = 'mv-0';
+      const from = owner(first);
+      const slot = hashSlot(`{${first}}`);
+      const moving: string[] = [];
+      const staying: string[] = [];
+      for (let i = 0; moving.length < 1 || staying.length < 6; i++) {
+        const id = `mv-${i}`;
+        if (hashSlot(`{${id}}`) === slot) moving.push(id);
+        else if (owner(id) === from && staying.length < 6) staying.push(id);
+      }
+      // Each id takes one unit while everything is where the client thinks it is.
+      for (const d of await Promise.all([...staying, ...moving].map((id) => rl.limit(id)))) expect(d).toMatchObject({ allowed: true, source: 'redis' });
+
+      // Move slot S (with its keys) to another primary, telling every node but not the client.
+      const fromPort = Number(from.split(':')[1]);
+      const target = cluster.nodes.find((n) => n.port !== fromPort)!;
+      const id = async (port: number) => (await run('redis-cli', ['-p', String(port), 'cluster', 'myid'])).stdout.trim();
+      const [fromId, toId] = [await id(fromPort), await id(target.port)];
+      const cli = (port: number, ...args: string[]) => run('redis-cli', ['-p', String(port), ...args]);
+      await cli(target.port, 'cluster', 'setslot', String(slot), 'importing', fromId);
+      await cli(fromPort, 'cluster', 'setslot', String(slot), 'migrating', toId);
+      const keys = (await cli(fromPort, 'cluster', 'getkeysinslot', String(slot), '100')).stdout.trim().split('\n').filter(Boolean);
+      expect(keys.length).toBeGreaterThan(0);
+      await cli(fromPort, 'migrate', '127.0.0.1', String(target.port), '', '0', '5000', 'keys', ...keys);
+      for (const n of cluster.nodes) await cli(n.port, 'cluster', 'setslot', String(slot), 'node', toId);
+      expect(owner(moving[0]!)).toBe(from); // the client's table is stale
+
+      // One turn: 'staying' first (the call goes to `from`), then the moved ids, five asks each.
+      const asks = [...staying, ...moving].flatMap((x) => [x, x, x, x, x]);
+      const ds: Decision[] = await Promise.all(asks.map((x) => rl.limit(x)));
+      expect(ds.every((d) => d.source === 'redis')).toBe(true);
+      // Exactly the three units each id had left: none lost to the move, none counted twice.
+      for (const x of [...staying, ...moving]) expect(ds.filter((d, i) => asks[i] === x && d.allowed).length, x).toBe(3);
+      expect(await new Redis(target.port).get(keys[0]!).finally(() => {})).not.toBeNull();
+    } finally {
+      await rl.close();
+      c.disconnect();
+    }
+  }, 30_000);
+});
