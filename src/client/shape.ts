@@ -16,11 +16,12 @@ export interface Call {
   offset: number;
 }
 
-/** Where multi_batch takes its clock reading and its time zones (after count and specs). */
+/**
+ * Where multi_batch takes its clock reading and its time zones (after count and specs); node_batch
+ * takes the same fixed arguments in the same places (test/scripts/node-batch.test.ts holds it).
+ */
 const MULTI_BATCH_NOW = b.multiBatchScript.args.findIndex((a) => a.name === 'now_ms');
 const MULTI_BATCH_TZ = b.multiBatchScript.args.findIndex((a) => a.name === 'tz_rules');
-const NODE_BATCH_NOW = b.nodeBatchScript.args.findIndex((a) => a.name === 'now_ms');
-const NODE_BATCH_TZ = b.nodeBatchScript.args.findIndex((a) => a.name === 'tz_rules');
 
 /**
  * How this limiter's decisions travel, compiled once from its plan: one limit and no blocks use
@@ -179,20 +180,18 @@ export class Shape {
     const lone = (w: { costs: readonly string[]; shares?: readonly string[] }) => this.consume(w.costs, w.shares);
     const specs = this.plans.map((p) => [p.item.algo, p.item.limit, p.item.period_ms, p.item.burst, p.item.offset_ms, p.item.unit].join(','));
     if (this.blocks) specs.push('block,,,,,');
-    // node_batch ARGV: count, specs, now_ms, tz_rules (as multi_batch's), then each item's group.
-    const nodeFixed = [String(specs.length), specs.join(';'), '', ''];
-    const node =
+    // multi_batch and node_batch take the same fixed ARGV (count, specs, now_ms, tz_rules), then each item's group.
+    const fixedSpecs = [String(specs.length), specs.join(';'), '', ''];
+    const specsArgv =
       !this.zoned && this.clock.now === null
-        ? { def: b.nodeBatchScript, argv: () => nodeFixed }
-        : {
-            def: b.nodeBatchScript,
-            argv: () => {
-              const argv = nodeFixed.slice();
-              argv[NODE_BATCH_NOW] = this.nowArg();
-              argv[NODE_BATCH_TZ] = this.tzRules();
-              return argv;
-            },
+        ? () => fixedSpecs
+        : () => {
+            const argv = fixedSpecs.slice();
+            argv[MULTI_BATCH_NOW] = this.nowArg();
+            argv[MULTI_BATCH_TZ] = this.tzRules();
+            return argv;
           };
+    const node = { def: b.nodeBatchScript, argv: specsArgv };
     if (this.single) {
       const p = this.plans[0]!;
       const fixed = batchArgv(p.item);
@@ -209,19 +208,7 @@ export class Shape {
         },
       };
     }
-    const fixed = [String(specs.length), specs.join(';'), '', ''];
-    if (!this.zoned && this.clock.now === null) return { lone, def: b.multiBatchScript, argv: () => fixed, node };
-    return {
-      lone,
-      node,
-      def: b.multiBatchScript,
-      argv: () => {
-        const argv = fixed.slice();
-        argv[MULTI_BATCH_NOW] = this.nowArg();
-        argv[MULTI_BATCH_TZ] = this.tzRules();
-        return argv;
-      },
-    };
+    return { lone, node, def: b.multiBatchScript, argv: specsArgv };
   }
 
   /** multi ARGV: now_ms ('' unless sendClock), tz_rules, one group per limit (in plan order), then the block item. */

@@ -132,6 +132,10 @@ describe('node_batch on one server', () => {
     expect(await lib.fn.exists(key)).toBe(0);
   });
 
+  it('takes multi_batch\'s fixed arguments in the same places (the client builds both with one function)', () => {
+    expect(b.nodeBatchScript.args.map((a) => [a.name, a.type, a.required])).toEqual(b.multiBatchScript.args.map((a) => [a.name, a.type, a.required]));
+  });
+
   it('is declared allow-cross-slot-keys, as an EVAL script and in the Functions library', () => {
     expect(b.nodeBatchScript.source.startsWith('#!lua flags=allow-cross-slot-keys\n')).toBe(true);
     expect(b.nodeBatchScript.flags).toEqual(['allow-cross-slot-keys']);
