@@ -359,21 +359,25 @@ async function main(): Promise<void> {
     say();
     say('Standalone vs a cluster-enabled server owning all 16384 slots through an ioredis Cluster client: the per-decision work of one primary of any N-shard cluster (see the header of bench/cluster.ts for why this, not 3 nodes under valgrind).');
     say();
-    say('Defaults differ in transport: a standalone limiter switches itself to FCALL (the Functions library), a Cluster limiter stays on EVALSHA (every primary would need the library; `useFunctions` loads it). So the last two columns also run standalone with `functions: false` (EVALSHA): the same calls on both, which isolates what cluster mode costs the server per call.');
+    say('Both sides with their default transport, FCALL (a limiter switches its client to the Functions library, on a Cluster once every primary holds it), and both with `functions: false` (EVALSHA): the same calls on both sides in each pair, which isolates what cluster mode costs the server per call.');
     say();
-    say('| limits | coalescing | standalone (default: FCALL) | cluster node (EVALSHA) | cluster / standalone | standalone, EVALSHA | cluster / standalone EVALSHA |');
-    say('|---|---|---|---|---|---|---|');
+    say('| limits | coalescing | standalone (default: FCALL) | cluster node (default: FCALL) | cluster / standalone | standalone, EVALSHA | cluster node, EVALSHA | cluster / standalone, EVALSHA |');
+    say('|---|---|---|---|---|---|---|---|');
     // BENCH_SEED=<json of { key: instructions }> reuses counts already measured (re-read before each).
     const seeded = (k: string): number | undefined => (process.env.BENCH_SEED ? (JSON.parse(readFileSync(process.env.BENCH_SEED, 'utf8')) as Record<string, number>)[k] : undefined);
+    const measure = async (key: string, mode: 'standalone' | 'cluster', limits: LimitSpec[], coalesce: boolean, functions: boolean): Promise<number> => {
+      const v = (ins[key] ??= seeded(key) ?? (await perDecision(mode, limits, coalesce, functions)));
+      save();
+      return v;
+    };
     for (const [label, limits] of [['1 limit (gcra)', ONE], ['3 tiers', TIERS]] as const) {
       for (const coalesce of [true, false]) {
-        const a = (ins[`${label}/${coalesce}/standalone`] ??= seeded(`${label}/${coalesce}/standalone`) ?? (await perDecision('standalone', limits, coalesce)));
-        save();
-        const b = (ins[`${label}/${coalesce}/cluster`] ??= seeded(`${label}/${coalesce}/cluster`) ?? (await perDecision('cluster', limits, coalesce)));
-        save();
-        const c = (ins[`${label}/${coalesce}/standalone-evalsha`] ??= seeded(`${label}/${coalesce}/standalone-evalsha`) ?? (await perDecision('standalone', limits, coalesce, false)));
-        save();
-        say(`| ${label} | ${coalesce ? 'on (default)' : 'off'} | ${fmt(a)} | ${fmt(b)} | ${(b / a).toFixed(3)}× | ${fmt(c)} | ${(b / c).toFixed(3)}× |`);
+        const k = `${label}/${coalesce}`;
+        const a = await measure(`${k}/standalone`, 'standalone', limits, coalesce, true);
+        const b = await measure(`${k}/cluster`, 'cluster', limits, coalesce, true);
+        const c = await measure(`${k}/standalone-evalsha`, 'standalone', limits, coalesce, false);
+        const d = await measure(`${k}/cluster-evalsha`, 'cluster', limits, coalesce, false);
+        say(`| ${label} | ${coalesce ? 'on (default)' : 'off'} | ${fmt(a)} | ${fmt(b)} | ${(b / a).toFixed(3)}× | ${fmt(c)} | ${fmt(d)} | ${(d / c).toFixed(3)}× |`);
       }
     }
     say();
@@ -427,16 +431,15 @@ async function main(): Promise<void> {
     say('| target | result |');
     say('|---|---|');
     say(`| keys of ${fmt(IDS)} ids spread over 3 primaries, max/mean ≤ 1.1 | **${Math.max(keyLoad, callLoad) <= 1.1 ? 'met' : 'missed'}**: keys ${keyLoad.toFixed(3)}, ids ${skew.toFixed(3)}, script calls ${callLoad.toFixed(3)}. Each id's 3 keys share its slot (test/runtime/cluster-spread.test.ts checks it with CLUSTER KEYSLOT). |`);
-    const r = (label: string, c: boolean) => ins[`${label}/${c}/cluster`]! / ins[`${label}/${c}/standalone`]!;
-    if (Object.keys(ins).length === 12) {
-      const r2 = (label: string, c: boolean) => ins[`${label}/${c}/cluster`]! / ins[`${label}/${c}/standalone-evalsha`]!;
-      const off = [r2('1 limit (gcra)', false), r2('3 tiers', false)];
-      // The default client, the same calls on both sides (EVALSHA: what a cluster limiter sends).
-      const on = [r2('1 limit (gcra)', true), r2('3 tiers', true)];
+    if (Object.keys(ins).length === 16) {
+      const ratio = (label: string, c: boolean, t: '' | '-evalsha') => ins[`${label}/${c}/cluster${t}`]! / ins[`${label}/${c}/standalone${t}`]!;
+      const cells = (c: boolean, t: '' | '-evalsha') => [ratio('1 limit (gcra)', c, t), ratio('3 tiers', c, t)];
       const eq = (x: number) => Math.abs(x - 1) <= 0.05;
       const near = (x: number) => Math.abs(x - 1) <= 0.1;
-      const offVerdict = off.every(eq) ? 'met' : off.every(near) ? 'within the run-to-run noise (5–8%, see issue 15\'s notes), not settled' : 'missed';
-      say(`| per-shard instructions per decision equal to standalone | **${offVerdict} for the same calls** (coalescing off, EVALSHA on both: ${off.map((x) => x.toFixed(3) + '×').join(' for gcra, ')} for 3 tiers${off.every(eq) ? '; the cluster-mode server adds nothing beyond the ±5% noise per call' : ''}; with each side's default transport, off: ${[r('1 limit (gcra)', false), r('3 tiers', false)].map((x) => x.toFixed(3) + '×').join(' for gcra, ')} for 3 tiers, FCALL vs EVALSHA). **${on.every(eq) ? 'Met' : 'Missed'} with the default client** (coalescing on, EVALSHA on both: ${on.map((x) => x.toFixed(3) + '×').join(' for gcra, ')} for 3 tiers; with each side's default transport, FCALL standalone: ${[r('1 limit (gcra)', true), r('3 tiers', true)].map((x) => x.toFixed(3) + '×').join(' for gcra, ')} for 3 tiers): the coalescer groups a turn's decisions per primary and sends the decisions of several slots as one node_batch call (declared \`allow-cross-slot-keys\`, Redis ≥ 7.0; a decision whose slot moved is decided again by its slot): ${(cl.nodes.reduce((t, n) => t + n.d.scriptCalls, 0) / IDS).toFixed(3)} script calls per decision on the 3 primaries above vs ${(s.d.scriptCalls / IDS).toFixed(3)} standalone (each primary gets about a third of each turn, so its calls carry fewer decisions). |`);
+      const all = [...cells(true, ''), ...cells(false, ''), ...cells(true, '-evalsha'), ...cells(false, '-evalsha')];
+      const verdict = all.every(eq) ? 'met' : all.every(near) ? 'within the run-to-run noise (5–10%), not settled' : 'missed';
+      const show = (xs: number[]) => `${xs[0]!.toFixed(3)}× for gcra, ${xs[1]!.toFixed(3)}× for 3 tiers`;
+      say(`| per-shard instructions per decision equal to standalone | **${verdict}** (cluster node / standalone, the same calls on both sides: default client (FCALL), coalescing on ${show(cells(true, ''))}, off ${show(cells(false, ''))}; EVALSHA, on ${show(cells(true, '-evalsha'))}, off ${show(cells(false, '-evalsha'))}). The coalescer groups a turn's decisions per primary and sends the decisions of several slots as one node_batch call (declared \`allow-cross-slot-keys\`, Redis ≥ 7.0; sent on the primary's own connection, so it follows no redirect: a decision whose slot the node does not serve is decided again by its slot): ${(cl.nodes.reduce((t, n) => t + n.d.scriptCalls, 0) / IDS).toFixed(3)} script calls per decision on the 3 primaries above vs ${(s.d.scriptCalls / IDS).toFixed(3)} standalone (each primary gets about a third of each turn, so its calls carry fewer decisions). |`);
     }
     say(`| memory per id | cluster ${fmt(clusterBytes)} B vs standalone ${fmt((3 * s.d.usedMemory) / s.d.keys)} B per id (3 keys, used_memory); MEMORY USAGE ${fmt(usage / 3, 1)} vs ${fmt(s.bytesPerId / 3, 1)} B per key: Redis 7.0 in cluster mode keeps two pointers per key (16 B) to list each slot's keys; the rest of the used_memory gap is hash-table fill (tables a power of two: ${fmt(measuredKeys)} keys per primary fill theirs to ${(measuredKeys / 2 ** Math.ceil(Math.log2(measuredKeys + 1))).toFixed(2)}, ${fmt(bucketBytes(measuredKeys), 1)} B of buckets per key; the standalone server's ${fmt(s.d.keys)} keys fill to ${(s.d.keys / 2 ** Math.ceil(Math.log2(s.d.keys + 1))).toFixed(2)}, ${fmt(bucketBytes(s.d.keys), 1)} B), which the model recomputes per size. |`);
     say();

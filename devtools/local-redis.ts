@@ -1,6 +1,9 @@
 /** Dev tooling shared by tests, bench and demo: a redis-server process of our own. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** A redis-server process the tests own: start it, kill it, restart it on the same port. */
 export interface LocalRedis {
@@ -63,7 +66,11 @@ export async function startLocalRedis(extraArgs: string[] = [], port?: number): 
   if (!binary) throw new Error('redis-server is not on PATH');
   const p = port ?? (await freePort());
   const args = ['--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning', ...extraArgs];
-  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own working directory: a replica writes the RDB a full sync sends it there (`--save ''`
+  // stops only the periodic saves), not into the caller's checkout.
+  const cwd = mkdtempSync(join(tmpdir(), 'redlimit-redis-'));
+  const child = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd });
+  child.once('exit', () => rmSync(cwd, { recursive: true, force: true }));
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

@@ -89,8 +89,10 @@ local function rl_key_error(e)
   if type(message) == 'string' then
     if string.sub(message, 1, 10) == 'WRONGTYPE ' then return RL_KEY_WRONGTYPE end
     if string.sub(message, 1, 11) == 'WRONGSTATE ' then return RL_KEY_WRONGSTATE end
-    -- Redis 7.0+ and Valkey: "ERR Script attempted to access a non local key in a cluster node".
-    if string.find(message, 'non local key', 1, true) then return RL_KEY_ELSEWHERE end
+    -- "Script attempted to access a non local key in a cluster node" (Redis 7.0+, Valkey: a slot
+    -- another node serves or is taking over), "... a slot not served" (Redis 7.4+, Valkey 8: an
+    -- unassigned slot).
+    if string.find(message, 'non local key', 1, true) or string.find(message, 'slot not served', 1, true) then return RL_KEY_ELSEWHERE end
     -- Raised again as a table, so the reply keeps its code word (a string would become ERR).
     if string.find(message, '^%u+ ') then error({ err = message }) end
   end
@@ -785,10 +787,11 @@ end
 --- leave the window `period_ms` after they were admitted; each has cost >= 1, so a key never
 --- holds more than `limit` entries.
 
---- Returns (units in window, cumulative units so far) and, with `trim`, drops what left the
---- window — only once the key is known to hold sliding_log state: a key that fails a decision
---- is left as it was.
-local function rl_sliding_log_read(key, period_ms, now, trim)
+--- Returns (units in window, cumulative units so far). Reads only: what left the window is
+--- dropped by the admitting write (the eval below), after its ZADD, so the key never goes
+--- away between a decision's read and its write (on a Redis Cluster a key that vanished in a
+--- migrating slot could not be written again by that call).
+local function rl_sliding_log_read(key, period_ms, now)
   local since = string.format('%d', now - period_ms)
   local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. since, '+inf', 'LIMIT', 0, 1)
   local used, cumulative = 0, 0
@@ -799,7 +802,6 @@ local function rl_sliding_log_read(key, period_ms, now, trim)
     if not o_cum or not n_cum then rl_fail_state('sliding_log', key) end
     used, cumulative = tonumber(n_cum) - tonumber(o_cum) + tonumber(o_cost), tonumber(n_cum)
   end
-  if trim then redis.call('ZREMRANGEBYSCORE', key, '-inf', since) end
   return used, cumulative
 end
 
@@ -825,8 +827,9 @@ local function rl_sliding_log_reset(key, period_ms, now)
 end
 
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+--- `trim`: an admitting write also drops the entries that left the window (after its ZADD).
 local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim, keep)
-  local used, cumulative = rl_sliding_log_read(key, period_ms, now, trim)
+  local used, cumulative = rl_sliding_log_read(key, period_ms, now)
   local reset = 0
   if used > 0 then reset = rl_sliding_log_reset(key, period_ms, now) end
   local need = cost
@@ -837,10 +840,12 @@ local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, 
   end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
   local _, expire_cmd, at = rl_expiry(now, period_ms, simulated)
-  return 1, limit - used - cost, period_ms, 0, {
+  local writes = {
     { 'ZADD', key, string.format('%d', now), string.format('%016d:%d', cumulative + cost, cost) },
     { expire_cmd, key, at },
   }
+  if trim then writes[3] = { 'ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - period_ms) } end
+  return 1, limit - used - cost, period_ms, 0, writes
 end
 
 -- from scripts-lua/lib/calendar.lua

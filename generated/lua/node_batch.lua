@@ -1,9 +1,8 @@
 #!lua flags=allow-cross-slot-keys
 --- @script node_batch
 --- @version 1
---- @summary Redis Cluster: the decisions of many hash slots in one call, run on the node that serves those slots. batch and multi_batch take decisions of one slot only (a call's keys must share one), and on a cluster the decisions of one event-loop turn almost never share one (256 in flight over 16384 slots), so each would be a call of its own. Here the call's one declared key only routes it, each item names its own key in ARGV, and the script is declared allow-cross-slot-keys (Redis >= 7.0, Valkey). Each decision is decided exactly as multi_batch decides it (batch when count is 1), in order, all-or-nothing over its own keys (which must share one slot: the client's keys of one subject share its hash tag). A decision whose key this node does not serve (its slot moved, or is moving and the key is not here) is not decided: -1 on its items and code 3 (ELSEWHERE), nothing of it written; the caller sends it again by its slot. Also runs on a standalone Redis (every key is local there).
+--- @summary Redis Cluster: the decisions of many hash slots in one call, run on the primary that serves those slots. batch and multi_batch take decisions of one slot only (a call's keys must share one), and on a cluster the decisions of one event-loop turn almost never share one (256 in flight over 16384 slots), so each would be a call of its own. Here the call declares no key: send it on the primary's own connection (not through a cluster client, which would send it to any node). Each item names its own key in ARGV and the script is declared allow-cross-slot-keys (Redis >= 7.0, Valkey). Each decision is decided exactly as multi_batch decides it (batch when count is 1), in order, all-or-nothing over its own keys (which must share one slot: the client's keys of one subject share its hash tag). A decision whose key this node does not serve (its slot moved, or is moving and the key is not here, or no node serves it) is not decided: -1 on its items and code 3 (ELSEWHERE), nothing of it written; the caller sends it again by its slot, where redirects are followed. The call itself follows no redirect (it names no key), so no item is ever decided on a node that is only importing its slot. Also runs on a standalone Redis (every key is local there).
 --- @flags allow-cross-slot-keys
---- @key route Any key of the call (the client passes the first item's key): its slot picks the node the call runs on. Read or written only as an item's key.
 --- @arg count int required 1..16 How many limits each decision has (the number of specs).
 --- @arg specs string required maxlen=2048 The limits, `;`-separated, each `algo,limit,period_ms,burst,offset_ms,unit` with empty fields for what an algo does not take, as multi_batch's (e.g. `gcra,60,60000,10,,;quota,1000,,,0,day`).
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
@@ -92,8 +91,10 @@ local function rl_key_error(e)
   if type(message) == 'string' then
     if string.sub(message, 1, 10) == 'WRONGTYPE ' then return RL_KEY_WRONGTYPE end
     if string.sub(message, 1, 11) == 'WRONGSTATE ' then return RL_KEY_WRONGSTATE end
-    -- Redis 7.0+ and Valkey: "ERR Script attempted to access a non local key in a cluster node".
-    if string.find(message, 'non local key', 1, true) then return RL_KEY_ELSEWHERE end
+    -- "Script attempted to access a non local key in a cluster node" (Redis 7.0+, Valkey: a slot
+    -- another node serves or is taking over), "... a slot not served" (Redis 7.4+, Valkey 8: an
+    -- unassigned slot).
+    if string.find(message, 'non local key', 1, true) or string.find(message, 'slot not served', 1, true) then return RL_KEY_ELSEWHERE end
     -- Raised again as a table, so the reply keeps its code word (a string would become ERR).
     if string.find(message, '^%u+ ') then error({ err = message }) end
   end
@@ -790,10 +791,11 @@ end
 --- leave the window `period_ms` after they were admitted; each has cost >= 1, so a key never
 --- holds more than `limit` entries.
 
---- Returns (units in window, cumulative units so far) and, with `trim`, drops what left the
---- window — only once the key is known to hold sliding_log state: a key that fails a decision
---- is left as it was.
-local function rl_sliding_log_read(key, period_ms, now, trim)
+--- Returns (units in window, cumulative units so far). Reads only: what left the window is
+--- dropped by the admitting write (the eval below), after its ZADD, so the key never goes
+--- away between a decision's read and its write (on a Redis Cluster a key that vanished in a
+--- migrating slot could not be written again by that call).
+local function rl_sliding_log_read(key, period_ms, now)
   local since = string.format('%d', now - period_ms)
   local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. since, '+inf', 'LIMIT', 0, 1)
   local used, cumulative = 0, 0
@@ -804,7 +806,6 @@ local function rl_sliding_log_read(key, period_ms, now, trim)
     if not o_cum or not n_cum then rl_fail_state('sliding_log', key) end
     used, cumulative = tonumber(n_cum) - tonumber(o_cum) + tonumber(o_cost), tonumber(n_cum)
   end
-  if trim then redis.call('ZREMRANGEBYSCORE', key, '-inf', since) end
   return used, cumulative
 end
 
@@ -830,8 +831,9 @@ local function rl_sliding_log_reset(key, period_ms, now)
 end
 
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+--- `trim`: an admitting write also drops the entries that left the window (after its ZADD).
 local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim, keep)
-  local used, cumulative = rl_sliding_log_read(key, period_ms, now, trim)
+  local used, cumulative = rl_sliding_log_read(key, period_ms, now)
   local reset = 0
   if used > 0 then reset = rl_sliding_log_reset(key, period_ms, now) end
   local need = cost
@@ -842,10 +844,12 @@ local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, 
   end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
   local _, expire_cmd, at = rl_expiry(now, period_ms, simulated)
-  return 1, limit - used - cost, period_ms, 0, {
+  local writes = {
     { 'ZADD', key, string.format('%d', now), string.format('%016d:%d', cumulative + cost, cost) },
     { expire_cmd, key, at },
   }
+  if trim then writes[3] = { 'ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - period_ms) } end
+  return 1, limit - used - cost, period_ms, 0, writes
 end
 
 -- from scripts-lua/lib/calendar.lua
@@ -1466,7 +1470,7 @@ end
 -- from scripts-lua/node_batch.lua
 -- Arguments, as declared in the header above (written by codegen).
 if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
-local rl_groups = rl_arity_groups('node_batch', KEYS, ARGV, 1, 4, 3)
+local rl_groups = rl_arity_groups('node_batch', KEYS, ARGV, 0, 4, 3)
 local count = ARGV[1]
 do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('node_batch', count, 1, 'count', true, 1, 16) end count = n end
 local specs = ARGV[2]

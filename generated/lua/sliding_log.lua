@@ -154,10 +154,11 @@ end
 --- leave the window `period_ms` after they were admitted; each has cost >= 1, so a key never
 --- holds more than `limit` entries.
 
---- Returns (units in window, cumulative units so far) and, with `trim`, drops what left the
---- window — only once the key is known to hold sliding_log state: a key that fails a decision
---- is left as it was.
-local function rl_sliding_log_read(key, period_ms, now, trim)
+--- Returns (units in window, cumulative units so far). Reads only: what left the window is
+--- dropped by the admitting write (the eval below), after its ZADD, so the key never goes
+--- away between a decision's read and its write (on a Redis Cluster a key that vanished in a
+--- migrating slot could not be written again by that call).
+local function rl_sliding_log_read(key, period_ms, now)
   local since = string.format('%d', now - period_ms)
   local oldest = redis.call('ZRANGEBYSCORE', key, '(' .. since, '+inf', 'LIMIT', 0, 1)
   local used, cumulative = 0, 0
@@ -168,7 +169,6 @@ local function rl_sliding_log_read(key, period_ms, now, trim)
     if not o_cum or not n_cum then rl_fail_state('sliding_log', key) end
     used, cumulative = tonumber(n_cum) - tonumber(o_cum) + tonumber(o_cost), tonumber(n_cum)
   end
-  if trim then redis.call('ZREMRANGEBYSCORE', key, '-inf', since) end
   return used, cumulative
 end
 
@@ -194,8 +194,9 @@ local function rl_sliding_log_reset(key, period_ms, now)
 end
 
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
+--- `trim`: an admitting write also drops the entries that left the window (after its ZADD).
 local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim, keep)
-  local used, cumulative = rl_sliding_log_read(key, period_ms, now, trim)
+  local used, cumulative = rl_sliding_log_read(key, period_ms, now)
   local reset = 0
   if used > 0 then reset = rl_sliding_log_reset(key, period_ms, now) end
   local need = cost
@@ -206,10 +207,12 @@ local function rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, 
   end
   if cost == 0 then return 1, limit - used, reset, 0, {} end
   local _, expire_cmd, at = rl_expiry(now, period_ms, simulated)
-  return 1, limit - used - cost, period_ms, 0, {
+  local writes = {
     { 'ZADD', key, string.format('%d', now), string.format('%016d:%d', cumulative + cost, cost) },
     { expire_cmd, key, at },
   }
+  if trim then writes[3] = { 'ZREMRANGEBYSCORE', key, '-inf', string.format('%d', now - period_ms) } end
+  return 1, limit - used - cost, period_ms, 0, writes
 end
 
 -- from scripts-lua/lib/priority.lua

@@ -207,7 +207,7 @@ export const adaptiveFeedbackScript: ScriptDef = {
  */
 export async function adaptiveFeedback(client: RedisClientLike, args: AdaptiveFeedbackArgs, options?: RunOptions): Promise<AdaptiveFeedbackResult> {
   const def = adaptiveFeedbackScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.versionKey),
     keyArg(def.name, def.keys[1]!, args.stateKey),
   ];

@@ -79,7 +79,7 @@ export const blockScript: ScriptDef = {
  */
 export async function block(client: RedisClientLike, args: BlockArgs, options?: RunOptions): Promise<BlockResult> {
   const def = blockScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

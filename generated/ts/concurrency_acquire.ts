@@ -137,7 +137,7 @@ export const concurrencyAcquireScript: ScriptDef = {
  */
 export async function concurrencyAcquire(client: RedisClientLike, args: ConcurrencyAcquireArgs, options?: RunOptions): Promise<ConcurrencyAcquireResult> {
   const def = concurrencyAcquireScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

@@ -115,7 +115,7 @@ export const concurrencyPeekScript: ScriptDef = {
  */
 export async function concurrencyPeek(client: RedisClientLike, args: ConcurrencyPeekArgs, options?: RunOptions): Promise<ConcurrencyPeekResult> {
   const def = concurrencyPeekScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

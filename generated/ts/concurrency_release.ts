@@ -87,7 +87,7 @@ export const concurrencyReleaseScript: ScriptDef = {
  */
 export async function concurrencyRelease(client: RedisClientLike, args: ConcurrencyReleaseArgs, options?: RunOptions): Promise<ConcurrencyReleaseResult> {
   const def = concurrencyReleaseScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

@@ -232,7 +232,7 @@ export const fairShareScript: ScriptDef = {
  */
 export async function fairShare(client: RedisClientLike, args: FairShareArgs, options?: RunOptions): Promise<FairShareResult> {
   const def = fairShareScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.stateKey),
     keyArg(def.name, def.keys[1]!, args.tenantsKey),
     keyArg(def.name, def.keys[2]!, args.activeKey),

@@ -160,7 +160,7 @@ export const fixedWindowScript: ScriptDef = {
  */
 export async function fixedWindow(client: RedisClientLike, args: FixedWindowArgs, options?: RunOptions): Promise<FixedWindowResult> {
   const def = fixedWindowScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

@@ -148,7 +148,7 @@ export const fixedWindowPeekScript: ScriptDef = {
  */
 export async function fixedWindowPeek(client: RedisClientLike, args: FixedWindowPeekArgs, options?: RunOptions): Promise<FixedWindowPeekResult> {
   const def = fixedWindowPeekScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

@@ -132,7 +132,7 @@ export const fixedWindowRefundScript: ScriptDef = {
  */
 export async function fixedWindowRefund(client: RedisClientLike, args: FixedWindowRefundArgs, options?: RunOptions): Promise<FixedWindowRefundResult> {
   const def = fixedWindowRefundScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

@@ -163,7 +163,7 @@ export const gcraScript: ScriptDef = {
  */
 export async function gcra(client: RedisClientLike, args: GcraArgs, options?: RunOptions): Promise<GcraResult> {
   const def = gcraScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

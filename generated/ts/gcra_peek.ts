@@ -151,7 +151,7 @@ export const gcraPeekScript: ScriptDef = {
  */
 export async function gcraPeek(client: RedisClientLike, args: GcraPeekArgs, options?: RunOptions): Promise<GcraPeekResult> {
   const def = gcraPeekScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

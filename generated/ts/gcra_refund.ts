@@ -135,7 +135,7 @@ export const gcraRefundScript: ScriptDef = {
  */
 export async function gcraRefund(client: RedisClientLike, args: GcraRefundArgs, options?: RunOptions): Promise<GcraRefundResult> {
   const def = gcraRefundScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

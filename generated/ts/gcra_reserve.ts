@@ -180,7 +180,7 @@ export const gcraReserveScript: ScriptDef = {
  */
 export async function gcraReserve(client: RedisClientLike, args: GcraReserveArgs, options?: RunOptions): Promise<GcraReserveResult> {
   const def = gcraReserveScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

@@ -99,7 +99,7 @@ export const policyHistoryScript: ScriptDef = {
 export async function policyHistory(client: RedisClientLike, args: PolicyHistoryArgs, options?: RunOptions): Promise<PolicyHistoryResult> {
   const def = policyHistoryScript;
   nonEmpty(def.name, 'keys', args.keys);
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.versionKey),
     keyArg(def.name, def.keys[1]!, args.namesKey),
     ...args.keys.map((k, i) => keyArg(def.name, def.keys[2]!, k, `keys[${i}]`)),

@@ -72,7 +72,7 @@ export const policyReadScript: ScriptDef = {
 export async function policyRead(client: RedisClientLike, args: PolicyReadArgs, options?: RunOptions): Promise<PolicyReadResult> {
   const def = policyReadScript;
   nonEmpty(def.name, 'keys', args.keys);
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.versionKey),
     ...args.keys.map((k, i) => keyArg(def.name, def.keys[1]!, k, `keys[${i}]`)),
   ];

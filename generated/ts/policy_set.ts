@@ -196,7 +196,7 @@ export const policySetScript: ScriptDef = {
 export async function policySet(client: RedisClientLike, args: PolicySetArgs, options?: RunOptions): Promise<PolicySetResult> {
   const def = policySetScript;
   nonEmpty(def.name, 'keys', args.keys);
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.versionKey),
     keyArg(def.name, def.keys[1]!, args.historyKey),
     keyArg(def.name, def.keys[2]!, args.namesKey),

@@ -165,7 +165,7 @@ export const quotaScript: ScriptDef = {
  */
 export async function quota(client: RedisClientLike, args: QuotaArgs, options?: RunOptions): Promise<QuotaResult> {
   const def = quotaScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

@@ -153,7 +153,7 @@ export const quotaPeekScript: ScriptDef = {
  */
 export async function quotaPeek(client: RedisClientLike, args: QuotaPeekArgs, options?: RunOptions): Promise<QuotaPeekResult> {
   const def = quotaPeekScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

@@ -137,7 +137,7 @@ export const quotaRefundScript: ScriptDef = {
  */
 export async function quotaRefund(client: RedisClientLike, args: QuotaRefundArgs, options?: RunOptions): Promise<QuotaRefundResult> {
   const def = quotaRefundScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

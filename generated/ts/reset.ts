@@ -57,7 +57,7 @@ export const resetScript: ScriptDef = {
 export async function reset(client: RedisClientLike, args: ResetArgs, options?: RunOptions): Promise<ResetResult> {
   const def = resetScript;
   nonEmpty(def.name, 'keys', args.keys);
-  const keys = [
+  const keys: string[] = [
     ...args.keys.map((k, i) => keyArg(def.name, def.keys[0]!, k, `keys[${i}]`)),
   ];
   sameSlot(def.name, keys);

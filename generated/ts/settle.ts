@@ -151,7 +151,7 @@ export const settleScript: ScriptDef = {
 export async function settle(client: RedisClientLike, args: SettleArgs, options?: RunOptions): Promise<SettleResult> {
   const def = settleScript;
   nonEmpty(def.name, 'actuals', args.actuals);
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.recordKey),
     ...args.actuals.map((item, i) => keyArg(def.name, def.keys[1]!, item.key, `actuals[${i + 1}].key`)),
   ];

@@ -138,7 +138,7 @@ export const slidingWindowScript: ScriptDef = {
  */
 export async function slidingWindow(client: RedisClientLike, args: SlidingWindowArgs, options?: RunOptions): Promise<SlidingWindowResult> {
   const def = slidingWindowScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

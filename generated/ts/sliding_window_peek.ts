@@ -126,7 +126,7 @@ export const slidingWindowPeekScript: ScriptDef = {
  */
 export async function slidingWindowPeek(client: RedisClientLike, args: SlidingWindowPeekArgs, options?: RunOptions): Promise<SlidingWindowPeekResult> {
   const def = slidingWindowPeekScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

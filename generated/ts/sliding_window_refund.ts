@@ -110,7 +110,7 @@ export const slidingWindowRefundScript: ScriptDef = {
  */
 export async function slidingWindowRefund(client: RedisClientLike, args: SlidingWindowRefundArgs, options?: RunOptions): Promise<SlidingWindowRefundResult> {
   const def = slidingWindowRefundScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

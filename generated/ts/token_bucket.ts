@@ -163,7 +163,7 @@ export const tokenBucketScript: ScriptDef = {
  */
 export async function tokenBucket(client: RedisClientLike, args: TokenBucketArgs, options?: RunOptions): Promise<TokenBucketResult> {
   const def = tokenBucketScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

@@ -151,7 +151,7 @@ export const tokenBucketPeekScript: ScriptDef = {
  */
 export async function tokenBucketPeek(client: RedisClientLike, args: TokenBucketPeekArgs, options?: RunOptions): Promise<TokenBucketPeekResult> {
   const def = tokenBucketPeekScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

@@ -135,7 +135,7 @@ export const tokenBucketRefundScript: ScriptDef = {
  */
 export async function tokenBucketRefund(client: RedisClientLike, args: TokenBucketRefundArgs, options?: RunOptions): Promise<TokenBucketRefundResult> {
   const def = tokenBucketRefundScript;
-  const keys = [
+  const keys: string[] = [
     keyArg(def.name, def.keys[0]!, args.key),
   ];
   sameSlot(def.name, keys);

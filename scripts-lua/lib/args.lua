@@ -61,8 +61,10 @@ local function rl_key_error(e)
   if type(message) == 'string' then
     if string.sub(message, 1, 10) == 'WRONGTYPE ' then return RL_KEY_WRONGTYPE end
     if string.sub(message, 1, 11) == 'WRONGSTATE ' then return RL_KEY_WRONGSTATE end
-    -- Redis 7.0+ and Valkey: "ERR Script attempted to access a non local key in a cluster node".
-    if string.find(message, 'non local key', 1, true) then return RL_KEY_ELSEWHERE end
+    -- "Script attempted to access a non local key in a cluster node" (Redis 7.0+, Valkey: a slot
+    -- another node serves or is taking over), "... a slot not served" (Redis 7.4+, Valkey 8: an
+    -- unassigned slot).
+    if string.find(message, 'non local key', 1, true) or string.find(message, 'slot not served', 1, true) then return RL_KEY_ELSEWHERE end
     -- Raised again as a table, so the reply keeps its code word (a string would become ERR).
     if string.find(message, '^%u+ ') then error({ err = message }) end
   end

@@ -81,8 +81,14 @@ export class Coalescer {
     /** `share`: the call may share a socket write with the turn's other calls (RedisPath.run). */
     private readonly send: (def: ScriptDef, keys: string[], argv: string[], slot: number, share: boolean) => Promise<unknown>,
     private readonly shape: BatchShape,
-    /** A Cluster's primary serving `slot` ("host:port"; null when unknown), or null: not a Cluster. */
-    private readonly nodeOf: ((slot: number) => string | null) | null = null,
+    /**
+     * On a Cluster: the primary serving `slot` ("host:port"; null when unknown), and how a call
+     * goes on that primary's own connection (RedisPath.runOnNode: null when it has none).
+     */
+    private readonly cluster: {
+      nodeOf(slot: number): string | null;
+      send(def: ScriptDef, argv: string[], slot: number, share: boolean): Promise<unknown> | null;
+    } | null = null,
   ) {
     const fields = shape.def.each?.args.map((a) => a.name) ?? ['cost'];
     this.group = { size: fields.length, cost: fields.indexOf('cost'), share: fields.indexOf('share_ppm') };
@@ -91,7 +97,7 @@ export class Coalescer {
   add(w: Waiter): void {
     const slot = w.slot;
     // A Cluster's decisions queue by the node serving their slot (by the slot when it is unknown).
-    const at = slot >= 0 && this.nodeOf !== null ? (this.nodeOf(slot) ?? slot) : slot;
+    const at = slot >= 0 && this.cluster !== null ? (this.cluster.nodeOf(slot) ?? slot) : slot;
     let q = this.queues.get(at);
     if (q === undefined) {
       q = [];
@@ -118,7 +124,7 @@ export class Coalescer {
 
   private sendBatch(q: Waiter[], share = false): void {
     const slot = q[0]!.slot;
-    if (slot >= 0 && q.length > 1 && q.some((w) => w.slot !== slot)) {
+    if (slot >= 0 && q.length > 1 && this.cluster !== null && q.some((w) => w.slot !== slot)) {
       this.sendNodeBatch(q, share);
       return;
     }
@@ -151,9 +157,7 @@ export class Coalescer {
         const { offset: first, stride } = replyLayouts[this.shape.def.name]!;
         let offset = first;
         for (const w of q) {
-          const failed = keyFailure(this.shape.def.name, r, offset, stride, w.keys);
-          if (failed) w.fail(failed);
-          else w.done(r, offset);
+          this.answer(w, this.shape.def.name, r, offset, stride);
           offset += stride * w.keys.length;
         }
       },
@@ -168,8 +172,26 @@ export class Coalescer {
   }
 
   /**
-   * Decisions of several slots one node serves, as one node_batch call routed by the first
-   * decision's first key. A decision with a key too long for it goes by its slot instead.
+   * One decision's result in a batch reply: decided; failed alone (its key holds another type or
+   * foreign state); or ELSEWHERE (a node that does not serve its slot refused to touch its keys,
+   * so nothing of it was written): sent again alone, by its slot, where redirects are followed.
+   */
+  private answer(w: Waiter, script: string, r: readonly number[], offset: number, stride: number): void {
+    if (r[offset + decisionReply.allowed] === -1 && elsewhere(r, offset, stride, w.keys.length)) {
+      this.sendBatch([w], true);
+      return;
+    }
+    const failed = keyFailure(script, r, offset, stride, w.keys);
+    if (failed) w.fail(failed);
+    else w.done(r, offset);
+  }
+
+  /**
+   * Decisions of several slots one primary serves, as one node_batch call on that primary's own
+   * connection (it declares no key, so it follows no redirect: a decision whose slot is not
+   * served there comes back ELSEWHERE and goes again by its slot). A decision with a key too
+   * long for node_batch goes by its slot; so does every decision when the slot table names no
+   * primary connection.
    */
   private sendNodeBatch(q: Waiter[], share: boolean): void {
     const node = this.shape.node;
@@ -184,20 +206,18 @@ export class Coalescer {
       for (let j = 0; j < w.keys.length; j++) argv.push(w.keys[j]!, w.costs[j]!, w.shares?.[j] ?? '');
     }
     if (sent.length === 0) return;
-    this.send(node.def, [sent[0]!.keys[0]!], argv, sent[0]!.slot, share).then(
+    const call = this.cluster!.send(node.def, argv, sent[0]!.slot, share);
+    if (call === null) {
+      for (const w of sent) this.sendBatch([w], true);
+      return;
+    }
+    call.then(
       (reply) => {
         const r = reply as number[];
         const { offset: first, stride } = replyLayouts[node.def.name]!;
         let offset = first;
         for (const w of sent) {
-          if (r[offset + decisionReply.allowed] === -1 && elsewhere(r, offset, stride, w.keys.length)) {
-            // Not decided here (the slot moved): nothing of it was written; again, by its slot.
-            this.sendBatch([w], true);
-          } else {
-            const failed = keyFailure(node.def.name, r, offset, stride, w.keys);
-            if (failed) w.fail(failed);
-            else w.done(r, offset);
-          }
+          this.answer(w, node.def.name, r, offset, stride);
           offset += stride * w.keys.length;
         }
       },

@@ -1,4 +1,4 @@
-import { slotOwner } from '../runtime/index.js';
+import { slotOwner, type ScriptDef } from '../runtime/index.js';
 import { Coalescer } from './coalescer.js';
 import type { Decision } from './decision.js';
 import type { Fallback } from './fallback.js';
@@ -28,9 +28,13 @@ export class Decider {
     private readonly policy: FailurePolicy,
     private readonly fallback: Fallback,
   ) {
-    // On a Cluster the coalescer groups decisions by the primary serving their slot (node_batch).
-    const nodeOf = (slot: number) => slotOwner(path.client, slot);
-    this.coalescer = coalesce && shape.batch ? new Coalescer((def, keys, argv, slot, share) => path.run(def, keys, argv, slot, share), shape.batch, nodeOf) : null;
+    // On a Cluster the coalescer groups decisions by the primary serving their slot (node_batch
+    // on that primary's own connection).
+    const cluster = {
+      nodeOf: (slot: number) => slotOwner(path.client, slot),
+      send: (def: ScriptDef, argv: string[], slot: number, share: boolean) => path.runOnNode(def, argv, slot, share),
+    };
+    this.coalescer = coalesce && shape.batch ? new Coalescer((def, keys, argv, slot, share) => path.run(def, keys, argv, slot, share), shape.batch, cluster) : null;
   }
 
   /**

@@ -1,5 +1,5 @@
 import { RedisUnavailableError } from '../errors.js';
-import { runScript, slotOwner, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
+import { primaryFor, runScript, slotOwner, type RedisClientLike, type ScriptDef } from '../runtime/index.js';
 import { CircuitBreaker, type BreakerOptions } from './breaker.js';
 import { callerError, classify } from './failure.js';
 import { errorReason } from './metrics.js';
@@ -14,6 +14,7 @@ interface Pending {
 }
 
 const SHARE = { shareWrite: true };
+const NO_KEYS: readonly string[] = [];
 const NO_OPTIONS = {};
 const BREAKER_OPEN = () => new RedisUnavailableError('redlimit: circuit breaker is open');
 
@@ -85,6 +86,24 @@ export class RedisPath {
         ? runScript(this.client, def, keys, argv, share ? SHARE : NO_OPTIONS)
         : whenReady(this.client, this.timeoutMs).then(() => runScript(this.client, def, keys, argv));
     return this.guard(work, breaker, keys);
+  }
+
+  /**
+   * Runs a script that declares no key (node_batch) on the own connection of the Cluster primary
+   * serving `slot`, so it follows no redirect; its breaker, readiness and deadline as `run`'s.
+   * null (nothing sent) when the slot table names no primary for `slot`.
+   */
+  runOnNode(def: ScriptDef, argv: string[], slot: number, share = false): Promise<unknown> | null {
+    if (this.refused) return Promise.reject(this.refused);
+    const node = primaryFor(this.client, slot);
+    if (node === null) return null;
+    const breaker = this.breakerFor(slot);
+    if (!breaker.tryAcquire()) return Promise.reject(BREAKER_OPEN());
+    const options = { shareWrite: share, functionsOf: this.client };
+    const go = (n: RedisClientLike) => runScript(n, def, [], argv, options);
+    const ready = readiness(this.client) === null ? null : whenReady(this.client, this.timeoutMs);
+    const work = ready === null && !(node instanceof Promise) ? go(node) : Promise.all([node, ready]).then(([n]) => go(n));
+    return this.guard(work, breaker, NO_KEYS);
   }
 
   private loopNow(): number {

@@ -37,6 +37,9 @@ type IoredisLike = {
   script: Fn;
   nodes?: (role: string) => IoredisLike[];
   isCluster?: boolean;
+  /** A Cluster's slot table: per slot, "host:port" of its primary first. */
+  slots?: unknown[];
+  options?: { host?: string; port?: number };
   stream?: Partial<Corkable>;
 };
 type Corkable = { cork(): void; uncork(): void };
@@ -156,6 +159,39 @@ function nodeRedisTransport(c: NodeRedisLike): ScriptTransport {
       }
     },
   };
+}
+
+/**
+ * A Cluster client's primaries, each as a client of its own (ioredis: `nodes('master')`;
+ * node-redis: `nodeClient(master)`); null for a client that is not a Cluster.
+ */
+export async function primaryClients(client: RedisClientLike): Promise<RedisClientLike[] | null> {
+  const c = client as Partial<IoredisLike & NodeRedisLike>;
+  if (c.isCluster === true && typeof c.nodes === 'function') return c.nodes('master') as unknown as RedisClientLike[];
+  if (Array.isArray(c.masters) && typeof c.nodeClient === 'function') {
+    return (await Promise.all(c.masters.map((m) => c.nodeClient!(m)))) as unknown as RedisClientLike[];
+  }
+  return null;
+}
+
+/**
+ * The connection of the primary serving `slot` in a Cluster client's slot table, as a client of
+ * its own (a call on it follows no redirect); null when not a Cluster or not known. ioredis: the
+ * `nodes('master')` entry whose address is the slot's; node-redis: `nodeClient` of the slot's master.
+ */
+export function primaryFor(client: RedisClientLike, slot: number): RedisClientLike | Promise<RedisClientLike> | null {
+  const c = client as Partial<IoredisLike & NodeRedisLike>;
+  if (!Array.isArray(c.slots)) return null;
+  const entry: unknown = c.slots[slot];
+  if (c.isCluster === true && typeof c.nodes === 'function') {
+    const address = Array.isArray(entry) ? entry[0] : undefined;
+    if (typeof address !== 'string') return null;
+    const node = c.nodes('master').find((n) => `${n.options?.host}:${n.options?.port}` === address);
+    return node === undefined ? null : (node as unknown as RedisClientLike);
+  }
+  const master = (entry as { master?: unknown } | undefined)?.master;
+  if (master === undefined || typeof c.nodeClient !== 'function') return null;
+  return c.nodeClient(master) as unknown as RedisClientLike | Promise<RedisClientLike>;
 }
 
 /** The in-memory twin (src/twin/client.ts): scripts are found by SHA, so NOSCRIPT never happens. */

@@ -1,5 +1,5 @@
 import { functionsLibrary, functionsLibraryHash } from '../../generated/index.js';
-import { transportFor, type RedisClientLike } from './adapters.js';
+import { primaryClients, transportFor, type RedisClientLike } from './adapters.js';
 import { isReplyError, loadFunctions, markFunctions, replyCode } from './runner.js';
 
 /** Loads redlimit's Functions library on `client` (FUNCTION LOAD REPLACE) and runs every script through FCALL. */
@@ -13,12 +13,14 @@ export type FunctionsState = 'fcall' | 'evalsha' | 'other-library' | 'unsupporte
 const attempts = new WeakMap<object, Promise<FunctionsState>>();
 
 /**
- * Switches a standalone client to FCALL when its server can hold this exact library, without
- * ever replacing a library someone else loaded: asks the server which redlimit library it holds
- * (FCALL_RO redlimit_library); when none, loads ours without REPLACE. Another release's library,
- * a server without Functions (before 7.0), an ACL user without FUNCTION / FCALL, or a Cluster
- * (every primary would need it; use useFunctions there) all leave the client on EVALSHA, which
- * needs nothing loaded. Runs once per client, in the background; never throws.
+ * Switches a client to FCALL when its server can hold this exact library, without ever
+ * replacing a library someone else loaded: asks the server which redlimit library it holds
+ * (FCALL_RO redlimit_library); when none, loads ours without REPLACE. A Cluster switches only if
+ * every primary holds this library then (its replicas get it by replication; a primary added
+ * later without it makes the first FCALL there fall back to EVALSHA for good, see runScript).
+ * Another release's library, a server without Functions (before 7.0) or an ACL user without
+ * FUNCTION / FCALL leave the client on EVALSHA, which needs nothing loaded. Runs once per
+ * client, in the background; never throws.
  */
 export function autoFunctions(client: RedisClientLike): Promise<FunctionsState> {
   let attempt = attempts.get(client);
@@ -30,9 +32,25 @@ export function autoFunctions(client: RedisClientLike): Promise<FunctionsState> 
 }
 
 async function tryFunctions(client: RedisClientLike): Promise<FunctionsState> {
-  const t = transportFor(client);
-  const c = client as { isCluster?: boolean; masters?: unknown };
-  if (t.kind === 'twin' || c.isCluster === true || Array.isArray(c.masters)) return 'unsupported';
+  if (transportFor(client).kind === 'twin') return 'unsupported';
+  const primaries = await primaryClients(client);
+  if (primaries !== null) {
+    if (primaries.length === 0) return 'unsupported';
+    // Every primary must hold this library: the first that cannot says why.
+    const states = await Promise.all(primaries.map((p) => holdOurs(p)));
+    const refused = states.find((s) => s !== 'fcall');
+    if (refused !== undefined) return refused;
+  } else {
+    const state = await holdOurs(client);
+    if (state !== 'fcall') return state;
+  }
+  markFunctions(client, functionsLibraryHash);
+  return 'fcall';
+}
+
+/** Makes one server hold this library if it holds no redlimit library: 'fcall' when it then holds this one. */
+async function holdOurs(server: RedisClientLike): Promise<FunctionsState> {
+  const t = transportFor(server);
   const held = async (): Promise<string | null> => {
     try {
       return String(await t.fcall('redlimit_library', [], [], true));
@@ -53,7 +71,5 @@ async function tryFunctions(client: RedisClientLike): Promise<FunctionsState> {
     }
     hash = await held(); // loaded now, or by a racing instance, or another release's library
   }
-  if (hash !== functionsLibraryHash) return 'other-library';
-  markFunctions(client, functionsLibraryHash);
-  return 'fcall';
+  return hash === functionsLibraryHash ? 'fcall' : 'other-library';
 }

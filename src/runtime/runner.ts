@@ -13,6 +13,11 @@ export interface RunOptions {
    * one is likely on its way). Only the first attempt shares; replies and errors are unchanged.
    */
   shareWrite?: boolean;
+  /**
+   * The client whose Functions state (FCALL or EVALSHA) this call follows when `client` is not
+   * it: a Cluster's, for a call on one of its primaries' own connections (node_batch).
+   */
+  functionsOf?: RedisClientLike;
 }
 
 /**
@@ -32,17 +37,20 @@ export async function runScript(
   const transport = transportFor(client);
   const readOnly = options.readOnly ?? def.readOnly;
   if (options.shareWrite) transport.shareWrite?.();
-  if (withFunctions.has(client)) {
+  const owner = options.functionsOf ?? client;
+  if (withFunctions.has(owner)) {
     try {
       return await transport.fcall(`redlimit_${def.name}_v${def.version}`, keys, argv, readOnly);
     } catch (err) {
       if (!isReplyError(err)) throw err;
       const failed = new ScriptError(def.name, err.message, { cause: err });
-      // A missing function is a plain ERR (its name only in the prose): ask the library itself
-      // whether it is still this one. Gone (FUNCTION FLUSH, a failover to a node without it) or
-      // replaced by another release: scripts take over. Else the ERR was the script's own.
-      if (failed.redisCode !== 'ERR' || (await holdsLibrary(client, withFunctions.get(client)!))) throw failed;
-      withFunctions.delete(client);
+      // A missing function is a plain ERR: "Function not found" (the node that ran the call lacks
+      // it: FUNCTION FLUSH, a Cluster primary added later) makes scripts take over at once; any
+      // other ERR asks the library itself whether it is still this one (replaced by another
+      // release: scripts take over), else the ERR was the script's own. Asking would not do for
+      // the first case on a Cluster: the question goes to any node, which may hold it.
+      if (failed.redisCode !== 'ERR' || (!FUNCTION_MISSING.test(err.message) && (await holdsLibrary(client, withFunctions.get(owner)!)))) throw failed;
+      withFunctions.delete(owner);
     }
   }
   try {
@@ -59,6 +67,9 @@ export async function runScript(
     throw err;
   }
 }
+
+/** Redis 7+ and Valkey's reply to FCALL of a function the server does not hold. */
+const FUNCTION_MISSING = /^ERR Function not found/i;
 
 /** The first word of an error reply: its code (ERR, NOSCRIPT, WRONGTYPE, BADARG, ...). */
 export function replyCode(err: Error): string {

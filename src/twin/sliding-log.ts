@@ -2,21 +2,17 @@
 import { type MemoryStore } from './store.js';
 import { NO_WRITES, expiresAt, type Eval } from './eval.js';
 
-/** Live entries (ts > now - period), trimming the rest when `trim`. */
-function slidingLogLive(store: MemoryStore, key: string, periodMs: number, now: number, trim: boolean) {
+/** Live entries (ts > now - period). Reads only: an admitting write drops the rest (see below). */
+function slidingLogLive(store: MemoryStore, key: string, periodMs: number, now: number) {
   const v = store.get(key, 'sliding_log', now);
   if (!v) return [];
   const firstLive = v.entries.findIndex((e) => e.ts > now - periodMs);
-  const live = firstLive === -1 ? [] : v.entries.slice(firstLive);
-  if (trim && live.length !== v.entries.length) {
-    if (live.length === 0) store.delete(key);
-    else v.entries = live;
-  }
-  return live;
+  return firstLive === -1 ? [] : v.entries.slice(firstLive);
 }
 
+/** `trim`: an admitting write also drops the entries that left the window, after its ZADD (as the Lua). */
 export function slidingLogEval(store: MemoryStore, key: string, limit: number, periodMs: number, cost: number, now: number, simulated: boolean, trim: boolean, keep = 0): Eval {
-  const live = slidingLogLive(store, key, periodMs, now, trim);
+  const live = slidingLogLive(store, key, periodMs, now);
   const oldest = live[0];
   const newest = live[live.length - 1];
   const used = oldest && newest ? newest.cum - oldest.cum + oldest.cost : 0;
@@ -54,6 +50,7 @@ export function slidingLogEval(store: MemoryStore, key: string, limit: number, p
           while (i > 0 && v.entries[i - 1]!.ts > now) i--;
           v.entries.splice(i, 0, entry);
           s.expire(key, at);
+          if (trim) v.entries = v.entries.filter((e) => e.ts > now - periodMs);
         } else {
           s.set(key, { kind: 'sliding_log', entries: [entry] }, at);
         }

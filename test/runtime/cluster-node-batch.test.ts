@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster, Redis } from 'ioredis';
+import { createCluster } from 'redis';
 import * as b from '../../generated/index.js';
 import { createRateLimiter, hashSlot, type Decision } from '../../src/index.js';
 import { slotOwner } from '../../src/runtime/slots.js';
@@ -61,13 +62,12 @@ describe('Redis Cluster: one call per node (node_batch)', () => {
       const direct = new Redis(Number(port), host);
       try {
         const items = [...local.slice(0, 2), away, local[2]!].map((key) => ({ key, cost: 2 }));
-        const args = { key: items[0]!.key, count: 1, specs: 'gcra,5,60000,5,,', items };
+        const args = { count: 1, specs: 'gcra,5,60000,5,,', items };
         const r = await b.nodeBatch(direct, args);
         expect(r.items.map((x) => [x.allowed, x.remaining])).toEqual([[1, 3], [1, 3], [-1, 3], [1, 3]]);
         expect(await c.exists(away)).toBe(0);
         for (const k of local) expect(await c.exists(k)).toBe(1);
-        // The same call through the Cluster client goes to the node of its first key.
-        const again = await b.nodeBatch(c, args);
+        const again = await b.nodeBatch(direct, args);
         expect(again.items.map((x) => [x.allowed, x.remaining])).toEqual([[1, 1], [1, 1], [-1, 3], [1, 1]]);
       } finally {
         direct.disconnect();
@@ -113,6 +113,100 @@ describe('Redis Cluster: one call per node (node_batch)', () => {
       c.disconnect();
     }
   });
+
+  it('through a node-redis cluster too: one call per node, exact', async () => {
+    const nr = createCluster({ rootNodes: cluster.nodes.map((n) => ({ url: `redis://${n.host}:${n.port}` })) });
+    nr.on('error', () => {});
+    await nr.connect();
+    const rl = createRateLimiter({ redis: nr, prefix: 'nbnr', limits: [{ name: 'minute', algo: 'gcra', limit: 2, periodMs: 60_000 }, { name: 'day', algo: 'quota', limit: 100, unit: 'day' }] });
+    try {
+      await rl.ready();
+      const ids = Array.from({ length: 60 }, (_, i) => `nr-${i}`);
+      await scriptCalls();
+      const asks = ids.flatMap((id) => [id, id, id]);
+      const ds: Decision[] = await Promise.all(asks.map((id) => rl.limit(id)));
+      const calls = await scriptCalls();
+      expect(ds.every((d) => d.source === 'redis')).toBe(true);
+      for (const id of ids) expect(ds.filter((d, i) => asks[i] === id && d.allowed).length, id).toBe(2);
+      expect([...calls.values()].reduce((a, n) => a + n, 0)).toBeLessThanOrEqual(Math.ceil(asks.length / 64) + 3);
+    } finally {
+      await rl.close();
+      await nr.close();
+    }
+  });
+
+  it('a slot on the move: a key still on the source is decided there, never as empty on the target, and the move completes', async () => {
+    const c = await connect();
+    const rl = createRateLimiter({ redis: c, prefix: 'nbmig', limits: { name: 'r', algo: 'gcra', limit: 2, periodMs: 3_600_000 }, denyCache: false });
+    try {
+      await rl.ready();
+      const owner = (id: string) => slotOwner(c, hashSlot(`{${id}}`))!;
+      const drained = 'mg-0';
+      const slot = hashSlot(`{${drained}}`);
+      const from = owner(drained);
+      let idle = '';
+      let other = '';
+      for (let i = 1; !idle || !other; i++) {
+        const id = `mg-${i}`;
+        if (!idle && hashSlot(`{${id}}`) === slot) idle = id;
+        else if (!other && owner(id) === from && hashSlot(`{${id}}`) !== slot) other = id;
+      }
+      for (let i = 0; i < 2; i++) expect(await rl.limit(drained)).toMatchObject({ allowed: true, source: 'redis' });
+      // The slot starts moving; no key has moved yet.
+      const fromPort = Number(from.split(':')[1]);
+      const target = cluster.nodes.find((n) => n.port !== fromPort)!;
+      const myid = async (port: number) => (await run('redis-cli', ['-p', String(port), 'cluster', 'myid'])).stdout.trim();
+      const [fromId, toId] = [await myid(fromPort), await myid(target.port)];
+      const cli = (port: number, ...args: string[]) => run('redis-cli', ['-p', String(port), ...args]);
+      await cli(target.port, 'cluster', 'setslot', String(slot), 'importing', fromId);
+      await cli(fromPort, 'cluster', 'setslot', String(slot), 'migrating', toId);
+      // One turn: an id of that slot with no key first, the drained id, an id of another slot.
+      const ds = await Promise.all([idle, drained, other].map((id) => rl.limit(id)));
+      expect(ds.map((d) => [d.allowed, d.source])).toEqual([[true, 'redis'], [false, 'redis'], [true, 'redis']]);
+      // Nothing of the drained id was written on the target: the move completes.
+      const keys = (await cli(fromPort, 'cluster', 'getkeysinslot', String(slot), '100')).stdout.trim().split('\n').filter(Boolean);
+      if (keys.length > 0) expect((await cli(fromPort, 'migrate', '127.0.0.1', String(target.port), '', '0', '5000', 'keys', ...keys)).stdout.trim()).toBe('OK');
+      for (const n of cluster.nodes) await cli(n.port, 'cluster', 'setslot', String(slot), 'node', toId);
+      expect(await rl.limit(drained)).toMatchObject({ allowed: false, source: 'redis' });
+    } finally {
+      await rl.close();
+      c.disconnect();
+    }
+  }, 30_000);
+
+  it('sliding_log in a slot on the move: a key whose entries all left the window is written where it is, decided once', async () => {
+    const c = await connect();
+    let now = Date.UTC(2026, 0, 5, 12);
+    // A caller's clock: keys live 60 s past their window, so a key can hold only stale entries.
+    const rl = createRateLimiter({ redis: c, prefix: 'nbsl', limits: { name: 'r', algo: 'sliding_log', limit: 2, periodMs: 10_000 }, denyCache: false, sendClock: true, clock: () => now });
+    try {
+      await rl.ready();
+      const owner = (id: string) => slotOwner(c, hashSlot(`{${id}}`))!;
+      const id = 'sl-0';
+      const slot = hashSlot(`{${id}}`);
+      const from = owner(id);
+      let other = '';
+      for (let i = 1; !other; i++) if (owner(`sl-${i}`) === from && hashSlot(`{sl-${i}}`) !== slot) other = `sl-${i}`;
+      expect(await rl.limit(id)).toMatchObject({ allowed: true, source: 'redis' });
+      now += 20_000; // the entry left the window; the key is still there
+      const fromPort = Number(from.split(':')[1]);
+      const target = cluster.nodes.find((n) => n.port !== fromPort)!;
+      const myid = async (port: number) => (await run('redis-cli', ['-p', String(port), 'cluster', 'myid'])).stdout.trim();
+      const [fromId, toId] = [await myid(fromPort), await myid(target.port)];
+      const cli = (port: number, ...args: string[]) => run('redis-cli', ['-p', String(port), ...args]);
+      await cli(target.port, 'cluster', 'setslot', String(slot), 'importing', fromId);
+      await cli(fromPort, 'cluster', 'setslot', String(slot), 'migrating', toId);
+      try {
+        const ds = await Promise.all([other, id, id, id].map((x) => rl.limit(x)));
+        expect(ds.map((d) => [d.allowed, d.source])).toEqual([[true, 'redis'], [true, 'redis'], [true, 'redis'], [false, 'redis']]);
+      } finally {
+        for (const n of cluster.nodes) await cli(n.port, 'cluster', 'setslot', String(slot), 'node', fromId);
+      }
+    } finally {
+      await rl.close();
+      c.disconnect();
+    }
+  }, 30_000);
 
   it('a slot moved behind the client\'s back: its decisions are decided once, on the node that now serves it', async () => {
     const c = await connect();

@@ -47,7 +47,7 @@ describe('node_batch on one server', () => {
           for (const d of c.decisions) for (let j = 0; j < count; j++) keys.add(`${d.subject}:${j}`);
           const node = (client: Parameters<typeof b.nodeBatch>[0], side: string) => {
             const list = items(side);
-            return b.nodeBatch(client, { key: list[0]!.key, count, specs, nowMs: now, items: list });
+            return b.nodeBatch(client, { count, specs, nowMs: now, items: list });
           };
           const viaFn = await node(lib.fn, 'fn');
           const viaSha = await node(lib.sha, 'sha');
@@ -92,7 +92,7 @@ describe('node_batch on one server', () => {
       { key: `rl:{${tag}-c}:x`, cost: 1 },
       { key: `rl:{${tag}-c}:y`, cost: 1 },
     ];
-    const args = { key: items[0]!.key, count: 2, specs: 'gcra,5,60000,5,,;fixed_window,5,60000,,0,', items };
+    const args = { count: 2, specs: 'gcra,5,60000,5,,;fixed_window,5,60000,,0,', items };
     const r = await b.nodeBatch(lib.fn, args);
     expect(r.items.map((x) => x.allowed)).toEqual([1, 1, -1, -1, 1, 1]);
     expect(r.items[3]!.remaining).toBe(1); // WRONGTYPE, on the item whose key it was
@@ -104,13 +104,13 @@ describe('node_batch on one server', () => {
     const tag = `nbbad${run++}`;
     const key = `rl:{${tag}}:x`;
     // Caught by the binding before the round trip.
-    await expect(b.nodeBatch(lib.sha, { key, count: 1, specs: 'gcra,5,60000,5,,', items: [] })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(b.nodeBatch(lib.sha, { key, count: 2, specs: 'gcra,5,60000,5,,;quota,5,,,0,day', items: [{ key, cost: 1 }] })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(b.nodeBatch(lib.sha, { count: 1, specs: 'gcra,5,60000,5,,', items: [] })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(b.nodeBatch(lib.sha, { count: 2, specs: 'gcra,5,60000,5,,;quota,5,,,0,day', items: [{ key, cost: 1 }] })).rejects.toBeInstanceOf(InvalidArgumentError);
     // Raw, as another language would send it: groups cut short, an empty key, a key twice in one decision.
-    const fcall = (...argv: string[]) => lib.fn.fcall(`redlimit_node_batch_v${b.nodeBatchScript.version}`, 1, key, ...argv);
-    const evalsha = (...argv: string[]) => lib.sha.evalsha(b.nodeBatchScript.sha1, 1, key, ...argv).catch(async (e: Error) => {
+    const fcall = (...argv: string[]) => lib.fn.fcall(`redlimit_node_batch_v${b.nodeBatchScript.version}`, 0, ...argv);
+    const evalsha = (...argv: string[]) => lib.sha.evalsha(b.nodeBatchScript.sha1, 0, ...argv).catch(async (e: Error) => {
       if (!String(e.message).startsWith('NOSCRIPT')) throw e;
-      return lib.sha.eval(b.nodeBatchScript.source, 1, key, ...argv);
+      return lib.sha.eval(b.nodeBatchScript.source, 0, ...argv);
     });
     const cases: [string[], RegExp][] = [
       [['1', 'gcra,5,60000,5,,', '', '', key, '1'], /^BADARG redlimit node_batch: expects 4 fixed argument\(s\) then one or more groups of 3, got 6/],
@@ -122,7 +122,7 @@ describe('node_batch on one server', () => {
     for (const [argv, message] of cases) {
       await expect(fcall(...argv)).rejects.toThrow(message);
       await expect(evalsha(...argv)).rejects.toThrow(message);
-      const err = await runScript(new TwinClient(), b.nodeBatchScript, [key], argv).then(
+      const err = await runScript(new TwinClient(), b.nodeBatchScript, [], argv).then(
         () => null,
         (e: unknown) => e,
       );
