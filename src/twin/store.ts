@@ -10,8 +10,8 @@
  * that comes due), and a timer handles the rest while nothing calls. The timer is unref'd (a
  * process exits with a non-empty store) and stops once nothing is left to expire.
  *
- * Ghosts. Deleting and re-inserting map keys is what a stream of expiring keys pays most for
- * (V8 rehashes the table), and a limiter's keys often come back: a large limit keeps state for a
+ * Ghosts. Deleting and re-inserting keys is what a stream of expiring keys pays most for
+ * (the table's memory traffic), and a limiter's keys often come back: a large limit keeps state for a
  * millisecond, and the same ids ask again. So an entry of a key that recurs is not deleted when
  * it expires under traffic: it becomes a ghost (no value, never answered: a read, `has` and
  * `keys` see no key), and the key reuses its slot when it comes back. A key recurs when a caller
@@ -76,6 +76,10 @@ interface Entry {
   ghost: boolean;
   /** Its key recurs (see the ghosts above): when it expires it becomes a ghost. */
   recurs: boolean;
+  /** keyHash of its key under its table's seed (while in the table). */
+  hash: number;
+  /** Its index in the table's cells, -1 when not in the table. */
+  cell: number;
 }
 
 export class TwinStateError extends Error {}
@@ -108,11 +112,16 @@ const TICK_BUDGET = 8192;
 /** The idle sweep looks again after at least / at most this long (ms). */
 const TICK_MIN_MS = 10;
 const TICK_MAX_MS = 1000;
+/** How long (ms of timer turns) the table and the spare pool stay too large before they shrink. */
+const SHRINK_AFTER_MS = 1000;
+/** Removed entries kept for reuse: at most this many, or a quarter of the table's cells if that is more. */
 const SPARE_ENTRIES = 512;
 /** Ghosts held at most (a constant: ~100 bytes each beside the key). */
 const MAX_GHOSTS = 1 << 14;
 /** A ghost not revived within this many reads leaves. */
 const GHOST_READS = 1 << 17;
+/** The table's smallest size (cells; a power of two). */
+const MIN_CELLS = 64;
 /** What a removed entry (kept for reuse) and a ghost hold: nothing of what they held. */
 const EMPTY: TwinValue = { kind: 'block', untilMs: 0 };
 
@@ -226,8 +235,171 @@ class Ring {
   }
 }
 
+/** The table's hash of `key` under `seed`: never 0 (an empty cell). */
+function keyHash(key: string, seed: number): number {
+  const n = key.length;
+  let h = seed ^ n;
+  for (let i = 0; i < n; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h === 0 ? 1 : h;
+}
+
+/**
+ * The keyspace's index: key → entry, an open-addressing hash table (linear probing, at most half
+ * full; removal shifts the entries after it back, so there are no tombstones). A Map does the
+ * same job, but a stream of expiring keys (a new id per call) costs it a lookup, an insert and a
+ * delete per key, and a rehash of the whole table every so many deletes; here the insert after a
+ * lookup that missed takes the empty cell the lookup stopped at, a removal knows its cell
+ * (Entry.cell) and hashes nothing, and the table is rebuilt only when it doubles or halves.
+ *
+ * Keys are hashed in JS with a seed drawn per table (FNV-1a, then murmur3's finaliser), so which
+ * ids collide differs per process. Iteration order is the table's, not insertion order.
+ */
+class Table {
+  /** Per cell, the hash of its entry's key; 0: empty (keyHash never answers 0). */
+  private hashes = new Int32Array(MIN_CELLS);
+  private cells: (Entry | undefined)[] = new Array<Entry | undefined>(MIN_CELLS).fill(undefined);
+  private mask = MIN_CELLS - 1;
+  count = 0;
+  readonly seed = (Math.random() * 0x1_0000_0000) | 0;
+  /**
+   * Where the last lookup that missed stopped (the first empty cell from its hash's home, which
+   * depends on the hash alone), valid while `version` is unchanged.
+   */
+  private missHash = 0;
+  private missCell = -1;
+  private missVersion = -1;
+  /** Bumped by every insert, removal and rebuild. */
+  private version = 0;
+
+  /** The entry of `key` (hash `h`), or undefined; a miss leaves where `key` would go for insert. */
+  find(key: string, h: number): Entry | undefined {
+    const hashes = this.hashes;
+    const mask = this.mask;
+    let i = h & mask;
+    for (;;) {
+      const x = hashes[i]!;
+      if (x === 0) break;
+      if (x === h) {
+        const e = this.cells[i]!;
+        if (e.key === key) return e;
+      }
+      i = (i + 1) & mask;
+    }
+    this.missHash = h;
+    this.missCell = i;
+    this.missVersion = this.version;
+    return undefined;
+  }
+
+  /** Adds `e` (its key absent from the table, e.hash set). */
+  insert(e: Entry): void {
+    if (2 * (this.count + 1) > this.cells.length) this.resize(this.cells.length * 2);
+    let i: number;
+    if (this.missVersion === this.version && this.missHash === e.hash) i = this.missCell;
+    else {
+      const hashes = this.hashes;
+      const mask = this.mask;
+      i = e.hash & mask;
+      while (hashes[i] !== 0) i = (i + 1) & mask;
+    }
+    this.hashes[i] = e.hash;
+    this.cells[i] = e;
+    e.cell = i;
+    this.count++;
+    this.version++;
+  }
+
+  /** Takes `e` (in the table) out; the entries after it in its run move back. */
+  remove(e: Entry): void {
+    const hashes = this.hashes;
+    const cells = this.cells;
+    const mask = this.mask;
+    let hole = e.cell;
+    e.cell = -1;
+    let i = (hole + 1) & mask;
+    for (;;) {
+      const x = hashes[i]!;
+      if (x === 0) break;
+      // An entry may move back to the hole only if that keeps it at or after its home cell.
+      if (((i - (x & mask)) & mask) >= ((i - hole) & mask)) {
+        const m = cells[i]!;
+        hashes[hole] = x;
+        cells[hole] = m;
+        m.cell = hole;
+        hole = i;
+      }
+      i = (i + 1) & mask;
+    }
+    hashes[hole] = 0;
+    cells[hole] = undefined;
+    this.count--;
+    this.version++;
+  }
+
+  /** Cells: at least twice the most entries held since the table last shrank. */
+  get capacity(): number {
+    return this.cells.length;
+  }
+
+  /** Less than 1/8 full (and above its smallest size). */
+  oversized(): boolean {
+    return this.cells.length > MIN_CELLS && 8 * this.count < this.cells.length;
+  }
+
+  /**
+   * Shrinks the table to fit what it holds (a quarter full at most after), if it is oversized.
+   * Not on removal: a stream of keys swept in bursts would shrink it and grow it back again and
+   * again; the idle sweep calls this (MemoryStore.fitMemory).
+   */
+  fit(): void {
+    if (!this.oversized()) return;
+    let next = MIN_CELLS;
+    while (next < 4 * this.count) next *= 2;
+    this.resize(next);
+  }
+
+  /** Every entry held, in cell order (a copy: the caller may remove while it goes through them). */
+  entries(): Entry[] {
+    const out: Entry[] = [];
+    for (const e of this.cells) if (e !== undefined) out.push(e);
+    return out;
+  }
+
+  /** Empties the table (the entries' cells reset). */
+  clear(): void {
+    for (const e of this.cells) if (e !== undefined) e.cell = -1;
+    this.hashes = new Int32Array(MIN_CELLS);
+    this.cells = new Array<Entry | undefined>(MIN_CELLS).fill(undefined);
+    this.mask = MIN_CELLS - 1;
+    this.count = 0;
+    this.version++;
+  }
+
+  private resize(size: number): void {
+    const old = this.cells;
+    const hashes = new Int32Array(size);
+    const cells = new Array<Entry | undefined>(size).fill(undefined);
+    const mask = size - 1;
+    for (const e of old) {
+      if (e === undefined) continue;
+      let i = e.hash & mask;
+      while (hashes[i] !== 0) i = (i + 1) & mask;
+      hashes[i] = e.hash;
+      cells[i] = e;
+      e.cell = i;
+    }
+    this.hashes = hashes;
+    this.cells = cells;
+    this.mask = mask;
+    this.version++;
+  }
+}
+
 export class MemoryStore {
-  private readonly map = new Map<string, Entry>();
+  private readonly map = new Table();
   /**
    * A 4-ary min-heap of the entries with an expiry not in the run: `at[i]` is a lower bound of `queue[i]`'s
    * expiry (moving an expiry later does not touch the heap; the entry is queued again when its
@@ -241,7 +413,13 @@ export class MemoryStore {
   private due = Infinity;
   /**
    * Entries removed from the map, reused for new keys: a stream of short-lived keys then
-   * allocates (and the garbage collector copies) no entry per key. Bounded; holding nothing.
+   * allocates (and the garbage collector copies) no entry per key. Holding nothing; bounded by
+   * SPARE_ENTRIES or a quarter of the table's cells (about half to all of the most entries held
+   * since it last shrank), whichever is more: a stream of keys is swept in bursts (a GC pause
+   * moves the clock on by several ms at once, and every key of those ms comes due together; a
+   * limiter between two bursts of new ids sees all of them expire), and a pool sized to the store
+   * keeps what a fixed one would drop, only to allocate as many entries again right after. It
+   * shrinks with the table (fitMemory).
    */
   private readonly spare: Entry[] = [];
   private readonly clock: (() => number) | undefined;
@@ -251,9 +429,14 @@ export class MemoryStore {
   private baseWall = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private readonly onTick = (): void => this.tick();
+  /** The delay the pending timer was set with; how long the table and pool have been too large (see fitMemory). */
+  private timerMs = 0;
+  private oversizedMs = 0;
   /** The last key looked up and its entry (undefined: absent); always what the map holds. */
   private lastKey: string | undefined = undefined;
   private lastEntry: Entry | undefined = undefined;
+  /** keyHash(lastKey) while lastKey is set: an insert of it after a miss hashes nothing. */
+  private lastHash = 0;
   /** Reads so far, and as the last timer turn saw them (none since: idle). */
   private reads = 0;
   private readsAtTick = 0;
@@ -289,12 +472,13 @@ export class MemoryStore {
     if ((handle as Entry).key === key && key !== '') {
       this.lastKey = key;
       this.lastEntry = handle as Entry;
+      this.lastHash = (handle as Entry).hash;
     } else this.comingBack = key; // it was here, and went: the key recurs
   }
 
   /** Entries held: live, expired but not yet swept, and ghosts (what the store costs in memory). */
   get size(): number {
-    return this.map.size;
+    return this.map.count;
   }
 
   get<K extends TwinValue['kind']>(key: string, kind: K, now: number, owner = kind as string): Extract<TwinValue, { kind: K }> | undefined {
@@ -342,8 +526,9 @@ export class MemoryStore {
       created.value = value;
       created.expiresAt = expiresAt;
       created.recurs = recurs;
-    } else created = { key, value, expiresAt, slot: -1, ring: -1, ghost: false, recurs };
-    this.map.set(key, created);
+      created.hash = this.lastHash;
+    } else created = { key, value, expiresAt, slot: -1, ring: -1, ghost: false, recurs, hash: this.lastHash, cell: -1 };
+    this.map.insert(created); // the lookup above made lastKey this key (lastHash its hash)
     this.lastKey = key;
     this.lastEntry = created;
     if (expiresAt !== Infinity) this.insert(created, expiresAt);
@@ -373,9 +558,9 @@ export class MemoryStore {
     if (e !== undefined && !e.ghost && e.expiresAt !== -Infinity) this.moveExpiry(e, expiresAt);
   }
 
-  /** Every key held (live or not yet swept; not ghosts). */
+  /** Every key held (live or not yet swept; not ghosts), in no particular order. */
   *keys(): IterableIterator<string> {
-    for (const [key, e] of this.map) if (!e.ghost) yield key;
+    for (const e of this.map.entries()) if (!e.ghost && e.cell >= 0) yield e.key;
   }
 
   /** Does `key` hold live state at `now`? */
@@ -400,7 +585,7 @@ export class MemoryStore {
   }
 
   clear(): void {
-    for (const e of this.map.values()) {
+    for (const e of this.map.entries()) {
       e.key = ''; // handles to them are stale
       e.ghost = false;
     }
@@ -436,8 +621,10 @@ export class MemoryStore {
   }
 
   private lookup(key: string): Entry | undefined {
-    const e = this.map.get(key);
+    const h = keyHash(key, this.map.seed);
+    const e = this.map.find(key, h);
     this.lastKey = key;
+    this.lastHash = h;
     this.lastEntry = e;
     return e;
   }
@@ -554,10 +741,10 @@ export class MemoryStore {
 
   /** Removes an entry (already out of the expiry queue and the ghost ring) from the map, keeping it for reuse. */
   private forget(e: Entry): void {
-    this.map.delete(e.key);
-    if (this.lastEntry === e) this.lastEntry = undefined;
+    this.map.remove(e);
+    if (this.lastEntry === e) this.lastEntry = undefined; // lastKey stays (absent now), lastHash with it
     e.key = ''; // a handle to it is stale from here on (see prime)
-    if (this.spare.length !== SPARE_ENTRIES) {
+    if (this.spare.length < this.spareCap()) {
       if (!fixedSize(e.value)) e.value = EMPTY; // a fixed-size value stays, for recycle
       this.spare.push(e);
     } else e.value = EMPTY;
@@ -666,7 +853,34 @@ export class MemoryStore {
     return this.baseNow + (wall - this.baseWall);
   }
 
+  /**
+   * The table and the spare pool shrink to what the store holds once they have been too large for
+   * it for SHRINK_AFTER_MS of timer turns (`waited`: how long this turn's timer waited): not at
+   * once, so a limiter between two bursts of new ids does not rebuild them for each burst. True
+   * while they are still too large.
+   */
+  private fitMemory(waited: number): boolean {
+    if (!this.map.oversized()) {
+      this.oversizedMs = 0;
+      return false;
+    }
+    this.oversizedMs += waited;
+    if (this.oversizedMs < SHRINK_AFTER_MS) return true;
+    this.map.fit();
+    const cap = this.spareCap();
+    if (this.spare.length > cap) this.spare.length = cap;
+    this.oversizedMs = 0;
+    return false;
+  }
+
+  /** How many removed entries the store keeps for reuse (see spare). */
+  private spareCap(): number {
+    const c = this.map.capacity >>> 2;
+    return c > SPARE_ENTRIES ? c : SPARE_ENTRIES;
+  }
+
   private tick(): void {
+    const waited = this.timerMs;
     this.timer = undefined;
     // No read since the last turn: nothing revives a ghost now, so they all go.
     const idle = this.reads === this.readsAtTick;
@@ -676,9 +890,11 @@ export class MemoryStore {
     // Under traffic, the grace holds here too (see GRACE_MS); idle, every due entry goes.
     const cut = idle ? now : this.graceCut(now);
     this.sweep(cut, TICK_BUDGET);
+    const oversized = this.fitMemory(waited);
     if (this.due === Infinity) {
       // Ghosts left: look again (they go once a turn sees no read).
       if (this.ghosts.count !== 0) this.schedule(purged === TICK_BUDGET ? 0 : TICK_MIN_MS);
+      else if (oversized) this.schedule(TICK_MAX_MS); // to shrink the table and the pool
       return;
     }
     const next = this.due;
@@ -690,6 +906,7 @@ export class MemoryStore {
     const t = setTimeout(this.onTick, delayMs);
     t.unref?.();
     this.timer = t;
+    this.timerMs = delayMs;
   }
 
   private stopTimer(): void {

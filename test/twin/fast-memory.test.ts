@@ -208,7 +208,7 @@ describe('twin store: ghosts and the last lookup', () => {
       expect(store.size).toBe(3 + (k === 'e' ? 1 : 0)); // still held
     }
     expect(store.get('a', 'gcra', T0 + 60)).toBeUndefined(); // whatever kind is asked
-    expect([...store.keys()]).toEqual(['b', 'c']);
+    expect([...store.keys()].sort()).toEqual(['b', 'c']); // in no particular order
     expect(store.has('a', T0 + 60)).toBe(false);
     store.expire('a', T0 + 1_000);
     expect(store.has('a', T0 + 61)).toBe(false);
@@ -278,5 +278,90 @@ describe('twin store: what a removed key leaves behind', () => {
     expect(store.delete('a')).toBe(false);
     expect(store.delete('b')).toBe(true);
     expect(store.delete('b')).toBe(false);
+  });
+});
+
+describe('twin store: its hash table', () => {
+  type Op = { op: 'set' | 'get' | 'delete' | 'has'; key: number } | { op: 'fit' };
+  /** The store's table, to shrink it as the idle sweep would after a second (fitMemory). */
+  const fit = (store: MemoryStore) => (store as unknown as { map: { fit(): void } }).map.fit();
+
+  it('finds every key it holds and none it does not, through growth, removals from the middle of runs and shrinking', () => {
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      { weight: 6, arbitrary: fc.record({ op: fc.constantFrom('set' as const, 'get' as const, 'delete' as const, 'has' as const), key: fc.nat(3_000) }) },
+      { weight: 1, arbitrary: fc.constant({ op: 'fit' as const }) },
+    );
+    fc.assert(
+      fc.property(fc.array(fc.array(op, { minLength: 1, maxLength: 400 }), { minLength: 1, maxLength: 12 }), (bursts) => {
+        const store = new MemoryStore();
+        const model = new Map<string, number>();
+        let n = 0;
+        for (const burst of bursts) {
+          for (const o of burst) {
+            if (o.op === 'fit') {
+              fit(store);
+              continue;
+            }
+            const key = `k:{${o.key}}:m`;
+            if (o.op === 'set') {
+              // A read first, as the scripts do (the insert after a miss takes the cell the miss stopped at).
+              if (n++ % 2 === 0) store.get(key, 'block', T0);
+              store.set(key, { kind: 'block', untilMs: o.key }, Infinity);
+              model.set(key, o.key);
+            } else if (o.op === 'get') expect(store.get(key, 'block', T0)?.untilMs).toBe(model.get(key));
+            else if (o.op === 'has') expect(store.has(key, T0)).toBe(model.has(key));
+            else expect(store.delete(key)).toBe(model.delete(key));
+          }
+          // Many keys at once, then most of them gone: the table grows, and runs lose entries from their middle.
+          for (let i = 0; i < 2_000; i++) store.set(`bulk:${i}`, { kind: 'block', untilMs: i }, Infinity);
+          for (let i = 0; i < 2_000; i++) if (i % 7 !== 0) expect(store.delete(`bulk:${i}`)).toBe(true);
+          for (let i = 0; i < 2_000; i++) expect(store.has(`bulk:${i}`, T0)).toBe(i % 7 === 0);
+          for (let i = 0; i < 2_000; i += 7) store.delete(`bulk:${i}`);
+          expect(store.size).toBe(model.size);
+          expect(new Set(store.keys())).toEqual(new Set(model.keys()));
+          for (const [k, v] of model) expect(store.get(k, 'block', T0)?.untilMs).toBe(v);
+        }
+        store.clear();
+        expect(store.size).toBe(0);
+        expect([...store.keys()]).toEqual([]);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('an insert after a miss re-probes when the table changed in between (a removal may have emptied a cell before it)', () => {
+    const store = new MemoryStore();
+    for (let i = 0; i < 5_000; i++) store.set(`a:${i}`, { kind: 'block', untilMs: i }, Infinity);
+    for (let i = 0; i < 5_000; i++) {
+      const key = `b:${i}`;
+      expect(store.get(key, 'block', T0)).toBeUndefined(); // a miss: where the key would go is remembered
+      store.delete(`a:${i}`); // the table changes (entries after it move back)
+      store.set(key, { kind: 'block', untilMs: i }, Infinity); // last looked up: no lookup of its own
+      expect(store.has(key, T0)).toBe(true);
+    }
+    for (let i = 0; i < 5_000; i++) expect(store.get(`b:${i}`, 'block', T0)?.untilMs).toBe(i);
+    expect(store.size).toBe(5_000);
+  });
+
+  it('an idle store shrinks its table and its pool of removed entries a second after a burst of keys expired, and its timer stops', () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
+    try {
+      let now = T0;
+      const store = new MemoryStore({ clock: () => now });
+      for (let i = 0; i < 50_000; i++) store.set(`ip:${i}`, { kind: 'gcra', tatMs: now + 100, tatNum: 0 }, now + 100);
+      const inner = store as unknown as { map: { capacity: number }; spare: unknown[] };
+      expect(inner.map.capacity).toBeGreaterThanOrEqual(100_000);
+      now += 200;
+      vi.advanceTimersByTime(100); // the idle sweep: every key goes; the table and the pool are kept for a while
+      expect(store.size).toBe(0);
+      expect(inner.map.capacity).toBeGreaterThanOrEqual(100_000);
+      expect(inner.spare.length).toBeGreaterThan(512);
+      vi.advanceTimersByTime(5_000);
+      expect(inner.map.capacity).toBe(64);
+      expect(inner.spare.length).toBeLessThanOrEqual(512);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
