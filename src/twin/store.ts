@@ -312,12 +312,13 @@ class Table {
     this.version++;
   }
 
-  /** Takes `e` (in the table) out; the entries after it in its run move back. */
+  /** Takes `e` out (nothing if it is not in the table, as Map.delete); the entries after it in its run move back. */
   remove(e: Entry): void {
+    let hole = e.cell;
+    if (hole < 0) return;
     const hashes = this.hashes;
     const cells = this.cells;
     const mask = this.mask;
-    let hole = e.cell;
     e.cell = -1;
     let i = (hole + 1) & mask;
     for (;;) {
