@@ -235,8 +235,15 @@ class Ring {
   }
 }
 
-/** The table's hash of `key` under `seed`: never 0 (an empty cell). */
-function keyHash(key: string, seed: number): number {
+/**
+ * A probe run this long (cells) does not happen by chance in a table at most half full (runs of
+ * linear probing there stay within a few dozen cells even with millions of keys): the keys were
+ * chosen to collide. The table then hands its keys to a Map for good (see Table.flood).
+ */
+const MAX_PROBE = 128;
+
+/** The table's hash of `key` under `seed`: never 0 (an empty cell). Exported for tests. */
+export function keyHash(key: string, seed: number): number {
   const n = key.length;
   let h = seed ^ n;
   for (let i = 0; i < n; i++) h = Math.imul(h ^ key.charCodeAt(i), 0x01000193);
@@ -255,15 +262,32 @@ function keyHash(key: string, seed: number): number {
  * (Entry.cell) and hashes nothing, and the table is rebuilt only when it doubles or halves.
  *
  * Keys are hashed in JS with a seed drawn per table (FNV-1a, then murmur3's finaliser), so which
- * ids collide differs per process. Iteration order is the table's, not insertion order.
+ * ids collide differs per process. That hash is not keyed like a MAC: ids chosen to collide
+ * (hash flooding: an attacker naming the ids a limiter keys by) could make probe runs long. A run
+ * longer than MAX_PROBE moves every key into a Map (V8's own seeded hash) for the table's life:
+ * the store is then as fast as it was with a Map, never slower. Iteration order is the table's
+ * (insertion order once on a Map). Exported for tests.
  */
-class Table {
+export class Table {
   /** Per cell, the hash of its entry's key; 0: empty (keyHash never answers 0). */
   private hashes = new Int32Array(MIN_CELLS);
   private cells: (Entry | undefined)[] = new Array<Entry | undefined>(MIN_CELLS).fill(undefined);
   private mask = MIN_CELLS - 1;
   count = 0;
-  readonly seed = (Math.random() * 0x1_0000_0000) | 0;
+  seed: number;
+  /** Set once a probe run passed MAX_PROBE: the keys live here from then on (Entry.cell 0: held). */
+  private flooded: Map<string, Entry> | null = null;
+  /** The cells the table had when it handed its keys to the Map (the spare pool is sized from it). */
+  private floodedCells = 0;
+
+  constructor(seed = (Math.random() * 0x1_0000_0000) | 0) {
+    this.seed = seed;
+  }
+
+  /** Whether the keys moved to a Map (see MAX_PROBE). */
+  get onMap(): boolean {
+    return this.flooded !== null;
+  }
   /**
    * Where the last lookup that missed stopped (the first empty cell from its hash's home, which
    * depends on the hash alone), valid while `version` is unchanged.
@@ -276,16 +300,18 @@ class Table {
 
   /** The entry of `key` (hash `h`), or undefined; a miss leaves where `key` would go for insert. */
   find(key: string, h: number): Entry | undefined {
+    if (this.flooded !== null) return this.flooded.get(key);
     const hashes = this.hashes;
     const mask = this.mask;
     let i = h & mask;
-    for (;;) {
+    for (let n = 0; ; n++) {
       const x = hashes[i]!;
       if (x === 0) break;
       if (x === h) {
         const e = this.cells[i]!;
         if (e.key === key) return e;
       }
+      if (n === MAX_PROBE) return this.flood().get(key);
       i = (i + 1) & mask;
     }
     this.missHash = h;
@@ -296,6 +322,12 @@ class Table {
 
   /** Adds `e` (its key absent from the table, e.hash set). */
   insert(e: Entry): void {
+    if (this.flooded !== null) {
+      this.flooded.set(e.key, e);
+      e.cell = 0;
+      this.count++;
+      return;
+    }
     if (2 * (this.count + 1) > this.cells.length) this.resize(this.cells.length * 2);
     let i: number;
     if (this.missVersion === this.version && this.missHash === e.hash) i = this.missCell;
@@ -303,7 +335,14 @@ class Table {
       const hashes = this.hashes;
       const mask = this.mask;
       i = e.hash & mask;
-      while (hashes[i] !== 0) i = (i + 1) & mask;
+      for (let n = 0; hashes[i] !== 0; n++) {
+        if (n === MAX_PROBE) {
+          this.flood();
+          this.insert(e);
+          return;
+        }
+        i = (i + 1) & mask;
+      }
     }
     this.hashes[i] = e.hash;
     this.cells[i] = e;
@@ -316,6 +355,12 @@ class Table {
   remove(e: Entry): void {
     let hole = e.cell;
     if (hole < 0) return;
+    if (this.flooded !== null) {
+      this.flooded.delete(e.key);
+      e.cell = -1;
+      this.count--;
+      return;
+    }
     const hashes = this.hashes;
     const cells = this.cells;
     const mask = this.mask;
@@ -342,12 +387,12 @@ class Table {
 
   /** Cells: at least twice the most entries held since the table last shrank. */
   get capacity(): number {
-    return this.cells.length;
+    return this.flooded === null ? this.cells.length : Math.max(this.floodedCells, 2 * this.count);
   }
 
-  /** Less than 1/8 full (and above its smallest size). */
+  /** Less than 1/8 full (and above its smallest size). A Map sizes itself. */
   oversized(): boolean {
-    return this.cells.length > MIN_CELLS && 8 * this.count < this.cells.length;
+    return this.flooded === null && this.cells.length > MIN_CELLS && 8 * this.count < this.cells.length;
   }
 
   /**
@@ -364,19 +409,44 @@ class Table {
 
   /** Every entry held, in cell order (a copy: the caller may remove while it goes through them). */
   entries(): Entry[] {
+    if (this.flooded !== null) return [...this.flooded.values()];
     const out: Entry[] = [];
     for (const e of this.cells) if (e !== undefined) out.push(e);
     return out;
   }
 
-  /** Empties the table (the entries' cells reset). */
+  /** Empties the table (the entries' cells reset); a table that moved to a Map stays on one. */
   clear(): void {
+    if (this.flooded !== null) {
+      for (const e of this.flooded.values()) e.cell = -1;
+      this.flooded.clear();
+      this.count = 0;
+      this.version++;
+      return;
+    }
     for (const e of this.cells) if (e !== undefined) e.cell = -1;
     this.hashes = new Int32Array(MIN_CELLS);
     this.cells = new Array<Entry | undefined>(MIN_CELLS).fill(undefined);
     this.mask = MIN_CELLS - 1;
     this.count = 0;
     this.version++;
+  }
+
+  /** Moves every key into a Map, for good (a probe run passed MAX_PROBE: see the class doc). */
+  private flood(): Map<string, Entry> {
+    const map = new Map<string, Entry>();
+    for (const e of this.cells) {
+      if (e === undefined) continue;
+      map.set(e.key, e);
+      e.cell = 0;
+    }
+    this.floodedCells = this.cells.length;
+    this.flooded = map;
+    this.hashes = new Int32Array(0);
+    this.cells = [];
+    this.mask = 0;
+    this.version++;
+    return map;
   }
 
   private resize(size: number): void {
