@@ -44,6 +44,34 @@ async function scriptCalls(): Promise<Map<string, number>> {
   return out;
 }
 
+const cli = (port: number, ...args: string[]) => run('redis-cli', ['-p', String(port), ...args]);
+
+/**
+ * Starts moving `slot` from the primary at `from` ("host:port") to another primary, telling the
+ * nodes (IMPORTING, MIGRATING) but not the client; no key moves until `migrateKeys`. `assign`
+ * ends the move on every node, to the target (`to`) or back (`from`).
+ */
+async function startMove(slot: number, from: string) {
+  const fromPort = Number(from.split(':')[1]);
+  const target = cluster.nodes.find((n) => n.port !== fromPort)!;
+  const myid = async (port: number) => (await cli(port, 'cluster', 'myid')).stdout.trim();
+  const ids = { from: await myid(fromPort), to: await myid(target.port) };
+  await cli(target.port, 'cluster', 'setslot', String(slot), 'importing', ids.from);
+  await cli(fromPort, 'cluster', 'setslot', String(slot), 'migrating', ids.to);
+  return {
+    target,
+    /** Moves every key the source still holds in the slot; MIGRATE's reply ('' when none). */
+    async migrateKeys(): Promise<{ keys: string[]; reply: string }> {
+      const keys = (await cli(fromPort, 'cluster', 'getkeysinslot', String(slot), '100')).stdout.trim().split('\n').filter(Boolean);
+      if (keys.length === 0) return { keys, reply: '' };
+      return { keys, reply: (await cli(fromPort, 'migrate', '127.0.0.1', String(target.port), '', '0', '5000', 'keys', ...keys)).stdout.trim() };
+    },
+    async assign(to: 'from' | 'to'): Promise<void> {
+      for (const n of cluster.nodes) await cli(n.port, 'cluster', 'setslot', String(slot), 'node', ids[to]);
+    },
+  };
+}
+
 describe('Redis Cluster: one call per node (node_batch)', () => {
   it('decides items of several slots on their node, and refuses to touch a key another node serves (ELSEWHERE, nothing written)', async () => {
     const c = await connect();
@@ -153,20 +181,14 @@ describe('Redis Cluster: one call per node (node_batch)', () => {
       }
       for (let i = 0; i < 2; i++) expect(await rl.limit(drained)).toMatchObject({ allowed: true, source: 'redis' });
       // The slot starts moving; no key has moved yet.
-      const fromPort = Number(from.split(':')[1]);
-      const target = cluster.nodes.find((n) => n.port !== fromPort)!;
-      const myid = async (port: number) => (await run('redis-cli', ['-p', String(port), 'cluster', 'myid'])).stdout.trim();
-      const [fromId, toId] = [await myid(fromPort), await myid(target.port)];
-      const cli = (port: number, ...args: string[]) => run('redis-cli', ['-p', String(port), ...args]);
-      await cli(target.port, 'cluster', 'setslot', String(slot), 'importing', fromId);
-      await cli(fromPort, 'cluster', 'setslot', String(slot), 'migrating', toId);
+      const move = await startMove(slot, from);
       // One turn: an id of that slot with no key first, the drained id, an id of another slot.
       const ds = await Promise.all([idle, drained, other].map((id) => rl.limit(id)));
       expect(ds.map((d) => [d.allowed, d.source])).toEqual([[true, 'redis'], [false, 'redis'], [true, 'redis']]);
       // Nothing of the drained id was written on the target: the move completes.
-      const keys = (await cli(fromPort, 'cluster', 'getkeysinslot', String(slot), '100')).stdout.trim().split('\n').filter(Boolean);
-      if (keys.length > 0) expect((await cli(fromPort, 'migrate', '127.0.0.1', String(target.port), '', '0', '5000', 'keys', ...keys)).stdout.trim()).toBe('OK');
-      for (const n of cluster.nodes) await cli(n.port, 'cluster', 'setslot', String(slot), 'node', toId);
+      const moved = await move.migrateKeys();
+      expect(moved.reply).toBe(moved.keys.length > 0 ? 'OK' : '');
+      await move.assign('to');
       expect(await rl.limit(drained)).toMatchObject({ allowed: false, source: 'redis' });
     } finally {
       await rl.close();
@@ -189,18 +211,12 @@ describe('Redis Cluster: one call per node (node_batch)', () => {
       for (let i = 1; !other; i++) if (owner(`sl-${i}`) === from && hashSlot(`{sl-${i}}`) !== slot) other = `sl-${i}`;
       expect(await rl.limit(id)).toMatchObject({ allowed: true, source: 'redis' });
       now += 20_000; // the entry left the window; the key is still there
-      const fromPort = Number(from.split(':')[1]);
-      const target = cluster.nodes.find((n) => n.port !== fromPort)!;
-      const myid = async (port: number) => (await run('redis-cli', ['-p', String(port), 'cluster', 'myid'])).stdout.trim();
-      const [fromId, toId] = [await myid(fromPort), await myid(target.port)];
-      const cli = (port: number, ...args: string[]) => run('redis-cli', ['-p', String(port), ...args]);
-      await cli(target.port, 'cluster', 'setslot', String(slot), 'importing', fromId);
-      await cli(fromPort, 'cluster', 'setslot', String(slot), 'migrating', toId);
+      const move = await startMove(slot, from);
       try {
         const ds = await Promise.all([other, id, id, id].map((x) => rl.limit(x)));
         expect(ds.map((d) => [d.allowed, d.source])).toEqual([[true, 'redis'], [true, 'redis'], [true, 'redis'], [false, 'redis']]);
       } finally {
-        for (const n of cluster.nodes) await cli(n.port, 'cluster', 'setslot', String(slot), 'node', fromId);
+        await move.assign('from');
       }
     } finally {
       await rl.close();
@@ -229,17 +245,11 @@ describe('Redis Cluster: one call per node (node_batch)', () => {
       for (const d of await Promise.all([...staying, ...moving].map((id) => rl.limit(id)))) expect(d).toMatchObject({ allowed: true, source: 'redis' });
 
       // Move slot S (with its keys) to another primary, telling every node but not the client.
-      const fromPort = Number(from.split(':')[1]);
-      const target = cluster.nodes.find((n) => n.port !== fromPort)!;
-      const id = async (port: number) => (await run('redis-cli', ['-p', String(port), 'cluster', 'myid'])).stdout.trim();
-      const [fromId, toId] = [await id(fromPort), await id(target.port)];
-      const cli = (port: number, ...args: string[]) => run('redis-cli', ['-p', String(port), ...args]);
-      await cli(target.port, 'cluster', 'setslot', String(slot), 'importing', fromId);
-      await cli(fromPort, 'cluster', 'setslot', String(slot), 'migrating', toId);
-      const keys = (await cli(fromPort, 'cluster', 'getkeysinslot', String(slot), '100')).stdout.trim().split('\n').filter(Boolean);
+      const move = await startMove(slot, from);
+      const { keys, reply } = await move.migrateKeys();
       expect(keys.length).toBeGreaterThan(0);
-      await cli(fromPort, 'migrate', '127.0.0.1', String(target.port), '', '0', '5000', 'keys', ...keys);
-      for (const n of cluster.nodes) await cli(n.port, 'cluster', 'setslot', String(slot), 'node', toId);
+      expect(reply).toBe('OK');
+      await move.assign('to');
       expect(owner(moving[0]!)).toBe(from); // the client's table is stale
 
       // One turn: 'staying' first (the call goes to `from`), then the moved ids, five asks each.
@@ -248,7 +258,9 @@ describe('Redis Cluster: one call per node (node_batch)', () => {
       expect(ds.every((d) => d.source === 'redis')).toBe(true);
       // Exactly the three units each id had left: none lost to the move, none counted twice.
       for (const x of [...staying, ...moving]) expect(ds.filter((d, i) => asks[i] === x && d.allowed).length, x).toBe(3);
-      expect(await new Redis(target.port).get(keys[0]!).finally(() => {})).not.toBeNull();
+      const onTarget = new Redis(move.target.port);
+      expect(await onTarget.get(keys[0]!)).not.toBeNull();
+      onTarget.disconnect();
     } finally {
       await rl.close();
       c.disconnect();
