@@ -62,13 +62,13 @@ export const MAX_BATCH = 64;
  * own). The last call of a turn leaves in the same turn's check phase (setImmediate), so an idle
  * process adds no latency; a lone decision is sent as the limiter's own script.
  *
- * On a Cluster, decisions are grouped per primary (`nodeOf`, from the client's slot table): a
- * group of one slot goes as the batch script (its keys declared), a group of several as
- * node_batch, whose one declared key routes the call and whose items carry their keys (a call's
- * declared keys must share one slot, and 256 decisions in flight over 16384 slots almost never
- * do). A decision node_batch reports ELSEWHERE (its slot moved or is moving: the slot table
- * was stale) was not decided and wrote nothing: it is sent again alone by its slot, following
- * the redirect as any call does.
+ * On a Cluster, decisions are grouped per primary (`cluster.nodeOf`, from the client's slot
+ * table): a group of one slot goes as the batch script (its keys declared), a group of several as
+ * node_batch, whose items carry their keys and which declares none (a call's declared keys must
+ * share one slot, and 256 decisions in flight over 16384 slots almost never do); it goes on the
+ * primary's own connection and so follows no redirect. A decision a batch reply marks ELSEWHERE
+ * (its slot is not served there: moved, moving, or the slot table was stale) was not decided and
+ * wrote nothing: it is sent again alone by its slot, following the redirect as any call does.
  */
 export class Coalescer {
   private readonly queues = new Map<number | string, Waiter[]>();
@@ -117,7 +117,7 @@ export class Coalescer {
     this.scheduled = false;
     const queues = [...this.queues];
     this.queues.clear();
-    // Several calls at once (a Cluster: one per hash slot) leave in one write per connection.
+    // Several calls at once (a Cluster: one per primary) leave in one write per connection.
     const share = queues.length > 1;
     for (const [, q] of queues) this.sendBatch(q, share);
   }
