@@ -22,7 +22,9 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import { Ratelimit } from '@upstash/ratelimit';
+import { nodeBatchScript } from '../generated/index.js';
 import { createRateLimiter, gcra, type RateLimiter } from '../src/index.js';
+import { runScript } from '../src/runtime/index.js';
 import { startLocalRedis } from '../devtools/local-redis.js';
 import { instructionsOf } from './callgrind.js';
 import { featureRows } from './features.js';
@@ -96,6 +98,34 @@ const allContenders: Contender[] = [
     name: 'redlimit gcra binding',
     async make(redis, tag) {
       return { decide: (id) => gcra(redis, { key: `${tag}:${id}`, limit: LIMIT, periodMs: PERIOD_MS }), close: async () => {}, keyPattern: `${tag}:*` };
+    },
+  },
+  {
+    // What one Cluster primary runs when the coalescer groups a turn's decisions per primary: the
+    // same gcra decisions as the defaults row, 64 a call, each item naming its key in ARGV (no
+    // cluster here: every key is local, so this is node_batch's own cost beside batch's).
+    name: 'redlimit node_batch (a Cluster primary\'s batch, one gcra)',
+    async make(redis, tag) {
+      const fixed = ['1', `gcra,${LIMIT},${PERIOD_MS},,,`, '', ''];
+      let queue: { key: string; resolve: (allowed: boolean) => void; reject: (err: unknown) => void }[] = [];
+      const flush = () => {
+        const calls = queue;
+        queue = [];
+        for (let at = 0; at < calls.length; at += 64) {
+          const part = calls.slice(at, at + 64);
+          const argv = fixed.slice();
+          for (const c of part) argv.push(c.key, '1', '');
+          runScript(redis, nodeBatchScript, [], argv).then(
+            (r) => part.forEach((c, i) => c.resolve((r as number[])[1 + 4 * i] === 1)),
+            (err: unknown) => part.forEach((c) => c.reject(err)),
+          );
+        }
+      };
+      const decide = (id: string) =>
+        new Promise<boolean>((resolve, reject) => {
+          if (queue.push({ key: `${tag}:{${id}}`, resolve, reject }) === 1) setImmediate(flush);
+        });
+      return { decide, close: async () => {}, keyPattern: `${tag}:*` };
     },
   },
   limiterContender('redlimit createRateLimiter (one gcra, defaults)', {}),
