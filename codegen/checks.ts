@@ -23,6 +23,10 @@ export const KNOWN_CHECKS: Record<string, { arity: number; doc: string }> = {
     arity: 3,
     doc: 'specs parse as `count` limits (algo,limit,period_ms,burst,offset_ms,unit), each valid for the largest cost asked of it, and the keys are whole decisions',
   },
+  tiers_specs: {
+    arity: 3,
+    doc: "each decision's costs and shares are `count` comma-separated integers in range (or empty), specs parse as `count` limits of algorithms one key can hold (gcra, token_bucket, fixed_window, sliding_window, quota), each valid for the largest cost asked of it",
+  },
   offset_within_period: {
     arity: 2,
     doc: 'offset_ms < period_ms',

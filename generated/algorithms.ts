@@ -639,5 +639,13 @@ export const replyLayouts: Readonly<Record<string, ReplyLayout>> = {
   "reserve": {
     "offset": 3,
     "stride": 4
+  },
+  "tiers": {
+    "offset": 1,
+    "stride": 4
+  },
+  "tiers_peek": {
+    "offset": 1,
+    "stride": 4
   }
 };

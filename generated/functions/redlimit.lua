@@ -208,6 +208,13 @@ local function rl_expiry(now, ttl_ms, simulated)
   return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
 end
 
+--- Whether writes take their self-describing forms only (lib/tiers sets it for its call): the
+--- packed forms of fixed_window, sliding_window and token_bucket name their window or time only
+--- modulo a power of two or ten, which is exact while the key expires with its state. In a
+--- subject's key a limit's state can outlive its own expiry (another limit keeps the key), so
+--- there each state names its window or time in full.
+local rl_plain_forms = false
+
 --- No writes: shared, never changed (saves a table per call that writes nothing).
 local RL_NO_WRITES = {}
 
@@ -357,8 +364,10 @@ end
 local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
-local function rl_gcra_read(key, limit, period_ms, burst, now)
-  local stored = rl_call('GET', key)
+--- `stored`: the state already read (a string, or false for none: lib/tiers reads one key for
+--- several limits); nil reads the key.
+local function rl_gcra_read(key, limit, period_ms, burst, now, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return burst, 0 end
   local tat_ms, tat_num
   if string.find(stored, '^%d+$') then
@@ -437,8 +446,9 @@ end
 --- (rl_gcra_write's values; none when nothing is written). With `apply_now` the write is made here
 --- and none is returned (a caller with nothing to roll back).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
-  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+--- `stored` as rl_gcra_read's.
+local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep, stored)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now, stored)
   keep = keep or 0
   local allowed, left, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
   if allowed == 1 then left = left + keep end
@@ -454,8 +464,8 @@ local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, 
 end
 
 --- Gives `cost` back, never above full: remaining, reset_after_ms, writes.
-local function rl_gcra_refund(key, limit, period_ms, burst, cost, now, simulated)
-  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+local function rl_gcra_refund(key, limit, period_ms, burst, cost, now, simulated, stored)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now, stored)
   whole, frac = rl_give(whole, frac, burst, cost)
   local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
   local writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
@@ -534,9 +544,10 @@ local function rl_token_bucket_pack(whole, frac, ts, reset)
   return rl_format('-%d%015d', (head - low) / m, low * span + rl_fmod(ts, span))
 end
 
---- Content at `now` (whole, frac) and the time it was counted at.
-local function rl_token_bucket_read(key, limit, period_ms, burst, now)
-  local stored = redis.pcall('GET', key)
+--- Content at `now` (whole, frac) and the time it was counted at. `stored`: the state already
+--- read (a string, or false for none: lib/tiers); nil reads the key.
+local function rl_token_bucket_read(key, limit, period_ms, burst, now, stored)
+  if stored == nil then stored = redis.pcall('GET', key) end
   if not stored then return burst, 0, now end
   local whole, frac, ts_ms, packed
   -- The compact form by its shape, before tonumber (20 digits take strtod's slow path): 20
@@ -577,7 +588,7 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
   if frac == 0 and whole >= 0 and whole < RL_TB_RADIX and ts <= RL_TB_MAX_PACKED_MS and ts + whole > 0 then
     return { { 'SET', key, string.format('-%d', ts * RL_TB_RADIX + whole), set_opt, at } }
   end
-  if not simulated and ts <= now then
+  if not simulated and not rl_plain_forms and ts <= now then
     local value = rl_token_bucket_pack(whole, frac, ts, reset)
     if value then return { { 'SET', key, value, set_opt, at } } end
   end
@@ -585,8 +596,8 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
 end
 
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep)
-  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
+local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep, stored)
+  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now, stored)
   keep = keep or 0
   local allowed, remaining, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
   if allowed == 1 then remaining = remaining + keep end
@@ -598,8 +609,8 @@ local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, sim
   return allowed, remaining, reset, retry, writes
 end
 
-local function rl_token_bucket_refund(key, limit, period_ms, burst, cost, now, simulated)
-  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
+local function rl_token_bucket_refund(key, limit, period_ms, burst, cost, now, simulated, stored)
+  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now, stored)
   whole, frac = rl_give(whole, frac, burst, cost)
   return whole, rl_ms_until(burst, whole, frac, limit, period_ms),
     rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, burst, now, simulated)
@@ -641,8 +652,9 @@ end
 
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
-local function rl_counter_read(script, key, start, tag)
-  local stored = rl_call('GET', key)
+--- `stored`: the state already read (a string, or false for none: lib/tiers); nil reads the key.
+local function rl_counter_read(script, key, start, tag, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0 end
   -- Only fixed_window (a tag) may store the packed integer: quota's "start:count" is not parsed
   -- as a number first (a failed tonumber runs strtod over the whole string).
@@ -679,7 +691,7 @@ local function rl_counter_write(key, start, window_end, used, now, simulated, ta
   local set_opt, at = 'PXAT', window_end
   if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
   if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
-  if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
+  if tag and not simulated and not rl_plain_forms and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
     return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
   if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
@@ -719,17 +731,17 @@ end
 --- count * 2^22 + window_start_ms mod 2^22, expiring at the window's end; on a caller's clock
 --- (now_ms) "window_start_ms:count" (lib/counter).
 
-local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
+local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep, stored)
   local start = rl_window_start(now, period_ms, offset_ms)
   local tag = start % 4194304 -- rl_counter_tag(start), inline: every decision computes it
-  local used = rl_counter_read('fixed_window', key, start, tag)
+  local used = rl_counter_read('fixed_window', key, start, tag, stored)
   return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated, keep, tag)
 end
 
-local function rl_fixed_window_refund(key, limit, period_ms, offset_ms, cost, now, simulated)
+local function rl_fixed_window_refund(key, limit, period_ms, offset_ms, cost, now, simulated, stored)
   local start = rl_window_start(now, period_ms, offset_ms)
   local tag = rl_counter_tag(start)
-  local used = math.max(rl_counter_read('fixed_window', key, start, tag) - cost, 0)
+  local used = math.max(rl_counter_read('fixed_window', key, start, tag, stored) - cost, 0)
   local reset = 0
   if used > 0 then reset = start + period_ms - now end
   return limit - used, reset, rl_counter_writes(key, start, start + period_ms, used, now, simulated, tag)
@@ -755,9 +767,10 @@ local RL_SW_TAGS = 2097152 -- 2^21
 
 local RL_SW_COUNTS = 65536 -- 2^16
 
---- Counts (cur, prev) for the window starting at `start`.
-local function rl_sliding_window_read(key, start, period_ms)
-  local stored = rl_call('GET', key)
+--- Counts (cur, prev) for the window starting at `start`. `stored`: the state already read (a
+--- string, or false for none: lib/tiers); nil reads the key.
+local function rl_sliding_window_read(key, start, period_ms, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0, 0 end
   local packed = rl_tonumber(stored)
   if packed and packed >= 0 then
@@ -801,7 +814,7 @@ local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, si
   local set_opt, at = 'PXAT', now + reset
   if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
   if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, rl_format('%d', at) end
-  if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
+  if not simulated and not rl_plain_forms and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
     local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
     if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, rl_format('%d', packed) end
     return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
@@ -824,9 +837,9 @@ end
 --- retry_after_ms, then the write to apply if admitted, flat (rl_sliding_window_write's values;
 --- none when nothing is written). `keep` (lib/priority, nil = 0): units that must be left after
 --- the call; decided at cost + keep.
-local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
+local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep, stored)
   local elapsed = now - start
-  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  local cur, prev = rl_sliding_window_read(key, start, period_ms, stored)
   -- weighted previous count = prev * (period - elapsed) / period = wq + wr / period
   local used = 0
   if prev > 0 then
@@ -857,13 +870,13 @@ local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now,
 end
 
 --- rl_sliding_window_decide at `now`'s window.
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
-  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep)
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep, stored)
+  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep, stored)
 end
 
-local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated)
+local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated, stored)
   local start = rl_window_start(now, period_ms, 0)
-  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  local cur, prev = rl_sliding_window_read(key, start, period_ms, stored)
   cur = math.max(cur - cost, 0)
   local wq, wr = rl_muldivmod(prev, period_ms - (now - start), period_ms)
   if wr > 0 then wq = wq + 1 end
@@ -1069,9 +1082,9 @@ end
 
 --- allowed, remaining, reset_after_ms, retry_after_ms, then the write to apply if admitted, flat
 --- (rl_counter_write's values; none when nothing is written).
-local function rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep)
+local function rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep, stored)
   local start, period_end = rl_calendar_period(now, unit, zone)
-  local used = rl_counter_read('quota', key, start)
+  local used = rl_counter_read('quota', key, start, nil, stored)
   return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
 end
 
@@ -1082,9 +1095,9 @@ local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
   return allowed, remaining, reset, retry, RL_NO_WRITES
 end
 
-local function rl_quota_refund(key, limit, unit, zone, cost, now, simulated)
+local function rl_quota_refund(key, limit, unit, zone, cost, now, simulated, stored)
   local start, period_end = rl_calendar_period(now, unit, zone)
-  local used = math.max(rl_counter_read('quota', key, start) - cost, 0)
+  local used = math.max(rl_counter_read('quota', key, start, nil, stored) - cost, 0)
   local reset = 0
   if used > 0 then reset = period_end - now end
   return limit - used, reset, rl_counter_writes(key, start, period_end, used, now, simulated)
@@ -1306,16 +1319,12 @@ local function rl_multi_batch_specs(script, count, specs)
   return limits, true
 end
 
---- The specs are valid for every item's cost, and the items are whole decisions. Specs seen
---- before were checked then: only the costs are (what rl_multi_check tests of a cost).
-local function rl_check_multi_batch_specs(script, count, specs, items)
-  if #items % count ~= 0 then rl_fail(script, string.format('%d key(s) are not whole decisions of %d limit(s)', #items, count)) end
+--- The specs are valid for the largest cost asked of each limit (`costs[j]`). Specs seen before
+--- were checked then: only the costs are (what rl_multi_check tests of a cost).
+local function rl_check_specs_costs(script, count, specs, costs)
   local limits, known = rl_multi_batch_specs(script, count, specs)
   for j = 1, count do
-    local cost = 0
-    for i = j, #items, count do
-      if items[i].cost > cost then cost = items[i].cost end
-    end
+    local cost = costs[j]
     local limit = limits[j]
     limit.cost = cost
     if not known then
@@ -1332,6 +1341,20 @@ local function rl_check_multi_batch_specs(script, count, specs, items)
     rl_specs_memo_n = rl_specs_memo_n + 1
   end
   rl_specs_checked, rl_specs_checked_for = limits, specs
+end
+
+--- The specs are valid for every item's cost, and the items are whole decisions.
+local function rl_check_multi_batch_specs(script, count, specs, items)
+  if #items % count ~= 0 then rl_fail(script, string.format('%d key(s) are not whole decisions of %d limit(s)', #items, count)) end
+  local costs = {}
+  for j = 1, count do
+    local cost = 0
+    for i = j, #items, count do
+      if items[i].cost > cost then cost = items[i].cost end
+    end
+    costs[j] = cost
+  end
+  rl_check_specs_costs(script, count, specs, costs)
 end
 
 --- multi, multi_peek, multi_batch: the time zones of quota items, from tz_rules: one entry per
@@ -1364,14 +1387,16 @@ end
 --- rl_apply_write takes it (none, flat, or a list). `apply_now`: an algorithm that can may make
 --- its write at once (batch: nothing to roll back) and return none.
 --- item.share_ppm (nil = 1e6) is its priority class: decided at cost + what the class must leave.
-local function rl_multi_item(key, item, now, simulated, trim, apply_now)
+--- `stored`: the item's state already read (lib/tiers: a string, or false for none; the string
+--- algorithms only); nil reads `key`.
+local function rl_multi_item(key, item, now, simulated, trim, apply_now, stored)
   local algo = item.algo
   local share = item.share_ppm
   -- No class (share empty or 1e6) keeps nothing back: no rl_keep call.
   local keep = 0
   if algo == 'gcra' then
     if share and share < 1000000 then keep = rl_keep(item.burst, share) end
-    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, keep)
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, keep, stored)
   end
   if algo == 'block' then
     local until_ms = rl_block_read(key, now)
@@ -1382,13 +1407,13 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
     if algo == 'token_bucket' then keep = rl_keep(item.burst, share) else keep = rl_keep(item.limit, share) end
   end
   if algo == 'sliding_window' then
-    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, keep)
+    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, keep, stored)
   elseif algo == 'quota' then
-    return rl_quota_decide(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep)
+    return rl_quota_decide(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep, stored)
   elseif algo == 'fixed_window' then
-    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, keep)
+    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, keep, stored)
   elseif algo == 'token_bucket' then
-    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, keep)
+    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, keep, stored)
   elseif algo == 'sliding_log' then
     return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim, keep)
   end
@@ -2028,6 +2053,280 @@ local function rl_charge_refund(key, item, cost, now, simulated)
     remaining, reset, writes = rl_quota_refund(key, item.limit, item.unit, item.offset_ms, cost, now, simulated)
   end
   return math.max(remaining, 0), reset, writes
+end
+
+-- from scripts-lua/lib/tiers.lua
+--- One key per subject for all of its limits (tiers, tiers_peek, tiers_refund, tiers_reset): the
+--- states of the limits of `specs`, in order, joined by '|' into one string value, an empty field
+--- for a limit that is full (no state). Each state is what that limit's own key would hold, in
+--- its self-describing form (rl_plain_forms), so a state that outlives its own expiry (another
+--- limit keeps the key) reads as full, never as a later window's. The key expires when the last
+--- of its states would (PXAT on the server clock; PX plus grace on a caller's), and is deleted
+--- when none is left. A write rewrites every state: a limit whose state is stale (back to full)
+--- is written back empty.
+--- One GET and at most one SET per decision, whatever the number of limits: what a decision over
+--- minute, hour and day tiers of one subject costs Redis is mostly what one limit costs.
+
+--- The algorithms whose state is one string (the ones a subject's key can hold).
+local RL_TIERS_ALGOS = { gcra = true, token_bucket = true, fixed_window = true, sliding_window = true, quota = true }
+
+--- Comma-separated integer lists (costs, shares) already parsed, by kind then string: a
+--- Functions library keeps them between calls (the same "1,1,1" on most calls). Read only. At
+--- most 256 entries per kind, then it starts over.
+local rl_tiers_lists = { costs = {}, shares = {} }
+
+local rl_tiers_lists_n = { costs = 0, shares = 0 }
+
+--- `raw` ("1,250,1") as a list of `count` integers in 0..max, or nil when omitted (nil or '').
+--- `d` numbers the decision in messages.
+local function rl_tiers_list(script, kind, raw, count, max, d)
+  if raw == nil or raw == '' then return nil end
+  local memo = rl_tiers_lists[kind]
+  local known = memo[raw]
+  if known ~= nil and #known == count then return known end
+  local out = {}
+  for field in string.gmatch(raw .. ',', '([^,]*),') do
+    local i = #out + 1
+    if #field > 16 or not string.find(field, '^%d+$') then
+      rl_fail(script, string.format('%s[%d] must be %d comma-separated decimal integers, got "%s"', kind, d, count, string.sub(raw, 1, 80)))
+    end
+    local n = tonumber(field)
+    if n > max then
+      rl_fail(script, string.format('%s[%d] entry %d must be between 0 and %d, got %s', kind, d, i, max, field))
+    end
+    out[i] = n
+  end
+  if #out ~= count then
+    rl_fail(script, string.format('%s[%d] has %d entries for %d limit(s)', kind, d, #out, count))
+  end
+  if rl_tiers_lists_n[kind] >= 256 then
+    memo = {}
+    rl_tiers_lists[kind], rl_tiers_lists_n[kind] = memo, 0
+  end
+  memo[raw] = out
+  rl_tiers_lists_n[kind] = rl_tiers_lists_n[kind] + 1
+  return out
+end
+
+--- Every decision's costs and shares parsed (as decision.cost_list / share_list: nil = 1 each,
+--- no class), the specs valid for the largest cost asked of each limit, and every spec an
+--- algorithm a subject's key can hold.
+local function rl_check_tiers_specs(script, count, specs, decisions)
+  local costs = {}
+  for j = 1, count do costs[j] = 0 end
+  for d = 1, #decisions do
+    local decision = decisions[d]
+    local list = rl_tiers_list(script, 'costs', decision.costs, count, 1000000000000000, d)
+    decision.cost_list = list
+    decision.share_list = rl_tiers_list(script, 'shares', decision.shares, count, 1000000, d)
+    for j = 1, count do
+      local cost = 1
+      if list then cost = list[j] end
+      if cost > costs[j] then costs[j] = cost end
+    end
+  end
+  rl_check_specs_costs(script, count, specs, costs)
+  local limits = rl_specs_checked
+  for j = 1, count do
+    local algo = limits[j].algo
+    if not RL_TIERS_ALGOS[algo] then
+      rl_fail(script, string.format('specs[%d] is %s: a subject\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))
+    end
+  end
+end
+
+--- The limits' states in `stored` (the key's value; false: none): a list of `count` strings,
+--- false for a limit without state. A value of another shape is WRONGSTATE.
+local function rl_tiers_split(script, key, stored, count)
+  local segs = {}
+  if not stored then
+    for j = 1, count do segs[j] = false end
+    return segs
+  end
+  local j = 0
+  for seg in string.gmatch(stored .. '|', '([^|]*)|') do
+    j = j + 1
+    if seg == '' then segs[j] = false else segs[j] = seg end
+  end
+  if j ~= count then rl_fail_state(script, key) end
+  return segs
+end
+
+--- A limit's write as an algorithm returns it (flat, a list of one, or none) turned into its new
+--- state (a string, or false when it is deleted: full) and the ms until that state expires. nil
+--- when there is no write.
+local function rl_tiers_written(now, cmd, value, opt, at)
+  if type(cmd) == 'table' then
+    local w = cmd[1]
+    if not w then return nil end
+    cmd, value, opt, at = w[1], w[3], w[4], w[5]
+  end
+  if not cmd then return nil end
+  if cmd ~= 'SET' then return false, 0 end
+  if opt == 'PXAT' then return value, tonumber(at) - now end
+  return value, tonumber(at) - RL_SIMULATED_GRACE_MS
+end
+
+--- Stores the states `segs` in `key` (had: whether it held a value), expiring `ttl` ms after
+--- `now` (the longest any state needs); deleted when no state is left.
+local function rl_tiers_store(key, had, segs, ttl, now, simulated)
+  local any = false
+  for j = 1, #segs do
+    if segs[j] then any = true else segs[j] = '' end
+  end
+  if not any or ttl <= 0 then
+    if had then rl_call('DEL', key) end
+    return
+  end
+  if simulated then
+    rl_call('SET', key, table.concat(segs, '|'), 'PX', rl_format('%d', ttl + RL_SIMULATED_GRACE_MS))
+  else
+    rl_call('SET', key, table.concat(segs, '|'), 'PXAT', rl_format('%d', now + ttl))
+  end
+end
+
+--- One decision over every limit of `key` (all-or-nothing, as multi decides), its results into
+--- reply[o + 1 ..]: per limit allowed, remaining, reset_after_ms, retry_after_ms. `commit`: the
+--- admitted decision is written (tiers); else nothing is (tiers_peek).
+local function rl_tiers_decide(script, key, decision, limits, now, simulated, commit, reply, o)
+  local count = #limits
+  local stored = rl_call('GET', key)
+  local segs = rl_tiers_split(script, key, stored, count)
+  local costs, shares = decision.cost_list, decision.share_list
+  local all = true
+  local news, ttls = {}, {}
+  for j = 1, count do
+    local limit = limits[j]
+    local cost = 1
+    if costs then cost = costs[j] end
+    limit.cost = cost
+    if shares then limit.share_ppm = shares[j] else limit.share_ppm = nil end
+    local allowed, remaining, reset, retry, cmd, _, value, opt, at = rl_multi_item(key, limit, now, simulated, false, false, segs[j])
+    local r = o + 4 * j - 3
+    reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = allowed, remaining, reset, retry
+    if allowed == 1 then
+      local new, ttl = rl_tiers_written(now, cmd, value, opt, at)
+      if new == nil then
+        -- Not written (cost 0): kept while it has something to say, else dropped.
+        if reset > 0 then new, ttl = segs[j], reset else new, ttl = false, 0 end
+      end
+      news[j], ttls[j] = new, ttl
+    else
+      all = false
+    end
+  end
+  if commit and all then
+    local ttl = 0
+    for j = 1, count do
+      if ttls[j] > ttl then ttl = ttls[j] end
+    end
+    rl_tiers_store(key, stored, news, ttl, now, simulated)
+    return
+  end
+  -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
+  for j = 1, count do
+    local r = o + 4 * j - 3
+    local limit = limits[j]
+    if reply[r] == 1 and limit.cost > 0 then
+      limit.cost = 0
+      local _, remaining, reset = rl_multi_item(key, limit, now, simulated, false, false, segs[j])
+      reply[r + 1], reply[r + 2] = remaining, reset
+    end
+  end
+end
+
+--- Which limit's state in `key` cannot be read (a decision that raised WRONGSTATE): each is
+--- read again at cost 0; 1 when none is found (the value's shape, or another Redis type).
+local function rl_tiers_failing_limit(key, limits, now, simulated)
+  local ok, stored = pcall(rl_call, 'GET', key)
+  if not ok or not stored then return 1 end
+  local fields = {}
+  for seg in string.gmatch(stored .. '|', '([^|]*)|') do fields[#fields + 1] = seg end
+  if #fields ~= #limits then return 1 end
+  for j = 1, #limits do
+    if fields[j] ~= '' then
+      limits[j].cost, limits[j].share_ppm = 0, nil
+      if not pcall(rl_multi_item, key, limits[j], now, simulated, false, false, fields[j]) then return j end
+    end
+  end
+  return 1
+end
+
+--- tiers / tiers_peek: each key a decision of its own over every limit, in order (a key given
+--- again is decided again, after the decisions before it). A decision whose key holds another
+--- Redis type or a value that is not these limits' states fails alone: -1 on each of its limits,
+--- the code (rl_key_error) on the one at fault (the first when it is the key), nothing written.
+local function rl_tiers_batch(script, keys, decisions, limits, now, simulated, commit)
+  local count = #limits
+  local reply = { now }
+  for d = 1, #keys do
+    local o = 1 + (d - 1) * count * 4
+    local ok, err = pcall(rl_tiers_decide, script, keys[d], decisions[d], limits, now, simulated, commit, reply, o)
+    if not ok then
+      local code = rl_key_error(err)
+      local bad = rl_tiers_failing_limit(keys[d], limits, now, simulated)
+      for j = 1, count do
+        local r = o + 4 * j - 3
+        reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = -1, 0, 0, 0
+        if j == bad then reply[r + 1] = code end
+      end
+    end
+  end
+  return reply
+end
+
+--- Runs fn(...) with rl_plain_forms set, and clears it whatever fn does (a Functions library
+--- keeps it between calls: another script's writes must keep their packed forms).
+local function rl_tiers_run(fn, ...)
+  rl_plain_forms = true
+  local ok, result = pcall(fn, ...)
+  rl_plain_forms = false
+  if not ok then
+    if type(result) == 'string' and string.find(result, '^%u+ ') then error({ err = result }) end
+    error(result)
+  end
+  return result
+end
+
+--- tiers_refund: gives each limit of `key` its cost back (never above full); per limit the units
+--- it holds after and the ms until it is full again.
+local function rl_tiers_refund(script, key, limits, costs, now, simulated)
+  local count = #limits
+  local stored = rl_call('GET', key)
+  local segs = rl_tiers_split(script, key, stored, count)
+  local reply, ttl, changed = {}, 0, false
+  for j = 1, count do
+    local limit = limits[j]
+    local cost = costs[j]
+    local remaining, reset, new, seg_ttl
+    if cost > 0 and segs[j] then
+      local algo, stored_j = limit.algo, segs[j]
+      local writes
+      if algo == 'gcra' then
+        remaining, reset, writes = rl_gcra_refund(key, limit.limit, limit.period_ms, limit.burst, cost, now, simulated, stored_j)
+      elseif algo == 'token_bucket' then
+        remaining, reset, writes = rl_token_bucket_refund(key, limit.limit, limit.period_ms, limit.burst, cost, now, simulated, stored_j)
+      elseif algo == 'fixed_window' then
+        remaining, reset, writes = rl_fixed_window_refund(key, limit.limit, limit.period_ms, limit.offset_ms, cost, now, simulated, stored_j)
+      elseif algo == 'sliding_window' then
+        remaining, reset, writes = rl_sliding_window_refund(key, limit.limit, limit.period_ms, cost, now, simulated, stored_j)
+      else
+        remaining, reset, writes = rl_quota_refund(key, limit.limit, limit.unit, limit.zone or limit.offset_ms, cost, now, simulated, stored_j)
+      end
+      new, seg_ttl = rl_tiers_written(now, writes)
+      changed = true
+    else
+      limit.cost, limit.share_ppm = 0, nil
+      local _
+      _, remaining, reset = rl_multi_item(key, limit, now, simulated, false, false, segs[j])
+      if reset > 0 then new, seg_ttl = segs[j], reset else new, seg_ttl = false, 0 end
+    end
+    segs[j] = new
+    if seg_ttl > ttl then ttl = seg_ttl end
+    reply[2 * j - 1], reply[2 * j] = remaining, reset
+  end
+  if changed then rl_tiers_store(key, stored, segs, ttl, now, simulated) end
+  return reply
 end
 
 -- adaptive_feedback v1: AIMD: an upstream's answer moves the limit learned for a target — an overload multiplies it down (at most once per cooldown), a success period adds a step back up to the ceiling; Retry-After pauses the target.
@@ -3211,6 +3510,140 @@ if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
+-- tiers v1: Many decisions over the same limits, each subject's limits held in ONE key (lib/tiers): per decision one GET and at most one SET whatever the number of limits, so minute/hour/day tiers cost Redis little more than one limit. Each decision is all-or-nothing over its limits, decided in order exactly as multi would decide them on per-limit keys (same replies; a key given twice is decided twice, in order). Limits of algo gcra, token_bucket, fixed_window, sliding_window and quota only (their state is one string). A decision whose key holds another Redis type or a value that is not these limits' states fails alone (its marker in the reply; nothing of it written). The key's value is the limits' states in `specs` order, `|`-separated, each in its single-limit script's self-describing form (empty: full); it expires when its last state would.
+redis.register_function{ function_name = 'redlimit_tiers_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
+rl_arity_variadic('tiers', KEYS, ARGV, 1, 4, 2)
+local count = ARGV[1]
+do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('tiers', count, 1, 'count', true, 1, 16) end count = n end
+local specs = ARGV[2]
+specs = rl_arg_string('tiers', specs, 2, 'specs', true, 2048)
+local now_ms = ARGV[3]
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('tiers', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
+local tz_rules = ARGV[4]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('tiers', tz_rules, 4, 'tz_rules', false, 16384) end
+local decisions = {}
+for i = 1, #KEYS - 0 do
+  local base = 4 + (i - 1) * 2
+  local g_costs = ARGV[base + 1]
+  if g_costs == '' then g_costs = nil else g_costs = rl_arg_string('tiers', g_costs, base + 1, 'costs', false, 512, i) end
+  local g_shares = ARGV[base + 2]
+  if g_shares == '' then g_shares = nil else g_shares = rl_arg_string('tiers', g_shares, base + 2, 'shares', false, 256, i) end
+  decisions[i] = { costs = g_costs, shares = g_shares }
+end
+rl_check_tiers_specs('tiers', count, specs, decisions)
+local now = rl_now_ms(now_ms)
+local limits = rl_multi_batch_specs('tiers', count, specs)
+rl_multi_zones('tiers', tz_rules, limits)
+return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers', KEYS, decisions, limits, now, now_ms ~= nil, true))
+end }
+
+-- tiers_peek v1: Read-only tiers: what a tiers call would answer now for each key, without taking anything (as multi_peek answers for per-limit keys). Runs with EVALSHA_RO and on replicas.
+redis.register_function{ function_name = 'redlimit_tiers_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
+rl_arity_variadic('tiers_peek', KEYS, ARGV, 1, 4, 2)
+local count = ARGV[1]
+do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('tiers_peek', count, 1, 'count', true, 1, 16) end count = n end
+local specs = ARGV[2]
+specs = rl_arg_string('tiers_peek', specs, 2, 'specs', true, 2048)
+local now_ms = ARGV[3]
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('tiers_peek', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
+local tz_rules = ARGV[4]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('tiers_peek', tz_rules, 4, 'tz_rules', false, 16384) end
+local decisions = {}
+for i = 1, #KEYS - 0 do
+  local base = 4 + (i - 1) * 2
+  local g_costs = ARGV[base + 1]
+  if g_costs == '' then g_costs = nil else g_costs = rl_arg_string('tiers_peek', g_costs, base + 1, 'costs', false, 512, i) end
+  local g_shares = ARGV[base + 2]
+  if g_shares == '' then g_shares = nil else g_shares = rl_arg_string('tiers_peek', g_shares, base + 2, 'shares', false, 256, i) end
+  decisions[i] = { costs = g_costs, shares = g_shares }
+end
+rl_check_tiers_specs('tiers_peek', count, specs, decisions)
+local now = rl_now_ms(now_ms)
+local limits = rl_multi_batch_specs('tiers_peek', count, specs)
+rl_multi_zones('tiers_peek', tz_rules, limits)
+return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers_peek', KEYS, decisions, limits, now, now_ms ~= nil, false))
+end }
+
+-- tiers_refund v1: Gives units back to the limits of subjects' keys as tiers holds them (one key per subject, lib/tiers): each limit gets its cost back, never above full, as its single-limit refund script would give it. What a caller runs when work it was admitted for did not happen, or cost less.
+redis.register_function{ function_name = 'redlimit_tiers_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
+rl_arity_variadic('tiers_refund', KEYS, ARGV, 1, 4, 1)
+local count = ARGV[1]
+do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('tiers_refund', count, 1, 'count', true, 1, 16) end count = n end
+local specs = ARGV[2]
+specs = rl_arg_string('tiers_refund', specs, 2, 'specs', true, 2048)
+local now_ms = ARGV[3]
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('tiers_refund', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
+local tz_rules = ARGV[4]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('tiers_refund', tz_rules, 4, 'tz_rules', false, 16384) end
+local refunds = {}
+for i = 1, #KEYS - 0 do
+  local base = 4 + (i - 1) * 1
+  local g_costs = ARGV[base + 1]
+  g_costs = rl_arg_string('tiers_refund', g_costs, base + 1, 'costs', true, 512, i)
+  refunds[i] = { costs = g_costs }
+end
+rl_check_tiers_specs('tiers_refund', count, specs, refunds)
+local now = rl_now_ms(now_ms)
+local limits = rl_multi_batch_specs('tiers_refund', count, specs)
+rl_multi_zones('tiers_refund', tz_rules, limits)
+local function refund_all()
+  local reply = { now }
+  for d = 1, #KEYS do
+    local part = rl_tiers_refund('tiers_refund', KEYS[d], limits, refunds[d].cost_list, now, now_ms ~= nil)
+    for i = 1, #part do reply[#reply + 1] = part[i] end
+  end
+  return reply
+end
+return rl_reply(rl_tiers_run(refund_all))
+end }
+
+-- tiers_reset v1: Resets some limits of subjects' keys as tiers holds them (lib/tiers): their states are dropped (back to full), the other limits' kept with the key's expiry; a key left with no state is deleted. Resetting every limit of a key is deleting it (the reset script).
+redis.register_function{ function_name = 'redlimit_tiers_reset_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
+rl_arity_variadic('tiers_reset', KEYS, ARGV, 1, 2, 0)
+local count = ARGV[1]
+do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('tiers_reset', count, 1, 'count', true, 1, 16) end count = n end
+local limits = ARGV[2]
+limits = rl_arg_string('tiers_reset', limits, 2, 'limits', true, 64)
+local which = {}
+for field in string.gmatch(limits .. ',', '([^,]*),') do
+  local j = tonumber(field)
+  if not string.find(field, '^%d+$') or j < 1 or j > count then
+    rl_fail('tiers_reset', string.format('limits must be positions 1..%d, comma-separated, got "%s"', count, string.sub(limits, 1, 64)))
+  end
+  which[j] = true
+end
+local reset = 0
+for d = 1, #KEYS do
+  local key = KEYS[d]
+  local stored = rl_call('GET', key)
+  if stored then
+    local segs = rl_tiers_split('tiers_reset', key, stored, count)
+    local left = false
+    for j = 1, count do
+      if which[j] then
+        if segs[j] then reset = reset + 1 end
+        segs[j] = ''
+      elseif segs[j] then
+        left = true
+      else
+        segs[j] = ''
+      end
+    end
+    if left then rl_call('SET', key, table.concat(segs, '|'), 'KEEPTTL') else rl_call('DEL', key) end
+  end
+  redis.pcall('PUBLISH', 'redlimit:invalidate', key)
+end
+return rl_reply({ reset })
+end }
+
 -- token_bucket v4: Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string (a hash up to v2); decisions are identical to gcra. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v2 state (an upgrade under traffic loses nothing). v4: on the server clock a fraction of a unit no longer makes it a string: "-" followed by 19 digits (the digit counts of tokens and frac, tokens, frac, ts_ms mod 10^e in the e = 17 - wd - fd digits left), which Redis int-encodes, when tokens < 10^8, frac < 10^9 and 10^e ms exceeds the time to full plus 120 s (see state); same decisions; reads every earlier form (an upgrade under traffic loses nothing).
 redis.register_function{ function_name = 'redlimit_token_bucket_v4', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
@@ -3283,4 +3716,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '3143dab1370d75007d1929562935a4525082a72a' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'ae5fd93cba7f435ba0764f668e2e96d0ee1dab3b' end }

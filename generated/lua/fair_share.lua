@@ -234,6 +234,13 @@ local function rl_expiry(now, ttl_ms, simulated)
   return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
 end
 
+--- Whether writes take their self-describing forms only (lib/tiers sets it for its call): the
+--- packed forms of fixed_window, sliding_window and token_bucket name their window or time only
+--- modulo a power of two or ten, which is exact while the key expires with its state. In a
+--- subject's key a limit's state can outlive its own expiry (another limit keeps the key), so
+--- there each state names its window or time in full.
+local rl_plain_forms = false
+
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
@@ -285,8 +292,9 @@ end
 
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
-local function rl_counter_read(script, key, start, tag)
-  local stored = rl_call('GET', key)
+--- `stored`: the state already read (a string, or false for none: lib/tiers); nil reads the key.
+local function rl_counter_read(script, key, start, tag, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0 end
   -- Only fixed_window (a tag) may store the packed integer: quota's "start:count" is not parsed
   -- as a number first (a failed tonumber runs strtod over the whole string).
@@ -323,7 +331,7 @@ local function rl_counter_write(key, start, window_end, used, now, simulated, ta
   local set_opt, at = 'PXAT', window_end
   if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
   if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
-  if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
+  if tag and not simulated and not rl_plain_forms and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
     return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
   if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
@@ -358,10 +366,10 @@ end
 --- count * 2^22 + window_start_ms mod 2^22, expiring at the window's end; on a caller's clock
 --- (now_ms) "window_start_ms:count" (lib/counter).
 
-local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
+local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep, stored)
   local start = rl_window_start(now, period_ms, offset_ms)
   local tag = start % 4194304 -- rl_counter_tag(start), inline: every decision computes it
-  local used = rl_counter_read('fixed_window', key, start, tag)
+  local used = rl_counter_read('fixed_window', key, start, tag, stored)
   return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated, keep, tag)
 end
 
@@ -385,9 +393,10 @@ local RL_SW_TAGS = 2097152 -- 2^21
 
 local RL_SW_COUNTS = 65536 -- 2^16
 
---- Counts (cur, prev) for the window starting at `start`.
-local function rl_sliding_window_read(key, start, period_ms)
-  local stored = rl_call('GET', key)
+--- Counts (cur, prev) for the window starting at `start`. `stored`: the state already read (a
+--- string, or false for none: lib/tiers); nil reads the key.
+local function rl_sliding_window_read(key, start, period_ms, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0, 0 end
   local packed = rl_tonumber(stored)
   if packed and packed >= 0 then
@@ -431,7 +440,7 @@ local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, si
   local set_opt, at = 'PXAT', now + reset
   if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
   if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, rl_format('%d', at) end
-  if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
+  if not simulated and not rl_plain_forms and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
     local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
     if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, rl_format('%d', packed) end
     return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
@@ -450,9 +459,9 @@ end
 --- retry_after_ms, then the write to apply if admitted, flat (rl_sliding_window_write's values;
 --- none when nothing is written). `keep` (lib/priority, nil = 0): units that must be left after
 --- the call; decided at cost + keep.
-local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
+local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep, stored)
   local elapsed = now - start
-  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  local cur, prev = rl_sliding_window_read(key, start, period_ms, stored)
   -- weighted previous count = prev * (period - elapsed) / period = wq + wr / period
   local used = 0
   if prev > 0 then
@@ -483,8 +492,8 @@ local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now,
 end
 
 --- rl_sliding_window_decide at `now`'s window.
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
-  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep)
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep, stored)
+  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep, stored)
 end
 
 -- from scripts-lua/lib/fair.lua

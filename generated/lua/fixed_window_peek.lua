@@ -139,6 +139,13 @@ end
 --- records the time it belongs to; TTLs only free memory.)
 local RL_SIMULATED_GRACE_MS = 60000
 
+--- Whether writes take their self-describing forms only (lib/tiers sets it for its call): the
+--- packed forms of fixed_window, sliding_window and token_bucket name their window or time only
+--- modulo a power of two or ten, which is exact while the key expires with its state. In a
+--- subject's key a limit's state can outlive its own expiry (another limit keeps the key), so
+--- there each state names its window or time in full.
+local rl_plain_forms = false
+
 -- from scripts-lua/lib/counter.lua
 --- A count that belongs to one window, expiring exactly at the window's end. Two forms, both read:
 ---   "window_start_ms:count" (quota; every counter on a caller's clock, now_ms, where TTLs carry
@@ -175,8 +182,9 @@ end
 
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
-local function rl_counter_read(script, key, start, tag)
-  local stored = rl_call('GET', key)
+--- `stored`: the state already read (a string, or false for none: lib/tiers); nil reads the key.
+local function rl_counter_read(script, key, start, tag, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0 end
   -- Only fixed_window (a tag) may store the packed integer: quota's "start:count" is not parsed
   -- as a number first (a failed tonumber runs strtod over the whole string).
@@ -213,7 +221,7 @@ local function rl_counter_write(key, start, window_end, used, now, simulated, ta
   local set_opt, at = 'PXAT', window_end
   if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
   if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
-  if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
+  if tag and not simulated and not rl_plain_forms and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
     return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
   if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
@@ -248,10 +256,10 @@ end
 --- count * 2^22 + window_start_ms mod 2^22, expiring at the window's end; on a caller's clock
 --- (now_ms) "window_start_ms:count" (lib/counter).
 
-local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
+local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep, stored)
   local start = rl_window_start(now, period_ms, offset_ms)
   local tag = start % 4194304 -- rl_counter_tag(start), inline: every decision computes it
-  local used = rl_counter_read('fixed_window', key, start, tag)
+  local used = rl_counter_read('fixed_window', key, start, tag, stored)
   return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated, keep, tag)
 end
 

@@ -230,8 +230,10 @@ end
 local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
-local function rl_gcra_read(key, limit, period_ms, burst, now)
-  local stored = rl_call('GET', key)
+--- `stored`: the state already read (a string, or false for none: lib/tiers reads one key for
+--- several limits); nil reads the key.
+local function rl_gcra_read(key, limit, period_ms, burst, now, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return burst, 0 end
   local tat_ms, tat_num
   if string.find(stored, '^%d+$') then
@@ -305,8 +307,9 @@ end
 --- (rl_gcra_write's values; none when nothing is written). With `apply_now` the write is made here
 --- and none is returned (a caller with nothing to roll back).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
-  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+--- `stored` as rl_gcra_read's.
+local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep, stored)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now, stored)
   keep = keep or 0
   local allowed, left, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
   if allowed == 1 then left = left + keep end

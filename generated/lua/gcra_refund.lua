@@ -234,8 +234,10 @@ end
 local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
-local function rl_gcra_read(key, limit, period_ms, burst, now)
-  local stored = rl_call('GET', key)
+--- `stored`: the state already read (a string, or false for none: lib/tiers reads one key for
+--- several limits); nil reads the key.
+local function rl_gcra_read(key, limit, period_ms, burst, now, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return burst, 0 end
   local tat_ms, tat_num
   if string.find(stored, '^%d+$') then
@@ -311,8 +313,8 @@ local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
 end
 
 --- Gives `cost` back, never above full: remaining, reset_after_ms, writes.
-local function rl_gcra_refund(key, limit, period_ms, burst, cost, now, simulated)
-  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+local function rl_gcra_refund(key, limit, period_ms, burst, cost, now, simulated, stored)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now, stored)
   whole, frac = rl_give(whole, frac, burst, cost)
   local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
   local writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)

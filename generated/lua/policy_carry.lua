@@ -280,6 +280,13 @@ local function rl_expiry(now, ttl_ms, simulated)
   return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
 end
 
+--- Whether writes take their self-describing forms only (lib/tiers sets it for its call): the
+--- packed forms of fixed_window, sliding_window and token_bucket name their window or time only
+--- modulo a power of two or ten, which is exact while the key expires with its state. In a
+--- subject's key a limit's state can outlive its own expiry (another limit keeps the key), so
+--- there each state names its window or time in full.
+local rl_plain_forms = false
+
 --- No writes: shared, never changed (saves a table per call that writes nothing).
 local RL_NO_WRITES = {}
 
@@ -318,8 +325,10 @@ end
 local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
-local function rl_gcra_read(key, limit, period_ms, burst, now)
-  local stored = rl_call('GET', key)
+--- `stored`: the state already read (a string, or false for none: lib/tiers reads one key for
+--- several limits); nil reads the key.
+local function rl_gcra_read(key, limit, period_ms, burst, now, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return burst, 0 end
   local tat_ms, tat_num
   if string.find(stored, '^%d+$') then
@@ -393,8 +402,9 @@ end
 --- (rl_gcra_write's values; none when nothing is written). With `apply_now` the write is made here
 --- and none is returned (a caller with nothing to roll back).
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
-  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+--- `stored` as rl_gcra_read's.
+local function rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep, stored)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now, stored)
   keep = keep or 0
   local allowed, left, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
   if allowed == 1 then left = left + keep end
@@ -480,9 +490,10 @@ local function rl_token_bucket_pack(whole, frac, ts, reset)
   return rl_format('-%d%015d', (head - low) / m, low * span + rl_fmod(ts, span))
 end
 
---- Content at `now` (whole, frac) and the time it was counted at.
-local function rl_token_bucket_read(key, limit, period_ms, burst, now)
-  local stored = redis.pcall('GET', key)
+--- Content at `now` (whole, frac) and the time it was counted at. `stored`: the state already
+--- read (a string, or false for none: lib/tiers); nil reads the key.
+local function rl_token_bucket_read(key, limit, period_ms, burst, now, stored)
+  if stored == nil then stored = redis.pcall('GET', key) end
   if not stored then return burst, 0, now end
   local whole, frac, ts_ms, packed
   -- The compact form by its shape, before tonumber (20 digits take strtod's slow path): 20
@@ -523,7 +534,7 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
   if frac == 0 and whole >= 0 and whole < RL_TB_RADIX and ts <= RL_TB_MAX_PACKED_MS and ts + whole > 0 then
     return { { 'SET', key, string.format('-%d', ts * RL_TB_RADIX + whole), set_opt, at } }
   end
-  if not simulated and ts <= now then
+  if not simulated and not rl_plain_forms and ts <= now then
     local value = rl_token_bucket_pack(whole, frac, ts, reset)
     if value then return { { 'SET', key, value, set_opt, at } } end
   end
@@ -531,8 +542,8 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
 end
 
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep)
-  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
+local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep, stored)
+  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now, stored)
   keep = keep or 0
   local allowed, remaining, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
   if allowed == 1 then remaining = remaining + keep end
@@ -574,8 +585,9 @@ end
 
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
-local function rl_counter_read(script, key, start, tag)
-  local stored = rl_call('GET', key)
+--- `stored`: the state already read (a string, or false for none: lib/tiers); nil reads the key.
+local function rl_counter_read(script, key, start, tag, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0 end
   -- Only fixed_window (a tag) may store the packed integer: quota's "start:count" is not parsed
   -- as a number first (a failed tonumber runs strtod over the whole string).
@@ -612,7 +624,7 @@ local function rl_counter_write(key, start, window_end, used, now, simulated, ta
   local set_opt, at = 'PXAT', window_end
   if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
   if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
-  if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
+  if tag and not simulated and not rl_plain_forms and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
     return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
   if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
@@ -647,10 +659,10 @@ end
 --- count * 2^22 + window_start_ms mod 2^22, expiring at the window's end; on a caller's clock
 --- (now_ms) "window_start_ms:count" (lib/counter).
 
-local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep)
+local function rl_fixed_window_eval(key, limit, period_ms, offset_ms, cost, now, simulated, keep, stored)
   local start = rl_window_start(now, period_ms, offset_ms)
   local tag = start % 4194304 -- rl_counter_tag(start), inline: every decision computes it
-  local used = rl_counter_read('fixed_window', key, start, tag)
+  local used = rl_counter_read('fixed_window', key, start, tag, stored)
   return rl_counter_take(key, limit, start, start + period_ms, used, cost, now, simulated, keep, tag)
 end
 
@@ -674,9 +686,10 @@ local RL_SW_TAGS = 2097152 -- 2^21
 
 local RL_SW_COUNTS = 65536 -- 2^16
 
---- Counts (cur, prev) for the window starting at `start`.
-local function rl_sliding_window_read(key, start, period_ms)
-  local stored = rl_call('GET', key)
+--- Counts (cur, prev) for the window starting at `start`. `stored`: the state already read (a
+--- string, or false for none: lib/tiers); nil reads the key.
+local function rl_sliding_window_read(key, start, period_ms, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0, 0 end
   local packed = rl_tonumber(stored)
   if packed and packed >= 0 then
@@ -720,7 +733,7 @@ local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, si
   local set_opt, at = 'PXAT', now + reset
   if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
   if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, rl_format('%d', at) end
-  if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
+  if not simulated and not rl_plain_forms and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
     local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
     if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, rl_format('%d', packed) end
     return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
@@ -739,9 +752,9 @@ end
 --- retry_after_ms, then the write to apply if admitted, flat (rl_sliding_window_write's values;
 --- none when nothing is written). `keep` (lib/priority, nil = 0): units that must be left after
 --- the call; decided at cost + keep.
-local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
+local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep, stored)
   local elapsed = now - start
-  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  local cur, prev = rl_sliding_window_read(key, start, period_ms, stored)
   -- weighted previous count = prev * (period - elapsed) / period = wq + wr / period
   local used = 0
   if prev > 0 then
@@ -772,8 +785,8 @@ local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now,
 end
 
 --- rl_sliding_window_decide at `now`'s window.
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
-  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep)
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep, stored)
+  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep, stored)
 end
 
 -- from scripts-lua/lib/algo_sliding_log.lua
@@ -936,9 +949,9 @@ end
 
 --- allowed, remaining, reset_after_ms, retry_after_ms, then the write to apply if admitted, flat
 --- (rl_counter_write's values; none when nothing is written).
-local function rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep)
+local function rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep, stored)
   local start, period_end = rl_calendar_period(now, unit, zone)
-  local used = rl_counter_read('quota', key, start)
+  local used = rl_counter_read('quota', key, start, nil, stored)
   return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
 end
 
@@ -1090,14 +1103,16 @@ end
 --- rl_apply_write takes it (none, flat, or a list). `apply_now`: an algorithm that can may make
 --- its write at once (batch: nothing to roll back) and return none.
 --- item.share_ppm (nil = 1e6) is its priority class: decided at cost + what the class must leave.
-local function rl_multi_item(key, item, now, simulated, trim, apply_now)
+--- `stored`: the item's state already read (lib/tiers: a string, or false for none; the string
+--- algorithms only); nil reads `key`.
+local function rl_multi_item(key, item, now, simulated, trim, apply_now, stored)
   local algo = item.algo
   local share = item.share_ppm
   -- No class (share empty or 1e6) keeps nothing back: no rl_keep call.
   local keep = 0
   if algo == 'gcra' then
     if share and share < 1000000 then keep = rl_keep(item.burst, share) end
-    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, keep)
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, keep, stored)
   end
   if algo == 'block' then
     local until_ms = rl_block_read(key, now)
@@ -1108,13 +1123,13 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
     if algo == 'token_bucket' then keep = rl_keep(item.burst, share) else keep = rl_keep(item.limit, share) end
   end
   if algo == 'sliding_window' then
-    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, keep)
+    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, keep, stored)
   elseif algo == 'quota' then
-    return rl_quota_decide(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep)
+    return rl_quota_decide(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep, stored)
   elseif algo == 'fixed_window' then
-    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, keep)
+    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, keep, stored)
   elseif algo == 'token_bucket' then
-    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, keep)
+    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, keep, stored)
   elseif algo == 'sliding_log' then
     return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim, keep)
   end

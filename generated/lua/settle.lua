@@ -184,6 +184,13 @@ local function rl_expiry(now, ttl_ms, simulated)
   return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
 end
 
+--- Whether writes take their self-describing forms only (lib/tiers sets it for its call): the
+--- packed forms of fixed_window, sliding_window and token_bucket name their window or time only
+--- modulo a power of two or ten, which is exact while the key expires with its state. In a
+--- subject's key a limit's state can outlive its own expiry (another limit keeps the key), so
+--- there each state names its window or time in full.
+local rl_plain_forms = false
+
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
@@ -476,8 +483,10 @@ end
 local RL_GCRA_MAX_PACKED_MS = 9223372036853
 
 --- Content of a gcra key at `now` (whole, frac), full when absent or past; whole < 0 is debt.
-local function rl_gcra_read(key, limit, period_ms, burst, now)
-  local stored = rl_call('GET', key)
+--- `stored`: the state already read (a string, or false for none: lib/tiers reads one key for
+--- several limits); nil reads the key.
+local function rl_gcra_read(key, limit, period_ms, burst, now, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return burst, 0 end
   local tat_ms, tat_num
   if string.find(stored, '^%d+$') then
@@ -553,8 +562,8 @@ local function rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
 end
 
 --- Gives `cost` back, never above full: remaining, reset_after_ms, writes.
-local function rl_gcra_refund(key, limit, period_ms, burst, cost, now, simulated)
-  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+local function rl_gcra_refund(key, limit, period_ms, burst, cost, now, simulated, stored)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now, stored)
   whole, frac = rl_give(whole, frac, burst, cost)
   local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
   local writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
@@ -633,9 +642,10 @@ local function rl_token_bucket_pack(whole, frac, ts, reset)
   return rl_format('-%d%015d', (head - low) / m, low * span + rl_fmod(ts, span))
 end
 
---- Content at `now` (whole, frac) and the time it was counted at.
-local function rl_token_bucket_read(key, limit, period_ms, burst, now)
-  local stored = redis.pcall('GET', key)
+--- Content at `now` (whole, frac) and the time it was counted at. `stored`: the state already
+--- read (a string, or false for none: lib/tiers); nil reads the key.
+local function rl_token_bucket_read(key, limit, period_ms, burst, now, stored)
+  if stored == nil then stored = redis.pcall('GET', key) end
   if not stored then return burst, 0, now end
   local whole, frac, ts_ms, packed
   -- The compact form by its shape, before tonumber (20 digits take strtod's slow path): 20
@@ -676,15 +686,15 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
   if frac == 0 and whole >= 0 and whole < RL_TB_RADIX and ts <= RL_TB_MAX_PACKED_MS and ts + whole > 0 then
     return { { 'SET', key, string.format('-%d', ts * RL_TB_RADIX + whole), set_opt, at } }
   end
-  if not simulated and ts <= now then
+  if not simulated and not rl_plain_forms and ts <= now then
     local value = rl_token_bucket_pack(whole, frac, ts, reset)
     if value then return { { 'SET', key, value, set_opt, at } } end
   end
   return { { 'SET', key, string.format('%d,%d,%d', whole, frac, ts), set_opt, at } }
 end
 
-local function rl_token_bucket_refund(key, limit, period_ms, burst, cost, now, simulated)
-  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
+local function rl_token_bucket_refund(key, limit, period_ms, burst, cost, now, simulated, stored)
+  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now, stored)
   whole, frac = rl_give(whole, frac, burst, cost)
   return whole, rl_ms_until(burst, whole, frac, limit, period_ms),
     rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, burst, now, simulated)
@@ -720,8 +730,9 @@ end
 
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
-local function rl_counter_read(script, key, start, tag)
-  local stored = rl_call('GET', key)
+--- `stored`: the state already read (a string, or false for none: lib/tiers); nil reads the key.
+local function rl_counter_read(script, key, start, tag, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0 end
   -- Only fixed_window (a tag) may store the packed integer: quota's "start:count" is not parsed
   -- as a number first (a failed tonumber runs strtod over the whole string).
@@ -758,7 +769,7 @@ local function rl_counter_write(key, start, window_end, used, now, simulated, ta
   local set_opt, at = 'PXAT', window_end
   if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
   if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
-  if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
+  if tag and not simulated and not rl_plain_forms and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
     return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
   if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then
@@ -778,10 +789,10 @@ end
 --- count * 2^22 + window_start_ms mod 2^22, expiring at the window's end; on a caller's clock
 --- (now_ms) "window_start_ms:count" (lib/counter).
 
-local function rl_fixed_window_refund(key, limit, period_ms, offset_ms, cost, now, simulated)
+local function rl_fixed_window_refund(key, limit, period_ms, offset_ms, cost, now, simulated, stored)
   local start = rl_window_start(now, period_ms, offset_ms)
   local tag = rl_counter_tag(start)
-  local used = math.max(rl_counter_read('fixed_window', key, start, tag) - cost, 0)
+  local used = math.max(rl_counter_read('fixed_window', key, start, tag, stored) - cost, 0)
   local reset = 0
   if used > 0 then reset = start + period_ms - now end
   return limit - used, reset, rl_counter_writes(key, start, start + period_ms, used, now, simulated, tag)
@@ -807,9 +818,10 @@ local RL_SW_TAGS = 2097152 -- 2^21
 
 local RL_SW_COUNTS = 65536 -- 2^16
 
---- Counts (cur, prev) for the window starting at `start`.
-local function rl_sliding_window_read(key, start, period_ms)
-  local stored = rl_call('GET', key)
+--- Counts (cur, prev) for the window starting at `start`. `stored`: the state already read (a
+--- string, or false for none: lib/tiers); nil reads the key.
+local function rl_sliding_window_read(key, start, period_ms, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0, 0 end
   local packed = rl_tonumber(stored)
   if packed and packed >= 0 then
@@ -853,7 +865,7 @@ local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, si
   local set_opt, at = 'PXAT', now + reset
   if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
   if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, rl_format('%d', at) end
-  if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
+  if not simulated and not rl_plain_forms and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
     local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
     if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, rl_format('%d', packed) end
     return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
@@ -865,9 +877,9 @@ local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, s
   return { { rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated) } }
 end
 
-local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated)
+local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated, stored)
   local start = rl_window_start(now, period_ms, 0)
-  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  local cur, prev = rl_sliding_window_read(key, start, period_ms, stored)
   cur = math.max(cur - cost, 0)
   local wq, wr = rl_muldivmod(prev, period_ms - (now - start), period_ms)
   if wr > 0 then wq = wq + 1 end
@@ -880,9 +892,9 @@ end
 --- a fixed UTC offset in ms, or a time zone's rules (rl_tz_rules) for DST-correct periods. The
 --- state names its period, and expires exactly at the period's end.
 
-local function rl_quota_refund(key, limit, unit, zone, cost, now, simulated)
+local function rl_quota_refund(key, limit, unit, zone, cost, now, simulated, stored)
   local start, period_end = rl_calendar_period(now, unit, zone)
-  local used = math.max(rl_counter_read('quota', key, start) - cost, 0)
+  local used = math.max(rl_counter_read('quota', key, start, nil, stored) - cost, 0)
   local reset = 0
   if used > 0 then reset = period_end - now end
   return limit - used, reset, rl_counter_writes(key, start, period_end, used, now, simulated)

@@ -166,6 +166,13 @@ end
 --- records the time it belongs to; TTLs only free memory.)
 local RL_SIMULATED_GRACE_MS = 60000
 
+--- Whether writes take their self-describing forms only (lib/tiers sets it for its call): the
+--- packed forms of fixed_window, sliding_window and token_bucket name their window or time only
+--- modulo a power of two or ten, which is exact while the key expires with its state. In a
+--- subject's key a limit's state can outlive its own expiry (another limit keeps the key), so
+--- there each state names its window or time in full.
+local rl_plain_forms = false
+
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
@@ -214,9 +221,10 @@ local RL_SW_TAGS = 2097152 -- 2^21
 
 local RL_SW_COUNTS = 65536 -- 2^16
 
---- Counts (cur, prev) for the window starting at `start`.
-local function rl_sliding_window_read(key, start, period_ms)
-  local stored = rl_call('GET', key)
+--- Counts (cur, prev) for the window starting at `start`. `stored`: the state already read (a
+--- string, or false for none: lib/tiers); nil reads the key.
+local function rl_sliding_window_read(key, start, period_ms, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0, 0 end
   local packed = rl_tonumber(stored)
   if packed and packed >= 0 then
@@ -260,7 +268,7 @@ local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, si
   local set_opt, at = 'PXAT', now + reset
   if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
   if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, rl_format('%d', at) end
-  if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
+  if not simulated and not rl_plain_forms and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
     local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
     if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, rl_format('%d', packed) end
     return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
@@ -272,9 +280,9 @@ local function rl_sliding_window_writes(key, start, period_ms, cur, prev, now, s
   return { { rl_sliding_window_write(key, start, period_ms, cur, prev, now, simulated) } }
 end
 
-local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated)
+local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated, stored)
   local start = rl_window_start(now, period_ms, 0)
-  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  local cur, prev = rl_sliding_window_read(key, start, period_ms, stored)
   cur = math.max(cur - cost, 0)
   local wq, wr = rl_muldivmod(prev, period_ms - (now - start), period_ms)
   if wr > 0 then wq = wq + 1 end

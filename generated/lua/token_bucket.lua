@@ -237,6 +237,13 @@ local function rl_expiry(now, ttl_ms, simulated)
   return 'PXAT', 'PEXPIREAT', string.format('%d', now + ttl_ms)
 end
 
+--- Whether writes take their self-describing forms only (lib/tiers sets it for its call): the
+--- packed forms of fixed_window, sliding_window and token_bucket name their window or time only
+--- modulo a power of two or ten, which is exact while the key expires with its state. In a
+--- subject's key a limit's state can outlive its own expiry (another limit keeps the key), so
+--- there each state names its window or time in full.
+local rl_plain_forms = false
+
 --- Runs the writes an algorithm planned: a list of redis.call argument lists.
 local function rl_apply(writes)
   for i = 1, #writes do
@@ -315,9 +322,10 @@ local function rl_token_bucket_pack(whole, frac, ts, reset)
   return rl_format('-%d%015d', (head - low) / m, low * span + rl_fmod(ts, span))
 end
 
---- Content at `now` (whole, frac) and the time it was counted at.
-local function rl_token_bucket_read(key, limit, period_ms, burst, now)
-  local stored = redis.pcall('GET', key)
+--- Content at `now` (whole, frac) and the time it was counted at. `stored`: the state already
+--- read (a string, or false for none: lib/tiers); nil reads the key.
+local function rl_token_bucket_read(key, limit, period_ms, burst, now, stored)
+  if stored == nil then stored = redis.pcall('GET', key) end
   if not stored then return burst, 0, now end
   local whole, frac, ts_ms, packed
   -- The compact form by its shape, before tonumber (20 digits take strtod's slow path): 20
@@ -358,7 +366,7 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
   if frac == 0 and whole >= 0 and whole < RL_TB_RADIX and ts <= RL_TB_MAX_PACKED_MS and ts + whole > 0 then
     return { { 'SET', key, string.format('-%d', ts * RL_TB_RADIX + whole), set_opt, at } }
   end
-  if not simulated and ts <= now then
+  if not simulated and not rl_plain_forms and ts <= now then
     local value = rl_token_bucket_pack(whole, frac, ts, reset)
     if value then return { { 'SET', key, value, set_opt, at } } end
   end
@@ -366,8 +374,8 @@ local function rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, bu
 end
 
 --- `keep` (lib/priority, nil = 0): units that must be left after the call; decided at cost + keep.
-local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep)
-  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
+local function rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep, stored)
+  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now, stored)
   keep = keep or 0
   local allowed, remaining, retry = rl_take(whole, frac, burst, cost + keep, limit, period_ms)
   if allowed == 1 then remaining = remaining + keep end

@@ -17,9 +17,10 @@
 local RL_SW_TAGS = 2097152 -- 2^21
 local RL_SW_COUNTS = 65536 -- 2^16
 
---- Counts (cur, prev) for the window starting at `start`.
-local function rl_sliding_window_read(key, start, period_ms)
-  local stored = rl_call('GET', key)
+--- Counts (cur, prev) for the window starting at `start`. `stored`: the state already read (a
+--- string, or false for none: lib/tiers); nil reads the key.
+local function rl_sliding_window_read(key, start, period_ms, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0, 0 end
   local packed = rl_tonumber(stored)
   if packed and packed >= 0 then
@@ -60,7 +61,7 @@ local function rl_sliding_window_write(key, start, period_ms, cur, prev, now, si
   local set_opt, at = 'PXAT', now + reset
   if simulated then set_opt, at = 'PX', reset + RL_SIMULATED_GRACE_MS end
   if at ~= rl_sw_memo_at then rl_sw_memo_at, rl_sw_memo_at_s = at, rl_format('%d', at) end
-  if not simulated and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
+  if not simulated and not rl_plain_forms and cur < RL_SW_COUNTS and prev < RL_SW_COUNTS and period_ms % RL_SW_TAGS ~= 0 and (2 * period_ms) % RL_SW_TAGS ~= 0 then
     local packed = (cur * RL_SW_COUNTS + prev) * RL_SW_TAGS + start % RL_SW_TAGS
     if packed ~= rl_sw_memo_packed then rl_sw_memo_packed, rl_sw_memo_value = packed, rl_format('%d', packed) end
     return 'SET', key, rl_sw_memo_value, set_opt, rl_sw_memo_at_s
@@ -83,9 +84,9 @@ end
 --- retry_after_ms, then the write to apply if admitted, flat (rl_sliding_window_write's values;
 --- none when nothing is written). `keep` (lib/priority, nil = 0): units that must be left after
 --- the call; decided at cost + keep.
-local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
+local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep, stored)
   local elapsed = now - start
-  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  local cur, prev = rl_sliding_window_read(key, start, period_ms, stored)
   -- weighted previous count = prev * (period - elapsed) / period = wq + wr / period
   local used = 0
   if prev > 0 then
@@ -116,13 +117,13 @@ local function rl_sliding_window_decide(key, limit, period_ms, start, cost, now,
 end
 
 --- rl_sliding_window_decide at `now`'s window.
-local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep)
-  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep)
+local function rl_sliding_window_eval(key, limit, period_ms, cost, now, simulated, keep, stored)
+  return rl_sliding_window_decide(key, limit, period_ms, rl_window_start(now, period_ms, 0), cost, now, simulated, keep, stored)
 end
 
-local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated)
+local function rl_sliding_window_refund(key, limit, period_ms, cost, now, simulated, stored)
   local start = rl_window_start(now, period_ms, 0)
-  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  local cur, prev = rl_sliding_window_read(key, start, period_ms, stored)
   cur = math.max(cur - cost, 0)
   local wq, wr = rl_muldivmod(prev, period_ms - (now - start), period_ms)
   if wr > 0 then wq = wq + 1 end

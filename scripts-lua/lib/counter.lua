@@ -36,8 +36,9 @@ end
 
 --- Count stored for the window starting at `start` (0 for any other window or no key). `tag`:
 --- the window's tag when the packed form may be stored (fixed_window), nil when not (quota).
-local function rl_counter_read(script, key, start, tag)
-  local stored = rl_call('GET', key)
+--- `stored`: the state already read (a string, or false for none: lib/tiers); nil reads the key.
+local function rl_counter_read(script, key, start, tag, stored)
+  if stored == nil then stored = rl_call('GET', key) end
   if not stored then return 0 end
   -- Only fixed_window (a tag) may store the packed integer: quota's "start:count" is not parsed
   -- as a number first (a failed tonumber runs strtod over the whole string).
@@ -70,7 +71,7 @@ local function rl_counter_write(key, start, window_end, used, now, simulated, ta
   local set_opt, at = 'PXAT', window_end
   if simulated then set_opt, at = 'PX', window_end - now + RL_SIMULATED_GRACE_MS end
   if at ~= rl_counter_memo_at then rl_counter_memo_at, rl_counter_memo_at_s = at, rl_format('%d', at) end
-  if tag and not simulated and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
+  if tag and not simulated and not rl_plain_forms and used < 2147483648 and (window_end - start) % 4194304 ~= 0 then
     return 'SET', key, rl_format('%d', used * 4194304 + tag), set_opt, rl_counter_memo_at_s
   end
   if start ~= rl_counter_memo_start or used ~= rl_counter_memo_used then

@@ -120,16 +120,12 @@ local function rl_multi_batch_specs(script, count, specs)
   return limits, true
 end
 
---- The specs are valid for every item's cost, and the items are whole decisions. Specs seen
---- before were checked then: only the costs are (what rl_multi_check tests of a cost).
-local function rl_check_multi_batch_specs(script, count, specs, items)
-  if #items % count ~= 0 then rl_fail(script, string.format('%d key(s) are not whole decisions of %d limit(s)', #items, count)) end
+--- The specs are valid for the largest cost asked of each limit (`costs[j]`). Specs seen before
+--- were checked then: only the costs are (what rl_multi_check tests of a cost).
+local function rl_check_specs_costs(script, count, specs, costs)
   local limits, known = rl_multi_batch_specs(script, count, specs)
   for j = 1, count do
-    local cost = 0
-    for i = j, #items, count do
-      if items[i].cost > cost then cost = items[i].cost end
-    end
+    local cost = costs[j]
     local limit = limits[j]
     limit.cost = cost
     if not known then
@@ -146,6 +142,20 @@ local function rl_check_multi_batch_specs(script, count, specs, items)
     rl_specs_memo_n = rl_specs_memo_n + 1
   end
   rl_specs_checked, rl_specs_checked_for = limits, specs
+end
+
+--- The specs are valid for every item's cost, and the items are whole decisions.
+local function rl_check_multi_batch_specs(script, count, specs, items)
+  if #items % count ~= 0 then rl_fail(script, string.format('%d key(s) are not whole decisions of %d limit(s)', #items, count)) end
+  local costs = {}
+  for j = 1, count do
+    local cost = 0
+    for i = j, #items, count do
+      if items[i].cost > cost then cost = items[i].cost end
+    end
+    costs[j] = cost
+  end
+  rl_check_specs_costs(script, count, specs, costs)
 end
 
 --- multi, multi_peek, multi_batch: the time zones of quota items, from tz_rules: one entry per
@@ -178,14 +188,16 @@ end
 --- rl_apply_write takes it (none, flat, or a list). `apply_now`: an algorithm that can may make
 --- its write at once (batch: nothing to roll back) and return none.
 --- item.share_ppm (nil = 1e6) is its priority class: decided at cost + what the class must leave.
-local function rl_multi_item(key, item, now, simulated, trim, apply_now)
+--- `stored`: the item's state already read (lib/tiers: a string, or false for none; the string
+--- algorithms only); nil reads `key`.
+local function rl_multi_item(key, item, now, simulated, trim, apply_now, stored)
   local algo = item.algo
   local share = item.share_ppm
   -- No class (share empty or 1e6) keeps nothing back: no rl_keep call.
   local keep = 0
   if algo == 'gcra' then
     if share and share < 1000000 then keep = rl_keep(item.burst, share) end
-    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, keep)
+    return rl_gcra_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, apply_now, keep, stored)
   end
   if algo == 'block' then
     local until_ms = rl_block_read(key, now)
@@ -196,13 +208,13 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now)
     if algo == 'token_bucket' then keep = rl_keep(item.burst, share) else keep = rl_keep(item.limit, share) end
   end
   if algo == 'sliding_window' then
-    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, keep)
+    return rl_sliding_window_eval(key, item.limit, item.period_ms, item.cost, now, simulated, keep, stored)
   elseif algo == 'quota' then
-    return rl_quota_decide(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep)
+    return rl_quota_decide(key, item.limit, item.unit, item.zone or item.offset_ms, item.cost, now, simulated, keep, stored)
   elseif algo == 'fixed_window' then
-    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, keep)
+    return rl_fixed_window_eval(key, item.limit, item.period_ms, item.offset_ms, item.cost, now, simulated, keep, stored)
   elseif algo == 'token_bucket' then
-    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, keep)
+    return rl_token_bucket_eval(key, item.limit, item.period_ms, item.burst, item.cost, now, simulated, keep, stored)
   elseif algo == 'sliding_log' then
     return rl_sliding_log_eval(key, item.limit, item.period_ms, item.cost, now, simulated, trim, keep)
   end

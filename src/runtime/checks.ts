@@ -52,6 +52,21 @@ export const checks = {
     });
   },
 
+  /** What rl_check_tiers_specs does in Lua (lib/tiers), with its messages. */
+  tiersSpecs(script: string, count: number, specs: string, decisions: readonly { costs?: string; shares?: string }[]): void {
+    const maxima = new Array<number>(count).fill(0);
+    decisions.forEach((d, i) => {
+      const costs = tiersList(script, 'costs', d.costs, count, 1_000_000_000_000_000, i + 1);
+      tiersList(script, 'shares', d.shares, count, 1_000_000, i + 1);
+      for (let j = 0; j < count; j++) maxima[j] = Math.max(maxima[j]!, costs ? costs[j]! : 1);
+    });
+    const limits = parseMultiBatchSpecs(script, count, specs);
+    limits.forEach((l, j) => checkItem(script, { ...l, cost: maxima[j]! }, j + 1));
+    limits.forEach((l, j) => {
+      if (!TIERS_ALGOS.has(l.algo)) throw new InvalidArgumentError(script, 'specs', `specs[${j + 1}] is ${l.algo}: a subject's key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only`);
+    });
+  },
+
   /** What rl_check_batch_spec does in Lua: the shared limit, checked with the largest cost. */
   batchSpec(script: string, algo: string, limit: number, periodMs: number | undefined, burst: number, offsetMs: number, unit: string | undefined, decisions: readonly { cost?: number }[]): void {
     let cost = 0;
@@ -59,6 +74,26 @@ export const checks = {
     checkItem(script, { algo, limit, periodMs, burst, offsetMs, unit, cost }, undefined);
   },
 };
+
+/** The algorithms a subject's key can hold (lib/tiers: one string state each). */
+export const TIERS_ALGOS: ReadonlySet<string> = new Set(['gcra', 'token_bucket', 'fixed_window', 'sliding_window', 'quota']);
+
+/**
+ * rl_tiers_list: `raw` ("1,250,1") as `count` integers in 0..max; undefined when omitted (''),
+ * with the Lua's messages (`d` numbers the decision).
+ */
+export function tiersList(script: string, kind: string, raw: string | undefined, count: number, max: number, d: number): number[] | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  const out: number[] = [];
+  for (const field of raw.split(',')) {
+    if (field.length > 16 || !/^\d+$/.test(field)) throw new InvalidArgumentError(script, kind, `${kind}[${d}] must be ${count} comma-separated decimal integers, got "${raw.slice(0, 80)}"`);
+    const n = Number(field);
+    if (n > max) throw new InvalidArgumentError(script, kind, `${kind}[${d}] entry ${out.length + 1} must be between 0 and ${max}, got ${field}`);
+    out.push(n);
+  }
+  if (out.length !== count) throw new InvalidArgumentError(script, kind, `${kind}[${d}] has ${out.length} entries for ${count} limit(s)`);
+  return out;
+}
 
 const SPEC = /^([a-z][a-z_]*),(\d*),(\d*),(\d*),(-?\d*),([a-z]*)$/;
 const UNITS = itemFields.find((f) => f.name === 'unit')?.values ?? [];

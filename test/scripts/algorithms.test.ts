@@ -248,7 +248,7 @@ describe('multi', () => {
 describe('peek scripts are read-only', () => {
   it('carry the no-writes flag, so Redis runs them with EVALSHA_RO', async () => {
     const ro = b.allScripts.filter((d) => d.readOnly).map((d) => d.name).sort();
-    expect(ro).toEqual(['concurrency_peek', 'fixed_window_peek', 'gcra_peek', 'multi_peek', 'policy_history', 'policy_read', 'quota_peek', 'sliding_log_peek', 'sliding_window_peek', 'token_bucket_peek']);
+    expect(ro).toEqual(['concurrency_peek', 'fixed_window_peek', 'gcra_peek', 'multi_peek', 'policy_history', 'policy_read', 'quota_peek', 'sliding_log_peek', 'sliding_window_peek', 'tiers_peek', 'token_bucket_peek']);
     for (const d of b.allScripts.filter((x) => x.readOnly)) expect(d.source.startsWith('#!lua flags=no-writes\n')).toBe(true);
     const k = key();
     await b.gcra(redis, { key: k, limit: 5, periodMs: 1000, nowMs: T0 });

@@ -1,0 +1,272 @@
+--- One key per subject for all of its limits (tiers, tiers_peek, tiers_refund, tiers_reset): the
+--- states of the limits of `specs`, in order, joined by '|' into one string value, an empty field
+--- for a limit that is full (no state). Each state is what that limit's own key would hold, in
+--- its self-describing form (rl_plain_forms), so a state that outlives its own expiry (another
+--- limit keeps the key) reads as full, never as a later window's. The key expires when the last
+--- of its states would (PXAT on the server clock; PX plus grace on a caller's), and is deleted
+--- when none is left. A write rewrites every state: a limit whose state is stale (back to full)
+--- is written back empty.
+--- One GET and at most one SET per decision, whatever the number of limits: what a decision over
+--- minute, hour and day tiers of one subject costs Redis is mostly what one limit costs.
+--- @include "lib/multi"
+
+--- The algorithms whose state is one string (the ones a subject's key can hold).
+local RL_TIERS_ALGOS = { gcra = true, token_bucket = true, fixed_window = true, sliding_window = true, quota = true }
+
+--- Comma-separated integer lists (costs, shares) already parsed, by kind then string: a
+--- Functions library keeps them between calls (the same "1,1,1" on most calls). Read only. At
+--- most 256 entries per kind, then it starts over.
+local rl_tiers_lists = { costs = {}, shares = {} }
+local rl_tiers_lists_n = { costs = 0, shares = 0 }
+
+--- `raw` ("1,250,1") as a list of `count` integers in 0..max, or nil when omitted (nil or '').
+--- `d` numbers the decision in messages.
+local function rl_tiers_list(script, kind, raw, count, max, d)
+  if raw == nil or raw == '' then return nil end
+  local memo = rl_tiers_lists[kind]
+  local known = memo[raw]
+  if known ~= nil and #known == count then return known end
+  local out = {}
+  for field in string.gmatch(raw .. ',', '([^,]*),') do
+    local i = #out + 1
+    if #field > 16 or not string.find(field, '^%d+$') then
+      rl_fail(script, string.format('%s[%d] must be %d comma-separated decimal integers, got "%s"', kind, d, count, string.sub(raw, 1, 80)))
+    end
+    local n = tonumber(field)
+    if n > max then
+      rl_fail(script, string.format('%s[%d] entry %d must be between 0 and %d, got %s', kind, d, i, max, field))
+    end
+    out[i] = n
+  end
+  if #out ~= count then
+    rl_fail(script, string.format('%s[%d] has %d entries for %d limit(s)', kind, d, #out, count))
+  end
+  if rl_tiers_lists_n[kind] >= 256 then
+    memo = {}
+    rl_tiers_lists[kind], rl_tiers_lists_n[kind] = memo, 0
+  end
+  memo[raw] = out
+  rl_tiers_lists_n[kind] = rl_tiers_lists_n[kind] + 1
+  return out
+end
+
+--- Every decision's costs and shares parsed (as decision.cost_list / share_list: nil = 1 each,
+--- no class), the specs valid for the largest cost asked of each limit, and every spec an
+--- algorithm a subject's key can hold.
+local function rl_check_tiers_specs(script, count, specs, decisions)
+  local costs = {}
+  for j = 1, count do costs[j] = 0 end
+  for d = 1, #decisions do
+    local decision = decisions[d]
+    local list = rl_tiers_list(script, 'costs', decision.costs, count, 1000000000000000, d)
+    decision.cost_list = list
+    decision.share_list = rl_tiers_list(script, 'shares', decision.shares, count, 1000000, d)
+    for j = 1, count do
+      local cost = 1
+      if list then cost = list[j] end
+      if cost > costs[j] then costs[j] = cost end
+    end
+  end
+  rl_check_specs_costs(script, count, specs, costs)
+  local limits = rl_specs_checked
+  for j = 1, count do
+    local algo = limits[j].algo
+    if not RL_TIERS_ALGOS[algo] then
+      rl_fail(script, string.format('specs[%d] is %s: a subject\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))
+    end
+  end
+end
+
+--- The limits' states in `stored` (the key's value; false: none): a list of `count` strings,
+--- false for a limit without state. A value of another shape is WRONGSTATE.
+local function rl_tiers_split(script, key, stored, count)
+  local segs = {}
+  if not stored then
+    for j = 1, count do segs[j] = false end
+    return segs
+  end
+  local j = 0
+  for seg in string.gmatch(stored .. '|', '([^|]*)|') do
+    j = j + 1
+    if seg == '' then segs[j] = false else segs[j] = seg end
+  end
+  if j ~= count then rl_fail_state(script, key) end
+  return segs
+end
+
+--- A limit's write as an algorithm returns it (flat, a list of one, or none) turned into its new
+--- state (a string, or false when it is deleted: full) and the ms until that state expires. nil
+--- when there is no write.
+local function rl_tiers_written(now, cmd, value, opt, at)
+  if type(cmd) == 'table' then
+    local w = cmd[1]
+    if not w then return nil end
+    cmd, value, opt, at = w[1], w[3], w[4], w[5]
+  end
+  if not cmd then return nil end
+  if cmd ~= 'SET' then return false, 0 end
+  if opt == 'PXAT' then return value, tonumber(at) - now end
+  return value, tonumber(at) - RL_SIMULATED_GRACE_MS
+end
+
+--- Stores the states `segs` in `key` (had: whether it held a value), expiring `ttl` ms after
+--- `now` (the longest any state needs); deleted when no state is left.
+local function rl_tiers_store(key, had, segs, ttl, now, simulated)
+  local any = false
+  for j = 1, #segs do
+    if segs[j] then any = true else segs[j] = '' end
+  end
+  if not any or ttl <= 0 then
+    if had then rl_call('DEL', key) end
+    return
+  end
+  if simulated then
+    rl_call('SET', key, table.concat(segs, '|'), 'PX', rl_format('%d', ttl + RL_SIMULATED_GRACE_MS))
+  else
+    rl_call('SET', key, table.concat(segs, '|'), 'PXAT', rl_format('%d', now + ttl))
+  end
+end
+
+--- One decision over every limit of `key` (all-or-nothing, as multi decides), its results into
+--- reply[o + 1 ..]: per limit allowed, remaining, reset_after_ms, retry_after_ms. `commit`: the
+--- admitted decision is written (tiers); else nothing is (tiers_peek).
+local function rl_tiers_decide(script, key, decision, limits, now, simulated, commit, reply, o)
+  local count = #limits
+  local stored = rl_call('GET', key)
+  local segs = rl_tiers_split(script, key, stored, count)
+  local costs, shares = decision.cost_list, decision.share_list
+  local all = true
+  local news, ttls = {}, {}
+  for j = 1, count do
+    local limit = limits[j]
+    local cost = 1
+    if costs then cost = costs[j] end
+    limit.cost = cost
+    if shares then limit.share_ppm = shares[j] else limit.share_ppm = nil end
+    local allowed, remaining, reset, retry, cmd, _, value, opt, at = rl_multi_item(key, limit, now, simulated, false, false, segs[j])
+    local r = o + 4 * j - 3
+    reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = allowed, remaining, reset, retry
+    if allowed == 1 then
+      local new, ttl = rl_tiers_written(now, cmd, value, opt, at)
+      if new == nil then
+        -- Not written (cost 0): kept while it has something to say, else dropped.
+        if reset > 0 then new, ttl = segs[j], reset else new, ttl = false, 0 end
+      end
+      news[j], ttls[j] = new, ttl
+    else
+      all = false
+    end
+  end
+  if commit and all then
+    local ttl = 0
+    for j = 1, count do
+      if ttls[j] > ttl then ttl = ttls[j] end
+    end
+    rl_tiers_store(key, stored, news, ttl, now, simulated)
+    return
+  end
+  -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
+  for j = 1, count do
+    local r = o + 4 * j - 3
+    local limit = limits[j]
+    if reply[r] == 1 and limit.cost > 0 then
+      limit.cost = 0
+      local _, remaining, reset = rl_multi_item(key, limit, now, simulated, false, false, segs[j])
+      reply[r + 1], reply[r + 2] = remaining, reset
+    end
+  end
+end
+
+--- Which limit's state in `key` cannot be read (a decision that raised WRONGSTATE): each is
+--- read again at cost 0; 1 when none is found (the value's shape, or another Redis type).
+local function rl_tiers_failing_limit(key, limits, now, simulated)
+  local ok, stored = pcall(rl_call, 'GET', key)
+  if not ok or not stored then return 1 end
+  local fields = {}
+  for seg in string.gmatch(stored .. '|', '([^|]*)|') do fields[#fields + 1] = seg end
+  if #fields ~= #limits then return 1 end
+  for j = 1, #limits do
+    if fields[j] ~= '' then
+      limits[j].cost, limits[j].share_ppm = 0, nil
+      if not pcall(rl_multi_item, key, limits[j], now, simulated, false, false, fields[j]) then return j end
+    end
+  end
+  return 1
+end
+
+--- tiers / tiers_peek: each key a decision of its own over every limit, in order (a key given
+--- again is decided again, after the decisions before it). A decision whose key holds another
+--- Redis type or a value that is not these limits' states fails alone: -1 on each of its limits,
+--- the code (rl_key_error) on the one at fault (the first when it is the key), nothing written.
+local function rl_tiers_batch(script, keys, decisions, limits, now, simulated, commit)
+  local count = #limits
+  local reply = { now }
+  for d = 1, #keys do
+    local o = 1 + (d - 1) * count * 4
+    local ok, err = pcall(rl_tiers_decide, script, keys[d], decisions[d], limits, now, simulated, commit, reply, o)
+    if not ok then
+      local code = rl_key_error(err)
+      local bad = rl_tiers_failing_limit(keys[d], limits, now, simulated)
+      for j = 1, count do
+        local r = o + 4 * j - 3
+        reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = -1, 0, 0, 0
+        if j == bad then reply[r + 1] = code end
+      end
+    end
+  end
+  return reply
+end
+
+--- Runs fn(...) with rl_plain_forms set, and clears it whatever fn does (a Functions library
+--- keeps it between calls: another script's writes must keep their packed forms).
+local function rl_tiers_run(fn, ...)
+  rl_plain_forms = true
+  local ok, result = pcall(fn, ...)
+  rl_plain_forms = false
+  if not ok then
+    if type(result) == 'string' and string.find(result, '^%u+ ') then error({ err = result }) end
+    error(result)
+  end
+  return result
+end
+
+--- tiers_refund: gives each limit of `key` its cost back (never above full); per limit the units
+--- it holds after and the ms until it is full again.
+local function rl_tiers_refund(script, key, limits, costs, now, simulated)
+  local count = #limits
+  local stored = rl_call('GET', key)
+  local segs = rl_tiers_split(script, key, stored, count)
+  local reply, ttl, changed = {}, 0, false
+  for j = 1, count do
+    local limit = limits[j]
+    local cost = costs[j]
+    local remaining, reset, new, seg_ttl
+    if cost > 0 and segs[j] then
+      local algo, stored_j = limit.algo, segs[j]
+      local writes
+      if algo == 'gcra' then
+        remaining, reset, writes = rl_gcra_refund(key, limit.limit, limit.period_ms, limit.burst, cost, now, simulated, stored_j)
+      elseif algo == 'token_bucket' then
+        remaining, reset, writes = rl_token_bucket_refund(key, limit.limit, limit.period_ms, limit.burst, cost, now, simulated, stored_j)
+      elseif algo == 'fixed_window' then
+        remaining, reset, writes = rl_fixed_window_refund(key, limit.limit, limit.period_ms, limit.offset_ms, cost, now, simulated, stored_j)
+      elseif algo == 'sliding_window' then
+        remaining, reset, writes = rl_sliding_window_refund(key, limit.limit, limit.period_ms, cost, now, simulated, stored_j)
+      else
+        remaining, reset, writes = rl_quota_refund(key, limit.limit, limit.unit, limit.zone or limit.offset_ms, cost, now, simulated, stored_j)
+      end
+      new, seg_ttl = rl_tiers_written(now, writes)
+      changed = true
+    else
+      limit.cost, limit.share_ppm = 0, nil
+      local _
+      _, remaining, reset = rl_multi_item(key, limit, now, simulated, false, false, segs[j])
+      if reset > 0 then new, seg_ttl = segs[j], reset else new, seg_ttl = false, 0 end
+    end
+    segs[j] = new
+    if seg_ttl > ttl then ttl = seg_ttl end
+    reply[2 * j - 1], reply[2 * j] = remaining, reset
+  end
+  if changed then rl_tiers_store(key, stored, segs, ttl, now, simulated) end
+  return reply
+end

@@ -1,0 +1,25 @@
+--- @script tiers
+--- @version 1
+--- @summary Many decisions over the same limits, each subject's limits held in ONE key (lib/tiers): per decision one GET and at most one SET whatever the number of limits, so minute/hour/day tiers cost Redis little more than one limit. Each decision is all-or-nothing over its limits, decided in order exactly as multi would decide them on per-limit keys (same replies; a key given twice is decided twice, in order). Limits of algo gcra, token_bucket, fixed_window, sliding_window and quota only (their state is one string). A decision whose key holds another Redis type or a value that is not these limits' states fails alone (its marker in the reply; nothing of it written). The key's value is the limits' states in `specs` order, `|`-separated, each in its single-limit script's self-describing form (empty: full); it expires when its last state would.
+--- @key state+ repeats One key per decision: the subject's key holding every limit of `specs`. Keys may repeat (decided in order). In Redis Cluster all must share a hash slot.
+--- @arg count int required 1..16 How many limits each decision has (the number of specs).
+--- @arg specs string required maxlen=2048 The limits, `;`-separated, each `algo,limit,period_ms,burst,offset_ms,unit` with empty fields for what an algo does not take (e.g. `gcra,60,60000,10,,;sliding_window,600,3600000,,,;quota,5000,,,0,day`), as multi_batch takes them.
+--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
+--- @arg tz_rules string optional maxlen=16384 Time zones of quota specs: one entry per spec (limit), in order, `|`-separated, each empty (the limit keeps its offset_ms) or a time zone's rules, "off0;t1:off1;..." in ms (src/client/time-zone.ts builds them from an IANA zone; at most 1024 bytes each). Empty: no zones. A rule for a limit that is not quota, or a count of entries other than count, is refused (BADARG).
+--- @each decisions
+--- @group costs string optional maxlen=512 Units each limit takes, `count` comma-separated integers in specs order (e.g. `1,1,250`: a request, and 250 tokens of a tokens-per-day quota); each 0..1e15 (1e9 but for quota). Empty: 1 each.
+--- @group shares string optional maxlen=256 Priority class per limit: `count` comma-separated share_ppm values (0..1000000: the share of the limit's capacity the call may use; the limit admits only if capacity - floor(capacity * share_ppm / 1e6) units are left after it). Empty: no class (1000000 each).
+--- @check tiers_specs count specs decisions
+--- @return now_ms int The clock reading (ms) every decision of the call used.
+--- @return_each allowed int Per limit of each decision, in order (count results per key): 1 if this limit alone would admit its cost; 0 if not; -1 on every limit of a decision that failed alone (its key holds another Redis type or a value that is not these limits' states; nothing of the decision was written).
+--- @return_each remaining int Whole units left on this limit: after the decision's consumption when all its limits admitted, else what it holds now (allowed -1: 1 = WRONGTYPE on the first limit, 2 = WRONGSTATE on the limit whose state cannot be read, or the first; 0 on the others).
+--- @return_each reset_after_ms int ms until this limit is back to full.
+--- @return_each retry_after_ms int 0 when this limit admits; else its own wait; -1 never.
+--- @include "lib/tiers"
+--- @include "lib/clock"
+--- @args
+
+local now = rl_now_ms(now_ms)
+local limits = rl_multi_batch_specs('tiers', count, specs)
+rl_multi_zones('tiers', tz_rules, limits)
+return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers', KEYS, decisions, limits, now, now_ms ~= nil, true))
