@@ -134,6 +134,9 @@ const allContenders: Contender[] = [
   // Issue 17's three tiers: a minute of gcra, an hour of sliding window, a day of quota.
   limiterContender('redlimit 3 tiers (gcra m / sliding h / quota d)', {}, 3, true),
   limiterContender('redlimit 3 tiers, coalesce off', { coalesce: false }, 3, true),
+  // The same tiers in one key per subject (layout 'subject': the tiers script).
+  limiterContender("redlimit 3 tiers, layout 'subject'", { layout: 'subject' }, 3, true),
+  limiterContender("redlimit 3 tiers, layout 'subject', coalesce off", { layout: 'subject', coalesce: false }, 3, true),
   // Issues 15 and 16: reserve/commit, a priority class, the policy limiter, a concurrency limit.
   ...featureRows({ timeoutMs: () => limiterTimeoutMs }),
 ];

@@ -25,9 +25,12 @@ export interface BatchShape {
   /**
    * `node_batch` and its fixed ARGV now (count, specs, clock, time zone rules): the decisions of
    * several hash slots served by one Cluster node in one call; each item's group (key, cost,
-   * share_ppm) follows. Its reply has the batch script's layout.
+   * share_ppm) follows. Its reply has the batch script's layout. null: the batch script's calls
+   * go by slot on a Cluster too (tiers: each decision has one key).
    */
-  node: { def: ScriptDef; argv(): readonly string[] };
+  node: { def: ScriptDef; argv(): readonly string[] } | null;
+  /** Results in the reply per key of a decision: 1, or (tiers: a subject's key holds every limit) the limits' count. */
+  perKey: number;
 }
 
 /** Longest key a node_batch item takes (its header's maxlen, in bytes); a longer one goes by its slot. */
@@ -91,13 +94,16 @@ export class Coalescer {
     } | null = null,
   ) {
     const fields = shape.def.each?.args.map((a) => a.name) ?? ['cost'];
-    this.group = { size: fields.length, cost: fields.indexOf('cost'), share: fields.indexOf('share_ppm') };
+    // tiers' group is one key's costs and shares, each a list joined (Shape.costStrings).
+    const cost = fields.includes('cost') ? 'cost' : 'costs';
+    const share = fields.includes('share_ppm') ? 'share_ppm' : 'shares';
+    this.group = { size: fields.length, cost: fields.indexOf(cost), share: fields.indexOf(share) };
   }
 
   add(w: Waiter): void {
     const slot = w.slot;
     // A Cluster's decisions queue by the node serving their slot (by the slot when it is unknown).
-    const at = slot >= 0 && this.cluster !== null ? (this.cluster.nodeOf(slot) ?? slot) : slot;
+    const at = slot >= 0 && this.cluster !== null && this.shape.node !== null ? (this.cluster.nodeOf(slot) ?? slot) : slot;
     let q = this.queues.get(at);
     if (q === undefined) {
       q = [];
@@ -156,9 +162,10 @@ export class Coalescer {
         // has allowed = -1 on each of its items, and the code (in remaining) on the item whose key it was.
         const { offset: first, stride } = replyLayouts[this.shape.def.name]!;
         let offset = first;
+        const perKey = this.shape.perKey;
         for (const w of q) {
-          this.answer(w, this.shape.def.name, r, offset, stride);
-          offset += stride * w.keys.length;
+          this.answer(w, this.shape.def.name, r, offset, stride, perKey);
+          offset += stride * w.keys.length * perKey;
         }
       },
       (err: unknown) => {
@@ -176,12 +183,12 @@ export class Coalescer {
    * foreign state); or ELSEWHERE (a node that does not serve its slot refused to touch its keys,
    * so nothing of it was written): sent again alone, by its slot, where redirects are followed.
    */
-  private answer(w: Waiter, script: string, r: readonly number[], offset: number, stride: number): void {
-    if (r[offset + decisionReply.allowed] === -1 && elsewhere(r, offset, stride, w.keys.length)) {
+  private answer(w: Waiter, script: string, r: readonly number[], offset: number, stride: number, perKey = 1): void {
+    if (r[offset + decisionReply.allowed] === -1 && elsewhere(r, offset, stride, w.keys.length * perKey)) {
       this.sendBatch([w], true);
       return;
     }
-    const failed = keyFailure(script, r, offset, stride, w.keys);
+    const failed = keyFailure(script, r, offset, stride, w.keys, perKey);
     if (failed) w.fail(failed);
     else w.done(r, offset);
   }
@@ -194,7 +201,7 @@ export class Coalescer {
    * primary connection.
    */
   private sendNodeBatch(q: Waiter[], share: boolean): void {
-    const node = this.shape.node;
+    const node = this.shape.node!;
     const argv = node.argv().slice();
     const sent: Waiter[] = [];
     for (const w of q) {
@@ -237,11 +244,11 @@ function elsewhere(r: readonly number[], offset: number, stride: number, n: numb
 }
 
 /** The error of a decision the batch reply marks as failed alone, or null when it was decided. */
-function keyFailure(script: string, r: readonly number[], offset: number, stride: number, keys: readonly string[]): StateKeyError | null {
+function keyFailure(script: string, r: readonly number[], offset: number, stride: number, keys: readonly string[], perKey: number): StateKeyError | null {
   if (r[offset + decisionReply.allowed] !== -1) return null;
-  for (let j = 0; j < keys.length; j++) {
+  for (let j = 0; j < keys.length * perKey; j++) {
     const code = KEY_ERROR_CODES[r[offset + stride * j + decisionReply.remaining]!];
-    if (code) return new StateKeyError(script, code, keys[j]!);
+    if (code) return new StateKeyError(script, code, keys[Math.floor(j / perKey)]!);
   }
   return new StateKeyError(script, 'WRONGSTATE', null);
 }

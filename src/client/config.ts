@@ -1,5 +1,6 @@
 import { algoNames, algorithms, concurrencyAcquireScript, multiBatchScript, type AlgoName, type AlgorithmParams } from '../../generated/index.js';
 import { InvalidConfigError } from '../errors.js';
+import { TIERS_ALGOS } from '../runtime/checks.js';
 import type { BreakerOptions, CircuitBreaker } from './breaker.js';
 import type { MetricsHook } from './metrics.js';
 
@@ -121,11 +122,23 @@ export interface RateLimiterOptions {
    * automatically, never replacing another one); EVALSHA otherwise. Default true.
    */
   functions?: boolean;
+  /**
+   * Where a subject's state lives in Redis. `per-limit` (default): one key per limit
+   * (`prefix:{id}:name`). `subject`: one key per subject holding every limit
+   * (`prefix:{id}:name1+name2+...`, the `tiers` script): one read and one write per decision
+   * whatever the number of limits, and one key's memory. For limiters of two or more limits of
+   * algo gcra, token_bucket, fixed_window, sliding_window or quota, keyed by the id (no scope),
+   * without blocks; reserve() needs `per-limit`. Changing the set of limits (adding, removing,
+   * renaming or reordering one) starts the counts afresh under a new key; changing a limit's
+   * values keeps them. Switching an existing limiter's layout starts its counts afresh too. With
+   * one limit both layouts are the same key.
+   */
+  layout?: 'per-limit' | 'subject';
 }
 
 const OPTIONS = new Set([
   'redis', 'prefix', 'name', 'limits', 'onRedisFailure', 'fallbackShare', 'throwWhenFailedClosed', 'breaker', 'timeoutMs',
-  'denyCache', 'lease', 'metrics', 'clock', 'coalesce', 'blocks', 'functions', 'priorities', 'sendClock',
+  'denyCache', 'lease', 'metrics', 'clock', 'coalesce', 'blocks', 'functions', 'priorities', 'sendClock', 'layout',
 ]);
 const CONCURRENCY_LIMIT = concurrencyAcquireScript.args.find((a) => a.name === 'limit')!;
 const CONCURRENCY_TTL = concurrencyAcquireScript.args.find((a) => a.name === 'period_ms')!;
@@ -223,6 +236,7 @@ export function validateConfig(o: RateLimiterOptions): AnyLimitSpec[] {
     }
   }
   if (o.priorities !== undefined) checkPriorities(o.priorities, 'priorities');
+  checkLayout(o, limits);
   if (o.prefix !== undefined && (typeof o.prefix !== 'string' || o.prefix.length === 0 || /[{}]/.test(o.prefix))) {
     throw new InvalidConfigError('prefix must be a non-empty string without { or }');
   }
@@ -266,6 +280,18 @@ export function capacity(l: AnyLimitSpec): number {
   if (l.algo === 'concurrency') return l.limit;
   const prop = algorithms[l.algo].params.find((p) => p.name === algorithms[l.algo].capacity)!.prop;
   return ((l as unknown as Record<string, number | undefined>)[prop] ?? l.limit);
+}
+
+/** `layout: 'subject'`: what one subject's key can hold (lib/tiers), said before any key is made. */
+function checkLayout(o: RateLimiterOptions, limits: readonly AnyLimitSpec[]): void {
+  if (o.layout === undefined || o.layout === 'per-limit') return;
+  if (o.layout !== 'subject') throw new InvalidConfigError(`layout must be per-limit or subject, got ${JSON.stringify(o.layout)}`);
+  if (limits.length < 2) return; // one limit: its key is the subject's key
+  if (o.blocks === true) throw new InvalidConfigError("layout: 'subject' does not take blocks: true (the penalty box has a key of its own); use layout: 'per-limit'");
+  for (const l of limits) {
+    if (!TIERS_ALGOS.has(l.algo)) throw new InvalidConfigError(`layout: 'subject' holds limits of algo ${[...TIERS_ALGOS].join(', ')}; limit ${l.name} is ${l.algo}: use layout: 'per-limit'`);
+    if (l.scope !== undefined && l.scope !== 'id') throw new InvalidConfigError(`layout: 'subject' holds limits keyed by the id; limit ${l.name} is keyed by scope ${l.scope}: use layout: 'per-limit'`);
+  }
 }
 
 function checkScope(l: AnyLimitSpec): void {

@@ -106,6 +106,17 @@ export class Naming {
     return this.plans.map((p) => (Object.hasOwn(actual, p.name) ? actual[p.name] : undefined));
   }
 
+  /**
+   * The limits a reset names (by `limits`, or by `scopes`: every limit keyed by one), or null when
+   * it names none (the subject's own: every limit keyed by its id). resetKeys checks the names.
+   */
+  resetNames(o: ResetOptions): ReadonlySet<string> | null {
+    if (o?.limits === undefined && o?.scopes === undefined) return null;
+    const limits = new Set(o.limits ?? []);
+    const scopes = new Set(o.scopes ?? []);
+    return new Set(this.plans.filter((p) => limits.has(p.name) || scopes.has(p.scope ?? 'id')).map((p) => p.name));
+  }
+
   /** The keys a reset clears: the limits keyed by the subject's own id and its block (default), or exactly those named. */
   resetKeys(t: Target, blockKey: string | null, o: ResetOptions): string[] {
     const named = (list: unknown, what: 'limits' | 'scopes', known: (n: string) => boolean) => {
@@ -117,6 +128,8 @@ export class Naming {
     const names = named(o?.limits, 'limits', (n) => this.plans.some((p) => p.name === n));
     const scopes = named(o?.scopes, 'scopes', (n) => this.plans.some((p) => (p.scope ?? 'id') === n));
     const own = names === null && scopes === null;
+    // Layout 'subject': one key holds every limit (all keyed by the id); which of them resetNames says.
+    if (this.plans.length > 1 && t.keys.length === 1) return [t.keys[0]!];
     const keys = t.keys.filter((_, i) => i < this.plans.length && (own ? this.plans[i]!.scope === null : names?.has(this.plans[i]!.name) || scopes?.has(this.plans[i]!.scope ?? 'id')));
     if (blockKey !== null && own) keys.push(blockKey);
     if (keys.length === 0) throw new InvalidArgumentError('limiter', 'reset', 'every limit of this limiter is keyed by a scope: name the limits or scopes to reset');

@@ -86,7 +86,9 @@ export class Decider {
    * not news to `local`); where Redis cannot take it, to the fallback, which decides meanwhile.
    */
   async refund(t: Target, plans: readonly LimitPlan[], costs: readonly number[], local: LocalState): Promise<void> {
-    const sent = plans.flatMap((p, i) => (p.refund && costs[i]! > 0 ? [local.announced([t.keys[i]!], this.path.run(p.refund.def, [t.keys[i]!], argvWith(p.refund, costs[i]!), t.slot))] : []));
+    // Layout 'subject': one call gives every limit of the subject's key its cost back.
+    const one = costs.some((c) => c > 0) ? this.shape.refundCall(costs) : null;
+    const sent = one !== null ? [local.announced([t.keys[0]!], this.path.run(one.def, [t.keys[0]!], one.argv, t.slot))] : plans.flatMap((p, i) => (p.refund && costs[i]! > 0 ? [local.announced([t.keys[i]!], this.path.run(p.refund.def, [t.keys[i]!], argvWith(p.refund, costs[i]!), t.slot))] : []));
     const landed = await Promise.all(sent).then(
       () => true,
       (err: unknown) => {

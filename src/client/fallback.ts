@@ -116,6 +116,7 @@ export class Fallback {
 
   /** Gives units back on the twin (per limit in plan order; 0 or a limit that cannot refund: nothing). */
   refund(t: Target, plans: readonly LimitPlan[], costs: readonly number[]): void {
+    if (this.shape.refundOnTwin(this.twin, t.keys[0]!, costs)) return;
     plans.forEach((p, i) => {
       if (p.fallback.refund && costs[i]! > 0) this.twin.runParsed(p.fallback.refund.def, [t.keys[i]!], valuesWith(p.fallback.refund, costs[i]!));
     });
@@ -138,6 +139,8 @@ export class Fallback {
     this.learned.delete(t.keysIdent);
     if (this.changes.since(t.keys, l.at)) return; // changed elsewhere after Redis said it
     // In the units of the values Redis answered in (another variant's, when it asked last).
+    const takes = l.plans.map((p, i) => Math.max(0, p.fallbackCapacity - Math.floor(l.remaining[i]! / this.share)));
+    if (this.shape.seedOnTwin(this.twin, t.keys[0]!, takes, l.at)) return;
     l.plans.forEach((p, i) => {
       if (this.twin.store.has(t.keys[i]!, l.at)) return;
       const take = p.fallbackCapacity - Math.floor(l.remaining[i]! / this.share);

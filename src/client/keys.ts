@@ -96,6 +96,15 @@ function idKey(prefix: string, id: string, name: string): string {
   return `${prefix}:{${id}}:${name}`;
 }
 
+/**
+ * The key of every limit of a subject (layout 'subject', the tiers scripts): the limit names
+ * joined by '+' where one limit's name would be (`${prefix}:{${id}}:m+h+d`). A name has no '+',
+ * so this is never one limit's key, and a different set of limits is a different key.
+ */
+export function subjectKey(prefix: string, s: Resolved, names: string): string {
+  return s.tag === s.id ? `${prefix}:{${s.id}}:${names}` : `${prefix}:{${s.tag}}:${names}:${s.id}`;
+}
+
 export function blockKey(prefix: string, s: Resolved): string {
   return `${prefix}:{${s.tag}}:!block:${s.id}`;
 }
@@ -169,6 +178,8 @@ export class Subjects {
     private readonly blocks: boolean,
     private readonly cluster: boolean,
     private readonly choose: (s: Resolved) => Variant,
+    /** Layout 'subject' with several limits: the names joined, which key the subject's one key (null: a key per limit). */
+    private readonly subjectNames: string | null = null,
   ) {}
 
   resolve(subject: Subject): Target {
@@ -281,7 +292,8 @@ export class Subjects {
     // A plain id's target is cached by the caller (byId): its resolved form needs no cache of its own.
     const s = typeof subject === 'string' ? plainSubject(subject) : resolveSubject(subject);
     const keys: string[] = [];
-    for (const p of this.plans) keys.push(limitKey(this.prefix, s, p.name, p.scope));
+    if (this.subjectNames !== null) keys.push(subjectKey(this.prefix, s, this.subjectNames));
+    else for (const p of this.plans) keys.push(limitKey(this.prefix, s, p.name, p.scope));
     if (this.blocks) keys.push(blockKey(this.prefix, s));
     const variant = this.choose(s);
     // The values are part of what local caches hold per identity (the scope choosing them need not be in the keys).

@@ -67,6 +67,8 @@ export class RateLimiter {
    */
   private readonly inMemoryOne: boolean;
   private closed = false;
+  /** Layout 'subject' with several limits: a subject's limits share one key (the tiers scripts). */
+  private readonly subjectLayout: boolean;
 
   constructor(options: RateLimiterOptions) {
     const limits = validateConfig(options);
@@ -91,8 +93,11 @@ export class RateLimiter {
     this.prepared = conn?.prepared ?? Promise.resolve();
     const changes = new Changes(() => this.local.dropAll());
     const cluster = conn?.cluster ?? false;
+    const subjectLayout = options.layout === 'subject' && this.plans.length > 1;
+    this.subjectLayout = subjectLayout;
     this.variants = new Variants(compiled, {
       blocks: this.blocks,
+      subjectLayout,
       sent,
       share,
       clock: this.clock,
@@ -104,7 +109,7 @@ export class RateLimiter {
       coalesce: options.coalesce ?? true,
       changes,
     });
-    this.subjects = new Subjects(prefix, this.plans, this.blocks, cluster, (s) => this.variants.choose(s));
+    this.subjects = new Subjects(prefix, this.plans, this.blocks, cluster, (s) => this.variants.choose(s), subjectLayout ? this.plans.map((p) => p.name).join('+') : null);
     this.fallback = this.variants.base.fallback;
     this.holding = new Holding(this.plans, this.path, this.fallback, sent);
     this.local = new LocalState(redis, prefix, options, this.clock, this.fallback, (s, units) => this.refund(s, { cost: units }), changes);
@@ -273,8 +278,11 @@ export class RateLimiter {
     const t = this.subjects.resolve(subject);
     const keys = this.naming.resetKeys(t, this.blocks ? this.subjects.blockKey(t) : null, options);
     this.local.forget(t, true);
-    this.fallback.twin.runParsed(b.resetScript, keys, {});
-    if (this.path) await this.local.announced(keys, this.path.run(b.resetScript, keys, [], t.slot)).catch(unavailable('reset'));
+    // Layout 'subject': some of the key's limits are a tiers_reset of their positions; all of them, the key's DEL.
+    const positions = this.subjectLayout ? t.variant.shape.resetPositions(this.naming.resetNames(options)) : null;
+    const [def, argv] = positions === null ? [b.resetScript, []] : [b.tiersResetScript, [String(this.plans.length), positions]];
+    this.fallback.twin.runParsed(def, keys, positions === null ? {} : { count: this.plans.length, limits: positions });
+    if (this.path) await this.local.announced(keys, this.path.run(def, keys, argv, t.slot)).catch(unavailable('reset'));
   }
 
   /**
@@ -333,6 +341,7 @@ export class RateLimiter {
    * in the calendar period it was reserved in (after that period, it is left alone).
    */
   async reserve(subject: Subject, options: { cost?: Cost; ttlMs?: number; priority?: string } = {}): Promise<Reserved> {
+    if (this.subjectLayout) throw new InvalidConfigError("reserve() needs a limiter with layout: 'per-limit' (a reservation books each limit's own key)");
     const pc = this.naming.priority(options.priority);
     const t = this.subjects.resolve(subject);
     const r = await t.variant.reserver.reserve(t, this.naming.costs(options.cost), options.ttlMs ?? 60_000, pc?.ppm);

@@ -41,9 +41,14 @@ export class Shape {
   readonly holding: boolean;
   /** How decisions are coalesced; null when they are not (a concurrency limiter). */
   readonly batch: BatchShape | null;
+  /**
+   * Layout 'subject' with several limits: every limit of a subject in its one key, decided by the
+   * tiers scripts (its specs as sent, and with the fallback's sizes for the twin); null: a key per limit.
+   */
+  private readonly tiers: { readonly specs: string; readonly fallbackSpecs: string } | null;
   private readonly twinBlock: ArgValues = { algo: 'block', limit: 1, cost: 1, offset_ms: 0 };
   /** Where each call's first limit result sits in its reply (from the script headers). */
-  private readonly at: { readonly consume: number; readonly peek: number; readonly multi: number; readonly multiPeek: number };
+  private readonly at: { readonly consume: number; readonly peek: number; readonly multi: number; readonly multiPeek: number; readonly tiers: number; readonly tiersPeek: number };
   private readonly zoned: boolean;
   /** One limit: its fallback consume bound once on the twin (null: through runParsed), and the reply it fills. */
   private readonly twinConsume: DirectConsume | null;
@@ -60,14 +65,17 @@ export class Shape {
     private readonly plans: readonly LimitPlan[],
     private readonly blocks: boolean,
     private readonly clock: CallClock = { now: null },
+    subjectLayout = false,
   ) {
     this.decode = new Decoder(plans, blocks);
     this.holding = plans.some((p) => p.concurrency);
     this.single = plans.length === 1 && !blocks && !this.holding;
+    // createRateLimiter's checks hold what a subject's key can take (lib/tiers): no blocks, no concurrency.
+    this.tiers = subjectLayout && !this.single ? { specs: specsOf(plans.map((p) => p.item)), fallbackSpecs: specsOf(plans.map((p) => p.fallbackItem)) } : null;
     this.count = plans.length;
     this.zoned = plans.some((p) => p.zone !== null);
     const offset = (def: ScriptDef) => b.replyLayouts[def.name]?.offset ?? 0; // a concurrency limit's scripts are never sent alone
-    this.at = { consume: offset(plans[0]!.consume.def), peek: offset(plans[0]!.peek.def), multi: offset(b.multiScript), multiPeek: offset(b.multiPeekScript) };
+    this.at = { consume: offset(plans[0]!.consume.def), peek: offset(plans[0]!.peek.def), multi: offset(b.multiScript), multiPeek: offset(b.multiPeekScript), tiers: offset(b.tiersScript), tiersPeek: offset(b.tiersPeekScript) };
     this.batch = this.holding ? null : this.batchShape();
     const fc = plans[0]!.fallback.consume;
     this.twinConsume = this.single && fc.zone === null && fc.costIndex >= 0 && fc.shareIndex >= 0 && this.at.consume === 0 ? directConsume(fc.def.name, fc.values) : null;
@@ -82,6 +90,7 @@ export class Shape {
   /** The consume call on Redis, uncoalesced; a concurrency item takes `holder`. */
   consume(costs: readonly (number | string)[], shares?: readonly string[], holder?: string): Call {
     if (this.single) return { def: this.plans[0]!.consume.def, argv: argvWith(this.plans[0]!.consume, costs[0]!, shares?.[0]), offset: this.at.consume };
+    if (this.tiers !== null) return { def: b.tiersScript, argv: this.tiersArgv(this.tiers.specs, costs, shares), offset: this.at.tiers };
     return { def: b.multiScript, argv: this.multiArgv(costs, shares, holder), offset: this.at.multi };
   }
 
@@ -91,6 +100,7 @@ export class Shape {
    */
   peek(costs: readonly number[], shares?: readonly string[]): Call {
     if (this.single) return { def: this.plans[0]!.peek.def, argv: argvWith(this.plans[0]!.peek, costs[0]!, shares?.[0]), offset: this.at.peek };
+    if (this.tiers !== null) return { def: b.tiersPeekScript, argv: this.tiersArgv(this.tiers.specs, costs, shares), offset: this.at.tiersPeek };
     return { def: b.multiPeekScript, argv: this.multiArgv(costs, shares, this.holding ? randomUUID() : undefined), offset: this.at.multiPeek };
   }
 
@@ -123,6 +133,10 @@ export class Shape {
       const c = consume ? p.fallback.consume : p.fallback.peek;
       return this.decode.single(twin.runParsed(c.def, keys, valuesWith(c, costs[0]!, shares?.[0]), undefined, now), consume ? this.at.consume : this.at.peek, 'fallback');
     }
+    if (this.tiers !== null) {
+      const reply = twin.runParsed(consume ? b.tiersScript : b.tiersPeekScript, keys, this.tiersArgs(), [tiersGroup(costs, shares)], now);
+      return this.decode.items(reply, consume ? this.at.tiers : this.at.tiersPeek, 'fallback');
+    }
     const holder = this.holding ? (consume ? this.holder : undefined) ?? randomUUID() : undefined;
     const items: ArgValues[] = this.plans.map((p, i) => {
       const item: ArgValues = shares ? { ...p.fallbackItem, cost: costs[i]!, share_ppm: shares[i] === '' ? 1_000_000 : Number(shares[i]) } : { ...p.fallbackItem, cost: costs[i]! };
@@ -148,8 +162,9 @@ export class Shape {
     return this.decode.single(out, 0, 'fallback');
   }
 
-  /** Each key's cost as sent in a batch: one per limit, then 1 for the block item. */
+  /** Each key's cost as sent in a batch: one per limit, then 1 for the block item (tiers: the one key's costs, joined). */
   costStrings(costs: readonly number[]): string[] {
+    if (this.tiers !== null) return [costs.join(',')];
     const out = this.plans.map((_, i) => String(costs[i]));
     if (this.blocks) out.push('1');
     return out;
@@ -157,6 +172,7 @@ export class Shape {
 
   /** Each key's priority share as sent in a batch: one per limit, then '' (the default) for the block item. */
   shareStrings(shares: readonly string[]): string[] {
+    if (this.tiers !== null) return [sharesOf(shares)];
     return this.blocks ? [...shares, ''] : [...shares];
   }
 
@@ -178,9 +194,9 @@ export class Shape {
    */
   private batchShape(): BatchShape {
     const lone = (w: { costs: readonly string[]; shares?: readonly string[] }) => this.consume(w.costs, w.shares);
-    const specs = this.plans.map((p) => [p.item.algo, p.item.limit, p.item.period_ms, p.item.burst, p.item.offset_ms, p.item.unit].join(','));
+    const specs = this.plans.map((p) => specOf(p.item));
     if (this.blocks) specs.push('block,,,,,');
-    // multi_batch and node_batch take the same fixed ARGV (count, specs, now_ms, tz_rules), then each item's group.
+    // multi_batch, node_batch and tiers take the same fixed ARGV (count, specs, now_ms, tz_rules), then each item's group.
     const fixedSpecs = [String(specs.length), specs.join(';'), '', ''];
     const specsArgv =
       !this.zoned && this.clock.now === null
@@ -191,14 +207,17 @@ export class Shape {
             argv[MULTI_BATCH_TZ] = this.tzRules();
             return argv;
           };
+    // A subject's key is one decision's only key: tiers' call of many keys is the batch, by slot on a Cluster.
+    if (this.tiers !== null) return { lone, node: null, def: b.tiersScript, argv: specsArgv, perKey: this.plans.length };
     const node = { def: b.nodeBatchScript, argv: specsArgv };
     if (this.single) {
       const p = this.plans[0]!;
       const fixed = batchArgv(p.item);
-      if (!this.zoned && this.clock.now === null) return { lone, def: b.batchScript, argv: () => fixed, node };
+      if (!this.zoned && this.clock.now === null) return { lone, def: b.batchScript, argv: () => fixed, node, perKey: 1 };
       return {
         lone,
         node,
+        perKey: 1,
         def: b.batchScript,
         argv: () => {
           const argv = fixed.slice();
@@ -208,7 +227,53 @@ export class Shape {
         },
       };
     }
-    return { lone, node, def: b.multiBatchScript, argv: specsArgv };
+    return { lone, node, def: b.multiBatchScript, argv: specsArgv, perKey: 1 };
+  }
+
+  /**
+   * Layout 'subject': the one call that gives `costs` back to every limit of the subject's key
+   * (tiers_refund); null for a key per limit (each limit's own refund script).
+   */
+  refundCall(costs: readonly number[]): Call | null {
+    if (this.tiers === null) return null;
+    const argv = [String(this.plans.length), this.tiers.specs, this.nowArg(), this.tzRules(), costs.join(',')];
+    return { def: b.tiersRefundScript, argv, offset: 1 };
+  }
+
+  /** refundCall's refund on the twin (the fallback's sizes); false for a key per limit (the caller refunds each). */
+  refundOnTwin(twin: TwinClient, key: string, costs: readonly number[]): boolean {
+    if (this.tiers === null) return false;
+    twin.runParsed(b.tiersRefundScript, [key], this.tiersArgs(), [{ costs: costs.join(',') }]);
+    return true;
+  }
+
+  /**
+   * Layout 'subject': takes `takes` (per limit) from the subject's key on the twin at `at` (the
+   * fallback seeding what Redis said); false for a key per limit (the caller seeds each).
+   */
+  seedOnTwin(twin: TwinClient, key: string, takes: readonly number[], at: number): boolean {
+    if (this.tiers === null) return false;
+    if (takes.some((x) => x > 0) && !twin.store.has(key, at)) twin.runParsed(b.tiersScript, [key], this.tiersArgs(), [tiersGroup(takes)], at);
+    return true;
+  }
+
+  /** Layout 'subject': which limits a reset names, when not all of them (tiers_reset's positions); null: the whole key. */
+  resetPositions(names: ReadonlySet<string> | null): string | null {
+    if (this.tiers === null || names === null) return null;
+    const at = this.plans.flatMap((p, i) => (names.has(p.name) ? [String(i + 1)] : []));
+    return at.length === this.plans.length ? null : at.join(',');
+  }
+
+  /** tiers / tiers_peek ARGV: count, specs, now_ms, tz_rules, then the one key's costs and shares. */
+  private tiersArgv(specs: string, costs: readonly (number | string)[], shares?: readonly string[]): string[] {
+    return [String(this.plans.length), specs, this.nowArg(), this.tzRules(), costs.join(','), shares ? sharesOf(shares) : ''];
+  }
+
+  /** The twin's fixed tiers arguments (the fallback's sizes), parsed as the prologue would. */
+  private tiersArgs(): ArgValues {
+    const args: ArgValues = { count: this.plans.length, specs: this.tiers!.fallbackSpecs };
+    if (this.zoned) args.tz_rules = this.tzRules();
+    return args;
   }
 
   /** multi ARGV: now_ms ('' unless sendClock), tz_rules, one group per limit (in plan order), then the block item. */
@@ -218,4 +283,23 @@ export class Shape {
     if (this.blocks) pushBlockItem(argv);
     return argv;
   }
+}
+
+/** One limit as a multi_batch / tiers spec: `algo,limit,period_ms,burst,offset_ms,unit` (empty fields for what it does not take). */
+function specOf(item: Readonly<Record<string, unknown>>): string {
+  return [item.algo, item.limit, item.period_ms, item.burst, item.offset_ms, item.unit].map((v) => (v === undefined ? '' : String(v))).join(',');
+}
+
+function specsOf(items: readonly Readonly<Record<string, unknown>>[]): string {
+  return items.map(specOf).join(';');
+}
+
+/** tiers' shares: one share_ppm per limit ('' for a limit without a class: 1000000), joined. */
+function sharesOf(shares: readonly string[]): string {
+  return shares.map((x) => (x === '' ? '1000000' : x)).join(',');
+}
+
+/** One tiers decision's group for the twin: its costs and shares, as sent. */
+function tiersGroup(costs: readonly number[], shares?: readonly string[]): ArgValues {
+  return shares ? { costs: costs.join(','), shares: sharesOf(shares) } : { costs: costs.join(',') };
 }
