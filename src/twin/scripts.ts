@@ -13,6 +13,7 @@ import { twinReserve, twinSettle } from './reservation.js';
 import { twinFairShare } from './fair.js';
 import { twinPolicyCarry } from './policy.js';
 import { parseTzRules, type Zone } from './calendar.js';
+import { twinTiers, twinTiersRefund, twinTiersReset, type TiersDeps } from './tiers.js';
 
 export interface TwinCall {
   store: MemoryStore;
@@ -308,6 +309,9 @@ function multiBatch(c: TwinCall, name = 'multi_batch'): number[] {
   return reply;
 }
 
+/** What lib/tiers' twin (tiers.ts) borrows: rl_multi_item and rl_multi_zones. */
+const tiersDeps: TiersDeps = { evalItem, zones: multiZones };
+
 type Impl = (c: TwinCall) => number[];
 const k0 = (c: TwinCall) => c.keys[0]!;
 /** What a single script's call must leave of `capacity` for its share_ppm (its priority class). */
@@ -364,6 +368,10 @@ export const twinScripts: Record<string, Impl> = {
   reserve: (c) => twinReserve(c, multi, stateKeyError),
   settle: (c) => twinSettle(c, stateKeyError),
   fair_share: twinFairShare,
+  tiers: (c) => twinTiers(c, tiersDeps, true),
+  tiers_peek: (c) => twinTiers(c, tiersDeps, false),
+  tiers_refund: (c) => twinTiersRefund(c, tiersDeps),
+  tiers_reset: twinTiersReset,
 };
 
 /** Runs one script on the twin, answering as Redis would (reply array, or ScriptError). */

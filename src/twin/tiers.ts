@@ -1,0 +1,443 @@
+/**
+ * The twin of tiers, tiers_peek, tiers_refund and tiers_reset (scripts-lua/lib/tiers.lua): every
+ * limit of a subject in ONE key. In Redis the key holds the limits' states as strings joined by
+ * '|' (each in its self-describing, "plain" form: rl_plain_forms); here its entry holds the twin
+ * states themselves, in specs order (undefined: full), as a value of kind 'tiers' (the store's
+ * TwinValue does not list it: cast, as fair.ts and reservation.ts do). tiersValueString gives the
+ * string the Lua stores for it.
+ *
+ * A decision runs the twin's own algorithms (scripts.ts evalItem, lent by scripts.ts) against a
+ * scratch store where each limit's state sits under a key of its own and never expires: in Lua a
+ * stale plain-form state reads as full whatever its age, and the twin's states are absolute (a
+ * window's start, a bucket's time), so they read the same. What the algorithms write to the
+ * scratch keys (and the expiry they give it) becomes the limits' new states, written back into
+ * the subject's entry with lib/tiers' expiry rule: the longest any state needs.
+ */
+import { ScriptError } from '../errors.js';
+import * as a from './algorithms.js';
+import { expiresAt } from './eval.js';
+import type { ArgValues } from './args.js';
+import type { TwinCall } from './scripts.js';
+import { parseMultiBatchSpecs, tiersList } from '../runtime/checks.js';
+import { ALGO_KIND, KIND_REDIS_TYPE, MemoryStore, TwinStateError, type TwinValue } from './store.js';
+import { decodeState, toTwinValue, GCRA_MAX_PACKED_MS, type AlgoName } from './state.js';
+import { tokenBucketStateValue } from './token-bucket.js';
+import { windowStart } from './windows.js';
+import type { Zone } from './calendar.js';
+
+/** A subject's key: the states of its limits in specs order, undefined for a limit at full. */
+export interface TiersValue {
+  kind: 'tiers';
+  states: (TwinValue | undefined)[];
+}
+export const TIERS_KIND = 'tiers' as unknown as TwinValue['kind'];
+
+/** What scripts.ts lends: its per-item evaluation (rl_multi_item) and rl_multi_zones. */
+export interface TiersDeps {
+  evalItem: (c: TwinCall, key: string, it: ArgValues, trim: boolean) => a.Eval;
+  zones: (script: string, raw: string | undefined, items: ArgValues[]) => ArgValues[];
+}
+
+const SIMULATED_GRACE_MS = 60_000;
+
+/** The Redis type of each kind the twin's store may hold (kinds of other modules included). */
+const REDIS_TYPE: Record<string, string> = { ...KIND_REDIS_TYPE, tiers: 'string', reservation: 'string', fair_tenants: 'hash', fair_active: 'zset' };
+
+/** A value the twin holds in a string key, as the Lua's plain form writes it (undefined: not a string state the Lua could read). */
+export function tiersStateString(v: TwinValue): string | undefined {
+  switch ((v as { kind: string }).kind) {
+    case 'gcra': {
+      const g = v as Extract<TwinValue, { kind: 'gcra' }>;
+      return g.tatNum < 1_000_000 && g.tatMs >= 1 && g.tatMs <= GCRA_MAX_PACKED_MS ? `${g.tatMs}${String(g.tatNum).padStart(6, '0')}` : `${g.tatMs}:${g.tatNum}`;
+    }
+    case 'token_bucket': {
+      const t = v as Extract<TwinValue, { kind: 'token_bucket' }>;
+      // simulated: never the compact form (rl_plain_forms); reset 1: any state that is stored.
+      return tokenBucketStateValue(t.tokens, t.frac, t.tsMs, 1, t.tsMs, true)!;
+    }
+    case 'counter': {
+      const c = v as Extract<TwinValue, { kind: 'counter' }>;
+      return `${c.start}:${c.count}`;
+    }
+    case 'sliding_window': {
+      const s = v as Extract<TwinValue, { kind: 'sliding_window' }>;
+      return `${s.start}:${s.cur}:${s.prev}`;
+    }
+    case 'block':
+      return String((v as Extract<TwinValue, { kind: 'block' }>).untilMs);
+    case 'reservation':
+      return (v as unknown as { text: string }).text;
+    default:
+      return undefined;
+  }
+}
+
+/** The string the Lua stores in a subject's key for `v`: the states joined by '|', '' for a full limit. */
+export function tiersValueString(v: TiersValue): string {
+  return v.states.map((s) => (s === undefined ? '' : tiersStateString(s))).join('|');
+}
+
+/** A decision whose key the Lua cannot read (rl_key_error's code, the 1-based limit at fault). */
+class KeyFault extends Error {
+  constructor(
+    readonly code: 1 | 2,
+    readonly bad: number,
+    readonly algo: string,
+  ) {
+    super(code === 1 ? 'WRONGTYPE' : 'WRONGSTATE');
+  }
+}
+
+/** The value `key` holds at `now`, whatever its kind (undefined: none). */
+function heldValue(store: MemoryStore, key: string, now: number): TwinValue | undefined {
+  for (const kind of Object.keys(REDIS_TYPE)) {
+    try {
+      const v = store.get(key, kind as TwinValue['kind'], now);
+      if (v !== undefined) return v;
+    } catch (err) {
+      if (!(err instanceof TwinStateError)) throw err;
+    }
+  }
+  return undefined;
+}
+
+/** A copy of a flat state (the scratch store's algorithms write theirs in place). */
+const copy = (v: TwinValue): TwinValue => ({ ...v }) as TwinValue;
+
+/**
+ * Limit `limit`'s state `v` as its algorithm reads it: as it is when it is of its kind, else
+ * (a value another algorithm wrote: a spec changed under the same key, or a single-limit key)
+ * its string read by `algo`'s decoder, as the Lua reads the string it finds. KeyFault when it
+ * cannot be read (WRONGSTATE).
+ */
+function asState(v: TwinValue | undefined, limit: ArgValues, j: number, now: number): TwinValue | undefined {
+  if (v === undefined) return undefined;
+  const algo = limit.algo as AlgoName;
+  if (v.kind === (ALGO_KIND as Record<string, string>)[algo]) return copy(v);
+  const raw = tiersStateString(v);
+  if (raw === undefined) throw new KeyFault(2, j, algo);
+  try {
+    const state = decodeState(algo, raw, now);
+    if (state === undefined) return undefined;
+    const period = limit.period_ms as number;
+    const window =
+      algo === 'fixed_window' ? { start: windowStart(now, period, limit.offset_ms as number), periodMs: period } : algo === 'sliding_window' ? { start: windowStart(now, period, 0), periodMs: period } : undefined;
+    return toTwinValue(state, window);
+  } catch (err) {
+    if (err instanceof TwinStateError) throw new KeyFault(2, j, algo);
+    throw err;
+  }
+}
+
+/**
+ * rl_tiers_split and the reads that follow it: the states of `key` for `limits` (had: the key held
+ * a value). KeyFault as the Lua fails: another Redis type (WRONGTYPE, limit 1); a value that is
+ * not `count` states (WRONGSTATE, limit 1); a state its limit cannot read (WRONGSTATE, the first).
+ */
+function readStates(store: MemoryStore, key: string, limits: ArgValues[], now: number, script: string): { had: boolean; states: (TwinValue | undefined)[] } {
+  const count = limits.length;
+  let held: TwinValue | undefined;
+  try {
+    held = store.get(key, TIERS_KIND, now);
+  } catch (err) {
+    if (!(err instanceof TwinStateError)) throw err;
+    held = heldValue(store, key, now);
+  }
+  if (held === undefined) return { had: false, states: new Array<TwinValue | undefined>(count).fill(undefined) };
+  const kind = (held as { kind: string }).kind;
+  if (REDIS_TYPE[kind] !== 'string') throw new KeyFault(1, 1, script);
+  // Another script's string: no '|' in it, so one state (the Lua splits it into one field).
+  const raw = kind === 'tiers' ? (held as unknown as TiersValue).states : [held];
+  if (raw.length !== count) throw new KeyFault(2, 1, script);
+  return { had: true, states: raw.map((v, j) => asState(v, limits[j]!, j + 1, now)) };
+}
+
+/**
+ * The algorithms' store for one decision: each limit's state under its own key ("0", "1", ...),
+ * never expiring, and what the algorithms write there (its value, undefined when deleted, and
+ * the expiry they gave it).
+ */
+class Scratch extends MemoryStore {
+  readonly held = new Map<string, TwinValue>();
+  readonly written = new Map<string, { value: TwinValue | undefined; at: number }>();
+
+  load(states: readonly (TwinValue | undefined)[]): void {
+    this.held.clear();
+    this.written.clear();
+    states.forEach((v, j) => {
+      if (v !== undefined) this.held.set(String(j), copy(v));
+    });
+  }
+
+  override get<K extends TwinValue['kind']>(key: string, kind: K, _now: number, owner: string = kind): Extract<TwinValue, { kind: K }> | undefined {
+    const v = this.held.get(key);
+    if (v === undefined) return undefined;
+    if (v.kind !== kind) throw new TwinStateError(`redlimit ${owner}: key ${key} does not hold ${owner} state`);
+    return v as Extract<TwinValue, { kind: K }>;
+  }
+
+  override set(key: string, value: TwinValue, expiresAt: number): void {
+    this.held.set(key, value);
+    this.written.set(key, { value, at: expiresAt });
+  }
+
+  override expire(key: string, expiresAt: number): void {
+    const v = this.held.get(key);
+    if (v !== undefined) this.written.set(key, { value: v, at: expiresAt });
+  }
+
+  override delete(key: string): boolean {
+    const had = this.held.delete(key);
+    this.written.set(key, { value: undefined, at: 0 });
+    return had;
+  }
+
+  override has(key: string): boolean {
+    return this.held.has(key);
+  }
+
+  override recycle(): undefined {
+    return undefined;
+  }
+}
+
+/** Scripts run one at a time (synchronously): one scratch store serves every call. */
+const scratch = new Scratch();
+
+/** The limits of `specs` as items (rl_multi_batch_specs), with their zones (rl_multi_zones). */
+function parseLimits(c: TwinCall, deps: TiersDeps): ArgValues[] {
+  const count = c.args.count as number;
+  let parsed: ArgValues[];
+  try {
+    parsed = parseMultiBatchSpecs(c.script, count, c.args.specs as string).map((l) => ({
+      algo: l.algo,
+      limit: l.limit,
+      period_ms: l.periodMs,
+      burst: l.burst,
+      offset_ms: l.offsetMs,
+      unit: l.unit,
+    }));
+  } catch (err) {
+    // Checked by the prologue (tiers_specs); runParsed callers skip it.
+    if (err instanceof Error && 'detail' in err) throw new ScriptError(c.script, `BADARG redlimit ${c.script}: ${(err as { detail: string }).detail}`);
+    throw err;
+  }
+  return deps.zones(c.script, c.args.tz_rules as string | undefined, parsed);
+}
+
+/** A decision's list (costs, shares) as the prologue parsed it (rl_tiers_list). */
+function list(c: TwinCall, kind: string, raw: unknown, count: number, max: number, d: number): number[] | undefined {
+  try {
+    return tiersList(c.script, kind, raw as string | undefined, count, max, d);
+  } catch (err) {
+    if (err instanceof Error && 'detail' in err) throw new ScriptError(c.script, `BADARG redlimit ${c.script}: ${(err as { detail: string }).detail}`);
+    throw err;
+  }
+}
+
+/** A write to a scratch key as lib/tiers takes it (rl_tiers_written): the new state and its ms to live. */
+function writtenState(key: string, now: number, simulated: boolean): { state: TwinValue | undefined; ttl: number } | undefined {
+  const w = scratch.written.get(key);
+  if (w === undefined) return undefined;
+  if (w.value === undefined) return { state: undefined, ttl: 0 };
+  return { state: copy(w.value), ttl: w.at - now - (simulated ? SIMULATED_GRACE_MS : 0) };
+}
+
+/** rl_tiers_store: the states in `key`, expiring `ttl` ms after now (the longest any needs); deleted when none is left. */
+function storeStates(c: TwinCall, key: string, had: boolean, states: (TwinValue | undefined)[], ttl: number): void {
+  if (!states.some((s) => s !== undefined) || ttl <= 0) {
+    if (had) c.store.delete(key);
+    return;
+  }
+  const value: TiersValue = { kind: 'tiers', states };
+  c.store.set(key, value as unknown as TwinValue, expiresAt(c.now, ttl, c.simulated));
+}
+
+/** rl_tiers_decide: one decision over every limit of `key`, its results into `reply` from `o`. */
+function decide(c: TwinCall, deps: TiersDeps, key: string, limits: ArgValues[], costs: number[] | undefined, shares: number[] | undefined, commit: boolean, reply: number[], o: number): void {
+  const { had, states } = readStates(c.store, key, limits, c.now, c.script);
+  scratch.load(states);
+  const on: TwinCall = { ...c, store: scratch };
+  const items = limits.map((l, j) => ({ ...l, cost: costs ? costs[j]! : 1, share_ppm: shares ? shares[j] : undefined }));
+  const writes: a.Write[][] = [];
+  let all = true;
+  items.forEach((it, j) => {
+    const [allowed, remaining, reset, retry, w] = deps.evalItem(on, String(j), it, false);
+    reply[o + 4 * j] = allowed;
+    reply[o + 4 * j + 1] = remaining;
+    reply[o + 4 * j + 2] = reset;
+    reply[o + 4 * j + 3] = retry;
+    if (allowed === 1) writes.push(w);
+    else all = false;
+  });
+  if (commit && all) {
+    for (const w of writes) a.apply(scratch, w);
+    let ttl = 0;
+    const next = states.map((s, j) => {
+      let w = writtenState(String(j), c.now, c.simulated);
+      // Not written (cost 0): kept while it has something to say, else dropped.
+      if (w === undefined) {
+        const reset = reply[o + 4 * j + 2]!;
+        w = reset > 0 ? { state: s, ttl: reset } : { state: undefined, ttl: 0 };
+      }
+      if (w.ttl > ttl) ttl = w.ttl;
+      return w.state;
+    });
+    storeStates(c, key, had, next, ttl);
+    return;
+  }
+  // Nothing was taken: report what each admitting limit holds now, not what it would hold.
+  items.forEach((it, j) => {
+    if (reply[o + 4 * j] === 1 && (it.cost as number) > 0) {
+      const [, remaining, reset] = deps.evalItem(on, String(j), { ...it, cost: 0 }, false);
+      reply[o + 4 * j + 1] = remaining;
+      reply[o + 4 * j + 2] = reset;
+    }
+  });
+}
+
+/** tiers (commit) and tiers_peek: each key a decision over every limit, in order; a decision whose key cannot be read fails alone. */
+export function twinTiers(c: TwinCall, deps: TiersDeps, commit: boolean): number[] {
+  const limits = parseLimits(c, deps);
+  const count = limits.length;
+  const reply = [c.now];
+  c.keys.forEach((key, d) => {
+    const o = 1 + d * count * 4;
+    const g = c.items[d]!;
+    const costs = list(c, 'costs', g.costs, count, 1_000_000_000_000_000, d + 1);
+    const shares = list(c, 'shares', g.shares, count, 1_000_000, d + 1);
+    try {
+      decide(c, deps, key, limits, costs, shares, commit, reply, o);
+    } catch (err) {
+      if (!(err instanceof KeyFault)) throw err;
+      for (let j = 0; j < count; j++) {
+        reply[o + 4 * j] = -1;
+        reply[o + 4 * j + 1] = j + 1 === err.bad ? err.code : 0;
+        reply[o + 4 * j + 2] = 0;
+        reply[o + 4 * j + 3] = 0;
+      }
+    }
+  });
+  return reply;
+}
+
+/** A whole-call error as the Lua raises it when a key cannot be read outside a decision (tiers_refund, tiers_reset). */
+function faultError(script: string, key: string, f: KeyFault): ScriptError {
+  if (f.code === 1) return new ScriptError(script, 'WRONGTYPE Operation against a key holding the wrong kind of value');
+  return new ScriptError(script, `WRONGSTATE redlimit ${f.algo}: key ${key} does not hold ${f.algo} state`);
+}
+
+const zoneOf = (it: ArgValues): Zone => ((it as unknown as { zone?: Zone }).zone ?? (it.offset_ms as number));
+
+/** One limit's refund on its scratch key (the single-limit *_refund's). */
+function refundOne(c: TwinCall, key: string, it: ArgValues, cost: number): [number, number, a.Write[]] {
+  const n = (v: unknown) => v as number;
+  const { now, simulated } = c;
+  switch (it.algo) {
+    case 'gcra':
+      return a.gcraRefund(scratch, key, n(it.limit), n(it.period_ms), n(it.burst), cost, now, simulated);
+    case 'token_bucket':
+      return a.tokenBucketRefund(scratch, key, n(it.limit), n(it.period_ms), n(it.burst), cost, now, simulated);
+    case 'fixed_window':
+      return a.fixedWindowRefund(scratch, key, n(it.limit), n(it.period_ms), n(it.offset_ms), cost, now, simulated);
+    case 'sliding_window':
+      return a.slidingWindowRefund(scratch, key, n(it.limit), n(it.period_ms), cost, now, simulated);
+    default:
+      return a.quotaRefund(scratch, key, n(it.limit), it.unit as string, zoneOf(it), cost, now, simulated);
+  }
+}
+
+/** tiers_refund: each limit of each key gets its cost back (rl_tiers_refund), keys in order, each written at once. */
+export function twinTiersRefund(c: TwinCall, deps: TiersDeps): number[] {
+  const limits = parseLimits(c, deps);
+  const count = limits.length;
+  const reply = [c.now];
+  c.keys.forEach((key, d) => {
+    const costs = list(c, 'costs', c.items[d]!.costs, count, 1_000_000_000_000_000, d + 1)!;
+    let read: { had: boolean; states: (TwinValue | undefined)[] };
+    try {
+      read = readStates(c.store, key, limits, c.now, c.script);
+    } catch (err) {
+      if (err instanceof KeyFault) throw faultError(c.script, key, err);
+      throw err;
+    }
+    const { had, states } = read;
+    scratch.load(states);
+    const on: TwinCall = { ...c, store: scratch };
+    let ttl = 0;
+    let changed = false;
+    const next = limits.map((l, j) => {
+      const k = String(j);
+      let remaining: number;
+      let reset: number;
+      let state: TwinValue | undefined;
+      let life: number;
+      if (costs[j]! > 0 && states[j] !== undefined) {
+        let w: a.Write[];
+        [remaining, reset, w] = refundOne(c, k, l, costs[j]!);
+        a.apply(scratch, w);
+        const s = writtenState(k, c.now, c.simulated) ?? { state: states[j], ttl: 0 };
+        state = s.state;
+        life = s.ttl;
+        changed = true;
+      } else {
+        [, remaining, reset] = deps.evalItem(on, k, { ...l, cost: 0, share_ppm: undefined }, false);
+        state = reset > 0 ? states[j] : undefined;
+        life = reset > 0 ? reset : 0;
+      }
+      if (life > ttl) ttl = life;
+      reply.push(remaining, reset);
+      return state;
+    });
+    if (changed) storeStates(c, key, had, next, ttl);
+  });
+  return reply;
+}
+
+/** tiers_reset: the named limits' states dropped from each key (KEEPTTL), a key left with none deleted. */
+export function twinTiersReset(c: TwinCall): number[] {
+  const count = c.args.count as number;
+  const raw = c.args.limits as string;
+  const which = new Set<number>();
+  for (const field of raw.split(',')) {
+    const j = Number(field);
+    if (!/^\d+$/.test(field) || j < 1 || j > count) {
+      throw new ScriptError(c.script, `BADARG redlimit ${c.script}: limits must be positions 1..${count}, comma-separated, got "${raw.slice(0, 64)}"`);
+    }
+    which.add(j);
+  }
+  let reset = 0;
+  for (const key of c.keys) {
+    let held: TwinValue | undefined;
+    try {
+      held = c.store.get(key, TIERS_KIND, c.now);
+    } catch (err) {
+      if (!(err instanceof TwinStateError)) throw err;
+      held = heldValue(c.store, key, c.now);
+    }
+    if (held === undefined) continue;
+    const kind = (held as { kind: string }).kind;
+    if (REDIS_TYPE[kind] !== 'string') throw faultError(c.script, key, new KeyFault(1, 1, c.script));
+    if (kind !== 'tiers') {
+      // Another script's string is one state (the Lua splits it into one field).
+      if (count !== 1) throw faultError(c.script, key, new KeyFault(2, 1, c.script));
+      if (which.has(1)) {
+        reset++;
+        c.store.delete(key);
+      }
+      continue;
+    }
+    const v = held as unknown as TiersValue;
+    if (v.states.length !== count) throw faultError(c.script, key, new KeyFault(2, 1, c.script));
+    let left = false;
+    v.states.forEach((s, i) => {
+      if (which.has(i + 1)) {
+        if (s !== undefined) reset++;
+        v.states[i] = undefined;
+      } else if (s !== undefined) left = true;
+    });
+    // Changed in place: the entry keeps its expiry (KEEPTTL).
+    if (!left) c.store.delete(key);
+  }
+  return [reset];
+}
