@@ -27,6 +27,10 @@ export const KNOWN_CHECKS: Record<string, { arity: number; doc: string }> = {
     arity: 3,
     doc: "each decision's costs and shares are `count` comma-separated integers in range (or empty), specs parse as `count` limits of algorithms one key can hold (gcra, token_bucket, fixed_window, sliding_window, quota), each valid for the largest cost asked of it",
   },
+  tiers_items: {
+    arity: 3,
+    doc: 'one limit group per spec, specs hold only limits one key can hold (tiers_specs), each valid for its cost',
+  },
   offset_within_period: {
     arity: 2,
     doc: 'offset_ms < period_ms',

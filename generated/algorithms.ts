@@ -647,5 +647,9 @@ export const replyLayouts: Readonly<Record<string, ReplyLayout>> = {
   "tiers_peek": {
     "offset": 1,
     "stride": 4
+  },
+  "tiers_reserve": {
+    "offset": 3,
+    "stride": 4
   }
 };

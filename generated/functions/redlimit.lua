@@ -1983,8 +1983,9 @@ local function rl_charge_take(left, capacity, cost, debt)
 end
 
 --- Each charge returns remaining (never below 0), reset_after_ms and the writes to apply.
-local function rl_gcra_charge(key, limit, period_ms, burst, cost, debt, now, simulated)
-  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now)
+--- `stored`: the state already read (lib/tiers: a string, or false for none); nil reads the key.
+local function rl_gcra_charge(key, limit, period_ms, burst, cost, debt, now, simulated, stored)
+  local whole, frac = rl_gcra_read(key, limit, period_ms, burst, now, stored)
   whole = whole - rl_charge_take(whole, burst, cost, debt)
   local reset_ms, reset_num = rl_time_until(burst, whole, frac, limit, period_ms)
   local writes = rl_gcra_writes(key, reset_ms, reset_num, now, simulated)
@@ -1992,8 +1993,8 @@ local function rl_gcra_charge(key, limit, period_ms, burst, cost, debt, now, sim
   return math.max(whole, 0), reset_ms, writes
 end
 
-local function rl_token_bucket_charge(key, limit, period_ms, burst, cost, debt, now, simulated)
-  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now)
+local function rl_token_bucket_charge(key, limit, period_ms, burst, cost, debt, now, simulated, stored)
+  local whole, frac, ts = rl_token_bucket_read(key, limit, period_ms, burst, now, stored)
   whole = whole - rl_charge_take(whole, burst, cost, debt)
   return math.max(whole, 0), rl_ms_until(burst, whole, frac, limit, period_ms),
     rl_token_bucket_writes(key, whole, frac, ts, limit, period_ms, burst, now, simulated)
@@ -2001,17 +2002,17 @@ end
 
 --- fixed_window and quota: the count of the window [start, window_end); `tag` as lib/counter's
 --- (fixed_window's window tag, nil for quota).
-local function rl_counter_charge(script, key, limit, start, window_end, cost, debt, now, simulated, tag)
-  local used = rl_counter_read(script, key, start, tag)
+local function rl_counter_charge(script, key, limit, start, window_end, cost, debt, now, simulated, tag, stored)
+  local used = rl_counter_read(script, key, start, tag, stored)
   used = used + rl_charge_take(limit - used, limit, cost, debt)
   local reset = 0
   if used > 0 then reset = window_end - now end
   return math.max(limit - used, 0), reset, rl_counter_writes(key, start, window_end, used, now, simulated, tag)
 end
 
-local function rl_sliding_window_charge(key, limit, period_ms, cost, debt, now, simulated)
+local function rl_sliding_window_charge(key, limit, period_ms, cost, debt, now, simulated, stored)
   local start = rl_window_start(now, period_ms, 0)
-  local cur, prev = rl_sliding_window_read(key, start, period_ms)
+  local cur, prev = rl_sliding_window_read(key, start, period_ms, stored)
   local wq, wr = rl_muldivmod(prev, period_ms - (now - start), period_ms)
   if wr > 0 then wq = wq + 1 end
   cur = cur + rl_charge_take(limit - cur - wq, limit, cost, debt)
@@ -2019,38 +2020,40 @@ local function rl_sliding_window_charge(key, limit, period_ms, cost, debt, now, 
     rl_sliding_window_writes(key, start, period_ms, cur, prev, now, simulated)
 end
 
---- Charges `cost` more to one reserved limit (item: algo and parameters as multi's).
-local function rl_charge(key, item, cost, debt, now, simulated)
+--- Charges `cost` more to one reserved limit (item: algo and parameters as multi's). `stored` as
+--- the charges' above.
+local function rl_charge(key, item, cost, debt, now, simulated, stored)
   local algo = item.algo
   if algo == 'gcra' then
-    return rl_gcra_charge(key, item.limit, item.period_ms, item.burst, cost, debt, now, simulated)
+    return rl_gcra_charge(key, item.limit, item.period_ms, item.burst, cost, debt, now, simulated, stored)
   elseif algo == 'token_bucket' then
-    return rl_token_bucket_charge(key, item.limit, item.period_ms, item.burst, cost, debt, now, simulated)
+    return rl_token_bucket_charge(key, item.limit, item.period_ms, item.burst, cost, debt, now, simulated, stored)
   elseif algo == 'fixed_window' then
     local start = rl_window_start(now, item.period_ms, item.offset_ms)
     return rl_counter_charge('fixed_window', key, item.limit, start, start + item.period_ms, cost, debt, now, simulated,
-      rl_counter_tag(start))
+      rl_counter_tag(start), stored)
   elseif algo == 'sliding_window' then
-    return rl_sliding_window_charge(key, item.limit, item.period_ms, cost, debt, now, simulated)
+    return rl_sliding_window_charge(key, item.limit, item.period_ms, cost, debt, now, simulated, stored)
   end
   local start, period_end = rl_calendar_period(now, item.unit, item.offset_ms)
-  return rl_counter_charge('quota', key, item.limit, start, period_end, cost, debt, now, simulated)
+  return rl_counter_charge('quota', key, item.limit, start, period_end, cost, debt, now, simulated, nil, stored)
 end
 
 --- Gives `cost` back to one reserved limit, never above full: each algorithm's own refund.
-local function rl_charge_refund(key, item, cost, now, simulated)
+--- `stored` as the charges' above.
+local function rl_charge_refund(key, item, cost, now, simulated, stored)
   local algo = item.algo
   local remaining, reset, writes
   if algo == 'gcra' then
-    remaining, reset, writes = rl_gcra_refund(key, item.limit, item.period_ms, item.burst, cost, now, simulated)
+    remaining, reset, writes = rl_gcra_refund(key, item.limit, item.period_ms, item.burst, cost, now, simulated, stored)
   elseif algo == 'token_bucket' then
-    remaining, reset, writes = rl_token_bucket_refund(key, item.limit, item.period_ms, item.burst, cost, now, simulated)
+    remaining, reset, writes = rl_token_bucket_refund(key, item.limit, item.period_ms, item.burst, cost, now, simulated, stored)
   elseif algo == 'fixed_window' then
-    remaining, reset, writes = rl_fixed_window_refund(key, item.limit, item.period_ms, item.offset_ms, cost, now, simulated)
+    remaining, reset, writes = rl_fixed_window_refund(key, item.limit, item.period_ms, item.offset_ms, cost, now, simulated, stored)
   elseif algo == 'sliding_window' then
-    remaining, reset, writes = rl_sliding_window_refund(key, item.limit, item.period_ms, cost, now, simulated)
+    remaining, reset, writes = rl_sliding_window_refund(key, item.limit, item.period_ms, cost, now, simulated, stored)
   else
-    remaining, reset, writes = rl_quota_refund(key, item.limit, item.unit, item.offset_ms, cost, now, simulated)
+    remaining, reset, writes = rl_quota_refund(key, item.limit, item.unit, item.offset_ms, cost, now, simulated, stored)
   end
   return math.max(remaining, 0), reset, writes
 end
@@ -2108,6 +2111,19 @@ local function rl_tiers_list(script, kind, raw, count, max, d)
   return out
 end
 
+--- The specs valid for the largest cost asked of each limit (`costs[j]`), every one an algorithm
+--- a subject's key can hold.
+local function rl_check_tiers_costs(script, count, specs, costs)
+  rl_check_specs_costs(script, count, specs, costs)
+  local limits = rl_specs_checked
+  for j = 1, count do
+    local algo = limits[j].algo
+    if not RL_TIERS_ALGOS[algo] then
+      rl_fail(script, string.format('specs[%d] is %s: a subject\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))
+    end
+  end
+end
+
 --- Every decision's costs and shares parsed (as decision.cost_list / share_list: nil = 1 each,
 --- no class), the specs valid for the largest cost asked of each limit, and every spec an
 --- algorithm a subject's key can hold.
@@ -2125,14 +2141,16 @@ local function rl_check_tiers_specs(script, count, specs, decisions)
       if cost > costs[j] then costs[j] = cost end
     end
   end
-  rl_check_specs_costs(script, count, specs, costs)
-  local limits = rl_specs_checked
-  for j = 1, count do
-    local algo = limits[j].algo
-    if not RL_TIERS_ALGOS[algo] then
-      rl_fail(script, string.format('specs[%d] is %s: a subject\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))
-    end
-  end
+  rl_check_tiers_costs(script, count, specs, costs)
+end
+
+--- tiers_reserve: one group per limit (cost, share_ppm), as many as specs has limits, each cost
+--- valid for its limit, every spec one a subject's key can hold.
+local function rl_check_tiers_items(script, count, specs, items)
+  if #items ~= count then rl_fail(script, string.format('%d limit group(s) for %d spec(s)', #items, count)) end
+  local costs = {}
+  for j = 1, count do costs[j] = items[j].cost end
+  rl_check_tiers_costs(script, count, specs, costs)
 end
 
 --- The limits' states in `stored` (the key's value; false: none): a list of `count` strings,
@@ -3603,6 +3621,75 @@ end
 return rl_reply(rl_tiers_run(refund_all))
 end }
 
+-- tiers_reserve v1: reserve for a subject's key as tiers holds it (lib/tiers): an estimate on every limit of the key, all-or-nothing as tiers decides, remembered under a reservation key until tiers_settle commits the actual or cancels (or the reservation expires and counts at its estimate). The record is reserve's (lib/reservation): the limits' parameters and estimates, each quota's calendar period, and the one state key; a replay of the same reservation while it lives is admitted again and takes nothing more.
+redis.register_function{ function_name = 'redlimit_tiers_reserve_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
+local rl_groups = rl_arity_groups('tiers_reserve', KEYS, ARGV, 2, 5, 2)
+local ttl_ms = ARGV[1]
+do local n = rl_int_memo[ttl_ms] if n == nil or n < 1 or n > 86400000 then n = rl_arg_int('tiers_reserve', ttl_ms, 1, 'ttl_ms', true, 1, 86400000) end ttl_ms = n end
+local count = ARGV[2]
+do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('tiers_reserve', count, 2, 'count', true, 1, 16) end count = n end
+local specs = ARGV[3]
+specs = rl_arg_string('tiers_reserve', specs, 3, 'specs', true, 2048)
+local now_ms = ARGV[4]
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('tiers_reserve', now_ms, 4, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
+local tz_rules = ARGV[5]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('tiers_reserve', tz_rules, 5, 'tz_rules', false, 16384) end
+local limits = {}
+for i = 1, rl_groups do
+  local base = 5 + (i - 1) * 2
+  local g_cost = ARGV[base + 1]
+  if g_cost == '' or g_cost == '1' then g_cost = 1 else do local n = rl_int_memo[g_cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('tiers_reserve', g_cost, base + 1, 'cost', false, 0, 1000000000000000, i) end g_cost = n end end
+  local g_share_ppm = ARGV[base + 2]
+  if g_share_ppm == '' or g_share_ppm == '1000000' then g_share_ppm = 1000000 else do local n = rl_int_memo[g_share_ppm] if n == nil or n < 0 or n > 1000000 then n = rl_arg_int('tiers_reserve', g_share_ppm, base + 2, 'share_ppm', false, 0, 1000000, i) end g_share_ppm = n end end
+  limits[i] = { cost = g_cost, share_ppm = g_share_ppm }
+end
+rl_check_tiers_items('tiers_reserve', count, specs, limits)
+local record_key, key = KEYS[1], KEYS[2]
+if key == record_key then rl_fail('tiers_reserve', 'the record key is also the state key') end
+local now = rl_now_ms(now_ms)
+local simulated = now_ms ~= nil
+local groups = limits
+limits = rl_multi_batch_specs('tiers_reserve', count, specs)
+rl_multi_zones('tiers_reserve', tz_rules, limits)
+local decision = { cost_list = {}, share_list = {} }
+for j = 1, count do
+  limits[j].cost = groups[j].cost
+  decision.cost_list[j], decision.share_list[j] = groups[j].cost, groups[j].share_ppm
+end
+local body = rl_rsv_specs(limits) .. '\n' .. rl_rsv_keys(KEYS)
+
+local held, _, held_body = rl_rsv_read('tiers_reserve', record_key, now)
+local replay = held == 'record' and held_body == body
+if held and not replay then
+  rl_fail('tiers_reserve', 'reservation key ' .. record_key .. ' already holds another reservation or a settled one (ids are never reused)')
+end
+local reply = { 1, 0, 0 }
+if replay then
+  -- The same reservation again: admitted, nothing more taken; what each limit holds now.
+  local zeros = {}
+  for j = 1, count do zeros[j] = 0 end
+  rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, { cost_list = zeros }, limits, now, simulated, false, reply, 3)
+  for j = 1, count do reply[4 * j], reply[4 * j + 3] = 1, 0 end
+  return rl_reply(reply)
+end
+rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, decision, limits, now, simulated, true, reply, 3)
+for j = 1, count do
+  local r = 4 * j
+  if reply[r] ~= 1 then
+    if reply[1] == 1 then reply[1], reply[2] = 0, j end
+    local retry = reply[r + 3]
+    if retry < 0 or reply[3] < 0 then reply[3] = -1 elseif retry > reply[3] then reply[3] = retry end
+  end
+end
+if reply[1] == 1 then
+  local set_opt, _, at = rl_expiry(now, ttl_ms, simulated)
+  redis.call('SET', record_key, string.format('r:%d:', now + ttl_ms) .. rl_rsv_periods(limits, now) .. body, set_opt, at)
+end
+return rl_reply(reply)
+end }
+
 -- tiers_reset v1: Resets some limits of subjects' keys as tiers holds them (lib/tiers): their states are dropped (back to full), the other limits' kept with the key's expiry; a key left with no state is deleted. Resetting every limit of a key is deleting it (the reset script).
 redis.register_function{ function_name = 'redlimit_tiers_reset_v1', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
@@ -3642,6 +3729,110 @@ for d = 1, #KEYS do
   redis.pcall('PUBLISH', 'redlimit:invalidate', key)
 end
 return rl_reply({ reset })
+end }
+
+-- tiers_settle v1: settle for a reservation tiers_reserve made on a subject's key (lib/tiers): commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once, exactly as settle does per limit (same statuses, same debt rules, a quota settled in the calendar period it was reserved in) — each limit's state in the one key.
+redis.register_function{ function_name = 'redlimit_tiers_settle_v1', flags = {}, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
+local rl_groups = rl_arity_groups('tiers_settle', KEYS, ARGV, 2, 3, 1)
+local mode = ARGV[1]
+if not (mode == 'commit' or mode == 'cancel') then mode = rl_arg_enum('tiers_settle', mode, 1, 'mode', true, '|commit|cancel|') end
+local overage = ARGV[2]
+if overage == nil or overage == '' then overage = 'debt' elseif not (overage == 'debt' or overage == 'cap') then overage = rl_arg_enum('tiers_settle', overage, 2, 'overage', false, '|debt|cap|') end
+local now_ms = ARGV[3]
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('tiers_settle', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
+local actuals = {}
+for i = 1, rl_groups do
+  local base = 3 + (i - 1) * 1
+  local g_actual = ARGV[base + 1]
+  if g_actual == '' then g_actual = nil else do local n = rl_int_memo[g_actual] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('tiers_settle', g_actual, base + 1, 'actual', false, 0, 1000000000000000, i) end g_actual = n end end
+  actuals[i] = { actual = g_actual }
+end
+local record_key, key = KEYS[1], KEYS[2]
+local now = rl_now_ms(now_ms)
+local count = #actuals
+if count < 1 or count > 16 then rl_fail('tiers_settle', string.format('expects 1 to 16 actuals (one per limit), got %d', count)) end
+
+local function unsettled(status)
+  local reply = { status }
+  for j = 1, count do reply[2 * j], reply[2 * j + 1] = -1, -1 end
+  return reply
+end
+
+local held, deadline, body, periods = rl_rsv_read('tiers_settle', record_key, now)
+if not held then return rl_reply(unsettled(RL_RSV_UNKNOWN)) end
+if held == 'tombstone' then return rl_reply(unsettled(RL_RSV_SETTLED)) end
+local split = string.find(body, '\n', 1, true)
+if not split or string.sub(body, split + 1) ~= rl_rsv_keys(KEYS) then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+local items = rl_rsv_parse_specs('tiers_settle', record_key, string.sub(body, 1, split - 1))
+if #items ~= count then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+if periods then rl_rsv_parse_periods('tiers_settle', record_key, periods, items) end
+
+local simulated = now_ms ~= nil
+local cancel = mode == 'cancel'
+local debt = overage == 'debt'
+
+--- Every limit settled on its state in the key; the key written once. Everything is read and
+--- decided before anything is written: a key that fails (another type, foreign state) fails the
+--- whole settle with nothing changed, and it can be retried.
+local function settle_all()
+  local reply = { RL_RSV_COMMITTED }
+  if cancel then reply[1] = RL_RSV_CANCELLED end
+  local stored = rl_call('GET', key)
+  local segs = rl_tiers_split('tiers_settle', key, stored, count)
+  local ttl, changed = 0, false
+  for j = 1, count do
+    local item = items[j]
+    local remaining, reset, writes = -1, -1, nil
+    local delta = 0
+    if cancel then delta = -item.cost
+    elseif actuals[j].actual ~= nil then delta = actuals[j].actual - item.cost end
+    if delta ~= 0 and item.period_end then
+      -- A quota in the period reserve recorded; left alone once that period has ended.
+      if now < item.period_end then
+        if delta > 0 then
+          remaining, reset, writes = rl_counter_charge('quota', key, item.limit, item.start, item.period_end, delta, debt, now, simulated, nil, segs[j])
+        else
+          local used = math.max(rl_counter_read('quota', key, item.start, nil, segs[j]) + delta, 0)
+          reset = 0
+          if used > 0 then reset = item.period_end - now end
+          remaining, writes = math.max(item.limit - used, 0), rl_counter_writes(key, item.start, item.period_end, used, now, simulated)
+        end
+      end
+    elseif delta < 0 then
+      remaining, reset, writes = rl_charge_refund(key, item, -delta, now, simulated, segs[j])
+    elseif delta > 0 then
+      remaining, reset, writes = rl_charge(key, item, delta, debt, now, simulated, segs[j])
+    end
+    if writes then
+      local new, seg_ttl = rl_tiers_written(now, writes)
+      if new ~= nil then
+        segs[j] = new
+        if seg_ttl > ttl then ttl = seg_ttl end
+        changed = true
+      end
+    end
+    reply[2 * j], reply[2 * j + 1] = remaining, reset
+  end
+  if changed then
+    -- The untouched states need no more than what the key had left.
+    local left = rl_call('PTTL', key)
+    if simulated then left = left - RL_SIMULATED_GRACE_MS end
+    if left > ttl then ttl = left end
+    rl_tiers_store(key, stored, segs, ttl, now, simulated)
+    redis.pcall('PUBLISH', 'redlimit:refund', key)
+  end
+  return reply
+end
+
+local reply = rl_tiers_run(settle_all)
+local tomb = math.max(deadline - now, RL_RSV_TOMBSTONE_MS)
+local set_opt, _, at = rl_expiry(now, tomb, simulated)
+local mark = 'c'
+if cancel then mark = 'x' end
+redis.call('SET', record_key, string.format('s:%d:', now + tomb) .. mark, set_opt, at)
+return rl_reply(reply)
 end }
 
 -- token_bucket v4: Token bucket: a fresh key admits `burst` units at once, then refills continuously at `limit` per `period_ms`. State is one string (a hash up to v2); decisions are identical to gcra. v2: optional trailing share_ppm (priority classes); v1 callers send the same ARGV. v3: a string instead of a hash (one SET instead of HSET + PEXPIREAT): the negative integer -(ts_ms * 1000 + tokens) when no fraction of a unit is left and tokens < 1000 (Redis int-encodes it), else "tokens,frac,ts_ms"; reads v2 state (an upgrade under traffic loses nothing). v4: on the server clock a fraction of a unit no longer makes it a string: "-" followed by 19 digits (the digit counts of tokens and frac, tokens, frac, ts_ms mod 10^e in the e = 17 - wd - fd digits left), which Redis int-encodes, when tokens < 10^8, frac < 10^9 and 10^e ms exceeds the time to full plus 120 s (see state); same decisions; reads every earlier form (an upgrade under traffic loses nothing).
@@ -3716,4 +3907,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'ae5fd93cba7f435ba0764f668e2e96d0ee1dab3b' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '0c9a79170ddfe34a0c8286f76bb73e76c2300848' end }

@@ -1331,6 +1331,19 @@ local function rl_tiers_list(script, kind, raw, count, max, d)
   return out
 end
 
+--- The specs valid for the largest cost asked of each limit (`costs[j]`), every one an algorithm
+--- a subject's key can hold.
+local function rl_check_tiers_costs(script, count, specs, costs)
+  rl_check_specs_costs(script, count, specs, costs)
+  local limits = rl_specs_checked
+  for j = 1, count do
+    local algo = limits[j].algo
+    if not RL_TIERS_ALGOS[algo] then
+      rl_fail(script, string.format('specs[%d] is %s: a subject\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))
+    end
+  end
+end
+
 --- Every decision's costs and shares parsed (as decision.cost_list / share_list: nil = 1 each,
 --- no class), the specs valid for the largest cost asked of each limit, and every spec an
 --- algorithm a subject's key can hold.
@@ -1348,14 +1361,7 @@ local function rl_check_tiers_specs(script, count, specs, decisions)
       if cost > costs[j] then costs[j] = cost end
     end
   end
-  rl_check_specs_costs(script, count, specs, costs)
-  local limits = rl_specs_checked
-  for j = 1, count do
-    local algo = limits[j].algo
-    if not RL_TIERS_ALGOS[algo] then
-      rl_fail(script, string.format('specs[%d] is %s: a subject\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))
-    end
-  end
+  rl_check_tiers_costs(script, count, specs, costs)
 end
 
 --- The limits' states in `stored` (the key's value; false: none): a list of `count` strings,

@@ -341,7 +341,6 @@ export class RateLimiter {
    * in the calendar period it was reserved in (after that period, it is left alone).
    */
   async reserve(subject: Subject, options: { cost?: Cost; ttlMs?: number; priority?: string } = {}): Promise<Reserved> {
-    if (this.subjectLayout) throw new InvalidConfigError("reserve() needs a limiter with layout: 'per-limit' (a reservation books each limit's own key)");
     const pc = this.naming.priority(options.priority);
     const t = this.subjects.resolve(subject);
     const r = await t.variant.reserver.reserve(t, this.naming.costs(options.cost), options.ttlMs ?? 60_000, pc?.ppm);

@@ -160,8 +160,10 @@ export function reserveCall(
   ttlMs: number,
   shares?: readonly string[],
   r: Reservation = newReservation(stateKeys),
+  tiers: { readonly specs: string } | null = null,
 ): ScriptCall & { handle: string; reservation: Reservation } {
   checkReservable(plans);
+  if (tiers !== null) return tiersReserveCall(plans, stateKeys, costs, ttlMs, shares, r, tiers.specs);
   const def = b.reserveScript;
   const group = def.each!.args;
   const costSpec = group.find((a) => a.name === 'cost')!;
@@ -179,11 +181,34 @@ export function reserveCall(
   return { def, keys, argv, handle: encodeHandle(r), reservation: r };
 }
 
-/** The same reserve on the twin (the fallback's sizes), as TwinClient.runParsed takes it. */
-export function reserveOnTwin(plans: readonly LimitPlan[], blocks: boolean, costs: readonly number[], ttlMs: number, shares?: readonly string[]): { args: ArgValues; items: ArgValues[] } {
+/**
+ * Layout 'subject': tiers_reserve on the subject's one key (ttl_ms, count, specs, now_ms,
+ * tz_rules, then cost and share_ppm per limit); the record and handle as reserve's.
+ */
+function tiersReserveCall(plans: readonly LimitPlan[], stateKeys: readonly string[], costs: readonly number[], ttlMs: number, shares: readonly string[] | undefined, r: Reservation, specs: string): ScriptCall & { handle: string; reservation: Reservation } {
+  const def = b.tiersReserveScript;
+  const costSpec = def.each!.args.find((a) => a.name === 'cost')!;
+  if (costs.length !== plans.length) throw new InvalidArgumentError('reserve', 'cost', `one estimate per limit (${plans.length}), got ${costs.length}`);
+  const share = checkShares(plans, shares);
+  const argv = [intArg(def.name, def.args[0]!, ttlMs, 'ttlMs'), String(plans.length), specs, reserveNowMs(plans), reserveTzRules(plans, false)];
+  plans.forEach((p, i) => argv.push(intArg(def.name, costSpec, costs[i]!, `cost.${p.name}`), share?.[i] ?? ''));
+  const keys = [r.recordKey, ...stateKeys];
+  sameSlot(def.name, keys);
+  return { def, keys, argv, handle: encodeHandle(r), reservation: r };
+}
+
+/** The same reserve on the twin (the fallback's sizes), as TwinClient.runParsed takes it; `tiers`: layout 'subject' (tiers_reserve's arguments). */
+export function reserveOnTwin(plans: readonly LimitPlan[], blocks: boolean, costs: readonly number[], ttlMs: number, shares?: readonly string[], tiers: { readonly fallbackSpecs: string } | null = null): { args: ArgValues; items: ArgValues[] } {
   checkReservable(plans);
   intArg('reserve', b.reserveScript.args[0]!, ttlMs, 'ttlMs');
   const share = checkShares(plans, shares);
+  if (tiers !== null) {
+    const tz = reserveTzRules(plans, false);
+    const groups: ArgValues[] = plans.map((_, i) => (share?.[i] ? { cost: costs[i]!, share_ppm: Number(share[i]) } : { cost: costs[i]! }));
+    const args: ArgValues = { ttl_ms: ttlMs, count: plans.length, specs: tiers.fallbackSpecs };
+    if (tz !== '') args.tz_rules = tz;
+    return { args, items: groups };
+  }
   // '' is the script's default (the whole capacity): no share_ppm at all, as the prologue leaves it.
   const items: ArgValues[] = plans.map((p, i) => (share?.[i] ? { ...p.fallbackItem, cost: costs[i]!, share_ppm: Number(share[i]) } : { ...p.fallbackItem, cost: costs[i]! }));
   if (blocks) items.push({ algo: 'block', limit: 1, cost: 1, offset_ms: 0 });
@@ -198,6 +223,8 @@ export interface SettleOptions {
   expectKeys?: readonly string[];
   /** now_ms to send ('' or undefined: Redis TIME); the limiter's clock with `sendClock`. */
   nowMs?: string;
+  /** Layout 'subject': the limiter's number of limits, all in the handle's one key (tiers_settle). */
+  tiersCount?: number;
 }
 
 /**
@@ -206,7 +233,10 @@ export interface SettleOptions {
  */
 export function settleCall(handle: string, mode: 'commit' | 'cancel', actuals: readonly (number | undefined)[] | null, options: SettleOptions = {}): ScriptCall & { reservation: Reservation } {
   const r = parseHandle(handle);
-  const def = b.settleScript;
+  const tiers = options.tiersCount !== undefined;
+  const def = tiers ? b.tiersSettleScript : b.settleScript;
+  // Actuals per limit: one per key of the handle, or (tiers_settle) per limit of its one key.
+  const n = tiers ? options.tiersCount! : r.keys.length;
   if (options.expectKeys && (options.expectKeys.length !== r.keys.length || options.expectKeys.some((k, i) => k !== r.keys[i]))) {
     throw new ReservationError('mismatch', handle);
   }
@@ -214,10 +244,10 @@ export function settleCall(handle: string, mode: 'commit' | 'cancel', actuals: r
   const spec = def.each!.args[0]!;
   if (mode === 'commit') {
     if (!actuals) throw new InvalidArgumentError('settle', 'actual', 'commit needs the actual use of each limit');
-    if (actuals.length > r.keys.length) throw new InvalidArgumentError('settle', 'actual', `the handle has ${r.keys.length} key(s), got ${actuals.length} actuals`);
+    if (actuals.length > n) throw new InvalidArgumentError('settle', 'actual', `the handle has ${n} ${tiers ? 'limit' : 'key'}(s), got ${actuals.length} actuals`);
     // A limit with no actual keeps its estimate ('' : nothing to settle on it, e.g. RPM beside TPM).
-    for (let i = 0; i < r.keys.length; i++) argv.push(i < actuals.length && actuals[i] !== undefined ? intArg(def.name, spec, actuals[i]!, `actual[${i}]`) : '');
-  } else for (let i = 0; i < r.keys.length; i++) argv.push('0');
+    for (let i = 0; i < n; i++) argv.push(i < actuals.length && actuals[i] !== undefined ? intArg(def.name, spec, actuals[i]!, `actual[${i}]`) : '');
+  } else for (let i = 0; i < n; i++) argv.push('0');
   return { def, keys: [r.recordKey, ...r.keys], argv, reservation: r };
 }
 

@@ -35,14 +35,15 @@ export class Reserver {
 
   /** `shares`: the call's priority class, share_ppm per limit in plan order ('' = whole capacity); undefined: none. */
   reserve(t: Target, costs: readonly number[], ttlMs: number, shares?: readonly string[]): Promise<Reserved> {
-    const call = reserveCall(this.plans, this.blocks, t.keys, costs, ttlMs, shares);
+    const tiers = this.shape.tiers;
+    const call = reserveCall(this.plans, this.blocks, t.keys, costs, ttlMs, shares, undefined, tiers);
     const answer = (r: readonly number[], source: 'redis' | 'fallback'): Reserved => {
       const d = this.shape.decode.items(r, this.offset, source);
       return { ...d, handle: d.allowed ? call.handle : null };
     };
     const onTwin = () => {
-      const { args, items } = reserveOnTwin(this.plans, this.blocks, costs, ttlMs, shares);
-      return answer(this.fallback.twin.runParsed(b.reserveScript, call.keys, args, items), 'fallback');
+      const { args, items } = reserveOnTwin(this.plans, this.blocks, costs, ttlMs, shares, tiers);
+      return answer(this.fallback.twin.runParsed(tiers ? b.tiersReserveScript : b.reserveScript, call.keys, args, items), 'fallback');
     };
     if (!this.path) return Promise.resolve().then(onTwin);
     return this.path.run(call.def, call.keys, call.argv, t.slot).then(
@@ -53,9 +54,10 @@ export class Reserver {
 
   /** Commits (actuals per limit; undefined keeps a limit's estimate) or cancels: once, and says so. */
   settle(handle: string, mode: 'commit' | 'cancel', actuals: readonly (number | undefined)[] | null, options: SettleOptions): Promise<SettleOutcome> {
-    const call = settleCall(handle, mode, actuals, { ...options, nowMs: reserveNowMs(this.plans) });
+    const tiers = this.shape.tiers !== null;
+    const call = settleCall(handle, mode, actuals, { ...options, nowMs: reserveNowMs(this.plans), ...(tiers ? { tiersCount: this.plans.length } : {}) });
     const slot = this.cluster ? hashSlot(call.keys[0]!) : -1;
-    const onTwin = () => settledOrThrow(decodeSettle(this.fallback.twin.runParsed(b.settleScript, call.keys, ...spread(settleOnTwin(call))), this.names), handle);
+    const onTwin = () => settledOrThrow(decodeSettle(this.fallback.twin.runParsed(call.def, call.keys, ...spread(settleOnTwin(call))), this.names), handle);
     if (!this.path) return Promise.resolve().then(onTwin);
     // Its own refund announcement comes back to this instance too (it only costs a deny-cache
     // entry of this subject): which keys settle changes is known only to the script.
@@ -65,7 +67,7 @@ export class Reserver {
         if (isCallerError(err)) throw err;
         // A reservation taken from the fallback during the outage settles there; one Redis holds
         // cannot be settled now, and the caller must know it did not land.
-        const there = decodeSettle(this.fallback.twin.runParsed(b.settleScript, call.keys, ...spread(settleOnTwin(call))), this.names);
+        const there = decodeSettle(this.fallback.twin.runParsed(call.def, call.keys, ...spread(settleOnTwin(call))), this.names);
         if (there.status !== 'unknown') return settledOrThrow(there, handle);
         return unavailable(mode)(err);
       },

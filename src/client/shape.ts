@@ -45,7 +45,7 @@ export class Shape {
    * Layout 'subject' with several limits: every limit of a subject in its one key, decided by the
    * tiers scripts (its specs as sent, and with the fallback's sizes for the twin); null: a key per limit.
    */
-  private readonly tiers: { readonly specs: string; readonly fallbackSpecs: string } | null;
+  readonly tiers: { readonly specs: string; readonly fallbackSpecs: string } | null;
   private readonly twinBlock: ArgValues = { algo: 'block', limit: 1, cost: 1, offset_ms: 0 };
   /** Where each call's first limit result sits in its reply (from the script headers). */
   private readonly at: { readonly consume: number; readonly peek: number; readonly multi: number; readonly multiPeek: number; readonly tiers: number; readonly tiersPeek: number };

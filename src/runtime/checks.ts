@@ -60,11 +60,13 @@ export const checks = {
       tiersList(script, 'shares', d.shares, count, 1_000_000, i + 1);
       for (let j = 0; j < count; j++) maxima[j] = Math.max(maxima[j]!, costs ? costs[j]! : 1);
     });
-    const limits = parseMultiBatchSpecs(script, count, specs);
-    limits.forEach((l, j) => checkItem(script, { ...l, cost: maxima[j]! }, j + 1));
-    limits.forEach((l, j) => {
-      if (!TIERS_ALGOS.has(l.algo)) throw new InvalidArgumentError(script, 'specs', `specs[${j + 1}] is ${l.algo}: a subject's key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only`);
-    });
+    checkTiersCosts(script, count, specs, maxima);
+  },
+
+  /** What rl_check_tiers_items does in Lua (tiers_reserve: one group per limit), with its messages. */
+  tiersItems(script: string, count: number, specs: string, items: readonly { cost?: number }[]): void {
+    if (items.length !== count) throw new InvalidArgumentError(script, 'limits', `${items.length} limit group(s) for ${count} spec(s)`);
+    checkTiersCosts(script, count, specs, items.map((it) => it.cost ?? 1));
   },
 
   /** What rl_check_batch_spec does in Lua: the shared limit, checked with the largest cost. */
@@ -77,6 +79,15 @@ export const checks = {
 
 /** The algorithms a subject's key can hold (lib/tiers: one string state each). */
 export const TIERS_ALGOS: ReadonlySet<string> = new Set(['gcra', 'token_bucket', 'fixed_window', 'sliding_window', 'quota']);
+
+/** rl_check_tiers_costs: the specs valid for the largest cost of each limit, each an algorithm one key can hold. */
+function checkTiersCosts(script: string, count: number, specs: string, maxima: readonly number[]): void {
+  const limits = parseMultiBatchSpecs(script, count, specs);
+  limits.forEach((l, j) => checkItem(script, { ...l, cost: maxima[j]! }, j + 1));
+  limits.forEach((l, j) => {
+    if (!TIERS_ALGOS.has(l.algo)) throw new InvalidArgumentError(script, 'specs', `specs[${j + 1}] is ${l.algo}: a subject's key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only`);
+  });
+}
 
 /**
  * rl_tiers_list: `raw` ("1,250,1") as `count` integers in 0..max; undefined when omitted (''),
