@@ -86,6 +86,8 @@ const checkFns: Record<string, (script: string, values: unknown[]) => void> = {
   batch_spec: (s, [algo, limit, period, burst, offset, unit, decisions]) =>
     checks.batchSpec(s, algo as string, limit as number, period as number | undefined, burst as number, offset as number, unit as string | undefined, decisions as { cost?: number }[]),
   multi_batch_specs: (s, [count, specs, items]) => checks.multiBatchSpecs(s, count as number, specs as string, items as { cost?: number }[]),
+  tiers_specs: (s, [count, specs, decisions]) => checks.tiersSpecs(s, count as number, specs as string, decisions as { costs?: string; shares?: string }[]),
+  tiers_items: (s, [count, specs, items]) => checks.tiersItems(s, count as number, specs as string, items as { cost?: number }[]),
   multi_items: (s, [items]) =>
     checks.multiItems(
       s,

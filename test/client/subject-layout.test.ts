@@ -1,0 +1,140 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { createRateLimiter, InvalidConfigError, type Decision, type LimitSpec, type RateLimiter } from '../../src/index.js';
+import { ioredis, uniquePrefix } from '../support/redis.js';
+
+// layout: 'subject' keeps every limit of a subject in one key (the tiers scripts). What a caller
+// sees must not change: the same calls on a limiter of each layout, on the same clock, give the
+// same decisions, refunds and resets; only the keys differ (one per subject instead of one per
+// limit). Deadlines are not what these tests are about (a generous timeoutMs).
+let redis: Redis;
+beforeAll(() => {
+  redis = ioredis();
+});
+afterAll(() => redis.quit());
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const T0 = Date.UTC(2026, 11, 2, 23, 58, 30); // a day's end within reach: the quota resets during the test
+const tiers: LimitSpec[] = [
+  { name: 'm', algo: 'gcra', limit: 5, periodMs: MIN, burst: 3 },
+  { name: 'h', algo: 'sliding_window', limit: 12, periodMs: HOUR },
+  { name: 'd', algo: 'quota', limit: 20, unit: 'day' },
+  { name: 'f', algo: 'fixed_window', limit: 7, periodMs: 10 * MIN, offsetMs: 1_000 },
+  { name: 't', algo: 'token_bucket', limit: 4, periodMs: MIN, burst: 6 },
+];
+
+/** What a caller reads of a decision (its source aside). */
+const seen = (d: Decision) => ({ allowed: d.allowed, deniedBy: d.deniedBy, limitName: d.limitName, remaining: d.remaining, resetAfterMs: d.resetAfterMs, retryAfterMs: d.retryAfterMs, limits: d.limits });
+
+function pair(name: string, extra: Record<string, unknown> = {}) {
+  const clock = { now: T0 };
+  const prefix = uniquePrefix(`${name}-subject`);
+  const make = (layout: 'per-limit' | 'subject', p: string) =>
+    createRateLimiter({ redis, prefix: p, limits: tiers, denyCache: false, sendClock: true, clock: () => clock.now, timeoutMs: 10_000, layout, ...extra } as never);
+  return { clock, prefix, perLimit: make('per-limit', uniquePrefix(`${name}-per-limit`)), subject: make('subject', prefix) };
+}
+
+/** A small deterministic PRNG (xorshift32). */
+function rng(seed: number) {
+  let x = seed >>> 0 || 1;
+  return (n: number) => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+}
+
+async function same(a: RateLimiter, b: RateLimiter, op: (rl: RateLimiter) => Promise<Decision>): Promise<Decision> {
+  const [x, y] = await Promise.all([op(a), op(b)]);
+  expect(seen(y)).toEqual(seen(x));
+  return y;
+}
+
+describe("layout: 'subject'", () => {
+  for (const coalesce of [true, false]) {
+    it(`decides as a key per limit would, call for call (coalesce ${coalesce}): limit, peek, refund, reset`, async () => {
+      const { clock, prefix, perLimit, subject } = pair(`same-${coalesce}`, { coalesce });
+      const next = rng(coalesce ? 7 : 11);
+      const ids = ['a', 'b', 'c'];
+      let denied = 0;
+      for (let step = 0; step < 160; step++) {
+        const id = ids[next(ids.length)]!;
+        const r = next(20);
+        if (r < 12) {
+          // A turn of several calls (coalesced into one tiers call when coalescing), costs per limit.
+          const calls = 1 + next(4);
+          const costs = Array.from({ length: calls }, () => (next(3) === 0 ? { m: 1, h: 1, d: next(4), f: 1, t: next(3) } : 1));
+          const [xs, ys] = await Promise.all([Promise.all(costs.map((cost) => perLimit.limit(id, { cost }))), Promise.all(costs.map((cost) => subject.limit(id, { cost })))]);
+          expect(ys.map(seen)).toEqual(xs.map(seen));
+          denied += xs.filter((d) => !d.allowed).length;
+        } else if (r < 15) {
+          const cost = next(3);
+          await same(perLimit, subject, (rl) => rl.peek(id, { cost }));
+        } else if (r < 17) {
+          if (next(2) === 0) {
+            const cost = next(2) === 0 ? 1 : { d: 2, t: 1 };
+            await Promise.all([perLimit.refund(id, { cost }), subject.refund(id, { cost })]);
+          } else {
+            // Reserve an estimate, then commit an actual (above or below it) or cancel.
+            const estimate = { m: 1, h: 1, d: 1 + next(4), f: 1, t: 1 };
+            const [x, y] = await Promise.all([perLimit.reserve(id, { cost: estimate }), subject.reserve(id, { cost: estimate })]);
+            expect(seen(y)).toEqual(seen(x));
+            expect(y.handle === null).toBe(x.handle === null);
+            if (x.handle !== null && y.handle !== null) {
+              const how = next(3);
+              const actual = { d: next(7), t: next(3) };
+              const settle = (rl: RateLimiter, h: string) => (how === 0 ? rl.cancel(h) : rl.commit(h, actual, { overage: how === 1 ? 'debt' : 'cap' }));
+              const [sx, sy] = await Promise.all([settle(perLimit, x.handle), settle(subject, y.handle)]);
+              expect(sy).toEqual(sx);
+            }
+          }
+        } else if (r < 18) {
+          const options = next(2) === 0 ? {} : { limits: [['m', 'h', 'd', 'f', 't'][next(5)]!] };
+          await Promise.all([perLimit.reset(id, options), subject.reset(id, options)]);
+        } else {
+          clock.now += [1_000, 7_000, 45_000, 10 * MIN, 40 * MIN][next(5)]!;
+        }
+      }
+      expect(denied).toBeGreaterThan(10); // the limits were reached, not only admitted
+      // One key per subject that holds state, none per limit (besides reservation records).
+      const keys = (await redis.keys(`${prefix}:*`)).filter((k) => !k.includes(':!rsv:'));
+      expect(keys.length).toBeGreaterThan(0);
+      for (const k of keys) expect(k).toMatch(/:\{[abc]\}:m\+h\+d\+f\+t$/);
+      await Promise.all([perLimit.close(), subject.close()]);
+    });
+  }
+
+  it('keeps one key per subject, expiring when its last limit would be full again', async () => {
+    const prefix = uniquePrefix('one-key');
+    const rl = createRateLimiter({ redis, prefix, limits: tiers.slice(0, 3), layout: 'subject', denyCache: false, timeoutMs: 10_000 });
+    for (const id of ['x', 'y']) expect((await rl.limit(id)).allowed).toBe(true);
+    const keys = (await redis.keys(`${prefix}:*`)).sort();
+    expect(keys).toEqual([`${prefix}:{x}:m+h+d`, `${prefix}:{y}:m+h+d`]);
+    const d = await rl.peek('x');
+    const longest = Math.max(...d.limits.map((l) => l.resetAfterMs));
+    const pttl = await redis.pttl(`${prefix}:{x}:m+h+d`);
+    expect(pttl).toBeGreaterThan(longest - 1_000);
+    expect(pttl).toBeLessThanOrEqual(longest + 1_000);
+    // Every limit reset: the key goes.
+    await rl.reset('x');
+    expect(await redis.exists(`${prefix}:{x}:m+h+d`)).toBe(0);
+    await rl.close();
+  });
+
+  it('refuses what one key cannot hold, at construction', async () => {
+    const base = { redis, prefix: uniquePrefix('refuse'), layout: 'subject' as const };
+    expect(() => createRateLimiter({ ...base, limits: [tiers[0]!, { name: 'l', algo: 'sliding_log', limit: 3, periodMs: MIN }] })).toThrow(InvalidConfigError);
+    expect(() => createRateLimiter({ ...base, limits: [tiers[0]!, { name: 'o', algo: 'quota', limit: 3, unit: 'day', scope: 'org' }] })).toThrow(/keyed by scope org/);
+    expect(() => createRateLimiter({ ...base, limits: [tiers[0]!, { name: 'c', algo: 'concurrency', limit: 3 }] })).toThrow(InvalidConfigError);
+    expect(() => createRateLimiter({ ...base, limits: tiers.slice(0, 2), blocks: true })).toThrow(/blocks/);
+    expect(() => createRateLimiter({ ...base, limits: tiers.slice(0, 2), layout: 'one-key' as never })).toThrow(/layout must be/);
+    // One limit: the subject's key is that limit's key, whatever the layout.
+    const onePrefix = uniquePrefix('one');
+    const one = createRateLimiter({ ...base, prefix: onePrefix, limits: [tiers[0]!] });
+    await one.limit('z');
+    expect(await redis.keys(`${onePrefix}:*`)).toEqual([`${onePrefix}:{z}:m`]);
+    await one.close();
+  });
+});
