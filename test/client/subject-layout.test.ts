@@ -59,21 +59,21 @@ describe("layout: 'subject'", () => {
       const next = rng(coalesce ? 7 : 11);
       const ids = ['a', 'b', 'c'];
       let denied = 0;
-      for (let step = 0; step < 160; step++) {
+      for (let step = 0; step < 240; step++) {
         const id = ids[next(ids.length)]!;
         const r = next(20);
-        if (r < 12) {
+        if (r < 10) {
           // A turn of several calls (coalesced into one tiers call when coalescing), costs per limit.
           const calls = 1 + next(4);
           const costs = Array.from({ length: calls }, () => (next(3) === 0 ? { m: 1, h: 1, d: next(4), f: 1, t: next(3) } : 1));
           const [xs, ys] = await Promise.all([Promise.all(costs.map((cost) => perLimit.limit(id, { cost }))), Promise.all(costs.map((cost) => subject.limit(id, { cost })))]);
           expect(ys.map(seen)).toEqual(xs.map(seen));
           denied += xs.filter((d) => !d.allowed).length;
-        } else if (r < 15) {
+        } else if (r < 12) {
           const cost = next(3);
           await same(perLimit, subject, (rl) => rl.peek(id, { cost }));
         } else if (r < 17) {
-          if (next(2) === 0) {
+          if (r < 14) {
             const cost = next(2) === 0 ? 1 : { d: 2, t: 1 };
             await Promise.all([perLimit.refund(id, { cost }), subject.refund(id, { cost })]);
           } else {
@@ -84,7 +84,7 @@ describe("layout: 'subject'", () => {
             expect(y.handle === null).toBe(x.handle === null);
             if (x.handle !== null && y.handle !== null) {
               const how = next(3);
-              const actual = { d: next(7), t: next(3) };
+              const actual = { d: next(9), t: next(9), m: next(5) };
               const settle = (rl: RateLimiter, h: string) => (how === 0 ? rl.cancel(h) : rl.commit(h, actual, { overage: how === 1 ? 'debt' : 'cap' }));
               const [sx, sy] = await Promise.all([settle(perLimit, x.handle), settle(subject, y.handle)]);
               expect(sy).toEqual(sx);
