@@ -22,7 +22,10 @@
  * INFO's used_memory delta over those subjects divided by their number.
  *
  * BENCH_DECISIONS (N, default 3072), BENCH_POOL (default 2000), BENCH_CELLS (comma list of cell
- * numbers), BENCH_SECTIONS (instructions,memory).
+ * numbers), BENCH_LIBRARY (a Functions library file to measure instead of the generated one),
+ * BENCH_SECTIONS (instructions,memory; `profile`: for each of BENCH_CELLS, one
+ * callgrind run whose counters are zeroed after the warm-up, so its file holds N decisions
+ * alone; its top functions by inclusive count are printed, the file kept for callgrind_annotate).
  */
 import { Redis } from 'ioredis';
 import { functionsLibrary, multiBatchScript, replyLayouts, tiersScript } from '../generated/index.js';
@@ -30,7 +33,11 @@ import type { ScriptDef } from '../src/runtime/index.js';
 import type { LimitSpec } from '../src/client/config.js';
 import { compileLimit } from '../src/client/plan.js';
 import { Shape } from '../src/client/shape.js';
-import { startLocalRedis } from '../devtools/local-redis.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, redisServerBinary, startLocalRedis, waitForPing } from '../devtools/local-redis.js';
 import { instructionsOf } from './callgrind.js';
 
 const N = Number(process.env.BENCH_DECISIONS ?? 3072);
@@ -42,6 +49,8 @@ const SEED = 0x2545f491;
 const TRANSPORTS = (process.env.BENCH_TRANSPORT ?? 'fcall,evalsha').split(',') as ('fcall' | 'evalsha')[];
 const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'instructions,memory').split(','));
 const PREFIX = 'rl';
+/** BENCH_LIBRARY: a Functions library file to load instead of generated/functions/redlimit.lua (a variant under test; FCALL only). */
+const LIBRARY = process.env.BENCH_LIBRARY ? readFileSync(process.env.BENCH_LIBRARY, 'utf8') : functionsLibrary;
 
 // bench:compare's limits (its "3 tiers" contender).
 const LIMIT = 1_000_000;
@@ -160,7 +169,7 @@ type Send = (c: Call) => Promise<unknown>;
 
 async function transport(redis: Redis, kind: 'fcall' | 'evalsha'): Promise<Send> {
   if (kind === 'fcall') {
-    await redis.call('FUNCTION', 'LOAD', 'REPLACE', functionsLibrary);
+    await redis.call('FUNCTION', 'LOAD', 'REPLACE', LIBRARY);
     return (c) => redis.call('FCALL', `redlimit_${c.def.name}_v${c.def.version}`, c.keys.length, ...c.keys, ...c.argv);
   }
   const shas = new Map<ScriptDef, string>();
@@ -248,6 +257,9 @@ async function instructions(): Promise<void> {
       const to = c.versus === undefined ? '' : `  cell ${c.versus}`;
       console.log(`${c.n}. ${c.name}`.padEnd(56) + fmtInt(v).padStart(16) + ratio.padStart(9) + to);
     }
+    for (const [a, b] of [[5, 3], [6, 4]] as const) {
+      if (counts.has(a) && counts.has(b)) console.log(`one key / per-limit keys, cell ${a} / cell ${b}: ${(counts.get(a)! / counts.get(b)!).toFixed(3)}x`);
+    }
   }
   console.log('\nchecks:');
   for (const line of checks) console.log(`  ${line}`);
@@ -300,8 +312,44 @@ async function memory(): Promise<void> {
   }
 }
 
+// --- profile -------------------------------------------------------------------------------------
+
+async function profile(): Promise<void> {
+  const wanted = (process.env.BENCH_CELLS ?? '4,6').split(',').map(Number);
+  const kind = TRANSPORTS[0]!;
+  const dir = mkdtempSync(join(tmpdir(), 'redlimit-tiers-profile-'));
+  for (const cell of CELLS.filter((c) => wanted.includes(c.n))) {
+    const out = join(dir, `cell${cell.n}-${kind}.out`);
+    const port = await freePort();
+    const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, '--toggle-collect=processInputBuffer', redisServerBinary()!, '--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    await waitForPing(port, 60_000);
+    const redis = new Redis(port, { autoResendUnfulfilledCommands: false });
+    redis.on('error', () => {});
+    const send = await transport(redis, kind);
+    await decideAll(send, cell, pool);
+    spawnSync('callgrind_control', ['-z', String(child.pid)]);
+    await decideAll(send, cell, draws(N));
+    await redis.call('SHUTDOWN', 'NOSAVE').catch(() => {});
+    redis.disconnect();
+    await exited;
+    const total = Number(/^summary: (\d+)/m.exec(spawnSync('sh', ['-c', `cat ${out}*`], { encoding: 'utf8' }).stdout)?.[1] ?? NaN);
+    console.log(`\n## Profile, cell ${cell.n} (${cell.name}), ${kind}: ${N} decisions after the warm-up, ${fmtInt(total / N)} instructions per decision; ${out}`);
+    for (const inclusive of ['no', 'yes']) {
+      console.log(inclusive === 'no' ? 'self instructions per decision, top functions:' : 'inclusive instructions per decision, top functions:');
+      const annotated = spawnSync('callgrind_annotate', [`--inclusive=${inclusive}`, '--threshold=99', out], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout;
+      const rows = annotated.split('\n').filter((l) => /^\s*[\d,]+ \(/.test(l) && !/PROGRAM TOTALS|below main|libc_start|csu\/|aeMain|\?\?\?:main |ld-linux/.test(l));
+      for (const l of rows.slice(0, Number(process.env.BENCH_PROFILE_TOP ?? 30))) {
+        const m = /^\s*([\d,]+) \(\s*([\d.]+)%\)\s+(.*)$/.exec(l);
+        if (m) console.log(`${fmtInt(Number(m[1]!.replace(/,/g, '')) / N).padStart(9)} ${m[2]!.padStart(6)}%  ${m[3]!.replace(/ \[[^\]]*\]$/, '')}`);
+      }
+    }
+  }
+}
+
 const started = Date.now();
 console.log(`# bench/tiers — ${new Date().toISOString()}`);
 if (SECTIONS.has('instructions')) await instructions();
 if (SECTIONS.has('memory')) await memory();
+if (SECTIONS.has('profile')) await profile();
 console.log(`\n(${((Date.now() - started) / 1000).toFixed(0)} s)`);
