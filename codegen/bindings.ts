@@ -79,6 +79,8 @@ export function renderBinding(rootDir: string, def: ScriptDef, file: string): st
       returns: each.returns.map((r, i) => ({ ...r, tsType: tsReturnType(r), decode: decodeExpr(r, `o + ${i}`) })),
       stride: each.returns.length,
       offset: def.returns.length,
+      // Each item's reply is `per` results (an int argument's value), one per limit.
+      per: each.per ? camelCase(each.per) : undefined,
     },
     checks: def.checks.map((c) => ({ fn: camelCase(c.name), argExprs: c.args.map((n) => valueExpr(def, n)).join(', ') })),
     keysRepeat: def.keys.some((k) => k.repeats === true),

@@ -92,7 +92,7 @@ export function manifest(pkg: { name: string; version: string }, scripts: Compil
       args: def.args.map(manifestArg),
       returns: def.returns.map(({ name, type, doc }) => ({ name, type, doc })),
       checks: def.checks.map(({ name, args, doc }) => ({ name, args, doc })),
-      ...(def.each ? { each: { name: def.each.name, args: def.each.args.map(manifestArg), returns: def.each.returns.map(({ name, type, doc }) => ({ name, type, doc })) } } : {}),
+      ...(def.each ? { each: { name: def.each.name, ...(def.each.per ? { per: def.each.per } : {}), args: def.each.args.map(manifestArg), returns: def.each.returns.map(({ name, type, doc }) => ({ name, type, doc })) } } : {}),
       // Redis script flags besides no-writes (readOnly), as its shebang declares them.
       ...(def.flags ? { flags: def.flags } : {}),
     })),

@@ -15,7 +15,7 @@ export interface ScriptHeader {
   args: ArgSpec[];
   returns: ReturnSpec[];
   checks: CheckSpec[];
-  each?: { name: string; args: ArgSpec[]; returns: ReturnSpec[] };
+  each?: { name: string; args: ArgSpec[]; returns: ReturnSpec[]; per?: string };
 }
 
 const NAME = /^[a-z][a-z0-9_]*$/;
@@ -89,11 +89,16 @@ export function parseHeader(file: string, text: string, expectedName: string): S
         if (header.each) fail('@arg must come before @each');
         header.args.push(parseArg(rest, fail));
         break;
-      case 'each':
-        if (!NAME.test(rest)) fail('@each wants the list name, e.g. "@each limits"');
+      case 'each': {
+        // "@each decisions per=count": each item's reply is `count` results (an int argument's
+        // value), one per limit (tiers: a key holds every limit), not one.
+        const em = /^(\w+)(?:\s+per=(\w+))?$/.exec(rest);
+        if (!em || !NAME.test(em[1]!)) fail('@each wants the list name, e.g. "@each limits" (or "@each decisions per=count")');
         // With a variadic last key, one item per key; without, items are counted from ARGV.
-        header.each = { name: rest, args: [], returns: [] };
+        header.each = { name: em![1]!, args: [], returns: [], ...(em![2] ? { per: em![2] } : {}) };
+        if (em![2] && !header.args.some((a) => a.name === em![2] && a.type === 'int' && a.required)) fail(`@each ${em![1]} per=${em![2]}: ${em![2]} must be a required int @arg declared before it`);
         break;
+      }
       case 'group':
         if (!header.each) fail('@group needs an @each before it');
         header.each!.args.push(parseArg(rest, fail));

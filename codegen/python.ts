@@ -66,10 +66,14 @@ function resultClasses(def: ScriptDef): string {
     const item = pyResultClass(def.name, true);
     out.push(`@dataclass(frozen=True)\nclass ${item}:\n    ${pyString(`One item of ${def.name}'s ${def.each.name} (@return_each).`)}\n\n${fields(def.each.returns)}`);
     const list = field(def.name, def.each.name);
+    const per = def.each.per !== undefined;
     out.push(
       `@dataclass(frozen=True)\nclass ${cls}:\n    ${pyString(`${def.name} v${def.version}'s reply (scripts-lua/${def.name}.lua).`)}\n\n${fields(def.returns)}` +
-        `    ${list}: List[${item}]\n    ${pyString(`One per item of ${def.each.name}, in order.`)}\n\n` +
-        `    @classmethod\n    def from_reply(cls, reply):\n        return cls(**{**reply, ${pyString(list)}: [${item}(**x) for x in reply[${pyString(list)}]]})\n`,
+        (per
+          ? `    ${list}: List[List[${item}]]\n    ${pyString(`Per item of ${def.each.name}, in order: its ${def.each.per} results (one per limit).`)}\n\n` +
+            `    @classmethod\n    def from_reply(cls, reply):\n        return cls(**{**reply, ${pyString(list)}: [[${item}(**x) for x in xs] for xs in reply[${pyString(list)}]]})\n`
+          : `    ${list}: List[${item}]\n    ${pyString(`One per item of ${def.each.name}, in order.`)}\n\n` +
+            `    @classmethod\n    def from_reply(cls, reply):\n        return cls(**{**reply, ${pyString(list)}: [${item}(**x) for x in reply[${pyString(list)}]]})\n`),
     );
   } else {
     out.push(

@@ -56,7 +56,7 @@ export function verifyBinding(def: ScriptDef, path: string, text: string): strin
   }
   const expectedReturns = [
     ...def.returns.map((r) => `${r.prop}:${tsReturnType(r)}`),
-    ...(def.each ? [`${camelCase(def.each.name)}:${pascal}ItemResult[]`] : []),
+    ...(def.each ? [`${camelCase(def.each.name)}:${pascal}ItemResult[]${def.each.per ? '[]' : ''}`] : []),
   ];
   const actualReturns = resultIface!.getProperties().map((p) => `${p.getName()}:${p.getTypeNode()?.getText()}`);
   if (expectedReturns.join(',') !== actualReturns.join(',')) {

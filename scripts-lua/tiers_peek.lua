@@ -7,7 +7,7 @@
 --- @arg specs string required maxlen=2048 The limits, `;`-separated, each `algo,limit,period_ms,burst,offset_ms,unit` with empty fields for what an algo does not take (e.g. `gcra,60,60000,10,,;sliding_window,600,3600000,,,;quota,5000,,,0,day`), as multi_batch takes them.
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
 --- @arg tz_rules string optional maxlen=16384 Time zones of quota specs: one entry per spec (limit), in order, `|`-separated, each empty (the limit keeps its offset_ms) or a time zone's rules, "off0;t1:off1;..." in ms (src/client/time-zone.ts builds them from an IANA zone; at most 1024 bytes each). Empty: no zones. A rule for a limit that is not quota, or a count of entries other than count, is refused (BADARG).
---- @each decisions
+--- @each decisions per=count
 --- @group costs string optional maxlen=512 Units each limit takes, `count` comma-separated integers in specs order (e.g. `1,1,250`: a request, and 250 tokens of a tokens-per-day quota); each 0..1e15 (1e9 but for quota). Empty: 1 each.
 --- @group shares string optional maxlen=256 Priority class per limit: `count` comma-separated share_ppm values (0..1000000: the share of the limit's capacity the call may use; the limit admits only if capacity - floor(capacity * share_ppm / 1e6) units are left after it). Empty: no class (1000000 each).
 --- @check tiers_specs count specs decisions

@@ -6,7 +6,7 @@
 --- @arg specs string required maxlen=2048 The limits, as tiers takes them.
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
 --- @arg tz_rules string optional maxlen=16384 Time zones of quota specs, as tiers takes them.
---- @each refunds
+--- @each refunds per=count
 --- @group costs string required maxlen=512 Units to give back to each limit: `count` comma-separated integers in specs order (0: that limit is left as it is).
 --- @check tiers_specs count specs refunds
 --- @return now_ms int The clock reading (ms) the refunds used.

@@ -2119,6 +2119,8 @@ local function rl_check_tiers_costs(script, count, specs, costs)
   for j = 1, count do
     local algo = limits[j].algo
     if not RL_TIERS_ALGOS[algo] then
+      -- Not this call's limits after all: nothing handed over to the next.
+      rl_specs_checked, rl_specs_checked_for = nil, nil
       rl_fail(script, string.format('specs[%d] is %s: a subject\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))
     end
   end
@@ -3907,4 +3909,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '0c9a79170ddfe34a0c8286f76bb73e76c2300848' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '5654b01b0cac7fc863f675a0b67f89a4437f1556' end }

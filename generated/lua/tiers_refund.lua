@@ -6,7 +6,7 @@
 --- @arg specs string required maxlen=2048 The limits, as tiers takes them.
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
 --- @arg tz_rules string optional maxlen=16384 Time zones of quota specs, as tiers takes them.
---- @each refunds
+--- @each refunds per=count
 --- @group costs string required maxlen=512 Units to give back to each limit: `count` comma-separated integers in specs order (0: that limit is left as it is).
 --- @check tiers_specs count specs refunds
 --- @return now_ms int The clock reading (ms) the refunds used.
@@ -1369,6 +1369,8 @@ local function rl_check_tiers_costs(script, count, specs, costs)
   for j = 1, count do
     local algo = limits[j].algo
     if not RL_TIERS_ALGOS[algo] then
+      -- Not this call's limits after all: nothing handed over to the next.
+      rl_specs_checked, rl_specs_checked_for = nil, nil
       rl_fail(script, string.format('specs[%d] is %s: a subject\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))
     end
   end

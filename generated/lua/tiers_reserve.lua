@@ -1276,6 +1276,8 @@ local function rl_check_tiers_costs(script, count, specs, costs)
   for j = 1, count do
     local algo = limits[j].algo
     if not RL_TIERS_ALGOS[algo] then
+      -- Not this call's limits after all: nothing handed over to the next.
+      rl_specs_checked, rl_specs_checked_for = nil, nil
       rl_fail(script, string.format('specs[%d] is %s: a subject\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))
     end
   end

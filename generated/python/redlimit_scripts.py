@@ -4017,7 +4017,7 @@ MANIFEST = json.loads(
     "    {\n"
     "      \"name\": \"tiers\",\n"
     "      \"version\": 1,\n"
-    "      \"sha1\": \"dafd92ba69606ecaffab007eae3903ff0811198f\",\n"
+    "      \"sha1\": \"b03dbf1374bd277f1811e99484be7ec1898edc79\",\n"
     "      \"file\": \"generated/lua/tiers.lua\",\n"
     "      \"summary\": \"Many decisions over the same limits, each subject's limits held in ONE key (lib/tiers): per decision one GET and at most one SET whatever the number of limits, so minute/hour/day tiers cost Redis little more than one limit. Each decision is all-or-nothing over its limits, decided in order exactly as multi would decide them on per-limit keys (same replies; a key given twice is decided twice, in order). Limits of algo gcra, token_bucket, fixed_window, sliding_window and quota only (their state is one string). A decision whose key holds another Redis type or a value that is not these limits' states fails alone (its marker in the reply; nothing of it written). The key's value is the limits' states in `specs` order, `|`-separated, each in its single-limit script's self-describing form (empty: full); it expires when its last state would.\",\n"
     "      \"readOnly\": false,\n"
@@ -4085,6 +4085,7 @@ MANIFEST = json.loads(
     "      ],\n"
     "      \"each\": {\n"
     "        \"name\": \"decisions\",\n"
+    "        \"per\": \"count\",\n"
     "        \"args\": [\n"
     "          {\n"
     "            \"name\": \"costs\",\n"
@@ -4130,7 +4131,7 @@ MANIFEST = json.loads(
     "    {\n"
     "      \"name\": \"tiers_peek\",\n"
     "      \"version\": 1,\n"
-    "      \"sha1\": \"71670c742abb8be67e4b54a346f0bcfd84609df1\",\n"
+    "      \"sha1\": \"9175815c476813b8f1ed2107999fbc6f2c4f8f14\",\n"
     "      \"file\": \"generated/lua/tiers_peek.lua\",\n"
     "      \"summary\": \"Read-only tiers: what a tiers call would answer now for each key, without taking anything (as multi_peek answers for per-limit keys). Runs with EVALSHA_RO and on replicas.\",\n"
     "      \"readOnly\": true,\n"
@@ -4198,6 +4199,7 @@ MANIFEST = json.loads(
     "      ],\n"
     "      \"each\": {\n"
     "        \"name\": \"decisions\",\n"
+    "        \"per\": \"count\",\n"
     "        \"args\": [\n"
     "          {\n"
     "            \"name\": \"costs\",\n"
@@ -4243,7 +4245,7 @@ MANIFEST = json.loads(
     "    {\n"
     "      \"name\": \"tiers_refund\",\n"
     "      \"version\": 1,\n"
-    "      \"sha1\": \"c1b68a16afc19daf0c2e571f3789203be3978e5b\",\n"
+    "      \"sha1\": \"de830b2334b62d79824cab5b58b358687a6c3bb7\",\n"
     "      \"file\": \"generated/lua/tiers_refund.lua\",\n"
     "      \"summary\": \"Gives units back to the limits of subjects' keys as tiers holds them (one key per subject, lib/tiers): each limit gets its cost back, never above full, as its single-limit refund script would give it. What a caller runs when work it was admitted for did not happen, or cost less.\",\n"
     "      \"readOnly\": false,\n"
@@ -4311,6 +4313,7 @@ MANIFEST = json.loads(
     "      ],\n"
     "      \"each\": {\n"
     "        \"name\": \"refunds\",\n"
+    "        \"per\": \"count\",\n"
     "        \"args\": [\n"
     "          {\n"
     "            \"name\": \"costs\",\n"
@@ -4338,7 +4341,7 @@ MANIFEST = json.loads(
     "    {\n"
     "      \"name\": \"tiers_reserve\",\n"
     "      \"version\": 1,\n"
-    "      \"sha1\": \"23e719fa30a2ad4e6c16ac551138e79d55372ba3\",\n"
+    "      \"sha1\": \"bfeda00a4d4023174e381e4fd6a5a5c50d858aff\",\n"
     "      \"file\": \"generated/lua/tiers_reserve.lua\",\n"
     "      \"summary\": \"reserve for a subject's key as tiers holds it (lib/tiers): an estimate on every limit of the key, all-or-nothing as tiers decides, remembered under a reservation key until tiers_settle commits the actual or cancels (or the reservation expires and counts at its estimate). The record is reserve's (lib/reservation): the limits' parameters and estimates, each quota's calendar period, and the one state key; a replay of the same reservation while it lives is admitted again and takes nothing more.\",\n"
     "      \"readOnly\": false,\n"
@@ -23067,7 +23070,7 @@ _SOURCES = {
         "--- @arg specs string required maxlen=2048 The limits, `;`-separated, each `algo,limit,period_ms,burst,offset_ms,unit` with empty fields for what an algo does not take (e.g. `gcra,60,60000,10,,;sliding_window,600,3600000,,,;quota,5000,,,0,day`), as multi_batch takes them.\n"
         "--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).\n"
         "--- @arg tz_rules string optional maxlen=16384 Time zones of quota specs: one entry per spec (limit), in order, `|`-separated, each empty (the limit keeps its offset_ms) or a time zone's rules, \"off0;t1:off1;...\" in ms (src/client/time-zone.ts builds them from an IANA zone; at most 1024 bytes each). Empty: no zones. A rule for a limit that is not quota, or a count of entries other than count, is refused (BADARG).\n"
-        "--- @each decisions\n"
+        "--- @each decisions per=count\n"
         "--- @group costs string optional maxlen=512 Units each limit takes, `count` comma-separated integers in specs order (e.g. `1,1,250`: a request, and 250 tokens of a tokens-per-day quota); each 0..1e15 (1e9 but for quota). Empty: 1 each.\n"
         "--- @group shares string optional maxlen=256 Priority class per limit: `count` comma-separated share_ppm values (0..1000000: the share of the limit's capacity the call may use; the limit admits only if capacity - floor(capacity * share_ppm / 1e6) units are left after it). Empty: no class (1000000 each).\n"
         "--- @check tiers_specs count specs decisions\n"
@@ -24398,6 +24401,8 @@ _SOURCES = {
         "  for j = 1, count do\n"
         "    local algo = limits[j].algo\n"
         "    if not RL_TIERS_ALGOS[algo] then\n"
+        "      -- Not this call's limits after all: nothing handed over to the next.\n"
+        "      rl_specs_checked, rl_specs_checked_for = nil, nil\n"
         "      rl_fail(script, string.format('specs[%d] is %s: a subject\\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))\n"
         "    end\n"
         "  end\n"
@@ -24615,7 +24620,7 @@ _SOURCES = {
         "--- @arg specs string required maxlen=2048 The limits, `;`-separated, each `algo,limit,period_ms,burst,offset_ms,unit` with empty fields for what an algo does not take (e.g. `gcra,60,60000,10,,;sliding_window,600,3600000,,,;quota,5000,,,0,day`), as multi_batch takes them.\n"
         "--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).\n"
         "--- @arg tz_rules string optional maxlen=16384 Time zones of quota specs: one entry per spec (limit), in order, `|`-separated, each empty (the limit keeps its offset_ms) or a time zone's rules, \"off0;t1:off1;...\" in ms (src/client/time-zone.ts builds them from an IANA zone; at most 1024 bytes each). Empty: no zones. A rule for a limit that is not quota, or a count of entries other than count, is refused (BADARG).\n"
-        "--- @each decisions\n"
+        "--- @each decisions per=count\n"
         "--- @group costs string optional maxlen=512 Units each limit takes, `count` comma-separated integers in specs order (e.g. `1,1,250`: a request, and 250 tokens of a tokens-per-day quota); each 0..1e15 (1e9 but for quota). Empty: 1 each.\n"
         "--- @group shares string optional maxlen=256 Priority class per limit: `count` comma-separated share_ppm values (0..1000000: the share of the limit's capacity the call may use; the limit admits only if capacity - floor(capacity * share_ppm / 1e6) units are left after it). Empty: no class (1000000 each).\n"
         "--- @check tiers_specs count specs decisions\n"
@@ -25946,6 +25951,8 @@ _SOURCES = {
         "  for j = 1, count do\n"
         "    local algo = limits[j].algo\n"
         "    if not RL_TIERS_ALGOS[algo] then\n"
+        "      -- Not this call's limits after all: nothing handed over to the next.\n"
+        "      rl_specs_checked, rl_specs_checked_for = nil, nil\n"
         "      rl_fail(script, string.format('specs[%d] is %s: a subject\\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))\n"
         "    end\n"
         "  end\n"
@@ -26161,7 +26168,7 @@ _SOURCES = {
         "--- @arg specs string required maxlen=2048 The limits, as tiers takes them.\n"
         "--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).\n"
         "--- @arg tz_rules string optional maxlen=16384 Time zones of quota specs, as tiers takes them.\n"
-        "--- @each refunds\n"
+        "--- @each refunds per=count\n"
         "--- @group costs string required maxlen=512 Units to give back to each limit: `count` comma-separated integers in specs order (0: that limit is left as it is).\n"
         "--- @check tiers_specs count specs refunds\n"
         "--- @return now_ms int The clock reading (ms) the refunds used.\n"
@@ -27524,6 +27531,8 @@ _SOURCES = {
         "  for j = 1, count do\n"
         "    local algo = limits[j].algo\n"
         "    if not RL_TIERS_ALGOS[algo] then\n"
+        "      -- Not this call's limits after all: nothing handed over to the next.\n"
+        "      rl_specs_checked, rl_specs_checked_for = nil, nil\n"
         "      rl_fail(script, string.format('specs[%d] is %s: a subject\\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))\n"
         "    end\n"
         "  end\n"
@@ -28966,6 +28975,8 @@ _SOURCES = {
         "  for j = 1, count do\n"
         "    local algo = limits[j].algo\n"
         "    if not RL_TIERS_ALGOS[algo] then\n"
+        "      -- Not this call's limits after all: nothing handed over to the next.\n"
+        "      rl_specs_checked, rl_specs_checked_for = nil, nil\n"
         "      rl_fail(script, string.format('specs[%d] is %s: a subject\\'s key holds gcra, token_bucket, fixed_window, sliding_window and quota limits only', j, algo))\n"
         "    end\n"
         "  end\n"
@@ -32586,12 +32597,12 @@ class TiersResult:
 
     now_ms: int
     "The clock reading (ms) every decision of the call used."
-    decisions: List[TiersItemResult]
-    "One per item of decisions, in order."
+    decisions: List[List[TiersItemResult]]
+    "Per item of decisions, in order: its count results (one per limit)."
 
     @classmethod
     def from_reply(cls, reply):
-        return cls(**{**reply, "decisions": [TiersItemResult(**x) for x in reply["decisions"]]})
+        return cls(**{**reply, "decisions": [[TiersItemResult(**x) for x in xs] for xs in reply["decisions"]]})
 
 
 @dataclass(frozen=True)
@@ -32614,12 +32625,12 @@ class TiersPeekResult:
 
     now_ms: int
     "The clock reading (ms) every decision of the call used."
-    decisions: List[TiersPeekItemResult]
-    "One per item of decisions, in order."
+    decisions: List[List[TiersPeekItemResult]]
+    "Per item of decisions, in order: its count results (one per limit)."
 
     @classmethod
     def from_reply(cls, reply):
-        return cls(**{**reply, "decisions": [TiersPeekItemResult(**x) for x in reply["decisions"]]})
+        return cls(**{**reply, "decisions": [[TiersPeekItemResult(**x) for x in xs] for xs in reply["decisions"]]})
 
 
 @dataclass(frozen=True)
@@ -32638,12 +32649,12 @@ class TiersRefundResult:
 
     now_ms: int
     "The clock reading (ms) the refunds used."
-    refunds: List[TiersRefundItemResult]
-    "One per item of refunds, in order."
+    refunds: List[List[TiersRefundItemResult]]
+    "Per item of refunds, in order: its count results (one per limit)."
 
     @classmethod
     def from_reply(cls, reply):
-        return cls(**{**reply, "refunds": [TiersRefundItemResult(**x) for x in reply["refunds"]]})
+        return cls(**{**reply, "refunds": [[TiersRefundItemResult(**x) for x in xs] for xs in reply["refunds"]]})
 
 
 @dataclass(frozen=True)
@@ -32834,9 +32845,17 @@ class Script:
         each = self.spec.get("each")
         if each:
             n, stride = len(self.spec["returns"]), len(each["returns"])
-            out[each["name"]] = [
-                {r["name"]: conv(r, reply[n + k * stride + j]) for j, r in enumerate(each["returns"])} for k in range(count)
-            ]
+            if each.get("per"):
+                # Each item's reply is several results (one per limit): as many as the reply holds.
+                per = (len(reply) - n) // (stride * count) if count else 0
+                out[each["name"]] = [
+                    [{r["name"]: conv(r, reply[n + (k * per + p) * stride + j]) for j, r in enumerate(each["returns"])} for p in range(per)]
+                    for k in range(count)
+                ]
+            else:
+                out[each["name"]] = [
+                    {r["name"]: conv(r, reply[n + k * stride + j]) for j, r in enumerate(each["returns"])} for k in range(count)
+                ]
         return out
 
 

@@ -42,7 +42,7 @@ export function registerScriptCommands(cli: Command): void {
           ...(d.each ? [`then per ${d.each.name} item: ${d.each.args.map((a) => a.name).join(' ')}`] : []),
           '',
           ...d.returns.map((r, i) => `reply[${i + 1}]  ${r.name} ${r.type}: ${r.doc}`),
-          ...(d.each ? [`then per item: ${d.each.returns.map((r) => r.name).join(' ')}`] : []),
+          ...(d.each ? [`then per item${d.each.per ? `, ${d.each.per} times (one per limit)` : ''}: ${d.each.returns.map((r) => r.name).join(' ')}`] : []),
           ...d.checks.map((c) => `check ${c.name}: ${c.doc}`),
         ].join('\n'),
       );

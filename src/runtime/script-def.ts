@@ -74,6 +74,11 @@ export interface ScriptDef {
     readonly name: string;
     readonly args: readonly ArgSpec[];
     readonly returns: readonly ReturnSpec[];
+    /**
+     * An int argument's name when each item's reply is that many results, not one (tiers: one
+     * key holds `count` limits, so each key gets `count` results, one per limit, in order).
+     */
+    readonly per?: string;
   };
 }
 

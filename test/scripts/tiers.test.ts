@@ -680,3 +680,22 @@ describe('tiers: bad input and foreign keys', () => {
     }
   });
 });
+
+describe('tiers: the typed bindings', () => {
+  it("give each key its count results, one per limit (@each ... per=count), for tiers, tiers_peek and tiers_refund", async () => {
+    const specs = 'gcra,5,60000,5,,;quota,10,,,0,day';
+    const [k1, k2] = [`bind:{b${++run}}:a`, `bind:{b${run}}:b`];
+    const now = T0;
+    const raw = (await runScript(lib.sha, b.tiersScript, [k1, k2, k1], ['2', specs, String(now), '', '1,3', '', '2,4', '', '1,1', ''])) as number[];
+    await lib.sha.del(k1, k2);
+    const typed = await b.tiers(lib.sha, { count: 2, specs, nowMs: now, decisions: [{ key: k1, costs: '1,3' }, { key: k2, costs: '2,4' }, { key: k1, costs: '1,1' }] });
+    expect(typed.nowMs).toBe(now);
+    expect(typed.decisions.map((d) => d.map((x) => [x.allowed, x.remaining, x.resetAfterMs, x.retryAfterMs]).flat()).flat()).toEqual(raw.slice(1));
+    // The third decision is k1's second: its gcra and quota results, in that order.
+    expect(typed.decisions[2]!.map((x) => x.remaining)).toEqual([3, 6]);
+    const peek = await b.tiersPeek(lib.sha, { count: 2, specs, nowMs: now, decisions: [{ key: k2 }] });
+    expect(peek.decisions[0]!.map((x) => x.remaining)).toEqual([3, 6]);
+    const refund = await b.tiersRefund(lib.sha, { count: 2, specs, nowMs: now, refunds: [{ key: k1, costs: '0,4' }, { key: k2, costs: '2,0' }] });
+    expect(refund.refunds.map((r) => r.map((x) => x.remaining))).toEqual([[3, 10], [5, 6]]);
+  });
+});
