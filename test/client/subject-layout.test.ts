@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { createRateLimiter, InvalidConfigError, type Decision, type LimitSpec, type RateLimiter } from '../../src/index.js';
 import { ioredis, uniquePrefix } from '../support/redis.js';
+import { startLocalRedis } from '../../devtools/local-redis.js';
 
 // layout: 'subject' keeps every limit of a subject in one key (the tiers scripts). What a caller
 // sees must not change: the same calls on a limiter of each layout, on the same clock, give the
@@ -136,5 +137,88 @@ describe("layout: 'subject'", () => {
     await one.limit('z');
     expect(await redis.keys(`${onePrefix}:*`)).toEqual([`${onePrefix}:{z}:m`]);
     await one.close();
+  });
+});
+
+describe("layout: 'subject' without Redis, and during an outage", () => {
+  it('the in-memory twin decides as it does with a key per limit (no Redis at all)', async () => {
+    const clock = { now: T0 };
+    const make = (layout: 'per-limit' | 'subject') => createRateLimiter({ limits: tiers, layout, clock: () => clock.now, denyCache: false });
+    const [a, b] = [make('per-limit'), make('subject')];
+    const next = rng(5);
+    for (let step = 0; step < 200; step++) {
+      const id = ['a', 'b'][next(2)]!;
+      const r = next(10);
+      if (r < 6) {
+        const cost = next(3) === 0 ? { m: 1, h: 1, d: next(4), f: 1, t: next(3) } : 1;
+        await same(a, b, (rl) => rl.limit(id, { cost }));
+      } else if (r < 7) {
+        const cost = next(3);
+        await same(a, b, (rl) => rl.peek(id, { cost }));
+      } else if (r < 8) {
+        await Promise.all([a.refund(id, { cost: { d: 2, t: 1 } }), b.refund(id, { cost: { d: 2, t: 1 } })]);
+      } else if (r < 9) {
+        const options = next(2) === 0 ? {} : { limits: [['m', 'h', 'd', 'f', 't'][next(5)]!] };
+        await Promise.all([a.reset(id, options), b.reset(id, options)]);
+      } else clock.now += [2_000, 50_000, 20 * MIN][next(3)]!;
+    }
+    const d = await b.limit('a');
+    expect(d.source).toBe('fallback');
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('after Redis dies the fallback goes on from what Redis last said of the subject (seeded), as with a key per limit', async () => {
+    let server = await startLocalRedis();
+    const limits: LimitSpec[] = [
+      { name: 'm', algo: 'gcra', limit: 40, periodMs: HOUR },
+      { name: 'd', algo: 'quota', limit: 100, unit: 'day' },
+    ];
+    const admittedAfter: number[] = [];
+    try {
+      for (const layout of ['per-limit', 'subject'] as const) {
+        if (layout === 'subject') server = await server.restart();
+        const c = new Redis({ port: server.port, host: '127.0.0.1', enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+        c.on('error', () => {});
+        const rl = createRateLimiter({ redis: c, prefix: uniquePrefix(`seed-${layout}`), limits, layout, timeoutMs: 200, denyCache: false, breaker: { consecutiveFailures: 1, resetTimeoutMs: 60_000 } });
+        await rl.ready();
+        for (let i = 0; i < 30; i++) expect((await rl.limit('x')).source).toBe('redis');
+        await server.kill();
+        let admitted = 0;
+        for (let i = 0; i < 20; i++) {
+          const d = await rl.limit('x');
+          expect(d.source).toBe('fallback');
+          if (d.allowed) admitted++;
+        }
+        admittedAfter.push(admitted);
+        await rl.close();
+        c.disconnect();
+      }
+    } finally {
+      await server.kill().catch(() => {});
+    }
+    // 40 - 30 left on the minute tier (refill over an hour adds none within the test).
+    expect(admittedAfter).toEqual([10, 10]);
+  }, 30_000);
+
+  it('during an outage the fallback holds each instance to its share', async () => {
+    const prefix = uniquePrefix('outage');
+    const dead = new Redis({ port: 1, host: '127.0.0.1', enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 1_000, lazyConnect: true });
+    dead.on('error', () => {});
+    const limits: LimitSpec[] = [
+      { name: 'm', algo: 'gcra', limit: 40, periodMs: HOUR },
+      { name: 'd', algo: 'quota', limit: 100, unit: 'day' },
+    ];
+    for (const layout of ['per-limit', 'subject'] as const) {
+      const rl = createRateLimiter({ redis: dead, prefix: `${prefix}-${layout}`, limits, layout, fallbackShare: 4, timeoutMs: 50, denyCache: false });
+      let admitted = 0;
+      for (let i = 0; i < 30; i++) {
+        const d = await rl.limit('x');
+        expect(d.source).toBe('fallback');
+        if (d.allowed) admitted++;
+      }
+      expect(admitted).toBe(10); // 40 / 4: the minute tier's share
+      await rl.close();
+    }
+    dead.disconnect();
   });
 });
