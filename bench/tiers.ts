@@ -14,8 +14,8 @@
  * On the server clock (now_ms ''), the Functions library through FCALL (what the client uses),
  * and EVALSHA (BENCH_TRANSPORT=fcall,evalsha picks; default both). ARGV are built by the
  * client's own code (src/client/plan.ts, src/client/shape.ts), as the limiter and the coalescer
- * send them; `tiers` gets multi_batch's fixed ARGV (count, specs, now_ms, tz_rules) and per key
- * '' and '' (every cost 1, no class), on the key `rl:{id}:m+h+d` (the `subject` layout's name).
+ * send them: `tiers` as layout 'subject' sends it (count, specs, now_ms, tz_rules, then per key
+ * costs '1,1,1' and shares ''), on the key `rl:{id}:m+h+d`.
  *
  * Then memory per subject on a plain redis-server (no callgrind): MEMORY USAGE summed over a
  * subject's keys, averaged over MEM_IDS subjects after one admitted decision each, and
@@ -28,7 +28,7 @@
  * alone; its top functions by inclusive count are printed, the file kept for callgrind_annotate).
  */
 import { Redis } from 'ioredis';
-import { functionsLibrary, multiBatchScript, replyLayouts, tiersScript } from '../generated/index.js';
+import { functionsLibrary, replyLayouts, tiersScript } from '../generated/index.js';
 import type { ScriptDef } from '../src/runtime/index.js';
 import type { LimitSpec } from '../src/client/config.js';
 import { compileLimit } from '../src/client/plan.js';
@@ -69,25 +69,17 @@ function makeCells(specs: LimitSpec[]): Cell[] {
   const three = new Shape(threePlans, false);
   const oneKeys = perLimitKeys(onePlans);
   const threeKeys = perLimitKeys(threePlans);
+  // Layout 'subject': the client's own Shape (src/client/shape.ts) builds tiers' ARGV, as it sends them.
+  const subject = new Shape(threePlans, false, { now: null }, true);
   const subjectKey = (id: string) => [`${PREFIX}:{${id}}:${threePlans.map((p) => p.name).join('+')}`];
-  /** tiers: multi_batch's fixed ARGV (count, specs, now_ms '', tz_rules ''), then per key costs '' and shares ''. */
-  const tiers = (ids: readonly string[]): Call => {
-    if (three.batch!.def !== multiBatchScript) throw new Error('three tiers should coalesce as multi_batch');
-    const argv = three.batch!.argv().slice();
-    const keys: string[] = [];
-    for (const id of ids) {
-      keys.push(...subjectKey(id));
-      argv.push('', '');
-    }
-    return { def: tiersScript, keys, argv };
-  };
+  if (subject.batch!.def !== tiersScript) throw new Error("layout 'subject' should coalesce as tiers");
   return [
     { n: 1, name: 'one gcra, alone (gcra)', per: 1, limits: 1, keysOf: oneKeys, call: alone(one, oneKeys) },
     { n: 2, name: 'one gcra, coalesced (batch x64)', per: PER_BATCH, limits: 1, keysOf: oneKeys, call: coalesced(one, oneKeys) },
     { n: 3, name: '3 tiers alone, per-limit keys (multi)', per: 1, limits: 3, keysOf: threeKeys, call: alone(three, threeKeys), versus: 1 },
     { n: 4, name: '3 tiers coalesced, per-limit keys (multi_batch x64)', per: PER_BATCH, limits: 3, keysOf: threeKeys, call: coalesced(three, threeKeys), versus: 2 },
-    { n: 5, name: '3 tiers alone, one key (tiers x1)', per: 1, limits: 3, keysOf: subjectKey, call: tiers, versus: 1 },
-    { n: 6, name: '3 tiers coalesced, one key (tiers x64)', per: PER_BATCH, limits: 3, keysOf: subjectKey, call: tiers, versus: 2 },
+    { n: 5, name: '3 tiers alone, one key (tiers x1)', per: 1, limits: 3, keysOf: subjectKey, call: alone(subject, subjectKey), versus: 1 },
+    { n: 6, name: '3 tiers coalesced, one key (tiers x64)', per: PER_BATCH, limits: 3, keysOf: subjectKey, call: coalesced(subject, subjectKey), versus: 2 },
   ];
 }
 
@@ -124,18 +116,24 @@ function alone(shape: Shape, keysOf: (id: string) => string[]) {
   };
 }
 
-/** Decisions coalesced as the coalescer sends them: the batch script's fixed ARGV, then per key its group (cost '1', share ''). */
+/**
+ * Decisions coalesced as the coalescer sends them: the batch script's fixed ARGV, then per key
+ * its group: the cost as Shape.costStrings gives it ('1'; tiers: the key's costs joined, '1,1,1'),
+ * the share '' (no class), every other field ''.
+ */
 function coalesced(shape: Shape, keysOf: (id: string) => string[]) {
   const batch = shape.batch!;
   const fields = batch.def.each?.args.map((a) => a.name) ?? ['cost'];
-  const cost = fields.indexOf('cost');
+  const cost = fields.indexOf(fields.includes('cost') ? 'cost' : 'costs');
+  const costs = shape.costStrings(Array.from({ length: shape.count }, () => 1));
   return (ids: readonly string[]): Call => {
     const keys: string[] = [];
     const argv = batch.argv().slice();
     for (const id of ids) {
-      for (const k of keysOf(id)) {
-        keys.push(k);
-        for (let g = 0; g < fields.length; g++) argv.push(g === cost ? '1' : '');
+      const own = keysOf(id);
+      for (let j = 0; j < own.length; j++) {
+        keys.push(own[j]!);
+        for (let g = 0; g < fields.length; g++) argv.push(g === cost ? costs[j]! : '');
       }
     }
     return { def: batch.def, keys, argv };
