@@ -343,3 +343,10 @@ export function twinSettle(c: TwinCall, keyError: StateKeyError): number[] {
   store(c, recordKey, `s:${c.now + tomb}:${cancel ? 'x' : 'c'}`, tomb);
   return reply;
 }
+
+/**
+ * What tiers.ts borrows for tiers_reserve and tiers_settle (the same records, the same charges
+ * and give-backs, over a subject's one key): lib/reservation's and lib/charge's twins above.
+ */
+export const rsv = { TOMBSTONE_MS, canonKeys, specs, periods, parseSpecs, parsePeriods, readHeld, storeRecord: store, charge, refund, settleQuota, extra };
+export type { Held, Settled };

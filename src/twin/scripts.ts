@@ -13,7 +13,7 @@ import { twinReserve, twinSettle } from './reservation.js';
 import { twinFairShare } from './fair.js';
 import { twinPolicyCarry } from './policy.js';
 import { parseTzRules, type Zone } from './calendar.js';
-import { twinTiers, twinTiersRefund, twinTiersReset, type TiersDeps } from './tiers.js';
+import { twinTiers, twinTiersRefund, twinTiersReserve, twinTiersReset, twinTiersSettle, type TiersDeps } from './tiers.js';
 
 export interface TwinCall {
   store: MemoryStore;
@@ -372,6 +372,8 @@ export const twinScripts: Record<string, Impl> = {
   tiers_peek: (c) => twinTiers(c, tiersDeps, false),
   tiers_refund: (c) => twinTiersRefund(c, tiersDeps),
   tiers_reset: twinTiersReset,
+  tiers_reserve: (c) => twinTiersReserve(c, tiersDeps),
+  tiers_settle: twinTiersSettle,
 };
 
 /** Runs one script on the twin, answering as Redis would (reply array, or ScriptError). */

@@ -12,6 +12,10 @@
  * window's start, a bucket's time), so they read the same. What the algorithms write to the
  * scratch keys (and the expiry they give it) becomes the limits' new states, written back into
  * the subject's entry with lib/tiers' expiry rule: the longest any state needs.
+ *
+ * tiers_reserve and tiers_settle keep reserve's records (reservation.ts: the same strings under
+ * the same keys) for a reservation over the subject's one key: the estimate taken by one tiers
+ * decision, settled by reservation.ts' charges and give-backs on each touched limit's state.
  */
 import { ScriptError } from '../errors.js';
 import * as a from './algorithms.js';
@@ -24,6 +28,7 @@ import { decodeState, toTwinValue, GCRA_MAX_PACKED_MS, type AlgoName } from './s
 import { tokenBucketStateValue } from './token-bucket.js';
 import { windowStart } from './windows.js';
 import type { Zone } from './calendar.js';
+import { rsv, SETTLE_STATUS, type Settled } from './reservation.js';
 
 /** A subject's key: the states of its limits in specs order, undefined for a limit at full. */
 export interface TiersValue {
@@ -135,7 +140,12 @@ function asState(v: TwinValue | undefined, limit: ArgValues, j: number, now: num
  * not `count` states (WRONGSTATE, limit 1); a state its limit cannot read (WRONGSTATE, the first).
  */
 function readStates(store: MemoryStore, key: string, limits: ArgValues[], now: number, script: string): { had: boolean; states: (TwinValue | undefined)[] } {
-  const count = limits.length;
+  const { had, raw } = readRaw(store, key, limits.length, now, script);
+  return { had, states: had ? raw.map((v, j) => asState(v, limits[j]!, j + 1, now)) : raw };
+}
+
+/** rl_tiers_split alone: the values of `key` as they are, one per limit (decoded by asState when read). */
+function readRaw(store: MemoryStore, key: string, count: number, now: number, script: string): { had: boolean; raw: (TwinValue | undefined)[] } {
   let held: TwinValue | undefined;
   try {
     held = store.get(key, TIERS_KIND, now);
@@ -143,13 +153,13 @@ function readStates(store: MemoryStore, key: string, limits: ArgValues[], now: n
     if (!(err instanceof TwinStateError)) throw err;
     held = heldValue(store, key, now);
   }
-  if (held === undefined) return { had: false, states: new Array<TwinValue | undefined>(count).fill(undefined) };
+  if (held === undefined) return { had: false, raw: new Array<TwinValue | undefined>(count).fill(undefined) };
   const kind = (held as { kind: string }).kind;
   if (REDIS_TYPE[kind] !== 'string') throw new KeyFault(1, 1, script);
   // Another script's string: no '|' in it, so one state (the Lua splits it into one field).
   const raw = kind === 'tiers' ? (held as unknown as TiersValue).states : [held];
   if (raw.length !== count) throw new KeyFault(2, 1, script);
-  return { had: true, states: raw.map((v, j) => asState(v, limits[j]!, j + 1, now)) };
+  return { had: true, raw: raw.slice() };
 }
 
 /**
@@ -440,4 +450,165 @@ export function twinTiersReset(c: TwinCall): number[] {
     if (!left) c.store.delete(key);
   }
   return [reset];
+}
+
+// --- tiers_reserve, tiers_settle ------------------------------------------------------------------
+
+/** readHeld's state-key error for a record key (rl_rsv_read's GET): WRONGTYPE when it is no string. */
+function recordKeyError(script: string, store: MemoryStore, key: string, _algo: string, now: number): ScriptError {
+  const held = heldValue(store, key, now);
+  if (held !== undefined && REDIS_TYPE[(held as { kind: string }).kind] !== 'string') return new ScriptError(script, 'WRONGTYPE Operation against a key holding the wrong kind of value');
+  return new ScriptError(script, `WRONGSTATE redlimit ${script}: key ${key} does not hold ${script} state`);
+}
+
+/**
+ * What PTTL answers for `key` at `now` in the twin: -2 when it holds nothing live, -1 when it
+ * never expires, else the ms until it does (the store's expiry, found through `has`).
+ */
+export function twinPttl(store: MemoryStore, key: string, now: number): number {
+  if (!store.has(key, now)) return -2;
+  if (store.has(key, Infinity)) return -1;
+  let lo = now; // live at lo
+  let step = 1;
+  while (store.has(key, lo + step)) {
+    lo += step;
+    step *= 2;
+  }
+  let hi = lo + step; // not live at hi
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2);
+    if (store.has(key, mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo - now;
+}
+
+/** tiers_reserve: the estimates as one tiers decision on the subject's key; the record (reserve's) when admitted; a replay admitted again, taking nothing. */
+export function twinTiersReserve(c: TwinCall, deps: TiersDeps): number[] {
+  const recordKey = c.keys[0]!;
+  const key = c.keys[1]!;
+  if (key === recordKey) throw new ScriptError(c.script, `BADARG redlimit ${c.script}: the record key is also the state key`);
+  const limits = parseLimits(c, deps);
+  const count = limits.length;
+  // Checked by the prologue (tiers_items); runParsed callers skip it.
+  if (c.items.length !== count) throw new ScriptError(c.script, `BADARG redlimit ${c.script}: ${c.items.length} limit group(s) for ${count} spec(s)`);
+  const costs = c.items.map((g) => (g.cost ?? 1) as number);
+  // undefined: no class on that limit (what the default 1000000 keeps back: nothing).
+  const shares = c.items.map((g) => g.share_ppm) as number[];
+  limits.forEach((l, j) => (l.cost = costs[j]));
+  const body = `${rsv.specs(limits)}\n${rsv.canonKeys(c.keys)}`;
+  const held = rsv.readHeld(c, recordKey, recordKeyError);
+  const replay = held?.kind === 'record' && held.rest === body;
+  if (held && !replay) throw new ScriptError(c.script, `BADARG redlimit ${c.script}: reservation key ${recordKey} already holds another reservation or a settled one (ids are never reused)`);
+  const reply = [1, 0, 0];
+  try {
+    if (replay) {
+      // The same reservation again: admitted, nothing more taken; what each limit holds now.
+      decide(c, deps, key, limits, costs.map(() => 0), undefined, false, reply, 3);
+      for (let j = 0; j < count; j++) {
+        reply[3 + 4 * j] = 1;
+        reply[6 + 4 * j] = 0;
+      }
+      return reply;
+    }
+    decide(c, deps, key, limits, costs, shares, true, reply, 3);
+  } catch (err) {
+    if (err instanceof KeyFault) throw faultError(c.script, key, err);
+    throw err;
+  }
+  for (let j = 0; j < count; j++) {
+    const r = 3 + 4 * j;
+    if (reply[r] !== 1) {
+      if (reply[0] === 1) {
+        reply[0] = 0;
+        reply[1] = j + 1;
+      }
+      const retry = reply[r + 3]!;
+      if (retry < 0 || reply[2]! < 0) reply[2] = -1;
+      else if (retry > reply[2]!) reply[2] = retry;
+    }
+  }
+  if (reply[0] === 1) {
+    const ttl = c.args.ttl_ms as number;
+    rsv.storeRecord(c, recordKey, `r:${c.now + ttl}:${rsv.periods(limits, c.now)}${body}`, ttl);
+  }
+  return reply;
+}
+
+/**
+ * tiers_settle: settle's statuses and rules (reservation.ts' charges and give-backs) on each
+ * limit's state in the subject's one key; the key written once, expiring with the longest of
+ * what the changed states need and what it had left; then the tombstone.
+ */
+export function twinTiersSettle(c: TwinCall): number[] {
+  const recordKey = c.keys[0]!;
+  const key = c.keys[1]!;
+  const count = c.items.length;
+  if (count < 1 || count > 16) throw new ScriptError(c.script, `BADARG redlimit ${c.script}: expects 1 to 16 actuals (one per limit), got ${count}`);
+  const unsettled = (status: number) => {
+    const reply = [status];
+    for (let j = 0; j < count; j++) reply.push(-1, -1);
+    return reply;
+  };
+  const held = rsv.readHeld(c, recordKey, recordKeyError);
+  if (!held) return unsettled(SETTLE_STATUS.unknown);
+  if (held.kind === 'tombstone') return unsettled(SETTLE_STATUS.settled);
+  const split = held.rest.indexOf('\n');
+  if (split < 0 || held.rest.slice(split + 1) !== rsv.canonKeys(c.keys)) return unsettled(SETTLE_STATUS.mismatch);
+  const items = rsv.parseSpecs(c.script, recordKey, held.rest.slice(0, split));
+  if (items.length !== count) return unsettled(SETTLE_STATUS.mismatch);
+  if (held.periods !== undefined) rsv.parsePeriods(c.script, recordKey, held.periods, items);
+
+  const cancel = c.args.mode === 'cancel';
+  const debt = c.args.overage !== 'cap';
+  const reply: number[] = [cancel ? SETTLE_STATUS.cancelled : SETTLE_STATUS.committed];
+  try {
+    // The key's states as they are (each read by its limit only when settled: rl_tiers_split).
+    const { had, raw } = readRaw(c.store, key, count, c.now, c.script);
+    scratch.load([]);
+    const on: TwinCall = { ...c, store: scratch };
+    const next = raw.slice();
+    let ttl = 0;
+    let changed = false;
+    items.forEach((it, j) => {
+      const actual = c.items[j]!.actual;
+      const delta = cancel ? -(it.cost as number) : actual === undefined || actual === null || actual === '' ? 0 : Number(actual) - (it.cost as number);
+      let run: (() => Settled | undefined) | undefined;
+      const k = String(j);
+      if (delta !== 0 && rsv.extra(it).period_end !== undefined) {
+        // A quota in the period reserve recorded; left alone once that period has ended.
+        if (c.now < rsv.extra(it).period_end!) run = () => rsv.settleQuota(on, k, it, delta, debt);
+      } else if (delta < 0) run = () => rsv.refund(on, k, it, -delta);
+      else if (delta > 0) run = () => rsv.charge(on, k, it, delta, debt);
+      let remaining = -1;
+      let reset = -1;
+      if (run) {
+        const state = asState(raw[j], it, j + 1, c.now);
+        if (state !== undefined) scratch.held.set(k, state);
+        const done = run()!;
+        [remaining, reset] = done;
+        a.apply(scratch, done[2]);
+        const w = writtenState(k, c.now, c.simulated);
+        if (w !== undefined) {
+          next[j] = w.state;
+          if (w.ttl > ttl) ttl = w.ttl;
+          changed = true;
+        }
+      }
+      reply.push(remaining, reset);
+    });
+    if (changed) {
+      // The untouched states need no more than what the key had left.
+      let left = twinPttl(c.store, key, c.now);
+      if (c.simulated) left -= SIMULATED_GRACE_MS;
+      if (left > ttl) ttl = left;
+      storeStates(c, key, had, next, ttl);
+    }
+  } catch (err) {
+    if (err instanceof KeyFault) throw faultError(c.script, key, err);
+    throw err;
+  }
+  const tomb = Math.max(held.deadline - c.now, rsv.TOMBSTONE_MS);
+  rsv.storeRecord(c, recordKey, `s:${c.now + tomb}:${cancel ? 'x' : 'c'}`, tomb);
+  return reply;
 }
