@@ -48,11 +48,13 @@ if replay then
   -- The same reservation again: admitted, nothing more taken; what each limit holds now.
   local zeros = {}
   for j = 1, count do zeros[j] = 0 end
-  rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, { cost_list = zeros }, limits, now, simulated, false, reply, 3)
+  local evals, caps = rl_tiers_evaluators(limits, now, simulated)
+  rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, { cost_list = zeros }, evals, caps, now, simulated, false, reply, 3)
   for j = 1, count do reply[4 * j], reply[4 * j + 3] = 1, 0 end
   return rl_reply(reply)
 end
-rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, decision, limits, now, simulated, true, reply, 3)
+local evals, caps = rl_tiers_evaluators(limits, now, simulated)
+rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, decision, evals, caps, now, simulated, true, reply, 3)
 for j = 1, count do
   local r = 4 * j
   if reply[r] ~= 1 then

@@ -6,7 +6,7 @@
 --- Status (the reply's first field) as settle's: 0 unknown, 1 committed, 2 cancelled, 3 already
 --- settled, 4 mismatch (the record was made for another key, or for another number of limits).
 --- The key's expiry after a change: the longest of what the changed states need and what the key
---- had left (the untouched states' needs, which a settle does not lengthen). Publishes the key on
+--- had left (the untouched states' needs, which a settle does not lengthen; PEXPIRETIME, Redis 7). Publishes the key on
 --- redlimit:refund when a state changed, as settle does.
 --- @arg mode enum:commit|cancel required commit: settle at the actuals; cancel: give every estimate back (actuals ignored).
 --- @arg overage enum:debt|cap default=debt What an actual above its estimate does: debt (charge it, below empty if need be) or cap (charge at most what is left).
@@ -89,11 +89,16 @@ local function settle_all()
     reply[2 * j], reply[2 * j + 1] = remaining, reset
   end
   if changed then
-    -- The untouched states need no more than what the key had left.
-    local left = rl_call('PTTL', key)
-    if simulated then left = left - RL_SIMULATED_GRACE_MS end
+    -- The untouched states need no more than what the key had left: on the server clock its
+    -- absolute expiry (PTTL, read after TIME, could come out a ms short each settle).
+    local left
+    if simulated then
+      left = rl_call('PTTL', key) - RL_SIMULATED_GRACE_MS
+    else
+      left = rl_call('PEXPIRETIME', key) - now
+    end
     if left > ttl then ttl = left end
-    rl_tiers_store(key, stored, segs, ttl, now, simulated)
+    rl_tiers_store(key, stored, segs, count, ttl, now, simulated)
     redis.pcall('PUBLISH', 'redlimit:refund', key)
   end
   return reply

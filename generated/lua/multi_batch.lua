@@ -1297,37 +1297,38 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now, stored)
   return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, keep)
 end
 
---- One limit's evaluation chosen once per call (batch, multi_batch: the limit is the same for
---- every decision, at one `now`): a function(key, cost, keep) with rl_multi_item's results, and the capacity
---- its priority classes are shares of. `trim` and `apply_now` as rl_multi_item's.
+--- One limit's evaluation chosen once per call (batch, multi_batch, tiers: the limit is the same
+--- for every decision, at one `now`): a function(key, cost, keep, stored) with rl_multi_item's
+--- results, and the capacity its priority classes are shares of. `trim` and `apply_now` as
+--- rl_multi_item's; `stored` (lib/tiers: the state already read) as its, for the string algorithms.
 local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
   local algo, limit, period_ms, burst = item.algo, item.limit, item.period_ms, item.burst
   if algo == 'gcra' then
-    return function(key, cost, keep)
-      return rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep)
+    return function(key, cost, keep, stored)
+      return rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep, stored)
     end, burst
   elseif algo == 'sliding_window' then
     -- Every decision of the call is in the same window: its start once.
     local start = rl_window_start(now, period_ms, 0)
-    return function(key, cost, keep)
-      return rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep)
+    return function(key, cost, keep, stored)
+      return rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep, stored)
     end, limit
   elseif algo == 'quota' then
     -- The same calendar period for every decision: computed once (rl_quota_eval's steps).
     local start, period_end = rl_calendar_period(now, item.unit, item.zone or item.offset_ms)
-    return function(key, cost, keep)
-      return rl_counter_take(key, limit, start, period_end, rl_counter_read('quota', key, start), cost, now, simulated, keep)
+    return function(key, cost, keep, stored)
+      return rl_counter_take(key, limit, start, period_end, rl_counter_read('quota', key, start, nil, stored), cost, now, simulated, keep)
     end, limit
   elseif algo == 'fixed_window' then
     -- The same window for every decision (rl_fixed_window_eval's steps).
     local start = rl_window_start(now, period_ms, item.offset_ms)
     local window_end, tag = start + period_ms, start % 4194304
-    return function(key, cost, keep)
-      return rl_counter_take(key, limit, start, window_end, rl_counter_read('fixed_window', key, start, tag), cost, now, simulated, keep, tag)
+    return function(key, cost, keep, stored)
+      return rl_counter_take(key, limit, start, window_end, rl_counter_read('fixed_window', key, start, tag, stored), cost, now, simulated, keep, tag)
     end, limit
   elseif algo == 'token_bucket' then
-    return function(key, cost, keep)
-      return rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep)
+    return function(key, cost, keep, stored)
+      return rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep, stored)
     end, burst
   elseif algo == 'sliding_log' then
     return function(key, cost, keep)

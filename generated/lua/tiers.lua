@@ -996,6 +996,13 @@ local function rl_quota_decide(key, limit, unit, zone, cost, now, simulated, kee
   return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
 end
 
+--- The same with the write as a list of writes (rl_apply's), for callers that plan lists.
+local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
+  local allowed, remaining, reset, retry, cmd, k, value, opt, at = rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep)
+  if cmd then return allowed, remaining, reset, retry, { { cmd, k, value, opt, at } } end
+  return allowed, remaining, reset, retry, RL_NO_WRITES
+end
+
 -- from scripts-lua/lib/algo_block.lua
 --- Penalty box: a key that, while it lives, denies its id whatever the limits say. Its value is
 --- the ms timestamp the block ends (so a caller clock, now_ms, is honoured too).
@@ -1276,6 +1283,56 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now, stored)
   return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, keep)
 end
 
+--- One limit's evaluation chosen once per call (batch, multi_batch, tiers: the limit is the same
+--- for every decision, at one `now`): a function(key, cost, keep, stored) with rl_multi_item's
+--- results, and the capacity its priority classes are shares of. `trim` and `apply_now` as
+--- rl_multi_item's; `stored` (lib/tiers: the state already read) as its, for the string algorithms.
+local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
+  local algo, limit, period_ms, burst = item.algo, item.limit, item.period_ms, item.burst
+  if algo == 'gcra' then
+    return function(key, cost, keep, stored)
+      return rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep, stored)
+    end, burst
+  elseif algo == 'sliding_window' then
+    -- Every decision of the call is in the same window: its start once.
+    local start = rl_window_start(now, period_ms, 0)
+    return function(key, cost, keep, stored)
+      return rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep, stored)
+    end, limit
+  elseif algo == 'quota' then
+    -- The same calendar period for every decision: computed once (rl_quota_eval's steps).
+    local start, period_end = rl_calendar_period(now, item.unit, item.zone or item.offset_ms)
+    return function(key, cost, keep, stored)
+      return rl_counter_take(key, limit, start, period_end, rl_counter_read('quota', key, start, nil, stored), cost, now, simulated, keep)
+    end, limit
+  elseif algo == 'fixed_window' then
+    -- The same window for every decision (rl_fixed_window_eval's steps).
+    local start = rl_window_start(now, period_ms, item.offset_ms)
+    local window_end, tag = start + period_ms, start % 4194304
+    return function(key, cost, keep, stored)
+      return rl_counter_take(key, limit, start, window_end, rl_counter_read('fixed_window', key, start, tag, stored), cost, now, simulated, keep, tag)
+    end, limit
+  elseif algo == 'token_bucket' then
+    return function(key, cost, keep, stored)
+      return rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep, stored)
+    end, burst
+  elseif algo == 'sliding_log' then
+    return function(key, cost, keep)
+      return rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim, keep)
+    end, limit
+  elseif algo == 'block' then
+    return function(key)
+      local until_ms = rl_block_read(key, now)
+      if until_ms then return 0, 0, until_ms - now, until_ms - now end
+      return 1, 0, 0, 0
+    end, limit
+  end
+  local holder = item.holder
+  return function(key, cost, keep)
+    return rl_concurrency_eval(key, limit, period_ms, holder, cost, now, simulated, trim, keep)
+  end, limit
+end
+
 -- from scripts-lua/lib/tiers.lua
 --- One key per subject for all of its limits (tiers, tiers_peek, tiers_refund, tiers_reset): the
 --- states of the limits of `specs`, in order, joined by '|' into one string value, an empty field
@@ -1364,20 +1421,28 @@ local function rl_check_tiers_specs(script, count, specs, decisions)
   rl_check_tiers_costs(script, count, specs, costs)
 end
 
+--- The pattern that splits a value of n states into its n fields, by n (built once each).
+local rl_tiers_patterns = {}
+
 --- The limits' states in `stored` (the key's value; false: none): a list of `count` strings,
---- false for a limit without state. A value of another shape is WRONGSTATE.
+--- false for a limit without state. A value of another shape is WRONGSTATE. One match for all
+--- the fields (a gmatch would make a closure and step field by field).
 local function rl_tiers_split(script, key, stored, count)
-  local segs = {}
   if not stored then
+    local segs = {}
     for j = 1, count do segs[j] = false end
     return segs
   end
-  local j = 0
-  for seg in string.gmatch(stored .. '|', '([^|]*)|') do
-    j = j + 1
-    if seg == '' then segs[j] = false else segs[j] = seg end
+  local pattern = rl_tiers_patterns[count]
+  if pattern == nil then
+    pattern = '^' .. string.rep('([^|]*)|', count - 1) .. '([^|]*)$'
+    rl_tiers_patterns[count] = pattern
   end
-  if j ~= count then rl_fail_state(script, key) end
+  local segs = { string.match(stored, pattern) }
+  if segs[1] == nil then rl_fail_state(script, key) end
+  for j = 1, count do
+    if segs[j] == '' then segs[j] = false end
+  end
   return segs
 end
 
@@ -1396,11 +1461,11 @@ local function rl_tiers_written(now, cmd, value, opt, at)
   return value, tonumber(at) - RL_SIMULATED_GRACE_MS
 end
 
---- Stores the states `segs` in `key` (had: whether it held a value), expiring `ttl` ms after
---- `now` (the longest any state needs); deleted when no state is left.
-local function rl_tiers_store(key, had, segs, ttl, now, simulated)
+--- Stores the states segs[1 .. count] in `key` (had: whether it held a value), expiring `ttl` ms
+--- after `now` (the longest any state needs); deleted when no state is left.
+local function rl_tiers_store(key, had, segs, count, ttl, now, simulated)
   local any = false
-  for j = 1, #segs do
+  for j = 1, count do
     if segs[j] then any = true else segs[j] = '' end
   end
   if not any or ttl <= 0 then
@@ -1408,57 +1473,70 @@ local function rl_tiers_store(key, had, segs, ttl, now, simulated)
     return
   end
   if simulated then
-    rl_call('SET', key, table.concat(segs, '|'), 'PX', rl_format('%d', ttl + RL_SIMULATED_GRACE_MS))
+    rl_call('SET', key, table.concat(segs, '|', 1, count), 'PX', rl_format('%d', ttl + RL_SIMULATED_GRACE_MS))
   else
-    rl_call('SET', key, table.concat(segs, '|'), 'PXAT', rl_format('%d', now + ttl))
+    rl_call('SET', key, table.concat(segs, '|', 1, count), 'PXAT', rl_format('%d', now + ttl))
   end
 end
 
+--- The new states of a decision's limits, reused from call to call (a Functions library keeps
+--- it): entries past a call's count are stale and never read.
+local rl_tiers_news = {}
+
+--- Each limit's evaluation for this call (rl_multi_evaluator: window starts and calendar periods
+--- computed once per call, not per decision), and the capacities priority classes are shares of.
+local function rl_tiers_evaluators(limits, now, simulated)
+  local evals, caps = {}, {}
+  for j = 1, #limits do evals[j], caps[j] = rl_multi_evaluator(limits[j], now, simulated, false, false) end
+  return evals, caps
+end
+
 --- One decision over every limit of `key` (all-or-nothing, as multi decides), its results into
---- reply[o + 1 ..]: per limit allowed, remaining, reset_after_ms, retry_after_ms. `commit`: the
---- admitted decision is written (tiers); else nothing is (tiers_peek).
-local function rl_tiers_decide(script, key, decision, limits, now, simulated, commit, reply, o)
-  local count = #limits
+--- reply[o + 1 ..]: per limit allowed, remaining, reset_after_ms, retry_after_ms. `evals`, `caps`:
+--- rl_tiers_evaluators'. `commit`: the admitted decision is written (tiers); else nothing is
+--- (tiers_peek).
+local function rl_tiers_decide(script, key, decision, evals, caps, now, simulated, commit, reply, o)
+  local count = #evals
   local stored = rl_call('GET', key)
   local segs = rl_tiers_split(script, key, stored, count)
   local costs, shares = decision.cost_list, decision.share_list
-  local all = true
-  local news, ttls = {}, {}
+  local all, ttl = true, 0
+  local news = rl_tiers_news
   for j = 1, count do
-    local limit = limits[j]
-    local cost = 1
+    local cost, keep = 1, 0
     if costs then cost = costs[j] end
-    limit.cost = cost
-    if shares then limit.share_ppm = shares[j] else limit.share_ppm = nil end
-    local allowed, remaining, reset, retry, cmd, _, value, opt, at = rl_multi_item(key, limit, now, simulated, false, false, segs[j])
+    if shares then
+      local share = shares[j]
+      if share < 1000000 then keep = rl_keep(caps[j], share) end
+    end
+    local allowed, remaining, reset, retry, cmd, _, value, opt, at = evals[j](key, cost, keep, segs[j])
     local r = o + 4 * j - 3
     reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = allowed, remaining, reset, retry
     if allowed == 1 then
-      local new, ttl = rl_tiers_written(now, cmd, value, opt, at)
+      local new, new_ttl = rl_tiers_written(now, cmd, value, opt, at)
       if new == nil then
         -- Not written (cost 0): kept while it has something to say, else dropped.
-        if reset > 0 then new, ttl = segs[j], reset else new, ttl = false, 0 end
+        if reset > 0 then new, new_ttl = segs[j], reset else new, new_ttl = false, 0 end
       end
-      news[j], ttls[j] = new, ttl
+      news[j] = new
+      if new_ttl > ttl then ttl = new_ttl end
     else
       all = false
     end
   end
   if commit and all then
-    local ttl = 0
-    for j = 1, count do
-      if ttls[j] > ttl then ttl = ttls[j] end
-    end
-    rl_tiers_store(key, stored, news, ttl, now, simulated)
+    rl_tiers_store(key, stored, news, count, ttl, now, simulated)
     return
   end
   -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
   for j = 1, count do
     local r = o + 4 * j - 3
-    local limit = limits[j]
-    if reply[r] == 1 and limit.cost > 0 then
-      limit.cost = 0
-      local _, remaining, reset = rl_multi_item(key, limit, now, simulated, false, false, segs[j])
+    local cost = 1
+    if costs then cost = costs[j] end
+    if reply[r] == 1 and cost > 0 then
+      local keep = 0
+      if shares and shares[j] < 1000000 then keep = rl_keep(caps[j], shares[j]) end
+      local _, remaining, reset = evals[j](key, 0, keep, segs[j])
       reply[r + 1], reply[r + 2] = remaining, reset
     end
   end
@@ -1487,10 +1565,11 @@ end
 --- the code (rl_key_error) on the one at fault (the first when it is the key), nothing written.
 local function rl_tiers_batch(script, keys, decisions, limits, now, simulated, commit)
   local count = #limits
+  local evals, caps = rl_tiers_evaluators(limits, now, simulated)
   local reply = { now }
   for d = 1, #keys do
     local o = 1 + (d - 1) * count * 4
-    local ok, err = pcall(rl_tiers_decide, script, keys[d], decisions[d], limits, now, simulated, commit, reply, o)
+    local ok, err = pcall(rl_tiers_decide, script, keys[d], decisions[d], evals, caps, now, simulated, commit, reply, o)
     if not ok then
       local code = rl_key_error(err)
       local bad = rl_tiers_failing_limit(keys[d], limits, now, simulated)

@@ -1396,20 +1396,28 @@ local function rl_check_tiers_specs(script, count, specs, decisions)
   rl_check_tiers_costs(script, count, specs, costs)
 end
 
+--- The pattern that splits a value of n states into its n fields, by n (built once each).
+local rl_tiers_patterns = {}
+
 --- The limits' states in `stored` (the key's value; false: none): a list of `count` strings,
---- false for a limit without state. A value of another shape is WRONGSTATE.
+--- false for a limit without state. A value of another shape is WRONGSTATE. One match for all
+--- the fields (a gmatch would make a closure and step field by field).
 local function rl_tiers_split(script, key, stored, count)
-  local segs = {}
   if not stored then
+    local segs = {}
     for j = 1, count do segs[j] = false end
     return segs
   end
-  local j = 0
-  for seg in string.gmatch(stored .. '|', '([^|]*)|') do
-    j = j + 1
-    if seg == '' then segs[j] = false else segs[j] = seg end
+  local pattern = rl_tiers_patterns[count]
+  if pattern == nil then
+    pattern = '^' .. string.rep('([^|]*)|', count - 1) .. '([^|]*)$'
+    rl_tiers_patterns[count] = pattern
   end
-  if j ~= count then rl_fail_state(script, key) end
+  local segs = { string.match(stored, pattern) }
+  if segs[1] == nil then rl_fail_state(script, key) end
+  for j = 1, count do
+    if segs[j] == '' then segs[j] = false end
+  end
   return segs
 end
 
@@ -1428,11 +1436,11 @@ local function rl_tiers_written(now, cmd, value, opt, at)
   return value, tonumber(at) - RL_SIMULATED_GRACE_MS
 end
 
---- Stores the states `segs` in `key` (had: whether it held a value), expiring `ttl` ms after
---- `now` (the longest any state needs); deleted when no state is left.
-local function rl_tiers_store(key, had, segs, ttl, now, simulated)
+--- Stores the states segs[1 .. count] in `key` (had: whether it held a value), expiring `ttl` ms
+--- after `now` (the longest any state needs); deleted when no state is left.
+local function rl_tiers_store(key, had, segs, count, ttl, now, simulated)
   local any = false
-  for j = 1, #segs do
+  for j = 1, count do
     if segs[j] then any = true else segs[j] = '' end
   end
   if not any or ttl <= 0 then
@@ -1440,9 +1448,9 @@ local function rl_tiers_store(key, had, segs, ttl, now, simulated)
     return
   end
   if simulated then
-    rl_call('SET', key, table.concat(segs, '|'), 'PX', rl_format('%d', ttl + RL_SIMULATED_GRACE_MS))
+    rl_call('SET', key, table.concat(segs, '|', 1, count), 'PX', rl_format('%d', ttl + RL_SIMULATED_GRACE_MS))
   else
-    rl_call('SET', key, table.concat(segs, '|'), 'PXAT', rl_format('%d', now + ttl))
+    rl_call('SET', key, table.concat(segs, '|', 1, count), 'PXAT', rl_format('%d', now + ttl))
   end
 end
 
@@ -1496,7 +1504,7 @@ local function rl_tiers_refund(script, key, limits, costs, now, simulated)
     if seg_ttl > ttl then ttl = seg_ttl end
     reply[2 * j - 1], reply[2 * j] = remaining, reset
   end
-  if changed then rl_tiers_store(key, stored, segs, ttl, now, simulated) end
+  if changed then rl_tiers_store(key, stored, segs, count, ttl, now, simulated) end
   return reply
 end
 

@@ -131,20 +131,28 @@ end
 --- One GET and at most one SET per decision, whatever the number of limits: what a decision over
 --- minute, hour and day tiers of one subject costs Redis is mostly what one limit costs.
 
+--- The pattern that splits a value of n states into its n fields, by n (built once each).
+local rl_tiers_patterns = {}
+
 --- The limits' states in `stored` (the key's value; false: none): a list of `count` strings,
---- false for a limit without state. A value of another shape is WRONGSTATE.
+--- false for a limit without state. A value of another shape is WRONGSTATE. One match for all
+--- the fields (a gmatch would make a closure and step field by field).
 local function rl_tiers_split(script, key, stored, count)
-  local segs = {}
   if not stored then
+    local segs = {}
     for j = 1, count do segs[j] = false end
     return segs
   end
-  local j = 0
-  for seg in string.gmatch(stored .. '|', '([^|]*)|') do
-    j = j + 1
-    if seg == '' then segs[j] = false else segs[j] = seg end
+  local pattern = rl_tiers_patterns[count]
+  if pattern == nil then
+    pattern = '^' .. string.rep('([^|]*)|', count - 1) .. '([^|]*)$'
+    rl_tiers_patterns[count] = pattern
   end
-  if j ~= count then rl_fail_state(script, key) end
+  local segs = { string.match(stored, pattern) }
+  if segs[1] == nil then rl_fail_state(script, key) end
+  for j = 1, count do
+    if segs[j] == '' then segs[j] = false end
+  end
   return segs
 end
 

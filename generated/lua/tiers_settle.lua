@@ -6,7 +6,7 @@
 --- Status (the reply's first field) as settle's: 0 unknown, 1 committed, 2 cancelled, 3 already
 --- settled, 4 mismatch (the record was made for another key, or for another number of limits).
 --- The key's expiry after a change: the longest of what the changed states need and what the key
---- had left (the untouched states' needs, which a settle does not lengthen). Publishes the key on
+--- had left (the untouched states' needs, which a settle does not lengthen; PEXPIRETIME, Redis 7). Publishes the key on
 --- redlimit:refund when a state changed, as settle does.
 --- @arg mode enum:commit|cancel required commit: settle at the actuals; cancel: give every estimate back (actuals ignored).
 --- @arg overage enum:debt|cap default=debt What an actual above its estimate does: debt (charge it, below empty if need be) or cap (charge at most what is left).
@@ -843,20 +843,28 @@ end
 --- One GET and at most one SET per decision, whatever the number of limits: what a decision over
 --- minute, hour and day tiers of one subject costs Redis is mostly what one limit costs.
 
+--- The pattern that splits a value of n states into its n fields, by n (built once each).
+local rl_tiers_patterns = {}
+
 --- The limits' states in `stored` (the key's value; false: none): a list of `count` strings,
---- false for a limit without state. A value of another shape is WRONGSTATE.
+--- false for a limit without state. A value of another shape is WRONGSTATE. One match for all
+--- the fields (a gmatch would make a closure and step field by field).
 local function rl_tiers_split(script, key, stored, count)
-  local segs = {}
   if not stored then
+    local segs = {}
     for j = 1, count do segs[j] = false end
     return segs
   end
-  local j = 0
-  for seg in string.gmatch(stored .. '|', '([^|]*)|') do
-    j = j + 1
-    if seg == '' then segs[j] = false else segs[j] = seg end
+  local pattern = rl_tiers_patterns[count]
+  if pattern == nil then
+    pattern = '^' .. string.rep('([^|]*)|', count - 1) .. '([^|]*)$'
+    rl_tiers_patterns[count] = pattern
   end
-  if j ~= count then rl_fail_state(script, key) end
+  local segs = { string.match(stored, pattern) }
+  if segs[1] == nil then rl_fail_state(script, key) end
+  for j = 1, count do
+    if segs[j] == '' then segs[j] = false end
+  end
   return segs
 end
 
@@ -875,11 +883,11 @@ local function rl_tiers_written(now, cmd, value, opt, at)
   return value, tonumber(at) - RL_SIMULATED_GRACE_MS
 end
 
---- Stores the states `segs` in `key` (had: whether it held a value), expiring `ttl` ms after
---- `now` (the longest any state needs); deleted when no state is left.
-local function rl_tiers_store(key, had, segs, ttl, now, simulated)
+--- Stores the states segs[1 .. count] in `key` (had: whether it held a value), expiring `ttl` ms
+--- after `now` (the longest any state needs); deleted when no state is left.
+local function rl_tiers_store(key, had, segs, count, ttl, now, simulated)
   local any = false
-  for j = 1, #segs do
+  for j = 1, count do
     if segs[j] then any = true else segs[j] = '' end
   end
   if not any or ttl <= 0 then
@@ -887,9 +895,9 @@ local function rl_tiers_store(key, had, segs, ttl, now, simulated)
     return
   end
   if simulated then
-    rl_call('SET', key, table.concat(segs, '|'), 'PX', rl_format('%d', ttl + RL_SIMULATED_GRACE_MS))
+    rl_call('SET', key, table.concat(segs, '|', 1, count), 'PX', rl_format('%d', ttl + RL_SIMULATED_GRACE_MS))
   else
-    rl_call('SET', key, table.concat(segs, '|'), 'PXAT', rl_format('%d', now + ttl))
+    rl_call('SET', key, table.concat(segs, '|', 1, count), 'PXAT', rl_format('%d', now + ttl))
   end
 end
 
@@ -1188,11 +1196,16 @@ local function settle_all()
     reply[2 * j], reply[2 * j + 1] = remaining, reset
   end
   if changed then
-    -- The untouched states need no more than what the key had left.
-    local left = rl_call('PTTL', key)
-    if simulated then left = left - RL_SIMULATED_GRACE_MS end
+    -- The untouched states need no more than what the key had left: on the server clock its
+    -- absolute expiry (PTTL, read after TIME, could come out a ms short each settle).
+    local left
+    if simulated then
+      left = rl_call('PTTL', key) - RL_SIMULATED_GRACE_MS
+    else
+      left = rl_call('PEXPIRETIME', key) - now
+    end
     if left > ttl then ttl = left end
-    rl_tiers_store(key, stored, segs, ttl, now, simulated)
+    rl_tiers_store(key, stored, segs, count, ttl, now, simulated)
     redis.pcall('PUBLISH', 'redlimit:refund', key)
   end
   return reply
