@@ -2248,7 +2248,14 @@ local function rl_tiers_decide(script, key, decision, evals, caps, now, simulate
     local r = o + 4 * j - 3
     reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = allowed, remaining, reset, retry
     if allowed == 1 then
-      local new, new_ttl = rl_tiers_written(now, cmd, value, opt, at)
+      local new, new_ttl
+      if cmd == 'SET' then
+        -- A flat write (gcra, the windows, quota) expires exactly when the limit is full again:
+        -- its reset_after (the expiry string it formatted is not parsed back).
+        new, new_ttl = value, reset
+      elseif cmd then
+        new, new_ttl = rl_tiers_written(now, cmd, value, opt, at)
+      end
       if new == nil then
         -- Not written (cost 0): kept while it has something to say, else dropped.
         if reset > 0 then new, new_ttl = segs[j], reset else new, new_ttl = false, 0 end
@@ -3939,4 +3946,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '21410d7c680f347e0736a630af718b6321a54195' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '15bbd10b1cc5ec75f25747545aaf0db8b3ebde3c' end }

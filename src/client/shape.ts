@@ -164,7 +164,7 @@ export class Shape {
 
   /** Each key's cost as sent in a batch: one per limit, then 1 for the block item (tiers: the one key's costs, joined). */
   costStrings(costs: readonly number[]): string[] {
-    if (this.tiers !== null) return [costs.join(',')];
+    if (this.tiers !== null) return [costsOf(costs)];
     const out = this.plans.map((_, i) => String(costs[i]));
     if (this.blocks) out.push('1');
     return out;
@@ -266,7 +266,7 @@ export class Shape {
 
   /** tiers / tiers_peek ARGV: count, specs, now_ms, tz_rules, then the one key's costs and shares. */
   private tiersArgv(specs: string, costs: readonly (number | string)[], shares?: readonly string[]): string[] {
-    return [String(this.plans.length), specs, this.nowArg(), this.tzRules(), costs.join(','), shares ? sharesOf(shares) : ''];
+    return [String(this.plans.length), specs, this.nowArg(), this.tzRules(), costsOf(costs), shares ? sharesOf(shares) : ''];
   }
 
   /** The twin's fixed tiers arguments (the fallback's sizes), parsed as the prologue would. */
@@ -292,6 +292,12 @@ function specOf(item: Readonly<Record<string, unknown>>): string {
 
 function specsOf(items: readonly Readonly<Record<string, unknown>>[]): string {
   return items.map(specOf).join(';');
+}
+
+/** tiers' costs: one per limit, joined; '' when every one is 1 (the script's default: nothing to parse). */
+function costsOf(costs: readonly (number | string)[]): string {
+  for (const c of costs) if (c !== 1 && c !== '1') return costs.join(',');
+  return '';
 }
 
 /** tiers' shares: one share_ppm per limit ('' for a limit without a class: 1000000), joined. */
