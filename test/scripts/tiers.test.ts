@@ -9,6 +9,7 @@ import type { TwinValue } from '../../src/twin/store.js';
 import { TIERS_KIND, tiersValueString, type TiersValue } from '../../src/twin/tiers.js';
 import { windowStart } from '../../src/twin/windows.js';
 import { functionsServerForFile } from '../support/redis.js';
+import { CET, DAY, GRACE, T0, multiGroup, specsOf, tzOf, type Algo, type Limit } from '../support/tiers.js';
 
 /**
  * tiers, tiers_peek, tiers_refund and tiers_reset (lib/tiers): every limit of a subject in ONE
@@ -22,46 +23,7 @@ import { functionsServerForFile } from '../support/redis.js';
  */
 const lib = functionsServerForFile();
 
-const DAY = 86_400_000;
-const GRACE = 60_000;
-const T0 = Date.UTC(2026, 2, 20, 10); // a Friday
-/** A time zone's rules: CET, then CEST from 2026-03-29 01:00 UTC. */
-const CET = `3600000;${Date.UTC(2026, 2, 29, 1)}:7200000`;
 let run = 0;
-
-type Algo = 'gcra' | 'token_bucket' | 'fixed_window' | 'sliding_window' | 'quota';
-interface Limit {
-  algo: Algo;
-  limit: number;
-  periodMs?: number;
-  burst?: number;
-  offsetMs: number;
-  unit?: 'day' | 'week' | 'month';
-  /** quota: takes the CET rules in tz_rules. */
-  tz?: boolean;
-}
-
-function specOf(l: Limit): string {
-  switch (l.algo) {
-    case 'gcra':
-    case 'token_bucket':
-      return `${l.algo},${l.limit},${l.periodMs},${l.burst},,`;
-    case 'fixed_window':
-      return `fixed_window,${l.limit},${l.periodMs},,${l.offsetMs},`;
-    case 'sliding_window':
-      return `sliding_window,${l.limit},${l.periodMs},,,`;
-    default:
-      return `quota,${l.limit},,,${l.offsetMs},${l.unit}`;
-  }
-}
-const specsOf = (limits: readonly Limit[]) => limits.map(specOf).join(';');
-const tzOf = (limits: readonly Limit[]) => (limits.some((l) => l.tz) ? limits.map((l) => (l.tz ? CET : '')).join('|') : '');
-
-/** multi's ARGV group for one limit: algo, limit, period_ms, cost, burst, offset_ms, unit, share_ppm, holder. */
-function multiGroup(l: Limit, cost: number, share: number | undefined): string[] {
-  const offset = l.algo === 'fixed_window' || l.algo === 'quota' ? String(l.offsetMs) : '';
-  return [l.algo, String(l.limit), l.periodMs === undefined ? '' : String(l.periodMs), String(cost), l.burst === undefined ? '' : String(l.burst), offset, l.unit ?? '', share === undefined ? '' : String(share), ''];
-}
 
 const PERIODS = [1000, 7000, 60_000, 3_600_000, 2 ** 21];
 const limitArb: fc.Arbitrary<Limit> = fc.oneof(
