@@ -119,9 +119,5 @@ for i = 1, #pending do
   redis.pcall('PUBLISH', 'redlimit:refund', pending[i][1])
 end
 
-local tomb = math.max(deadline - now, RL_RSV_TOMBSTONE_MS)
-local set_opt, _, at = rl_expiry(now, tomb, simulated)
-local mark = 'c'
-if cancel then mark = 'x' end
-redis.call('SET', record_key, string.format('s:%d:', now + tomb) .. mark, set_opt, at)
+rl_rsv_tombstone(record_key, deadline, now, simulated, cancel)
 return rl_reply(reply)

@@ -367,6 +367,16 @@ local function rl_rsv_parse_periods(script, key, periods, items)
   if i ~= #items then rl_fail_state(script, key) end
 end
 
+--- Replaces a settled reservation's record by its tombstone ('c' committed, 'x' cancelled),
+--- living as long as the reservation would have, and at least RL_RSV_TOMBSTONE_MS.
+local function rl_rsv_tombstone(record_key, deadline, now, simulated, cancel)
+  local tomb = math.max(deadline - now, RL_RSV_TOMBSTONE_MS)
+  local set_opt, _, at = rl_expiry(now, tomb, simulated)
+  local mark = 'c'
+  if cancel then mark = 'x' end
+  redis.call('SET', record_key, string.format('s:%d:', now + tomb) .. mark, set_opt, at)
+end
+
 --- What the reservation key holds at `now`: 'record', deadline, body (specs "\n" keys), periods
 --- (nil: a record without them); or 'tombstone', deadline, mode; or nil when absent or past its
 --- deadline.
@@ -1085,9 +1095,5 @@ for i = 1, #pending do
   redis.pcall('PUBLISH', 'redlimit:refund', pending[i][1])
 end
 
-local tomb = math.max(deadline - now, RL_RSV_TOMBSTONE_MS)
-local set_opt, _, at = rl_expiry(now, tomb, simulated)
-local mark = 'c'
-if cancel then mark = 'x' end
-redis.call('SET', record_key, string.format('s:%d:', now + tomb) .. mark, set_opt, at)
+rl_rsv_tombstone(record_key, deadline, now, simulated, cancel)
 return rl_reply(reply)

@@ -999,6 +999,16 @@ local function rl_rsv_parse_periods(script, key, periods, items)
   if i ~= #items then rl_fail_state(script, key) end
 end
 
+--- Replaces a settled reservation's record by its tombstone ('c' committed, 'x' cancelled),
+--- living as long as the reservation would have, and at least RL_RSV_TOMBSTONE_MS.
+local function rl_rsv_tombstone(record_key, deadline, now, simulated, cancel)
+  local tomb = math.max(deadline - now, RL_RSV_TOMBSTONE_MS)
+  local set_opt, _, at = rl_expiry(now, tomb, simulated)
+  local mark = 'c'
+  if cancel then mark = 'x' end
+  redis.call('SET', record_key, string.format('s:%d:', now + tomb) .. mark, set_opt, at)
+end
+
 --- What the reservation key holds at `now`: 'record', deadline, body (specs "\n" keys), periods
 --- (nil: a record without them); or 'tombstone', deadline, mode; or nil when absent or past its
 --- deadline.
@@ -1212,9 +1222,5 @@ local function settle_all()
 end
 
 local reply = rl_tiers_run(settle_all)
-local tomb = math.max(deadline - now, RL_RSV_TOMBSTONE_MS)
-local set_opt, _, at = rl_expiry(now, tomb, simulated)
-local mark = 'c'
-if cancel then mark = 'x' end
-redis.call('SET', record_key, string.format('s:%d:', now + tomb) .. mark, set_opt, at)
+rl_rsv_tombstone(record_key, deadline, now, simulated, cancel)
 return rl_reply(reply)

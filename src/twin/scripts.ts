@@ -7,13 +7,12 @@ import { KEY_ERROR_CODES, ScriptError } from '../errors.js';
 import type { ScriptDef } from '../runtime/script-def.js';
 import * as a from './algorithms.js';
 import { parseScriptArgs, type ArgValues } from './args.js';
-import { parseMultiBatchSpecs } from '../runtime/checks.js';
 import { ALGO_KIND, KIND_REDIS_TYPE, TwinStateError, type MemoryStore, type TwinValue } from './store.js';
 import { twinReserve, twinSettle } from './reservation.js';
 import { twinFairShare } from './fair.js';
 import { twinPolicyCarry } from './policy.js';
 import { parseTzRules, type Zone } from './calendar.js';
-import { twinTiers, twinTiersRefund, twinTiersReserve, twinTiersReset, twinTiersSettle, type TiersDeps } from './tiers.js';
+import { specLimits, twinTiers, twinTiersRefund, twinTiersReserve, twinTiersReset, twinTiersSettle, type TiersDeps } from './tiers.js';
 
 export interface TwinCall {
   store: MemoryStore;
@@ -283,14 +282,7 @@ function failingItem(c: TwinCall): number {
  */
 function multiBatch(c: TwinCall, name = 'multi_batch'): number[] {
   const count = n(c.args.count);
-  const parsed: ArgValues[] = parseMultiBatchSpecs(name, count, s(c.args.specs)).map((l) => ({
-    algo: l.algo,
-    limit: l.limit,
-    period_ms: l.periodMs,
-    burst: l.burst,
-    offset_ms: l.offsetMs,
-    unit: l.unit,
-  }));
+  const parsed = specLimits(name, count, s(c.args.specs));
   const limits = multiZones(name, c.args.tz_rules as string | undefined, parsed);
   const reply = [c.now];
   for (let d = 0; d * count < c.keys.length; d++) {

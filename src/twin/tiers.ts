@@ -214,19 +214,17 @@ class Scratch extends MemoryStore {
 /** Scripts run one at a time (synchronously): one scratch store serves every call. */
 const scratch = new Scratch();
 
+/** multi_batch's (and tiers') specs as items, each field by its item name (rl_multi_batch_parse). */
+export function specLimits(script: string, count: number, specs: string): ArgValues[] {
+  return parseMultiBatchSpecs(script, count, specs).map((l) => ({ algo: l.algo, limit: l.limit, period_ms: l.periodMs, burst: l.burst, offset_ms: l.offsetMs, unit: l.unit }));
+}
+
 /** The limits of `specs` as items (rl_multi_batch_specs), with their zones (rl_multi_zones). */
 function parseLimits(c: TwinCall, deps: TiersDeps): ArgValues[] {
   const count = c.args.count as number;
   let parsed: ArgValues[];
   try {
-    parsed = parseMultiBatchSpecs(c.script, count, c.args.specs as string).map((l) => ({
-      algo: l.algo,
-      limit: l.limit,
-      period_ms: l.periodMs,
-      burst: l.burst,
-      offset_ms: l.offsetMs,
-      unit: l.unit,
-    }));
+    parsed = specLimits(c.script, count, c.args.specs as string);
   } catch (err) {
     // Checked by the prologue (tiers_specs); runParsed callers skip it.
     if (err instanceof Error && 'detail' in err) throw new ScriptError(c.script, `BADARG redlimit ${c.script}: ${(err as { detail: string }).detail}`);
