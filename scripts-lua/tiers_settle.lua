@@ -6,8 +6,8 @@
 --- Status (the reply's first field) as settle's: 0 unknown, 1 committed, 2 cancelled, 3 already
 --- settled, 4 mismatch (the record was made for another key, or for another number of limits).
 --- The key's expiry after a change: the longest of what the changed states need and what the key
---- had left (the untouched states' needs, which a settle does not lengthen; PEXPIRETIME, Redis 7). Publishes the key on
---- redlimit:refund when a state changed, as settle does.
+--- had left (the untouched states' needs, which a settle does not lengthen; PEXPIRETIME, Redis 7).
+--- Publishes the key on the channel redlimit:refund when a state changed, as settle does.
 --- @arg mode enum:commit|cancel required commit: settle at the actuals; cancel: give every estimate back (actuals ignored).
 --- @arg overage enum:debt|cap default=debt What an actual above its estimate does: debt (charge it, below empty if need be) or cap (charge at most what is left).
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).

@@ -2349,7 +2349,7 @@ local function rl_tiers_run(fn, ...)
 end
 
 --- tiers_refund: gives each limit of `key` its cost back (never above full); per limit the units
---- it holds after and the ms until it is full again.
+--- it holds after and the ms until it is full again, then whether the key changed.
 local function rl_tiers_refund(script, key, limits, costs, now, simulated)
   local count = #limits
   local stored = rl_call('GET', key)
@@ -2386,7 +2386,7 @@ local function rl_tiers_refund(script, key, limits, costs, now, simulated)
     reply[2 * j - 1], reply[2 * j] = remaining, reset
   end
   if changed then rl_tiers_store(key, stored, segs, count, ttl, now, simulated) end
-  return reply
+  return reply, changed
 end
 
 -- adaptive_feedback v1: AIMD: an upstream's answer moves the limit learned for a target — an overload multiplies it down (at most once per cooldown), a success period adds a step back up to the ceiling; Retry-After pauses the target.
@@ -3651,8 +3651,9 @@ rl_multi_zones('tiers_refund', tz_rules, limits)
 local function refund_all()
   local reply = { now }
   for d = 1, #KEYS do
-    local part = rl_tiers_refund('tiers_refund', KEYS[d], limits, refunds[d].cost_list, now, now_ms ~= nil)
+    local part, changed = rl_tiers_refund('tiers_refund', KEYS[d], limits, refunds[d].cost_list, now, now_ms ~= nil)
     for i = 1, #part do reply[#reply + 1] = part[i] end
+    if changed then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[d]) end
   end
   return reply
 end
@@ -3948,4 +3949,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '0ec30e7c62b52baaada3e1d0e81b4a6e12f29bba' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'e596313c685f78bb67293a41450ba2f5b9806c6a' end }

@@ -9,6 +9,9 @@
 --- @each refunds per=count
 --- @group costs string required maxlen=512 Units to give back to each limit: `count` comma-separated integers in specs order (0: that limit is left as it is).
 --- @check tiers_specs count specs refunds
+--- Publishes each key it gave units back to on the channel redlimit:refund, as the refund scripts
+--- do: other instances drop the denials they cached for it (one may pass now) and what their
+--- fallback learned of it. pcall: a client whose ACL forbids PUBLISH still refunds.
 --- @return now_ms int The clock reading (ms) the refunds used.
 --- @return_each remaining int Per limit of each key, in order (count results per key): whole units it holds after the refund.
 --- @return_each reset_after_ms int ms until it is back to full.
@@ -1468,7 +1471,7 @@ local function rl_tiers_run(fn, ...)
 end
 
 --- tiers_refund: gives each limit of `key` its cost back (never above full); per limit the units
---- it holds after and the ms until it is full again.
+--- it holds after and the ms until it is full again, then whether the key changed.
 local function rl_tiers_refund(script, key, limits, costs, now, simulated)
   local count = #limits
   local stored = rl_call('GET', key)
@@ -1505,7 +1508,7 @@ local function rl_tiers_refund(script, key, limits, costs, now, simulated)
     reply[2 * j - 1], reply[2 * j] = remaining, reset
   end
   if changed then rl_tiers_store(key, stored, segs, count, ttl, now, simulated) end
-  return reply
+  return reply, changed
 end
 
 -- from scripts-lua/tiers_refund.lua
@@ -1535,8 +1538,9 @@ rl_multi_zones('tiers_refund', tz_rules, limits)
 local function refund_all()
   local reply = { now }
   for d = 1, #KEYS do
-    local part = rl_tiers_refund('tiers_refund', KEYS[d], limits, refunds[d].cost_list, now, now_ms ~= nil)
+    local part, changed = rl_tiers_refund('tiers_refund', KEYS[d], limits, refunds[d].cost_list, now, now_ms ~= nil)
     for i = 1, #part do reply[#reply + 1] = part[i] end
+    if changed then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[d]) end
   end
   return reply
 end

@@ -277,7 +277,7 @@ local function rl_tiers_run(fn, ...)
 end
 
 --- tiers_refund: gives each limit of `key` its cost back (never above full); per limit the units
---- it holds after and the ms until it is full again.
+--- it holds after and the ms until it is full again, then whether the key changed.
 local function rl_tiers_refund(script, key, limits, costs, now, simulated)
   local count = #limits
   local stored = rl_call('GET', key)
@@ -314,5 +314,5 @@ local function rl_tiers_refund(script, key, limits, costs, now, simulated)
     reply[2 * j - 1], reply[2 * j] = remaining, reset
   end
   if changed then rl_tiers_store(key, stored, segs, count, ttl, now, simulated) end
-  return reply
+  return reply, changed
 end

@@ -137,9 +137,9 @@ describe('the scripts publish what they change', () => {
 
   it('reset and block publish on INVALIDATION_CHANNEL, the refund scripts and settle on REFUND_CHANNEL, policy changes on their own channel, and their headers say so', () => {
     const publishing = b.allScripts.filter((d) => d.source.includes('PUBLISH')).map((d) => d.name).sort();
-    expect(publishing).toEqual(['adaptive_feedback', 'block', 'fixed_window_refund', 'gcra_refund', 'policy_set', 'quota_refund', 'reset', 'settle', 'sliding_window_refund', 'token_bucket_refund']);
+    expect(publishing).toEqual(['adaptive_feedback', 'block', 'fixed_window_refund', 'gcra_refund', 'policy_set', 'quota_refund', 'reset', 'settle', 'sliding_window_refund', 'tiers_refund', 'tiers_reset', 'tiers_settle', 'token_bucket_refund']);
     for (const d of b.allScripts.filter((x) => publishing.includes(x.name))) {
-      const channel = d.name.endsWith('_refund') || d.name === 'settle' ? REFUND_CHANNEL : d.name.startsWith('policy') || d.name.startsWith('adaptive') ? 'redlimit:policy' : INVALIDATION_CHANNEL;
+      const channel = d.name.endsWith('_refund') || d.name.endsWith('settle') ? REFUND_CHANNEL : d.name.startsWith('policy') || d.name.startsWith('adaptive') ? 'redlimit:policy' : INVALIDATION_CHANNEL;
       const header = d.source.split('\n').filter((l) => l.startsWith('---')).join('\n');
       expect(header, d.name).toContain(`channel ${channel}`);
       for (const call of d.source.match(/PUBLISH', '[^']*'/g)!) expect(call, d.name).toBe(`PUBLISH', '${channel}'`);

@@ -222,3 +222,36 @@ describe("layout: 'subject' without Redis, and during an outage", () => {
     dead.disconnect();
   });
 });
+
+describe("layout: 'subject' across instances", () => {
+  for (const op of ['refund', 'reset-named', 'settle'] as const) {
+    it(`a ${op} by another instance ends this one's cached denial of the subject (announced on the subject's key)`, async () => {
+      const prefix = uniquePrefix(`x-${op}`);
+      const limits: LimitSpec[] = [
+        { name: 'm', algo: 'gcra', limit: 100, periodMs: HOUR },
+        { name: 'd', algo: 'quota', limit: 3, unit: 'day' },
+      ];
+      const other = ioredis();
+      const a = createRateLimiter({ redis, prefix, limits, layout: 'subject', denyCache: { maxHoldMs: 86_400_000 }, timeoutMs: 10_000 });
+      const b = createRateLimiter({ redis: other, prefix, limits, layout: 'subject', denyCache: false, timeoutMs: 10_000 });
+      for (let i = 0; i < 500 && !a.stats().invalidation.subscribed; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(a.stats().invalidation.subscribed).toBe(true);
+      const held = op === 'settle' ? await b.reserve('s', { cost: { m: 1, d: 1 } }) : null;
+      const first = op === 'settle' ? 2 : 3;
+      for (let i = 0; i < first; i++) expect((await a.limit('s')).allowed).toBe(true);
+      expect((await a.limit('s')).source).toBe('redis');
+      expect(await a.limit('s')).toMatchObject({ allowed: false, source: 'deny-cache' });
+      if (op === 'refund') await b.refund('s', { cost: { d: 1 } });
+      else if (op === 'reset-named') await b.reset('s', { limits: ['d'] });
+      else await b.cancel(held!.handle!);
+      let d = await a.limit('s');
+      for (let i = 0; i < 400 && !d.allowed; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+        d = await a.limit('s');
+      }
+      expect(d).toMatchObject({ allowed: true, source: 'redis' });
+      await Promise.all([a.close(), b.close()]);
+      other.disconnect();
+    }, 30_000);
+  }
+});
