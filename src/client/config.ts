@@ -128,7 +128,7 @@ export interface RateLimiterOptions {
    * (`prefix:{id}:name1+name2+...`, the `tiers` script): one read and one write per decision
    * whatever the number of limits, and one key's memory. For limiters of two or more limits of
    * algo gcra, token_bucket, fixed_window, sliding_window or quota, keyed by the id (no scope),
-   * without blocks; reserve() needs `per-limit`. Changing the set of limits (adding, removing,
+   * without blocks; every call answers as with `per-limit`. Changing the set of limits (adding, removing,
    * renaming or reordering one) starts the counts afresh under a new key; changing a limit's
    * values keeps them. Switching an existing limiter's layout starts its counts afresh too. With
    * one limit both layouts are the same key.

@@ -253,7 +253,12 @@ export class Shape {
    */
   seedOnTwin(twin: TwinClient, key: string, takes: readonly number[], at: number): boolean {
     if (this.tiers === null) return false;
-    if (takes.some((x) => x > 0) && !twin.store.has(key, at)) twin.runParsed(b.tiersScript, [key], this.tiersArgs(), [tiersGroup(takes)], at);
+    if (twin.store.has(key, at)) return true;
+    // Limit by limit, as a key per limit is seeded: a take a limit cannot hold (a subject in debt)
+    // seeds nothing of that limit, and the others still are.
+    takes.forEach((take, j) => {
+      if (take > 0) twin.runParsed(b.tiersScript, [key], this.tiersArgs(), [tiersGroup(takes.map((_, i) => (i === j ? take : 0)))], at);
+    });
     return true;
   }
 

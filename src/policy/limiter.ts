@@ -16,7 +16,7 @@ import { PolicyStore } from './store.js';
 
 export type { AdaptiveOptions, FeedbackResult } from './adaptive.js';
 
-export interface PolicyLimiterOptions extends Omit<RateLimiterOptions, 'limits' | 'lease'> {
+export interface PolicyLimiterOptions extends Omit<RateLimiterOptions, 'limits' | 'lease' | 'layout'> {
   /**
    * The policies a subject's limits come from, least specific first, e.g. `['default', 'plan:pro', 'org:acme', 'user:42']`.
    * Optional when every call names its chain (`limit(subject, { chain })`, as the HTTP rules do).
@@ -136,6 +136,10 @@ export class PolicyLimiter {
     if (environment !== undefined) checkPolicyName(`env:${environment}`, 'environment');
     checkLimits(defaults ?? [], 'defaults');
     if (onNoLimits !== undefined && onNoLimits !== 'deny' && onNoLimits !== 'allow') throw new InvalidConfigError('onNoLimits must be deny or allow');
+    // Policy changes rename limits (reset epochs) and carry state key by key: a key per limit only.
+    if ((o as { layout?: unknown }).layout !== undefined && (o as { layout?: unknown }).layout !== 'per-limit') {
+      throw new InvalidConfigError("createPolicyLimiter keeps a key per limit (policy changes carry state limit by limit): layout must be 'per-limit'");
+    }
     this.base = { ...rest, limits: [] };
     this.clock = o.clock ?? Date.now;
     this.adaptive = new AdaptiveFeedback(adaptive, this.clock);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { createRateLimiter, InvalidConfigError, type Decision, type LimitSpec, type RateLimiter } from '../../src/index.js';
+import { createPolicyLimiter, createRateLimiter, InvalidConfigError, type Decision, type LimitSpec, type RateLimiter } from '../../src/index.js';
 import { ioredis, uniquePrefix } from '../support/redis.js';
 import { startLocalRedis } from '../../devtools/local-redis.js';
 
@@ -254,4 +254,43 @@ describe("layout: 'subject' across instances", () => {
       other.disconnect();
     }, 30_000);
   }
+});
+
+describe("layout: 'subject', edges a review found", () => {
+  it('seeds the fallback limit by limit: a limit Redis left in debt does not keep the others from being seeded', async () => {
+    const limits: LimitSpec[] = [
+      { name: 'rpm', algo: 'fixed_window', limit: 100, periodMs: HOUR },
+      { name: 'tpd', algo: 'quota', limit: 1000, unit: 'day' },
+    ];
+    const after: unknown[] = [];
+    let server = await startLocalRedis();
+    try {
+      for (const layout of ['per-limit', 'subject'] as const) {
+        if (layout === 'subject') server = await server.restart();
+        const c = new Redis({ port: server.port, host: '127.0.0.1', enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => 50 });
+        c.on('error', () => {});
+        const rl = createRateLimiter({ redis: c, prefix: uniquePrefix(`debt-${layout}`), limits, layout, timeoutMs: 200, denyCache: false, breaker: { consecutiveFailures: 1, resetTimeoutMs: 60_000 } });
+        await rl.ready();
+        const r = await rl.reserve('x', { cost: { rpm: 1, tpd: 900 } });
+        await rl.commit(r.handle!, { tpd: 1500 }, { overage: 'debt' });
+        // The settle's own announcement comes back first (a change after Redis's answer would void what was learned).
+        await new Promise((res) => setTimeout(res, 300));
+        expect((await rl.limit('x', { cost: { rpm: 1, tpd: 0 } })).limits.map((l) => l.remaining)).toEqual([99, -500]);
+        await server.kill();
+        const d = await rl.limit('x', { cost: { rpm: 1, tpd: 100 } });
+        expect(d.source).toBe('fallback');
+        after.push(d.limits.map((l) => l.remaining));
+        await rl.close();
+        c.disconnect();
+      }
+    } finally {
+      await server.kill().catch(() => {});
+    }
+    expect(after[1]).toEqual(after[0]);
+    expect((after[0] as number[])[0]).toBe(98); // rpm seeded from Redis's 99
+  }, 30_000);
+
+  it('a policy limiter keeps a key per limit (policy changes carry state limit by limit): layout is refused', () => {
+    expect(() => createPolicyLimiter({ redis, chain: () => ['default'], layout: 'subject' } as never)).toThrow(/layout must be 'per-limit'/);
+  });
 });
