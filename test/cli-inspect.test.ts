@@ -68,3 +68,19 @@ describe('redlimit inspect', { timeout: 300_000 }, () => {
     expect(counted).toBeGreaterThan(serverNow - 60_000);
   });
 });
+
+describe("redlimit inspect, layout 'subject'", { timeout: 300_000 }, () => {
+  it("decodes a subject's key limit by limit, named as the key names them", async () => {
+    const key = `${prefix}:{s1}:m+h+d`;
+    const now = 1_700_000_000_000;
+    await b.tiers(redis, { count: 3, specs: 'gcra,10,60000,10,,;sliding_window,100,3600000,,,;quota,1000,,,0,day', nowMs: now, decisions: [{ key, costs: '1,0,5' }] });
+    const { code, out } = await inspect(key);
+    expect(code).toBe(0);
+    const decoded = out.decoded as { kind: string; limits: Record<string, { kind: string; count?: number }> };
+    expect(decoded.kind).toBe('subject');
+    expect(Object.keys(decoded.limits)).toEqual(['m', 'h', 'd']);
+    expect(decoded.limits.m!.kind).toBe('gcra');
+    expect(decoded.limits.h!.kind).toBe('absent'); // cost 0: no state
+    expect(decoded.limits.d).toMatchObject({ count: 5 });
+  });
+});

@@ -121,6 +121,23 @@ function describeString(raw: string, algo: string, nowMs?: number): Record<strin
   });
 }
 
+/**
+ * A subject's key of layout 'subject' (`…:{id}:m+h+d`, the tiers scripts): its limits' states,
+ * `|`-separated in the order the names give them, each decoded as a string state (its algorithm
+ * is not in the key: each field by the first decoding that takes it); null when `key` does not
+ * name several limits or the value has another number of fields.
+ */
+function describeSubject(key: string, raw: string, nowMs: number): Record<string, unknown> | null {
+  const names = /\}:([A-Za-z0-9_-]+(?:\+[A-Za-z0-9_-]+)+)(?::[^:]*)?$/.exec(key)?.[1]?.split('+');
+  const fields = raw.split('|');
+  if (!names || fields.length !== names.length) return null;
+  const limits: Record<string, unknown> = {};
+  // In a subject's key no window is packed and no block is held: an integer field is a gcra's.
+  const field = (f: string) => (f === '' ? { kind: 'absent', meaning: 'no state: this limit is at full' } : describeString(f, /^\d+$/.test(f) ? 'gcra' : '', nowMs));
+  names.forEach((n, i) => (limits[n] = field(fields[i]!)));
+  return { kind: 'subject', meaning: "every limit of one subject (layout 'subject')", limits };
+}
+
 /** A sorted set: a sliding log's entries when its members have their shape, else concurrency leases. */
 function describeZset(entries: string[]): Record<string, unknown> {
   return describeFirst(entries, [() => decodeSlidingLog(entries), () => decodeConcurrency(entries)]);
@@ -199,7 +216,8 @@ export function registerStateCommands(cli: Command): void {
           raw = await client.get(key);
           // The server's clock: a token bucket's compact form keeps its count time modulo a power of ten, read back against the clock that wrote it.
           const [sec, usec] = (await client.call('TIME')) as [string, string];
-          decoded = describeString(String(raw), o.algo ?? 'gcra', Number(sec) * 1000 + Math.floor(Number(usec) / 1000));
+          const nowMs = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+          decoded = describeSubject(key, String(raw), nowMs) ?? describeString(String(raw), o.algo ?? 'gcra', nowMs);
         } else if (type === 'hash') {
           raw = await client.hgetall(key);
           decoded = describeFirst(raw, [() => decodeTokenBucketHash(raw as Record<string, string>)]);
