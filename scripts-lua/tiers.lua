@@ -20,6 +20,5 @@
 --- @args
 
 local now = rl_now_ms(now_ms)
-local limits = rl_multi_batch_specs('tiers', count, specs)
-rl_multi_zones('tiers', tz_rules, limits)
-return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers', KEYS, decisions, limits, now, now_ms ~= nil, true))
+local plan = rl_tiers_plan('tiers', count, specs, tz_rules)
+return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers', KEYS, decisions, plan, now, now_ms ~= nil, true))

@@ -21,6 +21,5 @@
 --- @args
 
 local now = rl_now_ms(now_ms)
-local limits = rl_multi_batch_specs('tiers_peek', count, specs)
-rl_multi_zones('tiers_peek', tz_rules, limits)
-return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers_peek', KEYS, decisions, limits, now, now_ms ~= nil, false))
+local plan = rl_tiers_plan('tiers_peek', count, specs, tz_rules)
+return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers_peek', KEYS, decisions, plan, now, now_ms ~= nil, false))

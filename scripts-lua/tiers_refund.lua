@@ -20,8 +20,7 @@
 --- @args
 
 local now = rl_now_ms(now_ms)
-local limits = rl_multi_batch_specs('tiers_refund', count, specs)
-rl_multi_zones('tiers_refund', tz_rules, limits)
+local limits = rl_tiers_plan('tiers_refund', count, specs, tz_rules).limits
 local function refund_all()
   local reply = { now }
   for d = 1, #KEYS do

@@ -48,12 +48,12 @@ if replay then
   -- The same reservation again: admitted, nothing more taken; what each limit holds now.
   local zeros = {}
   for j = 1, count do zeros[j] = 0 end
-  local evals, caps = rl_tiers_evaluators(limits, now, simulated)
+  local evals, caps = rl_tiers_evaluators(limits)
   rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, { cost_list = zeros }, evals, caps, now, simulated, false, reply, 3)
   for j = 1, count do reply[4 * j], reply[4 * j + 3] = 1, 0 end
   return rl_reply(reply)
 end
-local evals, caps = rl_tiers_evaluators(limits, now, simulated)
+local evals, caps = rl_tiers_evaluators(limits)
 rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, decision, evals, caps, now, simulated, true, reply, 3)
 for j = 1, count do
   local r = 4 * j

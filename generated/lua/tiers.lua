@@ -996,13 +996,6 @@ local function rl_quota_decide(key, limit, unit, zone, cost, now, simulated, kee
   return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
 end
 
---- The same with the write as a list of writes (rl_apply's), for callers that plan lists.
-local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
-  local allowed, remaining, reset, retry, cmd, k, value, opt, at = rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep)
-  if cmd then return allowed, remaining, reset, retry, { { cmd, k, value, opt, at } } end
-  return allowed, remaining, reset, retry, RL_NO_WRITES
-end
-
 -- from scripts-lua/lib/algo_block.lua
 --- Penalty box: a key that, while it lives, denies its id whatever the limits say. Its value is
 --- the ms timestamp the block ends (so a caller clock, now_ms, is honoured too).
@@ -1283,56 +1276,6 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now, stored)
   return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, keep)
 end
 
---- One limit's evaluation chosen once per call (batch, multi_batch, tiers: the limit is the same
---- for every decision, at one `now`): a function(key, cost, keep, stored) with rl_multi_item's
---- results, and the capacity its priority classes are shares of. `trim` and `apply_now` as
---- rl_multi_item's; `stored` (lib/tiers: the state already read) as its, for the string algorithms.
-local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
-  local algo, limit, period_ms, burst = item.algo, item.limit, item.period_ms, item.burst
-  if algo == 'gcra' then
-    return function(key, cost, keep, stored)
-      return rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep, stored)
-    end, burst
-  elseif algo == 'sliding_window' then
-    -- Every decision of the call is in the same window: its start once.
-    local start = rl_window_start(now, period_ms, 0)
-    return function(key, cost, keep, stored)
-      return rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep, stored)
-    end, limit
-  elseif algo == 'quota' then
-    -- The same calendar period for every decision: computed once (rl_quota_eval's steps).
-    local start, period_end = rl_calendar_period(now, item.unit, item.zone or item.offset_ms)
-    return function(key, cost, keep, stored)
-      return rl_counter_take(key, limit, start, period_end, rl_counter_read('quota', key, start, nil, stored), cost, now, simulated, keep)
-    end, limit
-  elseif algo == 'fixed_window' then
-    -- The same window for every decision (rl_fixed_window_eval's steps).
-    local start = rl_window_start(now, period_ms, item.offset_ms)
-    local window_end, tag = start + period_ms, start % 4194304
-    return function(key, cost, keep, stored)
-      return rl_counter_take(key, limit, start, window_end, rl_counter_read('fixed_window', key, start, tag, stored), cost, now, simulated, keep, tag)
-    end, limit
-  elseif algo == 'token_bucket' then
-    return function(key, cost, keep, stored)
-      return rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep, stored)
-    end, burst
-  elseif algo == 'sliding_log' then
-    return function(key, cost, keep)
-      return rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim, keep)
-    end, limit
-  elseif algo == 'block' then
-    return function(key)
-      local until_ms = rl_block_read(key, now)
-      if until_ms then return 0, 0, until_ms - now, until_ms - now end
-      return 1, 0, 0, 0
-    end, limit
-  end
-  local holder = item.holder
-  return function(key, cost, keep)
-    return rl_concurrency_eval(key, limit, period_ms, holder, cost, now, simulated, trim, keep)
-  end, limit
-end
-
 -- from scripts-lua/lib/tiers.lua
 --- One key per subject for all of its limits (tiers, tiers_peek, tiers_refund, tiers_reset): the
 --- states of the limits of `specs`, in order, joined by '|' into one string value, an empty field
@@ -1401,24 +1344,67 @@ local function rl_check_tiers_costs(script, count, specs, costs)
   end
 end
 
+--- tiers and tiers_peek: what a call needs of its specs beyond each decision's costs, by specs
+--- string: the limits parsed and checked for every parameter but the cost (`limits`: the parsed
+--- fields read only; cost and share_ppm are scratch, set by whoever reads them first),
+--- and by tz_rules string (`zoned`, '' for none) the limits with their zones and one evaluator
+--- per limit, built below. A Functions library keeps them between calls, so a client that
+--- sends the same specs on every call parses, checks and builds them once (an EVAL script starts
+--- empty each call). At most 64 specs, 8 tz_rules strings of at most 4096 bytes each per specs;
+--- then it starts over (longer tz_rules are built for their call alone).
+local rl_tiers_plans, rl_tiers_plans_n = {}, 0
+
 --- Every decision's costs and shares parsed (as decision.cost_list / share_list: nil = 1 each,
 --- no class), the specs valid for the largest cost asked of each limit, and every spec an
---- algorithm a subject's key can hold.
+--- algorithm a subject's key can hold. Specs seen before (rl_tiers_plans) were checked then:
+--- only costs above 1 are checked again (what rl_multi_check tests of a cost).
 local function rl_check_tiers_specs(script, count, specs, decisions)
-  local costs = {}
-  for j = 1, count do costs[j] = 0 end
+  -- nil while no decision has a cost list (every cost is 1).
+  local costs, defaults = nil, false
   for d = 1, #decisions do
     local decision = decisions[d]
     local list = rl_tiers_list(script, 'costs', decision.costs, count, 1000000000000000, d)
     decision.cost_list = list
-    decision.share_list = rl_tiers_list(script, 'shares', decision.shares, count, 1000000, d)
-    for j = 1, count do
-      local cost = 1
-      if list then cost = list[j] end
-      if cost > costs[j] then costs[j] = cost end
+    if decision.shares then decision.share_list = rl_tiers_list(script, 'shares', decision.shares, count, 1000000, d) end
+    if list then
+      if not costs then
+        costs = {}
+        for j = 1, count do costs[j] = 0 end
+      end
+      for j = 1, count do
+        if list[j] > costs[j] then costs[j] = list[j] end
+      end
+    else
+      defaults = true
     end
   end
+  if costs and defaults then
+    for j = 1, count do
+      if costs[j] < 1 then costs[j] = 1 end
+    end
+  end
+  local plan = rl_tiers_plans[specs]
+  if plan ~= nil and plan.count == count then
+    if costs then
+      local limits = plan.limits
+      for j = 1, count do
+        local algo = limits[j].algo
+        if costs[j] > 1000000000 and algo ~= 'quota' then rl_multi_need(script, j, algo, 'cost', costs[j], 0, 1000000000) end
+      end
+    end
+    return
+  end
+  if not costs then
+    costs = {}
+    for j = 1, count do costs[j] = 1 end
+  end
   rl_check_tiers_costs(script, count, specs, costs)
+  -- The body finds the limits here, not in the hand-over.
+  local limits = rl_specs_checked
+  rl_specs_checked, rl_specs_checked_for = nil, nil
+  if rl_tiers_plans_n >= 64 then rl_tiers_plans, rl_tiers_plans_n = {}, 0 end
+  rl_tiers_plans[specs] = { count = count, limits = limits, zoned = {}, zoned_n = 0 }
+  rl_tiers_plans_n = rl_tiers_plans_n + 1
 end
 
 --- The pattern that splits a value of n states into its n fields, by n (built once each).
@@ -1483,12 +1469,81 @@ end
 --- it): entries past a call's count are stale and never read.
 local rl_tiers_news = {}
 
---- Each limit's evaluation for this call (rl_multi_evaluator: window starts and calendar periods
---- computed once per call, not per decision), and the capacities priority classes are shares of.
-local function rl_tiers_evaluators(limits, now, simulated)
+--- One limit's evaluation, for any number of calls: a function(key, cost, keep, stored, now,
+--- simulated) with rl_multi_item's results (trim and apply_now off), and the capacity its
+--- priority classes are shares of. A window's start or a calendar period is computed when `now`
+--- leaves the one it kept (each `now` has one period: the period kept holds it or is replaced).
+local function rl_tiers_evaluator(item)
+  local algo, limit, period_ms, burst = item.algo, item.limit, item.period_ms, item.burst
+  if algo == 'gcra' then
+    return function(key, cost, keep, stored, now, simulated)
+      return rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, false, keep, stored)
+    end, burst
+  elseif algo == 'sliding_window' then
+    local start, after = 0, -1
+    return function(key, cost, keep, stored, now, simulated)
+      if now >= after or now < start then
+        start = rl_window_start(now, period_ms, 0)
+        after = start + period_ms
+      end
+      return rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep, stored)
+    end, limit
+  elseif algo == 'quota' then
+    local unit, zone = item.unit, item.zone or item.offset_ms
+    local start, period_end = 0, -1
+    return function(key, cost, keep, stored, now, simulated)
+      if now >= period_end or now < start then start, period_end = rl_calendar_period(now, unit, zone) end
+      return rl_counter_take(key, limit, start, period_end, rl_counter_read('quota', key, start, nil, stored), cost, now, simulated, keep)
+    end, limit
+  elseif algo == 'fixed_window' then
+    local offset_ms = item.offset_ms
+    local start, window_end, tag = 0, -1, 0
+    return function(key, cost, keep, stored, now, simulated)
+      if now >= window_end or now < start then
+        start = rl_window_start(now, period_ms, offset_ms)
+        window_end, tag = start + period_ms, start % 4194304
+      end
+      return rl_counter_take(key, limit, start, window_end, rl_counter_read('fixed_window', key, start, tag, stored), cost, now, simulated, keep, tag)
+    end, limit
+  end
+  return function(key, cost, keep, stored, now, simulated)
+    return rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep, stored)
+  end, burst
+end
+
+--- Each limit's evaluator (rl_tiers_evaluator) and the capacities priority classes are shares of.
+local function rl_tiers_evaluators(limits)
   local evals, caps = {}, {}
-  for j = 1, #limits do evals[j], caps[j] = rl_multi_evaluator(limits[j], now, simulated, false, false) end
+  for j = 1, #limits do evals[j], caps[j] = rl_tiers_evaluator(limits[j]) end
   return evals, caps
+end
+
+--- The limits (zoned by tz_rules), evaluators and capacities of a tiers / tiers_peek call whose
+--- prologue checked `specs` (rl_check_tiers_specs: its plan is there).
+local function rl_tiers_plan(script, count, specs, tz_rules)
+  local plan = rl_tiers_plans[specs]
+  local tz = tz_rules or ''
+  local zoned = plan.zoned[tz]
+  if zoned ~= nil then return zoned end
+  local limits = plan.limits
+  if tz_rules ~= nil then
+    -- The zones go on copies: the plan's limits stay as checked.
+    local copies = {}
+    for j = 1, count do
+      local k = limits[j]
+      copies[j] = { algo = k.algo, limit = k.limit, period_ms = k.period_ms, offset_ms = k.offset_ms, cost = 0, burst = k.burst, unit = k.unit }
+    end
+    limits = copies
+    rl_multi_zones(script, tz_rules, limits)
+  end
+  local evals, caps = rl_tiers_evaluators(limits)
+  zoned = { limits = limits, evals = evals, caps = caps }
+  if #tz <= 4096 then
+    if plan.zoned_n >= 8 then plan.zoned, plan.zoned_n = {}, 0 end
+    plan.zoned[tz] = zoned
+    plan.zoned_n = plan.zoned_n + 1
+  end
+  return zoned
 end
 
 --- One decision over every limit of `key` (all-or-nothing, as multi decides), its results into
@@ -1509,7 +1564,7 @@ local function rl_tiers_decide(script, key, decision, evals, caps, now, simulate
       local share = shares[j]
       if share < 1000000 then keep = rl_keep(caps[j], share) end
     end
-    local allowed, remaining, reset, retry, cmd, _, value, opt, at = evals[j](key, cost, keep, segs[j])
+    local allowed, remaining, reset, retry, cmd, _, value, opt, at = evals[j](key, cost, keep, segs[j], now, simulated)
     local r = o + 4 * j - 3
     reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = allowed, remaining, reset, retry
     if allowed == 1 then
@@ -1543,7 +1598,7 @@ local function rl_tiers_decide(script, key, decision, evals, caps, now, simulate
     if reply[r] == 1 and cost > 0 then
       local keep = 0
       if shares and shares[j] < 1000000 then keep = rl_keep(caps[j], shares[j]) end
-      local _, remaining, reset = evals[j](key, 0, keep, segs[j])
+      local _, remaining, reset = evals[j](key, 0, keep, segs[j], now, simulated)
       reply[r + 1], reply[r + 2] = remaining, reset
     end
   end
@@ -1570,9 +1625,9 @@ end
 --- again is decided again, after the decisions before it). A decision whose key holds another
 --- Redis type or a value that is not these limits' states fails alone: -1 on each of its limits,
 --- the code (rl_key_error) on the one at fault (the first when it is the key), nothing written.
-local function rl_tiers_batch(script, keys, decisions, limits, now, simulated, commit)
+local function rl_tiers_batch(script, keys, decisions, plan, now, simulated, commit)
+  local limits, evals, caps = plan.limits, plan.evals, plan.caps
   local count = #limits
-  local evals, caps = rl_tiers_evaluators(limits, now, simulated)
   local reply = { now }
   for d = 1, #keys do
     local o = 1 + (d - 1) * count * 4
@@ -1627,6 +1682,5 @@ end
 rl_check_tiers_specs('tiers', count, specs, decisions)
 
 local now = rl_now_ms(now_ms)
-local limits = rl_multi_batch_specs('tiers', count, specs)
-rl_multi_zones('tiers', tz_rules, limits)
-return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers', KEYS, decisions, limits, now, now_ms ~= nil, true))
+local plan = rl_tiers_plan('tiers', count, specs, tz_rules)
+return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers', KEYS, decisions, plan, now, now_ms ~= nil, true))

@@ -973,13 +973,6 @@ local function rl_quota_decide(key, limit, unit, zone, cost, now, simulated, kee
   return rl_counter_take(key, limit, start, period_end, used, cost, now, simulated, keep)
 end
 
---- The same with the write as a list of writes (rl_apply's), for callers that plan lists.
-local function rl_quota_eval(key, limit, unit, zone, cost, now, simulated, keep)
-  local allowed, remaining, reset, retry, cmd, k, value, opt, at = rl_quota_decide(key, limit, unit, zone, cost, now, simulated, keep)
-  if cmd then return allowed, remaining, reset, retry, { { cmd, k, value, opt, at } } end
-  return allowed, remaining, reset, retry, RL_NO_WRITES
-end
-
 -- from scripts-lua/lib/algo_block.lua
 --- Penalty box: a key that, while it lives, denies its id whatever the limits say. Its value is
 --- the ms timestamp the block ends (so a caller clock, now_ms, is honoured too).
@@ -1260,56 +1253,6 @@ local function rl_multi_item(key, item, now, simulated, trim, apply_now, stored)
   return rl_concurrency_eval(key, item.limit, item.period_ms, item.holder, item.cost, now, simulated, trim, keep)
 end
 
---- One limit's evaluation chosen once per call (batch, multi_batch, tiers: the limit is the same
---- for every decision, at one `now`): a function(key, cost, keep, stored) with rl_multi_item's
---- results, and the capacity its priority classes are shares of. `trim` and `apply_now` as
---- rl_multi_item's; `stored` (lib/tiers: the state already read) as its, for the string algorithms.
-local function rl_multi_evaluator(item, now, simulated, trim, apply_now)
-  local algo, limit, period_ms, burst = item.algo, item.limit, item.period_ms, item.burst
-  if algo == 'gcra' then
-    return function(key, cost, keep, stored)
-      return rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, apply_now, keep, stored)
-    end, burst
-  elseif algo == 'sliding_window' then
-    -- Every decision of the call is in the same window: its start once.
-    local start = rl_window_start(now, period_ms, 0)
-    return function(key, cost, keep, stored)
-      return rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep, stored)
-    end, limit
-  elseif algo == 'quota' then
-    -- The same calendar period for every decision: computed once (rl_quota_eval's steps).
-    local start, period_end = rl_calendar_period(now, item.unit, item.zone or item.offset_ms)
-    return function(key, cost, keep, stored)
-      return rl_counter_take(key, limit, start, period_end, rl_counter_read('quota', key, start, nil, stored), cost, now, simulated, keep)
-    end, limit
-  elseif algo == 'fixed_window' then
-    -- The same window for every decision (rl_fixed_window_eval's steps).
-    local start = rl_window_start(now, period_ms, item.offset_ms)
-    local window_end, tag = start + period_ms, start % 4194304
-    return function(key, cost, keep, stored)
-      return rl_counter_take(key, limit, start, window_end, rl_counter_read('fixed_window', key, start, tag, stored), cost, now, simulated, keep, tag)
-    end, limit
-  elseif algo == 'token_bucket' then
-    return function(key, cost, keep, stored)
-      return rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep, stored)
-    end, burst
-  elseif algo == 'sliding_log' then
-    return function(key, cost, keep)
-      return rl_sliding_log_eval(key, limit, period_ms, cost, now, simulated, trim, keep)
-    end, limit
-  elseif algo == 'block' then
-    return function(key)
-      local until_ms = rl_block_read(key, now)
-      if until_ms then return 0, 0, until_ms - now, until_ms - now end
-      return 1, 0, 0, 0
-    end, limit
-  end
-  local holder = item.holder
-  return function(key, cost, keep)
-    return rl_concurrency_eval(key, limit, period_ms, holder, cost, now, simulated, trim, keep)
-  end, limit
-end
-
 -- from scripts-lua/lib/tiers.lua
 --- One key per subject for all of its limits (tiers, tiers_peek, tiers_refund, tiers_reset): the
 --- states of the limits of `specs`, in order, joined by '|' into one string value, an empty field
@@ -1411,11 +1354,52 @@ end
 --- it): entries past a call's count are stale and never read.
 local rl_tiers_news = {}
 
---- Each limit's evaluation for this call (rl_multi_evaluator: window starts and calendar periods
---- computed once per call, not per decision), and the capacities priority classes are shares of.
-local function rl_tiers_evaluators(limits, now, simulated)
+--- One limit's evaluation, for any number of calls: a function(key, cost, keep, stored, now,
+--- simulated) with rl_multi_item's results (trim and apply_now off), and the capacity its
+--- priority classes are shares of. A window's start or a calendar period is computed when `now`
+--- leaves the one it kept (each `now` has one period: the period kept holds it or is replaced).
+local function rl_tiers_evaluator(item)
+  local algo, limit, period_ms, burst = item.algo, item.limit, item.period_ms, item.burst
+  if algo == 'gcra' then
+    return function(key, cost, keep, stored, now, simulated)
+      return rl_gcra_eval(key, limit, period_ms, burst, cost, now, simulated, false, keep, stored)
+    end, burst
+  elseif algo == 'sliding_window' then
+    local start, after = 0, -1
+    return function(key, cost, keep, stored, now, simulated)
+      if now >= after or now < start then
+        start = rl_window_start(now, period_ms, 0)
+        after = start + period_ms
+      end
+      return rl_sliding_window_decide(key, limit, period_ms, start, cost, now, simulated, keep, stored)
+    end, limit
+  elseif algo == 'quota' then
+    local unit, zone = item.unit, item.zone or item.offset_ms
+    local start, period_end = 0, -1
+    return function(key, cost, keep, stored, now, simulated)
+      if now >= period_end or now < start then start, period_end = rl_calendar_period(now, unit, zone) end
+      return rl_counter_take(key, limit, start, period_end, rl_counter_read('quota', key, start, nil, stored), cost, now, simulated, keep)
+    end, limit
+  elseif algo == 'fixed_window' then
+    local offset_ms = item.offset_ms
+    local start, window_end, tag = 0, -1, 0
+    return function(key, cost, keep, stored, now, simulated)
+      if now >= window_end or now < start then
+        start = rl_window_start(now, period_ms, offset_ms)
+        window_end, tag = start + period_ms, start % 4194304
+      end
+      return rl_counter_take(key, limit, start, window_end, rl_counter_read('fixed_window', key, start, tag, stored), cost, now, simulated, keep, tag)
+    end, limit
+  end
+  return function(key, cost, keep, stored, now, simulated)
+    return rl_token_bucket_eval(key, limit, period_ms, burst, cost, now, simulated, keep, stored)
+  end, burst
+end
+
+--- Each limit's evaluator (rl_tiers_evaluator) and the capacities priority classes are shares of.
+local function rl_tiers_evaluators(limits)
   local evals, caps = {}, {}
-  for j = 1, #limits do evals[j], caps[j] = rl_multi_evaluator(limits[j], now, simulated, false, false) end
+  for j = 1, #limits do evals[j], caps[j] = rl_tiers_evaluator(limits[j]) end
   return evals, caps
 end
 
@@ -1437,7 +1421,7 @@ local function rl_tiers_decide(script, key, decision, evals, caps, now, simulate
       local share = shares[j]
       if share < 1000000 then keep = rl_keep(caps[j], share) end
     end
-    local allowed, remaining, reset, retry, cmd, _, value, opt, at = evals[j](key, cost, keep, segs[j])
+    local allowed, remaining, reset, retry, cmd, _, value, opt, at = evals[j](key, cost, keep, segs[j], now, simulated)
     local r = o + 4 * j - 3
     reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = allowed, remaining, reset, retry
     if allowed == 1 then
@@ -1471,7 +1455,7 @@ local function rl_tiers_decide(script, key, decision, evals, caps, now, simulate
     if reply[r] == 1 and cost > 0 then
       local keep = 0
       if shares and shares[j] < 1000000 then keep = rl_keep(caps[j], shares[j]) end
-      local _, remaining, reset = evals[j](key, 0, keep, segs[j])
+      local _, remaining, reset = evals[j](key, 0, keep, segs[j], now, simulated)
       reply[r + 1], reply[r + 2] = remaining, reset
     end
   end
@@ -1610,12 +1594,12 @@ if replay then
   -- The same reservation again: admitted, nothing more taken; what each limit holds now.
   local zeros = {}
   for j = 1, count do zeros[j] = 0 end
-  local evals, caps = rl_tiers_evaluators(limits, now, simulated)
+  local evals, caps = rl_tiers_evaluators(limits)
   rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, { cost_list = zeros }, evals, caps, now, simulated, false, reply, 3)
   for j = 1, count do reply[4 * j], reply[4 * j + 3] = 1, 0 end
   return rl_reply(reply)
 end
-local evals, caps = rl_tiers_evaluators(limits, now, simulated)
+local evals, caps = rl_tiers_evaluators(limits)
 rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, decision, evals, caps, now, simulated, true, reply, 3)
 for j = 1, count do
   local r = 4 * j
