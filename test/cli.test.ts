@@ -72,6 +72,42 @@ describe('npx redlimit', { timeout: 300_000 }, () => {
     expect(await json('peek', 'ann', ...limit)).toMatchObject({ remaining: 10 });
   });
 
+  it("reset --subject-limits resets some or all limits of a subject's one key (layout 'subject'), and refuses what that layout has not", async () => {
+    const prefix = 'subj';
+    const day = 86_400_000; // nothing refills while the test runs, however slow the machine
+    const limits = [
+      { name: 'm', algo: 'gcra', limit: 5, periodMs: day },
+      { name: 'h', algo: 'sliding_window', limit: 8, periodMs: day },
+      { name: 'd', algo: 'quota', limit: 20, unit: 'day' },
+    ] as const;
+    const rl = createRateLimiter({ redis, prefix, layout: 'subject', limits: [...limits] });
+    const remaining = async (id: string | { id: string; hashTag: string }) => (await rl.peek(id)).limits.map((l) => l.remaining);
+    for (let i = 0; i < 3; i++) await rl.limit('ann');
+    for (let i = 0; i < 2; i++) await rl.limit({ id: 'bob', hashTag: 'acme' });
+    expect(await remaining('ann')).toEqual([2, 5, 17]);
+    const sl = ['--prefix', prefix, '--subject-limits', 'm,h,d'];
+    // One limit: the others keep their state.
+    expect(await json('reset', 'ann', ...sl, '--name', 'h')).toMatchObject({ keys: [`${prefix}:{ann}:m+h+d`], limits: ['h'], held: 1 });
+    expect(await remaining('ann')).toEqual([2, 8, 17]);
+    expect(await json('reset', 'ann', ...sl, '--name', 'm', '--name', 'd')).toMatchObject({ limits: ['m', 'd'], held: 2 });
+    expect(await remaining('ann')).toEqual([5, 8, 20]);
+    expect(await redis.exists(`${prefix}:{ann}:m+h+d`)).toBe(0); // no state left: no key
+    // Every limit of a tagged subject: its key goes.
+    expect(await remaining({ id: 'bob', hashTag: 'acme' })).toEqual([3, 6, 18]);
+    expect(await json('reset', 'bob', ...sl, '--hash-tag', 'acme')).toMatchObject({ keys: [`${prefix}:{acme}:m+h+d:bob`], limits: ['m', 'h', 'd'], held: 1 });
+    expect(await remaining({ id: 'bob', hashTag: 'acme' })).toEqual([5, 8, 20]);
+    await rl.close();
+    for (const bad of [
+      ['reset', 'ann', ...sl, '--name', 'w'], // not one of the key's limits
+      ['reset', 'ann', '--prefix', prefix, '--subject-limits', 'm,m'],
+      ['reset', 'ann', '--prefix', prefix, '--subject-limits', 'm,h:x'],
+      ['reset', 'ann', ...sl, '--block'],
+    ]) {
+      const r = await cli(...bad, '--url', `redis://127.0.0.1:${await freePort()}`);
+      expect(r.code, `${bad.join(' ')}: ${r.stderr}`).toBe(2);
+    }
+  });
+
   it('inspect on an absent key reports it (exit 0): no state means full', async () => {
     const absent = await json('inspect', 'rl:{nobody}:default', '--limit', '10', '--period', '60000');
     expect(absent).toMatchObject({ key: 'rl:{nobody}:default', type: 'none', absent: true, decoded: { kind: 'absent' }, exact: { remaining: 10, resetAfterMs: 0 } });

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import * as b from '../../generated/index.js';
 import { decisionReply } from '../../generated/index.js';
 import type { LimitSpec } from '../client/config.js';
-import { blockKey, limitKey, resolveSubject } from '../client/keys.js';
+import { blockKey, limitKey, resolveSubject, subjectKey } from '../client/keys.js';
 import { createRateLimiter } from '../client/limiter.js';
 import { argvWith, compileLimit } from '../client/plan.js';
 import { runScript, type RedisClientLike } from '../runtime/index.js';
@@ -150,6 +150,40 @@ async function peekKey(client: object, limit: LimitSpec, key: string): Promise<{
   return { remaining: r[decisionReply.remaining]!, resetAfterMs: r[decisionReply.resetAfterMs]! };
 }
 
+/**
+ * `reset --subject-limits m,h,d`: a limiter with layout 'subject' holds every limit of a subject in
+ * one key (`prefix:{id}:m+h+d`); the limits named by --name (default: all) are reset there through
+ * tiers_reset (the others keep their state and the key its expiry), all of them by deleting the key.
+ */
+async function resetSubjectKey(id: string, o: SubjectOptions & { name?: string[]; block?: boolean; subjectLimits: string; prefix: string; url: string; cluster?: boolean; json?: boolean }): Promise<void> {
+  const all = o.subjectLimits.split(',');
+  for (const n of all) if (!LIMIT_NAME.test(n)) throw new CliError(`--subject-limits must be comma-separated limit names (letters, digits, _ and -, at most 64 each), got ${JSON.stringify(o.subjectLimits)}`, 2);
+  if (new Set(all).size !== all.length) throw new CliError(`--subject-limits names a limit twice: ${JSON.stringify(o.subjectLimits)}`, 2);
+  if (all.length > 16) throw new CliError(`--subject-limits: a subject's key holds at most 16 limits, got ${all.length}`, 2);
+  if (o.block) throw new CliError("--block: a limiter with layout 'subject' has no blocks (they need the default layout)", 2);
+  if (o.scopedBy !== undefined) throw new CliError("--scoped-by: a limiter with layout 'subject' has no scoped limits", 2);
+  const names = o.name ?? all;
+  const positions = names.map((n) => {
+    const at = all.indexOf(n);
+    if (at < 0) throw new CliError(`--name ${JSON.stringify(n)} is not one of --subject-limits (${all.join(', ')})`, 2);
+    return at + 1;
+  });
+  const resolved = resolveSubject(subjectFrom(id, o));
+  const key = subjectKey(o.prefix, resolved, all.join('+'));
+  const client = await connect(o.url, !!o.cluster);
+  try {
+    const every = new Set(positions).size === all.length;
+    // Every limit: the key goes (what tiers_reset does when no state is left, without reading it).
+    const held = every ? (await b.reset(client, { keys: [key] })).deleted : (await b.tiersReset(client, { count: all.length, limits: [...new Set(positions)].join(','), keys: [key] })).reset;
+    const reset = all.filter((_, j) => positions.includes(j + 1));
+    print(!!o.json, { subject: id, keys: [key], limits: reset, held, reset: true }, () =>
+      every ? `${id}: back to full (${key} ${held ? 'deleted' : 'held no state'})` : `${id}: ${reset.join(', ')} back to full in ${key} (${held} of them held state)`,
+    );
+  } finally {
+    client.disconnect();
+  }
+}
+
 /** Registers `peek`, `reset`, `inspect` and `top` on the program. */
 export function registerStateCommands(cli: Command): void {
   subjectOptions(limitOptions(cli.command('peek <subject>').description("a subject's state under a limit, without consuming")), "the subject").action(
@@ -176,12 +210,14 @@ export function registerStateCommands(cli: Command): void {
       .description("put a subject back to full: deletes its state under the named limits (no limit options needed), and with --block lifts its block")
       .option('--name <name>', 'a limit name in the keys (repeatable)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
       .option('--block', "also lift the subject's block")
+      .option('--subject-limits <names>', "the limiter's layout is 'subject': every limit of the subject in one key, these names in the limiter's order, comma-separated (e.g. m,h,d); --name then picks which of them to reset (default: all)")
       .option('--prefix <prefix>', 'key prefix', 'rl')
       .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
       .option('--cluster', 'the URL is a Redis Cluster node')
       .option('--json', 'JSON output'),
     'the subject',
-  ).action(async (id: string, o: SubjectOptions & { name?: string[]; block?: boolean; prefix: string; url: string; cluster?: boolean; json?: boolean }) => {
+  ).action(async (id: string, o: SubjectOptions & { name?: string[]; block?: boolean; subjectLimits?: string; prefix: string; url: string; cluster?: boolean; json?: boolean }) => {
+    if (o.subjectLimits !== undefined) return resetSubjectKey(id, o as SubjectOptions & { name?: string[]; block?: boolean; subjectLimits: string; prefix: string; url: string; cluster?: boolean; json?: boolean });
     const names = o.name ?? ['default'];
     for (const n of names) if (!LIMIT_NAME.test(n)) throw new CliError(`--name must be letters, digits, _ and - (at most 64), got ${JSON.stringify(n)}`, 2);
     const subject = subjectFrom(id, o);
