@@ -3,11 +3,13 @@ test one JSON command a line on stdin; it answers one JSON line each: {"ok": res
 {"error": {"type", "message", "status"?}}. argv: redis_url sync|async
 
 Commands ({"op": ..., ...}):
-  limiter      id, limits: [Limit kwargs], prefix, priorities?, blocks?   -> creates a Limiter
+  limiter      id, limits: [Limit kwargs], prefix, priorities?, blocks?, layout?  -> creates a Limiter
   fair         id, name, prefix, algo, limit, period_ms, weights?          -> creates a FairShare
   keys         limiter, subject                                            -> [key]
   limit        limiter, subject, cost?, priority?                          -> Decision
   peek         limiter, subject, cost?, priority?                          -> Decision (takes nothing)
+  refund       limiter, subject, cost?                                     -> [RefundedLimit]
+  reset        limiter, subject, limits?, scopes?                          -> None
   reserve      limiter, subject, cost?, ttl_ms?, priority?                 -> Reserved
   commit       limiter, handle, actual, overage?, subject?                 -> Settlement
   release      limiter, subject, holder                                    -> [ReleasedLimit]
@@ -20,6 +22,7 @@ Commands ({"op": ..., ...}):
   nested_hold  limiter, subject   holds the limiter's one slot, tries to take a second, then takes
                it again after leaving (with / async with)                 -> what happened
   tz_rules     time_zone, now_ms                                           -> str
+  subject_key  limits, id, prefix?, hash_tag?                              -> str
   tamper       handle, how                        a bad handle made from a good one -> str
 A subject is an id string or {"id", "hash_tag"?, "scopes"?}."""
 import asyncio
@@ -127,13 +130,17 @@ async def run(cmd):
     op = cmd["op"]
     if op == "limiter":
         limits = [rl.Limit(**l) for l in cmd["limits"]]
-        limiters[cmd["id"]] = rl.Limiter(client, limits, prefix=cmd["prefix"], priorities=cmd.get("priorities"), blocks=cmd.get("blocks", False))
+        layout = {"layout": cmd["layout"]} if "layout" in cmd else {}
+        limiters[cmd["id"]] = rl.Limiter(client, limits, prefix=cmd["prefix"], priorities=cmd.get("priorities"), blocks=cmd.get("blocks", False), **layout)
         return None
     if op == "fair":
         fairs[cmd["id"]] = rl.FairShare(
             client, cmd["name"], prefix=cmd["prefix"], algo=cmd["algo"], limit=cmd["limit"], period_ms=cmd["period_ms"], weights=cmd.get("weights")
         )
         return None
+    if op == "subject_key":
+        extra = {k: cmd[k] for k in ("prefix", "hash_tag") if k in cmd}
+        return rl.subject_key(cmd["limits"], cmd["id"], **extra)
     if op == "tz_rules":
         return rl.tz_rules(cmd["time_zone"], cmd["now_ms"])
     if op == "tamper":
@@ -147,6 +154,10 @@ async def run(cmd):
         return await done(lim.limit(subject(cmd["subject"]), cost=cmd.get("cost"), priority=cmd.get("priority")))
     if op == "peek":
         return await done(lim.peek(subject(cmd["subject"]), cost=cmd.get("cost", 0), priority=cmd.get("priority")))
+    if op == "refund":
+        return await done(lim.refund(subject(cmd["subject"]), cost=cmd.get("cost")))
+    if op == "reset":
+        return await done(lim.reset(subject(cmd["subject"]), limits=cmd.get("limits"), scopes=cmd.get("scopes")))
     if op == "reserve":
         return await done(lim.reserve(subject(cmd["subject"]), cost=cmd.get("cost"), ttl_ms=cmd.get("ttl_ms", 60_000), priority=cmd.get("priority")))
     if op == "commit":
@@ -185,7 +196,7 @@ async def main():
             break
         try:
             answer = {"ok": plain(await run(json.loads(line)))}
-        except rl.InvalidArgument as e:
+        except (rl.InvalidArgument, redis.exceptions.ResponseError) as e:
             answer = {"error": {"type": type(e).__name__, "message": str(e), "status": getattr(e, "status", None)}}
         sys.stdout.write(json.dumps(answer) + "\n")
         sys.stdout.flush()

@@ -1,11 +1,17 @@
 # --- Limiter (hand-written: what the Node RateLimiter does around the scripts) -------------------
 # One call per decision, all-or-nothing over the limiter's limits, through the scripts a Node
-# limiter runs on the same keys: multi (limit), reserve and settle (reserve / commit / cancel),
-# concurrency_release (release). Every argument, range and reply field comes from the headers.
+# limiter runs on the same keys: multi (limit), multi_peek (peek), each limit's refund script
+# (refund), reset, reserve and settle (reserve / commit / cancel), concurrency_release (release);
+# with layout "subject" (every limit of a subject in one key) tiers, tiers_peek, tiers_refund and
+# tiers_reset. Every argument, range and reply field comes from the headers.
 
 _ALGORITHMS = [a["name"] for a in MANIFEST["algorithms"]]
 # Every parameter a Limit may carry (the generated Limit fields between algo and scope).
 _PARAM_FIELDS = list(dict.fromkeys(p["name"] for k in _LIMIT_KINDS.values() for p in k["params"]))
+# What a subject's one key can hold (layout "subject"; src/runtime/checks.ts TIERS_ALGOS): limits
+# whose state is one string.
+_TIERS_ALGOS = ("gcra", "token_bucket", "fixed_window", "sliding_window", "quota")
+_LAYOUTS = ("per-limit", "subject")
 # settle's status codes, as its header states them (0 unknown ... 4 mismatch); the names Node reports.
 _SETTLE_STATUS = ("unknown", "committed", "cancelled", "already-settled", "mismatch")
 
@@ -215,6 +221,14 @@ class Settlement:
 
 
 @dataclass(frozen=True)
+class RefundedLimit(TiersRefundItemResult):
+    """A limit after refund(): what it holds now (the same fields from each limit's refund script
+    and from tiers_refund)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class ReleasedLimit(ConcurrencyReleaseResult):
     """A concurrency limit after release()."""
 
@@ -274,10 +288,15 @@ class Limiter:
     coroutine). limits: a Limit or a list. priorities: class -> share of every limit's capacity
     (a limit's own priorities override it). blocks: every decision checks the subject's penalty
     box (set by a Node limiter's block()), as a Node limiter with blocks: true.
+    layout: "per-limit" (default: a key per limit, limit_key) or "subject": every limit of a
+    subject in one key (subject_key), decided by the tiers scripts, as a Node limiter with layout:
+    'subject' and the same limits in the same order. It holds two or more gcra, token_bucket,
+    fixed_window, sliding_window or quota limits keyed by the id, without blocks (one limit: both
+    layouts are the same key); reserve / commit / cancel are per-limit only here.
 
     Redis trouble raises redis-py's errors: there is no fallback here (the Node limiter has one)."""
 
-    def __init__(self, client, limits, *, prefix=KEY_LAYOUT["defaultPrefix"], priorities=None, blocks=False):
+    def __init__(self, client, limits, *, prefix=KEY_LAYOUT["defaultPrefix"], priorities=None, blocks=False, layout="per-limit"):
         self.client = client
         self.limits = [limits] if isinstance(limits, Limit) else list(limits) if isinstance(limits, (list, tuple)) else None
         if not self.limits or not all(isinstance(l, Limit) for l in self.limits):
@@ -288,6 +307,20 @@ class Limiter:
             raise InvalidArgument(f"redlimit limiter: limit name {twice[0]} is used twice")
         self.prefix = _named(prefix, "prefix", "prefix")
         self.blocks = bool(blocks)
+        if not isinstance(layout, str) or layout not in _LAYOUTS:
+            raise InvalidArgument(f"redlimit limiter: layout must be per-limit or subject, got {layout!r:.40}")
+        self.layout = layout
+        # Layout "subject" with two or more limits: the subject's one key, the tiers scripts (as
+        # Node's checkLayout: one limit is its own key, whatever the layout).
+        self._tiers = layout == "subject" and len(self.limits) > 1
+        if self._tiers:
+            if self.blocks:
+                raise InvalidArgument('redlimit limiter: layout "subject" does not take blocks=True (the penalty box has a key of its own); use layout="per-limit"')
+            for l in self.limits:
+                if l.algo not in _TIERS_ALGOS:
+                    raise InvalidArgument(f'redlimit limiter: layout "subject" holds limits of algo {", ".join(_TIERS_ALGOS)}; limit {l.name} is {l.algo}: use layout="per-limit"')
+                if l.scope not in (None, "id"):
+                    raise InvalidArgument(f'redlimit limiter: layout "subject" holds limits keyed by the id; limit {l.name} is keyed by scope {l.scope}: use layout="per-limit"')
         if priorities is not None:
             _check_priorities(priorities, "priorities")
         self._classes = {}
@@ -302,10 +335,13 @@ class Limiter:
     # --- what a call names, checked before any round trip ---------------------------------------
 
     def keys(self, subject):
-        """The subject's keys: one per limit (in order), then its block key when blocks is on."""
+        """The subject's keys: one per limit (in order), then its block key when blocks is on;
+        with layout "subject" (two or more limits), its one key."""
         s = Subject(subject) if isinstance(subject, str) else subject
         if not isinstance(s, Subject):
             raise InvalidArgument("redlimit limiter: the subject must be an id string or a Subject")
+        if self._tiers:
+            return [subject_key([l.name for l in self.limits], s.id, prefix=self.prefix, hash_tag=s.hash_tag)]
         keys = [
             limit_key(l.name, s.id, prefix=self.prefix, hash_tag=s.hash_tag, scope=None if l.scope in (None, "id") else l.scope, scopes=s.scopes)
             for l in self.limits
@@ -314,7 +350,7 @@ class Limiter:
             keys.append(block_key(s.id, prefix=self.prefix, hash_tag=s.hash_tag))
         return keys
 
-    def _costs(self, cost):
+    def _costs(self, cost, unnamed=1):
         named = {}
         if cost is not None and not _is_int(cost):
             if not isinstance(cost, Mapping):
@@ -329,7 +365,7 @@ class Limiter:
             if i in self._held:
                 costs.append(1)  # one slot
                 continue
-            v = named.get(l.name, 1) if cost is None or not _is_int(cost) else cost
+            v = (named.get(l.name, unnamed) if cost is not None else 1) if not _is_int(cost) else cost
             costs.append(int(_arg(l.algo, _LIMIT_KINDS[l.algo]["cost"], v, "cost" if _is_int(cost) else f"cost.{l.name}")))
         return costs
 
@@ -365,9 +401,31 @@ class Limiter:
             raise InvalidArgument(f"redlimit {script.name}: v{script.version} takes no time zones (a quota with time_zone)")
         return {"tz_rules": "|".join([_tz_rules_now(z) if z else "" for z in zones] + ([""] if self.blocks else []))}
 
-    def _decide(self, reply, script, pc, holder, cls=None, **extra):
+    def _tiers_specs(self):
+        """The limits as the tiers scripts take them: `algo,limit,period_ms,burst,offset_ms,unit` each, `;`-separated."""
+        fields = ("limit", "period_ms", "burst", "offset_ms", "unit")
+        return ";".join(",".join([item["algo"]] + ["" if item.get(f) is None else str(item[f]) for f in fields]) for item in self._items)
+
+    def _tiers_call(self, script, keys, costs, pc):
+        """tiers / tiers_peek of the subject's one key: the limits as specs, the call's costs and shares."""
+        specs = self._tiers_specs()
+        group = {"costs": ",".join(map(str, costs))}
+        if pc is not None:
+            group["shares"] = ",".join(str(_PPM if v is None else v) for v in pc[1])
+        return script(self.client, keys, items=[group], count=len(self.limits), specs=specs, **self._zone_args(script))
+
+    def _tiers_results(self, reply, script, keys):
+        """One tiers decision's per-limit results as multi's (allowed a bool); a key that holds
+        something else raises ResponseError (WRONGTYPE / WRONGSTATE), as multi's error reply."""
+        results = reply[script.spec["each"]["name"]][0]
+        if results[0]["allowed"] < 0:
+            code = "WRONGTYPE" if results[0]["remaining"] == 1 else "WRONGSTATE"
+            what = "another Redis type" if code == "WRONGTYPE" else "a value that is not these limits' states"
+            raise ResponseError(f"{code} redlimit {script.name}: key {keys[0]} holds {what}")
+        return [dict(x, allowed=x["allowed"] == 1) for x in results]
+
+    def _decide(self, results, pc, holder, cls=None, **extra):
         """The decision from a reply's per-limit results, summarised as the Node limiter does."""
-        results = reply[script.spec["each"]["name"]]
         limits = [LimitResult(**results[i], name=l.name, limit=l.limit) for i, l in enumerate(self.limits)]
         priority = PriorityApplied(pc[0], dict(pc[2])) if pc is not None else None
         denied, retry = -1, 0
@@ -393,6 +451,18 @@ class Limiter:
             None if allowed else pick.name, limits, priority, holder if allowed else None, **extra,
         )
 
+    def _answer(self, value):
+        """value as a call answers it without a round trip: a coroutine of it on an asyncio client."""
+        if inspect.iscoroutinefunction(getattr(type(self.client), "execute_command", None)):
+            async def now():
+                return value
+            return now()
+        return value
+
+    def _per_limit_only(self, what):
+        if self._tiers:
+            raise InvalidArgument(f'redlimit limiter: {what} is not available here with layout "subject" (Node reserves a subject\'s key with tiers_reserve / tiers_settle); use layout="per-limit"')
+
     # --- calls ------------------------------------------------------------------------------------
 
     def limit(self, subject, *, cost=None, priority=None, holder=None):
@@ -407,19 +477,91 @@ class Limiter:
             holder = uuid.uuid4().hex if holder is None else holder
         elif holder is not None:
             raise InvalidArgument("redlimit limiter: holder: this limiter has no concurrency limit")
+        if self._tiers:
+            tiers = SCRIPTS["tiers"]
+            return _then(self._tiers_call(tiers, keys, costs, pc), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None))
         multi = SCRIPTS["multi"]
         items = self._items_for(multi, costs, pc, holder)
-        return _then(multi(self.client, keys, items=items, **self._zone_args(multi)), lambda r: self._decide(r, multi, pc, holder))
+        return _then(multi(self.client, keys, items=items, **self._zone_args(multi)), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder))
 
     def peek(self, subject, *, cost=0, priority=None):
         """What limit() would answer now for this cost (default 0), taking nothing (multi_peek:
-        read-only). A concurrency limit answers whether a slot is free."""
+        read-only; tiers_peek with layout "subject"). A concurrency limit answers whether a slot is free."""
         keys = self.keys(subject)
         costs = self._costs(cost)
         pc = self._priority(priority)
+        if self._tiers:
+            script = SCRIPTS["tiers_peek"]
+            return _then(self._tiers_call(script, keys, costs, pc), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None))
         script = SCRIPTS["multi_peek"]
         items = self._items_for(script, costs, pc, uuid.uuid4().hex if self._held else None)
-        return _then(script(self.client, keys, items=items, **self._zone_args(script)), lambda r: self._decide(r, script, pc, None))
+        return _then(script(self.client, keys, items=items, **self._zone_args(script)), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None))
+
+    def refund(self, subject, *, cost=None):
+        """Give back units an admitted call did not use, never above full (Node's refund): an
+        integer for every limit, or {limit_name: integer} for the limits it names (the others get
+        nothing back: an RPM + TPM limiter refunding unused tokens names "tpm"); 1 each when
+        omitted. Through each limit's refund script (sliding_log and concurrency limits cannot
+        give units back and are left out), or tiers_refund on the subject's one key (layout
+        "subject"). Answers [RefundedLimit] for the limits it reached: with layout "subject" every
+        limit of the key; [] when every cost is 0 (nothing sent)."""
+        keys = self.keys(subject)
+        costs = self._costs(cost, 0)
+        if not any(costs):
+            return self._answer([])
+        if self._tiers:
+            script = SCRIPTS["tiers_refund"]
+            call = script(self.client, keys, items=[{"costs": ",".join(map(str, costs))}], count=len(self.limits), specs=self._tiers_specs(), **self._zone_args(script))
+            return _then(call, lambda r: [RefundedLimit(**x, name=l.name) for x, l in zip(r[script.spec["each"]["name"]][0], self.limits)])
+        reached = [i for i, l in enumerate(self.limits) if costs[i] > 0 and f"{l.algo}_refund" in SCRIPTS and i not in self._held]
+
+        def one(i):
+            l = self.limits[i]
+            script = SCRIPTS[f"{l.algo}_refund"]
+            takes = {a["name"] for a in script.spec["args"]}
+            kwargs = {p["name"]: getattr(l, p["name"]) for p in _LIMIT_KINDS[l.algo]["params"] if p["name"] in takes}
+            if l.time_zone is not None:
+                kwargs["tz_rules"] = _tz_rules_now(l.time_zone)
+            return script(self.client, [keys[i]], cost=costs[i], **kwargs)
+
+        if not reached:
+            return self._answer([])
+        return _sequence([lambda i=i: one(i) for i in reached], lambda rs: [RefundedLimit(**r, name=self.limits[i].name) for i, r in zip(reached, rs)])
+
+    def reset(self, subject, *, limits=None, scopes=None):
+        """Back to full (Node's reset): by default the limits keyed by the subject's own id (not
+        those it shares through a scope) and its block; limits=[names] or scopes=[scope names]
+        reset exactly those. With layout "subject", some limits of the one key are a tiers_reset
+        of their positions, all of them the key's deletion. Other instances drop what they cached
+        (the scripts publish the keys). Answers None."""
+        keys = self.keys(subject)
+
+        def named(given, what, known):
+            if given is None:
+                return None
+            if isinstance(given, str) or not isinstance(given, (list, tuple, set, frozenset)) or not given:
+                raise InvalidArgument(f"redlimit limiter: reset {what} must be a non-empty list of names")
+            for n in given:
+                if not known(n):
+                    raise InvalidArgument(f"redlimit limiter: reset names {'limit' if what == 'limits' else 'scope'} {json.dumps(n) if isinstance(n, str) else repr(n)}, which no limit of this limiter has")
+            return set(given)
+
+        scope_of = [l.scope if l.scope not in (None, "id") else None for l in self.limits]
+        names = named(limits, "limits", lambda n: any(l.name == n for l in self.limits))
+        scoped = named(scopes, "scopes", lambda n: any((s or "id") == n for s in scope_of))
+        own = names is None and scoped is None
+        picked = [i for i, l in enumerate(self.limits) if (scope_of[i] is None if own else (l.name in (names or ()) or (scope_of[i] or "id") in (scoped or ())))]
+        if self._tiers:
+            if own or len(picked) == len(self.limits):
+                return _then(SCRIPTS["reset"](self.client, keys), lambda r: None)
+            script = SCRIPTS["tiers_reset"]
+            return _then(script(self.client, keys, count=len(self.limits), limits=",".join(str(i + 1) for i in picked)), lambda r: None)
+        chosen = [keys[i] for i in picked]
+        if self.blocks and own:
+            chosen.append(keys[-1])
+        if not chosen:
+            raise InvalidArgument("redlimit limiter: every limit of this limiter is keyed by a scope: name the limits or scopes to reset")
+        return _then(SCRIPTS["reset"](self.client, chosen), lambda r: None)
 
     def hold(self, subject, *, cost=None, priority=None):
         """limit() as a context manager: RateLimited when denied; the concurrency slot released on exit.
@@ -445,6 +587,7 @@ class Limiter:
         the estimate can never fit). A quota with time_zone is reserved in its zone (its rules go
         with the call), and settled in the calendar period it was reserved in: a settle after that
         period has ended gives nothing back to, and charges nothing on, the next one."""
+        self._per_limit_only("reserve")
         script = SCRIPTS["reserve"]
         reservable = [v for v in _group_arg(script, "algo")["values"] if v != "block"]
         for l in self.limits:
@@ -458,7 +601,7 @@ class Limiter:
         items = self._items_for(script, costs, pc, None)
         return _then(
             script(self.client, [h.record_key, *keys], items=items, ttl_ms=ttl_ms, **self._zone_args(script)),
-            lambda r: self._decide(r, script, pc, None, Reserved, handle=handle if r["allowed"] else None),
+            lambda r: self._decide(r[script.spec["each"]["name"]], pc, None, Reserved, handle=handle if r["allowed"] else None),
         )
 
     def commit(self, handle, actual, *, overage="debt", subject=None):
@@ -486,6 +629,7 @@ class Limiter:
         return self._settle(handle, "cancel", None, "debt", subject)
 
     def _settle(self, handle, mode, actuals, overage, subject):
+        self._per_limit_only(mode)
         h = parse_handle(handle)
         if subject is not None and self.keys(subject) != h.keys:
             raise ReservationError("mismatch", handle)
