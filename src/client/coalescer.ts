@@ -138,7 +138,12 @@ export class Coalescer {
       const w = q[0]!;
       const { def, argv, offset } = this.shape.lone(w);
       this.send(def, [...w.keys], argv, slot, share).then(
-        (reply) => w.done(reply as number[], offset),
+        (reply) => {
+          // tiers (layout 'subject') marks a key it cannot read in its reply, as a batch does.
+          const failed = def === this.shape.def ? keyFailure(def.name, reply as number[], offset, replyLayouts[def.name]!.stride, w.keys, this.shape.perKey) : null;
+          if (failed) w.fail(failed);
+          else w.done(reply as number[], offset);
+        },
         (err: unknown) => w.fail(err),
       );
       return;

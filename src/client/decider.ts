@@ -49,7 +49,7 @@ export class Decider {
       return this.path.run(call.def, t.keys, call.argv, t.slot, true).then(
         (r) => {
           try {
-            return this.shape.decide(call, r as number[], 'redis');
+            return this.shape.decide(call, r as number[], 'redis', t.keys[0]);
           } catch (err) {
             return this.policy.answer(err, fallback, same);
           }
@@ -78,7 +78,7 @@ export class Decider {
   /** One consume, uncoalesced, no failure policy. */
   consume(t: Target, costs: readonly number[], shares?: readonly string[], holder?: string): Promise<Decision> {
     const call = this.shape.consume(costs, shares, holder);
-    return this.path.run(call.def, t.keys, call.argv, t.slot, true).then((r) => this.shape.decide(call, r as number[], 'redis'));
+    return this.path.run(call.def, t.keys, call.argv, t.slot, true).then((r) => this.shape.decide(call, r as number[], 'redis', t.keys[0]));
   }
 
   /**

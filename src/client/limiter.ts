@@ -262,7 +262,7 @@ export class RateLimiter {
     const call = v.shape.peek(costs, pc?.ppm);
     return this.viaRedis(
       v.policy,
-      (path) => path.run(call.def, t.keys, call.argv, t.slot).then((r) => tagged(v.shape.decide(call, r as number[], 'redis'), pc)),
+      (path) => path.run(call.def, t.keys, call.argv, t.slot).then((r) => tagged(v.shape.decide(call, r as number[], 'redis', t.keys[0]), pc)),
       () => tagged(v.fallback.decide(t, costs, false, this.clock(), pc?.ppm), pc),
     );
   }

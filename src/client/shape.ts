@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import * as b from '../../generated/index.js';
+import { KEY_ERROR_CODES, StateKeyError } from '../errors.js';
 import type { ScriptDef } from '../runtime/index.js';
 import type { ArgValues } from '../twin/args.js';
 import type { TwinClient } from '../twin/client.js';
@@ -104,8 +105,14 @@ export class Shape {
     return { def: b.multiPeekScript, argv: this.multiArgv(costs, shares, this.holding ? randomUUID() : undefined), offset: this.at.multiPeek };
   }
 
-  /** A reply of `call` as a decision. */
-  decide(call: Call, reply: readonly number[], source: DecisionSource): Decision {
+  /**
+   * A reply of `call` as a decision. `key`: the call's key, named in a StateKeyError. A subject's
+   * key (layout 'subject') holding another Redis type or a value that is not its limits' states
+   * comes back marked (allowed -1 on every limit, the code on the one at fault), not as an error
+   * reply: it is the same StateKeyError the per-limit scripts' WRONGTYPE / WRONGSTATE become.
+   */
+  decide(call: Call, reply: readonly number[], source: DecisionSource, key?: string): Decision {
+    if (this.tiers !== null && reply[call.offset] === -1) throw tiersKeyError(call.def.name, reply, call.offset, this.plans.length, key ?? null);
     return this.single ? this.decode.single(reply, call.offset, source) : this.decode.items(reply, call.offset, source);
   }
 
@@ -313,4 +320,13 @@ function sharesOf(shares: readonly string[]): string {
 /** One tiers decision's group for the twin: its costs and shares, as sent. */
 function tiersGroup(costs: readonly number[], shares?: readonly string[]): ArgValues {
   return shares ? { costs: costs.join(','), shares: sharesOf(shares) } : { costs: costs.join(',') };
+}
+
+/** The StateKeyError of a tiers / tiers_peek decision marked as failed (allowed -1 on each limit; 1 WRONGTYPE or 2 WRONGSTATE in the remaining of the limit at fault). */
+function tiersKeyError(script: string, reply: readonly number[], offset: number, count: number, key: string | null): StateKeyError {
+  for (let j = 0; j < count; j++) {
+    const code = KEY_ERROR_CODES[reply[offset + 4 * j + 1]!];
+    if (code) return new StateKeyError(script, code, key);
+  }
+  return new StateKeyError(script, 'WRONGSTATE', key);
 }

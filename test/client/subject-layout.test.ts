@@ -290,6 +290,34 @@ describe("layout: 'subject', edges a review found", () => {
     expect((after[0] as number[])[0]).toBe(98); // rpm seeded from Redis's 99
   }, 30_000);
 
+  it("a subject's key holding another Redis type or foreign state is the caller's StateKeyError, as with a key per limit (alone, coalesced, peek), nothing written; a coalesced turn's other decisions are decided", async () => {
+    // (A review found the one-key limiter answering such a key as a denial with the code as its remaining.)
+    for (const coalesce of [false, true]) {
+      const prefix = uniquePrefix(`badkey-${coalesce}`);
+      const rl = createRateLimiter({ redis, prefix, limits: tiers, layout: 'subject', coalesce, denyCache: false, timeoutMs: 10_000 });
+      const key = (id: string) => `${prefix}:{${id}}:m+h+d+f+t`;
+      await redis.hset(key('hash'), 'x', '1');
+      await redis.set(key('garbage'), 'not|these|limits|states|x');
+      for (const [id, code] of [['hash', 'WRONGTYPE'], ['garbage', 'WRONGSTATE']] as const) {
+        for (const call of [() => rl.limit(id), () => rl.peek(id)]) {
+          const err = await call().then(
+            () => null,
+            (e: unknown) => e,
+          );
+          expect(err, `${id}, coalesce ${coalesce}`).toMatchObject({ name: 'StateKeyError', redisCode: code, key: key(id) });
+        }
+      }
+      expect(await redis.type(key('hash'))).toBe('hash');
+      expect(await redis.get(key('garbage'))).toBe('not|these|limits|states|x');
+      // In one turn with good subjects (coalesced: one tiers call of three keys) only the bad one fails.
+      const turn = await Promise.allSettled([rl.limit('ok1'), rl.limit('garbage'), rl.limit('ok2')]);
+      expect(turn.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+      expect((turn[1] as PromiseRejectedResult).reason).toMatchObject({ name: 'StateKeyError', redisCode: 'WRONGSTATE', key: key('garbage') });
+      expect(turn.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<Decision>).value.allowed)).toEqual([true, true]);
+      await rl.close();
+    }
+  });
+
   it('a policy limiter keeps a key per limit (policy changes carry state limit by limit): layout is refused', () => {
     expect(() => createPolicyLimiter({ redis, chain: () => ['default'], layout: 'subject' } as never)).toThrow(/layout must be 'per-limit'/);
   });
