@@ -80,7 +80,7 @@ describe('the npm package', () => {
       import { fetchRateLimit } from 'redlimit/http';
       import { Redis } from 'ioredis';
       const redis = new Redis(process.argv[1]);
-      const rl = createRateLimiter({ redis, prefix: 'esm' + process.pid, limits: { name: 'r', algo: 'sliding_log', limit: 1, periodMs: 60000 } });
+      const rl = createRateLimiter({ redis, prefix: 'esm' + process.pid, timeoutMs: 10000, limits: { name: 'r', algo: 'sliding_log', limit: 1, periodMs: 60000 } });
       const a = await rl.limit('x'); const b = await rl.limit('x');
       console.log(JSON.stringify([a.source, a.allowed, b.allowed, typeof fetchRateLimit]));
       await rl.close(); redis.disconnect();`;
