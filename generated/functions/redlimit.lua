@@ -1307,7 +1307,9 @@ local function rl_multi_batch_specs(script, count, specs)
   if rl_specs_checked_for == specs then
     local limits = rl_specs_checked
     rl_specs_checked, rl_specs_checked_for = nil, nil
-    return limits, true
+    -- A hand-over a call left when it failed between its check and its body (tiers_reserve
+    -- refusing its keys) can meet a later call of the same specs and another count.
+    if #limits == count then return limits, true end
   end
   local known = rl_specs_memo[specs]
   if known == nil or #known ~= count then return rl_multi_batch_parse(script, count, specs), false end
@@ -2196,7 +2198,7 @@ local function rl_check_tiers_specs(script, count, specs, decisions)
   local limits = rl_specs_checked
   rl_specs_checked, rl_specs_checked_for = nil, nil
   if rl_tiers_plans_n >= 64 then rl_tiers_plans, rl_tiers_plans_n = {}, 0 end
-  rl_tiers_plans[specs] = { count = count, limits = limits, zoned = {}, zoned_n = 0 }
+  rl_tiers_plans[specs] = { count = #limits, limits = limits, zoned = {}, zoned_n = 0 }
   rl_tiers_plans_n = rl_tiers_plans_n + 1
 end
 
@@ -4058,4 +4060,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '24ebbd368cd44f8cd619d7c228edfe3fae125484' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '5fa808f80d7b9de5186bc3cd2103f213bb69dd5b' end }

@@ -1184,7 +1184,9 @@ local function rl_multi_batch_specs(script, count, specs)
   if rl_specs_checked_for == specs then
     local limits = rl_specs_checked
     rl_specs_checked, rl_specs_checked_for = nil, nil
-    return limits, true
+    -- A hand-over a call left when it failed between its check and its body (tiers_reserve
+    -- refusing its keys) can meet a later call of the same specs and another count.
+    if #limits == count then return limits, true end
   end
   local known = rl_specs_memo[specs]
   if known == nil or #known ~= count then return rl_multi_batch_parse(script, count, specs), false end

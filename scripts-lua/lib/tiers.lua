@@ -124,7 +124,7 @@ local function rl_check_tiers_specs(script, count, specs, decisions)
   local limits = rl_specs_checked
   rl_specs_checked, rl_specs_checked_for = nil, nil
   if rl_tiers_plans_n >= 64 then rl_tiers_plans, rl_tiers_plans_n = {}, 0 end
-  rl_tiers_plans[specs] = { count = count, limits = limits, zoned = {}, zoned_n = 0 }
+  rl_tiers_plans[specs] = { count = #limits, limits = limits, zoned = {}, zoned_n = 0 }
   rl_tiers_plans_n = rl_tiers_plans_n + 1
 end
 

@@ -571,6 +571,25 @@ describe('tiers: bad input and foreign keys', () => {
     expect(await lib.fn.exists(key)).toBe(0);
   });
 
+  it('a call refused between its check and its body leaves nothing for the next: a wrong count is refused on every call, through FCALL as through EVALSHA (a review found it accepted, and kept, after tiers_reserve refused its keys)', async () => {
+    const specs = 'quota,100,,,0,day;gcra,10,60000,10,,';
+    const key = `rl:{handover${run++}}:b`;
+    // tiers_reserve's prologue checks the specs, then its body refuses a record key that is the state key.
+    const refused = (p: Promise<unknown>) => p.then(() => 'accepted', (e: unknown) => (e instanceof ScriptError ? e.message : String(e)));
+    for (const c of [lib.fn, lib.sha]) {
+      expect(await refused(call(c, b.tiersReserveScript, [key, key], ['60000', '2', specs, '2000000', '', '1', '', '1', '']))).toMatch(/record key is also the state key/);
+      for (const [argv, kind] of [
+        [['1', specs, '2000000', '', '0', ''], b.tiersScript],
+        [['1', specs, '2000001', '', '', ''], b.tiersScript],
+        [['1', specs, '2000002', '', '', ''], b.tiersPeekScript],
+        [['1', specs, '2000003', '', '1'], b.tiersRefundScript],
+      ] as const) {
+        expect(await refused(call(c, kind, [key], [...argv]))).toMatch(/BADARG .*specs has 2 limit\(s\), count says 1/);
+      }
+      expect(await lib.sha.exists(key)).toBe(0);
+    }
+  });
+
   it('tiers_refund needs its costs; tiers_reset positions 1..count', async () => {
     const key = `rl:{tiersbad${run++}}:s`;
     const twin = new TwinClient();
