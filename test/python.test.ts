@@ -11,6 +11,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
 import { createFairShare, createRateLimiter, tzRulesFor, type Subject } from '../src/index.js';
 import { blockKey, limitKey, resolveSubject, subjectKey } from '../src/client/keys.js';
+import { parseHandle } from '../src/client/reservations.js';
 import { TIERS_ALGOS } from '../src/runtime/checks.js';
 import { UNHURRIED, uniquePrefix } from './support/redis.js';
 import { repoRoot } from './support/temp-scripts.js';
@@ -565,11 +566,12 @@ describe.each(['sync', 'async'] as const)('a calendar quota in a time zone (%s),
     });
   });
 
-  it('Python reserves on a day quota in a time zone (reserve v3 sends its rules), Node commits: one local day', async () => {
+  it.each(['per-limit', 'subject'] as const)('Python reserves on a day quota in a time zone (reserve v3 / tiers_reserve send its rules), Node commits: one local day (layout %s)', async (layout) => {
     const prefix = uniquePrefix(`tz-rsv-${mode}`).slice(0, -1);
     const node = createRateLimiter({
       redis,
       prefix,
+      layout,
       limits: [
         { name: 'rpm', algo: 'gcra', limit: 1_000, periodMs: YEAR },
         { name: 'daily', algo: 'quota', limit: 10_000, unit: 'day', timeZone: 'America/Los_Angeles' },
@@ -581,6 +583,7 @@ describe.each(['sync', 'async'] as const)('a calendar quota in a time zone (%s),
         op: 'limiter',
         id: 'Z',
         prefix,
+        layout,
         limits: [
           { name: 'rpm', algo: 'gcra', limit: 1_000, period_ms: YEAR },
           { name: 'daily', algo: 'quota', limit: 10_000, unit: 'day', time_zone: 'America/Los_Angeles' },
@@ -588,6 +591,8 @@ describe.each(['sync', 'async'] as const)('a calendar quota in a time zone (%s),
       });
       const r = await py.call<PyDecision>({ op: 'reserve', limiter: 'Z', subject: 'team-1', cost: { rpm: 1, daily: 3_000 } });
       expect(r).toMatchObject({ allowed: true });
+      const s = resolveSubject('team-1');
+      expect(parseHandle(r.handle!).keys).toEqual(layout === 'subject' ? [subjectKey(prefix, s, 'rpm+daily')] : [limitKey(prefix, s, 'rpm', null), limitKey(prefix, s, 'daily', null)]);
       const daily = r.limits.find((l) => l.name === 'daily')!;
       expect(daily.remaining).toBe(7_000);
       // The reserved day is Los Angeles': it ends at local midnight there (not at UTC's).
@@ -793,6 +798,221 @@ describe.each(['sync', 'async'] as const)("layout 'subject' (%s): a Python Limit
   });
 });
 
+/** A settlement as both sides must agree on it (the clock-bound reset_after_ms aside). */
+function nodeSettled(s: { status: string; limits: { name: string; remaining: number }[] }) {
+  return [s.status, s.limits.map((l) => [l.name, l.remaining])];
+}
+function pySettled(s: PySettlement) {
+  return [s.status, s.limits.map((l) => [l.name, l.remaining])];
+}
+
+describe.each(['sync', 'async'] as const)("layout 'subject' (%s): reserve → commit / cancel between a Python Limiter and a Node limiter", (mode) => {
+  it('tiers_reserve / tiers_settle on the one key: each side settles the other\'s handles, and every state is what Node alone would leave', async () => {
+    const prefix = uniquePrefix(`subj-rsv-${mode}`).slice(0, -1);
+    const priorities = { interactive: 1, batch: 0.5 };
+    const make = () => createRateLimiter({ redis, prefix, layout: 'subject', priorities, limits: [...TIER_LIMITS], denyCache: false, ...UNHURRIED });
+    const node = make();
+    // The oracle: the same sequence, all from Node, on another subject.
+    const alone = make();
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'S', prefix, layout: 'subject', priorities, limits: PY_TIER_LIMITS });
+      const who = 'agent-r';
+      const key = subjectKey(prefix, resolveSubject(who), 'm+h+tok+d+tb');
+      const decisions: [unknown, unknown][] = [];
+      const settlements: [unknown, unknown][] = [];
+      const pyReserve = async (cost?: Record<string, number>, priority?: string) => {
+        const r = await py.call<PyDecision>({ op: 'reserve', limiter: 'S', subject: who, cost, priority });
+        const o = await alone.reserve('oracle', { cost, priority });
+        decisions.push([py2(r), node2(o)]);
+        return [r.handle ?? null, o.handle] as const;
+      };
+      const nodeReserve = async (cost?: Record<string, number>) => {
+        const r = await node.reserve(who, { cost });
+        const o = await alone.reserve('oracle', { cost });
+        decisions.push([node2(r), node2(o)]);
+        return [r.handle, o.handle] as const;
+      };
+      const pyCommit = async (h: readonly [string | null, string | null], actual: Record<string, number> | number) => {
+        settlements.push([pySettled(await py.call<PySettlement>({ op: 'commit', limiter: 'S', handle: h[0], actual })), nodeSettled(await alone.commit(h[1]!, actual))]);
+      };
+      const nodeCommit = async (h: readonly [string | null, string | null], actual: Record<string, number> | number) => {
+        settlements.push([nodeSettled(await node.commit(h[0]!, actual)), nodeSettled(await alone.commit(h[1]!, actual))]);
+      };
+      const pyCancel = async (h: readonly [string | null, string | null]) => {
+        settlements.push([pySettled(await py.call<PySettlement>({ op: 'cancel', limiter: 'S', handle: h[0] })), nodeSettled(await alone.cancel(h[1]!))]);
+      };
+      const nodeCancel = async (h: readonly [string | null, string | null]) => {
+        settlements.push([nodeSettled(await node.cancel(h[0]!)), nodeSettled(await alone.cancel(h[1]!))]);
+      };
+
+      // Node reserves, Python commits: below the estimate on tok, above it on d.
+      const h1 = await nodeReserve({ tok: 3_000, d: 3_000 });
+      // Python reserves (the handle names the subject's one key; its record beside it, as Node's).
+      const h2 = await pyReserve({ tok: 5_000 });
+      const r2 = parseHandle(h2[0]!);
+      expect(r2.keys).toEqual([key]);
+      expect(r2.recordKey).toBe(`${prefix}:{${who}}:!rsv:${r2.rid}`);
+      expect(await redis.exists(r2.recordKey)).toBe(1);
+      await pyCommit(h1, { tok: 1_000, d: 4_000 });
+      // Python reserves, Node commits above the estimate.
+      await nodeCommit(h2, { tok: 8_000 });
+      // Cancels, across: everything comes back (the request too).
+      const h3 = await pyReserve();
+      await nodeCancel(h3);
+      const h4 = await nodeReserve({ tok: 2_000, d: 100 });
+      await pyCancel(h4);
+      // An actual for every limit, from Python on its own handle; a batch-class reservation.
+      const h5 = await pyReserve({ tok: 10_000, d: 10_000 }, 'batch');
+      // Batch keeps half of m's 6 free: m is down to 3, so a second batch reservation is denied by m
+      // (without the class it would fit).
+      const h5b = await pyReserve(undefined, 'batch');
+      await pyCommit(h5, 2);
+      // Once: a second settle on either side changes nothing and says so.
+      await pyCommit(h2, { tok: 1 });
+      await nodeCancel(h1);
+      await pyCancel(h3);
+      await nodeCommit(h4, 1);
+      await pyCancel(h5);
+      // Denied: more tokens than are left (a wait), and more than the limit holds (never); no handle, nothing taken.
+      const h6 = await pyReserve({ tok: 95_000 });
+      const h7 = await pyReserve({ tok: 100_001 });
+      // Python reserves into the debt an overage left, then commits at 0 (all of it back).
+      const h8 = await pyReserve({ tok: 1_000, d: 1_000 });
+      await pyCommit(h8, { tok: 0, d: 0 });
+      // Node reserves, Python commits with the subject it expects.
+      const h9 = await nodeReserve({ tok: 700 });
+      settlements.push([
+        pySettled(await py.call<PySettlement>({ op: 'commit', limiter: 'S', handle: h9[0], actual: { tok: 900 }, subject: who })),
+        nodeSettled(await alone.commit(h9[1]!, { tok: 900 })),
+      ]);
+
+      for (const [i, [shared, oracle]] of decisions.entries()) expect(shared, `decision ${i}`).toEqual(oracle);
+      for (const [i, [shared, oracle]] of settlements.entries()) expect(shared, `settlement ${i}`).toEqual(oracle);
+      // The sequence did what it says: admitted and denied, committed, cancelled and settled twice.
+      expect(decisions.map(([d]) => (d as { allowed: boolean }).allowed)).toEqual([true, true, true, true, true, false, false, false, true, true]);
+      expect(decisions[5]![0]).toMatchObject({ denied_by: 'm', remaining: 3 });
+      expect(decisions[6]![0]).toMatchObject({ denied_by: 'tok' });
+      expect(h5b[0]).toBeNull();
+      expect(h6[0]).toBeNull();
+      expect(h7[0]).toBeNull();
+      expect(settlements.map(([s]) => (s as [string])[0])).toEqual([
+        'committed', 'committed', 'cancelled', 'cancelled', 'committed',
+        'already-settled', 'already-settled', 'already-settled', 'already-settled', 'already-settled',
+        'committed', 'committed',
+      ]);
+      // One budget, as Node alone: what was committed (a limit an actual does not name keeps its
+      // estimate, 1 unless named: h1, h2, h8, h9 take 1 request each, h5 commits 2 on every limit).
+      const seen = await node.peek(who);
+      expect(node2(seen)).toEqual(node2(await alone.peek('oracle')));
+      expect(py2(await py.call<PyDecision>({ op: 'peek', limiter: 'S', subject: who }))).toEqual(node2(seen));
+      expect(seen.limits.map((l) => l.remaining)).toEqual([6 - 6, 40 - 6, 100_000 - 1_000 - 8_000 - 2 - 0 - 900, 50_000 - 4_000 - 1 - 2 - 0 - 1, 7 - 6]);
+      // One state key and the records (settled: tombstones until their deadline); no per-limit key.
+      const stored = (await redis.keys(`${prefix}:{${who}}:*`)).sort();
+      expect(stored.filter((k) => !k.includes(':!rsv:'))).toEqual([key]);
+      expect(stored.filter((k) => k.includes(':!rsv:'))).toHaveLength(7);
+
+      // Python's denied reservations wrote no record, and the key is one tiers state.
+      expect((await redis.get(key))!.split('|')).toHaveLength(5);
+
+      // A hash-tagged subject: the record shares the tag, Node settles it.
+      const tagged = await py.call<PyDecision>({ op: 'reserve', limiter: 'S', subject: { id: 'ann', hash_tag: 'acme' }, cost: { tok: 50 } });
+      const rt = parseHandle(tagged.handle!);
+      expect(rt.keys).toEqual([subjectKey(prefix, resolveSubject({ id: 'ann', hashTag: 'acme' }), 'm+h+tok+d+tb')]);
+      expect(rt.recordKey).toBe(`${prefix}:{acme}:!rsv:${rt.rid}`);
+      expect(await redis.exists(rt.recordKey)).toBe(1);
+      expect(nodeSettled(await node.commit(tagged.handle!, { tok: 10 }))).toEqual(['committed', [['m', -1], ['h', -1], ['tok', 99_990], ['d', -1], ['tb', -1]]]);
+      expect((await node.peek({ id: 'ann', hashTag: 'acme' })).limits.map((l) => l.remaining)).toEqual([5, 39, 99_990, 49_999, 6]);
+    });
+    await node.close();
+    await alone.close();
+  });
+
+  it('refusals: bad, foreign, other-layout and expired handles, bad actuals and estimates, a key holding something else; nothing changed', async () => {
+    const prefix = uniquePrefix(`subj-rsv-bad-${mode}`).slice(0, -1);
+    const limits = [...LLM_LIMITS];
+    const node = createRateLimiter({ redis, prefix, layout: 'subject', limits, denyCache: false, ...UNHURRIED });
+    const perLimit = createRateLimiter({ redis, prefix, limits, denyCache: false, ...UNHURRIED });
+    // Node's message, without where Redis raised it (Node runs the scripts as Functions and keeps that tail).
+    const nodeRefusal = (p: Promise<unknown>) => p.then(
+      () => expect.unreachable('Node accepted it'),
+      (e: Error) => e.message.replace(/ script: \S+, on @user_\w+:\d+\.$/, ''),
+    );
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'S', prefix, layout: 'subject', limits: PY_LLM_LIMITS });
+      await py.call({ op: 'limiter', id: 'P', prefix, limits: PY_LLM_LIMITS });
+      const { handle } = await node.reserve('agent-x', { cost: { tpm: 2000 } });
+      const bad = async (how: string) => py.call<string>({ op: 'tamper', handle, how });
+      const commit = (h: unknown, actual: unknown = 1, extra: Record<string, unknown> = {}) => py.refused({ op: 'commit', limiter: 'S', handle: h, actual, ...extra });
+      expect(await commit(await bad('edited-keys'))).toEqual({ type: 'InvalidArgument', message: 'redlimit settle: the handle was altered (its check does not match)', status: null });
+      expect((await commit(await bad('cut'))).message).toMatch(/^redlimit settle: not a reservation handle \(rsv1\.<rid>\.<keys>\.<check>\)/);
+      expect(await commit(await bad('unknown'))).toMatchObject({ type: 'ReservationError', status: 'unknown', message: expect.stringMatching(/^redlimit settle: no live reservation for this handle/) });
+      expect(await py.refused({ op: 'cancel', limiter: 'S', handle: await bad('unknown') })).toMatchObject({ type: 'ReservationError', status: 'unknown' });
+      // Another subject's handle: a mismatch before any round trip.
+      expect(await commit(handle, 1, { subject: 'agent-y' })).toMatchObject({ type: 'ReservationError', status: 'mismatch' });
+      expect((await commit(handle, -1)).message).toBe('redlimit settle: actual[0] must be between 0 and 1000000000000000, got -1');
+      expect((await commit(handle, { tpm: 2 ** 60 })).message).toBe(`redlimit settle: actual[1] must be between 0 and 1000000000000000, got ${2 ** 60}`);
+      expect((await commit(handle, 1.5)).message).toMatch(/^redlimit limiter: actual must be an integer/);
+      expect((await commit(handle, { tokens: 5 })).message).toBe('redlimit limiter: actual names limit tokens, which this limiter does not have');
+      // tiers_settle's own ranges.
+      expect((await commit(handle, 1, { overage: 'forgive' })).message).toBe("redlimit tiers_settle: overage must be one of debt|cap, got 'forgive'");
+      expect((await py.refused({ op: 'reserve', limiter: 'S', subject: 'agent-x', cost: { tpm: -5 } })).message).toBe('redlimit fixed_window: cost.tpm must be between 0 and 1000000000, got -5');
+      expect((await py.refused({ op: 'reserve', limiter: 'S', subject: 'agent-x', ttl_ms: 0 })).message).toBe('redlimit tiers_reserve: ttl_ms must be between 1 and 86400000, got 0');
+      expect((await py.refused({ op: 'reserve', limiter: 'S', subject: 'agent-x', priority: 'batch' })).message).toBe('redlimit limiter: priority "batch" is not a class of this limiter: it has no priorities');
+      // A handle of the other layout: refused as the Node limiter of that layout refuses it.
+      const perHandle = (await perLimit.reserve('agent-x', { cost: { tpm: 10 } })).handle!;
+      const other = await commit(perHandle, 1);
+      expect(other.message).toBe(await nodeRefusal(node.commit(perHandle, 1)));
+      expect(other.type).toBe('InvalidArgument');
+      const pySubjectHandle = (await py.call<PyDecision>({ op: 'reserve', limiter: 'S', subject: 'agent-x', cost: { tpm: 10 } })).handle;
+      expect((await py.refused({ op: 'commit', limiter: 'P', handle: pySubjectHandle, actual: 1 })).message).toBe(await nodeRefusal(perLimit.commit(pySubjectHandle!, 1)));
+      // settle reads a tiers_reserve record as a value that is not its state: WRONGSTATE on both sides
+      // (redis-py's ResponseError in Python, as settle's other key errors), nothing settled.
+      const record = parseHandle(pySubjectHandle!).recordKey;
+      expect(await py.refused({ op: 'cancel', limiter: 'P', handle: pySubjectHandle })).toMatchObject({ type: 'ResponseError', message: expect.stringMatching(new RegExp(`^WRONGSTATE redlimit settle: key ${record.replace(/[{}]/g, '\\$&')} `)) });
+      expect(await nodeRefusal(perLimit.cancel(pySubjectHandle!))).toMatch(/WRONGSTATE/);
+      // Both are still whole (nothing of the refusals was written): each settles once, on its own layout.
+      expect((await node.peek('agent-x')).limits.map((l) => l.remaining)).toEqual([998, 97_990]);
+      expect(await py.call<PySettlement>({ op: 'commit', limiter: 'S', handle, actual: { tpm: 1500 }, subject: 'agent-x' })).toMatchObject({ status: 'committed', limits: [{ name: 'rpm', remaining: -1 }, { name: 'tpm', remaining: 98_490 }] });
+      expect((await py.call<PySettlement>({ op: 'cancel', limiter: 'S', handle: pySubjectHandle })).status).toBe('cancelled');
+      expect((await py.call<PySettlement>({ op: 'cancel', limiter: 'P', handle: perHandle })).status).toBe('cancelled');
+      expect((await node.peek('agent-x')).limits.map((l) => l.remaining)).toEqual([999, 98_500]);
+
+      // A subject's key holding another Redis type or foreign state: redis-py's error, as a key per
+      // limit's reserve raises it; no record written, the key untouched.
+      const key = (id: string) => subjectKey(prefix, resolveSubject(id), 'rpm+tpm');
+      await redis.hset(key('hash'), 'f', '1');
+      await redis.set(key('garbage'), 'not|a-state');
+      expect(await py.refused({ op: 'reserve', limiter: 'S', subject: 'hash' })).toMatchObject({ type: 'ResponseError', message: expect.stringMatching(/^WRONGTYPE /) });
+      expect(await py.refused({ op: 'reserve', limiter: 'S', subject: 'garbage' })).toMatchObject({ type: 'ResponseError', message: expect.stringMatching(/^WRONGSTATE /) });
+      expect(await redis.keys(`${prefix}:{hash}:*`)).toEqual([key('hash')]);
+      expect(await redis.keys(`${prefix}:{garbage}:*`)).toEqual([key('garbage')]);
+      expect(await redis.get(key('garbage'))).toBe('not|a-state');
+      // A live reservation whose key became something else: the settle fails whole and can be retried.
+      const live = await py.call<PyDecision>({ op: 'reserve', limiter: 'S', subject: 'agent-w', cost: { tpm: 300 } });
+      const saved = await redis.get(key('agent-w'));
+      await redis.del(key('agent-w'));
+      await redis.hset(key('agent-w'), 'f', '1');
+      expect(await py.refused({ op: 'commit', limiter: 'S', handle: live.handle, actual: 100 })).toMatchObject({ type: 'ResponseError', message: expect.stringMatching(/^WRONGTYPE /) });
+      await redis.del(key('agent-w'));
+      await redis.set(key('agent-w'), saved!);
+      expect(await py.call<PySettlement>({ op: 'commit', limiter: 'S', handle: live.handle, actual: { tpm: 100 } })).toMatchObject({ status: 'committed', limits: [{ remaining: -1 }, { remaining: 99_900 }] });
+
+      // Expired before it was settled: unknown, and it counted at its estimate.
+      const short = await py.call<PyDecision>({ op: 'reserve', limiter: 'S', subject: 'agent-x', cost: { tpm: 700 }, ttl_ms: 1 });
+      const ms = async () => {
+        const [sec, usec] = await redis.time();
+        return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+      };
+      const after = await ms();
+      while ((await ms()) <= after + 1);
+      expect(await py.refused({ op: 'commit', limiter: 'S', handle: short.handle, actual: 0 })).toMatchObject({ type: 'ReservationError', status: 'unknown' });
+      expect((await node.peek('agent-x')).limits.map((l) => l.remaining)).toEqual([998, 97_800]);
+    });
+    await node.close();
+    await perLimit.close();
+  });
+});
+
 describe("layout 'subject' in Python: subject_key and the refusals", () => {
   it('subject_key builds the key keys.ts builds: plain, tagged and odd ids; one limit is its limit_key', async () => {
     const prefix = 'p-1';
@@ -871,12 +1091,6 @@ describe("layout 'subject' in Python: subject_key and the refusals", () => {
       // One limit of any algo: its own key, whatever the layout (Node takes it too).
       await createRateLimiter({ redis, prefix, layout: 'subject', limits: { name: 'log', algo: 'sliding_log', limit: 5, periodMs: YEAR } }).close();
       await py.call({ op: 'limiter', id: 'one', prefix, layout: 'subject', limits: [{ name: 'log', algo: 'sliding_log', limit: 5, period_ms: YEAR }] });
-      // Reservations on a subject's key are not in the Python binding yet: refused, not sent to other keys.
-      await py.call({ op: 'limiter', id: 'S', prefix, layout: 'subject', limits: [pyRate, { name: 'h', algo: 'fixed_window', limit: 5, period_ms: YEAR }] });
-      expect((await py.refused({ op: 'reserve', limiter: 'S', subject: 'u1' })).message).toMatch(/^redlimit limiter: reserve is not available here with layout "subject"/);
-      const handle = (await py.call<PyDecision>({ op: 'reserve', limiter: 'X', subject: 'u1' })).handle;
-      expect((await py.refused({ op: 'commit', limiter: 'S', handle, actual: 1 })).message).toMatch(/^redlimit limiter: commit is not available here with layout "subject"/);
-      expect((await py.refused({ op: 'cancel', limiter: 'S', handle })).message).toMatch(/^redlimit limiter: cancel is not available here with layout "subject"/);
     });
   });
 });

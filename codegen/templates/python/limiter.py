@@ -2,8 +2,9 @@
 # One call per decision, all-or-nothing over the limiter's limits, through the scripts a Node
 # limiter runs on the same keys: multi (limit), multi_peek (peek), each limit's refund script
 # (refund), reset, reserve and settle (reserve / commit / cancel), concurrency_release (release);
-# with layout "subject" (every limit of a subject in one key) tiers, tiers_peek, tiers_refund and
-# tiers_reset. Every argument, range and reply field comes from the headers.
+# with layout "subject" (every limit of a subject in one key) tiers, tiers_peek, tiers_refund,
+# tiers_reset, tiers_reserve and tiers_settle. Every argument, range and reply field comes from
+# the headers.
 
 _ALGORITHMS = [a["name"] for a in MANIFEST["algorithms"]]
 # Every parameter a Limit may carry (the generated Limit fields between algo and scope).
@@ -292,7 +293,8 @@ class Limiter:
     subject in one key (subject_key), decided by the tiers scripts, as a Node limiter with layout:
     'subject' and the same limits in the same order. It holds two or more gcra, token_bucket,
     fixed_window, sliding_window or quota limits keyed by the id, without blocks (one limit: both
-    layouts are the same key); reserve / commit / cancel are per-limit only here.
+    layouts are the same key); reserve / commit / cancel go through tiers_reserve / tiers_settle
+    there, the record beside the subject's key (the handle names that one key), as Node's.
 
     Redis trouble raises redis-py's errors: there is no fallback here (the Node limiter has one)."""
 
@@ -459,10 +461,6 @@ class Limiter:
             return now()
         return value
 
-    def _per_limit_only(self, what):
-        if self._tiers:
-            raise InvalidArgument(f'redlimit limiter: {what} is not available here with layout "subject" (Node reserves a subject\'s key with tiers_reserve / tiers_settle); use layout="per-limit"')
-
     # --- calls ------------------------------------------------------------------------------------
 
     def limit(self, subject, *, cost=None, priority=None, holder=None):
@@ -586,8 +584,9 @@ class Limiter:
         ttl_ms and counts at its estimate. Denied: nothing taken, handle None (retry_after_ms -1:
         the estimate can never fit). A quota with time_zone is reserved in its zone (its rules go
         with the call), and settled in the calendar period it was reserved in: a settle after that
-        period has ended gives nothing back to, and charges nothing on, the next one."""
-        self._per_limit_only("reserve")
+        period has ended gives nothing back to, and charges nothing on, the next one. With layout
+        "subject": tiers_reserve on the subject's one key (the handle names that key; its record is
+        "<prefix>:{<tag>}:!rsv:<rid>" beside it, as Node's)."""
         script = SCRIPTS["reserve"]
         reservable = [v for v in _group_arg(script, "algo")["values"] if v != "block"]
         for l in self.limits:
@@ -598,6 +597,17 @@ class Limiter:
         pc = self._priority(priority)
         h = new_handle(keys)
         handle = encode_handle(h)
+        if self._tiers:
+            tiers = SCRIPTS["tiers_reserve"]
+            groups = [{"cost": c} for c in costs]
+            if pc is not None:
+                for g, share in zip(groups, pc[1]):
+                    if share is not None:
+                        g["share_ppm"] = share
+            call = tiers(self.client, [h.record_key, *keys], items=groups, ttl_ms=ttl_ms, count=len(self.limits), specs=self._tiers_specs(), **self._zone_args(tiers))
+            return _then(call, lambda r: self._decide(
+                [dict(x, allowed=x["allowed"] == 1) for x in r[tiers.spec["each"]["name"]]], pc, None, Reserved, handle=handle if r["allowed"] == 1 else None,
+            ))
         items = self._items_for(script, costs, pc, None)
         return _then(
             script(self.client, [h.record_key, *keys], items=items, ttl_ms=ttl_ms, **self._zone_args(script)),
@@ -629,21 +639,23 @@ class Limiter:
         return self._settle(handle, "cancel", None, "debt", subject)
 
     def _settle(self, handle, mode, actuals, overage, subject):
-        self._per_limit_only(mode)
         h = parse_handle(handle)
         if subject is not None and self.keys(subject) != h.keys:
             raise ReservationError("mismatch", handle)
-        script = SCRIPTS["settle"]
+        # Layout "subject": tiers_settle, an actual per limit of the handle's one key; else settle,
+        # one per key of the handle (a block key gets 0).
+        script = SCRIPTS["tiers_settle" if self._tiers else "settle"]
+        n = len(self.limits) if self._tiers else len(h.keys)
         field_name = script.spec["each"]["args"][0]["name"]
         if actuals is None:
-            items = [{field_name: 0} for _ in h.keys]
+            items = [{field_name: 0} for _ in range(n)]
         else:
-            if len(actuals) > len(h.keys):
-                raise InvalidArgument(f"redlimit settle: the handle has {len(h.keys)} key(s), got {len(actuals)} actuals")
+            if len(actuals) > n:
+                raise InvalidArgument(f"redlimit settle: the handle has {n} {'limit' if self._tiers else 'key'}(s), got {len(actuals)} actuals")
             spec = script.spec["each"]["args"][0]
             for i, a in enumerate(actuals):
                 _arg("settle", spec, a, f"actual[{i}]")
-            items = [{field_name: actuals[i] if i < len(actuals) else None} for i in range(len(h.keys))]
+            items = [{field_name: actuals[i] if i < len(actuals) else None} for i in range(n)]
         names = [l.name for l in self.limits]
 
         def settled(r):
