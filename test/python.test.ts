@@ -958,11 +958,15 @@ describe.each(['sync', 'async'] as const)("layout 'subject' (%s): reserve → co
       expect((await py.refused({ op: 'reserve', limiter: 'S', subject: 'agent-x', cost: { tpm: -5 } })).message).toBe('redlimit fixed_window: cost.tpm must be between 0 and 1000000000, got -5');
       expect((await py.refused({ op: 'reserve', limiter: 'S', subject: 'agent-x', ttl_ms: 0 })).message).toBe('redlimit tiers_reserve: ttl_ms must be between 1 and 86400000, got 0');
       expect((await py.refused({ op: 'reserve', limiter: 'S', subject: 'agent-x', priority: 'batch' })).message).toBe('redlimit limiter: priority "batch" is not a class of this limiter: it has no priorities');
-      // A handle of the other layout: refused as the Node limiter of that layout refuses it.
+      // A handle of the other layout: refused as the Node limiter of that layout refuses it (a
+      // per-limit handle on a subject limiter: a mismatch, before any round trip).
       const perHandle = (await perLimit.reserve('agent-x', { cost: { tpm: 10 } })).handle!;
       const other = await commit(perHandle, 1);
       expect(other.message).toBe(await nodeRefusal(node.commit(perHandle, 1)));
-      expect(other.type).toBe('InvalidArgument');
+      expect(other.type).toBe('ReservationError');
+      expect(other.message).toMatch(/not made for these keys/);
+      expect((await py.refused({ op: 'cancel', limiter: 'S', handle: perHandle })).type).toBe('ReservationError');
+      await expect(node.cancel(perHandle)).rejects.toMatchObject({ status: 'mismatch' });
       const pySubjectHandle = (await py.call<PyDecision>({ op: 'reserve', limiter: 'S', subject: 'agent-x', cost: { tpm: 10 } })).handle;
       expect((await py.refused({ op: 'commit', limiter: 'P', handle: pySubjectHandle, actual: 1 })).message).toBe(await nodeRefusal(perLimit.commit(pySubjectHandle!, 1)));
       // settle reads a tiers_reserve record as a value that is not its state: WRONGSTATE on both sides

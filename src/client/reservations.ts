@@ -240,6 +240,9 @@ export function settleCall(handle: string, mode: 'commit' | 'cancel', actuals: r
   if (options.expectKeys && (options.expectKeys.length !== r.keys.length || options.expectKeys.some((k, i) => k !== r.keys[i]))) {
     throw new ReservationError('mismatch', handle);
   }
+  // A handle of layout 'subject' names the subject's one key: a handle of more keys (a key per
+  // limit) was made by a limiter of the other layout.
+  if (tiers && r.keys.length !== 1) throw new ReservationError('mismatch', handle);
   const argv = [enumArg(def.name, def.args[0]!, mode, 'mode'), enumArg(def.name, def.args[1]!, options.overage ?? 'debt', 'overage'), options.nowMs ?? ''];
   const spec = def.each!.args[0]!;
   if (mode === 'commit') {

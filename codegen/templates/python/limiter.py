@@ -642,6 +642,10 @@ class Limiter:
         h = parse_handle(handle)
         if subject is not None and self.keys(subject) != h.keys:
             raise ReservationError("mismatch", handle)
+        # A handle of layout "subject" names the subject's one key: one of more keys (a key per
+        # limit) was made by a limiter of the other layout.
+        if self._tiers and len(h.keys) != 1:
+            raise ReservationError("mismatch", handle)
         # Layout "subject": tiers_settle, an actual per limit of the handle's one key; else settle,
         # one per key of the handle (a block key gets 0).
         script = SCRIPTS["tiers_settle" if self._tiers else "settle"]
