@@ -84,6 +84,11 @@ export async function waitFor(result: Booking, signal: AbortSignal | undefined, 
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
+    // Aborted while the booking was on its way: its 'abort' event has fired already.
+    if (signal?.aborted) {
+      reject(signal.reason ?? new Error('aborted'));
+      return;
+    }
     const timer = setTimeout(done, ms);
     function done() {
       signal?.removeEventListener('abort', abort);

@@ -4,7 +4,7 @@ import { createClient } from 'redis';
 import { CircuitBreaker, createRateLimiter, InvalidArgumentError, InvalidConfigError, RateLimitedError, type MetricsHook } from '../../src/index.js';
 import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
 import { LoopClock } from '../support/loop-clock.js';
-import { UNHURRIED } from '../support/redis.js';
+import { UNHURRIED, uniquePrefix } from '../support/redis.js';
 
 // Counting Redis calls needs INFO commandstats to itself: this file owns its server.
 let server: LocalRedis;
@@ -198,6 +198,20 @@ describe('createRateLimiter', () => {
     expect(await x.acquire('job', { maxWaitMs: 1000 })).toMatchObject({ allowed: false, deniedBy: 'block', source: 'redis' });
     await x.close();
     await y.close();
+    await slow.close();
+  });
+
+  it('acquire aborted while its booking is on its way to Redis gives up at once and gives the units back (it waited out the whole booked slot)', async () => {
+    const slow = createRateLimiter({ redis, ...UNHURRIED, prefix: uniquePrefix('rl8a'), limits: { name: 'calls', algo: 'gcra', limit: 1, periodMs: 60_000 } });
+    expect((await slow.acquire('job')).allowed).toBe(true);
+    const ac = new AbortController();
+    const t0 = Date.now();
+    const pending = slow.acquire('job', { maxWaitMs: 120_000, signal: ac.signal });
+    ac.abort(new Error('caller gave up')); // the booking (gcra_reserve) has not come back yet
+    await expect(pending).rejects.toThrow('caller gave up');
+    expect(Date.now() - t0).toBeLessThan(30_000); // not the ~60 s slot it booked
+    // The booking was given back: one minute from full again, not two.
+    expect((await slow.peek('job')).resetAfterMs).toBeLessThanOrEqual(60_000);
     await slow.close();
   });
 
