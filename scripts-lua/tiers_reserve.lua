@@ -1,5 +1,5 @@
 --- @script tiers_reserve
---- @version 1
+--- @version 2
 --- @summary reserve for a subject's key as tiers holds it (lib/tiers): an estimate on every limit of the key, all-or-nothing as tiers decides, remembered under a reservation key until tiers_settle commits the actual or cancels (or the reservation expires and counts at its estimate). The record is reserve's (lib/reservation): the limits' parameters and estimates, each quota's calendar period, and the one state key; a replay of the same reservation while it lives is admitted again and takes nothing more.
 --- @key record The reservation's own key, `<prefix>:{<tag>}:!rsv:<rid>` with a random 128-bit rid: same hash slot as the state key. Expires after ttl_ms.
 --- @key state The subject's key holding every limit of `specs` (as tiers takes it).
@@ -8,6 +8,7 @@
 --- @arg specs string required maxlen=2048 The limits, as tiers takes them.
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
 --- @arg tz_rules string optional maxlen=16384 Time zones of quota specs, as tiers takes them.
+--- @arg adopt string optional maxlen=1040 The upgrade from a key per limit, as tiers takes it. Empty: no adoption.
 --- @each limits
 --- @group cost int default=1 0..1000000000000000 The estimate this limit takes now (RPM: 1, TPM: the estimated tokens), one group per spec in order.
 --- @group share_ppm int default=1000000 0..1000000 The call's priority class on this limit (as multi's share_ppm); 1000000: none.
@@ -31,6 +32,7 @@ local simulated = now_ms ~= nil
 local groups = limits
 limits = rl_multi_batch_specs('tiers_reserve', count, specs)
 rl_multi_zones('tiers_reserve', tz_rules, limits)
+local adopting = rl_tiers_adopt('tiers_reserve', adopt, count)
 local decision = { cost_list = {}, share_list = {} }
 for j = 1, count do
   limits[j].cost = groups[j].cost
@@ -49,12 +51,12 @@ if replay then
   local zeros = {}
   for j = 1, count do zeros[j] = 0 end
   local evals, caps = rl_tiers_evaluators(limits)
-  rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, { cost_list = zeros }, evals, caps, now, simulated, false, reply, 3)
+  rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, { cost_list = zeros }, evals, caps, now, simulated, false, reply, 3, adopting, limits)
   for j = 1, count do reply[4 * j], reply[4 * j + 3] = 1, 0 end
   return rl_reply(reply)
 end
 local evals, caps = rl_tiers_evaluators(limits)
-rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, decision, evals, caps, now, simulated, true, reply, 3)
+rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, decision, evals, caps, now, simulated, true, reply, 3, adopting, limits)
 for j = 1, count do
   local r = 4 * j
   if reply[r] ~= 1 then

@@ -1,5 +1,5 @@
 --- @script tiers_settle
---- @version 1
+--- @version 2
 --- @summary settle for a reservation tiers_reserve made on a subject's key (lib/tiers): commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once, exactly as settle does per limit (same statuses, same debt rules, a quota settled in the calendar period it was reserved in) — each limit's state in the one key.
 --- @key record The reservation's key, as tiers_reserve was given it.
 --- @key state The subject's key, as tiers_reserve was given it.
@@ -11,6 +11,7 @@
 --- @arg mode enum:commit|cancel required commit: settle at the actuals; cancel: give every estimate back (actuals ignored).
 --- @arg overage enum:debt|cap default=debt What an actual above its estimate does: debt (charge it, below empty if need be) or cap (charge at most what is left).
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
+--- @arg adopt string optional maxlen=1040 The upgrade from a key per limit, as tiers takes it (a key of no value settles on its limits' own keys' states, moved into it when written). Empty: no adoption.
 --- @each actuals
 --- @group actual int optional 0..1000000000000000 Units this limit really used, one group per limit in specs order (RPM: 1, TPM: the tokens); empty: exactly its estimate (nothing to settle on it); cancel: any, e.g. 0.
 --- @return status int 0 unknown, 1 committed, 2 cancelled, 3 already settled, 4 mismatch.
@@ -43,6 +44,7 @@ if #items ~= count then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
 if periods then rl_rsv_parse_periods('tiers_settle', record_key, periods, items) end
 
 local simulated = now_ms ~= nil
+local adopting = rl_tiers_adopt('tiers_settle', adopt, count)
 local cancel = mode == 'cancel'
 local debt = overage == 'debt'
 
@@ -52,7 +54,7 @@ local debt = overage == 'debt'
 local function settle_all()
   local reply = { RL_RSV_COMMITTED }
   if cancel then reply[1] = RL_RSV_CANCELLED end
-  local stored = rl_call('GET', key)
+  local stored, adopted = rl_tiers_get('tiers_settle', key, items, count, adopting, now, simulated)
   local segs = rl_tiers_split('tiers_settle', key, stored, count)
   local ttl, changed = 0, false
   for j = 1, count do
@@ -90,15 +92,19 @@ local function settle_all()
   end
   if changed then
     -- The untouched states need no more than what the key had left: on the server clock its
-    -- absolute expiry (PTTL, read after TIME, could come out a ms short each settle).
-    local left
-    if simulated then
-      left = rl_call('PTTL', key) - RL_SIMULATED_GRACE_MS
-    else
-      left = rl_call('PEXPIRETIME', key) - now
+    -- absolute expiry (PTTL, read after TIME, could come out a ms short each settle). States
+    -- adopted from the limits' own keys: what those keys had left.
+    local had = adopted or { key }
+    for i = 1, #had do
+      local left
+      if simulated then
+        left = rl_call('PTTL', had[i]) - RL_SIMULATED_GRACE_MS
+      else
+        left = rl_call('PEXPIRETIME', had[i]) - now
+      end
+      if left > ttl then ttl = left end
     end
-    if left > ttl then ttl = left end
-    rl_tiers_store(key, stored, segs, count, ttl, now, simulated)
+    rl_tiers_store(key, stored, segs, count, ttl, now, simulated, adopted)
     redis.pcall('PUBLISH', 'redlimit:refund', key)
   end
   return reply

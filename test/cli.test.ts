@@ -94,7 +94,7 @@ describe('npx redlimit', { timeout: 300_000 }, () => {
     expect(await redis.exists(`${prefix}:{ann}:m+h+d`)).toBe(0); // no state left: no key
     // Every limit of a tagged subject: its key goes.
     expect(await remaining({ id: 'bob', hashTag: 'acme' })).toEqual([3, 6, 18]);
-    expect(await json('reset', 'bob', ...sl, '--hash-tag', 'acme')).toMatchObject({ keys: [`${prefix}:{acme}:m+h+d:bob`], limits: ['m', 'h', 'd'], held: 1 });
+    expect(await json('reset', 'bob', ...sl, '--hash-tag', 'acme')).toMatchObject({ keys: [`${prefix}:{acme}:m+h+d:bob`], limits: ['m', 'h', 'd'], held: 3 });
     expect(await remaining({ id: 'bob', hashTag: 'acme' })).toEqual([5, 8, 20]);
     await rl.close();
     for (const bad of [

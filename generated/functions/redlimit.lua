@@ -2236,6 +2236,107 @@ local function rl_tiers_split(script, key, stored, count)
   return segs
 end
 
+--- adopt (the upgrade from a key per limit): the names of a subject's limits, '+'-joined in
+--- specs order as its key names them ("m+h+d" in `rl:{alice}:m+h+d`). A key that holds nothing
+--- then reads its limits' states from the keys each had with a key per limit: the key with that
+--- segment (right after the hash tag's "}:") replaced by the limit's name (`rl:{alice}:m`, ...;
+--- `rl:{t}:m+h+d:alice` -> `rl:{t}:m:alice`). Those keys are deleted when the subject's key is
+--- written, so their states move into it once; a key that does not name the segment so adopts
+--- nothing. Parsed adopt strings by string (a Functions library keeps them; at most 64).
+local rl_tiers_adopts, rl_tiers_adopts_n = {}, 0
+
+--- `adopt` as { seg = '}:' .. adopt, names = {...} }, `count` names; nil when omitted (nil or '').
+local function rl_tiers_adopt(script, adopt, count)
+  if adopt == nil or adopt == '' then return nil end
+  local known = rl_tiers_adopts[adopt]
+  if known == nil then
+    local names = {}
+    for name in string.gmatch(adopt .. '+', '([^+]*)%+') do
+      if not string.find(name, '^[%w_%-]+$') then
+        rl_fail(script, string.format('adopt must be the limits\' names joined by +, each of letters, digits, _ or -, got "%s"', string.sub(adopt, 1, 64)))
+      end
+      names[#names + 1] = name
+    end
+    known = { seg = '}:' .. adopt, names = names }
+    if rl_tiers_adopts_n >= 64 then rl_tiers_adopts, rl_tiers_adopts_n = {}, 0 end
+    rl_tiers_adopts[adopt] = known
+    rl_tiers_adopts_n = rl_tiers_adopts_n + 1
+  end
+  if #known.names ~= count then
+    rl_fail(script, string.format('adopt names %d limit(s) for %d spec(s)', #known.names, count))
+  end
+  return known
+end
+
+--- The keys `key`'s limits had with a key per limit (see adopt), or nil when `key` does not name
+--- its limits as adopt says.
+local function rl_tiers_own_keys(key, adopt)
+  local seg = adopt.seg
+  local i = string.find(key, seg, 1, true)
+  if i == nil then return nil end
+  local e = i + #seg
+  if e <= #key and string.byte(key, e) ~= 58 then return nil end -- the segment ends at ':' or the key's end
+  local head, tail = string.sub(key, 1, i + 1), string.sub(key, e)
+  local names, keys = adopt.names, {}
+  for j = 1, #names do keys[j] = head .. names[j] .. tail end
+  return keys
+end
+
+--- A state a limit's own key holds (any form its script writes: the packed forms are read
+--- against `now`, as that script reads them while the key lives) as a subject's key holds it:
+--- a self-describing form (rl_plain_forms is set while a tiers script runs), or false when full.
+local function rl_tiers_adopted(key, limit, stored, now, simulated)
+  local algo = limit.algo
+  -- gcra's forms and quota's "start:count" name absolute times already.
+  if algo == 'gcra' or algo == 'quota' then return stored end
+  local cmd, value
+  if algo == 'token_bucket' then
+    local whole, frac, ts = rl_token_bucket_read(key, limit.limit, limit.period_ms, limit.burst, now, stored)
+    local w = rl_token_bucket_writes(key, whole, frac, ts, limit.limit, limit.period_ms, limit.burst, now, simulated)[1]
+    cmd, value = w[1], w[3]
+  elseif algo == 'fixed_window' then
+    local start = rl_window_start(now, limit.period_ms, limit.offset_ms)
+    local used = rl_counter_read('fixed_window', key, start, start % 4194304, stored)
+    local _
+    cmd, _, value = rl_counter_write(key, start, start + limit.period_ms, used, now, simulated, nil)
+  else
+    local start = rl_window_start(now, limit.period_ms, 0)
+    local cur, prev = rl_sliding_window_read(key, start, limit.period_ms, stored)
+    local _
+    cmd, _, value = rl_sliding_window_write(key, start, limit.period_ms, cur, prev, now, simulated)
+  end
+  if cmd == 'SET' then return value end
+  return false
+end
+
+--- The value of a subject's key (false: none). With `adopt` (rl_tiers_adopt), a key that holds
+--- nothing reads its limits' states from their own keys (a key per limit), as rl_tiers_adopted
+--- makes them: the value they make together (false when none has state), and the list of those
+--- keys that hold a string (deleted when the subject's key is written). A limit's own key of another Redis
+--- type (an older release's hash) is left alone and read as full; one holding a value its
+--- algorithm cannot read is WRONGSTATE on it.
+local function rl_tiers_get(script, key, limits, count, adopt, now, simulated)
+  local stored = rl_call('GET', key)
+  if stored or adopt == nil then return stored, nil end
+  local own = rl_tiers_own_keys(key, adopt)
+  if own == nil then return false, nil end
+  local segs, found = nil, nil
+  for j = 1, count do
+    local ok, v = pcall(rl_call, 'GET', own[j])
+    if ok and v then
+      if found == nil then found, segs = {}, {} end
+      found[#found + 1] = own[j]
+      if string.find(v, '|', 1, true) then rl_fail_state(limits[j].algo, own[j]) end
+      segs[j] = rl_tiers_adopted(own[j], limits[j], v, now, simulated)
+    end
+  end
+  if found == nil then return false, nil end
+  for j = 1, count do
+    if not segs[j] then segs[j] = '' end
+  end
+  return table.concat(segs, '|', 1, count), found
+end
+
 --- A limit's write as an algorithm returns it (flat, a list of one, or none) turned into its new
 --- state (a string, or false when it is deleted: full) and the ms until that state expires. nil
 --- when there is no write.
@@ -2253,7 +2354,12 @@ end
 
 --- Stores the states segs[1 .. count] in `key` (had: whether it held a value), expiring `ttl` ms
 --- after `now` (the longest any state needs); deleted when no state is left.
-local function rl_tiers_store(key, had, segs, count, ttl, now, simulated)
+--- `adopted`: the limits' own keys its states came from (rl_tiers_get), deleted with the write.
+local function rl_tiers_store(key, had, segs, count, ttl, now, simulated, adopted)
+  if adopted then
+    rl_call('DEL', rl_unpack(adopted))
+    had = false
+  end
   local any = false
   for j = 1, count do
     if segs[j] then any = true else segs[j] = '' end
@@ -2353,10 +2459,10 @@ end
 --- One decision over every limit of `key` (all-or-nothing, as multi decides), its results into
 --- reply[o + 1 ..]: per limit allowed, remaining, reset_after_ms, retry_after_ms. `evals`, `caps`:
 --- rl_tiers_evaluators'. `commit`: the admitted decision is written (tiers); else nothing is
---- (tiers_peek).
-local function rl_tiers_decide(script, key, decision, evals, caps, now, simulated, commit, reply, o)
+--- (tiers_peek). `adopt`, `limits`: rl_tiers_get's (adopt nil: none).
+local function rl_tiers_decide(script, key, decision, evals, caps, now, simulated, commit, reply, o, adopt, limits)
   local count = #evals
-  local stored = rl_call('GET', key)
+  local stored, adopted = rl_tiers_get(script, key, limits, count, adopt, now, simulated)
   local segs = rl_tiers_split(script, key, stored, count)
   local costs, shares = decision.cost_list, decision.share_list
   local all, ttl = true, 0
@@ -2391,7 +2497,7 @@ local function rl_tiers_decide(script, key, decision, evals, caps, now, simulate
     end
   end
   if commit and all then
-    rl_tiers_store(key, stored, news, count, ttl, now, simulated)
+    rl_tiers_store(key, stored, news, count, ttl, now, simulated, adopted)
     return
   end
   -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
@@ -2409,13 +2515,29 @@ local function rl_tiers_decide(script, key, decision, evals, caps, now, simulate
 end
 
 --- Which limit's state in `key` cannot be read (a decision that raised WRONGSTATE): each is
---- read again at cost 0; 1 when none is found (the value's shape, or another Redis type).
-local function rl_tiers_failing_limit(key, limits, now, simulated)
+--- read again at cost 0; 1 when none is found (the value's shape, or another Redis type). With
+--- `adopt` and no value, the states of the limits' own keys, read as rl_tiers_get reads them.
+local function rl_tiers_failing_limit(key, limits, now, simulated, adopt)
   local ok, stored = pcall(rl_call, 'GET', key)
-  if not ok or not stored then return 1 end
+  if not ok then return 1 end
   local fields = {}
-  for seg in string.gmatch(stored .. '|', '([^|]*)|') do fields[#fields + 1] = seg end
-  if #fields ~= #limits then return 1 end
+  if stored then
+    for seg in string.gmatch(stored .. '|', '([^|]*)|') do fields[#fields + 1] = seg end
+    if #fields ~= #limits then return 1 end
+  else
+    local own = adopt and rl_tiers_own_keys(key, adopt)
+    if not own then return 1 end
+    for j = 1, #limits do
+      local got, v = pcall(rl_call, 'GET', own[j])
+      fields[j] = ''
+      if got and v then
+        if string.find(v, '|', 1, true) then return j end
+        local converted, plain = pcall(rl_tiers_adopted, own[j], limits[j], v, now, simulated)
+        if not converted then return j end
+        fields[j] = plain or ''
+      end
+    end
+  end
   for j = 1, #limits do
     if fields[j] ~= '' then
       limits[j].cost, limits[j].share_ppm = 0, nil
@@ -2429,16 +2551,17 @@ end
 --- again is decided again, after the decisions before it). A decision whose key holds another
 --- Redis type or a value that is not these limits' states fails alone: -1 on each of its limits,
 --- the code (rl_key_error) on the one at fault (the first when it is the key), nothing written.
-local function rl_tiers_batch(script, keys, decisions, plan, now, simulated, commit)
+--- `adopt`: rl_tiers_adopt's (nil: none).
+local function rl_tiers_batch(script, keys, decisions, plan, now, simulated, commit, adopt)
   local limits, evals, caps = plan.limits, plan.evals, plan.caps
   local count = #limits
   local reply = { now }
   for d = 1, #keys do
     local o = 1 + (d - 1) * count * 4
-    local ok, err = pcall(rl_tiers_decide, script, keys[d], decisions[d], evals, caps, now, simulated, commit, reply, o)
+    local ok, err = pcall(rl_tiers_decide, script, keys[d], decisions[d], evals, caps, now, simulated, commit, reply, o, adopt, limits)
     if not ok then
       local code = rl_key_error(err)
-      local bad = rl_tiers_failing_limit(keys[d], limits, now, simulated)
+      local bad = rl_tiers_failing_limit(keys[d], limits, now, simulated, adopt)
       for j = 1, count do
         local r = o + 4 * j - 3
         reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = -1, 0, 0, 0
@@ -2463,10 +2586,11 @@ local function rl_tiers_run(fn, ...)
 end
 
 --- tiers_refund: gives each limit of `key` its cost back (never above full); per limit the units
---- it holds after and the ms until it is full again, then whether the key changed.
-local function rl_tiers_refund(script, key, limits, costs, now, simulated)
+--- it holds after and the ms until it is full again, then whether the key changed. `adopt`:
+--- rl_tiers_get's.
+local function rl_tiers_refund(script, key, limits, costs, now, simulated, adopt)
   local count = #limits
-  local stored = rl_call('GET', key)
+  local stored, adopted = rl_tiers_get(script, key, limits, count, adopt, now, simulated)
   local segs = rl_tiers_split(script, key, stored, count)
   local reply, ttl, changed = {}, 0, false
   for j = 1, count do
@@ -2499,7 +2623,7 @@ local function rl_tiers_refund(script, key, limits, costs, now, simulated)
     if seg_ttl > ttl then ttl = seg_ttl end
     reply[2 * j - 1], reply[2 * j] = remaining, reset
   end
-  if changed then rl_tiers_store(key, stored, segs, count, ttl, now, simulated) end
+  if changed then rl_tiers_store(key, stored, segs, count, ttl, now, simulated, adopted) end
   return reply, changed
 end
 
@@ -3680,11 +3804,11 @@ if cost > 0 then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[1]) end
 return rl_reply({ remaining, reset })
 end }
 
--- tiers v1: Many decisions over the same limits, each subject's limits held in ONE key (lib/tiers): per decision one GET and at most one SET whatever the number of limits, so minute/hour/day tiers cost Redis little more than one limit. Each decision is all-or-nothing over its limits, decided in order exactly as multi would decide them on per-limit keys (same replies; a key given twice is decided twice, in order). Limits of algo gcra, token_bucket, fixed_window, sliding_window and quota only (their state is one string). A decision whose key holds another Redis type or a value that is not these limits' states fails alone (its marker in the reply; nothing of it written). The key's value is the limits' states in `specs` order, `|`-separated, each in its single-limit script's self-describing form (empty: full); it expires when its last state would.
-redis.register_function{ function_name = 'redlimit_tiers_v1', flags = {}, callback = function(KEYS, ARGV)
+-- tiers v2: Many decisions over the same limits, each subject's limits held in ONE key (lib/tiers): per decision one GET and at most one SET whatever the number of limits, so minute/hour/day tiers cost Redis little more than one limit. Each decision is all-or-nothing over its limits, decided in order exactly as multi would decide them on per-limit keys (same replies; a key given twice is decided twice, in order). Limits of algo gcra, token_bucket, fixed_window, sliding_window and quota only (their state is one string). A decision whose key holds another Redis type or a value that is not these limits' states fails alone (its marker in the reply; nothing of it written). The key's value is the limits' states in `specs` order, `|`-separated, each in its single-limit script's self-describing form (empty: full); it expires when its last state would.
+redis.register_function{ function_name = 'redlimit_tiers_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
-rl_arity_variadic('tiers', KEYS, ARGV, 1, 4, 2)
+rl_arity_variadic('tiers', KEYS, ARGV, 1, 5, 2)
 local count = ARGV[1]
 do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('tiers', count, 1, 'count', true, 1, 16) end count = n end
 local specs = ARGV[2]
@@ -3693,9 +3817,11 @@ local now_ms = ARGV[3]
 if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('tiers', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local tz_rules = ARGV[4]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('tiers', tz_rules, 4, 'tz_rules', false, 16384) end
+local adopt = ARGV[5]
+if adopt == nil or adopt == '' then adopt = nil else adopt = rl_arg_string('tiers', adopt, 5, 'adopt', false, 1040) end
 local decisions = {}
 for i = 1, #KEYS - 0 do
-  local base = 4 + (i - 1) * 2
+  local base = 5 + (i - 1) * 2
   local g_costs = ARGV[base + 1]
   if g_costs == '' then g_costs = nil else g_costs = rl_arg_string('tiers', g_costs, base + 1, 'costs', false, 512, i) end
   local g_shares = ARGV[base + 2]
@@ -3705,14 +3831,14 @@ end
 rl_check_tiers_specs('tiers', count, specs, decisions)
 local now = rl_now_ms(now_ms)
 local plan = rl_tiers_plan('tiers', count, specs, tz_rules)
-return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers', KEYS, decisions, plan, now, now_ms ~= nil, true))
+return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers', KEYS, decisions, plan, now, now_ms ~= nil, true, rl_tiers_adopt('tiers', adopt, count)))
 end }
 
--- tiers_peek v1: Read-only tiers: what a tiers call would answer now for each key, without taking anything (as multi_peek answers for per-limit keys). Runs with EVALSHA_RO and on replicas.
-redis.register_function{ function_name = 'redlimit_tiers_peek_v1', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
+-- tiers_peek v2: Read-only tiers: what a tiers call would answer now for each key, without taking anything (as multi_peek answers for per-limit keys). Runs with EVALSHA_RO and on replicas.
+redis.register_function{ function_name = 'redlimit_tiers_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
-rl_arity_variadic('tiers_peek', KEYS, ARGV, 1, 4, 2)
+rl_arity_variadic('tiers_peek', KEYS, ARGV, 1, 5, 2)
 local count = ARGV[1]
 do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('tiers_peek', count, 1, 'count', true, 1, 16) end count = n end
 local specs = ARGV[2]
@@ -3721,9 +3847,11 @@ local now_ms = ARGV[3]
 if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('tiers_peek', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local tz_rules = ARGV[4]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('tiers_peek', tz_rules, 4, 'tz_rules', false, 16384) end
+local adopt = ARGV[5]
+if adopt == nil or adopt == '' then adopt = nil else adopt = rl_arg_string('tiers_peek', adopt, 5, 'adopt', false, 1040) end
 local decisions = {}
 for i = 1, #KEYS - 0 do
-  local base = 4 + (i - 1) * 2
+  local base = 5 + (i - 1) * 2
   local g_costs = ARGV[base + 1]
   if g_costs == '' then g_costs = nil else g_costs = rl_arg_string('tiers_peek', g_costs, base + 1, 'costs', false, 512, i) end
   local g_shares = ARGV[base + 2]
@@ -3733,14 +3861,14 @@ end
 rl_check_tiers_specs('tiers_peek', count, specs, decisions)
 local now = rl_now_ms(now_ms)
 local plan = rl_tiers_plan('tiers_peek', count, specs, tz_rules)
-return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers_peek', KEYS, decisions, plan, now, now_ms ~= nil, false))
+return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers_peek', KEYS, decisions, plan, now, now_ms ~= nil, false, rl_tiers_adopt('tiers_peek', adopt, count)))
 end }
 
--- tiers_refund v1: Gives units back to the limits of subjects' keys as tiers holds them (one key per subject, lib/tiers): each limit gets its cost back, never above full, as its single-limit refund script would give it. What a caller runs when work it was admitted for did not happen, or cost less.
-redis.register_function{ function_name = 'redlimit_tiers_refund_v1', flags = {}, callback = function(KEYS, ARGV)
+-- tiers_refund v2: Gives units back to the limits of subjects' keys as tiers holds them (one key per subject, lib/tiers): each limit gets its cost back, never above full, as its single-limit refund script would give it. What a caller runs when work it was admitted for did not happen, or cost less.
+redis.register_function{ function_name = 'redlimit_tiers_refund_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
-rl_arity_variadic('tiers_refund', KEYS, ARGV, 1, 4, 1)
+rl_arity_variadic('tiers_refund', KEYS, ARGV, 1, 5, 1)
 local count = ARGV[1]
 do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('tiers_refund', count, 1, 'count', true, 1, 16) end count = n end
 local specs = ARGV[2]
@@ -3749,9 +3877,11 @@ local now_ms = ARGV[3]
 if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('tiers_refund', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local tz_rules = ARGV[4]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('tiers_refund', tz_rules, 4, 'tz_rules', false, 16384) end
+local adopt = ARGV[5]
+if adopt == nil or adopt == '' then adopt = nil else adopt = rl_arg_string('tiers_refund', adopt, 5, 'adopt', false, 1040) end
 local refunds = {}
 for i = 1, #KEYS - 0 do
-  local base = 4 + (i - 1) * 1
+  local base = 5 + (i - 1) * 1
   local g_costs = ARGV[base + 1]
   g_costs = rl_arg_string('tiers_refund', g_costs, base + 1, 'costs', true, 512, i)
   refunds[i] = { costs = g_costs }
@@ -3759,10 +3889,11 @@ end
 rl_check_tiers_specs('tiers_refund', count, specs, refunds)
 local now = rl_now_ms(now_ms)
 local limits = rl_tiers_plan('tiers_refund', count, specs, tz_rules).limits
+local adopting = rl_tiers_adopt('tiers_refund', adopt, count)
 local function refund_all()
   local reply = { now }
   for d = 1, #KEYS do
-    local part, changed = rl_tiers_refund('tiers_refund', KEYS[d], limits, refunds[d].cost_list, now, now_ms ~= nil)
+    local part, changed = rl_tiers_refund('tiers_refund', KEYS[d], limits, refunds[d].cost_list, now, now_ms ~= nil, adopting)
     for i = 1, #part do reply[#reply + 1] = part[i] end
     if changed then redis.pcall('PUBLISH', 'redlimit:refund', KEYS[d]) end
   end
@@ -3771,11 +3902,11 @@ end
 return rl_reply(rl_tiers_run(refund_all))
 end }
 
--- tiers_reserve v1: reserve for a subject's key as tiers holds it (lib/tiers): an estimate on every limit of the key, all-or-nothing as tiers decides, remembered under a reservation key until tiers_settle commits the actual or cancels (or the reservation expires and counts at its estimate). The record is reserve's (lib/reservation): the limits' parameters and estimates, each quota's calendar period, and the one state key; a replay of the same reservation while it lives is admitted again and takes nothing more.
-redis.register_function{ function_name = 'redlimit_tiers_reserve_v1', flags = {}, callback = function(KEYS, ARGV)
+-- tiers_reserve v2: reserve for a subject's key as tiers holds it (lib/tiers): an estimate on every limit of the key, all-or-nothing as tiers decides, remembered under a reservation key until tiers_settle commits the actual or cancels (or the reservation expires and counts at its estimate). The record is reserve's (lib/reservation): the limits' parameters and estimates, each quota's calendar period, and the one state key; a replay of the same reservation while it lives is admitted again and takes nothing more.
+redis.register_function{ function_name = 'redlimit_tiers_reserve_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
-local rl_groups = rl_arity_groups('tiers_reserve', KEYS, ARGV, 2, 5, 2)
+local rl_groups = rl_arity_groups('tiers_reserve', KEYS, ARGV, 2, 6, 2)
 local ttl_ms = ARGV[1]
 do local n = rl_int_memo[ttl_ms] if n == nil or n < 1 or n > 86400000 then n = rl_arg_int('tiers_reserve', ttl_ms, 1, 'ttl_ms', true, 1, 86400000) end ttl_ms = n end
 local count = ARGV[2]
@@ -3786,9 +3917,11 @@ local now_ms = ARGV[4]
 if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('tiers_reserve', now_ms, 4, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
 local tz_rules = ARGV[5]
 if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('tiers_reserve', tz_rules, 5, 'tz_rules', false, 16384) end
+local adopt = ARGV[6]
+if adopt == nil or adopt == '' then adopt = nil else adopt = rl_arg_string('tiers_reserve', adopt, 6, 'adopt', false, 1040) end
 local limits = {}
 for i = 1, rl_groups do
-  local base = 5 + (i - 1) * 2
+  local base = 6 + (i - 1) * 2
   local g_cost = ARGV[base + 1]
   if g_cost == '' or g_cost == '1' then g_cost = 1 else do local n = rl_int_memo[g_cost] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('tiers_reserve', g_cost, base + 1, 'cost', false, 0, 1000000000000000, i) end g_cost = n end end
   local g_share_ppm = ARGV[base + 2]
@@ -3803,6 +3936,7 @@ local simulated = now_ms ~= nil
 local groups = limits
 limits = rl_multi_batch_specs('tiers_reserve', count, specs)
 rl_multi_zones('tiers_reserve', tz_rules, limits)
+local adopting = rl_tiers_adopt('tiers_reserve', adopt, count)
 local decision = { cost_list = {}, share_list = {} }
 for j = 1, count do
   limits[j].cost = groups[j].cost
@@ -3821,12 +3955,12 @@ if replay then
   local zeros = {}
   for j = 1, count do zeros[j] = 0 end
   local evals, caps = rl_tiers_evaluators(limits)
-  rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, { cost_list = zeros }, evals, caps, now, simulated, false, reply, 3)
+  rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, { cost_list = zeros }, evals, caps, now, simulated, false, reply, 3, adopting, limits)
   for j = 1, count do reply[4 * j], reply[4 * j + 3] = 1, 0 end
   return rl_reply(reply)
 end
 local evals, caps = rl_tiers_evaluators(limits)
-rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, decision, evals, caps, now, simulated, true, reply, 3)
+rl_tiers_run(rl_tiers_decide, 'tiers_reserve', key, decision, evals, caps, now, simulated, true, reply, 3, adopting, limits)
 for j = 1, count do
   local r = 4 * j
   if reply[r] ~= 1 then
@@ -3842,15 +3976,17 @@ end
 return rl_reply(reply)
 end }
 
--- tiers_reset v1: Resets some limits of subjects' keys as tiers holds them (lib/tiers): their states are dropped (back to full), the other limits' kept with the key's expiry; a key left with no state is deleted. Resetting every limit of a key is deleting it (the reset script).
-redis.register_function{ function_name = 'redlimit_tiers_reset_v1', flags = {}, callback = function(KEYS, ARGV)
+-- tiers_reset v2: Resets some limits of subjects' keys as tiers holds them (lib/tiers): their states are dropped (back to full), the other limits' kept with the key's expiry; a key left with no state is deleted. Resetting every limit of a key is deleting it (the reset script).
+redis.register_function{ function_name = 'redlimit_tiers_reset_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
-rl_arity_variadic('tiers_reset', KEYS, ARGV, 1, 2, 0)
+rl_arity_variadic('tiers_reset', KEYS, ARGV, 1, 3, 0)
 local count = ARGV[1]
 do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('tiers_reset', count, 1, 'count', true, 1, 16) end count = n end
 local limits = ARGV[2]
 limits = rl_arg_string('tiers_reset', limits, 2, 'limits', true, 64)
+local adopt = ARGV[3]
+if adopt == nil or adopt == '' then adopt = nil else adopt = rl_arg_string('tiers_reset', adopt, 3, 'adopt', false, 1040) end
 local which = {}
 for field in string.gmatch(limits .. ',', '([^,]*),') do
   local j = tonumber(field)
@@ -3859,23 +3995,29 @@ for field in string.gmatch(limits .. ',', '([^,]*),') do
   end
   which[j] = true
 end
+local adopting = rl_tiers_adopt('tiers_reset', adopt, count)
 local reset = 0
 for d = 1, #KEYS do
   local key = KEYS[d]
   local stored = rl_call('GET', key)
-  if stored then
-    local segs = rl_tiers_split('tiers_reset', key, stored, count)
-    local left = false
-    for j = 1, count do
-      if which[j] then
-        if segs[j] then reset = reset + 1 end
-        segs[j] = ''
-      elseif segs[j] then
-        left = true
-      else
-        segs[j] = ''
+  local segs = stored and rl_tiers_split('tiers_reset', key, stored, count)
+  local own = adopting and rl_tiers_own_keys(key, adopting)
+  local left = false
+  for j = 1, count do
+    local cleared = false
+    if which[j] then
+      if own and rl_call('DEL', own[j]) == 1 then
+        cleared = true
+        redis.pcall('PUBLISH', 'redlimit:invalidate', own[j])
       end
+      if segs and segs[j] then cleared = true end
+      if segs then segs[j] = '' end
+      if cleared then reset = reset + 1 end
+    elseif segs then
+      if segs[j] then left = true else segs[j] = '' end
     end
+  end
+  if stored then
     if left then rl_call('SET', key, table.concat(segs, '|'), 'KEEPTTL') else rl_call('DEL', key) end
   end
   redis.pcall('PUBLISH', 'redlimit:invalidate', key)
@@ -3883,20 +4025,22 @@ end
 return rl_reply({ reset })
 end }
 
--- tiers_settle v1: settle for a reservation tiers_reserve made on a subject's key (lib/tiers): commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once, exactly as settle does per limit (same statuses, same debt rules, a quota settled in the calendar period it was reserved in) — each limit's state in the one key.
-redis.register_function{ function_name = 'redlimit_tiers_settle_v1', flags = {}, callback = function(KEYS, ARGV)
+-- tiers_settle v2: settle for a reservation tiers_reserve made on a subject's key (lib/tiers): commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once, exactly as settle does per limit (same statuses, same debt rules, a quota settled in the calendar period it was reserved in) — each limit's state in the one key.
+redis.register_function{ function_name = 'redlimit_tiers_settle_v2', flags = {}, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
 if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
-local rl_groups = rl_arity_groups('tiers_settle', KEYS, ARGV, 2, 3, 1)
+local rl_groups = rl_arity_groups('tiers_settle', KEYS, ARGV, 2, 4, 1)
 local mode = ARGV[1]
 if not (mode == 'commit' or mode == 'cancel') then mode = rl_arg_enum('tiers_settle', mode, 1, 'mode', true, '|commit|cancel|') end
 local overage = ARGV[2]
 if overage == nil or overage == '' then overage = 'debt' elseif not (overage == 'debt' or overage == 'cap') then overage = rl_arg_enum('tiers_settle', overage, 2, 'overage', false, '|debt|cap|') end
 local now_ms = ARGV[3]
 if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('tiers_settle', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
+local adopt = ARGV[4]
+if adopt == nil or adopt == '' then adopt = nil else adopt = rl_arg_string('tiers_settle', adopt, 4, 'adopt', false, 1040) end
 local actuals = {}
 for i = 1, rl_groups do
-  local base = 3 + (i - 1) * 1
+  local base = 4 + (i - 1) * 1
   local g_actual = ARGV[base + 1]
   if g_actual == '' then g_actual = nil else do local n = rl_int_memo[g_actual] if n == nil or n < 0 or n > 1000000000000000 then n = rl_arg_int('tiers_settle', g_actual, base + 1, 'actual', false, 0, 1000000000000000, i) end g_actual = n end end
   actuals[i] = { actual = g_actual }
@@ -3922,6 +4066,7 @@ if #items ~= count then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
 if periods then rl_rsv_parse_periods('tiers_settle', record_key, periods, items) end
 
 local simulated = now_ms ~= nil
+local adopting = rl_tiers_adopt('tiers_settle', adopt, count)
 local cancel = mode == 'cancel'
 local debt = overage == 'debt'
 
@@ -3931,7 +4076,7 @@ local debt = overage == 'debt'
 local function settle_all()
   local reply = { RL_RSV_COMMITTED }
   if cancel then reply[1] = RL_RSV_CANCELLED end
-  local stored = rl_call('GET', key)
+  local stored, adopted = rl_tiers_get('tiers_settle', key, items, count, adopting, now, simulated)
   local segs = rl_tiers_split('tiers_settle', key, stored, count)
   local ttl, changed = 0, false
   for j = 1, count do
@@ -3969,15 +4114,19 @@ local function settle_all()
   end
   if changed then
     -- The untouched states need no more than what the key had left: on the server clock its
-    -- absolute expiry (PTTL, read after TIME, could come out a ms short each settle).
-    local left
-    if simulated then
-      left = rl_call('PTTL', key) - RL_SIMULATED_GRACE_MS
-    else
-      left = rl_call('PEXPIRETIME', key) - now
+    -- absolute expiry (PTTL, read after TIME, could come out a ms short each settle). States
+    -- adopted from the limits' own keys: what those keys had left.
+    local had = adopted or { key }
+    for i = 1, #had do
+      local left
+      if simulated then
+        left = rl_call('PTTL', had[i]) - RL_SIMULATED_GRACE_MS
+      else
+        left = rl_call('PEXPIRETIME', had[i]) - now
+      end
+      if left > ttl then ttl = left end
     end
-    if left > ttl then ttl = left end
-    rl_tiers_store(key, stored, segs, count, ttl, now, simulated)
+    rl_tiers_store(key, stored, segs, count, ttl, now, simulated, adopted)
     redis.pcall('PUBLISH', 'redlimit:refund', key)
   end
   return reply
@@ -4060,4 +4209,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '5fa808f80d7b9de5186bc3cd2103f213bb69dd5b' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'def7bf38b0599ceb9412e50144a5d8996380b33d' end }

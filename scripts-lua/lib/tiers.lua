@@ -162,6 +162,107 @@ local function rl_tiers_split(script, key, stored, count)
   return segs
 end
 
+--- adopt (the upgrade from a key per limit): the names of a subject's limits, '+'-joined in
+--- specs order as its key names them ("m+h+d" in `rl:{alice}:m+h+d`). A key that holds nothing
+--- then reads its limits' states from the keys each had with a key per limit: the key with that
+--- segment (right after the hash tag's "}:") replaced by the limit's name (`rl:{alice}:m`, ...;
+--- `rl:{t}:m+h+d:alice` -> `rl:{t}:m:alice`). Those keys are deleted when the subject's key is
+--- written, so their states move into it once; a key that does not name the segment so adopts
+--- nothing. Parsed adopt strings by string (a Functions library keeps them; at most 64).
+local rl_tiers_adopts, rl_tiers_adopts_n = {}, 0
+
+--- `adopt` as { seg = '}:' .. adopt, names = {...} }, `count` names; nil when omitted (nil or '').
+local function rl_tiers_adopt(script, adopt, count)
+  if adopt == nil or adopt == '' then return nil end
+  local known = rl_tiers_adopts[adopt]
+  if known == nil then
+    local names = {}
+    for name in string.gmatch(adopt .. '+', '([^+]*)%+') do
+      if not string.find(name, '^[%w_%-]+$') then
+        rl_fail(script, string.format('adopt must be the limits\' names joined by +, each of letters, digits, _ or -, got "%s"', string.sub(adopt, 1, 64)))
+      end
+      names[#names + 1] = name
+    end
+    known = { seg = '}:' .. adopt, names = names }
+    if rl_tiers_adopts_n >= 64 then rl_tiers_adopts, rl_tiers_adopts_n = {}, 0 end
+    rl_tiers_adopts[adopt] = known
+    rl_tiers_adopts_n = rl_tiers_adopts_n + 1
+  end
+  if #known.names ~= count then
+    rl_fail(script, string.format('adopt names %d limit(s) for %d spec(s)', #known.names, count))
+  end
+  return known
+end
+
+--- The keys `key`'s limits had with a key per limit (see adopt), or nil when `key` does not name
+--- its limits as adopt says.
+local function rl_tiers_own_keys(key, adopt)
+  local seg = adopt.seg
+  local i = string.find(key, seg, 1, true)
+  if i == nil then return nil end
+  local e = i + #seg
+  if e <= #key and string.byte(key, e) ~= 58 then return nil end -- the segment ends at ':' or the key's end
+  local head, tail = string.sub(key, 1, i + 1), string.sub(key, e)
+  local names, keys = adopt.names, {}
+  for j = 1, #names do keys[j] = head .. names[j] .. tail end
+  return keys
+end
+
+--- A state a limit's own key holds (any form its script writes: the packed forms are read
+--- against `now`, as that script reads them while the key lives) as a subject's key holds it:
+--- a self-describing form (rl_plain_forms is set while a tiers script runs), or false when full.
+local function rl_tiers_adopted(key, limit, stored, now, simulated)
+  local algo = limit.algo
+  -- gcra's forms and quota's "start:count" name absolute times already.
+  if algo == 'gcra' or algo == 'quota' then return stored end
+  local cmd, value
+  if algo == 'token_bucket' then
+    local whole, frac, ts = rl_token_bucket_read(key, limit.limit, limit.period_ms, limit.burst, now, stored)
+    local w = rl_token_bucket_writes(key, whole, frac, ts, limit.limit, limit.period_ms, limit.burst, now, simulated)[1]
+    cmd, value = w[1], w[3]
+  elseif algo == 'fixed_window' then
+    local start = rl_window_start(now, limit.period_ms, limit.offset_ms)
+    local used = rl_counter_read('fixed_window', key, start, start % 4194304, stored)
+    local _
+    cmd, _, value = rl_counter_write(key, start, start + limit.period_ms, used, now, simulated, nil)
+  else
+    local start = rl_window_start(now, limit.period_ms, 0)
+    local cur, prev = rl_sliding_window_read(key, start, limit.period_ms, stored)
+    local _
+    cmd, _, value = rl_sliding_window_write(key, start, limit.period_ms, cur, prev, now, simulated)
+  end
+  if cmd == 'SET' then return value end
+  return false
+end
+
+--- The value of a subject's key (false: none). With `adopt` (rl_tiers_adopt), a key that holds
+--- nothing reads its limits' states from their own keys (a key per limit), as rl_tiers_adopted
+--- makes them: the value they make together (false when none has state), and the list of those
+--- keys that hold a string (deleted when the subject's key is written). A limit's own key of another Redis
+--- type (an older release's hash) is left alone and read as full; one holding a value its
+--- algorithm cannot read is WRONGSTATE on it.
+local function rl_tiers_get(script, key, limits, count, adopt, now, simulated)
+  local stored = rl_call('GET', key)
+  if stored or adopt == nil then return stored, nil end
+  local own = rl_tiers_own_keys(key, adopt)
+  if own == nil then return false, nil end
+  local segs, found = nil, nil
+  for j = 1, count do
+    local ok, v = pcall(rl_call, 'GET', own[j])
+    if ok and v then
+      if found == nil then found, segs = {}, {} end
+      found[#found + 1] = own[j]
+      if string.find(v, '|', 1, true) then rl_fail_state(limits[j].algo, own[j]) end
+      segs[j] = rl_tiers_adopted(own[j], limits[j], v, now, simulated)
+    end
+  end
+  if found == nil then return false, nil end
+  for j = 1, count do
+    if not segs[j] then segs[j] = '' end
+  end
+  return table.concat(segs, '|', 1, count), found
+end
+
 --- A limit's write as an algorithm returns it (flat, a list of one, or none) turned into its new
 --- state (a string, or false when it is deleted: full) and the ms until that state expires. nil
 --- when there is no write.
@@ -179,7 +280,12 @@ end
 
 --- Stores the states segs[1 .. count] in `key` (had: whether it held a value), expiring `ttl` ms
 --- after `now` (the longest any state needs); deleted when no state is left.
-local function rl_tiers_store(key, had, segs, count, ttl, now, simulated)
+--- `adopted`: the limits' own keys its states came from (rl_tiers_get), deleted with the write.
+local function rl_tiers_store(key, had, segs, count, ttl, now, simulated, adopted)
+  if adopted then
+    rl_call('DEL', rl_unpack(adopted))
+    had = false
+  end
   local any = false
   for j = 1, count do
     if segs[j] then any = true else segs[j] = '' end
@@ -279,10 +385,10 @@ end
 --- One decision over every limit of `key` (all-or-nothing, as multi decides), its results into
 --- reply[o + 1 ..]: per limit allowed, remaining, reset_after_ms, retry_after_ms. `evals`, `caps`:
 --- rl_tiers_evaluators'. `commit`: the admitted decision is written (tiers); else nothing is
---- (tiers_peek).
-local function rl_tiers_decide(script, key, decision, evals, caps, now, simulated, commit, reply, o)
+--- (tiers_peek). `adopt`, `limits`: rl_tiers_get's (adopt nil: none).
+local function rl_tiers_decide(script, key, decision, evals, caps, now, simulated, commit, reply, o, adopt, limits)
   local count = #evals
-  local stored = rl_call('GET', key)
+  local stored, adopted = rl_tiers_get(script, key, limits, count, adopt, now, simulated)
   local segs = rl_tiers_split(script, key, stored, count)
   local costs, shares = decision.cost_list, decision.share_list
   local all, ttl = true, 0
@@ -317,7 +423,7 @@ local function rl_tiers_decide(script, key, decision, evals, caps, now, simulate
     end
   end
   if commit and all then
-    rl_tiers_store(key, stored, news, count, ttl, now, simulated)
+    rl_tiers_store(key, stored, news, count, ttl, now, simulated, adopted)
     return
   end
   -- Nothing was taken: report what each admitting limit holds now, not what it would hold.
@@ -335,13 +441,29 @@ local function rl_tiers_decide(script, key, decision, evals, caps, now, simulate
 end
 
 --- Which limit's state in `key` cannot be read (a decision that raised WRONGSTATE): each is
---- read again at cost 0; 1 when none is found (the value's shape, or another Redis type).
-local function rl_tiers_failing_limit(key, limits, now, simulated)
+--- read again at cost 0; 1 when none is found (the value's shape, or another Redis type). With
+--- `adopt` and no value, the states of the limits' own keys, read as rl_tiers_get reads them.
+local function rl_tiers_failing_limit(key, limits, now, simulated, adopt)
   local ok, stored = pcall(rl_call, 'GET', key)
-  if not ok or not stored then return 1 end
+  if not ok then return 1 end
   local fields = {}
-  for seg in string.gmatch(stored .. '|', '([^|]*)|') do fields[#fields + 1] = seg end
-  if #fields ~= #limits then return 1 end
+  if stored then
+    for seg in string.gmatch(stored .. '|', '([^|]*)|') do fields[#fields + 1] = seg end
+    if #fields ~= #limits then return 1 end
+  else
+    local own = adopt and rl_tiers_own_keys(key, adopt)
+    if not own then return 1 end
+    for j = 1, #limits do
+      local got, v = pcall(rl_call, 'GET', own[j])
+      fields[j] = ''
+      if got and v then
+        if string.find(v, '|', 1, true) then return j end
+        local converted, plain = pcall(rl_tiers_adopted, own[j], limits[j], v, now, simulated)
+        if not converted then return j end
+        fields[j] = plain or ''
+      end
+    end
+  end
   for j = 1, #limits do
     if fields[j] ~= '' then
       limits[j].cost, limits[j].share_ppm = 0, nil
@@ -355,16 +477,17 @@ end
 --- again is decided again, after the decisions before it). A decision whose key holds another
 --- Redis type or a value that is not these limits' states fails alone: -1 on each of its limits,
 --- the code (rl_key_error) on the one at fault (the first when it is the key), nothing written.
-local function rl_tiers_batch(script, keys, decisions, plan, now, simulated, commit)
+--- `adopt`: rl_tiers_adopt's (nil: none).
+local function rl_tiers_batch(script, keys, decisions, plan, now, simulated, commit, adopt)
   local limits, evals, caps = plan.limits, plan.evals, plan.caps
   local count = #limits
   local reply = { now }
   for d = 1, #keys do
     local o = 1 + (d - 1) * count * 4
-    local ok, err = pcall(rl_tiers_decide, script, keys[d], decisions[d], evals, caps, now, simulated, commit, reply, o)
+    local ok, err = pcall(rl_tiers_decide, script, keys[d], decisions[d], evals, caps, now, simulated, commit, reply, o, adopt, limits)
     if not ok then
       local code = rl_key_error(err)
-      local bad = rl_tiers_failing_limit(keys[d], limits, now, simulated)
+      local bad = rl_tiers_failing_limit(keys[d], limits, now, simulated, adopt)
       for j = 1, count do
         local r = o + 4 * j - 3
         reply[r], reply[r + 1], reply[r + 2], reply[r + 3] = -1, 0, 0, 0
@@ -389,10 +512,11 @@ local function rl_tiers_run(fn, ...)
 end
 
 --- tiers_refund: gives each limit of `key` its cost back (never above full); per limit the units
---- it holds after and the ms until it is full again, then whether the key changed.
-local function rl_tiers_refund(script, key, limits, costs, now, simulated)
+--- it holds after and the ms until it is full again, then whether the key changed. `adopt`:
+--- rl_tiers_get's.
+local function rl_tiers_refund(script, key, limits, costs, now, simulated, adopt)
   local count = #limits
-  local stored = rl_call('GET', key)
+  local stored, adopted = rl_tiers_get(script, key, limits, count, adopt, now, simulated)
   local segs = rl_tiers_split(script, key, stored, count)
   local reply, ttl, changed = {}, 0, false
   for j = 1, count do
@@ -425,6 +549,6 @@ local function rl_tiers_refund(script, key, limits, costs, now, simulated)
     if seg_ttl > ttl then ttl = seg_ttl end
     reply[2 * j - 1], reply[2 * j] = remaining, reset
   end
-  if changed then rl_tiers_store(key, stored, segs, count, ttl, now, simulated) end
+  if changed then rl_tiers_store(key, stored, segs, count, ttl, now, simulated, adopted) end
   return reply, changed
 end

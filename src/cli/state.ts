@@ -173,11 +173,12 @@ async function resetSubjectKey(id: string, o: SubjectOptions & { name?: string[]
   const client = await connect(o.url, !!o.cluster);
   try {
     const every = new Set(positions).size === all.length;
-    // Every limit: the key goes (what tiers_reset does when no state is left, without reading it).
-    const held = every ? (await b.reset(client, { keys: [key] })).deleted : (await b.tiersReset(client, { count: all.length, limits: [...new Set(positions)].join(','), keys: [key] })).reset;
+    // tiers_reset: the key goes when no state is left; adopt: the named limits' own keys (a key
+    // per limit, the layout before) go too, so a later decision does not take their states over.
+    const held = (await b.tiersReset(client, { count: all.length, limits: [...new Set(positions)].join(','), adopt: all.join('+'), keys: [key] })).reset;
     const reset = all.filter((_, j) => positions.includes(j + 1));
     print(!!o.json, { subject: id, keys: [key], limits: reset, held, reset: true }, () =>
-      every ? `${id}: back to full (${key} ${held ? 'deleted' : 'held no state'})` : `${id}: ${reset.join(', ')} back to full in ${key} (${held} of them held state)`,
+      every ? `${id}: back to full (${held ? `${held} limit(s) held state` : 'no limit held state'})` : `${id}: ${reset.join(', ')} back to full in ${key} (${held} of them held state)`,
     );
   } finally {
     client.disconnect();

@@ -123,17 +123,25 @@ export interface RateLimiterOptions {
    */
   functions?: boolean;
   /**
-   * Where a subject's state lives in Redis. `per-limit` (default): one key per limit
-   * (`prefix:{id}:name`). `subject`: one key per subject holding every limit
-   * (`prefix:{id}:name1+name2+...`, the `tiers` script): one read and one write per decision
+   * Where a subject's state lives in Redis. `subject`: one key per subject holding every limit
+   * (`prefix:{id}:name1+name2+...`, the `tiers` scripts): one read and one write per decision
    * whatever the number of limits, and one key's memory. For limiters of two or more limits of
    * algo gcra, token_bucket, fixed_window, sliding_window or quota, keyed by the id (no scope),
-   * without blocks; every call answers as with `per-limit`. Changing the set of limits (adding, removing,
-   * renaming or reordering one) starts the counts afresh under a new key; changing a limit's
-   * values keeps them. Switching an existing limiter's layout starts its counts afresh too. With
-   * one limit both layouts are the same key.
+   * without blocks. `per-limit`: one key per limit (`prefix:{id}:name`), for every limiter.
+   * `auto` (default): `subject` where it applies on a standalone server (a Redis Cluster keeps
+   * `per-limit`, whose decisions of many hash slots go as one call per primary), else
+   * `per-limit`. Every call answers the same in both layouts.
+   *
+   * Upgrading to `subject` (a limiter that kept a key per limit): a subject's key that holds
+   * nothing takes over its limits' own keys' states (and deletes those keys), so counts carry
+   * over; resets delete both. While processes of both layouts run at once (a rolling deploy from a
+   * release before `auto`), each layout counts on its own keys: pin `layout: 'per-limit'` through
+   * such a deploy if a subject must not get up to both layouts' budgets meanwhile, then drop it.
+   * Changing the set of limits (adding, removing, renaming or reordering one) starts the counts
+   * afresh under a new key; changing a limit's values keeps them. With one limit both layouts are
+   * the same key.
    */
-  layout?: 'per-limit' | 'subject';
+  layout?: 'per-limit' | 'subject' | 'auto';
 }
 
 const OPTIONS = new Set([
@@ -282,10 +290,21 @@ export function capacity(l: AnyLimitSpec): number {
   return ((l as unknown as Record<string, number | undefined>)[prop] ?? l.limit);
 }
 
+/**
+ * Whether a subject's limits share one key: layout 'subject', or 'auto' where it applies and the
+ * server is not a Cluster (there a key per limit goes as one node_batch call per primary, while a
+ * subject's key goes as a call per hash slot: no tiers script spans slots yet).
+ */
+export function usesSubjectLayout(o: RateLimiterOptions, limits: readonly AnyLimitSpec[], cluster: boolean): boolean {
+  if (limits.length < 2 || o.layout === 'per-limit') return false;
+  if (o.layout === 'subject') return true;
+  return !cluster && o.blocks !== true && limits.every((l) => TIERS_ALGOS.has(l.algo) && (l.scope === undefined || l.scope === 'id'));
+}
+
 /** `layout: 'subject'`: what one subject's key can hold (lib/tiers), said before any key is made. */
 function checkLayout(o: RateLimiterOptions, limits: readonly AnyLimitSpec[]): void {
-  if (o.layout === undefined || o.layout === 'per-limit') return;
-  if (o.layout !== 'subject') throw new InvalidConfigError(`layout must be per-limit or subject, got ${JSON.stringify(o.layout)}`);
+  if (o.layout === undefined || o.layout === 'per-limit' || o.layout === 'auto') return;
+  if (o.layout !== 'subject') throw new InvalidConfigError(`layout must be auto, per-limit or subject, got ${JSON.stringify(o.layout)}`);
   if (limits.length < 2) return; // one limit: its key is the subject's key
   if (o.blocks === true) throw new InvalidConfigError("layout: 'subject' does not take blocks: true (the penalty box has a key of its own); use layout: 'per-limit'");
   for (const l of limits) {

@@ -3,7 +3,7 @@ import { InvalidConfigError, RateLimitedError } from '../errors.js';
 import { hashSlot, intArg, slotOwner, type RedisClientLike } from '../runtime/index.js';
 import { booking, waitFor, type AcquireOptions, type Booking } from './acquire.js';
 import type { CircuitBreaker } from './breaker.js';
-import { validateConfig, type AnyLimitSpec, type ConcurrencyLimitSpec, type LimitSpec, type RateLimiterOptions } from './config.js';
+import { usesSubjectLayout, validateConfig, type AnyLimitSpec, type ConcurrencyLimitSpec, type LimitSpec, type RateLimiterOptions } from './config.js';
 import { connect } from './connect.js';
 import type { Decision } from './decision.js';
 import { tagged } from './decode.js';
@@ -93,7 +93,7 @@ export class RateLimiter {
     this.prepared = conn?.prepared ?? Promise.resolve();
     const changes = new Changes(() => this.local.dropAll());
     const cluster = conn?.cluster ?? false;
-    const subjectLayout = options.layout === 'subject' && this.plans.length > 1;
+    const subjectLayout = usesSubjectLayout(options, limits, cluster) && this.plans.length > 1;
     this.subjectLayout = subjectLayout;
     this.variants = new Variants(compiled, {
       blocks: this.blocks,
@@ -278,9 +278,11 @@ export class RateLimiter {
     const t = this.subjects.resolve(subject);
     const keys = this.naming.resetKeys(t, this.blocks ? this.subjects.blockKey(t) : null, options);
     this.local.forget(t, true);
-    // Layout 'subject': some of the key's limits are a tiers_reset of their positions; all of them, the key's DEL.
-    const positions = this.subjectLayout ? t.variant.shape.resetPositions(this.naming.resetNames(options)) : null;
-    const [def, argv] = positions === null ? [b.resetScript, []] : [b.tiersResetScript, [String(this.plans.length), positions]];
+    // Layout 'subject': a tiers_reset of the named limits' positions (all: the key's DEL), which
+    // deletes those limits' own keys too (adopt: a subject kept with a key per limit before).
+    const shape = t.variant.shape;
+    const positions = this.subjectLayout ? shape.resetPositions(this.naming.resetNames(options)) : null;
+    const [def, argv] = positions === null ? [b.resetScript, []] : [b.tiersResetScript, [String(this.plans.length), positions, shape.tiers!.adopt]];
     this.fallback.twin.runParsed(def, keys, positions === null ? {} : { count: this.plans.length, limits: positions });
     if (this.path) await this.local.announced(keys, this.path.run(def, keys, argv, t.slot)).catch(unavailable('reset'));
   }

@@ -160,10 +160,10 @@ export function reserveCall(
   ttlMs: number,
   shares?: readonly string[],
   r: Reservation = newReservation(stateKeys),
-  tiers: { readonly specs: string } | null = null,
+  tiers: { readonly specs: string; readonly adopt: string } | null = null,
 ): ScriptCall & { handle: string; reservation: Reservation } {
   checkReservable(plans);
-  if (tiers !== null) return tiersReserveCall(plans, stateKeys, costs, ttlMs, shares, r, tiers.specs);
+  if (tiers !== null) return tiersReserveCall(plans, stateKeys, costs, ttlMs, shares, r, tiers.specs, tiers.adopt);
   const def = b.reserveScript;
   const group = def.each!.args;
   const costSpec = group.find((a) => a.name === 'cost')!;
@@ -183,14 +183,14 @@ export function reserveCall(
 
 /**
  * Layout 'subject': tiers_reserve on the subject's one key (ttl_ms, count, specs, now_ms,
- * tz_rules, then cost and share_ppm per limit); the record and handle as reserve's.
+ * tz_rules, adopt, then cost and share_ppm per limit); the record and handle as reserve's.
  */
-function tiersReserveCall(plans: readonly LimitPlan[], stateKeys: readonly string[], costs: readonly number[], ttlMs: number, shares: readonly string[] | undefined, r: Reservation, specs: string): ScriptCall & { handle: string; reservation: Reservation } {
+function tiersReserveCall(plans: readonly LimitPlan[], stateKeys: readonly string[], costs: readonly number[], ttlMs: number, shares: readonly string[] | undefined, r: Reservation, specs: string, adopt: string): ScriptCall & { handle: string; reservation: Reservation } {
   const def = b.tiersReserveScript;
   const costSpec = def.each!.args.find((a) => a.name === 'cost')!;
   if (costs.length !== plans.length) throw new InvalidArgumentError('reserve', 'cost', `one estimate per limit (${plans.length}), got ${costs.length}`);
   const share = checkShares(plans, shares);
-  const argv = [intArg(def.name, def.args[0]!, ttlMs, 'ttlMs'), String(plans.length), specs, reserveNowMs(plans), reserveTzRules(plans, false)];
+  const argv = [intArg(def.name, def.args[0]!, ttlMs, 'ttlMs'), String(plans.length), specs, reserveNowMs(plans), reserveTzRules(plans, false), adopt];
   plans.forEach((p, i) => argv.push(intArg(def.name, costSpec, costs[i]!, `cost.${p.name}`), share?.[i] ?? ''));
   const keys = [r.recordKey, ...stateKeys];
   sameSlot(def.name, keys);
@@ -225,6 +225,8 @@ export interface SettleOptions {
   nowMs?: string;
   /** Layout 'subject': the limiter's number of limits, all in the handle's one key (tiers_settle). */
   tiersCount?: number;
+  /** Layout 'subject': tiers_settle's adopt (the limit names as the key names them). */
+  tiersAdopt?: string;
 }
 
 /**
@@ -244,6 +246,7 @@ export function settleCall(handle: string, mode: 'commit' | 'cancel', actuals: r
   // limit) was made by a limiter of the other layout.
   if (tiers && r.keys.length !== 1) throw new ReservationError('mismatch', handle);
   const argv = [enumArg(def.name, def.args[0]!, mode, 'mode'), enumArg(def.name, def.args[1]!, options.overage ?? 'debt', 'overage'), options.nowMs ?? ''];
+  if (tiers) argv.push(options.tiersAdopt ?? '');
   const spec = def.each!.args[0]!;
   if (mode === 'commit') {
     if (!actuals) throw new InvalidArgumentError('settle', 'actual', 'commit needs the actual use of each limit');
@@ -279,5 +282,7 @@ export function settledOrThrow(outcome: SettleOutcome, handle: string): SettleOu
 
 /** The same settle on the twin, as TwinClient.runParsed takes it. */
 export function settleOnTwin(call: ScriptCall): { args: ArgValues; items: ArgValues[] } {
-  return { args: { mode: call.argv[0], overage: call.argv[1] }, items: call.argv.slice(3).map((a) => ({ actual: a === '' ? undefined : Number(a) })) };
+  // tiers_settle's adopt (argv[3]) is not sent to the twin: its keys were never a key per limit.
+  const fixed = call.def === b.tiersSettleScript ? 4 : 3;
+  return { args: { mode: call.argv[0], overage: call.argv[1] }, items: call.argv.slice(fixed).map((a) => ({ actual: a === '' ? undefined : Number(a) })) };
 }

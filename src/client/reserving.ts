@@ -55,7 +55,7 @@ export class Reserver {
   /** Commits (actuals per limit; undefined keeps a limit's estimate) or cancels: once, and says so. */
   settle(handle: string, mode: 'commit' | 'cancel', actuals: readonly (number | undefined)[] | null, options: SettleOptions): Promise<SettleOutcome> {
     const tiers = this.shape.tiers !== null;
-    const call = settleCall(handle, mode, actuals, { ...options, nowMs: reserveNowMs(this.plans), ...(tiers ? { tiersCount: this.plans.length } : {}) });
+    const call = settleCall(handle, mode, actuals, { ...options, nowMs: reserveNowMs(this.plans), ...(tiers ? { tiersCount: this.plans.length, tiersAdopt: this.shape.tiers!.adopt } : {}) });
     const slot = this.cluster ? hashSlot(call.keys[0]!) : -1;
     const onTwin = () => settledOrThrow(decodeSettle(this.fallback.twin.runParsed(call.def, call.keys, ...spread(settleOnTwin(call))), this.names), handle);
     if (!this.path) return Promise.resolve().then(onTwin);

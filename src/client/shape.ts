@@ -44,9 +44,11 @@ export class Shape {
   readonly batch: BatchShape | null;
   /**
    * Layout 'subject' with several limits: every limit of a subject in its one key, decided by the
-   * tiers scripts (its specs as sent, and with the fallback's sizes for the twin); null: a key per limit.
+   * tiers scripts (its specs as sent, and with the fallback's sizes for the twin, and their adopt
+   * argument: the limit names as the key names them, so a subject's states kept with a key per
+   * limit move into its key); null: a key per limit.
    */
-  readonly tiers: { readonly specs: string; readonly fallbackSpecs: string } | null;
+  readonly tiers: { readonly specs: string; readonly fallbackSpecs: string; readonly adopt: string } | null;
   private readonly twinBlock: ArgValues = { algo: 'block', limit: 1, cost: 1, offset_ms: 0 };
   /** Where each call's first limit result sits in its reply (from the script headers). */
   private readonly at: { readonly consume: number; readonly peek: number; readonly multi: number; readonly multiPeek: number; readonly tiers: number; readonly tiersPeek: number };
@@ -72,7 +74,8 @@ export class Shape {
     this.holding = plans.some((p) => p.concurrency);
     this.single = plans.length === 1 && !blocks && !this.holding;
     // createRateLimiter's checks hold what a subject's key can take (lib/tiers): no blocks, no concurrency.
-    this.tiers = subjectLayout && !this.single ? { specs: specsOf(plans.map((p) => p.item)), fallbackSpecs: specsOf(plans.map((p) => p.fallbackItem)) } : null;
+    this.tiers =
+      subjectLayout && !this.single ? { specs: specsOf(plans.map((p) => p.item)), fallbackSpecs: specsOf(plans.map((p) => p.fallbackItem)), adopt: plans.map((p) => p.name).join('+') } : null;
     this.count = plans.length;
     this.zoned = plans.some((p) => p.zone !== null);
     const offset = (def: ScriptDef) => b.replyLayouts[def.name]?.offset ?? 0; // a concurrency limit's scripts are never sent alone
@@ -214,8 +217,21 @@ export class Shape {
             argv[MULTI_BATCH_TZ] = this.tzRules();
             return argv;
           };
-    // A subject's key is one decision's only key: tiers' call of many keys is the batch, by slot on a Cluster.
-    if (this.tiers !== null) return { lone, node: null, def: b.tiersScript, argv: specsArgv, perKey: this.plans.length };
+    // A subject's key is one decision's only key: tiers' call of many keys is the batch, by slot on a
+    // Cluster. Its fixed ARGV is multi_batch's and adopt.
+    if (this.tiers !== null) {
+      const fixedTiers = [...fixedSpecs, this.tiers.adopt];
+      const tiersArgv =
+        !this.zoned && this.clock.now === null
+          ? () => fixedTiers
+          : () => {
+              const argv = fixedTiers.slice();
+              argv[MULTI_BATCH_NOW] = this.nowArg();
+              argv[MULTI_BATCH_TZ] = this.tzRules();
+              return argv;
+            };
+      return { lone, node: null, def: b.tiersScript, argv: tiersArgv, perKey: this.plans.length };
+    }
     const node = { def: b.nodeBatchScript, argv: specsArgv };
     if (this.single) {
       const p = this.plans[0]!;
@@ -243,7 +259,7 @@ export class Shape {
    */
   refundCall(costs: readonly number[]): Call | null {
     if (this.tiers === null) return null;
-    const argv = [String(this.plans.length), this.tiers.specs, this.nowArg(), this.tzRules(), costs.join(',')];
+    const argv = [String(this.plans.length), this.tiers.specs, this.nowArg(), this.tzRules(), this.tiers.adopt, costs.join(',')];
     return { def: b.tiersRefundScript, argv, offset: 1 };
   }
 
@@ -269,16 +285,15 @@ export class Shape {
     return true;
   }
 
-  /** Layout 'subject': which limits a reset names, when not all of them (tiers_reset's positions); null: the whole key. */
+  /** Layout 'subject': which limits a reset names (tiers_reset's positions: all of them when names is null); null for a key per limit. */
   resetPositions(names: ReadonlySet<string> | null): string | null {
-    if (this.tiers === null || names === null) return null;
-    const at = this.plans.flatMap((p, i) => (names.has(p.name) ? [String(i + 1)] : []));
-    return at.length === this.plans.length ? null : at.join(',');
+    if (this.tiers === null) return null;
+    return this.plans.flatMap((p, i) => (names === null || names.has(p.name) ? [String(i + 1)] : [])).join(',');
   }
 
-  /** tiers / tiers_peek ARGV: count, specs, now_ms, tz_rules, then the one key's costs and shares. */
+  /** tiers / tiers_peek ARGV: count, specs, now_ms, tz_rules, adopt, then the one key's costs and shares. */
   private tiersArgv(specs: string, costs: readonly (number | string)[], shares?: readonly string[]): string[] {
-    return [String(this.plans.length), specs, this.nowArg(), this.tzRules(), costsOf(costs), shares ? sharesOf(shares) : ''];
+    return [String(this.plans.length), specs, this.nowArg(), this.tzRules(), this.tiers!.adopt, costsOf(costs), shares ? sharesOf(shares) : ''];
   }
 
   /** The twin's fixed tiers arguments (the fallback's sizes), parsed as the prologue would. */

@@ -479,7 +479,7 @@ export class PolicyLimiter {
     }
     let limiter: RateLimiter;
     try {
-      limiter = createRateLimiter({ ...this.base, limits: res.specs });
+      limiter = createRateLimiter({ ...this.base, layout: 'per-limit', limits: res.specs });
     } catch (err) {
       // A set no limiter can hold (e.g. a scale that broke a rule): reported, and the last good
       // set for this chain decides.

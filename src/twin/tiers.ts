@@ -26,6 +26,7 @@ import { parseMultiBatchSpecs, tiersList } from '../runtime/checks.js';
 import { ALGO_KIND, KIND_REDIS_TYPE, MemoryStore, TwinStateError, type TwinValue } from './store.js';
 import { decodeState, toTwinValue, GCRA_MAX_PACKED_MS, type AlgoName } from './state.js';
 import { tokenBucketStateValue } from './token-bucket.js';
+import { msUntil, refill } from './bucket.js';
 import { windowStart } from './windows.js';
 import type { Zone } from './calendar.js';
 import { rsv, SETTLE_STATUS, type Settled } from './reservation.js';
@@ -134,18 +135,90 @@ function asState(v: TwinValue | undefined, limit: ArgValues, j: number, now: num
   }
 }
 
+/** adopt (rl_tiers_adopt): the limits' names as a subject's key names them, and that segment. */
+export interface Adopt {
+  seg: string;
+  names: string[];
+}
+
+/** rl_tiers_adopt: `adopt` ('+'-joined names), `count` of them; undefined when omitted. */
+function adoptOf(c: TwinCall, count: number): Adopt | undefined {
+  const raw = c.args.adopt as string | undefined;
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  const names = raw.split('+');
+  if (names.some((n) => !/^[A-Za-z0-9_-]+$/.test(n))) {
+    throw new ScriptError(c.script, `BADARG redlimit ${c.script}: adopt must be the limits' names joined by +, each of letters, digits, _ or -, got "${raw.slice(0, 64)}"`);
+  }
+  if (names.length !== count) throw new ScriptError(c.script, `BADARG redlimit ${c.script}: adopt names ${names.length} limit(s) for ${count} spec(s)`);
+  return { seg: `}:${raw}`, names };
+}
+
+/**
+ * rl_tiers_own_keys: the keys `key`'s limits had with a key per limit (adopt's segment, right
+ * after the hash tag's "}:", replaced by each limit's name); undefined when `key` does not name
+ * its limits so.
+ */
+export function ownKeys(key: string, adopt: Adopt): string[] | undefined {
+  const i = key.indexOf(adopt.seg);
+  if (i < 0) return undefined;
+  const e = i + adopt.seg.length;
+  if (e < key.length && key[e] !== ':') return undefined;
+  const head = key.slice(0, i + 2);
+  const tail = key.slice(e);
+  return adopt.names.map((n) => head + n + tail);
+}
+
+/**
+ * rl_tiers_adopted: a state a limit's own key holds, as the subject's key holds it: read at `now`
+ * by its algorithm and written back (a window's count in the current window, a bucket refilled
+ * to now); undefined when that is full. KeyFault as asState.
+ */
+function adoptedState(v: TwinValue, limit: ArgValues, j: number, now: number): TwinValue | undefined {
+  const state = asState(v, limit, j, now);
+  if (state === undefined) return undefined;
+  const period = limit.period_ms as number;
+  switch (limit.algo) {
+    case 'token_bucket': {
+      const t = state as Extract<TwinValue, { kind: 'token_bucket' }>;
+      const l = limit.limit as number;
+      const burst = limit.burst as number;
+      const [whole, frac] = refill(t.tokens, t.frac, now - t.tsMs, burst, l, period);
+      if (msUntil(burst, whole, frac, l, period) === 0) return undefined;
+      return { kind: 'token_bucket', tokens: whole, frac, tsMs: t.tsMs > now ? t.tsMs : now };
+    }
+    case 'fixed_window': {
+      const w = state as Extract<TwinValue, { kind: 'counter' }>;
+      const start = windowStart(now, period, limit.offset_ms as number);
+      return w.start === start && w.count > 0 ? { kind: 'counter', start, count: w.count } : undefined;
+    }
+    case 'sliding_window': {
+      const w = state as Extract<TwinValue, { kind: 'sliding_window' }>;
+      const start = windowStart(now, period, 0);
+      const [cur, prev] = w.start === start ? [w.cur, w.prev] : w.start === start - period ? [0, w.cur] : [0, 0];
+      return cur > 0 || prev > 0 ? { kind: 'sliding_window', start, cur, prev } : undefined;
+    }
+    default:
+      return state;
+  }
+}
+
 /**
  * rl_tiers_split and the reads that follow it: the states of `key` for `limits` (had: the key held
  * a value). KeyFault as the Lua fails: another Redis type (WRONGTYPE, limit 1); a value that is
  * not `count` states (WRONGSTATE, limit 1); a state its limit cannot read (WRONGSTATE, the first).
  */
-function readStates(store: MemoryStore, key: string, limits: ArgValues[], now: number, script: string): { had: boolean; states: (TwinValue | undefined)[] } {
-  const { had, raw } = readRaw(store, key, limits.length, now, script);
+function readStates(store: MemoryStore, key: string, limits: ArgValues[], now: number, script: string, adopt?: Adopt): { had: boolean; states: (TwinValue | undefined)[]; adopted?: string[] } {
+  const { had, raw, adopted } = readRaw(store, key, limits.length, now, script, adopt);
+  if (adopted) return { had, states: raw.map((v, j) => (v === undefined ? undefined : adoptedState(v, limits[j]!, j + 1, now))), adopted };
   return { had, states: had ? raw.map((v, j) => asState(v, limits[j]!, j + 1, now)) : raw };
 }
 
-/** rl_tiers_split alone: the values of `key` as they are, one per limit (decoded by asState when read). */
-function readRaw(store: MemoryStore, key: string, count: number, now: number, script: string): { had: boolean; raw: (TwinValue | undefined)[] } {
+/**
+ * rl_tiers_split alone: the values of `key` as they are, one per limit (decoded by asState when
+ * read). With `adopt`, a key holding nothing: its limits' own keys' values (a string kind; another
+ * Redis type is left alone), and `adopted`, those keys (deleted when the key is written).
+ */
+function readRaw(store: MemoryStore, key: string, count: number, now: number, script: string, adopt?: Adopt): { had: boolean; raw: (TwinValue | undefined)[]; adopted?: string[] } {
   let held: TwinValue | undefined;
   try {
     held = store.get(key, TIERS_KIND, now);
@@ -153,7 +226,19 @@ function readRaw(store: MemoryStore, key: string, count: number, now: number, sc
     if (!(err instanceof TwinStateError)) throw err;
     held = heldValue(store, key, now);
   }
-  if (held === undefined) return { had: false, raw: new Array<TwinValue | undefined>(count).fill(undefined) };
+  if (held === undefined) {
+    const raw = new Array<TwinValue | undefined>(count).fill(undefined);
+    const own = adopt && ownKeys(key, adopt);
+    if (!own) return { had: false, raw };
+    const adopted: string[] = [];
+    own.forEach((k, j) => {
+      const v = heldValue(store, k, now);
+      if (v === undefined || REDIS_TYPE[(v as { kind: string }).kind] !== 'string') return;
+      adopted.push(k);
+      raw[j] = v;
+    });
+    return adopted.length > 0 ? { had: false, raw, adopted } : { had: false, raw };
+  }
   const kind = (held as { kind: string }).kind;
   if (REDIS_TYPE[kind] !== 'string') throw new KeyFault(1, 1, script);
   // Another script's string: no '|' in it, so one state (the Lua splits it into one field).
@@ -251,8 +336,9 @@ function writtenState(key: string, now: number, simulated: boolean): { state: Tw
   return { state: copy(w.value), ttl: w.at - now - (simulated ? SIMULATED_GRACE_MS : 0) };
 }
 
-/** rl_tiers_store: the states in `key`, expiring `ttl` ms after now (the longest any needs); deleted when none is left. */
-function storeStates(c: TwinCall, key: string, had: boolean, states: (TwinValue | undefined)[], ttl: number): void {
+/** rl_tiers_store: the states in `key`, expiring `ttl` ms after now (the longest any needs); deleted when none is left. `adopted`: the limits' own keys they came from, deleted. */
+function storeStates(c: TwinCall, key: string, had: boolean, states: (TwinValue | undefined)[], ttl: number, adopted?: string[]): void {
+  if (adopted) for (const k of adopted) c.store.delete(k);
   if (!states.some((s) => s !== undefined) || ttl <= 0) {
     if (had) c.store.delete(key);
     return;
@@ -262,8 +348,8 @@ function storeStates(c: TwinCall, key: string, had: boolean, states: (TwinValue 
 }
 
 /** rl_tiers_decide: one decision over every limit of `key`, its results into `reply` from `o`. */
-function decide(c: TwinCall, deps: TiersDeps, key: string, limits: ArgValues[], costs: number[] | undefined, shares: number[] | undefined, commit: boolean, reply: number[], o: number): void {
-  const { had, states } = readStates(c.store, key, limits, c.now, c.script);
+function decide(c: TwinCall, deps: TiersDeps, key: string, limits: ArgValues[], costs: number[] | undefined, shares: number[] | undefined, commit: boolean, reply: number[], o: number, adopt?: Adopt): void {
+  const { had, states, adopted } = readStates(c.store, key, limits, c.now, c.script, adopt);
   scratch.load(states);
   const on: TwinCall = { ...c, store: scratch };
   const items = limits.map((l, j) => ({ ...l, cost: costs ? costs[j]! : 1, share_ppm: shares ? shares[j] : undefined }));
@@ -291,7 +377,7 @@ function decide(c: TwinCall, deps: TiersDeps, key: string, limits: ArgValues[], 
       if (w.ttl > ttl) ttl = w.ttl;
       return w.state;
     });
-    storeStates(c, key, had, next, ttl);
+    storeStates(c, key, had, next, ttl, adopted);
     return;
   }
   // Nothing was taken: report what each admitting limit holds now, not what it would hold.
@@ -308,6 +394,7 @@ function decide(c: TwinCall, deps: TiersDeps, key: string, limits: ArgValues[], 
 export function twinTiers(c: TwinCall, deps: TiersDeps, commit: boolean): number[] {
   const limits = parseLimits(c, deps);
   const count = limits.length;
+  const adopt = adoptOf(c, count);
   const reply = [c.now];
   c.keys.forEach((key, d) => {
     const o = 1 + d * count * 4;
@@ -315,7 +402,7 @@ export function twinTiers(c: TwinCall, deps: TiersDeps, commit: boolean): number
     const costs = list(c, 'costs', g.costs, count, 1_000_000_000_000_000, d + 1);
     const shares = list(c, 'shares', g.shares, count, 1_000_000, d + 1);
     try {
-      decide(c, deps, key, limits, costs, shares, commit, reply, o);
+      decide(c, deps, key, limits, costs, shares, commit, reply, o, adopt);
     } catch (err) {
       if (!(err instanceof KeyFault)) throw err;
       for (let j = 0; j < count; j++) {
@@ -359,17 +446,18 @@ function refundOne(c: TwinCall, key: string, it: ArgValues, cost: number): [numb
 export function twinTiersRefund(c: TwinCall, deps: TiersDeps): number[] {
   const limits = parseLimits(c, deps);
   const count = limits.length;
+  const adopt = adoptOf(c, count);
   const reply = [c.now];
   c.keys.forEach((key, d) => {
     const costs = list(c, 'costs', c.items[d]!.costs, count, 1_000_000_000_000_000, d + 1)!;
-    let read: { had: boolean; states: (TwinValue | undefined)[] };
+    let read: { had: boolean; states: (TwinValue | undefined)[]; adopted?: string[] };
     try {
-      read = readStates(c.store, key, limits, c.now, c.script);
+      read = readStates(c.store, key, limits, c.now, c.script, adopt);
     } catch (err) {
       if (err instanceof KeyFault) throw faultError(c.script, key, err);
       throw err;
     }
-    const { had, states } = read;
+    const { had, states, adopted } = read;
     scratch.load(states);
     const on: TwinCall = { ...c, store: scratch };
     let ttl = 0;
@@ -397,7 +485,7 @@ export function twinTiersRefund(c: TwinCall, deps: TiersDeps): number[] {
       reply.push(remaining, reset);
       return state;
     });
-    if (changed) storeStates(c, key, had, next, ttl);
+    if (changed) storeStates(c, key, had, next, ttl, adopted);
   });
   return reply;
 }
@@ -414,8 +502,20 @@ export function twinTiersReset(c: TwinCall): number[] {
     }
     which.add(j);
   }
+  const adopt = adoptOf(c, count);
   let reset = 0;
   for (const key of c.keys) {
+    // The named limits' own keys (a key per limit) go too: a reset is not undone by adopting them.
+    const own = adopt && ownKeys(key, adopt);
+    const cleared = new Set<number>();
+    if (own) {
+      for (const j of which) {
+        if (own[j - 1] !== undefined && heldValue(c.store, own[j - 1]!, c.now) !== undefined) {
+          c.store.delete(own[j - 1]!);
+          cleared.add(j);
+        }
+      }
+    }
     let held: TwinValue | undefined;
     try {
       held = c.store.get(key, TIERS_KIND, c.now);
@@ -423,16 +523,20 @@ export function twinTiersReset(c: TwinCall): number[] {
       if (!(err instanceof TwinStateError)) throw err;
       held = heldValue(c.store, key, c.now);
     }
-    if (held === undefined) continue;
+    if (held === undefined) {
+      reset += cleared.size;
+      continue;
+    }
     const kind = (held as { kind: string }).kind;
     if (REDIS_TYPE[kind] !== 'string') throw faultError(c.script, key, new KeyFault(1, 1, c.script));
     if (kind !== 'tiers') {
       // Another script's string is one state (the Lua splits it into one field).
       if (count !== 1) throw faultError(c.script, key, new KeyFault(2, 1, c.script));
       if (which.has(1)) {
-        reset++;
+        cleared.add(1);
         c.store.delete(key);
       }
+      reset += cleared.size;
       continue;
     }
     const v = held as unknown as TiersValue;
@@ -440,10 +544,11 @@ export function twinTiersReset(c: TwinCall): number[] {
     let left = false;
     v.states.forEach((s, i) => {
       if (which.has(i + 1)) {
-        if (s !== undefined) reset++;
+        if (s !== undefined) cleared.add(i + 1);
         v.states[i] = undefined;
       } else if (s !== undefined) left = true;
     });
+    reset += cleared.size;
     // Changed in place: the entry keeps its expiry (KEEPTTL).
     if (!left) c.store.delete(key);
   }
@@ -490,6 +595,7 @@ export function twinTiersReserve(c: TwinCall, deps: TiersDeps): number[] {
   const count = limits.length;
   // Checked by the prologue (tiers_items); runParsed callers skip it.
   if (c.items.length !== count) throw new ScriptError(c.script, `BADARG redlimit ${c.script}: ${c.items.length} limit group(s) for ${count} spec(s)`);
+  const adopt = adoptOf(c, count);
   const costs = c.items.map((g) => (g.cost ?? 1) as number);
   // undefined: no class on that limit (what the default 1000000 keeps back: nothing).
   const shares = c.items.map((g) => g.share_ppm) as number[];
@@ -502,14 +608,14 @@ export function twinTiersReserve(c: TwinCall, deps: TiersDeps): number[] {
   try {
     if (replay) {
       // The same reservation again: admitted, nothing more taken; what each limit holds now.
-      decide(c, deps, key, limits, costs.map(() => 0), undefined, false, reply, 3);
+      decide(c, deps, key, limits, costs.map(() => 0), undefined, false, reply, 3, adopt);
       for (let j = 0; j < count; j++) {
         reply[3 + 4 * j] = 1;
         reply[6 + 4 * j] = 0;
       }
       return reply;
     }
-    decide(c, deps, key, limits, costs, shares, true, reply, 3);
+    decide(c, deps, key, limits, costs, shares, true, reply, 3, adopt);
   } catch (err) {
     if (err instanceof KeyFault) throw faultError(c.script, key, err);
     throw err;
@@ -556,13 +662,16 @@ export function twinTiersSettle(c: TwinCall): number[] {
   const items = rsv.parseSpecs(c.script, recordKey, held.rest.slice(0, split));
   if (items.length !== count) return unsettled(SETTLE_STATUS.mismatch);
   if (held.periods !== undefined) rsv.parsePeriods(c.script, recordKey, held.periods, items);
+  const adopt = adoptOf(c, count);
 
   const cancel = c.args.mode === 'cancel';
   const debt = c.args.overage !== 'cap';
   const reply: number[] = [cancel ? SETTLE_STATUS.cancelled : SETTLE_STATUS.committed];
   try {
     // The key's states as they are (each read by its limit only when settled: rl_tiers_split).
-    const { had, raw } = readRaw(c.store, key, count, c.now, c.script);
+    const { had, raw: held0, adopted } = readRaw(c.store, key, count, c.now, c.script, adopt);
+    // Adopted states as a subject's key holds them (rl_tiers_adopted), each read when settled.
+    const raw = adopted ? held0.map((v, j) => (v === undefined ? undefined : adoptedState(v, items[j]!, j + 1, c.now))) : held0;
     scratch.load([]);
     const on: TwinCall = { ...c, store: scratch };
     const next = raw.slice();
@@ -596,11 +705,13 @@ export function twinTiersSettle(c: TwinCall): number[] {
       reply.push(remaining, reset);
     });
     if (changed) {
-      // The untouched states need no more than what the key had left.
-      let left = twinPttl(c.store, key, c.now);
-      if (c.simulated) left -= SIMULATED_GRACE_MS;
-      if (left > ttl) ttl = left;
-      storeStates(c, key, had, next, ttl);
+      // The untouched states need no more than what the key had left (adopted: what their own keys had).
+      for (const k of adopted ?? [key]) {
+        let left = twinPttl(c.store, k, c.now);
+        if (c.simulated) left -= SIMULATED_GRACE_MS;
+        if (left > ttl) ttl = left;
+      }
+      storeStates(c, key, had, next, ttl, adopted);
     }
   } catch (err) {
     if (err instanceof KeyFault) throw faultError(c.script, key, err);
