@@ -209,7 +209,7 @@ const BASE: Limit[] = [
 const limitsFor = (zoned: boolean): Limit[] => BASE.map((l) => (l.tz ? { ...l, tz: zoned } : l));
 
 /** tiers / tiers_peek ARGV for one decision per key, every cost 1. */
-const tiersArgv = (limits: readonly Limit[], now: number, keys: number): string[] => [String(limits.length), specsOf(limits), String(now), tzOf(limits), ...Array.from({ length: keys }, () => ['', '']).flat()];
+const tiersArgv = (limits: readonly Limit[], now: number, keys: number): string[] => [String(limits.length), specsOf(limits), String(now), tzOf(limits), '', ...Array.from({ length: keys }, () => ['', '']).flat()];
 const callScript = async (client: Client, def: typeof b.tiersScript, keys: string[], argv: string[]) => (await runScript(client, def, keys, argv)) as number[];
 
 /** A subject's key as Redis holds it, field by field, as the twin's states. */

@@ -51,6 +51,7 @@ const tiersArgv = (limits: readonly Limit[], now: number | undefined, costs: rea
   specsOf(limits),
   now === undefined ? '' : String(now),
   tzOf(limits),
+  '',
   costs ? costs.join(',') : '',
   shares ? shares.join(',') : '',
 ];
@@ -60,6 +61,7 @@ const tiersReserveArgv = (limits: readonly Limit[], ttl: number, now: number | u
   specsOf(limits),
   now === undefined ? '' : String(now),
   tzOf(limits),
+  '',
   ...costs.flatMap((cost, j) => [String(cost), shares ? String(shares[j]) : '']),
 ];
 const settleArgv = (mode: 'commit' | 'cancel', overage: 'debt' | 'cap', now: number | undefined, actuals: readonly (number | undefined)[]) => [
@@ -68,6 +70,12 @@ const settleArgv = (mode: 'commit' | 'cancel', overage: 'debt' | 'cap', now: num
   now === undefined ? '' : String(now),
   ...actuals.map((x) => (x === undefined ? '' : String(x))),
 ];
+/** tiers_settle's: settle's with adopt (none) after now_ms. */
+const tiersSettleArgv = (mode: 'commit' | 'cancel', overage: 'debt' | 'cap', now: number | undefined, actuals: readonly (number | undefined)[]) => {
+  const argv = settleArgv(mode, overage, now, actuals);
+  argv.splice(3, 0, '');
+  return argv;
+};
 const reserveArgv = (limits: readonly Limit[], ttl: number, now: number, costs: readonly number[], shares?: readonly number[]) => [
   String(ttl),
   String(now),
@@ -232,7 +240,7 @@ function tiersCallOf(op: Op, limits: readonly Limit[], now: number, made: Reserv
   let actuals: (number | undefined)[] = op.mode === 'cancel' ? limits.map(() => 0) : r.costs.map((x, j) => actualOf(op.actuals[j]!, x));
   if (op.other === 'count') actuals = actuals.length > 1 ? actuals.slice(1) : [...actuals, 1];
   const subject = op.other === 'subject' ? (r.subject + 1) % SUBJECTS : r.subject;
-  return { c: { def: b.tiersSettleScript, keys: (L) => [rec(L, r.rid), key(L, subject)], argv: settleArgv(op.mode, op.overage, now, actuals) }, r, actuals };
+  return { c: { def: b.tiersSettleScript, keys: (L) => [rec(L, r.rid), key(L, subject)], argv: tiersSettleArgv(op.mode, op.overage, now, actuals) }, r, actuals };
 }
 
 const scenario = (mismatches: boolean) =>
@@ -338,7 +346,7 @@ describe('tiers_reserve, tiers_settle: a reservation on a subject\'s one key', (
           }
           if (c.def === b.tiersReserveScript) {
             // The estimates this call asks (a replay's, perhaps changed), as reserve takes them.
-            const costs = c.argv.slice(5).filter((_, i) => i % 2 === 0).map(Number);
+            const costs = c.argv.slice(6).filter((_, i) => i % 2 === 0).map(Number);
             want = await outcome(call(lib.sha, b.reserveScript, [rec('m', r!.rid), ...perLimit(r!.subject)], reserveArgv(limits, r!.ttl, now, costs, op.shares)));
           } else {
             want = await outcome(call(lib.sha, b.settleScript, [rec('m', r!.rid), ...perLimit(r!.subject)], settleArgv(op.mode, op.overage, now, actuals!)));
@@ -384,19 +392,19 @@ describe('tiers_settle: mismatches and refusals', () => {
       const before = [await get(k('!rsv:a')), await get(k('s1')), await get(k('s2')), await get(k('!rsv:p')), await get(k('m0'))];
       const replies = [
         // The other subject's key.
-        await call(c, b.tiersSettleScript, [k('!rsv:a'), k('s2')], settleArgv('commit', 'debt', T0 + 1000, [0, 0])),
+        await call(c, b.tiersSettleScript, [k('!rsv:a'), k('s2')], tiersSettleArgv('commit', 'debt', T0 + 1000, [0, 0])),
         // One actual fewer, one more.
-        await call(c, b.tiersSettleScript, [k('!rsv:a'), k('s1')], settleArgv('commit', 'debt', T0 + 1000, [0])),
-        await call(c, b.tiersSettleScript, [k('!rsv:a'), k('s1')], settleArgv('cancel', 'debt', T0 + 1000, [0, 0, 0])),
+        await call(c, b.tiersSettleScript, [k('!rsv:a'), k('s1')], tiersSettleArgv('commit', 'debt', T0 + 1000, [0])),
+        await call(c, b.tiersSettleScript, [k('!rsv:a'), k('s1')], tiersSettleArgv('cancel', 'debt', T0 + 1000, [0, 0, 0])),
         // settle (a key per limit) on the tiers record, with per-limit keys.
         await call(c, b.settleScript, [k('!rsv:a'), k('m0'), k('m1')], settleArgv('commit', 'debt', T0 + 1000, [0, 0])),
         // tiers_settle on reserve's record (its keys are per limit).
-        await call(c, b.tiersSettleScript, [k('!rsv:p'), k('m0')], settleArgv('commit', 'debt', T0 + 1000, [0, 0])),
+        await call(c, b.tiersSettleScript, [k('!rsv:p'), k('m0')], tiersSettleArgv('commit', 'debt', T0 + 1000, [0, 0])),
       ];
       expect(replies).toEqual([[4, -1, -1, -1, -1], [4, -1, -1], [4, -1, -1, -1, -1, -1, -1], [4, -1, -1, -1, -1], [4, -1, -1, -1, -1]]);
       expect([await get(k('!rsv:a')), await get(k('s1')), await get(k('s2')), await get(k('!rsv:p')), await get(k('m0'))]).toEqual(before);
       // The reservation is as it was: the right keys settle it.
-      const ok = await call(c, b.tiersSettleScript, [k('!rsv:a'), k('s1')], settleArgv('commit', 'debt', T0 + 1000, [1, undefined]));
+      const ok = await call(c, b.tiersSettleScript, [k('!rsv:a'), k('s1')], tiersSettleArgv('commit', 'debt', T0 + 1000, [1, undefined]));
       expect(ok[0]).toBe(1);
       out.push([r, replies, ok]);
     }
@@ -416,7 +424,7 @@ describe('tiers_settle: mismatches and refusals', () => {
       const other = norm(await refusal(call(c, b.tiersReserveScript, [k('!rsv:a'), k('s')], tiersReserveArgv(limits, 60_000, T0, [2, 4]))));
       const otherKey = norm(await refusal(call(c, b.tiersReserveScript, [k('!rsv:a'), k('s2')], tiersReserveArgv(limits, 60_000, T0, [2, 3]))));
       const same = norm(await refusal(call(c, b.tiersReserveScript, [k('s'), k('s')], tiersReserveArgv(limits, 60_000, T0, [1, 1]))));
-      await call(c, b.tiersSettleScript, [k('!rsv:a'), k('s')], settleArgv('cancel', 'debt', T0 + 20, [0, 0]));
+      await call(c, b.tiersSettleScript, [k('!rsv:a'), k('s')], tiersSettleArgv('cancel', 'debt', T0 + 20, [0, 0]));
       const settled = norm(await refusal(call(c, b.tiersReserveScript, [k('!rsv:a'), k('s')], tiersReserveArgv(limits, 60_000, T0 + 30, [2, 3]))));
       const peek = await call(c, b.tiersPeekScript, [k('s'), k('s2')], [...tiersArgv(limits, T0 + 30, undefined), '', '']);
       out.push([first, replay, other, otherKey, same, settled, peek]);
@@ -452,7 +460,7 @@ describe('tiers_settle: the key\'s expiry covers every state', () => {
     // The quota's day ends at the next UTC midnight: the key's expiry.
     expect(end).toBe((Math.floor((sec * 1000) / DAY) + 1) * DAY);
     // gcra gets 2 back (its state needs 12 s now), the quota is untouched: the key keeps its end.
-    const s = await call(lib.fn, b.tiersSettleScript, [rk('a'), key], settleArgv('commit', 'debt', undefined, [1, undefined]));
+    const s = await call(lib.fn, b.tiersSettleScript, [rk('a'), key], tiersSettleArgv('commit', 'debt', undefined, [1, undefined]));
     expect(s[0]).toBe(1);
     expect([s[1], s[3], s[4]]).toEqual([4, -1, -1]);
     // (PXAT now + PTTL: the script's TIME may be a ms past the time PTTL is measured at.)
@@ -472,7 +480,7 @@ describe('tiers_settle: the key\'s expiry covers every state', () => {
       const key = `rl:{${tag}}:${L}:s`;
       const rk = `rl:{${tag}}:${L}:!rsv:a`;
       await call(c, b.tiersReserveScript, [rk, key], tiersReserveArgv(limits, 60_000, T0, [3, 1]));
-      const s = await call(c, b.tiersSettleScript, [rk, key], settleArgv('commit', 'debt', T0 + 30_000, [0, undefined]));
+      const s = await call(c, b.tiersSettleScript, [rk, key], tiersSettleArgv('commit', 'debt', T0 + 30_000, [0, undefined]));
       expect(s).toEqual([1, 5, 0, -1, -1]); // gcra is full again: its state goes; the quota's stays
       if (c === twin) {
         expect(twinPttl(twin.store, key, T0 + 30_000)).toBe(dayEnd - T0 - 30_000 + GRACE);

@@ -38,9 +38,9 @@ const limitArb: fc.Arbitrary<Limit> = fc.oneof(
 type Client = Parameters<typeof runScript>[0];
 const call = async (client: Client, def: ScriptDef, keys: string[], argv: string[]) => (await runScript(client, def, keys, argv)) as number[];
 
-/** tiers / tiers_peek ARGV: count, specs, now_ms, tz_rules, then per decision costs and shares. */
-function tiersArgv(limits: readonly Limit[], now: number | undefined, decisions: readonly { costs?: number[]; shares?: number[] }[]): string[] {
-  return [String(limits.length), specsOf(limits), now === undefined ? '' : String(now), tzOf(limits), ...decisions.flatMap((d) => [d.costs ? d.costs.join(',') : '', d.shares ? d.shares.join(',') : ''])];
+/** tiers / tiers_peek ARGV: count, specs, now_ms, tz_rules, adopt ('' none), then per decision costs and shares. */
+function tiersArgv(limits: readonly Limit[], now: number | undefined, decisions: readonly { costs?: number[]; shares?: number[] }[], adopt = ''): string[] {
+  return [String(limits.length), specsOf(limits), now === undefined ? '' : String(now), tzOf(limits), adopt, ...decisions.flatMap((d) => [d.costs ? d.costs.join(',') : '', d.shares ? d.shares.join(',') : ''])];
 }
 
 /** A subject's key as each side names it. */
@@ -129,18 +129,37 @@ function opsArb(count: number): fc.Arbitrary<Op[]> {
 }
 
 describe('tiers: one key per subject ≡ multi over one key per limit', () => {
-  it('tiers, tiers_peek, tiers_refund, tiers_reset: FCALL ≡ EVALSHA ≡ twin (replies, states, expiry), and ≡ multi / multi_peek / *_refund / DEL on per-limit keys', async () => {
-    const scenario = fc.array(limitArb, { minLength: 1, maxLength: 4 }).chain((limits) => fc.tuple(fc.constant(limits), opsArb(limits.length), fc.integer({ min: 0, max: DAY - 1 })));
+  it('tiers, tiers_peek, tiers_refund, tiers_reset: FCALL ≡ EVALSHA ≡ twin (replies, states, expiry), and ≡ multi / multi_peek / *_refund / DEL on per-limit keys, from per-limit keys\' states (adopt) or none', async () => {
+    // history: decisions made on a key per limit first (multi, the layout before), which the
+    // subject's key then takes over (adopt); empty: the subject starts with nothing (always with
+    // one limit, whose subject's key is its own key).
+    const scenario = fc
+      .array(limitArb, { minLength: 1, maxLength: 4 })
+      .chain((limits) => fc.tuple(fc.constant(limits), opsArb(limits.length), fc.integer({ min: 0, max: DAY - 1 }), limits.length > 1 ? fc.oneof(fc.constant([] as Op[]), opsArb(limits.length)) : fc.constant([] as Op[])));
     await fc.assert(
-      fc.asyncProperty(scenario, async ([limits, ops, start]) => {
+      fc.asyncProperty(scenario, async ([limits, ops, start, history]) => {
         const tag = `tp${run++}`;
         const count = limits.length;
         let now = T0 + start;
         // tiers_reset reads no clock: the twin's store tells what is live by its own, the callers' one.
         const twin = new TwinClient({ clock: () => now });
-        const key = (side: Side | 'm', s: number) => `rl:{${tag}}:${side}:${s}`;
-        const perLimit = (s: number, j: number) => `${key('m', s)}:${j}`;
+        // Each side's subjects: the key of every limit (`l0+l1+...`) and each limit's own key
+        // (`l0`, ...: what a key per limit named, adopted by the subject's key); 'm': the
+        // reference, a key per limit throughout.
+        const names = limits.map((_, j) => `l${j}`);
+        const adopt = names.join('+');
+        const own = (side: Side | 'm', s: number, j: number) => `rl:{${tag}${side}${s}}:${names[j]}`;
+        const key = (side: Side, s: number) => `rl:{${tag}${side}${s}}:${adopt}`;
+        const perLimit = (s: number, j: number) => own('m', s, j);
         const client = (side: Side): Client => (side === 'fn' ? lib.fn : side === 'sha' ? lib.sha : twin);
+        const multiArgv = (dec: Decision) => [String(now), tzOf(limits), ...limits.flatMap((l, j) => multiGroup(l, dec.costs ? dec.costs[j]! : 1, dec.shares?.[j]))];
+        for (const op of history) {
+          now += op.advance;
+          for (const dec of op.decisions) {
+            const replies = await Promise.all([...SIDES, 'm' as const].map((side) => call(side === 'm' ? lib.sha : client(side), b.multiScript, limits.map((_, j) => own(side, dec.subject, j)), multiArgv(dec))));
+            for (const r of replies) expect(r).toEqual(replies[0]);
+          }
+        }
         for (const op of ops) {
           now += op.advance;
           // What expired by now on the caller's clock (PX ttl + grace) expires in Redis too: the
@@ -148,8 +167,9 @@ describe('tiers: one key per subject ≡ multi over one key per limit', () => {
           // (whose clock is now_ms) no longer holds it.
           for (let s = 0; s < SUBJECTS; s++) {
             if (!twin.store.has(key('twin', s), now)) await lib.sha.del(key('fn', s), key('sha', s));
+            for (let j = 0; j < count; j++) if (!twin.store.has(own('twin', s, j), now)) await lib.sha.del(own('fn', s, j), own('sha', s, j));
           }
-          const argv = tiersArgv(limits, now, op.decisions);
+          const argv = tiersArgv(limits, now, op.decisions, adopt);
           if (op.kind === 'tiers' || op.kind === 'peek') {
             const def = op.kind === 'tiers' ? b.tiersScript : b.tiersPeekScript;
             const replies = await Promise.all(SIDES.map((side) => call(client(side), def, op.decisions.map((d) => key(side, d.subject)), argv)));
@@ -188,7 +208,7 @@ describe('tiers: one key per subject ≡ multi over one key per limit', () => {
             }
           } else if (op.kind === 'refund') {
             const decisions = op.decisions.map((d) => ({ ...d, costs: d.costs ?? limits.map(() => 1) }));
-            const rargv = [String(count), specsOf(limits), String(now), tzOf(limits), ...decisions.map((d) => d.costs.join(','))];
+            const rargv = [String(count), specsOf(limits), String(now), tzOf(limits), adopt, ...decisions.map((d) => d.costs.join(','))];
             const replies = await Promise.all(SIDES.map((side) => call(client(side), b.tiersRefundScript, decisions.map((d) => key(side, d.subject)), rargv)));
             expect(replies[1]).toEqual(replies[0]);
             expect(replies[2]).toEqual(replies[0]);
@@ -202,7 +222,7 @@ describe('tiers: one key per subject ≡ multi over one key per limit', () => {
             }
           } else {
             const subjects = [...new Set(op.decisions.map((d) => d.subject))];
-            const rargv = [String(count), op.which.join(',')];
+            const rargv = [String(count), op.which.join(','), adopt];
             const replies = await Promise.all(SIDES.map((side) => call(client(side), b.tiersResetScript, subjects.map((s) => key(side, s)), rargv)));
             expect(replies[1]).toEqual(replies[0]);
             expect(replies[2]).toEqual(replies[0]);
@@ -219,6 +239,14 @@ describe('tiers: one key per subject ≡ multi over one key per limit', () => {
             if (t && sha !== null) {
               expect(decodeTiers(sha, limits, now)).toEqual(t.states);
               expect(tiersValueString(t)).toBe(sha);
+            }
+            // The limits' own keys: moved into the subject's key (deleted) alike on every side.
+            for (let j = 0; j < count; j++) {
+              const held = await lib.sha.exists(own('sha', s, j));
+              expect(await lib.sha.exists(own('fn', s, j))).toBe(held);
+              expect(twin.store.has(own('twin', s, j), now)).toBe(held === 1);
+              // Once the subject's key holds state, its limits' own keys are gone (one limit: the same key).
+              if (sha !== null && count > 1) expect(held).toBe(0);
             }
           }
         }
@@ -316,7 +344,7 @@ describe('tiers: the key and its expiry', () => {
     expect(await lib.fn.get(key)).toBe(before);
     expect(await lib.fn.call('PEXPIRETIME', key)).toBe(r[0]! + Math.max(...resets));
     // Everything given back: no state left, the key is deleted.
-    const back = await call(lib.fn, b.tiersRefundScript, [key], [String(limits.length), specsOf(limits), '', '', '1,1,1']);
+    const back = await call(lib.fn, b.tiersRefundScript, [key], [String(limits.length), specsOf(limits), '', '', '', '1,1,1']);
     expect([back[2], back[4], back[6]]).toEqual([0, 0, 0]);
     expect(await lib.fn.exists(key)).toBe(0);
   });
@@ -367,7 +395,7 @@ describe('tiers: the key and its expiry', () => {
     for (const [c, k] of sides) {
       await call(c, b.tiersScript, [k], tiersArgv(limits, T0, [{ costs: [1, 1, 0] }]));
       // 5 s on, gcra's state is stale; the quota's is not; the sliding window never had one.
-      const r = await call(c, b.tiersRefundScript, [k, k], [String(limits.length), specsOf(limits), String(T0 + 5000), '', '0,0,0', '0,0,3']);
+      const r = await call(c, b.tiersRefundScript, [k, k], [String(limits.length), specsOf(limits), String(T0 + 5000), '', '', '0,0,0', '0,0,3']);
       expect(r.slice(1)).toEqual([1, 0, 4, DAY - 10 * 3_600_000 - 5000, 5, 0, 1, 0, 4, DAY - 10 * 3_600_000 - 5000, 5, 0]);
       values.push(c === twin ? tiersValueString(twinValue(twin, k, T0 + 5000)!) : (await (c as typeof lib.fn).get(k))!);
     }
@@ -389,7 +417,7 @@ describe('tiers: the key and its expiry', () => {
       await b.fixedWindow(c, { key: kB, limit: 5, periodMs: 60_000, cost: 2, nowMs: T0 });
       const r = await call(c, b.tiersScript, [kA, kB], tiersArgv(gcra1, T0 + 1000, [{}, {}]));
       const value = (k: string) => (c === twin ? tiersValueString(twinValue(twin, k, T0 + 1000)!) : (c as typeof lib.fn).get(k));
-      got.push([r, await value(kA), await value(kB), await call(c, b.tiersResetScript, [kA], ['1', '1'])]);
+      got.push([r, await value(kA), await value(kB), await call(c, b.tiersResetScript, [kA], ['1', '1', ''])]);
       if (c !== twin) expect(await (c as typeof lib.fn).exists(kA)).toBe(0);
       else expect(twin.store.has(kA, T0)).toBe(false);
     }
@@ -501,7 +529,7 @@ describe('tiers: a stale state cannot alias a later window', () => {
     expect(await lib.fn.get(`${key}:tb`)).toMatch(/^-\d{19}$/);
     // A tiers_refund that fails inside (a key that is not these limits' states) clears it too.
     await lib.fn.set(`${key}:bad`, 'a|b');
-    await expect(call(lib.fn, b.tiersRefundScript, [`${key}:bad`], [String(limits.length), specsOf(limits), '', '', '1,1,1,1'])).rejects.toThrow(/WRONGSTATE/);
+    await expect(call(lib.fn, b.tiersRefundScript, [`${key}:bad`], [String(limits.length), specsOf(limits), '', '', '', '1,1,1,1'])).rejects.toThrow(/WRONGSTATE/);
     await lib.fn.del(`${key}:fw`, `${key}:sw`, `${key}:g`);
     await single();
   });
@@ -535,7 +563,7 @@ describe('tiers: bad input and foreign keys', () => {
     [2, specs2, CET, [['', '']], /^tz_rules has 1 entries for 2 limit\(s\) \(one per limit, empty for none\)$/],
     [2, specs2, '|nonsense', [['', '']], /^tz_rules entry 1 needs an integer offset in ms/],
   ];
-  const argvOf = (count: number, specs: string, tz: string, ds: [string, string][]) => [String(count), specs, '1000000000000', tz, ...ds.flat()];
+  const argvOf = (count: number, specs: string, tz: string, ds: [string, string][]) => [String(count), specs, '1000000000000', tz, '', ...ds.flat()];
   const refusal = async (p: Promise<unknown>): Promise<string> =>
     p.then(
       () => 'no error',
@@ -552,7 +580,7 @@ describe('tiers: bad input and foreign keys', () => {
     ] as const) {
       for (const [count, specs, tz, ds, detail] of cases) {
         for (const def of defs) {
-          const argv = def === b.tiersRefundScript ? [String(count), specs, '1000000000000', tz, ...ds.map(() => '1,1')] : argvOf(count, specs, tz, ds);
+          const argv = def === b.tiersRefundScript ? [String(count), specs, '1000000000000', tz, '', ...ds.map(() => '1,1')] : argvOf(count, specs, tz, ds);
           const keys = ds.map(() => key);
           const want = `BADARG redlimit ${def.name}: `;
           for (const c of [lib.fn, lib.sha, twin] as Client[]) {
@@ -577,12 +605,12 @@ describe('tiers: bad input and foreign keys', () => {
     // tiers_reserve's prologue checks the specs, then its body refuses a record key that is the state key.
     const refused = (p: Promise<unknown>) => p.then(() => 'accepted', (e: unknown) => (e instanceof ScriptError ? e.message : String(e)));
     for (const c of [lib.fn, lib.sha]) {
-      expect(await refused(call(c, b.tiersReserveScript, [key, key], ['60000', '2', specs, '2000000', '', '1', '', '1', '']))).toMatch(/record key is also the state key/);
+      expect(await refused(call(c, b.tiersReserveScript, [key, key], ['60000', '2', specs, '2000000', '', '', '1', '', '1', '']))).toMatch(/record key is also the state key/);
       for (const [argv, kind] of [
-        [['1', specs, '2000000', '', '0', ''], b.tiersScript],
-        [['1', specs, '2000001', '', '', ''], b.tiersScript],
-        [['1', specs, '2000002', '', '', ''], b.tiersPeekScript],
-        [['1', specs, '2000003', '', '1'], b.tiersRefundScript],
+        [['1', specs, '2000000', '', '', '0', ''], b.tiersScript],
+        [['1', specs, '2000001', '', '', '', ''], b.tiersScript],
+        [['1', specs, '2000002', '', '', '', ''], b.tiersPeekScript],
+        [['1', specs, '2000003', '', '', '1'], b.tiersRefundScript],
       ] as const) {
         expect(await refused(call(c, kind, [key], [...argv]))).toMatch(/BADARG .*specs has 2 limit\(s\), count says 1/);
       }
@@ -594,13 +622,13 @@ describe('tiers: bad input and foreign keys', () => {
     const key = `rl:{tiersbad${run++}}:s`;
     const twin = new TwinClient();
     const cases: [ScriptDef, string[], RegExp][] = [
-      [b.tiersRefundScript, ['2', specs2, '', '', ''], /^BADARG redlimit tiers_refund: costs\[1\] \(ARGV\[5\]\) is required$/],
-      [b.tiersRefundScript, ['2', specs2, '', '', '1'], /^BADARG redlimit tiers_refund: costs\[1\] has 1 entries for 2 limit\(s\)$/],
-      [b.tiersResetScript, ['2', '0'], /^BADARG redlimit tiers_reset: limits must be positions 1\.\.2, comma-separated, got "0"$/],
-      [b.tiersResetScript, ['2', '3'], /^BADARG redlimit tiers_reset: limits must be positions 1\.\.2/],
-      [b.tiersResetScript, ['2', '1,,2'], /^BADARG redlimit tiers_reset: limits must be positions 1\.\.2, comma-separated, got "1,,2"$/],
-      [b.tiersResetScript, ['2', '1,x'], /^BADARG redlimit tiers_reset: limits must be positions/],
-      [b.tiersResetScript, ['2', ''], /^BADARG redlimit tiers_reset: limits \(ARGV\[2\]\) is required$/],
+      [b.tiersRefundScript, ['2', specs2, '', '', '', ''], /^BADARG redlimit tiers_refund: costs\[1\] \(ARGV\[6\]\) is required$/],
+      [b.tiersRefundScript, ['2', specs2, '', '', '', '1'], /^BADARG redlimit tiers_refund: costs\[1\] has 1 entries for 2 limit\(s\)$/],
+      [b.tiersResetScript, ['2', '0', ''], /^BADARG redlimit tiers_reset: limits must be positions 1\.\.2, comma-separated, got "0"$/],
+      [b.tiersResetScript, ['2', '3', ''], /^BADARG redlimit tiers_reset: limits must be positions 1\.\.2/],
+      [b.tiersResetScript, ['2', '1,,2', ''], /^BADARG redlimit tiers_reset: limits must be positions 1\.\.2, comma-separated, got "1,,2"$/],
+      [b.tiersResetScript, ['2', '1,x', ''], /^BADARG redlimit tiers_reset: limits must be positions/],
+      [b.tiersResetScript, ['2', '', ''], /^BADARG redlimit tiers_reset: limits \(ARGV\[2\]\) is required$/],
     ];
     for (const [def, argv, message] of cases) {
       for (const c of [lib.fn, lib.sha, twin] as Client[]) expect(await refusal(call(c, def, [key], argv))).toMatch(message);
@@ -625,7 +653,7 @@ describe('tiers: bad input and foreign keys', () => {
     await sub.subscribe('redlimit:invalidate');
     try {
       // a: both states dropped, the key goes; b: its quota kept nothing, gcra's state goes; none: no key.
-      expect(await call(lib.fn, b.tiersResetScript, keys, ['2', '1,2'])).toEqual([3]);
+      expect(await call(lib.fn, b.tiersResetScript, keys, ['2', '1,2', ''])).toEqual([3]);
       expect(await lib.fn.exists(...keys)).toBe(0);
       for (let i = 0; i < 50 && heard.length < 3; i++) await new Promise((resolve) => setTimeout(resolve, 10));
       expect(heard).toEqual(keys);
@@ -697,12 +725,12 @@ describe('tiers: bad input and foreign keys', () => {
     // tiers_refund and tiers_reset have no decision to fail alone: the call fails.
     for (const c of [lib.fn, lib.sha, twin] as Client[]) {
       const side = c === lib.fn ? 'fn' : c === lib.sha ? 'sha' : 'twin';
-      const refund = (name: string) => refusal(call(c, b.tiersRefundScript, [k(side, name)], [String(limits.length), specsOf(limits), String(T0), '', '1,1']));
+      const refund = (name: string) => refusal(call(c, b.tiersRefundScript, [k(side, name)], [String(limits.length), specsOf(limits), String(T0), '', '', '1,1']));
       expect(await refund('hash')).toMatch(/^WRONGTYPE /);
       expect(await refund('text')).toMatch(/^WRONGSTATE redlimit tiers_refund: key \S+ does not hold tiers_refund state$/);
       expect(await refund('field')).toMatch(/^WRONGSTATE redlimit sliding_window: key \S+ does not hold sliding_window state$/);
-      expect(await refusal(call(c, b.tiersResetScript, [k(side, 'zset')], ['2', '1']))).toMatch(/^WRONGTYPE /);
-      expect(await refusal(call(c, b.tiersResetScript, [k(side, 'counter')], ['2', '1']))).toMatch(/^WRONGSTATE redlimit tiers_reset: key \S+ does not hold tiers_reset state$/);
+      expect(await refusal(call(c, b.tiersResetScript, [k(side, 'zset')], ['2', '1', '']))).toMatch(/^WRONGTYPE /);
+      expect(await refusal(call(c, b.tiersResetScript, [k(side, 'counter')], ['2', '1', '']))).toMatch(/^WRONGSTATE redlimit tiers_reset: key \S+ does not hold tiers_reset state$/);
     }
   });
 });
@@ -712,7 +740,7 @@ describe('tiers: the typed bindings', () => {
     const specs = 'gcra,5,60000,5,,;quota,10,,,0,day';
     const [k1, k2] = [`bind:{b${++run}}:a`, `bind:{b${run}}:b`];
     const now = T0;
-    const raw = (await runScript(lib.sha, b.tiersScript, [k1, k2, k1], ['2', specs, String(now), '', '1,3', '', '2,4', '', '1,1', ''])) as number[];
+    const raw = (await runScript(lib.sha, b.tiersScript, [k1, k2, k1], ['2', specs, String(now), '', '', '1,3', '', '2,4', '', '1,1', ''])) as number[];
     await lib.sha.del(k1, k2);
     const typed = await b.tiers(lib.sha, { count: 2, specs, nowMs: now, decisions: [{ key: k1, costs: '1,3' }, { key: k2, costs: '2,4' }, { key: k1, costs: '1,1' }] });
     expect(typed.nowMs).toBe(now);
