@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { gcra, multi } from '../generated/index.js';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
+import { startLocalCluster } from '../devtools/local-cluster.js';
 import { startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
 import { createFairShare, createRateLimiter, tzRulesFor, type Subject } from '../src/index.js';
 import { blockKey, limitKey, resolveSubject, subjectKey } from '../src/client/keys.js';
@@ -78,6 +79,23 @@ print(json.dumps([rl.GCRA(c, [k], limit=3, period_ms=86400000)["remaining"], len
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a script of any number of keys gets every argument, an omitted optional one as empty (its count is exact)', async () => {
+    const prefix = uniquePrefix('raw-tiers-reset').slice(0, -1);
+    const key = subjectKey(prefix, resolveSubject('u1'), 'm+h');
+    await redis.set(key, '|5:1');
+    await redis.set(limitKey(prefix, resolveSubject('u1'), 'h', null), 'x');
+    const code = `import sys, json, redis
+sys.path.insert(0, ${JSON.stringify(join(repoRoot, 'generated/python'))})
+import redlimit_scripts as rl
+c = redis.Redis.from_url(${JSON.stringify(server.url)})
+print(json.dumps(rl.TIERS_RESET(c, [${JSON.stringify(key)}], count=2, limits="2")))`;
+    const { stdout } = await run(PYTHON, ['-c', code], { timeout: 30_000 });
+    // adopt omitted: the state in the key is reset, the limit's own key left alone.
+    expect(JSON.parse(stdout)).toEqual({ reset: 1 });
+    expect(await redis.exists(key)).toBe(0);
+    expect(await redis.get(limitKey(prefix, resolveSubject('u1'), 'h', null))).toBe('x');
   });
 
   it('refuses keys the limiter refuses, with the same rules', async () => {
@@ -394,9 +412,11 @@ describe.each(['sync', 'async'] as const)('reserve → commit / cancel: a Python
 
   it('a bad handle from Python gets a clear error before any round trip, and changes nothing', async () => {
     const prefix = uniquePrefix(`rsv-bad-${mode}`).slice(0, -1);
-    const node = createRateLimiter({ redis, prefix, limits: [...LLM_LIMITS], ...UNHURRIED });
+    // A key per limit on both sides: a handle of several keys (what 'reordered' edits). The subject
+    // layout's refusals are the test of their own below.
+    const node = createRateLimiter({ redis, prefix, layout: 'per-limit', limits: [...LLM_LIMITS], ...UNHURRIED });
     await withAgent(mode, async (py) => {
-      await py.call({ op: 'limiter', id: 'L', prefix, limits: PY_LLM_LIMITS });
+      await py.call({ op: 'limiter', id: 'L', prefix, layout: 'per-limit', limits: PY_LLM_LIMITS });
       const { handle } = await node.reserve('agent-3', { cost: { tpm: 2000 } });
       const bad = async (how: string) => py.call<string>({ op: 'tamper', handle, how });
       const commit = (h: unknown, actual: unknown = 1) => py.refused({ op: 'commit', limiter: 'L', handle: h, actual });
@@ -931,7 +951,7 @@ describe.each(['sync', 'async'] as const)("layout 'subject' (%s): reserve → co
     const prefix = uniquePrefix(`subj-rsv-bad-${mode}`).slice(0, -1);
     const limits = [...LLM_LIMITS];
     const node = createRateLimiter({ redis, prefix, layout: 'subject', limits, denyCache: false, ...UNHURRIED });
-    const perLimit = createRateLimiter({ redis, prefix, limits, denyCache: false, ...UNHURRIED });
+    const perLimit = createRateLimiter({ redis, prefix, layout: 'per-limit', limits, denyCache: false, ...UNHURRIED });
     // Node's message, without where Redis raised it (Node runs the scripts as Functions and keeps that tail).
     const nodeRefusal = (p: Promise<unknown>) => p.then(
       () => expect.unreachable('Node accepted it'),
@@ -939,7 +959,7 @@ describe.each(['sync', 'async'] as const)("layout 'subject' (%s): reserve → co
     );
     await withAgent(mode, async (py) => {
       await py.call({ op: 'limiter', id: 'S', prefix, layout: 'subject', limits: PY_LLM_LIMITS });
-      await py.call({ op: 'limiter', id: 'P', prefix, limits: PY_LLM_LIMITS });
+      await py.call({ op: 'limiter', id: 'P', prefix, layout: 'per-limit', limits: PY_LLM_LIMITS });
       const { handle } = await node.reserve('agent-x', { cost: { tpm: 2000 } });
       const bad = async (how: string) => py.call<string>({ op: 'tamper', handle, how });
       const commit = (h: unknown, actual: unknown = 1, extra: Record<string, unknown> = {}) => py.refused({ op: 'commit', limiter: 'S', handle: h, actual, ...extra });
@@ -1087,11 +1107,11 @@ describe("layout 'subject' in Python: subject_key and the refusals", () => {
       for (const c of cases) {
         expect(() => createRateLimiter({ redis, prefix, layout: 'subject', blocks: c.blocks, limits: c.ts as never })).toThrow(c.tsMessage);
         expect((await py.refused({ op: 'limiter', id: 'X', prefix, layout: 'subject', blocks: c.blocks ?? false, limits: c.py })).message).toBe(c.pyMessage);
-        // The same limits with a key per limit are fine on both sides.
+        // By default (auto) the same limits take a key per limit, on both sides alike.
         await createRateLimiter({ redis, prefix, blocks: c.blocks, limits: c.ts as never }).close();
         await py.call({ op: 'limiter', id: 'X', prefix, blocks: c.blocks ?? false, limits: c.py });
       }
-      expect((await py.refused({ op: 'limiter', id: 'X', prefix, layout: 'tiers', limits: [pyRate] })).message).toBe("redlimit limiter: layout must be per-limit or subject, got 'tiers'");
+      expect((await py.refused({ op: 'limiter', id: 'X', prefix, layout: 'tiers', limits: [pyRate] })).message).toBe("redlimit limiter: layout must be auto, per-limit or subject, got 'tiers'");
       // One limit of any algo: its own key, whatever the layout (Node takes it too).
       await createRateLimiter({ redis, prefix, layout: 'subject', limits: { name: 'log', algo: 'sliding_log', limit: 5, periodMs: YEAR } }).close();
       await py.call({ op: 'limiter', id: 'one', prefix, layout: 'subject', limits: [{ name: 'log', algo: 'sliding_log', limit: 5, period_ms: YEAR }] });
@@ -1143,4 +1163,183 @@ describe.each(['sync', 'async'] as const)('refund and reset from Python, a key p
     await node.close();
     await alone.close();
   });
+});
+
+// --- layout 'auto' (the default on both sides): the same layout, and the upgrade from a key per limit ---
+
+describe.each(['sync', 'async'] as const)("layout 'auto' (%s): a default Python Limiter picks the layout a default Node limiter picks", (mode) => {
+  it('the subject layout for limits one key can hold, a key per limit for the others; call for call as Node decides', async () => {
+    const m = TIER_LIMITS[0];
+    const h = TIER_LIMITS[1];
+    const cases: { what: string; ts: readonly Record<string, unknown>[]; py: Record<string, unknown>[]; blocks?: boolean; scopes?: Record<string, string>; subject: boolean }[] = [
+      { what: 'five tiers', ts: TIER_LIMITS, py: PY_TIER_LIMITS, subject: true },
+      { what: 'rpm + tpm', ts: LLM_LIMITS, py: PY_LLM_LIMITS, subject: true },
+      { what: 'with a sliding_log', ts: [m, h, { name: 'log', algo: 'sliding_log', limit: 10, periodMs: YEAR }], py: [PY_TIER_LIMITS[0]!, PY_TIER_LIMITS[1]!, { name: 'log', algo: 'sliding_log', limit: 10, period_ms: YEAR }], subject: false },
+      {
+        what: 'with a scoped limit',
+        ts: [m, { name: 'org', algo: 'quota', limit: 50_000, unit: 'day', scope: 'org' }],
+        py: [PY_TIER_LIMITS[0]!, { name: 'org', algo: 'quota', limit: 50_000, unit: 'day', scope: 'org' }],
+        scopes: { org: 'acme' },
+        subject: false,
+      },
+      { what: 'with blocks', ts: [m, h], py: [PY_TIER_LIMITS[0]!, PY_TIER_LIMITS[1]!], blocks: true, subject: false },
+    ];
+    await withAgent(mode, async (py) => {
+      for (const [n, c] of cases.entries()) {
+        const prefix = uniquePrefix(`auto-${mode}-${n}`).slice(0, -1);
+        const make = () => createRateLimiter({ redis, prefix, blocks: c.blocks, limits: [...c.ts] as never, denyCache: false, ...UNHURRIED });
+        const node = make();
+        const alone = make(); // the oracle: every call from Node, on another subject
+        await py.call({ op: 'limiter', id: 'A', prefix, blocks: c.blocks ?? false, limits: c.py });
+        const who = { id: 'agent-a', ...(c.scopes ? { scopes: c.scopes } : {}) };
+        const oracleWho = { id: 'oracle', ...(c.scopes ? { scopes: c.scopes } : {}) };
+        const s = resolveSubject(who);
+        const names = c.ts.map((l) => l.name as string);
+        const stateKeys = c.subject ? [subjectKey(prefix, s, names.join('+'))] : c.ts.map((l) => limitKey(prefix, s, l.name as string, (l.scope as string | undefined) ?? null));
+        expect(await py.call({ op: 'keys', limiter: 'A', subject: who }), c.what).toEqual(c.blocks ? [...stateKeys, blockKey(prefix, s)] : stateKeys);
+        // Node takes the even calls, Python the odd ones: 8 requests where the first limit holds 6.
+        const costs = [undefined, { [names[1]!]: 3 }, undefined, undefined, { [names[1]!]: 2 }, undefined, undefined, undefined];
+        const shared: unknown[] = [];
+        const oracle: unknown[] = [];
+        for (const [i, cost] of costs.entries()) {
+          shared.push(i % 2 === 0 ? node2(await node.limit(who, cost ? { cost } : {})) : py2(await py.call<PyDecision>({ op: 'limit', limiter: 'A', subject: who, cost })));
+          oracle.push(node2(await alone.limit(oracleWho, cost ? { cost } : {})));
+        }
+        expect(shared, c.what).toEqual(oracle);
+        expect(shared.map((d) => (d as { allowed: boolean }).allowed), c.what).toEqual(names[0] === 'rpm' ? Array(8).fill(true) : [true, true, true, true, true, true, false, false]);
+        // Both sides wrote the same keys, and only those.
+        expect((await redis.keys(`${prefix}:{agent-a}:*`)).sort(), c.what).toEqual([...stateKeys].sort());
+        expect(py2(await py.call<PyDecision>({ op: 'peek', limiter: 'A', subject: who }))).toEqual(node2(await node.peek(who)));
+        await node.close();
+        await alone.close();
+      }
+    });
+  });
+});
+
+describe.each(['sync', 'async'] as const)("layout 'auto' (%s): the upgrade from a key per limit, in Python", (mode) => {
+  it('a default Limiter takes over the states a per-limit Limiter left: the counts continue exactly, the per-limit keys go', async () => {
+    const prefix = uniquePrefix(`adopt-${mode}`).slice(0, -1);
+    // The oracle: the same calls from Node with a key per limit throughout, on another subject.
+    const alone = createRateLimiter({ redis, prefix, layout: 'per-limit', limits: [...TIER_LIMITS], denyCache: false, ...UNHURRIED });
+    const node = createRateLimiter({ redis, prefix, limits: [...TIER_LIMITS], denyCache: false, ...UNHURRIED });
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'Old', prefix, layout: 'per-limit', limits: PY_TIER_LIMITS });
+      await py.call({ op: 'limiter', id: 'New', prefix, limits: PY_TIER_LIMITS });
+      const ownKeys = (id: string) => TIER_LIMITS.map((l) => limitKey(prefix, resolveSubject(id), l.name, null));
+      const oneKey = (id: string) => subjectKey(prefix, resolveSubject(id), 'm+h+tok+d+tb');
+      const stored = async (id: string) => (await redis.keys(`${prefix}:{${id}}:*`)).sort();
+      const both = async (id: string, limiter: string, cost?: Record<string, number>) => {
+        const d = py2(await py.call<PyDecision>({ op: 'limit', limiter, subject: id, cost }));
+        expect(d).toEqual(node2(await alone.limit('oracle', cost ? { cost } : {})));
+        return d;
+      };
+
+      // Before the upgrade: some units taken on every tier, each limit in its own key.
+      await both('agent-u', 'Old', { tok: 2_000, d: 3_000 });
+      await both('agent-u', 'Old', { h: 4, tok: 500, tb: 2 });
+      expect(await stored('agent-u')).toEqual(ownKeys('agent-u').sort());
+      const before = (await node.peek('oracle')).limits.map((l) => l.remaining);
+      expect(before).toEqual([4, 35, 97_500, 46_999, 4]);
+      // A peek takes them over without writing anything: the per-limit keys stay.
+      expect(py2(await py.call<PyDecision>({ op: 'peek', limiter: 'New', subject: 'agent-u' }))).toEqual(node2(await alone.peek('oracle')));
+      expect(await stored('agent-u')).toEqual(ownKeys('agent-u').sort());
+      // The first admitted decision of the default limiter continues every count, and moves the
+      // states into the subject's one key.
+      const first = await both('agent-u', 'New', { tok: 1_000 });
+      expect(first.limits.map((l) => l[2])).toEqual([3, 34, 96_500, 46_998, 3]);
+      expect(await stored('agent-u')).toEqual([oneKey('agent-u')]);
+      // And on: as a key per limit would have decided, to the denial.
+      for (const cost of [undefined, { d: 40_000 }, undefined, { d: 10_000 }, undefined, undefined]) await both('agent-u', 'New', cost);
+      expect((await node.peek('agent-u')).limits.map((l) => l.remaining)).toEqual((await alone.peek('oracle')).limits.map((l) => l.remaining));
+      expect((await node.peek('agent-u')).limits[0]!.remaining).toBe(0);
+      expect(await stored('agent-u')).toEqual([oneKey('agent-u')]);
+
+      // reserve / commit and refund take the states over as well.
+      await py.call({ op: 'limit', limiter: 'Old', subject: 'agent-v', cost: { tok: 3_000 } });
+      const r = await py.call<PyDecision>({ op: 'reserve', limiter: 'New', subject: 'agent-v', cost: { tok: 1_000 } });
+      expect(r.limits.map((l) => [l.name, l.remaining])).toEqual([['m', 4], ['h', 38], ['tok', 96_000], ['d', 49_998], ['tb', 5]]);
+      expect(await stored('agent-v')).toEqual([oneKey('agent-v'), parseHandle(r.handle!).recordKey].sort());
+      expect((await py.call<PySettlement>({ op: 'commit', limiter: 'New', handle: r.handle, actual: { tok: 400 } })).limits.map((l) => [l.name, l.remaining])).toEqual([['m', -1], ['h', -1], ['tok', 96_600], ['d', -1], ['tb', -1]]);
+      await py.call({ op: 'limit', limiter: 'Old', subject: 'agent-f', cost: { tok: 3_000 } });
+      const refunded = await py.call<{ name: string; remaining: number }[]>({ op: 'refund', limiter: 'New', subject: 'agent-f', cost: { tok: 1_000 } });
+      expect(refunded.map((l) => [l.name, l.remaining])).toEqual([['m', 5], ['h', 39], ['tok', 98_000], ['d', 49_999], ['tb', 6]]);
+      expect(await stored('agent-f')).toEqual([oneKey('agent-f')]);
+      expect((await node.peek('agent-f')).limits.map((l) => l.remaining)).toEqual([5, 39, 98_000, 49_999, 6]);
+    });
+    await node.close();
+    await alone.close();
+  });
+
+  it('a reset on the subject layout deletes the per-limit keys of the limits it names too', async () => {
+    const prefix = uniquePrefix(`adopt-reset-${mode}`).slice(0, -1);
+    const node = createRateLimiter({ redis, prefix, limits: [...TIER_LIMITS], denyCache: false, ...UNHURRIED });
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'Old', prefix, layout: 'per-limit', limits: PY_TIER_LIMITS });
+      await py.call({ op: 'limiter', id: 'New', prefix, limits: PY_TIER_LIMITS });
+      const own = (name: string) => limitKey(prefix, resolveSubject('agent-r'), name, null);
+      const oneKey = subjectKey(prefix, resolveSubject('agent-r'), 'm+h+tok+d+tb');
+      const stored = async () => (await redis.keys(`${prefix}:{agent-r}:*`)).sort();
+      const remaining = async () => (await py.call<PyDecision>({ op: 'peek', limiter: 'New', subject: 'agent-r' })).limits.map((l) => l.remaining);
+      await py.call({ op: 'limit', limiter: 'Old', subject: 'agent-r', cost: { tok: 2_000, d: 3_000 } });
+      // Some limits, before the subject's key holds anything: exactly their own keys go (the
+      // others are still there to be taken over).
+      await py.call({ op: 'reset', limiter: 'New', subject: 'agent-r', limits: ['tok', 'd'] });
+      expect(await stored()).toEqual([own('m'), own('h'), own('tb')].sort());
+      expect(await remaining()).toEqual([5, 39, 100_000, 50_000, 6]);
+      // The whole subject: every own key goes, nothing comes back to be adopted.
+      await py.call({ op: 'reset', limiter: 'New', subject: 'agent-r' });
+      expect(await stored()).toEqual([]);
+      expect(await remaining()).toEqual([6, 40, 100_000, 50_000, 7]);
+      // A rolling deploy: an old process counts on the own keys while the new one counts on the
+      // subject's key (each on its own keys). A reset from the new one clears both.
+      await py.call({ op: 'limit', limiter: 'New', subject: 'agent-r', cost: { tok: 100 } });
+      await py.call({ op: 'limit', limiter: 'Old', subject: 'agent-r', cost: { tok: 200 } });
+      expect(await stored()).toEqual([oneKey, ...TIER_LIMITS.map((l) => own(l.name))].sort());
+      expect((await node.peek('agent-r')).limits.map((l) => l.remaining)).toEqual([5, 39, 99_900, 49_999, 6]);
+      await py.call({ op: 'reset', limiter: 'New', subject: 'agent-r' });
+      expect(await stored()).toEqual([]);
+      expect((await node.peek('agent-r')).limits.map((l) => l.remaining)).toEqual([6, 40, 100_000, 50_000, 7]);
+    });
+    await node.close();
+  });
+});
+
+describe("layout 'auto' on a Redis Cluster: redis-py's RedisCluster keeps a key per limit, as Node's Cluster client does", () => {
+  it('a default Python Limiter (sync and asyncio RedisCluster) and a default Node limiter count on the same per-limit keys', async () => {
+    const cluster = await startLocalCluster();
+    const client = new Cluster(cluster.nodes, { redisOptions: { autoResendUnfulfilledCommands: false } });
+    client.on('error', () => {});
+    try {
+      const prefix = uniquePrefix('auto-cluster').slice(0, -1);
+      const code = `import asyncio, json, sys
+sys.path.insert(0, ${JSON.stringify(join(repoRoot, 'generated/python'))})
+import redis.cluster, redis.asyncio.cluster, redlimit_scripts as rl
+host, port = ${JSON.stringify(cluster.nodes[0]!.host)}, ${cluster.nodes[0]!.port}
+limits = [rl.Limit(**l) for l in json.loads(${JSON.stringify(JSON.stringify([PY_TIER_LIMITS[0], PY_TIER_LIMITS[2]]))})]
+out = {}
+sync = rl.Limiter(redis.cluster.RedisCluster(host=host, port=port), limits, prefix=${JSON.stringify(prefix)})
+out["sync"] = [sync.layout, sync.keys("agent-c"), [sync.limit("agent-c", cost={"tok": 100}).remaining for _ in range(2)]]
+async def run():
+    lim = rl.Limiter(redis.asyncio.cluster.RedisCluster(host=host, port=port), limits, prefix=${JSON.stringify(prefix)})
+    out["async"] = [lim.layout, lim.keys("agent-c"), [(await lim.limit("agent-c", cost={"tok": 100})).remaining for _ in range(2)]]
+    await lim.client.close()
+asyncio.run(run())
+print(json.dumps(out))`;
+      const { stdout } = await run(PYTHON, ['-c', code], { timeout: 30_000 });
+      const out = JSON.parse(stdout) as Record<string, [string, string[], number[]]>;
+      const s = resolveSubject('agent-c');
+      const own = [limitKey(prefix, s, 'm', null), limitKey(prefix, s, 'tok', null)];
+      expect(out.sync).toEqual(['per-limit', own, [5, 4]]);
+      expect(out.async).toEqual(['per-limit', own, [3, 2]]);
+      const node = createRateLimiter({ redis: client, prefix, limits: [TIER_LIMITS[0], TIER_LIMITS[2]], denyCache: false, ...UNHURRIED });
+      await node.ready();
+      expect((await node.limit('agent-c', { cost: { tok: 100 } })).limits.map((l) => l.remaining)).toEqual([1, 99_500]);
+      expect([await client.exists(own[0]!), await client.exists(own[1]!), await client.exists(subjectKey(prefix, s, 'm+tok'))]).toEqual([1, 1, 0]);
+      await node.close();
+    } finally {
+      client.disconnect();
+      await cluster.stop();
+    }
+  }, 90_000);
 });

@@ -2,9 +2,9 @@
 # One call per decision, all-or-nothing over the limiter's limits, through the scripts a Node
 # limiter runs on the same keys: multi (limit), multi_peek (peek), each limit's refund script
 # (refund), reset, reserve and settle (reserve / commit / cancel), concurrency_release (release);
-# with layout "subject" (every limit of a subject in one key) tiers, tiers_peek, tiers_refund,
-# tiers_reset, tiers_reserve and tiers_settle. Every argument, range and reply field comes from
-# the headers.
+# with the subject layout (every limit of a subject in one key) tiers, tiers_peek, tiers_refund,
+# tiers_reset, tiers_reserve and tiers_settle, each with adopt. Every argument, range and reply
+# field comes from the headers.
 
 _ALGORITHMS = [a["name"] for a in MANIFEST["algorithms"]]
 # Every parameter a Limit may carry (the generated Limit fields between algo and scope).
@@ -12,9 +12,30 @@ _PARAM_FIELDS = list(dict.fromkeys(p["name"] for k in _LIMIT_KINDS.values() for 
 # What a subject's one key can hold (layout "subject"; src/runtime/checks.ts TIERS_ALGOS): limits
 # whose state is one string.
 _TIERS_ALGOS = ("gcra", "token_bucket", "fixed_window", "sliding_window", "quota")
-_LAYOUTS = ("per-limit", "subject")
+_LAYOUTS = ("auto", "per-limit", "subject")
 # settle's status codes, as its header states them (0 unknown ... 4 mismatch); the names Node reports.
 _SETTLE_STATUS = ("unknown", "committed", "cancelled", "already-settled", "mismatch")
+
+
+def _is_cluster(client):
+    """Whether client is redis-py's Redis Cluster client, sync or asyncio (its module is loaded
+    if it is one: nothing is imported to ask)."""
+    for module in ("redis.cluster", "redis.asyncio.cluster"):
+        cls = getattr(sys.modules.get(module), "RedisCluster", None)
+        if cls is not None and isinstance(client, cls):
+            return True
+    return False
+
+
+def _uses_subject_layout(layout, limits, blocks, cluster):
+    """Whether a subject's limits share one key, as Node's usesSubjectLayout decides: layout
+    "subject", or "auto" where the one key can hold them on a server that is not a Cluster (there a
+    key per limit goes as one call per primary; a subject's key as one per hash slot)."""
+    if len(limits) < 2 or layout == "per-limit":
+        return False
+    if layout == "subject":
+        return True
+    return not cluster and not blocks and all(l.algo in _TIERS_ALGOS and l.scope in (None, "id") for l in limits)
 
 
 def _group_arg(script, name):
@@ -289,16 +310,26 @@ class Limiter:
     coroutine). limits: a Limit or a list. priorities: class -> share of every limit's capacity
     (a limit's own priorities override it). blocks: every decision checks the subject's penalty
     box (set by a Node limiter's block()), as a Node limiter with blocks: true.
-    layout: "per-limit" (default: a key per limit, limit_key) or "subject": every limit of a
-    subject in one key (subject_key), decided by the tiers scripts, as a Node limiter with layout:
-    'subject' and the same limits in the same order. It holds two or more gcra, token_bucket,
-    fixed_window, sliding_window or quota limits keyed by the id, without blocks (one limit: both
-    layouts are the same key); reserve / commit / cancel go through tiers_reserve / tiers_settle
-    there, the record beside the subject's key (the handle names that one key), as Node's.
+    layout: where a subject's state lives, as a Node limiter's layout option. "subject": every
+    limit of a subject in one key (subject_key, its limits' names in the limiter's order), decided
+    by the tiers scripts; it holds two or more gcra, token_bucket, fixed_window, sliding_window or
+    quota limits keyed by the id, without blocks (one limit: both layouts are the same key);
+    reserve / commit / cancel go through tiers_reserve / tiers_settle there, the record beside the
+    subject's key (the handle names that one key), as Node's. "per-limit": a key per limit
+    (limit_key), for every limiter. "auto" (default, as Node's): "subject" where it applies and
+    the client is not a Redis Cluster (redis-py's RedisCluster, sync or asyncio), else
+    "per-limit": a Python and a Node limiter of the same limits pick the same keys. .layout says
+    which one it is ("auto" resolved).
+    Upgrading to the subject layout (a limiter that kept a key per limit, the default before
+    "auto"): a subject's one key that holds nothing takes over its limits' own keys' states and
+    deletes those keys when it is written, so counts carry over; reset deletes both. While
+    processes of both layouts run at once (a rolling deploy from a release before "auto"), each
+    counts on its own keys and a subject may get up to both budgets meanwhile: pin
+    layout="per-limit" through such a deploy (on every process, Python and Node), then drop it.
 
     Redis trouble raises redis-py's errors: there is no fallback here (the Node limiter has one)."""
 
-    def __init__(self, client, limits, *, prefix=KEY_LAYOUT["defaultPrefix"], priorities=None, blocks=False, layout="per-limit"):
+    def __init__(self, client, limits, *, prefix=KEY_LAYOUT["defaultPrefix"], priorities=None, blocks=False, layout="auto"):
         self.client = client
         self.limits = [limits] if isinstance(limits, Limit) else list(limits) if isinstance(limits, (list, tuple)) else None
         if not self.limits or not all(isinstance(l, Limit) for l in self.limits):
@@ -310,11 +341,14 @@ class Limiter:
         self.prefix = _named(prefix, "prefix", "prefix")
         self.blocks = bool(blocks)
         if not isinstance(layout, str) or layout not in _LAYOUTS:
-            raise InvalidArgument(f"redlimit limiter: layout must be per-limit or subject, got {layout!r:.40}")
-        self.layout = layout
-        # Layout "subject" with two or more limits: the subject's one key, the tiers scripts (as
-        # Node's checkLayout: one limit is its own key, whatever the layout).
-        self._tiers = layout == "subject" and len(self.limits) > 1
+            raise InvalidArgument(f"redlimit limiter: layout must be auto, per-limit or subject, got {layout!r:.40}")
+        # The subject layout with two or more limits: the subject's one key, the tiers scripts (as
+        # Node's: one limit is its own key, whatever the layout).
+        self._tiers = _uses_subject_layout(layout, self.limits, self.blocks, _is_cluster(client))
+        self.layout = layout if layout != "auto" else "subject" if self._tiers else "per-limit"
+        # tiers' adopt: the limits' names as the subject's key names them, so the states a key per
+        # limit holds move into it.
+        self._adopt = _RULES["limits"]["separator"].join(l.name for l in self.limits)
         if self._tiers:
             if self.blocks:
                 raise InvalidArgument('redlimit limiter: layout "subject" does not take blocks=True (the penalty box has a key of its own); use layout="per-limit"')
@@ -338,7 +372,7 @@ class Limiter:
 
     def keys(self, subject):
         """The subject's keys: one per limit (in order), then its block key when blocks is on;
-        with layout "subject" (two or more limits), its one key."""
+        with the subject layout (two or more limits), its one key."""
         s = Subject(subject) if isinstance(subject, str) else subject
         if not isinstance(s, Subject):
             raise InvalidArgument("redlimit limiter: the subject must be an id string or a Subject")
@@ -409,12 +443,12 @@ class Limiter:
         return ";".join(",".join([item["algo"]] + ["" if item.get(f) is None else str(item[f]) for f in fields]) for item in self._items)
 
     def _tiers_call(self, script, keys, costs, pc):
-        """tiers / tiers_peek of the subject's one key: the limits as specs, the call's costs and shares."""
+        """tiers / tiers_peek of the subject's one key: the limits as specs and adopt, the call's costs and shares."""
         specs = self._tiers_specs()
         group = {"costs": ",".join(map(str, costs))}
         if pc is not None:
             group["shares"] = ",".join(str(_PPM if v is None else v) for v in pc[1])
-        return script(self.client, keys, items=[group], count=len(self.limits), specs=specs, **self._zone_args(script))
+        return script(self.client, keys, items=[group], count=len(self.limits), specs=specs, adopt=self._adopt, **self._zone_args(script))
 
     def _tiers_results(self, reply, script, keys):
         """One tiers decision's per-limit results as multi's (allowed a bool); a key that holds
@@ -484,7 +518,7 @@ class Limiter:
 
     def peek(self, subject, *, cost=0, priority=None):
         """What limit() would answer now for this cost (default 0), taking nothing (multi_peek:
-        read-only; tiers_peek with layout "subject"). A concurrency limit answers whether a slot is free."""
+        read-only; tiers_peek with the subject layout). A concurrency limit answers whether a slot is free."""
         keys = self.keys(subject)
         costs = self._costs(cost)
         pc = self._priority(priority)
@@ -500,8 +534,8 @@ class Limiter:
         integer for every limit, or {limit_name: integer} for the limits it names (the others get
         nothing back: an RPM + TPM limiter refunding unused tokens names "tpm"); 1 each when
         omitted. Through each limit's refund script (sliding_log and concurrency limits cannot
-        give units back and are left out), or tiers_refund on the subject's one key (layout
-        "subject"). Answers [RefundedLimit] for the limits it reached: with layout "subject" every
+        give units back and are left out), or tiers_refund on the subject's one key (the subject
+        layout). Answers [RefundedLimit] for the limits it reached: with the subject layout every
         limit of the key; [] when every cost is 0 (nothing sent)."""
         keys = self.keys(subject)
         costs = self._costs(cost, 0)
@@ -509,7 +543,7 @@ class Limiter:
             return self._answer([])
         if self._tiers:
             script = SCRIPTS["tiers_refund"]
-            call = script(self.client, keys, items=[{"costs": ",".join(map(str, costs))}], count=len(self.limits), specs=self._tiers_specs(), **self._zone_args(script))
+            call = script(self.client, keys, items=[{"costs": ",".join(map(str, costs))}], count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt, **self._zone_args(script))
             return _then(call, lambda r: [RefundedLimit(**x, name=l.name) for x, l in zip(r[script.spec["each"]["name"]][0], self.limits)])
         reached = [i for i, l in enumerate(self.limits) if costs[i] > 0 and f"{l.algo}_refund" in SCRIPTS and i not in self._held]
 
@@ -529,9 +563,10 @@ class Limiter:
     def reset(self, subject, *, limits=None, scopes=None):
         """Back to full (Node's reset): by default the limits keyed by the subject's own id (not
         those it shares through a scope) and its block; limits=[names] or scopes=[scope names]
-        reset exactly those. With layout "subject", some limits of the one key are a tiers_reset
-        of their positions, all of them the key's deletion. Other instances drop what they cached
-        (the scripts publish the keys). Answers None."""
+        reset exactly those. With the subject layout, a tiers_reset of their positions in the one
+        key (all of them: the key's deletion), which deletes those limits' own keys too (a key per
+        limit, kept before the upgrade). Other instances drop what they cached (the scripts publish
+        the keys). Answers None."""
         keys = self.keys(subject)
 
         def named(given, what, known):
@@ -550,10 +585,10 @@ class Limiter:
         own = names is None and scoped is None
         picked = [i for i, l in enumerate(self.limits) if (scope_of[i] is None if own else (l.name in (names or ()) or (scope_of[i] or "id") in (scoped or ())))]
         if self._tiers:
-            if own or len(picked) == len(self.limits):
-                return _then(SCRIPTS["reset"](self.client, keys), lambda r: None)
+            # tiers_reset of the named limits' positions (every limit: the key goes), adopt: their
+            # own keys go too, so a later decision does not take their states over.
             script = SCRIPTS["tiers_reset"]
-            return _then(script(self.client, keys, count=len(self.limits), limits=",".join(str(i + 1) for i in picked)), lambda r: None)
+            return _then(script(self.client, keys, count=len(self.limits), limits=",".join(str(i + 1) for i in picked), adopt=self._adopt), lambda r: None)
         chosen = [keys[i] for i in picked]
         if self.blocks and own:
             chosen.append(keys[-1])
@@ -584,8 +619,8 @@ class Limiter:
         ttl_ms and counts at its estimate. Denied: nothing taken, handle None (retry_after_ms -1:
         the estimate can never fit). A quota with time_zone is reserved in its zone (its rules go
         with the call), and settled in the calendar period it was reserved in: a settle after that
-        period has ended gives nothing back to, and charges nothing on, the next one. With layout
-        "subject": tiers_reserve on the subject's one key (the handle names that key; its record is
+        period has ended gives nothing back to, and charges nothing on, the next one. With the
+        subject layout: tiers_reserve on the subject's one key (the handle names that key; its record is
         "<prefix>:{<tag>}:!rsv:<rid>" beside it, as Node's)."""
         script = SCRIPTS["reserve"]
         reservable = [v for v in _group_arg(script, "algo")["values"] if v != "block"]
@@ -604,7 +639,7 @@ class Limiter:
                 for g, share in zip(groups, pc[1]):
                     if share is not None:
                         g["share_ppm"] = share
-            call = tiers(self.client, [h.record_key, *keys], items=groups, ttl_ms=ttl_ms, count=len(self.limits), specs=self._tiers_specs(), **self._zone_args(tiers))
+            call = tiers(self.client, [h.record_key, *keys], items=groups, ttl_ms=ttl_ms, count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt, **self._zone_args(tiers))
             return _then(call, lambda r: self._decide(
                 [dict(x, allowed=x["allowed"] == 1) for x in r[tiers.spec["each"]["name"]]], pc, None, Reserved, handle=handle if r["allowed"] == 1 else None,
             ))
@@ -642,11 +677,11 @@ class Limiter:
         h = parse_handle(handle)
         if subject is not None and self.keys(subject) != h.keys:
             raise ReservationError("mismatch", handle)
-        # A handle of layout "subject" names the subject's one key: one of more keys (a key per
+        # A handle of the subject layout names the subject's one key: one of more keys (a key per
         # limit) was made by a limiter of the other layout.
         if self._tiers and len(h.keys) != 1:
             raise ReservationError("mismatch", handle)
-        # Layout "subject": tiers_settle, an actual per limit of the handle's one key; else settle,
+        # The subject layout: tiers_settle, an actual per limit of the handle's one key; else settle,
         # one per key of the handle (a block key gets 0).
         script = SCRIPTS["tiers_settle" if self._tiers else "settle"]
         n = len(self.limits) if self._tiers else len(h.keys)
@@ -669,4 +704,5 @@ class Limiter:
             each = r[script.spec["each"]["name"]]
             return Settlement(status, [SettledLimit(**x, name=names[i] if i < len(names) else "block") for i, x in enumerate(each)])
 
-        return _then(script(self.client, [h.record_key, *h.keys], items=items, mode=mode, overage=overage), settled)
+        adopt = {"adopt": self._adopt} if self._tiers else {}
+        return _then(script(self.client, [h.record_key, *h.keys], items=items, mode=mode, overage=overage, **adopt), settled)
