@@ -157,7 +157,8 @@ interface RunFigures {
 }
 
 async function runDecisions(client: Redis | Cluster, masters: Redis[], ownerOf: (slot: number) => number, ids: string[]): Promise<RunFigures> {
-  const limiter = createRateLimiter({ redis: client, limits: TIERS, timeoutMs: 10_000 });
+  // A key per limit on both sides (a Cluster's default; a standalone server's default is one key per subject).
+  const limiter = createRateLimiter({ redis: client, limits: TIERS, timeoutMs: 10_000, layout: 'per-limit' });
   await limiter.ready();
   await limiter.limit('warm-up'); // connections open, scripts/functions loaded on its node
   await Promise.all(masters.map((m) => m.flushall()));
@@ -257,7 +258,8 @@ async function instructionsOf(mode: 'standalone' | 'cluster', work: (client: Red
 async function perDecision(mode: 'standalone' | 'cluster', limits: LimitSpec[], coalesce: boolean, functions = true): Promise<number> {
   const count = (n: number) =>
     instructionsOf(mode, async (client) => {
-      const limiter = createRateLimiter({ redis: client, limits, timeoutMs: 60_000, coalesce, functions });
+      // The same work on both: a key per limit (a Cluster's default; standalone's default for tiers is one key per subject).
+      const limiter = createRateLimiter({ redis: client, limits, timeoutMs: 60_000, coalesce, functions, layout: 'per-limit' });
       await limiter.ready();
       await decideAll(limiter, serviceIds(n, 7));
       await limiter.close();

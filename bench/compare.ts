@@ -132,11 +132,12 @@ const allContenders: Contender[] = [
   limiterContender('redlimit createRateLimiter (coalesce off)', { coalesce: false }),
   limiterContender('redlimit 3 limits (minute/hour/day)', {}, 3),
   // Issue 17's three tiers: a minute of gcra, an hour of sliding window, a day of quota.
+  // By default (layout 'auto') one key per subject holds them (the tiers script).
   limiterContender('redlimit 3 tiers (gcra m / sliding h / quota d)', {}, 3, true),
   limiterContender('redlimit 3 tiers, coalesce off', { coalesce: false }, 3, true),
-  // The same tiers in one key per subject (layout 'subject': the tiers script).
-  limiterContender("redlimit 3 tiers, layout 'subject'", { layout: 'subject' }, 3, true),
-  limiterContender("redlimit 3 tiers, layout 'subject', coalesce off", { layout: 'subject', coalesce: false }, 3, true),
+  // The same tiers a key per limit (layout 'per-limit': multi / multi_batch), the default before.
+  limiterContender("redlimit 3 tiers, layout 'per-limit'", { layout: 'per-limit' }, 3, true),
+  limiterContender("redlimit 3 tiers, layout 'per-limit', coalesce off", { layout: 'per-limit', coalesce: false }, 3, true),
   // Issues 15 and 16: reserve/commit, a priority class, the policy limiter, a concurrency limit.
   ...featureRows({ timeoutMs: () => limiterTimeoutMs }),
 ];
