@@ -80,7 +80,26 @@ function makeCells(specs: LimitSpec[]): Cell[] {
     { n: 4, name: '3 tiers coalesced, per-limit keys (multi_batch x64)', per: PER_BATCH, limits: 3, keysOf: threeKeys, call: coalesced(three, threeKeys), versus: 2 },
     { n: 5, name: '3 tiers alone, one key (tiers x1)', per: 1, limits: 3, keysOf: subjectKey, call: alone(subject, subjectKey), versus: 1 },
     { n: 6, name: '3 tiers coalesced, one key (tiers x64)', per: PER_BATCH, limits: 3, keysOf: subjectKey, call: coalesced(subject, subjectKey), versus: 2 },
+    // What adopt costs where it reads: a subject's key that holds nothing (a new subject each
+    // decision), with the limits' own keys to look for (adopt, as the client sends it) and without.
+    { n: 7, name: '3 tiers alone, one key, new subjects (adopt)', per: 1, limits: 3, keysOf: freshKey, call: alone(subject, freshKey), versus: 8 },
+    { n: 8, name: '3 tiers alone, one key, new subjects (adopt "")', per: 1, limits: 3, keysOf: freshKey, call: withoutAdopt(alone(subject, freshKey)) },
   ];
+}
+
+/** A key no decision had: the id with a serial of its own (cells 7, 8). */
+let fresh = 0;
+const freshKey = (id: string) => [`${PREFIX}:{${id}#${fresh++}}:m+h+d`];
+
+/** A tiers call without adopt (its ARGV position after tz_rules: ''). */
+function withoutAdopt(call: (ids: readonly string[]) => Call): (ids: readonly string[]) => Call {
+  const at = tiersScript.args.findIndex((a) => a.name === 'adopt');
+  return (ids) => {
+    const c = call(ids);
+    const argv = c.argv.slice();
+    argv[at] = '';
+    return { ...c, argv };
+  };
 }
 
 const perLimitKeys = (plans: readonly { name: string }[]) => (id: string) => plans.map((p) => `${PREFIX}:{${id}}:${p.name}`);

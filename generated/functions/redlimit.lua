@@ -2287,8 +2287,14 @@ end
 --- a self-describing form (rl_plain_forms is set while a tiers script runs), or false when full.
 local function rl_tiers_adopted(key, limit, stored, now, simulated)
   local algo = limit.algo
-  -- gcra's forms and quota's "start:count" name absolute times already.
-  if algo == 'gcra' or algo == 'quota' then return stored end
+  -- gcra's forms and quota's "start:count" name absolute times already: checked, kept as they are.
+  if algo == 'gcra' then
+    if not string.find(stored, '^%d+$') and not string.find(stored, '^%d+:%d+$') then rl_fail_state('gcra', key) end
+    return stored
+  elseif algo == 'quota' then
+    if not string.find(stored, '^%-?%d+:%d+$') then rl_fail_state('quota', key) end
+    return stored
+  end
   local cmd, value
   if algo == 'token_bucket' then
     local whole, frac, ts = rl_token_bucket_read(key, limit.limit, limit.period_ms, limit.burst, now, stored)
@@ -4209,4 +4215,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'def7bf38b0599ceb9412e50144a5d8996380b33d' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '46a9d9a0bafcca158b6b3266d580991cd005c59a' end }

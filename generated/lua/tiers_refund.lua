@@ -1521,8 +1521,14 @@ end
 --- a self-describing form (rl_plain_forms is set while a tiers script runs), or false when full.
 local function rl_tiers_adopted(key, limit, stored, now, simulated)
   local algo = limit.algo
-  -- gcra's forms and quota's "start:count" name absolute times already.
-  if algo == 'gcra' or algo == 'quota' then return stored end
+  -- gcra's forms and quota's "start:count" name absolute times already: checked, kept as they are.
+  if algo == 'gcra' then
+    if not string.find(stored, '^%d+$') and not string.find(stored, '^%d+:%d+$') then rl_fail_state('gcra', key) end
+    return stored
+  elseif algo == 'quota' then
+    if not string.find(stored, '^%-?%d+:%d+$') then rl_fail_state('quota', key) end
+    return stored
+  end
   local cmd, value
   if algo == 'token_bucket' then
     local whole, frac, ts = rl_token_bucket_read(key, limit.limit, limit.period_ms, limit.burst, now, stored)

@@ -89,6 +89,8 @@ class KeyFault extends Error {
     readonly code: 1 | 2,
     readonly bad: number,
     readonly algo: string,
+    /** The key the Lua names: a limit's own key it was adopting from; undefined: the subject's. */
+    readonly key?: string,
   ) {
     super(code === 1 ? 'WRONGTYPE' : 'WRONGSTATE');
   }
@@ -202,14 +204,27 @@ function adoptedState(v: TwinValue, limit: ArgValues, j: number, now: number): T
   }
 }
 
+/** rl_tiers_get's reads of the limits' own keys' values, in order: a fault names that limit's own key. */
+function adoptedStates(raw: readonly (TwinValue | undefined)[], limits: readonly ArgValues[], own: readonly string[], now: number): (TwinValue | undefined)[] {
+  return raw.map((v, j) => {
+    if (v === undefined) return undefined;
+    try {
+      return adoptedState(v, limits[j]!, j + 1, now);
+    } catch (err) {
+      if (err instanceof KeyFault) throw new KeyFault(err.code, err.bad, err.algo, own[j]);
+      throw err;
+    }
+  });
+}
+
 /**
  * rl_tiers_split and the reads that follow it: the states of `key` for `limits` (had: the key held
  * a value). KeyFault as the Lua fails: another Redis type (WRONGTYPE, limit 1); a value that is
  * not `count` states (WRONGSTATE, limit 1); a state its limit cannot read (WRONGSTATE, the first).
  */
 function readStates(store: MemoryStore, key: string, limits: ArgValues[], now: number, script: string, adopt?: Adopt): { had: boolean; states: (TwinValue | undefined)[]; adopted?: string[] } {
-  const { had, raw, adopted } = readRaw(store, key, limits.length, now, script, adopt);
-  if (adopted) return { had, states: raw.map((v, j) => (v === undefined ? undefined : adoptedState(v, limits[j]!, j + 1, now))), adopted };
+  const { had, raw, adopted, own } = readRaw(store, key, limits.length, now, script, adopt);
+  if (adopted) return { had, states: adoptedStates(raw, limits, own!, now), adopted };
   return { had, states: had ? raw.map((v, j) => asState(v, limits[j]!, j + 1, now)) : raw };
 }
 
@@ -218,7 +233,7 @@ function readStates(store: MemoryStore, key: string, limits: ArgValues[], now: n
  * read). With `adopt`, a key holding nothing: its limits' own keys' values (a string kind; another
  * Redis type is left alone), and `adopted`, those keys (deleted when the key is written).
  */
-function readRaw(store: MemoryStore, key: string, count: number, now: number, script: string, adopt?: Adopt): { had: boolean; raw: (TwinValue | undefined)[]; adopted?: string[] } {
+function readRaw(store: MemoryStore, key: string, count: number, now: number, script: string, adopt?: Adopt): { had: boolean; raw: (TwinValue | undefined)[]; adopted?: string[]; own?: string[] } {
   let held: TwinValue | undefined;
   try {
     held = store.get(key, TIERS_KIND, now);
@@ -237,7 +252,7 @@ function readRaw(store: MemoryStore, key: string, count: number, now: number, sc
       adopted.push(k);
       raw[j] = v;
     });
-    return adopted.length > 0 ? { had: false, raw, adopted } : { had: false, raw };
+    return adopted.length > 0 ? { had: false, raw, adopted, own } : { had: false, raw };
   }
   const kind = (held as { kind: string }).kind;
   if (REDIS_TYPE[kind] !== 'string') throw new KeyFault(1, 1, script);
@@ -419,7 +434,7 @@ export function twinTiers(c: TwinCall, deps: TiersDeps, commit: boolean): number
 /** A whole-call error as the Lua raises it when a key cannot be read outside a decision (tiers_refund, tiers_reset). */
 function faultError(script: string, key: string, f: KeyFault): ScriptError {
   if (f.code === 1) return new ScriptError(script, 'WRONGTYPE Operation against a key holding the wrong kind of value');
-  return new ScriptError(script, `WRONGSTATE redlimit ${f.algo}: key ${key} does not hold ${f.algo} state`);
+  return new ScriptError(script, `WRONGSTATE redlimit ${f.algo}: key ${f.key ?? key} does not hold ${f.algo} state`);
 }
 
 const zoneOf = (it: ArgValues): Zone => ((it as unknown as { zone?: Zone }).zone ?? (it.offset_ms as number));
@@ -505,17 +520,6 @@ export function twinTiersReset(c: TwinCall): number[] {
   const adopt = adoptOf(c, count);
   let reset = 0;
   for (const key of c.keys) {
-    // The named limits' own keys (a key per limit) go too: a reset is not undone by adopting them.
-    const own = adopt && ownKeys(key, adopt);
-    const cleared = new Set<number>();
-    if (own) {
-      for (const j of which) {
-        if (own[j - 1] !== undefined && heldValue(c.store, own[j - 1]!, c.now) !== undefined) {
-          c.store.delete(own[j - 1]!);
-          cleared.add(j);
-        }
-      }
-    }
     let held: TwinValue | undefined;
     try {
       held = c.store.get(key, TIERS_KIND, c.now);
@@ -523,15 +527,28 @@ export function twinTiersReset(c: TwinCall): number[] {
       if (!(err instanceof TwinStateError)) throw err;
       held = heldValue(c.store, key, c.now);
     }
+    // The key is read (and refused) before anything of it changes, as the Lua's GET and split.
+    const kind = held === undefined ? undefined : (held as { kind: string }).kind;
+    if (kind !== undefined && REDIS_TYPE[kind] !== 'string') throw faultError(c.script, key, new KeyFault(1, 1, c.script));
+    if (kind !== undefined && kind !== 'tiers' && count !== 1) throw faultError(c.script, key, new KeyFault(2, 1, c.script));
+    if (kind === 'tiers' && (held as unknown as TiersValue).states.length !== count) throw faultError(c.script, key, new KeyFault(2, 1, c.script));
+    // The named limits' own keys (a key per limit) go too: a reset is not undone by adopting them.
+    const own = adopt && ownKeys(key, adopt);
+    const cleared = new Set<number>();
+    if (own) {
+      for (const j of which) {
+        if (heldValue(c.store, own[j - 1]!, c.now) !== undefined) {
+          c.store.delete(own[j - 1]!);
+          cleared.add(j);
+        }
+      }
+    }
     if (held === undefined) {
       reset += cleared.size;
       continue;
     }
-    const kind = (held as { kind: string }).kind;
-    if (REDIS_TYPE[kind] !== 'string') throw faultError(c.script, key, new KeyFault(1, 1, c.script));
     if (kind !== 'tiers') {
       // Another script's string is one state (the Lua splits it into one field).
-      if (count !== 1) throw faultError(c.script, key, new KeyFault(2, 1, c.script));
       if (which.has(1)) {
         cleared.add(1);
         c.store.delete(key);
@@ -540,7 +557,6 @@ export function twinTiersReset(c: TwinCall): number[] {
       continue;
     }
     const v = held as unknown as TiersValue;
-    if (v.states.length !== count) throw faultError(c.script, key, new KeyFault(2, 1, c.script));
     let left = false;
     v.states.forEach((s, i) => {
       if (which.has(i + 1)) {
@@ -669,9 +685,9 @@ export function twinTiersSettle(c: TwinCall): number[] {
   const reply: number[] = [cancel ? SETTLE_STATUS.cancelled : SETTLE_STATUS.committed];
   try {
     // The key's states as they are (each read by its limit only when settled: rl_tiers_split).
-    const { had, raw: held0, adopted } = readRaw(c.store, key, count, c.now, c.script, adopt);
+    const { had, raw: held0, adopted, own } = readRaw(c.store, key, count, c.now, c.script, adopt);
     // Adopted states as a subject's key holds them (rl_tiers_adopted), each read when settled.
-    const raw = adopted ? held0.map((v, j) => (v === undefined ? undefined : adoptedState(v, items[j]!, j + 1, c.now))) : held0;
+    const raw = adopted ? adoptedStates(held0, items, own!, c.now) : held0;
     scratch.load([]);
     const on: TwinCall = { ...c, store: scratch };
     const next = raw.slice();

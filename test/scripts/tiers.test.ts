@@ -662,6 +662,64 @@ describe('tiers: bad input and foreign keys', () => {
     }
   });
 
+  it('adopt: a limit\'s own key holding what its algorithm cannot read fails the decision on that limit (the first, in order) and names that key; another Redis type there is left alone; a reset refused on its key deletes no own key (FCALL ≡ EVALSHA ≡ twin; a review found the twin blaming another limit and deleting first)', async () => {
+    const tag = `tiersadoptbad${run++}`;
+    const limits: Limit[] = [
+      { algo: 'gcra', limit: 5, periodMs: 60_000, burst: 5, offsetMs: 0 },
+      { algo: 'token_bucket', limit: 5, periodMs: 60_000, burst: 5, offsetMs: 0 },
+      { algo: 'quota', limit: 9, unit: 'day', offsetMs: 0 },
+    ];
+    const adopt = 'g+t+q';
+    const twin = new TwinClient({ clock: () => T0 });
+    const k = (side: string, s: string, name: string) => `rl:{${tag}${side}${s}}:${name}`;
+    const sides = ['fn', 'sha', 'twin'] as const;
+    const client = (side: (typeof sides)[number]) => (side === 'fn' ? lib.fn : side === 'sha' ? lib.sha : twin) as Client;
+    // s1: bad gcra and token_bucket own keys (the first is at fault); s2: a bad quota own key;
+    // s3: a hash where gcra's own key would be (left alone: read as full); s4: a hash as the subject's key.
+    for (const side of ['fn', 'sha'] as const) {
+      const c = client(side) as typeof lib.fn;
+      await c.set(k(side, 's1', 'g'), 'zz');
+      await c.set(k(side, 's1', 't'), 'zz');
+      await c.set(k(side, 's2', 'g'), `${T0 + 30_000}000000`);
+      await c.set(k(side, 's2', 'q'), 'zz');
+      await c.hset(k(side, 's3', 'g'), 'f', 'v');
+      await c.hset(k(side, 's4', adopt), 'f', 'v');
+      await c.set(k(side, 's4', 't'), '-1');
+    }
+    const put = (s: string, name: string, v: unknown) => twin.store.set(k('twin', s, name), v as TwinValue, Infinity);
+    const foreign = { kind: 'reservation', text: 'zz' };
+    put('s1', 'g', foreign);
+    put('s1', 't', foreign);
+    put('s2', 'g', { kind: 'gcra', tatMs: T0 + 30_000, tatNum: 0 });
+    put('s2', 'q', foreign);
+    put('s3', 'g', { kind: 'fair_tenants', total: 0, weights: new Map(), usage: new Map() });
+    put('s4', adopt, { kind: 'fair_tenants', total: 0, weights: new Map(), usage: new Map() });
+    put('s4', 't', { kind: 'token_bucket', tokens: 1, frac: 0, tsMs: T0 });
+    const argv = tiersArgv(limits, T0, [{}, {}, {}], adopt);
+    const replies = await Promise.all(sides.map((side) => call(client(side), b.tiersScript, ['s1', 's2', 's3'].map((s) => k(side, s, adopt)), argv)));
+    expect(replies[1]).toEqual(replies[0]);
+    expect(replies[2]).toEqual(replies[0]);
+    const part = (d: number) => replies[0]!.slice(1 + d * 12, 13 + d * 12);
+    expect(part(0)).toEqual([-1, 2, 0, 0, -1, 0, 0, 0, -1, 0, 0, 0]); // gcra's own key, the first at fault
+    expect(part(1)).toEqual([-1, 0, 0, 0, -1, 0, 0, 0, -1, 2, 0, 0]); // quota's
+    expect(part(2).filter((_, i) => i % 4 === 0)).toEqual([1, 1, 1]); // the hash: full, and left there
+    for (const side of ['fn', 'sha'] as const) {
+      const c = client(side) as typeof lib.fn;
+      expect(await c.exists(k(side, 's1', 'g'), k(side, 's1', 't'), k(side, 's2', 'g'), k(side, 's2', 'q'), k(side, 's3', 'g'))).toBe(5);
+    }
+    // A whole-call refusal names the own key at fault, as the Lua does.
+    const refund = [String(limits.length), specsOf(limits), String(T0), '', adopt, '1,1,1'];
+    const errors = await Promise.all(sides.map((side) => call(client(side), b.tiersRefundScript, [k(side, 's1', adopt)], refund).then(() => 'accepted', (e: unknown) => (e instanceof ScriptError ? e.redisMessage.replace(/ script: \S+, on @\S+\.$/, '') : String(e)))));
+    expect(errors[0]).toBe(`WRONGSTATE redlimit gcra: key ${k('fn', 's1', 'g')} does not hold gcra state`);
+    expect(errors[1]).toBe(errors[0]!.replace(`${tag}fn`, `${tag}sha`));
+    expect(errors[2]).toBe(errors[0]!.replace(`${tag}fn`, `${tag}twin`));
+    // tiers_reset of a key of another type: refused before any own key is deleted.
+    const resets = await Promise.all(sides.map((side) => call(client(side), b.tiersResetScript, [k(side, 's4', adopt)], ['3', '1,2,3', adopt]).then(() => 'accepted', (e: unknown) => (e instanceof ScriptError ? e.redisMessage.split(' ')[0] : String(e)))));
+    expect(resets).toEqual(['WRONGTYPE', 'WRONGTYPE', 'WRONGTYPE']);
+    expect(await lib.fn.exists(k('fn', 's4', 't'), k('sha', 's4', 't'))).toBe(2);
+    expect(twin.store.has(k('twin', 's4', 't'), T0)).toBe(true);
+  });
+
   it('a key holding another type or a value that is not these limits\' states fails its decision alone (-1, WRONGTYPE 1 / WRONGSTATE 2 on the limit at fault), nothing of it written; the twin alike', async () => {
     const tag = `tiersforeign${run++}`;
     const limits: Limit[] = [
