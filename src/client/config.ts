@@ -137,6 +137,9 @@ export interface RateLimiterOptions {
    * over; resets delete both. While processes of both layouts run at once (a rolling deploy from a
    * release before `auto`), each layout counts on its own keys: pin `layout: 'per-limit'` through
    * such a deploy if a subject must not get up to both layouts' budgets meanwhile, then drop it.
+   * Code that calls a limit's own script on its own key (`limitKey`, Python's `limit_key`)
+   * shares it only with a key per limit: beside a limiter of one key per subject it counts apart
+   * (and is taken over whenever the subject's key holds nothing); pin `per-limit` for that.
    * Changing the set of limits (adding, removing, renaming or reordering one) starts the counts
    * afresh under a new key; changing a limit's values keeps them. With one limit both layouts are
    * the same key.
