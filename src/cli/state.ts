@@ -160,7 +160,7 @@ async function resetSubjectKey(id: string, o: SubjectOptions & { name?: string[]
   for (const n of all) if (!LIMIT_NAME.test(n)) throw new CliError(`--subject-limits must be comma-separated limit names (letters, digits, _ and -, at most 64 each), got ${JSON.stringify(o.subjectLimits)}`, 2);
   if (new Set(all).size !== all.length) throw new CliError(`--subject-limits names a limit twice: ${JSON.stringify(o.subjectLimits)}`, 2);
   if (all.length > 16) throw new CliError(`--subject-limits: a subject's key holds at most 16 limits, got ${all.length}`, 2);
-  if (o.block) throw new CliError("--block: a limiter with layout 'subject' has no blocks (they need the default layout)", 2);
+  if (o.block) throw new CliError("--block: a limiter with one key per subject has no blocks (a limiter with blocks keeps a key per limit)", 2);
   if (o.scopedBy !== undefined) throw new CliError("--scoped-by: a limiter with layout 'subject' has no scoped limits", 2);
   const names = o.name ?? all;
   const positions = names.map((n) => {
@@ -187,7 +187,7 @@ async function resetSubjectKey(id: string, o: SubjectOptions & { name?: string[]
 
 /** Registers `peek`, `reset`, `inspect` and `top` on the program. */
 export function registerStateCommands(cli: Command): void {
-  subjectOptions(limitOptions(cli.command('peek <subject>').description("a subject's state under a limit, without consuming")), "the subject").action(
+  subjectOptions(limitOptions(cli.command('peek <subject>').description("a subject's state under a limit's own key (a key per limit), without consuming; a limiter of several limits in one key per subject (layout 'subject', the default 'auto' for such limits on a standalone server): redlimit inspect '<prefix>:{<id>}:m+h+d' decodes them")), "the subject").action(
     async (id: string, o: Parameters<typeof limitFrom>[0] & SubjectOptions & { prefix: string; url: string; cluster?: boolean; json?: boolean }) => {
       const limit = limitFrom(o);
       const subject = subjectFrom(id, o);
@@ -208,10 +208,10 @@ export function registerStateCommands(cli: Command): void {
   subjectOptions(
     cli
       .command('reset <subject>')
-      .description("put a subject back to full: deletes its state under the named limits (no limit options needed), and with --block lifts its block")
+      .description("put a subject back to full: deletes its state under the named limits' own keys (no limit options needed), and with --block lifts its block; a limiter of several limits in one key per subject (the default 'auto' for such limits on a standalone server) needs --subject-limits")
       .option('--name <name>', 'a limit name in the keys (repeatable)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
       .option('--block', "also lift the subject's block")
-      .option('--subject-limits <names>', "the limiter's layout is 'subject': every limit of the subject in one key, these names in the limiter's order, comma-separated (e.g. m,h,d); --name then picks which of them to reset (default: all)")
+      .option('--subject-limits <names>', "the limiter keeps every limit of a subject in one key (layout 'subject', or 'auto' with several gcra/token_bucket/window/quota limits on a standalone server): these names in the limiter's order, comma-separated (e.g. m,h,d); --name then picks which of them to reset (default: all; their own keys of a key per limit go too)")
       .option('--prefix <prefix>', 'key prefix', 'rl')
       .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
       .option('--cluster', 'the URL is a Redis Cluster node')
