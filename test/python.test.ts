@@ -978,15 +978,13 @@ describe.each(['sync', 'async'] as const)("layout 'subject' (%s): reserve → co
       expect((await py.refused({ op: 'reserve', limiter: 'S', subject: 'agent-x', cost: { tpm: -5 } })).message).toBe('redlimit fixed_window: cost.tpm must be between 0 and 1000000000, got -5');
       expect((await py.refused({ op: 'reserve', limiter: 'S', subject: 'agent-x', ttl_ms: 0 })).message).toBe('redlimit tiers_reserve: ttl_ms must be between 1 and 86400000, got 0');
       expect((await py.refused({ op: 'reserve', limiter: 'S', subject: 'agent-x', priority: 'batch' })).message).toBe('redlimit limiter: priority "batch" is not a class of this limiter: it has no priorities');
-      // A handle of the other layout: refused as the Node limiter of that layout refuses it (a
-      // per-limit handle on a subject limiter: a mismatch, before any round trip).
+      // A handle of a key per limit (settled on the subject's key: the upgrade test below) for
+      // another subject than the caller names: a mismatch, before any round trip.
       const perHandle = (await perLimit.reserve('agent-x', { cost: { tpm: 10 } })).handle!;
-      const other = await commit(perHandle, 1);
-      expect(other.message).toBe(await nodeRefusal(node.commit(perHandle, 1)));
+      const other = await commit(perHandle, 1, { subject: 'agent-y' });
       expect(other.type).toBe('ReservationError');
       expect(other.message).toMatch(/not made for these keys/);
-      expect((await py.refused({ op: 'cancel', limiter: 'S', handle: perHandle })).type).toBe('ReservationError');
-      await expect(node.cancel(perHandle)).rejects.toMatchObject({ status: 'mismatch' });
+      // A subject layout's handle on a per-limit limiter: refused as the Node limiter refuses it.
       const pySubjectHandle = (await py.call<PyDecision>({ op: 'reserve', limiter: 'S', subject: 'agent-x', cost: { tpm: 10 } })).handle;
       expect((await py.refused({ op: 'commit', limiter: 'P', handle: pySubjectHandle, actual: 1 })).message).toBe(await nodeRefusal(perLimit.commit(pySubjectHandle!, 1)));
       // settle reads a tiers_reserve record as a value that is not its state: WRONGSTATE on both sides
@@ -1269,6 +1267,44 @@ describe.each(['sync', 'async'] as const)("layout 'auto' (%s): the upgrade from 
     });
     await node.close();
     await alone.close();
+  });
+
+  it("a reservation a per-limit Limiter made (in flight across the upgrade) is committed or cancelled by a default Limiter (or Node's) on the subject's key, which takes the own keys over; another subject's handle: a mismatch before any round trip", async () => {
+    const prefix = uniquePrefix(`adopt-rsv-${mode}`).slice(0, -1);
+    const node = createRateLimiter({ redis, prefix, limits: [...TIER_LIMITS], denyCache: false, ...UNHURRIED });
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'Old', prefix, layout: 'per-limit', limits: PY_TIER_LIMITS });
+      await py.call({ op: 'limiter', id: 'New', prefix, limits: PY_TIER_LIMITS });
+      const ownKeys = (id: string) => TIER_LIMITS.map((l) => limitKey(prefix, resolveSubject(id), l.name, null));
+      const oneKey = (id: string) => subjectKey(prefix, resolveSubject(id), 'm+h+tok+d+tb');
+      const stored = async (id: string) => (await redis.keys(`${prefix}:{${id}}:*`)).sort();
+      const remaining = async (id: string) => (await node.peek(id)).limits.map((l) => l.remaining);
+
+      // Commit above the estimate: the overage charged on the subject's key.
+      const r = await py.call<PyDecision>({ op: 'reserve', limiter: 'Old', subject: 'agent-p', cost: { tok: 1_000 } });
+      expect(parseHandle(r.handle!).keys).toEqual(ownKeys('agent-p'));
+      const committed = await py.call<PySettlement>({ op: 'commit', limiter: 'New', handle: r.handle, actual: { tok: 1_500 }, subject: 'agent-p' });
+      expect(committed.status).toBe('committed');
+      expect(committed.limits.map((l) => [l.name, l.remaining])).toEqual([['m', -1], ['h', -1], ['tok', 98_500], ['d', -1], ['tb', -1]]);
+      expect(await stored('agent-p')).toEqual([oneKey('agent-p'), parseHandle(r.handle!).recordKey].sort());
+      expect(await remaining('agent-p')).toEqual([5, 39, 98_500, 49_999, 6]);
+      expect((await py.call<PySettlement>({ op: 'cancel', limiter: 'New', handle: r.handle })).status).toBe('already-settled');
+
+      // Another subject's handle (the caller names agent-p): a mismatch, nothing changed; then cancelled.
+      const q = await py.call<PyDecision>({ op: 'reserve', limiter: 'Old', subject: 'agent-q', cost: { tok: 1_000 } });
+      expect(await py.refused({ op: 'commit', limiter: 'New', handle: q.handle, actual: 1, subject: 'agent-p' })).toMatchObject({ type: 'ReservationError', status: 'mismatch' });
+      expect(await stored('agent-q')).toEqual([...ownKeys('agent-q'), parseHandle(q.handle!).recordKey].sort());
+      expect((await py.call<PySettlement>({ op: 'cancel', limiter: 'New', handle: q.handle })).status).toBe('cancelled');
+      expect(await stored('agent-q')).toEqual([parseHandle(q.handle!).recordKey]);
+      expect(await remaining('agent-q')).toEqual([6, 40, 100_000, 50_000, 7]);
+
+      // Python's per-limit handle committed by Node's default limiter, below the estimate.
+      const n = await py.call<PyDecision>({ op: 'reserve', limiter: 'Old', subject: 'agent-n', cost: { tok: 1_000 } });
+      expect((await node.commit(n.handle!, { tok: 250 })).status).toBe('committed');
+      expect(await remaining('agent-n')).toEqual([5, 39, 99_750, 49_999, 6]);
+      expect(await stored('agent-n')).toEqual([oneKey('agent-n'), parseHandle(n.handle!).recordKey].sort());
+    });
+    await node.close();
   });
 
   it('a reset on the subject layout deletes the per-limit keys of the limits it names too', async () => {

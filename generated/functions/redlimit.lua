@@ -4066,13 +4066,31 @@ local held, deadline, body, periods = rl_rsv_read('tiers_settle', record_key, no
 if not held then return rl_reply(unsettled(RL_RSV_UNKNOWN)) end
 if held == 'tombstone' then return rl_reply(unsettled(RL_RSV_SETTLED)) end
 local split = string.find(body, '\n', 1, true)
-if not split or string.sub(body, split + 1) ~= rl_rsv_keys(KEYS) then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+if not split then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+local recorded = string.sub(body, split + 1)
+-- A record of other keys is settled here only when they are exactly this key's limits' own keys,
+-- in order (reserve's record, made with a key per limit before the upgrade).
+local adopting, own_record = nil, false
+if recorded ~= rl_rsv_keys(KEYS) then
+  adopting = rl_tiers_adopt('tiers_settle', adopt, count)
+  local own = adopting and rl_tiers_own_keys(key, adopting)
+  if not own then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+  local keys = { record_key }
+  for j = 1, #own do keys[j + 1] = own[j] end
+  if recorded ~= rl_rsv_keys(keys) then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+  own_record = true
+end
 local items = rl_rsv_parse_specs('tiers_settle', record_key, string.sub(body, 1, split - 1))
 if #items ~= count then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+if own_record then
+  for j = 1, count do
+    if not RL_TIERS_ALGOS[items[j].algo] then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+  end
+end
 if periods then rl_rsv_parse_periods('tiers_settle', record_key, periods, items) end
 
 local simulated = now_ms ~= nil
-local adopting = rl_tiers_adopt('tiers_settle', adopt, count)
+if not own_record then adopting = rl_tiers_adopt('tiers_settle', adopt, count) end
 local cancel = mode == 'cancel'
 local debt = overage == 'debt'
 
@@ -4215,4 +4233,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '46a9d9a0bafcca158b6b3266d580991cd005c59a' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return 'dc97e3224f4f3615347ba67138f43f457c570c16' end }

@@ -1,17 +1,23 @@
 --- @script tiers_settle
 --- @version 2
 --- @summary settle for a reservation tiers_reserve made on a subject's key (lib/tiers): commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once, exactly as settle does per limit (same statuses, same debt rules, a quota settled in the calendar period it was reserved in) — each limit's state in the one key.
---- @key record The reservation's key, as tiers_reserve was given it.
+--- @key record The reservation's key, as tiers_reserve (or, see below, reserve) was given it.
 --- @key state The subject's key, as tiers_reserve was given it.
 --- Status (the reply's first field) as settle's: 0 unknown, 1 committed, 2 cancelled, 3 already
---- settled, 4 mismatch (the record was made for another key, or for another number of limits).
+--- settled, 4 mismatch (the record was made for other keys, or for another number of limits).
+--- The upgrade from a key per limit: with `adopt`, a record reserve made on exactly this key's
+--- limits' own keys (the keys adopt names, in its order: a reservation of a key-per-limit limiter
+--- of the same limits, in flight across the upgrade) is settled here, as a record of tiers_reserve
+--- is: on the states in this key, or, when it holds nothing, on those adopted from the own keys
+--- (which are deleted when the key is written). Any other record (other keys, another order, a
+--- block key or a block item among them, no adopt) is a mismatch: nothing written.
 --- The key's expiry after a change: the longest of what the changed states need and what the key
 --- had left (the untouched states' needs, which a settle does not lengthen; PEXPIRETIME, Redis 7).
 --- Publishes the key on the channel redlimit:refund when a state changed, as settle does.
 --- @arg mode enum:commit|cancel required commit: settle at the actuals; cancel: give every estimate back (actuals ignored).
 --- @arg overage enum:debt|cap default=debt What an actual above its estimate does: debt (charge it, below empty if need be) or cap (charge at most what is left).
 --- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).
---- @arg adopt string optional maxlen=1040 The upgrade from a key per limit, as tiers takes it (a key of no value settles on its limits' own keys' states, moved into it when written). Empty: no adoption.
+--- @arg adopt string optional maxlen=1040 The upgrade from a key per limit, as tiers takes it (a key of no value settles on its limits' own keys' states, moved into it when written), and a record reserve made on those own keys is settled here (above). Empty: no adoption.
 --- @each actuals
 --- @group actual int optional 0..1000000000000000 Units this limit really used, one group per limit in specs order (RPM: 1, TPM: the tokens); empty: exactly its estimate (nothing to settle on it); cancel: any, e.g. 0.
 --- @return status int 0 unknown, 1 committed, 2 cancelled, 3 already settled, 4 mismatch.
@@ -863,6 +869,9 @@ end
 --- One GET and at most one SET per decision, whatever the number of limits: what a decision over
 --- minute, hour and day tiers of one subject costs Redis is mostly what one limit costs.
 
+--- The algorithms whose state is one string (the ones a subject's key can hold).
+local RL_TIERS_ALGOS = { gcra = true, token_bucket = true, fixed_window = true, sliding_window = true, quota = true }
+
 --- The pattern that splits a value of n states into its n fields, by n (built once each).
 local rl_tiers_patterns = {}
 
@@ -1288,13 +1297,31 @@ local held, deadline, body, periods = rl_rsv_read('tiers_settle', record_key, no
 if not held then return rl_reply(unsettled(RL_RSV_UNKNOWN)) end
 if held == 'tombstone' then return rl_reply(unsettled(RL_RSV_SETTLED)) end
 local split = string.find(body, '\n', 1, true)
-if not split or string.sub(body, split + 1) ~= rl_rsv_keys(KEYS) then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+if not split then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+local recorded = string.sub(body, split + 1)
+-- A record of other keys is settled here only when they are exactly this key's limits' own keys,
+-- in order (reserve's record, made with a key per limit before the upgrade).
+local adopting, own_record = nil, false
+if recorded ~= rl_rsv_keys(KEYS) then
+  adopting = rl_tiers_adopt('tiers_settle', adopt, count)
+  local own = adopting and rl_tiers_own_keys(key, adopting)
+  if not own then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+  local keys = { record_key }
+  for j = 1, #own do keys[j + 1] = own[j] end
+  if recorded ~= rl_rsv_keys(keys) then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+  own_record = true
+end
 local items = rl_rsv_parse_specs('tiers_settle', record_key, string.sub(body, 1, split - 1))
 if #items ~= count then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+if own_record then
+  for j = 1, count do
+    if not RL_TIERS_ALGOS[items[j].algo] then return rl_reply(unsettled(RL_RSV_MISMATCH)) end
+  end
+end
 if periods then rl_rsv_parse_periods('tiers_settle', record_key, periods, items) end
 
 local simulated = now_ms ~= nil
-local adopting = rl_tiers_adopt('tiers_settle', adopt, count)
+if not own_record then adopting = rl_tiers_adopt('tiers_settle', adopt, count) end
 local cancel = mode == 'cancel'
 local debt = overage == 'debt'
 

@@ -4585,14 +4585,14 @@ MANIFEST = json.loads(
     "    {\n"
     "      \"name\": \"tiers_settle\",\n"
     "      \"version\": 2,\n"
-    "      \"sha1\": \"e694e4da143c2f8371a72815a2d613f9c42c274c\",\n"
+    "      \"sha1\": \"ecdd92719b00b04d101cf69a0d60aa515d4cf4b6\",\n"
     "      \"file\": \"generated/lua/tiers_settle.lua\",\n"
     "      \"summary\": \"settle for a reservation tiers_reserve made on a subject's key (lib/tiers): commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once, exactly as settle does per limit (same statuses, same debt rules, a quota settled in the calendar period it was reserved in) \u2014 each limit's state in the one key.\",\n"
     "      \"readOnly\": false,\n"
     "      \"keys\": [\n"
     "        {\n"
     "          \"name\": \"record\",\n"
-    "          \"doc\": \"The reservation's key, as tiers_reserve was given it.\",\n"
+    "          \"doc\": \"The reservation's key, as tiers_reserve (or, see below, reserve) was given it.\",\n"
     "          \"variadic\": false\n"
     "        },\n"
     "        {\n"
@@ -4639,7 +4639,7 @@ MANIFEST = json.loads(
     "          \"required\": false,\n"
     "          \"default\": null,\n"
     "          \"maxLength\": 1040,\n"
-    "          \"doc\": \"The upgrade from a key per limit, as tiers takes it (a key of no value settles on its limits' own keys' states, moved into it when written). Empty: no adoption.\"\n"
+    "          \"doc\": \"The upgrade from a key per limit, as tiers takes it (a key of no value settles on its limits' own keys' states, moved into it when written), and a record reserve made on those own keys is settled here (above). Empty: no adoption.\"\n"
     "        }\n"
     "      ],\n"
     "      \"returns\": [\n"
@@ -30573,17 +30573,23 @@ _SOURCES = {
         "--- @script tiers_settle\n"
         "--- @version 2\n"
         "--- @summary settle for a reservation tiers_reserve made on a subject's key (lib/tiers): commit the actual use (give back what was over-estimated, charge what was under-estimated) or cancel (give everything back), once, exactly as settle does per limit (same statuses, same debt rules, a quota settled in the calendar period it was reserved in) \u2014 each limit's state in the one key.\n"
-        "--- @key record The reservation's key, as tiers_reserve was given it.\n"
+        "--- @key record The reservation's key, as tiers_reserve (or, see below, reserve) was given it.\n"
         "--- @key state The subject's key, as tiers_reserve was given it.\n"
         "--- Status (the reply's first field) as settle's: 0 unknown, 1 committed, 2 cancelled, 3 already\n"
-        "--- settled, 4 mismatch (the record was made for another key, or for another number of limits).\n"
+        "--- settled, 4 mismatch (the record was made for other keys, or for another number of limits).\n"
+        "--- The upgrade from a key per limit: with `adopt`, a record reserve made on exactly this key's\n"
+        "--- limits' own keys (the keys adopt names, in its order: a reservation of a key-per-limit limiter\n"
+        "--- of the same limits, in flight across the upgrade) is settled here, as a record of tiers_reserve\n"
+        "--- is: on the states in this key, or, when it holds nothing, on those adopted from the own keys\n"
+        "--- (which are deleted when the key is written). Any other record (other keys, another order, a\n"
+        "--- block key or a block item among them, no adopt) is a mismatch: nothing written.\n"
         "--- The key's expiry after a change: the longest of what the changed states need and what the key\n"
         "--- had left (the untouched states' needs, which a settle does not lengthen; PEXPIRETIME, Redis 7).\n"
         "--- Publishes the key on the channel redlimit:refund when a state changed, as settle does.\n"
         "--- @arg mode enum:commit|cancel required commit: settle at the actuals; cancel: give every estimate back (actuals ignored).\n"
         "--- @arg overage enum:debt|cap default=debt What an actual above its estimate does: debt (charge it, below empty if need be) or cap (charge at most what is left).\n"
         "--- @arg now_ms int optional 0..140737488355328 Clock override in ms; Redis TIME when omitted (pass '' to omit).\n"
-        "--- @arg adopt string optional maxlen=1040 The upgrade from a key per limit, as tiers takes it (a key of no value settles on its limits' own keys' states, moved into it when written). Empty: no adoption.\n"
+        "--- @arg adopt string optional maxlen=1040 The upgrade from a key per limit, as tiers takes it (a key of no value settles on its limits' own keys' states, moved into it when written), and a record reserve made on those own keys is settled here (above). Empty: no adoption.\n"
         "--- @each actuals\n"
         "--- @group actual int optional 0..1000000000000000 Units this limit really used, one group per limit in specs order (RPM: 1, TPM: the tokens); empty: exactly its estimate (nothing to settle on it); cancel: any, e.g. 0.\n"
         "--- @return status int 0 unknown, 1 committed, 2 cancelled, 3 already settled, 4 mismatch.\n"
@@ -31435,6 +31441,9 @@ _SOURCES = {
         "--- One GET and at most one SET per decision, whatever the number of limits: what a decision over\n"
         "--- minute, hour and day tiers of one subject costs Redis is mostly what one limit costs.\n"
         "\n"
+        "--- The algorithms whose state is one string (the ones a subject's key can hold).\n"
+        "local RL_TIERS_ALGOS = { gcra = true, token_bucket = true, fixed_window = true, sliding_window = true, quota = true }\n"
+        "\n"
         "--- The pattern that splits a value of n states into its n fields, by n (built once each).\n"
         "local rl_tiers_patterns = {}\n"
         "\n"
@@ -31860,13 +31869,31 @@ _SOURCES = {
         "if not held then return rl_reply(unsettled(RL_RSV_UNKNOWN)) end\n"
         "if held == 'tombstone' then return rl_reply(unsettled(RL_RSV_SETTLED)) end\n"
         "local split = string.find(body, '\\n', 1, true)\n"
-        "if not split or string.sub(body, split + 1) ~= rl_rsv_keys(KEYS) then return rl_reply(unsettled(RL_RSV_MISMATCH)) end\n"
+        "if not split then return rl_reply(unsettled(RL_RSV_MISMATCH)) end\n"
+        "local recorded = string.sub(body, split + 1)\n"
+        "-- A record of other keys is settled here only when they are exactly this key's limits' own keys,\n"
+        "-- in order (reserve's record, made with a key per limit before the upgrade).\n"
+        "local adopting, own_record = nil, false\n"
+        "if recorded ~= rl_rsv_keys(KEYS) then\n"
+        "  adopting = rl_tiers_adopt('tiers_settle', adopt, count)\n"
+        "  local own = adopting and rl_tiers_own_keys(key, adopting)\n"
+        "  if not own then return rl_reply(unsettled(RL_RSV_MISMATCH)) end\n"
+        "  local keys = { record_key }\n"
+        "  for j = 1, #own do keys[j + 1] = own[j] end\n"
+        "  if recorded ~= rl_rsv_keys(keys) then return rl_reply(unsettled(RL_RSV_MISMATCH)) end\n"
+        "  own_record = true\n"
+        "end\n"
         "local items = rl_rsv_parse_specs('tiers_settle', record_key, string.sub(body, 1, split - 1))\n"
         "if #items ~= count then return rl_reply(unsettled(RL_RSV_MISMATCH)) end\n"
+        "if own_record then\n"
+        "  for j = 1, count do\n"
+        "    if not RL_TIERS_ALGOS[items[j].algo] then return rl_reply(unsettled(RL_RSV_MISMATCH)) end\n"
+        "  end\n"
+        "end\n"
         "if periods then rl_rsv_parse_periods('tiers_settle', record_key, periods, items) end\n"
         "\n"
         "local simulated = now_ms ~= nil\n"
-        "local adopting = rl_tiers_adopt('tiers_settle', adopt, count)\n"
+        "if not own_record then adopting = rl_tiers_adopt('tiers_settle', adopt, count) end\n"
         "local cancel = mode == 'cancel'\n"
         "local debt = overage == 'debt'\n"
         "\n"
@@ -34798,6 +34825,33 @@ def _uses_subject_layout(layout, limits, blocks, cluster):
     return not cluster and not blocks and all(l.algo in _TIERS_ALGOS and l.scope in (None, "id") for l in limits)
 
 
+def _own_keys(key, adopt, names):
+    """The keys a subject's key's limits had with a key per limit (lib/tiers' rl_tiers_own_keys): the
+    key with its "}:<adopt>" segment (ending at ':' or the key's end) replaced by each limit's
+    name; None when the key does not name its limits so."""
+    seg = "}:" + adopt
+    i = key.find(seg)
+    if i < 0:
+        return None
+    e = i + len(seg)
+    if e < len(key) and key[e] != ":":
+        return None
+    return [key[: i + 2] + n + key[e:] for n in names]
+
+
+def _subject_of_own_key(key, name, adopt):
+    """The subject's key whose first limit's own key is `key` (its "}:<name>" segment, ending at ':'
+    or the key's end, replaced by adopt), or None."""
+    seg = "}:" + name
+    i = key.find(seg)
+    while i >= 0:
+        e = i + len(seg)
+        if e == len(key) or key[e] == ":":
+            return key[: i + 2] + adopt + key[e:]
+        i = key.find(seg, i + 1)
+    return None
+
+
 def _group_arg(script, name):
     """The manifest spec of a group field of a script over a list (None if it has no such field)."""
     each = script.spec.get("each")
@@ -35417,7 +35471,9 @@ class Limiter:
         an unknown, expired or mismatched handle raises ReservationError, a malformed or edited one
         InvalidArgument, before any round trip. subject: the subject the caller expects the handle
         to be for -- a handle of another subject (or another limiter) is a mismatch, refused before
-        any round trip."""
+        any round trip. With the subject layout, a handle of a key per limit (made by a limiter of
+        the same limits with layout "per-limit", or before the upgrade) is settled on the subject's
+        key, which takes its limits' own keys over (tiers_settle with adopt), as Node's."""
         if _is_int(actual):
             actuals = [actual] * len(self.limits)
         elif isinstance(actual, Mapping):
@@ -35433,13 +35489,28 @@ class Limiter:
         """Give a reservation back whole (once, as commit)."""
         return self._settle(handle, "cancel", None, "debt", subject)
 
+    def _tiers_settle_key(self, h, handle, subject):
+        """The subject's key tiers_settle settles a handle on (as Node's settleCall): the handle's one
+        key, or -- a handle of a key per limit, made before the upgrade -- the subject key whose
+        limits' own keys (tiers_settle's adopt rule) are exactly the handle's keys, in order.
+        Anything else is a mismatch, before any round trip."""
+        expected = self.keys(subject)[0] if subject is not None else None
+        if len(h.keys) == 1:
+            if expected is not None and expected != h.keys[0]:
+                raise ReservationError("mismatch", handle)
+            return h.keys[0]
+        names = [l.name for l in self.limits]
+        key = expected if expected is not None else _subject_of_own_key(h.keys[0], names[0], self._adopt)
+        if len(h.keys) != len(names) or key is None or _own_keys(key, self._adopt, names) != h.keys:
+            raise ReservationError("mismatch", handle)
+        return key
+
     def _settle(self, handle, mode, actuals, overage, subject):
         h = parse_handle(handle)
-        if subject is not None and self.keys(subject) != h.keys:
-            raise ReservationError("mismatch", handle)
-        # A handle of the subject layout names the subject's one key: one of more keys (a key per
-        # limit) was made by a limiter of the other layout.
-        if self._tiers and len(h.keys) != 1:
+        keys = h.keys
+        if self._tiers:
+            keys = [self._tiers_settle_key(h, handle, subject)]
+        elif subject is not None and self.keys(subject) != h.keys:
             raise ReservationError("mismatch", handle)
         # The subject layout: tiers_settle, an actual per limit of the handle's one key; else settle,
         # one per key of the handle (a block key gets 0).
@@ -35465,7 +35536,7 @@ class Limiter:
             return Settlement(status, [SettledLimit(**x, name=names[i] if i < len(names) else "block") for i, x in enumerate(each)])
 
         adopt = {"adopt": self._adopt} if self._tiers else {}
-        return _then(script(self.client, [h.record_key, *h.keys], items=items, mode=mode, overage=overage, **adopt), settled)
+        return _then(script(self.client, [h.record_key, *keys], items=items, mode=mode, overage=overage, **adopt), settled)
 
 
 # --- Fair share (hand-written: what src/client/fair-share.ts does around the fair_share script) --

@@ -3,6 +3,7 @@ import * as b from '../../generated/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import { enumArg, intArg, sameSlot, type ScriptDef } from '../runtime/index.js';
 import type { ArgValues } from '../twin/args.js';
+import { ownKeys } from '../twin/tiers.js';
 import type { LimitPlan } from './plan.js';
 
 /**
@@ -225,7 +226,7 @@ export interface SettleOptions {
   nowMs?: string;
   /** Layout 'subject': the limiter's number of limits, all in the handle's one key (tiers_settle). */
   tiersCount?: number;
-  /** Layout 'subject': tiers_settle's adopt (the limit names as the key names them). */
+  /** Layout 'subject': tiers_settle's adopt (the limit names as the key names them); a handle of the limits' own keys is settled on the subject's key by it. */
   tiersAdopt?: string;
 }
 
@@ -239,12 +240,8 @@ export function settleCall(handle: string, mode: 'commit' | 'cancel', actuals: r
   const def = tiers ? b.tiersSettleScript : b.settleScript;
   // Actuals per limit: one per key of the handle, or (tiers_settle) per limit of its one key.
   const n = tiers ? options.tiersCount! : r.keys.length;
-  if (options.expectKeys && (options.expectKeys.length !== r.keys.length || options.expectKeys.some((k, i) => k !== r.keys[i]))) {
-    throw new ReservationError('mismatch', handle);
-  }
-  // A handle of layout 'subject' names the subject's one key: a handle of more keys (a key per
-  // limit) was made by a limiter of the other layout.
-  if (tiers && r.keys.length !== 1) throw new ReservationError('mismatch', handle);
+  const keys = tiers ? [tiersSettleKey(r, handle, options)] : r.keys;
+  if (!tiers && options.expectKeys && !sameKeys(options.expectKeys, r.keys)) throw new ReservationError('mismatch', handle);
   const argv = [enumArg(def.name, def.args[0]!, mode, 'mode'), enumArg(def.name, def.args[1]!, options.overage ?? 'debt', 'overage'), options.nowMs ?? ''];
   if (tiers) argv.push(options.tiersAdopt ?? '');
   const spec = def.each!.args[0]!;
@@ -254,7 +251,43 @@ export function settleCall(handle: string, mode: 'commit' | 'cancel', actuals: r
     // A limit with no actual keeps its estimate ('' : nothing to settle on it, e.g. RPM beside TPM).
     for (let i = 0; i < n; i++) argv.push(i < actuals.length && actuals[i] !== undefined ? intArg(def.name, spec, actuals[i]!, `actual[${i}]`) : '');
   } else for (let i = 0; i < n; i++) argv.push('0');
-  return { def, keys: [r.recordKey, ...r.keys], argv, reservation: r };
+  return { def, keys: [r.recordKey, ...keys], argv, reservation: r };
+}
+
+const sameKeys = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((k, i) => k === b[i]);
+
+/**
+ * Layout 'subject': the subject's key tiers_settle settles a handle on. A handle of that layout
+ * names it; a handle of a key per limit (reserve's, made before the upgrade) is settled there
+ * when its keys are exactly that key's limits' own keys, in order (tiers_settle's adopt rule,
+ * twin/tiers.ts ownKeys): the key is the first one's with its limit's name, right after the hash
+ * tag's "}:", replaced by adopt. Any other handle (another subject, other limits, a block key) is
+ * a mismatch, before any round trip.
+ */
+function tiersSettleKey(r: Reservation, handle: string, options: SettleOptions): string {
+  const expected = options.expectKeys;
+  if (expected && expected.length !== 1) throw new ReservationError('mismatch', handle);
+  if (r.keys.length === 1) {
+    if (expected && expected[0] !== r.keys[0]) throw new ReservationError('mismatch', handle);
+    return r.keys[0]!;
+  }
+  const adopt = options.tiersAdopt;
+  if (!adopt || r.keys.length !== options.tiersCount) throw new ReservationError('mismatch', handle);
+  const names = adopt.split('+');
+  const key = expected?.[0] ?? subjectOfOwnKey(r.keys[0]!, names[0]!, adopt);
+  const own = key === undefined ? undefined : ownKeys(key, { seg: `}:${adopt}`, names });
+  if (!own || !sameKeys(own, r.keys)) throw new ReservationError('mismatch', handle);
+  return key!;
+}
+
+/** The subject's key whose first limit's own key is `key` (its `}:<name>` segment, ending at ':' or the key's end, replaced by adopt). */
+function subjectOfOwnKey(key: string, name: string, adopt: string): string | undefined {
+  const seg = `}:${name}`;
+  for (let i = key.indexOf(seg); i >= 0; i = key.indexOf(seg, i + 1)) {
+    const e = i + seg.length;
+    if (e === key.length || key[e] === ':') return `${key.slice(0, i + 2)}${adopt}${key.slice(e)}`;
+  }
+  return undefined;
 }
 
 export interface SettleOutcome {

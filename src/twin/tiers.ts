@@ -22,7 +22,7 @@ import * as a from './algorithms.js';
 import { expiresAt } from './eval.js';
 import type { ArgValues } from './args.js';
 import type { TwinCall } from './scripts.js';
-import { parseMultiBatchSpecs, tiersList } from '../runtime/checks.js';
+import { parseMultiBatchSpecs, tiersList, TIERS_ALGOS } from '../runtime/checks.js';
 import { ALGO_KIND, KIND_REDIS_TYPE, MemoryStore, TwinStateError, type TwinValue } from './store.js';
 import { decodeState, toTwinValue, GCRA_MAX_PACKED_MS, type AlgoName } from './state.js';
 import { tokenBucketStateValue } from './token-bucket.js';
@@ -658,7 +658,8 @@ export function twinTiersReserve(c: TwinCall, deps: TiersDeps): number[] {
 /**
  * tiers_settle: settle's statuses and rules (reservation.ts' charges and give-backs) on each
  * limit's state in the subject's one key; the key written once, expiring with the longest of
- * what the changed states need and what it had left; then the tombstone.
+ * what the changed states need and what it had left; then the tombstone. With adopt, also a
+ * record reserve made on the key's limits' own keys (the upgrade from a key per limit).
  */
 export function twinTiersSettle(c: TwinCall): number[] {
   const recordKey = c.keys[0]!;
@@ -674,11 +675,23 @@ export function twinTiersSettle(c: TwinCall): number[] {
   if (!held) return unsettled(SETTLE_STATUS.unknown);
   if (held.kind === 'tombstone') return unsettled(SETTLE_STATUS.settled);
   const split = held.rest.indexOf('\n');
-  if (split < 0 || held.rest.slice(split + 1) !== rsv.canonKeys(c.keys)) return unsettled(SETTLE_STATUS.mismatch);
+  if (split < 0) return unsettled(SETTLE_STATUS.mismatch);
+  const recorded = held.rest.slice(split + 1);
+  // A record of other keys is settled here only when they are exactly this key's limits' own
+  // keys, in order (reserve's record, made with a key per limit before the upgrade).
+  let adopt: Adopt | undefined;
+  let ownRecord = false;
+  if (recorded !== rsv.canonKeys(c.keys)) {
+    adopt = adoptOf(c, count);
+    const own = adopt && ownKeys(key, adopt);
+    if (!own || recorded !== rsv.canonKeys([recordKey, ...own])) return unsettled(SETTLE_STATUS.mismatch);
+    ownRecord = true;
+  }
   const items = rsv.parseSpecs(c.script, recordKey, held.rest.slice(0, split));
   if (items.length !== count) return unsettled(SETTLE_STATUS.mismatch);
+  if (ownRecord && items.some((it) => !TIERS_ALGOS.has(it.algo as string))) return unsettled(SETTLE_STATUS.mismatch);
   if (held.periods !== undefined) rsv.parsePeriods(c.script, recordKey, held.periods, items);
-  const adopt = adoptOf(c, count);
+  if (!ownRecord) adopt = adoptOf(c, count);
 
   const cancel = c.args.mode === 'cancel';
   const debt = c.args.overage !== 'cap';

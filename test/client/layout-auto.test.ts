@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { createPolicyLimiter, createRateLimiter, InvalidConfigError, type LimitSpec, type RateLimiter } from '../../src/index.js';
+import { createPolicyLimiter, createRateLimiter, InvalidConfigError, ReservationError, type LimitSpec, type RateLimiter } from '../../src/index.js';
+import { encodeHandle, newReservation, parseHandle, settleCall } from '../../src/client/reservations.js';
 import { ioredis, uniquePrefix } from '../support/redis.js';
 
 // The default layout ('auto') keeps every limit of a subject in one key where the tiers scripts
@@ -129,5 +130,70 @@ describe("layout 'auto' (the default)", () => {
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.some((k) => k.includes('+'))).toBe(false);
     await pl.close();
+  });
+
+  it("a reservation made with a key per limit (in flight across the upgrade) is committed or cancelled by the default limiter, on the subject's key; a handle of other keys is a mismatch before any round trip", async () => {
+    const prefix = uniquePrefix('auto-settle');
+    const before = make(prefix, { layout: 'per-limit' });
+    const after = make(prefix);
+    const own = (id: string) => names.map((n) => `${prefix}:{${id}}:${n}`);
+    const subjectKey = (id: string) => `${prefix}:{${id}}:${names.join('+')}`;
+
+    // Commit above the estimate: the overage is charged (debt), on the subject's key that took the own keys over.
+    const ann = await before.reserve('ann', { cost: 10 });
+    expect(ann.handle).not.toBeNull();
+    expect(parseHandle(ann.handle).keys).toEqual(own('ann'));
+    const committed = await after.commit(ann.handle!, 15);
+    expect(committed.status).toBe('committed');
+    expect(left(committed)).toEqual({ m: 85, h: 85, f: 85, t: 985, d: 985 });
+    expect(await redis.exists(...own('ann'))).toBe(0);
+    expect(await redis.exists(subjectKey('ann'))).toBe(1);
+    expect(left(await after.peek('ann'))).toEqual({ m: 85, h: 85, f: 85, t: 985, d: 985 });
+    // Once: the second settle hears so.
+    expect((await after.cancel(ann.handle!)).status).toBe('already-settled');
+    expect((await before.commit(ann.handle!, 1)).status).toBe('already-settled');
+
+    // Cancel: every estimate back; the subject's key already holding states (taken over by a decision first).
+    const bob = await before.reserve('bob', { cost: 10 });
+    await before.limit('bob', { cost: 2 });
+    expect(left(await after.limit('bob'))).toEqual({ m: 87, h: 87, f: 87, t: 987, d: 987 });
+    expect(await redis.exists(...own('bob'))).toBe(0);
+    const cancelled = await after.cancel(bob.handle!);
+    expect(cancelled.status).toBe('cancelled');
+    expect(left(cancelled)).toEqual({ m: 97, h: 97, f: 97, t: 997, d: 997 });
+    expect(left(await after.peek('bob'))).toEqual({ m: 97, h: 97, f: 97, t: 997, d: 997 });
+
+    // Handles of other keys: refused before any round trip (each record stays as it was).
+    const cy = await before.reserve('cy', { cost: 10 });
+    const record = parseHandle(cy.handle).recordKey;
+    const held = await redis.get(record);
+    // For another subject (the caller expects ann's key).
+    expect(() => settleCall(cy.handle!, 'commit', [1], { tiersCount: names.length, tiersAdopt: names.join('+'), expectKeys: [subjectKey('ann')] })).toThrow(ReservationError);
+    // Keys of two subjects (one tag), another order, a block key beside them, another limiter's limits.
+    const tagged = (id: string) => names.map((n) => `${prefix}:{team}:${n}:${id}`);
+    const forged = [
+      [...tagged('cy').slice(0, 2), ...tagged('dee').slice(2)],
+      [...own('cy')].reverse(),
+      [...own('cy'), `${prefix}:{cy}:!block:cy`],
+      own('cy').slice(0, 2),
+    ];
+    for (const keys of forged) {
+      const err = await after.commit(encodeHandle(newReservation(keys)), 1).then(() => null, (e: unknown) => e);
+      expect(err, keys.join(' ')).toBeInstanceOf(ReservationError);
+      expect((err as ReservationError).status).toBe('mismatch');
+    }
+    const blocked = make(prefix, { layout: 'per-limit', blocks: true });
+    const withBlock = await blocked.reserve('dee', { cost: 1 });
+    expect(parseHandle(withBlock.handle).keys).toHaveLength(names.length + 1);
+    const err = await after.cancel(withBlock.handle!).then(() => null, (e: unknown) => e);
+    expect((err as ReservationError).status).toBe('mismatch');
+    expect(await redis.get(record)).toBe(held);
+    expect(await redis.exists(...own('cy'))).toBe(names.length);
+    // The right limiter still settles cy's (below the estimate: the difference given back).
+    const ok = await after.commit(cy.handle!, 4);
+    expect(left(ok)).toEqual({ m: 96, h: 96, f: 96, t: 996, d: 996 });
+    await blocked.close();
+    await before.close();
+    await after.close();
   });
 });

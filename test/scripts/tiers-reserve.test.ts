@@ -496,3 +496,217 @@ describe('tiers_settle: the key\'s expiry covers every state', () => {
     }
   });
 });
+
+describe('tiers_settle with adopt: a reservation made with a key per limit (reserve\'s record on the limits\' own keys), in flight across the upgrade', () => {
+  const NAMES = ['l0', 'l1', 'l2'];
+  const cost = fc.oneof({ weight: 12, arbitrary: fc.integer({ min: 0, max: 2 }) }, { weight: 2, arbitrary: fc.integer({ min: 3, max: 6 }) }, { weight: 1, arbitrary: fc.constant(1000) });
+  const step = fc.oneof({ weight: 2, arbitrary: fc.constant(0) }, { weight: 4, arbitrary: fc.integer({ min: 1, max: 3000 }) }, { weight: 1, arbitrary: fc.integer({ min: 3000, max: 400_000 }) });
+  const upgradeArb = fc.array(limitArb, { minLength: 2, maxLength: 3 }).chain((limits) => {
+    const n = limits.length;
+    const costs = fc.array(cost, { minLength: n, maxLength: n });
+    return fc.record({
+      limits: fc.constant(limits),
+      /** rl:{id}:l0+l1 (own keys rl:{id}:l0, ...) or rl:{t}:l0+l1:alice (own keys rl:{t}:l0:alice, ...). */
+      tagged: fc.boolean(),
+      start: fc.integer({ min: 0, max: DAY - 1 }),
+      /** Start this many ms before the first quota's period ends (a reservation that lives across it). */
+      nearEnd: fc.option(fc.integer({ min: 1, max: 3_600_000 }), { nil: undefined }),
+      /** Decisions on the own keys before the reservation (multi). */
+      history: fc.array(fc.record({ advance: step, costs: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: n, maxLength: n }) }), { maxLength: 3 }),
+      estimate: costs,
+      ttl: fc.constantFrom(60_000, 3_600_000, DAY, DAY),
+      /** A decision between reserve and settle: on the subject's key (tiers, adopting: the key then holds the states) or none (the own keys still do). */
+      between: fc.option(fc.record({ advance: step, costs: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: n, maxLength: n }) }), { nil: undefined, freq: 2 }),
+      advance: fc.oneof(
+        { weight: 4, arbitrary: step },
+        { weight: 1, arbitrary: fc.integer({ min: 400_000, max: 3 * DAY }) },
+        { weight: 2, arbitrary: fc.integer({ min: -1500, max: 1500 }).map((d) => ({ periodEnd: d })) },
+      ),
+      mode: fc.constantFrom<'commit' | 'cancel'>('commit', 'commit', 'commit', 'cancel'),
+      overage: fc.constantFrom<'debt' | 'cap'>('debt', 'cap'),
+      actuals: fc.array(fc.record({ how: fc.constantFrom<How>('empty', 'equal', 'below', 'above', 'above', 'zero'), by: fc.integer({ min: 1, max: 6 }) }), { minLength: n, maxLength: n }),
+      after: fc.integer({ min: 0, max: 5000 }),
+    });
+  });
+
+  it('reserve on the own keys, then tiers_settle on the subject\'s key (commit above / below / at the estimate, empty, debt / cap, cancel, a quota across its period end, the key holding the states or not): FCALL ≡ EVALSHA ≡ twin (replies, the subject key, own keys deleted alike, the tombstone), and ≡ settle on the own keys (the old limiter) followed by adoption (the same reply, and the same counts read after)', async () => {
+    await fc.assert(
+      fc.asyncProperty(upgradeArb, async (u) => {
+        const { limits } = u;
+        const names = NAMES.slice(0, limits.length);
+        const adopt = names.join('+');
+        const tag = `tru${run++}`;
+        let now = T0 + u.start;
+        if (u.nearEnd !== undefined) now = advanced(now, limits, { periodEnd: 0 }) - u.nearEnd;
+        const twin = new TwinClient({ clock: () => now });
+        const twinRef = new TwinClient({ clock: () => now });
+        // One letter per world in the hash tag (own keys sit right after it): 'f' FCALL and the
+        // twin, 's' EVALSHA (the subject's key); 'm' the old limiter's world (a key per limit,
+        // settled there: EVALSHA and its own twin, whose expiries Redis follows).
+        const keysOf = (L: string) => {
+          const t = `${tag}${L}`;
+          const subject = u.tagged ? `rl:{${t}}:${adopt}:alice` : `rl:{${t}}:${adopt}`;
+          const own = names.map((n) => (u.tagged ? `rl:{${t}}:${n}:alice` : `rl:{${t}}:${n}`));
+          const rec = `rl:{${t}}:!rsv:r1`;
+          return { subject, own, rec, all: [subject, ...own, rec] };
+        };
+        const subjectSides: [Client, string][] = [
+          [lib.fn, 'f'],
+          [lib.sha, 's'],
+          [twin, 'f'],
+        ];
+        const refSides: [Client, string][] = [
+          [lib.sha, 'm'],
+          [twinRef, 'm'],
+        ];
+        // Redis' clock is real time, the scripts' is now_ms: Redis' keys follow their twin's
+        // expiries on the test's clock (deleted when gone there; SLACK ms more, never less).
+        const sync = async () => {
+          for (const [c, L, t, tl] of [
+            [lib.fn, 'f', twin, 'f'],
+            [lib.sha, 's', twin, 'f'],
+            [lib.sha, 'm', twinRef, 'm'],
+          ] as const) {
+            const rk = keysOf(L).all;
+            const tk = keysOf(tl).all;
+            for (let i = 0; i < rk.length; i++) {
+              const left = twinPttl(t.store, tk[i]!, now);
+              if (left === -2) await c.del(rk[i]!);
+              else if (left >= 0 && (await c.exists(rk[i]!)) === 1) await c.pexpire(rk[i]!, left + SLACK);
+            }
+          }
+        };
+        const all = (sides: [Client, string][], f: (c: Client, k: ReturnType<typeof keysOf>) => Promise<number[]>) => Promise.all(sides.map(([c, L]) => outcome(f(c, keysOf(L)))));
+        const multiArgv = (costs: readonly number[]) => [String(now), tzOf(limits), ...limits.flatMap((l, j) => multiGroup(l, costs[j]!, undefined))];
+        const same = (replies: (number[] | string)[], what: string) => {
+          for (const r of replies.slice(1)) expect(r, what).toEqual(replies[0]);
+          return replies[0]!;
+        };
+
+        // The old limiter's decisions and reservation: the same in both worlds.
+        for (const h of u.history) {
+          now += h.advance;
+          await sync();
+          same(await all([...subjectSides, ...refSides], (c, k) => call(c, b.multiScript, k.own, multiArgv(h.costs))), 'multi');
+        }
+        await sync();
+        const reservedAt = now;
+        const reserved = same(await all([...subjectSides, ...refSides], (c, k) => call(c, b.reserveScript, [k.rec, ...k.own], reserveArgv(limits, u.ttl, now, u.estimate))), 'reserve');
+        if (u.between) {
+          // The new limiter decides on the subject's key (it adopts the own keys); the old one's world: multi.
+          now += u.between.advance;
+          await sync();
+          const argv = tiersArgv(limits, now, u.between.costs);
+          argv[4] = adopt;
+          const got = same(await all(subjectSides, (c, k) => call(c, b.tiersScript, [k.subject], argv)), 'tiers');
+          const want = same(await all(refSides, (c, k) => call(c, b.multiScript, k.own, multiArgv(u.between!.costs))), 'multi');
+          expect(got).toEqual([now, ...(want as number[]).slice(3)]);
+        }
+
+        now = advanced(now, limits, u.advance);
+        await sync();
+        const actuals = u.mode === 'cancel' ? limits.map(() => 0) : u.estimate.map((x, j) => actualOf(u.actuals[j]!, x));
+        const held = await lib.fn.exists(keysOf('f').subject);
+        const argv = tiersSettleArgv(u.mode, u.overage, now, actuals);
+        argv[3] = adopt;
+        const settled = same(await all(subjectSides, (c, k) => call(c, b.tiersSettleScript, [k.rec, k.subject], argv)), 'tiers_settle');
+        const old = same(await all(refSides, (c, k) => call(c, b.settleScript, [k.rec, ...k.own], settleArgv(u.mode, u.overage, now, actuals))), 'settle');
+        expect(settled, 'tiers_settle ≡ settle on the own keys').toEqual(old);
+        // A live reservation of the own keys is settled on the subject's key (not a mismatch).
+        if ((reserved as number[])[0] === 1 && now <= reservedAt + u.ttl) expect((settled as number[])[0]).toBe(u.mode === 'cancel' ? 2 : 1);
+
+        // The subject's key and the own keys: alike on every side; what was written took the
+        // own keys over (deleted).
+        const f = keysOf('f');
+        const s = keysOf('s');
+        if (twinPttl(twin.store, f.subject, now) === -2) {
+          // The twin dropped the key (no state with time left); Redis, whose PTTLs ran SLACK ms
+          // behind, may keep it: then with at most SLACK ms of need left.
+          for (const [c, k] of [[lib.fn, f.subject], [lib.sha, s.subject]] as const) {
+            if ((await c.exists(k)) === 1) {
+              expect(await c.pttl(k)).toBeLessThanOrEqual(GRACE + SLACK);
+              await c.del(k);
+            }
+          }
+        }
+        expect(await lib.sha.get(s.subject)).toEqual(await lib.fn.get(f.subject));
+        expect(twinString(twin, f.subject, now)).toEqual(await lib.fn.get(f.subject));
+        const ownLeft = async (c: typeof lib.fn, k: ReturnType<typeof keysOf>) => Promise.all(k.own.map(async (x) => (await c.exists(x)) === 1));
+        expect(await ownLeft(lib.sha, s)).toEqual(await ownLeft(lib.fn, f));
+        expect(f.own.map((x) => twinPttl(twin.store, x, now) !== -2)).toEqual(await ownLeft(lib.fn, f));
+        const wrote = Array.isArray(settled) && (settled[0] === 1 || settled[0] === 2) && settled.slice(1).some((x) => x !== -1);
+        if (wrote && held === 0) expect(await ownLeft(lib.fn, f)).toEqual(names.map(() => false));
+        // The record: its tombstone (or what it was) alike.
+        expect((await lib.sha.get(s.rec))?.split(`{${tag}s}`).join(`{${tag}f}`) ?? null).toEqual(await lib.fn.get(f.rec));
+        expect(twinRecord(twin, f.rec, now)).toEqual(await lib.fn.get(f.rec));
+
+        // Read later through the subject's key (adopting in the old world, where the own keys hold the states): the same counts.
+        now += u.after;
+        await sync();
+        const peekArgv = tiersArgv(limits, now, undefined);
+        peekArgv[4] = adopt;
+        const peeks = await all([...subjectSides, ...refSides], (c, k) => call(c, b.tiersPeekScript, [k.subject], peekArgv));
+        same(peeks, 'tiers_peek after');
+      }),
+      { numRuns: Number(process.env.TIERS_RSV_RUNS ?? 400) },
+    );
+  });
+
+  it('with adopt, a record of other keys stays a mismatch (status 4, -1 per limit, nothing written): another subject\'s own keys, another order, one limit of them, a block key beside them, a block item on them, other limits\' names; without adopt its own keys\' record too; then the right call settles it (FCALL ≡ EVALSHA ≡ twin)', async () => {
+    // Both gcra: a record of the own keys in the other order takes the same kind of state.
+    const limits: Limit[] = [
+      { algo: 'gcra', limit: 5, periodMs: 60_000, burst: 10, offsetMs: 0 },
+      { algo: 'gcra', limit: 100, periodMs: 3_600_000, burst: 100, offsetMs: 0 },
+    ];
+    const tag = `trum${run++}`;
+    const twin = new TwinClient({ clock: () => T0 });
+    const out: unknown[] = [];
+    for (const [c, L] of [[lib.fn, 'f'], [lib.sha, 's'], [twin, 't']] as [Client, string][]) {
+      const k = (rest: string, who = 'a') => `rl:{${tag}${L}${who}}:${rest}`;
+      const get = (key: string) => (c === twin ? twinString(twin, key, T0) : (c as typeof lib.fn).get(key));
+      const gq = [...multiGroup(limits[0]!, 1, undefined).slice(0, 8), ...multiGroup(limits[1]!, 1, undefined).slice(0, 8)];
+      const reserve = async (rec: string, keys: string[], groups: string[]) => expect((await call(c, b.reserveScript, [rec, ...keys], [String(60_000), String(T0), '', ...groups]))[0]).toBe(1);
+      // Reservations of a key per limit, each with one thing other than subject a's own keys.
+      // (The block item first: h holds no gcra state yet.)
+      await reserve(k('!rsv:blockitem'), [k('m'), k('h')], [...gq.slice(0, 8), 'block', '', '', '', '', '', '', '']); // a block item on h
+      await reserve(k('!rsv:other', 'b'), [k('m', 'b'), k('h', 'b')], gq); // subject b's
+      await reserve(k('!rsv:order'), [k('h'), k('m')], gq); // another order
+      await reserve(k('!rsv:one'), [k('m')], gq.slice(0, 8)); // one limit of them
+      await reserve(k('!rsv:blockkey'), [k('m'), k('h'), k('!block:a')], [...gq, 'block', '', '', '', '', '', '', '']); // with blocks
+      await reserve(k('!rsv:names'), [k('x'), k('y')], gq); // other limits' names
+      await reserve(k('!rsv:good'), [k('m'), k('h')], gq);
+      const keys = [k('m+h'), k('m'), k('h'), k('m+h', 'b'), k('m', 'b'), k('h', 'b')];
+      const before = await Promise.all(keys.map(get));
+      const settle = (rid: string, subject: string, adopt: string) => {
+        const argv = tiersSettleArgv('commit', 'debt', T0 + 1000, [9, 9]);
+        argv[3] = adopt;
+        return call(c, b.tiersSettleScript, [k(`!rsv:${rid}`, subject.includes(`${L}b}`) ? 'b' : 'a'), subject], argv);
+      };
+      const replies = [
+        await settle('order', k('m+h'), 'm+h'),
+        await settle('one', k('m+h'), 'm+h'),
+        await settle('blockkey', k('m+h'), 'm+h'),
+        await settle('blockitem', k('m+h'), 'm+h'),
+        await settle('names', k('m+h'), 'm+h'),
+        await settle('good', k('m+h'), ''), // no adopt
+        await settle('good', k('h+m'), 'h+m'), // the subject's key of the other order
+      ];
+      // subject b's record, its own record key, settled on subject a's key: the record key is b's.
+      const argvB = tiersSettleArgv('commit', 'debt', T0 + 1000, [9, 9]);
+      argvB[3] = 'm+h';
+      replies.push(await call(c, b.tiersSettleScript, [k('!rsv:other', 'b'), k('m+h')], argvB));
+      expect(replies).toEqual(replies.map(() => [4, -1, -1, -1, -1]));
+      expect(await Promise.all(keys.map(get))).toEqual(before);
+      // The right call: subject a's key with its adopt settles it, into the subject's key.
+      const ok = await settle('good', k('m+h'), 'm+h');
+      out.push([replies, ok, await get(k('m+h')), await get(k('m')), await get(k('h'))]);
+    }
+    const [, ok, subject, m, h] = out[0] as [unknown, number[], string, string | null, string | null];
+    expect(ok[0]).toBe(1);
+    expect(subject).not.toBeNull();
+    expect([m, h]).toEqual([null, null]);
+    expect(out[1]).toEqual(out[0]);
+    expect((out[2] as unknown[])[0]).toEqual((out[0] as unknown[])[0]);
+    expect((out[2] as unknown[])[1]).toEqual(ok);
+  });
+});

@@ -38,6 +38,33 @@ def _uses_subject_layout(layout, limits, blocks, cluster):
     return not cluster and not blocks and all(l.algo in _TIERS_ALGOS and l.scope in (None, "id") for l in limits)
 
 
+def _own_keys(key, adopt, names):
+    """The keys a subject's key's limits had with a key per limit (lib/tiers' rl_tiers_own_keys): the
+    key with its "}:<adopt>" segment (ending at ':' or the key's end) replaced by each limit's
+    name; None when the key does not name its limits so."""
+    seg = "}:" + adopt
+    i = key.find(seg)
+    if i < 0:
+        return None
+    e = i + len(seg)
+    if e < len(key) and key[e] != ":":
+        return None
+    return [key[: i + 2] + n + key[e:] for n in names]
+
+
+def _subject_of_own_key(key, name, adopt):
+    """The subject's key whose first limit's own key is `key` (its "}:<name>" segment, ending at ':'
+    or the key's end, replaced by adopt), or None."""
+    seg = "}:" + name
+    i = key.find(seg)
+    while i >= 0:
+        e = i + len(seg)
+        if e == len(key) or key[e] == ":":
+            return key[: i + 2] + adopt + key[e:]
+        i = key.find(seg, i + 1)
+    return None
+
+
 def _group_arg(script, name):
     """The manifest spec of a group field of a script over a list (None if it has no such field)."""
     each = script.spec.get("each")
@@ -657,7 +684,9 @@ class Limiter:
         an unknown, expired or mismatched handle raises ReservationError, a malformed or edited one
         InvalidArgument, before any round trip. subject: the subject the caller expects the handle
         to be for -- a handle of another subject (or another limiter) is a mismatch, refused before
-        any round trip."""
+        any round trip. With the subject layout, a handle of a key per limit (made by a limiter of
+        the same limits with layout "per-limit", or before the upgrade) is settled on the subject's
+        key, which takes its limits' own keys over (tiers_settle with adopt), as Node's."""
         if _is_int(actual):
             actuals = [actual] * len(self.limits)
         elif isinstance(actual, Mapping):
@@ -673,13 +702,28 @@ class Limiter:
         """Give a reservation back whole (once, as commit)."""
         return self._settle(handle, "cancel", None, "debt", subject)
 
+    def _tiers_settle_key(self, h, handle, subject):
+        """The subject's key tiers_settle settles a handle on (as Node's settleCall): the handle's one
+        key, or -- a handle of a key per limit, made before the upgrade -- the subject key whose
+        limits' own keys (tiers_settle's adopt rule) are exactly the handle's keys, in order.
+        Anything else is a mismatch, before any round trip."""
+        expected = self.keys(subject)[0] if subject is not None else None
+        if len(h.keys) == 1:
+            if expected is not None and expected != h.keys[0]:
+                raise ReservationError("mismatch", handle)
+            return h.keys[0]
+        names = [l.name for l in self.limits]
+        key = expected if expected is not None else _subject_of_own_key(h.keys[0], names[0], self._adopt)
+        if len(h.keys) != len(names) or key is None or _own_keys(key, self._adopt, names) != h.keys:
+            raise ReservationError("mismatch", handle)
+        return key
+
     def _settle(self, handle, mode, actuals, overage, subject):
         h = parse_handle(handle)
-        if subject is not None and self.keys(subject) != h.keys:
-            raise ReservationError("mismatch", handle)
-        # A handle of the subject layout names the subject's one key: one of more keys (a key per
-        # limit) was made by a limiter of the other layout.
-        if self._tiers and len(h.keys) != 1:
+        keys = h.keys
+        if self._tiers:
+            keys = [self._tiers_settle_key(h, handle, subject)]
+        elif subject is not None and self.keys(subject) != h.keys:
             raise ReservationError("mismatch", handle)
         # The subject layout: tiers_settle, an actual per limit of the handle's one key; else settle,
         # one per key of the handle (a block key gets 0).
@@ -705,4 +749,4 @@ class Limiter:
             return Settlement(status, [SettledLimit(**x, name=names[i] if i < len(names) else "block") for i, x in enumerate(each)])
 
         adopt = {"adopt": self._adopt} if self._tiers else {}
-        return _then(script(self.client, [h.record_key, *h.keys], items=items, mode=mode, overage=overage, **adopt), settled)
+        return _then(script(self.client, [h.record_key, *keys], items=items, mode=mode, overage=overage, **adopt), settled)
