@@ -3,6 +3,7 @@ import { InvalidConfigError, RateLimitedError } from '../errors.js';
 import { hashSlot, intArg, slotOwner, type RedisClientLike } from '../runtime/index.js';
 import { booking, waitFor, type AcquireOptions, type Booking } from './acquire.js';
 import type { CircuitBreaker } from './breaker.js';
+import { AdoptionSwitch, adoptionWindowMs } from './adoption.js';
 import { usesSubjectLayout, validateConfig, type AnyLimitSpec, type ConcurrencyLimitSpec, type LimitSpec, type RateLimiterOptions } from './config.js';
 import { connect } from './connect.js';
 import type { Decision } from './decision.js';
@@ -69,6 +70,8 @@ export class RateLimiter {
   private closed = false;
   /** Layout 'subject' with several limits: a subject's limits share one key (the tiers scripts). */
   private readonly subjectLayout: boolean;
+  /** Layout 'subject': whether decisions look for states kept a key per limit (adopt). */
+  private readonly adoption: AdoptionSwitch;
 
   constructor(options: RateLimiterOptions) {
     const limits = validateConfig(options);
@@ -95,9 +98,12 @@ export class RateLimiter {
     const cluster = conn?.cluster ?? false;
     const subjectLayout = usesSubjectLayout(options, limits, cluster) && this.plans.length > 1;
     this.subjectLayout = subjectLayout;
+    this.adoption = new AdoptionSwitch(subjectLayout ? (redis ?? null) : null, prefix, this.plans.map((p) => p.name), adoptionWindowMs(limits));
+    this.adoption.start(this.prepared, cluster);
     this.variants = new Variants(compiled, {
       blocks: this.blocks,
       subjectLayout,
+      adoption: this.adoption,
       sent,
       share,
       clock: this.clock,
@@ -384,6 +390,7 @@ export class RateLimiter {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.adoption.close();
     this.breaker?.off('state', this.onBreakerState);
     await this.local.close();
     this.path?.close();

@@ -46,7 +46,8 @@ export class Shape {
    * Layout 'subject' with several limits: every limit of a subject in its one key, decided by the
    * tiers scripts (its specs as sent, and with the fallback's sizes for the twin, and their adopt
    * argument: the limit names as the key names them, so a subject's states kept with a key per
-   * limit move into its key); null: a key per limit.
+   * limit move into its key; decisions, peeks and refunds send it while the AdoptionSwitch is on,
+   * resets and reservations always); null: a key per limit.
    */
   readonly tiers: { readonly specs: string; readonly fallbackSpecs: string; readonly adopt: string } | null;
   private readonly twinBlock: ArgValues = { algo: 'block', limit: 1, cost: 1, offset_ms: 0 };
@@ -69,6 +70,8 @@ export class Shape {
     private readonly blocks: boolean,
     private readonly clock: CallClock = { now: null },
     subjectLayout = false,
+    /** Layout 'subject': whether decisions, peeks and refunds send adopt now (AdoptionSwitch); always when not given. */
+    private readonly adoption: { readonly on: boolean } = { on: true },
   ) {
     this.decode = new Decoder(plans, blocks);
     this.holding = plans.some((p) => p.concurrency);
@@ -220,12 +223,13 @@ export class Shape {
     // A subject's key is one decision's only key: tiers' call of many keys is the batch, by slot on a
     // Cluster. Its fixed ARGV is multi_batch's and adopt.
     if (this.tiers !== null) {
-      const fixedTiers = [...fixedSpecs, this.tiers.adopt];
+      const adopting = [...fixedSpecs, this.tiers.adopt];
+      const notAdopting = [...fixedSpecs, ''];
       const tiersArgv =
         !this.zoned && this.clock.now === null
-          ? () => fixedTiers
+          ? () => (this.adoption.on ? adopting : notAdopting)
           : () => {
-              const argv = fixedTiers.slice();
+              const argv = (this.adoption.on ? adopting : notAdopting).slice();
               argv[MULTI_BATCH_NOW] = this.nowArg();
               argv[MULTI_BATCH_TZ] = this.tzRules();
               return argv;
@@ -259,7 +263,7 @@ export class Shape {
    */
   refundCall(costs: readonly number[]): Call | null {
     if (this.tiers === null) return null;
-    const argv = [String(this.plans.length), this.tiers.specs, this.nowArg(), this.tzRules(), this.tiers.adopt, costs.join(',')];
+    const argv = [String(this.plans.length), this.tiers.specs, this.nowArg(), this.tzRules(), this.adoption.on ? this.tiers.adopt : '', costs.join(',')];
     return { def: b.tiersRefundScript, argv, offset: 1 };
   }
 
@@ -293,7 +297,7 @@ export class Shape {
 
   /** tiers / tiers_peek ARGV: count, specs, now_ms, tz_rules, adopt, then the one key's costs and shares. */
   private tiersArgv(specs: string, costs: readonly (number | string)[], shares?: readonly string[]): string[] {
-    return [String(this.plans.length), specs, this.nowArg(), this.tzRules(), this.tiers!.adopt, costsOf(costs), shares ? sharesOf(shares) : ''];
+    return [String(this.plans.length), specs, this.nowArg(), this.tzRules(), this.adoption.on ? this.tiers!.adopt : '', costsOf(costs), shares ? sharesOf(shares) : ''];
   }
 
   /** The twin's fixed tiers arguments (the fallback's sizes), parsed as the prologue would. */

@@ -95,6 +95,8 @@ export interface VariantContext {
   readonly blocks: boolean;
   /** Layout 'subject': every limit of a subject in one key (the tiers scripts). */
   readonly subjectLayout: boolean;
+  /** Layout 'subject': whether its decisions send adopt now. */
+  readonly adoption: { readonly on: boolean };
   readonly sent: CallClock;
   readonly share: number;
   readonly clock: () => number;
@@ -173,7 +175,7 @@ export class Variants {
 
   private assemble(id: string, limits: readonly AnyLimitSpec[], plans: readonly LimitPlan[], sibling: Fallback | null): Variant {
     const c = this.ctx;
-    const shape = new Shape(plans, c.blocks, c.sent, c.subjectLayout);
+    const shape = new Shape(plans, c.blocks, c.sent, c.subjectLayout, c.adoption);
     // One twin and one memory of what Redis said for every variant: their keys overlap.
     const fallback = new Fallback(plans, shape, c.share, c.clock, c.path !== null, c.changes, sibling ?? undefined);
     const policy = new FailurePolicy(c.onRedisFailure, c.throwWhenFailedClosed, c.breaker, shape.decode);

@@ -1,0 +1,127 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { createRateLimiter, type LimitSpec, type RateLimiter } from '../../src/index.js';
+import { adoptionWindowMs } from '../../src/client/adoption.js';
+import { ioredis, nodeRedis, uniquePrefix } from '../support/redis.js';
+
+// A limiter of one key per subject looks for the states its limits kept a key per limit (adopt)
+// only while such keys may exist: a marker per prefix and set of names (`<prefix>:!adopt:<names>`)
+// says whether a scan of the keyspace found one ("found", for the longest such a state can live)
+// or not ("none", for a day). Looking costs a new subject Redis work; not looking must never lose
+// a state that was there when the limiter started.
+let redis: Redis;
+beforeAll(() => {
+  redis = ioredis();
+});
+afterAll(() => redis.quit());
+
+const HOUR = 3_600_000;
+const tiers: LimitSpec[] = [
+  { name: 'm', algo: 'gcra', limit: 100, periodMs: HOUR, burst: 100 },
+  { name: 'd', algo: 'quota', limit: 1000, unit: 'day' },
+];
+const make = (prefix: string, client: object = redis, extra: Record<string, unknown> = {}): RateLimiter =>
+  createRateLimiter({ redis: client, prefix, limits: tiers, denyCache: false, timeoutMs: 10_000, ...extra } as never);
+
+/** The marker's value once a probe has set it (polled: the probe runs after the limiter is ready). */
+async function marker(prefix: string): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    const v = await redis.get(`${prefix}:!adopt:m+d`);
+    if (v !== null && v !== 'scanning') {
+      await new Promise((r) => setTimeout(r, 20)); // the probe applies what it set
+      return v;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error('no marker');
+}
+
+/** Today's UTC day start: a day quota's period, as its state names it. */
+const today = () => Math.floor(Date.now() / 86_400_000) * 86_400_000;
+
+const left = (d: { limits: { name: string; remaining: number }[] }) => Object.fromEntries(d.limits.map((l) => [l.name, l.remaining]));
+
+describe('adoption: only while states kept a key per limit may exist', () => {
+  for (const [name, client] of [['ioredis', () => redis], ['node-redis', () => nodeRedis()]] as const) {
+    it(`${name}: a prefix with no key per limit stops looking ("none" for a day); one with such keys looks ("found", for the window) and takes them over`, async () => {
+      const c = await client();
+      try {
+        // Nothing kept a key per limit: the scan finds none; a state put there afterwards is not looked for.
+        const fresh = uniquePrefix('adopt-none');
+        const a = make(fresh, c);
+        await a.ready();
+        expect(await marker(fresh)).toBe('none');
+        const pttl = await redis.pttl(`${fresh}:!adopt:m+d`);
+        expect(pttl).toBeGreaterThan(86_400_000 - 60_000);
+        await redis.set(`${fresh}:{ann}:d`, `${today()}:7`); // a key per limit's quota state, written after the scan
+        expect(left(await a.limit('ann'))).toEqual({ m: 99, d: 999 });
+        expect(await redis.exists(`${fresh}:{ann}:d`)).toBe(1); // not looked at, not taken
+        await a.close();
+
+        // Keys kept a key per limit before the limiter started: found, taken over.
+        const old = uniquePrefix('adopt-found');
+        const before = make(old, c, { layout: 'per-limit' });
+        await before.limit('bob', { cost: 10 });
+        await before.close();
+        const b = make(old, c);
+        await b.ready();
+        expect(await marker(old)).toBe('found');
+        const window = await redis.pttl(`${old}:!adopt:m+d`);
+        expect(window).toBeGreaterThan(adoptionWindowMs(tiers) - 60_000);
+        expect(window).toBeLessThanOrEqual(adoptionWindowMs(tiers));
+        expect(left(await b.limit('bob'))).toEqual({ m: 89, d: 989 });
+        expect(await redis.exists(`${old}:{bob}:m`, `${old}:{bob}:d`)).toBe(0);
+        await b.close();
+      } finally {
+        if (c !== redis) await (c as { quit(): Promise<unknown> }).quit();
+      }
+    });
+  }
+
+  it('a limiter starts looking before the marker is read, and a marker another process set is followed as it is', async () => {
+    const prefix = uniquePrefix('adopt-early');
+    const before = make(prefix, redis, { layout: 'per-limit' });
+    await before.limit('cy', { cost: 5 });
+    await before.close();
+    // Decided at once (the probe has not run): taken over anyway.
+    const a = make(prefix);
+    expect(left(await a.limit('cy'))).toEqual({ m: 94, d: 994 });
+    await a.close();
+    // A marker saying "none" is believed: no scan (a key per limit written now is not looked for).
+    const other = uniquePrefix('adopt-told');
+    await redis.set(`${other}:!adopt:m+d`, 'none', 'PX', 60_000);
+    await redis.set(`${other}:{dee}:d`, `${today()}:7`);
+    const b = make(other);
+    await b.ready();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(left(await b.limit('dee'))).toEqual({ m: 99, d: 999 });
+    expect(await redis.exists(`${other}:{dee}:d`)).toBe(1);
+    await b.close();
+  });
+
+  it("an ioredis client with a keyPrefix: the scan looks under it (SCAN's MATCH does not get it)", async () => {
+    const kp = `${uniquePrefix('kp')}:`;
+    const c = new Redis(redis.options.port!, redis.options.host!, { keyPrefix: kp });
+    try {
+      const prefix = 'rl';
+      const before = make(prefix, c, { layout: 'per-limit' });
+      await before.limit('eve', { cost: 3 });
+      await before.close();
+      const b = make(prefix, c);
+      await b.ready();
+      for (let i = 0; i < 200 && (await redis.get(`${kp}${prefix}:!adopt:m+d`)) !== 'found'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await redis.get(`${kp}${prefix}:!adopt:m+d`)).toBe('found');
+      expect(left(await b.limit('eve'))).toEqual({ m: 96, d: 996 });
+      await b.close();
+    } finally {
+      c.disconnect();
+    }
+  });
+
+  it('the window is the longest a state kept a key per limit can live, and an hour', () => {
+    expect(adoptionWindowMs([{ name: 'm', algo: 'gcra', limit: 10, periodMs: 60_000, burst: 20 }])).toBe(2 * 120_000 + HOUR);
+    expect(adoptionWindowMs([{ name: 'h', algo: 'sliding_window', limit: 10, periodMs: HOUR }, { name: 'f', algo: 'fixed_window', limit: 10, periodMs: 5 * HOUR }])).toBe(5 * HOUR + HOUR);
+    expect(adoptionWindowMs(tiers)).toBe(2 * 86_400_000 + HOUR);
+    expect(adoptionWindowMs([{ name: 'q', algo: 'quota', limit: 10, unit: 'month' }])).toBe(32 * 86_400_000 + HOUR);
+  });
+});
