@@ -135,12 +135,16 @@ describe("layout 'auto' (the default)", () => {
   it("a reservation made with a key per limit (in flight across the upgrade) is committed or cancelled by the default limiter, on the subject's key; a handle of other keys is a mismatch before any round trip", async () => {
     const prefix = uniquePrefix('auto-settle');
     const before = make(prefix, { layout: 'per-limit' });
-    const after = make(prefix);
     const own = (id: string) => names.map((n) => `${prefix}:{${id}}:${n}`);
     const subjectKey = (id: string) => `${prefix}:{${id}}:${names.join('+')}`;
+    // Made before the upgrade (the default limiter starts while they are in flight).
+    const ann = await before.reserve('ann', { cost: 10 });
+    const bob = await before.reserve('bob', { cost: 10 });
+    await before.limit('bob', { cost: 2 });
+    const cy = await before.reserve('cy', { cost: 10 });
+    const after = make(prefix);
 
     // Commit above the estimate: the overage is charged (debt), on the subject's key that took the own keys over.
-    const ann = await before.reserve('ann', { cost: 10 });
     expect(ann.handle).not.toBeNull();
     expect(parseHandle(ann.handle).keys).toEqual(own('ann'));
     const committed = await after.commit(ann.handle!, 15);
@@ -154,8 +158,6 @@ describe("layout 'auto' (the default)", () => {
     expect((await before.commit(ann.handle!, 1)).status).toBe('already-settled');
 
     // Cancel: every estimate back; the subject's key already holding states (taken over by a decision first).
-    const bob = await before.reserve('bob', { cost: 10 });
-    await before.limit('bob', { cost: 2 });
     expect(left(await after.limit('bob'))).toEqual({ m: 87, h: 87, f: 87, t: 987, d: 987 });
     expect(await redis.exists(...own('bob'))).toBe(0);
     const cancelled = await after.cancel(bob.handle!);
@@ -164,7 +166,6 @@ describe("layout 'auto' (the default)", () => {
     expect(left(await after.peek('bob'))).toEqual({ m: 97, h: 97, f: 97, t: 997, d: 997 });
 
     // Handles of other keys: refused before any round trip (each record stays as it was).
-    const cy = await before.reserve('cy', { cost: 10 });
     const record = parseHandle(cy.handle).recordKey;
     const held = await redis.get(record);
     // For another subject (the caller expects ann's key).
