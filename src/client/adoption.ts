@@ -59,7 +59,10 @@ export class AdoptionSwitch {
       if (value === null) {
         const claimed = await run(['SET', this.marker, 'scanning', 'NX', 'PX', String(SCAN_CLAIM_MS)]);
         if (claimed === 'OK') {
-          value = (await this.scan(run)) ? 'found' : 'none';
+          const found = await this.scan(run);
+          // Closed mid-scan: nothing learnt (the claim expires, and another process scans).
+          if (this.closed) return;
+          value = found ? 'found' : 'none';
           left = value === 'found' ? this.windowMs : NONE_MS;
           await run(['SET', this.marker, value, 'PX', String(left)]);
         } else {
@@ -91,7 +94,7 @@ export class AdoptionSwitch {
       cursor = String(next);
       // A long scan keeps its claim (another process would start one of its own).
       if (++pages % 100 === 0) await run(['PEXPIRE', this.marker, String(SCAN_CLAIM_MS)]);
-      if (this.closed) return true;
+      if (this.closed) return false;
     } while (cursor !== '0');
     return false;
   }
