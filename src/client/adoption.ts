@@ -17,7 +17,8 @@ import type { AnyLimitSpec } from './config.js';
  * it until it expires, then looks again: "none" stops looking, anything else (found, a scan under
  * way, the marker unreadable) keeps looking. A process starts looking, so nothing is missed while
  * the marker is read. Only on a standalone server with an ioredis or node-redis client (a Cluster
- * keeps a key per limit by default; a limiter of layout 'subject' there always looks).
+ * keeps a key per limit by default; a limiter of layout 'subject' there always looks). An operator
+ * may set the marker: "none" stops looking, anything else keeps it on, for as long as it lives.
  */
 export class AdoptionSwitch {
   /** Whether decisions send adopt now. */
@@ -71,7 +72,9 @@ export class AdoptionSwitch {
         }
       }
       this.on = value !== 'none';
-      next = value === 'scanning' ? 2_000 : Math.max(left, 1_000);
+      // A marker without expiry (an operator's: "none" to stop looking, anything else to keep
+      // looking) is read again a day later.
+      next = value === 'scanning' ? 2_000 : left < 0 ? NONE_MS : Math.max(left, 1_000);
     } catch {
       this.on = true;
     }
