@@ -382,6 +382,7 @@ export class RateLimiter {
       nodes: Object.fromEntries([...(this.path?.nodeBreakers ?? [])].map(([node, nb]) => [node, nb.stats()])),
       ...this.local.stats(),
       fallbackKeys: this.fallback.twin.store.size,
+      adopting: this.subjectLayout ? this.adoption.on : null,
       warnings: [...this.warnings],
     };
   }

@@ -17,6 +17,11 @@ export interface LimiterStats {
   fallbackKeys: number;
   /** Whether this limiter hears of changes made elsewhere right now (resets, refunds, blocks; DELs with keyspace events). */
   invalidation: { subscribed: boolean; keyEvents: boolean };
+  /**
+   * One key per subject: whether its decisions look for states its limits kept a key per limit
+   * (the upgrade's adopt; src/client/adoption.ts); null for a key per limit.
+   */
+  adopting: boolean | null;
   warnings: string[];
 }
 

@@ -51,6 +51,7 @@ describe('adoption: only while states kept a key per limit may exist', () => {
         const a = make(fresh, c);
         await a.ready();
         expect(await marker(fresh)).toBe('none');
+        expect(a.stats().adopting).toBe(false);
         const pttl = await redis.pttl(`${fresh}:!adopt:m+d`);
         expect(pttl).toBeGreaterThan(86_400_000 - 60_000);
         await redis.set(`${fresh}:{ann}:d`, `${today()}:7`); // a key per limit's quota state, written after the scan
@@ -66,6 +67,7 @@ describe('adoption: only while states kept a key per limit may exist', () => {
         const b = make(old, c);
         await b.ready();
         expect(await marker(old)).toBe('found');
+        expect(b.stats().adopting).toBe(true);
         const window = await redis.pttl(`${old}:!adopt:m+d`);
         expect(window).toBeGreaterThan(adoptionWindowMs(tiers) - 60_000);
         expect(window).toBeLessThanOrEqual(adoptionWindowMs(tiers));
