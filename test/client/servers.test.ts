@@ -6,7 +6,7 @@ import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js'
 import { UNHURRIED } from '../support/redis.js';
 
 /** The least a redlimit client needs (README, "Least privilege"). */
-const ACL_COMMANDS = '+evalsha +eval +evalsha_ro +eval_ro +time +get +set +del +hmget +hset +pexpire +pexpireat +zadd +zcard +zcount +zrange +zrangebyscore +zrem +zremrangebyscore +zscore +ping +info';
+const ACL_COMMANDS = '+evalsha +eval +evalsha_ro +eval_ro +time +get +set +del +hmget +hset +pexpire +pexpireat +zadd +zcard +zcount +zrange +zrangebyscore +zrem +zremrangebyscore +zscore +pttl +pexpiretime +scan +ping +info';
 const ACL_FUNCTIONS = '+fcall +fcall_ro +function|load';
 
 describe('servers', () => {
@@ -43,6 +43,16 @@ describe('servers', () => {
       ];
       const many = createRateLimiter({ redis: client, limits, blocks: true, ...UNHURRIED });
       const one = createRateLimiter({ redis: client, limits: { name: 'g', algo: 'gcra', limit: 10, periodMs: 1000 }, ...UNHURRIED });
+      // One key per subject (the default for these): tiers, its reservations, and the adoption
+      // switch's marker and SCAN (a new subject is decided while it still looks).
+      const tiers = createRateLimiter({
+        redis: client,
+        limits: [
+          { name: 'm', algo: 'gcra', limit: 10, periodMs: 60_000 },
+          { name: 'd', algo: 'quota', limit: 100, unit: 'day' },
+        ],
+        ...UNHURRIED,
+      });
       expect((await detectServer(client)).unsupported).toBeNull();
       const functions = await autoFunctions(client);
       const decisions = [
@@ -52,6 +62,17 @@ describe('servers', () => {
         await one.peek('a'),
         await one.acquire('a'),
       ];
+      decisions.push(await tiers.limit('t'), await tiers.peek('t'));
+      const held = await tiers.reserve('t', { cost: { m: 1, d: 5 } });
+      expect((await tiers.commit(held.handle!, { d: 7 })).status).toBe('committed');
+      await tiers.refund('t', { cost: { d: 2 } });
+      await tiers.ready();
+      for (let i = 0; i < 100 && tiers.stats().adopting !== false; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(tiers.stats().adopting).toBe(false); // the marker read and set: nothing to take over here
+      decisions.push(await tiers.limit('t2'));
+      await tiers.reset('t');
+      expect(tiers.stats().breaker!.totalFailures).toBe(0);
+      await tiers.close();
       await many.refund('u', { cost: { tpm: 100, rpm: 0, day: 0 } });
       await many.block('u', 1000);
       expect((await many.limit('u')).deniedBy).toBe('block');
