@@ -1,24 +1,29 @@
 import type { RedisClientLike } from '../runtime/index.js';
-import type { AnyLimitSpec } from './config.js';
 
 /**
  * Whether a limiter of one key per subject sends the tiers scripts `adopt` on its decisions: a
  * subject's key that holds nothing then looks for the states its limits kept a key per limit
  * (an earlier release's default, or `layout: 'per-limit'`) and takes them over. Looking costs a
- * new subject about a fifth more Redis work (one MGET of its limits' own keys, and their names
- * built in Lua), so it is done only while such keys may exist.
+ * new subject about a fifth more Redis work (a GET of each of its limits' own keys, and their
+ * names built in Lua), so it is done only while such keys may exist.
  *
  * How that is known, once per prefix and set of limit names for every process: a marker key
  * `<prefix>:!adopt:<names>`. The first process to find it missing claims it ("scanning", NX) and
  * SCANs the keyspace for a key of a limit of these names kept a key per limit
  * (`<prefix>:{<tag>}:<name>` or `...:<name>:<id>`), stopping at the first; it then sets the
- * marker to "found" for `windowMs` (the longest any such state can live, and an hour for a
- * rolling deploy to finish) or to "none" for a day. Every process reads the marker and follows
- * it until it expires, then looks again: "none" stops looking, anything else (found, a scan under
- * way, the marker unreadable) keeps looking. A process starts looking, so nothing is missed while
- * the marker is read. Only on a standalone server with an ioredis or node-redis client (a Cluster
- * keeps a key per limit by default; a limiter of layout 'subject' there always looks). An operator
- * may set the marker: "none" stops looking, anything else keeps it on, for as long as it lives.
+ * marker to "found" for an hour (then the next look, which stops at the first such key again) or
+ * to "none" for a day. A scan that fails (SCAN refused) sets "found" for the hour. Every process
+ * reads the marker and follows it until it expires, then looks again: "none" stops looking,
+ * anything else keeps looking; a process looks until it has read the marker, and the one that
+ * scans looks while it does.
+ *
+ * A limiter pinned to a key per limit where `auto` would have taken one key per subject (a
+ * rolling deploy's pin, or a service that shares a limit's own key) writes "found" every half
+ * hour, so a process of one key per subject keeps looking while it runs. Processes of an older
+ * release do not: after a rollback to one and back, DEL the marker (or set it to "found").
+ * Only on a standalone server with an ioredis or node-redis client (a Cluster keeps a key per
+ * limit by default; a limiter of layout 'subject' there always looks). An operator may set the
+ * marker: "none" stops looking, anything else keeps it on, for as long as it lives.
  */
 export class AdoptionSwitch {
   /** Whether decisions send adopt now. */
@@ -30,13 +35,14 @@ export class AdoptionSwitch {
     private readonly client: RedisClientLike | null,
     private readonly prefix: string,
     private readonly names: readonly string[],
-    private readonly windowMs: number,
+    /** 'follow': a limiter of one key per subject; 'mark': one pinned to a key per limit (writes "found"). */
+    private readonly role: 'follow' | 'mark' = 'follow',
   ) {}
 
-  /** Starts following the marker once `prepared` resolves (no client, or a Cluster: always on). */
+  /** Starts once `prepared` resolves (no client, or a Cluster: always on, nothing marked). */
   start(prepared: Promise<void>, cluster: boolean): void {
     if (this.client === null || cluster || command(this.client) === null) return;
-    void prepared.then(() => this.probe());
+    void prepared.then(() => (this.role === 'mark' ? this.mark() : this.probe()));
   }
 
   close(): void {
@@ -50,21 +56,36 @@ export class AdoptionSwitch {
     return `${this.prefix}:!adopt:${this.names.join('+')}`;
   }
 
+  private again(ms: number, fn: () => Promise<void>): void {
+    if (this.closed) return;
+    this.timer = setTimeout(() => void fn(), Math.min(ms, MAX_TIMER_MS));
+    this.timer.unref?.();
+  }
+
+  /** A key per limit, pinned: "found" now and every half of its life. */
+  private async mark(): Promise<void> {
+    if (this.closed) return;
+    await command(this.client!)!(['SET', this.marker, 'found', 'PX', String(FOUND_MS)]).catch(() => {});
+    this.again(FOUND_MS / 2, () => this.mark());
+  }
+
   private async probe(): Promise<void> {
     if (this.closed) return;
     const run = command(this.client!)!;
     let next = 60_000;
+    let claimed = false;
     try {
       let value = (await run(['GET', this.marker])) as string | null;
       let left = Number(await run(['PTTL', this.marker]));
       if (value === null) {
-        const claimed = await run(['SET', this.marker, 'scanning', 'NX', 'PX', String(SCAN_CLAIM_MS)]);
-        if (claimed === 'OK') {
+        claimed = (await run(['SET', this.marker, 'scanning', 'NX', 'PX', String(SCAN_CLAIM_MS)])) === 'OK';
+        if (claimed) {
+          this.on = true; // while it looks, it looks for them
           const found = await this.scan(run);
           // Closed mid-scan: nothing learnt (the claim expires, and another process scans).
           if (this.closed) return;
           value = found ? 'found' : 'none';
-          left = value === 'found' ? this.windowMs : NONE_MS;
+          left = found ? FOUND_MS : NONE_MS;
           await run(['SET', this.marker, value, 'PX', String(left)]);
         } else {
           value = 'scanning';
@@ -72,15 +93,16 @@ export class AdoptionSwitch {
         }
       }
       this.on = value !== 'none';
-      // A marker without expiry (an operator's: "none" to stop looking, anything else to keep
-      // looking) is read again a day later.
-      next = value === 'scanning' ? 2_000 : left < 0 ? NONE_MS : Math.max(left, 1_000);
+      // Expired between GET and PTTL (-2): read it again soon. Without expiry (-1, an
+      // operator's): a day later.
+      next = left === -2 ? 1_000 : left < 0 ? NONE_MS : value === 'scanning' ? 2_000 : Math.max(left, 1_000);
     } catch {
       this.on = true;
+      // A scan that failed (SCAN refused, the connection lost): "found" for the hour, so nobody
+      // waits on the claim meanwhile.
+      if (claimed) await run(['SET', this.marker, 'found', 'PX', String(FOUND_MS)]).catch(() => {});
     }
-    if (this.closed) return;
-    this.timer = setTimeout(() => void this.probe(), Math.min(next, MAX_TIMER_MS));
-    this.timer.unref?.();
+    this.again(next, () => this.probe());
   }
 
   /** Whether the keyspace holds a key of one of these limits kept a key per limit (stops at the first). */
@@ -103,33 +125,20 @@ export class AdoptionSwitch {
   }
 }
 
+/**
+ * Set on the options of a limiter that keeps a key per limit for reasons of its own and writes no
+ * marker (the policy limiter: its keys carry policy state limit by limit, never a subject's key).
+ */
+export const NO_ADOPTION_MARK: unique symbol = Symbol('redlimit.noAdoptionMark');
+
 /** How long a scan's claim lasts without being renewed. */
 const SCAN_CLAIM_MS = 120_000;
+/** How long "found" is believed before the keyspace is looked at again (a look stops at the first such key). */
+export const FOUND_MS = 3_600_000;
 /** How long "none" is believed before the keyspace is looked at again. */
-const NONE_MS = 86_400_000;
+export const NONE_MS = 86_400_000;
 /** setTimeout's limit (2^31 - 1 ms); a longer wait is taken in steps. */
 const MAX_TIMER_MS = 2_147_483_647;
-const HOUR = 3_600_000;
-const UNIT_MS: Record<string, number> = { day: 86_400_000, week: 7 * 86_400_000, month: 31 * 86_400_000 };
-
-/**
- * The longest a state of these limits, kept a key per limit, can live (a bucket's refill from
- * empty, twice for a reservation's debt; a window's end, two for a sliding window; a quota's
- * period and a day for its zone), and an hour for a rolling deploy.
- */
-export function adoptionWindowMs(limits: readonly AnyLimitSpec[]): number {
-  let longest = 0;
-  for (const l of limits) {
-    const o = l as unknown as { algo: string; limit: number; periodMs?: number; burst?: number; unit?: string };
-    let life = 0;
-    if (o.algo === 'gcra' || o.algo === 'token_bucket') life = 2 * Math.ceil(((o.burst ?? o.limit) * o.periodMs!) / o.limit);
-    else if (o.algo === 'fixed_window') life = o.periodMs!;
-    else if (o.algo === 'sliding_window') life = 2 * o.periodMs!;
-    else if (o.algo === 'quota') life = (UNIT_MS[o.unit ?? 'day'] ?? UNIT_MS.month!) + UNIT_MS.day!;
-    if (life > longest) longest = life;
-  }
-  return longest + HOUR;
-}
 
 type Command = (args: string[]) => Promise<unknown>;
 

@@ -3,7 +3,7 @@ import { InvalidConfigError, RateLimitedError } from '../errors.js';
 import { hashSlot, intArg, slotOwner, type RedisClientLike } from '../runtime/index.js';
 import { booking, waitFor, type AcquireOptions, type Booking } from './acquire.js';
 import type { CircuitBreaker } from './breaker.js';
-import { AdoptionSwitch, adoptionWindowMs } from './adoption.js';
+import { AdoptionSwitch, NO_ADOPTION_MARK } from './adoption.js';
 import { usesSubjectLayout, validateConfig, type AnyLimitSpec, type ConcurrencyLimitSpec, type LimitSpec, type RateLimiterOptions } from './config.js';
 import { connect } from './connect.js';
 import type { Decision } from './decision.js';
@@ -98,7 +98,10 @@ export class RateLimiter {
     const cluster = conn?.cluster ?? false;
     const subjectLayout = usesSubjectLayout(options, limits, cluster) && this.plans.length > 1;
     this.subjectLayout = subjectLayout;
-    this.adoption = new AdoptionSwitch(subjectLayout ? (redis ?? null) : null, prefix, this.plans.map((p) => p.name), adoptionWindowMs(limits));
+    // One key per subject: follows the adoption marker. A key per limit where 'auto' would have
+    // taken one key (a pin): keeps the marker at "found", so such limiters keep looking.
+    const pinned = !subjectLayout && this.plans.length > 1 && !(options as { [NO_ADOPTION_MARK]?: boolean })[NO_ADOPTION_MARK] && usesSubjectLayout({ ...options, layout: 'auto' }, limits, cluster);
+    this.adoption = new AdoptionSwitch(subjectLayout || pinned ? (redis ?? null) : null, prefix, this.plans.map((p) => p.name), pinned ? 'mark' : 'follow');
     this.adoption.start(this.prepared, cluster);
     this.variants = new Variants(compiled, {
       blocks: this.blocks,

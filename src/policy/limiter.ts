@@ -1,5 +1,6 @@
 import { createRateLimiter, limitThen, type Cost, type RateLimiter } from '../client/limiter.js';
 import type { LimitSpec, RateLimiterOptions } from '../client/config.js';
+import { NO_ADOPTION_MARK } from '../client/adoption.js';
 import type { Decision } from '../decision.js';
 import { InvalidArgumentError, InvalidConfigError, RedisUnavailableError, ScriptError } from '../errors.js';
 import type { Subject } from '../client/keys.js';
@@ -479,7 +480,7 @@ export class PolicyLimiter {
     }
     let limiter: RateLimiter;
     try {
-      limiter = createRateLimiter({ ...this.base, layout: 'per-limit', limits: res.specs });
+      limiter = createRateLimiter({ ...this.base, layout: 'per-limit', limits: res.specs, [NO_ADOPTION_MARK]: true } as RateLimiterOptions);
     } catch (err) {
       // A set no limiter can hold (e.g. a scale that broke a rule): reported, and the last good
       // set for this chain decides.
