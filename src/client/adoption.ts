@@ -142,10 +142,9 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 type Command = (args: string[]) => Promise<unknown>;
 
-/** A plain command on a standalone ioredis or node-redis client; null for anything else. */
+/** A plain command on an ioredis or node-redis client (a Cluster's is never asked: see start); null for anything else. */
 function command(client: RedisClientLike): Command | null {
-  const c = client as { isCluster?: boolean; masters?: unknown; call?: (...a: string[]) => Promise<unknown>; sendCommand?: (a: string[]) => Promise<unknown> };
-  if (c.isCluster === true || Array.isArray(c.masters)) return null;
+  const c = client as { call?: (...a: string[]) => Promise<unknown>; sendCommand?: (a: string[]) => Promise<unknown> };
   if (typeof c.call === 'function') return (args) => c.call!(...args);
   if (typeof c.sendCommand === 'function') return (args) => c.sendCommand!(args);
   return null;

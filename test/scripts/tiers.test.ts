@@ -629,6 +629,11 @@ describe('tiers: bad input and foreign keys', () => {
       [b.tiersResetScript, ['2', '1,,2', ''], /^BADARG redlimit tiers_reset: limits must be positions 1\.\.2, comma-separated, got "1,,2"$/],
       [b.tiersResetScript, ['2', '1,x', ''], /^BADARG redlimit tiers_reset: limits must be positions/],
       [b.tiersResetScript, ['2', '', ''], /^BADARG redlimit tiers_reset: limits \(ARGV\[2\]\) is required$/],
+      // adopt: the limits' names, '+'-joined, as many as specs has limits.
+      [b.tiersScript, ['2', specs2, '', '', 'm++d', '', ''], /^BADARG redlimit tiers: adopt must be the limits' names joined by \+, each of letters, digits, _ or -, got "m\+\+d"$/],
+      [b.tiersPeekScript, ['2', specs2, '', '', 'm+d:x', '', ''], /^BADARG redlimit tiers_peek: adopt must be the limits' names joined by \+/],
+      [b.tiersRefundScript, ['2', specs2, '', '', 'm+h+d', '1,1'], /^BADARG redlimit tiers_refund: adopt names 3 limit\(s\) for 2 spec\(s\)$/],
+      [b.tiersResetScript, ['2', '1', 'm'], /^BADARG redlimit tiers_reset: adopt names 1 limit\(s\) for 2 spec\(s\)$/],
     ];
     for (const [def, argv, message] of cases) {
       for (const c of [lib.fn, lib.sha, twin] as Client[]) expect(await refusal(call(c, def, [key], argv))).toMatch(message);
