@@ -36,7 +36,8 @@ export class Reserver {
   /** `shares`: the call's priority class, share_ppm per limit in plan order ('' = whole capacity); undefined: none. */
   reserve(t: Target, costs: readonly number[], ttlMs: number, shares?: readonly string[]): Promise<Reserved> {
     const tiers = this.shape.tiers;
-    const call = reserveCall(this.plans, this.blocks, t.keys, costs, ttlMs, shares, undefined, tiers);
+    // A reservation is a decision: it looks for states kept a key per limit only while they may exist.
+    const call = reserveCall(this.plans, this.blocks, t.keys, costs, ttlMs, shares, undefined, tiers && { specs: tiers.specs, adopt: this.shape.adoptArg() });
     const answer = (r: readonly number[], source: 'redis' | 'fallback'): Reserved => {
       const d = this.shape.decode.items(r, this.offset, source);
       return { ...d, handle: d.allowed ? call.handle : null };

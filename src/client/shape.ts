@@ -46,8 +46,8 @@ export class Shape {
    * Layout 'subject' with several limits: every limit of a subject in its one key, decided by the
    * tiers scripts (its specs as sent, and with the fallback's sizes for the twin, and their adopt
    * argument: the limit names as the key names them, so a subject's states kept with a key per
-   * limit move into its key; decisions, peeks and refunds send it while the AdoptionSwitch is on,
-   * resets and reservations always); null: a key per limit.
+   * limit move into its key; decisions, peeks, refunds and reservations send it while the
+   * AdoptionSwitch is on, resets and settles always); null: a key per limit.
    */
   readonly tiers: { readonly specs: string; readonly fallbackSpecs: string; readonly adopt: string } | null;
   private readonly twinBlock: ArgValues = { algo: 'block', limit: 1, cost: 1, offset_ms: 0 };
@@ -87,6 +87,11 @@ export class Shape {
     const fc = plans[0]!.fallback.consume;
     this.twinConsume = this.single && fc.zone === null && fc.costIndex >= 0 && fc.shareIndex >= 0 && this.at.consume === 0 ? directConsume(fc.def.name, fc.values) : null;
     this.twinShare = fc.values.share_ppm as number | undefined;
+  }
+
+  /** Layout 'subject': the adopt argument a decision or a reservation sends now ('' while the AdoptionSwitch is off). */
+  adoptArg(): string {
+    return this.tiers !== null && this.adoption.on ? this.tiers.adopt : '';
   }
 
   /** Whether consumeOnTwin decides through the bound direct consume (one limit, no zone, the reply at 0). */
@@ -263,7 +268,7 @@ export class Shape {
    */
   refundCall(costs: readonly number[]): Call | null {
     if (this.tiers === null) return null;
-    const argv = [String(this.plans.length), this.tiers.specs, this.nowArg(), this.tzRules(), this.adoption.on ? this.tiers.adopt : '', costs.join(',')];
+    const argv = [String(this.plans.length), this.tiers.specs, this.nowArg(), this.tzRules(), this.adoptArg(), costs.join(',')];
     return { def: b.tiersRefundScript, argv, offset: 1 };
   }
 
@@ -297,7 +302,7 @@ export class Shape {
 
   /** tiers / tiers_peek ARGV: count, specs, now_ms, tz_rules, adopt, then the one key's costs and shares. */
   private tiersArgv(specs: string, costs: readonly (number | string)[], shares?: readonly string[]): string[] {
-    return [String(this.plans.length), specs, this.nowArg(), this.tzRules(), this.adoption.on ? this.tiers!.adopt : '', costsOf(costs), shares ? sharesOf(shares) : ''];
+    return [String(this.plans.length), specs, this.nowArg(), this.tzRules(), this.adoptArg(), costsOf(costs), shares ? sharesOf(shares) : ''];
   }
 
   /** The twin's fixed tiers arguments (the fallback's sizes), parsed as the prologue would. */
