@@ -35,7 +35,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { createRateLimiter, hashSlot, type Cost, type LimitSpec } from '../src/index.js';
-import { startLocalCluster } from '../devtools/local-cluster.js';
+import { clusterPort, startLocalCluster } from '../devtools/local-cluster.js';
 import { freePort, redisServerBinary, startLocalRedis, waitForPing } from '../devtools/local-redis.js';
 
 let IDS = Number(process.env.BENCH_IDS ?? 100_000);
@@ -214,7 +214,7 @@ async function standaloneRun(ids: string[]): Promise<RunFigures> {
 /** One redis-server under callgrind (cluster-enabled and owning every slot, or standalone): the instructions it ran while `work` ran. */
 async function instructionsOf(mode: 'standalone' | 'cluster', work: (client: Redis | Cluster) => Promise<void>): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'redlimit-cluster-cg-'));
-  const port = await freePort();
+  const port = mode === 'cluster' ? await clusterPort() : await freePort();
   const clusterArgs = mode === 'cluster' ? ['--cluster-enabled', 'yes', '--cluster-announce-ip', '127.0.0.1', '--cluster-config-file', join(dir, 'nodes.conf'), '--dir', dir] : [];
   const args = ['--tool=callgrind', `--callgrind-out-file=${join(dir, 'out')}`, redisServerBinary()!, '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--hz', '1', ...clusterArgs];
   const child = spawn('valgrind', args, { stdio: 'ignore' });

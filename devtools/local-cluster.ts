@@ -1,6 +1,7 @@
 /** Dev tooling: a real Redis Cluster of local redis-server processes (3 primaries; optionally a replica each). */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { createServer } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,12 +16,34 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
+/**
+ * A free port for a cluster node: its bus listens 10000 higher, so the port must be at most
+ * 55535 and that one free too (an ephemeral port above 55535 made redis-server exit at start,
+ * saying so on stdout: a CI run failed so).
+ */
+export async function clusterPort(): Promise<number> {
+  for (let tries = 0; tries < 200; tries++) {
+    const port = await freePort();
+    if (port <= 55_535 && (await isFree(port + 10_000))) return port;
+  }
+  throw new Error('no free port with a free cluster bus port (port + 10000)');
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
 export async function startLocalCluster(size = 3, replicas = 0): Promise<LocalCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'redlimit-cluster-'));
   const servers: LocalRedis[] = [];
   try {
     for (let i = 0; i < size * (1 + replicas); i++) {
-      const port = await freePort();
+      const port = await clusterPort();
       servers.push(
         await startLocalRedis(['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000', '--cluster-require-full-coverage', 'no', '--dir', dir], port),
       );
