@@ -644,6 +644,10 @@ export const replyLayouts: Readonly<Record<string, ReplyLayout>> = {
     "offset": 1,
     "stride": 4
   },
+  "tiers_node_batch": {
+    "offset": 1,
+    "stride": 4
+  },
   "tiers_peek": {
     "offset": 1,
     "stride": 4

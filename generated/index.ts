@@ -33,6 +33,7 @@ import { slidingWindowScript } from './ts/sliding_window.js';
 import { slidingWindowPeekScript } from './ts/sliding_window_peek.js';
 import { slidingWindowRefundScript } from './ts/sliding_window_refund.js';
 import { tiersScript } from './ts/tiers.js';
+import { tiersNodeBatchScript } from './ts/tiers_node_batch.js';
 import { tiersPeekScript } from './ts/tiers_peek.js';
 import { tiersRefundScript } from './ts/tiers_refund.js';
 import { tiersReserveScript } from './ts/tiers_reserve.js';
@@ -78,6 +79,7 @@ export * from './ts/sliding_window.js';
 export * from './ts/sliding_window_peek.js';
 export * from './ts/sliding_window_refund.js';
 export * from './ts/tiers.js';
+export * from './ts/tiers_node_batch.js';
 export * from './ts/tiers_peek.js';
 export * from './ts/tiers_refund.js';
 export * from './ts/tiers_reserve.js';
@@ -90,6 +92,6 @@ export * from './ts/functions-library.js';
 export * from './algorithms.js';
 
 /** Every script definition, in manifest order. */
-export const allScripts: readonly ScriptDef[] = [adaptiveFeedbackScript, batchScript, blockScript, concurrencyAcquireScript, concurrencyPeekScript, concurrencyReleaseScript, fairShareScript, fixedWindowScript, fixedWindowPeekScript, fixedWindowRefundScript, gcraScript, gcraPeekScript, gcraRefundScript, gcraReserveScript, multiScript, multiBatchScript, multiPeekScript, nodeBatchScript, policyCarryScript, policyHistoryScript, policyReadScript, policySetScript, quotaScript, quotaPeekScript, quotaRefundScript, reserveScript, resetScript, settleScript, slidingLogScript, slidingLogPeekScript, slidingWindowScript, slidingWindowPeekScript, slidingWindowRefundScript, tiersScript, tiersPeekScript, tiersRefundScript, tiersReserveScript, tiersResetScript, tiersSettleScript, tokenBucketScript, tokenBucketPeekScript, tokenBucketRefundScript];
+export const allScripts: readonly ScriptDef[] = [adaptiveFeedbackScript, batchScript, blockScript, concurrencyAcquireScript, concurrencyPeekScript, concurrencyReleaseScript, fairShareScript, fixedWindowScript, fixedWindowPeekScript, fixedWindowRefundScript, gcraScript, gcraPeekScript, gcraRefundScript, gcraReserveScript, multiScript, multiBatchScript, multiPeekScript, nodeBatchScript, policyCarryScript, policyHistoryScript, policyReadScript, policySetScript, quotaScript, quotaPeekScript, quotaRefundScript, reserveScript, resetScript, settleScript, slidingLogScript, slidingLogPeekScript, slidingWindowScript, slidingWindowPeekScript, slidingWindowRefundScript, tiersScript, tiersNodeBatchScript, tiersPeekScript, tiersRefundScript, tiersReserveScript, tiersResetScript, tiersSettleScript, tokenBucketScript, tokenBucketPeekScript, tokenBucketRefundScript];
 /** Each algorithm's scripts (see `algorithms`): consume, and its peek, refund and reserve companions where it has them. */
 export const algorithmScripts: Readonly<Record<AlgoName, { readonly consume: ScriptDef; readonly peek: ScriptDef; readonly refund: ScriptDef | null; readonly reserve: ScriptDef | null }>> = { gcra: { consume: gcraScript, peek: gcraPeekScript, refund: gcraRefundScript, reserve: gcraReserveScript }, token_bucket: { consume: tokenBucketScript, peek: tokenBucketPeekScript, refund: tokenBucketRefundScript, reserve: null }, fixed_window: { consume: fixedWindowScript, peek: fixedWindowPeekScript, refund: fixedWindowRefundScript, reserve: null }, sliding_window: { consume: slidingWindowScript, peek: slidingWindowPeekScript, refund: slidingWindowRefundScript, reserve: null }, sliding_log: { consume: slidingLogScript, peek: slidingLogPeekScript, refund: null, reserve: null }, quota: { consume: quotaScript, peek: quotaPeekScript, refund: quotaRefundScript, reserve: null } };

@@ -3842,6 +3842,40 @@ local plan = rl_tiers_plan('tiers', count, specs, tz_rules)
 return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers', KEYS, decisions, plan, now, now_ms ~= nil, true, rl_tiers_adopt('tiers', adopt, count)))
 end }
 
+-- tiers_node_batch v1: Redis Cluster: tiers decisions (each subject's limits in ONE key, lib/tiers) of many hash slots in one call, run on the primary that serves those slots, as node_batch carries a key per limit. tiers takes decisions of one slot only (a call's keys must share one), and the decisions of one event-loop turn on a cluster almost never share one. Here the call declares no key: send it on the primary's own connection (not through a cluster client, which would send it to any node). Each item names its subject's key in ARGV and the script is declared allow-cross-slot-keys (Redis >= 7.0, Valkey). Each decision is decided exactly as tiers decides it (same replies, same writes, adopt alike), in order. A decision whose key this node does not serve (its slot moved, or is moving and the key is not here, or no node serves it) is not decided: -1 on each of its limits and code 3 (ELSEWHERE) on the first, nothing of it written; the caller sends it again by its slot, where redirects are followed. The call follows no redirect (it names no key), so no decision is ever made on a node that is only importing its slot. Also runs on a standalone Redis (every key is local there).
+redis.register_function{ function_name = 'redlimit_tiers_node_batch_v1', flags = { 'allow-cross-slot-keys' }, callback = function(KEYS, ARGV)
+-- Arguments, as declared in the header above (written by codegen).
+if not rl_bound then rl_call, rl_fmod, rl_floor, rl_format, rl_tonumber, rl_bound = redis.call, math.fmod, math.floor, string.format, tonumber, true end
+local rl_groups = rl_arity_groups('tiers_node_batch', KEYS, ARGV, 0, 5, 3)
+local count = ARGV[1]
+do local n = rl_int_memo[count] if n == nil or n < 1 or n > 16 then n = rl_arg_int('tiers_node_batch', count, 1, 'count', true, 1, 16) end count = n end
+local specs = ARGV[2]
+specs = rl_arg_string('tiers_node_batch', specs, 2, 'specs', true, 2048)
+local now_ms = ARGV[3]
+if now_ms == nil or now_ms == '' then now_ms = nil else do local n = rl_int_memo[now_ms] if n == nil or n < 0 or n > 140737488355328 then n = rl_arg_int('tiers_node_batch', now_ms, 3, 'now_ms', false, 0, 140737488355328) end now_ms = n end end
+local tz_rules = ARGV[4]
+if tz_rules == nil or tz_rules == '' then tz_rules = nil else tz_rules = rl_arg_string('tiers_node_batch', tz_rules, 4, 'tz_rules', false, 16384) end
+local adopt = ARGV[5]
+if adopt == nil or adopt == '' then adopt = nil else adopt = rl_arg_string('tiers_node_batch', adopt, 5, 'adopt', false, 1040) end
+local items = {}
+for i = 1, rl_groups do
+  local base = 5 + (i - 1) * 3
+  local g_key = ARGV[base + 1]
+  g_key = rl_arg_string('tiers_node_batch', g_key, base + 1, 'key', true, 65536, i)
+  local g_costs = ARGV[base + 2]
+  if g_costs == '' then g_costs = nil else g_costs = rl_arg_string('tiers_node_batch', g_costs, base + 2, 'costs', false, 512, i) end
+  local g_shares = ARGV[base + 3]
+  if g_shares == '' then g_shares = nil else g_shares = rl_arg_string('tiers_node_batch', g_shares, base + 3, 'shares', false, 256, i) end
+  items[i] = { key = g_key, costs = g_costs, shares = g_shares }
+end
+rl_check_tiers_specs('tiers_node_batch', count, specs, items)
+local now = rl_now_ms(now_ms)
+local plan = rl_tiers_plan('tiers_node_batch', count, specs, tz_rules)
+local keys = {}
+for i = 1, #items do keys[i] = items[i].key end
+return rl_reply(rl_tiers_run(rl_tiers_batch, 'tiers_node_batch', keys, items, plan, now, now_ms ~= nil, true, rl_tiers_adopt('tiers_node_batch', adopt, count)))
+end }
+
 -- tiers_peek v2: Read-only tiers: what a tiers call would answer now for each key, without taking anything (as multi_peek answers for per-limit keys). Runs with EVALSHA_RO and on replicas.
 redis.register_function{ function_name = 'redlimit_tiers_peek_v2', flags = { 'no-writes' }, callback = function(KEYS, ARGV)
 -- Arguments, as declared in the header above (written by codegen).
@@ -4235,4 +4269,4 @@ return rl_reply({ remaining, reset })
 end }
 
 -- The hash of everything above: which redlimit library this server holds.
-redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '0907553025923be234977f1371127b3056ad8d66' end }
+redis.register_function{ function_name = 'redlimit_library', flags = { 'no-writes' }, callback = function() return '2feb79d20619e681cdae03bbf93a34e9a54f79b6' end }

@@ -1,4 +1,5 @@
 import type { RedisClientLike } from '../runtime/index.js';
+import { primaryClients } from '../runtime/adapters.js';
 
 /**
  * Whether a limiter of one key per subject sends the tiers scripts `adopt` on its decisions: a
@@ -21,9 +22,9 @@ import type { RedisClientLike } from '../runtime/index.js';
  * rolling deploy's pin, or a service that shares a limit's own key) writes "found" every half
  * hour, so a process of one key per subject keeps looking while it runs. Processes of an older
  * release do not: after a rollback to one and back, DEL the marker (or set it to "found").
- * Only on a standalone server with an ioredis or node-redis client (a Cluster keeps a key per
- * limit by default; a limiter of layout 'subject' there always looks). An operator may set the
- * marker: "none" stops looking, anything else keeps it on, for as long as it lives.
+ * With an ioredis or node-redis client, standalone or Cluster (there the marker lives in its
+ * slot, and the scan visits every primary); with another client it always looks. An operator may
+ * set the marker: "none" stops looking, anything else keeps it on, for as long as it lives.
  */
 export class AdoptionSwitch {
   /** Whether decisions send adopt now. */
@@ -39,9 +40,16 @@ export class AdoptionSwitch {
     private readonly role: 'follow' | 'mark' = 'follow',
   ) {}
 
-  /** Starts once `prepared` resolves (no client, or a Cluster: always on, nothing marked). */
+  /** The marker's commands (routed by its key on a Cluster). */
+  private run: Command | null = null;
+  private cluster = false;
+
+  /** Starts once `prepared` resolves (no client, or one it cannot command: always on, nothing marked). */
   start(prepared: Promise<void>, cluster: boolean): void {
-    if (this.client === null || cluster || command(this.client) === null) return;
+    if (this.client === null) return;
+    this.cluster = cluster;
+    this.run = cluster ? clusterCommand(this.client) : command(this.client);
+    if (this.run === null) return;
     void prepared.then(() => (this.role === 'mark' ? this.mark() : this.probe()));
   }
 
@@ -65,13 +73,13 @@ export class AdoptionSwitch {
   /** A key per limit, pinned: "found" now and every half of its life. */
   private async mark(): Promise<void> {
     if (this.closed) return;
-    await command(this.client!)!(['SET', this.marker, 'found', 'PX', String(FOUND_MS)]).catch(() => {});
+    await this.run!(['SET', this.marker, 'found', 'PX', String(FOUND_MS)]).catch(() => {});
     this.again(FOUND_MS / 2, () => this.mark());
   }
 
   private async probe(): Promise<void> {
     if (this.closed) return;
-    const run = command(this.client!)!;
+    const run = this.run!;
     let next = 60_000;
     let claimed = false;
     try {
@@ -105,22 +113,37 @@ export class AdoptionSwitch {
     this.again(next, () => this.probe());
   }
 
-  /** Whether the keyspace holds a key of one of these limits kept a key per limit (stops at the first). */
+  /**
+   * Whether the keyspace holds a key of one of these limits kept a key per limit (stops at the
+   * first): on a Cluster, every primary's.
+   */
   private async scan(run: Command): Promise<boolean> {
     // ioredis' keyPrefix is not applied to SCAN's MATCH, and the keys come back with it.
     const full = ((this.client as { options?: { keyPrefix?: string } }).options?.keyPrefix ?? '') + this.prefix;
     const own = new RegExp(`^${escapeRegExp(full)}:\\{[^}]*\\}:(?:${this.names.map(escapeRegExp).join('|')})(?::|$)`);
     const match = `${escapeGlob(full)}:{*}:*`;
-    let cursor = '0';
+    let servers: Command[] = [run];
+    if (this.cluster) {
+      const primaries = await primaryClients(this.client!);
+      if (primaries === null || primaries.length === 0) throw new Error('no primaries to scan');
+      servers = primaries.map((p) => {
+        const c = command(p);
+        if (c === null) throw new Error('a primary cannot be scanned');
+        return c;
+      });
+    }
     let pages = 0;
-    do {
-      const [next, keys] = (await run(['SCAN', cursor, 'MATCH', match, 'COUNT', '1000'])) as [string, string[]];
-      if (keys.some((k) => own.test(String(k)))) return true;
-      cursor = String(next);
-      // A long scan keeps its claim (another process would start one of its own).
-      if (++pages % 100 === 0) await run(['PEXPIRE', this.marker, String(SCAN_CLAIM_MS)]);
-      if (this.closed) return false;
-    } while (cursor !== '0');
+    for (const server of servers) {
+      let cursor = '0';
+      do {
+        const [next, keys] = (await server(['SCAN', cursor, 'MATCH', match, 'COUNT', '1000'])) as [string, string[]];
+        if (keys.some((k) => own.test(String(k)))) return true;
+        cursor = String(next);
+        // A long scan keeps its claim (another process would start one of its own).
+        if (++pages % 100 === 0) await run(['PEXPIRE', this.marker, String(SCAN_CLAIM_MS)]);
+        if (this.closed) return false;
+      } while (cursor !== '0');
+    }
     return false;
   }
 }
@@ -142,11 +165,22 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 type Command = (args: string[]) => Promise<unknown>;
 
-/** A plain command on an ioredis or node-redis client (a Cluster's is never asked: see start); null for anything else. */
+/** A plain command on an ioredis or node-redis client of one server (a Cluster's: clusterCommand); null for anything else. */
 function command(client: RedisClientLike): Command | null {
   const c = client as { call?: (...a: string[]) => Promise<unknown>; sendCommand?: (a: string[]) => Promise<unknown> };
   if (typeof c.call === 'function') return (args) => c.call!(...args);
   if (typeof c.sendCommand === 'function') return (args) => c.sendCommand!(args);
+  return null;
+}
+
+/**
+ * The marker's commands on a Cluster client, routed by the marker's key (its second word):
+ * ioredis' `call`; node-redis' `sendCommand(firstKey, isReadonly, args)`. null for anything else.
+ */
+function clusterCommand(client: RedisClientLike): Command | null {
+  const c = client as { call?: (...a: string[]) => Promise<unknown>; sendCommand?: (key: string, readonly: boolean, a: string[]) => Promise<unknown>; masters?: unknown };
+  if (typeof c.call === 'function') return (args) => c.call!(...args);
+  if (Array.isArray(c.masters) && typeof c.sendCommand === 'function') return (args) => c.sendCommand!(args[1]!, false, args);
   return null;
 }
 

@@ -25,8 +25,8 @@ export interface BatchShape {
   /**
    * `node_batch` and its fixed ARGV now (count, specs, clock, time zone rules): the decisions of
    * several hash slots served by one Cluster node in one call; each item's group (key, cost,
-   * share_ppm) follows. Its reply has the batch script's layout. null: the batch script's calls
-   * go by slot on a Cluster too (tiers: each decision has one key).
+   * share_ppm; tiers_node_batch: key, costs, shares) follows. Its reply has the batch script's
+   * layout. null: the batch script's calls go by slot on a Cluster too.
    */
   node: { def: ScriptDef; argv(): readonly string[] } | null;
   /** Results in the reply per key of a decision: 1, or (tiers: a subject's key holds every limit) the limits' count. */
@@ -228,9 +228,10 @@ export class Coalescer {
         const r = reply as number[];
         const { offset: first, stride } = replyLayouts[node.def.name]!;
         let offset = first;
+        const perKey = this.shape.perKey;
         for (const w of sent) {
-          this.answer(w, node.def.name, r, offset, stride);
-          offset += stride * w.keys.length;
+          this.answer(w, node.def.name, r, offset, stride, perKey);
+          offset += stride * w.keys.length * perKey;
         }
       },
       (err: unknown) => {

@@ -294,14 +294,15 @@ export function capacity(l: AnyLimitSpec): number {
 }
 
 /**
- * Whether a subject's limits share one key: layout 'subject', or 'auto' where it applies and the
- * server is not a Cluster (there a key per limit goes as one node_batch call per primary, while a
- * subject's key goes as a call per hash slot: no tiers script spans slots yet).
+ * Whether a subject's limits share one key: layout 'subject', or 'auto' where it applies (two or
+ * more limits a subject's key holds, keyed by the id, no blocks), on a standalone server and a
+ * Cluster alike (there a primary's decisions of many slots go as one tiers_node_batch call, as a
+ * key per limit goes as node_batch).
  */
-export function usesSubjectLayout(o: RateLimiterOptions, limits: readonly AnyLimitSpec[], cluster: boolean): boolean {
+export function usesSubjectLayout(o: RateLimiterOptions, limits: readonly AnyLimitSpec[]): boolean {
   if (limits.length < 2 || o.layout === 'per-limit') return false;
   if (o.layout === 'subject') return true;
-  return !cluster && o.blocks !== true && limits.every((l) => TIERS_ALGOS.has(l.algo) && (l.scope === undefined || l.scope === 'id'));
+  return o.blocks !== true && limits.every((l) => TIERS_ALGOS.has(l.algo) && (l.scope === undefined || l.scope === 'id'));
 }
 
 /** `layout: 'subject'`: what one subject's key can hold (lib/tiers), said before any key is made. */

@@ -56,7 +56,7 @@ export function connect(
 
 /** Every script a limiter may run. */
 function scriptsOf(plans: readonly LimitPlan[], blocks: boolean): ScriptDef[] {
-  const defs = new Set<ScriptDef>([b.batchScript, b.multiScript, b.multiPeekScript, b.resetScript, b.nodeBatchScript, b.tiersScript, b.tiersPeekScript, b.tiersRefundScript, b.tiersResetScript]);
+  const defs = new Set<ScriptDef>([b.batchScript, b.multiScript, b.multiPeekScript, b.resetScript, b.nodeBatchScript, b.tiersScript, b.tiersNodeBatchScript, b.tiersPeekScript, b.tiersRefundScript, b.tiersResetScript]);
   for (const p of plans) for (const c of [p.consume, p.peek, p.refund]) if (c) defs.add(c.def);
   if (blocks) defs.add(b.blockScript);
   return [...defs];

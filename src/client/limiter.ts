@@ -96,11 +96,11 @@ export class RateLimiter {
     this.prepared = conn?.prepared ?? Promise.resolve();
     const changes = new Changes(() => this.local.dropAll());
     const cluster = conn?.cluster ?? false;
-    const subjectLayout = usesSubjectLayout(options, limits, cluster) && this.plans.length > 1;
+    const subjectLayout = usesSubjectLayout(options, limits) && this.plans.length > 1;
     this.subjectLayout = subjectLayout;
     // One key per subject: follows the adoption marker. A key per limit where 'auto' would have
     // taken one key (a pin): keeps the marker at "found", so such limiters keep looking.
-    const pinned = !subjectLayout && this.plans.length > 1 && !(options as { [NO_ADOPTION_MARK]?: boolean })[NO_ADOPTION_MARK] && usesSubjectLayout({ ...options, layout: 'auto' }, limits, cluster);
+    const pinned = !subjectLayout && this.plans.length > 1 && !(options as { [NO_ADOPTION_MARK]?: boolean })[NO_ADOPTION_MARK] && usesSubjectLayout({ ...options, layout: 'auto' }, limits);
     this.adoption = new AdoptionSwitch(subjectLayout || pinned ? (redis ?? null) : null, prefix, this.plans.map((p) => p.name), pinned ? 'mark' : 'follow');
     this.adoption.start(this.prepared, cluster);
     this.variants = new Variants(compiled, {

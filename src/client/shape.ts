@@ -225,8 +225,9 @@ export class Shape {
             argv[MULTI_BATCH_TZ] = this.tzRules();
             return argv;
           };
-    // A subject's key is one decision's only key: tiers' call of many keys is the batch, by slot on a
-    // Cluster. Its fixed ARGV is multi_batch's and adopt.
+    // A subject's key is one decision's only key: tiers' call of many keys is the batch (keys of
+    // one slot), tiers_node_batch a Cluster primary's call of many slots. Their fixed ARGV is
+    // multi_batch's and adopt.
     if (this.tiers !== null) {
       const adopting = [...fixedSpecs, this.tiers.adopt];
       const notAdopting = [...fixedSpecs, ''];
@@ -239,7 +240,7 @@ export class Shape {
               argv[MULTI_BATCH_TZ] = this.tzRules();
               return argv;
             };
-      return { lone, node: null, def: b.tiersScript, argv: tiersArgv, perKey: this.plans.length };
+      return { lone, node: { def: b.tiersNodeBatchScript, argv: tiersArgv }, def: b.tiersScript, argv: tiersArgv, perKey: this.plans.length };
     }
     const node = { def: b.nodeBatchScript, argv: specsArgv };
     if (this.single) {

@@ -361,6 +361,8 @@ export const twinScripts: Record<string, Impl> = {
   settle: (c) => twinSettle(c, stateKeyError),
   fair_share: twinFairShare,
   tiers: (c) => twinTiers(c, tiersDeps, true),
+  // Its items carry their keys; every key is local to the twin, so none is ELSEWHERE.
+  tiers_node_batch: (c) => twinTiers({ ...c, keys: c.items.map((it) => s(it.key)) }, tiersDeps, true),
   tiers_peek: (c) => twinTiers(c, tiersDeps, false),
   tiers_refund: (c) => twinTiersRefund(c, tiersDeps),
   tiers_reset: twinTiersReset,

@@ -5,8 +5,8 @@ import { encodeHandle, newReservation, parseHandle, settleCall } from '../../src
 import { ioredis, uniquePrefix } from '../support/redis.js';
 
 // The default layout ('auto') keeps every limit of a subject in one key where the tiers scripts
-// can hold them (several gcra / token_bucket / window / quota limits keyed by the id, no blocks,
-// not a Cluster), and a key per limit elsewhere. A subject whose limits were kept a key per limit
+// can hold them (several gcra / token_bucket / window / quota limits keyed by the id, no blocks;
+// on a Cluster too: test/runtime/cluster-subject-layout), and a key per limit elsewhere. A subject whose limits were kept a key per limit
 // (an earlier release, or layout: 'per-limit') carries its counts over: its key, holding nothing,
 // takes over its limits' own keys' states and deletes them. On the server clock those states are
 // in their packed forms (a window's tag, a bucket's clock remainder), read as their own scripts

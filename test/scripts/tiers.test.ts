@@ -129,7 +129,7 @@ function opsArb(count: number): fc.Arbitrary<Op[]> {
 }
 
 describe('tiers: one key per subject ≡ multi over one key per limit', () => {
-  it('tiers, tiers_peek, tiers_refund, tiers_reset: FCALL ≡ EVALSHA ≡ twin (replies, states, expiry), and ≡ multi / multi_peek / *_refund / DEL on per-limit keys, from per-limit keys\' states (adopt) or none', async () => {
+  it('tiers, tiers_peek, tiers_refund, tiers_reset (and tiers_node_batch): FCALL ≡ EVALSHA ≡ twin (replies, states, expiry), and ≡ multi / multi_peek / *_refund / DEL on per-limit keys, from per-limit keys\' states (adopt) or none', async () => {
     // history: decisions made on a key per limit first (multi, the layout before), which the
     // subject's key then takes over (adopt); empty: the subject starts with nothing (always with
     // one limit, whose subject's key is its own key).
@@ -139,6 +139,7 @@ describe('tiers: one key per subject ≡ multi over one key per limit', () => {
     await fc.assert(
       fc.asyncProperty(scenario, async ([limits, ops, start, history]) => {
         const tag = `tp${run++}`;
+        const nodeRun = run % 2 === 0;
         const count = limits.length;
         let now = T0 + start;
         // tiers_reset reads no clock: the twin's store tells what is live by its own, the callers' one.
@@ -172,7 +173,11 @@ describe('tiers: one key per subject ≡ multi over one key per limit', () => {
           const argv = tiersArgv(limits, now, op.decisions, adopt);
           if (op.kind === 'tiers' || op.kind === 'peek') {
             const def = op.kind === 'tiers' ? b.tiersScript : b.tiersPeekScript;
-            const replies = await Promise.all(SIDES.map((side) => call(client(side), def, op.decisions.map((d) => key(side, d.subject)), argv)));
+            // In half the runs FCALL's side decides through tiers_node_batch (what a Cluster
+            // primary runs: the items carry their keys), which must answer and write as tiers.
+            const viaNode = (side: Side) => op.kind === 'tiers' && side === 'fn' && nodeRun;
+            const nodeArgv = (side: Side) => [...argv.slice(0, 5), ...op.decisions.flatMap((d, i) => [key(side, d.subject), argv[5 + 2 * i]!, argv[6 + 2 * i]!])];
+            const replies = await Promise.all(SIDES.map((side) => (viaNode(side) ? call(client(side), b.tiersNodeBatchScript, [], nodeArgv(side)) : call(client(side), def, op.decisions.map((d) => key(side, d.subject)), argv))));
             expect(replies[0]).toHaveLength(1 + op.decisions.length * count * 4);
             expect(replies[1]).toEqual(replies[0]);
             expect(replies[2]).toEqual(replies[0]);

@@ -17,25 +17,14 @@ _LAYOUTS = ("auto", "per-limit", "subject")
 _SETTLE_STATUS = ("unknown", "committed", "cancelled", "already-settled", "mismatch")
 
 
-def _is_cluster(client):
-    """Whether client is redis-py's Redis Cluster client, sync or asyncio (its module is loaded
-    if it is one: nothing is imported to ask)."""
-    for module in ("redis.cluster", "redis.asyncio.cluster"):
-        cls = getattr(sys.modules.get(module), "RedisCluster", None)
-        if cls is not None and isinstance(client, cls):
-            return True
-    return False
-
-
-def _uses_subject_layout(layout, limits, blocks, cluster):
+def _uses_subject_layout(layout, limits, blocks):
     """Whether a subject's limits share one key, as Node's usesSubjectLayout decides: layout
-    "subject", or "auto" where the one key can hold them on a server that is not a Cluster (there a
-    key per limit goes as one call per primary; a subject's key as one per hash slot)."""
+    "subject", or "auto" where the one key can hold them (on a Redis Cluster too)."""
     if len(limits) < 2 or layout == "per-limit":
         return False
     if layout == "subject":
         return True
-    return not cluster and not blocks and all(l.algo in _TIERS_ALGOS and l.scope in (None, "id") for l in limits)
+    return not blocks and all(l.algo in _TIERS_ALGOS and l.scope in (None, "id") for l in limits)
 
 
 def _own_keys(key, adopt, names):
@@ -343,9 +332,9 @@ class Limiter:
     quota limits keyed by the id, without blocks (one limit: both layouts are the same key);
     reserve / commit / cancel go through tiers_reserve / tiers_settle there, the record beside the
     subject's key (the handle names that one key), as Node's. "per-limit": a key per limit
-    (limit_key), for every limiter. "auto" (default, as Node's): "subject" where it applies and
-    the client is not a Redis Cluster (redis-py's RedisCluster, sync or asyncio), else
-    "per-limit": a Python and a Node limiter of the same limits pick the same keys. .layout says
+    (limit_key), for every limiter. "auto" (default, as Node's): "subject" where it applies (on a
+    Redis Cluster too), else "per-limit": a Python and a Node limiter of the same limits pick the
+    same keys. .layout says
     which one it is ("auto" resolved).
     Upgrading to the subject layout (a limiter that kept a key per limit, the default before
     "auto"): a subject's one key that holds nothing takes over its limits' own keys' states and
@@ -371,7 +360,7 @@ class Limiter:
             raise InvalidArgument(f"redlimit limiter: layout must be auto, per-limit or subject, got {layout!r:.40}")
         # The subject layout with two or more limits: the subject's one key, the tiers scripts (as
         # Node's: one limit is its own key, whatever the layout).
-        self._tiers = _uses_subject_layout(layout, self.limits, self.blocks, _is_cluster(client))
+        self._tiers = _uses_subject_layout(layout, self.limits, self.blocks)
         self.layout = layout if layout != "auto" else "subject" if self._tiers else "per-limit"
         # tiers' adopt: the limits' names as the subject's key names them, so the states a key per
         # limit holds move into it.
