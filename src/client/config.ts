@@ -128,9 +128,9 @@ export interface RateLimiterOptions {
    * whatever the number of limits, and one key's memory. For limiters of two or more limits of
    * algo gcra, token_bucket, fixed_window, sliding_window or quota, keyed by the id (no scope),
    * without blocks. `per-limit`: one key per limit (`prefix:{id}:name`), for every limiter.
-   * `auto` (default): `subject` where it applies on a standalone server (a Redis Cluster keeps
-   * `per-limit`, whose decisions of many hash slots go as one call per primary), else
-   * `per-limit`. Every call answers the same in both layouts.
+   * `auto` (default): `subject` where it applies (a Redis Cluster too: a primary's decisions of
+   * many hash slots go as one tiers_node_batch call), else `per-limit`. Every call answers the
+   * same in both layouts.
    *
    * Upgrading to `subject` (a limiter that kept a key per limit): a subject's key that holds
    * nothing takes over its limits' own keys' states (and deletes those keys), so counts carry

@@ -37,56 +37,60 @@ function serviceIds(): string[] {
 }
 
 describe('Redis Cluster: keys spread', () => {
-  it('puts each id\'s 3 tier keys in one slot, and 3000 service ids within ±15% of the mean on each of 3 primaries', async () => {
-    const client = new Cluster(cluster.nodes, { slotsRefreshInterval: 0 });
-    client.on('error', () => {});
-    const masters = cluster.nodes.map((n) => new Redis(n.port, n.host));
-    const limiter = createRateLimiter({ redis: client, prefix: 'spread', limits: TIERS, ...UNHURRIED });
-    try {
-      const ids = serviceIds();
-      expect(new Set(ids).size).toBe(3000);
-      let next = 0;
-      const worker = async () => {
-        while (next < ids.length) {
-          const id = ids[next++]!;
-          expect(await limiter.limit(id)).toMatchObject({ allowed: true, source: 'redis' });
-        }
-      };
-      await Promise.all(Array.from({ length: 64 }, worker));
+  // A key per limit: each id's 3 tier keys; one key per subject (the default): its one key.
+  for (const [layout, perId, prefix] of [['per-limit', 3, 'spread'], ['auto', 1, 'spreadone']] as const) {
+    it(`puts each id's keys in one slot (${perId} per id, layout ${layout}), and 3000 service ids within ±15% of the mean on each of 3 primaries`, async () => {
+      const client = new Cluster(cluster.nodes, { slotsRefreshInterval: 0 });
+      client.on('error', () => {});
+      const masters = cluster.nodes.map((n) => new Redis(n.port, n.host));
+      const limiter = createRateLimiter({ redis: client, prefix, limits: TIERS, layout, ...UNHURRIED });
+      const named = new RegExp(`^${prefix}:\\{(.*)\\}:(${perId === 3 ? 'minute|hour|day' : 'minute\\+hour\\+day'})$`);
+      try {
+        const ids = serviceIds();
+        expect(new Set(ids).size).toBe(3000);
+        let next = 0;
+        const worker = async () => {
+          while (next < ids.length) {
+            const id = ids[next++]!;
+            expect(await limiter.limit(id)).toMatchObject({ allowed: true, source: 'redis' });
+          }
+        };
+        await Promise.all(Array.from({ length: 64 }, worker));
 
-      // Every key the decisions wrote, read back from the primaries that hold them.
-      const slotsOf = new Map<string, Set<number>>();
-      const perPrimary: number[] = [];
-      for (const m of masters) {
-        const keys: string[] = [];
-        let cursor = '0';
-        do {
-          const [c, batch] = await m.scan(cursor, 'MATCH', 'spread:*', 'COUNT', 1000);
-          cursor = c;
-          keys.push(...batch);
-        } while (cursor !== '0');
-        const p = m.pipeline();
-        for (const key of keys) p.cluster('KEYSLOT', key);
-        const slots = (await p.exec())!.map(([err, slot]) => (err ? -1 : Number(slot)));
-        keys.forEach((key, i) => {
-          const id = /^spread:\{(.*)\}:(minute|hour|day)$/.exec(key)![1]!;
-          slotsOf.set(id, (slotsOf.get(id) ?? new Set()).add(slots[i]!));
-        });
-        const count = keys.length;
-        perPrimary.push(count);
+        // Every key the decisions wrote, read back from the primaries that hold them.
+        const slotsOf = new Map<string, Set<number>>();
+        const perPrimary: number[] = [];
+        for (const m of masters) {
+          const keys: string[] = [];
+          let cursor = '0';
+          do {
+            const [c, batch] = await m.scan(cursor, 'MATCH', `${prefix}:{*`, 'COUNT', 1000);
+            cursor = c;
+            keys.push(...batch);
+          } while (cursor !== '0');
+          const p = m.pipeline();
+          for (const key of keys) p.cluster('KEYSLOT', key);
+          const slots = (await p.exec())!.map(([err, slot]) => (err ? -1 : Number(slot)));
+          keys.forEach((key, i) => {
+            const id = named.exec(key)![1]!;
+            slotsOf.set(id, (slotsOf.get(id) ?? new Set()).add(slots[i]!));
+          });
+          const count = keys.length;
+          perPrimary.push(count);
+        }
+        expect([...slotsOf.keys()].sort()).toEqual([...ids].sort());
+        for (const [id, slots] of slotsOf) expect({ id, slots: slots.size }).toEqual({ id, slots: 1 });
+        expect(perPrimary.reduce((a, b) => a + b, 0)).toBe(perId * ids.length);
+        const mean = (perId * ids.length) / 3;
+        for (const count of perPrimary) {
+          expect(count).toBeGreaterThanOrEqual(0.85 * mean);
+          expect(count).toBeLessThanOrEqual(1.15 * mean);
+        }
+      } finally {
+        await limiter.close();
+        client.disconnect();
+        for (const m of masters) m.disconnect();
       }
-      expect([...slotsOf.keys()].sort()).toEqual([...ids].sort());
-      for (const [id, slots] of slotsOf) expect({ id, slots: slots.size }).toEqual({ id, slots: 1 });
-      expect(perPrimary.reduce((a, b) => a + b, 0)).toBe(3 * ids.length);
-      const mean = ids.length;
-      for (const count of perPrimary) {
-        expect(count).toBeGreaterThanOrEqual(0.85 * mean);
-        expect(count).toBeLessThanOrEqual(1.15 * mean);
-      }
-    } finally {
-      await limiter.close();
-      client.disconnect();
-      for (const m of masters) m.disconnect();
-    }
-  });
+    });
+  }
 });
