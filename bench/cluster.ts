@@ -255,11 +255,11 @@ async function instructionsOf(mode: 'standalone' | 'cluster', work: (client: Red
 }
 
 /** `functions: false` keeps a standalone client on EVALSHA, as a Cluster client is (the default switches standalone to FCALL). */
-async function perDecision(mode: 'standalone' | 'cluster', limits: LimitSpec[], coalesce: boolean, functions = true): Promise<number> {
+async function perDecision(mode: 'standalone' | 'cluster', limits: LimitSpec[], coalesce: boolean, functions = true, layout: 'per-limit' | 'auto' = 'per-limit'): Promise<number> {
   const count = (n: number) =>
     instructionsOf(mode, async (client) => {
-      // The same work on both: a key per limit (a Cluster's default; standalone's default for tiers is one key per subject).
-      const limiter = createRateLimiter({ redis: client, limits, timeoutMs: 60_000, coalesce, functions, layout: 'per-limit' });
+      // The same work on both: the layout given (the default for 3 tiers is one key per subject on both).
+      const limiter = createRateLimiter({ redis: client, limits, timeoutMs: 60_000, coalesce, functions, layout });
       await limiter.ready();
       await decideAll(limiter, serviceIds(n, 7));
       await limiter.close();
@@ -367,18 +367,25 @@ async function main(): Promise<void> {
     say('|---|---|---|---|---|---|---|---|');
     // BENCH_SEED=<json of { key: instructions }> reuses counts already measured (re-read before each).
     const seeded = (k: string): number | undefined => (process.env.BENCH_SEED ? (JSON.parse(readFileSync(process.env.BENCH_SEED, 'utf8')) as Record<string, number>)[k] : undefined);
-    const measure = async (key: string, mode: 'standalone' | 'cluster', limits: LimitSpec[], coalesce: boolean, functions: boolean): Promise<number> => {
-      const v = (ins[key] ??= seeded(key) ?? (await perDecision(mode, limits, coalesce, functions)));
+    const measure = async (key: string, mode: 'standalone' | 'cluster', limits: LimitSpec[], coalesce: boolean, functions: boolean, layout: 'per-limit' | 'auto'): Promise<number> => {
+      const v = (ins[key] ??= seeded(key) ?? (await perDecision(mode, limits, coalesce, functions, layout)));
       save();
       return v;
     };
-    for (const [label, limits] of [['1 limit (gcra)', ONE], ['3 tiers', TIERS]] as const) {
+    // BENCH_ROWS=<comma-separated labels> measures some rows only.
+    const rows = process.env.BENCH_ROWS ? new Set(process.env.BENCH_ROWS.split(',')) : null;
+    for (const [label, limits, layout] of [
+      ['1 limit (gcra)', ONE, 'per-limit'],
+      ['3 tiers, a key per limit', TIERS, 'per-limit'],
+      ['3 tiers, one key per subject (the default)', TIERS, 'auto'],
+    ] as const) {
+      if (rows !== null && !rows.has(label)) continue;
       for (const coalesce of [true, false]) {
         const k = `${label}/${coalesce}`;
-        const a = await measure(`${k}/standalone`, 'standalone', limits, coalesce, true);
-        const b = await measure(`${k}/cluster`, 'cluster', limits, coalesce, true);
-        const c = await measure(`${k}/standalone-evalsha`, 'standalone', limits, coalesce, false);
-        const d = await measure(`${k}/cluster-evalsha`, 'cluster', limits, coalesce, false);
+        const a = await measure(`${k}/standalone`, 'standalone', limits, coalesce, true, layout);
+        const b = await measure(`${k}/cluster`, 'cluster', limits, coalesce, true, layout);
+        const c = await measure(`${k}/standalone-evalsha`, 'standalone', limits, coalesce, false, layout);
+        const d = await measure(`${k}/cluster-evalsha`, 'cluster', limits, coalesce, false, layout);
         say(`| ${label} | ${coalesce ? 'on (default)' : 'off'} | ${fmt(a)} | ${fmt(b)} | ${(b / a).toFixed(3)}× | ${fmt(c)} | ${fmt(d)} | ${(d / c).toFixed(3)}× |`);
       }
     }
@@ -389,7 +396,7 @@ async function main(): Promise<void> {
     const s = sa.nodes[0]!;
     const cpuStandalone = s.d.cpuSec / s.ids; // s of Redis CPU per decision, one shard
     const cpuCluster = cl.nodes.reduce((t, n) => t + n.d.cpuSec, 0) / IDS;
-    const insRatio = ins['3 tiers/true/cluster'] && ins['3 tiers/true/standalone'] ? ins['3 tiers/true/cluster'] / ins['3 tiers/true/standalone'] : NaN;
+    const insRatio = ins['3 tiers, one key per subject (the default)/true/cluster'] && ins['3 tiers, one key per subject (the default)/true/standalone'] ? ins['3 tiers, one key per subject (the default)/true/cluster'] / ins['3 tiers, one key per subject (the default)/true/standalone'] : NaN;
     const perShard = 1 / cpuCluster; // decisions/s one saturated primary serves, measured on the cluster
     const skew = maxOverMean(cl.nodes.map((n) => n.ids));
     const clusterBytes = (3 * cl.nodes.reduce((t, n) => t + n.d.usedMemory, 0)) / cl.nodes.reduce((t, n) => t + n.d.keys, 0);
@@ -433,14 +440,14 @@ async function main(): Promise<void> {
     say('| target | result |');
     say('|---|---|');
     say(`| keys of ${fmt(IDS)} ids spread over 3 primaries, max/mean ≤ 1.1 | **${Math.max(keyLoad, callLoad) <= 1.1 ? 'met' : 'missed'}**: keys ${keyLoad.toFixed(3)}, ids ${skew.toFixed(3)}, script calls ${callLoad.toFixed(3)}. Each id's 3 keys share its slot (test/runtime/cluster-spread.test.ts checks it with CLUSTER KEYSLOT). |`);
-    if (Object.keys(ins).length === 16) {
+    if (Object.keys(ins).length === 24) {
       const ratio = (label: string, c: boolean, t: '' | '-evalsha') => ins[`${label}/${c}/cluster${t}`]! / ins[`${label}/${c}/standalone${t}`]!;
-      const cells = (c: boolean, t: '' | '-evalsha') => [ratio('1 limit (gcra)', c, t), ratio('3 tiers', c, t)];
+      const cells = (c: boolean, t: '' | '-evalsha') => [ratio('1 limit (gcra)', c, t), ratio('3 tiers, a key per limit', c, t), ratio('3 tiers, one key per subject (the default)', c, t)];
       const eq = (x: number) => Math.abs(x - 1) <= 0.05;
       const near = (x: number) => Math.abs(x - 1) <= 0.1;
       const all = [...cells(true, ''), ...cells(false, ''), ...cells(true, '-evalsha'), ...cells(false, '-evalsha')];
       const verdict = all.every(eq) ? 'met' : all.every(near) ? 'within the run-to-run noise (5–10%), not settled' : 'missed';
-      const show = (xs: number[]) => `${xs[0]!.toFixed(3)}× for gcra, ${xs[1]!.toFixed(3)}× for 3 tiers`;
+      const show = (xs: number[]) => `${xs[0]!.toFixed(3)}× for gcra, ${xs[1]!.toFixed(3)}× for 3 tiers with a key per limit, ${xs[2]!.toFixed(3)}× with one key per subject`;
       say(`| per-shard instructions per decision equal to standalone | **${verdict}** (cluster node / standalone, the same calls on both sides: default client (FCALL), coalescing on ${show(cells(true, ''))}, off ${show(cells(false, ''))}; EVALSHA, on ${show(cells(true, '-evalsha'))}, off ${show(cells(false, '-evalsha'))}). The coalescer groups a turn's decisions per primary and sends the decisions of several slots as one node_batch call (declared \`allow-cross-slot-keys\`, Redis ≥ 7.0; sent on the primary's own connection, so it follows no redirect: a decision whose slot the node does not serve is decided again by its slot): ${(cl.nodes.reduce((t, n) => t + n.d.scriptCalls, 0) / IDS).toFixed(3)} script calls per decision on the 3 primaries above vs ${(s.d.scriptCalls / IDS).toFixed(3)} standalone (each primary gets about a third of each turn, so its calls carry fewer decisions). |`);
     }
     say(`| memory per id | cluster ${fmt(clusterBytes)} B vs standalone ${fmt((3 * s.d.usedMemory) / s.d.keys)} B per id (3 keys, used_memory); MEMORY USAGE ${fmt(usage / 3, 1)} vs ${fmt(s.bytesPerId / 3, 1)} B per key: Redis 7.0 in cluster mode keeps two pointers per key (16 B) to list each slot's keys; the rest of the used_memory gap is hash-table fill (tables a power of two: ${fmt(measuredKeys)} keys per primary fill theirs to ${(measuredKeys / 2 ** Math.ceil(Math.log2(measuredKeys + 1))).toFixed(2)}, ${fmt(bucketBytes(measuredKeys), 1)} B of buckets per key; the standalone server's ${fmt(s.d.keys)} keys fill to ${(s.d.keys / 2 ** Math.ceil(Math.log2(s.d.keys + 1))).toFixed(2)}, ${fmt(bucketBytes(s.d.keys), 1)} B), which the model recomputes per size. |`);

@@ -173,9 +173,10 @@ describe('tiers: one key per subject ≡ multi over one key per limit', () => {
           const argv = tiersArgv(limits, now, op.decisions, adopt);
           if (op.kind === 'tiers' || op.kind === 'peek') {
             const def = op.kind === 'tiers' ? b.tiersScript : b.tiersPeekScript;
-            // In half the runs FCALL's side decides through tiers_node_batch (what a Cluster
-            // primary runs: the items carry their keys), which must answer and write as tiers.
-            const viaNode = (side: Side) => op.kind === 'tiers' && side === 'fn' && nodeRun;
+            // In half the runs FCALL's side and the twin decide through tiers_node_batch (what a
+            // Cluster primary runs: the items carry their keys), which must answer and write as
+            // tiers does (EVALSHA's side).
+            const viaNode = (side: Side) => op.kind === 'tiers' && side !== 'sha' && nodeRun;
             const nodeArgv = (side: Side) => [...argv.slice(0, 5), ...op.decisions.flatMap((d, i) => [key(side, d.subject), argv[5 + 2 * i]!, argv[6 + 2 * i]!])];
             const replies = await Promise.all(SIDES.map((side) => (viaNode(side) ? call(client(side), b.tiersNodeBatchScript, [], nodeArgv(side)) : call(client(side), def, op.decisions.map((d) => key(side, d.subject)), argv))));
             expect(replies[0]).toHaveLength(1 + op.decisions.length * count * 4);
@@ -645,6 +646,20 @@ describe('tiers: bad input and foreign keys', () => {
     }
     // The binding refuses the same before the round trip.
     expect(await refusal(b.tiersRefund(lib.sha, { count: 2, specs: specs2, refunds: [{ key, costs: '1' }] }))).toBe('detail: costs[1] has 1 entries for 2 limit(s)');
+    // tiers_node_batch (no declared key: each item names its own) refuses as tiers does.
+    const node: [string[], RegExp][] = [
+      [['2', specs2, '', '', '', key, '1', ''], /^BADARG redlimit tiers_node_batch: costs\[1\] has 1 entries for 2 limit\(s\)$/],
+      [['2', specs2, '', '', 'm++d', key, '', ''], /^BADARG redlimit tiers_node_batch: adopt must be the limits' names joined by \+/],
+      [['2', specs2, '', '', 'm', key, '', ''], /^BADARG redlimit tiers_node_batch: adopt names 1 limit\(s\) for 2 spec\(s\)$/],
+      [['2', specs2, '', '', '', '', '', ''], /^BADARG redlimit tiers_node_batch: key\[1\] \(ARGV\[6\]\) is required$/],
+      [['2', specs2, '', '', '', key, ''], /^BADARG redlimit tiers_node_batch: expects 5 fixed argument\(s\) then one or more groups of 3, got 7 argument\(s\)$/],
+      [['2', 'gcra,5,60000,5,,;sliding_log,5,60000,,,', '', '', '', key, '', ''], /^BADARG redlimit tiers_node_batch: specs\[2\] is sliding_log/],
+    ];
+    for (const [argv, message] of node) {
+      for (const c of [lib.fn, lib.sha, twin] as Client[]) expect(await refusal(call(c, b.tiersNodeBatchScript, [], argv))).toMatch(message);
+    }
+    expect(await refusal(b.tiersNodeBatch(lib.sha, { count: 2, specs: specs2, items: [{ key, costs: '1' }] }))).toBe('detail: costs[1] has 1 entries for 2 limit(s)');
+    expect(await lib.fn.exists(key)).toBe(0);
   });
 
   it('tiers_reset publishes every key it was given on redlimit:invalidate (as reset does), after the change', async () => {
