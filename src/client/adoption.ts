@@ -13,7 +13,9 @@ import { primaryClients } from '../runtime/adapters.js';
  * SCANs the keyspace for a key of a limit of these names kept a key per limit
  * (`<prefix>:{<tag>}:<name>` or `...:<name>:<id>`), stopping at the first; it then sets the
  * marker to "found" for an hour (then the next look, which stops at the first such key again) or
- * to "none" for a day. A scan that fails (SCAN refused) sets "found" for the hour. Every process
+ * to "none" for a day. A scan that fails (SCAN refused) sets "found" for the hour, and so does
+ * one whose server changed under it (its run_id, read by INFO where an ACL allows it: a failover
+ * or a restart mid-scan resumes the cursor on a server it does not describe). Every process
  * reads the marker and follows it until it expires, then looks again: "none" stops looking,
  * anything else keeps looking; a process looks until it has read the marker, and the one that
  * scans looks while it does.
@@ -134,6 +136,9 @@ export class AdoptionSwitch {
     }
     let pages = 0;
     for (const server of servers) {
+      // A cursor resumed on another server (a failover or a restart mid-scan) may skip keys: a
+      // server that is not the one the scan started on counts as found (looked at again later).
+      const started = await runId(server);
       let cursor = '0';
       do {
         const [next, keys] = (await server(['SCAN', cursor, 'MATCH', match, 'COUNT', '1000'])) as [string, string[]];
@@ -143,6 +148,7 @@ export class AdoptionSwitch {
         if (++pages % 100 === 0) await run(['PEXPIRE', this.marker, String(SCAN_CLAIM_MS)]);
         if (this.closed) return false;
       } while (cursor !== '0');
+      if (started !== (await runId(server))) return true;
     }
     return false;
   }
@@ -171,6 +177,15 @@ function command(client: RedisClientLike): Command | null {
   if (typeof c.call === 'function') return (args) => c.call!(...args);
   if (typeof c.sendCommand === 'function') return (args) => c.sendCommand!(args);
   return null;
+}
+
+/** The server's run_id (INFO server), or null when it is not told (INFO refused by an ACL). */
+async function runId(server: Command): Promise<string | null> {
+  try {
+    return /^run_id:(\w+)/m.exec(String(await server(['INFO', 'server'])))?.[1] ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { createRateLimiter, type LimitSpec, type RateLimiter } from '../../src/index.js';
 import { FOUND_MS, NONE_MS } from '../../src/client/adoption.js';
 import { ioredis, nodeRedis, uniquePrefix } from '../support/redis.js';
+import { startLocalRedis } from '../../devtools/local-redis.js';
 
 // A limiter of one key per subject looks for the states its limits kept a key per limit (adopt)
 // only while such keys may exist: a marker per prefix and set of names (`<prefix>:!adopt:<names>`)
@@ -138,4 +139,37 @@ describe('adoption: only while states kept a key per limit may exist', () => {
     expect(left(await later.limit('bob'))).toEqual({ m: 59, d: 959 });
     await Promise.all([first.close(), pinned.close(), later.close()]);
   });
+
+  it('a scan resumed on another server (a restart mid-scan) records "found", never "none": its cursor may have skipped keys there (a review found "none" recorded)', async () => {
+    const own = await startLocalRedis(['--enable-debug-command', 'yes']);
+    let server = own;
+    const c = new Redis(own.port, '127.0.0.1', { maxRetriesPerRequest: null, retryStrategy: () => 20 });
+    c.on('error', () => {});
+    const watch = new Redis(own.port, '127.0.0.1', { maxRetriesPerRequest: null, retryStrategy: () => 20 });
+    watch.on('error', () => {});
+    try {
+      // Many keys under the prefix, none of them a limit's own key (a subject's key of other
+      // limits): the scan reads them all, page by page.
+      await c.call('DEBUG', 'POPULATE', '600000', 'scan:{s}:x+y');
+      const rl = createRateLimiter({ redis: c, prefix: 'scan', limits: tiers, denyCache: false, timeoutMs: 10_000 });
+      await rl.ready();
+      // While it scans: the server restarts (empty: nothing persisted), and the scan resumes there.
+      for (let i = 0; i < 2000 && (await watch.get('scan:!adopt:m+d')) !== 'scanning'; i++) await new Promise((r) => setTimeout(r, 1));
+      expect(await watch.get('scan:!adopt:m+d')).toBe('scanning');
+      await own.kill();
+      server = await own.restart();
+      let v: string | null = null;
+      for (let i = 0; i < 500 && (v === null || v === 'scanning'); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        v = await watch.get('scan:!adopt:m+d').catch(() => null);
+      }
+      expect(v).toBe('found');
+      expect(rl.stats().adopting).toBe(true);
+      await rl.close();
+    } finally {
+      c.disconnect();
+      watch.disconnect();
+      await server.kill();
+    }
+  }, 60_000);
 });
