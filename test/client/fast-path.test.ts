@@ -158,7 +158,12 @@ describe('the fast path', () => {
   it('blocks are opt-in: a limiter with blocks checks them atomically through multi', async () => {
     const prefix = uniquePrefix('blk');
     const limits = { name: 'r', algo: 'gcra' as const, limit: 10, periodMs: 1000 };
-    const rl = createRateLimiter({ redis, prefix, limits, blocks: true, ...UNHURRIED });
+    // The deny cache holds a denial for at most 100 ms unless it hears of every change made
+    // elsewhere (keyspace events) or is told to hold longer: on a loaded machine the second call
+    // below can come later than that (a full run found it so).
+    const rl = createRateLimiter({ redis, prefix, limits, blocks: true, ...UNHURRIED, denyCache: { maxHoldMs: 60_000 } });
+    for (let i = 0; i < 500 && !rl.stats().invalidation.subscribed; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(rl.stats().invalidation.subscribed).toBe(true);
     await rl.block('eve', 5_000);
     expect(await rl.limit('eve')).toMatchObject({ allowed: false, deniedBy: 'block', source: 'redis', limits: [{ name: 'r', allowed: true }] });
     expect((await rl.limit('eve')).source).toBe('deny-cache');
