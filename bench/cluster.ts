@@ -45,6 +45,11 @@ let CALLS = Number(process.env.BENCH_CALLS ?? 200);
 const MODEL_IDS = Number(process.env.BENCH_MODEL_IDS ?? 10_000_000);
 const PARTS = new Set((process.env.BENCH_PARTS ?? 'spread,instructions').split(','));
 const SECTION = '## Issue 17: scaling past one machine';
+/**
+ * The key layout of the spread and memory parts: BENCH_LAYOUT=per-limit for a key per limit (3
+ * keys per id), else the default (one key per subject: `rl:{<id>}:minute+hour+day`).
+ */
+const LAYOUT: 'per-limit' | 'auto' = process.env.BENCH_LAYOUT === 'per-limit' ? 'per-limit' : 'auto';
 
 /** The most common production shape: per minute, per hour, per day. */
 export const TIERS: LimitSpec[] = [
@@ -134,9 +139,10 @@ const bucketBytes = (keys: number) => (2 * 8 * 2 ** Math.ceil(Math.log2(keys + 1
 const maxOverMean = (xs: number[]) => Math.max(...xs) / (xs.reduce((s, x) => s + x, 0) / xs.length);
 
 /** MEMORY USAGE SAMPLES 0 of every key of these ids, per id (pipelined). */
-async function bytesPerId(r: Redis, prefix: string, ids: readonly string[], limits: readonly LimitSpec[]): Promise<number> {
+async function bytesPerId(r: Redis, prefix: string, ids: readonly string[], limits: readonly LimitSpec[], layout: 'per-limit' | 'auto'): Promise<number> {
   const p = r.pipeline();
-  for (const id of ids) for (const l of limits) p.call('MEMORY', 'USAGE', `${prefix}:{${id}}:${l.name}`, 'SAMPLES', '0');
+  const names = layout === 'auto' ? [limits.map((l) => l.name).join('+')] : limits.map((l) => l.name);
+  for (const id of ids) for (const name of names) p.call('MEMORY', 'USAGE', `${prefix}:{${id}}:${name}`, 'SAMPLES', '0');
   const replies = (await p.exec())!;
   let bytes = 0;
   let missing = 0;
@@ -156,9 +162,9 @@ interface RunFigures {
   nodes: { port: number; ids: number; before: NodeStats; d: NodeStats; bytesPerId: number }[];
 }
 
-async function runDecisions(client: Redis | Cluster, masters: Redis[], ownerOf: (slot: number) => number, ids: string[]): Promise<RunFigures> {
-  // A key per limit on both sides (a Cluster's default; a standalone server's default is one key per subject).
-  const limiter = createRateLimiter({ redis: client, limits: TIERS, timeoutMs: 10_000, layout: 'per-limit' });
+async function runDecisions(client: Redis | Cluster, masters: Redis[], ownerOf: (slot: number) => number, ids: string[], layout: 'per-limit' | 'auto'): Promise<RunFigures> {
+  // The same layout on both sides.
+  const limiter = createRateLimiter({ redis: client, limits: TIERS, timeoutMs: 10_000, layout });
   await limiter.ready();
   await limiter.limit('warm-up'); // connections open, scripts/functions loaded on its node
   await Promise.all(masters.map((m) => m.flushall()));
@@ -173,7 +179,7 @@ async function runDecisions(client: Redis | Cluster, masters: Redis[], ownerOf: 
   for (const id of ids) byNode[ownerOf(hashSlot(`{${id}}`))]!.push(id);
   const samples = byNode.map((b) => b.slice(0, SAMPLE));
   await decideAll(limiter, samples.flat(), SAMPLE_COST);
-  const sampled = await Promise.all(masters.map((m, i) => bytesPerId(m, 'rl', samples[i]!, TIERS)));
+  const sampled = await Promise.all(masters.map((m, i) => bytesPerId(m, 'rl', samples[i]!, TIERS, layout)));
   await limiter.close();
   const nodes = masters.map((m, i) => ({ port: m.options.port!, ids: byNode[i]!.length, before: before[i]!, d: delta(before[i]!, after[i]!), bytesPerId: sampled[i]! }));
   return { seconds, nodeCpuSec: (c.user + c.system) / 1e6, nodes };
@@ -188,7 +194,7 @@ async function clusterRun(ids: string[]): Promise<RunFigures> {
     const owner = new Int32Array(16384).fill(-1);
     const slots = await masters[0]!.cluster('SLOTS');
     for (const [from, to, node] of slots) for (let s = from; s <= to; s++) owner[s] = lc.nodes.findIndex((n) => n.port === node?.[1]);
-    return await runDecisions(client, masters, (s) => owner[s]!, ids);
+    return await runDecisions(client, masters, (s) => owner[s]!, ids, LAYOUT);
   } finally {
     client.disconnect();
     for (const m of masters) m.disconnect();
@@ -201,7 +207,7 @@ async function standaloneRun(ids: string[]): Promise<RunFigures> {
   const client = new Redis(server.port, '127.0.0.1');
   const admin = new Redis(server.port, '127.0.0.1');
   try {
-    return await runDecisions(client, [admin], () => 0, ids);
+    return await runDecisions(client, [admin], () => 0, ids, LAYOUT);
   } finally {
     client.disconnect();
     admin.disconnect();
@@ -270,7 +276,7 @@ async function perDecision(mode: 'standalone' | 'cluster', limits: LimitSpec[], 
 }
 
 interface Figures {
-  meta: { commit: string; at: string; redis: string; ioredis: string; node: string; cores: number; load: number; ids: number; inflight: number; sample: number; calls: number };
+  meta: { commit: string; at: string; redis: string; ioredis: string; node: string; cores: number; load: number; ids: number; inflight: number; sample: number; calls: number; layout?: 'per-limit' | 'auto' };
   cl: RunFigures | null;
   sa: RunFigures | null;
   /** Instructions per decision by `${limits}/${coalesce}/${mode}`. */
@@ -313,18 +319,23 @@ async function main(): Promise<void> {
       inflight: INFLIGHT,
       sample: SAMPLE,
       calls: CALLS,
+      layout: LAYOUT,
     },
     cl: null,
     sa: null,
     ins: {},
   };
   ({ ids: IDS, inflight: INFLIGHT, sample: SAMPLE, calls: CALLS } = fig.meta);
+  // Keys per id with every tier alive: 3 with a key per limit, 1 with one key per subject.
+  const layout = fig.meta.layout ?? 'per-limit';
+  const K = layout === 'auto' ? 1 : 3;
+  const keyWord = K === 1 ? 'one key per subject, `rl:{<id>}:minute+hour+day` (the default)' : 'a key per limit, `rl:{<id>}:<limit>` (`layout: \'per-limit\'`)';
   const save = () => writeFileSync(JSON_OUT, JSON.stringify(fig));
   say(SECTION);
   say();
   say(`Measured by \`npm run bench:cluster\` (bench/cluster.ts) at commit **${fig.meta.commit}**, ${fig.meta.at}Z, redis-server ${fig.meta.redis},`);
   say(`ioredis ${fig.meta.ioredis}, Node ${fig.meta.node}, ${fig.meta.cores} cores shared with other work (load average ${fig.meta.load.toFixed(1)}).`);
-  say('Limits: minute gcra 600/min, hour sliding_window 10k/h, day quota 100k/day; key layout `rl:{<id>}:<limit>` (the id is the hash tag, so one id\'s tiers share a slot).');
+  say(`Limits: minute gcra 600/min, hour sliding_window 10k/h, day quota 100k/day; spread and memory with ${keyWord} (the id is the hash tag, so one id's state shares a slot).`);
   say('Rerun to refresh after state or script changes: `BENCH_WRITE=1 npm run bench:cluster` rewrites this section.');
   say();
 
@@ -338,16 +349,17 @@ async function main(): Promise<void> {
   if (cl && sa) {
     say(`### Measured: ${fmt(IDS)} ids (half \`user:<n>\`, half UUIDs), one 3-tier decision each, ${INFLIGHT} in flight`);
     say();
-    say('| node | ids | keys (hour + day + minute keys still alive) | script calls | commands (incl. those scripts run) | Redis CPU s | µs CPU / decision | used_memory delta B/key (×3 = B/id) | MEMORY USAGE B/id (3 keys) |');
+    say(K === 3 ? '| node | ids | keys (hour + day + minute keys still alive) | script calls | commands (incl. those scripts run) | Redis CPU s | µs CPU / decision | used_memory delta B/key (×3 = B/id) | MEMORY USAGE B/id (3 keys) |' : '| node | ids | keys (one per id) | script calls | commands (incl. those scripts run) | Redis CPU s | µs CPU / decision | used_memory delta B/key (= B/id) | MEMORY USAGE B/id (its key) |');
     say('|---|---|---|---|---|---|---|---|---|');
     for (const n of cl.nodes) {
-      say(`| primary :${n.port} | ${fmt(n.ids)} | ${fmt(n.d.keys)} | ${fmt(n.d.scriptCalls)} | ${fmt(n.d.commands)} | ${n.d.cpuSec.toFixed(2)} | ${fmt((n.d.cpuSec * 1e6) / n.ids, 1)} | ${fmt(n.d.usedMemory / n.d.keys, 1)} (${fmt((3 * n.d.usedMemory) / n.d.keys)}) | ${fmt(n.bytesPerId, 1)} |`);
+      say(`| primary :${n.port} | ${fmt(n.ids)} | ${fmt(n.d.keys)} | ${fmt(n.d.scriptCalls)} | ${fmt(n.d.commands)} | ${n.d.cpuSec.toFixed(2)} | ${fmt((n.d.cpuSec * 1e6) / n.ids, 1)} | ${fmt(n.d.usedMemory / n.d.keys, 1)} (${fmt((K * n.d.usedMemory) / n.d.keys)}) | ${fmt(n.bytesPerId, 1)} |`);
     }
     const s = sa.nodes[0]!;
-    say(`| standalone | ${fmt(s.ids)} | ${fmt(s.d.keys)} | ${fmt(s.d.scriptCalls)} | ${fmt(s.d.commands)} | ${s.d.cpuSec.toFixed(2)} | ${fmt((s.d.cpuSec * 1e6) / s.ids, 1)} | ${fmt(s.d.usedMemory / s.d.keys, 1)} (${fmt((3 * s.d.usedMemory) / s.d.keys)}) | ${fmt(s.bytesPerId, 1)} |`);
+    say(`| standalone | ${fmt(s.ids)} | ${fmt(s.d.keys)} | ${fmt(s.d.scriptCalls)} | ${fmt(s.d.commands)} | ${s.d.cpuSec.toFixed(2)} | ${fmt((s.d.cpuSec * 1e6) / s.ids, 1)} | ${fmt(s.d.usedMemory / s.d.keys, 1)} (${fmt((K * s.d.usedMemory) / s.d.keys)}) | ${fmt(s.bytesPerId, 1)} |`);
     say();
     const load = (f: (n: RunFigures['nodes'][0]) => number) => maxOverMean(cl!.nodes.map(f)).toFixed(3);
-    say(`Each id decides once at cost 1 (its first request): its hour and day keys stay, its minute gcra key lives only 100 ms (until its theoretical arrival time), so \`keys\` is 2 per id plus the minute keys not yet expired when INFO was read. used_memory delta is read then, per key present. MEMORY USAGE: the first ${fmt(SAMPLE)} ids of each node decide again taking the whole minute (cost minute 600, hour 1, day 1) so all 3 keys are alive, then SAMPLES 0 of each.`);
+    if (K === 3) say(`Each id decides once at cost 1 (its first request): its hour and day keys stay, its minute gcra key lives only 100 ms (until its theoretical arrival time), so \`keys\` is 2 per id plus the minute keys not yet expired when INFO was read. used_memory delta is read then, per key present. MEMORY USAGE: the first ${fmt(SAMPLE)} ids of each node decide again taking the whole minute (cost minute 600, hour 1, day 1) so all 3 keys are alive, then SAMPLES 0 of each.`);
+    else say(`Each id decides once at cost 1 (its first request): its one key holds the three states (the minute's until it is full again, the hour's and the day's) and lives as long as the longest. used_memory delta is read then, per key. MEMORY USAGE: the first ${fmt(SAMPLE)} ids of each node decide again taking the whole minute (cost minute 600, hour 1, day 1), then SAMPLES 0 of each key.`);
     say();
     say(`Load max/mean over the 3 primaries (target ≤ 1.1): ids **${load((n) => n.ids)}**, keys **${load((n) => n.d.keys)}**, script calls **${load((n) => n.d.scriptCalls)}**, all commands ${load((n) => n.d.commands)}, Redis CPU ${load((n) => n.d.cpuSec)} (CPU on a shared 2-core machine is noisy).`);
     say(`Decisions/s seen by one Node client (${INFLIGHT} in flight; client-bound on this machine, not a shard limit): cluster ${fmt(IDS / cl.seconds)}, standalone ${fmt(IDS / sa.seconds)}.`);
@@ -372,8 +384,8 @@ async function main(): Promise<void> {
       save();
       return v;
     };
-    // BENCH_ROWS=<comma-separated labels> measures some rows only.
-    const rows = process.env.BENCH_ROWS ? new Set(process.env.BENCH_ROWS.split(',')) : null;
+    // BENCH_ROWS=<labels, |-separated> measures some rows only.
+    const rows = process.env.BENCH_ROWS ? new Set(process.env.BENCH_ROWS.split('|')) : null;
     for (const [label, limits, layout] of [
       ['1 limit (gcra)', ONE, 'per-limit'],
       ['3 tiers, a key per limit', TIERS, 'per-limit'],
@@ -399,7 +411,7 @@ async function main(): Promise<void> {
     const insRatio = ins['3 tiers, one key per subject (the default)/true/cluster'] && ins['3 tiers, one key per subject (the default)/true/standalone'] ? ins['3 tiers, one key per subject (the default)/true/cluster'] / ins['3 tiers, one key per subject (the default)/true/standalone'] : NaN;
     const perShard = 1 / cpuCluster; // decisions/s one saturated primary serves, measured on the cluster
     const skew = maxOverMean(cl.nodes.map((n) => n.ids));
-    const clusterBytes = (3 * cl.nodes.reduce((t, n) => t + n.d.usedMemory, 0)) / cl.nodes.reduce((t, n) => t + n.d.keys, 0);
+    const clusterBytes = (K * cl.nodes.reduce((t, n) => t + n.d.usedMemory, 0)) / cl.nodes.reduce((t, n) => t + n.d.keys, 0);
     const usage = cl.nodes.reduce((t, n) => t + n.bytesPerId * n.ids, 0) / IDS;
     const baseline = Math.max(...cl.nodes.map((n) => n.before.usedMemory));
     const nodeCpu = cl.nodeCpuSec / IDS;
@@ -410,10 +422,10 @@ async function main(): Promise<void> {
     say(`- Redis CPU per 3-tier decision on a cluster primary: **${fmt(cpuCluster * 1e6, 1)} µs** (sum of the primaries' INFO cpu deltas / decisions); standalone ${fmt(cpuStandalone * 1e6, 1)} µs. So one saturated primary serves ≈ **${fmt(perShard)} decisions/s**, standalone ≈ ${fmt(1 / cpuStandalone)}/s.`);
     if (!Number.isNaN(insRatio)) say(`- Instructions per 3-tier decision, cluster node / standalone (coalescing on): ${insRatio.toFixed(3)}× (table above; CPU-time figures on this loaded machine are noisier than instruction counts).`);
     say(`- Id spread max/mean: ${skew.toFixed(3)} at ${fmt(IDS)} ids (CRC16 over ~${fmt(IDS / 16384, 1)} ids per slot; at ${fmt(MODEL_IDS / 1e6)}M ids, ~${fmt(MODEL_IDS / 16384)} per slot, the binomial spread is tighter still, so ${skew.toFixed(3)} is a conservative factor).`);
-    say(`- Memory per id (3 keys): used_memory delta **${fmt(clusterBytes, 1)} B** on the cluster (3 × per key present; standalone ${fmt((3 * s.d.usedMemory) / s.d.keys, 1)} B; includes the expires dict and the cluster's per-slot key bookkeeping), MEMORY USAGE ${fmt(usage, 1)} B (the values and key objects only). Empty node: ${fmt(baseline / 1e6, 1)} MB.`);
+    say(`- Memory per id (${K === 3 ? '3 keys' : 'its one key'}): used_memory delta **${fmt(clusterBytes, 1)} B** on the cluster (${K} × per key present; standalone ${fmt((K * s.d.usedMemory) / s.d.keys, 1)} B; includes the expires dict and the cluster's per-slot key bookkeeping), MEMORY USAGE ${fmt(usage, 1)} B (the values and key objects only). Empty node: ${fmt(baseline / 1e6, 1)} MB.`);
     say(`- Node client CPU per decision: ${fmt(nodeCpu * 1e6, 1)} µs on the cluster client.`);
     say();
-    say('Assumptions: each decision touches exactly one shard (one id = one hash tag = one slot), so there is no cross-shard fan-out; the client routes by slot table and the limiter groups the decisions of a turn per primary. Throughput is bound by the hottest shard: N × per-shard capacity / (max/mean), each primary on its own core with the network not the limit. Per-shard capacity is taken from Redis CPU per decision at 100% of one core (the measured single-shard figure); real deployments also pay network syscalls per call, which is in this figure since the measurement is over loopback TCP. Clients scale out horizontally: the cores of client needed = decisions/s × client CPU per decision. Memory per shard = keys (3 × ids/N × max/mean) × bytes per key + empty-node baseline, bytes per key being the measured used_memory delta per key with its hash-table share (2 dicts × 8 B × table size / keys, tables a power of two) recomputed for the modelled key count; replicas double it. All keys alive is the worst case: an id quiet for a minute has no minute key.');
+    say(`Assumptions: each decision touches exactly one shard (one id = one hash tag = one slot), so there is no cross-shard fan-out; the client routes by slot table and the limiter groups the decisions of a turn per primary. Throughput is bound by the hottest shard: N × per-shard capacity / (max/mean), each primary on its own core with the network not the limit. Per-shard capacity is taken from Redis CPU per decision at 100% of one core (the measured single-shard figure); real deployments also pay network syscalls per call, which is in this figure since the measurement is over loopback TCP. Clients scale out horizontally: the cores of client needed = decisions/s × client CPU per decision. Memory per shard = keys (${K} × ids/N × max/mean) × bytes per key + empty-node baseline, bytes per key being the measured used_memory delta per key with its hash-table share (2 dicts × 8 B × table size / keys, tables a power of two) recomputed for the modelled key count; replicas double it. ${K === 3 ? 'All keys alive is the worst case: an id quiet for a minute has no minute key.' : 'Every id with its key alive is the worst case (an id quiet for a day has none).'}`);
     say();
     say(`Two throughput columns: **as measured** (the cluster client, coalescing per primary: ${fmt(cpuCluster * 1e6, 1)} µs per decision per shard), and **at the standalone server's CPU per decision** (${fmt(cpuStandalone * 1e6, 1)} µs: what a shard would do with no cluster-mode overhead and batches as large as standalone's).`);
     say();
@@ -424,10 +436,10 @@ async function main(): Promise<void> {
       const rate = (n * perShard) / skew;
       const coalesced = n / cpuStandalone / skew;
       // Per key, the model swaps the measured primaries' hash-table fill for the fill at this size.
-      const keys = 3 * perShardIds;
-      const shardBytes = (k: number) => k * (clusterBytes / 3 - bucketBytes(measuredKeys) + bucketBytes(k)) + baseline;
+      const keys = K * perShardIds;
+      const shardBytes = (k: number) => k * (clusterBytes / K - bucketBytes(measuredKeys) + bucketBytes(k)) + baseline;
       const mem = shardBytes(keys);
-      const total = n * shardBytes((3 * MODEL_IDS) / n);
+      const total = n * shardBytes((K * MODEL_IDS) / n);
       say(`| ${n} | ${fmt(perShardIds / 1e6, 2)}M | ${fmt(rate / 1e3)}k | ${fmt(rate * nodeCpu, 1)} | ${fmt(coalesced / 1e3)}k | ${fmt(mem / 2 ** 20)} MiB | ${fmt(total / 2 ** 30, 2)} GiB |`);
     }
     say();
@@ -439,7 +451,7 @@ async function main(): Promise<void> {
     say();
     say('| target | result |');
     say('|---|---|');
-    say(`| keys of ${fmt(IDS)} ids spread over 3 primaries, max/mean ≤ 1.1 | **${Math.max(keyLoad, callLoad) <= 1.1 ? 'met' : 'missed'}**: keys ${keyLoad.toFixed(3)}, ids ${skew.toFixed(3)}, script calls ${callLoad.toFixed(3)}. Each id's 3 keys share its slot (test/runtime/cluster-spread.test.ts checks it with CLUSTER KEYSLOT). |`);
+    say(`| keys of ${fmt(IDS)} ids spread over 3 primaries, max/mean ≤ 1.1 | **${Math.max(keyLoad, callLoad) <= 1.1 ? 'met' : 'missed'}**: keys ${keyLoad.toFixed(3)}, ids ${skew.toFixed(3)}, script calls ${callLoad.toFixed(3)}. ${K === 3 ? "Each id's 3 keys share its slot" : 'Each id has one key'} (test/runtime/cluster-spread.test.ts checks both layouts with CLUSTER KEYSLOT). |`);
     if (Object.keys(ins).length === 24) {
       const ratio = (label: string, c: boolean, t: '' | '-evalsha') => ins[`${label}/${c}/cluster${t}`]! / ins[`${label}/${c}/standalone${t}`]!;
       const cells = (c: boolean, t: '' | '-evalsha') => [ratio('1 limit (gcra)', c, t), ratio('3 tiers, a key per limit', c, t), ratio('3 tiers, one key per subject (the default)', c, t)];
@@ -450,7 +462,7 @@ async function main(): Promise<void> {
       const show = (xs: number[]) => `${xs[0]!.toFixed(3)}× for gcra, ${xs[1]!.toFixed(3)}× for 3 tiers with a key per limit, ${xs[2]!.toFixed(3)}× with one key per subject`;
       say(`| per-shard instructions per decision equal to standalone | **${verdict}** (cluster node / standalone, the same calls on both sides: default client (FCALL), coalescing on ${show(cells(true, ''))}, off ${show(cells(false, ''))}; EVALSHA, on ${show(cells(true, '-evalsha'))}, off ${show(cells(false, '-evalsha'))}). The coalescer groups a turn's decisions per primary and sends the decisions of several slots as one node_batch call (declared \`allow-cross-slot-keys\`, Redis ≥ 7.0; sent on the primary's own connection, so it follows no redirect: a decision whose slot the node does not serve is decided again by its slot): ${(cl.nodes.reduce((t, n) => t + n.d.scriptCalls, 0) / IDS).toFixed(3)} script calls per decision on the 3 primaries above vs ${(s.d.scriptCalls / IDS).toFixed(3)} standalone (each primary gets about a third of each turn, so its calls carry fewer decisions). |`);
     }
-    say(`| memory per id | cluster ${fmt(clusterBytes)} B vs standalone ${fmt((3 * s.d.usedMemory) / s.d.keys)} B per id (3 keys, used_memory); MEMORY USAGE ${fmt(usage / 3, 1)} vs ${fmt(s.bytesPerId / 3, 1)} B per key: Redis 7.0 in cluster mode keeps two pointers per key (16 B) to list each slot's keys; the rest of the used_memory gap is hash-table fill (tables a power of two: ${fmt(measuredKeys)} keys per primary fill theirs to ${(measuredKeys / 2 ** Math.ceil(Math.log2(measuredKeys + 1))).toFixed(2)}, ${fmt(bucketBytes(measuredKeys), 1)} B of buckets per key; the standalone server's ${fmt(s.d.keys)} keys fill to ${(s.d.keys / 2 ** Math.ceil(Math.log2(s.d.keys + 1))).toFixed(2)}, ${fmt(bucketBytes(s.d.keys), 1)} B), which the model recomputes per size. |`);
+    say(`| memory per id | cluster ${fmt(clusterBytes)} B vs standalone ${fmt((K * s.d.usedMemory) / s.d.keys)} B per id (${K === 3 ? '3 keys' : 'one key'}, used_memory); MEMORY USAGE ${fmt(usage / K, 1)} vs ${fmt(s.bytesPerId / K, 1)} B per key: Redis 7.0 in cluster mode keeps two pointers per key (16 B) to list each slot's keys; the rest of the used_memory gap is hash-table fill (tables a power of two: ${fmt(measuredKeys)} keys per primary fill theirs to ${(measuredKeys / 2 ** Math.ceil(Math.log2(measuredKeys + 1))).toFixed(2)}, ${fmt(bucketBytes(measuredKeys), 1)} B of buckets per key; the standalone server's ${fmt(s.d.keys)} keys fill to ${(s.d.keys / 2 ** Math.ceil(Math.log2(s.d.keys + 1))).toFixed(2)}, ${fmt(bucketBytes(s.d.keys), 1)} B), which the model recomputes per size. |`);
     say();
   }
 

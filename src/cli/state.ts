@@ -187,7 +187,7 @@ async function resetSubjectKey(id: string, o: SubjectOptions & { name?: string[]
 
 /** Registers `peek`, `reset`, `inspect` and `top` on the program. */
 export function registerStateCommands(cli: Command): void {
-  subjectOptions(limitOptions(cli.command('peek <subject>').description("a subject's state under a limit's own key (a key per limit), without consuming; a limiter of several limits in one key per subject (layout 'subject', the default 'auto' for such limits on a standalone server): redlimit inspect '<prefix>:{<id>}:m+h+d' decodes them")), "the subject").action(
+  subjectOptions(limitOptions(cli.command('peek <subject>').description("a subject's state under a limit's own key (a key per limit), without consuming; a limiter of several limits in one key per subject (layout 'subject', the default 'auto' for such limits): redlimit inspect '<prefix>:{<id>}:m+h+d' decodes them")), "the subject").action(
     async (id: string, o: Parameters<typeof limitFrom>[0] & SubjectOptions & { prefix: string; url: string; cluster?: boolean; json?: boolean }) => {
       const limit = limitFrom(o);
       const subject = subjectFrom(id, o);
@@ -208,10 +208,10 @@ export function registerStateCommands(cli: Command): void {
   subjectOptions(
     cli
       .command('reset <subject>')
-      .description("put a subject back to full: deletes its state under the named limits' own keys (no limit options needed), and with --block lifts its block; a limiter of several limits in one key per subject (the default 'auto' for such limits on a standalone server) needs --subject-limits")
+      .description("put a subject back to full: deletes its state under the named limits' own keys (no limit options needed), and with --block lifts its block; a limiter of several limits in one key per subject (the default 'auto' for such limits) needs --subject-limits")
       .option('--name <name>', 'a limit name in the keys (repeatable)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
       .option('--block', "also lift the subject's block")
-      .option('--subject-limits <names>', "the limiter keeps every limit of a subject in one key (layout 'subject', or 'auto' with several gcra/token_bucket/window/quota limits on a standalone server): these names in the limiter's order, comma-separated (e.g. m,h,d); --name then picks which of them to reset (default: all; their own keys of a key per limit go too)")
+      .option('--subject-limits <names>', "the limiter keeps every limit of a subject in one key (layout 'subject', or 'auto' with several gcra/token_bucket/window/quota limits): these names in the limiter's order, comma-separated (e.g. m,h,d); --name then picks which of them to reset (default: all; their own keys of a key per limit go too)")
       .option('--prefix <prefix>', 'key prefix', 'rl')
       .option('--url <url>', 'Redis URL', process.env.REDIS_URL ?? 'redis://127.0.0.1:6379')
       .option('--cluster', 'the URL is a Redis Cluster node')
