@@ -90,6 +90,11 @@ export class Coalescer {
      */
     private readonly cluster: {
       nodeOf(slot: number): string | null;
+      /**
+       * The client's ioredis `keyPrefix` ('' for none): it puts it before declared keys only, so
+       * node_batch's items (keys in ARGV) get it here, naming the keys every other call names.
+       */
+      keyPrefix: string;
       send(def: ScriptDef, argv: string[], slot: number, share: boolean): Promise<unknown> | null;
     } | null = null,
   ) {
@@ -209,13 +214,15 @@ export class Coalescer {
     const node = this.shape.node!;
     const argv = node.argv().slice();
     const sent: Waiter[] = [];
+    const prefix = this.cluster!.keyPrefix;
+    const max = NODE_KEY_MAX_BYTES - Buffer.byteLength(prefix);
     for (const w of q) {
-      if (w.keys.some((k) => k.length > NODE_KEY_MAX_BYTES / 3 && Buffer.byteLength(k) > NODE_KEY_MAX_BYTES)) {
+      if (w.keys.some((k) => k.length > max / 3 && Buffer.byteLength(k) > max)) {
         this.sendBatch([w], true);
         continue;
       }
       sent.push(w);
-      for (let j = 0; j < w.keys.length; j++) argv.push(w.keys[j]!, w.costs[j]!, w.shares?.[j] ?? '');
+      for (let j = 0; j < w.keys.length; j++) argv.push(prefix + w.keys[j]!, w.costs[j]!, w.shares?.[j] ?? '');
     }
     if (sent.length === 0) return;
     const call = this.cluster!.send(node.def, argv, sent[0]!.slot, share);

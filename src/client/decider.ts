@@ -1,3 +1,4 @@
+import { keyPrefixOf } from './invalidation.js';
 import { slotOwner, type ScriptDef } from '../runtime/index.js';
 import { Coalescer } from './coalescer.js';
 import type { Decision } from './decision.js';
@@ -32,6 +33,7 @@ export class Decider {
     // on that primary's own connection).
     const cluster = {
       nodeOf: (slot: number) => slotOwner(path.client, slot),
+      keyPrefix: keyPrefixOf(path.client),
       send: (def: ScriptDef, argv: string[], slot: number, share: boolean) => path.runOnNode(def, argv, slot, share),
     };
     this.coalescer = coalesce && shape.batch ? new Coalescer((def, keys, argv, slot, share) => path.run(def, keys, argv, slot, share), shape.batch, cluster) : null;

@@ -32,7 +32,7 @@ interface Shared {
  * An ioredis `keyPrefix` is added to every key the client sends, so the scripts publish the key
  * with it; the limiter knows the key without it.
  */
-function keyPrefixOf(client: RedisClientLike): string {
+export function keyPrefixOf(client: RedisClientLike): string {
   const o = (client as { options?: { keyPrefix?: unknown; redisOptions?: { keyPrefix?: unknown } } }).options;
   const p = o?.keyPrefix ?? o?.redisOptions?.keyPrefix;
   return typeof p === 'string' ? p : '';

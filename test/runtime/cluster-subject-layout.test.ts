@@ -197,6 +197,35 @@ describe('tiers_node_batch on a Redis Cluster', () => {
     }
   }, 30_000);
 
+  it("an ioredis keyPrefix names the keys of node batches as every other call names them (both layouts; a review found the items' keys unprefixed, a subject counted on two keys)", async () => {
+    const c = new Cluster(cluster.nodes, { keyPrefix: 'app:', redisOptions: { autoResendUnfulfilledCommands: false } });
+    c.on('error', () => {});
+    await new Promise((r) => c.once('ready', r));
+    const plain = new Cluster(cluster.nodes, { redisOptions: { autoResendUnfulfilledCommands: false } });
+    plain.on('error', () => {});
+    try {
+      for (const layout of ['auto', 'per-limit'] as const) {
+        const prefix = `kp-${layout}-${process.pid}`;
+        const rl = createRateLimiter({ redis: c, prefix, limits, layout, denyCache: false, timeoutMs: 10_000 });
+        await rl.ready();
+        const ids = Array.from({ length: 12 }, (_, i) => `u${i}`);
+        // A turn over many slots (node batches), then u0 alone (its keys declared).
+        for (const d of await Promise.all(ids.map((id) => rl.limit(id)))) expect(d).toMatchObject({ allowed: true, source: 'redis' });
+        expect(await rl.limit('u0')).toMatchObject({ allowed: true, source: 'redis' });
+        expect((await rl.peek('u0')).limits.map((l) => l.remaining)).toEqual([2, 7, 13]);
+        const names = layout === 'auto' ? ['m+h+d'] : ['m', 'h', 'd'];
+        for (const n of names) {
+          expect(await plain.exists(`app:${prefix}:{u0}:${n}`)).toBe(1);
+          expect(await plain.exists(`${prefix}:{u0}:${n}`)).toBe(0);
+        }
+        await rl.close();
+      }
+    } finally {
+      c.disconnect();
+      plain.disconnect();
+    }
+  });
+
   for (const client of ['ioredis', 'node-redis'] as const) {
     it(`the adoption switch scans every primary: "found" where keys per limit were kept, taken over; "none" where not (${client})`, async () => {
       let redis: Cluster | ReturnType<typeof createCluster>;
