@@ -15,7 +15,8 @@ import { primaryClients } from '../runtime/adapters.js';
  * marker to "found" for an hour (then the next look, which stops at the first such key again) or
  * to "none" for a day. A scan that fails (SCAN refused) sets "found" for the hour, and so does
  * one whose server changed under it (its run_id, read by INFO where an ACL allows it: a failover
- * or a restart mid-scan resumes the cursor on a server it does not describe). Every process
+ * or a restart mid-scan resumes the cursor on a server it does not describe), or on a Cluster
+ * whose slot map changed during the scan (a reshard can move keys to a primary already scanned). Every process
  * reads the marker and follows it until it expires, then looks again: "none" stops looking,
  * anything else keeps looking; a process looks until it has read the marker, and the one that
  * scans looks while it does.
@@ -125,6 +126,9 @@ export class AdoptionSwitch {
     const own = new RegExp(`^${escapeRegExp(full)}:\\{[^}]*\\}:(?:${this.names.map(escapeRegExp).join('|')})(?::|$)`);
     const match = `${escapeGlob(full)}:{*}:*`;
     let servers: Command[] = [run];
+    // On a Cluster: the slot map before and after (a reshard mid-scan can move keys from a
+    // primary not yet scanned to one already scanned).
+    const slotMap = this.cluster ? await slots(run) : null;
     if (this.cluster) {
       const primaries = await primaryClients(this.client!);
       if (primaries === null || primaries.length === 0) throw new Error('no primaries to scan');
@@ -150,6 +154,7 @@ export class AdoptionSwitch {
       } while (cursor !== '0');
       if (started !== (await runId(server))) return true;
     }
+    if (this.cluster && (slotMap === null || slotMap !== (await slots(run)))) return true;
     return false;
   }
 }
@@ -177,6 +182,20 @@ function command(client: RedisClientLike): Command | null {
   if (typeof c.call === 'function') return (args) => c.call!(...args);
   if (typeof c.sendCommand === 'function') return (args) => c.sendCommand!(args);
   return null;
+}
+
+/**
+ * The Cluster's slot map as one string (CLUSTER SLOTS: ranges and their primaries), or null when
+ * it cannot be read. Slots on the move (MIGRATING) are not in it: a migration that had not ended
+ * by the second reading is not seen.
+ */
+async function slots(run: Command): Promise<string | null> {
+  try {
+    const reply = (await run(['CLUSTER', 'SLOTS'])) as unknown[][];
+    return JSON.stringify(reply.map((r) => [r[0], r[1], (r[2] as unknown[] | undefined)?.slice(0, 2)]).sort((a, b) => Number(a[0]) - Number(b[0])));
+  } catch {
+    return null;
+  }
 }
 
 /** The server's run_id (INFO server), or null when it is not told (INFO refused by an ACL). */
