@@ -1,5 +1,6 @@
 import type { RedisClientLike } from '../runtime/index.js';
 import { primaryClients } from '../runtime/adapters.js';
+import { keyPrefixOf } from './invalidation.js';
 
 /**
  * Whether a limiter of one key per subject sends the tiers scripts `adopt` on its decisions: a
@@ -122,7 +123,7 @@ export class AdoptionSwitch {
    */
   private async scan(run: Command): Promise<boolean> {
     // ioredis' keyPrefix is not applied to SCAN's MATCH, and the keys come back with it.
-    const full = ((this.client as { options?: { keyPrefix?: string } }).options?.keyPrefix ?? '') + this.prefix;
+    const full = keyPrefixOf(this.client!) + this.prefix;
     const own = new RegExp(`^${escapeRegExp(full)}:\\{[^}]*\\}:(?:${this.names.map(escapeRegExp).join('|')})(?::|$)`);
     const match = `${escapeGlob(full)}:{*}:*`;
     let servers: Command[] = [run];

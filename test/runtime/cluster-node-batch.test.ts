@@ -7,6 +7,7 @@ import * as b from '../../generated/index.js';
 import { createRateLimiter, hashSlot, type Decision } from '../../src/index.js';
 import { slotOwner } from '../../src/runtime/slots.js';
 import { startLocalCluster, type LocalCluster } from '../../devtools/local-cluster.js';
+import { scriptCallsPerNode } from '../support/cluster.js';
 
 const run = promisify(execFile);
 
@@ -29,20 +30,7 @@ async function connect(): Promise<Cluster> {
   return c;
 }
 
-/** Script calls each primary ran since the last call (INFO commandstats: fcall, evalsha, eval), by "host:port". */
-async function scriptCalls(): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const n of cluster.nodes) {
-    const r = new Redis(n.port, n.host);
-    const info = await r.info('commandstats');
-    let calls = 0;
-    for (const m of info.matchAll(/^cmdstat_(fcall|evalsha|eval):calls=(\d+)/gm)) calls += Number(m[2]);
-    out.set(`${n.host}:${n.port}`, calls);
-    await r.config('RESETSTAT');
-    r.disconnect();
-  }
-  return out;
-}
+const scriptCalls = () => scriptCallsPerNode(cluster.nodes);
 
 const cli = (port: number, ...args: string[]) => run('redis-cli', ['-p', String(port), ...args]);
 

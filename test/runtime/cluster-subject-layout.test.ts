@@ -5,6 +5,7 @@ import * as b from '../../generated/index.js';
 import { createRateLimiter, hashSlot, type Decision, type LimitSpec, type RateLimiter } from '../../src/index.js';
 import { slotOwner } from '../../src/runtime/slots.js';
 import { startLocalCluster, type LocalCluster } from '../../devtools/local-cluster.js';
+import { scriptCallsPerNode } from '../support/cluster.js';
 
 /**
  * One key per subject (the default for tiers, `layout: 'auto'`) on a real 3-primary cluster,
@@ -28,20 +29,7 @@ const limits: LimitSpec[] = [
 ];
 const seen = (d: Decision) => ({ allowed: d.allowed, deniedBy: d.deniedBy, remaining: d.remaining, retryAfterMs: d.retryAfterMs, limits: d.limits, source: d.source });
 
-/** Script calls each primary ran since the last call (INFO commandstats: fcall, evalsha, eval), by "host:port". */
-async function scriptCalls(): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const n of cluster.nodes) {
-    const r = new Redis(n.port, n.host);
-    const info = await r.info('commandstats');
-    let calls = 0;
-    for (const m of info.matchAll(/^cmdstat_(fcall|evalsha|eval):calls=(\d+)/gm)) calls += Number(m[2]);
-    out.set(`${n.host}:${n.port}`, calls);
-    await r.config('RESETSTAT');
-    r.disconnect();
-  }
-  return out;
-}
+const scriptCalls = () => scriptCallsPerNode(cluster.nodes);
 
 /** The primary serving `key`'s slot ("host:port"), asked of the cluster itself. */
 let table: Map<number, string> | null = null;
