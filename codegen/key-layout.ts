@@ -21,6 +21,18 @@ export const KEY_LAYOUT = {
       when: "layout 'subject', and a hashTag other than the id: limits as in subject. With one limit it is that limit's taggedId key",
     },
   },
+  adoption: {
+    marker: '${prefix}:!adopt:${limits}',
+    doc: "Whether limiters of one key per subject send the tiers scripts `adopt` on decisions, peeks and refunds (resets and settles always send it), one marker per prefix and set of limit names (limits as in subject), shared by every process, Node and Python (src/client/adoption.ts). Missing: the first process to see it claims it (SET NX claimValue PX claimMs, renewed while it works) and SCANs every primary for a key of these limits kept a key per limit (scanMatch, then a key of ownKey's form; stops at the first), then sets foundValue for foundMs or noneValue for noneMs; a scan that failed, or whose server changed under it (INFO's run_id) or whose Cluster slot map did, sets foundValue. noneValue: decisions send no adopt until the marker expires (then the next look); anything else (or no marker yet): they send it. A limiter pinned to a key per limit where the default would take one key per subject sets foundValue for foundMs every half of it. An operator may set it: noneValue stops adoption for as long as it lives.",
+    scanMatch: '${prefix}:{*}:*',
+    ownKey: "a key the scan counts: `${prefix}:{<tag>}:<name>`, or that followed by `:` and anything, <name> being one of the marker's limits (the prefix taken literally: glob characters escaped in scanMatch)",
+    claimValue: 'scanning',
+    foundValue: 'found',
+    noneValue: 'none',
+    claimMs: 120_000,
+    foundMs: 3_600_000,
+    noneMs: 86_400_000,
+  },
   rules: {
     prefix: { pattern: '^[^{}]+$', doc: 'non-empty, without braces' },
     limit: { pattern: '^[A-Za-z0-9_-]{1,64}$', doc: 'a limit name: letters, digits, _ and -, at most 64' },

@@ -13,7 +13,9 @@ import { startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
 import { createFairShare, createRateLimiter, tzRulesFor, type Subject } from '../src/index.js';
 import { blockKey, limitKey, resolveSubject, subjectKey } from '../src/client/keys.js';
 import { parseHandle } from '../src/client/reservations.js';
+import { AdoptionSwitch, FOUND_MS, NONE_MS, SCAN_CLAIM_MS } from '../src/client/adoption.js';
 import { TIERS_ALGOS } from '../src/runtime/checks.js';
+import { hashSlot } from '../src/runtime/index.js';
 import { UNHURRIED, uniquePrefix } from './support/redis.js';
 import { repoRoot } from './support/temp-scripts.js';
 
@@ -221,6 +223,16 @@ describe('the manifest key layout', () => {
     expect(fill(layout.templates.subject.template, { prefix: 'p', id: 'u1', limits })).toBe(subjectKey('p', resolveSubject('u1'), 'm+h+d'));
     expect(fill(layout.templates.taggedSubject.template, { prefix: 'p', tag: 't1', id: 'u1', limits })).toBe(subjectKey('p', s, 'm+h+d'));
     expect(layout.defaultPrefix).toBe('rl');
+  });
+
+  it('states the adoption marker src/client/adoption.ts keeps: its key, values, lifetimes and what its scan matches', () => {
+    const layout = JSON.parse(readFileSync(join(repoRoot, 'generated/manifest.json'), 'utf8')).keyLayout;
+    const fill = (t: string, v: Record<string, string>) => t.replace(/\$\{(\w+)\}/g, (_, n: string) => v[n]!);
+    const a = layout.adoption;
+    expect(fill(a.marker, { prefix: 'p', limits: ['m', 'h', 'd'].join(layout.rules.limits.separator) })).toBe(new AdoptionSwitch(null, 'p', ['m', 'h', 'd']).marker);
+    expect([a.claimMs, a.foundMs, a.noneMs]).toEqual([SCAN_CLAIM_MS, FOUND_MS, NONE_MS]);
+    expect([a.claimValue, a.foundValue, a.noneValue]).toEqual(['scanning', 'found', 'none']);
+    expect(fill(a.scanMatch, { prefix: 'p' })).toBe('p:{*}:*');
   });
 });
 
@@ -1342,6 +1354,143 @@ describe.each(['sync', 'async'] as const)("layout 'auto' (%s): the upgrade from 
   });
 });
 
+describe.each(['sync', 'async'] as const)('the adoption marker (%s): a Python Limiter looks for per-limit keys only while they may exist, as Node\'s', (mode) => {
+  const NAMES = 'm+h+tok+d+tb';
+  const markerOf = (prefix: string) => `${prefix}:!adopt:${NAMES}`;
+  const own = (prefix: string, id: string, name: string) => limitKey(prefix, resolveSubject(id), name, null);
+  // Limit m alone: its key is m's own key (what a key per limit kept), and it writes no marker.
+  const single = (prefix: string) => createRateLimiter({ redis, prefix, limits: [TIER_LIMITS[0]], denyCache: false, ...UNHURRIED });
+
+  it('a Python-only fleet: none on a prefix with no key per limit (its decisions stop adopting), found where one is kept (taken over)', async () => {
+    const fresh = uniquePrefix(`py-none-${mode}`).slice(0, -1);
+    const kept = uniquePrefix(`py-found-${mode}`).slice(0, -1);
+    const m = single(fresh);
+    const k = single(kept);
+    await k.limit('agent-k', { cost: 4 }); // kept a key per limit before the fleet started
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'New', prefix: fresh, limits: PY_TIER_LIMITS });
+      // The first decision finds no marker: it claims it and scans beside the calls (which adopt meanwhile).
+      expect((await py.call<PyDecision>({ op: 'limit', limiter: 'New', subject: 'agent-a' })).allowed).toBe(true);
+      expect(await py.call({ op: 'adopting', limiter: 'New' })).toBe(false);
+      expect(await redis.get(markerOf(fresh))).toBe('none');
+      const pttl = await redis.pttl(markerOf(fresh));
+      expect(pttl).toBeGreaterThan(NONE_MS - 60_000);
+      expect(pttl).toBeLessThanOrEqual(NONE_MS);
+      // From now on no adopt: a key per limit written after the scan is neither read nor taken.
+      await m.limit('agent-b', { cost: 4 });
+      expect((await py.call<PyDecision>({ op: 'limit', limiter: 'New', subject: 'agent-b' })).limits[0]!.remaining).toBe(5);
+      expect(await redis.exists(own(fresh, 'agent-b', 'm'))).toBe(1);
+
+      // A key per limit was there: found for the hour, and the subject's count continues from it.
+      await py.call({ op: 'limiter', id: 'Kept', prefix: kept, limits: PY_TIER_LIMITS });
+      expect((await py.call<PyDecision>({ op: 'limit', limiter: 'Kept', subject: 'agent-c' })).limits[0]!.remaining).toBe(5);
+      expect(await py.call({ op: 'adopting', limiter: 'Kept' })).toBe(true);
+      expect(await redis.get(markerOf(kept))).toBe('found');
+      const window = await redis.pttl(markerOf(kept));
+      expect(window).toBeGreaterThan(FOUND_MS - 60_000);
+      expect(window).toBeLessThanOrEqual(FOUND_MS);
+      expect((await py.call<PyDecision>({ op: 'limit', limiter: 'Kept', subject: 'agent-k' })).limits[0]!.remaining).toBe(1);
+      expect(await redis.exists(own(kept, 'agent-k', 'm'))).toBe(0);
+    });
+    await m.close();
+    await k.close();
+  });
+
+  it("Node and Python follow each other's marker; an operator's none is believed; a Python limiter pinned to a key per limit keeps it at found", async () => {
+    // Node scanned first: Python reads its none and does not scan again (the marker is not rewritten).
+    const byNode = uniquePrefix(`py-node-${mode}`).slice(0, -1);
+    const node = createRateLimiter({ redis, prefix: byNode, limits: [...TIER_LIMITS], denyCache: false, ...UNHURRIED });
+    await node.ready();
+    for (let i = 0; i < 300 && !['none', 'found'].includes((await redis.get(markerOf(byNode))) ?? ''); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await redis.get(markerOf(byNode))).toBe('none');
+    // Python scanned first: a Node limiter started afterwards follows it.
+    const byPython = uniquePrefix(`py-first-${mode}`).slice(0, -1);
+    // An operator's none, on a prefix where a key per limit is kept: believed (not taken over).
+    const told = uniquePrefix(`py-told-${mode}`).slice(0, -1);
+    const m = single(told);
+    await m.limit('agent-t', { cost: 4 });
+    await redis.set(markerOf(told), 'none', 'PX', 600_000);
+    // Pinned to a key per limit where the default would take one key: found on its first call.
+    const pinned = uniquePrefix(`py-pinned-${mode}`).slice(0, -1);
+    await redis.set(markerOf(pinned), 'none', 'PX', 600_000);
+    await withAgent(mode, async (py) => {
+      await py.call({ op: 'limiter', id: 'FromNode', prefix: byNode, limits: PY_TIER_LIMITS });
+      await redis.pexpire(markerOf(byNode), 500_000);
+      await py.call({ op: 'limit', limiter: 'FromNode', subject: 'agent-n' });
+      expect(await py.call({ op: 'adopting', limiter: 'FromNode' })).toBe(false);
+      expect(await redis.pttl(markerOf(byNode))).toBeLessThanOrEqual(500_000);
+
+      await py.call({ op: 'limiter', id: 'First', prefix: byPython, limits: PY_TIER_LIMITS });
+      await py.call({ op: 'limit', limiter: 'First', subject: 'agent-p' });
+      expect(await py.call({ op: 'adopting', limiter: 'First' })).toBe(false);
+      const later = createRateLimiter({ redis, prefix: byPython, limits: [...TIER_LIMITS], denyCache: false, ...UNHURRIED });
+      await later.ready();
+      for (let i = 0; i < 300 && later.stats().adopting !== false; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(later.stats().adopting).toBe(false);
+      expect(await redis.get(markerOf(byPython))).toBe('none');
+      await later.close();
+
+      await py.call({ op: 'limiter', id: 'Told', prefix: told, limits: PY_TIER_LIMITS });
+      expect((await py.call<PyDecision>({ op: 'limit', limiter: 'Told', subject: 'agent-t' })).limits[0]!.remaining).toBe(5);
+      expect(await py.call({ op: 'adopting', limiter: 'Told' })).toBe(false);
+      expect(await redis.exists(own(told, 'agent-t', 'm'))).toBe(1);
+
+      await py.call({ op: 'limiter', id: 'Pinned', prefix: pinned, layout: 'per-limit', limits: PY_TIER_LIMITS });
+      expect(await py.call({ op: 'adopting', limiter: 'Pinned' })).toBe(null);
+      await py.call({ op: 'limit', limiter: 'Pinned', subject: 'agent-q' });
+      expect(await redis.get(markerOf(pinned))).toBe('found');
+      expect(await redis.pttl(markerOf(pinned))).toBeGreaterThan(FOUND_MS - 60_000);
+      // And a default limiter of the prefix now takes the pinned one's keys over.
+      await py.call({ op: 'limiter', id: 'After', prefix: pinned, limits: PY_TIER_LIMITS });
+      expect((await py.call<PyDecision>({ op: 'limit', limiter: 'After', subject: 'agent-q' })).limits[0]!.remaining).toBe(4);
+      expect(await py.call({ op: 'adopting', limiter: 'After' })).toBe(true);
+    });
+    await node.close();
+    await m.close();
+  });
+});
+
+describe('the adoption marker: a scan the server refuses', () => {
+  it('an ACL without SCAN: the scan fails, the marker says found for the hour (sync and asyncio), and decisions keep adopting', async () => {
+    const user = `py-noscan-${Date.now()}`;
+    await redis.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-scan');
+    try {
+      const prefixes = [uniquePrefix('py-acl-sync').slice(0, -1), uniquePrefix('py-acl-async').slice(0, -1)];
+      const url = new URL(server.url);
+      url.username = user;
+      url.password = 'pw';
+      const code = `import asyncio, json, sys
+sys.path.insert(0, ${JSON.stringify(join(repoRoot, 'generated/python'))})
+import redis, redis.asyncio, redlimit_scripts as rl
+url = ${JSON.stringify(url.toString())}
+limits = [rl.Limit(**l) for l in json.loads(${JSON.stringify(JSON.stringify(PY_TIER_LIMITS))})]
+prefixes = json.loads(${JSON.stringify(JSON.stringify(prefixes))})
+out = []
+lim = rl.Limiter(redis.Redis.from_url(url), limits, prefix=prefixes[0])
+lim.limit("agent-x")
+lim._adoption.worker.join()
+out.append(lim.adopting)
+async def run():
+    client = redis.asyncio.Redis.from_url(url)
+    lim = rl.Limiter(client, limits, prefix=prefixes[1])
+    await lim.limit("agent-x")
+    await lim._adoption.worker
+    out.append(lim.adopting)
+    await client.close()
+asyncio.run(run())
+print(json.dumps(out))`;
+      const { stdout } = await run(PYTHON, ['-c', code], { timeout: 30_000 });
+      expect(JSON.parse(stdout)).toEqual([true, true]);
+      for (const prefix of prefixes) {
+        expect(await redis.get(`${prefix}:!adopt:m+h+tok+d+tb`)).toBe('found');
+        expect(await redis.pttl(`${prefix}:!adopt:m+h+tok+d+tb`)).toBeGreaterThan(FOUND_MS - 60_000);
+      }
+    } finally {
+      await redis.call('ACL', 'DELUSER', user);
+    }
+  });
+});
+
 describe("layout 'auto' on a Redis Cluster: redis-py's RedisCluster keeps one key per subject, as Node's Cluster client does", () => {
   it('a default Python Limiter (sync and asyncio RedisCluster) and a default Node limiter count on the same subject key', async () => {
     const cluster = await startLocalCluster();
@@ -1380,4 +1529,65 @@ print(json.dumps(out))`;
       await cluster.stop();
     }
   }, 90_000);
+
+  it('the adoption scan of a Python Limiter (sync and asyncio RedisCluster) visits every primary: a key per limit kept on any one of them is found', async () => {
+    const cluster = await startLocalCluster();
+    const client = new Cluster(cluster.nodes, { redisOptions: { autoResendUnfulfilledCommands: false } });
+    client.on('error', () => {});
+    try {
+      const ranges = (await client.cluster('SLOTS')) as unknown as [number, number, unknown][];
+      expect(ranges.length).toBe(3);
+      // For each primary, a prefix whose only key per limit lives there (an id whose slot it serves).
+      const idOn = (r: [number, number, unknown]) => {
+        for (let i = 0; ; i++) {
+          const slot = hashSlot(`{kept-${i}}`);
+          if (slot >= r[0] && slot <= r[1]) return `kept-${i}`;
+        }
+      };
+      const cases: { prefix: string; id: string }[] = [];
+      for (const mode of ['sync', 'async']) {
+        for (const r of ranges) {
+          const prefix = uniquePrefix(`py-cl-${mode}`).slice(0, -1);
+          const id = idOn(r);
+          const m = createRateLimiter({ redis: client, prefix, limits: [TIER_LIMITS[0]], denyCache: false, ...UNHURRIED });
+          await m.limit(id, { cost: 4 });
+          await m.close();
+          cases.push({ prefix, id });
+        }
+        cases.push({ prefix: uniquePrefix(`py-cl-fresh-${mode}`).slice(0, -1), id: 'nobody' });
+      }
+      const code = `import asyncio, json, sys
+sys.path.insert(0, ${JSON.stringify(join(repoRoot, 'generated/python'))})
+import redis.cluster, redis.asyncio.cluster, redlimit_scripts as rl
+host, port = ${JSON.stringify(cluster.nodes[0]!.host)}, ${cluster.nodes[0]!.port}
+limits = [rl.Limit(**l) for l in json.loads(${JSON.stringify(JSON.stringify(PY_TIER_LIMITS))})]
+cases = json.loads(${JSON.stringify(JSON.stringify(cases))})
+out = []
+sync = redis.cluster.RedisCluster(host=host, port=port)
+for c in cases[:4]:
+    lim = rl.Limiter(sync, limits, prefix=c["prefix"])
+    lim.limit("agent-x")
+    lim._adoption.worker.join()
+    out.append([lim.adopting, lim.limit(c["id"]).limits[0].remaining])
+async def run():
+    client = redis.asyncio.cluster.RedisCluster(host=host, port=port)
+    for c in cases[4:]:
+        lim = rl.Limiter(client, limits, prefix=c["prefix"])
+        await lim.limit("agent-x")
+        await lim._adoption.worker
+        out.append([lim.adopting, (await lim.limit(c["id"])).limits[0].remaining])
+    await client.close()
+asyncio.run(run())
+print(json.dumps(out))`;
+      const { stdout } = await run(PYTHON, ['-c', code], { timeout: 60_000 });
+      // Found on every primary (the kept count continues: 2 left, 1 after this call); none on the fresh prefix.
+      const kept: [boolean, number] = [true, 1];
+      const none: [boolean, number] = [false, 5];
+      expect(JSON.parse(stdout)).toEqual([kept, kept, kept, none, kept, kept, kept, none]);
+      for (const c of cases) expect(await client.get(`${c.prefix}:!adopt:m+h+tok+d+tb`)).toBe(c.id === 'nobody' ? 'none' : 'found');
+    } finally {
+      client.disconnect();
+      await cluster.stop();
+    }
+  }, 120_000);
 });

@@ -167,7 +167,7 @@ export class AdoptionSwitch {
 export const NO_ADOPTION_MARK: unique symbol = Symbol('redlimit.noAdoptionMark');
 
 /** How long a scan's claim lasts without being renewed. */
-const SCAN_CLAIM_MS = 120_000;
+export const SCAN_CLAIM_MS = 120_000;
 /** How long "found" is believed before the keyspace is looked at again (a look stops at the first such key). */
 export const FOUND_MS = 3_600_000;
 /** How long "none" is believed before the keyspace is looked at again. */

@@ -24,6 +24,7 @@ Commands ({"op": ..., ...}):
   tz_rules     time_zone, now_ms                                           -> str
   subject_key  limits, id, prefix?, hash_tag?                              -> str
   tamper       handle, how                        a bad handle made from a good one -> str
+  adopting     limiter    once its adoption scan (if it started one) is over -> Limiter.adopting
 A subject is an id string or {"id", "hash_tag"?, "scopes"?}."""
 import asyncio
 import dataclasses
@@ -150,6 +151,11 @@ async def run(cmd):
     lim = limiters[cmd["limiter"]]
     if op == "keys":
         return lim.keys(subject(cmd["subject"]))
+    if op == "adopting":
+        worker = lim._adoption.worker if lim._adoption is not None else None
+        if worker is not None:
+            await worker if mode == "async" else await asyncio.get_running_loop().run_in_executor(None, worker.join)
+        return lim.adopting
     if op == "limit":
         return await done(lim.limit(subject(cmd["subject"]), cost=cmd.get("cost"), priority=cmd.get("priority")))
     if op == "peek":

@@ -281,6 +281,218 @@ class RateLimited(Exception):
         super().__init__(f"redlimit: denied by {decision.denied_by}, retry after {decision.retry_after_ms} ms")
 
 
+# --- The adoption switch (Node's src/client/adoption.ts, over redis-py) -------------------------
+
+_ADOPTION = KEY_LAYOUT["adoption"]
+
+
+def _text(value):
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _run_id(info):
+    """INFO server's run_id (parsed by redis-py into a dict; a Cluster node's maybe under its name)."""
+    if isinstance(info, dict) and "run_id" not in info and len(info) == 1:
+        info = next(iter(info.values()))
+    return _text(info.get("run_id")) if isinstance(info, dict) else None
+
+
+def _slot_map(reply):
+    """CLUSTER SLOTS as one comparable string: the ranges and their primaries."""
+    if isinstance(reply, dict):
+        return repr(sorted((tuple(k) if isinstance(k, (list, tuple)) else k, repr(v.get("primary") if isinstance(v, dict) else v)) for k, v in reply.items()))
+    return repr(reply)
+
+
+def _drive(steps, run):
+    """Runs a generator of commands to its result: it yields (node, args) and gets each reply back,
+    or the command's error raised where it yielded."""
+    try:
+        cmd = next(steps)
+        while True:
+            try:
+                reply = run(*cmd)
+            except Exception as e:
+                cmd = steps.throw(e)
+                continue
+            cmd = steps.send(reply)
+    except StopIteration as done:
+        return done.value
+
+
+async def _drive_async(steps, run):
+    """_drive on an asyncio client."""
+    try:
+        cmd = next(steps)
+        while True:
+            try:
+                reply = await run(*cmd)
+            except Exception as e:
+                cmd = steps.throw(e)
+                continue
+            cmd = steps.send(reply)
+    except StopIteration as done:
+        return done.value
+
+
+class _AdoptionSwitch:
+    """Whether a Limiter of one key per subject sends tiers' adopt on its decisions, peeks and
+    refunds (resets and settles always send it), by the marker every process follows, Node's and
+    Python's (KEY_LAYOUT["adoption"]; src/client/adoption.ts). A look at the marker is due at the
+    first call and when what it last said runs out; the call that finds it due makes it first (GET
+    and PTTL: inline on a redis.Redis, awaited on a redis.asyncio.Redis), one look at a time. A
+    missing marker is claimed and the keyspace scanned beside the calls (a daemon thread, or a task
+    of the running loop), which send adopt meanwhile. Role "mark" (a limiter pinned to a key per
+    limit where "auto" would take one key) sets the marker to found instead, every half of its
+    life. Redis trouble while looking is not the call's: it keeps adopting and looks again in a
+    minute."""
+
+    def __init__(self, client, prefix, names, role):
+        self.client = client
+        self.prefix = prefix
+        self.names = list(names)
+        self.role = role
+        self.marker = _fill(_ADOPTION["marker"], prefix=prefix, limits=_RULES["limits"]["separator"].join(self.names))
+        self.on = True
+        self._due = 0.0  # time.monotonic() of the next look
+        self._looking = False
+        self._cluster = hasattr(client, "get_primaries")
+        self._async = inspect.iscoroutinefunction(getattr(type(client), "execute_command", None))
+        self.worker = None  # the scan's thread or task, while there is one
+
+    def before(self, call):
+        """call(), after a look at the marker when one is due (a coroutine on an asyncio client)."""
+        if self._looking or time.monotonic() < self._due:
+            return call()
+        if self._async:
+            async def looked():
+                if not self._looking and time.monotonic() >= self._due:
+                    self._looking = True
+                    try:
+                        await _drive_async(self._look(), self._run_async)
+                    except Exception:
+                        self._trouble()
+                    finally:
+                        self._looking = False
+                return await call()
+            return looked()
+        self._looking = True
+        try:
+            _drive(self._look(), self._run)
+        except Exception:
+            self._trouble()
+        finally:
+            self._looking = False
+        return call()
+
+    def _trouble(self):
+        self.on = True
+        self._due = time.monotonic() + 60
+
+    def _run(self, node, args):
+        return self.client.execute_command(*args, target_nodes=node) if node is not None else self.client.execute_command(*args)
+
+    async def _run_async(self, node, args):
+        return await (self.client.execute_command(*args, target_nodes=node) if node is not None else self.client.execute_command(*args))
+
+    def _look(self):
+        a = _ADOPTION
+        if self.role == "mark":
+            yield None, ("SET", self.marker, a["foundValue"], "PX", a["foundMs"])
+            self._due = time.monotonic() + a["foundMs"] / 2000
+            return
+        value = _text((yield None, ("GET", self.marker)))
+        left = int((yield None, ("PTTL", self.marker)))
+        if value is None:
+            if (yield None, ("SET", self.marker, a["claimValue"], "NX", "PX", a["claimMs"])):
+                # Claimed: this process scans, beside the calls (which adopt meanwhile).
+                self.on = True
+                self._due = float("inf")
+                self._start_scan()
+                return
+            value, left = a["claimValue"], 2000
+        self.on = value != a["noneValue"]
+        # Expired between GET and PTTL (-2): soon again; without expiry (-1, an operator's): a day.
+        ms = 1000 if left == -2 else a["noneMs"] if left < 0 else 2000 if value == a["claimValue"] else max(left, 1000)
+        self._due = time.monotonic() + ms / 1000
+
+    def _start_scan(self):
+        if self._async:
+            import asyncio
+
+            async def scan():
+                try:
+                    found = await _drive_async(self._scan(), self._run_async)
+                except Exception:
+                    found = None
+                try:
+                    await _drive_async(self._scanned(found), self._run_async)
+                except Exception:
+                    self._trouble()
+
+            self.worker = asyncio.get_running_loop().create_task(scan())
+        else:
+            import threading
+
+            def scan():
+                try:
+                    found = _drive(self._scan(), self._run)
+                except Exception:
+                    found = None
+                try:
+                    _drive(self._scanned(found), self._run)
+                except Exception:
+                    self._trouble()
+
+            self.worker = threading.Thread(target=scan, name="redlimit-adoption-scan", daemon=True)
+            self.worker.start()
+
+    def _scanned(self, found):
+        """The marker after a scan: found (or a scan that failed: None) for foundMs, else none."""
+        a = _ADOPTION
+        value = a["noneValue"] if found is False else a["foundValue"]
+        ms = a["noneMs"] if found is False else a["foundMs"]
+        try:
+            yield None, ("SET", self.marker, value, "PX", ms)
+        except Exception:
+            ms = 60_000
+        self.on = found is not False
+        self._due = time.monotonic() + ms / 1000
+
+    def _scan(self):
+        """Whether the keyspace holds a key of these limits kept a key per limit (stops at the first):
+        on a Cluster, every primary's; a server that changed under the scan (run_id), or a Cluster
+        whose slot map did, counts as found."""
+        match = _fill(_ADOPTION["scanMatch"], prefix=re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix))
+        own = re.compile("^" + re.escape(self.prefix) + r":\{[^}]*\}:(?:" + "|".join(map(re.escape, self.names)) + r")(?::|$)")
+        slot_map = _slot_map((yield None, ("CLUSTER SLOTS",))) if self._cluster else None
+        nodes = list(self.client.get_primaries()) if self._cluster else [None]
+        if not nodes:
+            raise RuntimeError("no primaries to scan")
+        pages = 0
+        for node in nodes:
+            started = _run_id((yield node, ("INFO", "server")))
+            cursor = 0
+            while True:
+                reply = yield node, ("SCAN", cursor, "MATCH", match, "COUNT", 1000)
+                cursor, keys = reply if isinstance(reply, (list, tuple)) else (0, [])
+                if isinstance(cursor, dict):
+                    cursor = next(iter(cursor.values()), 0)
+                cursor = int(cursor)
+                if any(own.match(_text(k)) for k in keys):
+                    return True
+                pages += 1
+                if pages % 100 == 0:  # a long scan keeps its claim
+                    yield None, ("PEXPIRE", self.marker, _ADOPTION["claimMs"])
+                if cursor == 0:
+                    break
+            if started != _run_id((yield node, ("INFO", "server"))):
+                return True
+        if self._cluster and slot_map != _slot_map((yield None, ("CLUSTER SLOTS",))):
+            return True
+        return False
+
+
 class _Hold:
     """limiter.hold(): `with` (redis.Redis) or `async with` (redis.asyncio.Redis)."""
 
@@ -338,7 +550,11 @@ class Limiter:
     which one it is ("auto" resolved).
     Upgrading to the subject layout (a limiter that kept a key per limit, the default before
     "auto"): a subject's one key that holds nothing takes over its limits' own keys' states and
-    deletes those keys when it is written, so counts carry over; reset deletes both. While
+    deletes those keys when it is written, so counts carry over; reset deletes both. Looking for
+    them costs a new subject Redis work, so decisions, peeks, refunds and reservations send adopt
+    only while the adoption marker Node's limiters keep says such keys may exist; with no marker
+    yet, the first call claims it and scans the keyspace beside the calls (_AdoptionSwitch;
+    .adopting says whether it looks now). While
     processes of both layouts run at once (a rolling deploy from a release before "auto"), each
     counts on its own keys and a subject may get up to both budgets meanwhile: pin
     layout="per-limit" through such a deploy (on every process, Python and Node), then drop it.
@@ -365,6 +581,10 @@ class Limiter:
         # tiers' adopt: the limits' names as the subject's key names them, so the states a key per
         # limit holds move into it.
         self._adopt = _RULES["limits"]["separator"].join(l.name for l in self.limits)
+        # Whether decisions send it now (the marker Node's limiters keep too); a limiter pinned to a
+        # key per limit where "auto" would take one key keeps the marker at found.
+        pinned = layout == "per-limit" and _uses_subject_layout("auto", self.limits, self.blocks)
+        self._adoption = _AdoptionSwitch(client, self.prefix, names, "mark" if pinned else "follow") if self._tiers or pinned else None
         if self._tiers:
             if self.blocks:
                 raise InvalidArgument('redlimit limiter: layout "subject" does not take blocks=True (the penalty box has a key of its own); use layout="per-limit"')
@@ -464,7 +684,20 @@ class Limiter:
         group = {"costs": ",".join(map(str, costs))}
         if pc is not None:
             group["shares"] = ",".join(str(_PPM if v is None else v) for v in pc[1])
-        return script(self.client, keys, items=[group], count=len(self.limits), specs=specs, adopt=self._adopt, **self._zone_args(script))
+        return script(self.client, keys, items=[group], count=len(self.limits), specs=specs, adopt=self._adopt_now(), **self._zone_args(script))
+
+    def _adopt_now(self):
+        """The adopt a decision, peek or refund sends now: "" while the marker says none."""
+        return self._adopt if self._adoption is None or self._adoption.on else ""
+
+    def _after_look(self, call):
+        """call(), after the adoption switch's look at the marker when one is due."""
+        return self._adoption.before(call) if self._adoption is not None else call()
+
+    @property
+    def adopting(self):
+        """Whether decisions send adopt now (the subject layout; None with a key per limit), as Node's stats().adopting."""
+        return self._adoption.on if self._tiers else None
 
     def _tiers_results(self, reply, script, keys):
         """One tiers decision's per-limit results as multi's (allowed a bool); a key that holds
@@ -527,10 +760,10 @@ class Limiter:
             raise InvalidArgument("redlimit limiter: holder: this limiter has no concurrency limit")
         if self._tiers:
             tiers = SCRIPTS["tiers"]
-            return _then(self._tiers_call(tiers, keys, costs, pc), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None))
+            return _then(self._after_look(lambda: self._tiers_call(tiers, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None))
         multi = SCRIPTS["multi"]
         items = self._items_for(multi, costs, pc, holder)
-        return _then(multi(self.client, keys, items=items, **self._zone_args(multi)), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder))
+        return _then(self._after_look(lambda: multi(self.client, keys, items=items, **self._zone_args(multi))), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder))
 
     def peek(self, subject, *, cost=0, priority=None):
         """What limit() would answer now for this cost (default 0), taking nothing (multi_peek:
@@ -540,7 +773,7 @@ class Limiter:
         pc = self._priority(priority)
         if self._tiers:
             script = SCRIPTS["tiers_peek"]
-            return _then(self._tiers_call(script, keys, costs, pc), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None))
+            return _then(self._after_look(lambda: self._tiers_call(script, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None))
         script = SCRIPTS["multi_peek"]
         items = self._items_for(script, costs, pc, uuid.uuid4().hex if self._held else None)
         return _then(script(self.client, keys, items=items, **self._zone_args(script)), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None))
@@ -559,7 +792,7 @@ class Limiter:
             return self._answer([])
         if self._tiers:
             script = SCRIPTS["tiers_refund"]
-            call = script(self.client, keys, items=[{"costs": ",".join(map(str, costs))}], count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt, **self._zone_args(script))
+            call = self._after_look(lambda: script(self.client, keys, items=[{"costs": ",".join(map(str, costs))}], count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(script)))
             return _then(call, lambda r: [RefundedLimit(**x, name=l.name) for x, l in zip(r[script.spec["each"]["name"]][0], self.limits)])
         reached = [i for i, l in enumerate(self.limits) if costs[i] > 0 and f"{l.algo}_refund" in SCRIPTS and i not in self._held]
 
@@ -655,13 +888,13 @@ class Limiter:
                 for g, share in zip(groups, pc[1]):
                     if share is not None:
                         g["share_ppm"] = share
-            call = tiers(self.client, [h.record_key, *keys], items=groups, ttl_ms=ttl_ms, count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt, **self._zone_args(tiers))
+            call = self._after_look(lambda: tiers(self.client, [h.record_key, *keys], items=groups, ttl_ms=ttl_ms, count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(tiers)))
             return _then(call, lambda r: self._decide(
                 [dict(x, allowed=x["allowed"] == 1) for x in r[tiers.spec["each"]["name"]]], pc, None, Reserved, handle=handle if r["allowed"] == 1 else None,
             ))
         items = self._items_for(script, costs, pc, None)
         return _then(
-            script(self.client, [h.record_key, *keys], items=items, ttl_ms=ttl_ms, **self._zone_args(script)),
+            self._after_look(lambda: script(self.client, [h.record_key, *keys], items=items, ttl_ms=ttl_ms, **self._zone_args(script))),
             lambda r: self._decide(r[script.spec["each"]["name"]], pc, None, Reserved, handle=handle if r["allowed"] else None),
         )
 
