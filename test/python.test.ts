@@ -13,7 +13,7 @@ import { startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
 import { createFairShare, createRateLimiter, tzRulesFor, type Subject } from '../src/index.js';
 import { blockKey, limitKey, resolveSubject, subjectKey } from '../src/client/keys.js';
 import { parseHandle } from '../src/client/reservations.js';
-import { AdoptionSwitch, FOUND_MS, NONE_MS, SCAN_CLAIM_MS } from '../src/client/adoption.js';
+import { AdoptionSwitch, CLAIM_VALUE, FOUND_MS, FOUND_VALUE, NONE_MS, NONE_VALUE, SCAN_CLAIM_MS, scanMatch } from '../src/client/adoption.js';
 import { TIERS_ALGOS } from '../src/runtime/checks.js';
 import { hashSlot } from '../src/runtime/index.js';
 import { UNHURRIED, uniquePrefix } from './support/redis.js';
@@ -231,8 +231,8 @@ describe('the manifest key layout', () => {
     const a = layout.adoption;
     expect(fill(a.marker, { prefix: 'p', limits: ['m', 'h', 'd'].join(layout.rules.limits.separator) })).toBe(new AdoptionSwitch(null, 'p', ['m', 'h', 'd']).marker);
     expect([a.claimMs, a.foundMs, a.noneMs]).toEqual([SCAN_CLAIM_MS, FOUND_MS, NONE_MS]);
-    expect([a.claimValue, a.foundValue, a.noneValue]).toEqual(['scanning', 'found', 'none']);
-    expect(fill(a.scanMatch, { prefix: 'p' })).toBe('p:{*}:*');
+    expect([a.claimValue, a.foundValue, a.noneValue]).toEqual([CLAIM_VALUE, FOUND_VALUE, NONE_VALUE]);
+    expect(fill(a.scanMatch, { prefix: 'p' })).toBe(scanMatch('p'));
   });
 });
 
@@ -1489,6 +1489,65 @@ print(json.dumps(out))`;
       await redis.call('ACL', 'DELUSER', user);
     }
   });
+});
+
+describe('the adoption marker: the states Node follows, followed alike', () => {
+  it('a claim another process holds is waited out (then claimed and scanned); an operator\'s marker without TTL is believed; INFO refused is not a failed scan; a client of one connection scans beside its calls', async () => {
+    const user = `py-noinfo-${Date.now()}`;
+    await redis.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all', '-info');
+    const P = {
+      claimed: uniquePrefix('py-claimed').slice(0, -1),
+      forever: uniquePrefix('py-forever').slice(0, -1),
+      noinfo: uniquePrefix('py-noinfo').slice(0, -1),
+      single: uniquePrefix('py-single').slice(0, -1),
+    };
+    const markerOf = (prefix: string) => `${prefix}:!adopt:m+h+tok+d+tb`;
+    await redis.set(markerOf(P.claimed), 'scanning', 'PX', 1_000); // another process scanning (it will not finish)
+    await redis.set(markerOf(P.forever), 'none'); // an operator's, without TTL
+    try {
+      const url = new URL(server.url);
+      const noInfo = new URL(server.url);
+      noInfo.username = user;
+      noInfo.password = 'pw';
+      const code = `import json, sys, time
+sys.path.insert(0, ${JSON.stringify(join(repoRoot, 'generated/python'))})
+import redis, redlimit_scripts as rl
+P = json.loads(${JSON.stringify(JSON.stringify(P))})
+limits = [rl.Limit(**l) for l in json.loads(${JSON.stringify(JSON.stringify(PY_TIER_LIMITS))})]
+out = {}
+client = redis.Redis.from_url(${JSON.stringify(url.toString())})
+lim = rl.Limiter(client, limits, prefix=P["claimed"])
+lim.limit("a")
+out["claimed"] = [lim.adopting, lim._adoption.worker is None, client.get(lim._adoption.marker).decode()]
+time.sleep(2.2)  # the claim lapsed; the next look (2 s after the last) claims it and scans
+lim.limit("b")
+lim._adoption.worker.join()
+out["claimed"] += [lim.adopting, client.get(lim._adoption.marker).decode()]
+lim = rl.Limiter(client, limits, prefix=P["forever"])
+lim.limit("a")
+out["forever"] = [lim.adopting, lim._adoption.worker is None, client.pttl(lim._adoption.marker)]
+lim = rl.Limiter(redis.Redis.from_url(${JSON.stringify(noInfo.toString())}), limits, prefix=P["noinfo"])
+lim.limit("a")
+lim._adoption.worker.join()
+out["noinfo"] = [lim.adopting, client.get(lim._adoption.marker).decode()]
+one = redis.Redis(host=${JSON.stringify(url.hostname)}, port=${url.port}, single_connection_client=True, socket_timeout=10)
+lim = rl.Limiter(one, limits, prefix=P["single"])
+out["single"] = [lim.limit("a").allowed and all(lim.limit(f"s{i}").allowed for i in range(200))]
+lim._adoption.worker.join()
+out["single"] += [lim.adopting, client.get(lim._adoption.marker).decode()]
+print(json.dumps(out))`;
+      const { stdout } = await run(PYTHON, ['-c', code], { timeout: 60_000 });
+      expect(JSON.parse(stdout)).toEqual({
+        // Held by another: adopting, no scan of its own, the claim left as it was; once lapsed: scanned, none.
+        claimed: [true, true, 'scanning', false, 'none'],
+        forever: [false, true, -1],
+        noinfo: [false, 'none'],
+        single: [true, false, 'none'],
+      });
+    } finally {
+      await redis.call('ACL', 'DELUSER', user);
+    }
+  }, 90_000);
 });
 
 describe("layout 'auto' on a Redis Cluster: redis-py's RedisCluster keeps one key per subject, as Node's Cluster client does", () => {

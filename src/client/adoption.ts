@@ -1,5 +1,5 @@
 import type { RedisClientLike } from '../runtime/index.js';
-import { primaryClients } from '../runtime/adapters.js';
+import { primaryAddresses, primaryClients } from '../runtime/adapters.js';
 import { keyPrefixOf } from './invalidation.js';
 
 /**
@@ -77,7 +77,7 @@ export class AdoptionSwitch {
   /** A key per limit, pinned: "found" now and every half of its life. */
   private async mark(): Promise<void> {
     if (this.closed) return;
-    await this.run!(['SET', this.marker, 'found', 'PX', String(FOUND_MS)]).catch(() => {});
+    await this.run!(['SET', this.marker, FOUND_VALUE, 'PX', String(FOUND_MS)]).catch(() => {});
     this.again(FOUND_MS / 2, () => this.mark());
   }
 
@@ -90,29 +90,29 @@ export class AdoptionSwitch {
       let value = (await run(['GET', this.marker])) as string | null;
       let left = Number(await run(['PTTL', this.marker]));
       if (value === null) {
-        claimed = (await run(['SET', this.marker, 'scanning', 'NX', 'PX', String(SCAN_CLAIM_MS)])) === 'OK';
+        claimed = (await run(['SET', this.marker, CLAIM_VALUE, 'NX', 'PX', String(SCAN_CLAIM_MS)])) === 'OK';
         if (claimed) {
           this.on = true; // while it looks, it looks for them
           const found = await this.scan(run);
           // Closed mid-scan: nothing learnt (the claim expires, and another process scans).
           if (this.closed) return;
-          value = found ? 'found' : 'none';
+          value = found ? FOUND_VALUE : NONE_VALUE;
           left = found ? FOUND_MS : NONE_MS;
           await run(['SET', this.marker, value, 'PX', String(left)]);
         } else {
-          value = 'scanning';
+          value = CLAIM_VALUE;
           left = 2_000;
         }
       }
-      this.on = value !== 'none';
+      this.on = value !== NONE_VALUE;
       // Expired between GET and PTTL (-2): read it again soon. Without expiry (-1, an
       // operator's): a day later.
-      next = left === -2 ? 1_000 : left < 0 ? NONE_MS : value === 'scanning' ? 2_000 : Math.max(left, 1_000);
+      next = left === -2 ? 1_000 : left < 0 ? NONE_MS : value === CLAIM_VALUE ? 2_000 : Math.max(left, 1_000);
     } catch {
       this.on = true;
       // A scan that failed (SCAN refused, the connection lost): "found" for the hour, so nobody
       // waits on the claim meanwhile.
-      if (claimed) await run(['SET', this.marker, 'found', 'PX', String(FOUND_MS)]).catch(() => {});
+      if (claimed) await run(['SET', this.marker, FOUND_VALUE, 'PX', String(FOUND_MS)]).catch(() => {});
     }
     this.again(next, () => this.probe());
   }
@@ -125,7 +125,7 @@ export class AdoptionSwitch {
     // ioredis' keyPrefix is not applied to SCAN's MATCH, and the keys come back with it.
     const full = keyPrefixOf(this.client!) + this.prefix;
     const own = new RegExp(`^${escapeRegExp(full)}:\\{[^}]*\\}:(?:${this.names.map(escapeRegExp).join('|')})(?::|$)`);
-    const match = `${escapeGlob(full)}:{*}:*`;
+    const match = scanMatch(escapeGlob(full));
     let servers: Command[] = [run];
     // On a Cluster: the slot map before and after (a reshard mid-scan can move keys from a
     // primary not yet scanned to one already scanned).
@@ -138,6 +138,10 @@ export class AdoptionSwitch {
         if (c === null) throw new Error('a primary cannot be scanned');
         return c;
       });
+      // A primary the server names that the client does not know (its topology older than a
+      // reshard onto a new node) would not be scanned: found.
+      const known = primaryAddresses(this.client!);
+      if (slotMap === null || known === null || slotMap.primaries.some((p) => !known.includes(p))) return true;
     }
     let pages = 0;
     for (const server of servers) {
@@ -155,7 +159,7 @@ export class AdoptionSwitch {
       } while (cursor !== '0');
       if (started !== (await runId(server))) return true;
     }
-    if (this.cluster && (slotMap === null || slotMap !== (await slots(run)))) return true;
+    if (this.cluster && (slotMap === null || slotMap.map !== (await slots(run))?.map)) return true;
     return false;
   }
 }
@@ -165,6 +169,14 @@ export class AdoptionSwitch {
  * marker (the policy limiter: its keys carry policy state limit by limit, never a subject's key).
  */
 export const NO_ADOPTION_MARK: unique symbol = Symbol('redlimit.noAdoptionMark');
+
+/** The marker's values (the manifest's keyLayout.adoption states them for other languages). */
+export const CLAIM_VALUE = 'scanning';
+export const FOUND_VALUE = 'found';
+export const NONE_VALUE = 'none';
+
+/** What the scan asks SCAN to match: every key of the prefix (glob-escaped) with a hash tag. */
+export const scanMatch = (prefix: string): string => `${prefix}:{*}:*`;
 
 /** How long a scan's claim lasts without being renewed. */
 export const SCAN_CLAIM_MS = 120_000;
@@ -190,10 +202,11 @@ function command(client: RedisClientLike): Command | null {
  * it cannot be read. Slots on the move (MIGRATING) are not in it: a migration that had not ended
  * by the second reading is not seen.
  */
-async function slots(run: Command): Promise<string | null> {
+async function slots(run: Command): Promise<{ map: string; primaries: string[] } | null> {
   try {
     const reply = (await run(['CLUSTER', 'SLOTS'])) as unknown[][];
-    return JSON.stringify(reply.map((r) => [r[0], r[1], (r[2] as unknown[] | undefined)?.slice(0, 2)]).sort((a, b) => Number(a[0]) - Number(b[0])));
+    const ranges = reply.map((r) => [r[0], r[1], (r[2] as unknown[] | undefined)?.slice(0, 2).map(String)] as const).sort((a, b) => Number(a[0]) - Number(b[0]));
+    return { map: JSON.stringify(ranges), primaries: [...new Set(ranges.map((r) => `${r[2]?.[0]}:${r[2]?.[1]}`))] };
   } catch {
     return null;
   }

@@ -174,6 +174,14 @@ export async function primaryClients(client: RedisClientLike): Promise<RedisClie
   return null;
 }
 
+/** The "host:port" of each primary a Cluster client knows (its topology as it last read it); null when not a Cluster. */
+export function primaryAddresses(client: RedisClientLike): string[] | null {
+  const c = client as Partial<IoredisLike & NodeRedisLike>;
+  if (c.isCluster === true && typeof c.nodes === 'function') return c.nodes('master').map((n) => `${n.options?.host}:${n.options?.port}`);
+  if (Array.isArray(c.masters)) return c.masters.map((m) => `${(m as { host?: string }).host}:${(m as { port?: number }).port}`);
+  return null;
+}
+
 /**
  * The connection of the primary serving `slot` in a Cluster client's slot table, as a client of
  * its own (a call on it follows no redirect); null when not a Cluster or not known. ioredis: the

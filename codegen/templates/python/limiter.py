@@ -286,8 +286,20 @@ class RateLimited(Exception):
 _ADOPTION = KEY_LAYOUT["adoption"]
 
 
-def _text(value):
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+def _text(value, encoding="utf-8"):
+    return value.decode(encoding, "replace") if isinstance(value, bytes) else value
+
+
+def _encoding(client):
+    """The encoding the client sends keys in (redis-py's Encoder; utf-8 unless given)."""
+    for get in (lambda: client.get_encoder(), lambda: client.encoder, lambda: client.connection_pool.get_encoder()):
+        try:
+            enc = get().encoding
+            if isinstance(enc, str):
+                return enc
+        except Exception:
+            pass
+    return "utf-8"
 
 
 def _run_id(info):
@@ -298,10 +310,16 @@ def _run_id(info):
 
 
 def _slot_map(reply):
-    """CLUSTER SLOTS as one comparable string: the ranges and their primaries."""
-    if isinstance(reply, dict):
-        return repr(sorted((tuple(k) if isinstance(k, (list, tuple)) else k, repr(v.get("primary") if isinstance(v, dict) else v)) for k, v in reply.items()))
-    return repr(reply)
+    """CLUSTER SLOTS (as redis-py parses it: {(start, end): {"primary": (host, port), ...}}) as one
+    comparable string of the ranges and their primaries, and the primaries' "host:port" set."""
+    if not isinstance(reply, dict):
+        raise TypeError(f"CLUSTER SLOTS: unexpected reply {type(reply).__name__}")
+    ranges, primaries = [], set()
+    for k, v in reply.items():
+        host, port = v["primary"][0], v["primary"][1]
+        primaries.add(f"{_text(host)}:{int(port)}")
+        ranges.append((tuple(k), _text(host), int(port)))
+    return repr(sorted(ranges)), primaries
 
 
 def _drive(steps, run):
@@ -335,6 +353,24 @@ async def _drive_async(steps, run):
         return done.value
 
 
+_SWITCHES = weakref.WeakSet()
+
+
+def _after_fork():
+    """In a forked child: a scan the parent had under way is not the child's (its thread or task did
+    not come along): look again at the next call (the parent's claim makes that a wait)."""
+    for sw in list(_SWITCHES):
+        sw._lock = threading.Lock()
+        sw._looking = False
+        if sw._due == float("inf"):
+            sw.worker = None
+            sw._due = 0.0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 class _AdoptionSwitch:
     """Whether a Limiter of one key per subject sends tiers' adopt on its decisions, peeks and
     refunds (resets and settles always send it), by the marker every process follows, Node's and
@@ -358,7 +394,9 @@ class _AdoptionSwitch:
         self._looking = False
         self._cluster = hasattr(client, "get_primaries")
         self._async = inspect.iscoroutinefunction(getattr(type(client), "execute_command", None))
+        self._lock = threading.Lock()  # one look at a time (threads sharing a sync client)
         self.worker = None  # the scan's thread or task, while there is one
+        _SWITCHES.add(self)
 
     def before(self, call):
         """call(), after a look at the marker when one is due (a coroutine on an asyncio client)."""
@@ -376,13 +414,15 @@ class _AdoptionSwitch:
                         self._looking = False
                 return await call()
             return looked()
-        self._looking = True
+        if not self._lock.acquire(blocking=False):
+            return call()
         try:
-            _drive(self._look(), self._run)
+            if time.monotonic() >= self._due:
+                _drive(self._look(), self._run)
         except Exception:
             self._trouble()
         finally:
-            self._looking = False
+            self._lock.release()
         return call()
 
     def _trouble(self):
@@ -422,27 +462,41 @@ class _AdoptionSwitch:
 
             async def scan():
                 try:
-                    found = await _drive_async(self._scan(), self._run_async)
-                except Exception:
-                    found = None
-                try:
+                    try:
+                        found = await _drive_async(self._scan(), self._run_async)
+                    except Exception:
+                        found = None
                     await _drive_async(self._scanned(found), self._run_async)
                 except Exception:
                     self._trouble()
+                finally:
+                    # Cancelled (its loop closed mid-scan): nothing learnt; the next call looks again
+                    # (the claim, left to expire, makes that a wait of its own).
+                    if self._due == float("inf"):
+                        self._due = 0.0
+                    self.worker = None
 
             self.worker = asyncio.get_running_loop().create_task(scan())
         else:
-            import threading
+            # A client of one connection (single_connection_client) is not the thread's to share.
+            own = getattr(self.client, "connection", None) is not None and hasattr(self.client, "connection_pool")
+            client = type(self.client)(connection_pool=self.client.connection_pool) if own else self.client
+
+            def run(node, args):
+                return client.execute_command(*args, target_nodes=node) if node is not None else client.execute_command(*args)
 
             def scan():
                 try:
-                    found = _drive(self._scan(), self._run)
-                except Exception:
-                    found = None
-                try:
-                    _drive(self._scanned(found), self._run)
+                    try:
+                        found = _drive(self._scan(), run)
+                    except Exception:
+                        found = None
+                    _drive(self._scanned(found), run)
                 except Exception:
                     self._trouble()
+                finally:
+                    if self._due == float("inf"):
+                        self._due = 0.0
 
             self.worker = threading.Thread(target=scan, name="redlimit-adoption-scan", daemon=True)
             self.worker.start()
@@ -455,7 +509,7 @@ class _AdoptionSwitch:
         try:
             yield None, ("SET", self.marker, value, "PX", ms)
         except Exception:
-            ms = 60_000
+            found, ms = None, 60_000  # not recorded: keep looking, and look at the marker again in a minute
         self.on = found is not False
         self._due = time.monotonic() + ms / 1000
 
@@ -464,33 +518,47 @@ class _AdoptionSwitch:
         on a Cluster, every primary's; a server that changed under the scan (run_id), or a Cluster
         whose slot map did, counts as found."""
         match = _fill(_ADOPTION["scanMatch"], prefix=re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix))
-        own = re.compile("^" + re.escape(self.prefix) + r":\{[^}]*\}:(?:" + "|".join(map(re.escape, self.names)) + r")(?::|$)")
+        own = re.compile("^" + re.escape(self.prefix) + r":\{[^}]*\}:(?:" + "|".join(map(re.escape, self.names)) + r")(?::|\Z)")
+        encoding = _encoding(self.client)
         slot_map = _slot_map((yield None, ("CLUSTER SLOTS",))) if self._cluster else None
         nodes = list(self.client.get_primaries()) if self._cluster else [None]
         if not nodes:
             raise RuntimeError("no primaries to scan")
+        # A primary the server names that the client does not know (its topology is older than a
+        # reshard onto a new node): its keys would not be scanned; counts as found.
+        if self._cluster and not slot_map[1] <= {f"{n.host}:{n.port}" for n in nodes}:
+            return True
         pages = 0
         for node in nodes:
-            started = _run_id((yield node, ("INFO", "server")))
+            started = yield from self._server_run_id(node)
             cursor = 0
             while True:
                 reply = yield node, ("SCAN", cursor, "MATCH", match, "COUNT", 1000)
-                cursor, keys = reply if isinstance(reply, (list, tuple)) else (0, [])
+                if not isinstance(reply, (list, tuple)) or len(reply) != 2:
+                    raise TypeError(f"SCAN: unexpected reply {type(reply).__name__}")
+                cursor, keys = reply
                 if isinstance(cursor, dict):
-                    cursor = next(iter(cursor.values()), 0)
+                    cursor = next(iter(cursor.values()))
                 cursor = int(cursor)
-                if any(own.match(_text(k)) for k in keys):
+                if any(own.match(_text(k, encoding)) for k in keys):
                     return True
                 pages += 1
                 if pages % 100 == 0:  # a long scan keeps its claim
                     yield None, ("PEXPIRE", self.marker, _ADOPTION["claimMs"])
                 if cursor == 0:
                     break
-            if started != _run_id((yield node, ("INFO", "server"))):
+            if started != (yield from self._server_run_id(node)):
                 return True
-        if self._cluster and slot_map != _slot_map((yield None, ("CLUSTER SLOTS",))):
+        if self._cluster and slot_map[0] != _slot_map((yield None, ("CLUSTER SLOTS",)))[0]:
             return True
         return False
+
+    def _server_run_id(self, node):
+        """The server's run_id, or None where INFO is refused (an ACL without it: not compared, as Node's)."""
+        try:
+            return _run_id((yield node, ("INFO", "server")))
+        except ResponseError:
+            return None
 
 
 class _Hold:
@@ -776,7 +844,7 @@ class Limiter:
             return _then(self._after_look(lambda: self._tiers_call(script, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None))
         script = SCRIPTS["multi_peek"]
         items = self._items_for(script, costs, pc, uuid.uuid4().hex if self._held else None)
-        return _then(script(self.client, keys, items=items, **self._zone_args(script)), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None))
+        return _then(self._after_look(lambda: script(self.client, keys, items=items, **self._zone_args(script))), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None))
 
     def refund(self, subject, *, cost=None):
         """Give back units an admitted call did not use, never above full (Node's refund): an
@@ -807,7 +875,7 @@ class Limiter:
 
         if not reached:
             return self._answer([])
-        return _sequence([lambda i=i: one(i) for i in reached], lambda rs: [RefundedLimit(**r, name=self.limits[i].name) for i, r in zip(reached, rs)])
+        return _sequence([lambda: self._after_look(lambda: one(reached[0]))] + [lambda i=i: one(i) for i in reached[1:]], lambda rs: [RefundedLimit(**r, name=self.limits[i].name) for i, r in zip(reached, rs)])
 
     def reset(self, subject, *, limits=None, scopes=None):
         """Back to full (Node's reset): by default the limits keyed by the subject's own id (not
