@@ -37472,6 +37472,9 @@ class Limiter:
             ppm = [math.floor((l.priorities or {}).get(name, top.get(name, 1)) * _PPM + 0.5) for l in self.limits]
             self._classes[name] = (name, [None if v >= _PPM else v for v in ppm], {l.name: v / _PPM for l, v in zip(self.limits, ppm)})
         self._items = [_limit_item(l) for l in self.limits]
+        self._keys_of = {}
+        self._unit_costs = None
+        self._specs = None
         # Kinds that are not algorithms (concurrency) hold a slot for a holder until released.
         self._held = [i for i, l in enumerate(self.limits) if l.algo not in _ALGORITHMS]
 
@@ -37480,7 +37483,19 @@ class Limiter:
     def keys(self, subject):
         """The subject's keys: one per limit (in order), then its block key when blocks is on;
         with the subject layout (two or more limits), its one key."""
-        s = Subject(subject) if isinstance(subject, str) else subject
+        if isinstance(subject, str):
+            # Plain ids repeat: their keys are built (and checked) once (a bounded cache, as Node's).
+            known = self._keys_of.get(subject)
+            if known is None:
+                known = self._build_keys(Subject(subject))
+                if len(self._keys_of) >= 10_000:
+                    self._keys_of.clear()
+                self._keys_of[subject] = known
+            return list(known)
+        return self._build_keys(subject)
+
+    def _build_keys(self, subject):
+        s = subject
         if not isinstance(s, Subject):
             raise InvalidArgument("redlimit limiter: the subject must be an id string or a Subject")
         if self._tiers:
@@ -37494,6 +37509,14 @@ class Limiter:
         return keys
 
     def _costs(self, cost, unnamed=1):
+        if cost is None and unnamed == 1:
+            # The common call (no cost given): one unit of each limit, checked once.
+            if self._unit_costs is None:
+                self._unit_costs = tuple(self._costs_of(None, 1))
+            return self._unit_costs
+        return self._costs_of(cost, unnamed)
+
+    def _costs_of(self, cost, unnamed):
         named = {}
         if cost is not None and not _is_int(cost):
             if not isinstance(cost, Mapping):
@@ -37545,7 +37568,12 @@ class Limiter:
         return {"tz_rules": "|".join([_tz_rules_now(z) if z else "" for z in zones] + ([""] if self.blocks else []))}
 
     def _tiers_specs(self):
-        """The limits as the tiers scripts take them: `algo,limit,period_ms,burst,offset_ms,unit` each, `;`-separated."""
+        """The limits as the tiers scripts take them: `algo,limit,period_ms,burst,offset_ms,unit` each, `;`-separated (built once)."""
+        if self._specs is None:
+            self._specs = self._build_specs()
+        return self._specs
+
+    def _build_specs(self):
         fields = ("limit", "period_ms", "burst", "offset_ms", "unit")
         return ";".join(",".join([item["algo"]] + ["" if item.get(f) is None else str(item[f]) for f in fields]) for item in self._items)
 
