@@ -1502,7 +1502,6 @@ describe('the adoption marker: the states Node follows, followed alike', () => {
       single: uniquePrefix('py-single').slice(0, -1),
     };
     const markerOf = (prefix: string) => `${prefix}:!adopt:m+h+tok+d+tb`;
-    await redis.set(markerOf(P.claimed), 'scanning', 'PX', 1_000); // another process scanning (it will not finish)
     await redis.set(markerOf(P.forever), 'none'); // an operator's, without TTL
     try {
       const url = new URL(server.url);
@@ -1517,9 +1516,13 @@ limits = [rl.Limit(**l) for l in json.loads(${JSON.stringify(JSON.stringify(PY_T
 out = {}
 client = redis.Redis.from_url(${JSON.stringify(url.toString())})
 lim = rl.Limiter(client, limits, prefix=P["claimed"])
+client.set(lim._adoption.marker, "scanning", px=1_000)  # another process scanning (it will not finish)
+looked = time.monotonic()
 lim.limit("a")
 out["claimed"] = [lim.adopting, lim._adoption.worker is None, client.get(lim._adoption.marker).decode()]
-time.sleep(2.2)  # the claim lapsed; the next look (2 s after the last) claims it and scans
+while client.exists(lim._adoption.marker):  # the claim lapses
+    time.sleep(0.05)
+time.sleep(max(0.0, 2.1 - (time.monotonic() - looked)))  # the next look is due 2 s after the last
 lim.limit("b")
 lim._adoption.worker.join()
 out["claimed"] += [lim.adopting, client.get(lim._adoption.marker).decode()]
