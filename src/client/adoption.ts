@@ -17,7 +17,10 @@ import { keyPrefixOf } from './invalidation.js';
  * to "none" for a day. A scan that fails (SCAN refused) sets "found" for the hour, and so does
  * one whose server changed under it (its run_id, read by INFO where an ACL allows it: a failover
  * or a restart mid-scan resumes the cursor on a server it does not describe), or on a Cluster
- * whose slot map changed during the scan (a reshard can move keys to a primary already scanned). Every process
+ * whose slot map changed during the scan (a reshard can move keys to a primary already scanned)
+ * or names a primary the client does not know (its topology older than a reshard onto a new
+ * node; a client behind a NAT map, whose addresses are not the ones CLUSTER SLOTS names, so
+ * always keeps looking). Every process
  * reads the marker and follows it until it expires, then looks again: "none" stops looking,
  * anything else keeps looking; a process looks until it has read the marker, and the one that
  * scans looks while it does.
