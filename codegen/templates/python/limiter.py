@@ -515,8 +515,8 @@ class _AdoptionSwitch:
 
     def _scan(self):
         """Whether the keyspace holds a key of these limits kept a key per limit (stops at the first):
-        on a Cluster, every primary's; a server that changed under the scan (run_id), or a Cluster
-        whose slot map did, counts as found."""
+        on a Cluster, every primary's; a server that changed under the scan (run_id), a Cluster
+        whose slot map did, or one naming a primary the client does not know, counts as found."""
         match = _fill(_ADOPTION["scanMatch"], prefix=re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix))
         own = re.compile("^" + re.escape(self.prefix) + r":\{[^}]*\}:(?:" + "|".join(map(re.escape, self.names)) + r")(?::|\Z)")
         encoding = _encoding(self.client)
