@@ -41,6 +41,7 @@ both layouts run at once (a rolling deploy from a release before "auto", Python 
 counts on its own keys, so a subject may get up to both budgets meanwhile: pin layout="per-limit"
 through such a deploy, then drop it.
 """
+import asyncio
 import base64
 import hashlib
 import inspect
@@ -37120,9 +37121,17 @@ def _slot_map(reply):
     ranges, primaries = [], set()
     for k, v in reply.items():
         host, port = v["primary"][0], v["primary"][1]
-        primaries.add(f"{_text(host)}:{int(port)}")
+        primaries.add((_text(host), int(port)))
         ranges.append((tuple(k), _text(host), int(port)))
     return repr(sorted(ranges)), primaries
+
+
+def _knows(nodes, host, port):
+    """Whether a primary CLUSTER SLOTS names ("host", port) is one of the client's nodes, as redis-py
+    names them: an empty host is the one the client connected to (any node of that port), and
+    "localhost" is 127.0.0.1."""
+    host = "127.0.0.1" if host == "localhost" else host
+    return any(int(n.port) == port and (host == "" or ("127.0.0.1" if n.host == "localhost" else n.host) == host) for n in nodes)
 
 
 def _drive(steps, run):
@@ -37165,6 +37174,7 @@ def _after_fork():
     for sw in list(_SWITCHES):
         sw._lock = threading.Lock()
         sw._looking = False
+        sw._loop = None
         if sw._due == float("inf"):
             sw.worker = None
             sw._due = 0.0
@@ -37199,22 +37209,32 @@ class _AdoptionSwitch:
         self._async = inspect.iscoroutinefunction(getattr(type(client), "execute_command", None))
         self._lock = threading.Lock()  # one look at a time (threads sharing a sync client)
         self.worker = None  # the scan's thread or task, while there is one
+        self._loop = None  # asyncio: the loop a look or a scan runs in, while it does
         _SWITCHES.add(self)
 
     def before(self, call):
         """call(), after a look at the marker when one is due (a coroutine on an asyncio client)."""
         if self._looking or time.monotonic() < self._due:
-            return call()
+            if self._loop is None or not self._loop.is_closed():
+                return call()
+            # The loop a look or a scan ran in was closed under it (its tasks never finished):
+            # nothing learnt; look again.
+            self._looking, self.worker, self._loop = False, None, None
+            if self._due == float("inf"):
+                self._due = 0.0
         if self._async:
             async def looked():
                 if not self._looking and time.monotonic() >= self._due:
                     self._looking = True
+                    self._loop = asyncio.get_running_loop()
                     try:
                         await _drive_async(self._look(), self._run_async)
                     except Exception:
                         self._trouble()
                     finally:
                         self._looking = False
+                        if self.worker is None:
+                            self._loop = None
                 return await call()
             return looked()
         if not self._lock.acquire(blocking=False):
@@ -37261,8 +37281,6 @@ class _AdoptionSwitch:
 
     def _start_scan(self):
         if self._async:
-            import asyncio
-
             async def scan():
                 try:
                     try:
@@ -37278,6 +37296,7 @@ class _AdoptionSwitch:
                     if self._due == float("inf"):
                         self._due = 0.0
                     self.worker = None
+                    self._loop = None
 
             self.worker = asyncio.get_running_loop().create_task(scan())
         else:
@@ -37329,7 +37348,7 @@ class _AdoptionSwitch:
             raise RuntimeError("no primaries to scan")
         # A primary the server names that the client does not know (its topology is older than a
         # reshard onto a new node): its keys would not be scanned; counts as found.
-        if self._cluster and not slot_map[1] <= {f"{n.host}:{n.port}" for n in nodes}:
+        if self._cluster and not all(_knows(nodes, host, port) for host, port in slot_map[1]):
             return True
         pages = 0
         for node in nodes:
