@@ -390,7 +390,8 @@ class _AdoptionSwitch:
     of the running loop), which send adopt meanwhile. Role "mark" (a limiter pinned to a key per
     limit where "auto" would take one key) sets the marker to found instead, every half of its
     life. Redis trouble while looking is not the call's: it keeps adopting and looks again in a
-    minute."""
+    minute. On a Cluster a scan that did not visit a primary CLUSTER SLOTS names counts as found,
+    so a client whose node addresses are not those (a NAT map, address_remap) keeps looking."""
 
     def __init__(self, client, prefix, names, role):
         self.client = client
