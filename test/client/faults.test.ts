@@ -137,6 +137,10 @@ describe('faults', () => {
       ],
       (now) => now > at.closed + 300, // some traffic after the recovery
       t0,
+      // A bound on a hang, not on speed: beside stress-ng and the suite's heaviest files, a CI run
+      // saw no close within the 30 s this was (the breaker needs two probes answered within the
+      // deadline on a starved machine).
+      90_000,
     );
     expectHealthy(samples);
     const sources = (from: number, to: number) => new Set(samples.filter((x) => x.at >= from && x.at < to).map((x) => x.decision!.source));
@@ -148,13 +152,16 @@ describe('faults', () => {
     expect(outage.length).toBeGreaterThan(0);
     expect(new Set(outage.map((x) => x.decision!.source))).toEqual(new Set(['fallback']));
     // Once the breaker has closed again, Redis decides.
-    expect(at.closed).toBeGreaterThan(at.restarting);
-    expect(at.closed).toBeLessThan(Infinity);
+    // If it never closed, say what the calls saw after the restart.
+    const after = samples.filter((x) => x.at >= at.restarting);
+    const seen = JSON.stringify({ at, breaker: rl.stats().breaker, calls: after.length, sources: [...new Set(after.map((x) => x.decision?.source))], last: after.slice(-3).map((x) => [x.at, x.end, x.decision?.source]) });
+    expect(at.closed, seen).toBeGreaterThan(at.restarting);
+    expect(at.closed, seen).toBeLessThan(Infinity);
     expect(sources(at.closed + 5, Infinity)).toEqual(new Set(['redis']));
     expect(opened[0]).toBe(3);
     expect(rl.stats().breaker!.state).toBe('closed');
     expect(rl.stats().fallbackKeys).toBe(0); // Redis is authoritative again; local counts dropped
-  }, 60_000);
+  }, 150_000);
 
   it('a slow Redis (CLIENT PAUSE) never holds a caller past the deadline', async () => {
     const PAUSE_MS = 1_500; // several deadlines: the breaker opens, probes, backs off
