@@ -60,14 +60,17 @@ async function reshardOntoNewPrimary(slot: number): Promise<void> {
     return slots.find(([from, to]) => from <= slot && slot <= to)?.[2]?.[1];
   };
   const from = (await owner(cluster.nodes[0]!.port))!;
+  // The new owner first, then the old one, then every other node (each learns it at once rather
+  // than by gossip, which a loaded CI machine slowed past this wait once).
   await cli(port, 'CLUSTER', 'SETSLOT', slot, 'NODE', id);
   await cli(from, 'CLUSTER', 'SETSLOT', slot, 'NODE', id);
   await cli(port, 'CLUSTER', 'BUMPEPOCH');
+  for (const p of cluster.nodes.map((n) => n.port)) if (p !== from) await cli(p, 'CLUSTER', 'SETSLOT', slot, 'NODE', id).catch(() => '');
   for (let i = 0; ; i++) {
     const owners = await Promise.all(ports.map(owner));
     const ok = await Promise.all(ports.map(async (p) => (await cli(p, 'CLUSTER', 'INFO')).includes('cluster_state:ok')));
     if (owners.every((o) => o === port) && ok.every(Boolean)) break;
-    if (i > 300) throw new Error(`slot ${slot} never moved to the new primary: ${owners.join(',')}`);
+    if (i > 1200) throw new Error(`slot ${slot} never moved to the new primary: ${owners.join(',')}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -146,5 +149,5 @@ print(json.dumps([lim.adopting, sorted(n.port for n in client.get_primaries())])
       python.kill();
       stale.disconnect();
     }
-  }, 120_000);
+  }, 180_000);
 });
