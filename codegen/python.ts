@@ -166,6 +166,7 @@ export function renderPython(rootDir: string, version: string, manifestJson: str
     limitKinds: pyText(JSON.stringify(kinds, null, 1) + '\n', '    '),
     limitFields: limitClass(kinds),
     handles: fragment('handles.py'),
+    failure: fragment('failure.py'),
     limiter: fragment('limiter.py'),
     fairShare: fragment('fair_share.py'),
   });

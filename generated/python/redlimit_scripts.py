@@ -30,6 +30,10 @@ The limiter, sharing its limits (and reservations) with a Node RateLimiter of th
 With a redis.asyncio client every call returns a coroutine (await it), and Limiter.hold() is an
 `async with` as well as a `with`.
 
+When Redis cannot answer, a Limiter raises RedisUnavailable (a redis-py RedisError), or answers
+allowed / denied with Decision.source "fail-open" / "fail-closed" (on_redis_failure="open" /
+"closed"), behind a Breaker that stops round trips while Redis is down.
+
 Where a subject's state lives, as the Node limiter decides it (layout="auto", the default on both
 sides): a limiter of two or more gcra, token_bucket, fixed_window, sliding_window or quota limits
 keyed by the id, without blocks, keeps every limit of a subject in one key (subject_key, the tiers
@@ -48,6 +52,7 @@ import inspect
 import json
 import math
 import os
+import random
 import re
 import secrets
 import threading
@@ -58,7 +63,7 @@ from datetime import datetime
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional
 
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 MANIFEST = json.loads(
     "{\n"
@@ -36802,6 +36807,180 @@ def parse_handle(handle):
     return _handle(m.group(1), keys)
 
 
+# --- When Redis cannot answer (Node's src/client/failure.ts, policy.ts and breaker.ts) -----------
+
+
+class RedisUnavailable(RedisError):
+    """Redis could not answer a Limiter call: a connection or timeout error, LOADING, BUSY, OOM,
+    READONLY, a Cluster slot on the move, any reply redis-py could not read -- or the limiter's
+    breaker is open, and no call was made (cause is None then). A redis-py RedisError, so code
+    that caught redis-py's errors still catches it; cause is redis-py's error."""
+
+    def __init__(self, message, cause=None):
+        super().__init__(message)
+        self.cause = cause
+
+
+# A refused argument or a key of the caller's holding something else: the caller's mistake (a
+# typed error back to it); the breaker hears nothing and the failure policy is not asked, so no
+# input can push other callers off Redis. By the error's code, never by its wording.
+_CALLER_CODES = ("BADARG", "WRONGTYPE", "WRONGSTATE")
+# A Cluster slot on the move: Redis answered, so it is no failure of Redis (the breaker hears
+# nothing), but this call still takes the failure path.
+_MOVING_CODES = ("MOVED", "ASK", "TRYAGAIN")
+
+
+def _failure_kind(e):
+    """"caller", "moving" or "redis" (as Node's classify), or None: not a Redis error (a bug to raise as it is)."""
+    if isinstance(e, RedisUnavailable):
+        return "redis"
+    if isinstance(e, InvalidArgument):
+        return "caller"
+    if isinstance(e, ResponseError):
+        code = str(e).split(" ", 1)[0]
+        if code in _CALLER_CODES:
+            return "caller"
+        if code in _MOVING_CODES or type(e).__name__ in ("AskError", "MovedError", "TryAgainError"):
+            return "moving"
+        return "redis"
+    if isinstance(e, (RedisError, OSError, asyncio.TimeoutError)):
+        return "redis"
+    return None
+
+
+class Breaker:
+    """A circuit breaker over one Redis, as the Node limiter's (closed -> open after
+    consecutive_failures Redis failures in a row; open -> half-open after reset_timeout_ms, doubled
+    after each failed probe up to max_reset_timeout_ms, plus up to `jitter` of it at random so a
+    fleet does not probe in lockstep; half-open lets one call through at a time and closes after
+    successes_to_close of them succeed, any failure opens it again). While it is open, calls make no
+    round trip: decisions answer by the limiter's on_redis_failure at once. One breaker may be
+    shared by the limiters of one Redis (pass it to each). Thread-safe; state: "closed", "open" or
+    "half-open"; stats() for a health check."""
+
+    def __init__(self, *, consecutive_failures=5, reset_timeout_ms=1_000, max_reset_timeout_ms=30_000, jitter=0.2, successes_to_close=2):
+        for name, value, low in (("consecutive_failures", consecutive_failures, 1), ("reset_timeout_ms", reset_timeout_ms, 1), ("max_reset_timeout_ms", max_reset_timeout_ms, 1), ("successes_to_close", successes_to_close, 1)):
+            if not _is_int(value) or value < low:
+                raise InvalidArgument(f"redlimit breaker: {name} must be an integer of at least {low}, got {value!r:.40}")
+        if max_reset_timeout_ms < reset_timeout_ms:
+            raise InvalidArgument(f"redlimit breaker: max_reset_timeout_ms ({max_reset_timeout_ms}) must be at least reset_timeout_ms ({reset_timeout_ms})")
+        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) or not 0 <= jitter <= 1:
+            raise InvalidArgument(f"redlimit breaker: jitter must be a number from 0 to 1, got {jitter!r:.40}")
+        self.consecutive_failures = consecutive_failures
+        self.reset_timeout_ms = reset_timeout_ms
+        self.max_reset_timeout_ms = max_reset_timeout_ms
+        self.jitter = jitter
+        self.successes_to_close = successes_to_close
+        self._lock = threading.Lock()
+        self._state = "closed"
+        self._failures = 0  # in a row
+        self._successes = 0  # of probes, half-open
+        self._wait_ms = reset_timeout_ms  # the next open's wait
+        self._reopen_at = 0.0
+        self._probe_since = None  # a probe in flight since (monotonic s), half-open
+        self._ok = 0
+        self._totals = {"failures": 0, "rejected": 0, "opens": 0}
+        self._last_error = None
+
+    @staticmethod
+    def _now():
+        return time.monotonic()
+
+    @property
+    def state(self):
+        with self._lock:
+            self._tick()
+            return self._state
+
+    def _tick(self):
+        if self._state == "open" and self._now() >= self._reopen_at:
+            self._state, self._successes, self._probe_since = "half-open", 0, None
+
+    def acquire(self):
+        """Whether a call may go to Redis now (half-open: one at a time). Each acquire is followed
+        by exactly one success(), failure() or release()."""
+        if self._state == "closed":  # the common case, without the lock (one attribute read)
+            return True
+        with self._lock:
+            self._tick()
+            if self._state == "closed":
+                return True
+            # A probe that never reported (its coroutine never awaited) does not hold the breaker
+            # half-open forever: after the longest wait, another call probes.
+            if self._state == "half-open" and (self._probe_since is None or self._now() - self._probe_since > self.max_reset_timeout_ms / 1000):
+                self._probe_since = self._now()
+                return True
+            self._totals["rejected"] += 1
+            return False
+
+    def success(self):
+        if self._state == "closed" and not self._failures:
+            # The common case, without the lock: nothing changes but a count (which threads racing
+            # here may undercount: it is a statistic).
+            self._ok += 1
+            return
+        with self._lock:
+            self._ok += 1
+            self._failures = 0
+            if self._state == "half-open":
+                self._probe_since = None
+                self._successes += 1
+                if self._successes >= self.successes_to_close:
+                    self._state, self._wait_ms = "closed", self.reset_timeout_ms
+
+    def failure(self, error=None):
+        with self._lock:
+            self._totals["failures"] += 1
+            self._last_error = None if error is None else f"{type(error).__name__}: {error}"[:200]
+            self._failures += 1
+            if self._state == "half-open":
+                # A failed probe: open again, waiting twice as long as last time (up to the ceiling).
+                self._wait_ms = min(self._wait_ms * 2, self.max_reset_timeout_ms)
+                self._open()
+            elif self._state == "closed" and self._failures >= self.consecutive_failures:
+                self._open()
+
+    def release(self):
+        """An acquired call that told nothing of Redis (the caller's own error, a slot on the move)."""
+        with self._lock:
+            if self._state == "half-open":
+                self._probe_since = None
+
+    def _open(self):
+        self._state, self._probe_since = "open", None
+        self._reopen_at = self._now() + self._wait_ms * (1 + self.jitter * random.random()) / 1000
+        self._totals["opens"] += 1
+
+    def retry_after_ms(self):
+        """How long a caller Redis failed just now should wait before trying again (Node's
+        retryAfterMs): until the next probe while open, else one reset timeout (a failure has just
+        happened: the breaker may open)."""
+        with self._lock:
+            self._tick()
+            if self._state == "open":
+                return max(1, math.ceil((self._reopen_at - self._now()) * 1000))
+            return self.reset_timeout_ms
+
+    def stats(self):
+        with self._lock:
+            self._tick()
+            return {
+                "state": self._state,
+                "consecutive_failures": self._failures,
+                "total_successes": self._ok,
+                "total_failures": self._totals["failures"],
+                "total_rejected": self._totals["rejected"],
+                "opens": self._totals["opens"],
+                "retry_after_ms": max(1, math.ceil((self._reopen_at - self._now()) * 1000)) if self._state == "open" else 0,
+                "last_error": self._last_error,
+            }
+
+
+_ON_REDIS_FAILURE = ("raise", "open", "closed")
+# Fail-closed's retry_after_ms without a breaker (with one: until it lets a call through).
+_CLOSED_RETRY_MS = 1_000
+
+
 # --- Limiter (hand-written: what the Node RateLimiter does around the scripts) -------------------
 # One call per decision, all-or-nothing over the limiter's limits, through the scripts a Node
 # limiter runs on the same keys: multi (limit), multi_peek (peek), each limit's refund script
@@ -37038,6 +37217,9 @@ class Decision:
     priority: Optional[PriorityApplied] = None
     holder: Optional[str] = None
     """The holder id of the concurrency slot(s) this call took (release it); None when none was taken."""
+    source: str = "redis"
+    """Who decided: "redis"; "fail-open" / "fail-closed" when Redis could not and the limiter's
+    on_redis_failure answered (then limits is [] and limit_name None), as Node's Decision.source."""
 
 
 @dataclass(frozen=True)
@@ -37082,7 +37264,8 @@ class RateLimited(Exception):
 
     def __init__(self, decision):
         self.decision = decision
-        super().__init__(f"redlimit: denied by {decision.denied_by}, retry after {decision.retry_after_ms} ms")
+        why = "Redis unavailable (the limiter fails closed)" if decision.source == "fail-closed" else f"denied by {decision.denied_by}"
+        super().__init__(f"redlimit: {why}, retry after {decision.retry_after_ms} ms")
 
 
 # --- The adoption switch (Node's src/client/adoption.ts, over redis-py) -------------------------
@@ -37450,10 +37633,38 @@ class Limiter:
     counts on its own keys and a subject may get up to both budgets meanwhile: pin
     layout="per-limit" through such a deploy (on every process, Python and Node), then drop it.
 
-    Redis trouble raises redis-py's errors: there is no fallback here (the Node limiter has one)."""
+    When Redis cannot answer (a connection or timeout error, LOADING, BUSY, OOM, READONLY, a
+    Cluster slot on the move), no redis-py error reaches the caller: a decision (limit, peek,
+    reserve, hold) answers by on_redis_failure -- "raise" (default): RedisUnavailable, a redis-py
+    RedisError with .cause; "open": allowed, Decision.source "fail-open" (reserve's handle None:
+    nothing to settle); "closed": denied, source "fail-closed", retry_after_ms until the breaker
+    lets a call through again (hold() raises RateLimited). refund, reset, release, commit and
+    cancel must land or say so: they raise RedisUnavailable. breaker: a Breaker (share one among
+    the limiters of one Redis), None for one of its own with the defaults (5 failures in a row
+    open it for 1 s, doubling up to 30 s), False for none; while it is open no call makes a round
+    trip. The caller's own mistakes are not Redis failures: InvalidArgument, ReservationError, and
+    redis-py's ResponseError for a key holding another type or state (WRONGTYPE / WRONGSTATE) are
+    raised as they are, and the breaker hears nothing of them. Set socket_timeout (and
+    socket_connect_timeout) on the client: a Redis that stops answering without closing its
+    connections is a failure only when redis-py gives up on it. Unlike Node's, this limiter has no
+    in-memory fallback: "open" and "closed" are the choices."""
 
-    def __init__(self, client, limits, *, prefix=KEY_LAYOUT["defaultPrefix"], priorities=None, blocks=False, layout="auto"):
+    def __init__(self, client, limits, *, prefix=KEY_LAYOUT["defaultPrefix"], priorities=None, blocks=False, layout="auto", on_redis_failure="raise", breaker=None):
         self.client = client
+        if on_redis_failure not in _ON_REDIS_FAILURE:
+            raise InvalidArgument(f"redlimit limiter: on_redis_failure must be raise, open or closed, got {on_redis_failure!r:.40}")
+        if breaker is not None and breaker is not False and not isinstance(breaker, Breaker):
+            raise InvalidArgument(f"redlimit limiter: breaker must be a Breaker, None (one with the defaults) or False (none), got {breaker!r:.40}")
+        self.on_redis_failure = on_redis_failure
+        self.breaker = Breaker() if breaker is None else breaker or None
+        self._async = inspect.iscoroutinefunction(getattr(type(client), "execute_command", None))
+        # What each call answers when Redis cannot (made once: no closure per call).
+        self._fails = {
+            "limit": self._failed_decision("limit"), "peek": self._failed_decision("peek"),
+            "reserve": self._failed_decision("reserve", Reserved, handle=None),
+            "refund": self._must_land("refund"), "reset": self._must_land("reset"), "release": self._must_land("release"),
+            "commit": self._must_land("commit"), "cancel": self._must_land("cancel"),
+        }
         self.limits = [limits] if isinstance(limits, Limit) else list(limits) if isinstance(limits, (list, tuple)) else None
         if not self.limits or not all(isinstance(l, Limit) for l in self.limits):
             raise InvalidArgument("redlimit limiter: limits must be a Limit or a non-empty list of Limit")
@@ -37657,11 +37868,86 @@ class Limiter:
 
     def _answer(self, value):
         """value as a call answers it without a round trip: a coroutine of it on an asyncio client."""
-        if inspect.iscoroutinefunction(getattr(type(self.client), "execute_command", None)):
+        if self._async:
             async def now():
                 return value
             return now()
         return value
+
+    # --- when Redis cannot answer ------------------------------------------------------------------
+
+    def _later(self, fn):
+        """fn()'s answer (or its exception) now, or on an asyncio client when the call is awaited."""
+        if self._async:
+            async def run():
+                return fn()
+            return run()
+        return fn()
+
+    def _guard(self, call, failed):
+        """call() -- a call's round trips and the reading of their replies: its answer, or a coroutine
+        of it on an asyncio client -- through the breaker; when Redis fails, failed(error) answers
+        instead (error None: the open breaker refused the call, nothing was sent). The caller's own
+        errors, and any error that is not Redis's, are raised as they are."""
+        b = self.breaker
+        if b is not None and not b.acquire():
+            return self._later(lambda: failed(None))
+        try:
+            value = call()
+        except Exception as e:
+            if self._heard(e) in (None, "caller"):
+                raise
+            return self._later(lambda: failed(e))
+        if not inspect.isawaitable(value):
+            if b is not None:
+                b.success()
+            return value
+
+        async def settle():
+            try:
+                answer = await value
+            except Exception as e:
+                if self._heard(e) in (None, "caller"):
+                    raise
+                return failed(e)
+            if b is not None:
+                b.success()
+            return answer
+        return settle()
+
+    def _heard(self, e):
+        """e's kind (_failure_kind); the breaker counts a Redis failure, and hears nothing else."""
+        kind = _failure_kind(e)
+        if self.breaker is not None:
+            if kind == "redis":
+                self.breaker.failure(e)
+            else:
+                self.breaker.release()
+        return kind
+
+    def _unavailable(self, what, e):
+        if e is None:
+            return RedisUnavailable(f"redlimit {what}: Redis unavailable: the breaker is open, no call was made (the next in {self.breaker.retry_after_ms()} ms)")
+        return RedisUnavailable(f"redlimit {what}: Redis could not answer: {type(e).__name__}: {e}", e)
+
+    def _must_land(self, what):
+        """failed() of a call that must land or say so (refund, reset, release, commit, cancel)."""
+        def failed(e):
+            raise self._unavailable(what, e) from e
+        return failed
+
+    def _failed_decision(self, what, cls=Decision, **extra):
+        """failed() of a decision: by on_redis_failure, as Node's fail-open / fail-closed decisions
+        (no limit named, limits [], limit the first limit's)."""
+        def failed(e):
+            if self.on_redis_failure == "raise":
+                raise self._unavailable(what, e) from e
+            first = self.limits[0].limit
+            if self.on_redis_failure == "open":
+                return cls(True, None, 0, first, 0, 0, None, [], None, None, source="fail-open", **extra)
+            wait = max(1, self.breaker.retry_after_ms()) if self.breaker is not None else _CLOSED_RETRY_MS
+            return cls(False, None, 0, first, wait, wait, None, [], None, None, source="fail-closed", **extra)
+        return failed
 
     # --- calls ------------------------------------------------------------------------------------
 
@@ -37679,10 +37965,10 @@ class Limiter:
             raise InvalidArgument("redlimit limiter: holder: this limiter has no concurrency limit")
         if self._tiers:
             tiers = SCRIPTS["tiers"]
-            return _then(self._after_look(lambda: self._tiers_call(tiers, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None))
+            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(tiers, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None)), self._fails["limit"])
         multi = SCRIPTS["multi"]
         items = self._items_for(multi, costs, pc, holder)
-        return _then(self._after_look(lambda: multi(self.client, keys, items=items, **self._zone_args(multi))), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder))
+        return self._guard(lambda: _then(self._after_look(lambda: multi(self.client, keys, items=items, **self._zone_args(multi))), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder)), self._fails["limit"])
 
     def peek(self, subject, *, cost=0, priority=None):
         """What limit() would answer now for this cost (default 0), taking nothing (multi_peek:
@@ -37692,10 +37978,10 @@ class Limiter:
         pc = self._priority(priority)
         if self._tiers:
             script = SCRIPTS["tiers_peek"]
-            return _then(self._after_look(lambda: self._tiers_call(script, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None))
+            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(script, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None)), self._fails["peek"])
         script = SCRIPTS["multi_peek"]
         items = self._items_for(script, costs, pc, uuid.uuid4().hex if self._held else None)
-        return _then(self._after_look(lambda: script(self.client, keys, items=items, **self._zone_args(script))), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None))
+        return self._guard(lambda: _then(self._after_look(lambda: script(self.client, keys, items=items, **self._zone_args(script))), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None)), self._fails["peek"])
 
     def refund(self, subject, *, cost=None):
         """Give back units an admitted call did not use, never above full (Node's refund): an
@@ -37711,8 +37997,10 @@ class Limiter:
             return self._answer([])
         if self._tiers:
             script = SCRIPTS["tiers_refund"]
-            call = self._after_look(lambda: script(self.client, keys, items=[{"costs": ",".join(map(str, costs))}], count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(script)))
-            return _then(call, lambda r: [RefundedLimit(**x, name=l.name) for x, l in zip(r[script.spec["each"]["name"]][0], self.limits)])
+            return self._guard(lambda: _then(
+                self._after_look(lambda: script(self.client, keys, items=[{"costs": ",".join(map(str, costs))}], count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(script))),
+                lambda r: [RefundedLimit(**x, name=l.name) for x, l in zip(r[script.spec["each"]["name"]][0], self.limits)],
+            ), self._fails["refund"])
         reached = [i for i, l in enumerate(self.limits) if costs[i] > 0 and f"{l.algo}_refund" in SCRIPTS and i not in self._held]
 
         def one(i):
@@ -37726,7 +38014,10 @@ class Limiter:
 
         if not reached:
             return self._answer([])
-        return _sequence([lambda: self._after_look(lambda: one(reached[0]))] + [lambda i=i: one(i) for i in reached[1:]], lambda rs: [RefundedLimit(**r, name=self.limits[i].name) for i, r in zip(reached, rs)])
+        return self._guard(lambda: _sequence(
+            [lambda: self._after_look(lambda: one(reached[0]))] + [lambda i=i: one(i) for i in reached[1:]],
+            lambda rs: [RefundedLimit(**r, name=self.limits[i].name) for i, r in zip(reached, rs)],
+        ), self._fails["refund"])
 
     def reset(self, subject, *, limits=None, scopes=None):
         """Back to full (Node's reset): by default the limits keyed by the subject's own id (not
@@ -37756,13 +38047,13 @@ class Limiter:
             # tiers_reset of the named limits' positions (every limit: the key goes), adopt: their
             # own keys go too, so a later decision does not take their states over.
             script = SCRIPTS["tiers_reset"]
-            return _then(script(self.client, keys, count=len(self.limits), limits=",".join(str(i + 1) for i in picked), adopt=self._adopt), lambda r: None)
+            return self._guard(lambda: _then(script(self.client, keys, count=len(self.limits), limits=",".join(str(i + 1) for i in picked), adopt=self._adopt), lambda r: None), self._fails["reset"])
         chosen = [keys[i] for i in picked]
         if self.blocks and own:
             chosen.append(keys[-1])
         if not chosen:
             raise InvalidArgument("redlimit limiter: every limit of this limiter is keyed by a scope: name the limits or scopes to reset")
-        return _then(SCRIPTS["reset"](self.client, chosen), lambda r: None)
+        return self._guard(lambda: _then(SCRIPTS["reset"](self.client, chosen), lambda r: None), self._fails["reset"])
 
     def hold(self, subject, *, cost=None, priority=None):
         """limit() as a context manager: RateLimited when denied; the concurrency slot released on exit.
@@ -37778,7 +38069,7 @@ class Limiter:
         keys = self.keys(subject)
         script = SCRIPTS["concurrency_release"]
         calls = [lambda i=i: script(self.client, [keys[i]], lease_id=holder) for i in self._held]
-        return _sequence(calls, lambda rs: [ReleasedLimit(**r, name=self.limits[i].name) for i, r in zip(self._held, rs)])
+        return self._guard(lambda: _sequence(calls, lambda rs: [ReleasedLimit(**r, name=self.limits[i].name) for i, r in zip(self._held, rs)]), self._fails["release"])
 
     def reserve(self, subject, *, cost=None, ttl_ms=60_000, priority=None):
         """Take an estimate now, settle the actual later: all-or-nothing over every limit, like
@@ -37807,15 +38098,15 @@ class Limiter:
                 for g, share in zip(groups, pc[1]):
                     if share is not None:
                         g["share_ppm"] = share
-            call = self._after_look(lambda: tiers(self.client, [h.record_key, *keys], items=groups, ttl_ms=ttl_ms, count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(tiers)))
-            return _then(call, lambda r: self._decide(
-                [dict(x, allowed=x["allowed"] == 1) for x in r[tiers.spec["each"]["name"]]], pc, None, Reserved, handle=handle if r["allowed"] == 1 else None,
-            ))
+            return self._guard(lambda: _then(
+                self._after_look(lambda: tiers(self.client, [h.record_key, *keys], items=groups, ttl_ms=ttl_ms, count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(tiers))),
+                lambda r: self._decide([dict(x, allowed=x["allowed"] == 1) for x in r[tiers.spec["each"]["name"]]], pc, None, Reserved, handle=handle if r["allowed"] == 1 else None),
+            ), self._fails["reserve"])
         items = self._items_for(script, costs, pc, None)
-        return _then(
+        return self._guard(lambda: _then(
             self._after_look(lambda: script(self.client, [h.record_key, *keys], items=items, ttl_ms=ttl_ms, **self._zone_args(script))),
             lambda r: self._decide(r[script.spec["each"]["name"]], pc, None, Reserved, handle=handle if r["allowed"] else None),
-        )
+        ), self._fails["reserve"])
 
     def commit(self, handle, actual, *, overage="debt", subject=None):
         """Settle a reservation at its actual use (an integer for every limit, or {limit_name: actual};
@@ -37890,7 +38181,7 @@ class Limiter:
             return Settlement(status, [SettledLimit(**x, name=names[i] if i < len(names) else "block") for i, x in enumerate(each)])
 
         adopt = {"adopt": self._adopt} if self._tiers else {}
-        return _then(script(self.client, [h.record_key, *keys], items=items, mode=mode, overage=overage, **adopt), settled)
+        return self._guard(lambda: _then(script(self.client, [h.record_key, *keys], items=items, mode=mode, overage=overage, **adopt), settled), self._fails[mode])
 
 
 # --- Fair share (hand-written: what src/client/fair-share.ts does around the fair_share script) --

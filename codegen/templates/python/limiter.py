@@ -234,6 +234,9 @@ class Decision:
     priority: Optional[PriorityApplied] = None
     holder: Optional[str] = None
     """The holder id of the concurrency slot(s) this call took (release it); None when none was taken."""
+    source: str = "redis"
+    """Who decided: "redis"; "fail-open" / "fail-closed" when Redis could not and the limiter's
+    on_redis_failure answered (then limits is [] and limit_name None), as Node's Decision.source."""
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,8 @@ class RateLimited(Exception):
 
     def __init__(self, decision):
         self.decision = decision
-        super().__init__(f"redlimit: denied by {decision.denied_by}, retry after {decision.retry_after_ms} ms")
+        why = "Redis unavailable (the limiter fails closed)" if decision.source == "fail-closed" else f"denied by {decision.denied_by}"
+        super().__init__(f"redlimit: {why}, retry after {decision.retry_after_ms} ms")
 
 
 # --- The adoption switch (Node's src/client/adoption.ts, over redis-py) -------------------------
@@ -646,10 +650,38 @@ class Limiter:
     counts on its own keys and a subject may get up to both budgets meanwhile: pin
     layout="per-limit" through such a deploy (on every process, Python and Node), then drop it.
 
-    Redis trouble raises redis-py's errors: there is no fallback here (the Node limiter has one)."""
+    When Redis cannot answer (a connection or timeout error, LOADING, BUSY, OOM, READONLY, a
+    Cluster slot on the move), no redis-py error reaches the caller: a decision (limit, peek,
+    reserve, hold) answers by on_redis_failure -- "raise" (default): RedisUnavailable, a redis-py
+    RedisError with .cause; "open": allowed, Decision.source "fail-open" (reserve's handle None:
+    nothing to settle); "closed": denied, source "fail-closed", retry_after_ms until the breaker
+    lets a call through again (hold() raises RateLimited). refund, reset, release, commit and
+    cancel must land or say so: they raise RedisUnavailable. breaker: a Breaker (share one among
+    the limiters of one Redis), None for one of its own with the defaults (5 failures in a row
+    open it for 1 s, doubling up to 30 s), False for none; while it is open no call makes a round
+    trip. The caller's own mistakes are not Redis failures: InvalidArgument, ReservationError, and
+    redis-py's ResponseError for a key holding another type or state (WRONGTYPE / WRONGSTATE) are
+    raised as they are, and the breaker hears nothing of them. Set socket_timeout (and
+    socket_connect_timeout) on the client: a Redis that stops answering without closing its
+    connections is a failure only when redis-py gives up on it. Unlike Node's, this limiter has no
+    in-memory fallback: "open" and "closed" are the choices."""
 
-    def __init__(self, client, limits, *, prefix=KEY_LAYOUT["defaultPrefix"], priorities=None, blocks=False, layout="auto"):
+    def __init__(self, client, limits, *, prefix=KEY_LAYOUT["defaultPrefix"], priorities=None, blocks=False, layout="auto", on_redis_failure="raise", breaker=None):
         self.client = client
+        if on_redis_failure not in _ON_REDIS_FAILURE:
+            raise InvalidArgument(f"redlimit limiter: on_redis_failure must be raise, open or closed, got {on_redis_failure!r:.40}")
+        if breaker is not None and breaker is not False and not isinstance(breaker, Breaker):
+            raise InvalidArgument(f"redlimit limiter: breaker must be a Breaker, None (one with the defaults) or False (none), got {breaker!r:.40}")
+        self.on_redis_failure = on_redis_failure
+        self.breaker = Breaker() if breaker is None else breaker or None
+        self._async = inspect.iscoroutinefunction(getattr(type(client), "execute_command", None))
+        # What each call answers when Redis cannot (made once: no closure per call).
+        self._fails = {
+            "limit": self._failed_decision("limit"), "peek": self._failed_decision("peek"),
+            "reserve": self._failed_decision("reserve", Reserved, handle=None),
+            "refund": self._must_land("refund"), "reset": self._must_land("reset"), "release": self._must_land("release"),
+            "commit": self._must_land("commit"), "cancel": self._must_land("cancel"),
+        }
         self.limits = [limits] if isinstance(limits, Limit) else list(limits) if isinstance(limits, (list, tuple)) else None
         if not self.limits or not all(isinstance(l, Limit) for l in self.limits):
             raise InvalidArgument("redlimit limiter: limits must be a Limit or a non-empty list of Limit")
@@ -853,11 +885,86 @@ class Limiter:
 
     def _answer(self, value):
         """value as a call answers it without a round trip: a coroutine of it on an asyncio client."""
-        if inspect.iscoroutinefunction(getattr(type(self.client), "execute_command", None)):
+        if self._async:
             async def now():
                 return value
             return now()
         return value
+
+    # --- when Redis cannot answer ------------------------------------------------------------------
+
+    def _later(self, fn):
+        """fn()'s answer (or its exception) now, or on an asyncio client when the call is awaited."""
+        if self._async:
+            async def run():
+                return fn()
+            return run()
+        return fn()
+
+    def _guard(self, call, failed):
+        """call() -- a call's round trips and the reading of their replies: its answer, or a coroutine
+        of it on an asyncio client -- through the breaker; when Redis fails, failed(error) answers
+        instead (error None: the open breaker refused the call, nothing was sent). The caller's own
+        errors, and any error that is not Redis's, are raised as they are."""
+        b = self.breaker
+        if b is not None and not b.acquire():
+            return self._later(lambda: failed(None))
+        try:
+            value = call()
+        except Exception as e:
+            if self._heard(e) in (None, "caller"):
+                raise
+            return self._later(lambda: failed(e))
+        if not inspect.isawaitable(value):
+            if b is not None:
+                b.success()
+            return value
+
+        async def settle():
+            try:
+                answer = await value
+            except Exception as e:
+                if self._heard(e) in (None, "caller"):
+                    raise
+                return failed(e)
+            if b is not None:
+                b.success()
+            return answer
+        return settle()
+
+    def _heard(self, e):
+        """e's kind (_failure_kind); the breaker counts a Redis failure, and hears nothing else."""
+        kind = _failure_kind(e)
+        if self.breaker is not None:
+            if kind == "redis":
+                self.breaker.failure(e)
+            else:
+                self.breaker.release()
+        return kind
+
+    def _unavailable(self, what, e):
+        if e is None:
+            return RedisUnavailable(f"redlimit {what}: Redis unavailable: the breaker is open, no call was made (the next in {self.breaker.retry_after_ms()} ms)")
+        return RedisUnavailable(f"redlimit {what}: Redis could not answer: {type(e).__name__}: {e}", e)
+
+    def _must_land(self, what):
+        """failed() of a call that must land or say so (refund, reset, release, commit, cancel)."""
+        def failed(e):
+            raise self._unavailable(what, e) from e
+        return failed
+
+    def _failed_decision(self, what, cls=Decision, **extra):
+        """failed() of a decision: by on_redis_failure, as Node's fail-open / fail-closed decisions
+        (no limit named, limits [], limit the first limit's)."""
+        def failed(e):
+            if self.on_redis_failure == "raise":
+                raise self._unavailable(what, e) from e
+            first = self.limits[0].limit
+            if self.on_redis_failure == "open":
+                return cls(True, None, 0, first, 0, 0, None, [], None, None, source="fail-open", **extra)
+            wait = max(1, self.breaker.retry_after_ms()) if self.breaker is not None else _CLOSED_RETRY_MS
+            return cls(False, None, 0, first, wait, wait, None, [], None, None, source="fail-closed", **extra)
+        return failed
 
     # --- calls ------------------------------------------------------------------------------------
 
@@ -875,10 +982,10 @@ class Limiter:
             raise InvalidArgument("redlimit limiter: holder: this limiter has no concurrency limit")
         if self._tiers:
             tiers = SCRIPTS["tiers"]
-            return _then(self._after_look(lambda: self._tiers_call(tiers, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None))
+            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(tiers, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None)), self._fails["limit"])
         multi = SCRIPTS["multi"]
         items = self._items_for(multi, costs, pc, holder)
-        return _then(self._after_look(lambda: multi(self.client, keys, items=items, **self._zone_args(multi))), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder))
+        return self._guard(lambda: _then(self._after_look(lambda: multi(self.client, keys, items=items, **self._zone_args(multi))), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder)), self._fails["limit"])
 
     def peek(self, subject, *, cost=0, priority=None):
         """What limit() would answer now for this cost (default 0), taking nothing (multi_peek:
@@ -888,10 +995,10 @@ class Limiter:
         pc = self._priority(priority)
         if self._tiers:
             script = SCRIPTS["tiers_peek"]
-            return _then(self._after_look(lambda: self._tiers_call(script, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None))
+            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(script, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None)), self._fails["peek"])
         script = SCRIPTS["multi_peek"]
         items = self._items_for(script, costs, pc, uuid.uuid4().hex if self._held else None)
-        return _then(self._after_look(lambda: script(self.client, keys, items=items, **self._zone_args(script))), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None))
+        return self._guard(lambda: _then(self._after_look(lambda: script(self.client, keys, items=items, **self._zone_args(script))), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None)), self._fails["peek"])
 
     def refund(self, subject, *, cost=None):
         """Give back units an admitted call did not use, never above full (Node's refund): an
@@ -907,8 +1014,10 @@ class Limiter:
             return self._answer([])
         if self._tiers:
             script = SCRIPTS["tiers_refund"]
-            call = self._after_look(lambda: script(self.client, keys, items=[{"costs": ",".join(map(str, costs))}], count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(script)))
-            return _then(call, lambda r: [RefundedLimit(**x, name=l.name) for x, l in zip(r[script.spec["each"]["name"]][0], self.limits)])
+            return self._guard(lambda: _then(
+                self._after_look(lambda: script(self.client, keys, items=[{"costs": ",".join(map(str, costs))}], count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(script))),
+                lambda r: [RefundedLimit(**x, name=l.name) for x, l in zip(r[script.spec["each"]["name"]][0], self.limits)],
+            ), self._fails["refund"])
         reached = [i for i, l in enumerate(self.limits) if costs[i] > 0 and f"{l.algo}_refund" in SCRIPTS and i not in self._held]
 
         def one(i):
@@ -922,7 +1031,10 @@ class Limiter:
 
         if not reached:
             return self._answer([])
-        return _sequence([lambda: self._after_look(lambda: one(reached[0]))] + [lambda i=i: one(i) for i in reached[1:]], lambda rs: [RefundedLimit(**r, name=self.limits[i].name) for i, r in zip(reached, rs)])
+        return self._guard(lambda: _sequence(
+            [lambda: self._after_look(lambda: one(reached[0]))] + [lambda i=i: one(i) for i in reached[1:]],
+            lambda rs: [RefundedLimit(**r, name=self.limits[i].name) for i, r in zip(reached, rs)],
+        ), self._fails["refund"])
 
     def reset(self, subject, *, limits=None, scopes=None):
         """Back to full (Node's reset): by default the limits keyed by the subject's own id (not
@@ -952,13 +1064,13 @@ class Limiter:
             # tiers_reset of the named limits' positions (every limit: the key goes), adopt: their
             # own keys go too, so a later decision does not take their states over.
             script = SCRIPTS["tiers_reset"]
-            return _then(script(self.client, keys, count=len(self.limits), limits=",".join(str(i + 1) for i in picked), adopt=self._adopt), lambda r: None)
+            return self._guard(lambda: _then(script(self.client, keys, count=len(self.limits), limits=",".join(str(i + 1) for i in picked), adopt=self._adopt), lambda r: None), self._fails["reset"])
         chosen = [keys[i] for i in picked]
         if self.blocks and own:
             chosen.append(keys[-1])
         if not chosen:
             raise InvalidArgument("redlimit limiter: every limit of this limiter is keyed by a scope: name the limits or scopes to reset")
-        return _then(SCRIPTS["reset"](self.client, chosen), lambda r: None)
+        return self._guard(lambda: _then(SCRIPTS["reset"](self.client, chosen), lambda r: None), self._fails["reset"])
 
     def hold(self, subject, *, cost=None, priority=None):
         """limit() as a context manager: RateLimited when denied; the concurrency slot released on exit.
@@ -974,7 +1086,7 @@ class Limiter:
         keys = self.keys(subject)
         script = SCRIPTS["concurrency_release"]
         calls = [lambda i=i: script(self.client, [keys[i]], lease_id=holder) for i in self._held]
-        return _sequence(calls, lambda rs: [ReleasedLimit(**r, name=self.limits[i].name) for i, r in zip(self._held, rs)])
+        return self._guard(lambda: _sequence(calls, lambda rs: [ReleasedLimit(**r, name=self.limits[i].name) for i, r in zip(self._held, rs)]), self._fails["release"])
 
     def reserve(self, subject, *, cost=None, ttl_ms=60_000, priority=None):
         """Take an estimate now, settle the actual later: all-or-nothing over every limit, like
@@ -1003,15 +1115,15 @@ class Limiter:
                 for g, share in zip(groups, pc[1]):
                     if share is not None:
                         g["share_ppm"] = share
-            call = self._after_look(lambda: tiers(self.client, [h.record_key, *keys], items=groups, ttl_ms=ttl_ms, count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(tiers)))
-            return _then(call, lambda r: self._decide(
-                [dict(x, allowed=x["allowed"] == 1) for x in r[tiers.spec["each"]["name"]]], pc, None, Reserved, handle=handle if r["allowed"] == 1 else None,
-            ))
+            return self._guard(lambda: _then(
+                self._after_look(lambda: tiers(self.client, [h.record_key, *keys], items=groups, ttl_ms=ttl_ms, count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(tiers))),
+                lambda r: self._decide([dict(x, allowed=x["allowed"] == 1) for x in r[tiers.spec["each"]["name"]]], pc, None, Reserved, handle=handle if r["allowed"] == 1 else None),
+            ), self._fails["reserve"])
         items = self._items_for(script, costs, pc, None)
-        return _then(
+        return self._guard(lambda: _then(
             self._after_look(lambda: script(self.client, [h.record_key, *keys], items=items, ttl_ms=ttl_ms, **self._zone_args(script))),
             lambda r: self._decide(r[script.spec["each"]["name"]], pc, None, Reserved, handle=handle if r["allowed"] else None),
-        )
+        ), self._fails["reserve"])
 
     def commit(self, handle, actual, *, overage="debt", subject=None):
         """Settle a reservation at its actual use (an integer for every limit, or {limit_name: actual};
@@ -1086,4 +1198,4 @@ class Limiter:
             return Settlement(status, [SettledLimit(**x, name=names[i] if i < len(names) else "block") for i, x in enumerate(each)])
 
         adopt = {"adopt": self._adopt} if self._tiers else {}
-        return _then(script(self.client, [h.record_key, *keys], items=items, mode=mode, overage=overage, **adopt), settled)
+        return self._guard(lambda: _then(script(self.client, [h.record_key, *keys], items=items, mode=mode, overage=overage, **adopt), settled), self._fails[mode])

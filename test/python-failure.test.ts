@@ -1,0 +1,196 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface, type Interface } from 'node:readline';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
+import { uniquePrefix } from './support/redis.js';
+import { repoRoot } from './support/temp-scripts.js';
+
+const run = promisify(execFile);
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+const BINDING = join(repoRoot, 'generated/python');
+// The breakers' reset timeout: long enough that a loaded machine makes the calls after an open
+// within it (so they provably send nothing), short enough to wait out twice.
+const RESET_MS = 1500;
+
+// This file kills and restarts its own server.
+let server: LocalRedis;
+beforeAll(async () => {
+  server = await startLocalRedis();
+});
+afterAll(async () => {
+  await server.stop();
+});
+
+/** test/python/failure.py: one phase per line in, one JSON line out. */
+class Driver {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: Interface;
+  private readonly waiting: ((line: string) => void)[] = [];
+  private stderr = '';
+
+  constructor(mode: 'sync' | 'async', prefix: string) {
+    this.child = spawn(PYTHON, [join(repoRoot, 'test/python/failure.py'), BINDING, String(server.port), mode, prefix, String(RESET_MS)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stderr.on('data', (b: Buffer) => (this.stderr += b.toString()));
+    this.lines = createInterface({ input: this.child.stdout });
+    this.lines.on('line', (line) => this.waiting.shift()?.(line));
+  }
+
+  phase(name: string): Promise<Record<string, any>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`python phase ${name}: no answer in 60 s; stderr: ${this.stderr}`)), 60_000);
+      this.waiting.push((line) => {
+        clearTimeout(timer);
+        resolve(JSON.parse(line));
+      });
+      this.child.stdin.write(`${name}\n`);
+      this.child.once('exit', (code) => reject(new Error(`python exited ${code} in phase ${name}: ${this.stderr}`)));
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.child.exitCode !== null) return resolve();
+      this.child.on('exit', () => resolve());
+      this.child.stdin.end();
+    });
+  }
+}
+
+describe('the Python Limiter when Redis fails: no redis-py error reaches the caller', () => {
+  for (const mode of ['sync', 'async'] as const) {
+    it(`${mode}: each on_redis_failure answers, the breaker opens after 3 failures and then sends nothing, a failed probe waits twice as long, and a restart closes it again`, async () => {
+      const py = new Driver(mode, uniquePrefix(`py-fail-${mode}`).slice(0, -1));
+      try {
+        const up = await py.phase('up');
+        // Redis up: every limiter decides on Redis, exactly.
+        for (const key of ['raise', 'open', 'closed', 'tiers-open']) {
+          expect(up[key].map((d: any) => [d.allowed, d.source])).toEqual([[true, 'redis'], [true, 'redis']]);
+        }
+        expect(up.raise.map((d: any) => d.remaining)).toEqual([4, 3]);
+        expect(up['raise-too'].map((d: any) => d.remaining)).toEqual([2, 1]); // the same keys as "raise"
+        expect(Object.values(up.breakers)).toEqual(Array(7).fill('closed'));
+
+        await server.kill();
+        const down = await py.phase('down');
+        const policy = { raise: { error: 'RedisUnavailable', redis_error: true }, open: { allowed: true, source: 'fail-open', limits: 0 }, closed: { allowed: false, source: 'fail-closed', limits: 0 } } as const;
+        for (const [key, answer] of Object.entries({ ...policy, 'tiers-open': policy.open, 'slots-open': policy.open })) {
+          const calls = down[key] as any[];
+          for (const c of calls) expect(c).toMatchObject(answer);
+          // Three calls reached for Redis (redis-py's error kept as the cause), then the breaker
+          // opened and the other five made no connection at all.
+          expect(calls.slice(0, 3).every((c) => c.connects >= 1), JSON.stringify(calls)).toBe(true);
+          expect(calls.slice(3).map((c) => c.connects)).toEqual([0, 0, 0, 0, 0]);
+          expect(calls.map((c) => c.state)).toEqual(['closed', 'closed', 'open', 'open', 'open', 'open', 'open', 'open']);
+          if (key === 'raise') expect(calls.map((c) => c.cause)).toEqual(['ConnectionError', 'ConnectionError', 'ConnectionError', null, null, null, null, null]);
+        }
+        // Fail-closed says how long to wait: a reset timeout before the breaker opened, then until
+        // its probe (at most a reset timeout: jitter 0).
+        expect(down.closed[0].retry).toBe(RESET_MS);
+        for (const c of down.closed.slice(2)) expect(c.retry).toBeGreaterThanOrEqual(1), expect(c.retry).toBeLessThanOrEqual(RESET_MS);
+        // A breaker shared by two limiters: opened by one, it refuses the other without a round trip.
+        expect(down['raise-too']).toMatchObject({ error: 'RedisUnavailable', cause: null, connects: 0 });
+        // Peek and reserve are decisions: fail-open (reserve with no handle: nothing to settle).
+        expect(down.peek).toMatchObject({ allowed: true, source: 'fail-open' });
+        expect(down.reserve).toMatchObject({ allowed: true, source: 'fail-open', handle: null });
+        // hold() fail-open: admitted, one connection tried for the decision and none for a release.
+        expect(down['hold-open']).toMatchObject({ allowed: true, source: 'fail-open', connects: 1 });
+        // hold() fail-closed: RateLimited, saying Redis is unavailable.
+        expect(down['hold-closed']).toMatchObject({ error: 'RateLimited', source: 'fail-closed' });
+        expect(down['hold-closed'].message).toContain('Redis unavailable');
+        // What must land says it did not, as RedisUnavailable (a redis-py RedisError).
+        for (const op of ['refund', 'reset', 'commit']) expect(down[op], op).toMatchObject({ error: 'RedisUnavailable', redis_error: true });
+        // The wait over, the breaker lets one probe through; it fails: open again, twice as long.
+        expect(down['probe-state']).toBe('half-open');
+        expect(down.probe).toMatchObject({ allowed: false, source: 'fail-closed' });
+        expect(down['after-probe']).toMatchObject({ state: 'open', opens: 2 });
+        expect(down['after-probe'].retry_after_ms).toBeGreaterThan(RESET_MS);
+        expect(down['after-probe'].retry_after_ms).toBeLessThanOrEqual(2 * RESET_MS);
+        expect(down['after-probe'].last_error).toMatch(/^ConnectionError/);
+
+        server = await server.restart();
+        const back = await py.phase('recover');
+        // Two successful probes close each breaker; decisions come from Redis again, exact (the
+        // restarted server kept nothing: a fresh subject's budget).
+        for (const key of ['raise', 'open', 'closed']) {
+          expect(back[key].map((d: any) => [d.source, d.remaining]), key).toEqual([['redis', 4], ['redis', 3], ['redis', 2]]);
+          expect(back[key].map((d: any) => d.state), key).toEqual(['half-open', 'closed', 'closed']);
+        }
+      } finally {
+        await py.close();
+        const probe = new Redis(server.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+        probe.on('error', () => {});
+        const alive = await probe.ping().then(() => true, () => false);
+        probe.disconnect();
+        if (!alive) server = await server.restart();
+      }
+    }, 120_000);
+  }
+});
+
+describe('the Python Limiter: what is not a Redis failure', () => {
+  it("the caller's own errors are raised as they were and the breaker hears nothing; bad options are refused", async () => {
+    const prefix = uniquePrefix('py-caller').slice(0, -1);
+    const redis = new Redis(server.url);
+    try {
+      await redis.hset(`${prefix}:{wt}:m`, 'x', '1');
+      const code = `import json, sys
+sys.path.insert(0, ${JSON.stringify(BINDING)})
+import redis, redlimit_scripts as rl
+client = redis.Redis.from_url(${JSON.stringify(server.url)})
+lim = rl.Limiter(client, rl.Limit("m", "gcra", limit=5, period_ms=60_000), prefix=${JSON.stringify(prefix)}, on_redis_failure="open", breaker=rl.Breaker(consecutive_failures=2))
+out = {}
+errors = []
+for _ in range(4):
+    try:
+        lim.limit("wt")
+    except Exception as e:
+        errors.append([type(e).__name__, str(e).split(" ")[0]])
+for bad in (lambda: lim.limit("x", cost=-1), lambda: lim.limit("a{b}"), lambda: lim.commit("not-a-handle", 1)):
+    try:
+        bad()
+    except Exception as e:
+        errors.append([type(e).__name__, isinstance(e, rl.InvalidArgument)])
+out["errors"] = errors
+out["breaker"] = lim.breaker.stats()
+out["after"] = lim.limit("fine").source
+refused = []
+for kwargs in ({"on_redis_failure": "fallback"}, {"breaker": "yes"}, {"breaker": True}):
+    try:
+        rl.Limiter(client, rl.Limit("m", "gcra", limit=5, period_ms=60_000), **kwargs)
+    except rl.InvalidArgument as e:
+        refused.append(str(e))
+for kwargs in ({"consecutive_failures": 0}, {"reset_timeout_ms": 1.5}, {"jitter": 2}, {"reset_timeout_ms": 100, "max_reset_timeout_ms": 50}):
+    try:
+        rl.Breaker(**kwargs)
+    except rl.InvalidArgument as e:
+        refused.append(str(e))
+out["refused"] = refused
+out["none"] = rl.Limiter(client, rl.Limit("m", "gcra", limit=5, period_ms=60_000), breaker=False).breaker
+print(json.dumps(out))`;
+      const { stdout } = await run(PYTHON, ['-c', code], { timeout: 30_000 });
+      const out = JSON.parse(stdout);
+      // WRONGTYPE: redis-py's ResponseError, as before, four times over a breaker that opens after two
+      // failures: it never opened, nothing was counted, and the next decision is Redis's.
+      expect(out.errors.slice(0, 4)).toEqual(Array(4).fill(['ResponseError', 'WRONGTYPE']));
+      expect(out.errors.slice(4)).toEqual([['InvalidArgument', true], ['InvalidArgument', true], ['InvalidArgument', true]]);
+      expect(out.breaker).toMatchObject({ state: 'closed', total_failures: 0, opens: 0 });
+      expect(out.after).toBe('redis');
+      expect(out.refused).toHaveLength(7);
+      expect(out.refused[0]).toContain('on_redis_failure must be raise, open or closed');
+      expect(out.refused[1]).toContain('breaker must be a Breaker');
+      expect(out.refused[2]).toContain('breaker must be a Breaker');
+      expect(out.refused[3]).toContain('consecutive_failures must be an integer of at least 1');
+      expect(out.refused[4]).toContain('reset_timeout_ms must be an integer');
+      expect(out.refused[5]).toContain('jitter must be a number from 0 to 1');
+      expect(out.refused[6]).toContain('max_reset_timeout_ms (50) must be at least reset_timeout_ms (100)');
+      expect(out.none).toBeNull();
+    } finally {
+      redis.disconnect();
+    }
+  }, 60_000);
+});
