@@ -6,7 +6,7 @@ import { createInterface, type Interface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
+import { freePort, startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
 import { uniquePrefix } from './support/redis.js';
 import { repoRoot } from './support/temp-scripts.js';
 
@@ -135,6 +135,7 @@ describe('the Python Limiter when Redis fails: no redis-py error reaches the cal
 describe('the Python Limiter: what is not a Redis failure', () => {
   it("the caller's own errors are raised as they were and the breaker hears nothing; bad options are refused", async () => {
     const prefix = uniquePrefix('py-caller').slice(0, -1);
+    const deadPort = await freePort(); // nothing listens there
     const redis = new Redis(server.url);
     try {
       await redis.hset(`${prefix}:{wt}:m`, 'x', '1');
@@ -171,6 +172,16 @@ for kwargs in ({"consecutive_failures": 0}, {"reset_timeout_ms": 1.5}, {"jitter"
         refused.append(str(e))
 out["refused"] = refused
 out["none"] = rl.Limiter(client, rl.Limit("m", "gcra", limit=5, period_ms=60_000), breaker=False).breaker
+import asyncio, redis.asyncio
+def fair_error(run):
+    try:
+        run()
+    except Exception as e:
+        return [type(e).__name__, isinstance(e, redis.exceptions.RedisError), type(getattr(e, "cause", None)).__name__]
+dead = ${JSON.stringify(deadPort)}
+sync_fair = rl.FairShare(redis.Redis(port=dead), "f", algo="fixed_window", limit=10, period_ms=1_000)
+async_fair = rl.FairShare(redis.asyncio.Redis(port=dead), "f", algo="fixed_window", limit=10, period_ms=1_000)
+out["fair"] = [fair_error(lambda: sync_fair.limit("a")), fair_error(lambda: asyncio.run(async_fair.limit("a")))]
 print(json.dumps(out))`;
       const { stdout } = await run(PYTHON, ['-c', code], { timeout: 30_000 });
       const out = JSON.parse(stdout);
@@ -189,6 +200,8 @@ print(json.dumps(out))`;
       expect(out.refused[5]).toContain('jitter must be a number from 0 to 1');
       expect(out.refused[6]).toContain('max_reset_timeout_ms (50) must be at least reset_timeout_ms (100)');
       expect(out.none).toBeNull();
+      // FairShare (no failure policy, as Node's): a dead Redis is RedisUnavailable, sync and asyncio.
+      expect(out.fair).toEqual([['RedisUnavailable', true, 'ConnectionError'], ['RedisUnavailable', true, 'ConnectionError']]);
     } finally {
       redis.disconnect();
     }

@@ -36976,6 +36976,62 @@ class Breaker:
             }
 
 
+def _later(is_async, fn):
+    """fn()'s answer (or its exception) now, or on an asyncio client when the call is awaited."""
+    if is_async:
+        async def run():
+            return fn()
+        return run()
+    return fn()
+
+
+def _heard(breaker, e):
+    """e's kind (_failure_kind); the breaker (if any) counts a Redis failure and hears nothing else."""
+    kind = _failure_kind(e)
+    if breaker is not None:
+        if kind == "redis":
+            breaker.failure(e)
+        else:
+            breaker.release()
+    return kind
+
+
+def _guarded(breaker, is_async, call, failed):
+    """call() -- a call's round trips and the reading of their replies: its answer, or a coroutine
+    of it on an asyncio client -- through the breaker (None: none); when Redis fails, failed(error)
+    answers instead (error None: the open breaker refused the call, nothing was sent). The caller's
+    own errors, and any error that is not Redis's, are raised as they are."""
+    if breaker is not None and not breaker.acquire():
+        return _later(is_async, lambda: failed(None))
+    try:
+        value = call()
+    except Exception as e:
+        if _heard(breaker, e) in (None, "caller"):
+            raise
+        return _later(is_async, lambda: failed(e))
+    if not inspect.isawaitable(value):
+        if breaker is not None:
+            breaker.success()
+        return value
+
+    async def settle():
+        try:
+            answer = await value
+        except Exception as e:
+            if _heard(breaker, e) in (None, "caller"):
+                raise
+            return failed(e)
+        if breaker is not None:
+            breaker.success()
+        return answer
+    return settle()
+
+
+def _unavailable_error(what, e):
+    """failed() of a call that must land or say so, with no breaker of its own to name."""
+    raise RedisUnavailable(f"redlimit {what}: Redis could not answer: {type(e).__name__}: {e}", e) from e
+
+
 _ON_REDIS_FAILURE = ("raise", "open", "closed")
 # Fail-closed's retry_after_ms without a breaker (with one: until it lets a call through).
 _CLOSED_RETRY_MS = 1_000
@@ -37876,54 +37932,9 @@ class Limiter:
 
     # --- when Redis cannot answer ------------------------------------------------------------------
 
-    def _later(self, fn):
-        """fn()'s answer (or its exception) now, or on an asyncio client when the call is awaited."""
-        if self._async:
-            async def run():
-                return fn()
-            return run()
-        return fn()
-
     def _guard(self, call, failed):
-        """call() -- a call's round trips and the reading of their replies: its answer, or a coroutine
-        of it on an asyncio client -- through the breaker; when Redis fails, failed(error) answers
-        instead (error None: the open breaker refused the call, nothing was sent). The caller's own
-        errors, and any error that is not Redis's, are raised as they are."""
-        b = self.breaker
-        if b is not None and not b.acquire():
-            return self._later(lambda: failed(None))
-        try:
-            value = call()
-        except Exception as e:
-            if self._heard(e) in (None, "caller"):
-                raise
-            return self._later(lambda: failed(e))
-        if not inspect.isawaitable(value):
-            if b is not None:
-                b.success()
-            return value
-
-        async def settle():
-            try:
-                answer = await value
-            except Exception as e:
-                if self._heard(e) in (None, "caller"):
-                    raise
-                return failed(e)
-            if b is not None:
-                b.success()
-            return answer
-        return settle()
-
-    def _heard(self, e):
-        """e's kind (_failure_kind); the breaker counts a Redis failure, and hears nothing else."""
-        kind = _failure_kind(e)
-        if self.breaker is not None:
-            if kind == "redis":
-                self.breaker.failure(e)
-            else:
-                self.breaker.release()
-        return kind
+        """call() through this limiter's breaker; failed(error) when Redis fails (_guarded)."""
+        return _guarded(self.breaker, self._async, call, failed)
 
     def _unavailable(self, what, e):
         if e is None:
@@ -38217,6 +38228,7 @@ class FairShare:
         script = SCRIPTS["fair_share"]
         spec = {a["name"]: a for a in script.spec["args"]}
         self.client = client
+        self._async = inspect.iscoroutinefunction(getattr(type(client), "execute_command", None))
         self.name = _part(name, "name")
         prefix = _named(prefix, "prefix", "prefix")
         self.algo = _arg("fair_share", spec["algo"], algo, "algo")
@@ -38245,15 +38257,16 @@ class FairShare:
         return w
 
     def limit(self, tenant, *, cost=1, now_ms=None):
-        """Decide one call of `tenant` taking `cost` units of the shared limit."""
+        """Decide one call of `tenant` taking `cost` units of the shared limit. When Redis cannot
+        answer: RedisUnavailable (a redis-py RedisError, .cause redis-py's error), as Node's."""
         script = SCRIPTS["fair_share"]
-        reply = script(
-            self.client, self.keys, algo=self.algo, limit=self.limit_units, period_ms=self.period_ms, tenant=tenant,
-            active_window_ms=self.active_window_ms, cost=cost, weight=self._weight(tenant), max_tenants=self.max_tenants, now_ms=now_ms,
-        )
+        weight = self._weight(tenant)
 
         def decision(r):
             name = _FAIR_REASONS[r["reason"]]
             return FairShareDecision(**r, reason_name=name, contended=name in ("exhausted", "owed"))
 
-        return _then(reply, decision)
+        return _guarded(None, self._async, lambda: _then(script(
+            self.client, self.keys, algo=self.algo, limit=self.limit_units, period_ms=self.period_ms, tenant=tenant,
+            active_window_ms=self.active_window_ms, cost=cost, weight=weight, max_tenants=self.max_tenants, now_ms=now_ms,
+        ), decision), lambda e: _unavailable_error("fair_share", e))

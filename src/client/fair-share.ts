@@ -12,6 +12,8 @@ import { fairShare, type FairShareResult } from '../../generated/index.js';
 import { InvalidArgumentError, InvalidConfigError } from '../errors.js';
 import type { RedisClientLike } from '../runtime/index.js';
 import { TwinClient } from '../twin/client.js';
+import { callerError, isCallerError } from './failure.js';
+import { unavailable } from './policy.js';
 
 export type FairShareAlgo = 'fixed_window' | 'sliding_window';
 
@@ -58,6 +60,12 @@ export interface FairShareDecision {
 }
 
 export interface FairShare {
+  /**
+   * Decides one call of `tenant` taking `cost` units (default 1) of the shared limit. Rejects with
+   * InvalidArgumentError for a refused argument, StateKeyError when a key holds another type or
+   * state, and RedisUnavailableError (its `cause` the client's error) when Redis cannot answer:
+   * fair share has no fallback, so the caller decides what a share unknown means.
+   */
   limit(tenant: string, options?: { cost?: number; nowMs?: number }): Promise<FairShareDecision>;
 }
 
@@ -95,6 +103,7 @@ export function createFairShare(options: FairShareOptions): FairShare {
 
   return {
     async limit(tenant, { cost = 1, nowMs } = {}) {
+      const weight = weightOf(tenant);
       const r: FairShareResult = await fairShare(client, {
         ...keys,
         algo: shared.algo,
@@ -104,8 +113,11 @@ export function createFairShare(options: FairShareOptions): FairShare {
         maxTenants,
         tenant,
         cost,
-        weight: weightOf(tenant),
+        weight,
         nowMs,
+      }).catch((err: unknown) => {
+        if (isCallerError(err)) throw callerError(err, [keys.stateKey]);
+        return unavailable('fair share')(err);
       });
       const reason = REASONS[r.reason]!;
       return {

@@ -3,9 +3,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Redis } from 'ioredis';
+import { Redis as IORedis, type Redis } from 'ioredis';
 import { createFairShare } from '../../src/client/fair-share.js';
-import { InvalidArgumentError, InvalidConfigError } from '../../src/errors.js';
+import { InvalidArgumentError, InvalidConfigError, RedisUnavailableError, StateKeyError } from '../../src/errors.js';
+import { freePort } from '../../devtools/local-redis.js';
 import { ioredis, redisUrl, uniquePrefix } from '../support/redis.js';
 
 const exec = promisify(execFile);
@@ -85,5 +86,23 @@ describe('createFairShare', () => {
     await expect(plain.limit('a', { cost: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(plain.limit('', { cost: 1 })).rejects.toBeInstanceOf(InvalidArgumentError);
     expect(await redis.exists(`${prefix}:{bad}:fair:state`, `${prefix}:{bad}:fair:tenants`, `${prefix}:{bad}:fair:active`)).toBe(0);
+  });
+
+  it("Redis failing is a RedisUnavailableError (the client's error its cause), a key of another type a StateKeyError: no client error reaches the caller", async () => {
+    const limit = { algo: 'fixed_window' as const, limit: 10, periodMs: 1_000 };
+    // Nothing listens there: every command fails at once (no offline queue, no retry).
+    const dead = new IORedis(await freePort(), { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    dead.on('error', () => {});
+    try {
+      const err = await createFairShare({ redis: dead, prefix, name: 'down', limit }).limit('a').then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(RedisUnavailableError);
+      expect((err as Error).message).toContain('fair share');
+      expect((err as Error & { cause?: unknown }).cause).toBeInstanceOf(Error);
+      expect((err as Error & { cause?: unknown }).cause).not.toBeInstanceOf(RedisUnavailableError);
+    } finally {
+      dead.disconnect();
+    }
+    await redis.sadd(`${prefix}:{typed}:fair:state`, 'x'); // a set where the state is kept
+    await expect(createFairShare({ redis, prefix, name: 'typed', limit }).limit('a')).rejects.toBeInstanceOf(StateKeyError);
   });
 });

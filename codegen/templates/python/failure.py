@@ -167,6 +167,62 @@ class Breaker:
             }
 
 
+def _later(is_async, fn):
+    """fn()'s answer (or its exception) now, or on an asyncio client when the call is awaited."""
+    if is_async:
+        async def run():
+            return fn()
+        return run()
+    return fn()
+
+
+def _heard(breaker, e):
+    """e's kind (_failure_kind); the breaker (if any) counts a Redis failure and hears nothing else."""
+    kind = _failure_kind(e)
+    if breaker is not None:
+        if kind == "redis":
+            breaker.failure(e)
+        else:
+            breaker.release()
+    return kind
+
+
+def _guarded(breaker, is_async, call, failed):
+    """call() -- a call's round trips and the reading of their replies: its answer, or a coroutine
+    of it on an asyncio client -- through the breaker (None: none); when Redis fails, failed(error)
+    answers instead (error None: the open breaker refused the call, nothing was sent). The caller's
+    own errors, and any error that is not Redis's, are raised as they are."""
+    if breaker is not None and not breaker.acquire():
+        return _later(is_async, lambda: failed(None))
+    try:
+        value = call()
+    except Exception as e:
+        if _heard(breaker, e) in (None, "caller"):
+            raise
+        return _later(is_async, lambda: failed(e))
+    if not inspect.isawaitable(value):
+        if breaker is not None:
+            breaker.success()
+        return value
+
+    async def settle():
+        try:
+            answer = await value
+        except Exception as e:
+            if _heard(breaker, e) in (None, "caller"):
+                raise
+            return failed(e)
+        if breaker is not None:
+            breaker.success()
+        return answer
+    return settle()
+
+
+def _unavailable_error(what, e):
+    """failed() of a call that must land or say so, with no breaker of its own to name."""
+    raise RedisUnavailable(f"redlimit {what}: Redis could not answer: {type(e).__name__}: {e}", e) from e
+
+
 _ON_REDIS_FAILURE = ("raise", "open", "closed")
 # Fail-closed's retry_after_ms without a breaker (with one: until it lets a call through).
 _CLOSED_RETRY_MS = 1_000

@@ -31,6 +31,7 @@ class FairShare:
         script = SCRIPTS["fair_share"]
         spec = {a["name"]: a for a in script.spec["args"]}
         self.client = client
+        self._async = inspect.iscoroutinefunction(getattr(type(client), "execute_command", None))
         self.name = _part(name, "name")
         prefix = _named(prefix, "prefix", "prefix")
         self.algo = _arg("fair_share", spec["algo"], algo, "algo")
@@ -59,15 +60,16 @@ class FairShare:
         return w
 
     def limit(self, tenant, *, cost=1, now_ms=None):
-        """Decide one call of `tenant` taking `cost` units of the shared limit."""
+        """Decide one call of `tenant` taking `cost` units of the shared limit. When Redis cannot
+        answer: RedisUnavailable (a redis-py RedisError, .cause redis-py's error), as Node's."""
         script = SCRIPTS["fair_share"]
-        reply = script(
-            self.client, self.keys, algo=self.algo, limit=self.limit_units, period_ms=self.period_ms, tenant=tenant,
-            active_window_ms=self.active_window_ms, cost=cost, weight=self._weight(tenant), max_tenants=self.max_tenants, now_ms=now_ms,
-        )
+        weight = self._weight(tenant)
 
         def decision(r):
             name = _FAIR_REASONS[r["reason"]]
             return FairShareDecision(**r, reason_name=name, contended=name in ("exhausted", "owed"))
 
-        return _then(reply, decision)
+        return _guarded(None, self._async, lambda: _then(script(
+            self.client, self.keys, algo=self.algo, limit=self.limit_units, period_ms=self.period_ms, tenant=tenant,
+            active_window_ms=self.active_window_ms, cost=cost, weight=weight, max_tenants=self.max_tenants, now_ms=now_ms,
+        ), decision), lambda e: _unavailable_error("fair_share", e))

@@ -893,54 +893,9 @@ class Limiter:
 
     # --- when Redis cannot answer ------------------------------------------------------------------
 
-    def _later(self, fn):
-        """fn()'s answer (or its exception) now, or on an asyncio client when the call is awaited."""
-        if self._async:
-            async def run():
-                return fn()
-            return run()
-        return fn()
-
     def _guard(self, call, failed):
-        """call() -- a call's round trips and the reading of their replies: its answer, or a coroutine
-        of it on an asyncio client -- through the breaker; when Redis fails, failed(error) answers
-        instead (error None: the open breaker refused the call, nothing was sent). The caller's own
-        errors, and any error that is not Redis's, are raised as they are."""
-        b = self.breaker
-        if b is not None and not b.acquire():
-            return self._later(lambda: failed(None))
-        try:
-            value = call()
-        except Exception as e:
-            if self._heard(e) in (None, "caller"):
-                raise
-            return self._later(lambda: failed(e))
-        if not inspect.isawaitable(value):
-            if b is not None:
-                b.success()
-            return value
-
-        async def settle():
-            try:
-                answer = await value
-            except Exception as e:
-                if self._heard(e) in (None, "caller"):
-                    raise
-                return failed(e)
-            if b is not None:
-                b.success()
-            return answer
-        return settle()
-
-    def _heard(self, e):
-        """e's kind (_failure_kind); the breaker counts a Redis failure, and hears nothing else."""
-        kind = _failure_kind(e)
-        if self.breaker is not None:
-            if kind == "redis":
-                self.breaker.failure(e)
-            else:
-                self.breaker.release()
-        return kind
+        """call() through this limiter's breaker; failed(error) when Redis fails (_guarded)."""
+        return _guarded(self.breaker, self._async, call, failed)
 
     def _unavailable(self, what, e):
         if e is None:
