@@ -132,6 +132,74 @@ describe('the Python Limiter when Redis fails: no redis-py error reaches the cal
   }
 });
 
+describe('the Python Limiter: cancellation, hold() and the Cluster errors redis-py raises', () => {
+  it('a cancelled asyncio probe frees its slot; a release that fails (a paused server) neither fails hold() nor hides its body\'s exception; redis-py\'s Cluster errors are classified as Node classifies them', async () => {
+    const prefix = uniquePrefix('py-cancel').slice(0, -1);
+    const code = `import asyncio, json, sys, time
+sys.path.insert(0, ${JSON.stringify(BINDING)})
+import redis, redis.asyncio, redis.exceptions as rx, redlimit_scripts as rl
+url = ${JSON.stringify(server.url)}
+admin = redis.Redis.from_url(url)
+out = {}
+async def cancelled_probe():
+    client = redis.asyncio.Redis.from_url(url, socket_timeout=0.3)
+    lim = rl.Limiter(client, rl.Limit("m", "gcra", limit=100, period_ms=60_000), prefix=${JSON.stringify(prefix)} + "a", on_redis_failure="open", breaker=rl.Breaker(consecutive_failures=1, reset_timeout_ms=100, jitter=0))
+    assert (await lim.limit("x")).source == "redis"
+    admin.execute_command("CLIENT", "PAUSE", 1500)
+    paused_at = time.monotonic()
+    first = await lim.limit("x")  # times out: a Redis failure, the breaker opens
+    out["timed_out"] = [first.source, lim.breaker.state]
+    await asyncio.sleep(0.2)
+    out["before_probe"] = lim.breaker.state
+    try:
+        await asyncio.wait_for(lim.limit("x"), 0.05)  # the probe, cancelled by the caller's deadline
+        out["probe"] = "answered"
+    except asyncio.TimeoutError:
+        out["probe"] = "cancelled"
+    await asyncio.sleep(max(0, 1.6 - (time.monotonic() - paused_at)))  # the pause is over
+    # The next call probes at once (not after max_reset_timeout_ms): Redis decides again.
+    answers = [(await lim.limit("x")).source for _ in range(3)]
+    out["after"] = [answers, lim.breaker.state]
+    await client.close()
+asyncio.run(cancelled_probe())
+def held(body_raises):
+    client = redis.Redis.from_url(url, socket_timeout=0.3)
+    lim = rl.Limiter(client, rl.Limit("c", "concurrency", limit=2, period_ms=60_000), prefix=${JSON.stringify(prefix)} + "h", on_redis_failure="open")
+    try:
+        with lim.hold("x") as d:
+            admin.execute_command("CLIENT", "PAUSE", 800)  # the release on the way out times out
+            if body_raises:
+                raise ValueError("the body's own")
+        return ["ok", d.source, d.holder is not None]
+    except Exception as e:
+        return [type(e).__name__, str(e)]
+    finally:
+        time.sleep(0.9)
+out["hold"] = [held(False), held(True)]
+kinds = {}
+for name, e in (("RedisClusterException", rx.RedisClusterException("Redis Cluster cannot be connected")), ("SlotNotCoveredError", rx.SlotNotCoveredError("slot 7 not covered")),
+                ("ClusterError TTL", rx.ClusterError("TTL exhausted.")), ("ClusterDownError", rx.ClusterDownError("CLUSTERDOWN The cluster is down")),
+                ("TryAgainError", rx.TryAgainError("TRYAGAIN")), ("MovedError", rx.MovedError("1 127.0.0.1:7000")), ("ConnectionError", rx.ConnectionError("x")),
+                ("TimeoutError", rx.TimeoutError("x")), ("WRONGTYPE", rx.ResponseError("WRONGTYPE Operation against a key")), ("OOM", rx.ResponseError("OOM command not allowed")),
+                ("KeyError", KeyError("not Redis's"))):
+    kinds[name] = rl._failure_kind(e)
+out["kinds"] = kinds
+print(json.dumps(out))`;
+    const { stdout } = await run(PYTHON, ['-c', code], { timeout: 60_000 });
+    const out = JSON.parse(stdout);
+    expect(out.timed_out).toEqual(['fail-open', 'open']);
+    expect(out.before_probe).toBe('half-open');
+    expect(out.probe).toBe('cancelled');
+    // Before the fix the cancelled probe kept its slot for 30 s: every call answered fail-open.
+    expect(out.after).toEqual([['redis', 'redis', 'redis'], 'closed']);
+    expect(out.hold).toEqual([['ok', 'redis', true], ['ValueError', "the body's own"]]);
+    expect(out.kinds).toEqual({
+      RedisClusterException: 'redis', SlotNotCoveredError: 'redis', 'ClusterError TTL': 'moving', ClusterDownError: 'redis',
+      TryAgainError: 'moving', MovedError: 'moving', ConnectionError: 'redis', TimeoutError: 'redis', WRONGTYPE: 'caller', OOM: 'redis', KeyError: null,
+    });
+  }, 60_000);
+});
+
 describe('the Python Limiter: what is not a Redis failure', () => {
   it("the caller's own errors are raised as they were and the breaker hears nothing; bad options are refused", async () => {
     const prefix = uniquePrefix('py-caller').slice(0, -1);

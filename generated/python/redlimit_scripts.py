@@ -63,6 +63,7 @@ from datetime import datetime
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional
 
+import redis.exceptions as _redis_exceptions
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 MANIFEST = json.loads(
@@ -36826,8 +36827,14 @@ class RedisUnavailable(RedisError):
 # input can push other callers off Redis. By the error's code, never by its wording.
 _CALLER_CODES = ("BADARG", "WRONGTYPE", "WRONGSTATE")
 # A Cluster slot on the move: Redis answered, so it is no failure of Redis (the breaker hears
-# nothing), but this call still takes the failure path.
+# nothing), but this call still takes the failure path. redis-py's Cluster clients follow MOVED,
+# ASK and TRYAGAIN themselves and raise a plain ClusterError ("TTL exhausted.", the only place
+# they raise that class itself) when the redirects outlast their tries.
 _MOVING_CODES = ("MOVED", "ASK", "TRYAGAIN")
+# redis-py's Cluster clients raise these outside RedisError: no node answers (RedisClusterException:
+# "Redis Cluster cannot be connected"), a slot no node serves (SlotNotCoveredError).
+_CLUSTER_DOWN = tuple(c for c in (getattr(_redis_exceptions, "RedisClusterException", None),) if c is not None)
+_REDIRECTS_EXHAUSTED = getattr(_redis_exceptions, "ClusterError", None)
 
 
 def _failure_kind(e):
@@ -36843,9 +36850,25 @@ def _failure_kind(e):
         if code in _MOVING_CODES or type(e).__name__ in ("AskError", "MovedError", "TryAgainError"):
             return "moving"
         return "redis"
-    if isinstance(e, (RedisError, OSError, asyncio.TimeoutError)):
+    if _REDIRECTS_EXHAUSTED is not None and type(e) is _REDIRECTS_EXHAUSTED:
+        return "moving"
+    if isinstance(e, (RedisError, OSError, asyncio.TimeoutError) + _CLUSTER_DOWN):
         return "redis"
     return None
+
+
+# Every Breaker, so a forked child gets fresh locks (one held by another thread of the parent at the
+# fork would never be released in the child).
+_BREAKERS = weakref.WeakSet()
+
+
+def _breakers_after_fork():
+    for b in list(_BREAKERS):
+        b._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_breakers_after_fork)
 
 
 class Breaker:
@@ -36872,6 +36895,7 @@ class Breaker:
         self.jitter = jitter
         self.successes_to_close = successes_to_close
         self._lock = threading.Lock()
+        _BREAKERS.add(self)
         self._state = "closed"
         self._failures = 0  # in a row
         self._successes = 0  # of probes, half-open
@@ -37008,7 +37032,13 @@ def _guarded(breaker, is_async, call, failed):
     except Exception as e:
         if _heard(breaker, e) in (None, "caller"):
             raise
-        return _later(is_async, lambda: failed(e))
+        return _later(is_async, lambda e=e: failed(e))
+    except BaseException:
+        # Cancelled or interrupted (a gevent timeout, KeyboardInterrupt): nothing learnt of Redis,
+        # but a probe's slot is freed.
+        if breaker is not None:
+            breaker.release()
+        raise
     if not inspect.isawaitable(value):
         if breaker is not None:
             breaker.success()
@@ -37021,6 +37051,12 @@ def _guarded(breaker, is_async, call, failed):
             if _heard(breaker, e) in (None, "caller"):
                 raise
             return failed(e)
+        except BaseException:
+            # Cancelled (asyncio.wait_for, a task's cancel): nothing learnt of Redis, and a probe's
+            # slot is freed -- else the breaker would refuse every call until the probe timed out.
+            if breaker is not None:
+                breaker.release()
+            raise
         if breaker is not None:
             breaker.success()
         return answer
@@ -37643,9 +37679,16 @@ class _Hold:
             raise TypeError("redlimit: an asyncio client: use `async with limiter.hold(...)`")
         return self._admit(d)
 
+    # A release that does not land (RedisUnavailable) is not the body's failure, and must not hide
+    # the body's own exception: the slot frees itself after the limit's period_ms (as Node's
+    # `await using`).
+
     def __exit__(self, *exc):
         if self.decision is not None and self.decision.holder is not None:
-            self.limiter.release(self.subject, self.decision.holder)
+            try:
+                self.limiter.release(self.subject, self.decision.holder)
+            except RedisUnavailable:
+                pass
         return False
 
     async def __aenter__(self):
@@ -37654,9 +37697,12 @@ class _Hold:
 
     async def __aexit__(self, *exc):
         if self.decision is not None and self.decision.holder is not None:
-            r = self.limiter.release(self.subject, self.decision.holder)
-            if inspect.isawaitable(r):
-                await r
+            try:
+                r = self.limiter.release(self.subject, self.decision.holder)
+                if inspect.isawaitable(r):
+                    await r
+            except RedisUnavailable:
+                pass
         return False
 
 
@@ -37700,10 +37746,13 @@ class Limiter:
     open it for 1 s, doubling up to 30 s), False for none; while it is open no call makes a round
     trip. The caller's own mistakes are not Redis failures: InvalidArgument, ReservationError, and
     redis-py's ResponseError for a key holding another type or state (WRONGTYPE / WRONGSTATE) are
-    raised as they are, and the breaker hears nothing of them. Set socket_timeout (and
-    socket_connect_timeout) on the client: a Redis that stops answering without closing its
-    connections is a failure only when redis-py gives up on it. Unlike Node's, this limiter has no
-    in-memory fallback: "open" and "closed" are the choices."""
+    raised as they are, and the breaker hears nothing of them; nor of a Cluster slot on the move
+    (redirects that outlast redis-py's tries: the call takes the failure path uncounted), nor of a
+    call the caller cancels (asyncio.wait_for). Set socket_timeout (and socket_connect_timeout) on
+    the client: a Redis that stops answering without closing its connections is a failure only
+    when redis-py gives up on it. hold() does not fail on a release that does not land (the slot
+    frees itself after the limit's period_ms). Unlike Node's, this limiter has no in-memory
+    fallback: "open" and "closed" are the choices."""
 
     def __init__(self, client, limits, *, prefix=KEY_LAYOUT["defaultPrefix"], priorities=None, blocks=False, layout="auto", on_redis_failure="raise", breaker=None):
         self.client = client
@@ -37949,16 +37998,22 @@ class Limiter:
 
     def _failed_decision(self, what, cls=Decision, **extra):
         """failed() of a decision: by on_redis_failure, as Node's fail-open / fail-closed decisions
-        (no limit named, limits [], limit the first limit's)."""
-        def failed(e):
+        (no limit named, limits [], limit the first limit's; the call's priority class kept)."""
+        def failed(e, pc=None):
             if self.on_redis_failure == "raise":
                 raise self._unavailable(what, e) from e
             first = self.limits[0].limit
+            priority = PriorityApplied(pc[0], dict(pc[2])) if pc is not None else None
             if self.on_redis_failure == "open":
-                return cls(True, None, 0, first, 0, 0, None, [], None, None, source="fail-open", **extra)
+                return cls(True, None, 0, first, 0, 0, None, [], priority, None, source="fail-open", **extra)
             wait = max(1, self.breaker.retry_after_ms()) if self.breaker is not None else _CLOSED_RETRY_MS
-            return cls(False, None, 0, first, wait, wait, None, [], None, None, source="fail-closed", **extra)
+            return cls(False, None, 0, first, wait, wait, None, [], priority, None, source="fail-closed", **extra)
         return failed
+
+    def _fail(self, what, pc):
+        """The decision call's failed(): with its priority class when it named one."""
+        failed = self._fails[what]
+        return failed if pc is None else lambda e: failed(e, pc)
 
     # --- calls ------------------------------------------------------------------------------------
 
@@ -37976,10 +38031,10 @@ class Limiter:
             raise InvalidArgument("redlimit limiter: holder: this limiter has no concurrency limit")
         if self._tiers:
             tiers = SCRIPTS["tiers"]
-            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(tiers, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None)), self._fails["limit"])
+            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(tiers, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None)), self._fail("limit", pc))
         multi = SCRIPTS["multi"]
         items = self._items_for(multi, costs, pc, holder)
-        return self._guard(lambda: _then(self._after_look(lambda: multi(self.client, keys, items=items, **self._zone_args(multi))), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder)), self._fails["limit"])
+        return self._guard(lambda: _then(self._after_look(lambda: multi(self.client, keys, items=items, **self._zone_args(multi))), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder)), self._fail("limit", pc))
 
     def peek(self, subject, *, cost=0, priority=None):
         """What limit() would answer now for this cost (default 0), taking nothing (multi_peek:
@@ -37989,10 +38044,10 @@ class Limiter:
         pc = self._priority(priority)
         if self._tiers:
             script = SCRIPTS["tiers_peek"]
-            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(script, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None)), self._fails["peek"])
+            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(script, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None)), self._fail("peek", pc))
         script = SCRIPTS["multi_peek"]
         items = self._items_for(script, costs, pc, uuid.uuid4().hex if self._held else None)
-        return self._guard(lambda: _then(self._after_look(lambda: script(self.client, keys, items=items, **self._zone_args(script))), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None)), self._fails["peek"])
+        return self._guard(lambda: _then(self._after_look(lambda: script(self.client, keys, items=items, **self._zone_args(script))), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None)), self._fail("peek", pc))
 
     def refund(self, subject, *, cost=None):
         """Give back units an admitted call did not use, never above full (Node's refund): an
@@ -38112,12 +38167,12 @@ class Limiter:
             return self._guard(lambda: _then(
                 self._after_look(lambda: tiers(self.client, [h.record_key, *keys], items=groups, ttl_ms=ttl_ms, count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(tiers))),
                 lambda r: self._decide([dict(x, allowed=x["allowed"] == 1) for x in r[tiers.spec["each"]["name"]]], pc, None, Reserved, handle=handle if r["allowed"] == 1 else None),
-            ), self._fails["reserve"])
+            ), self._fail("reserve", pc))
         items = self._items_for(script, costs, pc, None)
         return self._guard(lambda: _then(
             self._after_look(lambda: script(self.client, [h.record_key, *keys], items=items, ttl_ms=ttl_ms, **self._zone_args(script))),
             lambda r: self._decide(r[script.spec["each"]["name"]], pc, None, Reserved, handle=handle if r["allowed"] else None),
-        ), self._fails["reserve"])
+        ), self._fail("reserve", pc))
 
     def commit(self, handle, actual, *, overage="debt", subject=None):
         """Settle a reservation at its actual use (an integer for every limit, or {limit_name: actual};

@@ -17,8 +17,14 @@ class RedisUnavailable(RedisError):
 # input can push other callers off Redis. By the error's code, never by its wording.
 _CALLER_CODES = ("BADARG", "WRONGTYPE", "WRONGSTATE")
 # A Cluster slot on the move: Redis answered, so it is no failure of Redis (the breaker hears
-# nothing), but this call still takes the failure path.
+# nothing), but this call still takes the failure path. redis-py's Cluster clients follow MOVED,
+# ASK and TRYAGAIN themselves and raise a plain ClusterError ("TTL exhausted.", the only place
+# they raise that class itself) when the redirects outlast their tries.
 _MOVING_CODES = ("MOVED", "ASK", "TRYAGAIN")
+# redis-py's Cluster clients raise these outside RedisError: no node answers (RedisClusterException:
+# "Redis Cluster cannot be connected"), a slot no node serves (SlotNotCoveredError).
+_CLUSTER_DOWN = tuple(c for c in (getattr(_redis_exceptions, "RedisClusterException", None),) if c is not None)
+_REDIRECTS_EXHAUSTED = getattr(_redis_exceptions, "ClusterError", None)
 
 
 def _failure_kind(e):
@@ -34,9 +40,25 @@ def _failure_kind(e):
         if code in _MOVING_CODES or type(e).__name__ in ("AskError", "MovedError", "TryAgainError"):
             return "moving"
         return "redis"
-    if isinstance(e, (RedisError, OSError, asyncio.TimeoutError)):
+    if _REDIRECTS_EXHAUSTED is not None and type(e) is _REDIRECTS_EXHAUSTED:
+        return "moving"
+    if isinstance(e, (RedisError, OSError, asyncio.TimeoutError) + _CLUSTER_DOWN):
         return "redis"
     return None
+
+
+# Every Breaker, so a forked child gets fresh locks (one held by another thread of the parent at the
+# fork would never be released in the child).
+_BREAKERS = weakref.WeakSet()
+
+
+def _breakers_after_fork():
+    for b in list(_BREAKERS):
+        b._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_breakers_after_fork)
 
 
 class Breaker:
@@ -63,6 +85,7 @@ class Breaker:
         self.jitter = jitter
         self.successes_to_close = successes_to_close
         self._lock = threading.Lock()
+        _BREAKERS.add(self)
         self._state = "closed"
         self._failures = 0  # in a row
         self._successes = 0  # of probes, half-open
@@ -199,7 +222,13 @@ def _guarded(breaker, is_async, call, failed):
     except Exception as e:
         if _heard(breaker, e) in (None, "caller"):
             raise
-        return _later(is_async, lambda: failed(e))
+        return _later(is_async, lambda e=e: failed(e))
+    except BaseException:
+        # Cancelled or interrupted (a gevent timeout, KeyboardInterrupt): nothing learnt of Redis,
+        # but a probe's slot is freed.
+        if breaker is not None:
+            breaker.release()
+        raise
     if not inspect.isawaitable(value):
         if breaker is not None:
             breaker.success()
@@ -212,6 +241,12 @@ def _guarded(breaker, is_async, call, failed):
             if _heard(breaker, e) in (None, "caller"):
                 raise
             return failed(e)
+        except BaseException:
+            # Cancelled (asyncio.wait_for, a task's cancel): nothing learnt of Redis, and a probe's
+            # slot is freed -- else the breaker would refuse every call until the probe timed out.
+            if breaker is not None:
+                breaker.release()
+            raise
         if breaker is not None:
             breaker.success()
         return answer

@@ -604,9 +604,16 @@ class _Hold:
             raise TypeError("redlimit: an asyncio client: use `async with limiter.hold(...)`")
         return self._admit(d)
 
+    # A release that does not land (RedisUnavailable) is not the body's failure, and must not hide
+    # the body's own exception: the slot frees itself after the limit's period_ms (as Node's
+    # `await using`).
+
     def __exit__(self, *exc):
         if self.decision is not None and self.decision.holder is not None:
-            self.limiter.release(self.subject, self.decision.holder)
+            try:
+                self.limiter.release(self.subject, self.decision.holder)
+            except RedisUnavailable:
+                pass
         return False
 
     async def __aenter__(self):
@@ -615,9 +622,12 @@ class _Hold:
 
     async def __aexit__(self, *exc):
         if self.decision is not None and self.decision.holder is not None:
-            r = self.limiter.release(self.subject, self.decision.holder)
-            if inspect.isawaitable(r):
-                await r
+            try:
+                r = self.limiter.release(self.subject, self.decision.holder)
+                if inspect.isawaitable(r):
+                    await r
+            except RedisUnavailable:
+                pass
         return False
 
 
@@ -661,10 +671,13 @@ class Limiter:
     open it for 1 s, doubling up to 30 s), False for none; while it is open no call makes a round
     trip. The caller's own mistakes are not Redis failures: InvalidArgument, ReservationError, and
     redis-py's ResponseError for a key holding another type or state (WRONGTYPE / WRONGSTATE) are
-    raised as they are, and the breaker hears nothing of them. Set socket_timeout (and
-    socket_connect_timeout) on the client: a Redis that stops answering without closing its
-    connections is a failure only when redis-py gives up on it. Unlike Node's, this limiter has no
-    in-memory fallback: "open" and "closed" are the choices."""
+    raised as they are, and the breaker hears nothing of them; nor of a Cluster slot on the move
+    (redirects that outlast redis-py's tries: the call takes the failure path uncounted), nor of a
+    call the caller cancels (asyncio.wait_for). Set socket_timeout (and socket_connect_timeout) on
+    the client: a Redis that stops answering without closing its connections is a failure only
+    when redis-py gives up on it. hold() does not fail on a release that does not land (the slot
+    frees itself after the limit's period_ms). Unlike Node's, this limiter has no in-memory
+    fallback: "open" and "closed" are the choices."""
 
     def __init__(self, client, limits, *, prefix=KEY_LAYOUT["defaultPrefix"], priorities=None, blocks=False, layout="auto", on_redis_failure="raise", breaker=None):
         self.client = client
@@ -910,16 +923,22 @@ class Limiter:
 
     def _failed_decision(self, what, cls=Decision, **extra):
         """failed() of a decision: by on_redis_failure, as Node's fail-open / fail-closed decisions
-        (no limit named, limits [], limit the first limit's)."""
-        def failed(e):
+        (no limit named, limits [], limit the first limit's; the call's priority class kept)."""
+        def failed(e, pc=None):
             if self.on_redis_failure == "raise":
                 raise self._unavailable(what, e) from e
             first = self.limits[0].limit
+            priority = PriorityApplied(pc[0], dict(pc[2])) if pc is not None else None
             if self.on_redis_failure == "open":
-                return cls(True, None, 0, first, 0, 0, None, [], None, None, source="fail-open", **extra)
+                return cls(True, None, 0, first, 0, 0, None, [], priority, None, source="fail-open", **extra)
             wait = max(1, self.breaker.retry_after_ms()) if self.breaker is not None else _CLOSED_RETRY_MS
-            return cls(False, None, 0, first, wait, wait, None, [], None, None, source="fail-closed", **extra)
+            return cls(False, None, 0, first, wait, wait, None, [], priority, None, source="fail-closed", **extra)
         return failed
+
+    def _fail(self, what, pc):
+        """The decision call's failed(): with its priority class when it named one."""
+        failed = self._fails[what]
+        return failed if pc is None else lambda e: failed(e, pc)
 
     # --- calls ------------------------------------------------------------------------------------
 
@@ -937,10 +956,10 @@ class Limiter:
             raise InvalidArgument("redlimit limiter: holder: this limiter has no concurrency limit")
         if self._tiers:
             tiers = SCRIPTS["tiers"]
-            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(tiers, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None)), self._fails["limit"])
+            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(tiers, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None)), self._fail("limit", pc))
         multi = SCRIPTS["multi"]
         items = self._items_for(multi, costs, pc, holder)
-        return self._guard(lambda: _then(self._after_look(lambda: multi(self.client, keys, items=items, **self._zone_args(multi))), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder)), self._fails["limit"])
+        return self._guard(lambda: _then(self._after_look(lambda: multi(self.client, keys, items=items, **self._zone_args(multi))), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder)), self._fail("limit", pc))
 
     def peek(self, subject, *, cost=0, priority=None):
         """What limit() would answer now for this cost (default 0), taking nothing (multi_peek:
@@ -950,10 +969,10 @@ class Limiter:
         pc = self._priority(priority)
         if self._tiers:
             script = SCRIPTS["tiers_peek"]
-            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(script, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None)), self._fails["peek"])
+            return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(script, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, script, keys), pc, None)), self._fail("peek", pc))
         script = SCRIPTS["multi_peek"]
         items = self._items_for(script, costs, pc, uuid.uuid4().hex if self._held else None)
-        return self._guard(lambda: _then(self._after_look(lambda: script(self.client, keys, items=items, **self._zone_args(script))), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None)), self._fails["peek"])
+        return self._guard(lambda: _then(self._after_look(lambda: script(self.client, keys, items=items, **self._zone_args(script))), lambda r: self._decide(r[script.spec["each"]["name"]], pc, None)), self._fail("peek", pc))
 
     def refund(self, subject, *, cost=None):
         """Give back units an admitted call did not use, never above full (Node's refund): an
@@ -1073,12 +1092,12 @@ class Limiter:
             return self._guard(lambda: _then(
                 self._after_look(lambda: tiers(self.client, [h.record_key, *keys], items=groups, ttl_ms=ttl_ms, count=len(self.limits), specs=self._tiers_specs(), adopt=self._adopt_now(), **self._zone_args(tiers))),
                 lambda r: self._decide([dict(x, allowed=x["allowed"] == 1) for x in r[tiers.spec["each"]["name"]]], pc, None, Reserved, handle=handle if r["allowed"] == 1 else None),
-            ), self._fails["reserve"])
+            ), self._fail("reserve", pc))
         items = self._items_for(script, costs, pc, None)
         return self._guard(lambda: _then(
             self._after_look(lambda: script(self.client, [h.record_key, *keys], items=items, ttl_ms=ttl_ms, **self._zone_args(script))),
             lambda r: self._decide(r[script.spec["each"]["name"]], pc, None, Reserved, handle=handle if r["allowed"] else None),
-        ), self._fails["reserve"])
+        ), self._fail("reserve", pc))
 
     def commit(self, handle, actual, *, overage="debt", subject=None):
         """Settle a reservation at its actual use (an integer for every limit, or {limit_name: actual};
