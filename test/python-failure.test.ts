@@ -6,6 +6,7 @@ import { createInterface, type Interface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
+import { startLocalCluster } from '../devtools/local-cluster.js';
 import { freePort, startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
 import { uniquePrefix } from './support/redis.js';
 import { repoRoot } from './support/temp-scripts.js';
@@ -198,6 +199,60 @@ print(json.dumps(out))`;
       TryAgainError: 'moving', MovedError: 'moving', ConnectionError: 'redis', TimeoutError: 'redis', WRONGTYPE: 'caller', OOM: 'redis', KeyError: null,
     });
   }, 60_000);
+});
+
+describe('the Python Limiter on a Redis Cluster whose every node is gone', () => {
+  it("redis-py's RedisCluster (sync and asyncio) raises outside RedisError there: still the failure policy, and the breaker opens", async () => {
+    const cluster = await startLocalCluster();
+    try {
+      const code = `import asyncio, json, sys, time
+sys.path.insert(0, ${JSON.stringify(BINDING)})
+import redis.cluster, redis.asyncio.cluster, redlimit_scripts as rl
+host, port = ${JSON.stringify(cluster.nodes[0]!.host)}, ${cluster.nodes[0]!.port}
+limits = [rl.Limit("m", "gcra", limit=100, period_ms=60_000)]
+def breaker():
+    return rl.Breaker(consecutive_failures=2, reset_timeout_ms=20_000)
+sync = rl.Limiter(redis.cluster.RedisCluster(host=host, port=port, socket_connect_timeout=1), limits, on_redis_failure="open", breaker=breaker())
+async def main():
+    client = redis.asyncio.cluster.RedisCluster(host=host, port=port, socket_connect_timeout=1)
+    lim = rl.Limiter(client, limits, on_redis_failure="closed", breaker=breaker())
+    up = [sync.limit("a").source, (await lim.limit("a")).source]
+    print(json.dumps(up), flush=True)
+    sys.stdin.readline()  # every node is killed meanwhile
+    out = {"up": up}
+    for name, call, b in (("sync", lambda: sync.limit("a"), sync.breaker), ("async", lambda: lim.limit("a"), lim.breaker)):
+        answers = []
+        for _ in range(4):
+            try:
+                d = call()
+                d = await d if asyncio.iscoroutine(d) else d
+                answers.append(d.source)
+            except Exception as e:
+                answers.append(type(e).__name__)
+        out[name] = [answers, b.stats()["state"], b.stats()["total_failures"], b.stats()["total_rejected"]]
+    print(json.dumps(out), flush=True)
+asyncio.run(main())`;
+      const child = spawn(PYTHON, ['-c', code], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+      const lines = createInterface({ input: child.stdout });
+      const next = () => new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`python: no answer in 60 s; stderr: ${stderr}`)), 60_000);
+        lines.once('line', (line) => (clearTimeout(timer), resolve(line)));
+        child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`python exited ${code}: ${stderr}`))));
+      });
+      expect(JSON.parse(await next())).toEqual(['redis', 'redis']);
+      await Promise.all(cluster.servers.map((s) => s.kill()));
+      child.stdin.write('go\n');
+      const out = JSON.parse(await next());
+      // Two failures open each breaker; the other calls make no round trip; no redis-py error reaches the caller.
+      expect(out.sync).toEqual([['fail-open', 'fail-open', 'fail-open', 'fail-open'], 'open', 2, 2]);
+      expect(out.async).toEqual([['fail-closed', 'fail-closed', 'fail-closed', 'fail-closed'], 'open', 2, 2]);
+      child.stdin.end();
+    } finally {
+      await cluster.stop();
+    }
+  }, 120_000);
 });
 
 describe('the Python Limiter: what is not a Redis failure', () => {
