@@ -1,6 +1,7 @@
 # --- Limiter (hand-written: what the Node RateLimiter does around the scripts) -------------------
 # One call per decision, all-or-nothing over the limiter's limits, through the scripts a Node
-# limiter runs on the same keys: multi (limit), multi_peek (peek), each limit's refund script
+# limiter runs on the same keys: multi (limit; a lone limit of an algorithm: that algorithm's own
+# script), multi_peek (peek), each limit's refund script
 # (refund), reset, reserve and settle (reserve / commit / cancel), concurrency_release (release);
 # with the subject layout (every limit of a subject in one key) tiers, tiers_peek, tiers_refund,
 # tiers_reset, tiers_reserve and tiers_settle, each with adopt. Every argument, range and reply
@@ -738,6 +739,16 @@ class Limiter:
         self._specs = None
         # Kinds that are not algorithms (concurrency) hold a slot for a holder until released.
         self._held = [i for i, l in enumerate(self.limits) if l.algo not in _ALGORITHMS]
+        # One limit of an algorithm, on its own key, without blocks: limit() runs the algorithm's
+        # own script, as a Node limiter's lone call does (the same state and answer as multi with
+        # one item, for about half of multi's Redis work); a cost past its range goes through multi.
+        self._single = None
+        if len(self.limits) == 1 and not self.blocks and not self._tiers and not self._held:
+            l = self.limits[0]
+            script = SCRIPTS[l.algo]
+            takes = {a["name"]: a for a in script.spec["args"]}
+            params = {p["name"]: getattr(l, p["name"]) for p in _LIMIT_KINDS[l.algo]["params"] if p["name"] in takes and getattr(l, p["name"]) is not None}
+            self._single = (script, params, takes["cost"]["max"], l.time_zone)
 
     # --- what a call names, checked before any round trip ---------------------------------------
 
@@ -957,6 +968,15 @@ class Limiter:
         if self._tiers:
             tiers = SCRIPTS["tiers"]
             return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(tiers, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None)), self._fail("limit", pc))
+        single = self._single
+        if single is not None and costs[0] <= single[2]:
+            script, params, _, zone = single
+            kwargs = dict(params, cost=costs[0])
+            if pc is not None and pc[1][0] is not None:
+                kwargs["share_ppm"] = pc[1][0]
+            if zone is not None:
+                kwargs["tz_rules"] = _tz_rules_now(zone)
+            return self._guard(lambda: _then(script(self.client, keys, **kwargs), lambda r: self._decide((r,), pc, None)), self._fail("limit", pc))
         multi = SCRIPTS["multi"]
         items = self._items_for(multi, costs, pc, holder)
         return self._guard(lambda: _then(self._after_look(lambda: multi(self.client, keys, items=items, **self._zone_args(multi))), lambda r: self._decide(r[multi.spec["each"]["name"]], pc, holder)), self._fail("limit", pc))
