@@ -4,8 +4,9 @@
 class RedisUnavailable(RedisError):
     """Redis could not answer a Limiter call: a connection or timeout error, LOADING, BUSY, OOM,
     READONLY, a Cluster slot on the move, any reply redis-py could not read -- or the limiter's
-    breaker is open, and no call was made (cause is None then). A redis-py RedisError, so code
-    that caught redis-py's errors still catches it; cause is redis-py's error."""
+    breaker is open, and no call was made (cause is None then). A redis-py RedisError: `except
+    redis.RedisError` still catches it (`except redis.ConnectionError` no longer does); cause is
+    redis-py's error."""
 
     def __init__(self, message, cause=None):
         super().__init__(message)

@@ -741,14 +741,15 @@ class Limiter:
         self._held = [i for i, l in enumerate(self.limits) if l.algo not in _ALGORITHMS]
         # One limit of an algorithm, on its own key, without blocks: limit() runs the algorithm's
         # own script, as a Node limiter's lone call does (the same state and answer as multi with
-        # one item, for about half of multi's Redis work); a cost past its range goes through multi.
+        # one item, for about half of multi's Redis work; costs are checked against the
+        # algorithm's own range either way).
         self._single = None
         if len(self.limits) == 1 and not self.blocks and not self._tiers and not self._held:
             l = self.limits[0]
             script = SCRIPTS[l.algo]
             takes = {a["name"]: a for a in script.spec["args"]}
             params = {p["name"]: getattr(l, p["name"]) for p in _LIMIT_KINDS[l.algo]["params"] if p["name"] in takes and getattr(l, p["name"]) is not None}
-            self._single = (script, params, takes["cost"]["max"], l.time_zone)
+            self._single = (script, params, l.time_zone)
 
     # --- what a call names, checked before any round trip ---------------------------------------
 
@@ -969,8 +970,8 @@ class Limiter:
             tiers = SCRIPTS["tiers"]
             return self._guard(lambda: _then(self._after_look(lambda: self._tiers_call(tiers, keys, costs, pc)), lambda r: self._decide(self._tiers_results(r, tiers, keys), pc, None)), self._fail("limit", pc))
         single = self._single
-        if single is not None and costs[0] <= single[2]:
-            script, params, _, zone = single
+        if single is not None:
+            script, params, zone = single
             kwargs = dict(params, cost=costs[0])
             if pc is not None and pc[1][0] is not None:
                 kwargs["share_ppm"] = pc[1][0]
