@@ -17,17 +17,17 @@
  * 8d1bd92, the last commit before the switch).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { instructionsOf } from './callgrind.js';
 import { startLocalRedis } from '../devtools/local-redis.js';
+import { PYTHON } from '../devtools/python.js';
 
 const run = promisify(execFile);
 const N = Number(process.env.BENCH_DECISIONS ?? 1000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const root = join(import.meta.dirname, '..');
 
 /** The directory of each variant's module. */

@@ -16,17 +16,17 @@
  * floor and the ratios within a round.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startLocalRedis } from '../devtools/local-redis.js';
+import { PYTHON } from '../devtools/python.js';
 
 const run = promisify(execFile);
 const N = Number(process.env.BENCH_DECISIONS ?? 3000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const IDS = Number(process.env.BENCH_IDS ?? 1000);
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const root = join(import.meta.dirname, '..');
 
 function beforeModule(): string {

@@ -13,18 +13,18 @@
  * 37229b4, the last commit on multi).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { instructionsOf } from './callgrind.js';
 import { startLocalRedis } from '../devtools/local-redis.js';
+import { PYTHON } from '../devtools/python.js';
 
 const run = promisify(execFile);
 const N = Number(process.env.BENCH_DECISIONS ?? 600);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ALGOS = (process.env.BENCH_ALGOS ?? 'gcra,fixed_window,sliding_window,token_bucket,quota,sliding_log').split(',');
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const root = join(import.meta.dirname, '..');
 
 function modules(): Record<'before' | 'after', string> {

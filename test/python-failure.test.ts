@@ -1,6 +1,5 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface, type Interface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -10,9 +9,9 @@ import { startLocalCluster } from '../devtools/local-cluster.js';
 import { freePort, startLocalRedis, type LocalRedis } from '../devtools/local-redis.js';
 import { uniquePrefix } from './support/redis.js';
 import { repoRoot } from './support/temp-scripts.js';
+import { PYTHON } from '../devtools/python.js';
 
 const run = promisify(execFile);
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const BINDING = join(repoRoot, 'generated/python');
 // The breakers' reset timeout: long enough that a loaded machine makes the calls after an open
 // within it (so they provably send nothing), short enough to wait out twice.

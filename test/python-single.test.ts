@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import fc from 'fast-check';
@@ -7,9 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { createRateLimiter } from '../src/index.js';
 import { ioredis, redisUrl, UNHURRIED, uniquePrefix } from './support/redis.js';
 import { repoRoot } from './support/temp-scripts.js';
+import { PYTHON } from '../devtools/python.js';
 
 const run = promisify(execFile);
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 const BINDING = join(repoRoot, 'generated/python');
 const YEAR = 31_622_400_000; // nothing refills, no window ends, during a test
 

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -18,10 +18,10 @@ import { TIERS_ALGOS } from '../src/runtime/checks.js';
 import { hashSlot } from '../src/runtime/index.js';
 import { UNHURRIED, uniquePrefix } from './support/redis.js';
 import { repoRoot } from './support/temp-scripts.js';
+import { PYTHON } from '../devtools/python.js';
 
 const run = promisify(execFile);
 // Debian's python3 with python3-redis (.ci/run installs it); a pyenv python3 would not see it.
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 // The Python side flushes the script cache to take the NOSCRIPT path: this file owns its server.
 let server: LocalRedis;

@@ -36834,7 +36834,7 @@ _CALLER_CODES = ("BADARG", "WRONGTYPE", "WRONGSTATE")
 _MOVING_CODES = ("MOVED", "ASK", "TRYAGAIN")
 # redis-py's Cluster clients raise these outside RedisError: no node answers (RedisClusterException:
 # "Redis Cluster cannot be connected"), a slot no node serves (SlotNotCoveredError).
-_CLUSTER_DOWN = tuple(c for c in (getattr(_redis_exceptions, "RedisClusterException", None),) if c is not None)
+_CLUSTER_DOWN = (_redis_exceptions.RedisClusterException,) if hasattr(_redis_exceptions, "RedisClusterException") else ()
 _REDIRECTS_EXHAUSTED = getattr(_redis_exceptions, "ClusterError", None)
 
 
@@ -36976,15 +36976,17 @@ class Breaker:
         self._reopen_at = self._now() + self._wait_ms * (1 + self.jitter * random.random()) / 1000
         self._totals["opens"] += 1
 
+    def _until_probe_ms(self):
+        """ms until an open breaker lets a probe through (at least 1); under the lock."""
+        return max(1, math.ceil((self._reopen_at - self._now()) * 1000))
+
     def retry_after_ms(self):
         """How long a caller Redis failed just now should wait before trying again (Node's
         retryAfterMs): until the next probe while open, else one reset timeout (a failure has just
         happened: the breaker may open)."""
         with self._lock:
             self._tick()
-            if self._state == "open":
-                return max(1, math.ceil((self._reopen_at - self._now()) * 1000))
-            return self.reset_timeout_ms
+            return self._until_probe_ms() if self._state == "open" else self.reset_timeout_ms
 
     def stats(self):
         with self._lock:
@@ -36996,7 +36998,7 @@ class Breaker:
                 "total_failures": self._totals["failures"],
                 "total_rejected": self._totals["rejected"],
                 "opens": self._totals["opens"],
-                "retry_after_ms": max(1, math.ceil((self._reopen_at - self._now()) * 1000)) if self._state == "open" else 0,
+                "retry_after_ms": self._until_probe_ms() if self._state == "open" else 0,
                 "last_error": self._last_error,
             }
 
@@ -37064,9 +37066,19 @@ def _guarded(breaker, is_async, call, failed):
     return settle()
 
 
-def _unavailable_error(what, e):
-    """failed() of a call that must land or say so, with no breaker of its own to name."""
-    raise RedisUnavailable(f"redlimit {what}: Redis could not answer: {type(e).__name__}: {e}", e) from e
+def _unavailable(what, e, breaker=None):
+    """The RedisUnavailable of a call `what` Redis failed (e: redis-py's error; None: the open
+    breaker refused the call)."""
+    if e is None:
+        return RedisUnavailable(f"redlimit {what}: Redis unavailable: the breaker is open, no call was made (the next in {breaker.retry_after_ms()} ms)")
+    return RedisUnavailable(f"redlimit {what}: Redis could not answer: {type(e).__name__}: {e}", e)
+
+
+def _must_land(what, breaker=None):
+    """failed() of a call that must land or say so: raises RedisUnavailable."""
+    def failed(e):
+        raise _unavailable(what, e, breaker) from e
+    return failed
 
 
 _ON_REDIS_FAILURE = ("raise", "open", "closed")
@@ -37769,8 +37781,7 @@ class Limiter:
         self._fails = {
             "limit": self._failed_decision("limit"), "peek": self._failed_decision("peek"),
             "reserve": self._failed_decision("reserve", Reserved, handle=None),
-            "refund": self._must_land("refund"), "reset": self._must_land("reset"), "release": self._must_land("release"),
-            "commit": self._must_land("commit"), "cancel": self._must_land("cancel"),
+            **{what: _must_land(what, self.breaker) for what in ("refund", "reset", "release", "commit", "cancel")},
         }
         self.limits = [limits] if isinstance(limits, Limit) else list(limits) if isinstance(limits, (list, tuple)) else None
         if not self.limits or not all(isinstance(l, Limit) for l in self.limits):
@@ -37998,23 +38009,12 @@ class Limiter:
         """call() through this limiter's breaker; failed(error) when Redis fails (_guarded)."""
         return _guarded(self.breaker, self._async, call, failed)
 
-    def _unavailable(self, what, e):
-        if e is None:
-            return RedisUnavailable(f"redlimit {what}: Redis unavailable: the breaker is open, no call was made (the next in {self.breaker.retry_after_ms()} ms)")
-        return RedisUnavailable(f"redlimit {what}: Redis could not answer: {type(e).__name__}: {e}", e)
-
-    def _must_land(self, what):
-        """failed() of a call that must land or say so (refund, reset, release, commit, cancel)."""
-        def failed(e):
-            raise self._unavailable(what, e) from e
-        return failed
-
     def _failed_decision(self, what, cls=Decision, **extra):
         """failed() of a decision: by on_redis_failure, as Node's fail-open / fail-closed decisions
         (no limit named, limits [], limit the first limit's; the call's priority class kept)."""
         def failed(e, pc=None):
             if self.on_redis_failure == "raise":
-                raise self._unavailable(what, e) from e
+                raise _unavailable(what, e, self.breaker) from e
             first = self.limits[0].limit
             priority = PriorityApplied(pc[0], dict(pc[2])) if pc is not None else None
             if self.on_redis_failure == "open":
@@ -38306,6 +38306,7 @@ class FairShare:
         spec = {a["name"]: a for a in script.spec["args"]}
         self.client = client
         self._async = inspect.iscoroutinefunction(getattr(type(client), "execute_command", None))
+        self._failed = _must_land("fair_share")  # no breaker: it says Redis failed, typed
         self.name = _part(name, "name")
         prefix = _named(prefix, "prefix", "prefix")
         self.algo = _arg("fair_share", spec["algo"], algo, "algo")
@@ -38346,4 +38347,4 @@ class FairShare:
         return _guarded(None, self._async, lambda: _then(script(
             self.client, self.keys, algo=self.algo, limit=self.limit_units, period_ms=self.period_ms, tenant=tenant,
             active_window_ms=self.active_window_ms, cost=cost, weight=weight, max_tenants=self.max_tenants, now_ms=now_ms,
-        ), decision), lambda e: _unavailable_error("fair_share", e))
+        ), decision), self._failed)

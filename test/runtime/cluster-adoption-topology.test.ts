@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { createRateLimiter, hashSlot, type LimitSpec } from '../../src/index.js'
 import { clusterPort, startLocalCluster, type LocalCluster } from '../../devtools/local-cluster.js';
 import { startLocalRedis, type LocalRedis } from '../../devtools/local-redis.js';
 import { repoRoot } from '../support/temp-scripts.js';
+import { PYTHON } from '../../devtools/python.js';
 
 /**
  * The adoption scan (one key per subject looking for the keys a key per limit kept) visits the
@@ -22,7 +23,6 @@ import { repoRoot } from '../support/temp-scripts.js';
  * scan is "found".
  */
 const run = promisify(execFile);
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
 let cluster: LocalCluster;
 let extra: LocalRedis;

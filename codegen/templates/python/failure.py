@@ -24,7 +24,7 @@ _CALLER_CODES = ("BADARG", "WRONGTYPE", "WRONGSTATE")
 _MOVING_CODES = ("MOVED", "ASK", "TRYAGAIN")
 # redis-py's Cluster clients raise these outside RedisError: no node answers (RedisClusterException:
 # "Redis Cluster cannot be connected"), a slot no node serves (SlotNotCoveredError).
-_CLUSTER_DOWN = tuple(c for c in (getattr(_redis_exceptions, "RedisClusterException", None),) if c is not None)
+_CLUSTER_DOWN = (_redis_exceptions.RedisClusterException,) if hasattr(_redis_exceptions, "RedisClusterException") else ()
 _REDIRECTS_EXHAUSTED = getattr(_redis_exceptions, "ClusterError", None)
 
 
@@ -166,15 +166,17 @@ class Breaker:
         self._reopen_at = self._now() + self._wait_ms * (1 + self.jitter * random.random()) / 1000
         self._totals["opens"] += 1
 
+    def _until_probe_ms(self):
+        """ms until an open breaker lets a probe through (at least 1); under the lock."""
+        return max(1, math.ceil((self._reopen_at - self._now()) * 1000))
+
     def retry_after_ms(self):
         """How long a caller Redis failed just now should wait before trying again (Node's
         retryAfterMs): until the next probe while open, else one reset timeout (a failure has just
         happened: the breaker may open)."""
         with self._lock:
             self._tick()
-            if self._state == "open":
-                return max(1, math.ceil((self._reopen_at - self._now()) * 1000))
-            return self.reset_timeout_ms
+            return self._until_probe_ms() if self._state == "open" else self.reset_timeout_ms
 
     def stats(self):
         with self._lock:
@@ -186,7 +188,7 @@ class Breaker:
                 "total_failures": self._totals["failures"],
                 "total_rejected": self._totals["rejected"],
                 "opens": self._totals["opens"],
-                "retry_after_ms": max(1, math.ceil((self._reopen_at - self._now()) * 1000)) if self._state == "open" else 0,
+                "retry_after_ms": self._until_probe_ms() if self._state == "open" else 0,
                 "last_error": self._last_error,
             }
 
@@ -254,9 +256,19 @@ def _guarded(breaker, is_async, call, failed):
     return settle()
 
 
-def _unavailable_error(what, e):
-    """failed() of a call that must land or say so, with no breaker of its own to name."""
-    raise RedisUnavailable(f"redlimit {what}: Redis could not answer: {type(e).__name__}: {e}", e) from e
+def _unavailable(what, e, breaker=None):
+    """The RedisUnavailable of a call `what` Redis failed (e: redis-py's error; None: the open
+    breaker refused the call)."""
+    if e is None:
+        return RedisUnavailable(f"redlimit {what}: Redis unavailable: the breaker is open, no call was made (the next in {breaker.retry_after_ms()} ms)")
+    return RedisUnavailable(f"redlimit {what}: Redis could not answer: {type(e).__name__}: {e}", e)
+
+
+def _must_land(what, breaker=None):
+    """failed() of a call that must land or say so: raises RedisUnavailable."""
+    def failed(e):
+        raise _unavailable(what, e, breaker) from e
+    return failed
 
 
 _ON_REDIS_FAILURE = ("raise", "open", "closed")

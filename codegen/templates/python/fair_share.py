@@ -32,6 +32,7 @@ class FairShare:
         spec = {a["name"]: a for a in script.spec["args"]}
         self.client = client
         self._async = inspect.iscoroutinefunction(getattr(type(client), "execute_command", None))
+        self._failed = _must_land("fair_share")  # no breaker: it says Redis failed, typed
         self.name = _part(name, "name")
         prefix = _named(prefix, "prefix", "prefix")
         self.algo = _arg("fair_share", spec["algo"], algo, "algo")
@@ -72,4 +73,4 @@ class FairShare:
         return _guarded(None, self._async, lambda: _then(script(
             self.client, self.keys, algo=self.algo, limit=self.limit_units, period_ms=self.period_ms, tenant=tenant,
             active_window_ms=self.active_window_ms, cost=cost, weight=weight, max_tenants=self.max_tenants, now_ms=now_ms,
-        ), decision), lambda e: _unavailable_error("fair_share", e))
+        ), decision), self._failed)

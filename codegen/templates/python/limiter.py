@@ -693,8 +693,7 @@ class Limiter:
         self._fails = {
             "limit": self._failed_decision("limit"), "peek": self._failed_decision("peek"),
             "reserve": self._failed_decision("reserve", Reserved, handle=None),
-            "refund": self._must_land("refund"), "reset": self._must_land("reset"), "release": self._must_land("release"),
-            "commit": self._must_land("commit"), "cancel": self._must_land("cancel"),
+            **{what: _must_land(what, self.breaker) for what in ("refund", "reset", "release", "commit", "cancel")},
         }
         self.limits = [limits] if isinstance(limits, Limit) else list(limits) if isinstance(limits, (list, tuple)) else None
         if not self.limits or not all(isinstance(l, Limit) for l in self.limits):
@@ -922,23 +921,12 @@ class Limiter:
         """call() through this limiter's breaker; failed(error) when Redis fails (_guarded)."""
         return _guarded(self.breaker, self._async, call, failed)
 
-    def _unavailable(self, what, e):
-        if e is None:
-            return RedisUnavailable(f"redlimit {what}: Redis unavailable: the breaker is open, no call was made (the next in {self.breaker.retry_after_ms()} ms)")
-        return RedisUnavailable(f"redlimit {what}: Redis could not answer: {type(e).__name__}: {e}", e)
-
-    def _must_land(self, what):
-        """failed() of a call that must land or say so (refund, reset, release, commit, cancel)."""
-        def failed(e):
-            raise self._unavailable(what, e) from e
-        return failed
-
     def _failed_decision(self, what, cls=Decision, **extra):
         """failed() of a decision: by on_redis_failure, as Node's fail-open / fail-closed decisions
         (no limit named, limits [], limit the first limit's; the call's priority class kept)."""
         def failed(e, pc=None):
             if self.on_redis_failure == "raise":
-                raise self._unavailable(what, e) from e
+                raise _unavailable(what, e, self.breaker) from e
             first = self.limits[0].limit
             priority = PriorityApplied(pc[0], dict(pc[2])) if pc is not None else None
             if self.on_redis_failure == "open":
